@@ -1,0 +1,60 @@
+"""tinygrad_lite: a tape-based reverse-mode autodiff engine and small deep-learning library on NumPy.
+
+Import as `import tinygrad_lite as tl`. Only NumPy is imported eagerly; nn, optim, data, viz, testing and the
+checkpoint and gradcheck functions load on first use.
+"""
+import importlib as _importlib
+
+from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64, bool_ as bool  # noqa: A001
+from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
+from .tensor import Tensor, matmul
+from . import shape as _shape, functional as _functional  # noqa: F401  (attach methods)
+from .shape import cat, stack
+from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
+                         clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
+from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
+                       ones_like, rand_like, randn_like, empty_like, full_like)
+from .random import manual_seed
+from . import autograd, random
+from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .autograd.engine import grad
+
+clip = clamp
+concatenate = concat = cat
+__version__ = "0.1.0"
+
+
+def _method(name):
+    def fn(x, *args, **kwargs):
+        if not isinstance(x, Tensor):
+            x = Tensor(x)
+        return getattr(x, name)(*args, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"Functional form of Tensor.{name}."
+    return fn
+
+
+for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid",
+           "relu", "abs", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand",
+           "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill", "detach",
+           "eq", "ne", "lt", "le", "gt", "ge"):
+    globals()[_n] = _method(_n)
+divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
+
+_LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "gradcheck_mod"}
+_LAZY_ATTRS = {
+    "save": ("serialization", "save"), "load": ("serialization", "load"),
+    "gradcheck": ("gradcheck", "gradcheck"), "gradgradcheck": ("gradcheck", "gradgradcheck"),
+    "GradcheckError": ("gradcheck", "GradcheckError"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_ATTRS:
+        mod, attr = _LAZY_ATTRS[name]
+        value = getattr(_importlib.import_module(f".{mod}", __name__), attr)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tinygrad_lite' has no attribute '{name}'")

@@ -1,0 +1,49 @@
+"""Anomaly mode: NaN/Inf produced in backward (and NaN in forward) raises, naming the primitive and the user's line."""
+import numpy as np
+
+from .grad_mode import state
+
+
+class detect_anomaly:
+    """Context manager / decorator enabling anomaly detection (per thread), as torch.autograd.detect_anomaly."""
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self._prev = state.anomaly
+        state.anomaly = self.check_nan
+
+    def __exit__(self, *exc):
+        state.anomaly = self._prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with detect_anomaly(self.check_nan):
+                return fn(*a, **k)
+        return wrapper
+
+
+def _bad(arr):
+    return arr.dtype.kind == "f" and not np.isfinite(arr).all()
+
+
+def check_forward(entry, out):
+    """A NaN in an output whose inputs had none is the first NaN-producing primitive."""
+    data = out.data
+    if data.dtype.kind == "f" and np.isnan(data).any():
+        if not any(t.data.dtype.kind == "f" and np.isnan(t.data).any() for t in entry.saved):
+            raise RuntimeError(f"Anomaly detected: forward of {entry.describe()} produced NaN from NaN-free inputs")
+
+
+def check_backward(entry, grads):
+    for i, g in enumerate(grads):
+        if g is not None and _bad(g.data):
+            kind = "nan" if np.isnan(g.data).any() else "inf"
+            raise RuntimeError(
+                f"Anomaly detected: the backward of {entry.describe()} returned {kind} values in its gradient for "
+                f"input {i}. The operation was recorded at {entry.source_path} (primitive '{entry.name}').")

@@ -1,0 +1,155 @@
+"""User-defined primitives, as torch.autograd.Function: `forward(ctx, *args)` and `backward(ctx, *grads)`.
+
+`MyFn.apply(...)` runs `forward` without recording, then records one tape entry named after the class. When
+`backward` is written in Tensor operations, double backward works (create_graph records it like any VJP).
+Several outputs are recorded as one packed entry followed by slices of it, so the engine stays single-output.
+"""
+import numpy as np
+
+from . import recorder as tape
+from .grad_mode import state, no_grad
+from ..ops.registry import Primitive
+
+_TENSOR = object()  # placeholder for a Tensor argument in the recorded argument template
+
+
+class FunctionCtx:
+    """The `ctx` passed to forward and backward."""
+
+    def __init__(self, needs):
+        self.needs_input_grad = needs
+        self._saved = ()
+        self._versions = ()
+        self.non_differentiable = set()
+        self.materialize_grads = True
+
+    def save_for_backward(self, *tensors):
+        self._saved = tensors
+        self._versions = tuple(getattr(t, "_version", 0) for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        for t, v in zip(self._saved, self._versions):
+            if t is not None and t._version != v:
+                raise RuntimeError(f"a tensor saved with save_for_backward (shape {tuple(t.shape)}) was modified by "
+                                   f"an in-place operation: version {t._version}, expected {v}")
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors):
+        self.non_differentiable.update(id(t) for t in tensors)
+
+    def set_materialize_grads(self, value):
+        self.materialize_grads = bool(value)
+
+
+class _FunctionPrimitive(Primitive):
+    """The tape-side view of a Function subclass: replayable (gradcheck) and differentiable (engine)."""
+    __slots__ = ("cls",)
+
+    def __init__(self, cls):
+        super().__init__(cls.__name__, self._forward_arrays, ("args",), nin=None)
+        self.cls = cls
+        self.vjp = self._vjp
+
+    def call(self, *args):
+        *tensors, template = args
+        it = iter(tensors)
+        return self.cls.apply(*[next(it) if a is _TENSOR else a for a in template])
+
+    def _forward_arrays(self, *args):
+        *arrays, template = args
+        with no_grad():
+            out = self.call(*[tape.Tensor._wrap(a) for a in arrays], template)
+        outs = out if isinstance(out, tuple) else (out,)
+        return np.concatenate([o.data.ravel() for o in outs]) if len(outs) > 1 else outs[0].data
+
+    def _vjp(self, entry, g):
+        ctx, shapes = entry.ctx
+        Tensor = tape.Tensor
+        if len(shapes) == 1:
+            grads_out = (g,)
+        else:
+            grads_out, start = [], 0
+            for s in shapes:
+                n = int(np.prod(s))
+                grads_out.append(g[start:start + n].reshape(s))
+                start += n
+        result = self.cls.backward(ctx, *grads_out)
+        result = result if isinstance(result, tuple) else (result,)
+        template = entry.attrs[0]
+        n_args = len(template)
+        if len(result) < n_args:
+            result = result + (None,) * (n_args - len(result))
+        if len(result) != n_args:
+            raise RuntimeError(f"function {self.name}.backward returned {len(result)} gradients, but forward took "
+                               f"{n_args} arguments; return one gradient (or None) per argument")
+        grads = []
+        for a, r, in zip(template, result):
+            if a is not _TENSOR:
+                continue
+            if r is not None and not isinstance(r, Tensor):
+                r = Tensor._wrap(np.asarray(r))
+            grads.append(r)
+        for i, (r, (shape, _)) in enumerate(zip(grads, entry.in_meta)):
+            if r is not None and r.data.shape != shape:
+                try:
+                    np.broadcast_shapes(r.data.shape, shape)
+                    if len(r.data.shape) >= len(shape):
+                        continue  # the engine sums a broadcast gradient back to the input's shape
+                except ValueError:
+                    pass
+                raise RuntimeError(f"function {self.name}.backward returned a gradient of shape {r.data.shape} for "
+                                   f"input {i} of shape {shape}{entry_where(entry)}")
+        return tuple(grads)
+
+
+def entry_where(entry):
+    return f" (recorded at {entry.source_path})" if entry.site else ""
+
+
+class Function:
+    """Subclass with static `forward(ctx, *args)` and `backward(ctx, *grad_outputs)`; call `MyFn.apply(...)`."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._primitive = _FunctionPrimitive(cls)
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("Function subclasses must implement forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("Function subclasses must implement backward(ctx, *grad_outputs)")
+
+    @classmethod
+    def apply(cls, *args):
+        Tensor = tape.Tensor
+        tensors = tuple(a for a in args if isinstance(a, Tensor))
+        needs = tuple(a.requires_grad if isinstance(a, Tensor) else False for a in args)
+        ctx = FunctionCtx(needs)
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        single = not isinstance(out, (tuple, list))
+        outs = [o if isinstance(o, Tensor) else Tensor(np.asarray(o)) for o in ((out,) if single else out)]
+        outs = [Tensor._wrap(o.data) for o in outs]  # fresh objects: an input returned as-is stays a leaf
+        if not (state.grad_enabled and any(t.requires_grad for t in tensors)):
+            return outs[0] if single else tuple(outs)
+        diff = [i for i, o in enumerate(outs) if o.data.dtype.kind == "f" and id(out if single else out[i])
+                not in ctx.non_differentiable]
+        template = tuple(_TENSOR if isinstance(a, Tensor) else a for a in args)
+        if not diff:
+            return outs[0] if single else tuple(outs)
+        shapes = tuple(outs[i].data.shape for i in diff)
+        if len(diff) == 1:
+            tape.record(cls._primitive, tensors, outs[diff[0]], (template,), (ctx, shapes))
+        else:
+            dt = np.result_type(*[outs[i].data.dtype for i in diff])
+            packed = Tensor._wrap(np.concatenate([outs[i].data.ravel().astype(dt) for i in diff]))
+            tape.record(cls._primitive, tensors, packed, (template,), (ctx, shapes))
+            start = 0
+            for i, s in zip(diff, shapes):
+                n = int(np.prod(s))
+                outs[i] = packed[start:start + n].reshape(s)
+                start += n
+        return outs[0] if single else tuple(outs)

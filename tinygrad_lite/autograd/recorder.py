@@ -1,0 +1,198 @@
+"""The gradient tape: one entry per recorded primitive call, the single graph walker, and the public listing.
+
+Every differentiable operation goes through `apply` (a primitive's NumPy forward) or `record` (used by
+`Function.apply`); nothing else creates tape entries. An entry keeps what its VJP needs (the input Tensors) until
+backward releases it, and keeps the graph structure (`parents`, shapes) for the visualizer and gradcheck.
+"""
+import itertools
+import os
+import sys
+import weakref
+
+import numpy as np
+
+from .grad_mode import state
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_seq = itertools.count()
+Tensor = None  # set by tinygrad_lite.tensor (avoids an import cycle)
+
+
+class Scope:
+    """One call of a module's forward: the module's dotted path, its class name, and a call id."""
+    __slots__ = ("path", "type_name", "call", "parent", "module_ref")
+    _calls = itertools.count()
+
+    def __init__(self, path, type_name, parent, module=None):
+        self.path = path
+        self.type_name = type_name
+        self.parent = parent
+        self.call = next(Scope._calls)
+        self.module_ref = weakref.ref(module) if module is not None else None
+
+    def __repr__(self):
+        return f"Scope({self.path!r}, {self.type_name}, call={self.call})"
+
+
+def caller_site():
+    """(code, lineno) of the innermost frame outside the tinygrad_lite package: the user's line."""
+    f = sys._getframe(2)
+    pkg = _PKG_DIR
+    while f is not None and f.f_code.co_filename.startswith(pkg):
+        f = f.f_back
+    return (f.f_code, f.f_lineno) if f is not None else None
+
+
+class Entry:
+    """A recorded primitive call. Public fields (API.md): index, name, inputs, output_shape, attrs, source, module."""
+    __slots__ = ("prim", "saved", "parents", "attrs", "seq", "out_ref", "out_data", "out_version", "in_meta",
+                 "needs", "versions", "site", "scope", "grad", "hooks", "ctx", "released", "__weakref__")
+
+    # ----- the public listing -----
+    @property
+    def index(self):
+        return self.seq
+
+    @property
+    def name(self):
+        return self.prim.name
+
+    @property
+    def inputs(self):
+        """The input Tensors while saved; after backward released them, the parents (Entry, leaf Tensor or None)."""
+        return self.saved if self.saved is not None else self.parents
+
+    @property
+    def input_shapes(self):
+        return tuple(m[0] for m in self.in_meta[:-1])
+
+    @property
+    def output_shape(self):
+        return self.out_meta[0]
+
+    @property
+    def out_meta(self):
+        return self.in_meta[-1]
+
+    @property
+    def output_dtype(self):
+        return self.in_meta[-1][1]
+
+    @property
+    def attr_dict(self):
+        names = self.prim.attr_names
+        return dict(zip(names, self.attrs)) if names else {f"arg{i}": a for i, a in enumerate(self.attrs)}
+
+    @property
+    def source(self):
+        if self.site is None:
+            return None
+        code, line = self.site
+        return f"{os.path.basename(code.co_filename)}:{line}"
+
+    @property
+    def source_path(self):
+        return None if self.site is None else f"{self.site[0].co_filename}:{self.site[1]}"
+
+    @property
+    def module(self):
+        return None if self.scope is None else self.scope.path
+
+    def output(self):
+        """The output as a Tensor for a VJP: graph-connected when recording (create_graph), else a constant."""
+        if state.grad_enabled:
+            t = self.out_ref()
+            if t is None or t._version != self.out_version:
+                t = self.prim.call(*self.saved, *self.attrs)  # recompute, connected to the inputs
+            return t
+        return Tensor._wrap(self.out_data)
+
+    def describe(self):
+        """'name(shapes) -> shape at file.py:LINE in module' for error messages."""
+        ins = ", ".join("x".join(map(str, s)) or "scalar" for s in self.input_shapes)
+        out = "x".join(map(str, self.output_shape)) or "scalar"
+        where = f" recorded at {self.source_path}" if self.site else ""
+        mod = f" in module '{self.module}'" if self.scope is not None else ""
+        return f"'{self.name}' ({ins} -> {out}){where}{mod}"
+
+    def __repr__(self):
+        return f"<tape entry #{self.seq} {self.describe()}>"
+
+
+def record(prim, inputs, out, attrs=(), ctx=None):
+    """Append one tape entry for `out = prim(*inputs, *attrs)`; make `out` a non-leaf that requires grad."""
+    e = Entry()
+    e.prim = prim
+    e.saved = inputs
+    e.parents = tuple(t._entry if t._entry is not None else (t if t.requires_grad else None) for t in inputs)
+    e.needs = tuple(t.requires_grad for t in inputs)
+    e.versions = tuple(t._version for t in inputs)
+    e.in_meta = tuple((t.data.shape, t.data.dtype) for t in inputs) + ((out.data.shape, out.data.dtype),)
+    e.attrs = attrs
+    e.seq = next(_seq)
+    e.out_ref = weakref.ref(out)
+    e.out_data = out.data
+    e.out_version = out._version
+    e.site = caller_site()
+    e.scope = state.scope
+    e.grad = None
+    e.hooks = None
+    e.ctx = ctx
+    e.released = False
+    out._entry = e
+    out.requires_grad = True
+    if state.anomaly:
+        from .anomaly import check_forward
+        check_forward(e, out)
+    return e
+
+
+def apply(prim, inputs, attrs=()):
+    """Run a primitive's NumPy forward on Tensors and record it when grad mode is on and an input needs grad."""
+    try:
+        out = prim.forward(*[t.data for t in inputs], *attrs)
+    except (ValueError, IndexError, TypeError) as exc:
+        raise prim.error(inputs, attrs, exc) from None
+    t = Tensor._wrap(out)
+    if state.grad_enabled:
+        for x in inputs:
+            if x.requires_grad:
+                record(prim, inputs, t, attrs)
+                break
+    return t
+
+
+def reachable(outputs):
+    """The entries the outputs depend on, in recording order. The one graph walker: iterative, never recursive."""
+    seen = set()
+    stack = [t._entry if hasattr(t, "_entry") else t for t in outputs]
+    stack = [e for e in stack if isinstance(e, Entry)]
+    found = []
+    while stack:
+        e = stack.pop()
+        if e in seen:
+            continue
+        seen.add(e)
+        found.append(e)
+        for p in e.parents:
+            if p.__class__ is Entry and p not in seen:
+                stack.append(p)
+    found.sort(key=lambda e: e.seq)
+    return found
+
+
+def tape(*outputs):
+    """List the recorded entries that `outputs` depend on, in recording order (see API.md)."""
+    return reachable(outputs)
+
+
+def entry_of(t):
+    return getattr(t, "_entry", None)
+
+
+def nbytes_saved(e):
+    """Bytes held by the entry's saved inputs and output (for memory debugging)."""
+    if e.saved is None:
+        return 0
+    total = sum(t.data.nbytes for t in e.saved)
+    return total + (e.out_data.nbytes if isinstance(e.out_data, np.ndarray) else 0)

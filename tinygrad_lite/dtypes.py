@@ -1,0 +1,63 @@
+"""dtypes are NumPy dtypes; the promotion rules are PyTorch's (bool < integer < floating category)."""
+import builtins
+
+import numpy as np
+
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int8 = np.dtype("int8")
+uint8 = np.dtype("uint8")
+int16 = np.dtype("int16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+bool_ = np.dtype("bool")
+default_float = float32
+
+_SUPPORTED_KINDS = "biuf"
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def to_dtype(dtype, where="dtype"):
+    """Normalise a dtype given as np.dtype, a NumPy type object, a Python type or a name."""
+    if dtype is None:
+        return None
+    if dtype is bool:
+        return bool_
+    if dtype is int:
+        return int64
+    if dtype is builtins.float:
+        return float32
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: {dtype!r} is not a dtype (expected e.g. tl.float32, np.float64 or 'int64')") from None
+    if dt.kind not in _SUPPORTED_KINDS:
+        raise TypeError(f"{where}: dtype {dt} is not supported (expected bool, an integer or a floating dtype)")
+    return dt
+
+
+def is_floating(dt):
+    return dt.kind == "f"
+
+
+def promote(a, b):
+    """The result dtype of a binary operation between arrays of dtypes a and b (PyTorch's rule)."""
+    if a == b:
+        return a
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca == cb:
+        return np.promote_types(a, b)
+    return a if ca > cb else b
+
+
+def scalar_dtype(value, tensor_dtype):
+    """dtype for a Python scalar combined with a tensor: the tensor's, unless the scalar is of a higher category."""
+    kind = tensor_dtype.kind
+    if isinstance(value, (bool, np.bool_)):
+        return tensor_dtype
+    if isinstance(value, (int, np.integer)):
+        return tensor_dtype if kind != "b" else int64
+    if isinstance(value, (float, np.floating)):
+        return tensor_dtype if kind == "f" else default_float
+    raise TypeError(f"unsupported scalar of type {type(value).__name__} (expected bool, int or float)")

@@ -1,0 +1,337 @@
+"""Composite operations (reductions, softmax, padding, im2col wrappers, in-place updates) built from primitives.
+Each function is also a Tensor method where PyTorch has one; `tl.nn.functional` re-exports the NN ones."""
+import collections
+import numbers
+import warnings
+
+import numpy as np
+
+from . import dtypes
+from .autograd import recorder as tape
+from .autograd.grad_mode import state
+from .ops import elementwise as ew, reduce as red, conv as cv, registry
+from .tensor import Tensor, _dims, _dim, _operand, _binary
+from . import shape as _shape
+
+_apply = tape.apply
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+
+
+def _pick(dim, axis, keepdim, keepdims):
+    return (axis if axis is not None else dim), bool(keepdims if keepdims is not None else keepdim)
+
+
+def _float(x):
+    return x if x.data.dtype.kind == "f" else x.astype(dtypes.default_float)
+
+
+def _reduce(prim, x, dim, keepdim, opname):
+    return _apply(prim, (x,), (_dims(dim, x.data.ndim, opname), keepdim))
+
+
+# ---------------- reductions ----------------
+def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = x.astype(dtype)
+    elif x.data.dtype.kind in "bi":
+        x = x.astype(dtypes.int64)  # PyTorch sums bools and ints as int64
+    return _reduce(red.sum_, x, dim, keepdim, "sum")
+
+
+def _count(x, dims):
+    return x.data.size if dims is None else int(np.prod([x.data.shape[d] for d in dims]))
+
+
+def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    if dtype is not None:
+        x = x.astype(dtype)
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"mean: input dtype should be floating point, got {x.data.dtype}; use .float() first")
+    dims = _dims(dim, x.data.ndim, "mean")
+    n = _count(x, dims)
+    total = _apply(red.sum_, (x,), (dims, keepdim))
+    return total * (1.0 / n) if n else total * float("nan")
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    if correction is None:
+        correction = 1 if unbiased is None else int(bool(unbiased))
+    x = _float(x)
+    dims = _dims(dim, x.data.ndim, "var")
+    d = x - mean(x, dims, keepdim=True)
+    n = _count(x, dims) - correction
+    return _apply(red.sum_, (d * d,), (dims, keepdim)) * (1.0 / n if n > 0 else float("nan"))
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+    return var(x, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+
+
+def _empty_check(x, dims, opname):
+    if x.data.size == 0 and (dims is None or any(x.data.shape[d] == 0 for d in dims)):
+        raise registry.OpError(f"{opname}: cannot reduce over an empty dimension (shape {tuple(x.shape)})"
+                               f"{registry.user_site()}")
+
+
+def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    dims = _dims(dim, x.data.ndim, "amax")
+    _empty_check(x, dims, "amax")
+    return _apply(red.amax, (x,), (dims, keepdim))
+
+
+def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    dims = _dims(dim, x.data.ndim, "amin")
+    _empty_check(x, dims, "amin")
+    return _apply(red.amin, (x,), (dims, keepdim))
+
+
+def _arg_extreme(x, dim, keepdim, fn, opname):
+    if dim is None:
+        _empty_check(x, None, opname)
+        return Tensor._wrap(np.asarray(fn(x.data), dtype=np.int64))
+    d = _dim(dim, x.data.ndim, opname)
+    _empty_check(x, (d,), opname)
+    return Tensor._wrap(fn(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+
+
+def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    return _arg_extreme(x, dim, keepdim, np.argmax, "argmax")
+
+
+def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    return _arg_extreme(x, dim, keepdim, np.argmin, "argmin")
+
+
+def _max_min(x, dim, keepdim, axis, keepdims, largest):
+    if isinstance(dim, Tensor):  # max(other): elementwise, as PyTorch
+        return maximum(x, dim) if largest else minimum(x, dim)
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    if dim is None:
+        return amax(x) if largest else amin(x)
+    d = _dim(dim, x.data.ndim, "max" if largest else "min")
+    idx = _arg_extreme(x, d, True, np.argmax if largest else np.argmin, "max" if largest else "min")
+    values = x.gather(d, idx) if x.data.ndim else x
+    if not keepdim and x.data.ndim:
+        values, idx = values.squeeze(d), Tensor._wrap(idx.data.squeeze(d))
+    return MaxResult(values, idx)
+
+
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """No dim: the largest element (ties share the gradient). With dim: (values, indices), as PyTorch."""
+    return _max_min(x, dim, keepdim, axis, keepdims, True)
+
+
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    return _max_min(x, dim, keepdim, axis, keepdims, False)
+
+
+def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    return _reduce(red.prod, x, dim, keepdim, "prod")
+
+
+def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    """log(sum(exp(x))) computed stably by shifting with the (constant) maximum."""
+    dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+    x = _float(x)
+    dims = _dims(dim, x.data.ndim, "logsumexp")
+    m = np.amax(x.data, axis=dims, keepdims=True) if x.data.size else np.zeros((1,) * x.data.ndim, x.data.dtype)
+    m = np.where(np.isfinite(m), m, 0).astype(x.data.dtype)
+    mc = Tensor._wrap(m)
+    out = _apply(red.sum_, ((x - mc).exp(),), (dims, True)).log() + mc
+    return out if keepdim else _squeeze_dims(out, dims)
+
+
+def _squeeze_dims(t, dims):
+    shape = t.data.shape
+    keep = tuple(s for i, s in enumerate(shape) if not (dims is None or i in dims))
+    return t.reshape(keep)
+
+
+# ---------------- elementwise composites ----------------
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x if min is None else maximum(x, min)
+        return out if max is None else minimum(out, max)
+    if x.data.dtype.kind != "f":
+        return Tensor._wrap(np.clip(x.data, min, max))
+    return _apply(ew.clamp, (x,), (None if min is None else float(min), None if max is None else float(max)))
+
+
+def where(condition, input, other):
+    """Elementwise `input` where `condition` else `other`, broadcasting all three."""
+    c = condition if isinstance(condition, Tensor) else Tensor(condition)
+    if c.data.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {c.data.dtype}")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor(input)
+    a = input if isinstance(input, Tensor) else _operand(input, other, "where")
+    b = other if isinstance(other, Tensor) else _operand(other, a, "where")
+    if a.data.dtype != b.data.dtype:
+        dt = dtypes.promote(a.data.dtype, b.data.dtype)
+        a, b = a.astype(dt), b.astype(dt)
+    return _apply(ew.where, (c, a, b))
+
+
+def maximum(a, b):
+    return _binary(ew.maximum, a, b)
+
+
+def minimum(a, b):
+    return _binary(ew.minimum, a, b)
+
+
+def square(x):
+    return x * x
+
+
+def rsqrt(x):
+    return 1.0 / _float(x).sqrt()
+
+
+# ---------------- softmax family ----------------
+def _softmax_dim(x, dim, opname):
+    if dim is None:
+        dim = 0 if x.data.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{opname}: implicit dimension choice is deprecated; pass dim= (using dim={dim})",
+                      stacklevel=3)
+    return _dim(dim, x.data.ndim, opname)
+
+
+def softmax(x, dim=None, dtype=None):
+    x = _float(x if dtype is None else x.astype(dtype))
+    d = _softmax_dim(x, dim, "softmax")
+    shift = Tensor._wrap(np.amax(x.data, axis=d, keepdims=True)) if x.data.size else 0.0
+    e = (x - shift).exp()
+    return e / e.sum(d, keepdim=True)
+
+
+def log_softmax(x, dim=None, dtype=None):
+    x = _float(x if dtype is None else x.astype(dtype))
+    d = _softmax_dim(x, dim, "log_softmax")
+    return x - logsumexp(x, d, keepdim=True)
+
+
+# ---------------- padding and im2col ----------------
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """torch.nn.functional.pad: `pad` lists (before, after) pairs starting from the last dim."""
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > x.data.ndim:
+        raise ValueError(f"pad: padding {pad} must have an even length of at most 2*{x.data.ndim} for shape "
+                         f"{tuple(x.shape)}")
+    if any(not isinstance(p, numbers.Integral) or p < 0 for p in pad):
+        raise ValueError(f"pad: padding sizes must be non-negative ints, got {pad}")
+    nd = x.data.ndim
+    width = [(0, 0)] * nd
+    for i in range(len(pad) // 2):
+        width[nd - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode == "constant":
+        return _apply(registry.REGISTRY["pad"], (x,), (tuple(width), value))
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: unknown mode {mode!r} (expected 'constant', 'reflect', 'replicate' or 'circular')")
+    for d, (b, a) in enumerate(width):
+        if b or a:
+            n = x.data.shape[d]
+            if mode == "reflect" and (b >= n or a >= n):
+                raise ValueError(f"pad: reflect padding ({b}, {a}) must be smaller than the dim size {n} "
+                                 f"(dim {d} of shape {tuple(x.shape)})")
+            if mode == "circular" and (b > n or a > n):
+                raise ValueError(f"pad: circular padding ({b}, {a}) must be at most the dim size {n}")
+            idx = np.pad(np.arange(n), (b, a), mode=_PAD_MODES[mode])
+            x = x[(slice(None),) * d + (idx,)]
+    return x
+
+
+def _pair(v, name):
+    if isinstance(v, numbers.Integral):
+        return (int(v), int(v))
+    v = tuple(int(i) for i in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: (N, C, H, W) -> (N, C*kh*kw, L), as torch.nn.functional.unfold."""
+    k, d, p, s = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
+                                             (padding, "padding"), (stride, "stride")))
+    w = windows(input, k, d, p, s)
+    n, c, kh, kw, oh, ow = w.shape
+    return w.reshape(n, c * kh * kw, oh * ow)
+
+
+def windows(input, k, d=(1, 1), p=(0, 0), s=(1, 1)):
+    """The (N, C, kh, kw, oh, ow) sliding windows of a (N, C, H, W) tensor (a view when no padding)."""
+    return _apply(cv.unfold, (input,), (tuple(k), tuple(d), tuple(p), tuple(s)))
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im: (N, C*kh*kw, L) -> (N, C, H, W), summing overlaps, as torch.nn.functional.fold."""
+    size, k, d, p, s = (_pair(v, n) for v, n in ((output_size, "output_size"), (kernel_size, "kernel_size"),
+                                                   (dilation, "dilation"), (padding, "padding"), (stride, "stride")))
+    n, ckk, L = input.shape
+    oh, ow = cv.out_size(size[0], k[0], d[0], p[0], s[0]), cv.out_size(size[1], k[1], d[1], p[1], s[1])
+    if ckk % (k[0] * k[1]) or oh * ow != L:
+        raise registry.OpError(f"fold: input of shape {tuple(input.shape)} does not match kernel {k} and "
+                               f"output_size {size} (expected (N, C*{k[0] * k[1]}, {oh * ow}))")
+    cols = input.reshape(n, ckk // (k[0] * k[1]), k[0], k[1], oh, ow)
+    return _apply(cv.fold, (cols,), (size, k, d, p, s))
+
+
+# ---------------- in-place updates (for optimizers and init; never recorded) ----------------
+def _inplace(name, fn):
+    def method(self, *args, **kwargs):
+        if state.grad_enabled and self.requires_grad:
+            kind = "a leaf Variable that requires grad" if self._entry is None else "a tensor that requires grad"
+            raise RuntimeError(f"{name}: {kind} (shape {tuple(self.shape)}) is being used in an in-place operation; "
+                               f"wrap it in tl.no_grad() or use the out-of-place form")
+        vals = [a.data if isinstance(a, Tensor) else a for a in args]
+        try:
+            fn(self.data, *vals, **kwargs)
+        except (ValueError, TypeError) as exc:
+            if not self.data.flags.writeable:
+                exc = "the tensor's data is a read-only view (e.g. from expand); use .clone() first"
+            raise registry.OpError(f"{name}: {exc}; tensor {tuple(self.shape)} {self.dtype}"
+                                   f"{registry.user_site()}") from None
+        self._version += 1
+        return self
+    method.__name__ = name
+    return method
+
+
+def _copy(dst, src):
+    np.copyto(dst, np.broadcast_to(src, dst.shape), casting="unsafe")
+
+
+def _alpha(fn):
+    return lambda d, o, alpha=1: fn(d, o if alpha == 1 else np.multiply(o, alpha), out=d, casting="same_kind")
+
+
+_INPLACE = {
+    "add_": _alpha(np.add), "sub_": _alpha(np.subtract),
+    "mul_": lambda d, o: np.multiply(d, o, out=d, casting="same_kind"),
+    "div_": lambda d, o: np.divide(d, o, out=d, casting="same_kind"),
+    "zero_": lambda d: d.fill(0), "fill_": lambda d, v: d.fill(v), "copy_": _copy,
+    "clamp_": lambda d, min=None, max=None: np.clip(d, min, max, out=d),
+}
+
+for _n, _f in _INPLACE.items():
+    setattr(Tensor, _n, _inplace(_n, _f))
+Tensor.clip_ = Tensor.clamp_
+for _n in ("sum", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "max", "min", "prod", "logsumexp",
+           "clamp", "square", "rsqrt", "softmax", "log_softmax"):
+    setattr(Tensor, _n, globals()[_n])
+Tensor.clip = clamp
+Tensor.where = lambda self, condition, other: where(condition, self, other)

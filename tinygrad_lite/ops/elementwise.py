@@ -1,0 +1,302 @@
+"""Elementwise primitives (unary, binary with broadcasting, where, clamp, cast)."""
+import numpy as np
+
+from .registry import primitive
+from .samplers import unary, binary
+from ..autograd import recorder as tape
+
+
+def const(arr):
+    return tape.Tensor._wrap(arr)
+
+
+def _kink_at(points):
+    def kink(arrays, attrs):
+        x = arrays[0]
+        return np.min([np.abs(x - p) for p in points], axis=0)
+    return kink
+
+
+# ---------------- unary ----------------
+@primitive("neg", sample=unary())
+def neg(x):
+    return np.negative(x)
+
+
+@neg.defvjp
+def _(ctx, g):
+    return (-g,)
+
+
+@primitive("exp", sample=unary())
+def exp(x):
+    return np.exp(x)
+
+
+@exp.defvjp
+def _(ctx, g):
+    return (g * ctx.output(),)
+
+
+@primitive("log", sample=unary(0.2, 3.0))
+def log(x):
+    return np.log(x)
+
+
+@log.defvjp
+def _(ctx, g):
+    return (g / ctx.saved[0],)
+
+
+@primitive("log1p", sample=unary(-0.8, 3.0))
+def log1p(x):
+    return np.log1p(x)
+
+
+@log1p.defvjp
+def _(ctx, g):
+    return (g / (ctx.saved[0] + 1.0),)
+
+
+@primitive("sqrt", sample=unary(0.2, 3.0))
+def sqrt(x):
+    return np.sqrt(x)
+
+
+@sqrt.defvjp
+def _(ctx, g):
+    return (g / (ctx.output() * 2.0),)
+
+
+@primitive("sin", sample=unary())
+def sin(x):
+    return np.sin(x)
+
+
+@sin.defvjp
+def _(ctx, g):
+    return (g * ctx.saved[0].cos(),)
+
+
+@primitive("cos", sample=unary())
+def cos(x):
+    return np.cos(x)
+
+
+@cos.defvjp
+def _(ctx, g):
+    return (-(g * ctx.saved[0].sin()),)
+
+
+@primitive("tanh", sample=unary())
+def tanh(x):
+    return np.tanh(x)
+
+
+@tanh.defvjp
+def _(ctx, g):
+    y = ctx.output()
+    return (g * (1.0 - y * y),)
+
+
+def _sigmoid_np(x):
+    # stable for large |x|: never exponentiates a large positive number
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+@primitive("sigmoid", sample=unary(-4.0, 4.0))
+def sigmoid(x):
+    return _sigmoid_np(x)
+
+
+@sigmoid.defvjp
+def _(ctx, g):
+    y = ctx.output()
+    return (g * (y * (1.0 - y)),)
+
+
+@primitive("relu", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
+def relu(x):
+    return np.maximum(x, 0)
+
+
+@relu.defvjp
+def _(ctx, g):
+    x = ctx.saved[0].data
+    return (g * const((x > 0).astype(x.dtype)),)
+
+
+@primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
+def abs_(x):
+    return np.abs(x)
+
+
+@abs_.defvjp
+def _(ctx, g):
+    return (g * const(np.sign(ctx.saved[0].data)),)
+
+
+def _clamp_sample(gen):
+    lo = gen.choice([None, -1.0, -0.5])
+    hi = gen.choice([None, 1.0, 0.5]) if lo is not None else gen.choice([1.0, 0.5])
+    away = [p for p in (lo, hi) if p is not None]
+    return [gen.array(gen.shape(), -2.0, 2.0, away)], (lo, hi)
+
+
+def _clamp_kink(arrays, attrs):
+    pts = [p for p in attrs if p is not None]
+    return np.min([np.abs(arrays[0] - p) for p in pts], axis=0)
+
+
+@primitive("clamp", attrs=("min", "max"), sample=_clamp_sample, kink=_clamp_kink)
+def clamp(x, lo, hi):
+    out = x
+    if lo is not None:
+        out = np.maximum(out, np.asarray(lo, dtype=x.dtype))
+    if hi is not None:
+        out = np.minimum(out, np.asarray(hi, dtype=x.dtype))
+    return out if out is not x else x.copy()
+
+
+@clamp.defvjp
+def _(ctx, g):
+    x = ctx.saved[0].data
+    lo, hi = ctx.attrs
+    keep = np.ones(x.shape, dtype=bool)
+    if lo is not None:
+        keep &= x >= lo
+    if hi is not None:
+        keep &= x <= hi
+    return (g * const(keep.astype(x.dtype)),)
+
+
+# ---------------- binary (broadcasting; the engine sums gradients back to each input's shape) ----------------
+@primitive("add", nin=2, sample=binary())
+def add(a, b):
+    return a + b
+
+
+@add.defvjp
+def _(ctx, g):
+    return g, g
+
+
+@primitive("sub", nin=2, sample=binary())
+def sub(a, b):
+    return a - b
+
+
+@sub.defvjp
+def _(ctx, g):
+    return g, (-g if ctx.needs[1] else None)
+
+
+@primitive("mul", nin=2, sample=binary())
+def mul(a, b):
+    return a * b
+
+
+@mul.defvjp
+def _(ctx, g):
+    a, b = ctx.saved
+    n = ctx.needs
+    return (g * b if n[0] else None), (g * a if n[1] else None)
+
+
+@primitive("div", nin=2, sample=binary(away_b=[0.0]))
+def div(a, b):
+    return a / b
+
+
+@div.defvjp
+def _(ctx, g):
+    a, b = ctx.saved
+    n = ctx.needs
+    return (g / b if n[0] else None), (-(g * a) / (b * b) if n[1] else None)
+
+
+def _pow_sample(gen):
+    sa, sb = gen.shapes(2)
+    return [gen.array(sa, 0.3, 2.0), gen.array(sb, -2.0, 2.0)], ()
+
+
+@primitive("pow", nin=2, sample=_pow_sample)
+def pow_(a, b):
+    return np.power(a, b)
+
+
+@pow_.defvjp
+def _(ctx, g):
+    a, b = ctx.saved
+    ga = gb = None
+    if ctx.needs[0]:
+        ga = g * b * a ** (b - 1.0)
+    if ctx.needs[1]:
+        ad, bd = np.broadcast_arrays(a.data, b.data)
+        zero = (ad == 0) & (bd >= 0)  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0
+        safe_a = a if not zero.any() else tape.apply(where, (const(zero), const(np.ones((), a.data.dtype)), a))
+        gb = g * ctx.output() * safe_a.log()
+        if zero.any():
+            gb = gb * const((~zero).astype(a.data.dtype))
+    return ga, gb
+
+
+def _tie_mask(a, b, greater):
+    win = (a > b) if greater else (a < b)
+    return win.astype(a.dtype) + (a == b).astype(a.dtype) * 0.5
+
+
+@primitive("maximum", nin=2, sample=binary(), kink=lambda arr, at: np.abs(arr[0] - arr[1]))
+def maximum(a, b):
+    return np.maximum(a, b)
+
+
+@maximum.defvjp
+def _(ctx, g):
+    a, b = ctx.saved[0].data, ctx.saved[1].data
+    return g * const(_tie_mask(a, b, True)), g * const(_tie_mask(b, a, True))
+
+
+@primitive("minimum", nin=2, sample=binary(), kink=lambda arr, at: np.abs(arr[0] - arr[1]))
+def minimum(a, b):
+    return np.minimum(a, b)
+
+
+@minimum.defvjp
+def _(ctx, g):
+    a, b = ctx.saved[0].data, ctx.saved[1].data
+    return g * const(_tie_mask(a, b, False)), g * const(_tie_mask(b, a, False))
+
+
+def _where_sample(gen):
+    sc, sa, sb = gen.shapes(3)
+    return [gen.booleans(sc), gen.array(sa, -2, 2), gen.array(sb, -2, 2)], ()
+
+
+@primitive("where", nin=3, sample=_where_sample)
+def where(cond, a, b):
+    return np.where(cond, a, b)
+
+
+@where.defvjp
+def _(ctx, g):
+    c = const(ctx.saved[0].data)
+    zero = const(np.zeros((), g.data.dtype))
+    return (None,
+            tape.apply(where, (c, g, zero)) if ctx.needs[1] else None,
+            tape.apply(where, (c, zero, g)) if ctx.needs[2] else None)
+
+
+def _cast_sample(gen):
+    return [gen.array(gen.shape(), -2, 2)], (np.dtype("float64"),)
+
+
+@primitive("cast", attrs=("dtype",), sample=_cast_sample)
+def cast(x, dtype):
+    return x.astype(dtype)
+
+
+@cast.defvjp
+def _(ctx, g):
+    return (g.astype(ctx.saved[0].data.dtype),)

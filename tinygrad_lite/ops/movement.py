@@ -1,0 +1,217 @@
+"""Shape and indexing primitives: reshape, permute, expand, getitem and its scatter, cat, constant pad,
+gather (take_along_axis) and scatter-add. Integer-index gradients accumulate with `bincount`, never `np.add.at`."""
+import numpy as np
+
+from .registry import primitive
+from ..autograd import recorder as tape
+
+
+def sum_to_shape(g, shape):
+    """Differentiably sum a broadcast gradient back to `shape` (the engine's central un-broadcast)."""
+    gshape = g.data.shape
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    if axes:
+        g = g.sum(dim=axes, keepdim=True)
+    return g.reshape(shape)
+
+
+def _shape_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    return [gen.array(shape, -2, 2)], (tuple(reversed(shape)) if len(shape) > 1 else (1,) + shape,)
+
+
+@primitive("reshape", attrs=("shape",), sample=lambda gen: _reshape_sample(gen))
+def reshape(x, shape):
+    return np.reshape(x, shape)
+
+
+def _reshape_sample(gen):
+    shape = gen.shape(min_dims=0, max_dims=3)
+    n = int(np.prod(shape))
+    return [gen.array(shape, -2, 2)], (gen.choice([(n,), (1, n), (n, 1)]),)
+
+
+@reshape.defvjp
+def _(ctx, g):
+    return (g.reshape(ctx.in_meta[0][0]),)
+
+
+def _permute_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=4)
+    perm = tuple(int(i) for i in gen.permutation(len(shape)))
+    return [gen.array(shape, -2, 2)], (perm,)
+
+
+@primitive("permute", attrs=("dims",), sample=_permute_sample)
+def permute(x, axes):
+    return np.transpose(x, axes)
+
+
+@permute.defvjp
+def _(ctx, g):
+    return (g.permute(*np.argsort(ctx.attrs[0]).tolist()),)
+
+
+def _expand_sample(gen):
+    shape = gen.shape(min_dims=0, max_dims=3)
+    target = tuple(s if s != 1 else gen.choice([1, 3]) for s in shape)
+    return [gen.array(shape, -2, 2)], ((gen.choice([(), (2,)]) + target),)
+
+
+@primitive("expand", attrs=("shape",), sample=_expand_sample)
+def expand(x, shape):
+    return np.broadcast_to(x, shape)
+
+
+@expand.defvjp
+def _(ctx, g):
+    return (sum_to_shape(g, ctx.in_meta[0][0]),)
+
+
+# ---------------- indexing ----------------
+def _has_int_array(idx):
+    return any(isinstance(i, np.ndarray) and i.dtype != np.bool_ for i in idx)
+
+
+def _getitem_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    kind = gen.choice(["slice", "int", "array", "mask"])
+    if kind == "slice":
+        idx = (slice(None, None, gen.choice([1, 2, -1])),)
+    elif kind == "int":
+        idx = (gen.integers(0, shape[0], ()).item(),)
+    elif kind == "array":  # repeated indices accumulate
+        idx = (gen.integers(0, shape[0], (4,)),)
+    else:
+        idx = (gen.booleans(shape[:1]),)
+    return [gen.array(shape, -2, 2)], (idx,)
+
+
+@primitive("getitem", attrs=("index",), sample=_getitem_sample, expects="indices within the tensor's shape")
+def getitem(x, idx):
+    out = x[idx]
+    return out if isinstance(out, np.ndarray) else np.asarray(out)
+
+
+@getitem.defvjp
+def _(ctx, g):
+    return (index_scatter(g, ctx.in_meta[0][0], ctx.attrs[0]),)
+
+
+def _scatter_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    idx = (gen.integers(0, shape[0], (3,)),)
+    src_shape = (3,) + shape[1:]
+    return [gen.array(src_shape, -2, 2)], (shape, idx)
+
+
+@primitive("index_scatter", attrs=("shape", "index"), sample=_scatter_sample)
+def index_scatter(g, shape, idx):
+    """zeros(shape) with g added at x[idx] (repeated integer indices accumulate): the VJP of getitem."""
+    if _has_int_array(idx):
+        size = int(np.prod(shape))
+        flat = np.arange(size).reshape(shape)[idx]
+        gb = np.broadcast_to(g, flat.shape)
+        out = np.bincount(flat.ravel(), weights=gb.ravel(), minlength=size)
+        return out.reshape(shape).astype(g.dtype, copy=False)
+    out = np.zeros(shape, dtype=g.dtype)
+    out[idx] = g
+    return out
+
+
+@index_scatter.defvjp
+def _(ctx, g):
+    return (g[ctx.attrs[1]],)
+
+
+def _gather_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    axis = gen.integers(0, len(shape), ()).item()
+    ishape = list(shape)
+    ishape[axis] = gen.choice([1, 3])
+    return [gen.array(shape, -2, 2)], (axis, gen.integers(0, shape[axis], tuple(ishape)))
+
+
+@primitive("gather", attrs=("dim", "index"), sample=_gather_sample, expects="index values in [0, size) along dim")
+def gather(x, axis, index):
+    return np.take_along_axis(x, index, axis)
+
+
+@gather.defvjp
+def _(ctx, g):
+    axis, index = ctx.attrs
+    return (scatter_add(g, ctx.in_meta[0][0], axis, index),)
+
+
+def _scatter_add_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    axis = gen.integers(0, len(shape), ()).item()
+    ishape = list(shape)
+    ishape[axis] = 3
+    return [gen.array(tuple(ishape), -2, 2)], (shape, axis, gen.integers(0, shape[axis], tuple(ishape)))
+
+
+def _linear_index(shape, axis, index):
+    coords = list(np.indices(index.shape, sparse=True))
+    coords[axis] = index
+    return np.ravel_multi_index(np.broadcast_arrays(*coords), shape)
+
+
+@primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample)
+def scatter_add(src, shape, axis, index):
+    """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
+    size = int(np.prod(shape))
+    flat = _linear_index(shape, axis, index)
+    out = np.bincount(flat.ravel(), weights=src.ravel(), minlength=size)
+    return out.reshape(shape).astype(src.dtype, copy=False)
+
+
+@scatter_add.defvjp
+def _(ctx, g):
+    _, axis, index = ctx.attrs
+    return (gather(g, axis, index),)
+
+
+def _cat_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    axis = gen.integers(0, len(shape), ()).item()
+    other = list(shape)
+    other[axis] = gen.choice([1, 2])
+    return [gen.array(shape, -2, 2), gen.array(tuple(other), -2, 2)], (axis,)
+
+
+@primitive("cat", attrs=("dim",), nin=None, sample=_cat_sample, expects="equal sizes except along dim")
+def cat(*args):
+    *arrays, axis = args
+    return np.concatenate(arrays, axis=axis)
+
+
+@cat.defvjp
+def _(ctx, g):
+    axis = ctx.attrs[0]
+    grads, start = [], 0
+    for (shape, _), need in zip(ctx.in_meta[:-1], ctx.needs):
+        stop = start + shape[axis]
+        grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if need else None)
+        start = stop
+    return tuple(grads)
+
+
+def _pad_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    width = tuple((gen.integers(0, 3, ()).item(), gen.integers(0, 3, ()).item()) for _ in shape)
+    return [gen.array(shape, -2, 2)], (width, gen.choice([0.0, 1.5]))
+
+
+@primitive("pad", attrs=("pad_width", "value"), sample=_pad_sample)
+def pad(x, width, value):
+    return np.pad(x, width, mode="constant", constant_values=value)
+
+
+@pad.defvjp
+def _(ctx, g):
+    shape = ctx.in_meta[0][0]
+    return (g[tuple(slice(b, b + s) for (b, _), s in zip(ctx.attrs[0], shape))],)

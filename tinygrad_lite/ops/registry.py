@@ -1,0 +1,101 @@
+"""How a primitive is declared: once, with a NumPy forward, a VJP in Tensor operations and a sampler for tests.
+
+    @primitive("exp", sample=unary())
+    def exp(x):                   # ndarrays in, ndarray out
+        return np.exp(x)
+
+    @exp.defvjp
+    def _(ctx, g):                # ctx is the tape entry: ctx.saved (input Tensors), ctx.attrs, ctx.output()
+        return (g * ctx.output(),)
+
+The engine undoes broadcasting centrally, so a VJP may return a gradient of the broadcast output shape.
+"""
+import sys
+
+from ..autograd import recorder as tape
+
+REGISTRY = {}
+
+
+class OpError(RuntimeError, ValueError):
+    """A shape or value error raised by an operation; a RuntimeError (as PyTorch) that is also a ValueError."""
+
+
+def _fmt_shape(s):
+    return "(" + ", ".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"
+
+
+def describe_inputs(arrays):
+    return ", ".join(f"{_fmt_shape(a.shape)} {a.dtype}" for a in arrays)
+
+
+def user_site():
+    site = tape.caller_site()
+    return "" if site is None else f" (at {site[0].co_filename}:{site[1]})"
+
+
+class Primitive:
+    """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
+    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects")
+
+    def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None):
+        self.name = name
+        self.forward = forward
+        self.vjp = None
+        self.attr_names = tuple(attr_names)
+        self.nin = nin
+        self.sample = sample
+        self.kink = kink
+        self.expects = expects
+
+    def defvjp(self, fn):
+        self.vjp = fn
+        return fn
+
+    def __call__(self, *args):
+        return self.call(*args)
+
+    def call(self, *args):
+        """Apply to Tensors followed by attributes (as recorded in an entry)."""
+        k = len(self.attr_names)
+        if k:
+            return tape.apply(self, args[:-k], args[-k:])
+        return tape.apply(self, args, ())
+
+    def error(self, inputs, attrs, exc):
+        """An exception naming this operation, its input shapes/dtypes, attributes and the user's line."""
+        msg = f"{self.name}: {exc}; inputs: {describe_inputs([t.data for t in inputs])}"
+        if attrs and self.attr_names:
+            shown = ", ".join(f"{n}={_short(a)}" for n, a in zip(self.attr_names, attrs))
+            msg += f"; {shown}"
+        if self.expects:
+            msg += f"; expected {self.expects}"
+        msg += user_site()
+        cls = {IndexError: IndexError, TypeError: TypeError}.get(type(exc), OpError)
+        return cls(msg)
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def _short(a):
+    r = repr(a)
+    return r if len(r) < 80 else r[:77] + "..."
+
+
+def primitive(name, attrs=(), nin=1, sample=None, kink=None, expects=None):
+    """Decorator declaring a primitive from its NumPy forward; attach the VJP with `.defvjp`."""
+    def deco(forward):
+        if name in REGISTRY:
+            raise RuntimeError(f"primitive '{name}' declared twice")
+        p = Primitive(name, forward, attrs, nin, sample, kink, expects)
+        REGISTRY[name] = p
+        return p
+    return deco
+
+
+def _check_all_have_vjp():
+    missing = [n for n, p in REGISTRY.items() if p.vjp is None]
+    if missing:
+        print(f"tinygrad_lite: primitives without a VJP: {missing}", file=sys.stderr)
+    return missing

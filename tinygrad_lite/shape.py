@@ -1,0 +1,268 @@
+"""Shape and indexing methods of Tensor, composed from the movement primitives."""
+import numbers
+
+import numpy as np
+
+from .autograd import recorder as tape
+from .ops import movement as mv, registry
+from .ops.elementwise import where as mv_where
+from .tensor import Tensor, _dim, _operand
+
+_apply = tape.apply
+
+
+def _sizes(args, opname):
+    """Accept f(2, 3) and f((2, 3)) / f([2, 3])."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    for s in args:
+        if not isinstance(s, numbers.Integral):
+            raise TypeError(f"{opname}: sizes must be ints, got {type(s).__name__} in {args!r}")
+    return tuple(int(s) for s in args)
+
+
+def reshape(self, *shape):
+    shape = _sizes(shape, "reshape")
+    if shape == self.data.shape:
+        return self
+    n = self.data.size
+    known = int(np.prod([s for s in shape if s != -1]))
+    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+            -1 not in shape and known != n) or (-1 in shape and (known == 0 or n % known)):
+        raise registry.OpError(f"reshape: shape {shape} is invalid for a tensor of shape {tuple(self.shape)} "
+                               f"({n} elements){registry.user_site()}")
+    if -1 in shape:
+        shape = tuple(n // known if s == -1 else s for s in shape)
+    return _apply(mv.reshape, (self,), (shape,))
+
+
+def permute(self, *dims):
+    dims = _sizes(dims, "permute")
+    nd = self.data.ndim
+    if len(dims) != nd or sorted(d % max(nd, 1) for d in dims) != list(range(nd)):
+        raise registry.OpError(f"permute: dims {dims} are not a permutation of the {nd} dims of a tensor of shape "
+                               f"{tuple(self.shape)}{registry.user_site()}")
+    dims = tuple(_dim(d, nd, "permute") for d in dims)
+    if dims == tuple(range(nd)):
+        return self
+    return _apply(mv.permute, (self,), (dims,))
+
+
+def transpose(self, dim0, dim1):
+    nd = self.data.ndim
+    if nd == 0:
+        return self
+    d0, d1 = _dim(dim0, nd, "transpose"), _dim(dim1, nd, "transpose")
+    perm = list(range(nd))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return permute(self, *perm)
+
+
+def T(self):
+    return permute(self, *reversed(range(self.data.ndim)))
+
+
+def flatten(self, start_dim=0, end_dim=-1):
+    nd = self.data.ndim
+    if nd == 0:
+        return reshape(self, 1)
+    s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = self.data.shape
+    return reshape(self, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
+
+
+def squeeze(self, dim=None):
+    shape = self.data.shape
+    if dim is None:
+        return reshape(self, tuple(s for s in shape if s != 1))
+    dims = {dim} if isinstance(dim, numbers.Integral) else set(dim)
+    dims = {_dim(d, len(shape), "squeeze") for d in dims}
+    return reshape(self, tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1)))
+
+
+def unsqueeze(self, dim):
+    nd = self.data.ndim
+    d = _dim(dim, nd + 1, "unsqueeze")
+    shape = self.data.shape
+    return reshape(self, shape[:d] + (1,) + shape[d:])
+
+
+def expand(self, *sizes):
+    sizes = _sizes(sizes, "expand")
+    shape = self.data.shape
+    lead = len(sizes) - len(shape)
+    if lead < 0:
+        raise registry.OpError(f"expand: the number of sizes {sizes} must be at least the tensor's {len(shape)} dims "
+                               f"(shape {shape}){registry.user_site()}")
+    target = tuple(shape[i - lead] if (s == -1 and i >= lead) else s for i, s in enumerate(sizes))
+    for i, s in enumerate(shape):
+        if s != 1 and s != target[lead + i]:
+            raise registry.OpError(f"expand: size {s} of dim {i} of shape {shape} cannot be expanded to "
+                                   f"{target[lead + i]} (target {target}); only size-1 dims expand"
+                                   f"{registry.user_site()}")
+    if target == shape:
+        return self
+    return _apply(mv.expand, (self,), (target,))
+
+
+def broadcast_to(self, shape):
+    return expand(self, *_sizes((shape,), "broadcast_to"))
+
+
+def expand_as(self, other):
+    return expand(self, *other.shape)
+
+
+def _norm_index(idx, shape):
+    """Convert Tensors/lists in an index to ndarrays; check boolean masks' shapes for a clear error."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out = []
+    for i in idx:
+        if isinstance(i, Tensor):
+            i = i.data
+        elif isinstance(i, list):
+            i = np.asarray(i)
+        if isinstance(i, np.ndarray):
+            if i.dtype.kind not in "biu":
+                raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
+        elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
+            raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
+                             f"None, Ellipsis, or an integer/bool array or Tensor)")
+        out.append(int(i) if isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, (bool, np.bool_))
+                   else i)
+    return tuple(out)
+
+
+def getitem(self, idx):
+    idx = _norm_index(idx, self.data.shape)
+    return _apply(mv.getitem, (self,), (idx,))
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """Concatenate tensors along an existing dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cat: element {i} is a {type(t).__name__}, expected a Tensor")
+    dim = axis if axis is not None else dim
+    nd = tensors[0].data.ndim
+    if nd == 0:
+        raise registry.OpError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+    d = _dim(dim, nd, "cat")
+    from .dtypes import promote
+    dt = tensors[0].data.dtype
+    for t in tensors[1:]:
+        dt = promote(dt, t.data.dtype)
+    tensors = [t.astype(dt) for t in tensors]
+    return _apply(mv.cat, tuple(tensors), (d,))
+
+
+def stack(tensors, dim=0, *, axis=None):
+    """Stack same-shaped tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise registry.OpError(f"stack: all tensors must have the same shape, got {sorted(shapes)}"
+                               f"{registry.user_site()}")
+    dim = axis if axis is not None else dim
+    d = _dim(dim, tensors[0].data.ndim + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def split(self, split_size_or_sections, dim=0):
+    d = _dim(dim, self.data.ndim, "split")
+    n = self.data.shape[d]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise registry.OpError(f"split: sections {sizes} sum to {sum(sizes)} but dim {d} has size {n}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(getitem(self, (slice(None),) * d + (slice(start, start + s),)))
+        start += s
+    return tuple(out)
+
+
+def chunk(self, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = self.data.shape[_dim(dim, self.data.ndim, "chunk")]
+    return split(self, max(-(-n // chunks), 1), dim)
+
+
+def flip(self, dims):
+    dims = [dims] if isinstance(dims, numbers.Integral) else list(dims)
+    idx = [slice(None)] * self.data.ndim
+    for d in dims:
+        idx[_dim(d, self.data.ndim, "flip")] = slice(None, None, -1)
+    return getitem(self, tuple(idx))
+
+
+def repeat(self, *sizes):
+    """Tile the tensor (torch.Tensor.repeat)."""
+    sizes = _sizes(sizes, "repeat")
+    if len(sizes) < self.data.ndim:
+        raise registry.OpError(f"repeat: number of repeat dims {len(sizes)} is smaller than the tensor's "
+                               f"{self.data.ndim} dims")
+    x = reshape(self, (1,) * (len(sizes) - self.data.ndim) + self.data.shape)
+    inter = tuple(v for s in x.shape for v in (1, s))
+    big = tuple(v for r, s in zip(sizes, x.shape) for v in (r, s))
+    return reshape(expand(reshape(x, inter), big), tuple(r * s for r, s in zip(sizes, x.shape)))
+
+
+def gather(self, dim, index):
+    """out[i][j] = self[index[i][j]][j] for dim=0 (torch.gather)."""
+    d = _dim(dim, self.data.ndim, "gather")
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.dtype.kind not in "iu" or idx.ndim != self.data.ndim:
+        raise registry.OpError(f"gather: index must be an integer tensor with the same number of dims as the input "
+                               f"({self.data.ndim}), got dtype {idx.dtype} and shape {idx.shape}")
+    x = self
+    if any(idx.shape[i] < x.shape[i] for i in range(x.ndim) if i != d):
+        x = getitem(x, tuple(slice(0, idx.shape[i]) if i != d else slice(None) for i in range(x.ndim)))
+    if idx.size and (idx.min() < 0 or idx.max() >= x.shape[d]):
+        raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d}, got "
+                         f"[{idx.min()}, {idx.max()}]")
+    return _apply(mv.gather, (x,), (d, idx))
+
+
+def index_select(self, dim, index):
+    d = _dim(dim, self.data.ndim, "index_select")
+    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if idx.ndim > 1 or idx.dtype.kind not in "iu":
+        raise registry.OpError(f"index_select: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
+                               f"{idx.dtype}")
+    return getitem(self, (slice(None),) * d + (idx,))
+
+
+def masked_fill(self, mask, value):
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
+    if np.broadcast_shapes(m.shape, self.data.shape) != self.data.shape:
+        raise registry.OpError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's shape "
+                               f"{tuple(self.shape)}")
+    v = value if isinstance(value, Tensor) else _operand(value, self, "masked_fill")
+    return _apply(mv_where, (Tensor._wrap(m), v.astype(self.data.dtype), self))
+
+
+for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
+              "expand_as", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill"):
+    setattr(Tensor, _name, globals()[_name])
+Tensor.view = reshape
+Tensor.T = property(T)
+Tensor.mT = property(lambda self: transpose(self, -2, -1))
+Tensor.swapaxes = transpose
+Tensor.__getitem__ = getitem
