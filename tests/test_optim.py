@@ -1,0 +1,358 @@
+"""Optimizers and LR schedulers: closed forms (core) and step-by-step agreement with PyTorch (oracle)."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite.optim import SGD, Adam, AdamW, RMSprop, Adagrad
+from tinygrad_lite.optim.lr_scheduler import StepLR, ExponentialLR, CosineAnnealingLR
+
+
+def param(values, dtype=np.float64):
+    return tl.tensor(np.array(values, dtype=dtype), requires_grad=True)
+
+
+def set_grad(p, g):
+    p.grad = tl.tensor(np.array(g, dtype=p.data.dtype))
+
+
+def run(opt_cls, p0, grads, **kw):
+    p = param(p0)
+    opt = opt_cls([p], **kw)
+    for g in grads:
+        set_grad(p, g)
+        opt.step()
+    return p.data, opt
+
+
+# -- closed forms ---------------------------------------------------------------------------------------------
+def test_sgd_plain_step_is_p_minus_lr_g():
+    p, _ = run(SGD, [1.0, -2.0], [[0.5, 4.0]], lr=0.1)
+    np.testing.assert_allclose(p, [1.0 - 0.05, -2.0 - 0.4])
+
+
+def test_sgd_momentum_dampening_weight_decay_two_steps_by_hand():
+    p0, g1, g2 = np.array([1.0, 2.0]), np.array([0.3, -0.1]), np.array([-0.2, 0.5])
+    lr, mom, damp, wd = 0.1, 0.9, 0.3, 0.01
+    p, _ = run(SGD, p0, [g1, g2], lr=lr, momentum=mom, dampening=damp, weight_decay=wd)
+    d1 = g1 + wd * p0
+    buf = d1.copy()  # the first step stores the gradient itself (no dampening)
+    p1 = p0 - lr * buf
+    d2 = g2 + wd * p1
+    buf = mom * buf + (1 - damp) * d2
+    np.testing.assert_allclose(p, p1 - lr * buf, rtol=1e-12)
+
+
+def test_sgd_nesterov_by_hand():
+    p0, g1, g2 = np.array([1.0]), np.array([0.4]), np.array([0.1])
+    p, _ = run(SGD, p0, [g1, g2], lr=0.5, momentum=0.9, nesterov=True)
+    buf = g1
+    p1 = p0 - 0.5 * (g1 + 0.9 * buf)
+    buf = 0.9 * buf + g2
+    np.testing.assert_allclose(p, p1 - 0.5 * (g2 + 0.9 * buf), rtol=1e-12)
+
+
+def test_sgd_maximize_ascends():
+    p, _ = run(SGD, [0.0], [[2.0]], lr=0.1, maximize=True)
+    np.testing.assert_allclose(p, [0.2])
+
+
+def test_adam_first_step_is_lr_times_sign_of_gradient():
+    g = np.array([3.0, -0.02, 1e-3, -50.0])
+    p, opt = run(Adam, np.zeros(4), [g], lr=0.01)
+    np.testing.assert_allclose(p, -0.01 * g / (np.abs(g) + 1e-8), rtol=1e-10)
+    np.testing.assert_allclose(p, -0.01 * np.sign(g), rtol=1e-4)
+    state = opt.state_dict()["state"][0]
+    assert float(state["step"].item()) == 1.0
+    np.testing.assert_allclose(state["exp_avg"].data, 0.1 * g)
+    np.testing.assert_allclose(state["exp_avg_sq"].data, 0.001 * g * g)
+
+
+def test_adam_two_steps_with_bias_correction_and_amsgrad_by_hand():
+    b1, b2, lr, eps = 0.9, 0.999, 0.1, 1e-8
+    g1, g2 = np.array([1.0, -2.0]), np.array([0.1, -3.0])
+    p, _ = run(Adam, [0.5, 0.5], [g1, g2], lr=lr, amsgrad=True)
+    m = v = vmax = np.zeros(2)
+    x = np.array([0.5, 0.5])
+    for t, g in enumerate((g1, g2), start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        x = x - lr / (1 - b1 ** t) * m / (np.sqrt(vmax) / math.sqrt(1 - b2 ** t) + eps)
+    np.testing.assert_allclose(p, x, rtol=1e-12)
+
+
+def test_adamw_decays_weights_decoupled_from_the_gradient():
+    p, _ = run(AdamW, [2.0, -4.0], [[0.0, 0.0]], lr=0.1, weight_decay=0.5)
+    np.testing.assert_allclose(p, np.array([2.0, -4.0]) * (1 - 0.1 * 0.5), rtol=1e-12)
+    q, _ = run(Adam, [2.0, -4.0], [[0.0, 0.0]], lr=0.1, weight_decay=0.5)  # coupled: enters the moments
+    np.testing.assert_allclose(q, np.array([2.0, -4.0]) - 0.1 * np.sign([2.0, -4.0]), rtol=1e-6)
+
+
+def test_rmsprop_first_step_and_centered():
+    g = np.array([0.5, -2.0])
+    p, _ = run(RMSprop, [0.0, 0.0], [g], lr=0.01, alpha=0.9)
+    np.testing.assert_allclose(p, -0.01 * g / (np.sqrt(0.1 * g * g) + 1e-8), rtol=1e-12)
+    p, _ = run(RMSprop, [0.0, 0.0], [g], lr=0.01, alpha=0.9, centered=True)
+    v, gavg = 0.1 * g * g, 0.1 * g
+    np.testing.assert_allclose(p, -0.01 * g / (np.sqrt(v - gavg ** 2) + 1e-8), rtol=1e-12)
+
+
+def test_adagrad_accumulates_and_decays_lr():
+    g1, g2 = np.array([1.0, -2.0]), np.array([3.0, 0.5])
+    p, _ = run(Adagrad, [0.0, 0.0], [g1, g2], lr=0.1, lr_decay=0.5, initial_accumulator_value=0.2)
+    s1 = 0.2 + g1 * g1
+    x = -0.1 * g1 / (np.sqrt(s1) + 1e-10)
+    s2 = s1 + g2 * g2
+    x = x - 0.1 / (1 + 0.5) * g2 / (np.sqrt(s2) + 1e-10)
+    np.testing.assert_allclose(p, x, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
+def test_update_is_in_place_and_float32_stays_float32(cls):
+    p = param(np.ones((3, 2)), np.float32)
+    arr = p.data
+    opt = cls([p], lr=0.01)
+    set_grad(p, np.full((3, 2), 0.5))
+    opt.step()
+    assert p.data is arr and p.data.dtype == np.float32
+    assert not np.allclose(p.data, 1.0)
+
+
+def test_parameters_without_gradient_are_skipped_and_get_no_state():
+    a, b = param([1.0]), param([2.0])
+    opt = Adam([a, b], lr=0.1)
+    set_grad(a, [1.0])
+    opt.step()
+    assert b.data[0] == 2.0 and b not in opt.state and len(opt.state[a]) == 3
+    assert list(opt.state_dict()["state"]) == [0]
+
+
+def test_zero_grad_to_none_and_to_zero():
+    p = param([1.0, 2.0])
+    opt = SGD([p], lr=0.1)
+    set_grad(p, [3.0, 4.0])
+    g = p.grad
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is g and np.all(g.data == 0)
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_step_with_closure_returns_loss_and_records_grad():
+    p = param([3.0])
+    opt = SGD([p], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    with tl.no_grad():
+        loss = opt.step(closure)
+    assert float(loss.item()) == 9.0
+    np.testing.assert_allclose(p.data, [3.0 - 0.1 * 6.0])
+
+
+def test_step_bumps_version_so_stale_graph_refuses_backward():
+    p = param([1.0, 2.0])
+    loss = (p * p).sum()
+    opt = SGD([p], lr=0.1)
+    set_grad(p, [1.0, 1.0])
+    opt.step()
+    with pytest.raises(RuntimeError):
+        loss.backward()
+
+
+def test_param_groups_defaults_and_add_param_group():
+    a, b, c = param([1.0]), param([1.0]), param([1.0])
+    opt = SGD([{"params": [a]}, {"params": b, "lr": 0.5}], lr=0.1, momentum=0.9)
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["momentum"] == 0.9
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.5]
+    assert opt.param_groups[1]["params"] == [b] and opt.param_groups[1]["momentum"] == 0.9
+    opt.add_param_group({"params": [c], "lr": 0.25})
+    for p in (a, b, c):
+        set_grad(p, [1.0])
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0], c.data[0]], [0.9, 0.5, 0.75])
+
+
+def test_named_parameters_are_accepted_and_names_kept():
+    a, b = param([1.0]), param([2.0])
+    opt = SGD([("w", a), ("b", b)], lr=0.1)
+    assert opt.param_groups[0]["params"] == [a, b]
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["w", "b"]
+
+
+def test_constructor_errors_are_pytorchs():
+    p = param([1.0])
+    with pytest.raises(TypeError, match="iterable of Tensors"):
+        SGD(p, lr=0.1)
+    with pytest.raises(TypeError, match="ordered collections"):
+        SGD({p}, lr=0.1)
+    with pytest.raises(ValueError, match="empty parameter list"):
+        SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        Adam([p], lr=-1.0)
+    with pytest.raises(ValueError, match="Invalid momentum"):
+        SGD([p], lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="Nesterov"):
+        SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="beta parameter at index 1"):
+        Adam([p], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="weight_decay"):
+        AdamW([p], weight_decay=-1e-2)
+    with pytest.raises(ValueError, match="same parameter twice"):
+        SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
+    with pytest.raises(TypeError, match="optimize Tensors"):
+        SGD([np.ones(3)], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        SGD([p * 2], lr=0.1)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        SGD([p], lr=0.1).add_param_group({"params": [param([0.0])], "lr": -0.1})
+
+
+def test_steady_state_steps_allocate_almost_nothing():
+    p = param(np.ones(100_000), np.float32)
+    opt = Adam([p], lr=1e-3, weight_decay=0.1, amsgrad=True)
+    set_grad(p, np.full(100_000, 0.5))
+    opt.step()  # creates state and scratch arrays
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(5):
+            opt.step()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < p.data.nbytes // 4, f"steps allocated {peak} bytes for a {p.data.nbytes}-byte parameter"
+
+
+# -- state dicts (core) ------------------------------------------------------------------------------------------
+CONFIGS = [
+    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    (SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+    (Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    (AdamW, dict(lr=0.01, betas=(0.8, 0.99))),
+    (RMSprop, dict(lr=0.01, momentum=0.5, centered=True)),
+    (Adagrad, dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+]
+
+
+def _grads(n, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for _ in range(n)]
+
+
+@pytest.mark.parametrize("cls,kw", CONFIGS)
+def test_state_dict_save_load_continue_equals_uninterrupted(tmp_path, cls, kw):
+    grads = _grads(6, (2, 3))
+    init = np.random.default_rng(1).standard_normal((2, 3))
+    full, _ = run(cls, init, grads, **kw)
+
+    p = param(init)
+    opt = cls([p], **kw)
+    for g in grads[:3]:
+        set_grad(p, g)
+        opt.step()
+    tl.save({"p": p, "optim": opt.state_dict()}, tmp_path / "ckpt.safetensors")
+    saved = tl.load(tmp_path / "ckpt.safetensors")
+    p2 = param(saved["p"].data.copy())
+    opt2 = cls([p2], lr=123.0)  # hyperparameters come back from the state dict
+    opt2.load_state_dict(saved["optim"])
+    assert opt2.param_groups[0]["lr"] == kw["lr"]
+    for g in grads[3:]:
+        set_grad(p2, g)
+        opt2.step()
+    np.testing.assert_array_equal(p2.data, full)
+
+
+def test_state_dict_layout_and_independent_loaded_copies():
+    a, b = param([1.0, 2.0]), param([[3.0]])
+    opt = Adam([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    set_grad(a, [1.0, 1.0])
+    set_grad(b, [[1.0]])
+    opt.step()
+    sd = opt.state_dict()
+    assert set(sd) == {"state", "param_groups"}
+    assert [g["params"] for g in sd["param_groups"]] == [[0], [1]]
+    assert set(sd["state"][1]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert isinstance(sd["state"][0]["exp_avg"], tl.Tensor)
+    a2, b2 = param([1.0, 2.0]), param([[3.0]])
+    opt2 = Adam([{"params": [a2]}, {"params": [b2]}])
+    opt2.load_state_dict(sd)
+    assert opt2.param_groups[1]["lr"] == 0.5 and opt2.param_groups[1]["params"] == [b2]
+    assert opt2.state[a2]["exp_avg"].data is not opt.state[a]["exp_avg"].data
+
+
+def test_load_state_dict_mismatch_raises_and_changes_nothing():
+    a, b = param([1.0, 2.0]), param([3.0])
+    opt = SGD([a, b], lr=0.1, momentum=0.9)
+    for p in (a, b):
+        set_grad(p, np.ones(p.shape))
+    opt.step()
+    sd = opt.state_dict()
+    c = param([0.0, 0.0, 0.0])
+    other = SGD([c], lr=0.7, momentum=0.9)
+    with pytest.raises(ValueError, match="doesn't match the size"):
+        other.load_state_dict(sd)
+    d, e = param([0.0, 0.0]), param([0.0, 0.0])  # second parameter has the wrong shape
+    target = SGD([d, e], lr=0.7, momentum=0.9)
+    with pytest.raises(ValueError, match="shape"):
+        target.load_state_dict(sd)
+    assert target.param_groups[0]["lr"] == 0.7 and len(target.state) == 0
+    with pytest.raises(ValueError, match="number of parameter groups"):
+        SGD([{"params": [d]}, {"params": [e]}], lr=0.1).load_state_dict(sd)
+
+
+# -- schedulers (core) -------------------------------------------------------------------------------------------
+def _lrs(sched_cls, epochs, lr=0.1, **kw):
+    opt = SGD([param([1.0])], lr=lr)
+    sched = sched_cls(opt, **kw)
+    out = [sched.get_last_lr()[0]]
+    for _ in range(epochs):
+        opt.step()
+        sched.step()
+        out.append(sched.get_last_lr()[0])
+        assert opt.param_groups[0]["lr"] == out[-1]
+    return out
+
+
+def test_steplr_and_exponentiallr_closed_forms():
+    np.testing.assert_allclose(_lrs(StepLR, 9, step_size=3, gamma=0.5), [0.1 * 0.5 ** (e // 3) for e in range(10)])
+    np.testing.assert_allclose(_lrs(ExponentialLR, 6, gamma=0.9), [0.1 * 0.9 ** e for e in range(7)])
+
+
+def test_cosine_annealing_follows_the_closed_form_within_a_period():
+    lrs = _lrs(CosineAnnealingLR, 10, T_max=10, eta_min=0.001)
+    closed = [0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(11)]
+    np.testing.assert_allclose(lrs, closed, rtol=1e-12, atol=1e-15)
+
+
+def test_scheduler_state_dict_round_trip_and_last_epoch():
+    opt = SGD([param([1.0])], lr=0.1)
+    sched = CosineAnnealingLR(opt, T_max=7)
+    for _ in range(3):
+        sched.step()
+    sd = sched.state_dict()
+    assert sd["last_epoch"] == 3 and "optimizer" not in sd
+    opt2 = SGD([param([1.0])], lr=0.1)
+    sched2 = CosineAnnealingLR(opt2, T_max=7)
+    sched2.load_state_dict(sd)
+    opt2.param_groups[0]["lr"] = opt.param_groups[0]["lr"]
+    sched.step()
+    sched2.step()
+    assert sched2.get_last_lr() == sched.get_last_lr() and sched2.last_epoch == 4
+
+
+def test_scheduler_errors():
+    with pytest.raises(TypeError, match="not an Optimizer"):
+        StepLR(object(), step_size=2)
+    with pytest.raises(KeyError, match="initial_lr"):
+        StepLR(SGD([param([1.0])], lr=0.1), step_size=2, last_epoch=3)
