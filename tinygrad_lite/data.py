@@ -1,0 +1,150 @@
+"""Datasets and batching: `TensorDataset` and `DataLoader` (PyTorch's names and defaults).
+
+Shuffling draws from `tl.random.get_rng()`, so `tl.manual_seed(n)` makes the batch order reproducible.
+A `DataLoader` over a `TensorDataset` fancy-indexes the stored arrays directly (one copy per batch).
+"""
+import math
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+
+
+class Dataset:
+    """Base class for map-style datasets: implement `__getitem__(index)` and `__len__()`."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+def _as_array(x, what):
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"TensorDataset: {what} must be a Tensor or NumPy array, got {type(x).__name__}")
+
+
+class TensorDataset(Dataset):
+    """Sample i is `tuple(t[i] for t in tensors)`; every tensor must have the same first dimension."""
+
+    def __init__(self, *tensors):
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor")
+        arrays = [_as_array(t, f"tensors[{i}]") for i, t in enumerate(tensors)]
+        for i, a in enumerate(arrays):
+            if a.ndim == 0:
+                raise ValueError(f"TensorDataset: tensors[{i}] is 0-d; every tensor needs a first (sample) "
+                                 "dimension")
+        n = arrays[0].shape[0]
+        if any(a.shape[0] != n for a in arrays):
+            shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
+            raise ValueError(f"Size mismatch between tensors: TensorDataset needs the same first dimension in "
+                             f"every tensor, got shapes {shapes}")
+        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+        self._arrays = arrays
+
+    def __getitem__(self, index):
+        return tuple(Tensor(np.array(a[index], copy=True)) for a in self._arrays)
+
+    def __len__(self):
+        return self._arrays[0].shape[0]
+
+    def _batch(self, indices):
+        # A fancy index (or a copied slice) never aliases the dataset, so in-place edits to a batch are safe
+        if isinstance(indices, slice):
+            return [Tensor(a[indices].copy()) for a in self._arrays]
+        return [Tensor(a[indices]) for a in self._arrays]
+
+
+def default_collate(batch):
+    """Stack a list of samples into a batch: Tensors/arrays/numbers stack along a new first dimension,
+    tuples/lists (into a list) and dicts are collated field by field (as `torch.utils.data.default_collate`)."""
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        return Tensor(np.stack([b.data for b in batch]))
+    if isinstance(elem, np.ndarray):
+        return Tensor(np.stack(batch))
+    if isinstance(elem, (bool, np.bool_)):
+        return Tensor(np.array(batch, dtype=np.bool_))
+    if isinstance(elem, (int, np.integer)):
+        return Tensor(np.array(batch, dtype=np.int64))
+    if isinstance(elem, (float, np.floating)):
+        return Tensor(np.array(batch, dtype=np.float64))  # PyTorch collates Python floats as float64
+    if isinstance(elem, (str, bytes)):
+        return list(batch)
+    if isinstance(elem, dict):
+        return {key: default_collate([b[key] for b in batch]) for key in elem}
+    if isinstance(elem, (tuple, list)):
+        size = len(elem)
+        if any(len(b) != size for b in batch):
+            raise RuntimeError("default_collate: each sample in a batch must have the same number of fields, "
+                               f"got {sorted({len(b) for b in batch})}")
+        fields = [default_collate(list(samples)) for samples in zip(*batch)]
+        if hasattr(elem, "_fields"):  # a namedtuple keeps its type
+            return type(elem)(*fields)
+        return fields  # PyTorch turns tuples of fields into a list as well
+    raise TypeError(f"default_collate: samples must be Tensors, arrays, numbers, strings, dicts or tuples, "
+                    f"got {type(elem).__name__}")
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated as PyTorch's)."""
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, generator=None):
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or
+                                       isinstance(batch_size, bool) or batch_size <= 0):
+            raise ValueError(f"batch_size should be a positive integer value or None, but got "
+                             f"batch_size={batch_size!r}")
+        if batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with "
+                             "drop_last")
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
+                            f"{type(dataset).__name__}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.collate_fn = collate_fn
+        self.generator = generator
+
+    def __len__(self):
+        n = len(self.dataset)
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _order(self, n):
+        if not self.shuffle:
+            return None
+        rng = self.generator
+        if rng is None:
+            from .random import get_rng  # fetched per epoch: tl.manual_seed replaces the generator
+
+            rng = get_rng()
+        return rng.permutation(n)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = self._order(n)
+        if self.batch_size is None:
+            for i in range(n):
+                yield self.dataset[int(order[i]) if order is not None else i]
+            return
+        bs = self.batch_size
+        stop = n - n % bs if self.drop_last else n
+        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        collate = self.collate_fn or default_collate
+        for start in range(0, stop, bs):
+            end = min(start + bs, n)
+            if fast:
+                yield self.dataset._batch(slice(start, end) if order is None else order[start:end])
+            else:
+                indices = range(start, end) if order is None else order[start:end].tolist()
+                yield collate([self.dataset[i] for i in indices])
