@@ -34,7 +34,7 @@ def _method(name):
     return fn
 
 
-for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid",
+for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "erf", "tanh", "sigmoid",
            "relu", "abs", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand",
            "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill", "detach",
            "eq", "ne", "lt", "le", "gt", "ge"):

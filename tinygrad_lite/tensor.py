@@ -336,7 +336,7 @@ def _install_operators():
     T.maximum = lambda a, b: _binary(ew.maximum, a, b)
     T.minimum = lambda a, b: _binary(ew.minimum, a, b)
     for name, prim in (("exp", ew.exp), ("log", ew.log), ("log1p", ew.log1p), ("sqrt", ew.sqrt), ("sin", ew.sin),
-                       ("cos", ew.cos), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid), ("relu", ew.relu)):
+                       ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid), ("relu", ew.relu)):
         setattr(T, name, _unary_method(prim))
     for name, uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
                      ("gt", np.greater), ("ge", np.greater_equal)):

@@ -153,6 +153,8 @@ def apply(prim, inputs, attrs=()):
         out = prim.forward(*[t.data for t in inputs], *attrs)
     except (ValueError, IndexError, TypeError) as exc:
         raise prim.error(inputs, attrs, exc) from None
+    if out.__class__ is not np.ndarray:  # NumPy returns scalars for 0-d results
+        out = np.asarray(out)
     t = Tensor._wrap(out)
     if state.grad_enabled:
         for x in inputs:

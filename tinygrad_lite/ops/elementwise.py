@@ -1,4 +1,6 @@
 """Elementwise primitives (unary, binary with broadcasting, where, clamp, cast)."""
+import math
+
 import numpy as np
 
 from .registry import primitive
@@ -66,6 +68,21 @@ def sqrt(x):
 @sqrt.defvjp
 def _(ctx, g):
     return (g / (ctx.output() * 2.0),)
+
+
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+@primitive("erf", sample=unary())
+def erf(x):
+    # NumPy has no erf; math.erf is correctly rounded, applied elementwise (GELU's exact form needs it)
+    return np.asarray(_erf_scalar(x)).astype(x.dtype) if x.size else x.copy()
+
+
+@erf.defvjp
+def _(ctx, g):
+    x = ctx.saved[0]
+    return (g * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi)),)
 
 
 @primitive("sin", sample=unary())
