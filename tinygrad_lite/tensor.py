@@ -55,17 +55,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, arr):
+    @staticmethod
+    def _wrap(arr):
         """Fast internal constructor around an ndarray (no conversion, no grad)."""
-        t = object.__new__(Tensor)
-        t.data = arr
-        t.grad = None
-        t.requires_grad = False
-        t._entry = None
-        t._version = 0
-        t._hooks = None
-        return t
+        return _wrap(arr)
 
     # ---------------- attributes ----------------
     @property
@@ -386,5 +379,21 @@ def matmul(a, b):
     return out
 
 
+_new = object.__new__
+
+
+def _wrap(arr):
+    t = _new(Tensor)
+    t.data = arr
+    t.grad = None
+    t.requires_grad = False
+    t._entry = None
+    t._version = 0
+    t._hooks = None
+    return t
+
+
+Tensor._wrap = staticmethod(_wrap)
 _install_operators()
 tape.Tensor = Tensor
+tape._wrap = _wrap

@@ -1,13 +1,12 @@
 """Reverse-mode engine: visits the recorded entries reachable from the outputs in reverse recording order, with
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
-import heapq
+from heapq import heappush, heappop
 
 import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
-from .recorder import Entry
 
 
 def _sum_to_shape(g, shape):
@@ -28,10 +27,10 @@ def _check_saved(e):
                 f"input of shape {tuple(t.shape)} ({t.dtype}) of {e.describe()} is at version {t._version}; "
                 f"expected version {v}. Use an out-of-place operation, or .clone() the tensor before changing it.")
     out = e.out_ref()
-    if out is not None and out._version != e.out_version:
+    if out is not None and out._version:
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
-            f"output of {e.describe()} is at version {out._version}; expected version {e.out_version}.")
+            f"output of {e.describe()} is at version {out._version}; expected version 0.")
 
 
 def _call_hooks(hooks, g):
@@ -66,13 +65,13 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             grads[e] = grads[e] + g
         else:
             grads[e] = g
-            heapq.heappush(heap, (-e.seq, id(e), e))
+            heappush(heap, (-e.seq, e))
     prev = state.grad_enabled
     state.grad_enabled = create_graph
     anomaly = state.anomaly
     try:
         while heap:
-            _, _, e = heapq.heappop(heap)
+            _, e = heappop(heap)
             g = grads.pop(e)
             _check_saved(e)
             if e.hooks:
@@ -84,31 +83,33 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             if anomaly:
                 from .anomaly import check_backward
                 check_backward(e, in_grads)
-            if not retain_graph:
-                e.saved = None
-                e.out_data = None
-                e.released = True
-            for gi, parent, (shape, dtype) in zip(in_grads, e.parents, e.in_meta):
-                if gi is None or parent is None:
+            for gi, t in zip(in_grads, e.saved):
+                if gi is None:
                     continue
-                if gi.__class__ is not Tensor and not isinstance(gi, Tensor):
-                    gi = Tensor._wrap(np.asarray(gi))
-                if gi.data.shape != shape:
-                    gi = _sum_to_shape(gi, shape)
-                if gi.data.dtype != dtype:
-                    gi = gi.astype(dtype)
-                if parent.__class__ is Entry:
+                parent = t._entry
+                if parent is None and not t.requires_grad:
+                    continue
+                data = t.data
+                if gi.__class__ is not Tensor:
+                    gi = gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
+                if gi.data.shape != data.shape:
+                    gi = _sum_to_shape(gi, data.shape)
+                if gi.data.dtype != data.dtype:
+                    gi = gi.astype(data.dtype)
+                if parent is not None:
                     if parent in grads:
                         grads[parent] = grads[parent] + gi
                     else:
                         grads[parent] = gi
-                        heapq.heappush(heap, (-parent.seq, id(parent), parent))
+                        heappush(heap, (-parent.seq, parent))
                 elif capture is not None:
-                    key = id(parent)
+                    key = id(t)
                     if key in capture:
                         capture[key] = gi if capture[key] is None else capture[key] + gi
                 else:
-                    _accumulate_leaf(parent, gi, create_graph, leaf_seen)
+                    _accumulate_leaf(t, gi, create_graph, leaf_seen)
+            if not retain_graph:
+                e.release()
     finally:
         state.grad_enabled = prev
     return capture

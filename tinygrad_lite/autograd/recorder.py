@@ -45,8 +45,46 @@ def caller_site():
 
 class Entry:
     """A recorded primitive call. Public fields (API.md): index, name, inputs, output_shape, attrs, source, module."""
-    __slots__ = ("prim", "saved", "parents", "attrs", "seq", "out_ref", "out_data", "out_version", "in_meta",
-                 "needs", "versions", "site", "scope", "grad", "hooks", "ctx", "released", "__weakref__")
+    __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "site", "scope", "grad", "hooks",
+                 "ctx", "released", "struct", "__weakref__")
+
+    # ----- structure: computed from the saved inputs, kept after backward releases them -----
+    def structure(self):
+        """(parents, in_meta): per input its Entry, leaf Tensor requiring grad, or None; then (shape, dtype) of
+        each input followed by the output's."""
+        s = self.struct
+        if s is None:
+            parents, meta = [], []
+            for t in self.saved:
+                p = t._entry
+                parents.append(p if p is not None else (t if t.requires_grad else None))
+                d = t.data
+                meta.append((d.shape, d.dtype))
+            meta.append((self.out_data.shape, self.out_data.dtype))
+            s = self.struct = (tuple(parents), tuple(meta))
+        return s
+
+    def release(self):
+        """Free what the entry saved for its VJP, keeping the graph structure."""
+        if self.struct is None:
+            self.structure()
+        self.saved = None
+        self.out_data = None
+        self.released = True
+
+    @property
+    def parents(self):
+        return self.structure()[0]
+
+    @property
+    def in_meta(self):
+        return self.structure()[1]
+
+    @property
+    def needs(self):
+        if self.saved is not None:
+            return tuple(t.requires_grad for t in self.saved)
+        return tuple(p is not None for p in self.parents)
 
     # ----- the public listing -----
     @property
@@ -68,11 +106,7 @@ class Entry:
 
     @property
     def output_shape(self):
-        return self.out_meta[0]
-
-    @property
-    def out_meta(self):
-        return self.in_meta[-1]
+        return self.in_meta[-1][0]
 
     @property
     def output_dtype(self):
@@ -102,13 +136,13 @@ class Entry:
         """The output as a Tensor for a VJP: graph-connected when recording (create_graph), else a constant."""
         if state.grad_enabled:
             t = self.out_ref()
-            if t is None or t._version != self.out_version:
+            if t is None or t._version != 0:
                 t = self.prim.call(*self.saved, *self.attrs)  # recompute, connected to the inputs
             return t
         return Tensor._wrap(self.out_data)
 
     def describe(self):
-        """'name(shapes) -> shape at file.py:LINE in module' for error messages."""
+        """'name' (shapes -> shape) recorded at file.py:LINE in module '...': for error messages."""
         ins = ", ".join("x".join(map(str, s)) or "scalar" for s in self.input_shapes)
         out = "x".join(map(str, self.output_shape)) or "scalar"
         where = f" recorded at {self.source_path}" if self.site else ""
@@ -119,29 +153,35 @@ class Entry:
         return f"<tape entry #{self.seq} {self.describe()}>"
 
 
+_new = object.__new__
+_getframe = sys._getframe
+_ref = weakref.ref
+
+
 def record(prim, inputs, out, attrs=(), ctx=None):
-    """Append one tape entry for `out = prim(*inputs, *attrs)`; make `out` a non-leaf that requires grad."""
-    e = Entry()
+    """Append one tape entry for `out = prim(*inputs, *attrs)`; make `out` a non-leaf that requires grad.
+    This is the hot path of every recorded operation: keep it lean (structure is derived lazily)."""
+    e = _new(Entry)
     e.prim = prim
     e.saved = inputs
-    e.parents = tuple(t._entry if t._entry is not None else (t if t.requires_grad else None) for t in inputs)
-    e.needs = tuple(t.requires_grad for t in inputs)
-    e.versions = tuple(t._version for t in inputs)
-    e.in_meta = tuple((t.data.shape, t.data.dtype) for t in inputs) + ((out.data.shape, out.data.dtype),)
     e.attrs = attrs
     e.seq = next(_seq)
-    e.out_ref = weakref.ref(out)
+    e.versions = [t._version for t in inputs]
+    e.out_ref = _ref(out)
     e.out_data = out.data
-    e.out_version = out._version
-    e.site = caller_site()
-    e.scope = state.scope
-    e.grad = None
-    e.hooks = None
+    f = _getframe(1)
+    pkg = _PKG_DIR
+    while f is not None and f.f_code.co_filename.startswith(pkg):
+        f = f.f_back
+    e.site = (f.f_code, f.f_lineno) if f is not None else None
+    st = state
+    e.scope = st.scope
+    e.grad = e.hooks = e.struct = None
     e.ctx = ctx
     e.released = False
     out._entry = e
     out.requires_grad = True
-    if state.anomaly:
+    if st.anomaly:
         from .anomaly import check_forward
         check_forward(e, out)
     return e
@@ -155,13 +195,17 @@ def apply(prim, inputs, attrs=()):
         raise prim.error(inputs, attrs, exc) from None
     if out.__class__ is not np.ndarray:  # NumPy returns scalars for 0-d results
         out = np.asarray(out)
-    t = Tensor._wrap(out)
+    t = _wrap(out)
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:
                 record(prim, inputs, t, attrs)
                 break
     return t
+
+
+def _wrap(arr):
+    return Tensor._wrap(arr)  # replaced by tinygrad_lite.tensor with the fast constructor
 
 
 def reachable(outputs):

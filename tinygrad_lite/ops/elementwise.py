@@ -112,8 +112,37 @@ def tanh(x):
 
 @tanh.defvjp
 def _(ctx, g):
-    y = ctx.output()
-    return (g * (1.0 - y * y),)
+    return (tanh_grad(g, ctx.output()),)
+
+
+def _grad_pair_sample(low, high):
+    def sample(gen):
+        sg, sy = gen.shapes(2)
+        return [gen.array(sg, -2, 2), gen.array(sy, low, high)], ()
+    return sample
+
+
+# Fused VJPs: one pass over memory instead of three small ops (W1's per-op overhead); still differentiable.
+@primitive("tanh_grad", nin=2, sample=_grad_pair_sample(-1, 1))
+def tanh_grad(g, y):
+    return g * (1 - y * y)
+
+
+@tanh_grad.defvjp
+def _(ctx, h):
+    g, y = ctx.saved
+    return (tanh_grad(h, y) if g.requires_grad else None), (h * g * y * -2.0 if y.requires_grad else None)
+
+
+@primitive("sigmoid_grad", nin=2, sample=_grad_pair_sample(0, 1))
+def sigmoid_grad(g, y):
+    return g * y * (1 - y)
+
+
+@sigmoid_grad.defvjp
+def _(ctx, h):
+    g, y = ctx.saved
+    return (sigmoid_grad(h, y) if g.requires_grad else None), (h * g * (1.0 - y * 2.0) if y.requires_grad else None)
 
 
 def _sigmoid_np(x):
@@ -129,8 +158,7 @@ def sigmoid(x):
 
 @sigmoid.defvjp
 def _(ctx, g):
-    y = ctx.output()
-    return (g * (y * (1.0 - y)),)
+    return (sigmoid_grad(g, ctx.output()),)
 
 
 @primitive("relu", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
@@ -206,7 +234,7 @@ def sub(a, b):
 
 @sub.defvjp
 def _(ctx, g):
-    return g, (-g if ctx.needs[1] else None)
+    return g, (-g if ctx.saved[1].requires_grad else None)
 
 
 @primitive("mul", nin=2, sample=binary())
@@ -217,8 +245,7 @@ def mul(a, b):
 @mul.defvjp
 def _(ctx, g):
     a, b = ctx.saved
-    n = ctx.needs
-    return (g * b if n[0] else None), (g * a if n[1] else None)
+    return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
 
 
 @primitive("div", nin=2, sample=binary(away_b=[0.0]))
@@ -229,8 +256,7 @@ def div(a, b):
 @div.defvjp
 def _(ctx, g):
     a, b = ctx.saved
-    n = ctx.needs
-    return (g / b if n[0] else None), (-(g * a) / (b * b) if n[1] else None)
+    return (g / b if a.requires_grad else None), (-(g * a) / (b * b) if b.requires_grad else None)
 
 
 def _pow_sample(gen):

@@ -99,14 +99,11 @@ class Optimizer:
         self._scratch_cache = {}
 
     def __repr__(self):
-        lines = [type(self).__name__ + " ("]
+        text = type(self).__name__ + " ("
         for i, group in enumerate(self.param_groups):
-            lines.append(f"Parameter Group {i}")
-            for key in sorted(group):
-                if key != "params":
-                    lines.append(f"    {key}: {group[key]}")
-        lines.append(")")
-        return "\n".join(lines)
+            text += f"\nParameter Group {i}\n"
+            text += "".join(f"    {key}: {group[key]}\n" for key in sorted(group) if key != "params")
+        return text + ")"
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -196,6 +193,8 @@ class Optimizer:
                 if p.grad is None:
                     continue
                 grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+                if grad.dtype != p.data.dtype:  # keep the state in the parameter's dtype
+                    grad = grad.astype(p.data.dtype)
                 if grad.shape != p.data.shape:
                     raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {grad.shape} does not "
                                        f"match its parameter of shape {p.data.shape}")
