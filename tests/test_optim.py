@@ -234,6 +234,47 @@ def test_steady_state_steps_allocate_almost_nothing():
     assert peak < p.data.nbytes // 4, f"steps allocated {peak} bytes for a {p.data.nbytes}-byte parameter"
 
 
+def test_gradient_dtype_and_shape_are_checked():
+    p = param(np.ones(3), np.float32)
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    p.grad = tl.tensor(np.ones(3))  # float64 gradient for a float32 parameter
+    opt.step()
+    assert p.data.dtype == opt.state[p]["momentum_buffer"].dtype == np.float32
+    p.grad = tl.tensor(np.ones(4, np.float32))
+    with pytest.raises(RuntimeError, match=r"SGD.step: gradient of shape \(4,\).*\(3,\)"):
+        opt.step()
+
+
+def test_repr_lists_groups_like_pytorch():
+    text = repr(SGD([{"params": [param([1.0])]}, {"params": [param([1.0])], "lr": 0.5}], lr=0.1))
+    assert text.startswith("SGD (\nParameter Group 0\n    dampening: 0\n")
+    assert "    weight_decay: 0\n\nParameter Group 1\n" in text and text.endswith("    weight_decay: 0\n)")
+
+
+@pytest.mark.parametrize("cls,kw", [(SGD, dict(lr=0.1, momentum=0.9)), (Adam, dict(lr=0.05)),
+                                    (RMSprop, dict(lr=0.03)), (Adagrad, dict(lr=0.5))])
+def test_training_loop_fits_a_linear_regression(cls, kw):
+    tl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 3)).astype(np.float32)
+    true_w = np.array([[1.5], [-2.0], [0.5]], np.float32)
+    y = x @ true_w + 0.3
+    w = tl.tensor(np.zeros((3, 1), np.float32), requires_grad=True)
+    b = tl.tensor(np.zeros(1, np.float32), requires_grad=True)
+    opt = cls([w, b], **kw)
+    sched = StepLR(opt, step_size=10, gamma=0.5)
+    loader = tl.data.DataLoader(tl.data.TensorDataset(tl.tensor(x), tl.tensor(y)), batch_size=32, shuffle=True)
+    for _ in range(30):
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = ((xb @ w + b - yb) ** 2).mean()
+            loss.backward()
+            opt.step()
+        sched.step()
+    np.testing.assert_allclose(w.data, true_w, atol=0.05)
+    np.testing.assert_allclose(b.data, [0.3], atol=0.05)
+
+
 # -- state dicts (core) ------------------------------------------------------------------------------------------
 CONFIGS = [
     (SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
