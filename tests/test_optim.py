@@ -395,6 +395,10 @@ def test_scheduler_state_dict_round_trip_and_last_epoch():
 def test_scheduler_errors():
     with pytest.raises(TypeError, match="not an Optimizer"):
         StepLR(object(), step_size=2)
+    with pytest.raises(ValueError, match="step_size"):
+        StepLR(SGD([param([1.0])], lr=0.1), step_size=0)
+    with pytest.raises(ValueError, match="T_max"):
+        CosineAnnealingLR(SGD([param([1.0])], lr=0.1), T_max=-1)
     with pytest.raises(KeyError, match="initial_lr"):
         StepLR(SGD([param([1.0])], lr=0.1), step_size=2, last_epoch=3)
 

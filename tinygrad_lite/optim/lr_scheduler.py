@@ -7,6 +7,8 @@ PyTorch's even when the learning rate is changed by hand between steps.
 import math
 import warnings
 
+import numpy as np
+
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR"]
@@ -78,7 +80,7 @@ class StepLR(LRScheduler):
     """Multiply each group's lr by `gamma` every `step_size` epochs."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if not isinstance(step_size, int) or isinstance(step_size, bool) or step_size <= 0:
+        if not isinstance(step_size, (int, np.integer)) or isinstance(step_size, bool) or step_size <= 0:
             raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.step_size = step_size
         self.gamma = gamma
@@ -113,8 +115,8 @@ class CosineAnnealingLR(LRScheduler):
     """eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, computed recursively as PyTorch."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if not isinstance(T_max, int) or isinstance(T_max, bool) or T_max <= 0:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        if not isinstance(T_max, (int, float, np.integer, np.floating)) or isinstance(T_max, bool) or not T_max > 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive number of epochs, got {T_max!r}")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
