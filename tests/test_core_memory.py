@@ -55,3 +55,30 @@ def test_million_op_chain_backpropagates():
     del y
     gc.collect()
     assert all(p() is None for p in probes)
+
+
+def test_keeping_losses_across_steps_warns_once(monkeypatch):
+    from tinygrad_lite.autograd import engine
+    monkeypatch.setattr(engine, "_warned_stale", False)
+    engine._recent_roots.clear()
+    w = tl.tensor(np.ones(3), requires_grad=True)
+    total = 0.0
+    with pytest.warns(ResourceWarning, match=r"loss\.item\(\)"):
+        for _ in range(engine.STALE_GRAPH_STEPS + 2):
+            loss = (w * w).sum()
+            loss.backward()
+            total = total + loss  # the mistake: keeps every graph alive
+    engine._recent_roots.clear()
+
+
+def test_no_warning_when_losses_are_dropped(monkeypatch, recwarn):
+    from tinygrad_lite.autograd import engine
+    monkeypatch.setattr(engine, "_warned_stale", False)
+    engine._recent_roots.clear()
+    w = tl.tensor(np.ones(3), requires_grad=True)
+    total = 0.0
+    for _ in range(engine.STALE_GRAPH_STEPS * 2):
+        loss = (w * w).sum()
+        loss.backward()
+        total += loss.item()
+    assert not [r for r in recwarn if issubclass(r.category, ResourceWarning)]

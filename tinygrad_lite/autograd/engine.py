@@ -1,6 +1,9 @@
 """Reverse-mode engine: visits the recorded entries reachable from the outputs in reverse recording order, with
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
+import collections
+import warnings
+import weakref
 from heapq import heappush, heappop
 
 import numpy as np
@@ -131,12 +134,40 @@ def _accumulate_leaf(t, g, create_graph, seen):
         t.grad.data = t.grad.data + g.data
 
 
+STALE_GRAPH_STEPS = 20  # backward calls after which a still-alive old graph is worth a warning
+_recent_roots = collections.deque()
+_warned_stale = False
+
+
+def _watch_for_stale_graphs(tensors):
+    """Warn once when the graph of a backward call from STALE_GRAPH_STEPS calls ago is still alive: the classic
+    `total_loss += loss` (instead of `loss.item()`) that keeps every step's graph in memory."""
+    global _warned_stale
+    if _warned_stale:
+        return
+    for t in tensors:
+        if t._entry is not None:
+            _recent_roots.append(weakref.ref(t._entry))
+    while len(_recent_roots) > STALE_GRAPH_STEPS:
+        old = _recent_roots.popleft()()
+        if old is not None:
+            _warned_stale = True
+            _recent_roots.clear()
+            warnings.warn(
+                f"the graph of a backward() call made {STALE_GRAPH_STEPS} calls ago is still alive (its output "
+                f"{old.describe()}). Keeping a loss tensor across steps (e.g. `total += loss` or "
+                f"`losses.append(loss)`) keeps every step's graph in memory; use `loss.item()` or `loss.detach()`.",
+                ResourceWarning, stacklevel=3)
+            return
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Compute gradients of `tensors` w.r.t. the leaves and accumulate them in `.grad` (torch.autograd.backward)."""
     tensors, grad_tensors = _prepare(tensors, grad_tensors, "backward")
     if retain_graph is None:
         retain_graph = create_graph
     run_backward(tensors, grad_tensors, retain_graph, create_graph)
+    _watch_for_stale_graphs(tensors)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
