@@ -46,6 +46,7 @@ _LAZY_ATTRS = {
     "save": ("serialization", "save"), "load": ("serialization", "load"),
     "gradcheck": ("gradcheck", "gradcheck"), "gradgradcheck": ("gradcheck", "gradgradcheck"),
     "GradcheckError": ("gradcheck", "GradcheckError"),
+    "CheckpointError": ("serialization", "CheckpointError"),
 }
 
 

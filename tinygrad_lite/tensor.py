@@ -266,6 +266,8 @@ def _operand(x, like, opname):
 
 
 def _binary(prim, a, b):
+    if a.__class__ is Tensor and b.__class__ is Tensor and a.data.dtype is b.data.dtype:
+        return _apply(prim, (a, b))  # the common case: no conversion, no promotion
     if a.__class__ is not Tensor or b.__class__ is not Tensor:
         if not isinstance(a, Tensor):
             a = _operand(a, b, prim.name)

@@ -76,7 +76,14 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         while heap:
             _, e = heappop(heap)
             g = grads.pop(e)
-            _check_saved(e)
+            if e.released:
+                _check_saved(e)  # raises, naming retain_graph
+            for t, v in zip(e.saved, e.versions):
+                if t._version != v:
+                    _check_saved(e)  # raises, naming the tensor and versions
+            out = e.out_ref()
+            if out is not None and out._version:
+                _check_saved(e)
             if e.hooks:
                 g = _call_hooks(e.hooks, g)
             if capture_entries and e in capture_entries:
@@ -95,9 +102,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 data = t.data
                 if gi.__class__ is not Tensor:
                     gi = gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
-                if gi.data.shape != data.shape:
+                gd = gi.data
+                if gd.shape != data.shape:
                     gi = _sum_to_shape(gi, data.shape)
-                if gi.data.dtype != data.dtype:
+                    gd = gi.data
+                if gd.dtype is not data.dtype and gd.dtype != data.dtype:
                     gi = gi.astype(data.dtype)
                 if parent is not None:
                     if parent in grads:

@@ -48,20 +48,17 @@ class Entry:
     __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "site", "scope", "grad", "hooks",
                  "ctx", "released", "struct", "__weakref__")
 
-    # ----- structure: computed from the saved inputs, kept after backward releases them -----
+    # ----- structure: derived from the saved inputs, kept (compactly) after backward releases them -----
     def structure(self):
-        """(parents, in_meta): per input its Entry, leaf Tensor requiring grad, or None; then (shape, dtype) of
-        each input followed by the output's."""
+        """(parents, shapes, out_dtype): per input its Entry, leaf Tensor requiring grad, or None; the input shapes
+        followed by the output's; the output dtype."""
         s = self.struct
         if s is None:
-            parents, meta = [], []
-            for t in self.saved:
-                p = t._entry
-                parents.append(p if p is not None else (t if t.requires_grad else None))
-                d = t.data
-                meta.append((d.shape, d.dtype))
-            meta.append((self.out_data.shape, self.out_data.dtype))
-            s = self.struct = (tuple(parents), tuple(meta))
+            ins = self.saved
+            out = self.out_data
+            s = self.struct = (
+                tuple([t._entry if t._entry is not None else (t if t.requires_grad else None) for t in ins]),
+                tuple([t.data.shape for t in ins]) + (out.shape,), out.dtype)
         return s
 
     def release(self):
@@ -78,7 +75,14 @@ class Entry:
 
     @property
     def in_meta(self):
-        return self.structure()[1]
+        """((shape, dtype) of each input, then of the output); input dtypes of released constants are None."""
+        parents, shapes, out_dtype = self.structure()
+        if self.saved is not None:
+            dtypes = [t.data.dtype for t in self.saved]
+        else:
+            dtypes = [p.output_dtype if isinstance(p, Entry) else (None if p is None else p.data.dtype)
+                      for p in parents]
+        return tuple(zip(shapes, dtypes + [out_dtype]))
 
     @property
     def needs(self):
@@ -102,15 +106,15 @@ class Entry:
 
     @property
     def input_shapes(self):
-        return tuple(m[0] for m in self.in_meta[:-1])
+        return self.structure()[1][:-1]
 
     @property
     def output_shape(self):
-        return self.in_meta[-1][0]
+        return self.structure()[1][-1]
 
     @property
     def output_dtype(self):
-        return self.in_meta[-1][1]
+        return self.structure()[2]
 
     @property
     def attr_dict(self):
@@ -166,18 +170,24 @@ def record(prim, inputs, out, attrs=(), ctx=None):
     e.saved = inputs
     e.attrs = attrs
     e.seq = next(_seq)
-    e.versions = [t._version for t in inputs]
+    if len(inputs) == 2:
+        e.versions = (inputs[0]._version, inputs[1]._version)
+    elif len(inputs) == 1:
+        e.versions = (inputs[0]._version,)
+    else:
+        e.versions = tuple([t._version for t in inputs])
     e.out_ref = _ref(out)
     e.out_data = out.data
-    f = _getframe(1)
+    f = _getframe(2)  # record is only called from package code (apply, Function.apply)
     pkg = _PKG_DIR
     while f is not None and f.f_code.co_filename.startswith(pkg):
         f = f.f_back
     e.site = (f.f_code, f.f_lineno) if f is not None else None
     st = state
     e.scope = st.scope
-    e.grad = e.hooks = e.struct = None
-    e.ctx = ctx
+    e.grad = e.hooks = e.struct = e.ctx = None
+    if ctx is not None:
+        e.ctx = ctx
     e.released = False
     out._entry = e
     out.requires_grad = True
@@ -190,7 +200,14 @@ def record(prim, inputs, out, attrs=(), ctx=None):
 def apply(prim, inputs, attrs=()):
     """Run a primitive's NumPy forward on Tensors and record it when grad mode is on and an input needs grad."""
     try:
-        out = prim.forward(*[t.data for t in inputs], *attrs)
+        if attrs:
+            out = prim.forward(*[t.data for t in inputs], *attrs)
+        elif len(inputs) == 2:
+            out = prim.forward(inputs[0].data, inputs[1].data)
+        elif len(inputs) == 1:
+            out = prim.forward(inputs[0].data)
+        else:
+            out = prim.forward(*[t.data for t in inputs])
     except (ValueError, IndexError, TypeError) as exc:
         raise prim.error(inputs, attrs, exc) from None
     if out.__class__ is not np.ndarray:  # NumPy returns scalars for 0-d results

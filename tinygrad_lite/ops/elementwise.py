@@ -27,7 +27,7 @@ def neg(x):
 
 @neg.defvjp
 def _(ctx, g):
-    return (-g,)
+    return (neg(g),)
 
 
 @primitive("exp", sample=unary())
@@ -37,7 +37,7 @@ def exp(x):
 
 @exp.defvjp
 def _(ctx, g):
-    return (g * ctx.output(),)
+    return (mul(g, ctx.output()),)
 
 
 @primitive("log", sample=unary(0.2, 3.0))
@@ -169,7 +169,7 @@ def relu(x):
 @relu.defvjp
 def _(ctx, g):
     x = ctx.saved[0].data
-    return (g * const((x > 0).astype(x.dtype)),)
+    return (mul(g, const((x > 0).astype(x.dtype))),)
 
 
 @primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
@@ -234,7 +234,7 @@ def sub(a, b):
 
 @sub.defvjp
 def _(ctx, g):
-    return g, (-g if ctx.saved[1].requires_grad else None)
+    return g, (neg(g) if ctx.saved[1].requires_grad else None)
 
 
 @primitive("mul", nin=2, sample=binary())
@@ -245,7 +245,7 @@ def mul(a, b):
 @mul.defvjp
 def _(ctx, g):
     a, b = ctx.saved
-    return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
+    return (mul(g, b) if a.requires_grad else None), (mul(g, a) if b.requires_grad else None)
 
 
 @primitive("div", nin=2, sample=binary(away_b=[0.0]))
@@ -256,7 +256,7 @@ def div(a, b):
 @div.defvjp
 def _(ctx, g):
     a, b = ctx.saved
-    return (g / b if a.requires_grad else None), (-(g * a) / (b * b) if b.requires_grad else None)
+    return (div(g, b) if a.requires_grad else None), (neg(div(mul(g, a), mul(b, b))) if b.requires_grad else None)
 
 
 def _pow_sample(gen):

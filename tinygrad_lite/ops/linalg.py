@@ -2,6 +2,7 @@
 import numpy as np
 
 from .registry import primitive
+from .movement import permute
 
 
 def _matmul_sample(gen):
@@ -18,5 +19,10 @@ def matmul(a, b):
 @matmul.defvjp
 def _(ctx, g):
     a, b = ctx.saved
-    n = ctx.needs
-    return (g @ b.transpose(-1, -2) if n[0] else None), (a.transpose(-1, -2) @ g if n[1] else None)
+    return (matmul(g, _swap_last(b)) if a.requires_grad else None), (matmul(_swap_last(a), g) if b.requires_grad
+                                                                      else None)
+
+
+def _swap_last(t):
+    nd = t.data.ndim
+    return permute(t, tuple(range(nd - 2)) + (nd - 1, nd - 2))

@@ -14,8 +14,13 @@ def sum_to_shape(g, shape):
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
     if axes:
-        g = g.sum(dim=axes, keepdim=True)
-    return g.reshape(shape)
+        g = _sum(g, axes, True)
+    return reshape(g, shape) if g.data.shape != shape else g
+
+
+def _sum(g, axes, keepdims):
+    from .reduce import sum_
+    return sum_(g, axes, keepdims)
 
 
 def _shape_sample(gen):
@@ -36,7 +41,7 @@ def _reshape_sample(gen):
 
 @reshape.defvjp
 def _(ctx, g):
-    return (g.reshape(ctx.in_meta[0][0]),)
+    return (reshape(g, ctx.saved[0].data.shape),)
 
 
 def _permute_sample(gen):
@@ -52,7 +57,7 @@ def permute(x, axes):
 
 @permute.defvjp
 def _(ctx, g):
-    return (g.permute(*np.argsort(ctx.attrs[0]).tolist()),)
+    return (permute(g, tuple(np.argsort(ctx.attrs[0]).tolist())),)
 
 
 def _expand_sample(gen):
@@ -68,7 +73,7 @@ def expand(x, shape):
 
 @expand.defvjp
 def _(ctx, g):
-    return (sum_to_shape(g, ctx.in_meta[0][0]),)
+    return (sum_to_shape(g, ctx.saved[0].data.shape),)
 
 
 # ---------------- indexing ----------------
@@ -98,7 +103,7 @@ def getitem(x, idx):
 
 @getitem.defvjp
 def _(ctx, g):
-    return (index_scatter(g, ctx.in_meta[0][0], ctx.attrs[0]),)
+    return (index_scatter(g, ctx.saved[0].data.shape, ctx.attrs[0]),)
 
 
 def _scatter_sample(gen):
@@ -143,7 +148,7 @@ def gather(x, axis, index):
 @gather.defvjp
 def _(ctx, g):
     axis, index = ctx.attrs
-    return (scatter_add(g, ctx.in_meta[0][0], axis, index),)
+    return (scatter_add(g, ctx.saved[0].data.shape, axis, index),)
 
 
 def _scatter_add_sample(gen):
@@ -193,9 +198,9 @@ def cat(*args):
 def _(ctx, g):
     axis = ctx.attrs[0]
     grads, start = [], 0
-    for (shape, _), need in zip(ctx.in_meta[:-1], ctx.needs):
-        stop = start + shape[axis]
-        grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if need else None)
+    for t in ctx.saved:
+        stop = start + t.data.shape[axis]
+        grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if t.requires_grad else None)
         start = stop
     return tuple(grads)
 
@@ -213,5 +218,5 @@ def pad(x, width, value):
 
 @pad.defvjp
 def _(ctx, g):
-    shape = ctx.in_meta[0][0]
+    shape = ctx.saved[0].data.shape
     return (g[tuple(slice(b, b + s) for (b, _), s in zip(ctx.attrs[0], shape))],)

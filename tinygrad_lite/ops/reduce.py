@@ -4,6 +4,7 @@ import numpy as np
 from .registry import primitive
 from .elementwise import const, where
 from ..autograd import recorder as tape
+from .movement import reshape, expand
 
 
 def _keep_shape(shape, axis):
@@ -23,11 +24,11 @@ def _reduce_sample(low=-2.0, high=2.0):
 
 def _expand_back(ctx, g):
     """g (reduced shape) reshaped to keepdims form and broadcast to the input's shape."""
-    shape = ctx.in_meta[0][0]
+    shape = ctx.saved[0].data.shape
     axis, keepdims = ctx.attrs
     if not keepdims:
-        g = g.reshape(_keep_shape(shape, axis))
-    return g.expand(shape)
+        g = reshape(g, _keep_shape(shape, axis))
+    return g if g.data.shape == shape else expand(g, shape)
 
 
 @primitive("sum", attrs=("dim", "keepdim"), sample=_reduce_sample())

@@ -53,7 +53,12 @@ class Primitive:
         return fn
 
     def __call__(self, *args):
-        return self.call(*args)
+        """Apply to Tensors followed by attributes; VJPs use this to call primitives without operator dispatch
+        (inputs must already share a dtype)."""
+        k = len(self.attr_names)
+        if k:
+            return tape.apply(self, args[:-k], args[-k:])
+        return tape.apply(self, args, ())
 
     def call(self, *args):
         """Apply to Tensors followed by attributes (as recorded in an entry)."""
