@@ -31,7 +31,7 @@ def parse_args(argv):
     p.add_argument("--scaling", action="store_true", help="W2 vs batch/width and W5 vs chain length")
     p.add_argument("--repeats", type=int, default=None, help="fresh-process repeats (default 3; quick 1; scaling 2)")
     p.add_argument("--threads", choices=("1", "default", "both"), default=None,
-                   help="thread modes (default both; scaling: default)")
+                   help="thread modes (default both; --scaling: 1, reproducible on a shared 2-core machine)")
     p.add_argument("--workloads", type=_csv(list(WORKLOADS)), default=list(WORKLOADS))
     p.add_argument("--frameworks", type=_csv(list(FRAMEWORKS)), default=list(FRAMEWORKS))
     p.add_argument("--min-time", type=float, default=None, help="seconds of timed steps per process")
@@ -45,7 +45,7 @@ def parse_args(argv):
     if args.repeats is None:
         args.repeats = 1 if args.quick else (2 if args.scaling else 3)
     if args.threads is None:
-        args.threads = "default" if args.scaling else "both"
+        args.threads = "1" if args.scaling else "both"
     if args.json is None:
         name = ("scaling_quick" if args.quick else "scaling") if args.scaling else ("quick" if args.quick else "latest")
         args.json = os.path.join(RESULTS, name + ".json")

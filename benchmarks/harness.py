@@ -44,10 +44,11 @@ def build_plan(args):
                  for wid in args.workloads]
     threads = {"both": ["1", "default"], "1": ["1"], "default": ["default"]}[args.threads]
     fws = [fw for fw in args.frameworks if available(fw) is None]
+    unique = list({case_key(wid, params, ""): (wid, params) for wid, params in cases}.values())
     plan = []
     for r in range(args.repeats):
         order = fws[r % len(fws):] + fws[:r % len(fws)] if fws else []
-        for wid, params in cases:
+        for wid, params in unique:  # a case listed in two sweeps runs once and shows in both
             for th in threads:
                 for fw in order:
                     plan.append(dict(repeat=r, workload=wid, params=params, threads=th, framework=fw))
@@ -99,6 +100,10 @@ def _describe(result):
 def execute(args):
     cases, threads, plan = build_plan(args)
     results = {}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5 and not args.silent:
+        sys.stderr.write(f"warning: load average {load:.2f} before start; other processes will distort the "
+                         "timings (default-thread cases most)\n")
     t_start = time.perf_counter()
     for n, run in enumerate(plan, 1):
         result = run_one(run, args)
@@ -110,7 +115,7 @@ def execute(args):
                              f"{run['framework']}: {_describe(result)}\n")
             sys.stderr.flush()
     missing = {fw: available(fw) for fw in args.frameworks if available(fw) is not None}
-    return dict(cases=cases, threads=threads, results=results, missing=missing,
+    return dict(cases=cases, threads=threads, results=results, missing=missing, loadavg_start=load,
                 wall_s=time.perf_counter() - t_start)
 
 

@@ -137,6 +137,13 @@ def markdown(rows, frameworks, title):
     return "\n".join(lines) + "\n"
 
 
+def _loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
 def _versions():
     from importlib import metadata
 
@@ -158,7 +165,8 @@ def write_outputs(run_out, rows, md, args, json_path):
     meta = dict(date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), argv=sys.argv[1:],
                 platform=platform.platform(), cpu_count=os.cpu_count(), repeats=args.repeats,
                 quick=args.quick, scaling=args.scaling, malloc_keep=args.malloc_keep, wall_s=run_out["wall_s"],
-                missing=run_out["missing"], **_versions())
+                missing=run_out["missing"], loadavg_start=run_out.get("loadavg_start"),
+                loadavg_end=_loadavg(), **_versions())
     doc = dict(meta=meta, rows=rows, raw=run_out["results"], markdown=md)
     os.makedirs(os.path.dirname(json_path), exist_ok=True)
     with open(json_path, "w") as f:
