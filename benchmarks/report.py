@@ -114,7 +114,7 @@ def build_rows(run_out, frameworks, scaling):
                            cells={fw: _cell(per_fw.get(fw, []), metric, run_out["missing"].get(fw))
                                   for fw in frameworks},
                            summary={fw: summarize(per_fw.get(fw, []), metric) for fw in frameworks},
-                           ratios={})
+                           ratios={}, runs=per_fw)
                 for ref in ("torch", "numpy"):
                     if ratio_to == "all" or ratio_to == ref:
                         row["ratios"][ref] = paired_ratio(ours, per_fw.get(ref, []), metric)
@@ -131,7 +131,11 @@ def markdown(rows, frameworks, title):
         cells += [_ratio_cell(row["ratios"].get("torch")), _ratio_cell(row["ratios"].get("numpy")),
                   row["check"]["status"]]
         lines.append("| " + " | ".join(cells) + " |")
+    notes = sorted({f"{row['label']} {LABELS[fw]}: {r['note']}" for row in rows for fw, runs in row["runs"].items()
+                    for r in runs if r.get("note")})
     lines.append("")
+    if notes:
+        lines += ["Notes: " + "; ".join(notes) + ".", ""]
     lines.append("Cells: median over fresh-process repeats (min..max). Ratios: median of per-repeat ratios "
                  "(runs paired back to back); below 1.00x means tinygrad_lite is faster/smaller.")
     return "\n".join(lines) + "\n"
@@ -167,6 +171,7 @@ def write_outputs(run_out, rows, md, args, json_path):
                 quick=args.quick, scaling=args.scaling, malloc_keep=args.malloc_keep, wall_s=run_out["wall_s"],
                 missing=run_out["missing"], loadavg_start=run_out.get("loadavg_start"),
                 loadavg_end=_loadavg(), **_versions())
+    rows = [{k: v for k, v in row.items() if k != "runs"} for row in rows]  # the runs are in "raw"
     doc = dict(meta=meta, rows=rows, raw=run_out["results"], markdown=md)
     os.makedirs(os.path.dirname(json_path), exist_ok=True)
     with open(json_path, "w") as f:
