@@ -1,12 +1,16 @@
 """Compare analytical and numerical Jacobians (|a - n| <= atol + rtol * |n|, as PyTorch) and sort the failing
 elements into errors and elements near a kink.
 
-An element is near a kink only when all three hold: (1) its one-sided differences disagree (the function is not
-differentiable across the step), (2) the analytical value lies between the left and right slopes (it is a valid
-one-sided derivative or subgradient there), and (3) a recorded primitive with a declared kink (relu, abs, clamp,
-maximum/minimum, amax/amin) is crossed or touched when that input element moves by one step: its distance to the
-kink at the base point is no more than the distance change the step causes. A wrong backward fails (2) or, on a
-smooth function, (1), so it is still reported as an error."""
+A failing element is near a kink when moving its input element by one step crosses or touches the kink of a
+recorded primitive that declares one (relu, abs, clamp, maximum/minimum, amax/amin: its distance to the kink at
+the base point is no more than the change the step causes), or, with no declared kink, when its one-sided
+differences disagree, the analytical value lies between them, and their disagreement stays put at twice the step
+(a jump in slope) instead of doubling (curvature): an undeclared kink, such as a `where` on a comparison.
+
+Near a kink, autodiff's value is a convention (relu'(0) = 0, ties share) and compositions such as
+relu(x) - relu(-x) legitimately differ from the function's slope, so a kink cannot be judged element by element.
+Rigor comes from the caller instead: whenever kinks are found, every tape entry's backward is checked alone at its
+recorded inputs (kink elements left out), and a wrong one turns the kinks back into errors."""
 import numpy as np
 
 from ..autograd.recorder import reachable
@@ -18,12 +22,13 @@ MAX_KINK_COLUMNS = 64  # columns whose kink is located by re-running; beyond thi
 
 class Element:
     """One compared Jacobian element (or fast-mode projection)."""
-    __slots__ = ("out_idx", "in_idx", "analytical", "numerical", "left", "right", "allowed", "kink")
+    __slots__ = ("out_idx", "in_idx", "analytical", "numerical", "left", "right", "allowed", "kink", "jump")
 
     def __init__(self, out_idx, in_idx, a, n, left, right, allowed):
         self.out_idx, self.in_idx = out_idx, in_idx
         self.analytical, self.numerical, self.left, self.right, self.allowed = a, n, left, right, allowed
         self.kink = None
+        self.jump = False  # one-sided slopes differ and the analytical value lies between them
 
     @property
     def abs_err(self):
@@ -67,7 +72,7 @@ def _kink_candidate(a, n, asym, atol, rtol):
 
 
 def compare_full(target, outs, ana, num, asym, atol, rtol):
-    """PairResults with failing elements split into errors and kink candidates (not yet attributed)."""
+    """PairResults holding the failing elements as errors; attribute_kinks moves those near a kink."""
     results = []
     for o, (pos, out) in enumerate(outs):
         name = target.output_name(pos, len(outs))
@@ -78,12 +83,14 @@ def compare_full(target, outs, ana, num, asym, atol, rtol):
                 continue
             cand, left, right = _kink_candidate(a, n, s, atol, rtol)
             pr = PairResult(pos, name, out.data.shape, li, leaf, a.size)
+            pr.o = o
             pr.out_requires_grad = out.requires_grad
             for k, j in zip(*np.nonzero(bad)):
                 el = Element(np.unravel_index(k, out.data.shape), np.unravel_index(j, leaf.tensor.shape),
                              float(a[k, j]), float(n[k, j]), float(left[k, j]), float(right[k, j]),
                              float(allowed[k, j]))
-                (pr.kinks if cand[k, j] else pr.errors).append(el)
+                el.jump = bool(cand[k, j])
+                pr.errors.append(el)
             results.append(pr)
     return results
 
@@ -101,9 +108,11 @@ def compare_fast(target, outs, ana, num, asym, sums, atol, rtol):
                 continue
             cand, left, right = _kink_candidate(a, n, s, adj, rtol)
             pr = PairResult(pos, name, out.data.shape, li, leaf, 1, fast=True, scale=adj)
+            pr.o = o
             pr.out_requires_grad = out.requires_grad
             el = Element((), (), float(a), float(n), float(left), float(right), float(allowed))
-            (pr.kinks if cand else pr.errors).append(el)
+            el.jump = bool(cand)
+            pr.errors.append(el)
             results.append(pr)
     return results
 
@@ -124,11 +133,25 @@ def kink_profile(outputs):
     return prof
 
 
-def _profile_at(target, leaf, idx, delta):
+class _Undeclared:
+    """Marks a kink that no recorded primitive declares (a `where` on a comparison, a custom Function, ...)."""
+    name = "undeclared kink"
+    source = None
+    module = None
+
+    def __repr__(self):
+        return "<undeclared kink>"
+
+
+UNDECLARED = _Undeclared()
+
+
+def _eval_at(target, leaf, idx, delta):
+    """(float64 outputs, kink profile) with leaf[idx] moved by delta."""
     with perturbed(leaf.tensor.data, idx, delta):
         with enable_grad():
             outs = [o for _, o in target.outputs()]
-        return kink_profile(outs)
+        return [np.array(o.data, dtype=np.float64) for o in outs], kink_profile(outs)
 
 
 def _crossed(base, plus, minus):
@@ -145,34 +168,54 @@ def _crossed(base, plus, minus):
     return None
 
 
-def attribute_kinks(target, results, base_outputs, radius_factor=1e3):
-    """Confirm each kink candidate by locating the crossed primitive; unconfirmed candidates become errors."""
+class _Column:
+    """What re-running at one perturbed input element tells: the declared kink crossed, and the asymmetry of the
+    one-sided differences at twice the step (a slope jump keeps it; smooth curvature doubles it)."""
+
+    def __init__(self, target, leaf, idx, base_profile, base_values):
+        h = leaf.eps
+        plus, prof_p = _eval_at(target, leaf, idx, h)
+        minus, prof_m = _eval_at(target, leaf, idx, -h)
+        self.entry = _crossed(base_profile, prof_p, prof_m) if base_profile else None
+        plus2, _ = _eval_at(target, leaf, idx, 2 * h)
+        minus2, _ = _eval_at(target, leaf, idx, -2 * h)
+        self.asym2 = [((p - b) - (b - m)).ravel() / (2 * h) for p, m, b in zip(plus2, minus2, base_values)]
+
+
+def attribute_kinks(target, results, base_outputs, base_values, radius_factor=1e3):
+    """Move failing elements that are near a kink (see the module docstring) from `errors` to `kinks`."""
     base = kink_profile(base_outputs)
+    nearest = {}
+    declared_possible = base and any(_nearest_within(base, radius_factor * leaf.eps) is not None
+                                     for leaf in target.leaves)
     cache = {}
     budget = MAX_KINK_COLUMNS
     for pr in results:
-        keep = []
-        for el in pr.kinks:
+        errors = []
+        for el in pr.errors:
+            key = (pr.leaf_index, el.in_idx)
+            if key not in cache and budget > 0 and not pr.fast and (declared_possible or el.jump):
+                budget -= 1
+                cache[key] = _Column(target, pr.leaf, el.in_idx, base, base_values)
+            col = cache.get(key)
             entry = None
-            if base:
-                key = (pr.leaf_index, el.in_idx)
-                if key not in cache:
-                    if budget > 0 and not pr.fast:
-                        budget -= 1
-                        eps = pr.leaf.eps
-                        cache[key] = _crossed(base, _profile_at(target, pr.leaf, el.in_idx, eps),
-                                              _profile_at(target, pr.leaf, el.in_idx, -eps))
-                    else:
-                        cache[key] = False
-                entry = cache[key]
-                if entry is False:  # tapes differ (value-dependent code) or over budget: the base tape decides
-                    entry = _nearest_within(base, radius_factor * pr.leaf.eps)
+            if col is not None and col.entry is not False:
+                entry = col.entry
+            elif el.jump and base:  # tapes differ (value-dependent code), fast mode or over budget
+                if pr.leaf_index not in nearest:
+                    nearest[pr.leaf_index] = _nearest_within(base, radius_factor * pr.leaf.eps)
+                entry = nearest[pr.leaf_index]
+            if entry is None and col is not None and el.jump:
+                a1 = el.right - el.left
+                k = np.ravel_multi_index(el.out_idx, pr.out_shape) if pr.out_shape else 0
+                if a1 != 0 and 0.4 <= col.asym2[pr.o][k] / a1 <= 1.6:
+                    entry = UNDECLARED
             if entry is None:
-                pr.errors.append(el)
+                errors.append(el)
             else:
                 el.kink = entry
-                keep.append(el)
-        pr.kinks = keep
+                pr.kinks.append(el)
+        pr.errors = errors
     return results
 
 
