@@ -425,16 +425,20 @@ def test_highlighted_nodes_survive_the_cap():
 
 
 def test_ten_thousand_primitives_and_a_long_chain_build():
-    x, w = randp(4, 4), randp(4, 4)
+    x = randp(4, 4)
+    w = tl.tensor(np.eye(4, dtype=np.float32) * 0.5, requires_grad=True)  # gradients shrink, never overflow
     h = x
     for _ in range(5000):
         h = (h @ w).tanh()
     y = h.sum()
-    g = tl.viz.draw(y, max_nodes=None)
+    g = tl.viz.draw(y, max_nodes=None, fold_repeats=False)
     assert len(re.findall(r"^\te\d+ \[", g.source, re.M)) == 10001 and len(parse(g)[1]) == 15001
     y.backward()
-    capped = tl.viz.draw(y, show_grads=True)
+    capped = tl.viz.draw(y, show_grads=True, fold_repeats=False)
     assert len(parse(capped)[0]) == 2001
+    folded = tl.viz.draw(y)  # the loop drawn once
+    assert sorted(labels(folded)) == ["input 4x4", "input 4x4", "matmul x5000\\n4x4", "sum\\nscalar\\noutput",
+                                      "tanh x5000\\n4x4"]
 
 
 @pytest.mark.slow
@@ -444,3 +448,63 @@ def test_hundred_thousand_step_chain_does_not_crash():
         h = h * 1.0001
     g = tl.viz.draw(h.sum())
     assert len(parse(g)[0]) == 2001 and "nodes cut" in g.source
+
+
+def test_two_different_modules_with_the_same_path_are_not_folded():
+    lin1, lin2 = Mod("Linear", weight=randp(4, 4)), Mod("Linear", weight=randp(4, 4))
+    with scope("", "Linear", lin1):
+        h = tl.randn(2, 4) @ lin1._parameters["weight"]
+    with scope("", "Linear", lin2):
+        y = (h @ lin2._parameters["weight"]).sum()
+    g = tl.viz.draw(y)
+    assert len(clusters(g)) == 2 and not any(" x2" in lbl for lbl in labels(g))
+
+
+# -- loops inside one module call (nn.LSTM's time loop) or in user code ------------------------------------------
+def test_loop_in_user_code_folds_with_a_back_edge_and_per_step_gradient_range():
+    w, h = randp(3, 3), randp(1, 3)
+    x = tl.randn(20, 3)
+    for t in range(20):
+        h = (x[t:t + 1] + h @ w).tanh()
+    y = h.sum()
+    y.backward()
+    g = tl.viz.draw(y, show_grads=True)
+    nodes, edges = parse(g)
+    assert len(find(g, "matmul x20")) == len(find(g, "add x20")) == len(find(g, "tanh x20")) == 1
+    back = [(s, d) for s, d, a in edges if "next step" in a]
+    assert len(back) == 1 and "tanh" in nodes[back[0][0]]["label"] and "matmul" in nodes[back[0][1]]["label"]
+    assert "per step" in nodes[find(g, "tanh x20")[0]]["label"]
+    assert len(nodes) == 7  # the x[t] constants (one box for the slot), w, h0, matmul, add, tanh, sum
+    assert len(parse(tl.viz.draw(y, fold_repeats=False))[0]) == 2 + 20 + 3 * 20 + 1
+
+
+def test_a_sum_of_terms_and_independent_repeats_are_not_folded_by_default():
+    a = [randp(2) for _ in range(5)]
+    s = a[0] + a[1] + a[2] + a[3] + a[4]
+    assert len(find(tl.viz.draw(s), "add")) == 4
+    x = randp(6, 2)
+    parts = [(x[i] * 2).exp() for i in range(6)]
+    y = tl.stack(parts).sum()
+    assert len(find(tl.viz.draw(y), "exp")) == 6  # no recurrence between the repeats
+    assert len(find(tl.viz.draw(y, fold_repeats="all"), "exp x6")) == 1
+
+
+def test_loop_inside_one_module_call_folds_within_its_cluster():
+    lstm = Mod("LSTM", weight_hh=randp(4, 16))
+    KEEP.append(lstm)
+    with scope("", "Net"):
+        with scope("lstm", "LSTM", lstm):
+            h, c = tl.zeros(1, 4), tl.zeros(1, 4)
+            for _ in range(12):
+                gates = h @ lstm._parameters["weight_hh"]
+                i, f, o, u = gates[:, :4].sigmoid(), gates[:, 4:8].sigmoid(), gates[:, 8:12].sigmoid(), \
+                    gates[:, 12:].tanh()
+                c = f * c + i * u
+                h = o * c.tanh()
+        y = h.sum()
+    g = tl.viz.draw(y)
+    for text in ("matmul x12", "sigmoid x12", "lstm.weight_hh 4x16"):
+        find(g, text)
+    body = g.source.split('label="lstm: LSTM"')[1]
+    assert "sigmoid x12" in body and len(clusters(g)) == 2
+    assert len(parse(g)[0]) < 30

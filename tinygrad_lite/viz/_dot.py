@@ -125,7 +125,8 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
         _nest(gv, dot, clusters, graph.scope_depth)
 
     styles = {"data": {}, "const": {"style": "dashed", "color": "gray60"},
-              "loop": {"label": "next call", "fontsize": "8", "color": "gray20", "style": "bold"},
+              "loop": {"label": "next step", "fontsize": "8", "color": "gray20", "style": "bold",
+                       "constraint": "false"},
               "cut": {"style": "dotted"}}
     for (src, dst), kind in graph.edges.items():
         dot.edge(src, dst, **styles[kind])

@@ -5,18 +5,19 @@ are walked upwards through `scope.parent` (a chain as long as the module nesting
 """
 from ..autograd import recorder
 from ..autograd.recorder import Entry
+from ._loops import periodic_runs
 
 
 class Node:
     """One box of the picture: a primitive ("op"), a leaf ("param"/"input"), a constant ("const"), a collapsed
     module call ("module"), a folded run of repeated calls ("fold"), or the max_nodes note ("note")."""
     __slots__ = ("key", "kind", "order", "cluster", "entries", "tensor", "name", "scope", "count", "params",
-                 "consts", "shape", "exits", "is_output", "highlight", "only")
+                 "consts", "shape", "exits", "is_output", "highlight", "only", "group")
 
     def __init__(self, key, kind, order, cluster=None):
         self.key, self.kind, self.order, self.cluster = key, kind, order, cluster
         self.entries = []
-        self.tensor = self.name = self.scope = self.shape = self.only = None
+        self.tensor = self.name = self.scope = self.shape = self.only = self.group = None
         self.count = 1
         self.params = None   # leaves drawn inside a collapsed node (their only consumer)
         self.consts = None   # scalar constants of an op (value, or None once released)
@@ -61,7 +62,9 @@ class _Scopes:
     def _find_folds(self, entries, mode):
         siblings = {}
         for s in self.depth:
-            siblings.setdefault((s.parent, s.path, s.type_name), []).append(s)
+            m = s.module_ref() if s.module_ref is not None else None
+            # the same module object called again from the same parent call (two top-level Linears share a path)
+            siblings.setdefault((s.parent, s.path, s.type_name, id(m) if m is not None else None), []).append(s)
         for group in siblings.values():
             if len(group) > 1:
                 group.sort(key=lambda s: s.call)
@@ -187,10 +190,13 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
             if node is None:
                 node = nodes[key] = Node(key, kind, e.seq, cluster)
                 node.scope, node.count, node.exits, node.params = s, count, {}, []
+                node.group = key if kind == "fold" else None
             node.entries.append(e)
             pos[e] = p
         rep[e] = node
-    graph.folded = sum(1 for n in nodes.values() if n.kind == "fold")
+    if fold_repeats:
+        _fold_loops(entries, nodes, rep, pos, fold_repeats == "all")
+    graph.folded = sum(1 for n in nodes.values() if n.kind in ("fold", "loop"))
 
     names = _param_names(params, scopes)
     edges = graph.edges
@@ -200,12 +206,13 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
         for i, p in enumerate(e.parents):
             if p.__class__ is Entry:
                 src = rep[p]
-                if src is not dst:
+                if src.group is not None and src.group == dst.group and pos[p] != pos[e]:
+                    edges[(src.key, dst.key)] = "loop"  # into the next iteration of a folded loop
+                elif src is not dst:
                     edges[(src.key, dst.key)] = "data"
-                    if src.kind != "op":
-                        src.exits[p] = pos[p]
-                elif src.kind == "fold" and pos[p] != pos[e]:
-                    edges[(src.key, dst.key)] = "loop"
+                else:
+                    continue
+                if src.kind != "op":
                     src.exits[p] = pos[p]
             elif p is not None:
                 leaf = leaves.get(id(p))
@@ -234,7 +241,7 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
             c.shape, c.is_output = tuple(getattr(t, "shape", ())), True
 
     for leaf in leaves.values():
-        if leaf.only and leaf.only.kind != "op" and leaf.kind == "param" and not leaf.is_output:
+        if leaf.only and leaf.only.kind in ("module", "fold") and leaf.kind == "param" and not leaf.is_output:
             leaf.only.params.append(leaf)  # a parameter used only inside a collapsed module is drawn inside it
             del edges[(leaf.key, leaf.only.key)]
         else:
@@ -252,6 +259,29 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
     ordered = sorted(nodes.values(), key=lambda n: n.order)
     graph.nodes = _cap(ordered, edges, max_nodes, graph)
     return graph
+
+
+def _fold_loops(entries, nodes, rep, pos, fold_all):
+    """Replace the op nodes of each loop found in one module call by one node per loop-body position."""
+    calls = {}
+    for e in entries:
+        if rep[e].kind == "op":
+            calls.setdefault(e.scope, []).append(e)
+    n = 0
+    for scope, seq in calls.items():
+        for a, period, reps in periodic_runs(seq, fold_all):
+            group = f"p{n}"
+            n += 1
+            for j in range(period):
+                node = Node(f"{group}_{j}", "loop", seq[a + j].seq, scope)
+                node.count, node.group, node.exits = reps, group, {}
+                for k in range(reps):
+                    e = seq[a + k * period + j]
+                    del nodes[f"e{e.seq}"]
+                    node.entries.append(e)
+                    node.exits[e] = k  # every iteration's output, for the per-iteration gradient range
+                    rep[e], pos[e] = node, k
+                nodes[node.key] = node
 
 
 def _leaf_node(t, key, order, names, scopes):
@@ -273,14 +303,17 @@ def _constant(e, i, dst, consts, edges):
     for d in shape:
         size *= d
     if size == 1:
-        if dst.kind == "op":  # scalars are written into the op's label, not drawn as boxes
+        if dst.kind == "op" or (dst.kind == "loop" and e is dst.entries[0]):  # written in the label, no box
             value = saved.data.item() if saved is not None else None
             if dst.consts is None:
                 dst.consts = [value]
             else:
                 dst.consts.append(value)
         return
-    key = ("t", id(saved)) if saved is not None else (e.seq, i)
+    if dst.kind in ("loop", "fold"):  # one box per input slot of a folded node, not one per iteration
+        key = (dst.key, e.prim.name, i, shape)
+    else:
+        key = ("t", id(saved)) if saved is not None else (e.seq, i)
     c = consts.get(key)
     if c is None:
         c = consts[key] = Node(f"c{len(consts)}", "const", e.seq - 0.75)

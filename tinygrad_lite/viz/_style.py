@@ -9,11 +9,11 @@ from ..autograd import recorder
 PALETTE = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
 DARK = 4  # the first colours need white text
 BAD_COLOR, ZERO_COLOR, HIGHLIGHT_COLOR = "#e41a1c", "#bdbdbd", "magenta"
-FILL = {"op": "#ffffff", "param": "#cfe2f3", "input": "#fff2cc", "const": "#f3f3f3", "module": "#d9ead3",
+FILL = {"op": "#ffffff", "loop": "#ffffff", "param": "#cfe2f3", "input": "#fff2cc", "const": "#f3f3f3", "module": "#d9ead3",
         "fold": "#d9ead3", "note": "#fffde7"}
-SHAPE = {"op": "box", "param": "box", "input": "oval", "const": "box", "module": "box3d", "fold": "box3d",
+SHAPE = {"op": "box", "loop": "box", "param": "box", "input": "oval", "const": "box", "module": "box3d", "fold": "box3d",
          "note": "note"}
-STYLE = {"op": "rounded,filled", "const": "dashed,filled", "note": "filled"}
+STYLE = {"op": "rounded,filled", "loop": "rounded,filled,bold", "const": "dashed,filled", "note": "filled"}
 
 
 def fmt_shape(shape):
@@ -77,7 +77,7 @@ def node_grad(node):
     if kind in ("param", "input"):
         g = node.tensor.grad
         return None if g is None else grad_stat(g.data) + (None,)
-    if kind not in ("module", "fold"):
+    if kind not in ("module", "fold", "loop"):
         return None
     inner = [grad_stat(e.grad) for e in node.entries if e.grad is not None]
     if not inner:
@@ -92,7 +92,7 @@ def node_grad(node):
     calls = [_merge(v) for v in per_call.values()]
     total = _merge(calls) or _merge(inner)
     span = None
-    if kind == "fold" and len(calls) > 1:
+    if kind in ("fold", "loop") and len(calls) > 1:
         norms = [c[1] for c in calls]
         span = (min(norms), max(norms))
     return total + (span,)
@@ -130,7 +130,7 @@ def _grad_line(stat):
         return status
     text = f"|g| {norm:.2e}"
     if span is not None:
-        text += f"\\n{span[0]:.1e} .. {span[1]:.1e} per call"
+        text += f"\\n{span[0]:.1e} .. {span[1]:.1e} per step"
     if zeros:
         text += f" ({zeros:.0%} zero)" if zeros >= 0.005 else ""
     return text
@@ -140,9 +140,9 @@ def node_attrs(node, opts, heat=None, stat=None):
     """(label, attributes) of one node under the draw() options `opts`."""
     kind = node.kind
     lines, tooltip = [], None
-    if kind == "op":
+    if kind in ("op", "loop"):
         e = node.entries[0]
-        lines.append(esc(e.name))
+        lines.append(esc(e.name) + (f" x{node.count}" if kind == "loop" else ""))
         if opts["show_shapes"]:
             lines.append(fmt_shape(e.output_shape))
         for v in node.consts or ():
@@ -150,8 +150,9 @@ def node_attrs(node, opts, heat=None, stat=None):
         if opts["show_source"] and e.source:
             lines.append(esc(e.source))
         if opts["show_saved_bytes"]:
-            lines.append("saved: released" if e.released else f"saved {fmt_bytes(recorder.nbytes_saved(e))}")
-        tooltip = e.describe()
+            lines.append(f"saved {fmt_bytes(sum(recorder.nbytes_saved(x) for x in node.entries))}"
+                         if not e.released else "saved: released")
+        tooltip = e.describe() + (f", {node.count} iterations of a loop" if kind == "loop" else "")
     elif kind in ("param", "input"):
         name = node.name if node.name is not None else ("parameter" if kind == "param" else "input")
         lines.append(esc(name) + (" " + fmt_shape(node.shape) if opts["show_shapes"] else ""))
