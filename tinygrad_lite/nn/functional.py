@@ -1,0 +1,17 @@
+"""`tl.nn.functional` (import as F): the functional forms of the layers and losses, and the tensor-level
+functions PyTorch users reach for under F (pad, unfold, fold, softmax, ...)."""
+from ..functional import pad, unfold, fold, windows, logsumexp  # noqa: F401
+from .activation import relu, leaky_relu, gelu, sigmoid, tanh, softmax, log_softmax  # noqa: F401
+from .linear import linear  # noqa: F401
+from .conv import conv2d  # noqa: F401
+from .pooling import max_pool2d, avg_pool2d  # noqa: F401
+from .norm import batch_norm, layer_norm  # noqa: F401
+from .dropout import dropout  # noqa: F401
+from .embedding import embedding  # noqa: F401
+from .loss import (mse_loss, l1_loss, cross_entropy, nll_loss, binary_cross_entropy,  # noqa: F401
+                   binary_cross_entropy_with_logits, one_hot)
+
+__all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu", "gelu", "sigmoid", "tanh",
+           "softmax", "log_softmax", "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
+           "dropout", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "one_hot"]

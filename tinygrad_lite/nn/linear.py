@@ -1,0 +1,65 @@
+"""Linear layer: y = x W^T + b, as torch.nn.Linear."""
+import math
+
+import numpy as np
+
+from .. import dtypes
+from ..ops.registry import OpError
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+def factory_dtype(dtype, device=None, where="layer"):
+    """The dtype for a layer's parameters (float32 unless given); only the 'cpu' device exists."""
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"{where}: only the 'cpu' device is available, got device={device!r}")
+    dt = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype, where)
+    if dt.kind != "f":
+        raise TypeError(f"{where}: parameters must have a floating dtype, got {dt}")
+    return dt
+
+
+def linear(input, weight, bias=None):
+    """x W^T + b over the last dim of x (any leading dims)."""
+    if input.ndim > 2:  # one 2-D matmul: its weight gradient is a single GEMM, not a batch summed afterwards
+        lead = input.shape[:-1]
+        out = input.reshape(-1, input.shape[-1]) @ weight.T
+        out = out.reshape(lead + (weight.shape[0],))
+    else:
+        out = input @ weight.T
+    return out if bias is None else out + bias
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features); PyTorch's initialisation."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        dt = factory_dtype(dtype, device, "Linear")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dt))
+        if bias:
+            self.bias = Parameter(np.empty((out_features,), dtype=dt))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"Linear: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim == 0 or input.shape[-1] != self.in_features:
+            raise OpError(f"Linear: expected input with last dim {self.in_features}, got shape "
+                          f"{tuple(input.shape)}")
+        return linear(input, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

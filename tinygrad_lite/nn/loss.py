@@ -1,0 +1,304 @@
+"""Loss functions and modules, as PyTorch's, with reduction='mean'|'sum'|'none'.
+
+Numerically stable forms: cross-entropy goes through log_softmax (log-sum-exp); BCE-with-logits uses
+(1 - y) x + softplus(-x) with softplus(-x) = (|x| - x) / 2 + log1p(exp(-|x|)), whose derivative is exactly
+-sigmoid(-x) at every x, 0 included (the max(x, 0) form would give the wrong subgradient there)."""
+import math
+import warnings
+
+import numpy as np
+
+from .. import functional as _tf
+from ..ops.registry import OpError
+from ..tensor import Tensor
+from .module import Module
+
+_const = Tensor._wrap
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduction(reduction, size_average, reduce, where):
+    if size_average is not None or reduce is not None:  # PyTorch's deprecated flags
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = ("mean" if size_average else "sum") if reduce else "none"
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{where}: {reduction} is not a valid value for reduction (expected 'mean', 'sum' or "
+                         f"'none')")
+    return reduction
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _target(target, input, where):
+    """The target as a Tensor of the input's floating dtype (a constant target is simply converted)."""
+    if not isinstance(target, Tensor):
+        target = _const(np.asarray(target, dtype=input.dtype))
+    if target.dtype != input.dtype and not target.requires_grad:
+        target = _const(target.data.astype(input.dtype))
+    return target
+
+
+def _same_size(input, target, where):
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
+                      f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+                      f"Please ensure they have the same size.", stacklevel=3)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean squared error (x - y)^2."""
+    reduction = _reduction(reduction, size_average, reduce, "mse_loss")
+    target = _target(target, input, "mse_loss")
+    _same_size(input, target, "mse_loss")
+    d = input - target
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean absolute error |x - y|."""
+    reduction = _reduction(reduction, size_average, reduce, "l1_loss")
+    target = _target(target, input, "l1_loss")
+    _same_size(input, target, "l1_loss")
+    return _reduce((input - target).abs(), reduction)
+
+
+def _class_targets(input, target, ignore_index, where):
+    """Validate class-index targets for an (N, C, d1, ...) input; returns (target array, valid mask)."""
+    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
+                        f"input's shape), got dtype {t.dtype} and shape {t.shape}")
+    n, c = input.shape[0], input.shape[1]
+    want = (n,) + tuple(input.shape[2:])
+    if t.shape != want:
+        raise OpError(f"{where}: expected target of shape {want} for input of shape {tuple(input.shape)}, got "
+                      f"{t.shape}")
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= c))
+    if bad.any():
+        raise IndexError(f"{where}: target {t[bad].flat[0]} is out of bounds for {c} classes (expected class "
+                         f"indices in [0, {c}) or ignore_index={ignore_index})")
+    return t, valid
+
+
+def _unbatched(input, target, where):
+    if input.ndim == 0:
+        raise OpError(f"{where}: expected an input of shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
+    if input.ndim == 1:  # (C,) with a scalar target
+        tgt = target if isinstance(target, Tensor) else _const(np.asarray(target))
+        return input.unsqueeze(0), (tgt.unsqueeze(0) if tgt.dtype.kind == "f" else tgt.reshape(1)), True
+    return input, target, False
+
+
+def _nll(input, target, weight, ignore_index, reduction, where):
+    t, valid = _class_targets(input, target, ignore_index, where)
+    safe = np.where(valid, t, 0)
+    picked = input.gather(1, safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:])).squeeze(1)
+    w = valid.astype(input.dtype) if weight is None else \
+        np.where(valid, _weight_array(weight, input.shape[1], input.dtype, where)[safe], 0).astype(input.dtype)
+    loss = picked * _const(-w)
+    if reduction == "sum":
+        loss = loss.sum()
+    elif reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = loss.sum() / _const(np.asarray(w.sum(), dtype=input.dtype))
+    return loss, w, valid
+
+
+def _weight_array(weight, c, dtype, where):
+    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    if w.shape != (c,):
+        raise OpError(f"{where}: weight must have shape ({c},) (one value per class), got {w.shape}")
+    return w.astype(dtype, copy=False)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of log-probabilities `input` (N, C, ...) at class indices `target` (N, ...);
+    'mean' divides by the total weight of the non-ignored targets."""
+    reduction = _reduction(reduction, size_average, reduce, "nll_loss")
+    input, target, squeeze = _unbatched(input, target, "nll_loss")
+    loss, _, _ = _nll(input, target, weight, ignore_index, reduction, "nll_loss")
+    return loss.squeeze(0) if squeeze and reduction == "none" else loss
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
+    """log_softmax over dim 1 followed by the NLL of class indices, or by -sum(p log q) for probability targets;
+    label_smoothing mixes the targets with the uniform distribution, as PyTorch."""
+    where = "cross_entropy"
+    reduction = _reduction(reduction, size_average, reduce, where)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{where}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    if not isinstance(target, Tensor):
+        target = _const(np.asarray(target))
+    input, target, squeeze = _unbatched(input, target, where)
+    c = input.shape[1]
+    logp = _tf.log_softmax(input, 1)
+    tshape = (c,) + (1,) * (input.ndim - 2)  # a per-class vector broadcast along dim 1
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        if tuple(target.shape) != tuple(input.shape):
+            raise OpError(f"{where}: probability targets must have the input's shape {tuple(input.shape)}, got "
+                          f"{tuple(target.shape)}")
+        target = _target(target, input, where)
+        if label_smoothing > 0:
+            target = target * (1.0 - label_smoothing) + label_smoothing / c
+        prod = logp * target
+        if weight is not None:
+            prod = prod * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))
+        loss = -prod.sum(1)
+        if reduction == "mean":
+            n = input.data.size // c if c else 0
+            loss = loss.sum() / float(n) if n else loss.sum() * float("nan")
+        elif reduction == "sum":
+            loss = loss.sum()
+        return loss.squeeze(0) if squeeze and reduction == "none" else loss
+    nll, w, valid = _nll(logp, target, weight, ignore_index, reduction, where)
+    if label_smoothing > 0:
+        if weight is None:
+            smooth = -logp.sum(1)
+        else:
+            smooth = -(logp * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))).sum(1)
+        smooth = smooth * _const(valid.astype(input.dtype))
+        if reduction == "mean":
+            denom = w.sum() if weight is not None else valid.sum()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                smooth = smooth.sum() / _const(np.asarray(denom, dtype=input.dtype))
+        elif reduction == "sum":
+            smooth = smooth.sum()
+        nll = nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
+    return nll.squeeze(0) if squeeze and reduction == "none" else nll
+
+
+def _clamped_log(x):
+    """log(x) clamped below at -100, as PyTorch's BCE; finite (zero) gradient where x <= exp(-100)."""
+    d = x.data
+    if (d > math.exp(-100)).all():
+        return x.log()
+    mask = _const(d > 0)
+    return _tf.where(mask, _tf.where(mask, x, 1.0).log(), -100.0).clamp(min=-100.0)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """-w (y log x + (1 - y) log(1 - x)) with both logs clamped at -100, as PyTorch."""
+    where = "binary_cross_entropy"
+    reduction = _reduction(reduction, size_average, reduce, where)
+    target = _target(target, input, where)
+    if tuple(target.shape) != tuple(input.shape):
+        raise OpError(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
+                      f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
+    d = input.data
+    if d.size and not ((d >= 0) & (d <= 1)).all():
+        raise OpError(f"{where}: all elements of input should be between 0 and 1 (got values in "
+                      f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
+    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    if weight is not None:
+        loss = loss * _target(weight, input, where)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
+    """BCE of sigmoid(x) computed stably from the logits x; pos_weight scales the positive term."""
+    where = "binary_cross_entropy_with_logits"
+    reduction = _reduction(reduction, size_average, reduce, where)
+    target = _target(target, input, where)
+    if tuple(target.shape) != tuple(input.shape):
+        raise OpError(f"{where}: Target size ({tuple(target.shape)}) must be the same as input size "
+                      f"({tuple(input.shape)})")
+    a = input.abs()
+    softplus_neg = (a - input) * 0.5 + (-a).exp().log1p()
+    if pos_weight is None:
+        loss = (1.0 - target) * input + softplus_neg
+    else:
+        log_weight = (_target(pos_weight, input, where) - 1.0) * target + 1.0
+        loss = (1.0 - target) * input + log_weight * softplus_neg
+    if weight is not None:
+        loss = loss * _target(weight, input, where)
+    return _reduce(loss, reduction)
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 (*, num_classes) with a 1 at each index (num_classes=-1: max index + 1)."""
+    idx = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot is only applicable to index tensor of integer dtype, got {idx.dtype}")
+    if idx.size and idx.min() < 0:
+        raise RuntimeError("one_hot: Class values must be non-negative.")
+    if num_classes == -1:
+        if not idx.size:
+            raise RuntimeError("one_hot: Can not infer total number of classes from empty tensor.")
+        num_classes = int(idx.max()) + 1
+    if idx.size and idx.max() >= num_classes:
+        raise RuntimeError(f"one_hot: Class values must be smaller than num_classes ({num_classes}), got "
+                           f"{int(idx.max())}.")
+    out = np.zeros(idx.shape + (num_classes,), dtype=np.int64)
+    np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
+    return _const(out)
+
+
+# ---------------- modules ----------------
+class _Loss(Module):
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__()
+        self.reduction = _reduction(reduction, size_average, reduce, type(self).__name__)
+
+
+class _WeightedLoss(_Loss):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", _buffer(weight))
+
+
+def _buffer(value):
+    return value if value is None or isinstance(value, Tensor) else _const(np.asarray(value))
+
+
+class MSELoss(_Loss):
+    def forward(self, input, target):
+        return mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    def forward(self, input, target):
+        return l1_loss(input, target, reduction=self.reduction)
+
+
+class NLLLoss(_WeightedLoss):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return nll_loss(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input, target):
+        return cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+                             label_smoothing=self.label_smoothing)
+
+
+class BCELoss(_WeightedLoss):
+    def forward(self, input, target):
+        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", _buffer(weight))
+        self.register_buffer("pos_weight", _buffer(pos_weight))
+
+    def forward(self, input, target):
+        return binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                pos_weight=self.pos_weight)

@@ -1,0 +1,488 @@
+"""Module and Parameter, as PyTorch's: ordered registration through attribute assignment, dotted names,
+train/eval, state dicts, a nested repr, and the module scope that tape entries record while `forward` runs."""
+import collections
+import itertools
+from collections.abc import Mapping
+import typing
+
+import numpy as np
+
+from .. import dtypes
+from ..autograd import recorder
+from ..autograd.grad_mode import state as _grad_state
+from ..tensor import Tensor, _as_array
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a parameter: a leaf that requires grad by default.
+
+    NumPy arrays keep their dtype (float64 stays float64); Python numbers and lists become float32. A Tensor's
+    data is shared, as `torch.nn.Parameter(t)` shares storage."""
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            arr = np.empty((0,), dtype=dtypes.default_float)
+        elif isinstance(data, Tensor):
+            arr = data.data
+        else:
+            arr = _as_array(data, None, "Parameter")
+        self.data = arr
+        self.grad = None
+        self.requires_grad = False
+        self._entry = None
+        self._version = 0
+        self._hooks = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + Tensor.__repr__(self)
+
+    def __reduce_ex__(self, proto):
+        return Parameter, (self.data, self.requires_grad)
+
+
+class _IncompatibleKeys(typing.NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+
+class RemovableHandle:
+    """Returned by the hook registration methods; `.remove()` unregisters the hook."""
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self._hooks, self.id = hooks, next(RemovableHandle._ids)
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+
+def _addindent(s, n):
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
+
+
+def _check_name(name, kind):
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+    if name == "":
+        raise KeyError(f'{kind} name can\'t be empty string ""')
+    if "." in name:
+        raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
+
+
+class Module:
+    """Base class of all layers (as `torch.nn.Module`). Subclasses call `super().__init__()` and define
+    `forward`; assigning a Parameter, a Module or a registered buffer name to an attribute registers it."""
+
+    def __init__(self):
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = {}
+        d["_buffers"] = {}
+        d["_non_persistent_buffers"] = set()
+        d["_modules"] = {}
+        d["_forward_hooks"] = {}
+        d["_forward_pre_hooks"] = {}
+        d["_child_names"] = None  # id(child) -> attribute name, for the module scope on the tape
+
+    # ---------------- calling ----------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+
+    def __call__(self, *args, **kwargs):
+        st = _grad_state
+        parent = st.scope
+        if parent is None:
+            path = ""
+        else:
+            owner = parent.module_ref() if parent.module_ref is not None else None
+            name = owner._child_name(self) if isinstance(owner, Module) else None
+            if name is None:  # called inside a module without being its registered child
+                name = type(self).__name__
+            path = f"{parent.path}.{name}" if parent.path else name
+        st.scope = recorder.Scope(path, type(self).__name__, parent, self)
+        try:
+            if self._forward_pre_hooks:
+                for hook in list(self._forward_pre_hooks.values()):
+                    res = hook(self, args)
+                    if res is not None:
+                        args = res if isinstance(res, tuple) else (res,)
+            out = self.forward(*args, **kwargs)
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    res = hook(self, args, out)
+                    if res is not None:
+                        out = res
+            return out
+        finally:
+            st.scope = parent
+
+    def _child_name(self, child):
+        """The attribute name under which `child` is registered here (cached by identity), or None."""
+        cache = self.__dict__["_child_names"]
+        if cache is not None:
+            name = cache.get(id(child))
+            if name is not None and self._modules.get(name) is child:
+                return name
+        cache = {}
+        for k, m in self._modules.items():
+            if m is not None:
+                cache.setdefault(id(m), k)
+        self.__dict__["_child_names"] = cache
+        return cache.get(id(child))
+
+    def register_forward_hook(self, hook):
+        """`hook(module, args, output)` runs after forward; a non-None result replaces the output."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook):
+        """`hook(module, args)` runs before forward; a non-None result replaces the positional arguments."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    # ---------------- registration ----------------
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        params = d.get("_parameters")
+        if isinstance(value, Parameter):
+            if params is None:
+                raise AttributeError("cannot assign parameters before Module.__init__() call")
+            self._forget(name)
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                                f"(tl.nn.Parameter or None expected)")
+            params[name] = None
+        elif isinstance(value, Module):
+            if d.get("_modules") is None:
+                raise AttributeError("cannot assign module before Module.__init__() call")
+            self._forget(name)
+            d["_modules"][name] = value
+            d["_child_names"] = None
+        elif d.get("_modules") is not None and name in d["_modules"]:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                f"(tl.nn.Module or None expected)")
+            d["_modules"][name] = None
+            d["_child_names"] = None
+        elif d.get("_buffers") is not None and name in d["_buffers"]:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
+            d["_buffers"][name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        d = self.__dict__
+        d.pop(name, None)
+        for key in ("_parameters", "_buffers", "_modules"):
+            d[key].pop(name, None)
+        d["_non_persistent_buffers"].discard(name)
+        d["_child_names"] = None
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            members = d.get(key)
+            if members is not None and name in members:
+                return members[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            if name in d.get(key, ()):
+                del d[key][name]
+                d["_non_persistent_buffers"].discard(name)
+                d["_child_names"] = None
+                return
+        object.__delattr__(self, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_child_names"] = None  # keyed by object ids, which a copy does not keep
+        return d
+
+    def register_parameter(self, name, param):
+        """Add a parameter (a Parameter, or None for an absent one such as `bias=False`)."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        _check_name(name, "parameter")
+        if hasattr(self, name) and name not in self._parameters:
+            raise KeyError(f"attribute '{name}' already exists")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            f"(tl.nn.Parameter or None required)")
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: state that is not a parameter (e.g. BatchNorm's running_mean), saved in the state dict
+        unless `persistent=False`."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        _check_name(name, "buffer")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"attribute '{name}' already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            f"(Tensor or None required)")
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+
+    def add_module(self, name, module):
+        """Add a child module under `name`."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        _check_name(name, "module")
+        if hasattr(self, name) and name not in self._modules:
+            raise KeyError(f"attribute '{name}' already exists")
+        self._modules[name] = module
+        self.__dict__["_child_names"] = None
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The submodule at a dotted path such as 'encoder.layers.0'."""
+        mod = self
+        for item in target.split(".") if target else ():
+            child = mod._modules.get(item)
+            if not isinstance(child, Module):
+                raise AttributeError(f"{type(mod).__name__} has no submodule `{item}` (looking up '{target}')")
+            mod = child
+        return mod
+
+    # ---------------- iteration ----------------
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) pairs for this module and all submodules, depth first, each once."""
+        memo = set() if memo is None else memo
+        stack = [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            if remove_duplicate:
+                if id(mod) in memo:
+                    continue
+                memo.add(id(mod))
+            yield name, mod
+            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items() if m is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, key, prefix, recurse, remove_duplicate):
+        seen = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mod_prefix, mod in mods:
+            for k, v in mod.__dict__[key].items():
+                if v is None or id(v) in seen:
+                    continue
+                if remove_duplicate:
+                    seen.add(id(v))
+                yield (f"{mod_prefix}.{k}" if mod_prefix else k), v
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs in registration order, each parameter once."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ---------------- modes and conversions ----------------
+    def apply(self, fn):
+        """Call `fn` on every submodule (children first) and then on self; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    def train(self, mode=True):
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        for _, m in self.named_modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of all parameters (to None by default, as PyTorch)."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            elif p.grad.data.flags.writeable:
+                p.grad.data.fill(0)
+            else:
+                p.grad = Tensor._wrap(np.zeros_like(p.data))
+
+    def to(self, *args, dtype=None, **kwargs):
+        """Convert floating parameters and buffers to `dtype` in place (devices other than 'cpu' are rejected)."""
+        for a in list(args) + [kwargs.pop("device", None)]:
+            if a is None:
+                continue
+            if isinstance(a, str) and a.split(":")[0] == "cpu":
+                continue
+            dtype = a.dtype if isinstance(a, Tensor) else a
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        if dtype is None:
+            return self
+        dt = dtypes.to_dtype(dtype, "Module.to")
+        if dt.kind != "f":
+            raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dt}")
+        for _, m in self.named_modules():
+            for t in itertools.chain(m._parameters.values(), m._buffers.values()):
+                if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dt:
+                    t.data = t.data.astype(dt)
+                    t._version += 1
+                    if t.grad is not None:
+                        t.grad = Tensor._wrap(t.grad.data.astype(dt))
+        return self
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    # ---------------- state dicts ----------------
+    def _state_items(self, prefix=""):
+        """(key, tensor) for every parameter and persistent buffer, shared modules under each of their names."""
+        for mod_prefix, mod in self.named_modules(prefix=prefix, remove_duplicate=False):
+            head = mod_prefix + "." if mod_prefix else ""
+            for k, p in mod._parameters.items():
+                if p is not None:
+                    yield head + k, p
+            for k, b in mod._buffers.items():
+                if b is not None and k not in mod._non_persistent_buffers:
+                    yield head + k, b
+
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        """An OrderedDict of dotted name -> Tensor (a copy; the Parameter itself with keep_vars=True)."""
+        if args:  # PyTorch's deprecated positional form: state_dict(destination, prefix, keep_vars)
+            destination = args[0]
+            prefix = args[1] if len(args) > 1 else prefix
+            keep_vars = args[2] if len(args) > 2 else keep_vars
+        out = collections.OrderedDict() if destination is None else destination
+        for k, t in self._state_items(prefix):
+            out[k] = t if keep_vars else Tensor._wrap(t.data.copy())
+        return out
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values (Tensors or NumPy arrays) into the existing parameters and buffers, in place.
+
+        Everything is checked before anything is copied: on any error the module is unchanged. Missing and
+        unexpected keys raise RuntimeError when `strict`; shape mismatches and values that are not arrays always
+        do. Returns (missing_keys, unexpected_keys)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+        own = dict(self._state_items())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors, plan = [], []
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if isinstance(value, Tensor):
+                arr = value.data
+            elif isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
+                arr = np.asarray(value)
+            else:
+                errors.append(f'While copying the parameter named "{key}", expected a Tensor or NumPy array from '
+                              f"checkpoint but received {type(value)}")
+                continue
+            if arr.dtype.kind not in "biuf":
+                errors.append(f'While copying the parameter named "{key}", expected numeric data but got dtype '
+                              f"{arr.dtype}")
+            elif tuple(arr.shape) != tuple(target.shape):
+                errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                              f"checkpoint, the shape in current model is {tuple(target.shape)}.")
+            else:
+                plan.append((target, arr))
+        if strict:
+            if unexpected:
+                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
+                              + ". ")
+            if missing:
+                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        for target, arr in plan:
+            if assign or not target.data.flags.writeable:
+                target.data = np.array(arr, dtype=target.data.dtype if not assign else arr.dtype)
+            else:
+                np.copyto(target.data, arr, casting="unsafe")
+            target._version += 1
+        return _IncompatibleKeys(missing, unexpected)
+
+    # ---------------- repr ----------------
+    def extra_repr(self):
+        """The layer's own settings, shown inside its repr (override in subclasses)."""
+        return ""
+
+    def _get_name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({k}): " + _addindent(repr(m), 2) for k, m in self._modules.items()]
+        lines = extra_lines + child_lines
+        s = self._get_name() + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                s += extra_lines[0]
+            else:
+                s += "\n  " + "\n  ".join(lines) + "\n"
+        return s + ")"

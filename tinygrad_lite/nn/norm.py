@@ -1,0 +1,194 @@
+"""BatchNorm1d/2d and LayerNorm, as PyTorch's: expressions over mean and (biased) variance; BatchNorm keeps
+running statistics (updated in place with the unbiased batch variance) and `num_batches_tracked`."""
+import numbers
+
+import numpy as np
+
+from .. import dtypes
+from ..ops.registry import OpError
+from ..tensor import Tensor
+from . import init
+from .linear import factory_dtype
+from .module import Module, Parameter
+
+_const = Tensor._wrap
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise over every dim but dim 1 (channels). In training, batch statistics are used and the running
+    statistics (if given) are updated in place; otherwise the running statistics are used."""
+    if input.ndim < 2:
+        raise OpError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
+    c = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.data.size // c if c else 0
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                             f"{tuple(input.shape)}")
+        mean = input.mean(dims, keepdim=True)
+        centered = input - mean
+        var = (centered * centered).mean(dims, keepdim=True)
+        out = centered / (var + eps).sqrt()
+        if running_mean is not None or running_var is not None:
+            m = float(momentum)
+            if running_mean is not None:
+                _blend(running_mean, mean.data.reshape(c), m)
+            if running_var is not None:
+                _blend(running_var, var.data.reshape(c) * (n / (n - 1)), m)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+        rm = running_mean.data.reshape(shape).astype(input.dtype, copy=False)
+        inv = (1.0 / np.sqrt(running_var.data.reshape(shape) + eps)).astype(input.dtype, copy=False)
+        out = (input - _const(rm)) * _const(inv)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _blend(stat, batch_value, momentum):
+    """stat = (1 - momentum) * stat + momentum * batch_value, in place on the buffer's array."""
+    arr = stat.data
+    arr *= 1.0 - momentum
+    arr += (momentum * batch_value).astype(arr.dtype, copy=False)
+    stat._version += 1
+
+
+class _BatchNorm(Module):
+    _expected_dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__()
+        dt = factory_dtype(dtype, device, type(self).__name__)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dt))
+            if bias:
+                self.bias = Parameter(np.zeros(num_features, dtype=dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
+            self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
+            self.register_buffer("num_batches_tracked", Tensor._wrap(np.array(0, dtype=dtypes.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            init.zeros_(self.num_batches_tracked)
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim not in self._expected_dims:
+            want = " or ".join(f"{d}D" for d in self._expected_dims)
+            raise OpError(f"{name}: expected {want} input (got {input.ndim}D input of shape {tuple(input.shape)})")
+        if input.shape[1] != self.num_features:
+            raise OpError(f"{name}: expected input with {self.num_features} channels (num_features) in dim 1, got "
+                          f"shape {tuple(input.shape)}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._version += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats
+        return batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
+                          self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of a (N, C) or (N, C, L) input."""
+    _expected_dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of a (N, C, H, W) input."""
+    _expected_dims = (4,)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last len(normalized_shape) dims (biased variance), then scale and shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
+    k = len(shape)
+    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise OpError(f"layer_norm: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
+                      f"{tuple(input.shape)}")
+    dims = tuple(range(input.ndim - k, input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dims, keepdim=True)
+    out = centered / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+class LayerNorm(Module):
+    """Layer normalisation over the trailing `normalized_shape` dims."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        dt = factory_dtype(dtype, device, "LayerNorm")
+        if isinstance(normalized_shape, numbers.Integral):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
+            if bias:
+                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self):
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        shape = self.normalized_shape
+        if not isinstance(input, Tensor):
+            raise TypeError(f"LayerNorm: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
+            raise OpError(f"LayerNorm: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
+                          f"{tuple(input.shape)}")
+        return layer_norm(input, shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")

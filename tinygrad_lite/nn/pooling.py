@@ -1,0 +1,174 @@
+"""2-D max and average pooling, as torch.nn.MaxPool2d / AvgPool2d.
+
+Max pooling follows PyTorch's algorithm: find, per output, the flat input index of the window's maximum (the
+first one on ties; NaN wins), then `gather` the input at those indices. So the gradient goes to the argmax element
+only, exactly as PyTorch's max-pool backward (a scatter-add of the output gradient at the indices) — `amax` over
+the windows would split it among tied elements instead, which differs after a ReLU, where ties at 0 are common.
+The arg-max search reads strided views of the input, one per kernel offset: no window is copied.
+
+Average pooling sums the `windows` view (no copy when there is no padding) over the kernel axes and divides by
+PyTorch's per-window divisor (count_include_pad, ceil_mode overhang, divisor_override)."""
+import numbers
+
+import numpy as np
+
+from .. import functional as _tf
+from ..ops.registry import OpError
+from ..tensor import Tensor
+from .module import Module
+
+
+def _pair(v, name, where):
+    if isinstance(v, numbers.Integral):
+        return (int(v), int(v))
+    v = tuple(v)
+    if len(v) == 1:
+        v = v * 2
+    if len(v) != 2 or not all(isinstance(i, numbers.Integral) for i in v):
+        raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
+    return (int(v[0]), int(v[1]))
+
+
+def _out_size(size, k, s, p, d, ceil_mode):
+    """PyTorch's pooling_output_shape."""
+    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
+    out = num // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def _setup(input, kernel_size, stride, padding, dilation, ceil_mode, where, max_pool):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{where}: expected a Tensor input, got {type(input).__name__}")
+    if input.ndim not in (3, 4):
+        raise OpError(f"{where}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(input.shape)}")
+    k = _pair(kernel_size, "kernel_size", where)
+    s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
+        else _pair(stride, "stride", where)
+    p, d = _pair(padding, "padding", where), _pair(dilation, "dilation", where)
+    if min(k) <= 0 or min(s) <= 0 or min(d) <= 0 or min(p) < 0:
+        raise ValueError(f"{where}: kernel_size {k}, stride {s} and dilation {d} must be positive and padding {p} "
+                         f"non-negative")
+    for i in range(2):
+        limit = (d[i] * (k[i] - 1) + 1) / 2 if max_pool else k[i] / 2
+        if p[i] > limit:
+            raise ValueError(f"{where}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+                             f"kernel_size={k[i]} and dilation={d[i]}")
+    h, w = input.shape[-2:]
+    oh, ow = _out_size(h, k[0], s[0], p[0], d[0], ceil_mode), _out_size(w, k[1], s[1], p[1], d[1], ceil_mode)
+    if oh <= 0 or ow <= 0:
+        raise OpError(f"{where}: output size is too small: input shape {tuple(input.shape)}, kernel_size {k}, "
+                      f"stride {s}, padding {p}, dilation {d} give a ({oh}, {ow}) output")
+    # rows/columns beyond the padded input that ceil_mode windows reach
+    extra = (max(0, (oh - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (h + 2 * p[0])),
+             max(0, (ow - 1) * s[1] + d[1] * (k[1] - 1) + 1 - (w + 2 * p[1])))
+    return k, s, p, d, (oh, ow), extra
+
+
+def _argmax_indices(x, k, s, p, d, out_hw, extra):
+    """Flat (H*W) input index of each window's maximum: (N, C, oh, ow) int64 (PyTorch's max-pool indices)."""
+    n, c, h, w = x.shape
+    oh, ow = out_hw
+    if p[0] or p[1] or extra[0] or extra[1]:
+        x = np.pad(x, ((0, 0), (0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1])), constant_values=-np.inf)
+    rows = np.arange(oh) * s[0] - p[0]  # window origins in input coordinates
+    cols = np.arange(ow) * s[1] - p[1]
+    # PyTorch starts each window at its first in-bounds element (on the dilation grid)
+    r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
+    c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
+    best_idx = np.broadcast_to((r0[:, None] * w + c0[None, :]), (n, c, oh, ow)).copy()
+    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
+    for i in range(k[0]):
+        hi = i * d[0]
+        for j in range(k[1]):
+            wj = j * d[1]
+            v = x[:, :, hi:hi + s[0] * (oh - 1) + 1:s[0], wj:wj + s[1] * (ow - 1) + 1:s[1]]
+            better = v > best
+            better |= np.isnan(v)
+            np.copyto(best, v, where=better)
+            np.copyto(best_idx, (rows[:, None] + hi) * w + (cols[None, :] + wj), where=better)
+    return best_idx
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over sliding windows (padding counts as -inf); with return_indices, also the flat H*W indices."""
+    if input.ndim == 3:
+        res = max_pool2d(input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
+    k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d",
+                                         True)
+    n, c, h, w = input.shape
+    idx = _argmax_indices(input.data, k, s, p, d, (oh, ow), extra)
+    out = input.reshape(n, c, h * w).gather(2, idx.reshape(n, c, oh * ow)).reshape(n, c, oh, ow)
+    return (out, Tensor._wrap(idx)) if return_indices else out
+
+
+def _avg_divisor(size, k, s, p, out, count_include_pad):
+    """Per-output-position divisor along one dim, as PyTorch's avg_pool2d computes it."""
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    pool = end - start
+    if count_include_pad:
+        return pool
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over sliding windows (zero padding), with PyTorch's divisor rules."""
+    if input.ndim == 3:
+        return avg_pool2d(input.unsqueeze(0), kernel_size, stride, padding, ceil_mode, count_include_pad,
+                          divisor_override).squeeze(0)
+    k, s, p, _, (oh, ow), extra = _setup(input, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d", False)
+    h, w = input.shape[-2:]
+    x = input
+    if extra[0] or extra[1]:  # ceil_mode overhang: pad explicitly (zeros, excluded from the divisor)
+        x = _tf.pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]))
+        win = _tf.windows(x, k, (1, 1), (0, 0), s)
+    else:
+        win = _tf.windows(x, k, (1, 1), p, s)
+    total = win.sum((2, 3))
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+        return total / float(divisor_override)
+    dh = _avg_divisor(h, k[0], s[0], p[0], oh, count_include_pad)
+    dw = _avg_divisor(w, k[1], s[1], p[1], ow, count_include_pad)
+    if (dh == k[0]).all() and (dw == k[1]).all():
+        return total / float(k[0] * k[1])
+    return total / Tensor._wrap((dh[:, None] * dw[None, :]).astype(input.dtype))
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, input):
+        return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                          self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode = padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def forward(self, input):
+        return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

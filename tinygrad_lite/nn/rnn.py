@@ -1,0 +1,246 @@
+"""RNN, LSTM and GRU, as PyTorch's: the same constructor arguments, parameter names and shapes (weight_ih_l0,
+weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the backward direction), gate orders (LSTM i, f, g, o;
+GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation and return values.
+
+Each step is a loop of tensor expressions with a single matmul: [x_t, h] @ [W_ih, W_hh]^T (the two weights are
+concatenated once per forward). For the GRU the concatenated weight has a fourth block so that the n gate's input
+and hidden parts come out separately: columns [r, z, n_input, n_hidden]. A layer's per-step outputs feed the
+next layer directly (no slicing of a stacked sequence), so only the caller's input is ever indexed per step."""
+import math
+import warnings
+
+import numpy as np
+
+from ..ops.registry import OpError
+from ..shape import cat, stack
+from ..tensor import Tensor
+from . import init
+from .dropout import dropout as _dropout
+from .linear import factory_dtype
+from .module import Module, Parameter
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+class RNNBase(Module):
+    """Shared parameters, checks and the layer/direction loop of RNN, LSTM and GRU."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        dt = factory_dtype(dtype, device, name)
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
+                             "element being zeroed")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
+        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size <= 0:
+            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
+            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if proj_size:
+            raise NotImplementedError(f"{name}: proj_size is not supported")
+        self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
+        self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
+        gate_size = _GATES[mode] * hidden_size
+        directions = 2 if bidirectional else 1
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = [("weight_ih", (gate_size, layer_in)), ("weight_hh", (gate_size, hidden_size))]
+                if bias:
+                    shapes += [("bias_ih", (gate_size,)), ("bias_hh", (gate_size,))]
+                for kind, shape in shapes:
+                    setattr(self, kind + sfx, Parameter(np.empty(shape, dtype=dt)))
+                    self._flat_weights_names.append(kind + sfx)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+        for w in self.parameters():
+            init.uniform_(w, -stdv, stdv)
+
+    def flatten_parameters(self):
+        """No-op (PyTorch compacts weights for cuDNN)."""
+
+    @property
+    def all_weights(self):
+        return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
+                for i in range(0, len(self._flat_weights_names), 4 if self.bias else 2)]
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        return s
+
+    # ---------------- forward ----------------
+    def _check_input(self, input):
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim not in (2, 3):
+            raise OpError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D input of shape "
+                          f"{tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise OpError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
+                          f"{input.shape[-1]} (input shape {tuple(input.shape)})")
+
+    def _check_hidden(self, hx, batch, batched, what):
+        d = 2 if self.bidirectional else 1
+        expected = (self.num_layers * d, batch, self.hidden_size) if batched else \
+            (self.num_layers * d, self.hidden_size)
+        if not isinstance(hx, Tensor):
+            raise TypeError(f"{type(self).__name__}: {what} must be a Tensor, got {type(hx).__name__}")
+        if tuple(hx.shape) != expected:
+            raise OpError(f"{type(self).__name__}: Expected {what} size {expected}, got {tuple(hx.shape)}")
+        return hx if batched else hx.unsqueeze(1)
+
+    def _run(self, input, states):
+        """Run every layer and direction. `states` is a list (one per state tensor: h, or h and c) of
+        (L*D, B, H) Tensors or None. Returns output and the final states, each (L*D, B, H)."""
+        batched = input.ndim == 3
+        if not batched:
+            input = input.unsqueeze(0 if self.batch_first else 1)
+        seq_dim = 1 if self.batch_first else 0
+        steps, batch = input.shape[seq_dim], input.shape[1 - seq_dim]
+        h_size, d = self.hidden_size, 2 if self.bidirectional else 1
+        # per-step inputs as lists of parts (the bidirectional outputs of a layer are two parts)
+        parts = [[input[:, t] if self.batch_first else input[t]] for t in range(steps)]
+        zeros = Tensor._wrap(np.zeros((batch, h_size), dtype=self.weight_ih_l0.dtype))
+        finals = [[] for _ in states]
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(d):
+                k = layer * d + direction
+                init_state = [zeros if s is None else s[k] for s in states]
+                order = range(steps - 1, -1, -1) if direction else range(steps)
+                seq, last = self._direction(parts, order, init_state, f"_l{layer}" + ("_reverse" if direction else ""))
+                outs.append(seq)
+                for f, s in zip(finals, last):
+                    f.append(s)
+            parts = [[o[t] for o in outs] for t in range(steps)]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                parts = [[_dropout(p, self.dropout) for p in ps] for ps in parts]
+        flat = cat([p for ps in parts for p in ps], 1).reshape(batch, steps, d * h_size)
+        output = flat if self.batch_first else flat.permute(1, 0, 2)
+        final_states = [stack(f, 0) for f in finals]
+        if not batched:
+            output = output.squeeze(1 - seq_dim)
+            final_states = [f.squeeze(1) for f in final_states]
+        return output, final_states
+
+    def _direction(self, parts, order, state, sfx):
+        """One layer in one direction: returns (per-step outputs indexed by time, final states)."""
+        w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
+        b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
+        w_t, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
+        step = self._step
+        out = [None] * len(parts)
+        for t in order:
+            gates = cat(parts[t] + [state[0]], 1) @ w_t
+            if b is not None:
+                gates = gates + b
+            state = step(gates, state)
+            out[t] = state[0]
+        return out, state
+
+    def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
+        b = None if b_ih is None else b_ih + b_hh
+        return cat([w_ih, w_hh], 1).T, b
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu). Returns (output, h_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
+                         bias, batch_first, dropout, bidirectional, 0, device, dtype)
+
+    def _step(self, pre, state):
+        return (pre.tanh() if self.nonlinearity == "tanh" else pre.relu(),)
+
+    def forward(self, input, hx=None):
+        self._check_input(input)
+        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
+        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
+        output, (h_n,) = self._run(input, [h0])
+        return output, h_n
+
+
+class LSTM(RNNBase):
+    """Long short-term memory: gates i, f, g, o; c_t = f c + i g, h_t = o tanh(c_t). Returns
+    (output, (h_n, c_n))."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
+
+    def _step(self, gates, state):
+        h = self.hidden_size
+        s = gates.sigmoid()  # the g quarter is recomputed with tanh below; one sigmoid is cheaper than three
+        c = s[:, h:2 * h] * state[1] + s[:, :h] * gates[:, 2 * h:3 * h].tanh()
+        return s[:, 3 * h:] * c.tanh(), c
+
+    def forward(self, input, hx=None):
+        self._check_input(input)
+        batched = input.ndim == 3
+        batch = input.shape[0 if self.batch_first else 1] if batched else 1
+        states = [None, None]
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("LSTM: hx must be a tuple (h_0, c_0)")
+            states = [self._check_hidden(hx[0], batch, batched, "hidden[0]"),
+                      self._check_hidden(hx[1], batch, batched, "hidden[1]")]
+        output, (h_n, c_n) = self._run(input, states)
+        return output, (h_n, c_n)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit: r, z = sigmoid(...); n = tanh(W_in x + b_in + r (W_hn h + b_hn));
+    h_t = (1 - z) n + z h. Returns (output, h_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         device, dtype)
+
+    def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
+        h = self.hidden_size
+        zeros_x = Tensor._wrap(np.zeros((h, w_ih.shape[1]), dtype=w_ih.dtype))
+        zeros_h = Tensor._wrap(np.zeros((h, h), dtype=w_hh.dtype))
+        w_x = cat([w_ih, zeros_x], 0)  # rows [r, z, n_input, n_hidden]
+        w_h = cat([w_hh[:2 * h], zeros_h, w_hh[2 * h:]], 0)
+        b = None if b_ih is None else cat([b_ih[:2 * h] + b_hh[:2 * h], b_ih[2 * h:], b_hh[2 * h:]], 0)
+        return cat([w_x, w_h], 1).T, b
+
+    def _step(self, gates, state):
+        h = self.hidden_size
+        rz = gates[:, :2 * h].sigmoid()
+        n = (gates[:, 2 * h:3 * h] + rz[:, :h] * gates[:, 3 * h:]).tanh()
+        return (n + rz[:, h:] * (state[0] - n),)
+
+    def forward(self, input, hx=None):
+        self._check_input(input)
+        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
+        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
+        output, (h_n,) = self._run(input, [h0])
+        return output, h_n
