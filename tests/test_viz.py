@@ -478,15 +478,23 @@ def test_loop_in_user_code_folds_with_a_back_edge_and_per_step_gradient_range():
     assert len(parse(tl.viz.draw(y, fold_repeats=False))[0]) == 2 + 20 + 3 * 20 + 1
 
 
-def test_a_sum_of_terms_and_independent_repeats_are_not_folded_by_default():
+def test_a_sum_of_terms_and_repeats_on_different_inputs_are_not_folded_by_default():
     a = [randp(2) for _ in range(5)]
     s = a[0] + a[1] + a[2] + a[3] + a[4]
     assert len(find(tl.viz.draw(s), "add")) == 4
+    y = tl.stack([(t * 2).exp() for t in a]).sum()
+    assert len(find(tl.viz.draw(y), "exp")) == 5  # neither a recurrence nor a map over one input
+    assert len(find(tl.viz.draw(y, fold_repeats="all"), "exp x5")) == 1
+
+
+def test_a_map_over_slices_of_one_tensor_folds():
     x = randp(6, 2)
-    parts = [(x[i] * 2).exp() for i in range(6)]
-    y = tl.stack(parts).sum()
-    assert len(find(tl.viz.draw(y), "exp")) == 6  # no recurrence between the repeats
-    assert len(find(tl.viz.draw(y, fold_repeats="all"), "exp x6")) == 1
+    y = tl.stack([(x[i] * 2).exp() for i in range(6)]).sum()
+    g = tl.viz.draw(y)
+    nodes, edges = parse(g)
+    for text in ("getitem x6", "mul x6", "exp x6", "reshape x6"):  # stack's reshapes: a map over exp x6
+        assert len(find(g, text)) == 1
+    assert not any("next step" in a for _, _, a in edges) and len(nodes) == 7  # x, 4 folded, cat, sum
 
 
 def test_loop_inside_one_module_call_folds_within_its_cluster():

@@ -104,7 +104,7 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     dot = TapeGraph(name="tape", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11",
                                              "nodesep": "0.25", "ranksep": "0.35"},
                     node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3", "margin": "0.08,0.04"},
-                    edge_attr={"arrowsize": "0.6", "color": "gray35"})
+                    edge_attr={"arrowsize": "0.6", "color": "gray35", "fontname": "Helvetica"})
 
     stats, heat = {}, None
     if show_grads:

@@ -263,13 +263,19 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
 
 def _fold_loops(entries, nodes, rep, pos, fold_all):
     """Replace the op nodes of each loop found in one module call by one node per loop-body position."""
+    n = 0
+    for _ in range(2):  # a second pass finds maps over the iterations of loops folded in the first
+        folded = {e: (rep[e].key, pos[e]) for e in entries if rep[e].kind in ("loop", "fold")} if n else None
+        n = _fold_pass(entries, nodes, rep, pos, fold_all, folded, n)
+
+
+def _fold_pass(entries, nodes, rep, pos, fold_all, folded, n):
     calls = {}
     for e in entries:
         if rep[e].kind == "op":
             calls.setdefault(e.scope, []).append(e)
-    n = 0
     for scope, seq in calls.items():
-        for a, period, reps in periodic_runs(seq, fold_all):
+        for a, period, reps in periodic_runs(seq, fold_all, folded):
             group = f"p{n}"
             n += 1
             for j in range(period):
@@ -282,6 +288,7 @@ def _fold_loops(entries, nodes, rep, pos, fold_all):
                     node.exits[e] = k  # every iteration's output, for the per-iteration gradient range
                     rep[e], pos[e] = node, k
                 nodes[node.key] = node
+    return n
 
 
 def _leaf_node(t, key, order, names, scopes):
@@ -297,8 +304,8 @@ def _leaf_node(t, key, order, names, scopes):
 
 
 def _constant(e, i, dst, consts, edges):
-    shape = e.in_meta[i][0]
     saved = e.saved[i] if e.saved is not None else None
+    shape = saved.data.shape if saved is not None else e.in_meta[i][0]
     size = 1
     for d in shape:
         size *= d

@@ -1,5 +1,7 @@
 """Folding loops written inside one module call (nn.LSTM's time loop) or in user code: a run of primitives that
-repeats with period P, where each iteration reads the previous one's outputs, is drawn as P nodes `name xN`.
+repeats with period P is drawn as P nodes `name xN` when its iterations form a recurrence (iteration k+1 reads
+iteration k's outputs; body of 2+ primitives) or a map (every iteration reads the same outside inputs, e.g.
+slicing a sequence into time steps).
 
 The search works on the sequence of (primitive, output shape) codes of the entries drawn one by one in one
 module call, in recording order, with NumPy comparisons per candidate period (no quadratic Python loops).
@@ -12,11 +14,12 @@ MAX_PERIOD = 128  # longest loop body looked for (an LSTM step is ~20 primitives
 MAX_SEARCHES = 32  # ranges searched per module call, which bounds the time on long irregular tapes
 
 
-def periodic_runs(seq, fold_all):
-    """Non-overlapping (start, period, repeats) runs of `seq` (entries) to fold. By default a run needs a body
-    of at least 2 primitives, 3 repeats, and a recurrence (iteration k+1 reads an output of iteration k), so
-    a sum of several terms (add, add, add) stays as it is; fold_all drops those conditions (2 repeats)."""
-    min_p, min_reps = (1, 2) if fold_all else (2, 3)
+def periodic_runs(seq, fold_all, folded=None):
+    """Non-overlapping (start, period, repeats) runs of `seq` (entries) to fold. By default a run needs 3
+    repeats and must be a recurrence with a body of 2+ primitives or a map (see the module docstring), so a sum
+    of several terms (add, add, add) stays as it is; fold_all folds any run repeated twice. `folded` maps
+    entries already folded to (node key, iteration), so a map over a folded loop's iterations folds too."""
+    min_p, min_reps = 1, (2 if fold_all else 3)
     table = {}
     codes = np.fromiter((table.setdefault((e.prim.name, e.output_shape), len(table)) for e in seq),
                         dtype=np.int64, count=len(seq))
@@ -30,7 +33,7 @@ def periodic_runs(seq, fold_all):
         if best is None:
             continue
         a, p, reps = best
-        if fold_all or _recurrent(seq, a, p, reps):
+        if fold_all or (p > 1 and _recurrent(seq, a, p, reps)) or _parallel(seq, a, p, reps, folded or {}):
             found.append(best)
         work.append((lo, a))
         work.append((a + p * reps, hi))
@@ -66,3 +69,28 @@ def _recurrent(seq, a, p, reps):
                 if parent.__class__ is Entry and first.get(parent) == k - 1:
                     return True
     return False
+
+
+def _parallel(seq, a, p, reps, folded):
+    """True when every iteration reads the same outside inputs as the first, and its own iteration inside."""
+    offset = {e: i for i, e in enumerate(seq[a:a + p * reps])}
+    for k in range(1, reps):
+        for j in range(p):
+            e, b = seq[a + k * p + j], seq[a + j]
+            pe_all, pb_all = e.parents, b.parents
+            if len(pe_all) != len(pb_all):
+                return False
+            for pe, pb in zip(pe_all, pb_all):
+                oe = offset.get(pe) if pe.__class__ is Entry else None
+                ob = offset.get(pb) if pb.__class__ is Entry else None
+                if oe is None and ob is None:
+                    if pe is not pb and not _zipped(folded.get(pe), folded.get(pb), k):
+                        return False
+                elif oe is None or ob is None or oe - k * p != ob:
+                    return False
+    return True
+
+
+def _zipped(fe, fb, k):
+    """Iteration k reads iteration k of the same folded node that iteration 0 reads at its iteration 0."""
+    return fe is not None and fb is not None and fe[0] == fb[0] and fe[1] - fb[1] == k

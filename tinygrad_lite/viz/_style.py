@@ -119,7 +119,8 @@ class Heat:
             font = "white" if i < DARK else "black"
             cells.append(f'<TD BGCOLOR="{PALETTE[i]}"><FONT COLOR="{font}">1e{d}</FONT></TD>')
         cells.append(f'<TD BGCOLOR="{BAD_COLOR}"><FONT COLOR="white">nan / inf</FONT></TD>')
-        cells.append(f'<TD BGCOLOR="{ZERO_COLOR}">zero</TD><TD BGCOLOR="white">no grad</TD>')
+        cells.append(f'<TD BGCOLOR="{ZERO_COLOR}">zero</TD>')
+        cells.append('<TD BGCOLOR="white">no grad</TD>')
         return (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4"><TR><TD COLSPAN="{len(cells)}">'
                 f'<B>gradient norm |g| (log scale)</B></TD></TR><TR>{"".join(cells)}</TR></TABLE>>')
 
