@@ -516,3 +516,14 @@ def test_loop_inside_one_module_call_folds_within_its_cluster():
     body = g.source.split('label="lstm: LSTM"')[1]
     assert "sigmoid x12" in body and len(clusters(g)) == 2
     assert len(parse(g)[0]) < 30
+
+
+def test_collapsed_module_lists_its_parameters_with_their_gradient_norms():
+    root, forward = make_mlp()
+    y = forward(tl.randn(4, 4)).sum()
+    y.backward()
+    g = tl.viz.draw(y, depth=1, show_grads=True)
+    label = parse(g)[0][find(g, "fc2")[0]]["label"]
+    w = root._modules["fc2"]._parameters["weight"].grad.data
+    m = re.search(r"weight 3x16 \|g\| ([0-9.e+-]+)", label)
+    assert m and float(m.group(1)) == pytest.approx(np.linalg.norm(w), rel=1e-2)

@@ -99,7 +99,7 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     graph = build(outs, params=params, depth=depth, fold_repeats=fold_repeats, show_constants=show_constants,
                   highlight=highlight, max_nodes=max_nodes)
     opts = {"show_shapes": show_shapes, "show_source": show_source, "show_saved_bytes": show_saved_bytes,
-            "max_nodes": max_nodes}
+            "max_nodes": max_nodes, "show_grads": show_grads}
     TapeGraph, _ = digraph_classes()
     dot = TapeGraph(name="tape", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11",
                                              "nodesep": "0.25", "ranksep": "0.35"},

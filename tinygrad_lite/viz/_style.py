@@ -174,7 +174,9 @@ def node_attrs(node, opts, heat=None, stat=None):
         for leaf in node.params[:4]:
             n = leaf.name or "parameter"
             n = n[len(prefix):] if n.startswith(prefix) else n
-            lines.append(esc(n) + (" " + fmt_shape(leaf.shape) if opts["show_shapes"] else ""))
+            g = leaf.tensor.grad if opts.get("show_grads") else None
+            grad = "" if g is None else " " + _grad_line(grad_stat(g.data) + (None,))
+            lines.append(esc(n) + (" " + fmt_shape(leaf.shape) if opts["show_shapes"] else "") + grad)
         if len(node.params) > 4:
             lines.append(f"+{len(node.params) - 4} more parameters")
         if opts["show_saved_bytes"]:
