@@ -72,9 +72,7 @@ def _arg_names(fn, n):
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             names[i] = p.name
             i += 1
-        elif p.kind == p.VAR_POSITIONAL:
-            for j in range(i, n):
-                names[j] = f"{p.name}[{j - i}]"
+        elif p.kind == p.VAR_POSITIONAL:  # *args: keep the 'inputs[i]' names
             break
     return names
 
