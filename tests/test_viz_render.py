@@ -1,6 +1,7 @@
 """tl.viz rendering: SVG/PNG through graphviz's `dot` (skipped locally without it, required in CI via
 TL_REQUIRE_DOT=1), the behaviour without `dot` (simulated with an empty PATH), save(), lazy imports."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -103,3 +104,20 @@ def test_graph_copy_keeps_the_helpful_error(no_dot):
     g = small_graph().copy()
     with pytest.raises(tl.viz.DotNotFoundError):
         g.pipe()
+
+
+def test_draw_graphs_example_writes_the_readme_pictures(tmp_path, capsys):
+    import runpy
+    script = runpy.run_path(os.path.join(ROOT, "examples", "draw_graphs.py"))
+    script["main"](["--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "tl.viz.draw(loss, show_grads=True, depth=1)" in printed and "nn.Sequential(" in printed
+    mlp = (tmp_path / "mlp_graph.dot").read_text()
+    for text in ("0.weight 16x4", "2.bias 3", "CrossEntropyLoss", "0: Linear"):
+        assert text in mlp
+    heat = (tmp_path / "grad_heatmap.dot").read_text()
+    import re
+    norms = [float(m) for m in re.findall(r'label="\d+\\nLinear\\n64x\d+\\n\|g\| ([0-9.e+-]+)', heat)]
+    assert len(norms) == 7 and norms == sorted(norms)  # the gradient vanishes towards the input
+    assert norms[-1] / norms[0] > 1e3
+    assert (tmp_path / "grad_heatmap.svg").exists() == (shutil.which("dot") is not None)

@@ -170,6 +170,8 @@ def node_attrs(node, opts, heat=None, stat=None):
             shapes = list(dict.fromkeys(fmt_shape(e.output_shape) for e in outs))
             if shapes:
                 lines.append(", ".join(shapes[-3:]))
+        if stat is not None:  # the gradient at the module's outputs, before its parameters' own
+            lines.append(_grad_line(stat))
         prefix = s.path + "." if s.path else ""
         for leaf in node.params[:4]:
             n = leaf.name or "parameter"
@@ -190,7 +192,8 @@ def node_attrs(node, opts, heat=None, stat=None):
     if kind == "const":
         attrs.update(fontsize="8", fontcolor="gray40", color="gray60")
     if stat is not None:
-        lines.append(_grad_line(stat))
+        if kind not in ("module", "fold"):
+            lines.append(_grad_line(stat))
         status, norm = stat[0], stat[1]
         if status in ("nan", "inf"):
             attrs.update(fillcolor=BAD_COLOR, fontcolor="white")
