@@ -192,7 +192,7 @@ def test_anomaly_mode_names_primitive_and_line():
     x = tl.tensor([0.0, 1.0], requires_grad=True)
     with tl.autograd.detect_anomaly():
         y = x.sqrt()  # the faulty line: infinite derivative at 0
-        line = y.grad_fn.site[1]
+        line = y.grad_fn.line
         with pytest.raises(RuntimeError) as err:
             y.sum().backward()
     msg = str(err.value)
@@ -303,3 +303,13 @@ def test_wrong_argument_types():
         tl.ones(2, 3).sum(5)
     with pytest.raises(IndexError, match="getitem"):
         tl.ones(2, 3)[5]
+
+
+def test_output_changed_in_place_before_its_consumer_was_recorded():
+    x = f64(3)
+    e = x.exp()
+    with tl.no_grad():
+        e.mul_(2)  # exp's VJP reads its output, which no longer is exp(x)
+    y = e.sum()
+    with pytest.raises(RuntimeError, match="output of 'exp'.*changed in place"):
+        y.backward()

@@ -205,3 +205,10 @@ def test_inplace_ops_and_version_counter():
     np.testing.assert_allclose(t.data, [1, 2, 0])
     t.add_(tl.ones(3), alpha=2)
     np.testing.assert_allclose(t.data, [3, 4, 2])
+
+
+def test_scalar_operands_keep_their_sign_and_dtype():
+    x = tl.tensor([1.0, 2.0])
+    assert np.signbit((x * -0.0).data).all() and not np.signbit((x * 0.0).data).any()
+    assert (x * 2).dtype == np.float32 and (tl.tensor([1, 2]) * 2.0).dtype == np.float32
+    np.testing.assert_array_equal((tl.tensor([1, 2]) * 2).data, [2, 4])

@@ -306,6 +306,8 @@ def _inplace(name, fn):
             raise registry.OpError(f"{name}: {exc}; tensor {tuple(self.shape)} {self.dtype}"
                                    f"{registry.user_site()}") from None
         self._version += 1
+        if self._entry is not None:
+            self._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
         return self
     method.__name__ = name
     return method

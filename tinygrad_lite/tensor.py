@@ -251,12 +251,24 @@ def _dims(dim, ndim, opname):
     return out if ndim else ()
 
 
+_SCALARS = {}
+
+
 def _operand(x, like, opname):
     """Turn a Python scalar / array / Tensor into a Tensor, choosing the dtype by PyTorch's rules."""
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
-        return Tensor._wrap(np.asarray(x, dtype=dtypes.scalar_dtype(x, like.data.dtype)))
+        dt = dtypes.scalar_dtype(x, like.data.dtype)
+        key = (x.__class__, x, dt)
+        t = _SCALARS.get(key) if x else None  # (0.0 == -0.0: zeros are not cached, so the sign survives)
+        if t is None:  # constants are shared: read-only 0-d arrays, cached (bounded) to skip re-conversion
+            if len(_SCALARS) > 4096:
+                _SCALARS.clear()
+            arr = np.asarray(x, dtype=dt)
+            arr.flags.writeable = False
+            t = _SCALARS[key] = Tensor._wrap(arr)
+        return t
     if isinstance(x, np.ndarray):
         return Tensor._wrap(_as_array(x, None, opname))
     if isinstance(x, (list, tuple)):

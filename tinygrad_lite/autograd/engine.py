@@ -2,6 +2,7 @@
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
 import collections
+import gc
 import warnings
 import weakref
 from heapq import heappush, heappop
@@ -29,11 +30,10 @@ def _check_saved(e):
                 f"one of the variables needed for gradient computation has been modified by an in-place operation: "
                 f"input of shape {tuple(t.shape)} ({t.dtype}) of {e.describe()} is at version {t._version}; "
                 f"expected version {v}. Use an out-of-place operation, or .clone() the tensor before changing it.")
-    out = e.out_ref()
-    if out is not None and out._version:
+    if e.dirty:
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
-            f"output of {e.describe()} is at version {out._version}; expected version 0.")
+            f"output of {e.describe()} was changed in place after it was recorded; expected version 0.")
 
 
 def _call_hooks(hooks, g):
@@ -72,6 +72,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     prev = state.grad_enabled
     state.grad_enabled = create_graph
     anomaly = state.anomaly
+    # Backward makes no reference cycles (every temporary dies by refcount), so the cyclic collector would only
+    # re-scan the whole (possibly million-entry) graph again and again: pause it for the walk.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         while heap:
             _, e = heappop(heap)
@@ -81,8 +85,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             for t, v in zip(e.saved, e.versions):
                 if t._version != v:
                     _check_saved(e)  # raises, naming the tensor and versions
-            out = e.out_ref()
-            if out is not None and out._version:
+            if e.dirty:
                 _check_saved(e)
             if e.hooks:
                 g = _call_hooks(e.hooks, g)
@@ -124,6 +127,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 e.release()
     finally:
         state.grad_enabled = prev
+        if gc_was_enabled:
+            gc.enable()
     return capture
 
 

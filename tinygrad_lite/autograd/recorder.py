@@ -45,8 +45,13 @@ def caller_site():
 
 class Entry:
     """A recorded primitive call. Public fields (API.md): index, name, inputs, output_shape, attrs, source, module."""
-    __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "site", "scope", "grad", "hooks",
-                 "ctx", "released", "struct", "__weakref__")
+    __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "code", "line", "scope", "grad",
+                 "hooks", "ctx", "released", "dirty", "struct", "__weakref__")
+
+    @property
+    def site(self):
+        """(code object, line number) of the user's line that recorded this entry, or None."""
+        return None if self.code is None else (self.code, self.line)
 
     # ----- structure: derived from the saved inputs, kept (compactly) after backward releases them -----
     def structure(self):
@@ -137,12 +142,10 @@ class Entry:
         return None if self.scope is None else self.scope.path
 
     def output(self):
-        """The output as a Tensor for a VJP: graph-connected when recording (create_graph), else a constant."""
+        """The output as a Tensor for a VJP: a constant, or under create_graph a recomputation connected to the
+        inputs (no reference to the output tensor is kept, so the tape holds no extra objects)."""
         if state.grad_enabled:
-            t = self.out_ref()
-            if t is None or t._version != 0:
-                t = self.prim.call(*self.saved, *self.attrs)  # recompute, connected to the inputs
-            return t
+            return self.prim.call(*self.saved, *self.attrs)
         return Tensor._wrap(self.out_data)
 
     def describe(self):
@@ -176,19 +179,23 @@ def record(prim, inputs, out, attrs=(), ctx=None):
         e.versions = (inputs[0]._version,)
     else:
         e.versions = tuple([t._version for t in inputs])
-    e.out_ref = _ref(out)
     e.out_data = out.data
     f = _getframe(2)  # record is only called from package code (apply, Function.apply)
     pkg = _PKG_DIR
     while f is not None and f.f_code.co_filename.startswith(pkg):
         f = f.f_back
-    e.site = (f.f_code, f.f_lineno) if f is not None else None
+    if f is not None:
+        e.code = f.f_code
+        e.line = f.f_lineno
+    else:
+        e.code = e.line = None
     st = state
     e.scope = st.scope
-    e.grad = e.hooks = e.struct = e.ctx = None
-    if ctx is not None:
+    e.grad = e.hooks = e.struct = e.ctx = e.out_ref = None
+    if ctx is not None:  # a user Function: keep its context and a handle on its (possibly packed) output
         e.ctx = ctx
-    e.released = False
+        e.out_ref = _ref(out)
+    e.released = e.dirty = False
     out._entry = e
     out.requires_grad = True
     if st.anomaly:

@@ -105,9 +105,15 @@ def _nll(input, target, weight, ignore_index, reduction, where):
     if reduction == "sum":
         loss = loss.sum()
     elif reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = loss.sum() / _const(np.asarray(w.sum(), dtype=input.dtype))
+        loss = _mean_by(loss.sum(), w.sum())
     return loss, w, valid
+
+
+def _mean_by(total, denom):
+    """total / denom; with denom 0 (every target ignored) NaN, as PyTorch, but with a zero gradient."""
+    if denom == 0:
+        return total * 0.0 + float("nan")
+    return total / float(denom)
 
 
 def _weight_array(weight, c, dtype, where):
@@ -152,8 +158,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             prod = prod * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))
         loss = -prod.sum(1)
         if reduction == "mean":
-            n = input.data.size // c if c else 0
-            loss = loss.sum() / float(n) if n else loss.sum() * float("nan")
+            loss = _mean_by(loss.sum(), input.data.size // c if c else 0)
         elif reduction == "sum":
             loss = loss.sum()
         return loss.squeeze(0) if squeeze and reduction == "none" else loss
@@ -165,9 +170,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             smooth = -(logp * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))).sum(1)
         smooth = smooth * _const(valid.astype(input.dtype))
         if reduction == "mean":
-            denom = w.sum() if weight is not None else valid.sum()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                smooth = smooth.sum() / _const(np.asarray(denom, dtype=input.dtype))
+            smooth = _mean_by(smooth.sum(), w.sum() if weight is not None else valid.sum())
         elif reduction == "sum":
             smooth = smooth.sum()
         nll = nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
