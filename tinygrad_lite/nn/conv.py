@@ -3,7 +3,7 @@
 The windows are a strided view of the (padded) input; one reshape copies them into (N, C*kh*kw, L) columns and a
 single (batched) matmul with the (O, C*kh*kw) weight gives the (N, O, L) output in NCHW order. Groups add a
 group axis to both operands of that same matmul. The backward is whatever the primitives' VJPs make of it:
-matmul's, then `fold` (col2im, strided slice-adds; no np.add.at)."""
+matmul's, then `fold` (col2im as strided slice-adds, no scattered accumulation)."""
 import math
 import numbers
 

@@ -27,14 +27,7 @@ class Parameter(Tensor):
             arr = data.data
         else:
             arr = _as_array(data, None, "Parameter")
-        self.data = arr
-        self.grad = None
-        self.requires_grad = False
-        self._entry = None
-        self._version = 0
-        self._hooks = None
-        if requires_grad:
-            self.requires_grad_(True)
+        Tensor.__init__(self, arr, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + Tensor.__repr__(self)
@@ -128,18 +121,26 @@ class Module:
             st.scope = parent
 
     def _child_name(self, child):
-        """The attribute name under which `child` is registered here (cached by identity), or None."""
+        """The dotted name of `child` below this module (a child, or deeper when called through a container such
+        as a ModuleList that is never called itself), or None. Cached by identity and verified on every hit, so
+        changes anywhere in the subtree are picked up."""
         cache = self.__dict__["_child_names"]
         if cache is not None:
             name = cache.get(id(child))
-            if name is not None and self._modules.get(name) is child:
-                return name
+            if name is not None:
+                mod = self
+                for part in name.split("."):
+                    mod = mod._modules.get(part)
+                    if mod is None:
+                        break
+                if mod is child:
+                    return name
         cache = {}
-        for k, m in self._modules.items():
-            if m is not None:
-                cache.setdefault(id(m), k)
+        for k, m in self.named_modules():
+            cache.setdefault(id(m), k)
         self.__dict__["_child_names"] = cache
-        return cache.get(id(child))
+        name = cache.get(id(child))
+        return name or None
 
     def register_forward_hook(self, hook):
         """`hook(module, args, output)` runs after forward; a non-None result replaces the output."""
