@@ -527,3 +527,26 @@ def test_collapsed_module_lists_its_parameters_with_their_gradient_norms():
     w = root._modules["fc2"]._parameters["weight"].grad.data
     m = re.search(r"weight 3x16 \|g\| ([0-9.e+-]+)", label)
     assert m and float(m.group(1)) == pytest.approx(np.linalg.norm(w), rel=1e-2)
+
+
+def test_module_called_three_times_with_other_modules_between_is_not_a_recurrence():
+    pool = Mod("MaxPool2d")
+    convs = [Mod("Conv2d", weight=randp(1)) for _ in range(3)]
+    KEEP.extend([pool] + convs)
+    h = randp(2, 8)
+    for i in range(3):
+        with scope("pool", "MaxPool2d", pool):
+            h = h.reshape(2, -1, 2).amax(axis=2)
+        with scope(f"conv{i}", "Conv2d", convs[i]):
+            h = h * convs[i]._parameters["weight"]
+    g = tl.viz.draw(h.sum())
+    assert not any(" x3" in lbl for lbl in labels(g)) and len(clusters(g)) == 6
+    # the same conv each time makes it a loop of (pool, conv) with tied weights: both fold
+    h = randp(2, 8)
+    for i in range(3):
+        with scope("pool", "MaxPool2d", pool):
+            h = h.reshape(2, -1, 2).amax(axis=2)
+        with scope("conv0", "Conv2d", convs[0]):
+            h = h * convs[0]._parameters["weight"]
+    g = tl.viz.draw(h.sum())
+    assert len(find(g, "MaxPool2d x3")) == len(find(g, "Conv2d x3")) == 1 and "next step" in g.source

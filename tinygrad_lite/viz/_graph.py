@@ -77,23 +77,43 @@ class _Scopes:
         if mode == "all":
             self.folded = set(range(len(self.groups)))
             return
-        # A group is recurrent when some call reads an output of the previous call (an unrolled RNN cell).
+        # By default a module folds when called 3+ times (as loops need 3 iterations): two calls stay apart.
+        # A group is recurrent when a call reads an output of the previous call (an unrolled RNN cell).
         # Folding only those keeps a pooling layer used twice in a CNN from turning into a cycle.
-        memo = {}
-        recurrent = set()
+        memo, calls = {}, {}
         for e in entries:
-            mine = self._memberships(e.scope, memo)
-            if not mine:
-                continue
-            for p in e.parents:
-                if p.__class__ is Entry:
-                    theirs = self._memberships(p.scope, memo)
-                    for gid, pos in mine:
-                        if (gid, pos - 1) in theirs:
-                            recurrent.add(gid)
+            for m in self._memberships(e.scope, memo):
+                calls.setdefault(m, []).append(e)
+        recurrent = {g for g, grp in enumerate(self.groups) if len(grp) > 2 and self._recurrent(g, calls, memo)}
         # Per-step modules of the same loop (embedding, output head) fold along with the cell.
         loops = {(self.groups[g][0].parent, len(self.groups[g])) for g in recurrent}
         self.folded = {g for g, grp in enumerate(self.groups) if (grp[0].parent, len(grp)) in loops}
+
+    def _recurrent(self, gid, calls, memo):
+        """Does a call read the previous call's output, directly or through code of the calling scope recorded
+        in between (`h = cell(cat([x[t], h])).tanh()` in a user loop), or through modules called as often from
+        the same scope (`h = conv(pool(h))` in a loop)? Other module calls block the path, so conv1, conv2, conv3
+        between calls of one pooling layer do not make them a recurrence."""
+        parent = self.groups[gid][0].parent
+        size = len(self.groups[gid])
+        peers = {g for g, grp in enumerate(self.groups) if grp[0].parent is parent and len(grp) == size}
+        for pos in range(1, min(len(self.groups[gid]), 4)):
+            prev, cur = calls.get((gid, pos - 1)), calls.get((gid, pos))
+            if not prev or not cur:
+                continue
+            start, seen = prev[0].seq, set()
+            stack = [p for e in cur for p in e.parents if p.__class__ is Entry]
+            while stack:
+                p = stack.pop()
+                if p in seen or p.seq < start:
+                    continue
+                seen.add(p)
+                mine = self._memberships(p.scope, memo)
+                if (gid, pos - 1) in mine:
+                    return True
+                if p.scope is parent or any(g in peers for g, _ in mine):
+                    stack.extend(q for q in p.parents if q.__class__ is Entry)
+        return False
 
     def _memberships(self, s, memo):
         if s in memo:
@@ -206,7 +226,7 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
         for i, p in enumerate(e.parents):
             if p.__class__ is Entry:
                 src = rep[p]
-                if src.group is not None and src.group == dst.group and pos[p] != pos[e]:
+                if src.group is not None and dst.group is not None and pos[p] != pos[e]:
                     edges[(src.key, dst.key)] = "loop"  # into the next iteration of a folded loop
                 elif src is not dst:
                     edges[(src.key, dst.key)] = "data"
@@ -263,10 +283,12 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
 
 def _fold_loops(entries, nodes, rep, pos, fold_all):
     """Replace the op nodes of each loop found in one module call by one node per loop-body position."""
-    n = 0
-    for _ in range(2):  # a second pass finds maps over the iterations of loops folded in the first
-        folded = {e: (rep[e].key, pos[e]) for e in entries if rep[e].kind in ("loop", "fold")} if n else None
-        n = _fold_pass(entries, nodes, rep, pos, fold_all, folded, n)
+    # The second pass sees what the first folded: maps over a folded loop's iterations, and loops whose
+    # recurrence runs through a folded module call (a cell module called in a user loop).
+    n = _fold_pass(entries, nodes, rep, pos, fold_all, None, 0)
+    folded = {e: (rep[e].key, pos[e]) for e in entries if rep[e].kind in ("loop", "fold")}
+    if folded:
+        _fold_pass(entries, nodes, rep, pos, fold_all, folded, n)
 
 
 def _fold_pass(entries, nodes, rep, pos, fold_all, folded, n):

@@ -33,7 +33,8 @@ def periodic_runs(seq, fold_all, folded=None):
         if best is None:
             continue
         a, p, reps = best
-        if fold_all or (p > 1 and _recurrent(seq, a, p, reps)) or _parallel(seq, a, p, reps, folded or {}):
+        if fold_all or (p > 1 and _recurrent(seq, a, p, reps, folded or {})) or \
+                _parallel(seq, a, p, reps, folded or {}):
             found.append(best)
         work.append((lo, a))
         work.append((a + p * reps, hi))
@@ -61,13 +62,24 @@ def _best_run(codes, lo, hi, min_p, min_reps):
     return best
 
 
-def _recurrent(seq, a, p, reps):
-    first = {e: (i - a) // p for i, e in enumerate(seq[a:a + p * reps], start=a)}
-    for e, k in first.items():
-        if k:
-            for parent in e.parents:
-                if parent.__class__ is Entry and first.get(parent) == k - 1:
+def _recurrent(seq, a, p, reps, folded):
+    """Does iteration k read iteration k-1's outputs, directly or through folded nodes (a cell module called
+    in the loop) recorded since then?"""
+    where = {e: i // p for i, e in enumerate(seq[a:a + p * reps])}
+    for k in range(1, min(reps, 4)):
+        start, seen = seq[a + (k - 1) * p].seq, set()
+        stack = [q for e in seq[a + k * p:a + (k + 1) * p] for q in e.parents if q.__class__ is Entry]
+        while stack:
+            q = stack.pop()
+            if q in seen or q.seq < start:
+                continue
+            seen.add(q)
+            it = where.get(q)
+            if it is not None:
+                if it == k - 1:
                     return True
+            elif q in folded:
+                stack.extend(r for r in q.parents if r.__class__ is Entry)
     return False
 
 
