@@ -261,3 +261,18 @@ def test_gradgradcheck_on_a_module_and_a_wrong_double_backward_inside_it():
     assert "double backward" in str(info.value)
     assert find_faulty_entry(CubeNet(DetachedCube), inputs()) is None
     assert find_faulty_entry(CubeNet(DetachedCube), inputs(), order=2).name == "DetachedCube"
+
+
+def test_example_locates_the_buggy_function_and_the_fix_passes():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "examples", "gradcheck_custom_layer.py")
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": root}).stdout
+    lines = open(script).read().splitlines()
+    line = next(i + 1 for i, s in enumerate(lines) if "return self.fn.apply(x)" in s)
+    assert f"gradcheck_custom_layer: located BuggySwish at examples/gradcheck_custom_layer.py:{line}; " \
+           f"fixed version passes" in out
+    assert "in module 'features.2'" in out and "parameter 'features.0.weight'" in out

@@ -65,8 +65,10 @@ def tensors(shape=None, dtype=_dtypes.float64, elements=None, min_dims=0, max_di
         shape = (shape,)
     if elements is None:
         elements = _default_elements(st, dt)
-    grad = bool(requires_grad) and dt.kind == "f"
-    return hnp.arrays(dt, shape, elements=elements).map(lambda a: Tensor(a, requires_grad=grad))
+    arrays = hnp.arrays(dt, shape, elements=elements)
+    if requires_grad and dt.kind == "f":
+        return arrays.map(lambda a: Tensor(a, requires_grad=True))
+    return arrays.map(lambda a: Tensor(a))
 
 
 def broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, min_side=1, max_side=5):

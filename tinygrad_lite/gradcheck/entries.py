@@ -33,6 +33,7 @@ class FaultyEntry:
         self.source = entry.source
         self.source_path = entry.source_path
         self.module = entry.module
+        self.position = self.tape_length = None  # 1-based place among the searched entries, set by search()
 
     def headline(self):
         ins = ", ".join("x".join(map(str, s)) or "scalar" for s in self.input_shapes)
@@ -40,7 +41,8 @@ class FaultyEntry:
         what = f"custom Function {self.name}" if self.function is not None else f"primitive '{self.name}'"
         where = f", recorded at {self.source_path}" if self.source_path else ""
         mod = f" in module '{self.module}'" if self.module else ""
-        return f"{what} ({ins} -> {out}), tape entry #{self.index}{where}{mod}"
+        place = f", operation {self.position} of {self.tape_length} on the tape" if self.position else ""
+        return f"{what} ({ins} -> {out}){place}{where}{mod}"
 
     def explanation(self):
         which = "input" if self.input_index is not None else "upstream gradient"
@@ -66,12 +68,14 @@ class FaultyEntry:
 def search(entries, orders=(1,), atol=1e-5, rtol=1e-3, seed=0):
     """The first entry (in recording order) whose check fails at some order in `orders`, else None."""
     rng = np.random.default_rng(seed)
-    for e in sorted(entries, key=lambda e: e.seq):
+    entries = sorted(entries, key=lambda e: e.seq)
+    for pos, e in enumerate(entries):
         if e.saved is None or e.released:
             continue
         for order in orders:
             found = check_entry(e, order, rng, atol, rtol)
             if found is not None:
+                found.position, found.tape_length = pos + 1, len(entries)
                 return found
     return None
 

@@ -77,9 +77,11 @@ def failure(kind, errors, kinks, faulty, atol, rtol, fast, searched=True):
         if not first.out_requires_grad:
             lines.append(f"  {first.out_name} does not require grad (it was detached, or computed under no_grad or "
                          f"in NumPy), so its analytical gradient is 0, yet it changes with {first.leaf.label}.")
-    for pr in errors[1:]:
+    for pr in errors[1:1 + MAX_ROWS]:
         lines.append(f"  Also failing: {_pair_title(pr)} ({len(pr.errors)} of {pr.total} "
                      f"{'projection' if pr.fast else 'elements'}).")
+    if len(errors) > 1 + MAX_ROWS:
+        lines.append(f"  ... and {len(errors) - 1 - MAX_ROWS} more (output, input) pairs fail.")
     n_kink = sum(len(pr.kinks) for pr in kinks)
     if n_kink:
         ex = next(pr for pr in kinks if pr.kinks)
