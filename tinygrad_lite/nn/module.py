@@ -398,9 +398,10 @@ class Module:
 
     # ---------------- state dicts ----------------
     def _state_items(self, prefix=""):
-        """(key, tensor) for every parameter and persistent buffer, shared modules under each of their names."""
-        for mod_prefix, mod in self.named_modules(prefix=prefix, remove_duplicate=False):
-            head = mod_prefix + "." if mod_prefix else ""
+        """(key, tensor) for every parameter and persistent buffer, shared modules under each of their names;
+        `prefix` is prepended as is (PyTorch's convention: 'net.' gives 'net.0.weight')."""
+        for mod_prefix, mod in self.named_modules(remove_duplicate=False):
+            head = prefix + (mod_prefix + "." if mod_prefix else "")
             for k, p in mod._parameters.items():
                 if p is not None:
                     yield head + k, p
