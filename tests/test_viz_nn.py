@@ -68,6 +68,9 @@ def test_cnn_clusters_parameter_names_and_shapes():
     assert len(clusters(g)) == 8
     assert count(g, " x2") == 0
     assert tl.viz.draw(loss, params=dict(model.named_parameters())).source == g.source
+    renamed = tl.viz.draw(loss, params={"stem": model.conv1.weight})
+    assert count(renamed, "stem 8x1x3x3") == 1 and count(renamed, "conv1.bias 8") == 1
+    assert tl.viz.draw(loss, params=model).source == g.source
 
 
 def test_cnn_depth_one_is_one_node_per_layer_call_and_heatmap_after_backward():

@@ -45,17 +45,16 @@ def digraph_classes():
 
         class TapeGraph(gv.Digraph):
             """A graphviz.Digraph whose rendering errors say how to install graphviz when `dot` is missing."""
-            render = _guard(gv.Digraph.render)
-            pipe = _guard(gv.Digraph.pipe)
-            view = _guard(gv.Digraph.view)
-            unflatten = _guard(gv.Digraph.unflatten)
+            if hasattr(gv.Digraph, "_repr_mimebundle_"):  # graphviz >= 0.19; older ones display through pipe()
+                def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+                    try:
+                        return super()._repr_mimebundle_(include, exclude, **kwargs)
+                    except DotNotFoundError as exc:  # Jupyter shows the reason and the DOT text, not an image
+                        return {"text/plain": f"{exc}\n\n{self.source}"}
 
-            def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-                try:
-                    return super()._repr_mimebundle_(include, exclude, **kwargs)
-                except DotNotFoundError as exc:  # Jupyter shows the reason and the DOT text instead of an image
-                    return {"text/plain": f"{exc}\n\n{self.source}"}
-
+        for m in ("render", "pipe", "view", "unflatten"):
+            if hasattr(gv.Digraph, m):
+                setattr(TapeGraph, m, _guard(getattr(gv.Digraph, m)))
         _classes["TapeGraph"], _classes["DotNotFoundError"] = TapeGraph, DotNotFoundError
     return _classes["TapeGraph"], _classes["DotNotFoundError"]
 
@@ -78,7 +77,7 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     """Draw the tape behind `outputs` as a graphviz.Digraph (render with `.render(format='svg')`, or display it
     in Jupyter; `.source` is the DOT text and works without graphviz's `dot` program).
 
-    params: {name: tensor} (e.g. dict(model.named_parameters())); otherwise names come from module scopes.
+    params: {name: tensor}, (name, tensor) pairs or a Module; otherwise names come from the module scopes.
     show_grads: after backward, colour nodes by log10 of their gradient norm (legend; nan/inf red, zero grey).
     group_modules: one nested cluster per module call. depth=k: module calls at depth >= k (the model's own
     call is depth 0) become one node each. fold_repeats: repeated calls of a recurrent module (a cell fed its

@@ -169,7 +169,9 @@ def _param_names(params, scopes):
     """id(leaf) -> (dotted name, owning module call or None): `params` first, then the module scopes on the tape
     (the innermost module owning a parameter directly names it; a recursive pass catches the rest)."""
     names = {}
-    if params:
+    if params is not None:
+        if hasattr(params, "named_parameters"):  # a Module
+            params = params.named_parameters()
         items = params.items() if hasattr(params, "items") else params
         for n, t in items:
             names[id(t)] = (str(n), None)
