@@ -53,7 +53,7 @@ def _setup(input, kernel_size, stride, padding, dilation, ceil_mode, where, max_
     for i in range(2):
         limit = (d[i] * (k[i] - 1) + 1) / 2 if max_pool else k[i] / 2
         if p[i] > limit:
-            raise ValueError(f"{where}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+            raise OpError(f"{where}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
                              f"kernel_size={k[i]} and dilation={d[i]}")
     h, w = input.shape[-2:]
     oh, ow = _out_size(h, k[0], s[0], p[0], d[0], ceil_mode), _out_size(w, k[1], s[1], p[1], d[1], ceil_mode)
