@@ -161,7 +161,8 @@ def _crossed(base, plus, minus):
     for (e, d0), (ep, dp), (em, dm) in zip(base, plus, minus):
         if e.prim is not ep.prim or e.prim is not em.prim or d0.shape != dp.shape or d0.shape != dm.shape:
             return False
-        move = np.maximum(np.abs(dp - d0), np.abs(dm - d0))
+        with np.errstate(invalid="ignore"):  # inf - inf where a kink is absent (a single-element amax)
+            move = np.nan_to_num(np.maximum(np.abs(dp - d0), np.abs(dm - d0)), nan=0.0)
         tiny = 8 * np.finfo(np.float64).eps * (1 + np.abs(d0))
         if np.any((move > 0) & (d0 <= 1.5 * move + tiny)):
             return e
