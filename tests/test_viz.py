@@ -1,7 +1,9 @@
 """tl.viz.draw on graphs built from tensor ops inside module scopes: nodes, edges, constants, outputs, names,
 clusters, gradient heatmap, highlight, saved bytes and max_nodes. Collapsing and folding: test_viz_fold.py;
 rendering: test_viz_render.py; tl.nn models: test_viz_nn.py."""
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite.autograd import recorder
 from tinygrad_lite.viz import _style
-from test_viz_helpers import OnlyDict, clusters, find, labels, make_mlp, parse, randp, scope
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for --import-mode=importlib too
+from test_viz_helpers import OnlyDict, clusters, find, labels, make_mlp, parse, randp, scope  # noqa: E402
 
 pytest.importorskip("graphviz")
 

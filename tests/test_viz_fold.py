@@ -1,12 +1,15 @@
 """tl.viz.draw collapsing and folding: depth=k, repeated module calls (an unrolled RNN cell) and loops inside one
 module call or in user code folded into `name xN` nodes with next-step edges."""
+import os
 import re
+import sys
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from test_viz_helpers import KEEP, Mod, clusters, find, labels, make_mlp, parse, randp, scope
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for --import-mode=importlib too
+from test_viz_helpers import KEEP, Mod, clusters, find, labels, make_mlp, parse, randp, scope  # noqa: E402
 
 pytest.importorskip("graphviz")
 
