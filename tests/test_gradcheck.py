@@ -247,5 +247,6 @@ def test_gradgradcheck_random_and_given_grad_outputs():
 
 def test_kink_elements_warn_instead_of_failing():
     x = tl.tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
-    with pytest.warns(GradcheckKinkWarning, match=r"(?s)near a kink.*x\[1\] .*'relu' recorded at test_gradcheck.py:\d+"):
+    pattern = r"(?s)near a kink.*x\[1\] .*'relu' recorded at test_gradcheck.py:\d+"
+    with pytest.warns(GradcheckKinkWarning, match=pattern):
         assert gradcheck(lambda x: x.relu() * 3.0, x)
