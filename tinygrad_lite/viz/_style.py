@@ -9,10 +9,10 @@ from ..autograd import recorder
 PALETTE = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
 DARK = 4  # the first colours need white text
 BAD_COLOR, ZERO_COLOR, HIGHLIGHT_COLOR = "#e41a1c", "#bdbdbd", "magenta"
-FILL = {"op": "#ffffff", "loop": "#ffffff", "param": "#cfe2f3", "input": "#fff2cc", "const": "#f3f3f3", "module": "#d9ead3",
-        "fold": "#d9ead3", "note": "#fffde7"}
-SHAPE = {"op": "box", "loop": "box", "param": "box", "input": "oval", "const": "box", "module": "box3d", "fold": "box3d",
-         "note": "note"}
+FILL = {"op": "#ffffff", "loop": "#ffffff", "param": "#cfe2f3", "input": "#fff2cc", "const": "#f3f3f3",
+        "module": "#d9ead3", "fold": "#d9ead3", "note": "#fffde7"}
+SHAPE = {"op": "box", "loop": "box", "param": "box", "input": "oval", "const": "box", "module": "box3d",
+         "fold": "box3d", "note": "note"}
 STYLE = {"op": "rounded,filled", "loop": "rounded,filled,bold", "const": "dashed,filled", "note": "filled"}
 
 
