@@ -153,7 +153,7 @@ class Entry:
         ins = ", ".join("x".join(map(str, s)) or "scalar" for s in self.input_shapes)
         out = "x".join(map(str, self.output_shape)) or "scalar"
         where = f" recorded at {self.source_path}" if self.site else ""
-        mod = f" in module '{self.module}'" if self.scope is not None else ""
+        mod = f" in module '{self.scope.path or self.scope.type_name}'" if self.scope is not None else ""
         return f"'{self.name}' ({ins} -> {out}){where}{mod}"
 
     def __repr__(self):
