@@ -203,3 +203,35 @@ def test_gradgradcheck_at_relu_zero_is_a_kink_not_an_error():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GradcheckKinkWarning)
         assert gradgradcheck(lambda x: x.relu() * x, x)
+
+
+class MyRelu(tl.autograd.Function):
+    """A user's relu: its kink is not declared to the tape, so gradcheck must recognise it from the numbers."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.relu()
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * tl.tensor((x.data > 0).astype(x.data.dtype))
+
+
+class MyWrongRelu(MyRelu):
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * tl.tensor((x.data > 0).astype(x.data.dtype)) * 1.5
+
+
+def test_custom_function_at_its_own_undeclared_kink_is_not_blamed():
+    from tinygrad_lite.gradcheck import find_faulty_entry
+    x = tl.tensor(np.array([0.0, 1.0, -2.0, 0.0, 0.3]), requires_grad=True)
+    with pytest.warns(GradcheckKinkWarning, match="undeclared kink"):
+        assert gradcheck(lambda x: MyRelu.apply(x).sin() * 2.0, x)
+    assert find_faulty_entry(lambda x: MyRelu.apply(x).sin() * 2.0, x) is None
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda x: MyWrongRelu.apply(x).sin() * 2.0, x)
+    assert info.value.faulty_entry.name == "MyWrongRelu"

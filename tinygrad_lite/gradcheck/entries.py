@@ -159,19 +159,32 @@ def check_entry(e, order, rng, atol=1e-5, rtol=1e-3):
     check = _order1 if order == 1 else _order2
     targets = [i for i, n in enumerate(needs) if n] + ([None] if order == 2 else [])
     for i in targets:
-        for _ in range(TRIALS):
+        located = False
+        for _ in range(TRIALS + 1):
             shape = arrays[i].shape if i is not None else base.shape
             u = _unit(rng, shape, masks[i] if i is not None else None)
             if u is None:
                 break  # every element of this input sits at a kink
             try:
-                a, n, noise = check(e, arrays, needs, base, i, u, rng, eps)
+                a, n, noise, jump = check(e, arrays, needs, base, i, u, rng, eps)
             except Exception:
                 return None
             tol = atol + rtol * max(abs(a), abs(n)) + noise
-            if not abs(a - n) <= tol:
+            if abs(a - n) <= tol:
+                continue
+            if not jump:
                 return FaultyEntry(e, order, i, a, n, tol)
+            # the direction crosses a kink the primitive does not declare (a custom Function's relu at 0):
+            # find those elements, leave them out, and look again; inconclusive when too big to probe
+            if located or arrays[i].size > MAX_PROBE:
+                break
+            near = _undeclared_kinks(e, arrays, i, rng.standard_normal(base.shape), eps)
+            masks[i] = near if masks[i] is None else (masks[i] | near)
+            located = True
     return None
+
+
+MAX_PROBE = 256  # elements probed one by one for undeclared kinks
 
 
 def _perturb(arrays, i, delta):
@@ -180,11 +193,36 @@ def _perturb(arrays, i, delta):
     return out
 
 
+def _is_jump(s0, p1, m1, p2, m2, eps, scale):
+    """One-sided differences that disagree by the same amount at steps eps and 2 eps: a slope jump (kink);
+    smooth curvature would double the disagreement instead."""
+    a1 = (p1 + m1 - 2 * s0) / eps
+    a2 = (p2 + m2 - 2 * s0) / (2 * eps)
+    return abs(a1) > 1e-7 * (1 + scale) and 0.4 <= a2 / a1 <= 1.6
+
+
 def _fd(fn, arrays, i, u, eps):
-    """Central difference along u with step eps, plus an error estimate from the same with step 2 eps."""
-    d1 = (fn(_perturb(arrays, i, eps * u)) - fn(_perturb(arrays, i, -eps * u))) / (2 * eps)
-    d2 = (fn(_perturb(arrays, i, 2 * eps * u)) - fn(_perturb(arrays, i, -2 * eps * u))) / (4 * eps)
-    return d1, abs(d1 - d2)
+    """Central difference along u with step eps, an error estimate from the same with step 2 eps, and whether
+    the one-sided differences show a slope jump."""
+    s0 = fn(arrays)
+    p1, m1 = fn(_perturb(arrays, i, eps * u)), fn(_perturb(arrays, i, -eps * u))
+    p2, m2 = fn(_perturb(arrays, i, 2 * eps * u)), fn(_perturb(arrays, i, -2 * eps * u))
+    d1, d2 = (p1 - m1) / (2 * eps), (p2 - m2) / (4 * eps)
+    return d1, abs(d1 - d2), _is_jump(s0, p1, m1, p2, m2, eps, abs(d1))
+
+
+def _undeclared_kinks(e, arrays, i, v, eps):
+    """Elements of input i whose own step shows a slope jump of v·forward."""
+    s = lambda arrs: float(np.vdot(v, _forward(e, arrs)))  # noqa: E731
+    s0 = s(arrays)
+    near = np.zeros(arrays[i].shape, bool)
+    for idx in np.ndindex(arrays[i].shape):
+        basis = np.zeros(arrays[i].shape)
+        basis[idx] = 1.0
+        p1, m1 = s(_perturb(arrays, i, eps * basis)), s(_perturb(arrays, i, -eps * basis))
+        p2, m2 = s(_perturb(arrays, i, 2 * eps * basis)), s(_perturb(arrays, i, -2 * eps * basis))
+        near[idx] = _is_jump(s0, p1, m1, p2, m2, eps, abs(p1 - m1) / (2 * eps))
+    return near
 
 
 def _order1(e, arrays, needs, base, i, u, rng, eps):
@@ -194,9 +232,9 @@ def _order1(e, arrays, needs, base, i, u, rng, eps):
     with enable_grad():
         g, = autograd_grad(out, [leaves[i]], grad_outputs=Tensor._wrap(v.astype(out.data.dtype)), allow_unused=True)
     a = 0.0 if g is None else float(np.vdot(g.data, u))
-    n, trunc = _fd(lambda arrs: float(np.vdot(v, _forward(e, arrs))), arrays, i, u, eps)
+    n, trunc, jump = _fd(lambda arrs: float(np.vdot(v, _forward(e, arrs))), arrays, i, u, eps)
     roundoff = 16 * np.finfo(base.dtype).eps * float(np.vdot(np.abs(v), np.abs(base))) / eps
-    return a, n, 10 * trunc + roundoff
+    return a, n, 10 * trunc + roundoff, jump
 
 
 def _order2(e, arrays, needs, base, i, u, rng, eps):
@@ -229,7 +267,7 @@ def _order2(e, arrays, needs, base, i, u, rng, eps):
             d, = autograd_grad(s, [wrt], allow_unused=True)
             a = 0.0 if d is None else float(np.vdot(d.data, u))
     if i is None:
-        n, trunc = _fd(lambda gl: s_at(arrays, gl[0]), [gv], 0, u, eps)
+        n, trunc, _ = _fd(lambda gl: s_at(arrays, gl[0]), [gv], 0, u, eps)
     else:
-        n, trunc = _fd(lambda arrs: s_at(arrs, gv), arrays, i, u, eps)
-    return a, n, 10 * trunc + 1e-9 * (1 + abs(n))
+        n, trunc, _ = _fd(lambda arrs: s_at(arrs, gv), arrays, i, u, eps)
+    return a, n, 10 * trunc + 1e-9 * (1 + abs(n)), False
