@@ -71,7 +71,7 @@ def _check(target, kind, atol, rtol, nondet_tol, check_undefined_grad, check_gra
     kinks = [pr for pr in results if pr.kinks]
     faulty = None
     searched = False
-    if find_faulty and (kinks or any(pr.errors for pr in results)):
+    if find_faulty and (kinks or any(pr.n_errors for pr in results)):
         entries = entries_for_search() if entries_for_search is not None else reachable(out_tensors)
         faulty = search(entries, orders=orders, atol=atol, rtol=rtol, seed=seed)
         searched = True
@@ -80,7 +80,7 @@ def _check(target, kind, atol, rtol, nondet_tol, check_undefined_grad, check_gra
             pr.errors += pr.kinks
             pr.kinks = []
         kinks = []
-    errors = [pr for pr in results if pr.errors]
+    errors = [pr for pr in results if pr.n_errors]
     if errors:
         msg = report.failure(kind, errors, kinks, faulty, atol, rtol, fast_mode, searched=searched)
         raise GradcheckError(msg, mismatches=errors, faulty_entry=faulty, kinks=kinks)

@@ -69,7 +69,7 @@ def failure(kind, errors, kinks, faulty, atol, rtol, fast, searched=True):
             "  Rerun with fast_mode=False to see the failing elements."]
     else:
         worst = sorted(first.errors, key=lambda el: -el.excess)
-        lines.append(f"  {len(first.errors)} of {first.total} Jacobian elements fail |analytical - numerical| <= "
+        lines.append(f"  {first.n_errors} of {first.total} Jacobian elements fail |analytical - numerical| <= "
                      f"atol + rtol * |numerical| (atol={atol:g}, rtol={rtol:g}); worst "
                      f"{min(MAX_ROWS, len(worst))}:")
         lines += _table(first, worst[:MAX_ROWS], atol=atol, rtol=rtol)
@@ -78,7 +78,7 @@ def failure(kind, errors, kinks, faulty, atol, rtol, fast, searched=True):
             lines.append(f"  {first.out_name} does not require grad (it was detached, or computed under no_grad or "
                          f"in NumPy), so its analytical gradient is 0, yet it changes with {first.leaf.label}.")
     for pr in errors[1:1 + MAX_ROWS]:
-        lines.append(f"  Also failing: {_pair_title(pr)} ({len(pr.errors)} of {pr.total} "
+        lines.append(f"  Also failing: {_pair_title(pr)} ({pr.n_errors} of {pr.total} "
                      f"{'projection' if pr.fast else 'elements'}).")
     if len(errors) > 1 + MAX_ROWS:
         lines.append(f"  ... and {len(errors) - 1 - MAX_ROWS} more (output, input) pairs fail.")
