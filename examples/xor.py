@@ -1,17 +1,18 @@
 """The classic 2-4-1 sigmoid network learning XOR, written as plain tensor expressions and trained by gradient
 descent with the engine's gradients.
 
-    python examples/xor.py [--steps N]
+    python examples/xor.py [--steps N] [--smoke]
 """
-import argparse
-import time
-
 import numpy as np
 
 import tinygrad_lite as tl
 
+from _common import Timer, parse, parser, progress
 
-def train(steps=2000, lr=2.0, seed=0):
+STEPS = 2000
+
+
+def train(steps=STEPS, lr=2.0, seed=0):
     tl.manual_seed(seed)
     x = tl.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = tl.tensor([[0.0], [1.0], [1.0], [0.0]])
@@ -20,7 +21,8 @@ def train(steps=2000, lr=2.0, seed=0):
     w2 = tl.randn(4, 1, requires_grad=True)
     b2 = tl.zeros(1, requires_grad=True)
     params = [w1, b1, w2, b2]
-    for step in range(steps):
+    bar = progress(range(steps), desc="training")
+    for step in bar:
         hidden = (x @ w1 + b1).sigmoid()
         pred = (hidden @ w2 + b2).sigmoid()
         loss = ((pred - y) ** 2).mean()
@@ -30,21 +32,21 @@ def train(steps=2000, lr=2.0, seed=0):
         with tl.no_grad():
             for p in params:
                 p.sub_(p.grad * lr)
+        if step % 50 == 0:
+            bar.set_postfix(loss=round(loss.item(), 5), refresh=False)
     return pred.data, loss.item()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    pred, loss = train(args.steps)
-    wall = time.perf_counter() - t0
+def main(argv=None):
+    args = parse(parser(__doc__, steps=STEPS), argv, steps=STEPS, smoke_steps=200)
+    with Timer() as t:
+        pred, loss = train(args.steps, seed=args.seed)
     print("inputs  -> prediction")
     for inp, p in zip([(0, 0), (0, 1), (1, 0), (1, 1)], pred[:, 0]):
         print(f"  {inp} -> {p:.3f}")
     correct = int(((pred[:, 0] > 0.5) == np.array([0, 1, 1, 0], bool)).sum())
-    print(f"xor: final loss {loss:.4f}, {correct}/4 correct, {args.steps} steps in {wall:.2f} s")
+    print(f"xor: final loss {loss:.4f}, {correct}/4 correct, {args.steps} steps in {t.seconds:.2f} s")
+    return loss, correct
 
 
 if __name__ == "__main__":
