@@ -74,21 +74,32 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
         x = np.pad(x, ((0, 0), (0, 0), (p[0], p[0] + extra[0]), (p[1], p[1] + extra[1])), constant_values=-np.inf)
     rows = np.arange(oh) * s[0] - p[0]  # window origins in input coordinates
     cols = np.arange(ow) * s[1] - p[1]
-    # PyTorch starts each window at its first in-bounds element (on the dilation grid)
-    r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
-    c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
-    best_idx = np.broadcast_to((r0[:, None] * w + c0[None, :]), (n, c, oh, ow)).copy()
-    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    for i in range(k[0]):
-        hi = i * d[0]
-        for j in range(k[1]):
-            wj = j * d[1]
-            v = x[:, :, hi:hi + s[0] * (oh - 1) + 1:s[0], wj:wj + s[1] * (ow - 1) + 1:s[1]]
-            better = v > best
+    origin = rows[:, None] * w + cols[None, :]
+    nan = bool(np.isnan(x).any())
+    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
+    if p[0] or p[1] or nan:
+        # PyTorch starts each window at its first in-bounds element (on the dilation grid) with max -inf
+        r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
+        c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
+        best_off = np.broadcast_to(r0[:, None] * w + c0[None, :] - origin, (n, c, oh, ow)).copy()
+        best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
+    else:  # the first offset is always in bounds: start from it
+        best, best_off = None, np.zeros((n, c, oh, ow), dtype=np.int64)
+    for i, j in offsets:
+        v = x[:, :, i * d[0]:i * d[0] + s[0] * (oh - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (ow - 1) + 1:s[1]]
+        off = i * d[0] * w + j * d[1]
+        if best is None:
+            best = v.copy()
+            continue
+        better = v > best  # strict: the first maximum wins ties
+        if nan:  # PyTorch: a NaN always takes over (so the last NaN of the window is the max)
             better |= np.isnan(v)
-            np.copyto(best, v, where=better)
-            np.copyto(best_idx, (rows[:, None] + hi) * w + (cols[None, :] + wj), where=better)
-    return best_idx
+            best = np.where(better, v, best)
+        else:  # masked copies are slow in NumPy; max and integer arithmetic are not
+            np.maximum(best, v, out=best)
+        best_off += better * (off - best_off)
+    best_off += origin
+    return best_off
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):

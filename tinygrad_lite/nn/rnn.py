@@ -2,7 +2,7 @@
 weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the backward direction), gate orders (LSTM i, f, g, o;
 GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation and return values.
 
-Each step is a loop of tensor expressions with a single matmul: [x_t, h] @ [W_ih, W_hh]^T (the two weights are
+Each step is a loop of tensor expressions with a single matmul: [x_t, h, 1] @ [W_ih, W_hh, b]^T (the weights are
 concatenated once per forward). For the GRU the concatenated weight has a fourth block so that the n gate's input
 and hidden parts come out separately: columns [r, z, n_input, n_hidden]. A layer's per-step outputs feed the
 next layer directly (no slicing of a stacked sequence), so only the caller's input is ever indexed per step."""
@@ -147,20 +147,22 @@ class RNNBase(Module):
         """One layer in one direction: returns (per-step outputs indexed by time, final states)."""
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
-        w_t, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
+        w, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
+        # the bias is one more input column of ones: the matmul adds it, and its gradient is part of the
+        # weight gradient's GEMM instead of a per-step reduction over the batch
+        ones = [] if b is None else [Tensor._wrap(np.ones((state[0].shape[0], 1), dtype=w.dtype))]
+        w_t = (w if b is None else cat([w, b.reshape(-1, 1)], 1)).T
         step = self._step
         out = [None] * len(parts)
         for t in order:
-            gates = cat(parts[t] + [state[0]], 1) @ w_t
-            if b is not None:
-                gates = gates + b
-            state = step(gates, state)
+            state = step(cat(parts[t] + [state[0]] + ones, 1) @ w_t, state)
             out[t] = state[0]
         return out, state
 
     def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
+        """The (gates, input + hidden) weight acting on [x_t, h] and the matching bias (or None)."""
         b = None if b_ih is None else b_ih + b_hh
-        return cat([w_ih, w_hh], 1).T, b
+        return cat([w_ih, w_hh], 1), b
 
 
 class RNN(RNNBase):
@@ -230,7 +232,7 @@ class GRU(RNNBase):
         w_x = cat([w_ih, zeros_x], 0)  # rows [r, z, n_input, n_hidden]
         w_h = cat([w_hh[:2 * h], zeros_h, w_hh[2 * h:]], 0)
         b = None if b_ih is None else cat([b_ih[:2 * h] + b_hh[:2 * h], b_ih[2 * h:], b_hh[2 * h:]], 0)
-        return cat([w_x, w_h], 1).T, b
+        return cat([w_x, w_h], 1), b
 
     def _step(self, gates, state):
         h = self.hidden_size
