@@ -2,10 +2,11 @@
 weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the backward direction), gate orders (LSTM i, f, g, o;
 GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation and return values.
 
-Each step is a loop of tensor expressions with a single matmul: [x_t, h, 1] @ [W_ih, W_hh, b]^T (the weights are
-concatenated once per forward). For the GRU the concatenated weight has a fourth block so that the n gate's input
-and hidden parts come out separately: columns [r, z, n_input, n_hidden]. A layer's per-step outputs feed the
-next layer directly (no slicing of a stacked sequence), so only the caller's input is ever indexed per step."""
+Each step is a loop of tensor expressions with two matmuls, [x_t, 1] @ [W_ih, b]^T + h @ W_hh^T: the bias is a
+column of the input-side weight (its gradient comes out of that matmul's GEMM, not a per-step batch reduction), and
+a constant input costs no input gradient. For the GRU both weights get a fourth block of zeros so that the n gate's
+input and hidden parts come out separately: gate columns [r, z, n_input, n_hidden]. A layer's per-step outputs feed
+the next layer directly (no slicing of a stacked sequence), so only the caller's input is ever indexed per step."""
 import math
 import warnings
 
@@ -118,9 +119,15 @@ class RNNBase(Module):
         seq_dim = 1 if self.batch_first else 0
         steps, batch = input.shape[seq_dim], input.shape[1 - seq_dim]
         h_size, d = self.hidden_size, 2 if self.bidirectional else 1
+        dtype = self.weight_ih_l0.dtype
+        # The bias is a column of ones appended to each step's input: the input matmul adds it, and its gradient
+        # is part of that matmul's weight gradient instead of a per-step reduction over the batch.
+        ones = [Tensor._wrap(np.ones((batch, 1), dtype=dtype))] if self.bias else []
+        if self.bias:  # for the first layer, append the column once to the whole sequence
+            input = cat([input, Tensor._wrap(np.ones(input.shape[:2] + (1,), dtype=input.dtype))], 2)
         # per-step inputs as lists of parts (the bidirectional outputs of a layer are two parts)
         parts = [[input[:, t] if self.batch_first else input[t]] for t in range(steps)]
-        zeros = Tensor._wrap(np.zeros((batch, h_size), dtype=self.weight_ih_l0.dtype))
+        zeros = Tensor._wrap(np.zeros((batch, h_size), dtype=dtype))
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
@@ -135,6 +142,8 @@ class RNNBase(Module):
             parts = [[o[t] for o in outs] for t in range(steps)]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 parts = [[_dropout(p, self.dropout) for p in ps] for ps in parts]
+            if layer < self.num_layers - 1:
+                parts = [ps + ones for ps in parts]
         flat = cat([p for ps in parts for p in ps], 1).reshape(batch, steps, d * h_size)
         output = flat if self.batch_first else flat.permute(1, 0, 2)
         final_states = [stack(f, 0) for f in finals]
@@ -147,22 +156,21 @@ class RNNBase(Module):
         """One layer in one direction: returns (per-step outputs indexed by time, final states)."""
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
-        w, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
-        # the bias is one more input column of ones: the matmul adds it, and its gradient is part of the
-        # weight gradient's GEMM instead of a per-step reduction over the batch
-        ones = [] if b is None else [Tensor._wrap(np.ones((state[0].shape[0], 1), dtype=w.dtype))]
-        w_t = (w if b is None else cat([w, b.reshape(-1, 1)], 1)).T
+        w_x, w_h, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
+        w_x_t = (w_x if b is None else cat([w_x, b.reshape(-1, 1)], 1)).T
+        w_h_t = w_h.T
         step = self._step
         out = [None] * len(parts)
         for t in order:
-            state = step(cat(parts[t] + [state[0]] + ones, 1) @ w_t, state)
+            x = parts[t][0] if len(parts[t]) == 1 else cat(parts[t], 1)
+            # two matmuls rather than one on [x, h]: a constant input then costs no input gradient
+            state = step(x @ w_x_t + state[0] @ w_h_t, state)
             out[t] = state[0]
         return out, state
 
     def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
-        """The (gates, input + hidden) weight acting on [x_t, h] and the matching bias (or None)."""
-        b = None if b_ih is None else b_ih + b_hh
-        return cat([w_ih, w_hh], 1), b
+        """The weights acting on x_t and on h, and the bias, laid out in the step's gate order."""
+        return w_ih, w_hh, (None if b_ih is None else b_ih + b_hh)
 
 
 class RNN(RNNBase):
@@ -232,7 +240,7 @@ class GRU(RNNBase):
         w_x = cat([w_ih, zeros_x], 0)  # rows [r, z, n_input, n_hidden]
         w_h = cat([w_hh[:2 * h], zeros_h, w_hh[2 * h:]], 0)
         b = None if b_ih is None else cat([b_ih[:2 * h] + b_hh[:2 * h], b_ih[2 * h:], b_hh[2 * h:]], 0)
-        return cat([w_x, w_h], 1), b
+        return w_x, w_h, b
 
     def _step(self, gates, state):
         h = self.hidden_size
