@@ -56,9 +56,9 @@ def test_digits_cnn_smoke_checkpoint_round_trip(tmp_path):
     pytest.importorskip("sklearn")
     out = tmp_path / "run"
     lines, last = run_example("digits_cnn", "--out", str(out), cwd=tmp_path)
-    m = summary(rf"digits_cnn: test accuracy {NUM}% \(1797 images, 1 epoch, {NUM} s/epoch; "
+    m = summary(rf"digits_cnn: test accuracy {NUM}% \(1797 images, 1 epoch, {NUM} s/epoch, {NUM} s in all; "
                 rf"reloaded checkpoint {NUM}%\)", last)
-    acc, reloaded = float(m.group(1)), float(m.group(3))
+    acc, reloaded = float(m.group(1)), float(m.group(4))
     assert acc > 80.0  # one epoch already gets ~96%; chance is 10%
     assert reloaded == acc
     reload_line = next(line for line in lines if line.startswith("checkpoint "))
