@@ -1,6 +1,7 @@
 """`tl.nn`: Module, Parameter, containers, layers and losses (PyTorch's names, arguments and numbers), each
 layer a composition of differentiable primitives; `tl.nn.functional` and `tl.nn.init`."""
-from .module import Module, Parameter
+from .module import Module
+from .parameter import Parameter
 from .container import Sequential, ModuleList, ModuleDict
 from .linear import Linear
 from .conv import Conv2d

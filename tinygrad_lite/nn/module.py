@@ -1,49 +1,16 @@
-"""Module and Parameter, as PyTorch's: ordered registration through attribute assignment, dotted names,
+"""Module, as PyTorch's: ordered registration through attribute assignment, dotted names,
 train/eval, state dicts, a nested repr, and the module scope that tape entries record while `forward` runs."""
 import collections
 import itertools
-from collections.abc import Mapping
-import typing
 
 import numpy as np
 
 from .. import dtypes
 from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
-from ..tensor import Tensor, _as_array
-
-
-class Parameter(Tensor):
-    """A Tensor that a Module registers as a parameter: a leaf that requires grad by default.
-
-    NumPy arrays keep their dtype (float64 stays float64); Python numbers and lists become float32. A Tensor's
-    data is shared, as `torch.nn.Parameter(t)` shares storage."""
-    __slots__ = ()
-
-    def __init__(self, data=None, requires_grad=True):
-        if data is None:
-            arr = np.empty((0,), dtype=dtypes.default_float)
-        elif isinstance(data, Tensor):
-            arr = data.data
-        else:
-            arr = _as_array(data, None, "Parameter")
-        Tensor.__init__(self, arr, requires_grad=requires_grad)
-
-    def __repr__(self):
-        return "Parameter containing:\n" + Tensor.__repr__(self)
-
-    def __reduce_ex__(self, proto):
-        return Parameter, (self.data, self.requires_grad)
-
-
-class _IncompatibleKeys(typing.NamedTuple):
-    missing_keys: list
-    unexpected_keys: list
-
-    def __repr__(self):
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+from ..tensor import Tensor
+from .parameter import Parameter
+from .state import cast_floating, load_into
 
 
 class RemovableHandle:
@@ -364,28 +331,8 @@ class Module:
                 p.grad = Tensor._wrap(np.zeros_like(p.data))
 
     def to(self, *args, dtype=None, **kwargs):
-        """Convert floating parameters and buffers to `dtype` in place (devices other than 'cpu' are rejected)."""
-        for a in list(args) + [kwargs.pop("device", None)]:
-            if a is None:
-                continue
-            if isinstance(a, str) and a.split(":")[0] == "cpu":
-                continue
-            dtype = a.dtype if isinstance(a, Tensor) else a
-        if kwargs:
-            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
-        if dtype is None:
-            return self
-        dt = dtypes.to_dtype(dtype, "Module.to")
-        if dt.kind != "f":
-            raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dt}")
-        for _, m in self.named_modules():
-            for t in itertools.chain(m._parameters.values(), m._buffers.values()):
-                if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dt:
-                    t.data = t.data.astype(dt)
-                    t._version += 1
-                    if t.grad is not None:
-                        t.grad = Tensor._wrap(t.grad.data.astype(dt))
-        return self
+        """Convert floating parameters and buffers to `dtype` in place (the only device is 'cpu')."""
+        return cast_floating(self, args, dtype, kwargs)
 
     def float(self):
         return self.to(dtypes.float32)
@@ -426,47 +373,7 @@ class Module:
         Everything is checked before anything is copied: on any error the module is unchanged. Missing and
         unexpected keys raise RuntimeError when `strict`; shape mismatches and values that are not arrays always
         do. Returns (missing_keys, unexpected_keys)."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        own = dict(self._state_items())
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        errors, plan = [], []
-        for key, target in own.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            if isinstance(value, Tensor):
-                arr = value.data
-            elif isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
-                arr = np.asarray(value)
-            else:
-                errors.append(f'While copying the parameter named "{key}", expected a Tensor or NumPy array from '
-                              f"checkpoint but received {type(value)}")
-                continue
-            if arr.dtype.kind not in "biuf":
-                errors.append(f'While copying the parameter named "{key}", expected numeric data but got dtype '
-                              f"{arr.dtype}")
-            elif tuple(arr.shape) != tuple(target.shape):
-                errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
-                              f"checkpoint, the shape in current model is {tuple(target.shape)}.")
-            else:
-                plan.append((target, arr))
-        if strict:
-            if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
-                              + ". ")
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
-        if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
-        for target, arr in plan:
-            if assign or not target.data.flags.writeable:
-                target.data = np.array(arr, dtype=target.data.dtype if not assign else arr.dtype)
-            else:
-                np.copyto(target.data, arr, casting="unsafe")
-            target._version += 1
-        return _IncompatibleKeys(missing, unexpected)
+        return load_into(self, dict(self._state_items()), state_dict, strict, assign)
 
     # ---------------- repr ----------------
     def extra_repr(self):

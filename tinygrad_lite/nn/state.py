@@ -1,0 +1,91 @@
+"""Loading a state dict into a module (validate every key, shape and value first, then copy in place) and
+converting a module's floating state to another dtype."""
+import itertools
+import typing
+from collections.abc import Mapping
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import Tensor
+
+
+class _IncompatibleKeys(typing.NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
+
+
+def load_into(module, own, state_dict, strict, assign):
+    """Copy `state_dict` into `own` (key -> the module's Parameter or buffer), all or nothing."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    errors, plan = [], []
+    for key, target in own.items():
+        if key not in state_dict:
+            continue
+        value = state_dict[key]
+        if isinstance(value, Tensor):
+            arr = value.data
+        elif isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
+            arr = np.asarray(value)
+        else:
+            errors.append(f'While copying the parameter named "{key}", expected a Tensor or NumPy array from '
+                          f"checkpoint but received {type(value)}")
+            continue
+        if arr.dtype.kind not in "biuf":
+            errors.append(f'While copying the parameter named "{key}", expected numeric data but got dtype '
+                          f"{arr.dtype}")
+        elif tuple(arr.shape) != tuple(target.shape):
+            errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                          f"checkpoint, the shape in current model is {tuple(target.shape)}.")
+        else:
+            plan.append((target, arr))
+    if strict:
+        if unexpected:
+            errors.insert(0, "Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected)
+                          + ". ")
+        if missing:
+            errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+    if errors:
+        raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__}:\n\t" + "\n\t".join(errors))
+    for target, arr in plan:
+        if assign or not target.data.flags.writeable:
+            target.data = np.array(arr, dtype=target.data.dtype if not assign else arr.dtype)
+        else:
+            np.copyto(target.data, arr, casting="unsafe")
+        target._version += 1
+    return _IncompatibleKeys(missing, unexpected)
+
+
+def cast_floating(module, args, dtype, kwargs):
+    """Module.to: accepts a dtype, a Tensor (its dtype) and the 'cpu' device, positionally or by keyword."""
+    for a in list(args) + [kwargs.pop("device", None)]:
+        if a is None:
+            continue
+        if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
+            if a.split(":")[0] != "cpu":
+                raise ValueError(f"Module.to: only the 'cpu' device is available, got {a!r}")
+            continue
+        dtype = a.dtype if isinstance(a, Tensor) else a
+    if kwargs:
+        raise TypeError(f"Module.to: unexpected arguments {sorted(kwargs)}")
+    if dtype is None:
+        return module
+    dt = dtypes.to_dtype(dtype, "Module.to")
+    if dt.kind != "f":
+        raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dt}")
+    for _, m in module.named_modules():
+        for t in itertools.chain(m._parameters.values(), m._buffers.values()):
+            if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dt:
+                t.data = t.data.astype(dt)
+                t._version += 1
+                if t.grad is not None:
+                    t.grad = Tensor._wrap(t.grad.data.astype(dt))
+    return module
