@@ -6,7 +6,7 @@ A small CNN (Conv2d -> BatchNorm2d -> a custom Swish activation -> MaxPool2d -> 
 differences, and on failure replays each recorded operation alone to name the one whose backward is wrong, with
 the source line where it was called. The fixed Function then passes.
 
-Run: python examples/gradcheck_custom_layer.py
+Run: python examples/gradcheck_custom_layer.py [--seed N]   (--smoke is accepted; the run is already small)
 """
 import os
 
@@ -14,6 +14,8 @@ import numpy as np
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
+
+from _common import parse, parser
 
 
 class BuggySwish(tl.autograd.Function):
@@ -68,9 +70,10 @@ class SmallCNN(nn.Module):
         return self.classifier(self.dropout(h))
 
 
-def main():
-    tl.manual_seed(0)
-    x = tl.tensor(np.random.default_rng(0).standard_normal((2, 1, 6, 6)), requires_grad=True)
+def main(argv=None):
+    args = parse(parser(__doc__), argv)
+    tl.manual_seed(args.seed)
+    x = tl.tensor(np.random.default_rng(args.seed).standard_normal((2, 1, 6, 6)), requires_grad=True)
 
     print("== gradcheck with the buggy Swish ==")
     try:
@@ -80,10 +83,11 @@ def main():
         print(err)
         faulty = err.faulty_entry
     path, line = faulty.source_path.rsplit(":", 1)
-    where = f"{os.path.relpath(path)}:{line}"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    where = f"{os.path.relpath(path, root)}:{line}"
 
     print("\n== gradcheck with the fixed Swish ==")
-    tl.manual_seed(0)
+    tl.manual_seed(args.seed)
     assert tl.gradcheck(SmallCNN(Swish), x)
     print("passed")
     print(f"\ngradcheck_custom_layer: located {faulty.name} at {where}; fixed version passes")
