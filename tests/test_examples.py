@@ -122,7 +122,9 @@ def _load(name):
 @pytest.fixture
 def common(monkeypatch):
     monkeypatch.syspath_prepend(EXAMPLES)
-    return _load("_common")
+    module = _load("_common")
+    monkeypatch.setattr(module, "limit_blas_threads", lambda n=1: False)  # not in the test process
+    return module
 
 
 def test_smoke_mode_from_flag_or_environment(common, monkeypatch):
