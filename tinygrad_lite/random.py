@@ -16,3 +16,11 @@ def manual_seed(seed):
         raise TypeError(f"manual_seed: expected an int seed, got {type(seed).__name__}")
     _rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
     return _rng
+
+
+def set_rng(generator):
+    """Install `generator` (a numpy.random.Generator, e.g. one saved with get_rng()) as the package RNG."""
+    global _rng
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"set_rng: expected a numpy.random.Generator, got {type(generator).__name__}")
+    _rng = generator

@@ -6,9 +6,6 @@ float64 copy, dropout made deterministic), elements near a kink reported as such
 failure the first tape entry whose backward disagrees with finite differences at its recorded inputs
 (`err.faulty_entry`, also `find_faulty_entry(func, inputs)`).
 """
-import sys
-import types
-
 from .core import GradcheckKinkWarning, find_faulty_entry, gradcheck, gradgradcheck
 from .entries import FaultyEntry
 from .jacobian import GradcheckError
@@ -16,14 +13,3 @@ from .jacobian import GradcheckError
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError", "GradcheckKinkWarning", "find_faulty_entry",
            "FaultyEntry"]
 
-
-class _CallableModule(types.ModuleType):
-    """Importing `tinygrad_lite.gradcheck` sets the package attribute `tl.gradcheck` to this module (Python's
-    import system does that for every submodule), which would shadow the function of the same name. Making the
-    module callable keeps `tl.gradcheck(func, inputs)` working whichever is bound."""
-
-    def __call__(self, *args, **kwargs):
-        return gradcheck(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

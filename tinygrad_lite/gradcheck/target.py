@@ -112,7 +112,7 @@ class Target:
 
     def close(self):
         """Restore the caller's RNG and any array swapped for a writable copy."""
-        tl_random._rng = self._saved_rng  # manual_seed replaced the module's generator; put the caller's back
+        tl_random.set_rng(self._saved_rng)  # manual_seed replaced the module's generator; put the caller's back
         for leaf in self.leaves:
             if leaf._orig_data is not None:
                 leaf.tensor.data = leaf._orig_data

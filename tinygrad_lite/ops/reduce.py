@@ -52,15 +52,16 @@ def _extreme_vjp(ctx, g):
 
 
 def _extreme_kink(arrays, attrs):
-    """Distance from a tie: the smallest gap between the two largest (or two smallest) along the reduced axes."""
+    """Per element: the distance from a tie of its slice's extreme (gap between the two largest, or the two
+    smallest, values of each reduced slice), broadcast back over the slice."""
     x = arrays[0]
-    axis = tuple(range(x.ndim)) if attrs[0] is None else attrs[0]
-    rest = [i for i in range(x.ndim) if i not in axis]
-    flat = np.sort(np.transpose(x, rest + list(axis)).reshape(*[x.shape[i] for i in rest], -1), axis=-1)
+    axes = tuple(range(x.ndim)) if attrs[0] is None else attrs[0]
+    rest = [i for i in range(x.ndim) if i not in axes]
+    flat = np.sort(np.transpose(x, rest + list(axes)).reshape(*[x.shape[i] for i in rest], -1), axis=-1)
     if flat.shape[-1] < 2:
         return np.full(x.shape, np.inf)
     gap = np.minimum(flat[..., -1] - flat[..., -2], flat[..., 1] - flat[..., 0])
-    return np.full(x.shape, np.min(gap))
+    return np.broadcast_to(gap.reshape(_keep_shape(x.shape, axes)), x.shape)
 
 
 @primitive("amax", attrs=("dim", "keepdim"), sample=_reduce_sample(), kink=_extreme_kink)
