@@ -161,3 +161,10 @@ def test_importing_the_examples_loads_no_optional_package(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_blas_threads_left_alone_when_the_environment_chooses(monkeypatch):
+    monkeypatch.syspath_prepend(EXAMPLES)
+    module = _load("_common")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert module.limit_blas_threads() is False and module._limits == []
