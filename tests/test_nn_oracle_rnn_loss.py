@@ -55,6 +55,13 @@ def test_recurrent_unbatched_input(torch, cls):
     assert tuple(l_out[0].shape) == (6, 4) and tuple(l_out[1].shape) == (2, 4)
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_long_sequence_input_gradient(torch, batch_first):
+    """Sequences longer than 16 steps are sliced through chunks when the input requires grad."""
+    tm, m = torch.nn.GRU(3, 4, batch_first=batch_first), nn.GRU(3, 4, batch_first=batch_first)
+    run_pair(torch, tm, m, [_x(2, 23, 3) if batch_first else _x(23, 2, 3)])
+
+
 def test_lstm_float32_like_the_benchmark(torch):
     tm, m = torch.nn.LSTM(8, 16), nn.LSTM(8, 16)
     run_pair(torch, tm, m, [_x(12, 4, 8, dtype=np.float32)], double=False, atol=2e-5, rtol=1e-4)

@@ -23,6 +23,24 @@ from .module import Module, Parameter
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
+def _time_steps(seq, dim):
+    """The per-step slices of a sequence along `dim` (0 or 1).
+
+    Each slice's backward is a zero-filled array of the whole sequence's shape, so slicing T steps directly from
+    a sequence that requires grad costs O(T^2) in backward. Slicing ~sqrt(T) chunks first and the steps from
+    the chunks costs O(T^1.5) instead (the plain loop is kept for constant inputs, whose slices record nothing)."""
+    steps = seq.shape[dim]
+    pick = (lambda x, i: x[:, i]) if dim else (lambda x, i: x[i])
+    if not seq.requires_grad or steps <= 16:
+        return [pick(seq, t) for t in range(steps)]
+    size = math.isqrt(steps - 1) + 1
+    out = []
+    for start in range(0, steps, size):
+        chunk = seq[:, start:start + size] if dim else seq[start:start + size]
+        out.extend(pick(chunk, i) for i in range(chunk.shape[dim]))
+    return out
+
+
 class RNNBase(Module):
     """Shared parameters, checks and the layer/direction loop of RNN, LSTM and GRU."""
 
@@ -126,7 +144,7 @@ class RNNBase(Module):
         if self.bias:  # for the first layer, append the column once to the whole sequence
             input = cat([input, Tensor._wrap(np.ones(input.shape[:2] + (1,), dtype=input.dtype))], 2)
         # per-step inputs as lists of parts (the bidirectional outputs of a layer are two parts)
-        parts = [[input[:, t] if self.batch_first else input[t]] for t in range(steps)]
+        parts = [[x] for x in _time_steps(input, seq_dim)]
         zeros = Tensor._wrap(np.zeros((batch, h_size), dtype=dtype))
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
