@@ -313,3 +313,35 @@ def test_output_changed_in_place_before_its_consumer_was_recorded():
     y = e.sum()
     with pytest.raises(RuntimeError, match="output of 'exp'.*changed in place"):
         y.backward()
+
+
+def test_many_slices_accumulate_into_one_gradient():
+    x = f64(6, 3)
+    inter = x * 1.0
+    total = sum((inter[t] * (t + 1)).sum() for t in range(6)) + inter[[0, 0, 5]].sum() + inter[inter > 0].sum()
+    total.backward()
+    expect = np.repeat(np.arange(1.0, 7.0)[:, None], 3, 1)
+    expect[0] += 2
+    expect[5] += 1
+    expect += x.data > 0
+    np.testing.assert_allclose(x.grad.data, expect)
+    y = f64(4, 2, seed=3)  # slices taken straight from a leaf
+    sum((y[t] * t).sum() for t in range(4)).backward()
+    np.testing.assert_allclose(y.grad.data, np.repeat(np.arange(4.0)[:, None], 2, 1))
+
+
+def test_leaf_hook_sees_the_total_gradient_once():
+    x = f64(3)
+    calls = []
+    x.register_hook(lambda g: calls.append(g.data.copy()))
+    (x * 2 + x * 3).sum().backward()
+    assert len(calls) == 1
+    np.testing.assert_allclose(calls[0], 5 * np.ones(3))
+
+
+def test_leaves_never_share_a_gradient_buffer():
+    a, b = f64(3), f64(3, seed=1)
+    (a + b).sum().backward()
+    assert a.grad.data is not b.grad.data and not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[0] = 100.0
+    assert b.grad.data[0] == 1.0

@@ -44,6 +44,60 @@ def _call_hooks(hooks, g):
     return g
 
 
+class IndexGrad:
+    """The gradient of `x[index]` w.r.t. x, kept sparse: `g` placed at `index` in zeros of `shape`. getitem's VJP
+    returns it outside create_graph so the engine adds every slice into one buffer (O(slice) each) instead of
+    materialising a full-size zero array per slice: taking T steps of a sequence costs O(T), not O(T^2)."""
+    __slots__ = ("g", "shape", "index", "basic")
+
+    def __init__(self, g, shape, index, basic):
+        self.g, self.shape, self.index, self.basic = g, shape, index, basic
+
+    @property
+    def data(self):  # what anomaly mode inspects
+        return self.g.data
+
+    def add_into(self, buf):
+        if self.basic:  # no repeated positions: add straight into the selected view
+            buf[self.index] += self.g.data
+        else:
+            buf += self.dense_array()
+
+    def dense_array(self):
+        from ..ops.movement import index_scatter
+        return index_scatter.forward(self.g.data, self.shape, self.index)
+
+
+def _accumulate(store, key, gi, owned, create_graph):
+    """Add gradient `gi` into store[key]; True when the key is new. Buffers the engine allocated itself (`owned`:
+    never handed to a VJP or a user yet) are updated in place."""
+    Tensor = tape.Tensor
+    cur = store.get(key)
+    if gi.__class__ is IndexGrad:
+        if cur is None:
+            buf = np.zeros(gi.shape, dtype=gi.g.data.dtype)
+        elif id(cur) in owned:
+            gi.add_into(cur.data)
+            return False
+        else:
+            buf = np.array(cur.data, dtype=np.result_type(cur.data, gi.g.data))
+        gi.add_into(buf)
+        t = store[key] = Tensor._wrap(buf)
+        owned.add(id(t))
+        return cur is None
+    if cur is None:
+        store[key] = gi
+        return True
+    if not create_graph and id(cur) in owned and cur.data.shape == gi.data.shape and \
+            cur.data.dtype == gi.data.dtype:
+        cur.data += gi.data
+        return False
+    t = store[key] = cur + gi
+    if not create_graph:
+        owned.add(id(t))
+    return False
+
+
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     """Backpropagate `root_grads` from `roots`. With `inputs` (for autograd.grad), return a dict id -> gradient
     of those tensors (None where unused) and leave every `.grad` untouched."""
@@ -52,22 +106,18 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     if inputs is not None:
         capture = {id(t): None for t in inputs}
         capture_entries = {t._entry: id(t) for t in inputs if t._entry is not None}
-    grads = {}
+    grads = {}        # Entry -> gradient of its output, until the entry is processed
+    leaf_grads = {}   # id(leaf) -> gradient, accumulated over the walk and delivered once at the end
+    leaves = {}       # id(leaf) -> leaf
+    owned = set()
     heap = []
-    leaf_seen = set()
     for r, g in zip(roots, root_grads):
         e = r._entry
         if e is None:  # a leaf as output: its gradient is the seed itself
-            if capture is not None:
-                if id(r) in capture:
-                    capture[id(r)] = g if capture[id(r)] is None else capture[id(r)] + g
-            elif r.requires_grad:
-                _accumulate_leaf(r, g, create_graph, leaf_seen)
-            continue
-        if e in grads:
-            grads[e] = grads[e] + g
-        else:
-            grads[e] = g
+            if r.requires_grad or (capture is not None and id(r) in capture):
+                leaves[id(r)] = r
+                _accumulate(leaf_grads, id(r), g, owned, create_graph)
+        elif _accumulate(grads, e, g, owned, create_graph):
             heappush(heap, (-e.seq, e))
     prev = state.grad_enabled
     state.grad_enabled = create_graph
@@ -80,6 +130,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         while heap:
             _, e = heappop(heap)
             g = grads.pop(e)
+            owned.discard(id(g))
             if e.released:
                 _check_saved(e)  # raises, naming retain_graph
             for t, v in zip(e.saved, e.versions):
@@ -102,29 +153,29 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 parent = t._entry
                 if parent is None and not t.requires_grad:
                     continue
-                data = t.data
-                if gi.__class__ is not Tensor:
-                    gi = gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
-                gd = gi.data
-                if gd.shape != data.shape:
-                    gi = _sum_to_shape(gi, data.shape)
+                if gi.__class__ is not IndexGrad:
+                    if gi.__class__ is not Tensor:
+                        gi = gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
+                    data = t.data
                     gd = gi.data
-                if gd.dtype is not data.dtype and gd.dtype != data.dtype:
-                    gi = gi.astype(data.dtype)
+                    if gd.shape != data.shape:
+                        gi = _sum_to_shape(gi, data.shape)
+                        gd = gi.data
+                    if gd.dtype is not data.dtype and gd.dtype != data.dtype:
+                        gi = gi.astype(data.dtype)
                 if parent is not None:
-                    if parent in grads:
-                        grads[parent] = grads[parent] + gi
-                    else:
-                        grads[parent] = gi
+                    if _accumulate(grads, parent, gi, owned, create_graph):
                         heappush(heap, (-parent.seq, parent))
-                elif capture is not None:
-                    key = id(t)
-                    if key in capture:
-                        capture[key] = gi if capture[key] is None else capture[key] + gi
-                else:
-                    _accumulate_leaf(t, gi, create_graph, leaf_seen)
+                elif capture is None or id(t) in capture:
+                    leaves[id(t)] = t
+                    _accumulate(leaf_grads, id(t), gi, owned, create_graph)
             if not retain_graph:
                 e.release()
+        for key, g in leaf_grads.items():
+            if capture is not None:
+                capture[key] = g
+            else:
+                _accumulate_leaf(leaves[key], g, create_graph, id(g) in owned)
     finally:
         state.grad_enabled = prev
         if gc_was_enabled:
@@ -132,14 +183,16 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     return capture
 
 
-def _accumulate_leaf(t, g, create_graph, seen):
+def _accumulate_leaf(t, g, create_graph, owned):
+    """Deliver a leaf's total gradient for this backward: hooks first, then `.grad` (set or accumulated)."""
     if t._hooks:
         g = _call_hooks(t._hooks, g)
+        owned = False
     if not create_graph:
-        g = g.detach() if g.requires_grad else g
-        if id(g) in seen or g.data.base is not None or not g.data.flags.writeable:
-            g = tape.Tensor._wrap(np.array(g.data))  # never share one gradient array between two leaves
-        seen.add(id(g))
+        if g.requires_grad:
+            g = g.detach()
+        if not owned:  # a VJP's tensor may be shared with another leaf or the caller: never alias it
+            g = tape.Tensor._wrap(np.array(g.data))
     if t.grad is None:
         t.grad = g
     elif create_graph:

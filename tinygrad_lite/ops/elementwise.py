@@ -146,9 +146,10 @@ def _(ctx, h):
 
 
 def _sigmoid_np(x):
-    # stable for large |x|: never exponentiates a large positive number
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+    # 1/(1+exp(-x)) is exact enough everywhere: exp overflows to inf only where the result underflows to 0
+    # anyway (x < -88 in float32), and it is ~5x faster than a branchy two-sided form.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 @primitive("sigmoid", sample=unary(-4.0, 4.0))

@@ -4,6 +4,8 @@ import numpy as np
 
 from .registry import primitive
 from ..autograd import recorder as tape
+from ..autograd.engine import IndexGrad
+from ..autograd.grad_mode import state
 
 
 def sum_to_shape(g, shape):
@@ -103,7 +105,10 @@ def getitem(x, idx):
 
 @getitem.defvjp
 def _(ctx, g):
-    return (index_scatter(g, ctx.saved[0].data.shape, ctx.attrs[0]),)
+    shape, idx = ctx.saved[0].data.shape, ctx.attrs[0]
+    if state.grad_enabled:  # create_graph: a differentiable dense scatter
+        return (index_scatter(g, shape, idx),)
+    return (IndexGrad(g, shape, idx, not _has_int_array(idx)),)  # the engine adds it into one buffer
 
 
 def _scatter_sample(gen):
