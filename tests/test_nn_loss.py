@@ -112,3 +112,17 @@ def test_legacy_size_average_and_reduce_flags():
     assert nn.MSELoss(size_average=False).reduction == "sum"
     assert nn.MSELoss(reduce=False).reduction == "none"
     assert F.mse_loss(x, y, size_average=False).item() == 10.0
+
+
+def test_bce_with_logits_second_derivative_is_smooth_at_zero():
+    """Newton's method from zero-initialised logits needs the Hessian 1/4 at x = 0 (an |x| form gives 0)."""
+    import numpy as np
+    import tinygrad_lite as tl
+    z = tl.zeros(3, dtype=tl.float64, requires_grad=True)
+    y = tl.tensor(np.array([0.0, 1.0, 0.0]))
+    (g,) = tl.grad(tl.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"), z, create_graph=True)
+    np.testing.assert_allclose(g.data, [0.5, -0.5, 0.5])
+    hess = [tl.grad(g[i], z, retain_graph=True)[0].data[i] for i in range(3)]
+    np.testing.assert_allclose(hess, [0.25] * 3)
+    assert tl.gradgradcheck(lambda x: tl.nn.functional.binary_cross_entropy_with_logits(x, y),
+                            (tl.tensor(np.array([-2.0, 0.0, 3.0]), requires_grad=True),))
