@@ -2,11 +2,9 @@
 weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the backward direction), gate orders (LSTM i, f, g, o;
 GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation and return values.
 
-Each step is a loop of tensor expressions with two matmuls, [x_t, 1] @ [W_ih, b]^T + h @ W_hh^T: the bias is a
-column of the input-side weight (its gradient comes out of that matmul's GEMM, not a per-step batch reduction), and
-a constant input costs no input gradient. For the GRU both weights get a fourth block of zeros so that the n gate's
-input and hidden parts come out separately: gate columns [r, z, n_input, n_hidden]. A layer's per-step outputs feed
-the next layer directly (no slicing of a stacked sequence), so only the caller's input is ever indexed per step."""
+Each layer and direction projects the whole input sequence with one matmul (x W_ih^T + b_ih + b_hh), then loops
+over the steps adding h W_hh^T and applying the gate expressions. For the GRU both weights get a fourth block of
+zeros so that the n gate's input and hidden parts come out separately: gate columns [r, z, n_input, n_hidden]."""
 import math
 import warnings
 
@@ -21,24 +19,6 @@ from .linear import factory_dtype
 from .module import Module, Parameter
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-def _time_steps(seq, dim):
-    """The per-step slices of a sequence along `dim` (0 or 1).
-
-    Each slice's backward is a zero-filled array of the whole sequence's shape, so slicing T steps directly from
-    a sequence that requires grad costs O(T^2) in backward. Slicing ~sqrt(T) chunks first and the steps from
-    the chunks costs O(T^1.5) instead (the plain loop is kept for constant inputs, whose slices record nothing)."""
-    steps = seq.shape[dim]
-    pick = (lambda x, i: x[:, i]) if dim else (lambda x, i: x[i])
-    if not seq.requires_grad or steps <= 16:
-        return [pick(seq, t) for t in range(steps)]
-    size = math.isqrt(steps - 1) + 1
-    out = []
-    for start in range(0, steps, size):
-        chunk = seq[:, start:start + size] if dim else seq[start:start + size]
-        out.extend(pick(chunk, i) for i in range(chunk.shape[dim]))
-    return out
 
 
 class RNNBase(Module):
@@ -134,57 +114,50 @@ class RNNBase(Module):
         batched = input.ndim == 3
         if not batched:
             input = input.unsqueeze(0 if self.batch_first else 1)
-        seq_dim = 1 if self.batch_first else 0
-        steps, batch = input.shape[seq_dim], input.shape[1 - seq_dim]
-        h_size, d = self.hidden_size, 2 if self.bidirectional else 1
-        dtype = self.weight_ih_l0.dtype
-        # The bias is a column of ones appended to each step's input: the input matmul adds it, and its gradient
-        # is part of that matmul's weight gradient instead of a per-step reduction over the batch.
-        ones = [Tensor._wrap(np.ones((batch, 1), dtype=dtype))] if self.bias else []
-        if self.bias:  # for the first layer, append the column once to the whole sequence
-            input = cat([input, Tensor._wrap(np.ones(input.shape[:2] + (1,), dtype=input.dtype))], 2)
-        # per-step inputs as lists of parts (the bidirectional outputs of a layer are two parts)
-        parts = [[x] for x in _time_steps(input, seq_dim)]
-        zeros = Tensor._wrap(np.zeros((batch, h_size), dtype=dtype))
+        seq = input.transpose(0, 1) if self.batch_first else input  # time-major (T, B, F)
+        batch = seq.shape[1]
+        d = 2 if self.bidirectional else 1
+        zeros = Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=self.weight_ih_l0.dtype))
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(d):
                 k = layer * d + direction
                 init_state = [zeros if s is None else s[k] for s in states]
-                order = range(steps - 1, -1, -1) if direction else range(steps)
-                seq, last = self._direction(parts, order, init_state, f"_l{layer}" + ("_reverse" if direction else ""))
-                outs.append(seq)
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                out, last = self._direction(seq, bool(direction), init_state, sfx)
+                outs.append(out)
                 for f, s in zip(finals, last):
                     f.append(s)
-            parts = [[o[t] for o in outs] for t in range(steps)]
+            seq = outs[0] if d == 1 else cat(outs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
-                parts = [[_dropout(p, self.dropout) for p in ps] for ps in parts]
-            if layer < self.num_layers - 1:
-                parts = [ps + ones for ps in parts]
-        flat = cat([p for ps in parts for p in ps], 1).reshape(batch, steps, d * h_size)
-        output = flat if self.batch_first else flat.permute(1, 0, 2)
+                seq = _dropout(seq, self.dropout)
+        output = seq.transpose(0, 1) if self.batch_first else seq
         final_states = [stack(f, 0) for f in finals]
         if not batched:
-            output = output.squeeze(1 - seq_dim)
+            output = output.squeeze(0 if self.batch_first else 1)
             final_states = [f.squeeze(1) for f in final_states]
         return output, final_states
 
-    def _direction(self, parts, order, state, sfx):
-        """One layer in one direction: returns (per-step outputs indexed by time, final states)."""
+    def _direction(self, seq, reverse, state, sfx):
+        """One layer in one direction over a (T, B, F) sequence: (the (T, B, H) outputs, the final states).
+        The input projection of every step is one large matmul; each step then adds h @ W_hh^T (slicing the
+        projection per step is cheap in backward: the engine adds slice gradients into one buffer)."""
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
         w_x, w_h, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
-        w_x_t = (w_x if b is None else cat([w_x, b.reshape(-1, 1)], 1)).T
+        steps, batch, feat = seq.shape
+        proj = seq.reshape(steps * batch, feat) @ w_x.T
+        if b is not None:
+            proj = proj + b
+        proj = proj.reshape(steps, batch, proj.shape[-1])
         w_h_t = w_h.T
         step = self._step
-        out = [None] * len(parts)
-        for t in order:
-            x = parts[t][0] if len(parts[t]) == 1 else cat(parts[t], 1)
-            # two matmuls rather than one on [x, h]: a constant input then costs no input gradient
-            state = step(x @ w_x_t + state[0] @ w_h_t, state)
+        out = [None] * steps
+        for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+            state = step(proj[t] + state[0] @ w_h_t, state)
             out[t] = state[0]
-        return out, state
+        return stack(out, 0), state
 
     def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
         """The weights acting on x_t and on h, and the bias, laid out in the step's gate order."""
