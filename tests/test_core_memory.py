@@ -82,3 +82,16 @@ def test_no_warning_when_losses_are_dropped(monkeypatch, recwarn):
         loss.backward()
         total += loss.item()
     assert not [r for r in recwarn if issubclass(r.category, ResourceWarning)]
+
+
+def test_allocator_tuning_is_applied_on_glibc_and_can_be_turned_off():
+    import subprocess
+    import sys
+    code = "import tinygrad_lite as tl; print(tl._memory.applied)"
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    import ctypes.util
+    if ctypes.util.find_library("c") and "glibc" in (__import__("platform").libc_ver()[0] or ""):
+        assert on == "True"
+    env = dict(__import__("os").environ, TL_MALLOC_TUNING="0")
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert off.stdout.strip() == "False"

@@ -5,6 +5,10 @@ checkpoint and gradcheck functions load on first use.
 """
 import importlib as _importlib
 
+from . import _memory
+
+_memory.tune_allocator()
+
 from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64, bool_ as bool  # noqa: A001
 from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
 from .tensor import Tensor, matmul

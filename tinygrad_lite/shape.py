@@ -121,6 +121,9 @@ def _norm_index(idx, shape):
         idx = (idx,)
     out = []
     for i in idx:
+        if i.__class__ is slice or i.__class__ is int:  # the common cases, without ABC isinstance checks
+            out.append(i)
+            continue
         if isinstance(i, Tensor):
             i = i.data
         elif isinstance(i, list):

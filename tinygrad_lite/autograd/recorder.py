@@ -14,13 +14,18 @@ import numpy as np
 from .grad_mode import state
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_PKG_NAME = __name__.split(".")[0] + "."
 _seq = itertools.count()
 Tensor = None  # set by tinygrad_lite.tensor (avoids an import cycle)
 
 
 class Scope:
-    """One call of a module's forward: the module's dotted path, its class name, and a call id."""
-    __slots__ = ("path", "type_name", "call", "parent", "module_ref")
+    """One call of a module's forward: the module's dotted path, its class name, and a call id.
+
+    A library module's forward runs only library code (its children get scopes of their own), so every entry
+    it records has the same user line: the first one found is kept in `site` and reused, which spares walking
+    (and materialising) a deep stack of frames per recorded operation."""
+    __slots__ = ("path", "type_name", "call", "parent", "module_ref", "library", "site")
     _calls = itertools.count()
 
     def __init__(self, path, type_name, parent, module=None):
@@ -29,6 +34,8 @@ class Scope:
         self.parent = parent
         self.call = next(Scope._calls)
         self.module_ref = weakref.ref(module) if module is not None else None
+        self.library = module is not None and type(module).__module__.startswith(_PKG_NAME)
+        self.site = None
 
     def __repr__(self):
         return f"Scope({self.path!r}, {self.type_name}, call={self.call})"
@@ -180,17 +187,22 @@ def record(prim, inputs, out, attrs=(), ctx=None):
     else:
         e.versions = tuple([t._version for t in inputs])
     e.out_data = out.data
-    f = _getframe(2)  # record is only called from package code (apply, Function.apply)
-    pkg = _PKG_DIR
-    while f is not None and f.f_code.co_filename.startswith(pkg):
-        f = f.f_back
-    if f is not None:
-        e.code = f.f_code
-        e.line = f.f_lineno
-    else:
-        e.code = e.line = None
     st = state
-    e.scope = st.scope
+    sc = e.scope = st.scope
+    if sc is not None and sc.library and sc.site is not None:
+        e.code, e.line = sc.site
+    else:
+        f = _getframe(2)  # record is only called from package code (apply, Function.apply)
+        pkg = _PKG_DIR
+        while f is not None and f.f_code.co_filename.startswith(pkg):
+            f = f.f_back
+        if f is not None:
+            e.code = f.f_code
+            e.line = f.f_lineno
+        else:
+            e.code = e.line = None
+        if sc is not None and sc.library:
+            sc.site = (e.code, e.line)
     e.grad = e.hooks = e.struct = e.ctx = e.out_ref = None
     if ctx is not None:  # a user Function: keep its context and a handle on its (possibly packed) output
         e.ctx = ctx
