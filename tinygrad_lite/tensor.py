@@ -323,25 +323,39 @@ def _bad_compare(name, other):
     raise TypeError(f"{name}: cannot compare a Tensor with {type(other).__name__}")
 
 
+def _binop(prim, reflected=False):
+    """The operator method for a broadcasting primitive; same-dtype Tensors go straight to the primitive."""
+    if reflected:
+        def op(a, b):
+            return _binary(prim, b, a)
+    else:
+        def op(a, b):
+            if b.__class__ is Tensor and a.data.dtype is b.data.dtype:
+                return _apply(prim, (a, b))
+            return _binary(prim, a, b)
+    op.__name__ = prim.name
+    return op
+
+
 def _install_operators():
     T = Tensor
-    T.__add__ = T.add = lambda a, b: _binary(ew.add, a, b)
-    T.__radd__ = lambda a, b: _binary(ew.add, b, a)
-    T.__sub__ = T.sub = lambda a, b: _binary(ew.sub, a, b)
-    T.__rsub__ = lambda a, b: _binary(ew.sub, b, a)
-    T.__mul__ = T.mul = lambda a, b: _binary(ew.mul, a, b)
-    T.__rmul__ = lambda a, b: _binary(ew.mul, b, a)
+    T.__add__ = T.add = _binop(ew.add)
+    T.__radd__ = _binop(ew.add, True)
+    T.__sub__ = T.sub = _binop(ew.sub)
+    T.__rsub__ = _binop(ew.sub, True)
+    T.__mul__ = T.mul = _binop(ew.mul)
+    T.__rmul__ = _binop(ew.mul, True)
     T.__truediv__ = T.div = T.divide = lambda a, b: _true_div(a, b)
     T.__rtruediv__ = lambda a, b: _true_div(b, a)
-    T.__pow__ = T.pow = lambda a, b: _binary(ew.pow_, a, b)
-    T.__rpow__ = lambda a, b: _binary(ew.pow_, b, a)
+    T.__pow__ = T.pow = _binop(ew.pow_)
+    T.__rpow__ = _binop(ew.pow_, True)
     T.__matmul__ = T.matmul = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__neg__ = T.neg = lambda a: _apply(ew.neg, (a,))
     T.__pos__ = lambda a: a
     T.__abs__ = T.abs = lambda a: _apply(ew.abs_, (a,))
-    T.maximum = lambda a, b: _binary(ew.maximum, a, b)
-    T.minimum = lambda a, b: _binary(ew.minimum, a, b)
+    T.maximum = _binop(ew.maximum)
+    T.minimum = _binop(ew.minimum)
     for name, prim in (("exp", ew.exp), ("log", ew.log), ("log1p", ew.log1p), ("sqrt", ew.sqrt), ("sin", ew.sin),
                        ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid), ("relu", ew.relu)):
         setattr(T, name, _unary_method(prim))
