@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from tinygrad_lite.autograd.engine import StaleGraphWarning
 
 
 def _chain(x, n):
@@ -63,7 +64,7 @@ def test_keeping_losses_across_steps_warns_once(monkeypatch):
     engine._recent_roots.clear()
     w = tl.tensor(np.ones(3), requires_grad=True)
     total = 0.0
-    with pytest.warns(ResourceWarning, match=r"loss\.item\(\)"):
+    with pytest.warns(StaleGraphWarning, match=r"loss\.item\(\)"):
         for _ in range(engine.STALE_GRAPH_STEPS + 2):
             loss = (w * w).sum()
             loss.backward()
@@ -81,7 +82,7 @@ def test_no_warning_when_losses_are_dropped(monkeypatch, recwarn):
         loss = (w * w).sum()
         loss.backward()
         total += loss.item()
-    assert not [r for r in recwarn if issubclass(r.category, ResourceWarning)]
+    assert not [r for r in recwarn if issubclass(r.category, StaleGraphWarning)]
 
 
 def test_allocator_tuning_is_applied_on_glibc_and_can_be_turned_off():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from tinygrad_lite.autograd.engine import StaleGraphWarning
 from tinygrad_lite.autograd import engine, recorder
 from tinygrad_lite.nn import functional as F
 
@@ -148,8 +149,8 @@ def training_loop(steps, keep):
                 previous = loss  # one step back: not a leak  # noqa: F841
             else:
                 total += loss.item()
-            fired_at += [i] * sum(issubclass(w.category, ResourceWarning) for w in caught[len(fired_at):])
-    stale = [w for w in caught if issubclass(w.category, ResourceWarning)]
+            fired_at += [i] * sum(issubclass(w.category, StaleGraphWarning) for w in caught[len(fired_at):])
+    stale = [w for w in caught if issubclass(w.category, StaleGraphWarning)]
     return stale, fired_at, total if keep == "sum" else history
 
 
@@ -175,7 +176,7 @@ def test_the_kept_graphs_cost_memory_that_item_does_not(fresh_stale_watch):
     """Why the warning matters: live tape entries grow with the steps when the loss is kept, not otherwise."""
     before = census()[1]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
+        warnings.simplefilter("ignore", StaleGraphWarning)
         _, _, kept = training_loop(40, "sum")
         kept_entries = census()[1] - before
         del kept
@@ -184,8 +185,6 @@ def test_the_kept_graphs_cost_memory_that_item_does_not(fresh_stale_watch):
     assert kept_entries > 40 * 5 and item_entries == 0, (kept_entries, item_entries)
 
 
-@pytest.mark.xfail(strict=True, reason="engine._watch_for_stale_graphs warns with stacklevel=3, which lands in "
-                                       "tinygrad_lite/tensor.py (Tensor.backward), not at the user's backward() line")
 def test_the_stale_graph_warning_points_at_the_users_backward_call(fresh_stale_watch):
     stale, _, _ = training_loop(2 * engine.STALE_GRAPH_STEPS, "sum")
     assert stale and stale[0].filename == __file__, stale[0].filename if stale else None
@@ -203,8 +202,6 @@ print("done")
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the stale-graph warning is a ResourceWarning, which Python's default warning "
-                                       "filters ignore: a user running a plain script never sees it")
 def test_the_stale_graph_warning_is_visible_with_default_warning_filters():
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

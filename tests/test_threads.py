@@ -214,8 +214,6 @@ def test_concurrent_autograd_grad_calls_on_a_shared_leaf():
     assert w.grad is None
 
 
-@pytest.mark.xfail(strict=True, reason="engine.run_backward pauses the cyclic GC with an unsynchronised "
-                   "`was = gc.isenabled(); gc.disable() ... if was: gc.enable()`: two threads can leave it disabled")
 def test_concurrent_backward_calls_leave_the_cyclic_gc_enabled(monkeypatch):
     """Deterministic replay of the race seen in the concurrent-training test: thread B reads 'GC disabled' (A is
     inside backward), A finishes and re-enables, then B disables and, having seen it disabled, never re-enables."""

@@ -2,7 +2,9 @@
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
 import collections
+import sys
 import gc
+import threading
 import warnings
 import weakref
 from heapq import heappush, heappop
@@ -98,6 +100,31 @@ def _accumulate(store, key, gi, owned, create_graph):
     return False
 
 
+# Backward makes no reference cycles (every temporary dies by refcount), so the cyclic collector would only
+# re-scan the whole (possibly million-entry) graph again and again: it is paused during backward. Backward calls
+# may overlap (threads, or a hook that runs a backward), so the pause is counted under a lock.
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = False
+
+
+def _pause_gc():
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+
+
+def _resume_gc():
+    global _gc_depth
+    with _gc_lock:
+        _gc_depth -= 1
+        if _gc_depth == 0 and _gc_was_enabled:
+            gc.enable()
+
+
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     """Backpropagate `root_grads` from `roots`. With `inputs` (for autograd.grad), return a dict id -> gradient
     of those tensors (None where unused) and leave every `.grad` untouched."""
@@ -122,10 +149,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     prev = state.grad_enabled
     state.grad_enabled = create_graph
     anomaly = state.anomaly
-    # Backward makes no reference cycles (every temporary dies by refcount), so the cyclic collector would only
-    # re-scan the whole (possibly million-entry) graph again and again: pause it for the walk.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
+    _pause_gc()
     try:
         while heap:
             _, e = heappop(heap)
@@ -178,8 +202,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 _accumulate_leaf(leaves[key], g, create_graph, id(g) in owned)
     finally:
         state.grad_enabled = prev
-        if gc_was_enabled:
-            gc.enable()
+        _resume_gc()
     return capture
 
 
@@ -206,6 +229,10 @@ _recent_roots = collections.deque()
 _warned_stale = False
 
 
+class StaleGraphWarning(UserWarning):
+    """A graph that backward() already went through is still alive many steps later (a kept `loss`)."""
+
+
 def _watch_for_stale_graphs(tensors):
     """Warn once when the graph of a backward call from STALE_GRAPH_STEPS calls ago is still alive: the classic
     `total_loss += loss` (instead of `loss.item()`) that keeps every step's graph in memory."""
@@ -220,11 +247,15 @@ def _watch_for_stale_graphs(tensors):
         if old is not None:
             _warned_stale = True
             _recent_roots.clear()
-            warnings.warn(
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename.startswith(tape._PKG_DIR):
+                frame = frame.f_back
+            where = (frame.f_code.co_filename, frame.f_lineno, frame.f_globals) if frame else ("<unknown>", 0, {})
+            warnings.warn_explicit(  # at the user's backward() line, shown by Python's default filters
                 f"the graph of a backward() call made {STALE_GRAPH_STEPS} calls ago is still alive (its output "
                 f"{old.describe()}). Keeping a loss tensor across steps (e.g. `total += loss` or "
                 f"`losses.append(loss)`) keeps every step's graph in memory; use `loss.item()` or `loss.detach()`.",
-                ResourceWarning, stacklevel=3)
+                StaleGraphWarning, where[0], where[1], registry=where[2].setdefault("__warningregistry__", {}))
             return
 
 
