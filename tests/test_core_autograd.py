@@ -345,3 +345,33 @@ def test_leaves_never_share_a_gradient_buffer():
     assert a.grad.data is not b.grad.data and not np.shares_memory(a.grad.data, b.grad.data)
     a.grad.data[0] = 100.0
     assert b.grad.data[0] == 1.0
+
+
+def test_transposed_weight_gets_a_contiguous_correct_gradient():
+    x = f64(5, 4)
+    w = f64(3, 4, seed=1)
+    (x @ w.T).sum().backward()
+    np.testing.assert_allclose(w.grad.data, np.ones((5, 3)).T @ x.data)
+    np.testing.assert_allclose(x.grad.data, np.ones((5, 3)) @ w.data)
+    assert w.grad.data.flags.c_contiguous
+
+
+def test_gradient_never_aliases_the_callers_seed_or_a_functions_array():
+    x = f64(3)
+    seed = tl.tensor(np.array([1.0, 2.0, 3.0]))
+    (x + 0.0).backward(gradient=seed)
+    assert not np.shares_memory(x.grad.data, seed.data)
+    kept = tl.tensor(np.ones(3))
+
+    class Keep(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return kept
+
+    y = f64(3, seed=2)
+    Keep.apply(y).sum().backward()
+    assert not np.shares_memory(y.grad.data, kept.data)

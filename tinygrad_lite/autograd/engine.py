@@ -138,6 +138,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     leaves = {}       # id(leaf) -> leaf
     owned = set()
     heap = []
+    shared = {_buffer_id(g.data) for g in root_grads}  # buffers a leaf must not take as its own .grad
     for r, g in zip(roots, root_grads):
         e = r._entry
         if e is None:  # a leaf as output: its gradient is the seed itself
@@ -168,6 +169,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 capture[capture_entries[e]] = g
             e.grad = g.data
             in_grads = e.prim.vjp(e, g)
+            if e.ctx is not None:  # a user Function's backward may return arrays it keeps
+                shared.update(_buffer_id(gi.data) for gi in in_grads if isinstance(gi, Tensor))
             if anomaly:
                 from .anomaly import check_backward
                 check_backward(e, in_grads)
@@ -199,23 +202,36 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             if capture is not None:
                 capture[key] = g
             else:
-                _accumulate_leaf(leaves[key], g, create_graph, id(g) in owned)
+                t = leaves[key]
+                buf = _buffer_id(g.data)
+                # a leaf's .grad may keep an engine-made array as it is; a buffer that another leaf already got, or
+                # that came from the caller or a user Function (which may keep it), is copied: never alias those
+                fresh = id(g) in owned or (buf not in shared and g.data.flags.writeable)
+                shared.add(buf)
+                _accumulate_leaf(t, g, create_graph, fresh)
     finally:
         state.grad_enabled = prev
         _resume_gc()
     return capture
 
 
-def _accumulate_leaf(t, g, create_graph, owned):
-    """Deliver a leaf's total gradient for this backward: hooks first, then `.grad` (set or accumulated)."""
+def _buffer_id(arr):
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return id(arr)
+
+
+def _accumulate_leaf(t, g, create_graph, fresh):
+    """Deliver a leaf's total gradient for this backward: hooks first, then `.grad` (set or accumulated).
+    `fresh`: the array is the engine's alone and may become `.grad` as it is."""
     if t._hooks:
         g = _call_hooks(t._hooks, g)
-        owned = False
+        fresh = False
     if not create_graph:
         if g.requires_grad:
             g = g.detach()
-        if not owned:  # a VJP's tensor may be shared with another leaf or the caller: never alias it
-            g = tape.Tensor._wrap(np.array(g.data))
+        if not fresh:
+            g = tape.Tensor._wrap(np.array(g.data, order="K"))
     if t.grad is None:
         t.grad = g
     elif create_graph:

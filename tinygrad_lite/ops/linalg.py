@@ -18,9 +18,20 @@ def matmul(a, b):
 
 @matmul.defvjp
 def _(ctx, g):
+    """ga = g b^T, gb = a^T g. An operand that is a transposed view (e.g. `x @ W.T`) gets its gradient computed
+    transposed, (b g^T)^T or (g^T a)^T, so the gradient has the operand's memory layout (as PyTorch does): its
+    transpose back to the parameter is then C-contiguous, which keeps optimizer updates on it fast."""
     a, b = ctx.saved
-    return (matmul(g, _swap_last(b)) if a.requires_grad else None), (matmul(_swap_last(a), g) if b.requires_grad
-                                                                      else None)
+    ga = gb = None
+    if a.requires_grad:
+        ga = _swap_last(matmul(b, _swap_last(g))) if _transposed(a.data) else matmul(g, _swap_last(b))
+    if b.requires_grad:
+        gb = _swap_last(matmul(_swap_last(g), a)) if _transposed(b.data) else matmul(_swap_last(a), g)
+    return ga, gb
+
+
+def _transposed(arr):
+    return arr.ndim == 2 and arr.flags.f_contiguous and not arr.flags.c_contiguous
 
 
 def _swap_last(t):
