@@ -1,31 +1,18 @@
 """Anomaly mode: NaN/Inf produced in backward (and NaN in forward) raises, naming the primitive and the user's line."""
 import numpy as np
 
-from .grad_mode import state
+from .grad_mode import state, _Switch
 
 
-class detect_anomaly:
+class detect_anomaly(_Switch):
     """Context manager / decorator enabling anomaly detection (per thread), as torch.autograd.detect_anomaly."""
+    field = "anomaly"
 
     def __init__(self, check_nan=True):
-        self.check_nan = check_nan
+        self.value = check_nan
 
-    def __enter__(self):
-        self._prev = state.anomaly
-        state.anomaly = self.check_nan
-
-    def __exit__(self, *exc):
-        state.anomaly = self._prev
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*a, **k):
-            with detect_anomaly(self.check_nan):
-                return fn(*a, **k)
-        return wrapper
+    def _fresh(self):
+        return detect_anomaly(self.value)
 
 
 def _bad(arr):

@@ -18,42 +18,57 @@ def is_grad_enabled():
     return state.grad_enabled
 
 
-class _GradMode:
-    """Base of no_grad/enable_grad/set_grad_enabled: a context manager and a decorator."""
-    enabled = True
+class _Switch:
+    """Sets one field of the thread-local state for a block; usable as a context manager and as a decorator
+    (each decorated call gets a fresh switch, so nesting and recursion restore correctly)."""
+    field = "grad_enabled"
+    value = True
 
     def __enter__(self):
-        self._prev = state.grad_enabled
-        state.grad_enabled = self.enabled
+        self._prev = getattr(state, self.field)
+        setattr(state, self.field, self.value)
 
     def __exit__(self, *exc):
-        state.grad_enabled = self._prev
+        setattr(state, self.field, self._prev)
         return False
+
+    def _fresh(self):
+        return self.__class__()
 
     def __call__(self, fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__() if type(self) is not set_grad_enabled else set_grad_enabled(self.enabled):
+            with self._fresh():
                 return fn(*args, **kwargs)
         return wrapper
 
 
+class _GradMode(_Switch):
+    """Base of no_grad/enable_grad/set_grad_enabled."""
+    field = "grad_enabled"
+
+
 class no_grad(_GradMode):
     """Context manager / decorator: operations inside are not recorded."""
-    enabled = False
+    value = False
 
 
 class enable_grad(_GradMode):
     """Context manager / decorator: re-enable recording inside a no_grad block."""
-    enabled = True
+    value = True
 
 
 class set_grad_enabled(_GradMode):
     """Context manager / decorator / function setting grad mode to `mode`."""
     def __init__(self, mode):
-        self.enabled = bool(mode)
+        self.value = bool(mode)
         self._prev = state.grad_enabled
-        state.grad_enabled = self.enabled  # also works as a plain function call, as PyTorch
+        state.grad_enabled = self.value  # also works as a plain function call, as PyTorch
 
     def __enter__(self):
         pass
+
+    def _fresh(self):
+        switch = _GradMode()
+        switch.value = self.value
+        return switch

@@ -286,31 +286,32 @@ def _(ctx, g):
     return ga, gb
 
 
-def _tie_mask(a, b, greater):
-    win = (a > b) if greater else (a < b)
-    return win.astype(a.dtype) + (a == b).astype(a.dtype) * 0.5
+def _extreme_vjp(greater):
+    """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
+    def vjp(ctx, g):
+        a, b = ctx.saved[0].data, ctx.saved[1].data
+        win_a = (a > b) if greater else (a < b)
+        tie = (a == b).astype(a.dtype) * 0.5
+        return g * const(win_a.astype(a.dtype) + tie), g * const((~win_a & (a != b)).astype(a.dtype) + tie)
+    return vjp
 
 
-@primitive("maximum", nin=2, sample=binary(), kink=lambda arr, at: np.abs(arr[0] - arr[1]))
+def _gap(arrays, attrs):
+    return np.abs(arrays[0] - arrays[1])
+
+
+@primitive("maximum", nin=2, sample=binary(), kink=_gap)
 def maximum(a, b):
     return np.maximum(a, b)
 
 
-@maximum.defvjp
-def _(ctx, g):
-    a, b = ctx.saved[0].data, ctx.saved[1].data
-    return g * const(_tie_mask(a, b, True)), g * const(_tie_mask(b, a, True))
-
-
-@primitive("minimum", nin=2, sample=binary(), kink=lambda arr, at: np.abs(arr[0] - arr[1]))
+@primitive("minimum", nin=2, sample=binary(), kink=_gap)
 def minimum(a, b):
     return np.minimum(a, b)
 
 
-@minimum.defvjp
-def _(ctx, g):
-    a, b = ctx.saved[0].data, ctx.saved[1].data
-    return g * const(_tie_mask(a, b, False)), g * const(_tie_mask(b, a, False))
+maximum.defvjp(_extreme_vjp(True))
+minimum.defvjp(_extreme_vjp(False))
 
 
 def _where_sample(gen):
