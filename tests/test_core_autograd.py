@@ -375,3 +375,19 @@ def test_gradient_never_aliases_the_callers_seed_or_a_functions_array():
     y = f64(3, seed=2)
     Keep.apply(y).sum().backward()
     assert not np.shares_memory(y.grad.data, kept.data)
+
+
+def test_set_grad_enabled_as_function_context_and_decorator():
+    x = f64(2)
+    tl.set_grad_enabled(False)
+    assert not tl.is_grad_enabled()
+    tl.set_grad_enabled(True)
+
+    @tl.set_grad_enabled(False)
+    def f():
+        return x * 2
+    assert tl.is_grad_enabled(), "decorating must not change the mode outside the decorated calls"
+    assert not f().requires_grad and tl.is_grad_enabled()
+    with tl.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert tl.is_grad_enabled()

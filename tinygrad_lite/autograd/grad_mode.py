@@ -68,6 +68,10 @@ class set_grad_enabled(_GradMode):
     def __enter__(self):
         pass
 
+    def __call__(self, fn):
+        state.grad_enabled = self._prev  # used as a decorator: only the decorated calls change the mode
+        return super().__call__(fn)
+
     def _fresh(self):
         switch = _GradMode()
         switch.value = self.value
