@@ -4,7 +4,8 @@ Random ranks, sizes, channel counts and dtypes go into Linear, Conv2d, the pools
 RNN/LSTM/GRU and the losses. A valid input (PyTorch's rules) must give the right output shape and dtype, finite
 values and gradients of the right shapes; an invalid one must raise TypeError/ValueError/IndexError/RuntimeError
 naming the layer. Then `load_state_dict` of randomly broken state dicts (and of a mismatched checkpoint file) must
-either load everything or raise and leave the module exactly as it was. Known bugs: strict xfails at the end.
+either load everything or raise and leave the module exactly as it was. Cases that were bugs are at the end
+(strict xfails while still open).
 """
 import collections
 import os
@@ -121,12 +122,12 @@ def check_layer(name, shape, dt, seed):
 @given(data=st.data(), name=st.sampled_from(sorted(LAYERS)), seed=st.integers(0, 2 ** 16))
 def test_layers_on_random_inputs(data, name, seed):
     shape, dt = data.draw(layer_input(name))
-    assume(not (name in NORMS and dt.kind != "f"))  # test_known_layer_bugs[norm-int-input]
+    assume(not (name in NORMS and dt.kind != "f"))  # test_invalid_arguments_raise_naming_the_layer[norm-int-input]
     assume(not (name in ("RNN", "GRU", "LSTM") and len(shape) in (2, 3) and shape[-1] == 4
                 and shape[-2 if name == "LSTM" and len(shape) == 3 else 0] == 0))  # [rnn-empty-sequence]
     assume(not (name == "BatchNorm1d" and len(shape) in (2, 3) and shape[1] == 4 and np.prod(shape) // 4 <= 1)
            and not (name == "BatchNorm2d" and len(shape) == 4 and shape[1] == 3 and np.prod(shape) // 3 <= 1))
-    # ^ test_known_layer_bugs[batchnorm-one-value]
+    # ^ test_invalid_arguments_raise_naming_the_layer[batchnorm-one-value]
     check_layer(name, shape, dt, seed)
 
 
@@ -140,7 +141,7 @@ LOSSES = {"mse_loss": F.mse_loss, "l1_loss": F.l1_loss, "binary_cross_entropy_wi
        s2=st.lists(st.integers(0, 3), max_size=3), reduction=st.sampled_from(["mean", "sum", "none"]))
 def test_pointwise_losses_on_random_shapes(name, s1, s2, reduction):
     s1, s2 = tuple(s1), tuple(s2)
-    assume(s1 == s2 or name == "binary_cross_entropy_with_logits")  # test_known_layer_bugs[loss-shape-names-sub]
+    assume(s1 == s2 or name == "binary_cross_entropy_with_logits")  # test_invalid_arguments_raise_naming_the_layer[loss-shape-names-sub]
     CASES[name] += 1
     x = tl.tensor(np.linspace(-1, 1, int(np.prod(s1))).reshape(s1), requires_grad=True)
     y = tl.tensor(np.linspace(0, 1, int(np.prod(s2))).reshape(s2))
@@ -276,7 +277,7 @@ def test_loading_a_mismatched_checkpoint_file_leaves_the_module_unchanged(tmp_pa
     assert model(x).shape == (2, 2)  # still usable
 
 
-# ---------------------------------------------------------------- known layer bugs (strict xfail)
+# ---------------------------------------------------------------- invalid arguments and inputs (were bugs)
 def _named(layer, fn):
     def check():
         try:
@@ -289,7 +290,15 @@ def _named(layer, fn):
 
 
 X4 = lambda *s: tl.tensor(np.ones(s, np.float32))  # noqa: E731
-KNOWN = {
+
+
+def _with(module, **attrs):
+    for k, v in attrs.items():
+        setattr(module, k, v)
+    return module
+
+
+NAMED_ERRORS = {
     "conv-kernel-0-silent": _named("Conv2d", lambda: nn.Conv2d(3, 5, 0)(X4(1, 3, 8, 8))),
     "conv-dilation-0-silent": _named("Conv2d", lambda: nn.Conv2d(3, 5, 3, dilation=0)(X4(1, 3, 8, 8))),
     "conv-stride-0-zerodivision": _named("Conv2d", lambda: nn.Conv2d(3, 5, 3, stride=0)(X4(1, 3, 8, 8))),
@@ -304,12 +313,27 @@ KNOWN = {
     "linear-negative-features": _named("Linear", lambda: nn.Linear(-1, 3)),
     "linear-float-features": _named("Linear", lambda: nn.Linear(2.5, 3)),
     "embedding-negative-size": _named("Embedding", lambda: nn.Embedding(-1, 3)),
+    "conv-kernel-0-functional": _named("conv2d", lambda: F.conv2d(X4(1, 3, 8, 8), X4(5, 3, 0, 0))),
+    "conv-stride-0-functional": _named("conv2d", lambda: F.conv2d(X4(1, 3, 8, 8), X4(5, 3, 3, 3), stride=(1, 0))),
+    "conv-dilation-0-functional": _named("conv2d", lambda: F.conv2d(X4(1, 3, 8, 8), X4(5, 3, 3, 3), dilation=0)),
+    "conv-negative-padding-functional": _named("conv2d", lambda: F.conv2d(X4(1, 3, 8, 8), X4(5, 3, 3, 3),
+                                                                          padding=(0, -1))),
+    "conv-groups-0-functional": _named("conv2d", lambda: F.conv2d(X4(1, 3, 8, 8), X4(5, 3, 3, 3), groups=0)),
+    "conv-stride-changed-after-construction": _named("Conv2d", lambda: _with(nn.Conv2d(3, 5, 3), stride=(0, 1))(
+        X4(1, 3, 8, 8))),
+    "conv-float-kernel": _named("Conv2d", lambda: nn.Conv2d(3, 5, 2.5)),
+    "conv-negative-channels": _named("Conv2d", lambda: nn.Conv2d(3, -5, 3)),
+    "linear-negative-out-features": _named("Linear", lambda: nn.Linear(3, -1)),
+    "embedding-float-size": _named("Embedding", lambda: nn.Embedding(3, 2.0)),
 }
+# Still-open bugs among them: strict xfails, so that a fix flips them into a failure (then drop the name here).
+KNOWN = {"norm-int-input", "layernorm-int-input", "batchnorm-one-value",
+         "rnn-empty-sequence", "lstm-empty-sequence", "loss-shape-names-sub", "l1-shape-names-sub"}
 
 
 @pytest.mark.filterwarnings("ignore:.*target size:UserWarning")  # mse/l1 warn about the mismatch first, as PyTorch
 @pytest.mark.parametrize("case", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=f"known bug {k}"))
-                                  for k in KNOWN])
-def test_known_layer_bugs(case):
-    CASES["known_bugs"] += 1
-    KNOWN[case]()
+                                  if k in KNOWN else k for k in NAMED_ERRORS])
+def test_invalid_arguments_raise_naming_the_layer(case):
+    CASES["named_errors"] += 1
+    NAMED_ERRORS[case]()

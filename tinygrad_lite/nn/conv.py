@@ -13,7 +13,7 @@ from .. import functional as _tf
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
-from .linear import factory_dtype
+from .linear import check_size, factory_dtype
 from .module import Module, Parameter
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -22,10 +22,24 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 def _pair(v, name, where="conv2d"):
     if isinstance(v, numbers.Integral):
         return (int(v), int(v))
-    v = tuple(v)
-    if len(v) != 2 or not all(isinstance(i, numbers.Integral) for i in v):
+    if not isinstance(v, (tuple, list)) or not all(isinstance(i, numbers.Integral) for i in v):
+        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
+    if len(v) != 2:
         raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
     return (int(v[0]), int(v[1]))
+
+
+def _check_geometry(k, s, d, p, where):
+    """PyTorch's conv argument checks (its messages, prefixed with the layer or function name); p None: skip."""
+    if k[0] <= 0 or k[1] <= 0:
+        raise OpError(f"{where}: kernel size should be greater than zero, but got kernel_height: {k[0]} "
+                      f"kernel_width: {k[1]}")
+    if s[0] <= 0 or s[1] <= 0:
+        raise OpError(f"{where}: non-positive stride is not supported, got stride={s}")
+    if d[0] <= 0 or d[1] <= 0:
+        raise OpError(f"{where}: dilation should be greater than zero, but got {list(d)}")
+    if p is not None and (p[0] < 0 or p[1] < 0):
+        raise OpError(f"{where}: negative padding is not supported, got padding={p}")
 
 
 def _same_padding(k, d):
@@ -43,12 +57,15 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise OpError(f"{_name}: expected a 4-D weight (out_channels, in_channels/groups, kh, kw), got shape "
                       f"{tuple(weight.shape)}")
     o, cg, kh, kw = weight.shape
+    if not isinstance(groups, numbers.Integral) or groups < 1:
+        raise OpError(f"{_name}: non-positive groups is not supported, got groups={groups!r}")
     if input.ndim != 4 or input.shape[1] != cg * groups:
         raise OpError(f"{_name}: expected input with {cg * groups} channels (shape (N, {cg * groups}, H, W) or "
                       f"({cg * groups}, H, W)), got shape {tuple(input.shape)}")
-    if groups < 1 or o % groups:
+    if o % groups:
         raise ValueError(f"{_name}: out_channels {o} must be divisible by groups {groups}")
     s, d = _pair(stride, "stride", _name), _pair(dilation, "dilation", _name)
+    _check_geometry((kh, kw), s, d, None, _name)
     if isinstance(padding, str):
         if padding == "valid":
             p = (0, 0)
@@ -65,6 +82,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             raise ValueError(f"{_name}: invalid padding string {padding!r}, should be one of ['valid', 'same']")
     else:
         p = _pair(padding, "padding", _name)
+        if p[0] < 0 or p[1] < 0:
+            raise OpError(f"{_name}: negative padding is not supported, got padding={p}")
     n, c, h, w = input.shape
     eh, ew = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1
     if h + 2 * p[0] < eh or w + 2 * p[1] < ew:
@@ -91,14 +110,18 @@ class Conv2d(Module):
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         dt = factory_dtype(dtype, device, "Conv2d")
+        in_channels = check_size(in_channels, "in_channels", "Conv2d")
+        out_channels = check_size(out_channels, "out_channels", "Conv2d")
+        if not isinstance(groups, numbers.Integral):
+            raise TypeError(f"Conv2d: groups should be of type int, got: {type(groups).__name__} ({groups!r})")
         if groups <= 0:
-            raise ValueError("groups must be a positive integer")
+            raise ValueError("Conv2d: groups must be a positive integer")
         if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
+            raise ValueError(f"Conv2d: in_channels must be divisible by groups, got {in_channels} and {groups}")
         if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
+            raise ValueError(f"Conv2d: out_channels must be divisible by groups, got {out_channels} and {groups}")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, but got "
+            raise ValueError(f"Conv2d: padding_mode must be one of {list(_PADDING_MODES)}, but got "
                              f"padding_mode='{padding_mode}'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
@@ -106,12 +129,14 @@ class Conv2d(Module):
         self.dilation = _pair(dilation, "dilation", "Conv2d")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+                raise ValueError(f"Conv2d: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
             if padding == "same" and self.stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
             self.padding = _pair(padding, "padding", "Conv2d")
+        _check_geometry(self.kernel_size, self.stride, self.dilation,
+                        None if isinstance(self.padding, str) else self.padding, "Conv2d")
         self.output_padding, self.transposed = (0, 0), False
         self.groups, self.padding_mode = groups, padding_mode
         if padding_mode != "zeros":  # F.pad widths, last dim first: (left, right, top, bottom)

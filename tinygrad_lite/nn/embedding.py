@@ -5,7 +5,7 @@ import numpy as np
 from .. import functional as _tf
 from ..tensor import Tensor
 from . import init
-from .linear import factory_dtype
+from .linear import check_size, factory_dtype
 from .module import Module, Parameter
 
 
@@ -55,6 +55,8 @@ class Embedding(Module):
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
         dt = factory_dtype(dtype, device, "Embedding")
+        num_embeddings = check_size(num_embeddings, "num_embeddings", "Embedding")
+        embedding_dim = check_size(embedding_dim, "embedding_dim", "Embedding")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = _padding_index(padding_idx, num_embeddings, "Embedding")
         self.max_norm, self.norm_type = max_norm, norm_type

@@ -1,5 +1,6 @@
 """Linear layer: y = x W^T + b, as torch.nn.Linear."""
 import math
+import numbers
 
 import numpy as np
 
@@ -20,6 +21,16 @@ def factory_dtype(dtype, device=None, where="layer"):
     return dt
 
 
+def check_size(value, name, where, minimum=0):
+    """A layer size argument: an int (not a float, not a string) of at least `minimum`; returned as int."""
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} should be of type int, got: {type(value).__name__} ({value!r})")
+    if value < minimum:
+        what = {0: "non-negative", 1: "greater than zero"}.get(minimum, f"at least {minimum}")
+        raise OpError(f"{where}: {name} must be {what}, got {value}")
+    return int(value)
+
+
 def linear(input, weight, bias=None):
     """x W^T + b over the last dim of x (any leading dims)."""
     if input.ndim > 2:  # one 2-D matmul: its weight gradient is a single GEMM, not a batch summed afterwards
@@ -37,6 +48,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         dt = factory_dtype(dtype, device, "Linear")
+        in_features = check_size(in_features, "in_features", "Linear")
+        out_features = check_size(out_features, "out_features", "Linear")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dt))
         if bias:
