@@ -56,11 +56,15 @@ LAYERS = {
                   lambda s, dt: s[:-2] + (s[-2] // 2, s[-1] // 2) if len(s) in (3, 4) and min(s[-2:]) >= 2 else None),
     "AvgPool2d": (lambda: nn.AvgPool2d(2, stride=1), ("AvgPool2d", "avg_pool2d"),
                   lambda s, dt: s[:-2] + (s[-2] - 1, s[-1] - 1) if len(s) in (3, 4) and min(s[-2:]) >= 2 else None),
+    # norms: floating inputs only; in training, one value per channel is an error (an empty batch is not)
     "BatchNorm1d": (lambda: nn.BatchNorm1d(4), ("BatchNorm1d",),
-                    lambda s, dt: s if len(s) in (2, 3) and s[1] == 4 and np.prod(s) // 4 > 1 else None),
+                    lambda s, dt: s if len(s) in (2, 3) and s[1] == 4 and np.prod(s) // 4 != 1 and dt.kind == "f"
+                    else None),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(3), ("BatchNorm2d",),
-                    lambda s, dt: s if len(s) == 4 and s[1] == 3 and np.prod(s) // 3 > 1 else None),
-    "LayerNorm": (lambda: nn.LayerNorm(4), ("LayerNorm",), lambda s, dt: s if len(s) >= 1 and s[-1] == 4 else None),
+                    lambda s, dt: s if len(s) == 4 and s[1] == 3 and np.prod(s) // 3 != 1 and dt.kind == "f"
+                    else None),
+    "LayerNorm": (lambda: nn.LayerNorm(4), ("LayerNorm",),
+                  lambda s, dt: s if len(s) >= 1 and s[-1] == 4 and dt.kind == "f" else None),
     "RNN": (lambda: nn.RNN(4, 6), ("RNN",),
             lambda s, dt: s[:-1] + (6,) if len(s) in (2, 3) and s[-1] == 4 and s[0] >= 1 else None),
     "LSTM": (lambda: nn.LSTM(4, 6, batch_first=True), ("LSTM",),
@@ -68,7 +72,6 @@ LAYERS = {
     "GRU": (lambda: nn.GRU(4, 6, num_layers=2, bidirectional=True), ("GRU",),
             lambda s, dt: s[:-1] + (12,) if len(s) in (2, 3) and s[-1] == 4 and s[0] >= 1 else None),
 }
-NORMS = ("BatchNorm1d", "BatchNorm2d", "LayerNorm")
 POOLS = ("MaxPool2d", "AvgPool2d")
 
 
@@ -122,12 +125,8 @@ def check_layer(name, shape, dt, seed):
 @given(data=st.data(), name=st.sampled_from(sorted(LAYERS)), seed=st.integers(0, 2 ** 16))
 def test_layers_on_random_inputs(data, name, seed):
     shape, dt = data.draw(layer_input(name))
-    assume(not (name in NORMS and dt.kind != "f"))  # test_invalid_arguments_raise_naming_the_layer[norm-int-input]
     assume(not (name in ("RNN", "GRU", "LSTM") and len(shape) in (2, 3) and shape[-1] == 4
                 and shape[-2 if name == "LSTM" and len(shape) == 3 else 0] == 0))  # [rnn-empty-sequence]
-    assume(not (name == "BatchNorm1d" and len(shape) in (2, 3) and shape[1] == 4 and np.prod(shape) // 4 <= 1)
-           and not (name == "BatchNorm2d" and len(shape) == 4 and shape[1] == 3 and np.prod(shape) // 3 <= 1))
-    # ^ test_invalid_arguments_raise_naming_the_layer[batchnorm-one-value]
     check_layer(name, shape, dt, seed)
 
 
@@ -325,10 +324,17 @@ NAMED_ERRORS = {
     "conv-negative-channels": _named("Conv2d", lambda: nn.Conv2d(3, -5, 3)),
     "linear-negative-out-features": _named("Linear", lambda: nn.Linear(3, -1)),
     "embedding-float-size": _named("Embedding", lambda: nn.Embedding(3, 2.0)),
+    "batch-norm-int-functional": _named("batch_norm", lambda: F.batch_norm(
+        tl.tensor(np.ones((2, 4), np.int64)), None, None, training=True)),
+    "layer-norm-bool-functional": _named("layer_norm", lambda: F.layer_norm(tl.tensor(np.ones((2, 4), bool)), (4,))),
+    "batchnorm2d-one-value": _named("BatchNorm2d", lambda: nn.BatchNorm2d(3)(X4(1, 3, 1, 1))),
+    "batchnorm-eval-int-input": _named("BatchNorm1d", lambda: nn.BatchNorm1d(4).eval()(
+        tl.tensor(np.ones((2, 4), np.int64)))),
+    "layernorm-negative-shape": _named("LayerNorm", lambda: nn.LayerNorm((2, -1))),
+    "batchnorm-float-features": _named("BatchNorm2d", lambda: nn.BatchNorm2d(2.5)),
 }
 # Still-open bugs among them: strict xfails, so that a fix flips them into a failure (then drop the name here).
-KNOWN = {"norm-int-input", "layernorm-int-input", "batchnorm-one-value",
-         "rnn-empty-sequence", "lstm-empty-sequence", "loss-shape-names-sub", "l1-shape-names-sub"}
+KNOWN = {"rnn-empty-sequence", "lstm-empty-sequence", "loss-shape-names-sub", "l1-shape-names-sub"}
 
 
 @pytest.mark.filterwarnings("ignore:.*target size:UserWarning")  # mse/l1 warn about the mismatch first, as PyTorch

@@ -8,25 +8,42 @@ from .. import dtypes
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
-from .linear import factory_dtype
+from .linear import check_size, factory_dtype
 from .module import Module, Parameter
 
 _const = Tensor._wrap
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def _floating(input, where):
+    if input.dtype.kind != "f":
+        raise TypeError(f"{where}: expected a floating point input, got dtype {input.dtype} (shape "
+                        f"{tuple(input.shape)}); convert it with .float() first")
+
+
+def _values_per_channel(input, where):
+    """N * (spatial size): the number of values each channel's batch statistics are taken over (1 is an error,
+    0 an empty batch that leaves the running statistics alone, as PyTorch)."""
+    c = input.shape[1]
+    n = input.data.size // c if c else 0
+    if n == 1:
+        raise ValueError(f"{where}: Expected more than 1 value per channel when training, got input size "
+                         f"{tuple(input.shape)}")
+    return n
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
+               *, _name="batch_norm"):
     """Normalise over every dim but dim 1 (channels). In training, batch statistics are used and the running
     statistics (if given) are updated in place; otherwise the running statistics are used."""
     if input.ndim < 2:
-        raise OpError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
+        raise OpError(f"{_name}: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
+    _floating(input, _name)
     c = input.shape[1]
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, c) + (1,) * (input.ndim - 2)
-    if training:
-        n = input.data.size // c if c else 0
-        if n <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
-                             f"{tuple(input.shape)}")
+    if training and (n := _values_per_channel(input, _name)) == 0:
+        out = input * 0.0  # an empty batch: empty output, running statistics unchanged
+    elif training:
         mean = input.mean(dims, keepdim=True)
         centered = input - mean
         var = (centered * centered).mean(dims, keepdim=True)
@@ -39,7 +56,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 _blend(running_var, var.data.reshape(c) * (n / (n - 1)), m)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+            raise ValueError(f"{_name}: running_mean and running_var are required when training=False")
         rm = running_mean.data.reshape(shape).astype(input.dtype, copy=False)
         inv = (1.0 / np.sqrt(running_var.data.reshape(shape) + eps)).astype(input.dtype, copy=False)
         out = (input - _const(rm)) * _const(inv)
@@ -65,6 +82,7 @@ class _BatchNorm(Module):
                  dtype=None, *, bias=True):
         super().__init__()
         dt = factory_dtype(dtype, device, type(self).__name__)
+        num_features = check_size(num_features, "num_features", type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -110,15 +128,17 @@ class _BatchNorm(Module):
             raise OpError(f"{name}: expected input with {self.num_features} channels (num_features) in dim 1, got "
                           f"shape {tuple(input.shape)}")
         factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data += 1
-            self.num_batches_tracked._version += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+        count = self.training and self.track_running_stats and self.num_batches_tracked is not None
+        if count and self.momentum is None:  # cumulative moving average over this and the earlier batches
+            factor = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
-        return batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
-                          self.weight, self.bias, use_batch_stats, factor, self.eps)
+        out = batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
+                         self.weight, self.bias, use_batch_stats, factor, self.eps, _name=name)
+        if count:  # after batch_norm: a rejected input leaves every buffer as it was
+            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._version += 1
+        return out
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -135,13 +155,14 @@ class BatchNorm2d(_BatchNorm):
     _expected_dims = (4,)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _name="layer_norm"):
     """Normalise over the last len(normalized_shape) dims (biased variance), then scale and shift."""
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)
     k = len(shape)
     if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
-        raise OpError(f"layer_norm: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
+        raise OpError(f"{_name}: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
                       f"{tuple(input.shape)}")
+    _floating(input, _name)
     dims = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(dims, keepdim=True)
     centered = input - mean
@@ -162,7 +183,10 @@ class LayerNorm(Module):
         dt = factory_dtype(dtype, device, "LayerNorm")
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        if not isinstance(normalized_shape, (tuple, list)):
+            raise TypeError(f"LayerNorm: normalized_shape must be an int or a sequence of ints, got "
+                            f"{normalized_shape!r}")
+        self.normalized_shape = tuple(check_size(s, "normalized_shape", "LayerNorm") for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
@@ -187,7 +211,7 @@ class LayerNorm(Module):
         if input.ndim < len(shape) or tuple(input.shape[input.ndim - len(shape):]) != shape:
             raise OpError(f"LayerNorm: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
                           f"{tuple(input.shape)}")
-        return layer_norm(input, shape, self.weight, self.bias, self.eps)
+        return layer_norm(input, shape, self.weight, self.bias, self.eps, _name="LayerNorm")
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
