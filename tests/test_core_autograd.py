@@ -391,3 +391,11 @@ def test_set_grad_enabled_as_function_context_and_decorator():
     with tl.set_grad_enabled(False):
         assert not (x * 2).requires_grad
     assert tl.is_grad_enabled()
+
+
+def test_a_hook_returning_a_non_tensor_is_a_clear_error():
+    x = f64(3)
+    y = x * 2
+    y.register_hook(lambda g: False)
+    with pytest.raises(TypeError, match="hook .* returned bool"):
+        y.sum().backward()

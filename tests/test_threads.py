@@ -241,7 +241,7 @@ def test_concurrent_backward_calls_leave_the_cyclic_gc_enabled(monkeypatch):
         y.sum().backward()
 
     def a():
-        backward_in("A", hook=lambda g: b_reading.wait(2) and None)  # wait inside A's backward for B to read
+        backward_in("A", hook=lambda g: b_reading.wait(2) and None or None)  # wait inside A's backward for B to read
         a_done.set()
     threads = [threading.Thread(target=a, name="A"), threading.Thread(target=lambda: backward_in("B"), name="B")]
     try:

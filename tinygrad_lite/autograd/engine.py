@@ -42,6 +42,10 @@ def _call_hooks(hooks, g):
     for h in hooks:
         r = h(g)
         if r is not None:
+            if not isinstance(r, tape.Tensor) or r.data.shape != g.data.shape:
+                what = f"a Tensor of shape {tuple(r.shape)}" if isinstance(r, tape.Tensor) else type(r).__name__
+                raise TypeError(f"hook {getattr(h, '__name__', h)!r} returned {what}; a gradient hook must return "
+                                f"None or a Tensor of the gradient's shape {tuple(g.data.shape)}")
             g = r
     return g
 
