@@ -132,3 +132,31 @@ def test_batchnorm_of_an_empty_batch_is_empty_and_keeps_the_running_statistics()
     y.sum().backward()
     assert x.grad.shape == (0, 4)
     np.testing.assert_array_equal(bn.weight.grad.data, 0)
+
+
+@pytest.mark.parametrize("make, shape, message", [
+    (lambda: nn.RNN(4, 6), (0, 2, 4), r"RNN: Expected sequence length to be larger than 0, got input of shape "
+                                      r"\(0, 2, 4\) \(sequence dim 0\)"),
+    (lambda: nn.LSTM(4, 6, batch_first=True), (2, 0, 4), r"LSTM: .* \(2, 0, 4\) \(sequence dim 1\)"),
+    (lambda: nn.GRU(4, 6, batch_first=True), (0, 4), r"GRU: .* \(0, 4\) \(sequence dim 0\)"),
+])
+def test_recurrent_layers_reject_an_empty_sequence(make, shape, message):
+    with pytest.raises(RuntimeError, match=message):
+        make()(ones(*shape))
+
+
+def test_recurrent_layers_accept_an_empty_batch_as_pytorch():
+    out, (h, c) = nn.LSTM(4, 6, batch_first=True)(ones(0, 3, 4))
+    assert out.shape == (0, 3, 6) and h.shape == (1, 0, 6) and c.shape == (1, 0, 6)
+
+
+@pytest.mark.parametrize("make, exc, message", [
+    (lambda: nn.RNN(0, 3), ValueError, "RNN: input_size must be greater than zero, got 0"),
+    (lambda: nn.LSTM(2.5, 3), TypeError, r"LSTM: input_size should be of type int, got: float \(2.5\)"),
+    (lambda: nn.GRU(3, -1), ValueError, "GRU: hidden_size must be greater than zero, got -1"),
+    (lambda: nn.RNN(3, 3, num_layers=0), ValueError, "RNN: num_layers must be greater than zero"),
+    (lambda: nn.GRU(3, 3, dropout=1.5), ValueError, "GRU: dropout should be a number in range"),
+])
+def test_recurrent_constructor_arguments(make, exc, message):
+    with pytest.raises(exc, match=message):
+        make()

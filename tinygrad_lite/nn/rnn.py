@@ -15,7 +15,7 @@ from ..shape import cat, stack
 from ..tensor import Tensor
 from . import init
 from .dropout import dropout as _dropout
-from .linear import factory_dtype
+from .linear import check_size, factory_dtype
 from .module import Module, Parameter
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -30,15 +30,14 @@ class RNNBase(Module):
         name = type(self).__name__
         dt = factory_dtype(dtype, device, name)
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
-            raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
-                             "element being zeroed")
+            raise ValueError(f"{name}: dropout should be a number in range [0, 1] representing the probability of an "
+                             f"element being zeroed, got {dropout!r}")
+        input_size = check_size(input_size, "input_size", name, minimum=1)
+        hidden_size = check_size(hidden_size, "hidden_size", name, minimum=1)
+        num_layers = check_size(num_layers, "num_layers", name, minimum=1)
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
                           f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
-        if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size <= 0:
-            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers <= 0:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
         if proj_size:
             raise NotImplementedError(f"{name}: proj_size is not supported")
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
@@ -97,6 +96,10 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise OpError(f"{name}: input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
                           f"{input.shape[-1]} (input shape {tuple(input.shape)})")
+        time_dim = 1 if self.batch_first and input.ndim == 3 else 0
+        if input.shape[time_dim] == 0:
+            raise OpError(f"{name}: Expected sequence length to be larger than 0, got input of shape "
+                          f"{tuple(input.shape)} (sequence dim {time_dim})")
 
     def _check_hidden(self, hx, batch, batched, what):
         d = 2 if self.bidirectional else 1
@@ -208,7 +211,7 @@ class LSTM(RNNBase):
         states = [None, None]
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("LSTM: hx must be a tuple (h_0, c_0)")
+                raise TypeError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
             states = [self._check_hidden(hx[0], batch, batched, "hidden[0]"),
                       self._check_hidden(hx[1], batch, batched, "hidden[1]")]
         output, (h_n, c_n) = self._run(input, states)
