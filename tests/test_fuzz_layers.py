@@ -4,8 +4,8 @@ Random ranks, sizes, channel counts and dtypes go into Linear, Conv2d, the pools
 RNN/LSTM/GRU and the losses. A valid input (PyTorch's rules) must give the right output shape and dtype, finite
 values and gradients of the right shapes; an invalid one must raise TypeError/ValueError/IndexError/RuntimeError
 naming the layer. Then `load_state_dict` of randomly broken state dicts (and of a mismatched checkpoint file) must
-either load everything or raise and leave the module exactly as it was. Cases that were bugs are at the end
-(strict xfails while still open).
+either load everything or raise and leave the module exactly as it was. Then the invalid arguments and inputs
+that were pinned bugs (issue 8): each must raise naming the layer.
 """
 import collections
 import os
@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
@@ -128,6 +128,40 @@ def test_layers_on_random_inputs(data, name, seed):
     check_layer(name, shape, dt, seed)
 
 
+def pair_or_int(lo):
+    """Mostly valid (>= lo), sometimes -1..3: an int or a pair."""
+    one = st.one_of(st.integers(lo, 3), st.integers(-1, 3))
+    return st.one_of(one, st.tuples(one, one))
+
+
+@examples(200)
+@given(k=pair_or_int(1), s=pair_or_int(1), p=pair_or_int(0), d=pair_or_int(1),
+       groups=st.one_of(st.just(1), st.integers(0, 3)),
+       cin=st.integers(1, 4), hw=st.tuples(st.integers(1, 7), st.integers(1, 7)))
+def test_conv2d_geometry_on_random_arguments(k, s, p, d, groups, cin, hw):
+    """Conv2d's constructor rejects what PyTorch's conv rejects (kernel/stride/dilation <= 0, padding < 0, groups
+    not dividing the channels), naming the layer; an accepted one gives PyTorch's output size, or a clear error
+    when the dilated kernel does not fit the padded input."""
+    CASES["Conv2d-geometry"] += 1
+    two = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    k2, s2, p2, d2 = two(k), two(s), two(p), two(d)
+    valid = min(k2) > 0 and min(s2) > 0 and min(d2) > 0 and min(p2) >= 0 and groups > 0 and cin % groups == 0
+    try:
+        conv = nn.Conv2d(cin, 2 * max(groups, 1), k, stride=s, padding=p, dilation=d, groups=groups)
+    except ALLOWED as exc:
+        assert "Conv2d" in str(exc) and not valid, f"{type(exc).__name__}: {exc}"
+        return
+    assert valid, f"Conv2d accepted kernel {k}, stride {s}, padding {p}, dilation {d}, groups {groups}"
+    x = X4(2, cin, *hw)
+    out_hw = tuple(conv_out(hw[i], k2[i], s2[i], p2[i], d2[i]) for i in range(2))
+    try:
+        y = conv(x)
+    except ALLOWED as exc:
+        assert "Conv2d" in str(exc) and min(out_hw) < 1, f"{type(exc).__name__}: {exc}"
+        return
+    assert y.shape == (2, conv.out_channels) + out_hw
+
+
 # ---------------------------------------------------------------- losses
 LOSSES = {"mse_loss": F.mse_loss, "l1_loss": F.l1_loss, "binary_cross_entropy_with_logits":
           F.binary_cross_entropy_with_logits}
@@ -137,20 +171,31 @@ LOSSES = {"mse_loss": F.mse_loss, "l1_loss": F.l1_loss, "binary_cross_entropy_wi
 @given(name=st.sampled_from(sorted(LOSSES)), s1=st.lists(st.integers(0, 3), max_size=3),
        s2=st.lists(st.integers(0, 3), max_size=3), reduction=st.sampled_from(["mean", "sum", "none"]))
 def test_pointwise_losses_on_random_shapes(name, s1, s2, reduction):
+    """mse/l1 broadcast different shapes with PyTorch's warning (and raise naming the loss if they do not
+    broadcast); BCE-with-logits wants the same shape."""
     s1, s2 = tuple(s1), tuple(s2)
-    assume(s1 == s2 or name == "binary_cross_entropy_with_logits")  # test_invalid_arguments_raise_naming_the_layer[loss-shape-names-sub]
     CASES[name] += 1
+    try:
+        shape = np.broadcast_shapes(s1, s2) if name != "binary_cross_entropy_with_logits" or s1 == s2 else None
+    except ValueError:
+        shape = None
     x = tl.tensor(np.linspace(-1, 1, int(np.prod(s1))).reshape(s1), requires_grad=True)
     y = tl.tensor(np.linspace(0, 1, int(np.prod(s2))).reshape(s2))
     try:
-        out = LOSSES[name](x, y, reduction=reduction)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = LOSSES[name](x, y, reduction=reduction)
     except ALLOWED as exc:
-        assert name in str(exc) and s1 != s2, exc
+        assert name in str(exc) and str(s1) in str(exc) and str(s2) in str(exc), exc
+        assert shape is None, f"{name} rejected shapes {s1} and {s2}: {exc}"
         return
-    assert s1 == s2, f"{name} accepted shapes {s1} and {s2}"
-    assert out.shape == (s1 if reduction == "none" else ())
-    if x.data.size or reduction == "sum":
+    assert shape is not None, f"{name} accepted shapes {s1} and {s2}"
+    assert (s1 != s2) == any("target size" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    assert out.shape == (shape if reduction == "none" else ())
+    if np.prod(shape) or reduction == "sum":
         assert np.isfinite(out.data).all()
+        out.sum().backward()
+        assert x.grad.shape == s1
 
 
 @examples(150)
@@ -274,7 +319,7 @@ def test_loading_a_mismatched_checkpoint_file_leaves_the_module_unchanged(tmp_pa
     assert model(x).shape == (2, 2)  # still usable
 
 
-# ---------------------------------------------------------------- invalid arguments and inputs (were bugs)
+# ---------------------------------------------------------------- invalid arguments and inputs (were pinned bugs)
 def _named(layer, fn):
     def check():
         try:
@@ -334,14 +379,17 @@ NAMED_ERRORS = {
     "lstm-empty-batch-first-sequence": _named("LSTM", lambda: nn.LSTM(4, 6, batch_first=True)(X4(2, 0, 4))),
     "rnn-zero-input-size": _named("RNN", lambda: nn.RNN(0, 6)),
     "lstm-float-hidden-size": _named("LSTM", lambda: nn.LSTM(4, 6.0)),
+    "bce-logits-weight-shape-names-mul": _named("binary_cross_entropy_with_logits", lambda: (
+        F.binary_cross_entropy_with_logits(X4(2, 3), X4(2, 3), weight=X4(4)))),
+    "bce-logits-pos-weight-shape-names-mul": _named("binary_cross_entropy_with_logits", lambda: (
+        F.binary_cross_entropy_with_logits(X4(2, 3), X4(2, 3), pos_weight=X4(2)))),
+    "bce-weight-shape-names-mul": _named("binary_cross_entropy", lambda: (
+        F.binary_cross_entropy(X4(2, 3) * 0.5, X4(2, 3), weight=X4(3, 1)))),
 }
-# Still-open bugs among them: strict xfails, so that a fix flips them into a failure (then drop the name here).
-KNOWN = {"loss-shape-names-sub", "l1-shape-names-sub"}
 
 
 @pytest.mark.filterwarnings("ignore:.*target size:UserWarning")  # mse/l1 warn about the mismatch first, as PyTorch
-@pytest.mark.parametrize("case", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=f"known bug {k}"))
-                                  if k in KNOWN else k for k in NAMED_ERRORS])
+@pytest.mark.parametrize("case", list(NAMED_ERRORS))
 def test_invalid_arguments_raise_naming_the_layer(case):
     CASES["named_errors"] += 1
     NAMED_ERRORS[case]()

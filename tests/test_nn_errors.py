@@ -160,3 +160,41 @@ def test_recurrent_layers_accept_an_empty_batch_as_pytorch():
 def test_recurrent_constructor_arguments(make, exc, message):
     with pytest.raises(exc, match=message):
         make()
+
+
+@pytest.mark.filterwarnings("ignore:.*target size:UserWarning")
+@pytest.mark.parametrize("loss", [F.mse_loss, F.l1_loss, nn.MSELoss(), nn.L1Loss()])
+def test_pointwise_losses_name_themselves_and_both_shapes_when_they_do_not_broadcast(loss):
+    name = getattr(loss, "__name__", None) or {"MSELoss": "mse_loss", "L1Loss": "l1_loss"}[type(loss).__name__]
+    with pytest.raises(RuntimeError, match=rf"{name}: The size of input \(3\) must match the size of target \(2\) "
+                                           r"at non-singleton dimension 1 \(input shape \(2, 3\), target shape "
+                                           r"\(3, 2\)\)"):
+        loss(ones(2, 3), ones(3, 2))
+    with pytest.warns(UserWarning, match="target size"):  # broadcasting shapes: PyTorch's warning, then the loss
+        assert loss(ones(2, 3), ones(3)).shape == ()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: F.binary_cross_entropy_with_logits(ones(2, 3), ones(2, 3), weight=ones(4)),
+     r"binary_cross_entropy_with_logits: The size of input \(3\) must match the size of weight \(4\)"),
+    (lambda: F.binary_cross_entropy_with_logits(ones(2, 3), ones(2, 3), pos_weight=ones(2)),
+     r"binary_cross_entropy_with_logits: .* pos_weight \(2\)"),
+    (lambda: F.binary_cross_entropy(ones(2, 3) * 0.5, ones(2, 3), weight=ones(3, 1)),
+     r"binary_cross_entropy: The size of input \(2\) must match the size of weight \(3\) at non-singleton "
+     r"dimension 0"),
+])
+def test_bce_weights_that_do_not_broadcast_name_the_loss(call, message):
+    with pytest.raises(RuntimeError, match=message):
+        call()
+
+
+@pytest.mark.oracle
+def test_pointwise_loss_broadcasting_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    x, y = np.linspace(-1, 1, 6).reshape(2, 3), np.linspace(0, 2, 3)
+    for ours, theirs in [(F.mse_loss, torch.nn.functional.mse_loss), (F.l1_loss, torch.nn.functional.l1_loss)]:
+        with pytest.warns(UserWarning):
+            a = ours(tl.tensor(x), tl.tensor(y))
+        with pytest.warns(UserWarning):
+            b = theirs(torch.tensor(x), torch.tensor(y))
+        np.testing.assert_allclose(a.item(), b.item(), rtol=1e-12)

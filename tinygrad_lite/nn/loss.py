@@ -44,10 +44,22 @@ def _target(target, input, where):
 
 
 def _same_size(input, target, where):
+    """PyTorch's warning for different shapes (they broadcast), and a clear error if they do not broadcast."""
     if tuple(target.shape) != tuple(input.shape):
         warnings.warn(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
                       f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
                       f"Please ensure they have the same size.", stacklevel=3)
+        _broadcastable(input.shape, target.shape, "input", "target", where)
+
+
+def _broadcastable(a, b, name_a, name_b, where):
+    """Raise naming the loss, both shapes and the first clashing dim (PyTorch's wording) unless a and b
+    broadcast."""
+    for i in range(1, min(len(a), len(b)) + 1):
+        if a[-i] != b[-i] and a[-i] != 1 and b[-i] != 1:
+            raise OpError(f"{where}: The size of {name_a} ({a[-i]}) must match the size of {name_b} ({b[-i]}) at "
+                          f"non-singleton dimension {max(len(a), len(b)) - i} ({name_a} shape {tuple(a)}, "
+                          f"{name_b} shape {tuple(b)})")
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
@@ -200,7 +212,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                       f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
     if weight is not None:
-        loss = loss * _target(weight, input, where)
+        weight = _target(weight, input, where)
+        _broadcastable(input.shape, weight.shape, "input", "weight", where)
+        loss = loss * weight
     return _reduce(loss, reduction)
 
 
@@ -217,10 +231,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if pos_weight is None:
         loss = (1.0 - target) * input + softplus_neg
     else:
-        log_weight = (_target(pos_weight, input, where) - 1.0) * target + 1.0
+        pos_weight = _target(pos_weight, input, where)
+        _broadcastable(input.shape, pos_weight.shape, "input", "pos_weight", where)
+        log_weight = (pos_weight - 1.0) * target + 1.0
         loss = (1.0 - target) * input + log_weight * softplus_neg
     if weight is not None:
-        loss = loss * _target(weight, input, where)
+        weight = _target(weight, input, where)
+        _broadcastable(input.shape, weight.shape, "input", "weight", where)
+        loss = loss * weight
     return _reduce(loss, reduction)
 
 
