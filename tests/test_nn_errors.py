@@ -198,3 +198,27 @@ def test_pointwise_loss_broadcasting_matches_pytorch():
         with pytest.warns(UserWarning):
             b = theirs(torch.tensor(x), torch.tensor(y))
         np.testing.assert_allclose(a.item(), b.item(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make, exc, message", [
+    (lambda: nn.MaxPool2d(0), RuntimeError, r"MaxPool2d: kernel_size \(0, 0\), stride \(0, 0\) and dilation"),
+    (lambda: nn.MaxPool2d(2, stride=(1, 0)), ValueError, r"MaxPool2d: .* stride \(1, 0\) .* must be positive"),
+    (lambda: nn.MaxPool2d(2, dilation=0), RuntimeError, r"dilation \(0, 0\) must be positive"),
+    (lambda: nn.AvgPool2d(2, padding=-1), RuntimeError, r"AvgPool2d: .* padding \(-1, -1\) non-negative"),
+    (lambda: nn.AvgPool2d(2, padding=2), RuntimeError, "AvgPool2d: pad should be at most half of effective kernel"),
+    (lambda: nn.MaxPool2d(2.5), TypeError, "MaxPool2d: kernel_size must be an int or a pair of ints, got 2.5"),
+    (lambda: nn.AvgPool2d(2, divisor_override=0), ValueError, "AvgPool2d: divisor_override must be non-zero"),
+])
+def test_pooling_constructor_arguments(make, exc, message):
+    with pytest.raises(exc, match=message):
+        make()
+
+
+def test_pooling_forward_errors_name_the_layer_or_function():
+    with pytest.raises(RuntimeError, match=r"MaxPool2d: output size is too small: input shape \(1, 1, 4, 4\)"):
+        nn.MaxPool2d(5)(ones(1, 1, 4, 4))
+    with pytest.raises(RuntimeError, match=r"AvgPool2d: expected a 3-D \(C, H, W\) or 4-D"):
+        nn.AvgPool2d(2)(ones(4))
+    with pytest.raises(RuntimeError, match="max_pool2d: kernel_size"):
+        F.max_pool2d(ones(1, 1, 4, 4), 0)
+    assert nn.AvgPool2d(2, stride=())(ones(1, 1, 4, 4)).shape == (1, 1, 2, 2)  # empty stride: the kernel size

@@ -21,12 +21,38 @@ from .module import Module
 def _pair(v, name, where):
     if isinstance(v, numbers.Integral):
         return (int(v), int(v))
-    v = tuple(v)
+    if not isinstance(v, (tuple, list)) or not all(isinstance(i, numbers.Integral) for i in v):
+        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
     if len(v) == 1:
-        v = v * 2
-    if len(v) != 2 or not all(isinstance(i, numbers.Integral) for i in v):
+        v = tuple(v) * 2
+    if len(v) != 2:
         raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
     return (int(v[0]), int(v[1]))
+
+
+def _args(kernel_size, stride, padding, dilation, where, max_pool):
+    """Kernel, stride, padding and dilation pairs, checked as PyTorch's pooling checks them (naming `where`)."""
+    k = _pair(kernel_size, "kernel_size", where)
+    s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
+        else _pair(stride, "stride", where)
+    p, d = _pair(padding, "padding", where), _pair(dilation, "dilation", where)
+    _check_positive(k, s, p, d, where)
+    _check_half_kernel(k, p, d, where, max_pool)
+    return k, s, p, d
+
+
+def _check_positive(k, s, p, d, where):
+    if min(k) <= 0 or min(s) <= 0 or min(d) <= 0 or min(p) < 0:
+        raise OpError(f"{where}: kernel_size {k}, stride {s} and dilation {d} must be positive and padding {p} "
+                      f"non-negative")
+
+
+def _check_half_kernel(k, p, d, where, max_pool):
+    for i in range(2):
+        limit = (d[i] * (k[i] - 1) + 1) / 2 if max_pool else k[i] / 2
+        if p[i] > limit:
+            raise OpError(f"{where}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+                          f"kernel_size={k[i]} and dilation={d[i]}")
 
 
 def _out_size(size, k, s, p, d, ceil_mode):
@@ -43,18 +69,7 @@ def _setup(input, kernel_size, stride, padding, dilation, ceil_mode, where, max_
         raise TypeError(f"{where}: expected a Tensor input, got {type(input).__name__}")
     if input.ndim not in (3, 4):
         raise OpError(f"{where}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(input.shape)}")
-    k = _pair(kernel_size, "kernel_size", where)
-    s = k if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
-        else _pair(stride, "stride", where)
-    p, d = _pair(padding, "padding", where), _pair(dilation, "dilation", where)
-    if min(k) <= 0 or min(s) <= 0 or min(d) <= 0 or min(p) < 0:
-        raise ValueError(f"{where}: kernel_size {k}, stride {s} and dilation {d} must be positive and padding {p} "
-                         f"non-negative")
-    for i in range(2):
-        limit = (d[i] * (k[i] - 1) + 1) / 2 if max_pool else k[i] / 2
-        if p[i] > limit:
-            raise OpError(f"{where}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
-                             f"kernel_size={k[i]} and dilation={d[i]}")
+    k, s, p, d = _args(kernel_size, stride, padding, dilation, where, max_pool)
     h, w = input.shape[-2:]
     oh, ow = _out_size(h, k[0], s[0], p[0], d[0], ceil_mode), _out_size(w, k[1], s[1], p[1], d[1], ceil_mode)
     if oh <= 0 or ow <= 0:
@@ -102,13 +117,14 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
     return best_off
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
+               _name="max_pool2d"):
     """Max over sliding windows (padding counts as -inf); with return_indices, also the flat H*W indices."""
     if input.ndim == 3:
-        res = max_pool2d(input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+        res = max_pool2d(input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                         _name=_name)
         return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
-    k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d",
-                                         True)
+    k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, _name, True)
     n, c, h, w = input.shape
     idx = _argmax_indices(input.data, k, s, p, d, (oh, ow), extra)
     out = input.reshape(n, c, h * w).gather(2, idx.reshape(n, c, oh * ow)).reshape(n, c, oh, ow)
@@ -126,12 +142,12 @@ def _avg_divisor(size, k, s, p, out, count_include_pad):
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+               divisor_override=None, *, _name="avg_pool2d"):
     """Mean over sliding windows (zero padding), with PyTorch's divisor rules."""
     if input.ndim == 3:
         return avg_pool2d(input.unsqueeze(0), kernel_size, stride, padding, ceil_mode, count_include_pad,
-                          divisor_override).squeeze(0)
-    k, s, p, _, (oh, ow), extra = _setup(input, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d", False)
+                          divisor_override, _name=_name).squeeze(0)
+    k, s, p, _, (oh, ow), extra = _setup(input, kernel_size, stride, padding, 1, ceil_mode, _name, False)
     h, w = input.shape[-2:]
     x = input
     if extra[0] or extra[1]:  # ceil_mode overhang: pad explicitly (zeros, excluded from the divisor)
@@ -142,7 +158,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     total = win.sum((2, 3))
     if divisor_override is not None:
         if divisor_override == 0:
-            raise ValueError("avg_pool2d: divisor_override must be non-zero")
+            raise ValueError(f"{_name}: divisor_override must be non-zero")
         return total / float(divisor_override)
     dh = _avg_divisor(h, k[0], s[0], p[0], oh, count_include_pad)
     dw = _avg_divisor(w, k[1], s[1], p[1], ow, count_include_pad)
@@ -154,6 +170,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
+        _args(kernel_size, stride, padding, dilation, "MaxPool2d", True)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.dilation = padding, dilation
@@ -161,7 +178,7 @@ class MaxPool2d(Module):
 
     def forward(self, input):
         return max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                          self.return_indices)
+                          self.return_indices, _name="MaxPool2d")
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -172,6 +189,9 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
+        _args(kernel_size, stride, padding, 1, "AvgPool2d", False)
+        if divisor_override == 0:
+            raise ValueError("AvgPool2d: divisor_override must be non-zero")
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
@@ -179,7 +199,7 @@ class AvgPool2d(Module):
 
     def forward(self, input):
         return avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                          self.count_include_pad, self.divisor_override)
+                          self.count_include_pad, self.divisor_override, _name="AvgPool2d")
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
