@@ -1,0 +1,171 @@
+"""Tensor's operators (+ - * / ** @, comparisons, unary math methods) and their dtype rules: Python scalars and
+arrays become constants with PyTorch's dtype rules, mixed dtypes are promoted, and same-dtype Tensors go straight to
+the primitive. Installed on Tensor when tensor.py loads."""
+import numbers
+
+import numpy as np
+
+from . import dtypes
+from .autograd import recorder as tape
+from .ops import elementwise as ew, linalg, registry
+from .tensor import Tensor, _as_array, _wrap
+
+_apply = tape.apply
+
+_SCALARS = {}
+
+
+def _operand(x, like, opname):
+    """Turn a Python scalar / array / Tensor into a Tensor, choosing the dtype by PyTorch's rules."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
+        dt = dtypes.scalar_dtype(x, like.data.dtype)
+        key = (x.__class__, x, dt)
+        t = _SCALARS.get(key) if x else None  # (0.0 == -0.0: zeros are not cached, so the sign survives)
+        if t is None:  # constants are shared: read-only 0-d arrays, cached (bounded) to skip re-conversion
+            if len(_SCALARS) > 4096:
+                _SCALARS.clear()
+            arr = np.asarray(x, dtype=dt)
+            arr.flags.writeable = False
+            t = _SCALARS[key] = Tensor._wrap(arr)
+        return t
+    if isinstance(x, np.ndarray):
+        return Tensor._wrap(_as_array(x, None, opname))
+    if isinstance(x, (list, tuple)):
+        return Tensor._wrap(_as_array(x, None, opname))
+    raise TypeError(f"{opname}: unsupported operand of type {type(x).__name__} (expected a Tensor, a number or an "
+                    f"array)")
+
+
+def _binary(prim, a, b):
+    if a.__class__ is Tensor and b.__class__ is Tensor and a.data.dtype is b.data.dtype:
+        return _apply(prim, (a, b))  # the common case: no conversion, no promotion
+    if a.__class__ is not Tensor or b.__class__ is not Tensor:
+        if not isinstance(a, Tensor):
+            a = _operand(a, b, prim.name)
+        if not isinstance(b, Tensor):
+            b = _operand(b, a, prim.name)
+    da, db = a.data.dtype, b.data.dtype
+    if da != db:
+        dt = dtypes.promote(da, db)
+        if da != dt:
+            a = a.astype(dt)
+        if db != dt:
+            b = b.astype(dt)
+    return _apply(prim, (a, b))
+
+
+def _true_div(a, b):
+    if not isinstance(a, Tensor):
+        a = _operand(a, b, "div")
+    if not isinstance(b, Tensor):
+        b = _operand(b, a, "div")
+    if a.data.dtype.kind != "f" and b.data.dtype.kind != "f":  # integer true division gives float32
+        a, b = a.astype(dtypes.default_float), b.astype(dtypes.default_float)
+    return _binary(ew.div, a, b)
+
+
+def _compare(ufunc, name):
+    def op(self, other):
+        if other is None:
+            return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
+        o = _operand(other, self, name)
+        try:
+            return Tensor._wrap(ufunc(self.data, o.data))
+        except ValueError as exc:
+            raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self.data, o.data])}"
+                                   f"{registry.user_site()}") from None
+    op.__name__ = f"__{name}__"
+    return op
+
+
+def _bad_compare(name, other):
+    raise TypeError(f"{name}: cannot compare a Tensor with {type(other).__name__}")
+
+
+def _binop(prim, reflected=False):
+    """The operator method for a broadcasting primitive; same-dtype Tensors go straight to the primitive."""
+    if reflected:
+        def op(a, b):
+            return _binary(prim, b, a)
+    else:
+        def op(a, b):
+            if b.__class__ is Tensor and a.data.dtype is b.data.dtype:
+                return _apply(prim, (a, b))
+            return _binary(prim, a, b)
+    op.__name__ = prim.name
+    return op
+
+
+def _install_operators():
+    T = Tensor
+    T.__add__ = T.add = _binop(ew.add)
+    T.__radd__ = _binop(ew.add, True)
+    T.__sub__ = T.sub = _binop(ew.sub)
+    T.__rsub__ = _binop(ew.sub, True)
+    T.__mul__ = T.mul = _binop(ew.mul)
+    T.__rmul__ = _binop(ew.mul, True)
+    T.__truediv__ = T.div = T.divide = lambda a, b: _true_div(a, b)
+    T.__rtruediv__ = lambda a, b: _true_div(b, a)
+    T.__pow__ = T.pow = _binop(ew.pow_)
+    T.__rpow__ = _binop(ew.pow_, True)
+    T.__matmul__ = T.matmul = lambda a, b: matmul(a, b)
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = T.neg = lambda a: _apply(ew.neg, (a,))
+    T.__pos__ = lambda a: a
+    T.__abs__ = T.abs = lambda a: _apply(ew.abs_, (a,))
+    T.maximum = _binop(ew.maximum)
+    T.minimum = _binop(ew.minimum)
+    for name, prim in (("exp", ew.exp), ("log", ew.log), ("log1p", ew.log1p), ("sqrt", ew.sqrt), ("sin", ew.sin),
+                       ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid), ("relu", ew.relu)):
+        setattr(T, name, _unary_method(prim))
+    for name, uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
+                     ("gt", np.greater), ("ge", np.greater_equal)):
+        op = _compare(uf, name)
+        setattr(T, f"__{name}__", op)
+        setattr(T, name, op)
+
+
+def _unary_method(prim):
+    def method(self):
+        if self.data.dtype.kind != "f":
+            self = self.astype(dtypes.default_float)
+        return _apply(prim, (self,))
+    method.__name__ = prim.name
+    return method
+
+
+def matmul(a, b):
+    """Matrix product with NumPy/PyTorch semantics for 1-D, 2-D and batched operands."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        a, b = (a if isinstance(a, Tensor) else _operand(a, b, "matmul")), (
+            b if isinstance(b, Tensor) else _operand(b, a, "matmul"))
+    if a.data.ndim == 0 or b.data.ndim == 0:
+        raise registry.OpError(f"matmul: both arguments must be at least 1-D, got shapes {tuple(a.shape)} and "
+                               f"{tuple(b.shape)}{registry.user_site()}")
+    if a.data.dtype != b.data.dtype:
+        dt = dtypes.promote(a.data.dtype, b.data.dtype)
+        a, b = a.astype(dt), b.astype(dt)
+    va, vb = a.data.ndim == 1, b.data.ndim == 1
+    if va:
+        a = a.reshape(1, -1)
+    if vb:
+        b = b.reshape(-1, 1)
+    if a.data.shape[-1] != b.data.shape[-2]:
+        raise registry.OpError(
+            f"matmul: shapes {tuple(a.shape) if not va else (a.shape[1],)} and "
+            f"{tuple(b.shape) if not vb else (b.shape[0],)} cannot be multiplied ({a.shape[-1]} != {b.shape[-2]}: "
+            f"the last dim of the first must equal the {'first' if vb else 'second-to-last'} dim of the second)"
+            f"{registry.user_site()}")
+    out = _apply(linalg.matmul, (a, b))
+    if va and vb:
+        return out.reshape(())
+    if va:
+        return out.reshape(out.shape[:-2] + out.shape[-1:])
+    if vb:
+        return out.reshape(out.shape[:-1])
+    return out
+
+
+_install_operators()
