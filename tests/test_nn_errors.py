@@ -222,3 +222,30 @@ def test_pooling_forward_errors_name_the_layer_or_function():
     with pytest.raises(RuntimeError, match="max_pool2d: kernel_size"):
         F.max_pool2d(ones(1, 1, 4, 4), 0)
     assert nn.AvgPool2d(2, stride=())(ones(1, 1, 4, 4)).shape == (1, 1, 2, 2)  # empty stride: the kernel size
+
+
+@pytest.mark.parametrize("call, exc, message", [
+    (lambda: F.conv2d(ones(1, 1, 4, 4), ones(2, 1, 3, 3), ones(3)), RuntimeError,
+     r"conv2d: Given weight of size \(2, 1, 3, 3\), expected bias to be 1-dimensional with 2 elements, but got bias "
+     r"of size \(3,\) instead"),
+    (lambda: F.conv2d(np.ones((1, 3, 5, 5)), ones(4, 3, 3, 3)), TypeError, "conv2d: expected Tensor input and weight"),
+    (lambda: F.batch_norm(ones(2, 4), ones(3), ones(4)), RuntimeError,
+     "batch_norm: running_mean should contain 4 elements not 3"),
+    (lambda: F.batch_norm(ones(2, 4), None, None, None, ones(5), training=True), RuntimeError,
+     "batch_norm: bias should contain 4 elements not 5"),
+    (lambda: F.layer_norm(ones(2, 4), (4,), ones(3)), RuntimeError,
+     r"layer_norm: Expected weight to be of same shape as normalized_shape, but got weight of shape \(3,\)"),
+    (lambda: F.linear(ones(2, 3), ones(4, 5)), RuntimeError,
+     r"linear: input shape \(2, 3\) and weight shape \(4, 5\) cannot be multiplied"),
+    (lambda: F.linear(ones(2, 3), ones(4, 3), ones(5)), RuntimeError,
+     r"linear: expected bias of shape \(4,\) for weight shape \(4, 3\), got \(5,\)"),
+    (lambda: F.linear(np.ones((2, 3)), ones(4, 3)), TypeError, "linear: expected Tensor input and weight"),
+])
+def test_functional_forms_check_their_parameter_shapes(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def test_linear_accepts_a_1d_weight_as_pytorch():
+    assert F.linear(ones(2, 3), ones(3)).shape == (2,)
+    np.testing.assert_allclose(F.linear(ones(2, 3), ones(4, 3), ones(1)).data, 4.0)

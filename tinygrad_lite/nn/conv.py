@@ -51,6 +51,9 @@ def _same_padding(k, d):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, _name="conv2d"):
     """2-D convolution (cross-correlation) of a (N, C, H, W) or (C, H, W) input with an (O, C/groups, kh, kw)
     weight; padding is an int, a pair, 'valid' or 'same'."""
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{_name}: expected Tensor input and weight, got {type(input).__name__} and "
+                        f"{type(weight).__name__}")
     if input.ndim == 3:
         return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, _name=_name).squeeze(0)
     if weight.ndim != 4:
@@ -64,6 +67,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                       f"({cg * groups}, H, W)), got shape {tuple(input.shape)}")
     if o % groups:
         raise ValueError(f"{_name}: out_channels {o} must be divisible by groups {groups}")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise OpError(f"{_name}: Given weight of size {tuple(weight.shape)}, expected bias to be 1-dimensional with "
+                      f"{o} elements, but got bias of size {tuple(bias.shape)} instead")
     s, d = _pair(stride, "stride", _name), _pair(dilation, "dilation", _name)
     _check_geometry((kh, kw), s, d, None, _name)
     if isinstance(padding, str):

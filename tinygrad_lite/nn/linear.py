@@ -33,6 +33,20 @@ def check_size(value, name, where, minimum=0):
 
 def linear(input, weight, bias=None):
     """x W^T + b over the last dim of x (any leading dims)."""
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"linear: expected Tensor input and weight, got {type(input).__name__} and "
+                        f"{type(weight).__name__}")
+    if input.ndim == 0 or weight.ndim not in (1, 2) or input.shape[-1] != weight.shape[-1]:
+        want = input.shape[-1] if input.ndim else "in_features"
+        raise OpError(f"linear: input shape {tuple(input.shape)} and weight shape {tuple(weight.shape)} cannot be "
+                      f"multiplied (expected a weight of shape (out_features, {want}))")
+    if bias is not None and weight.ndim == 2 and bias.shape not in ((weight.shape[0],), (1,), ()):
+        raise OpError(f"linear: expected bias of shape ({weight.shape[0]},) for weight shape {tuple(weight.shape)}, "
+                      f"got {tuple(bias.shape)}")
+    return _linear(input, weight, bias)
+
+
+def _linear(input, weight, bias):
     if input.ndim > 2:  # one 2-D matmul: its weight gradient is a single GEMM, not a batch summed afterwards
         lead = input.shape[:-1]
         out = input.reshape(-1, input.shape[-1]) @ weight.T
@@ -72,7 +86,7 @@ class Linear(Module):
         if input.ndim == 0 or input.shape[-1] != self.in_features:
             raise OpError(f"Linear: expected input with last dim {self.in_features}, got shape "
                           f"{tuple(input.shape)}")
-        return linear(input, self.weight, self.bias)
+        return _linear(input, self.weight, self.bias)  # shapes checked above; parameters are Tensors
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

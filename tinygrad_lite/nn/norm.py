@@ -39,6 +39,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise OpError(f"{_name}: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
     _floating(input, _name)
     c = input.shape[1]
+    for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.data.size != c:
+            raise OpError(f"{_name}: {what} should contain {c} elements not {t.data.size} (input shape "
+                          f"{tuple(input.shape)}, {what} shape {tuple(t.shape)})")
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, c) + (1,) * (input.ndim - 2)
     if training and (n := _values_per_channel(input, _name)) == 0:
@@ -163,6 +168,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _na
         raise OpError(f"{_name}: expected input with shape (*, {', '.join(map(str, shape))}), got shape "
                       f"{tuple(input.shape)}")
     _floating(input, _name)
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise OpError(f"{_name}: Expected {what} to be of same shape as normalized_shape, but got {what} of shape "
+                          f"{tuple(t.shape)} and normalized_shape = {shape}")
     dims = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(dims, keepdim=True)
     centered = input - mean
