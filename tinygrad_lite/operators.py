@@ -26,7 +26,10 @@ def _operand(x, like, opname):
         if t is None:  # constants are shared: read-only 0-d arrays, cached (bounded) to skip re-conversion
             if len(_SCALARS) > 4096:
                 _SCALARS.clear()
-            arr = np.asarray(x, dtype=dt)
+            try:
+                arr = np.asarray(x, dtype=dt)
+            except OverflowError:
+                arr = _wrapped_int(x, dt, opname)
             arr.flags.writeable = False
             t = _SCALARS[key] = Tensor._wrap(arr)
         return t
@@ -36,6 +39,16 @@ def _operand(x, like, opname):
         return Tensor._wrap(_as_array(x, None, opname))
     raise TypeError(f"{opname}: unsupported operand of type {type(x).__name__} (expected a Tensor, a number or an "
                     f"array)")
+
+
+def _wrapped_int(x, dt, opname):
+    """A Python int outside the tensor's integer range wraps around as in PyTorch (int64 two's complement);
+    beyond int64 (or a float dtype's range) it is an error."""
+    if isinstance(x, numbers.Integral) and dt.kind in "iu" and -2 ** 63 <= x < 2 ** 63:
+        return np.asarray(x, dtype=dtypes.int64).astype(dt)
+    shown = str(x) if len(str(x)) < 30 else f"an integer of {int(x).bit_length()} bits"
+    raise registry.OpError(f"{opname}: the number {shown} does not fit in the operand's dtype {dt} (nor in int64)"
+                           f"{registry.user_site()}")
 
 
 def _binary(prim, a, b):
@@ -72,7 +85,8 @@ def _compare(ufunc, name):
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
         try:
-            return Tensor._wrap(ufunc(self.data, o.data))
+            out = ufunc(self.data, o.data)
+            return _wrap(out if out.__class__ is np.ndarray else np.asarray(out))  # 0-d: NumPy gives a scalar
         except ValueError as exc:
             raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self.data, o.data])}"
                                    f"{registry.user_site()}") from None
@@ -108,8 +122,8 @@ def _install_operators():
     T.__rmul__ = _binop(ew.mul, True)
     T.__truediv__ = T.div = T.divide = lambda a, b: _true_div(a, b)
     T.__rtruediv__ = lambda a, b: _true_div(b, a)
-    T.__pow__ = T.pow = _binop(ew.pow_)
-    T.__rpow__ = _binop(ew.pow_, True)
+    T.__pow__ = T.pow = _pow
+    T.__rpow__ = lambda a, b: _pow_mixed(b, a)
     T.__matmul__ = T.matmul = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__neg__ = T.neg = lambda a: _apply(ew.neg, (a,))
@@ -118,13 +132,44 @@ def _install_operators():
     T.maximum = _binop(ew.maximum)
     T.minimum = _binop(ew.minimum)
     for name, prim in (("exp", ew.exp), ("log", ew.log), ("log1p", ew.log1p), ("sqrt", ew.sqrt), ("sin", ew.sin),
-                       ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid), ("relu", ew.relu)):
+                       ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid)):
         setattr(T, name, _unary_method(prim))
+    T.relu = _relu
     for name, uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
                      ("gt", np.greater), ("ge", np.greater_equal)):
         op = _compare(uf, name)
         setattr(T, f"__{name}__", op)
         setattr(T, name, op)
+
+
+def _pow(a, b):
+    if b.__class__ is Tensor and a.data.dtype is b.data.dtype and a.data.dtype.kind != "b":
+        return _apply(ew.pow_, (a, b))
+    return _pow_mixed(a, b)
+
+
+def _pow_mixed(a, b):
+    """pow with conversion and promotion; bool ** bool is rejected as in PyTorch, except a bool tensor raised to a
+    Python bool (a bool result)."""
+    ta, tb = (_operand(a, b, "pow") if not isinstance(a, Tensor) else a), (
+        _operand(b, a, "pow") if not isinstance(b, Tensor) else b)
+    if ta.data.dtype.kind == "b" and tb.data.dtype.kind == "b":
+        if isinstance(a, Tensor) and isinstance(b, (bool, np.bool_)):
+            return _wrap(np.asarray(np.power(ta.data, tb.data).astype(dtypes.bool_)))
+        raise TypeError(f"pow: not implemented for two bool operands (shapes {tuple(ta.shape)} and "
+                        f"{tuple(tb.shape)}); convert one to an integer or floating dtype first")
+    return _binary(ew.pow_, ta, tb)
+
+
+def _relu(self):
+    """max(x, 0); integer tensors keep their dtype (as PyTorch), bool tensors are rejected."""
+    kind = self.data.dtype.kind
+    if kind == "f":
+        return _apply(ew.relu, (self,))
+    if kind == "b":
+        raise TypeError(f"relu: bool tensors are not supported (shape {tuple(self.shape)}); convert with .int() or "
+                        f".float() first")
+    return _wrap(np.asarray(np.maximum(self.data, 0)))
 
 
 def _unary_method(prim):

@@ -13,7 +13,7 @@ _apply = tape.apply
 
 def _as_array(data, dtype, where="tensor"):
     """Convert user data with PyTorch's rules: Python floats -> float32, ints -> int64, bools -> bool;
-    NumPy arrays keep their dtype."""
+    NumPy arrays keep their dtype. Strings, complex numbers and objects are rejected with a TypeError."""
     if isinstance(data, Tensor):
         arr = data.data
     elif isinstance(data, np.ndarray):
@@ -21,20 +21,22 @@ def _as_array(data, dtype, where="tensor"):
     else:
         try:
             arr = np.asarray(data)
-        except (ValueError, TypeError) as exc:
+            if arr.dtype.kind == "O" and dtype is not None:  # e.g. a Python int beyond int64 for a float dtype
+                arr = np.asarray(data, dtype=dtypes.to_dtype(dtype, where))
+        except (ValueError, TypeError, OverflowError) as exc:
             raise TypeError(f"{where}: cannot convert {type(data).__name__} to a tensor: {exc}") from None
         if dtype is None and not isinstance(data, np.generic):
             if arr.dtype.kind == "f":
                 arr = arr.astype(dtypes.default_float)
             elif arr.dtype.kind in "iu":
                 arr = arr.astype(dtypes.int64)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: unsupported data of dtype {arr.dtype} (expected bool, integer or floating "
+                        f"values; complex, string and object arrays are not supported)")
     if dtype is not None:
         dt = dtypes.to_dtype(dtype, where)
         if arr.dtype != dt:
             arr = arr.astype(dt)
-    elif arr.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: unsupported data of dtype {arr.dtype} (expected bool, integer or floating "
-                        f"values; complex, string and object arrays are not supported)")
     return arr
 
 
@@ -150,12 +152,19 @@ class Tensor:
     # ---------------- autograd ----------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (see torch.Tensor.backward)."""
+        if gradient is not None and not isinstance(gradient, Tensor):
+            if not isinstance(gradient, (numbers.Real, np.ndarray, list, tuple)):
+                raise TypeError(f"backward: gradient must be a Tensor, an array or None, got "
+                                f"{type(gradient).__name__}")
+            gradient = _wrap(_as_array(gradient, self.data.dtype, "backward"))
         engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
         return Tensor._wrap(self.data)
 
     def requires_grad_(self, requires_grad=True):
+        if requires_grad.__class__ is not bool and not isinstance(requires_grad, np.bool_):
+            raise TypeError(f"requires_grad_: requires_grad must be a bool, got {type(requires_grad).__name__}")
         if requires_grad and self.data.dtype.kind != "f":
             raise RuntimeError(f"requires_grad_: only tensors of floating point dtype can require gradients, got "
                                f"dtype {self.data.dtype} (shape {tuple(self.shape)})")
@@ -182,6 +191,8 @@ class Tensor:
 
     # ---------------- dtype conversion ----------------
     def astype(self, dtype):
+        if dtype is None:
+            raise TypeError("astype: dtype must be a dtype (e.g. tl.float32, np.int64 or 'float64'), got None")
         dt = dtypes.to_dtype(dtype, "astype")
         if dt == self.data.dtype:
             return self
@@ -245,8 +256,15 @@ def _dims(dim, ndim, opname):
     if dim is None:
         return None
     if isinstance(dim, numbers.Integral):
-        dim = (dim,)
-    out = tuple(sorted({_dim(d, ndim, opname) for d in dim}))
+        d = _dim(dim, ndim, opname)
+        return (d,) if ndim else ()
+    if not isinstance(dim, (tuple, list)):
+        raise TypeError(f"{opname}: dim must be an int or a tuple of ints, got {type(dim).__name__}")
+    ds = [_dim(d, ndim, opname) for d in dim]
+    out = tuple(sorted(set(ds)))
+    if len(out) != len(ds):
+        dup = next(d for d in ds if ds.count(d) > 1)
+        raise registry.OpError(f"{opname}: dim {dup} appears multiple times in the list of dims {tuple(dim)}")
     return out if ndim else ()
 
 
