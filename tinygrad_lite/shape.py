@@ -6,7 +6,7 @@ import numpy as np
 from .autograd import recorder as tape
 from .ops import movement as mv, registry
 from .ops.elementwise import where as mv_where
-from .tensor import Tensor, _dim, _operand
+from .tensor import Tensor, _dim, _dims, _operand
 
 _apply = tape.apply
 
@@ -50,9 +50,9 @@ def permute(self, *dims):
 
 def transpose(self, dim0, dim1):
     nd = self.data.ndim
+    d0, d1 = _dim(dim0, nd, "transpose"), _dim(dim1, nd, "transpose")
     if nd == 0:
         return self
-    d0, d1 = _dim(dim0, nd, "transpose"), _dim(dim1, nd, "transpose")
     perm = list(range(nd))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return permute(self, *perm)
@@ -62,11 +62,18 @@ def T(self):
     return permute(self, *reversed(range(self.data.ndim)))
 
 
+def mT(self):
+    if self.data.ndim < 2:
+        raise registry.OpError(f"mT (transpose of the last two dims): expected a matrix or a batch of matrices, got "
+                               f"shape {tuple(self.shape)}{registry.user_site()}")
+    return transpose(self, -2, -1)
+
+
 def flatten(self, start_dim=0, end_dim=-1):
     nd = self.data.ndim
+    s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
     if nd == 0:
         return reshape(self, 1)
-    s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = self.data.shape
@@ -77,8 +84,7 @@ def squeeze(self, dim=None):
     shape = self.data.shape
     if dim is None:
         return reshape(self, tuple(s for s in shape if s != 1))
-    dims = {dim} if isinstance(dim, numbers.Integral) else set(dim)
-    dims = {_dim(d, len(shape), "squeeze") for d in dims}
+    dims = _dims(dim, len(shape), "squeeze")
     return reshape(self, tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1)))
 
 
@@ -144,14 +150,20 @@ def getitem(self, idx):
     return _apply(mv.getitem, (self,), (idx,))
 
 
-def cat(tensors, dim=0, *, axis=None):
-    """Concatenate tensors along an existing dim."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("cat: expected a non-empty sequence of tensors")
+def _tensor_list(tensors, opname):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{opname}: expected a list or tuple of Tensors, got {type(tensors).__name__}")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
-            raise TypeError(f"cat: element {i} is a {type(t).__name__}, expected a Tensor")
+            raise TypeError(f"{opname}: element {i} is a {type(t).__name__}, expected a Tensor")
+    return list(tensors)
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """Concatenate tensors along an existing dim."""
+    tensors = _tensor_list(tensors, "cat")
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
     dim = axis if axis is not None else dim
     nd = tensors[0].data.ndim
     if nd == 0:
@@ -167,7 +179,7 @@ def cat(tensors, dim=0, *, axis=None):
 
 def stack(tensors, dim=0, *, axis=None):
     """Stack same-shaped tensors along a new dim."""
-    tensors = list(tensors)
+    tensors = _tensor_list(tensors, "stack")
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
     shapes = {tuple(t.shape) for t in tensors}
@@ -179,7 +191,14 @@ def stack(tensors, dim=0, *, axis=None):
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
+def _at_least_1d(self, opname):
+    if self.data.ndim == 0:
+        raise registry.OpError(f"{opname}: expects at least a 1-dimensional tensor, got a 0-d tensor"
+                               f"{registry.user_site()}")
+
+
 def split(self, split_size_or_sections, dim=0):
+    _at_least_1d(self, "split")
     d = _dim(dim, self.data.ndim, "split")
     n = self.data.shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
@@ -188,8 +207,11 @@ def split(self, split_size_or_sections, dim=0):
             raise ValueError(f"split: split_size must be positive, got {step}")
         sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
     else:
-        sizes = list(split_size_or_sections)
-        if sum(sizes) != n:
+        if not isinstance(split_size_or_sections, (list, tuple)):
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, got "
+                            f"{type(split_size_or_sections).__name__}")
+        sizes = list(_sizes((split_size_or_sections,), "split"))
+        if any(v < 0 for v in sizes) or sum(sizes) != n:
             raise registry.OpError(f"split: sections {sizes} sum to {sum(sizes)} but dim {d} has size {n}")
     out, start = [], 0
     for s in sizes:
@@ -199,6 +221,9 @@ def split(self, split_size_or_sections, dim=0):
 
 
 def chunk(self, chunks, dim=0):
+    _at_least_1d(self, "chunk")
+    if not isinstance(chunks, numbers.Integral):
+        raise TypeError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = self.data.shape[_dim(dim, self.data.ndim, "chunk")]
@@ -206,19 +231,21 @@ def chunk(self, chunks, dim=0):
 
 
 def flip(self, dims):
-    dims = [dims] if isinstance(dims, numbers.Integral) else list(dims)
+    if dims is None:
+        raise TypeError("flip: dims must be an int or a tuple of ints, got None")
+    dims = _dims(dims, self.data.ndim, "flip")
     idx = [slice(None)] * self.data.ndim
     for d in dims:
-        idx[_dim(d, self.data.ndim, "flip")] = slice(None, None, -1)
+        idx[d] = slice(None, None, -1)
     return getitem(self, tuple(idx))
 
 
 def repeat(self, *sizes):
     """Tile the tensor (torch.Tensor.repeat)."""
     sizes = _sizes(sizes, "repeat")
-    if len(sizes) < self.data.ndim:
-        raise registry.OpError(f"repeat: number of repeat dims {len(sizes)} is smaller than the tensor's "
-                               f"{self.data.ndim} dims")
+    if len(sizes) < self.data.ndim or min(sizes, default=0) < 0:
+        raise registry.OpError(f"repeat: repeats {sizes} must be non-negative and at least as many as the tensor's "
+                               f"{self.data.ndim} dims (shape {tuple(self.shape)}){registry.user_site()}")
     x = reshape(self, (1,) * (len(sizes) - self.data.ndim) + self.data.shape)
     inter = tuple(v for s in x.shape for v in (1, s))
     big = tuple(v for r, s in zip(sizes, x.shape) for v in (r, s))
@@ -229,6 +256,10 @@ def gather(self, dim, index):
     """out[i][j] = self[index[i][j]][j] for dim=0 (torch.gather)."""
     d = _dim(dim, self.data.ndim, "gather")
     idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    if self.data.ndim == 0 and idx.ndim <= 1 and idx.dtype.kind in "iu":  # a scalar: gather from its one value
+        if idx.size and (idx.min() != 0 or idx.max() != 0):
+            raise IndexError(f"gather: index {idx.tolist()} is out of bounds for a 0-d tensor (only 0 is valid)")
+        return reshape(gather(reshape(self, 1), 0, idx.reshape(-1)), idx.shape)
     if idx.dtype.kind not in "iu" or idx.ndim != self.data.ndim:
         raise registry.OpError(f"gather: index must be an integer tensor with the same number of dims as the input "
                                f"({self.data.ndim}), got dtype {idx.dtype} and shape {idx.shape}")
@@ -247,6 +278,15 @@ def index_select(self, dim, index):
     if idx.ndim > 1 or idx.dtype.kind not in "iu":
         raise registry.OpError(f"index_select: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
                                f"{idx.dtype}")
+    idx = idx.reshape(-1)
+    n = self.data.shape[d] if self.data.ndim else 1
+    if idx.size and (idx.min() < 0 or idx.max() >= n):  # PyTorch rejects negative indices too
+        raise IndexError(f"index_select: index values must be in [0, {n}) along dim {d}, got [{idx.min()}, "
+                         f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
+    if self.data.ndim == 0:
+        if idx.size != 1:
+            raise registry.OpError(f"index_select: a 0-d tensor takes exactly one index, got {idx.size}")
+        return getitem(self, ())
     return getitem(self, (slice(None),) * d + (idx,))
 
 
@@ -254,7 +294,11 @@ def masked_fill(self, mask, value):
     m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
-    if np.broadcast_shapes(m.shape, self.data.shape) != self.data.shape:
+    try:
+        ok = np.broadcast_shapes(m.shape, self.data.shape) == self.data.shape
+    except ValueError:
+        ok = False
+    if not ok:
         raise registry.OpError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's shape "
                                f"{tuple(self.shape)}")
     v = value if isinstance(value, Tensor) else _operand(value, self, "masked_fill")
@@ -266,6 +310,6 @@ for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueez
     setattr(Tensor, _name, globals()[_name])
 Tensor.view = reshape
 Tensor.T = property(T)
-Tensor.mT = property(lambda self: transpose(self, -2, -1))
+Tensor.mT = property(mT)
 Tensor.swapaxes = transpose
 Tensor.__getitem__ = getitem
