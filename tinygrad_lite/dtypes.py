@@ -31,7 +31,8 @@ def to_dtype(dtype, where="dtype"):
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{where}: {dtype!r} is not a dtype (expected e.g. tl.float32, np.float64 or 'int64')") from None
+        raise TypeError(f"{where}: {dtype!r} is not a dtype (expected e.g. tl.float32, np.float64 or "
+                        f"'int64')") from None
     if dt.kind not in _SUPPORTED_KINDS:
         raise TypeError(f"{where}: dtype {dt} is not supported (expected bool, an integer or a floating dtype)")
     return dt

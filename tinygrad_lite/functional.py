@@ -56,18 +56,22 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
+    return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "var")
+
+
+def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if correction is None:
         correction = 1 if unbiased is None else int(bool(unbiased))
     x = _float(x)
-    dims = _dims(dim, x.data.ndim, "var")
+    dims = _dims(dim, x.data.ndim, opname)
     d = x - mean(x, dims, keepdim=True)
     n = _count(x, dims) - correction
     return _apply(red.sum_, (d * d,), (dims, keepdim)) * (1.0 / n if n > 0 else float("nan"))
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-    return var(x, dim, unbiased, keepdim, correction=correction, axis=axis, keepdims=keepdims).sqrt()
+    return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "std").sqrt()
 
 
 def _empty_check(x, dims, opname):
@@ -96,7 +100,7 @@ def _arg_extreme(x, dim, keepdim, fn, opname):
         return Tensor._wrap(np.asarray(fn(x.data), dtype=np.int64))
     d = _dim(dim, x.data.ndim, opname)
     _empty_check(x, (d,), opname)
-    return Tensor._wrap(fn(x.data, axis=d, keepdims=keepdim).astype(np.int64))
+    return Tensor._wrap(np.asarray(fn(x.data, axis=d, keepdims=keepdim), dtype=np.int64))  # 0-d: not a scalar
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -142,11 +146,15 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     x = _float(x)
     dims = _dims(dim, x.data.ndim, "logsumexp")
-    m = np.amax(x.data, axis=dims, keepdims=True) if x.data.size else np.zeros((1,) * x.data.ndim, x.data.dtype)
-    m = np.where(np.isfinite(m), m, 0).astype(x.data.dtype)
-    mc = Tensor._wrap(m)
+    mc = _shift(x, dims)
     out = _apply(red.sum_, ((x - mc).exp(),), (dims, True)).log() + mc
     return out if keepdim else _squeeze_dims(out, dims)
+
+
+def _shift(x, dims):
+    """The constant max over dims (kept), with non-finite maxima replaced by 0, for stable exponentials."""
+    m = np.amax(x.data, axis=dims, keepdims=True) if x.data.size else np.zeros((1,) * x.data.ndim, x.data.dtype)
+    return Tensor._wrap(np.where(np.isfinite(m), m, 0).astype(x.data.dtype))
 
 
 def _squeeze_dims(t, dims):
@@ -157,14 +165,27 @@ def _squeeze_dims(t, dims):
 
 # ---------------- elementwise composites ----------------
 def clamp(x, min=None, max=None):
+    """Limit x to [min, max]; the result dtype is PyTorch's (an integer tensor with a float bound gives float32)."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = x if min is None else maximum(x, min)
-        return out if max is None else minimum(out, max)
-    if x.data.dtype.kind != "f":
-        return Tensor._wrap(np.clip(x.data, min, max))
-    return _apply(ew.clamp, (x,), (None if min is None else float(min), None if max is None else float(max)))
+    if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
+        out = x if min is None else maximum(x, _operand(min, x, "clamp"))
+        return out if max is None else minimum(out, _operand(max, x, "clamp"))
+    dt = x.data.dtype
+    for name, v in (("min", min), ("max", max)):
+        if v is not None:
+            if not (isinstance(v, numbers.Real) or isinstance(v, np.generic) and v.dtype.kind in "biuf"):
+                raise TypeError(f"clamp: {name} must be a number or a Tensor, got {type(v).__name__}")
+            dt = dtypes.scalar_dtype(v, dt)
+    if dt.kind == "f":
+        return _apply(ew.clamp, (x.astype(dt),), (None if min is None else float(min),
+                                                  None if max is None else float(max)))
+    if dt.kind == "b":
+        raise TypeError(f"clamp: bool tensors with bool bounds are not supported (shape {tuple(x.shape)})")
+    try:
+        return Tensor._wrap(np.asarray(np.clip(x.data.astype(dt, copy=False), min, max)))
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise registry.OpError(f"clamp: bounds ({min}, {max}) do not fit the dtype {dt}: {exc}") from None
 
 
 def where(condition, input, other):
@@ -216,9 +237,12 @@ def softmax(x, dim=None, dtype=None):
 
 
 def log_softmax(x, dim=None, dtype=None):
+    """z - log(sum(exp(z))) with z = x - max(x) (a constant shift): no cancellation against a large logsumexp."""
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "log_softmax")
-    return x - logsumexp(x, d, keepdim=True)
+    dims = (d,) if x.data.ndim else ()
+    z = x - _shift(x, dims)
+    return z - _apply(red.sum_, (z.exp(),), (dims, True)).log()
 
 
 # ---------------- padding and im2col ----------------
@@ -227,6 +251,11 @@ _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 def pad(x, pad, mode="constant", value=0.0):
     """torch.nn.functional.pad: `pad` lists (before, after) pairs starting from the last dim."""
+    if not isinstance(pad, (tuple, list)):
+        raise TypeError(f"pad: pad must be a tuple of ints, got {type(pad).__name__}")
+    if not isinstance(mode, str):
+        raise TypeError(f"pad: mode must be a string ('constant', 'reflect', 'replicate' or 'circular'), got "
+                        f"{type(mode).__name__}")
     pad = tuple(pad)
     if len(pad) % 2 or len(pad) // 2 > x.data.ndim:
         raise ValueError(f"pad: padding {pad} must have an even length of at most 2*{x.data.ndim} for shape "
@@ -249,24 +278,37 @@ def pad(x, pad, mode="constant", value=0.0):
                                  f"(dim {d} of shape {tuple(x.shape)})")
             if mode == "circular" and (b > n or a > n):
                 raise ValueError(f"pad: circular padding ({b}, {a}) must be at most the dim size {n}")
+            if n == 0:
+                raise ValueError(f"pad: {mode} padding ({b}, {a}) of an empty dim (dim {d} of shape "
+                                 f"{tuple(x.shape)}); only constant padding can extend it")
             idx = np.pad(np.arange(n), (b, a), mode=_PAD_MODES[mode])
             x = x[(slice(None),) * d + (idx,)]
     return x
 
 
-def _pair(v, name):
-    if isinstance(v, numbers.Integral):
-        return (int(v), int(v))
-    v = tuple(int(i) for i in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
+def _pair(v, name, opname, low):
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        v = (int(v), int(v))
+    elif (isinstance(v, (tuple, list)) and len(v) == 2
+          and all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in v)):
+        v = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{opname}: {name} must be an int or a pair of ints, got {v!r}")
+    if v[0] < low or v[1] < low:
+        raise ValueError(f"{opname}: {name} must be {'positive' if low else 'non-negative'}, got {v}")
     return v
 
 
+def _conv_params(opname, **params):
+    low = {"padding": 0}
+    return [_pair(v, n, opname, low.get(n, 1)) for n, v in params.items()]
+
+
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
-    """im2col: (N, C, H, W) -> (N, C*kh*kw, L), as torch.nn.functional.unfold."""
-    k, d, p, s = (_pair(v, n) for v, n in ((kernel_size, "kernel_size"), (dilation, "dilation"),
-                                             (padding, "padding"), (stride, "stride")))
+    """im2col: (N, C, H, W) -> (N, C*kh*kw, L), as torch.nn.functional.unfold; a (C, H, W) input gives (C*kh*kw, L)."""
+    k, d, p, s = _conv_params("unfold", kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
+    if input.data.ndim == 3:
+        return unfold(input.unsqueeze(0), k, d, p, s).squeeze(0)
     w = windows(input, k, d, p, s)
     n, c, kh, kw, oh, ow = w.shape
     return w.reshape(n, c * kh * kw, oh * ow)
@@ -278,14 +320,23 @@ def windows(input, k, d=(1, 1), p=(0, 0), s=(1, 1)):
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    """col2im: (N, C*kh*kw, L) -> (N, C, H, W), summing overlaps, as torch.nn.functional.fold."""
-    size, k, d, p, s = (_pair(v, n) for v, n in ((output_size, "output_size"), (kernel_size, "kernel_size"),
-                                                   (dilation, "dilation"), (padding, "padding"), (stride, "stride")))
+    """col2im: (N, C*kh*kw, L) -> (N, C, H, W), summing overlaps, as torch.nn.functional.fold; a (C*kh*kw, L) input
+    gives (C, H, W)."""
+    size, k, d, p, s = _conv_params("fold", output_size=output_size, kernel_size=kernel_size, dilation=dilation,
+                                    padding=padding, stride=stride)
+    if input.data.ndim == 2:
+        return fold(input.unsqueeze(0), size, k, d, p, s).squeeze(0)
+    if input.data.ndim != 3:
+        raise registry.OpError(f"fold: expected a (N, C*kh*kw, L) or (C*kh*kw, L) input, got shape "
+                               f"{tuple(input.shape)}{registry.user_site()}")
     n, ckk, L = input.shape
     oh, ow = cv.out_size(size[0], k[0], d[0], p[0], s[0]), cv.out_size(size[1], k[1], d[1], p[1], s[1])
+    if oh <= 0 or ow <= 0:
+        raise registry.OpError(f"fold: output_size {size} with kernel {k}, dilation {d}, padding {p} and stride {s} "
+                               f"leaves no room for a sliding block ({oh} x {ow} blocks){registry.user_site()}")
     if ckk % (k[0] * k[1]) or oh * ow != L:
         raise registry.OpError(f"fold: input of shape {tuple(input.shape)} does not match kernel {k} and "
-                               f"output_size {size} (expected (N, C*{k[0] * k[1]}, {oh * ow}))")
+                               f"output_size {size} (expected (N, C*{k[0] * k[1]}, {oh * ow})){registry.user_site()}")
     cols = input.reshape(n, ckk // (k[0] * k[1]), k[0], k[1], oh, ow)
     return _apply(cv.fold, (cols,), (size, k, d, p, s))
 
