@@ -344,6 +344,9 @@ def _prepare(tensors, grads, opname):
                     f"{tuple(t.shape)}{where}. Pass gradient= (a tensor of that shape) to backward().")
             g = Tensor._wrap(np.ones(t.data.shape, dtype=t.data.dtype))
         else:
+            if not isinstance(g, (Tensor, np.ndarray, list, tuple, int, float)):
+                raise TypeError(f"{opname}: gradient must be a Tensor (or array) of shape {tuple(t.shape)}, got "
+                                f"{type(g).__name__}")
             g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.data.dtype)
             if g.data.shape != t.data.shape:
                 raise RuntimeError(f"{opname}: gradient has shape {tuple(g.shape)} but the output has shape "
