@@ -26,12 +26,14 @@ def _check_saved(e):
             f"Trying to backward through the graph a second time: the values saved by {e.describe()} were freed by "
             f"the first backward. Specify retain_graph=True on the first backward() (or autograd.grad()) call if "
             f"you need to backward through the graph again.")
-    for t, v in zip(e.saved, e.versions):
-        if t._version != v:
-            raise RuntimeError(
-                f"one of the variables needed for gradient computation has been modified by an in-place operation: "
-                f"input of shape {tuple(t.shape)} ({t.dtype}) of {e.describe()} is at version {t._version}; "
-                f"expected version {v}. Use an out-of-place operation, or .clone() the tensor before changing it.")
+    now = [t._version for t in e.saved]
+    if sum(now) != e.versions:
+        changed = ", ".join(f"input {i} of shape {tuple(t.shape)} ({t.dtype}) at version {v}"
+                            for i, (t, v) in enumerate(zip(e.saved, now)) if v)
+        raise RuntimeError(
+            f"one of the variables needed for gradient computation has been modified by an in-place operation: "
+            f"{changed} of {e.describe()} changed after it was recorded (versions summed to {e.versions} then). "
+            f"Use an out-of-place operation, or .clone() the tensor before changing it.")
     if e.dirty:
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
@@ -160,13 +162,14 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             _, e = heappop(heap)
             g = grads.pop(e)
             owned.discard(id(g))
-            if e.released:
-                _check_saved(e)  # raises, naming retain_graph
-            for t, v in zip(e.saved, e.versions):
-                if t._version != v:
-                    _check_saved(e)  # raises, naming the tensor and versions
-            if e.dirty:
-                _check_saved(e)
+            saved = e.saved
+            if saved is None or e.dirty:
+                _check_saved(e)  # raises, naming retain_graph or the changed output
+            v = 0
+            for t in saved:
+                v += t._version
+            if v != e.versions:
+                _check_saved(e)  # raises, naming the inputs changed in place
             if e.hooks:
                 g = _call_hooks(e.hooks, g)
             if capture_entries and e in capture_entries:
@@ -178,11 +181,15 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             if anomaly:
                 from .anomaly import check_backward
                 check_backward(e, in_grads)
-            for gi, t in zip(in_grads, e.saved):
-                if gi is None:
-                    continue
+            release = not retain_graph and e.struct is None
+            if release:  # the structure kept after release is gathered in this same loop
+                parents, shapes = [], []
+            for gi, t in zip(in_grads, saved):
                 parent = t._entry
-                if parent is None and not t.requires_grad:
+                if release:
+                    parents.append(parent if parent is not None else (t if t.requires_grad else None))
+                    shapes.append(t.data.shape)
+                if gi is None or (parent is None and not t.requires_grad):
                     continue
                 if gi.__class__ is not IndexGrad:
                     if gi.__class__ is not Tensor:
@@ -201,6 +208,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     leaves[id(t)] = t
                     _accumulate(leaf_grads, id(t), gi, owned, create_graph)
             if not retain_graph:
+                if release and len(parents) == len(saved):
+                    out = e.out_data
+                    e.struct = (tuple(parents), tuple(shapes) + (out.shape,), out.dtype)
                 e.release()
         for key, g in leaf_grads.items():
             if capture is not None:

@@ -180,12 +180,13 @@ def record(prim, inputs, out, attrs=(), ctx=None):
     e.saved = inputs
     e.attrs = attrs
     e.seq = next(_seq)
+    # versions only grow, so their sum changes iff some input was modified in place (an int: no GC-tracked tuple)
     if len(inputs) == 2:
-        e.versions = (inputs[0]._version, inputs[1]._version)
+        e.versions = inputs[0]._version + inputs[1]._version
     elif len(inputs) == 1:
-        e.versions = (inputs[0]._version,)
+        e.versions = inputs[0]._version
     else:
-        e.versions = tuple([t._version for t in inputs])
+        e.versions = sum([t._version for t in inputs])
     e.out_data = out.data
     st = state
     sc = e.scope = st.scope
