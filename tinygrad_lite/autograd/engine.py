@@ -161,7 +161,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         while heap:
             _, e = heappop(heap)
             g = grads.pop(e)
-            owned.discard(id(g))
+            if owned:
+                owned.discard(id(g))
             saved = e.saved
             if saved is None or e.dirty:
                 _check_saved(e)  # raises, naming retain_graph or the changed output
@@ -202,7 +203,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     if gd.dtype is not data.dtype and gd.dtype != data.dtype:
                         gi = gi.astype(data.dtype)
                 if parent is not None:
-                    if _accumulate(grads, parent, gi, owned, create_graph):
+                    if gi.__class__ is not IndexGrad and parent not in grads:  # first gradient: the common case
+                        grads[parent] = gi
+                        heappush(heap, (-parent.seq, parent))
+                    elif _accumulate(grads, parent, gi, owned, create_graph):
                         heappush(heap, (-parent.seq, parent))
                 elif capture is None or id(t) in capture:
                     leaves[id(t)] = t

@@ -55,10 +55,10 @@ class Primitive:
     def __call__(self, *args):
         """Apply to Tensors followed by attributes; VJPs use this to call primitives without operator dispatch
         (inputs must already share a dtype)."""
-        k = len(self.attr_names)
-        if k:
+        if self.attr_names:
+            k = len(self.attr_names)
             return tape.apply(self, args[:-k], args[-k:])
-        return tape.apply(self, args, ())
+        return tape.apply(self, args)
 
     def call(self, *args):
         """Apply to Tensors followed by attributes (as recorded in an entry)."""
