@@ -59,7 +59,11 @@ def permute(x, axes):
 
 @permute.defvjp
 def _(ctx, g):
-    return (permute(g, tuple(np.argsort(ctx.attrs[0]).tolist())),)
+    axes = ctx.attrs[0]
+    inverse = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inverse[a] = i
+    return (permute(g, tuple(inverse)),)
 
 
 def _expand_sample(gen):
@@ -173,6 +177,10 @@ def _linear_index(shape, axis, index):
 @primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample)
 def scatter_add(src, shape, axis, index):
     """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
+    if index.shape[axis] == 1:  # one index per slice: no position can repeat, so a plain put is exact
+        out = np.zeros(shape, dtype=src.dtype)
+        np.put_along_axis(out, index, src, axis)
+        return out
     size = int(np.prod(shape))
     flat = _linear_index(shape, axis, index)
     out = np.bincount(flat.ravel(), weights=src.ravel(), minlength=size)
