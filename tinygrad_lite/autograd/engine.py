@@ -211,11 +211,14 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 elif capture is None or id(t) in capture:
                     leaves[id(t)] = t
                     _accumulate(leaf_grads, id(t), gi, owned, create_graph)
-            if not retain_graph:
+            if not retain_graph:  # release (inlined: this runs once per entry)
                 if release and len(parents) == len(saved):
                     out = e.out_data
                     e.struct = (tuple(parents), tuple(shapes) + (out.shape,), out.dtype)
-                e.release()
+                elif e.struct is None:
+                    e.structure()
+                e.saved = e.out_data = None
+                e.released = True
         for key, g in leaf_grads.items():
             if capture is not None:
                 capture[key] = g
