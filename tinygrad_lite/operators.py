@@ -100,13 +100,25 @@ def _bad_compare(name, other):
 
 def _binop(prim, reflected=False):
     """The operator method for a broadcasting primitive; same-dtype Tensors go straight to the primitive."""
+    # Fast paths: same-dtype Tensors, and a Python float whose constant is already cached for this tensor's dtype
+    # (the key _operand uses for a float with a floating tensor); everything else goes through _binary.
     if reflected:
         def op(a, b):
+            if b.__class__ is float:
+                t = _SCALARS.get((float, b, a.data.dtype)) if b else None
+                if t is not None:
+                    return _apply(prim, (t, a))
             return _binary(prim, b, a)
     else:
         def op(a, b):
-            if b.__class__ is Tensor and a.data.dtype is b.data.dtype:
-                return _apply(prim, (a, b))
+            cls = b.__class__
+            if cls is Tensor:
+                if a.data.dtype is b.data.dtype:
+                    return _apply(prim, (a, b))
+            elif cls is float and b:
+                t = _SCALARS.get((float, b, a.data.dtype))
+                if t is not None:
+                    return _apply(prim, (a, t))
             return _binary(prim, a, b)
     op.__name__ = prim.name
     return op
