@@ -111,6 +111,14 @@ class RNNBase(Module):
             raise OpError(f"{type(self).__name__}: Expected {what} size {expected}, got {tuple(hx.shape)}")
         return hx if batched else hx.unsqueeze(1)
 
+    def _forward_hidden(self, input, hx):
+        """forward of the single-state cells (RNN, GRU): (output, h_n)."""
+        self._check_input(input)
+        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
+        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
+        output, (h_n,) = self._run(input, [h0])
+        return output, h_n
+
     def _run(self, input, states):
         """Run every layer and direction. `states` is a list (one per state tensor: h, or h and c) of
         (L*D, B, H) Tensors or None. Returns output and the final states, each (L*D, B, H)."""
@@ -182,11 +190,7 @@ class RNN(RNNBase):
         return (pre.tanh() if self.nonlinearity == "tanh" else pre.relu(),)
 
     def forward(self, input, hx=None):
-        self._check_input(input)
-        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
-        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
-        output, (h_n,) = self._run(input, [h0])
-        return output, h_n
+        return self._forward_hidden(input, hx)
 
 
 class LSTM(RNNBase):
@@ -243,8 +247,4 @@ class GRU(RNNBase):
         return (n + rz[:, h:] * (state[0] - n),)
 
     def forward(self, input, hx=None):
-        self._check_input(input)
-        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
-        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
-        output, (h_n,) = self._run(input, [h0])
-        return output, h_n
+        return self._forward_hidden(input, hx)
