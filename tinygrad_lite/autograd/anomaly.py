@@ -1,7 +1,7 @@
 """Anomaly mode: NaN/Inf produced in backward (and NaN in forward) raises, naming the primitive and the user's line."""
 import numpy as np
 
-from .grad_mode import state, _Switch
+from .grad_mode import _Switch
 
 
 class detect_anomaly(_Switch):

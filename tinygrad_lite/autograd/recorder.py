@@ -73,14 +73,6 @@ class Entry:
                 tuple([t.data.shape for t in ins]) + (out.shape,), out.dtype)
         return s
 
-    def release(self):
-        """Free what the entry saved for its VJP, keeping the graph structure."""
-        if self.struct is None:
-            self.structure()
-        self.saved = None
-        self.out_data = None
-        self.released = True
-
     @property
     def parents(self):
         return self.structure()[0]
@@ -267,10 +259,6 @@ def reachable(outputs):
 def tape(*outputs):
     """List the recorded entries that `outputs` depend on, in recording order (see API.md)."""
     return reachable(outputs)
-
-
-def entry_of(t):
-    return getattr(t, "_entry", None)
 
 
 def nbytes_saved(e):

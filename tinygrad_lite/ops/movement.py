@@ -3,7 +3,6 @@ gather (take_along_axis) and scatter-add. Integer-index gradients accumulate wit
 import numpy as np
 
 from .registry import primitive
-from ..autograd import recorder as tape
 from ..autograd.engine import IndexGrad
 from ..autograd.grad_mode import state
 
@@ -23,11 +22,6 @@ def sum_to_shape(g, shape):
 def _sum(g, axes, keepdims):
     from .reduce import sum_
     return sum_(g, axes, keepdims)
-
-
-def _shape_sample(gen):
-    shape = gen.shape(min_dims=1, max_dims=3)
-    return [gen.array(shape, -2, 2)], (tuple(reversed(shape)) if len(shape) > 1 else (1,) + shape,)
 
 
 @primitive("reshape", attrs=("shape",), sample=lambda gen: _reshape_sample(gen))

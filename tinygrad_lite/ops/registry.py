@@ -10,8 +10,6 @@
 
 The engine undoes broadcasting centrally, so a VJP may return a gradient of the broadcast output shape.
 """
-import sys
-
 from ..autograd import recorder as tape
 
 REGISTRY = {}
@@ -97,10 +95,3 @@ def primitive(name, attrs=(), nin=1, sample=None, kink=None, expects=None):
         REGISTRY[name] = p
         return p
     return deco
-
-
-def _check_all_have_vjp():
-    missing = [n for n, p in REGISTRY.items() if p.vjp is None]
-    if missing:
-        print(f"tinygrad_lite: primitives without a VJP: {missing}", file=sys.stderr)
-    return missing
