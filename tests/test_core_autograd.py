@@ -399,3 +399,17 @@ def test_a_hook_returning_a_non_tensor_is_a_clear_error():
     y.register_hook(lambda g: False)
     with pytest.raises(TypeError, match="hook .* returned bool"):
         y.sum().backward()
+
+
+def test_shared_gradient_tensors_are_never_accumulated_into_in_place():
+    """add's VJP hands the same gradient tensor to both inputs; later sums into one of them must not leak into
+    the other (the engine only updates buffers it allocated itself)."""
+    x = f64(4)
+    a, b = x * 1.0, x * 2.0
+    s = a + b            # a and b receive the very same gradient tensor
+    y = (s + a * 3.0 + b * 5.0 + a[1:].sum() + b[:2].sum()).sum()
+    y.backward()
+    # each scalar slice-sum is broadcast over the 4 elements of the vector before the final sum
+    da = 1 + 3 + 4 * np.array([0, 1, 1, 1])
+    db = 1 + 5 + 4 * np.array([1, 1, 0, 0])
+    np.testing.assert_allclose(x.grad.data, 1 * da + 2 * db)

@@ -77,32 +77,35 @@ class IndexGrad:
 
 
 def _accumulate(store, key, gi, owned, create_graph):
-    """Add gradient `gi` into store[key]; True when the key is new. Buffers the engine allocated itself (`owned`:
-    never handed to a VJP or a user yet) are updated in place."""
+    """Add gradient `gi` into store[key]; True when the key is new. `owned` holds the keys whose stored gradient
+    the engine allocated itself (never handed to a VJP or a user yet): those are updated in place. Ownership is
+    kept per key, not per tensor id, so a freed tensor's id reused by a new one can never pass for owned."""
     Tensor = tape.Tensor
     cur = store.get(key)
     if gi.__class__ is IndexGrad:
-        if cur is None:
-            buf = np.zeros(gi.shape, dtype=gi.g.data.dtype)
-        elif id(cur) in owned:
+        if cur is not None and key in owned:
             gi.add_into(cur.data)
             return False
+        if cur is None:
+            buf = np.zeros(gi.shape, dtype=gi.g.data.dtype)
         else:
             buf = np.array(cur.data, dtype=np.result_type(cur.data, gi.g.data))
         gi.add_into(buf)
-        t = store[key] = Tensor._wrap(buf)
-        owned.add(id(t))
+        store[key] = Tensor._wrap(buf)
+        owned.add(key)
         return cur is None
     if cur is None:
         store[key] = gi
+        owned.discard(key)
         return True
-    if not create_graph and id(cur) in owned and cur.data.shape == gi.data.shape and \
-            cur.data.dtype == gi.data.dtype:
+    if not create_graph and key in owned and cur.data.shape == gi.data.shape and cur.data.dtype == gi.data.dtype:
         cur.data += gi.data
         return False
-    t = store[key] = cur + gi
-    if not create_graph:
-        owned.add(id(t))
+    store[key] = cur + gi
+    if create_graph:
+        owned.discard(key)
+    else:
+        owned.add(key)
     return False
 
 
@@ -162,7 +165,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             _, e = heappop(heap)
             g = grads.pop(e)
             if owned:
-                owned.discard(id(g))
+                owned.discard(e)
             saved = e.saved
             if saved is None or e.dirty:
                 _check_saved(e)  # raises, naming retain_graph or the changed output
@@ -204,7 +207,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                         gi = gi.astype(data.dtype)
                 if parent is not None:
                     if gi.__class__ is not IndexGrad and parent not in grads:  # first gradient: the common case
-                        grads[parent] = gi
+                        grads[parent] = gi  # (a VJP's tensor: parent is not in `owned`, it was discarded or never in)
                         heappush(heap, (-parent.seq, parent))
                     elif _accumulate(grads, parent, gi, owned, create_graph):
                         heappush(heap, (-parent.seq, parent))
@@ -227,7 +230,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 buf = _buffer_id(g.data)
                 # a leaf's .grad may keep an engine-made array as it is; a buffer that another leaf already got, or
                 # that came from the caller or a user Function (which may keep it), is copied: never alias those
-                fresh = id(g) in owned or (buf not in shared and g.data.flags.writeable)
+                fresh = key in owned or (buf not in shared and g.data.flags.writeable)
                 shared.add(buf)
                 _accumulate_leaf(t, g, create_graph, fresh)
     finally:
