@@ -19,11 +19,14 @@ from .module import Module, Parameter
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _pair(v, name, where="conv2d"):
+def _pair(v, name, where="conv2d", allow_single=False):
+    """(h, w) from an int or a pair of ints (pooling, as PyTorch's, also takes a 1-element sequence)."""
     if isinstance(v, numbers.Integral):
         return (int(v), int(v))
     if not isinstance(v, (tuple, list)) or not all(isinstance(i, numbers.Integral) for i in v):
         raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
+    if allow_single and len(v) == 1:
+        v = tuple(v) * 2
     if len(v) != 2:
         raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
     return (int(v[0]), int(v[1]))

@@ -15,19 +15,12 @@ import numpy as np
 from .. import functional as _tf
 from ..ops.registry import OpError
 from ..tensor import Tensor
+from .conv import _pair as _conv_pair
 from .module import Module
 
 
 def _pair(v, name, where):
-    if isinstance(v, numbers.Integral):
-        return (int(v), int(v))
-    if not isinstance(v, (tuple, list)) or not all(isinstance(i, numbers.Integral) for i in v):
-        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
-    if len(v) == 1:
-        v = tuple(v) * 2
-    if len(v) != 2:
-        raise ValueError(f"{where}: {name} must be an int or a pair of ints, got {v!r}")
-    return (int(v[0]), int(v[1]))
+    return _conv_pair(v, name, where, allow_single=True)
 
 
 def _args(kernel_size, stride, padding, dilation, where, max_pool):
