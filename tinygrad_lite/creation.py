@@ -8,18 +8,12 @@ import numpy as np
 from . import dtypes
 from .ops.registry import OpError
 from .random import get_rng
+from .shape import _sizes
 from .tensor import Tensor
 
 
 def _size(size, opname):
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    for s in size:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool):
-            raise TypeError(f"{opname}: sizes must be ints, got {type(s).__name__} in {size!r}")
-        if s < 0:
-            raise ValueError(f"{opname}: sizes must be non-negative, got {size!r}")
-    return tuple(int(s) for s in size)
+    return _sizes(size, opname, factory=True)
 
 
 def _int(v, name, opname):

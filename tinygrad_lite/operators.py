@@ -33,9 +33,7 @@ def _operand(x, like, opname):
             arr.flags.writeable = False
             t = _SCALARS[key] = Tensor._wrap(arr)
         return t
-    if isinstance(x, np.ndarray):
-        return Tensor._wrap(_as_array(x, None, opname))
-    if isinstance(x, (list, tuple)):
+    if isinstance(x, (np.ndarray, list, tuple)):
         return Tensor._wrap(_as_array(x, None, opname))
     raise TypeError(f"{opname}: unsupported operand of type {type(x).__name__} (expected a Tensor, a number or an "
                     f"array)")

@@ -11,13 +11,15 @@ from .tensor import Tensor, _dim, _dims, _operand
 _apply = tape.apply
 
 
-def _sizes(args, opname):
-    """Accept f(2, 3) and f((2, 3)) / f([2, 3])."""
+def _sizes(args, opname, factory=False):
+    """Accept f(2, 3) and f((2, 3)) / f([2, 3]). Factories also reject bools and negative sizes."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
     for s in args:
-        if not isinstance(s, numbers.Integral):
+        if not isinstance(s, numbers.Integral) or (factory and isinstance(s, bool)):
             raise TypeError(f"{opname}: sizes must be ints, got {type(s).__name__} in {args!r}")
+        if factory and s < 0:
+            raise ValueError(f"{opname}: sizes must be non-negative, got {args!r}")
     return tuple(int(s) for s in args)
 
 
