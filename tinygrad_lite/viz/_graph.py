@@ -5,7 +5,7 @@ are walked upwards through `scope.parent` (a chain as long as the module nesting
 """
 from ..autograd import recorder
 from ..autograd.recorder import Entry
-from ._loops import periodic_runs
+from ._loops import periodic_runs, reads_back
 
 
 class Node:
@@ -101,18 +101,13 @@ class _Scopes:
             prev, cur = calls.get((gid, pos - 1)), calls.get((gid, pos))
             if not prev or not cur:
                 continue
-            start, seen = prev[0].seq, set()
-            stack = [p for e in cur for p in e.parents if p.__class__ is Entry]
-            while stack:
-                p = stack.pop()
-                if p in seen or p.seq < start:
-                    continue
-                seen.add(p)
+            def visit(p, pos=pos):
                 mine = self._memberships(p.scope, memo)
                 if (gid, pos - 1) in mine:
                     return True
-                if p.scope is parent or any(g in peers for g, _ in mine):
-                    stack.extend(q for q in p.parents if q.__class__ is Entry)
+                return "expand" if p.scope is parent or any(g in peers for g, _ in mine) else None
+            if reads_back(cur, prev[0].seq, visit):
+                return True
         return False
 
     def _memberships(self, s, memo):

@@ -62,24 +62,36 @@ def _best_run(codes, lo, hi, min_p, min_reps):
     return best
 
 
+def reads_back(entries, since, visit):
+    """Walk upstream from the parents of `entries` over entries recorded at or after `since` (iteratively, each
+    once). `visit(q)` returns True (found: stop), "expand" (continue into q's parents) or None (stop at q)."""
+    seen = set()
+    stack = [q for e in entries for q in e.parents if q.__class__ is Entry]
+    while stack:
+        q = stack.pop()
+        if q in seen or q.seq < since:
+            continue
+        seen.add(q)
+        verdict = visit(q)
+        if verdict is True:
+            return True
+        if verdict == "expand":
+            stack.extend(r for r in q.parents if r.__class__ is Entry)
+    return False
+
+
 def _recurrent(seq, a, p, reps, folded):
     """Does iteration k read iteration k-1's outputs, directly or through folded nodes (a cell module called
     in the loop) recorded since then?"""
     where = {e: i // p for i, e in enumerate(seq[a:a + p * reps])}
     for k in range(1, min(reps, 4)):
-        start, seen = seq[a + (k - 1) * p].seq, set()
-        stack = [q for e in seq[a + k * p:a + (k + 1) * p] for q in e.parents if q.__class__ is Entry]
-        while stack:
-            q = stack.pop()
-            if q in seen or q.seq < start:
-                continue
-            seen.add(q)
+        def visit(q, k=k):
             it = where.get(q)
             if it is not None:
-                if it == k - 1:
-                    return True
-            elif q in folded:
-                stack.extend(r for r in q.parents if r.__class__ is Entry)
+                return it == k - 1 or None
+            return "expand" if q in folded else None
+        if reads_back(seq[a + k * p:a + (k + 1) * p], seq[a + (k - 1) * p].seq, visit):
+            return True
     return False
 
 
