@@ -16,7 +16,7 @@ def set_threads(n):
 
 
 def _abs_sum(g):
-    return float(np.abs(np.asarray(g.data)).sum())
+    return float(np.abs(np.asarray(g.numpy())).sum())
 
 
 def _load(param, array):

@@ -49,7 +49,7 @@ def sample(model, chars, prompt, n, seed, temperature=0.7):
     with tl.no_grad():
         logits, state = model(tl.tensor([[index[c] for c in prompt]]))
         for _ in range(n):
-            z = logits.data[0, -1].astype(np.float64) / temperature
+            z = logits.numpy()[0, -1].astype(np.float64) / temperature
             p = np.exp(z - z.max())
             nxt = rng.choice(len(chars), p=p / p.sum())
             out.append(chars[nxt])

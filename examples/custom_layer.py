@@ -86,7 +86,7 @@ def train(model, steps, seed, desc):
         optimizer.step()
         bar.set_postfix(loss=round(loss.item(), 4), refresh=False)
     with tl.no_grad():
-        acc = (model(x_test).data.argmax(1) == y_test.data).mean()
+        acc = (model(x_test).numpy().argmax(1) == y_test.numpy()).mean()
     return acc, loss.item()
 
 

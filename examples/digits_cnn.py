@@ -51,7 +51,7 @@ def build_model():
 def predict(model, x):
     model.eval()
     with tl.no_grad():
-        out = model(tl.tensor(x)).data.argmax(axis=1)
+        out = model(tl.tensor(x)).numpy().argmax(axis=1)
     model.train()
     return out
 
@@ -89,8 +89,8 @@ def main(argv=None):
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(yb.data)
-                seen += len(yb.data)
+                total += loss.item() * len(yb.numpy())
+                seen += len(yb.numpy())
                 bar.set_postfix(loss=round(total / seen, 4), refresh=False)
             scheduler.step()
         epoch_times.append(t.seconds)

@@ -28,13 +28,13 @@ def hvp(f, x, v):
     x = x.detach().requires_grad_()
     g, = tl.grad(f(x), x, create_graph=True)
     hv, = tl.grad((g * v).sum(), x)
-    return hv.data
+    return hv.numpy()
 
 
 def gradient(f, x):
     x = x.detach().requires_grad_()
     g, = tl.grad(f(x), x)
-    return g.data
+    return g.numpy()
 
 
 def check_hvp(seed, n):
@@ -55,7 +55,7 @@ def check_hvp(seed, n):
 
 def hessian(grad_vec, x):
     """The Hessian as n reverse passes through the differentiable gradient, one row each."""
-    rows = [tl.grad(grad_vec[i], x, retain_graph=True)[0].data for i in range(x.shape[0])]
+    rows = [tl.grad(grad_vec[i], x, retain_graph=True)[0].numpy() for i in range(x.shape[0])]
     return np.stack(rows)
 
 
@@ -67,13 +67,13 @@ def newton(f, x0, name, max_iter=50):
         x = x.detach().requires_grad_()
         value = f(x)
         g, = tl.grad(value, x, create_graph=True)
-        gnorm = float(np.linalg.norm(g.data))
+        gnorm = float(np.linalg.norm(g.numpy()))
         print(f"  iter {it:2d}  f = {value.item():.6e}  |grad| = {gnorm:.1e}")
         if gnorm < TOL:
-            return it, gnorm, x.data
-        step = np.linalg.solve(hessian(g, x), g.data)
-        x = tl.tensor(x.data - step)
-    return max_iter, gnorm, x.data
+            return it, gnorm, x.numpy()
+        step = np.linalg.solve(hessian(g, x), g.numpy())
+        x = tl.tensor(x.numpy() - step)
+    return max_iter, gnorm, x.numpy()
 
 
 def rosenbrock(x):

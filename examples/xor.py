@@ -34,7 +34,7 @@ def train(steps=STEPS, lr=2.0, seed=0):
                 p.sub_(p.grad * lr)
         if step % 50 == 0:
             bar.set_postfix(loss=round(loss.item(), 5), refresh=False)
-    return pred.data, loss.item()
+    return pred.numpy(), loss.item()
 
 
 def main(argv=None):

@@ -17,14 +17,14 @@ def test_diamond_graph_sums_both_paths():
     a = x * 2
     y = (a * a + a.sin()).sum()  # a used three times
     y.backward()
-    np.testing.assert_allclose(x.grad.data, 2 * (2 * 2 * x.data + np.cos(2 * x.data)))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (2 * 2 * x.numpy() + np.cos(2 * x.numpy())))
 
 
 def test_gradients_accumulate_over_two_backward_calls():
     x = f64(4)
     (x * 3).sum().backward()
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 3 + 2 * x.data)
+    np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * x.numpy())
 
 
 def test_intermediate_gradients_are_not_kept():
@@ -46,9 +46,9 @@ def test_retain_graph_allows_second_backward():
     x = f64(3)
     y = (x.exp() * x).sum()
     y.backward(retain_graph=True)
-    g1 = x.grad.data.copy()
+    g1 = x.grad.numpy().copy()
     y.backward()
-    np.testing.assert_allclose(x.grad.data, 2 * g1)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * g1)
 
 
 def test_create_graph_hessian_vector_product():
@@ -59,7 +59,7 @@ def test_create_graph_hessian_vector_product():
     (g,) = tl.grad(f, x, create_graph=True)
     v = tl.tensor(np.arange(4.0))
     (hv,) = tl.grad((g * v).sum(), x)
-    np.testing.assert_allclose(hv.data, (A + A.T + np.diag(6 * x.data)) @ np.arange(4.0), rtol=1e-10)
+    np.testing.assert_allclose(hv.numpy(), (A + A.T + np.diag(6 * x.numpy())) @ np.arange(4.0), rtol=1e-10)
 
 
 def test_third_derivative():
@@ -76,7 +76,7 @@ def test_autograd_grad_leaves_dot_grad_alone_and_handles_unused():
     x, z = f64(2), f64(2, seed=1)
     y = (x * x).sum()
     (g,) = tl.autograd.grad(y, [x], retain_graph=True)
-    np.testing.assert_allclose(g.data, 2 * x.data)
+    np.testing.assert_allclose(g.numpy(), 2 * x.numpy())
     assert x.grad is None
     with pytest.raises(RuntimeError, match="allow_unused"):
         tl.autograd.grad(y, [x, z], retain_graph=True)
@@ -89,14 +89,14 @@ def test_grad_with_respect_to_intermediate():
     h = x * 2
     y = (h * h).sum()
     (gh,) = tl.grad(y, h)
-    np.testing.assert_allclose(gh.data, 2 * h.data)
+    np.testing.assert_allclose(gh.numpy(), 2 * h.numpy())
 
 
 def test_backward_with_gradient_argument():
     x = f64(3)
     y = x * x
     y.backward(gradient=tl.tensor(np.array([1.0, 0.0, 2.0])))
-    np.testing.assert_allclose(x.grad.data, 2 * x.data * [1, 0, 2])
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy() * [1, 0, 2])
 
 
 def test_broadcasting_is_undone_in_gradients():
@@ -104,9 +104,9 @@ def test_broadcasting_is_undone_in_gradients():
     c = f64(4, seed=2)
     ((a * b + c) ** 2).sum().backward()
     assert a.grad.shape == (3, 1) and b.grad.shape == (1, 4) and c.grad.shape == (4,)
-    s = a.data * b.data + c.data
-    np.testing.assert_allclose(c.grad.data, (2 * s).sum(0))
-    np.testing.assert_allclose(a.grad.data, (2 * s * b.data).sum(1, keepdims=True))
+    s = a.numpy() * b.numpy() + c.numpy()
+    np.testing.assert_allclose(c.grad.numpy(), (2 * s).sum(0))
+    np.testing.assert_allclose(a.grad.numpy(), (2 * s * b.numpy()).sum(1, keepdims=True))
 
 
 def test_float32_leaf_used_in_float64_op_gets_float32_grad():
@@ -119,17 +119,17 @@ def test_float32_leaf_used_in_float64_op_gets_float32_grad():
 def test_hooks_on_leaf_and_intermediate():
     x = f64(3)
     seen = []
-    x.register_hook(lambda g: seen.append(("x", g.data.copy())))
+    x.register_hook(lambda g: seen.append(("x", g.numpy().copy())))
     h = x * 3
     handle = h.register_hook(lambda g: g * 10)  # replaces the gradient flowing on
     h.sum().backward()
-    np.testing.assert_allclose(x.grad.data, 30 * np.ones(3))
+    np.testing.assert_allclose(x.grad.numpy(), 30 * np.ones(3))
     assert seen and seen[0][0] == "x"
     handle.remove()
     x.grad = None
     h2 = x * 3
     h2.sum().backward()
-    np.testing.assert_allclose(x.grad.data, 3 * np.ones(3))
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.ones(3))
 
 
 class Cube(Function):
@@ -160,17 +160,17 @@ def test_custom_function_first_and_second_order():
     y = Cube.apply(x)
     assert y.grad_fn.name == "Cube"
     (g,) = tl.grad(y.sum(), x, create_graph=True)
-    np.testing.assert_allclose(g.data, 3 * x.data ** 2)
+    np.testing.assert_allclose(g.numpy(), 3 * x.numpy() ** 2)
     (h,) = tl.grad(g.sum(), x)
-    np.testing.assert_allclose(h.data, 6 * x.data)
+    np.testing.assert_allclose(h.numpy(), 6 * x.numpy())
 
 
 def test_custom_function_with_two_outputs_and_non_tensor_arg():
     x = f64(3)
     s, d = SplitSum.apply(x, 5.0)
     (s + d.sum()).backward()
-    np.testing.assert_allclose(x.grad.data, 5 + 2 * np.ones(3))
-    np.testing.assert_allclose(s.item(), 5 * x.data.sum())
+    np.testing.assert_allclose(x.grad.numpy(), 5 + 2 * np.ones(3))
+    np.testing.assert_allclose(s.item(), 5 * x.numpy().sum())
 
 
 def test_custom_function_wrong_gradient_shape_is_reported():
@@ -323,17 +323,17 @@ def test_many_slices_accumulate_into_one_gradient():
     expect = np.repeat(np.arange(1.0, 7.0)[:, None], 3, 1)
     expect[0] += 2
     expect[5] += 1
-    expect += x.data > 0
-    np.testing.assert_allclose(x.grad.data, expect)
+    expect += x.numpy() > 0
+    np.testing.assert_allclose(x.grad.numpy(), expect)
     y = f64(4, 2, seed=3)  # slices taken straight from a leaf
     sum((y[t] * t).sum() for t in range(4)).backward()
-    np.testing.assert_allclose(y.grad.data, np.repeat(np.arange(4.0)[:, None], 2, 1))
+    np.testing.assert_allclose(y.grad.numpy(), np.repeat(np.arange(4.0)[:, None], 2, 1))
 
 
 def test_leaf_hook_sees_the_total_gradient_once():
     x = f64(3)
     calls = []
-    x.register_hook(lambda g: calls.append(g.data.copy()))
+    x.register_hook(lambda g: calls.append(g.numpy().copy()))
     (x * 2 + x * 3).sum().backward()
     assert len(calls) == 1
     np.testing.assert_allclose(calls[0], 5 * np.ones(3))
@@ -342,25 +342,25 @@ def test_leaf_hook_sees_the_total_gradient_once():
 def test_leaves_never_share_a_gradient_buffer():
     a, b = f64(3), f64(3, seed=1)
     (a + b).sum().backward()
-    assert a.grad.data is not b.grad.data and not np.shares_memory(a.grad.data, b.grad.data)
-    a.grad.data[0] = 100.0
-    assert b.grad.data[0] == 1.0
+    assert a.grad.numpy() is not b.grad.numpy() and not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.numpy()[0] = 100.0
+    assert b.grad.numpy()[0] == 1.0
 
 
 def test_transposed_weight_gets_a_contiguous_correct_gradient():
     x = f64(5, 4)
     w = f64(3, 4, seed=1)
     (x @ w.T).sum().backward()
-    np.testing.assert_allclose(w.grad.data, np.ones((5, 3)).T @ x.data)
-    np.testing.assert_allclose(x.grad.data, np.ones((5, 3)) @ w.data)
-    assert w.grad.data.flags.c_contiguous
+    np.testing.assert_allclose(w.grad.numpy(), np.ones((5, 3)).T @ x.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((5, 3)) @ w.numpy())
+    assert w.grad.numpy().flags.c_contiguous
 
 
 def test_gradient_never_aliases_the_callers_seed_or_a_functions_array():
     x = f64(3)
     seed = tl.tensor(np.array([1.0, 2.0, 3.0]))
     (x + 0.0).backward(gradient=seed)
-    assert not np.shares_memory(x.grad.data, seed.data)
+    assert not np.shares_memory(x.grad.numpy(), seed.numpy())
     kept = tl.tensor(np.ones(3))
 
     class Keep(Function):
@@ -374,7 +374,7 @@ def test_gradient_never_aliases_the_callers_seed_or_a_functions_array():
 
     y = f64(3, seed=2)
     Keep.apply(y).sum().backward()
-    assert not np.shares_memory(y.grad.data, kept.data)
+    assert not np.shares_memory(y.grad.numpy(), kept.numpy())
 
 
 def test_set_grad_enabled_as_function_context_and_decorator():
@@ -412,4 +412,4 @@ def test_shared_gradient_tensors_are_never_accumulated_into_in_place():
     # each scalar slice-sum is broadcast over the 4 elements of the vector before the final sum
     da = 1 + 3 + 4 * np.array([0, 1, 1, 1])
     db = 1 + 5 + 4 * np.array([1, 1, 0, 0])
-    np.testing.assert_allclose(x.grad.data, 1 * da + 2 * db)
+    np.testing.assert_allclose(x.grad.numpy(), 1 * da + 2 * db)

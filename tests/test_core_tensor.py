@@ -24,8 +24,8 @@ def test_constructor_dtype_rules():
 def test_tensor_copies_tensor_data_but_keeps_array():
     a = tl.tensor([1.0, 2.0])
     b = tl.tensor(a)
-    b.data[0] = 5
-    assert a.data[0] == 1.0
+    b.numpy()[0] = 5
+    assert a.numpy()[0] == 1.0
 
 
 def test_unsupported_dtypes_raise_type_error():
@@ -54,13 +54,13 @@ def test_promotion_follows_pytorch():
     assert (i64 / 2).dtype == np.float32  # integer true division gives float32
     assert (f64 * 2.0).dtype == np.float64
     assert (tl.tensor([True]) + 1).dtype == np.int64
-    np.testing.assert_allclose((i64 / 2).data, [0.5, 1.0])
+    np.testing.assert_allclose((i64 / 2).numpy(), [0.5, 1.0])
 
 
 def test_numpy_interop():
     t = tl.tensor([1.0, 2.0], requires_grad=True)
-    assert np.asarray(t) is t.data
-    assert t.numpy() is t.data
+    assert np.asarray(t) is t.numpy()
+    assert t.numpy() is t.numpy()
     r = np.ones(2, np.float32) * t  # ndarray op Tensor defers to the Tensor
     assert isinstance(r, tl.Tensor) and r.requires_grad
     assert t.tolist() == [1.0, 2.0]
@@ -75,24 +75,24 @@ def test_attributes():
     assert t.numel() == 6 and t.is_leaf and t.grad_fn is None and not t.requires_grad
     y = tl.ones(2, requires_grad=True) * 2
     assert not y.is_leaf and y.grad_fn.name == "mul"
-    assert y.detach().requires_grad is False and y.detach().data is y.data
+    assert y.detach().requires_grad is False and y.detach().numpy() is y.numpy()
     assert "grad_fn=<mul>" in repr(y)
 
 
 def test_factories_and_seed():
-    assert tl.zeros((2, 3)).shape == (2, 3) and tl.ones(4).data.sum() == 4
+    assert tl.zeros((2, 3)).shape == (2, 3) and tl.ones(4).numpy().sum() == 4
     assert tl.full((2,), 7).dtype == np.int64 and tl.full((2,), 7.0).dtype == np.float32
-    assert tl.eye(3).data.trace() == 3
+    assert tl.eye(3).numpy().trace() == 3
     assert tl.arange(5).dtype == np.int64 and tl.arange(0, 1, 0.25).dtype == np.float32
-    np.testing.assert_allclose(tl.linspace(0, 1, 5).data, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(tl.linspace(0, 1, 5).numpy(), [0, 0.25, 0.5, 0.75, 1])
     assert tl.zeros_like(tl.ones(2, dtype=tl.float64)).dtype == np.float64
-    assert tl.randn_like(tl.ones(3)).shape == (3,) and tl.ones_like(tl.ones(2)).data.sum() == 2
+    assert tl.randn_like(tl.ones(3)).shape == (3,) and tl.ones_like(tl.ones(2)).numpy().sum() == 2
     tl.manual_seed(7)
     a = (tl.randn(5), tl.rand(2), tl.randint(0, 10, (3,)))
     tl.manual_seed(7)
     b = (tl.randn(5), tl.rand(2), tl.randint(0, 10, (3,)))
     for x, y in zip(a, b):
-        np.testing.assert_array_equal(x.data, y.data)
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
     assert a[2].dtype == np.int64 and a[0].dtype == np.float32
     with pytest.raises(ValueError):
         tl.zeros(-1)
@@ -109,13 +109,13 @@ def test_shape_ops_forward():
     assert tl.zeros(1, 3, 1).squeeze().shape == (3,) and tl.zeros(1, 3, 1).squeeze(0).shape == (3, 1)
     assert tl.zeros(3, 1).expand(3, 4).shape == (3, 4) and tl.zeros(3, 1).expand(2, -1, 4).shape == (2, 3, 4)
     assert tl.zeros(3).broadcast_to((2, 3)).shape == (2, 3)
-    np.testing.assert_array_equal(tl.cat([x, x], 1).data, np.concatenate([x.data] * 2, 1))
-    np.testing.assert_array_equal(tl.stack([x, x], -1).data, np.stack([x.data] * 2, -1))
+    np.testing.assert_array_equal(tl.cat([x, x], 1).numpy(), np.concatenate([x.numpy()] * 2, 1))
+    np.testing.assert_array_equal(tl.stack([x, x], -1).numpy(), np.stack([x.numpy()] * 2, -1))
     assert [t.shape for t in x.split(2, dim=2)] == [(2, 3, 2), (2, 3, 2)]
     assert [t.shape[1] for t in x.split([1, 2], dim=1)] == [1, 2]
     assert [t.shape[2] for t in x.chunk(3, dim=2)] == [2, 2]
-    np.testing.assert_array_equal(x.flip(0).data, x.data[::-1])
-    np.testing.assert_array_equal(tl.tensor([[1, 2]]).repeat(2, 3).data, np.tile([[1, 2]], (2, 3)))
+    np.testing.assert_array_equal(x.flip(0).numpy(), x.numpy()[::-1])
+    np.testing.assert_array_equal(tl.tensor([[1, 2]]).repeat(2, 3).numpy(), np.tile([[1, 2]], (2, 3)))
 
 
 def test_indexing_forward():
@@ -123,32 +123,32 @@ def test_indexing_forward():
     x = tl.tensor(a)
     for idx in [0, -1, (1, 2), slice(None, None, 2), (Ellipsis, 1), (None, 0), (slice(1, None), [0, 2]),
                 ([0, 0, 2],), (a[:, 0, 0] > 10,), (tl.tensor([2, 0]),), (slice(None), slice(None, None, -2))]:
-        np.testing.assert_array_equal(x[idx].data, a[idx if not isinstance(idx, tuple) else tuple(
-            i.data if isinstance(i, tl.Tensor) else i for i in idx)])
+        np.testing.assert_array_equal(x[idx].numpy(), a[idx if not isinstance(idx, tuple) else tuple(
+            i.numpy() if isinstance(i, tl.Tensor) else i for i in idx)])
     g = tl.tensor([[1.0, 2.0], [3.0, 4.0]])
-    np.testing.assert_array_equal(g.gather(1, tl.tensor([[0, 0], [1, 0]])).data, [[1, 1], [4, 3]])
-    np.testing.assert_array_equal(g.index_select(0, tl.tensor([1, 1])).data, [[3, 4], [3, 4]])
-    np.testing.assert_array_equal(g.masked_fill(g > 2, 0.0).data, [[1, 2], [0, 0]])
+    np.testing.assert_array_equal(g.gather(1, tl.tensor([[0, 0], [1, 0]])).numpy(), [[1, 1], [4, 3]])
+    np.testing.assert_array_equal(g.index_select(0, tl.tensor([1, 1])).numpy(), [[3, 4], [3, 4]])
+    np.testing.assert_array_equal(g.masked_fill(g > 2, 0.0).numpy(), [[1, 2], [0, 0]])
 
 
 def test_reductions_forward():
     a = np.random.default_rng(0).standard_normal((3, 4))
     x = tl.tensor(a)
-    np.testing.assert_allclose(x.sum().data, a.sum())
-    np.testing.assert_allclose(x.sum(axis=1, keepdims=True).data, a.sum(1, keepdims=True))
-    np.testing.assert_allclose(x.mean(0).data, a.mean(0))
-    np.testing.assert_allclose(x.var().data, a.var(ddof=1))
-    np.testing.assert_allclose(x.var(1, unbiased=False).data, a.var(1))
-    np.testing.assert_allclose(x.std(1, correction=0).data, a.std(1))
-    np.testing.assert_allclose(x.amax(1).data, a.max(1))
-    np.testing.assert_allclose(x.prod(0).data, a.prod(0))
-    np.testing.assert_allclose(x.logsumexp(1).data, np.log(np.exp(a).sum(1)))
+    np.testing.assert_allclose(x.sum().numpy(), a.sum())
+    np.testing.assert_allclose(x.sum(axis=1, keepdims=True).numpy(), a.sum(1, keepdims=True))
+    np.testing.assert_allclose(x.mean(0).numpy(), a.mean(0))
+    np.testing.assert_allclose(x.var().numpy(), a.var(ddof=1))
+    np.testing.assert_allclose(x.var(1, unbiased=False).numpy(), a.var(1))
+    np.testing.assert_allclose(x.std(1, correction=0).numpy(), a.std(1))
+    np.testing.assert_allclose(x.amax(1).numpy(), a.max(1))
+    np.testing.assert_allclose(x.prod(0).numpy(), a.prod(0))
+    np.testing.assert_allclose(x.logsumexp(1).numpy(), np.log(np.exp(a).sum(1)))
     v, i = x.max(1)
-    np.testing.assert_array_equal(i.data, a.argmax(1))
-    np.testing.assert_allclose(v.data, a.max(1))
+    np.testing.assert_array_equal(i.numpy(), a.argmax(1))
+    np.testing.assert_allclose(v.numpy(), a.max(1))
     assert x.max().shape == () and x.argmin().item() == a.argmin()
-    np.testing.assert_allclose(x.softmax(1).data.sum(1), 1)
-    np.testing.assert_allclose(x.log_softmax(-1).data, a - np.log(np.exp(a).sum(-1, keepdims=True)))
+    np.testing.assert_allclose(x.softmax(1).numpy().sum(1), 1)
+    np.testing.assert_allclose(x.log_softmax(-1).numpy(), a - np.log(np.exp(a).sum(-1, keepdims=True)))
     assert tl.tensor([1, 2, 3]).sum().dtype == np.int64
 
 
@@ -156,9 +156,9 @@ def test_pad_modes_match_numpy():
     a = np.arange(12.0).reshape(1, 3, 4)
     x = tl.tensor(a)
     for mode, npmode in [("reflect", "reflect"), ("replicate", "edge"), ("circular", "wrap")]:
-        np.testing.assert_array_equal(tl.functional.pad(x, (1, 2, 2, 1), mode=mode).data,
+        np.testing.assert_array_equal(tl.functional.pad(x, (1, 2, 2, 1), mode=mode).numpy(),
                                       np.pad(a, ((0, 0), (2, 1), (1, 2)), mode=npmode))
-    np.testing.assert_array_equal(tl.functional.pad(x, (1, 1), value=-1.0).data,
+    np.testing.assert_array_equal(tl.functional.pad(x, (1, 1), value=-1.0).numpy(),
                                   np.pad(a, ((0, 0), (0, 0), (1, 1)), constant_values=-1))
 
 
@@ -175,11 +175,11 @@ def test_unfold_fold_match_definition():
                 for p in range(oh):
                     for q in range(ow):
                         expect[:, c * 6 + i * 2 + j, p * ow + q] = xp[:, c, p * 2 + i, q * 2 + j * 2]
-    np.testing.assert_allclose(cols.data, expect)
+    np.testing.assert_allclose(cols.numpy(), expect)
     back = tl.functional.fold(cols, (6, 5), (3, 2), dilation=(1, 2), padding=1, stride=2)
     ones = tl.functional.fold(tl.functional.unfold(tl.ones(2, 3, 6, 5, dtype=tl.float64), (3, 2), (1, 2), 1, 2),
                               (6, 5), (3, 2), dilation=(1, 2), padding=1, stride=2)
-    np.testing.assert_allclose(back.data, x * ones.data)  # col2im(im2col(x)) = x times the window count
+    np.testing.assert_allclose(back.numpy(), x * ones.numpy())  # col2im(im2col(x)) = x times the window count
 
 
 def test_comparisons_and_casts_are_not_differentiable():
@@ -196,19 +196,19 @@ def test_inplace_ops_and_version_counter():
     t = tl.zeros(3)
     v = t._version
     t.add_(1).mul_(3).sub_(tl.ones(3)).div_(2)
-    np.testing.assert_allclose(t.data, [1, 1, 1])
+    np.testing.assert_allclose(t.numpy(), [1, 1, 1])
     assert t._version == v + 4
     t.zero_()
     t.fill_(2.0)
     t.copy_(np.array([1.0, 5.0, -3.0]))
     t.clamp_(0, 2)
-    np.testing.assert_allclose(t.data, [1, 2, 0])
+    np.testing.assert_allclose(t.numpy(), [1, 2, 0])
     t.add_(tl.ones(3), alpha=2)
-    np.testing.assert_allclose(t.data, [3, 4, 2])
+    np.testing.assert_allclose(t.numpy(), [3, 4, 2])
 
 
 def test_scalar_operands_keep_their_sign_and_dtype():
     x = tl.tensor([1.0, 2.0])
-    assert np.signbit((x * -0.0).data).all() and not np.signbit((x * 0.0).data).any()
+    assert np.signbit((x * -0.0).numpy()).all() and not np.signbit((x * 0.0).numpy()).any()
     assert (x * 2).dtype == np.float32 and (tl.tensor([1, 2]) * 2.0).dtype == np.float32
-    np.testing.assert_array_equal((tl.tensor([1, 2]) * 2).data, [2, 4])
+    np.testing.assert_array_equal((tl.tensor([1, 2]) * 2).numpy(), [2, 4])

@@ -19,9 +19,9 @@ def test_tensor_dataset_items_and_len():
     assert len(ds) == 10
     x, y = ds[4]
     assert isinstance(x, tl.Tensor) and x.shape == (3,) and y.item() == 4
-    np.testing.assert_array_equal(x.data, [12, 13, 14])
-    x.data[0] = -1  # a sample is a copy: editing it leaves the dataset alone
-    assert ds[4][0].data[0] == 12
+    np.testing.assert_array_equal(x.numpy(), [12, 13, 14])
+    x.numpy()[0] = -1  # a sample is a copy: editing it leaves the dataset alone
+    assert ds[4][0].numpy()[0] == 12
 
 
 def test_tensor_dataset_size_mismatch_is_a_clear_error():
@@ -49,20 +49,20 @@ def test_batch_sizes_and_len(n, bs, drop_last, sizes):
     assert [b[0].shape[0] for b in batches] == sizes
     for x, y in batches:
         assert isinstance(x, tl.Tensor) and x.dtype == tl.float32 and y.dtype == tl.int64
-        np.testing.assert_array_equal(x.data[:, 0], y.data * 3)  # rows stay paired with their labels
+        np.testing.assert_array_equal(x.numpy()[:, 0], y.numpy() * 3)  # rows stay paired with their labels
 
 
 def test_unshuffled_order_is_the_dataset_order_and_batches_do_not_alias_it():
     ds = make_dataset(7)
-    ys = np.concatenate([y.data for _, y in DataLoader(ds, batch_size=2)])
+    ys = np.concatenate([y.numpy() for _, y in DataLoader(ds, batch_size=2)])
     np.testing.assert_array_equal(ys, np.arange(7))
     x, _ = next(iter(DataLoader(ds, batch_size=2)))
-    x.data[...] = -5
-    assert ds.tensors[0].data.min() == 0
+    x.numpy()[...] = -5
+    assert ds.tensors[0].numpy().min() == 0
 
 
 def epoch_order(loader):
-    return np.concatenate([y.data for _, y in loader]).tolist()
+    return np.concatenate([y.numpy() for _, y in loader]).tolist()
 
 
 def test_shuffle_is_a_permutation_reproducible_under_manual_seed():
@@ -144,7 +144,7 @@ def test_argument_errors():
 def test_numpy_arrays_are_accepted_and_kept_without_copy():
     x = np.arange(6.0).reshape(3, 2)
     ds = TensorDataset(x, np.array([0, 1, 1]))
-    assert ds.tensors[0].data is x
+    assert ds.tensors[0].numpy() is x
     (xb, yb), = DataLoader(ds, batch_size=3)
     assert xb.dtype == tl.float64 and yb.tolist() == [0, 1, 1]
 
@@ -158,8 +158,8 @@ def test_batches_match_pytorch_dataloader(torch):
                                          batch_size=4)
     assert len(ours) == len(theirs)
     for (a, b), (c, d) in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(a.data, c.numpy())
-        np.testing.assert_array_equal(b.data, d.numpy())
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
+        np.testing.assert_array_equal(b.numpy(), d.numpy())
         assert b.dtype == tl.int64 and str(d.dtype) == "torch.int64"
     floats = next(iter(torch.utils.data.DataLoader([0.5, 1.5], batch_size=2)))
     assert str(floats.dtype) == "torch.float64"

@@ -112,13 +112,13 @@ def check_layer(name, shape, dt, seed):
         assert y.dtype == dt or dt.kind != "f", f"{name}{shape} {dt}: output dtype {y.dtype}"
     else:
         assert y.dtype == result_dtype(dt), f"{name}{shape} {dt}: output dtype {y.dtype}"
-    assert np.isfinite(y.data).all(), f"{name}{shape} {dt}: non-finite output"
-    if dt.kind == "f" and y.data.size:
+    assert np.isfinite(y.numpy()).all(), f"{name}{shape} {dt}: non-finite output"
+    if dt.kind == "f" and y.numpy().size:
         y.sum().backward()
         assert x.grad.shape == x.shape and x.grad.dtype == x.dtype
         for pname, p in layer.named_parameters():
             assert p.grad is not None and p.grad.shape == p.shape, pname
-            assert np.isfinite(p.grad.data).all(), pname
+            assert np.isfinite(p.grad.numpy()).all(), pname
 
 
 @examples(300)
@@ -193,7 +193,7 @@ def test_pointwise_losses_on_random_shapes(name, s1, s2, reduction):
     assert (s1 != s2) == any("target size" in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert out.shape == (shape if reduction == "none" else ())
     if np.prod(shape) or reduction == "sum":
-        assert np.isfinite(out.data).all()
+        assert np.isfinite(out.numpy()).all()
         out.sum().backward()
         assert x.grad.shape == s1
 
@@ -222,7 +222,7 @@ def test_cross_entropy_on_random_targets(n, c, extra, lo, hi, tshape_delta, tdty
     assert valid or tdtype == "float32" and tuple(t.shape) == shape, f"accepted targets {t!r} for input {shape}"
     if n:
         loss.backward()
-        assert np.isfinite(loss.item()) and np.isfinite(x.grad.data).all()
+        assert np.isfinite(loss.item()) and np.isfinite(x.grad.numpy()).all()
 
 
 # ---------------------------------------------------------------- load_state_dict: all or nothing
@@ -232,7 +232,7 @@ def small_model():
 
 
 def snapshot(model):
-    return {k: (v, v.data.copy(), v._version) for k, v in model.state_dict(keep_vars=True).items()}
+    return {k: (v, v.numpy().copy(), v._version) for k, v in model.state_dict(keep_vars=True).items()}
 
 
 def unchanged(model, snap):
@@ -240,7 +240,7 @@ def unchanged(model, snap):
     assert list(now) == list(snap)
     for k, (obj, values, version) in snap.items():
         assert now[k] is obj and obj._version == version, k
-        np.testing.assert_array_equal(obj.data, values, err_msg=k)
+        np.testing.assert_array_equal(obj.numpy(), values, err_msg=k)
 
 
 MUTATIONS = ["drop", "extra", "rename", "reshape", "transpose", "dtype", "to_list", "to_none", "to_str", "nan",
@@ -263,7 +263,7 @@ def test_load_state_dict_of_mutated_state_is_all_or_nothing(muts, strict):
             break
         key = keys[i % len(keys)]
         v = sd[key]
-        arr = v.data if isinstance(v, tl.Tensor) else np.asarray(v) if isinstance(v, np.ndarray) else None
+        arr = v.numpy() if isinstance(v, tl.Tensor) else np.asarray(v) if isinstance(v, np.ndarray) else None
         if kind == "drop":
             del sd[key]
         elif kind == "extra":
@@ -296,11 +296,11 @@ def test_load_state_dict_of_mutated_state_is_all_or_nothing(muts, strict):
     for k, (obj, _, _) in before.items():
         assert model.state_dict(keep_vars=True)[k] is obj
         if k in sd:
-            want = sd[k].data if isinstance(sd[k], tl.Tensor) else np.asarray(sd[k])
-            np.testing.assert_array_equal(obj.data, want.astype(obj.dtype), err_msg=k)
+            want = sd[k].numpy() if isinstance(sd[k], tl.Tensor) else np.asarray(sd[k])
+            np.testing.assert_array_equal(obj.numpy(), want.astype(obj.dtype), err_msg=k)
         else:
             assert not strict and k in result.missing_keys
-            np.testing.assert_array_equal(obj.data, before[k][1])
+            np.testing.assert_array_equal(obj.numpy(), before[k][1])
 
 
 def test_loading_a_mismatched_checkpoint_file_leaves_the_module_unchanged(tmp_path):

@@ -96,15 +96,15 @@ def compare(got, want, dtype=None, tol=None, opname=""):
         return
     assert isinstance(got, tl.Tensor), f"expected a Tensor, got {type(got).__name__}"
     want = np.asarray(want)
-    assert isinstance(got.data, np.ndarray), f".data is a {type(got.data).__name__}, not an ndarray"
+    assert isinstance(got.numpy(), np.ndarray), f".numpy() is a {type(got.numpy()).__name__}, not an ndarray"
     assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
     if dtype is not None:
         assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"
     if got.dtype.kind == "f" or want.dtype.kind == "f":
         rtol, atol = tol or TOL.get(got.dtype.str[1:], TOL["f4"])
-        np.testing.assert_allclose(got.data.astype(F64), want.astype(F64), rtol=rtol, atol=atol, equal_nan=True)
+        np.testing.assert_allclose(got.numpy().astype(F64), want.astype(F64), rtol=rtol, atol=atol, equal_nan=True)
     else:
-        np.testing.assert_array_equal(got.data, want)
+        np.testing.assert_array_equal(got.numpy(), want)
 
 
 def run(opname, fn, ref=None, *, dtype=None, tol=None, must=False, aliases=()):
@@ -566,8 +566,8 @@ def index_case(draw):
 @given(case=index_case())
 def test_getitem(case):
     arr, idx = case
-    np_idx = tuple(i.data if isinstance(i, tl.Tensor) else i for i in idx) if isinstance(idx, tuple) else (
-        idx.data if isinstance(idx, tl.Tensor) else idx)
+    np_idx = tuple(i.numpy() if isinstance(i, tl.Tensor) else i for i in idx) if isinstance(idx, tuple) else (
+        idx.numpy() if isinstance(idx, tl.Tensor) else idx)
     x = tl.tensor(arr)
     got = run("getitem", lambda: x[idx], lambda: np.asarray(arr[np_idx]), dtype=arr.dtype)
     if got is not None and arr.dtype == F64:
@@ -804,7 +804,7 @@ def test_casts(arr, target, how):
     got = run("astype", fn, lambda: arr.astype(dt), dtype=dt, must=True)
     if arr.dtype == F64 and dt.kind == "f":
         backward_shapes(lambda t: t.astype(dt), arr)
-    assert got.data is not arr or dt == arr.dtype
+    assert got.numpy() is not arr or dt == arr.dtype
 
 
 pylists = st.recursive(st.booleans() | st.integers(-5, 5) | st.floats(-5, 5) | st.just(math.nan),
@@ -867,9 +867,9 @@ def test_shape_factories(name, sizes, dtype, fill):
         return np.full(size, fill if "full" in name else 1 if "ones" in name else 0).astype(dt)
     got = run(name.replace("_like", ""), fn, ref, dtype=dt, must=True)
     if got is not None and name.startswith("rand"):
-        assert got.shape == size and got.dtype == dt and np.isfinite(got.data).all()
+        assert got.shape == size and got.dtype == dt and np.isfinite(got.numpy()).all()
         if name == "rand":
-            assert ((got.data >= 0) & (got.data < 1)).all()
+            assert ((got.numpy() >= 0) & (got.numpy() < 1)).all()
 
 
 @fuzz
@@ -896,7 +896,7 @@ def test_range_factories(name, a, b, c, flt, dtype):
     got = run(name, lambda: getattr(tl, name)(*args, dtype=dtype), ref, dtype=dtype or default, must=True,
               tol=(1e-6, 1e-6))
     if name == "randint" and got is not None:
-        assert got.shape == (c, 2) and (got.data >= a).all() and (got.data < b).all()
+        assert got.shape == (c, 2) and (got.numpy() >= a).all() and (got.numpy() < b).all()
 
 
 # ---------------------------------------------------------------- wrong argument types
@@ -986,7 +986,7 @@ def result_or_named_error(opname, fn, check_result):
 
 
 def is_ndarray(fn):
-    return lambda: np.testing.assert_(isinstance(fn().data, np.ndarray), "0-d result's .data is not an ndarray")
+    return lambda: np.testing.assert_(isinstance(fn().numpy(), np.ndarray), "0-d result's .numpy() is not an ndarray")
 
 
 def has_dtype(fn, dt):
@@ -996,7 +996,7 @@ def has_dtype(fn, dt):
 def equals(fn, want, dt=None):
     def check():
         got = fn()
-        np.testing.assert_array_equal(got.data, np.asarray(want))
+        np.testing.assert_array_equal(got.numpy(), np.asarray(want))
         assert got.shape == np.shape(want) and (dt is None or got.dtype == np.dtype(dt)), (got.shape, got.dtype)
     return check
 
@@ -1110,7 +1110,7 @@ def test_log_softmax_keeps_full_precision_and_its_gradient(dtype):
     x64 = x.astype(F64)
     z = x64[0] - x64[0].max()
     want = z - np.log(np.exp(z).sum())
-    out = F.log_softmax(tl.tensor(x), 1).data
+    out = F.log_softmax(tl.tensor(x), 1).numpy()
     np.testing.assert_allclose(out[0], want, rtol=4 * np.finfo(dtype).eps, atol=0)
     assert np.isnan(out[1, 3]) and (out[1, :3] == -np.inf).all()  # +inf in the row, as x - logsumexp(x)
     assert tl.gradcheck(lambda t: F.log_softmax(t, 1), tl.tensor(np.random.default_rng(0).standard_normal((3, 4)),

@@ -128,15 +128,15 @@ def test_eps_from_dtype_and_float32_warning():
 
 def test_input_data_restored_exactly_and_readonly_arrays_handled():
     x = leaf(3, 4)
-    arr = x.data
+    arr = x.numpy()
     snapshot = arr.copy()
     gradcheck(lambda x: (x * x).sum(0), x)
-    assert x.data is arr and np.array_equal(arr, snapshot) and x.grad is None
+    assert x.numpy() is arr and np.array_equal(arr, snapshot) and x.grad is None
     ro = np.random.default_rng(1).standard_normal(4)
     ro.setflags(write=False)
     y = tl.tensor(ro, requires_grad=True)
     assert gradcheck(lambda y: y.sin(), y)
-    assert y.data is ro and not ro.flags.writeable
+    assert y.numpy() is ro and not ro.flags.writeable
 
 
 def test_no_input_requiring_grad_is_an_error():
@@ -147,7 +147,7 @@ def test_no_input_requiring_grad_is_an_error():
 def test_detached_output_that_depends_on_input_fails_with_a_hint():
     x = leaf(3)
     with pytest.raises(GradcheckError, match="does not require grad"):
-        gradcheck(lambda x: (x.sin(), tl.tensor(x.data * 2.0)), x)
+        gradcheck(lambda x: (x.sin(), tl.tensor(x.numpy() * 2.0)), x)
 
 
 def test_nondeterministic_backward_is_not_reentrant():
@@ -177,7 +177,7 @@ def test_check_undefined_grad_requires_zero_gradients_for_zero_upstream():
 
         @staticmethod
         def backward(ctx, g):
-            return g * 3.0 if np.any(g.data != 0) else tl.tensor(np.ones(g.shape))
+            return g * 3.0 if np.any(g.numpy() != 0) else tl.tensor(np.ones(g.shape))
 
     x = leaf(2)
     with pytest.raises(GradcheckError, match="zero gradient"):

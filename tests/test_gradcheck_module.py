@@ -54,7 +54,7 @@ class DetachedCube(tl.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * tl.tensor(3.0 * x.data ** 2)
+        return g * tl.tensor(3.0 * x.numpy() ** 2)
 
 
 class Dense(Module):
@@ -119,7 +119,7 @@ def inputs():
 
 
 def snapshot(model):
-    return {n: (p, p.data.copy(), p.data.dtype) for n, p in model.named_parameters()}
+    return {n: (p, p.numpy().copy(), p.numpy().dtype) for n, p in model.named_parameters()}
 
 
 def test_correct_model_passes_and_callers_module_is_untouched():
@@ -129,8 +129,8 @@ def test_correct_model_passes_and_callers_module_is_untouched():
     assert gradcheck(model, inputs())
     after = dict(model.named_parameters())
     for name, (p, data, dtype) in before.items():
-        assert after[name] is p and p.data.dtype == dtype == np.float32
-        assert np.array_equal(p.data, data) and p.grad is None
+        assert after[name] is p and p.numpy().dtype == dtype == np.float32
+        assert np.array_equal(p.numpy(), data) and p.grad is None
     assert model.training is False
 
 

@@ -126,12 +126,12 @@ def test_batchnorm_of_an_empty_batch_is_empty_and_keeps_the_running_statistics()
     x = tl.tensor(np.ones((0, 4), np.float32), requires_grad=True)
     y = bn(x)
     assert y.shape == (0, 4) and y.dtype == np.float32
-    np.testing.assert_array_equal(bn.running_mean.data, 0)
-    np.testing.assert_array_equal(bn.running_var.data, 1)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), 0)
+    np.testing.assert_array_equal(bn.running_var.numpy(), 1)
     assert int(bn.num_batches_tracked.item()) == 1  # as PyTorch: the call counts
     y.sum().backward()
     assert x.grad.shape == (0, 4)
-    np.testing.assert_array_equal(bn.weight.grad.data, 0)
+    np.testing.assert_array_equal(bn.weight.grad.numpy(), 0)
 
 
 @pytest.mark.parametrize("make, shape, message", [
@@ -248,4 +248,4 @@ def test_functional_forms_check_their_parameter_shapes(call, exc, message):
 
 def test_linear_accepts_a_1d_weight_as_pytorch():
     assert F.linear(ones(2, 3), ones(3)).shape == (2,)
-    np.testing.assert_allclose(F.linear(ones(2, 3), ones(4, 3), ones(1)).data, 4.0)
+    np.testing.assert_allclose(F.linear(ones(2, 3), ones(4, 3), ones(1)).numpy(), 4.0)

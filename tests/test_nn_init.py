@@ -32,10 +32,10 @@ def test_fans():
 
 def test_fills_are_in_place_and_keep_the_array():
     p = nn.Parameter(np.zeros((200, 300), dtype=np.float32))
-    arr = p.data
+    arr = p.numpy()
     for fn in (init.uniform_, init.normal_, init.ones_, init.zeros_, init.xavier_uniform_, init.xavier_normal_,
                init.kaiming_uniform_, init.kaiming_normal_):
-        assert fn(p) is p and p.data is arr and p.dtype == np.float32
+        assert fn(p) is p and p.numpy() is arr and p.dtype == np.float32
     init.constant_(p, 0.5)
     assert np.all(arr == 0.5) and p.grad is None
 
@@ -52,7 +52,7 @@ def test_fills_are_in_place_and_keep_the_array():
 def test_distributions(fn, kwargs, kind, expected):
     t = tl.zeros(200, 300)
     fn(t, **kwargs)
-    d = t.data.astype(np.float64)
+    d = t.numpy().astype(np.float64)
     if kind == "uniform":  # expected = half-width of the interval
         lo, hi = (kwargs["a"], kwargs["b"]) if fn is init.uniform_ else (-expected, expected)
         assert d.min() >= lo and d.max() <= hi
@@ -69,30 +69,30 @@ def test_manual_seed_makes_init_reproducible():
     tl.manual_seed(123)
     b = nn.Sequential(nn.Linear(4, 5), nn.Conv2d(2, 3, 3), nn.LSTM(3, 4))
     for (k, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=k)
+        np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=k)
     c = nn.Linear(4, 5)
-    assert not np.array_equal(c.weight.data, a[0].weight.data)
+    assert not np.array_equal(c.weight.numpy(), a[0].weight.numpy())
     gen = np.random.default_rng(0)
     t1, t2 = tl.zeros(3, 3), tl.zeros(3, 3)
     init.normal_(t1, generator=gen)
     init.normal_(t2, generator=np.random.default_rng(0))
-    np.testing.assert_array_equal(t1.data, t2.data)
+    np.testing.assert_array_equal(t1.numpy(), t2.numpy())
 
 
 def test_layer_default_initialisation_bounds():
     lin = nn.Linear(400, 300)
     bound = 1 / math.sqrt(400)
     for p in (lin.weight, lin.bias):
-        assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.9 * bound
+        assert np.abs(p.numpy()).max() <= bound and np.abs(p.numpy()).max() > 0.9 * bound
     conv = nn.Conv2d(8, 16, 3, groups=2)
     bound = 1 / math.sqrt(4 * 9)
-    assert np.abs(conv.weight.data).max() <= bound and np.abs(conv.weight.data).max() > 0.9 * bound
-    assert np.abs(conv.bias.data).max() <= bound
+    assert np.abs(conv.weight.numpy()).max() <= bound and np.abs(conv.weight.numpy()).max() > 0.9 * bound
+    assert np.abs(conv.bias.numpy()).max() <= bound
     emb = nn.Embedding(1000, 50, padding_idx=3)
-    assert abs(emb.weight.data.std() - 1) < 0.05 and np.all(emb.weight.data[3] == 0)
+    assert abs(emb.weight.numpy().std() - 1) < 0.05 and np.all(emb.weight.numpy()[3] == 0)
     bn = nn.BatchNorm2d(4)
-    assert np.all(bn.weight.data == 1) and np.all(bn.bias.data == 0) and np.all(bn.running_var.data == 1)
+    assert np.all(bn.weight.numpy() == 1) and np.all(bn.bias.numpy() == 0) and np.all(bn.running_var.numpy() == 1)
     gru = nn.GRU(10, 64)
     bound = 1 / math.sqrt(64)
-    assert all(np.abs(p.data).max() <= bound for p in gru.parameters())
+    assert all(np.abs(p.numpy()).max() <= bound for p in gru.parameters())
     assert all(p.dtype == np.float32 for p in gru.parameters())

@@ -59,7 +59,7 @@ def test_closed_forms():
     loss = F.nll_loss(logp, tl.tensor([0, 1, 1]), weight=tl.tensor([1.0, 3.0]), ignore_index=0)
     np.testing.assert_allclose(loss.item(), -(3 * math.log(0.75) + 3 * math.log(0.1)) / 6, rtol=1e-6)
     none = F.cross_entropy(tl.ones(3, 4), tl.tensor([0, -100, 2]), reduction="none")
-    assert none.shape == (3,) and none.data[1] == 0.0
+    assert none.shape == (3,) and none.numpy()[1] == 0.0
     # label smoothing with uniform logits is the plain cross-entropy log(C)
     np.testing.assert_allclose(F.cross_entropy(tl.zeros(2, 5), tl.tensor([1, 3]), label_smoothing=0.3).item(),
                                math.log(5), rtol=1e-6)
@@ -70,18 +70,18 @@ def test_stability_at_extreme_logits():
     loss = F.cross_entropy(x, tl.tensor([1]))
     assert np.isfinite(loss.item()) and abs(loss.item() - 2000.0) < 1e-3
     loss.backward()
-    assert np.all(np.isfinite(x.grad.data))
+    assert np.all(np.isfinite(x.grad.numpy()))
     z = tl.tensor([-800.0, 800.0, 0.0], dtype=tl.float64, requires_grad=True)
     y = tl.tensor([1.0, 0.0, 1.0], dtype=tl.float64)
     bce = F.binary_cross_entropy_with_logits(z, y, reduction="none")
-    np.testing.assert_allclose(bce.data, [800.0, 800.0, math.log(2)], rtol=1e-12)
+    np.testing.assert_allclose(bce.numpy(), [800.0, 800.0, math.log(2)], rtol=1e-12)
     bce.sum().backward()
-    np.testing.assert_allclose(z.grad.data, [-1.0, 1.0, -0.5], rtol=1e-12)  # sigmoid(x) - y, 0.5 - 1 at 0
+    np.testing.assert_allclose(z.grad.numpy(), [-1.0, 1.0, -0.5], rtol=1e-12)  # sigmoid(x) - y, 0.5 - 1 at 0
     probs = tl.tensor([0.0, 1.0], requires_grad=True)
     clamped = F.binary_cross_entropy(probs, tl.tensor([1.0, 0.0]), reduction="none")
-    np.testing.assert_allclose(clamped.data, [100.0, 100.0])
+    np.testing.assert_allclose(clamped.numpy(), [100.0, 100.0])
     clamped.sum().backward()
-    assert np.all(np.isfinite(probs.grad.data))
+    assert np.all(np.isfinite(probs.grad.numpy()))
 
 
 def test_loss_errors():
@@ -121,8 +121,8 @@ def test_bce_with_logits_second_derivative_is_smooth_at_zero():
     z = tl.zeros(3, dtype=tl.float64, requires_grad=True)
     y = tl.tensor(np.array([0.0, 1.0, 0.0]))
     (g,) = tl.grad(tl.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"), z, create_graph=True)
-    np.testing.assert_allclose(g.data, [0.5, -0.5, 0.5])
-    hess = [tl.grad(g[i], z, retain_graph=True)[0].data[i] for i in range(3)]
+    np.testing.assert_allclose(g.numpy(), [0.5, -0.5, 0.5])
+    hess = [tl.grad(g[i], z, retain_graph=True)[0].numpy()[i] for i in range(3)]
     np.testing.assert_allclose(hess, [0.25] * 3)
     assert tl.gradgradcheck(lambda x: tl.nn.functional.binary_cross_entropy_with_logits(x, y),
                             (tl.tensor(np.array([-2.0, 0.0, 3.0]), requires_grad=True),))

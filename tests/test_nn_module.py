@@ -42,7 +42,7 @@ def test_parameter_is_a_leaf_tensor_with_pytorch_dtype_rules():
     assert nn.Parameter(np.zeros(2)).dtype == np.float64
     assert not nn.Parameter(tl.ones(2), requires_grad=False).requires_grad
     t = tl.ones(3)
-    assert nn.Parameter(t).data is t.data  # shares storage, as torch.nn.Parameter(t)
+    assert nn.Parameter(t).numpy() is t.numpy()  # shares storage, as torch.nn.Parameter(t)
     assert repr(nn.Parameter([1.0])).startswith("Parameter containing:\ntensor(")
     with pytest.raises(RuntimeError):
         nn.Parameter(np.arange(3))  # integers cannot require grad
@@ -83,7 +83,7 @@ def test_setattr_rules_and_errors():
     m.bias = None
     assert m.bias is None and "bias" in m._parameters and list(m.state_dict()) == ["weight"]
     m.weight = nn.Parameter(np.zeros((3, 2), dtype=np.float32))
-    assert np.all(m.weight.data == 0)
+    assert np.all(m.weight.numpy() == 0)
     m.extra = 5
     assert m.extra == 5 and "extra" not in m._parameters
     del m.weight
@@ -122,7 +122,7 @@ def test_train_eval_apply_requires_grad_and_zero_grad():
     assert all(p.grad is not None for p in net.parameters())
     grad = net.head.weight.grad
     net.zero_grad(set_to_none=False)
-    assert net.head.weight.grad is grad and np.all(grad.data == 0)
+    assert net.head.weight.grad is grad and np.all(grad.numpy() == 0)
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
     net.requires_grad_(False)
@@ -152,10 +152,10 @@ def test_forward_hooks():
     h1 = lin.register_forward_pre_hook(lambda m, args: calls.append("pre"))
     h2 = lin.register_forward_hook(lambda m, args, out: out * 0)
     out = lin(tl.ones(1, 2))
-    assert calls == ["pre"] and np.all(out.data == 0)
+    assert calls == ["pre"] and np.all(out.numpy() == 0)
     h1.remove()
     h2.remove()
-    assert np.any(lin(tl.ones(1, 2)).data != 0) and calls == ["pre"]
+    assert np.any(lin(tl.ones(1, 2)).numpy() != 0) and calls == ["pre"]
 
 
 def test_deepcopy_and_pickle_make_independent_working_copies():
@@ -164,9 +164,9 @@ def test_deepcopy_and_pickle_make_independent_working_copies():
     net.eval()
     for clone in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
         assert isinstance(clone.head.weight, nn.Parameter)
-        np.testing.assert_allclose(clone(x).data, net(x).data, rtol=1e-6)
+        np.testing.assert_allclose(clone(x).numpy(), net(x).numpy(), rtol=1e-6)
         clone.head.weight.data += 1
-        assert not np.allclose(clone.head.weight.data, net.head.weight.data)
+        assert not np.allclose(clone.head.weight.numpy(), net.head.weight.numpy())
         out = clone.train()(x)
         entries = tl.autograd.tape(out)
         assert {e.module for e in entries} >= {"first.conv", "layers.1.bn", "head"}  # scope cache not copied stale
@@ -177,7 +177,7 @@ def test_sequential():
     seq = nn.Sequential(a, b, c)
     assert len(seq) == 3 and seq[0] is a and seq[-1] is c and list(seq) == [a, b, c]
     x = tl.randn(4, 2)
-    np.testing.assert_allclose(seq(x).data, c(b(a(x))).data)
+    np.testing.assert_allclose(seq(x).numpy(), c(b(a(x))).numpy())
     head = seq[:2]
     assert isinstance(head, nn.Sequential) and list(head) == [a, b]
     seq.append(nn.Sigmoid())

@@ -38,20 +38,20 @@ def run_pair(torch, tm, m, inputs, *, double=True, atol=1e-10, rtol=1e-9, calls=
         l_loss.backward()
         for i, (a, b) in enumerate(zip(t_out, l_out)):
             assert tuple(a.shape) == tuple(b.shape), f"output {i}"
-            np.testing.assert_allclose(b.data, a.detach().numpy(), atol=atol, rtol=rtol, err_msg=f"output {i}")
+            np.testing.assert_allclose(b.numpy(), a.detach().numpy(), atol=atol, rtol=rtol, err_msg=f"output {i}")
         for i, (a, b) in enumerate(zip(t_in, l_in)):
             if a.requires_grad:
-                np.testing.assert_allclose(b.grad.data, a.grad.numpy(), atol=atol, rtol=rtol,
+                np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), atol=atol, rtol=rtol,
                                            err_msg=f"grad of input {i}")
     params = dict(m.named_parameters())
     for name, p in tm.named_parameters():
         assert (p.grad is None) == (params[name].grad is None), name
         if p.grad is not None:
-            np.testing.assert_allclose(params[name].grad.data, p.grad.numpy(), atol=atol, rtol=rtol,
+            np.testing.assert_allclose(params[name].grad.numpy(), p.grad.numpy(), atol=atol, rtol=rtol,
                                        err_msg=f"grad of {name}")
     ours = m.state_dict()
     for k, v in tm.state_dict().items():
-        np.testing.assert_allclose(ours[k].data, v.numpy(), atol=atol, rtol=rtol, err_msg=f"state {k}")
+        np.testing.assert_allclose(ours[k].numpy(), v.numpy(), atol=atol, rtol=rtol, err_msg=f"state {k}")
     return t_out, l_out
 
 
@@ -111,7 +111,7 @@ def test_max_pool2d(torch, args, kwargs, shape):
     run_pair(torch, torch.nn.MaxPool2d(*args, **kwargs), nn.MaxPool2d(*args, **kwargs), [_x(*shape)])
     ti = torch.nn.functional.max_pool2d(torch.tensor(_x(*shape)), *args, return_indices=True, **kwargs)[1]
     li = nn.functional.max_pool2d(tl.tensor(_x(*shape)), *args, return_indices=True, **kwargs)[1]
-    np.testing.assert_array_equal(li.data, ti.numpy())
+    np.testing.assert_array_equal(li.numpy(), ti.numpy())
 
 
 def test_max_pool2d_ties_route_gradient_like_pytorch(torch):
@@ -257,6 +257,6 @@ def test_our_export_loads_into_pytorch(torch):
     result = tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
     assert not result.missing_keys and not result.unexpected_keys
     tmodel.eval()
-    np.testing.assert_allclose(model(tl.tensor(x)).data, tmodel(torch.tensor(x)).detach().numpy(), atol=1e-5,
+    np.testing.assert_allclose(model(tl.tensor(x)).numpy(), tmodel(torch.tensor(x)).detach().numpy(), atol=1e-5,
                                rtol=1e-5)
     assert int(tmodel[1].num_batches_tracked) == 1

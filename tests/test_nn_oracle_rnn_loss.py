@@ -87,13 +87,13 @@ def loss_pair(torch, name, inputs, targets, kwargs=None, *, grad_target=False, a
     tout = getattr(torch.nn.functional, name)(tx, ty, **tk)
     lout = getattr(F, name)(lx, ly, **lk)
     assert tuple(lout.shape) == tuple(tout.shape)
-    np.testing.assert_allclose(lout.data, tout.detach().numpy(), atol=atol, rtol=rtol, equal_nan=True)
+    np.testing.assert_allclose(lout.numpy(), tout.detach().numpy(), atol=atol, rtol=rtol, equal_nan=True)
     proj = np.random.default_rng(4).standard_normal(tuple(tout.shape))
     (tout * torch.tensor(proj)).sum().backward()
     (lout * tl.tensor(proj)).sum().backward()
-    np.testing.assert_allclose(lx.grad.data, tx.grad.numpy(), atol=atol, rtol=rtol, equal_nan=True)
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), atol=atol, rtol=rtol, equal_nan=True)
     if ty.requires_grad:
-        np.testing.assert_allclose(ly.grad.data, ty.grad.numpy(), atol=atol, rtol=rtol)
+        np.testing.assert_allclose(ly.grad.numpy(), ty.grad.numpy(), atol=atol, rtol=rtol)
 
 
 REDUCTIONS = ["mean", "sum", "none"]
@@ -174,7 +174,7 @@ def test_binary_cross_entropy_log_clamp(torch):
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.3])
     tout = torch.nn.functional.binary_cross_entropy(torch.tensor(x), torch.tensor(y), reduction="none")
     lout = F.binary_cross_entropy(tl.tensor(x), tl.tensor(y), reduction="none")
-    np.testing.assert_allclose(lout.data, tout.numpy(), atol=1e-12)
+    np.testing.assert_allclose(lout.numpy(), tout.numpy(), atol=1e-12)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -202,14 +202,14 @@ def test_loss_modules_match_functional(torch):
              (nn.BCEWithLogitsLoss(pos_weight=tl.tensor(w)), torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w)),
               x, np.ones_like(x) * 0.3)]
     for m, tm, a, b in pairs:
-        np.testing.assert_allclose(m(tl.tensor(a), tl.tensor(b)).data,
+        np.testing.assert_allclose(m(tl.tensor(a), tl.tensor(b)).numpy(),
                                    tm(torch.tensor(a), torch.tensor(b)).numpy(), atol=1e-12, err_msg=repr(m))
         assert [k for k in m.state_dict()] == [k for k in tm.state_dict()]
 
 
 def test_one_hot(torch):
     t = np.array([[0, 3], [2, 1]])
-    np.testing.assert_array_equal(F.one_hot(tl.tensor(t)).data, torch.nn.functional.one_hot(torch.tensor(t)).numpy())
-    np.testing.assert_array_equal(F.one_hot(tl.tensor(t), 6).data,
+    np.testing.assert_array_equal(F.one_hot(tl.tensor(t)).numpy(), torch.nn.functional.one_hot(torch.tensor(t)).numpy())
+    np.testing.assert_array_equal(F.one_hot(tl.tensor(t), 6).numpy(),
                                   torch.nn.functional.one_hot(torch.tensor(t), 6).numpy())
     assert F.one_hot(tl.tensor(t)).dtype == np.int64

@@ -11,7 +11,7 @@ def _model():
 
 
 def _snapshot(model):
-    return {k: v.data.copy() for k, v in model.state_dict().items()}
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
 def test_state_dict_values_are_detached_copies_in_order():
@@ -21,7 +21,7 @@ def test_state_dict_values_are_detached_copies_in_order():
                         "1.num_batches_tracked", "3.weight", "3.bias"]
     assert all(isinstance(v, tl.Tensor) and not v.requires_grad for v in sd.values())
     sd["3.weight"].data += 1  # changing the copy leaves the model alone
-    assert not np.allclose(sd["3.weight"].data, model[3].weight.data)
+    assert not np.allclose(sd["3.weight"].numpy(), model[3].weight.numpy())
     kept = model.state_dict(keep_vars=True)
     assert kept["3.weight"] is model[3].weight
     assert list(model.state_dict(prefix="net.")) [0] == "net.0.weight"
@@ -31,26 +31,26 @@ def test_round_trip_into_a_fresh_model_copies_in_place():
     src, dst = _model(), _model()
     src(tl.randn(4, 1, 4, 4))  # move the running statistics
     params = {k: p for k, p in dst.named_parameters()}
-    arrays = {k: p.data for k, p in params.items()}
+    arrays = {k: p.numpy() for k, p in params.items()}
     sd = {k: v.numpy() for k, v in src.state_dict().items()}
     result = dst.load_state_dict(sd)
     assert result.missing_keys == [] and result.unexpected_keys == [] and repr(result) == \
         "<All keys matched successfully>"
     for k, p in dst.named_parameters():
-        assert p is params[k] and p.data is arrays[k]  # same objects, same arrays
+        assert p is params[k] and p.numpy() is arrays[k]  # same objects, same arrays
     for k, v in src.state_dict().items():
-        np.testing.assert_array_equal(dst.state_dict()[k].data, v.data)
+        np.testing.assert_array_equal(dst.state_dict()[k].numpy(), v.numpy())
     sd["3.bias"][...] = 123.0  # no reference to the caller's arrays is kept
-    assert not np.any(dst[3].bias.data == 123.0)
+    assert not np.any(dst[3].bias.numpy() == 123.0)
     x = tl.randn(2, 1, 4, 4)
     src.eval(), dst.eval()
-    np.testing.assert_array_equal(src(x).data, dst(x).data)
+    np.testing.assert_array_equal(src(x).numpy(), dst(x).numpy())
 
 
 def test_loading_casts_to_the_parameter_dtype_and_accepts_tensors():
     m = nn.Linear(2, 2)
     m.load_state_dict({"weight": np.ones((2, 2), dtype=np.float64), "bias": tl.tensor([1, 2])})
-    assert m.weight.dtype == np.float32 and m.bias.dtype == np.float32 and m.bias.data.tolist() == [1.0, 2.0]
+    assert m.weight.dtype == np.float32 and m.bias.dtype == np.float32 and m.bias.numpy().tolist() == [1.0, 2.0]
     bn = nn.BatchNorm1d(2)
     sd = {k: v.numpy() for k, v in bn.state_dict().items()}
     sd["num_batches_tracked"] = np.array(7.0)
@@ -96,7 +96,7 @@ def test_non_strict_returns_missing_and_unexpected_keys_but_still_rejects_shapes
     m = nn.Linear(3, 2)
     res = m.load_state_dict({"weight": np.zeros((2, 3)), "other": np.ones(1)}, strict=False)
     assert res.missing_keys == ["bias"] and res.unexpected_keys == ["other"]
-    assert res == (["bias"], ["other"]) and np.all(m.weight.data == 0)
+    assert res == (["bias"], ["other"]) and np.all(m.weight.numpy() == 0)
     with pytest.raises(RuntimeError, match="size mismatch for weight"):
         m.load_state_dict({"weight": np.zeros((3, 2))}, strict=False)
     with pytest.raises(TypeError, match="dict-like"):
@@ -119,7 +119,7 @@ def test_buffers_optional_parameters_and_persistence():
     w = WithBuffers()
     assert list(w.state_dict()) == ["saved"]
     w.load_state_dict({"saved": np.zeros(2)})
-    assert w.saved.data.tolist() == [0.0, 0.0] and w.scratch.data.tolist() == [1.0, 1.0]
+    assert w.saved.numpy().tolist() == [0.0, 0.0] and w.scratch.numpy().tolist() == [1.0, 1.0]
 
 
 def test_load_bumps_versions_so_stale_graphs_refuse_backward():
@@ -137,4 +137,4 @@ def test_optimizer_keeps_working_after_load():
     loss = m(tl.ones(1, 2)).sum()
     loss.backward()
     opt.step()
-    np.testing.assert_allclose(m.weight.data, [[0.9, 0.9]], rtol=1e-6)
+    np.testing.assert_allclose(m.weight.numpy(), [[0.9, 0.9]], rtol=1e-6)

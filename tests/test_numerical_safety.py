@@ -49,9 +49,9 @@ def run(fn, x, upstream):
         out = fn(t)
         (out * tl.tensor(upstream.astype(x.dtype))).sum().backward()
     assert out.dtype == x.dtype and t.grad.dtype == x.dtype
-    assert np.isfinite(out.data).all(), out.data
-    assert np.isfinite(t.grad.data).all(), t.grad.data
-    return out.data.astype(F64), t.grad.data.astype(F64)
+    assert np.isfinite(out.numpy()).all(), out.numpy()
+    assert np.isfinite(t.grad.numpy()).all(), t.grad.numpy()
+    return out.numpy().astype(F64), t.grad.numpy().astype(F64)
 
 
 DTYPES = [np.float32, np.float64]
@@ -92,9 +92,9 @@ def test_log_softmax_has_full_float32_precision_at_1e4(fn):
     x = np.array([[1e4, 1e4 + 1, 1e4 - 3, -1e4]], np.float32)
     ref = stable_log_softmax(x.astype(F64), 1)
     if fn == "log_softmax":
-        out, ref = F.log_softmax(tl.tensor(x), 1).data, ref
+        out, ref = F.log_softmax(tl.tensor(x), 1).numpy(), ref
     else:
-        out, ref = F.cross_entropy(tl.tensor(x), tl.tensor([1])).data, -ref[0, 1]
+        out, ref = F.cross_entropy(tl.tensor(x), tl.tensor([1])).numpy(), -ref[0, 1]
     np.testing.assert_allclose(out.astype(F64), ref, rtol=4e-7, atol=1e-6)
 
 
@@ -169,7 +169,7 @@ def test_losses_stay_finite_under_a_training_step_with_huge_logits(dtype):
             (x @ w)[:, 0], tl.tensor(np.array([0.0, 1.0], dtype)))
         loss.backward()
         opt.step()
-        assert np.isfinite(loss.item()) and np.isfinite(w.data).all()
+        assert np.isfinite(loss.item()) and np.isfinite(w.numpy()).all()
 
 
 # ---------------------------------------------------------------- anomaly mode
@@ -199,7 +199,7 @@ class ZeroDivModel(tl.nn.Module):
 def test_detect_anomaly_names_the_first_nan_producing_primitive_and_its_line():
     model = ZeroDivModel()
     with tl.no_grad():
-        model.fc.weight.data[:] = 0.0  # every output column constant: 0 / 0 in the normalisation
+        model.fc.weight.numpy()[:] = 0.0  # every output column constant: 0 / 0 in the normalisation
     x = tl.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -235,5 +235,5 @@ def test_anomaly_mode_is_off_outside_the_block_and_restored_after_an_error():
         with pytest.raises(RuntimeError):
             with tl.autograd.detect_anomaly():
                 x / x
-        assert np.isnan((x / x).data).all()  # no error now
+        assert np.isnan((x / x).numpy()).all()  # no error now
     assert not tl.autograd.grad_mode.state.anomaly

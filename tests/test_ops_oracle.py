@@ -114,13 +114,13 @@ def test_forward_and_gradients_match_pytorch(name, torch):
     xs = [tl.tensor(a.copy(), requires_grad=True) for a in arrays]
     ts = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
     out, tout = ours(*xs), theirs(*ts)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"{name} forward")
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"{name} forward")
     up = np.random.default_rng(1).standard_normal(tout.shape)
     (out * tl.tensor(up)).sum().backward()
     (tout * torch.tensor(up)).sum().backward()
     for i, (x, t) in enumerate(zip(xs, ts)):
         expect = np.zeros_like(arrays[i]) if t.grad is None else t.grad.numpy()
-        got = np.zeros_like(arrays[i]) if x.grad is None else x.grad.data
+        got = np.zeros_like(arrays[i]) if x.grad is None else x.grad.numpy()
         np.testing.assert_allclose(got, expect, rtol=1e-10, atol=1e-12, err_msg=f"{name} grad of input {i}")
 
 
@@ -139,7 +139,7 @@ def test_second_derivatives_match_pytorch(name, torch):
     th = torch.autograd.grad(ts_, ts, allow_unused=True)
     for i, (a, b) in enumerate(zip(h, th)):
         expect = np.zeros_like(arrays[i]) if b is None else b.numpy()
-        got = np.zeros_like(arrays[i]) if a is None else a.data
+        got = np.zeros_like(arrays[i]) if a is None else a.numpy()
         np.testing.assert_allclose(got, expect, rtol=1e-9, atol=1e-11, err_msg=f"{name} second order, input {i}")
 
 

@@ -57,14 +57,14 @@ def test_vjp_matches_finite_differences(name, data):
 
     def loss(arrs):
         with tl.no_grad():
-            return float(np.sum(u * prim.call(*[tl.tensor(a) for a in arrs], *attrs).data))
+            return float(np.sum(u * prim.call(*[tl.tensor(a) for a in arrs], *attrs).numpy()))
 
     xs = _leaves(arrays)
     out = prim.call(*xs, *attrs)
     diff = [i for i, x in enumerate(xs) if x.requires_grad]
     grads = tl.autograd.grad(out, [xs[i] for i in diff], grad_outputs=tl.tensor(u), allow_unused=True)
     for i, g in zip(diff, grads):
-        analytic = np.zeros_like(arrays[i]) if g is None else g.data
+        analytic = np.zeros_like(arrays[i]) if g is None else g.numpy()
         assert analytic.shape == arrays[i].shape, f"{name}: gradient shape {analytic.shape} != {arrays[i].shape}"
         _assert_close(analytic, _numeric_grad(loss, arrays, i), f"{name} input {i} attrs={attrs}")
 
@@ -93,7 +93,7 @@ def test_second_order_matches_finite_differences(name, data):
 
     def scalar(arrs):
         _, gs = first_order(arrs, False)
-        return float(sum(np.sum(ws[i] * g.data) for i, g in zip(diff, gs) if g is not None))
+        return float(sum(np.sum(ws[i] * g.numpy()) for i, g in zip(diff, gs) if g is not None))
 
     xs, gs = first_order(arrays, True)
     total = None
@@ -105,6 +105,6 @@ def test_second_order_matches_finite_differences(name, data):
         analytic = {i: np.zeros_like(arrays[i]) for i in diff}  # linear in every input: second derivative is 0
     else:
         got = tl.autograd.grad(total, [xs[i] for i in diff], allow_unused=True)
-        analytic = {i: (np.zeros_like(arrays[i]) if g is None else g.data) for i, g in zip(diff, got)}
+        analytic = {i: (np.zeros_like(arrays[i]) if g is None else g.numpy()) for i, g in zip(diff, got)}
     for i in diff:
         _assert_close(analytic[i], _numeric_grad(scalar, arrays, i), f"{name} second order, input {i} attrs={attrs}")

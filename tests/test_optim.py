@@ -15,7 +15,7 @@ def param(values, dtype=np.float64):
 
 
 def set_grad(p, g):
-    p.grad = tl.tensor(np.array(g, dtype=p.data.dtype))
+    p.grad = tl.tensor(np.array(g, dtype=p.numpy().dtype))
 
 
 def run(opt_cls, p0, grads, **kw):
@@ -24,7 +24,7 @@ def run(opt_cls, p0, grads, **kw):
     for g in grads:
         set_grad(p, g)
         opt.step()
-    return p.data, opt
+    return p.numpy(), opt
 
 
 # -- closed forms ---------------------------------------------------------------------------------------------
@@ -66,8 +66,8 @@ def test_adam_first_step_is_lr_times_sign_of_gradient():
     np.testing.assert_allclose(p, -0.01 * np.sign(g), rtol=1e-4)
     state = opt.state_dict()["state"][0]
     assert float(state["step"].item()) == 1.0
-    np.testing.assert_allclose(state["exp_avg"].data, 0.1 * g)
-    np.testing.assert_allclose(state["exp_avg_sq"].data, 0.001 * g * g)
+    np.testing.assert_allclose(state["exp_avg"].numpy(), 0.1 * g)
+    np.testing.assert_allclose(state["exp_avg_sq"].numpy(), 0.001 * g * g)
 
 
 def test_adam_two_steps_with_bias_correction_and_amsgrad_by_hand():
@@ -113,12 +113,12 @@ def test_adagrad_accumulates_and_decays_lr():
 @pytest.mark.parametrize("cls", [SGD, Adam, AdamW, RMSprop, Adagrad])
 def test_update_is_in_place_and_float32_stays_float32(cls):
     p = param(np.ones((3, 2)), np.float32)
-    arr = p.data
+    arr = p.numpy()
     opt = cls([p], lr=0.01)
     set_grad(p, np.full((3, 2), 0.5))
     opt.step()
-    assert p.data is arr and p.data.dtype == np.float32
-    assert not np.allclose(p.data, 1.0)
+    assert p.numpy() is arr and p.numpy().dtype == np.float32
+    assert not np.allclose(p.numpy(), 1.0)
 
 
 def test_parameters_without_gradient_are_skipped_and_get_no_state():
@@ -126,7 +126,7 @@ def test_parameters_without_gradient_are_skipped_and_get_no_state():
     opt = Adam([a, b], lr=0.1)
     set_grad(a, [1.0])
     opt.step()
-    assert b.data[0] == 2.0 and b not in opt.state and len(opt.state[a]) == 3
+    assert b.numpy()[0] == 2.0 and b not in opt.state and len(opt.state[a]) == 3
     assert list(opt.state_dict()["state"]) == [0]
 
 
@@ -136,7 +136,7 @@ def test_zero_grad_to_none_and_to_zero():
     set_grad(p, [3.0, 4.0])
     g = p.grad
     opt.zero_grad(set_to_none=False)
-    assert p.grad is g and np.all(g.data == 0)
+    assert p.grad is g and np.all(g.numpy() == 0)
     opt.zero_grad()
     assert p.grad is None
 
@@ -154,7 +154,7 @@ def test_step_with_closure_returns_loss_and_records_grad():
     with tl.no_grad():
         loss = opt.step(closure)
     assert float(loss.item()) == 9.0
-    np.testing.assert_allclose(p.data, [3.0 - 0.1 * 6.0])
+    np.testing.assert_allclose(p.numpy(), [3.0 - 0.1 * 6.0])
 
 
 def test_step_bumps_version_so_stale_graph_refuses_backward():
@@ -177,7 +177,7 @@ def test_param_groups_defaults_and_add_param_group():
     for p in (a, b, c):
         set_grad(p, [1.0])
     opt.step()
-    np.testing.assert_allclose([a.data[0], b.data[0], c.data[0]], [0.9, 0.5, 0.75])
+    np.testing.assert_allclose([a.numpy()[0], b.numpy()[0], c.numpy()[0]], [0.9, 0.5, 0.75])
 
 
 def test_named_parameters_are_accepted_and_names_kept():
@@ -231,18 +231,24 @@ def test_steady_state_steps_allocate_almost_nothing():
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
-    assert peak < p.data.nbytes // 4, f"steps allocated {peak} bytes for a {p.data.nbytes}-byte parameter"
+    assert peak < p.numpy().nbytes // 4, f"steps allocated {peak} bytes for a {p.numpy().nbytes}-byte parameter"
 
 
-def test_gradient_dtype_and_shape_are_checked():
+def test_gradient_dtype_and_shape_are_checked_when_assigned():
+    """As PyTorch: `.grad` of another dtype or shape is refused at assignment, so a step never sees one."""
     p = param(np.ones(3), np.float32)
+    with pytest.raises(RuntimeError, match=r"different type: grad dtype float64, tensor dtype float32"):
+        p.grad = tl.tensor(np.ones(3))
+    with pytest.raises(RuntimeError, match=r"different size: grad shape \(4,\), tensor shape \(3,\)"):
+        p.grad = tl.tensor(np.ones(4, np.float32))
+    with pytest.raises(TypeError, match=r"expected to be a Tensor or None but got grad of type float"):
+        p.grad = 0.0
+    assert p.grad is None
+    p.grad = tl.tensor(np.ones(3, np.float32))
     opt = SGD([p], lr=0.1, momentum=0.9)
-    p.grad = tl.tensor(np.ones(3))  # float64 gradient for a float32 parameter
     opt.step()
-    assert p.data.dtype == opt.state[p]["momentum_buffer"].dtype == np.float32
-    p.grad = tl.tensor(np.ones(4, np.float32))
-    with pytest.raises(RuntimeError, match=r"SGD.step: gradient of shape \(4,\).*\(3,\)"):
-        opt.step()
+    assert p.numpy().dtype == opt.state[p]["momentum_buffer"].dtype == np.float32
+    np.testing.assert_allclose(p.numpy(), 0.9)
 
 
 def test_repr_lists_groups_like_pytorch():
@@ -271,8 +277,8 @@ def test_training_loop_fits_a_linear_regression(cls, kw):
             loss.backward()
             opt.step()
         sched.step()
-    np.testing.assert_allclose(w.data, true_w, atol=0.05)
-    np.testing.assert_allclose(b.data, [0.3], atol=0.05)
+    np.testing.assert_allclose(w.numpy(), true_w, atol=0.05)
+    np.testing.assert_allclose(b.numpy(), [0.3], atol=0.05)
 
 
 # -- state dicts (core) ------------------------------------------------------------------------------------------
@@ -304,14 +310,14 @@ def test_state_dict_save_load_continue_equals_uninterrupted(tmp_path, cls, kw):
         opt.step()
     tl.save({"p": p, "optim": opt.state_dict()}, tmp_path / "ckpt.safetensors")
     saved = tl.load(tmp_path / "ckpt.safetensors")
-    p2 = param(saved["p"].data.copy())
+    p2 = param(saved["p"].numpy().copy())
     opt2 = cls([p2], lr=123.0)  # hyperparameters come back from the state dict
     opt2.load_state_dict(saved["optim"])
     assert opt2.param_groups[0]["lr"] == kw["lr"]
     for g in grads[3:]:
         set_grad(p2, g)
         opt2.step()
-    np.testing.assert_array_equal(p2.data, full)
+    np.testing.assert_array_equal(p2.numpy(), full)
 
 
 def test_state_dict_layout_and_independent_loaded_copies():
@@ -329,7 +335,7 @@ def test_state_dict_layout_and_independent_loaded_copies():
     opt2 = Adam([{"params": [a2]}, {"params": [b2]}])
     opt2.load_state_dict(sd)
     assert opt2.param_groups[1]["lr"] == 0.5 and opt2.param_groups[1]["params"] == [b2]
-    assert opt2.state[a2]["exp_avg"].data is not opt.state[a]["exp_avg"].data
+    assert opt2.state[a2]["exp_avg"].numpy() is not opt.state[a]["exp_avg"].numpy()
 
 
 def test_load_state_dict_mismatch_raises_and_changes_nothing():
@@ -439,13 +445,13 @@ def _oracle_steps(torch, ours, theirs, opt, topt, n, rng, tol):
             if step % 3 == 2 and i == 1:  # a parameter without gradient is skipped by both
                 p.grad, q.grad = None, None
                 continue
-            g = rng.standard_normal(p.shape).astype(p.data.dtype)
+            g = rng.standard_normal(p.shape).astype(p.numpy().dtype)
             set_grad(p, g)
             q.grad = torch.tensor(g)
         opt.step()
         topt.step()
         for p, q in zip(ours, theirs):
-            np.testing.assert_allclose(p.data, q.detach().numpy(), **tol)
+            np.testing.assert_allclose(p.numpy(), q.detach().numpy(), **tol)
 
 
 def _torch_state_to_numpy(torch, sd):
@@ -468,7 +474,7 @@ def test_steps_and_state_match_pytorch(torch, name, kw, dtype):
     for k, s in sd["state"].items():
         assert s.keys() == tsd["state"][k].keys()
         for n, v in s.items():
-            np.testing.assert_allclose(v.data, tsd["state"][k][n].numpy(), **tol)
+            np.testing.assert_allclose(v.numpy(), tsd["state"][k][n].numpy(), **tol)
     for g, tg in zip(sd["param_groups"], tsd["param_groups"]):
         assert {k: v for k, v in tg.items() if k in g} == g
 
@@ -482,10 +488,10 @@ def test_state_dicts_interchange_with_pytorch_both_ways(torch, name, kw):
     ours, theirs, opt, topt = _oracle_pair(torch, name, kw, np.float64, init)
     _oracle_steps(torch, ours, theirs, opt, topt, 4, rng, tol)
     # PyTorch's state (as NumPy) continues in ours, and ours (as torch tensors) continues in PyTorch
-    ours2, theirs2, opt2, topt2 = _oracle_pair(torch, name, {}, np.float64, [p.data for p in ours])
+    ours2, theirs2, opt2, topt2 = _oracle_pair(torch, name, {}, np.float64, [p.numpy() for p in ours])
     opt2.load_state_dict(_torch_state_to_numpy(torch, topt.state_dict()))
     sd = opt.state_dict()
-    topt2.load_state_dict({"state": {k: {n: torch.tensor(v.data) for n, v in s.items()} for k, s in sd["state"].items()},
+    topt2.load_state_dict({"state": {k: {n: torch.tensor(v.numpy()) for n, v in s.items()} for k, s in sd["state"].items()},
                            "param_groups": sd["param_groups"]})
     state = rng.bit_generator.state
     _oracle_steps(torch, ours, theirs2, opt, topt2, 4, rng, tol)

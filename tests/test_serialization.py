@@ -45,11 +45,11 @@ def module_state():
 def assert_same(loaded, original):
     assert list(loaded) == list(original)
     for key, value in original.items():
-        want = value.data if isinstance(value, tl.Tensor) else value
+        want = value.numpy() if isinstance(value, tl.Tensor) else value
         got = loaded[key]
         assert isinstance(got, tl.Tensor), key
         assert got.dtype == want.dtype and got.shape == want.shape, key
-        np.testing.assert_array_equal(got.data, want)
+        np.testing.assert_array_equal(got.numpy(), want)
 
 
 # -- round trips -------------------------------------------------------------------------------------------------
@@ -86,9 +86,9 @@ def test_optimizer_and_nested_checkpoint_round_trip(tmp_path):
     assert osd["param_groups"][0] == opt.state_dict()["param_groups"][0]
     for name, value in opt.state_dict()["state"][0].items():
         assert osd["state"][0][name].dtype == value.dtype
-        np.testing.assert_array_equal(osd["state"][0][name].data, value.data)
+        np.testing.assert_array_equal(osd["state"][0][name].numpy(), value.numpy())
     assert back["sched"] == sched.state_dict()
-    np.testing.assert_array_equal(back["model"]["w"].data, p.data)
+    np.testing.assert_array_equal(back["model"]["w"].numpy(), p.numpy())
 
 
 def test_other_top_level_objects_and_file_objects():
@@ -97,7 +97,7 @@ def test_other_top_level_objects_and_file_objects():
         tl.save(obj, buf)
         back = tl.load(io.BytesIO(buf.getvalue()))
         if isinstance(obj, tl.Tensor):
-            np.testing.assert_array_equal(back.data, obj.data)
+            np.testing.assert_array_equal(back.numpy(), obj.numpy())
         elif isinstance(obj, list):
             assert back[1] == 2 and back[0].tolist() == [1.0]
         else:
@@ -333,9 +333,9 @@ def test_fuzz_mutated_checkpoints_load_or_raise_checkpoint_error(tmp_path, examp
             return
         outcomes["loaded"] += 1
         for t in _tensors(obj):  # whatever loads is well-formed data
-            assert isinstance(t, tl.Tensor) and t.data.size == int(np.prod(t.shape))
+            assert isinstance(t, tl.Tensor) and t.numpy().size == int(np.prod(t.shape))
             if t.dtype == tl.bool:
-                assert set(np.unique(t.data.view(np.uint8))) <= {0, 1}
+                assert set(np.unique(t.numpy().view(np.uint8))) <= {0, 1}
 
     tracemalloc.start()
     try:
@@ -391,7 +391,7 @@ def test_files_interchange_with_the_safetensors_package(tmp_path):
     assert sorted(ours) == sorted(arrays)
     for k, v in arrays.items():
         assert ours[k].dtype == v.dtype
-        np.testing.assert_array_equal(ours[k].data, v)
+        np.testing.assert_array_equal(ours[k].numpy(), v)
     tl.save(arrays, tmp_path / "ours.safetensors")
     theirs = st_numpy.load_file(str(tmp_path / "ours.safetensors"))
     for k, v in arrays.items():

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_tensors_defaults_are_float64_leaves_ready_for_gradcheck(x):
     assert isinstance(x, tl.Tensor) and x.dtype == np.float64 and x.requires_grad and x.is_leaf
     assert 0 <= x.ndim <= 4 and all(1 <= s <= 5 for s in x.shape)
-    assert np.all(np.isfinite(x.data)) and np.all(np.abs(x.data) <= 10)
+    assert np.all(np.isfinite(x.numpy())) and np.all(np.abs(x.numpy()) <= 10)
 
 
 @settings(max_examples=30, deadline=None)
@@ -28,7 +28,7 @@ def test_tensors_defaults_are_float64_leaves_ready_for_gradcheck(x):
        tlt.tensors(shape=st.sampled_from([(1,), (4, 1)])))
 def test_tensors_options(a, i, s):
     assert a.shape == (2, 3) and a.dtype == np.float32 and not a.requires_grad
-    assert np.all((a.data >= 0) & (a.data <= 1))
+    assert np.all((a.numpy() >= 0) & (a.numpy() <= 1))
     assert i.dtype == np.int64 and not i.requires_grad and 1 <= i.ndim <= 2 and all(2 <= d <= 3 for d in i.shape)
     assert s.shape in [(1,), (4, 1)]
 
@@ -91,7 +91,7 @@ def test_assert_gradients_match_second_order():
         @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved_tensors
-            return g * tl.tensor(np.exp(x.data))
+            return g * tl.tensor(np.exp(x.numpy()))
 
     assert tlt.assert_gradients_match(ConstantBackward.apply, x)
     with pytest.raises(AssertionError, match="double backward"):

@@ -60,7 +60,7 @@ def test_no_grad_in_one_thread_does_not_affect_another():
         y = (x * 3).sum()
         seen["main"] = (tl.is_grad_enabled(), y.requires_grad)
         y.backward()
-        np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+        np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
         done.set()
     run_threads(worker, main_side)
     assert seen == {"worker": (False, False), "main": (True, True)}
@@ -98,7 +98,7 @@ def test_anomaly_mode_is_per_thread():
         assert inside.wait(TIMEOUT)
         x = tl.tensor([0.0], requires_grad=True)
         with np.errstate(all="ignore"):
-            seen["main"] = bool(np.isnan((x / x).data).all())  # no anomaly mode here: NaN, no error
+            seen["main"] = bool(np.isnan((x / x).numpy()).all())  # no anomaly mode here: NaN, no error
         done.set()
     run_threads(worker, main_side)
     assert seen == {"worker": True, "main": True}
@@ -161,7 +161,7 @@ def train(task, steps, log=None, name=None):
         losses.append(loss.item())
         if log is not None:
             log.append(name)
-    return losses, {k: v.data.copy() for k, v in model.state_dict().items()}
+    return losses, {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
 STEPS = 400
@@ -203,12 +203,12 @@ def test_concurrent_autograd_grad_calls_on_a_shared_leaf():
             for _ in range(50):
                 x = tl.tensor(np.full((4, 2), float(i)))
                 (g,) = tl.autograd.grad(((x @ w) ** 2).sum(), w)
-                results.setdefault(i, []).append(g.data)
+                results.setdefault(i, []).append(g.numpy())
         return body
     run_threads(*(worker(i) for i in range(4)))
     for i, gs in results.items():
         x = np.full((4, 2), float(i))
-        want = 2 * x.T @ (x @ w.data)
+        want = 2 * x.T @ (x @ w.numpy())
         for g in gs:
             np.testing.assert_allclose(g, want, rtol=1e-12)
     assert w.grad is None

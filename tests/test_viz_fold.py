@@ -159,7 +159,7 @@ def test_collapsed_module_lists_its_parameters_with_their_gradient_norms():
     y.backward()
     g = tl.viz.draw(y, depth=1, show_grads=True)
     label = parse(g)[0][find(g, "fc2")[0]]["label"]
-    w = root._modules["fc2"]._parameters["weight"].grad.data
+    w = root._modules["fc2"]._parameters["weight"].grad.numpy()
     m = re.search(r"weight 3x16 \|g\| ([0-9.e+-]+)", label)
     assert m and float(m.group(1)) == pytest.approx(np.linalg.norm(w), rel=1e-2)
 

@@ -12,7 +12,7 @@ _memory.tune_allocator()
 from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64, bool_ as bool  # noqa: A001
 from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
 from .tensor import Tensor, matmul
-from . import shape as _shape, functional as _functional  # noqa: F401  (attach methods)
+from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack
 from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)

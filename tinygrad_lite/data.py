@@ -24,7 +24,7 @@ class Dataset:
 
 def _as_array(x, what):
     if isinstance(x, Tensor):
-        return x.data
+        return x._data
     if isinstance(x, np.ndarray):
         return x
     raise TypeError(f"TensorDataset: {what} must be a Tensor or NumPy array, got {type(x).__name__}")
@@ -64,10 +64,10 @@ class TensorDataset(Dataset):
 
 def default_collate(batch):
     """Stack a list of samples into a batch: Tensors/arrays/numbers stack along a new first dimension,
-    tuples/lists (into a list) and dicts are collated field by field (as `torch.utils.data.default_collate`)."""
+    tuples/lists (into a list) and dicts are collated field by field (as `torch.utils._data.default_collate`)."""
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return Tensor(np.stack([b.data for b in batch]))
+        return Tensor(np.stack([b._data for b in batch]))
     if isinstance(elem, np.ndarray):
         return Tensor(np.stack(batch))
     if isinstance(elem, (bool, np.bool_)):

@@ -22,11 +22,11 @@ def _pick(dim, axis, keepdim, keepdims):
 
 
 def _float(x):
-    return x if x.data.dtype.kind == "f" else x.astype(dtypes.default_float)
+    return x if x._data.dtype.kind == "f" else x.astype(dtypes.default_float)
 
 
 def _reduce(prim, x, dim, keepdim, opname):
-    return _apply(prim, (x,), (_dims(dim, x.data.ndim, opname), keepdim))
+    return _apply(prim, (x,), (_dims(dim, x._data.ndim, opname), keepdim))
 
 
 # ---------------- reductions ----------------
@@ -34,22 +34,22 @@ def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if dtype is not None:
         x = x.astype(dtype)
-    elif x.data.dtype.kind in "bi":
+    elif x._data.dtype.kind in "bi":
         x = x.astype(dtypes.int64)  # PyTorch sums bools and ints as int64
     return _reduce(red.sum_, x, dim, keepdim, "sum")
 
 
 def _count(x, dims):
-    return x.data.size if dims is None else int(np.prod([x.data.shape[d] for d in dims]))
+    return x._data.size if dims is None else int(np.prod([x._data.shape[d] for d in dims]))
 
 
 def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if dtype is not None:
         x = x.astype(dtype)
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"mean: input dtype should be floating point, got {x.data.dtype}; use .float() first")
-    dims = _dims(dim, x.data.ndim, "mean")
+    if x._data.dtype.kind != "f":
+        raise TypeError(f"mean: input dtype should be floating point, got {x._data.dtype}; use .float() first")
+    dims = _dims(dim, x._data.ndim, "mean")
     n = _count(x, dims)
     total = _apply(red.sum_, (x,), (dims, keepdim))
     return total * (1.0 / n) if n else total * float("nan")
@@ -64,7 +64,7 @@ def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname):
     if correction is None:
         correction = 1 if unbiased is None else int(bool(unbiased))
     x = _float(x)
-    dims = _dims(dim, x.data.ndim, opname)
+    dims = _dims(dim, x._data.ndim, opname)
     d = x - mean(x, dims, keepdim=True)
     n = _count(x, dims) - correction
     return _apply(red.sum_, (d * d,), (dims, keepdim)) * (1.0 / n if n > 0 else float("nan"))
@@ -75,21 +75,21 @@ def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None
 
 
 def _empty_check(x, dims, opname):
-    if x.data.size == 0 and (dims is None or any(x.data.shape[d] == 0 for d in dims)):
+    if x._data.size == 0 and (dims is None or any(x._data.shape[d] == 0 for d in dims)):
         raise registry.OpError(f"{opname}: cannot reduce over an empty dimension (shape {tuple(x.shape)})"
                                f"{registry.user_site()}")
 
 
 def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
-    dims = _dims(dim, x.data.ndim, "amax")
+    dims = _dims(dim, x._data.ndim, "amax")
     _empty_check(x, dims, "amax")
     return _apply(red.amax, (x,), (dims, keepdim))
 
 
 def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
-    dims = _dims(dim, x.data.ndim, "amin")
+    dims = _dims(dim, x._data.ndim, "amin")
     _empty_check(x, dims, "amin")
     return _apply(red.amin, (x,), (dims, keepdim))
 
@@ -97,10 +97,10 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _arg_extreme(x, dim, keepdim, fn, opname):
     if dim is None:
         _empty_check(x, None, opname)
-        return Tensor._wrap(np.asarray(fn(x.data), dtype=np.int64))
-    d = _dim(dim, x.data.ndim, opname)
+        return Tensor._wrap(np.asarray(fn(x._data), dtype=np.int64))
+    d = _dim(dim, x._data.ndim, opname)
     _empty_check(x, (d,), opname)
-    return Tensor._wrap(np.asarray(fn(x.data, axis=d, keepdims=keepdim), dtype=np.int64))  # 0-d: not a scalar
+    return Tensor._wrap(np.asarray(fn(x._data, axis=d, keepdims=keepdim), dtype=np.int64))  # 0-d: not a scalar
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -119,11 +119,11 @@ def _max_min(x, dim, keepdim, axis, keepdims, largest):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if dim is None:
         return amax(x) if largest else amin(x)
-    d = _dim(dim, x.data.ndim, "max" if largest else "min")
+    d = _dim(dim, x._data.ndim, "max" if largest else "min")
     idx = _arg_extreme(x, d, True, np.argmax if largest else np.argmin, "max" if largest else "min")
-    values = x.gather(d, idx) if x.data.ndim else x
-    if not keepdim and x.data.ndim:
-        values, idx = values.squeeze(d), Tensor._wrap(idx.data.squeeze(d))
+    values = x.gather(d, idx) if x._data.ndim else x
+    if not keepdim and x._data.ndim:
+        values, idx = values.squeeze(d), Tensor._wrap(idx._data.squeeze(d))
     return MaxResult(values, idx)
 
 
@@ -145,7 +145,7 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """log(sum(exp(x))) computed stably by shifting with the (constant) maximum."""
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     x = _float(x)
-    dims = _dims(dim, x.data.ndim, "logsumexp")
+    dims = _dims(dim, x._data.ndim, "logsumexp")
     mc = _shift(x, dims)
     out = _apply(red.sum_, ((x - mc).exp(),), (dims, True)).log() + mc
     return out if keepdim else _squeeze_dims(out, dims)
@@ -153,12 +153,12 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def _shift(x, dims):
     """The constant max over dims (kept), with non-finite maxima replaced by 0, for stable exponentials."""
-    m = np.amax(x.data, axis=dims, keepdims=True) if x.data.size else np.zeros((1,) * x.data.ndim, x.data.dtype)
-    return Tensor._wrap(np.where(np.isfinite(m), m, 0).astype(x.data.dtype))
+    m = np.amax(x._data, axis=dims, keepdims=True) if x._data.size else np.zeros((1,) * x._data.ndim, x._data.dtype)
+    return Tensor._wrap(np.where(np.isfinite(m), m, 0).astype(x._data.dtype))
 
 
 def _squeeze_dims(t, dims):
-    shape = t.data.shape
+    shape = t._data.shape
     keep = tuple(s for i, s in enumerate(shape) if not (dims is None or i in dims))
     return t.reshape(keep)
 
@@ -171,7 +171,7 @@ def clamp(x, min=None, max=None):
     if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
         out = x if min is None else maximum(x, _operand(min, x, "clamp"))
         return out if max is None else minimum(out, _operand(max, x, "clamp"))
-    dt = x.data.dtype
+    dt = x._data.dtype
     for name, v in (("min", min), ("max", max)):
         if v is not None:
             if not (isinstance(v, numbers.Real) or isinstance(v, np.generic) and v.dtype.kind in "biuf"):
@@ -183,7 +183,7 @@ def clamp(x, min=None, max=None):
     if dt.kind == "b":
         raise TypeError(f"clamp: bool tensors with bool bounds are not supported (shape {tuple(x.shape)})")
     try:
-        return Tensor._wrap(np.asarray(np.clip(x.data.astype(dt, copy=False), min, max)))
+        return Tensor._wrap(np.asarray(np.clip(x._data.astype(dt, copy=False), min, max)))
     except (OverflowError, TypeError, ValueError) as exc:
         raise registry.OpError(f"clamp: bounds ({min}, {max}) do not fit the dtype {dt}: {exc}") from None
 
@@ -191,14 +191,14 @@ def clamp(x, min=None, max=None):
 def where(condition, input, other):
     """Elementwise `input` where `condition` else `other`, broadcasting all three."""
     c = condition if isinstance(condition, Tensor) else Tensor(condition)
-    if c.data.dtype != np.bool_:
-        raise TypeError(f"where: condition must be a bool tensor, got dtype {c.data.dtype}")
+    if c._data.dtype != np.bool_:
+        raise TypeError(f"where: condition must be a bool tensor, got dtype {c._data.dtype}")
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = Tensor(input)
     a = input if isinstance(input, Tensor) else _operand(input, other, "where")
     b = other if isinstance(other, Tensor) else _operand(other, a, "where")
-    if a.data.dtype != b.data.dtype:
-        dt = dtypes.promote(a.data.dtype, b.data.dtype)
+    if a._data.dtype != b._data.dtype:
+        dt = dtypes.promote(a._data.dtype, b._data.dtype)
         a, b = a.astype(dt), b.astype(dt)
     return _apply(ew.where, (c, a, b))
 
@@ -222,16 +222,16 @@ def rsqrt(x):
 # ---------------- softmax family ----------------
 def _softmax_dim(x, dim, opname):
     if dim is None:
-        dim = 0 if x.data.ndim in (0, 1, 3) else 1
+        dim = 0 if x._data.ndim in (0, 1, 3) else 1
         warnings.warn(f"{opname}: implicit dimension choice is deprecated; pass dim= (using dim={dim})",
                       stacklevel=3)
-    return _dim(dim, x.data.ndim, opname)
+    return _dim(dim, x._data.ndim, opname)
 
 
 def softmax(x, dim=None, dtype=None):
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "softmax")
-    shift = Tensor._wrap(np.amax(x.data, axis=d, keepdims=True)) if x.data.size else 0.0
+    shift = Tensor._wrap(np.amax(x._data, axis=d, keepdims=True)) if x._data.size else 0.0
     e = (x - shift).exp()
     return e / e.sum(d, keepdim=True)
 
@@ -240,7 +240,7 @@ def log_softmax(x, dim=None, dtype=None):
     """z - log(sum(exp(z))) with z = x - max(x) (a constant shift): no cancellation against a large logsumexp."""
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "log_softmax")
-    dims = (d,) if x.data.ndim else ()
+    dims = (d,) if x._data.ndim else ()
     z = x - _shift(x, dims)
     return z - _apply(red.sum_, (z.exp(),), (dims, True)).log()
 
@@ -257,12 +257,12 @@ def pad(x, pad, mode="constant", value=0.0):
         raise TypeError(f"pad: mode must be a string ('constant', 'reflect', 'replicate' or 'circular'), got "
                         f"{type(mode).__name__}")
     pad = tuple(pad)
-    if len(pad) % 2 or len(pad) // 2 > x.data.ndim:
-        raise ValueError(f"pad: padding {pad} must have an even length of at most 2*{x.data.ndim} for shape "
+    if len(pad) % 2 or len(pad) // 2 > x._data.ndim:
+        raise ValueError(f"pad: padding {pad} must have an even length of at most 2*{x._data.ndim} for shape "
                          f"{tuple(x.shape)}")
     if any(not isinstance(p, numbers.Integral) or p < 0 for p in pad):
         raise ValueError(f"pad: padding sizes must be non-negative ints, got {pad}")
-    nd = x.data.ndim
+    nd = x._data.ndim
     width = [(0, 0)] * nd
     for i in range(len(pad) // 2):
         width[nd - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
@@ -272,7 +272,7 @@ def pad(x, pad, mode="constant", value=0.0):
         raise ValueError(f"pad: unknown mode {mode!r} (expected 'constant', 'reflect', 'replicate' or 'circular')")
     for d, (b, a) in enumerate(width):
         if b or a:
-            n = x.data.shape[d]
+            n = x._data.shape[d]
             if mode == "reflect" and (b >= n or a >= n):
                 raise ValueError(f"pad: reflect padding ({b}, {a}) must be smaller than the dim size {n} "
                                  f"(dim {d} of shape {tuple(x.shape)})")
@@ -307,7 +307,7 @@ def _conv_params(opname, **params):
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col: (N, C, H, W) -> (N, C*kh*kw, L), as torch.nn.functional.unfold; a (C, H, W) input gives (C*kh*kw, L)."""
     k, d, p, s = _conv_params("unfold", kernel_size=kernel_size, dilation=dilation, padding=padding, stride=stride)
-    if input.data.ndim == 3:
+    if input._data.ndim == 3:
         return unfold(input.unsqueeze(0), k, d, p, s).squeeze(0)
     w = windows(input, k, d, p, s)
     n, c, kh, kw, oh, ow = w.shape
@@ -324,9 +324,9 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     gives (C, H, W)."""
     size, k, d, p, s = _conv_params("fold", output_size=output_size, kernel_size=kernel_size, dilation=dilation,
                                     padding=padding, stride=stride)
-    if input.data.ndim == 2:
+    if input._data.ndim == 2:
         return fold(input.unsqueeze(0), size, k, d, p, s).squeeze(0)
-    if input.data.ndim != 3:
+    if input._data.ndim != 3:
         raise registry.OpError(f"fold: expected a (N, C*kh*kw, L) or (C*kh*kw, L) input, got shape "
                                f"{tuple(input.shape)}{registry.user_site()}")
     n, ckk, L = input.shape
@@ -341,48 +341,6 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return _apply(cv.fold, (cols,), (size, k, d, p, s))
 
 
-# ---------------- in-place updates (for optimizers and init; never recorded) ----------------
-def _inplace(name, fn):
-    def method(self, *args, **kwargs):
-        if state.grad_enabled and self.requires_grad:
-            kind = "a leaf Variable that requires grad" if self._entry is None else "a tensor that requires grad"
-            raise RuntimeError(f"{name}: {kind} (shape {tuple(self.shape)}) is being used in an in-place operation; "
-                               f"wrap it in tl.no_grad() or use the out-of-place form")
-        vals = [a.data if isinstance(a, Tensor) else a for a in args]
-        try:
-            fn(self.data, *vals, **kwargs)
-        except (ValueError, TypeError) as exc:
-            if not self.data.flags.writeable:
-                exc = "the tensor's data is a read-only view (e.g. from expand); use .clone() first"
-            raise registry.OpError(f"{name}: {exc}; tensor {tuple(self.shape)} {self.dtype}"
-                                   f"{registry.user_site()}") from None
-        self._version += 1
-        if self._entry is not None:
-            self._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
-        return self
-    method.__name__ = name
-    return method
-
-
-def _copy(dst, src):
-    np.copyto(dst, np.broadcast_to(src, dst.shape), casting="unsafe")
-
-
-def _alpha(fn):
-    return lambda d, o, alpha=1: fn(d, o if alpha == 1 else np.multiply(o, alpha), out=d, casting="same_kind")
-
-
-_INPLACE = {
-    "add_": _alpha(np.add), "sub_": _alpha(np.subtract),
-    "mul_": lambda d, o: np.multiply(d, o, out=d, casting="same_kind"),
-    "div_": lambda d, o: np.divide(d, o, out=d, casting="same_kind"),
-    "zero_": lambda d: d.fill(0), "fill_": lambda d, v: d.fill(v), "copy_": _copy,
-    "clamp_": lambda d, min=None, max=None: np.clip(d, min, max, out=d),
-}
-
-for _n, _f in _INPLACE.items():
-    setattr(Tensor, _n, _inplace(_n, _f))
-Tensor.clip_ = Tensor.clamp_
 for _n in ("sum", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "max", "min", "prod", "logsumexp",
            "clamp", "square", "rsqrt", "softmax", "log_softmax"):
     setattr(Tensor, _n, globals()[_n])

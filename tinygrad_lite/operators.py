@@ -20,7 +20,7 @@ def _operand(x, like, opname):
     if isinstance(x, Tensor):
         return x
     if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
-        dt = dtypes.scalar_dtype(x, like.data.dtype)
+        dt = dtypes.scalar_dtype(x, like._data.dtype)
         key = (x.__class__, x, dt)
         t = _SCALARS.get(key) if x else None  # (0.0 == -0.0: zeros are not cached, so the sign survives)
         if t is None:  # constants are shared: read-only 0-d arrays, cached (bounded) to skip re-conversion
@@ -50,14 +50,14 @@ def _wrapped_int(x, dt, opname):
 
 
 def _binary(prim, a, b):
-    if a.__class__ is Tensor and b.__class__ is Tensor and a.data.dtype is b.data.dtype:
+    if a.__class__ is Tensor and b.__class__ is Tensor and a._data.dtype is b._data.dtype:
         return _apply(prim, (a, b))  # the common case: no conversion, no promotion
     if a.__class__ is not Tensor or b.__class__ is not Tensor:
         if not isinstance(a, Tensor):
             a = _operand(a, b, prim.name)
         if not isinstance(b, Tensor):
             b = _operand(b, a, prim.name)
-    da, db = a.data.dtype, b.data.dtype
+    da, db = a._data.dtype, b._data.dtype
     if da != db:
         dt = dtypes.promote(da, db)
         if da != dt:
@@ -72,7 +72,7 @@ def _true_div(a, b):
         a = _operand(a, b, "div")
     if not isinstance(b, Tensor):
         b = _operand(b, a, "div")
-    if a.data.dtype.kind != "f" and b.data.dtype.kind != "f":  # integer true division gives float32
+    if a._data.dtype.kind != "f" and b._data.dtype.kind != "f":  # integer true division gives float32
         a, b = a.astype(dtypes.default_float), b.astype(dtypes.default_float)
     return _binary(ew.div, a, b)
 
@@ -83,10 +83,10 @@ def _compare(ufunc, name):
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
         try:
-            out = ufunc(self.data, o.data)
+            out = ufunc(self._data, o._data)
             return _wrap(out if out.__class__ is np.ndarray else np.asarray(out))  # 0-d: NumPy gives a scalar
         except ValueError as exc:
-            raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self.data, o.data])}"
+            raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self._data, o._data])}"
                                    f"{registry.user_site()}") from None
     op.__name__ = f"__{name}__"
     return op
@@ -103,7 +103,7 @@ def _binop(prim, reflected=False):
     if reflected:
         def op(a, b):
             if b.__class__ is float:
-                t = _SCALARS.get((float, b, a.data.dtype)) if b else None
+                t = _SCALARS.get((float, b, a._data.dtype)) if b else None
                 if t is not None:
                     return _apply(prim, (t, a))
             return _binary(prim, b, a)
@@ -111,10 +111,10 @@ def _binop(prim, reflected=False):
         def op(a, b):
             cls = b.__class__
             if cls is Tensor:
-                if a.data.dtype is b.data.dtype:
+                if a._data.dtype is b._data.dtype:
                     return _apply(prim, (a, b))
             elif cls is float and b:
-                t = _SCALARS.get((float, b, a.data.dtype))
+                t = _SCALARS.get((float, b, a._data.dtype))
                 if t is not None:
                     return _apply(prim, (a, t))
             return _binary(prim, a, b)
@@ -153,7 +153,7 @@ def _install_operators():
 
 
 def _pow(a, b):
-    if b.__class__ is Tensor and a.data.dtype is b.data.dtype and a.data.dtype.kind != "b":
+    if b.__class__ is Tensor and a._data.dtype is b._data.dtype and a._data.dtype.kind != "b":
         return _apply(ew.pow_, (a, b))
     return _pow_mixed(a, b)
 
@@ -163,9 +163,9 @@ def _pow_mixed(a, b):
     Python bool (a bool result)."""
     ta, tb = (_operand(a, b, "pow") if not isinstance(a, Tensor) else a), (
         _operand(b, a, "pow") if not isinstance(b, Tensor) else b)
-    if ta.data.dtype.kind == "b" and tb.data.dtype.kind == "b":
+    if ta._data.dtype.kind == "b" and tb._data.dtype.kind == "b":
         if isinstance(a, Tensor) and isinstance(b, (bool, np.bool_)):
-            return _wrap(np.asarray(np.power(ta.data, tb.data).astype(dtypes.bool_)))
+            return _wrap(np.asarray(np.power(ta._data, tb._data).astype(dtypes.bool_)))
         raise TypeError(f"pow: not implemented for two bool operands (shapes {tuple(ta.shape)} and "
                         f"{tuple(tb.shape)}); convert one to an integer or floating dtype first")
     return _binary(ew.pow_, ta, tb)
@@ -173,18 +173,18 @@ def _pow_mixed(a, b):
 
 def _relu(self):
     """max(x, 0); integer tensors keep their dtype (as PyTorch), bool tensors are rejected."""
-    kind = self.data.dtype.kind
+    kind = self._data.dtype.kind
     if kind == "f":
         return _apply(ew.relu, (self,))
     if kind == "b":
         raise TypeError(f"relu: bool tensors are not supported (shape {tuple(self.shape)}); convert with .int() or "
                         f".float() first")
-    return _wrap(np.asarray(np.maximum(self.data, 0)))
+    return _wrap(np.asarray(np.maximum(self._data, 0)))
 
 
 def _unary_method(prim):
     def method(self):
-        if self.data.dtype.kind != "f":
+        if self._data.dtype.kind != "f":
             self = self.astype(dtypes.default_float)
         return _apply(prim, (self,))
     method.__name__ = prim.name
@@ -196,18 +196,18 @@ def matmul(a, b):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         a, b = (a if isinstance(a, Tensor) else _operand(a, b, "matmul")), (
             b if isinstance(b, Tensor) else _operand(b, a, "matmul"))
-    if a.data.ndim == 0 or b.data.ndim == 0:
+    if a._data.ndim == 0 or b._data.ndim == 0:
         raise registry.OpError(f"matmul: both arguments must be at least 1-D, got shapes {tuple(a.shape)} and "
                                f"{tuple(b.shape)}{registry.user_site()}")
-    if a.data.dtype != b.data.dtype:
-        dt = dtypes.promote(a.data.dtype, b.data.dtype)
+    if a._data.dtype != b._data.dtype:
+        dt = dtypes.promote(a._data.dtype, b._data.dtype)
         a, b = a.astype(dt), b.astype(dt)
-    va, vb = a.data.ndim == 1, b.data.ndim == 1
+    va, vb = a._data.ndim == 1, b._data.ndim == 1
     if va:
         a = a.reshape(1, -1)
     if vb:
         b = b.reshape(-1, 1)
-    if a.data.shape[-1] != b.data.shape[-2]:
+    if a._data.shape[-1] != b._data.shape[-2]:
         raise registry.OpError(
             f"matmul: shapes {tuple(a.shape) if not va else (a.shape[1],)} and "
             f"{tuple(b.shape) if not vb else (b.shape[0],)} cannot be multiplied ({a.shape[-1]} != {b.shape[-2]}: "

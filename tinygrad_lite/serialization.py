@@ -46,7 +46,7 @@ class CheckpointError(ValueError):
 # -- saving -------------------------------------------------------------------------------------------------
 def _leaf_array(value):
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     return None

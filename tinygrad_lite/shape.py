@@ -25,9 +25,9 @@ def _sizes(args, opname, factory=False):
 
 def reshape(self, *shape):
     shape = _sizes(shape, "reshape")
-    if shape == self.data.shape:
+    if shape == self._data.shape:
         return self
-    n = self.data.size
+    n = self._data.size
     known = int(np.prod([s for s in shape if s != -1]))
     if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
             -1 not in shape and known != n) or (-1 in shape and (known == 0 or n % known)):
@@ -40,7 +40,7 @@ def reshape(self, *shape):
 
 def permute(self, *dims):
     dims = _sizes(dims, "permute")
-    nd = self.data.ndim
+    nd = self._data.ndim
     if len(dims) != nd or sorted(d % max(nd, 1) for d in dims) != list(range(nd)):
         raise registry.OpError(f"permute: dims {dims} are not a permutation of the {nd} dims of a tensor of shape "
                                f"{tuple(self.shape)}{registry.user_site()}")
@@ -51,7 +51,7 @@ def permute(self, *dims):
 
 
 def transpose(self, dim0, dim1):
-    nd = self.data.ndim
+    nd = self._data.ndim
     d0, d1 = _dim(dim0, nd, "transpose"), _dim(dim1, nd, "transpose")
     if nd == 0:
         return self
@@ -61,29 +61,29 @@ def transpose(self, dim0, dim1):
 
 
 def T(self):
-    return permute(self, *reversed(range(self.data.ndim)))
+    return permute(self, *reversed(range(self._data.ndim)))
 
 
 def mT(self):
-    if self.data.ndim < 2:
+    if self._data.ndim < 2:
         raise registry.OpError(f"mT (transpose of the last two dims): expected a matrix or a batch of matrices, got "
                                f"shape {tuple(self.shape)}{registry.user_site()}")
     return transpose(self, -2, -1)
 
 
 def flatten(self, start_dim=0, end_dim=-1):
-    nd = self.data.ndim
+    nd = self._data.ndim
     s, e = _dim(start_dim, nd, "flatten"), _dim(end_dim, nd, "flatten")
     if nd == 0:
         return reshape(self, 1)
     if s > e:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    shape = self.data.shape
+    shape = self._data.shape
     return reshape(self, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
 
 def squeeze(self, dim=None):
-    shape = self.data.shape
+    shape = self._data.shape
     if dim is None:
         return reshape(self, tuple(s for s in shape if s != 1))
     dims = _dims(dim, len(shape), "squeeze")
@@ -91,15 +91,15 @@ def squeeze(self, dim=None):
 
 
 def unsqueeze(self, dim):
-    nd = self.data.ndim
+    nd = self._data.ndim
     d = _dim(dim, nd + 1, "unsqueeze")
-    shape = self.data.shape
+    shape = self._data.shape
     return reshape(self, shape[:d] + (1,) + shape[d:])
 
 
 def expand(self, *sizes):
     sizes = _sizes(sizes, "expand")
-    shape = self.data.shape
+    shape = self._data.shape
     lead = len(sizes) - len(shape)
     if lead < 0:
         raise registry.OpError(f"expand: the number of sizes {sizes} must be at least the tensor's {len(shape)} dims "
@@ -133,7 +133,7 @@ def _norm_index(idx, shape):
             out.append(i)
             continue
         if isinstance(i, Tensor):
-            i = i.data
+            i = i._data
         elif isinstance(i, list):
             i = np.asarray(i)
         if isinstance(i, np.ndarray):
@@ -148,7 +148,7 @@ def _norm_index(idx, shape):
 
 
 def getitem(self, idx):
-    idx = _norm_index(idx, self.data.shape)
+    idx = _norm_index(idx, self._data.shape)
     return _apply(mv.getitem, (self,), (idx,))
 
 
@@ -167,14 +167,14 @@ def cat(tensors, dim=0, *, axis=None):
     if not tensors:
         raise ValueError("cat: expected a non-empty sequence of tensors")
     dim = axis if axis is not None else dim
-    nd = tensors[0].data.ndim
+    nd = tensors[0]._data.ndim
     if nd == 0:
         raise registry.OpError("cat: zero-dimensional tensors cannot be concatenated; use stack")
     d = _dim(dim, nd, "cat")
     from .dtypes import promote
-    dt = tensors[0].data.dtype
+    dt = tensors[0]._data.dtype
     for t in tensors[1:]:
-        dt = promote(dt, t.data.dtype)
+        dt = promote(dt, t._data.dtype)
     tensors = [t.astype(dt) for t in tensors]
     return _apply(mv.cat, tuple(tensors), (d,))
 
@@ -189,20 +189,20 @@ def stack(tensors, dim=0, *, axis=None):
         raise registry.OpError(f"stack: all tensors must have the same shape, got {sorted(shapes)}"
                                f"{registry.user_site()}")
     dim = axis if axis is not None else dim
-    d = _dim(dim, tensors[0].data.ndim + 1, "stack")
+    d = _dim(dim, tensors[0]._data.ndim + 1, "stack")
     return cat([unsqueeze(t, d) for t in tensors], d)
 
 
 def _at_least_1d(self, opname):
-    if self.data.ndim == 0:
+    if self._data.ndim == 0:
         raise registry.OpError(f"{opname}: expects at least a 1-dimensional tensor, got a 0-d tensor"
                                f"{registry.user_site()}")
 
 
 def split(self, split_size_or_sections, dim=0):
     _at_least_1d(self, "split")
-    d = _dim(dim, self.data.ndim, "split")
-    n = self.data.shape[d]
+    d = _dim(dim, self._data.ndim, "split")
+    n = self._data.shape[d]
     if isinstance(split_size_or_sections, numbers.Integral):
         step = int(split_size_or_sections)
         if step <= 0:
@@ -228,15 +228,15 @@ def chunk(self, chunks, dim=0):
         raise TypeError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    n = self.data.shape[_dim(dim, self.data.ndim, "chunk")]
+    n = self._data.shape[_dim(dim, self._data.ndim, "chunk")]
     return split(self, max(-(-n // chunks), 1), dim)
 
 
 def flip(self, dims):
     if dims is None:
         raise TypeError("flip: dims must be an int or a tuple of ints, got None")
-    dims = _dims(dims, self.data.ndim, "flip")
-    idx = [slice(None)] * self.data.ndim
+    dims = _dims(dims, self._data.ndim, "flip")
+    idx = [slice(None)] * self._data.ndim
     for d in dims:
         idx[d] = slice(None, None, -1)
     return getitem(self, tuple(idx))
@@ -245,10 +245,10 @@ def flip(self, dims):
 def repeat(self, *sizes):
     """Tile the tensor (torch.Tensor.repeat)."""
     sizes = _sizes(sizes, "repeat")
-    if len(sizes) < self.data.ndim or min(sizes, default=0) < 0:
+    if len(sizes) < self._data.ndim or min(sizes, default=0) < 0:
         raise registry.OpError(f"repeat: repeats {sizes} must be non-negative and at least as many as the tensor's "
-                               f"{self.data.ndim} dims (shape {tuple(self.shape)}){registry.user_site()}")
-    x = reshape(self, (1,) * (len(sizes) - self.data.ndim) + self.data.shape)
+                               f"{self._data.ndim} dims (shape {tuple(self.shape)}){registry.user_site()}")
+    x = reshape(self, (1,) * (len(sizes) - self._data.ndim) + self._data.shape)
     inter = tuple(v for s in x.shape for v in (1, s))
     big = tuple(v for r, s in zip(sizes, x.shape) for v in (r, s))
     return reshape(expand(reshape(x, inter), big), tuple(r * s for r, s in zip(sizes, x.shape)))
@@ -256,15 +256,15 @@ def repeat(self, *sizes):
 
 def gather(self, dim, index):
     """out[i][j] = self[index[i][j]][j] for dim=0 (torch.gather)."""
-    d = _dim(dim, self.data.ndim, "gather")
-    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
-    if self.data.ndim == 0 and idx.ndim <= 1 and idx.dtype.kind in "iu":  # a scalar: gather from its one value
+    d = _dim(dim, self._data.ndim, "gather")
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if self._data.ndim == 0 and idx.ndim <= 1 and idx.dtype.kind in "iu":  # a scalar: gather from its one value
         if idx.size and (idx.min() != 0 or idx.max() != 0):
             raise IndexError(f"gather: index {idx.tolist()} is out of bounds for a 0-d tensor (only 0 is valid)")
         return reshape(gather(reshape(self, 1), 0, idx.reshape(-1)), idx.shape)
-    if idx.dtype.kind not in "iu" or idx.ndim != self.data.ndim:
+    if idx.dtype.kind not in "iu" or idx.ndim != self._data.ndim:
         raise registry.OpError(f"gather: index must be an integer tensor with the same number of dims as the input "
-                               f"({self.data.ndim}), got dtype {idx.dtype} and shape {idx.shape}")
+                               f"({self._data.ndim}), got dtype {idx.dtype} and shape {idx.shape}")
     x = self
     if any(idx.shape[i] < x.shape[i] for i in range(x.ndim) if i != d):
         x = getitem(x, tuple(slice(0, idx.shape[i]) if i != d else slice(None) for i in range(x.ndim)))
@@ -275,17 +275,17 @@ def gather(self, dim, index):
 
 
 def index_select(self, dim, index):
-    d = _dim(dim, self.data.ndim, "index_select")
-    idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+    d = _dim(dim, self._data.ndim, "index_select")
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if idx.ndim > 1 or idx.dtype.kind not in "iu":
         raise registry.OpError(f"index_select: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
                                f"{idx.dtype}")
     idx = idx.reshape(-1)
-    n = self.data.shape[d] if self.data.ndim else 1
+    n = self._data.shape[d] if self._data.ndim else 1
     if idx.size and (idx.min() < 0 or idx.max() >= n):  # PyTorch rejects negative indices too
         raise IndexError(f"index_select: index values must be in [0, {n}) along dim {d}, got [{idx.min()}, "
                          f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
-    if self.data.ndim == 0:
+    if self._data.ndim == 0:
         if idx.size != 1:
             raise registry.OpError(f"index_select: a 0-d tensor takes exactly one index, got {idx.size}")
         return getitem(self, ())
@@ -293,18 +293,18 @@ def index_select(self, dim, index):
 
 
 def masked_fill(self, mask, value):
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype}")
     try:
-        ok = np.broadcast_shapes(m.shape, self.data.shape) == self.data.shape
+        ok = np.broadcast_shapes(m.shape, self._data.shape) == self._data.shape
     except ValueError:
         ok = False
     if not ok:
         raise registry.OpError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's shape "
                                f"{tuple(self.shape)}")
     v = value if isinstance(value, Tensor) else _operand(value, self, "masked_fill")
-    return _apply(mv_where, (Tensor._wrap(m), v.astype(self.data.dtype), self))
+    return _apply(mv_where, (Tensor._wrap(m), v.astype(self._data.dtype), self))
 
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",

@@ -15,7 +15,7 @@ def _as_array(data, dtype, where="tensor"):
     """Convert user data with PyTorch's rules: Python floats -> float32, ints -> int64, bools -> bool;
     NumPy arrays keep their dtype. Strings, complex numbers and objects are rejected with a TypeError."""
     if isinstance(data, Tensor):
-        arr = data.data
+        arr = data._data
     elif isinstance(data, np.ndarray):
         arr = data
     else:
@@ -42,13 +42,13 @@ def _as_array(data, dtype, where="tensor"):
 
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
-    __slots__ = ("data", "grad", "requires_grad", "_entry", "_version", "_hooks", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "__weakref__")
     __array_ufunc__ = None  # make `ndarray op Tensor` defer to our reflected operators
 
     def __init__(self, data, dtype=None, requires_grad=False):
         arr = _as_array(data, dtype)
-        self.data = arr.copy() if isinstance(data, Tensor) else arr
-        self.grad = None
+        self._data = arr.copy() if isinstance(data, Tensor) else arr
+        self._grad = None
         self.requires_grad = False
         self._entry = None
         self._version = 0
@@ -63,16 +63,56 @@ class Tensor:
 
     # ---------------- attributes ----------------
     @property
+    def data(self):
+        """A Tensor sharing this tensor's storage that does not require grad (as PyTorch's `.data`): in-place changes
+        through it (`p.data.add_(...)`) change this tensor and are not tracked by autograd."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        """`t.data = other` makes `t` use `other`'s values (a Tensor's storage is shared; an array is used as is)."""
+        if isinstance(value, Tensor):
+            arr = value._data
+        elif isinstance(value, np.ndarray):
+            arr = value
+        else:
+            raise TypeError(f"data: can only assign a Tensor (or a NumPy array) to .data, got {type(value).__name__}")
+        if self.requires_grad and arr.dtype.kind != "f":
+            raise TypeError(f"data: cannot assign data of dtype {arr.dtype} to a tensor that requires grad "
+                            f"(dtype {self._data.dtype}); only floating point tensors can require gradients")
+        self._data = arr
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
+                                f"{type(value).__name__} (tensor of shape {tuple(self._data.shape)}, "
+                                f"{self._data.dtype}){registry.user_site()}")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad shape "
+                                   f"{tuple(value._data.shape)}, tensor shape {tuple(self._data.shape)}"
+                                   f"{registry.user_site()}")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: grad dtype {value._data.dtype}, "
+                                   f"tensor dtype {self._data.dtype}{registry.user_site()}")
+        self._grad = value
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def is_leaf(self):
@@ -87,43 +127,43 @@ class Tensor:
         return "cpu"
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[_dim(dim, self.data.ndim, "size")]
+        return self._data.shape if dim is None else self._data.shape[_dim(dim, self._data.ndim, "size")]
 
     def numel(self):
-        return self.data.size
+        return self._data.size
 
     def numpy(self):
-        return self.data
+        return self._data
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor can be converted to a Python scalar, got shape "
                              f"{tuple(self.shape)}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"bool: the truth value of a tensor with {self.data.size} elements is ambiguous")
-        return bool(self.data)
+        if self._data.size != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} elements is ambiguous")
+        return bool(self._data)
 
     def __float__(self):
         return float(self.item())
@@ -132,17 +172,17 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iu":
+        if self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
     __hash__ = object.__hash__
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
-            extra += f", dtype={self.data.dtype}"
+        if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+            extra += f", dtype={self._data.dtype}"
         if self._entry is not None:
             extra += f", grad_fn=<{self._entry.name}>"
         elif self.requires_grad:
@@ -156,18 +196,18 @@ class Tensor:
             if not isinstance(gradient, (numbers.Real, np.ndarray, list, tuple)):
                 raise TypeError(f"backward: gradient must be a Tensor, an array or None, got "
                                 f"{type(gradient).__name__}")
-            gradient = _wrap(_as_array(gradient, self.data.dtype, "backward"))
+            gradient = _wrap(_as_array(gradient, self._data.dtype, "backward"))
         engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self._data)
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad.__class__ is not bool and not isinstance(requires_grad, np.bool_):
             raise TypeError(f"requires_grad_: requires_grad must be a bool, got {type(requires_grad).__name__}")
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError(f"requires_grad_: only tensors of floating point dtype can require gradients, got "
-                               f"dtype {self.data.dtype} (shape {tuple(self.shape)})")
+                               f"dtype {self._data.dtype} (shape {tuple(self.shape)})")
         if not requires_grad and self._entry is not None:
             raise RuntimeError("requires_grad_(False): cannot change requires_grad of a non-leaf tensor; use "
                                ".detach()")
@@ -194,11 +234,11 @@ class Tensor:
         if dtype is None:
             raise TypeError("astype: dtype must be a dtype (e.g. tl.float32, np.int64 or 'float64'), got None")
         dt = dtypes.to_dtype(dtype, "astype")
-        if dt == self.data.dtype:
+        if dt == self._data.dtype:
             return self
-        if dt.kind == "f" and self.data.dtype.kind == "f":
+        if dt.kind == "f" and self._data.dtype.kind == "f":
             return _apply(ew.cast, (self,), (dt,))
-        return Tensor._wrap(self.data.astype(dt))
+        return Tensor._wrap(self._data.astype(dt))
 
     def to(self, *args, dtype=None, **kwargs):
         for a in args:
@@ -226,7 +266,7 @@ class Tensor:
         return self.astype(dtypes.bool_)
 
     def clone(self):
-        return _apply(ew.cast, (self,), (self.data.dtype,)) if self.requires_grad else Tensor._wrap(self.data.copy())
+        return _apply(ew.cast, (self,), (self._data.dtype,)) if self.requires_grad else Tensor._wrap(self._data.copy())
 
     def contiguous(self):
         return self
@@ -273,8 +313,8 @@ _new = object.__new__
 
 def _wrap(arr):
     t = _new(Tensor)
-    t.data = arr
-    t.grad = None
+    t._data = arr
+    t._grad = None
     t.requires_grad = False
     t._entry = None
     t._version = 0

@@ -21,16 +21,16 @@ def _bad(arr):
 
 def check_forward(entry, out):
     """A NaN in an output whose inputs had none is the first NaN-producing primitive."""
-    data = out.data
+    data = out._data
     if data.dtype.kind == "f" and np.isnan(data).any():
-        if not any(t.data.dtype.kind == "f" and np.isnan(t.data).any() for t in entry.saved):
+        if not any(t._data.dtype.kind == "f" and np.isnan(t._data).any() for t in entry.saved):
             raise RuntimeError(f"Anomaly detected: forward of {entry.describe()} produced NaN from NaN-free inputs")
 
 
 def check_backward(entry, grads):
     for i, g in enumerate(grads):
-        if g is not None and _bad(g.data):
-            kind = "nan" if np.isnan(g.data).any() else "inf"
+        if g is not None and _bad(g._data):
+            kind = "nan" if np.isnan(g._data).any() else "inf"
             raise RuntimeError(
                 f"Anomaly detected: the backward of {entry.describe()} returned {kind} values in its gradient for "
                 f"input {i}. The operation was recorded at {entry.source_path} (primitive '{entry.name}').")

@@ -44,10 +44,10 @@ def _call_hooks(hooks, g):
     for h in hooks:
         r = h(g)
         if r is not None:
-            if not isinstance(r, tape.Tensor) or r.data.shape != g.data.shape:
+            if not isinstance(r, tape.Tensor) or r._data.shape != g._data.shape:
                 what = f"a Tensor of shape {tuple(r.shape)}" if isinstance(r, tape.Tensor) else type(r).__name__
                 raise TypeError(f"hook {getattr(h, '__name__', h)!r} returned {what}; a gradient hook must return "
-                                f"None or a Tensor of the gradient's shape {tuple(g.data.shape)}")
+                                f"None or a Tensor of the gradient's shape {tuple(g._data.shape)}")
             g = r
     return g
 
@@ -63,17 +63,17 @@ class IndexGrad:
 
     @property
     def data(self):  # what anomaly mode inspects
-        return self.g.data
+        return self.g._data
 
     def add_into(self, buf):
         if self.basic:  # no repeated positions: add straight into the selected view
-            buf[self.index] += self.g.data
+            buf[self.index] += self.g._data
         else:
             buf += self.dense_array()
 
     def dense_array(self):
         from ..ops.movement import index_scatter
-        return index_scatter.forward(self.g.data, self.shape, self.index)
+        return index_scatter.forward(self.g._data, self.shape, self.index)
 
 
 def _accumulate(store, key, gi, owned, create_graph):
@@ -84,12 +84,12 @@ def _accumulate(store, key, gi, owned, create_graph):
     cur = store.get(key)
     if gi.__class__ is IndexGrad:
         if cur is not None and key in owned:
-            gi.add_into(cur.data)
+            gi.add_into(cur._data)
             return False
         if cur is None:
-            buf = np.zeros(gi.shape, dtype=gi.g.data.dtype)
+            buf = np.zeros(gi.shape, dtype=gi.g._data.dtype)
         else:
-            buf = np.array(cur.data, dtype=np.result_type(cur.data, gi.g.data))
+            buf = np.array(cur._data, dtype=np.result_type(cur._data, gi.g._data))
         gi.add_into(buf)
         store[key] = Tensor._wrap(buf)
         owned.add(key)
@@ -98,8 +98,8 @@ def _accumulate(store, key, gi, owned, create_graph):
         store[key] = gi
         owned.discard(key)
         return True
-    if not create_graph and key in owned and cur.data.shape == gi.data.shape and cur.data.dtype == gi.data.dtype:
-        cur.data += gi.data
+    if not create_graph and key in owned and cur._data.shape == gi._data.shape and cur._data.dtype == gi._data.dtype:
+        cur._data += gi._data
         return False
     store[key] = cur + gi
     if create_graph:
@@ -147,7 +147,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     leaves = {}       # id(leaf) -> leaf
     owned = set()
     heap = []
-    shared = {_buffer_id(g.data) for g in root_grads}  # buffers a leaf must not take as its own .grad
+    shared = {_buffer_id(g._data) for g in root_grads}  # buffers a leaf must not take as its own .grad
     for r, g in zip(roots, root_grads):
         e = r._entry
         if e is None:  # a leaf as output: its gradient is the seed itself
@@ -178,10 +178,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 g = _call_hooks(e.hooks, g)
             if capture_entries and e in capture_entries:
                 capture[capture_entries[e]] = g
-            e.grad = g.data
+            e.grad = g._data
             in_grads = e.prim.vjp(e, g)
             if e.ctx is not None:  # a user Function's backward may return arrays it keeps
-                shared.update(_buffer_id(gi.data) for gi in in_grads if isinstance(gi, Tensor))
+                shared.update(_buffer_id(gi._data) for gi in in_grads if isinstance(gi, Tensor))
             if anomaly:
                 from .anomaly import check_backward
                 check_backward(e, in_grads)
@@ -192,17 +192,17 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 parent = t._entry
                 if release:
                     parents.append(parent if parent is not None else (t if t.requires_grad else None))
-                    shapes.append(t.data.shape)
+                    shapes.append(t._data.shape)
                 if gi is None or (parent is None and not t.requires_grad):
                     continue
                 if gi.__class__ is not IndexGrad:
                     if gi.__class__ is not Tensor:
                         gi = gi if isinstance(gi, Tensor) else Tensor._wrap(np.asarray(gi))
-                    data = t.data
-                    gd = gi.data
+                    data = t._data
+                    gd = gi._data
                     if gd.shape != data.shape:
                         gi = _sum_to_shape(gi, data.shape)
-                        gd = gi.data
+                        gd = gi._data
                     if gd.dtype is not data.dtype and gd.dtype != data.dtype:
                         gi = gi.astype(data.dtype)
                 if parent is not None:
@@ -227,10 +227,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 capture[key] = g
             else:
                 t = leaves[key]
-                buf = _buffer_id(g.data)
+                buf = _buffer_id(g._data)
                 # a leaf's .grad may keep an engine-made array as it is; a buffer that another leaf already got, or
                 # that came from the caller or a user Function (which may keep it), is copied: never alias those
-                fresh = key in owned or (buf not in shared and g.data.flags.writeable)
+                fresh = key in owned or (buf not in shared and g._data.flags.writeable)
                 shared.add(buf)
                 _accumulate_leaf(t, g, create_graph, fresh)
     finally:
@@ -255,13 +255,13 @@ def _accumulate_leaf(t, g, create_graph, fresh):
         if g.requires_grad:
             g = g.detach()
         if not fresh:
-            g = tape.Tensor._wrap(np.array(g.data, order="K"))
-    if t.grad is None:
-        t.grad = g
+            g = tape.Tensor._wrap(np.array(g._data, order="K"))
+    if t._grad is None:
+        t._grad = g
     elif create_graph:
-        t.grad = t.grad + g
+        t._grad = t._grad + g
     else:
-        t.grad.data = t.grad.data + g.data
+        t._grad._data = t._grad._data + g._data
 
 
 STALE_GRAPH_STEPS = 20  # backward calls after which a still-alive old graph is worth a warning
@@ -328,7 +328,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         g = capture[id(t)]
         if g is None:
             if materialize_grads:
-                g = Tensor._wrap(np.zeros_like(t.data))
+                g = Tensor._wrap(np.zeros_like(t._data))
             elif not allow_unused:
                 raise RuntimeError(
                     f"autograd.grad: inputs[{i}] (shape {tuple(t.shape)}) was not used to compute the outputs; "
@@ -357,18 +357,18 @@ def _prepare(tensors, grads, opname):
                 f"{opname}: element 0 of tensors does not require grad and does not have a grad_fn "
                 f"(shape {tuple(t.shape)}); did you create it under no_grad, or from inputs that do not require grad?")
         if g is None:
-            if t.data.size != 1:
+            if t._data.size != 1:
                 where = f" (recorded by {t._entry.describe()})" if t._entry is not None else ""
                 raise RuntimeError(
                     f"{opname}: grad can be implicitly created only for scalar outputs; got shape "
                     f"{tuple(t.shape)}{where}. Pass gradient= (a tensor of that shape) to backward().")
-            g = Tensor._wrap(np.ones(t.data.shape, dtype=t.data.dtype))
+            g = Tensor._wrap(np.ones(t._data.shape, dtype=t._data.dtype))
         else:
             if not isinstance(g, (Tensor, np.ndarray, list, tuple, int, float)):
                 raise TypeError(f"{opname}: gradient must be a Tensor (or array) of shape {tuple(t.shape)}, got "
                                 f"{type(g).__name__}")
-            g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.data.dtype)
-            if g.data.shape != t.data.shape:
+            g = g if isinstance(g, Tensor) else Tensor(g, dtype=t._data.dtype)
+            if g._data.shape != t._data.shape:
                 raise RuntimeError(f"{opname}: gradient has shape {tuple(g.shape)} but the output has shape "
                                    f"{tuple(t.shape)}; they must match")
         out_grads.append(g)

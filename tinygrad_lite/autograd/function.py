@@ -61,7 +61,7 @@ class _FunctionPrimitive(Primitive):
         with no_grad():
             out = self.call(*[tape.Tensor._wrap(a) for a in arrays], template)
         outs = out if isinstance(out, tuple) else (out,)
-        return np.concatenate([o.data.ravel() for o in outs]) if len(outs) > 1 else outs[0].data
+        return np.concatenate([o._data.ravel() for o in outs]) if len(outs) > 1 else outs[0]._data
 
     def _vjp(self, entry, g):
         ctx, shapes = entry.ctx
@@ -91,14 +91,14 @@ class _FunctionPrimitive(Primitive):
                 r = Tensor._wrap(np.asarray(r))
             grads.append(r)
         for i, (r, (shape, _)) in enumerate(zip(grads, entry.in_meta)):
-            if r is not None and r.data.shape != shape:
+            if r is not None and r._data.shape != shape:
                 try:
-                    np.broadcast_shapes(r.data.shape, shape)
-                    if len(r.data.shape) >= len(shape):
+                    np.broadcast_shapes(r._data.shape, shape)
+                    if len(r._data.shape) >= len(shape):
                         continue  # the engine sums a broadcast gradient back to the input's shape
                 except ValueError:
                     pass
-                raise RuntimeError(f"function {self.name}.backward returned a gradient of shape {r.data.shape} for "
+                raise RuntimeError(f"function {self.name}.backward returned a gradient of shape {r._data.shape} for "
                                    f"input {i} of shape {shape}{entry_where(entry)}")
         return tuple(grads)
 
@@ -132,20 +132,20 @@ class Function:
             out = cls.forward(ctx, *args)
         single = not isinstance(out, (tuple, list))
         outs = [o if isinstance(o, Tensor) else Tensor(np.asarray(o)) for o in ((out,) if single else out)]
-        outs = [Tensor._wrap(o.data) for o in outs]  # fresh objects: an input returned as-is stays a leaf
+        outs = [Tensor._wrap(o._data) for o in outs]  # fresh objects: an input returned as-is stays a leaf
         if not (state.grad_enabled and any(t.requires_grad for t in tensors)):
             return outs[0] if single else tuple(outs)
-        diff = [i for i, o in enumerate(outs) if o.data.dtype.kind == "f" and id(out if single else out[i])
+        diff = [i for i, o in enumerate(outs) if o._data.dtype.kind == "f" and id(out if single else out[i])
                 not in ctx.non_differentiable]
         template = tuple(_TENSOR if isinstance(a, Tensor) else a for a in args)
         if not diff:
             return outs[0] if single else tuple(outs)
-        shapes = tuple(outs[i].data.shape for i in diff)
+        shapes = tuple(outs[i]._data.shape for i in diff)
         if len(diff) == 1:
             tape.record(cls._primitive, tensors, outs[diff[0]], (template,), (ctx, shapes))
         else:
-            dt = np.result_type(*[outs[i].data.dtype for i in diff])
-            packed = Tensor._wrap(np.concatenate([outs[i].data.ravel().astype(dt) for i in diff]))
+            dt = np.result_type(*[outs[i]._data.dtype for i in diff])
+            packed = Tensor._wrap(np.concatenate([outs[i]._data.ravel().astype(dt) for i in diff]))
             tape.record(cls._primitive, tensors, packed, (template,), (ctx, shapes))
             start = 0
             for i, s in zip(diff, shapes):

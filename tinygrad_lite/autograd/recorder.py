@@ -70,7 +70,7 @@ class Entry:
             out = self.out_data
             s = self.struct = (
                 tuple([t._entry if t._entry is not None else (t if t.requires_grad else None) for t in ins]),
-                tuple([t.data.shape for t in ins]) + (out.shape,), out.dtype)
+                tuple([t._data.shape for t in ins]) + (out.shape,), out.dtype)
         return s
 
     @property
@@ -82,9 +82,9 @@ class Entry:
         """((shape, dtype) of each input, then of the output); input dtypes of released constants are None."""
         parents, shapes, out_dtype = self.structure()
         if self.saved is not None:
-            dtypes = [t.data.dtype for t in self.saved]
+            dtypes = [t._data.dtype for t in self.saved]
         else:
-            dtypes = [p.output_dtype if isinstance(p, Entry) else (None if p is None else p.data.dtype)
+            dtypes = [p.output_dtype if isinstance(p, Entry) else (None if p is None else p._data.dtype)
                       for p in parents]
         return tuple(zip(shapes, dtypes + [out_dtype]))
 
@@ -179,7 +179,7 @@ def record(prim, inputs, out, attrs=(), ctx=None):
         e.versions = inputs[0]._version
     else:
         e.versions = sum([t._version for t in inputs])
-    e.out_data = out.data
+    e.out_data = out._data
     st = state
     sc = e.scope = st.scope
     if sc is not None and sc.library and sc.site is not None:
@@ -213,13 +213,13 @@ def apply(prim, inputs, attrs=()):
     """Run a primitive's NumPy forward on Tensors and record it when grad mode is on and an input needs grad."""
     try:
         if attrs:
-            out = prim.forward(*[t.data for t in inputs], *attrs)
+            out = prim.forward(*[t._data for t in inputs], *attrs)
         elif len(inputs) == 2:
-            out = prim.forward(inputs[0].data, inputs[1].data)
+            out = prim.forward(inputs[0]._data, inputs[1]._data)
         elif len(inputs) == 1:
-            out = prim.forward(inputs[0].data)
+            out = prim.forward(inputs[0]._data)
         else:
-            out = prim.forward(*[t.data for t in inputs])
+            out = prim.forward(*[t._data for t in inputs])
     except (ValueError, IndexError, TypeError) as exc:
         raise prim.error(inputs, attrs, exc) from None
     if out.__class__ is not np.ndarray:  # NumPy returns scalars for 0-d results
@@ -265,5 +265,5 @@ def nbytes_saved(e):
     """Bytes held by the entry's saved inputs and output (for memory debugging)."""
     if e.saved is None:
         return 0
-    total = sum(t.data.nbytes for t in e.saved)
+    total = sum(t._data.nbytes for t in e.saved)
     return total + (e.out_data.nbytes if isinstance(e.out_data, np.ndarray) else 0)

@@ -88,7 +88,7 @@ def compare_full(target, outs, ana, num, asym, atol, rtol):
             if not bad.any():
                 continue
             cand, left, right = _kink_candidate(a, n, s, atol, rtol)
-            pr = PairResult(pos, name, out.data.shape, li, leaf, a.size)
+            pr = PairResult(pos, name, out._data.shape, li, leaf, a.size)
             pr.o = o
             pr.out_requires_grad = out.requires_grad
             flat = np.flatnonzero(bad)
@@ -98,7 +98,7 @@ def compare_full(target, outs, ana, num, asym, atol, rtol):
                 pr.dropped = flat.size - MAX_ELEMENTS
                 flat = flat[np.argpartition(-excess, MAX_ELEMENTS)[:MAX_ELEMENTS]]
             for k, j in zip(*np.unravel_index(flat, bad.shape)):
-                el = Element(np.unravel_index(k, out.data.shape), np.unravel_index(j, leaf.tensor.shape),
+                el = Element(np.unravel_index(k, out._data.shape), np.unravel_index(j, leaf.tensor.shape),
                              float(a[k, j]), float(n[k, j]), float(left[k, j]), float(right[k, j]),
                              float(allowed[k, j]))
                 el.jump = bool(cand[k, j])
@@ -119,7 +119,7 @@ def compare_fast(target, outs, ana, num, asym, sums, atol, rtol):
             if not bad:
                 continue
             cand, left, right = _kink_candidate(a, n, s, adj, rtol)
-            pr = PairResult(pos, name, out.data.shape, li, leaf, 1, fast=True, scale=adj)
+            pr = PairResult(pos, name, out._data.shape, li, leaf, 1, fast=True, scale=adj)
             pr.o = o
             pr.out_requires_grad = out.requires_grad
             el = Element((), (), float(a), float(n), float(left), float(right), float(allowed))
@@ -138,7 +138,7 @@ def kink_profile(outputs):
         if fn is None or e.saved is None:
             continue
         try:
-            d = np.asarray(fn([t.data for t in e.saved], e.attrs), dtype=np.float64)
+            d = np.asarray(fn([t._data for t in e.saved], e.attrs), dtype=np.float64)
         except Exception:  # a kink function that cannot handle these inputs: treat as no information
             continue
         prof.append((e, d))
@@ -160,10 +160,10 @@ UNDECLARED = _Undeclared()
 
 def _eval_at(target, leaf, idx, delta):
     """(float64 outputs, kink profile) with leaf[idx] moved by delta."""
-    with perturbed(leaf.tensor.data, idx, delta):
+    with perturbed(leaf.tensor._data, idx, delta):
         with enable_grad():
             outs = [o for _, o in target.outputs()]
-        return [np.array(o.data, dtype=np.float64) for o in outs], kink_profile(outs)
+        return [np.array(o._data, dtype=np.float64) for o in outs], kink_profile(outs)
 
 
 def _crossed(base, plus, minus):

@@ -57,7 +57,7 @@ def _check(target, kind, atol, rtol, nondet_tol, check_undefined_grad, check_gra
         outs = target.outputs()
     if not check_backward_ad:
         return True
-    base = [np.array(o.data, dtype=np.float64) for _, o in outs]
+    base = [np.array(o._data, dtype=np.float64) for _, o in outs]
     out_tensors = [o for _, o in outs]
     if fast_mode:
         ana, num, asym, sums = fast_projections(target, base, outs, np.random.default_rng(seed))
@@ -92,12 +92,12 @@ def _check(target, kind, atol, rtol, nondet_tol, check_undefined_grad, check_gra
 
 
 def _random_grad_output(rng, out, noncontig):
-    shape = out.data.shape
+    shape = out._data.shape
     if noncontig and len(shape):
-        arr = np.zeros(shape[:-1] + (2 * shape[-1],), dtype=out.data.dtype)[..., ::2]
+        arr = np.zeros(shape[:-1] + (2 * shape[-1],), dtype=out._data.dtype)[..., ::2]
         arr[...] = rng.uniform(-1, 1, shape)
     else:
-        arr = rng.uniform(-1, 1, shape).astype(out.data.dtype)
+        arr = rng.uniform(-1, 1, shape).astype(out._data.dtype)
     return Tensor._wrap(arr).requires_grad_()
 
 

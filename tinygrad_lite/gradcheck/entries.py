@@ -141,7 +141,7 @@ def _unit(rng, shape, mask=None):
 
 def check_entry(e, order, rng, atol=1e-5, rtol=1e-3):
     """A FaultyEntry when this entry's (double) backward disagrees with finite differences, else None."""
-    arrays = [np.array(t.data, dtype=np.float64) if t.data.dtype.kind == "f" else np.array(t.data)
+    arrays = [np.array(t._data, dtype=np.float64) if t._data.dtype.kind == "f" else np.array(t._data)
               for t in e.saved]
     needs = [bool(t.requires_grad) and a.dtype.kind == "f" for t, a in zip(e.saved, arrays)]
     if not any(needs):
@@ -230,8 +230,8 @@ def _order1(e, arrays, needs, base, i, u, rng, eps):
     leaves = _leaves(arrays, needs)
     out = _replay(e, leaves)
     with enable_grad():
-        g, = autograd_grad(out, [leaves[i]], grad_outputs=Tensor._wrap(v.astype(out.data.dtype)), allow_unused=True)
-    a = 0.0 if g is None else float(np.vdot(g.data, u))
+        g, = autograd_grad(out, [leaves[i]], grad_outputs=Tensor._wrap(v.astype(out._data.dtype)), allow_unused=True)
+    a = 0.0 if g is None else float(np.vdot(g._data, u))
     n, trunc, jump = _fd(lambda arrs: float(np.vdot(v, _forward(e, arrs))), arrays, i, u, eps)
     roundoff = 16 * np.finfo(base.dtype).eps * float(np.vdot(np.abs(v), np.abs(base))) / eps
     return a, n, 10 * trunc + roundoff, jump
@@ -247,15 +247,15 @@ def _order2(e, arrays, needs, base, i, u, rng, eps):
         leaves = _leaves(arrs, needs)
         out = _replay(e, leaves)
         with enable_grad():
-            gs = autograd_grad(out, [leaves[k] for k in diff], grad_outputs=Tensor._wrap(g_arr.astype(out.data.dtype)),
+            gs = autograd_grad(out, [leaves[k] for k in diff], grad_outputs=Tensor._wrap(g_arr.astype(out._data.dtype)),
                                allow_unused=True)
-        return sum(float(np.vdot(g.data, w)) for g, w in zip(gs, ws) if g is not None)
+        return sum(float(np.vdot(g._data, w)) for g, w in zip(gs, ws) if g is not None)
 
     leaves = _leaves(arrays, needs)
     g_leaf = Tensor(gv.copy(), requires_grad=True)
     with enable_grad():
         out = _replay(e, leaves)
-        gs = autograd_grad(out, [leaves[k] for k in diff], grad_outputs=g_leaf.astype(out.data.dtype),
+        gs = autograd_grad(out, [leaves[k] for k in diff], grad_outputs=g_leaf.astype(out._data.dtype),
                            create_graph=True, allow_unused=True)
         terms = [(g * Tensor._wrap(w)).sum() for g, w in zip(gs, ws) if g is not None and g.requires_grad]
         wrt = leaves[i] if i is not None else g_leaf
@@ -265,7 +265,7 @@ def _order2(e, arrays, needs, base, i, u, rng, eps):
             for t in terms[1:]:
                 s = s + t
             d, = autograd_grad(s, [wrt], allow_unused=True)
-            a = 0.0 if d is None else float(np.vdot(d.data, u))
+            a = 0.0 if d is None else float(np.vdot(d._data, u))
     if i is None:
         n, trunc, _ = _fd(lambda gl: s_at(arrays, gl[0]), [gv], 0, u, eps)
     else:

@@ -41,7 +41,7 @@ def evaluate(target, n_outputs=None):
     if n_outputs is not None and len(outs) != n_outputs:
         raise GradcheckError(f"gradcheck: the function returned {len(outs)} float outputs on a perturbed input but "
                              f"{n_outputs} on the original; its outputs must not depend on the input values' structure")
-    return [np.array(o.data, dtype=np.float64) for _, o in outs]
+    return [np.array(o._data, dtype=np.float64) for _, o in outs]
 
 
 def _check_shapes(base, new):
@@ -57,7 +57,7 @@ def numerical_jacobian(target, base):
     central = [[None] * len(target.leaves) for _ in range(n_out)]
     asym = [[None] * len(target.leaves) for _ in range(n_out)]
     for li, leaf in enumerate(target.leaves):
-        arr = leaf.tensor.data
+        arr = leaf.tensor._data
         for o in range(n_out):
             central[o][li] = np.zeros((base[o].size, arr.size))
             asym[o][li] = np.zeros((base[o].size, arr.size))
@@ -80,12 +80,12 @@ def numerical_jacobian(target, base):
 def analytical_jacobian(target, outs, *, nondet_tol=0.0, check_grad_dtypes=False):
     """Rows of d output / d leaf from autograd.grad with one-hot upstream gradients (graph retained)."""
     leaves = [leaf.tensor for leaf in target.leaves]
-    jac = [[np.zeros((o.data.size, t.data.size)) for t in leaves] for _, o in outs]
+    jac = [[np.zeros((o._data.size, t._data.size)) for t in leaves] for _, o in outs]
     for o, (pos, out) in enumerate(outs):
         if not out.requires_grad:
             continue
-        for k in range(out.data.size):
-            seed = np.zeros(out.data.shape, dtype=out.data.dtype)
+        for k in range(out._data.size):
+            seed = np.zeros(out._data.shape, dtype=out._data.dtype)
             seed.flat[k] = 1
             grads = _vjp(out, leaves, seed, target, check_grad_dtypes)
             if k == 0:
@@ -104,13 +104,13 @@ def _vjp(out, leaves, seed, target, check_grad_dtypes=False):
         if g is None:
             result.append(None)
             continue
-        if g.data.shape != t.data.shape:
-            raise GradcheckError(f"gradcheck: the gradient for {leaf.label} has shape {g.data.shape}, but the "
-                                 f"tensor has shape {t.data.shape}")
-        if check_grad_dtypes and g.data.dtype != t.data.dtype:
-            raise GradcheckError(f"gradcheck: the gradient for {leaf.label} has dtype {g.data.dtype}, but the "
-                                 f"tensor has dtype {t.data.dtype}")
-        result.append(np.array(g.data, dtype=np.float64))
+        if g._data.shape != t._data.shape:
+            raise GradcheckError(f"gradcheck: the gradient for {leaf.label} has shape {g._data.shape}, but the "
+                                 f"tensor has shape {t._data.shape}")
+        if check_grad_dtypes and g._data.dtype != t._data.dtype:
+            raise GradcheckError(f"gradcheck: the gradient for {leaf.label} has dtype {g._data.dtype}, but the "
+                                 f"tensor has dtype {t._data.dtype}")
+        result.append(np.array(g._data, dtype=np.float64))
     return result
 
 
@@ -133,7 +133,7 @@ def check_undefined_grad(target, outs):
     for o, (pos, out) in enumerate(outs):
         if not out.requires_grad:
             continue
-        grads = _vjp(out, leaves, np.zeros(out.data.shape, dtype=out.data.dtype), target)
+        grads = _vjp(out, leaves, np.zeros(out._data.shape, dtype=out._data.dtype), target)
         for leaf, g in zip(target.leaves, grads):
             if g is not None and np.any(g != 0):
                 raise GradcheckError(
@@ -158,7 +158,7 @@ def fast_projections(target, base, outs, rng):
     num = np.zeros((n_out, len(us)))
     asym = np.zeros((n_out, len(us)))
     for li, leaf in enumerate(target.leaves):
-        arr = leaf.tensor.data
+        arr = leaf.tensor._data
         with perturbed(arr, ..., leaf.eps * us[li].astype(arr.dtype)):
             plus = evaluate(target, n_out)
         with perturbed(arr, ..., -leaf.eps * us[li].astype(arr.dtype)):
@@ -171,7 +171,7 @@ def fast_projections(target, base, outs, rng):
     for o, (pos, out) in enumerate(outs):
         if not out.requires_grad:
             continue
-        grads = _vjp(out, leaves, vs[o].astype(out.data.dtype), target)
+        grads = _vjp(out, leaves, vs[o].astype(out._data.dtype), target)
         for li, g in enumerate(grads):
             if g is not None:
                 ana[o, li] = np.vdot(g, us[li])

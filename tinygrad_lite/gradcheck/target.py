@@ -89,9 +89,9 @@ class Target:
         self.output_names = output_names
         self._saved_rng = tl_random.get_rng()
         for leaf in leaves:  # in-place perturbation needs a writable array; the original comes back in close()
-            if not leaf.tensor.data.flags.writeable:
-                leaf._orig_data = leaf.tensor.data
-                leaf.tensor.data = np.array(leaf.tensor.data)
+            if not leaf.tensor._data.flags.writeable:
+                leaf._orig_data = leaf.tensor._data
+                leaf.tensor._data = np.array(leaf.tensor._data)
 
     def raw(self):
         """Call the function with the package RNG reseeded; returns whatever it returns, as a tuple."""
@@ -102,7 +102,7 @@ class Target:
     def outputs(self):
         """The float Tensor outputs, with their positions in the returned tuple."""
         out = self.raw()
-        return [(i, o) for i, o in enumerate(out) if isinstance(o, Tensor) and o.data.dtype.kind == "f"]
+        return [(i, o) for i, o in enumerate(out) if isinstance(o, Tensor) and o._data.dtype.kind == "f"]
 
     def output_name(self, pos, n_total):
         """'output 0', or for gradgradcheck 'output 0 (grad of input 0 ('x'))'."""
@@ -115,12 +115,12 @@ class Target:
         tl_random.set_rng(self._saved_rng)  # manual_seed replaced the module's generator; put the caller's back
         for leaf in self.leaves:
             if leaf._orig_data is not None:
-                leaf.tensor.data = leaf._orig_data
+                leaf.tensor._data = leaf._orig_data
                 leaf._orig_data = None
 
 
 def _float64_copy(t):
-    c = Tensor(np.array(t.data, dtype=np.float64))
+    c = Tensor(np.array(t._data, dtype=np.float64))
     return c.requires_grad_() if t.requires_grad else c
 
 
@@ -133,7 +133,7 @@ def make_target(func, inputs, *, eps=None, params=None, seed=0, warn_float32=Tru
     if _is_module(func):
         module = _copy_module(func)
         fn = module
-        args = tuple(_float64_copy(a) if isinstance(a, Tensor) and a.data.dtype.kind == "f" else a for a in args)
+        args = tuple(_float64_copy(a) if isinstance(a, Tensor) and a._data.dtype.kind == "f" else a for a in args)
     names = _arg_names(func, len(args))
     leaves = []
     for i, a in enumerate(args):
@@ -152,7 +152,7 @@ def make_target(func, inputs, *, eps=None, params=None, seed=0, warn_float32=Tru
                          "create the inputs with requires_grad=True")
     if warn_float32:
         for leaf in leaves:
-            dt = leaf.tensor.data.dtype
+            dt = leaf.tensor._data.dtype
             if dt != np.float64:
                 warnings.warn(
                     f"gradcheck: {leaf.label} requires gradient and is {dt}, not float64: finite differences in "
@@ -164,7 +164,7 @@ def make_target(func, inputs, *, eps=None, params=None, seed=0, warn_float32=Tru
 def _leaf_eps(eps, t):
     if eps is not None:
         return float(eps)
-    return DEFAULT_EPS.get(t.data.dtype, 1e-6)
+    return DEFAULT_EPS.get(t._data.dtype, 1e-6)
 
 
 def _copy_module(module):
@@ -178,5 +178,5 @@ def _copy_module(module):
         m = m.double() or m
     else:
         for _, p in m.named_parameters():
-            p.data = p.data.astype(np.float64)
+            p._data = p._data.astype(np.float64)
     return m

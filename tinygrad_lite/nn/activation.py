@@ -18,7 +18,7 @@ def relu(input, inplace=False):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
-    return _tf.where(_const(input.data > 0), input, input * negative_slope)
+    return _tf.where(_const(input._data > 0), input, input * negative_slope)
 
 
 def sigmoid(input):

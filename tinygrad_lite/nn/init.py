@@ -13,11 +13,11 @@ def _fill(tensor, values, name):
     """Write `values` into the tensor's array in place (the same array, so views and optimizers see it)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init.{name}: expected a Tensor, got {type(tensor).__name__}")
-    arr = tensor.data
+    arr = tensor._data
     if arr.flags.writeable:
         np.copyto(arr, values, casting="unsafe")
     else:
-        tensor.data = np.array(np.broadcast_to(values, arr.shape), dtype=arr.dtype)
+        tensor._data = np.array(np.broadcast_to(values, arr.shape), dtype=arr.dtype)
     tensor._version += 1
     return tensor
 

@@ -39,7 +39,7 @@ def _target(target, input, where):
     if not isinstance(target, Tensor):
         target = _const(np.asarray(target, dtype=input.dtype))
     if target.dtype != input.dtype and not target.requires_grad:
-        target = _const(target.data.astype(input.dtype))
+        target = _const(target._data.astype(input.dtype))
     return target
 
 
@@ -81,7 +81,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 
 def _class_targets(input, target, ignore_index, where):
     """Validate class-index targets for an (N, C, d1, ...) input; returns (target array, valid mask)."""
-    t = target.data if isinstance(target, Tensor) else np.asarray(target)
+    t = target._data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
                         f"input's shape), got dtype {t.dtype} and shape {t.shape}")
@@ -129,7 +129,7 @@ def _mean_by(total, denom):
 
 
 def _weight_array(weight, c, dtype, where):
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
     if w.shape != (c,):
         raise OpError(f"{where}: weight must have shape ({c},) (one value per class), got {w.shape}")
     return w.astype(dtype, copy=False)
@@ -170,7 +170,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             prod = prod * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))
         loss = -prod.sum(1)
         if reduction == "mean":
-            loss = _mean_by(loss.sum(), input.data.size // c if c else 0)
+            loss = _mean_by(loss.sum(), input._data.size // c if c else 0)
         elif reduction == "sum":
             loss = loss.sum()
         return loss.squeeze(0) if squeeze and reduction == "none" else loss
@@ -191,7 +191,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 def _clamped_log(x):
     """log(x) clamped below at -100, as PyTorch's BCE; finite (zero) gradient where x <= exp(-100)."""
-    d = x.data
+    d = x._data
     if (d > math.exp(-100)).all():
         return x.log()
     mask = _const(d > 0)
@@ -206,7 +206,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target.shape) != tuple(input.shape):
         raise OpError(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
                       f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
-    d = input.data
+    d = input._data
     if d.size and not ((d >= 0) & (d <= 1)).all():
         raise OpError(f"{where}: all elements of input should be between 0 and 1 (got values in "
                       f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
@@ -246,7 +246,7 @@ def _softplus(x):
     """log(1 + exp(x)), stable and smooth at every x, 0 included (an |x| form has the right first derivative at 0
     but loses the second: BCE-with-logits' Hessian there must be 1/4). Each branch only ever sees inputs of its
     own sign, so the unused branch never overflows into a NaN gradient."""
-    neg = _const(x.data < 0)
+    neg = _const(x._data < 0)
     zero = _const(np.zeros((), x.dtype))
     x_neg, x_pos = _tf.where(neg, x, zero), _tf.where(neg, zero, x)
     return _tf.where(neg, x_neg.exp().log1p(), x_pos + (-x_pos).exp().log1p())
@@ -254,7 +254,7 @@ def _softplus(x):
 
 def one_hot(tensor, num_classes=-1):
     """int64 (*, num_classes) with a 1 at each index (num_classes=-1: max index + 1)."""
-    idx = tensor.data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    idx = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot is only applicable to index tensor of integer dtype, got {idx.dtype}")
     if idx.size and idx.min() < 0:

@@ -321,14 +321,14 @@ class Module:
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters (to None by default, as PyTorch)."""
         for p in self.parameters():
-            if p.grad is None:
+            if p._grad is None:
                 continue
             if set_to_none:
-                p.grad = None
-            elif p.grad.data.flags.writeable:
-                p.grad.data.fill(0)
+                p._grad = None
+            elif p._grad._data.flags.writeable:
+                p._grad._data.fill(0)
             else:
-                p.grad = Tensor._wrap(np.zeros_like(p.data))
+                p._grad = Tensor._wrap(np.zeros_like(p._data))
 
     def to(self, *args, dtype=None, **kwargs):
         """Convert floating parameters and buffers to `dtype` in place (the only device is 'cpu')."""
@@ -364,7 +364,7 @@ class Module:
             keep_vars = args[2] if len(args) > 2 else keep_vars
         out = collections.OrderedDict() if destination is None else destination
         for k, t in self._state_items(prefix):
-            out[k] = t if keep_vars else Tensor._wrap(t.data.copy())
+            out[k] = t if keep_vars else Tensor._wrap(t._data.copy())
         return out
 
     def load_state_dict(self, state_dict, strict=True, assign=False):

@@ -24,7 +24,7 @@ def _values_per_channel(input, where):
     """N * (spatial size): the number of values each channel's batch statistics are taken over (1 is an error,
     0 an empty batch that leaves the running statistics alone, as PyTorch)."""
     c = input.shape[1]
-    n = input.data.size // c if c else 0
+    n = input._data.size // c if c else 0
     if n == 1:
         raise ValueError(f"{where}: Expected more than 1 value per channel when training, got input size "
                          f"{tuple(input.shape)}")
@@ -41,8 +41,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     c = input.shape[1]
     for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
-        if t is not None and t.data.size != c:
-            raise OpError(f"{_name}: {what} should contain {c} elements not {t.data.size} (input shape "
+        if t is not None and t._data.size != c:
+            raise OpError(f"{_name}: {what} should contain {c} elements not {t._data.size} (input shape "
                           f"{tuple(input.shape)}, {what} shape {tuple(t.shape)})")
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, c) + (1,) * (input.ndim - 2)
@@ -56,14 +56,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is not None or running_var is not None:
             m = float(momentum)
             if running_mean is not None:
-                _blend(running_mean, mean.data.reshape(c), m)
+                _blend(running_mean, mean._data.reshape(c), m)
             if running_var is not None:
-                _blend(running_var, var.data.reshape(c) * (n / (n - 1)), m)
+                _blend(running_var, var._data.reshape(c) * (n / (n - 1)), m)
     else:
         if running_mean is None or running_var is None:
             raise ValueError(f"{_name}: running_mean and running_var are required when training=False")
-        rm = running_mean.data.reshape(shape).astype(input.dtype, copy=False)
-        inv = (1.0 / np.sqrt(running_var.data.reshape(shape) + eps)).astype(input.dtype, copy=False)
+        rm = running_mean._data.reshape(shape).astype(input.dtype, copy=False)
+        inv = (1.0 / np.sqrt(running_var._data.reshape(shape) + eps)).astype(input.dtype, copy=False)
         out = (input - _const(rm)) * _const(inv)
     if weight is not None:
         out = out * weight.reshape(shape)
@@ -74,7 +74,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def _blend(stat, batch_value, momentum):
     """stat = (1 - momentum) * stat + momentum * batch_value, in place on the buffer's array."""
-    arr = stat.data
+    arr = stat._data
     arr *= 1.0 - momentum
     arr += (momentum * batch_value).astype(arr.dtype, copy=False)
     stat._version += 1
@@ -135,13 +135,13 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         count = self.training and self.track_running_stats and self.num_batches_tracked is not None
         if count and self.momentum is None:  # cumulative moving average over this and the earlier batches
-            factor = 1.0 / (float(self.num_batches_tracked.data) + 1.0)
+            factor = 1.0 / (float(self.num_batches_tracked._data) + 1.0)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         out = batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
                          self.weight, self.bias, use_batch_stats, factor, self.eps, _name=name)
         if count:  # after batch_norm: a rejected input leaves every buffer as it was
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._data += 1
             self.num_batches_tracked._version += 1
         return out
 

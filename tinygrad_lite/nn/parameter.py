@@ -16,7 +16,7 @@ class Parameter(Tensor):
         if data is None:
             arr = np.empty((0,), dtype=dtypes.default_float)
         elif isinstance(data, Tensor):
-            arr = data.data
+            arr = data._data
         else:
             arr = _as_array(data, None, "Parameter")
         Tensor.__init__(self, arr, requires_grad=requires_grad)
@@ -25,4 +25,4 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + Tensor.__repr__(self)
 
     def __reduce_ex__(self, proto):
-        return Parameter, (self.data, self.requires_grad)
+        return Parameter, (self._data, self.requires_grad)

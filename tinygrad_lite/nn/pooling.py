@@ -119,7 +119,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
     k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, _name, True)
     n, c, h, w = input.shape
-    idx = _argmax_indices(input.data, k, s, p, d, (oh, ow), extra)
+    idx = _argmax_indices(input._data, k, s, p, d, (oh, ow), extra)
     out = input.reshape(n, c, h * w).gather(2, idx.reshape(n, c, oh * ow)).reshape(n, c, oh, ow)
     return (out, Tensor._wrap(idx)) if return_indices else out
 

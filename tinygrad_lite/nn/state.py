@@ -32,7 +32,7 @@ def load_into(module, own, state_dict, strict, assign):
             continue
         value = state_dict[key]
         if isinstance(value, Tensor):
-            arr = value.data
+            arr = value._data
         elif isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
             arr = np.asarray(value)
         else:
@@ -56,10 +56,10 @@ def load_into(module, own, state_dict, strict, assign):
     if errors:
         raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__}:\n\t" + "\n\t".join(errors))
     for target, arr in plan:
-        if assign or not target.data.flags.writeable:
-            target.data = np.array(arr, dtype=target.data.dtype if not assign else arr.dtype)
+        if assign or not target._data.flags.writeable:
+            target._data = np.array(arr, dtype=target._data.dtype if not assign else arr.dtype)
         else:
-            np.copyto(target.data, arr, casting="unsafe")
+            np.copyto(target._data, arr, casting="unsafe")
         target._version += 1
     return _IncompatibleKeys(missing, unexpected)
 
@@ -83,9 +83,9 @@ def cast_floating(module, args, dtype, kwargs):
         raise TypeError(f"Module.to only accepts floating point dtypes, but got desired dtype={dt}")
     for _, m in module.named_modules():
         for t in itertools.chain(m._parameters.values(), m._buffers.values()):
-            if t is not None and t.data.dtype.kind == "f" and t.data.dtype != dt:
-                t.data = t.data.astype(dt)
+            if t is not None and t._data.dtype.kind == "f" and t._data.dtype != dt:
+                t._data = t._data.astype(dt)
                 t._version += 1
-                if t.grad is not None:
-                    t.grad = Tensor._wrap(t.grad.data.astype(dt))
+                if t._grad is not None:
+                    t._grad = Tensor._wrap(t._grad._data.astype(dt))
     return module

@@ -47,7 +47,7 @@ def unfold(x, k, d, p, s):
 
 @unfold.defvjp
 def _(ctx, g):
-    shape = ctx.saved[0].data.shape
+    shape = ctx.saved[0]._data.shape
     return (fold(g, shape[2:], *ctx.attrs),)
 
 

@@ -169,7 +169,7 @@ def relu(x):
 
 @relu.defvjp
 def _(ctx, g):
-    x = ctx.saved[0].data
+    x = ctx.saved[0]._data
     return (mul(g, const(x > 0)),)  # a bool mask: NumPy casts it inside the multiply (one pass less)
 
 
@@ -180,7 +180,7 @@ def abs_(x):
 
 @abs_.defvjp
 def _(ctx, g):
-    return (g * const(np.sign(ctx.saved[0].data)),)
+    return (g * const(np.sign(ctx.saved[0]._data)),)
 
 
 def _clamp_sample(gen):
@@ -207,7 +207,7 @@ def clamp(x, lo, hi):
 
 @clamp.defvjp
 def _(ctx, g):
-    x = ctx.saved[0].data
+    x = ctx.saved[0]._data
     lo, hi = ctx.attrs
     keep = np.ones(x.shape, dtype=bool)
     if lo is not None:
@@ -277,19 +277,19 @@ def _(ctx, g):
     if ctx.needs[0]:
         ga = g * b * a ** (b - 1.0)
     if ctx.needs[1]:
-        ad, bd = np.broadcast_arrays(a.data, b.data)
+        ad, bd = np.broadcast_arrays(a._data, b._data)
         zero = (ad == 0) & (bd >= 0)  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0
-        safe_a = a if not zero.any() else tape.apply(where, (const(zero), const(np.ones((), a.data.dtype)), a))
+        safe_a = a if not zero.any() else tape.apply(where, (const(zero), const(np.ones((), a._data.dtype)), a))
         gb = g * ctx.output() * safe_a.log()
         if zero.any():
-            gb = gb * const((~zero).astype(a.data.dtype))
+            gb = gb * const((~zero).astype(a._data.dtype))
     return ga, gb
 
 
 def _extreme_vjp(greater):
     """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
     def vjp(ctx, g):
-        a, b = ctx.saved[0].data, ctx.saved[1].data
+        a, b = ctx.saved[0]._data, ctx.saved[1]._data
         win_a = (a > b) if greater else (a < b)
         tie = (a == b).astype(a.dtype) * 0.5
         return g * const(win_a.astype(a.dtype) + tie), g * const((~win_a & (a != b)).astype(a.dtype) + tie)
@@ -326,8 +326,8 @@ def where(cond, a, b):
 
 @where.defvjp
 def _(ctx, g):
-    c = const(ctx.saved[0].data)
-    zero = const(np.zeros((), g.data.dtype))
+    c = const(ctx.saved[0]._data)
+    zero = const(np.zeros((), g._data.dtype))
     return (None,
             tape.apply(where, (c, g, zero)) if ctx.needs[1] else None,
             tape.apply(where, (c, zero, g)) if ctx.needs[2] else None)
@@ -344,4 +344,4 @@ def cast(x, dtype):
 
 @cast.defvjp
 def _(ctx, g):
-    return (g.astype(ctx.saved[0].data.dtype),)
+    return (g.astype(ctx.saved[0]._data.dtype),)

@@ -24,9 +24,9 @@ def _(ctx, g):
     a, b = ctx.saved
     ga = gb = None
     if a.requires_grad:
-        ga = _swap_last(matmul(b, _swap_last(g))) if _transposed(a.data) else matmul(g, _swap_last(b))
+        ga = _swap_last(matmul(b, _swap_last(g))) if _transposed(a._data) else matmul(g, _swap_last(b))
     if b.requires_grad:
-        gb = _swap_last(matmul(_swap_last(g), a)) if _transposed(b.data) else matmul(_swap_last(a), g)
+        gb = _swap_last(matmul(_swap_last(g), a)) if _transposed(b._data) else matmul(_swap_last(a), g)
     return ga, gb
 
 
@@ -35,5 +35,5 @@ def _transposed(arr):
 
 
 def _swap_last(t):
-    nd = t.data.ndim
+    nd = t._data.ndim
     return permute(t, tuple(range(nd - 2)) + (nd - 1, nd - 2))

@@ -9,14 +9,14 @@ from ..autograd.grad_mode import state
 
 def sum_to_shape(g, shape):
     """Differentiably sum a broadcast gradient back to `shape` (the engine's central un-broadcast)."""
-    gshape = g.data.shape
+    gshape = g._data.shape
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
     if axes:
         g = _sum(g, axes, True)
-    return reshape(g, shape) if g.data.shape != shape else g
+    return reshape(g, shape) if g._data.shape != shape else g
 
 
 def _sum(g, axes, keepdims):
@@ -37,7 +37,7 @@ def _reshape_sample(gen):
 
 @reshape.defvjp
 def _(ctx, g):
-    return (reshape(g, ctx.saved[0].data.shape),)
+    return (reshape(g, ctx.saved[0]._data.shape),)
 
 
 def _permute_sample(gen):
@@ -73,7 +73,7 @@ def expand(x, shape):
 
 @expand.defvjp
 def _(ctx, g):
-    return (sum_to_shape(g, ctx.saved[0].data.shape),)
+    return (sum_to_shape(g, ctx.saved[0]._data.shape),)
 
 
 # ---------------- indexing ----------------
@@ -103,7 +103,7 @@ def getitem(x, idx):
 
 @getitem.defvjp
 def _(ctx, g):
-    shape, idx = ctx.saved[0].data.shape, ctx.attrs[0]
+    shape, idx = ctx.saved[0]._data.shape, ctx.attrs[0]
     if state.grad_enabled:  # create_graph: a differentiable dense scatter
         return (index_scatter(g, shape, idx),)
     return (IndexGrad(g, shape, idx, not _has_int_array(idx)),)  # the engine adds it into one buffer
@@ -135,6 +135,39 @@ def _(ctx, g):
     return (g[ctx.attrs[1]],)
 
 
+def _index_put_sample(gen):
+    shape = gen.shape(min_dims=1, max_dims=3)
+    kind = gen.choice(["slice", "int", "array", "mask"])
+    if kind == "slice":
+        idx = (slice(None, None, gen.choice([1, 2, -1])),)
+    elif kind == "int":
+        idx = (gen.integers(0, shape[0], ()).item(),)
+    elif kind == "array":  # distinct positions: with repeats, which value is written is unspecified (as PyTorch)
+        idx = (np.asarray(gen.permutation(shape[0]))[:max(1, shape[0] - 1)],)
+    else:
+        idx = (gen.booleans(shape[:1]),)
+    target = np.empty(shape)[idx].shape
+    value_shape = gen.choice([target, target[1:], (1,) * min(len(target), 1)])
+    return [gen.array(shape, -2, 2), gen.array(value_shape, -2, 2)], (idx,)
+
+
+@primitive("index_put", attrs=("index",), nin=2, sample=_index_put_sample,
+           expects="indices within the tensor's shape and a value that broadcasts to the indexed shape")
+def index_put(x, value, idx):
+    """A copy of x with x[idx] = value (item assignment; the value broadcasts to the indexed shape)."""
+    out = x.copy()
+    out[idx] = value
+    return out
+
+
+@index_put.defvjp
+def _(ctx, g):
+    x, value = ctx.saved
+    zero = x.__class__._wrap(np.zeros((), dtype=g._data.dtype))
+    gx = index_put(g, zero, ctx.attrs[0]) if x.requires_grad else None
+    return gx, (g[ctx.attrs[0]] if value.requires_grad else None)
+
+
 def _gather_sample(gen):
     shape = gen.shape(min_dims=1, max_dims=3)
     axis = gen.integers(0, len(shape), ()).item()
@@ -151,7 +184,7 @@ def gather(x, axis, index):
 @gather.defvjp
 def _(ctx, g):
     axis, index = ctx.attrs
-    return (scatter_add(g, ctx.saved[0].data.shape, axis, index),)
+    return (scatter_add(g, ctx.saved[0]._data.shape, axis, index),)
 
 
 def _scatter_add_sample(gen):
@@ -206,7 +239,7 @@ def _(ctx, g):
     axis = ctx.attrs[0]
     grads, start = [], 0
     for t in ctx.saved:
-        stop = start + t.data.shape[axis]
+        stop = start + t._data.shape[axis]
         grads.append(g[(slice(None),) * axis + (slice(start, stop),)] if t.requires_grad else None)
         start = stop
     return tuple(grads)
@@ -225,5 +258,5 @@ def pad(x, width, value):
 
 @pad.defvjp
 def _(ctx, g):
-    shape = ctx.saved[0].data.shape
+    shape = ctx.saved[0]._data.shape
     return (g[tuple(slice(b, b + s) for (b, _), s in zip(ctx.attrs[0], shape))],)

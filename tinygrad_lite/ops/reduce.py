@@ -24,11 +24,11 @@ def _reduce_sample(low=-2.0, high=2.0):
 
 def _expand_back(ctx, g):
     """g (reduced shape) reshaped to keepdims form and broadcast to the input's shape."""
-    shape = ctx.saved[0].data.shape
+    shape = ctx.saved[0]._data.shape
     axis, keepdims = ctx.attrs
     if not keepdims:
         g = reshape(g, _keep_shape(shape, axis))
-    return g if g.data.shape == shape else expand(g, shape)
+    return g if g._data.shape == shape else expand(g, shape)
 
 
 @primitive("sum", attrs=("dim", "keepdim"), sample=_reduce_sample())
@@ -42,7 +42,7 @@ def _(ctx, g):
 
 
 def _extreme_vjp(ctx, g):
-    x = ctx.saved[0].data
+    x = ctx.saved[0]._data
     axis, keepdims = ctx.attrs
     out = ctx.out_data if ctx.out_data is not None else ctx.prim.forward(x, axis, keepdims)
     ref = out if keepdims else out.reshape(_keep_shape(x.shape, axis))
@@ -90,13 +90,13 @@ def _(ctx, g):
     """d prod / d x_i = product of the others, computed without dividing by zero (zeros handled explicitly)."""
     x = ctx.saved[0]
     axis, _ = ctx.attrs
-    zero = x.data == 0
+    zero = x._data == 0
     g = _expand_back(ctx, g)
     if not zero.any():
         full = x.prod(dim=axis, keepdim=True) if axis is not None else x.prod().reshape(_keep_shape(x.shape, None))
         return (g * full / x,)
     nz = np.sum(zero, axis=axis, keepdims=True)
-    dt = x.data.dtype
+    dt = x._data.dtype
     x_nz = tape.apply(where, (const(zero), const(np.ones((), dt)), x))  # zeros replaced by ones
     p_nz = x_nz.prod(dim=axis, keepdim=True) if axis is not None else x_nz.prod().reshape(_keep_shape(x.shape, None))
     only_zero = (zero & (nz == 1)).astype(dt)     # the single zero of its slice: product of the others

@@ -67,7 +67,7 @@ class Primitive:
 
     def error(self, inputs, attrs, exc):
         """An exception naming this operation, its input shapes/dtypes, attributes and the user's line."""
-        msg = f"{self.name}: {exc}; inputs: {describe_inputs([t.data for t in inputs])}"
+        msg = f"{self.name}: {exc}; inputs: {describe_inputs([t._data for t in inputs])}"
         if attrs and self.attr_names:
             shown = ", ".join(f"{n}={_short(a)}" for n, a in zip(self.attr_names, attrs))
             msg += f"; {shown}"

@@ -28,17 +28,17 @@ class Adagrad(Optimizer):
     def _update(self, group, p, grad, state):
         if not state:
             self._init_state(group, p, state)
-        step_t = state["step"].data
+        step_t = state["step"]._data
         step_t += 1
         step = float(step_t)
         clr = float(group["lr"]) / (1 + (step - 1) * float(group["lr_decay"]))
         g = self._grad(group, p, grad, float(group["weight_decay"]))
-        total = state["sum"].data
-        std = self._scratch(p.data, 1)
+        total = state["sum"]._data
+        std = self._scratch(p._data, 1)
         np.multiply(g, g, out=std)
         total += std
         np.sqrt(total, out=std)
         std += float(group["eps"])
         np.divide(g, std, out=std)
         std *= clr
-        p.data -= std
+        p._data -= std

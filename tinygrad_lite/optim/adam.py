@@ -40,16 +40,16 @@ class Adam(Optimizer):
         elif amsgrad and "max_exp_avg_sq" not in state:
             raise RuntimeError("Adam.step: amsgrad=True but the loaded state has no 'max_exp_avg_sq' "
                                "(the state dict was saved with amsgrad=False)")
-        step_t = state["step"].data
+        step_t = state["step"]._data
         step_t += 1
         step = float(step_t)
         decoupled = group.get("decoupled_weight_decay", False)
         if wd != 0 and decoupled:
-            p.data *= 1 - lr * wd
+            p._data *= 1 - lr * wd
         g = self._grad(group, p, grad, 0.0 if decoupled else wd)
-        m = state["exp_avg"].data
-        v = state["exp_avg_sq"].data
-        tmp = self._scratch(p.data, 1)
+        m = state["exp_avg"]._data
+        v = state["exp_avg_sq"]._data
+        tmp = self._scratch(p._data, 1)
         _lerp_(m, g, 1 - beta1, tmp)
         v *= beta2
         np.multiply(g, g, out=tmp)
@@ -59,7 +59,7 @@ class Adam(Optimizer):
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
         step_size = lr / bias_correction1
         if amsgrad:
-            vmax = state["max_exp_avg_sq"].data
+            vmax = state["max_exp_avg_sq"]._data
             np.maximum(vmax, v, out=vmax)
             v = vmax
         denom = tmp
@@ -68,7 +68,7 @@ class Adam(Optimizer):
         denom += eps
         np.divide(m, denom, out=denom)
         denom *= -step_size
-        p.data += denom
+        p._data += denom
 
 
 class AdamW(Adam):

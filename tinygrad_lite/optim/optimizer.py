@@ -1,6 +1,6 @@
 """Optimizer base class: parameter groups, per-parameter state and PyTorch-layout state dicts.
 
-Subclasses implement `_update(group, p, grad, state)`, which changes `p.data` in place with NumPy.
+Subclasses implement `_update(group, p, grad, state)`, which changes `p._data` in place with NumPy.
 State arrays are kept as Tensors (as PyTorch keeps tensors) so `state_dict()` can be written by `tl.save`.
 """
 import copy
@@ -173,12 +173,12 @@ class Optimizer:
         """Reset the gradients of all parameters: to None (default) or to zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p._grad is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p._grad._data[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; `closure` re-evaluates the loss and is returned."""
@@ -190,14 +190,14 @@ class Optimizer:
                 loss = closure()
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p._grad is None:
                     continue
-                grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
-                if grad.dtype != p.data.dtype:  # keep the state in the parameter's dtype
-                    grad = grad.astype(p.data.dtype)
-                if grad.shape != p.data.shape:
+                grad = p._grad._data if isinstance(p._grad, Tensor) else np.asarray(p._grad)
+                if grad.dtype != p._data.dtype:  # keep the state in the parameter's dtype
+                    grad = grad.astype(p._data.dtype)
+                if grad.shape != p._data.shape:
                     raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {grad.shape} does not "
-                                       f"match its parameter of shape {p.data.shape}")
+                                       f"match its parameter of shape {p._data.shape}")
                 self._update(group, p, grad, self.state[p])
                 # As PyTorch's in-place update: a graph that saved p before this step must refuse to backprop
                 p._version += 1
@@ -215,24 +215,24 @@ class Optimizer:
         return buf
 
     def _grad(self, group, p, grad, wd):
-        """The gradient after `maximize` and (coupled) weight decay `wd`, without modifying `p.grad`."""
+        """The gradient after `maximize` and (coupled) weight decay `wd`, without modifying `p._grad`."""
         maximize = group.get("maximize", False)
         if not maximize and not wd:
             return grad
-        out = self._scratch(p.data, 0)
+        out = self._scratch(p._data, 0)
         if maximize:
             np.negative(grad, out=out)
         else:
             np.copyto(out, grad)
         if wd:
-            tmp = self._scratch(p.data, 1)
-            np.multiply(p.data, wd, out=tmp)
+            tmp = self._scratch(p._data, 1)
+            np.multiply(p._data, wd, out=tmp)
             out += tmp
         return out
 
     @staticmethod
     def _zeros_like(p, fill=0.0):
-        return Tensor(np.full(p.data.shape, fill, dtype=p.data.dtype))
+        return Tensor(np.full(p._data.shape, fill, dtype=p._data.dtype))
 
     @staticmethod
     def _step_tensor():
@@ -300,7 +300,7 @@ class Optimizer:
     @staticmethod
     def _cast_state(p, index, name, value):
         if isinstance(value, Tensor):
-            arr = value.data
+            arr = value._data
         elif isinstance(value, np.ndarray):
             arr = value
         elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
@@ -309,10 +309,10 @@ class Optimizer:
             return copy.deepcopy(value)
         if name == "step":
             return Tensor(np.array(arr, dtype=np.float32))
-        if arr.shape != p.data.shape:
+        if arr.shape != p._data.shape:
             raise ValueError(f"loaded state dict: state[{index}][{name!r}] has shape {tuple(arr.shape)} but "
-                             f"its parameter has shape {tuple(p.data.shape)}")
-        dtype = p.data.dtype if np.issubdtype(p.data.dtype, np.floating) and \
+                             f"its parameter has shape {tuple(p._data.shape)}")
+        dtype = p._data.dtype if np.issubdtype(p._data.dtype, np.floating) and \
             np.issubdtype(arr.dtype, np.floating) else arr.dtype
         return Tensor(np.array(arr, dtype=dtype, copy=True))
 

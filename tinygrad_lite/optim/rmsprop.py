@@ -36,16 +36,16 @@ class RMSprop(Optimizer):
             if needed and key not in state:
                 raise RuntimeError(f"RMSprop.step: the loaded state has no {key!r}; it was saved with different "
                                    "momentum/centered settings")
-        state["step"].data += 1
+        state["step"]._data += 1
         g = self._grad(group, p, grad, float(group["weight_decay"]))
-        square_avg = state["square_avg"].data
-        avg = self._scratch(p.data, 1)
+        square_avg = state["square_avg"]._data
+        avg = self._scratch(p._data, 1)
         square_avg *= alpha
         np.multiply(g, g, out=avg)
         avg *= 1 - alpha
         square_avg += avg
         if centered:
-            grad_avg = state["grad_avg"].data
+            grad_avg = state["grad_avg"]._data
             _lerp_(grad_avg, g, 1 - alpha, avg)
             np.multiply(grad_avg, grad_avg, out=avg)
             np.subtract(square_avg, avg, out=avg)
@@ -54,13 +54,13 @@ class RMSprop(Optimizer):
             np.sqrt(square_avg, out=avg)
         avg += eps
         if momentum > 0:
-            buf = state["momentum_buffer"].data
+            buf = state["momentum_buffer"]._data
             buf *= momentum
             np.divide(g, avg, out=avg)
             buf += avg
             np.multiply(buf, lr, out=avg)
-            p.data -= avg
+            p._data -= avg
         else:
             np.divide(g, avg, out=avg)
             avg *= lr
-            p.data -= avg
+            p._data -= avg

@@ -29,25 +29,25 @@ class SGD(Optimizer):
             buf_t = state.get("momentum_buffer")
             if buf_t is None:
                 state["momentum_buffer"] = buf_t = Tensor(np.array(g, copy=True))
-                buf = buf_t.data
+                buf = buf_t._data
             else:
-                buf = buf_t.data
+                buf = buf_t._data
                 buf *= momentum
                 dampening = float(group["dampening"])
                 if dampening == 0:
                     buf += g
                 else:
-                    tmp = self._scratch(p.data, 1)
+                    tmp = self._scratch(p._data, 1)
                     np.multiply(g, 1 - dampening, out=tmp)
                     buf += tmp
             if group["nesterov"]:
-                out = self._scratch(p.data, 0)
-                tmp = self._scratch(p.data, 1)
+                out = self._scratch(p._data, 0)
+                tmp = self._scratch(p._data, 1)
                 np.multiply(buf, momentum, out=tmp)
                 np.add(g, tmp, out=out)  # g may be `out` itself: elementwise, so aliasing is safe
                 g = out
             else:
                 g = buf
-        step = self._scratch(p.data, 1)
+        step = self._scratch(p._data, 1)
         np.multiply(g, lr, out=step)
-        p.data -= step
+        p._data -= step

@@ -324,13 +324,13 @@ def _leaf_node(t, key, order, names, scopes):
 
 def _constant(e, i, dst, consts, edges):
     saved = e.saved[i] if e.saved is not None else None
-    shape = saved.data.shape if saved is not None else e.in_meta[i][0]
+    shape = saved._data.shape if saved is not None else e.in_meta[i][0]
     size = 1
     for d in shape:
         size *= d
     if size == 1:
         if dst.kind == "op" or (dst.kind == "loop" and e is dst.entries[0]):  # written in the label, no box
-            value = saved.data.item() if saved is not None else None
+            value = saved._data.item() if saved is not None else None
             if dst.consts is None:
                 dst.consts = [value]
             else:

@@ -75,8 +75,8 @@ def node_grad(node):
         g = node.entries[0].grad
         return None if g is None else grad_stat(g) + (None,)
     if kind in ("param", "input"):
-        g = node.tensor.grad
-        return None if g is None else grad_stat(g.data) + (None,)
+        g = node.tensor._grad
+        return None if g is None else grad_stat(g._data) + (None,)
     if kind not in ("module", "fold", "loop"):
         return None
     inner = [grad_stat(e.grad) for e in node.entries if e.grad is not None]
@@ -176,8 +176,8 @@ def node_attrs(node, opts, heat=None, stat=None):
         for leaf in node.params[:4]:
             n = leaf.name or "parameter"
             n = n[len(prefix):] if n.startswith(prefix) else n
-            g = leaf.tensor.grad if opts.get("show_grads") else None
-            grad = "" if g is None else " " + _grad_line(grad_stat(g.data) + (None,))
+            g = leaf.tensor._grad if opts.get("show_grads") else None
+            grad = "" if g is None else " " + _grad_line(grad_stat(g._data) + (None,))
             lines.append(esc(n) + (" " + fmt_shape(leaf.shape) if opts["show_shapes"] else "") + grad)
         if len(node.params) > 4:
             lines.append(f"+{len(node.params) - 4} more parameters")

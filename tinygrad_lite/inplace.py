@@ -1,0 +1,238 @@
+"""In-place operations as PyTorch has them: `add_ sub_ mul_ div_ ...`, augmented assignment (`p -= lr * g`) and
+item assignment (`t[idx] = v`).
+
+Two paths. Outside the graph (grad mode off, or nothing involved requires grad) the result is written into the
+tensor's own buffer, so every alias of it (`.data`, `.detach()`, views, `from_numpy`) sees the change. Inside the
+graph the operation is recorded out of place on a stand-in that keeps the old values and history, the result is
+copied into the tensor's buffer, and the tensor takes the new history: item assignment on a non-leaf is
+differentiable and the overwritten part gets no gradient. Either way the tensor's version goes up, so a recorded
+operation that saved it refuses to backward, as PyTorch's version counter does.
+"""
+import numbers
+
+import numpy as np
+
+from . import dtypes, shape as _shape
+from .autograd.grad_mode import state
+from .ops import movement as mv, registry
+from .random import get_rng
+from .tensor import Tensor, _as_array, _wrap
+
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def _fail(name, self, msg, cls=None):
+    raise (cls or registry.OpError)(f"{name}: {msg} (tensor of shape {tuple(self._data.shape)}, {self._data.dtype})"
+                                    f"{registry.user_site()}")
+
+
+def _check_leaf(self, name):
+    if self.requires_grad and self._entry is None:
+        raise RuntimeError(
+            f"{name}: a leaf Variable that requires grad (shape {tuple(self._data.shape)}, {self._data.dtype}) is "
+            f"being used in an in-place operation{registry.user_site()}. Update parameters inside "
+            f"`with tl.no_grad():`, or use the out-of-place form (`x = x + y`).")
+
+
+def _write(self, name, res, cast):
+    """Copy the array `res` into self's buffer: it must broadcast to self's shape and, unless `cast`, be castable
+    by PyTorch's rule (bool -> integer -> floating, never back)."""
+    dst = self._data
+    if res.shape != dst.shape and not _broadcasts_to(res.shape, dst.shape):
+        _fail(name, self, f"output with shape {tuple(dst.shape)} doesn't match the broadcast shape "
+                          f"{_broadcast_text(res.shape, dst.shape)}")
+    if not cast and res.dtype != dst.dtype and _KIND_RANK[res.dtype.kind] > _KIND_RANK[dst.dtype.kind]:
+        _fail(name, self, f"result type {res.dtype} can't be cast to the desired output type {dst.dtype}", TypeError)
+    if not dst.flags.writeable:
+        _fail(name, self, "the tensor's memory is read-only (an expanded view or a shared constant); "
+                          "use .clone() first")
+    np.copyto(dst, res, casting="unsafe")
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _broadcast_text(a, b):
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return f"(none: {tuple(a)} and {tuple(b)} do not broadcast)"
+
+
+def _needs_graph(self, args):
+    if not state.grad_enabled:
+        return False
+    if self.requires_grad:
+        return True
+    return any(a.__class__ is Tensor and a.requires_grad for a in args)
+
+
+def _bump(self):
+    self._version += 1
+    if self._entry is not None:
+        self._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
+
+
+def inplace(self, name, compute, args=(), cast=False):
+    """Make self hold `compute(self, *args)` (a Tensor function), with PyTorch's in-place semantics."""
+    if _needs_graph(self, args):
+        _check_leaf(self, name)
+        old = _wrap(self._data.copy())  # the old values and history, for the recorded operation's backward
+        old._entry, old.requires_grad = self._entry, self.requires_grad
+        if self._entry is not None and self._entry.out_data is self._data:
+            self._entry.out_data = old._data
+        r = compute(old, *args)
+        if r._entry is None and r.requires_grad:  # the result is an argument itself (a leaf): take a copy's history
+            r = r.clone()
+        if r._data.dtype != self._data.dtype and r._data.shape == self._data.shape:
+            if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
+                _write(self, name, r._data, cast)  # raises, naming the types
+            r = r.astype(self._data.dtype)
+        _write(self, name, r._data, cast)
+        self._version += 1
+        self._entry, self.requires_grad = r._entry, r.requires_grad
+        return self
+    r = compute(self, *args)
+    _write(self, name, r._data, cast)
+    _bump(self)
+    return self
+
+
+def _fast_binary(ufunc, name):
+    """`a.op_(b)` outside the graph: one NumPy call into the tensor's own buffer when no dtype promotion is needed."""
+    def method(self, other, *, alpha=1):
+        if alpha != 1:
+            other = other * alpha
+        if not _needs_graph(self, (other,)):
+            o = other._data if other.__class__ is Tensor else other
+            dst = self._data
+            if dst.flags.writeable and (
+                    (o.__class__ is float and dst.dtype.kind == "f")
+                    or (o.__class__ is np.ndarray and o.dtype == dst.dtype and _broadcasts_to(o.shape, dst.shape))):
+                ufunc(dst, o, out=dst)
+                _bump(self)
+                return self
+        return inplace(self, name, _OUT_OF_PLACE[name], (other,))
+    method.__name__ = name
+    return method
+
+
+_OUT_OF_PLACE = {
+    "add_": lambda s, o: s + o, "sub_": lambda s, o: s - o, "mul_": lambda s, o: s * o,
+    "div_": lambda s, o: s / o,
+}
+
+
+def _unary(name, fn):
+    def method(self, *args, **kwargs):
+        return inplace(self, name, lambda s, *a: fn(s, *a, **kwargs), args)
+    method.__name__ = name
+    return method
+
+
+def _fill(self, value):
+    if isinstance(value, Tensor):
+        if value._data.ndim != 0:
+            _fail("fill_", self, f"only supports 0-dimension value tensor but got tensor with {value._data.ndim} "
+                                 f"dimensions")
+    elif not isinstance(value, (numbers.Number, np.generic)):
+        _fail("fill_", self, f"value must be a number or a 0-d Tensor, got {type(value).__name__}", TypeError)
+    if not _needs_graph(self, (value,)):
+        if not self._data.flags.writeable:
+            _write(self, "fill_", self._data, True)  # raises: read-only
+        self._data.fill(value._data if isinstance(value, Tensor) else value)
+        _bump(self)
+        return self
+    mask = _wrap(np.ones(self._data.shape, dtype=bool))
+    return inplace(self, "fill_", lambda s, v: s.masked_fill(mask, v), (value,), cast=True)
+
+
+def _copy(self, src, non_blocking=False):
+    """Copy `src` (broadcast, cast to this tensor's dtype) into this tensor; differentiable w.r.t. `src`."""
+    if not isinstance(src, Tensor):
+        src = _wrap(_as_array(src, None, "copy_"))
+    if not _needs_graph(self, (src,)):
+        _write(self, "copy_", src._data, True)
+        _bump(self)
+        return self
+    return inplace(self, "copy_", lambda s, v: v.astype(s._data.dtype).expand(*s._data.shape), (src,), cast=True)
+
+
+def _random_fill(name, draw):
+    def method(self, *args, generator=None):
+        if self._data.dtype.kind != "f":
+            _fail(name, self, "expected a floating point tensor", TypeError)
+        if state.grad_enabled and self.requires_grad:
+            _check_leaf(self, name)
+        values = draw(generator or get_rng(), self._data.shape, *args)
+        _write(self, name, np.asarray(values, dtype=self._data.dtype), True)
+        _bump(self)
+        return self
+    method.__name__ = name
+    return method
+
+
+def setitem(self, index, value):
+    """`self[index] = value` with PyTorch's semantics (see the module docstring)."""
+    idx = _shape._norm_index(index, self._data.shape)
+    if isinstance(value, Tensor):
+        v = value
+    else:
+        try:
+            v = _wrap(_as_array(value, self._data.dtype, "setitem"))
+        except TypeError as exc:
+            _fail("setitem", self, str(exc).split(": ", 1)[-1], TypeError)
+    try:
+        target = np.broadcast_to(np.zeros((), dtype=np.int8), self._data.shape)[idx].shape
+    except IndexError as exc:
+        _fail("setitem", self, f"{exc}; index {_short(index)}", IndexError)
+    vshape = v._data.shape
+    extra = len(vshape) - len(target)
+    if extra > 0 and all(s == 1 for s in vshape[:extra]):  # leading size-1 dims are dropped, as PyTorch
+        v = v.reshape(vshape[extra:])
+    if not _broadcasts_to(v._data.shape, target):
+        _fail("setitem", self, f"shape mismatch: value tensor of shape {tuple(vshape)} cannot be broadcast to "
+                               f"indexing result of shape {tuple(target)}")
+    if not _needs_graph(self, (v,)):
+        if not self._data.flags.writeable:
+            _write(self, "setitem", self._data, True)  # raises: read-only
+        self._data[idx] = v._data
+        _bump(self)
+        return
+    if v._data.dtype != self._data.dtype:
+        v = v.astype(self._data.dtype) if v._data.dtype.kind == "f" and self._data.dtype.kind == "f" else \
+            _wrap(v._data.astype(self._data.dtype))
+    inplace(self, "setitem", lambda s, val: mv.index_put(s, val, idx), (v,), cast=True)
+
+
+def _short(x):
+    r = repr(x)
+    return r if len(r) < 60 else r[:57] + "..."
+
+
+def _install():
+    T = Tensor
+    for name, uf in (("add_", np.add), ("sub_", np.subtract), ("mul_", np.multiply), ("div_", np.true_divide)):
+        setattr(T, name, _fast_binary(uf, name))
+    T.__iadd__, T.__isub__, T.__imul__, T.__itruediv__ = T.add_, T.sub_, T.mul_, T.div_
+    T.divide_ = T.div_
+    T.pow_ = _unary("pow_", lambda s, e: s ** e)
+    T.__ipow__ = T.pow_
+    for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "log1p", "square",
+                 "rsqrt"):
+        setattr(T, name + "_", _unary(name + "_", getattr(T, name)))
+    T.clamp_ = T.clip_ = _unary("clamp_", lambda s, min=None, max=None: s.clamp(min, max))
+    T.masked_fill_ = _unary("masked_fill_", lambda s, mask, value: s.masked_fill(mask, value))
+    T.fill_ = _fill
+    T.zero_ = lambda self: _fill(self, 0)
+    T.copy_ = _copy
+    T.normal_ = _random_fill("normal_", lambda rng, shape, mean=0.0, std=1.0: rng.normal(mean, std, shape))
+    T.uniform_ = _random_fill("uniform_", lambda rng, shape, a=0.0, b=1.0: rng.uniform(a, b, shape))
+    T.__setitem__ = setitem
+
+
+_install()
