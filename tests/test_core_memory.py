@@ -28,7 +28,7 @@ def test_intermediates_are_freed_after_backward():
     loss.backward()
     gc.collect()
     assert all(p() is None for p in probes), "backward must release the intermediate tensors it saved"
-    assert loss.grad_fn is not None and loss.grad_fn.released
+    assert loss.grad_fn is not None and loss.grad_fn.entry.released
 
 
 def test_graph_is_freed_when_output_is_dropped_without_gc():

@@ -74,9 +74,9 @@ def test_attributes():
     assert t.shape == (2, 3) and t.ndim == 2 and t.size() == (2, 3) and t.size(1) == 3 and t.size(-1) == 3
     assert t.numel() == 6 and t.is_leaf and t.grad_fn is None and not t.requires_grad
     y = tl.ones(2, requires_grad=True) * 2
-    assert not y.is_leaf and y.grad_fn.name == "mul"
+    assert not y.is_leaf and y.grad_fn.name() == "MulBackward0" and y.grad_fn.entry.name == "mul"
     assert y.detach().requires_grad is False and y.detach().numpy() is y.numpy()
-    assert "grad_fn=<mul>" in repr(y)
+    assert "grad_fn=<MulBackward0>" in repr(y)
 
 
 def test_factories_and_seed():

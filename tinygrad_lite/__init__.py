@@ -18,6 +18,10 @@ from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, m
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
                        ones_like, rand_like, randn_like, empty_like, full_like)
+from .creation import (from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
+                       BoolTensor, ByteTensor)
+from .devices import device, cuda, backends, accelerator
+from ._printing import set_printoptions
 from .random import manual_seed
 from . import autograd, random
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
@@ -43,7 +47,7 @@ def _method(name):
 for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "erf", "tanh", "sigmoid",
            "relu", "abs", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand",
            "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill", "detach",
-           "eq", "ne", "lt", "le", "gt", "ge"):
+           "eq", "ne", "lt", "le", "gt", "ge", "clone"):
     globals()[_n] = _method(_n)
 divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
 

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, devices as _device
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -48,8 +48,9 @@ def _dtype(dtype, opname, default=dtypes.default_float):
     return dtypes.to_dtype(dtype, opname) if dtype is not None else default
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Create a tensor (copying Tensor data); Python floats become float32, ints int64, bools bool."""
+    _device.check(device, "tensor")
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
@@ -58,20 +59,24 @@ def _filled(fn, size, dtype, requires_grad, opname):
     return Tensor(_allocate(opname, fn, _size(size, opname), dtype=dt), requires_grad=requires_grad)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "zeros")
     return _filled(np.zeros, size, dtype, requires_grad, "zeros")
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "ones")
     return _filled(np.ones, size, dtype, requires_grad, "ones")
 
 
-def empty(*size, dtype=None, requires_grad=False):
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "empty")
     """Uninitialised in PyTorch; zeros here, so results never depend on leftover memory."""
     return _filled(np.zeros, size, dtype, requires_grad, "empty")
 
 
-def full(size, fill_value, dtype=None, requires_grad=False, *, _opname="full"):
+def full(size, fill_value, dtype=None, device=None, requires_grad=False, *, _opname="full"):
+    _device.check(device, "full")
     if isinstance(fill_value, bool):
         default = dtypes.bool_
     elif isinstance(fill_value, numbers.Real) or isinstance(fill_value, np.generic) and fill_value.dtype.kind in "biuf":
@@ -83,7 +88,8 @@ def full(size, fill_value, dtype=None, requires_grad=False, *, _opname="full"):
     return Tensor(_allocate(_opname, np.full, shape, fill_value, dtype=dt), requires_grad=requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "eye")
     n = _int(n, "n", "eye")
     m = n if m is None else _int(m, "m", "eye")
     if n < 0 or m < 0:
@@ -91,7 +97,8 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return Tensor(_allocate("eye", np.eye, n, m, dtype=_dtype(dtype, "eye")), requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "arange")
     if end is None:
         start, end = 0, start
     for name, v in (("start", start), ("end", end), ("step", step)):
@@ -104,7 +111,8 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     return _make(arr, dtype, requires_grad, default, "arange")
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "linspace")
     _number(start, "start", "linspace")
     _number(end, "end", "linspace")
     if _int(steps, "steps", "linspace") < 0:
@@ -112,17 +120,20 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
     return _make(_allocate("linspace", np.linspace, start, end, steps), dtype, requires_grad, opname="linspace")
 
 
-def rand(*size, dtype=None, requires_grad=False):
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "rand")
     shape = _size(size, "rand")
     return _make(_allocate("rand", get_rng().random, shape), dtype, requires_grad, opname="rand")
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    _device.check(device, "randn")
     shape = _size(size, "randn")
     return _make(_allocate("randn", get_rng().standard_normal, shape), dtype, requires_grad, opname="randn")
 
 
-def randint(low, high=None, size=(), dtype=None, requires_grad=False):
+def randint(low, high=None, size=(), dtype=None, device=None, requires_grad=False, *, generator=None):
+    _device.check(device, "randint")
     if high is None:
         low, high = 0, low
     low, high = _int(low, "low", "randint"), _int(high, "high", "randint")
@@ -136,9 +147,10 @@ def randint(low, high=None, size=(), dtype=None, requires_grad=False):
 def _like(fn):
     name = fn.__name__ + "_like"
 
-    def like(t, dtype=None, requires_grad=False):
+    def like(t, dtype=None, device=None, requires_grad=False, memory_format=None):
         _check_tensor(t, name)
-        return fn(*t.shape, dtype=dtype if dtype is not None else t.dtype, requires_grad=requires_grad)
+        return fn(*t.shape, dtype=dtype if dtype is not None else t.dtype, device=device,
+                  requires_grad=requires_grad)
     like.__name__ = name
     return like
 
@@ -151,7 +163,93 @@ def _check_tensor(t, opname):
 zeros_like, ones_like, rand_like, randn_like, empty_like = (_like(f) for f in (zeros, ones, rand, randn, empty))
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False, memory_format=None):
     _check_tensor(t, "full_like")
-    return full(t.shape, fill_value, dtype=dtype if dtype is not None else t.dtype, requires_grad=requires_grad,
-                _opname="full_like")
+    return full(t.shape, fill_value, dtype=dtype if dtype is not None else t.dtype, device=device,
+                requires_grad=requires_grad, _opname="full_like")
+
+
+# ---------------- sharing memory with NumPy, and PyTorch's older constructors ----------------
+def from_numpy(array):
+    """A tensor that shares memory with `array` (as torch.from_numpy): changes to either show in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy: can't convert np.ndarray of type {array.dtype}. The only supported types are: "
+                        f"float64, float32, float16, int64, int32, int16, int8, uint8, and bool.")
+    return Tensor._wrap(array)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like `tensor`, but shares memory with a NumPy array or Tensor of the requested dtype (as torch.as_tensor)."""
+    _device.check(device, "as_tensor")
+    if isinstance(data, Tensor) and (dtype is None or dtypes.to_dtype(dtype, "as_tensor") == data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and (
+            dtype is None or dtypes.to_dtype(dtype, "as_tensor") == data.dtype):
+        return Tensor._wrap(data)
+    return Tensor(data, dtype=dtype)
+
+
+def _typed_constructor(name, dt):
+    def make(*args, device=None):
+        """`tl.%s(data)` makes a tensor of this dtype from data; `tl.%s(*sizes)` zeros of that shape."""
+        _device.check(device, name)
+        if args and all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args):
+            return zeros(*args, dtype=dt)
+        if len(args) > 1:
+            raise TypeError(f"{name}: expected sizes (ints) or one sequence of data, got {len(args)} arguments")
+        return Tensor(args[0] if args else [], dtype=dt)
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = make.__doc__ % (name, name)
+    return make
+
+
+FloatTensor = _typed_constructor("FloatTensor", dtypes.float32)
+DoubleTensor = _typed_constructor("DoubleTensor", dtypes.float64)
+HalfTensor = _typed_constructor("HalfTensor", dtypes.float16)
+LongTensor = _typed_constructor("LongTensor", dtypes.int64)
+IntTensor = _typed_constructor("IntTensor", dtypes.int32)
+BoolTensor = _typed_constructor("BoolTensor", dtypes.bool_)
+ByteTensor = _typed_constructor("ByteTensor", dtypes.uint8)
+
+_TYPE_NAMES = {dtypes.float32: "torch.FloatTensor", dtypes.float64: "torch.DoubleTensor",
+               dtypes.float16: "torch.HalfTensor", dtypes.int64: "torch.LongTensor", dtypes.int32: "torch.IntTensor",
+               dtypes.int16: "torch.ShortTensor", dtypes.int8: "torch.CharTensor", dtypes.uint8: "torch.ByteTensor",
+               dtypes.bool_: "torch.BoolTensor"}
+_NAME_TYPES = {v: k for k, v in _TYPE_NAMES.items()}
+
+
+def _type(self, dtype=None, non_blocking=False):
+    """No argument: PyTorch's type string ('torch.FloatTensor'); with a dtype or such a string: a converted tensor."""
+    if dtype is None:
+        return _TYPE_NAMES.get(self._data.dtype, f"torch.{self._data.dtype}")
+    if isinstance(dtype, str) and dtype in _NAME_TYPES:
+        dtype = _NAME_TYPES[dtype]
+    elif dtype in (FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor, BoolTensor, ByteTensor):
+        dtype = _NAME_TYPES["torch." + dtype.__name__]
+    return self.astype(dtype)
+
+
+def _new(fn):
+    def method(self, *size, dtype=None, device=None, requires_grad=False, **kwargs):
+        return fn(*size, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                  requires_grad=requires_grad, **kwargs)
+    method.__name__ = "new_" + fn.__name__
+    method.__doc__ = f"A new tensor from `{fn.__name__}` with this tensor's dtype unless `dtype` is given."
+    return method
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(size, fill_value, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                requires_grad=requires_grad, _opname="new_full")
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    src = data._data if isinstance(data, Tensor) else data
+    return Tensor(np.array(src, copy=True) if isinstance(src, np.ndarray) else src,
+                  dtype=self._data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+
+Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(zeros), _new(ones), _new(empty)
+Tensor.new_full, Tensor.new_tensor, Tensor.type = _new_full, _new_tensor, _type

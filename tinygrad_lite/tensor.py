@@ -4,9 +4,11 @@ import numbers
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, _printing
 from .autograd import recorder as tape, engine
+from .autograd.node import node_of
 from .ops import elementwise as ew, registry
+from . import devices as _device
 
 _apply = tape.apply
 
@@ -120,11 +122,23 @@ class Tensor:
 
     @property
     def grad_fn(self):
-        return self._entry
+        """The backward node of the operation that made this tensor (None for a leaf), as PyTorch's: `name()`,
+        `next_functions`; `.entry` is its tape entry."""
+        return None if self._entry is None else node_of(self._entry)
 
     @property
     def device(self):
-        return "cpu"
+        return _device.CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        _device.check(device if device is not None else "cuda", "Tensor.cuda")
 
     def dim(self):
         return self._data.ndim
@@ -178,16 +192,16 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    def __repr__(self):
-        body = np.array2string(self._data, separator=", ", prefix="tensor(")
-        extra = ""
-        if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
-            extra += f", dtype={self._data.dtype}"
+    def _print_suffixes(self):
         if self._entry is not None:
-            extra += f", grad_fn=<{self._entry.name}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            return [f"grad_fn=<{node_of(self._entry).name()}>"]
+        return ["requires_grad=True"] if self.requires_grad else []
+
+    def __repr__(self):
+        return _printing.tensor_repr(self._data, suffixes=self._print_suffixes())
+
+    def __format__(self, spec):
+        return _printing.format_scalar(self._data, spec, suffixes=self._print_suffixes())
 
     # ---------------- autograd ----------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False):
@@ -240,12 +254,19 @@ class Tensor:
             return _apply(ew.cast, (self,), (dt,))
         return Tensor._wrap(self._data.astype(dt))
 
-    def to(self, *args, dtype=None, **kwargs):
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+        """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`, as PyTorch; the only device is
+        the CPU (another raises). Returns self when nothing changes, unless `copy=True`."""
         for a in args:
-            if isinstance(a, str) and a.split(":")[0] == "cpu":
-                continue
-            dtype = a
-        return self if dtype is None else self.astype(dtype)
+            if isinstance(a, Tensor):
+                dtype = a._data.dtype
+            elif _device.is_device_like(a) or isinstance(a, int) and not isinstance(a, bool):
+                device = a
+            elif a is not None:
+                dtype = a
+        _device.check(device, "Tensor.to")
+        out = self if dtype is None else self.astype(dtype)
+        return out.clone() if copy and out is self else out
 
     def float(self):
         return self.astype(dtypes.float32)

@@ -8,13 +8,13 @@ from .. import dtypes
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
+from .. import devices as _device
 from .module import Module, Parameter
 
 
 def factory_dtype(dtype, device=None, where="layer"):
     """The dtype for a layer's parameters (float32 unless given); only the 'cpu' device exists."""
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise ValueError(f"{where}: only the 'cpu' device is available, got device={device!r}")
+    _device.check(device, where)
     dt = dtypes.default_float if dtype is None else dtypes.to_dtype(dtype, where)
     if dt.kind != "f":
         raise TypeError(f"{where}: parameters must have a floating dtype, got {dt}")

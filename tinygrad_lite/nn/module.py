@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 
-from .. import dtypes
+from .. import devices as _device, dtypes
 from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor
@@ -333,6 +333,12 @@ class Module:
     def to(self, *args, dtype=None, **kwargs):
         """Convert floating parameters and buffers to `dtype` in place (the only device is 'cpu')."""
         return cast_floating(self, args, dtype, kwargs)
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        _device.check(device if device is not None else "cuda", f"{type(self).__name__}.cuda")
 
     def float(self):
         return self.to(dtypes.float32)

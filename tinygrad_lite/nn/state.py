@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .. import dtypes
+from .. import devices as _device, dtypes
 from ..tensor import Tensor
 
 
@@ -66,12 +66,12 @@ def load_into(module, own, state_dict, strict, assign):
 
 def cast_floating(module, args, dtype, kwargs):
     """Module.to: accepts a dtype, a Tensor (its dtype) and the 'cpu' device, positionally or by keyword."""
+    kwargs.pop("non_blocking", None)
     for a in list(args) + [kwargs.pop("device", None)]:
         if a is None:
             continue
-        if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda", "mps", "meta", "xpu"):
-            if a.split(":")[0] != "cpu":
-                raise ValueError(f"Module.to: only the 'cpu' device is available, got {a!r}")
+        if _device.is_device_like(a) or isinstance(a, int) and not isinstance(a, bool):
+            _device.check(a, "Module.to")
             continue
         dtype = a.dtype if isinstance(a, Tensor) else a
     if kwargs:

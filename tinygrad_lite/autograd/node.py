@@ -1,0 +1,82 @@
+"""`tensor.grad_fn` as PyTorch shows it: a node per recorded entry with `name()` and `next_functions`, ending in
+AccumulateGrad nodes whose `.variable` is the leaf, so code that walks PyTorch's graph (torchviz-style drawers,
+"print the graph" snippets) walks ours. The tape entry stays the source of truth: a node is a view of it.
+
+Nodes are cached weakly by identity, so `y.grad_fn is y.grad_fn` and a leaf reached twice gives one
+AccumulateGrad object, as in PyTorch (drawers deduplicate nodes by `id`).
+"""
+import weakref
+
+from .recorder import Entry
+
+_nodes = weakref.WeakValueDictionary()  # id(entry or leaf) -> node; a node holds its entry/leaf, so ids stay valid
+
+
+def _camel(name):
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+class Node:
+    """The backward node of one tape entry (as torch.autograd.graph.Node)."""
+    __slots__ = ("_entry", "__weakref__")
+
+    def __init__(self, entry):
+        self._entry = entry
+
+    def name(self):
+        """PyTorch's naming: `MulBackward0` for a primitive, `<Class>Backward` for a custom Function."""
+        e = self._entry
+        return f"{e.name}Backward" if e.ctx is not None else f"{_camel(e.name)}Backward0"
+
+    @property
+    def entry(self):
+        """The tape entry behind this node (index, name, inputs, source, module: see tl.autograd.tape)."""
+        return self._entry
+
+    @property
+    def next_functions(self):
+        """One `(node, 0)` pair per input: the input's node, an AccumulateGrad for a leaf requiring grad, or
+        `(None, 0)` for an input that needs no gradient."""
+        out = []
+        for p in self._entry.parents:
+            out.append((None if p is None else node_of(p), 0))
+        return tuple(out)
+
+    @property
+    def metadata(self):
+        return {}
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    """The node that accumulates into a leaf's `.grad`; `.variable` is the leaf."""
+    __slots__ = ()
+
+    def name(self):
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def variable(self):
+        return self._entry
+
+    @property
+    def entry(self):
+        return None
+
+    @property
+    def next_functions(self):
+        return ()
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def node_of(x):
+    """The node of an Entry, or the AccumulateGrad of a leaf Tensor (cached: one object per entry or leaf)."""
+    node = _nodes.get(id(x))
+    if node is None or node._entry is not x:
+        node = Node(x) if isinstance(x, Entry) else AccumulateGrad(x)
+        _nodes[id(x)] = node
+    return node
