@@ -35,8 +35,14 @@ def _check_leaf(self, name):
 
 
 def _write(self, name, res, cast):
-    """Copy the array `res` into self's buffer: it must broadcast to self's shape and, unless `cast`, be castable
-    by PyTorch's rule (bool -> integer -> floating, never back)."""
+    """Copy the array `res` into self's buffer (see _check_result)."""
+    _check_result(self, name, res, cast)
+    np.copyto(self._data, res, casting="unsafe")
+
+
+def _check_result(self, name, res, cast):
+    """`res` must broadcast to self's shape and, unless `cast`, be castable by PyTorch's rule (bool -> integer ->
+    floating, never back); self's memory must be writable."""
     dst = self._data
     if res.shape != dst.shape and not _broadcasts_to(res.shape, dst.shape):
         _fail(name, self, f"output with shape {tuple(dst.shape)} doesn't match the broadcast shape "
@@ -46,7 +52,6 @@ def _write(self, name, res, cast):
     if not dst.flags.writeable:
         _fail(name, self, "the tensor's memory is read-only (an expanded view or a shared constant); "
                           "use .clone() first")
-    np.copyto(dst, res, casting="unsafe")
 
 
 def _broadcasts_to(shape, target):
@@ -83,8 +88,8 @@ def inplace(self, name, compute, args=(), cast=False):
         _check_leaf(self, name)
         old = _wrap(self._data.copy())  # the old values and history, for the recorded operation's backward
         old._entry, old.requires_grad = self._entry, self.requires_grad
-        if self._entry is not None and self._entry.out_data is self._data:
-            self._entry.out_data = old._data
+        if self._entry is not None:
+            self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
         r = compute(old, *args)
         if r._entry is None and r.requires_grad:  # the result is an argument itself (a leaf): take a copy's history
             r = r.clone()
@@ -92,8 +97,13 @@ def inplace(self, name, compute, args=(), cast=False):
             if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
                 _write(self, name, r._data, cast)  # raises, naming the types
             r = r.astype(self._data.dtype)
-        _write(self, name, r._data, cast)
+        if self._data.base is None:
+            _write(self, name, r._data, cast)
+        else:  # a view of another tensor's memory: writing through would change values that tensor's recorded
+            _check_result(self, name, r._data, cast)  # operations saved, unseen by its version: rebind instead
+            self._data = np.array(np.broadcast_to(r._data, self._data.shape), dtype=self._data.dtype)
         self._version += 1
+        r._entry.before = old
         self._entry, self.requires_grad = r._entry, r.requires_grad
         return self
     r = compute(self, *args)

@@ -21,23 +21,39 @@ def _sum_to_shape(g, shape):
 
 
 def _check_saved(e):
+    """Raise for an entry whose saved values are gone or were changed in place and are read by its VJP; return
+    the inputs as the entry saw them when only tensors whose values the VJP does not read were changed."""
     if e.released:
         raise RuntimeError(
             f"Trying to backward through the graph a second time: the values saved by {e.describe()} were freed by "
             f"the first backward. Specify retain_graph=True on the first backward() (or autograd.grad()) call if "
             f"you need to backward through the graph again.")
+    reads = e.prim.reads
+    if state.grad_enabled and "output" in reads:  # under create_graph, the output is recomputed from the inputs
+        reads = reads | {"inputs"}
     now = [t._version for t in e.saved]
-    if sum(now) != e.versions:
+    if sum(now) != e.versions and "inputs" in reads:
         changed = ", ".join(f"input {i} of shape {tuple(t.shape)} ({t.dtype}) at version {v}"
                             for i, (t, v) in enumerate(zip(e.saved, now)) if v)
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: "
             f"{changed} of {e.describe()} changed after it was recorded (versions summed to {e.versions} then). "
             f"Use an out-of-place operation, or .clone() the tensor before changing it.")
-    if e.dirty:
+    if e.dirty and "output" in reads:
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
             f"output of {e.describe()} was changed in place after it was recorded; expected version 0.")
+    saved = e.saved = tuple([_as_seen_by(t, e.seq) for t in e.saved])
+    e.versions = sum([t._version for t in saved])
+    return saved
+
+
+def _as_seen_by(t, seq):
+    """The tensor `t` as the entry recorded at `seq` saw it: an in-place operation inside the graph gives `t` a
+    newer history; its entry's `before` is the stand-in holding what came earlier."""
+    while t._entry is not None and t._entry.seq > seq:
+        t = t._entry.before
+    return t
 
 
 def _call_hooks(hooks, g):
@@ -168,12 +184,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 owned.discard(e)
             saved = e.saved
             if saved is None or e.dirty:
-                _check_saved(e)  # raises, naming retain_graph or the changed output
+                saved = _check_saved(e)  # raises, naming retain_graph or the changed output, or resolves
             v = 0
             for t in saved:
                 v += t._version
             if v != e.versions:
-                _check_saved(e)  # raises, naming the inputs changed in place
+                saved = _check_saved(e)  # raises, naming the inputs changed in place, or resolves
             if e.hooks:
                 g = _call_hooks(e.hooks, g)
             if capture_entries and e in capture_entries:

@@ -53,7 +53,9 @@ def caller_site():
 class Entry:
     """A recorded primitive call. Public fields (API.md): index, name, inputs, output_shape, attrs, source, module."""
     __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "code", "line", "scope", "grad",
-                 "hooks", "ctx", "released", "dirty", "struct", "__weakref__")
+                 "hooks", "ctx", "released", "dirty", "struct", "before", "__weakref__")
+    # before: set only on an entry made by an in-place operation inside the graph: the changed tensor as it was
+    # (old values and history), so entries recorded earlier that saved that tensor still reach their real parent
 
     @property
     def site(self):

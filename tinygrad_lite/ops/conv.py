@@ -30,7 +30,7 @@ def _unfold_sample(gen):
 
 
 @primitive("unfold", attrs=("kernel_size", "dilation", "padding", "stride"), sample=_unfold_sample,
-           expects="a (N, C, H, W) input at least as large as the dilated kernel")
+           expects="a (N, C, H, W) input at least as large as the dilated kernel", reads=())
 def unfold(x, k, d, p, s):
     if x.ndim != 4:
         raise ValueError(f"expected a 4-D (N, C, H, W) input, got {x.ndim}-D")
@@ -59,7 +59,7 @@ def _fold_sample(gen):
 
 
 @primitive("fold", attrs=("output_size", "kernel_size", "dilation", "padding", "stride"), sample=_fold_sample,
-           expects="(N, C, kh, kw, oh, ow) windows matching output_size")
+           expects="(N, C, kh, kw, oh, ow) windows matching output_size", reads=())
 def fold(cols, size, k, d, p, s):
     n, c, kh, kw, oh, ow = cols.shape
     if (kh, kw) != tuple(k) or (oh, ow) != (out_size(size[0], k[0], d[0], p[0], s[0]),

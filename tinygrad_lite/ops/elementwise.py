@@ -20,7 +20,7 @@ def _kink_at(points):
 
 
 # ---------------- unary ----------------
-@primitive("neg", sample=unary())
+@primitive("neg", sample=unary(), reads=())
 def neg(x):
     return np.negative(x)
 
@@ -30,7 +30,7 @@ def _(ctx, g):
     return (neg(g),)
 
 
-@primitive("exp", sample=unary())
+@primitive("exp", sample=unary(), reads=("output",))
 def exp(x):
     return np.exp(x)
 
@@ -40,7 +40,7 @@ def _(ctx, g):
     return (mul(g, ctx.output()),)
 
 
-@primitive("log", sample=unary(0.2, 3.0))
+@primitive("log", sample=unary(0.2, 3.0), reads=("inputs",))
 def log(x):
     return np.log(x)
 
@@ -50,7 +50,7 @@ def _(ctx, g):
     return (g / ctx.saved[0],)
 
 
-@primitive("log1p", sample=unary(-0.8, 3.0))
+@primitive("log1p", sample=unary(-0.8, 3.0), reads=("inputs",))
 def log1p(x):
     return np.log1p(x)
 
@@ -60,7 +60,7 @@ def _(ctx, g):
     return (g / (ctx.saved[0] + 1.0),)
 
 
-@primitive("sqrt", sample=unary(0.2, 3.0))
+@primitive("sqrt", sample=unary(0.2, 3.0), reads=("output",))
 def sqrt(x):
     return np.sqrt(x)
 
@@ -73,7 +73,7 @@ def _(ctx, g):
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 
-@primitive("erf", sample=unary())
+@primitive("erf", sample=unary(), reads=("inputs",))
 def erf(x):
     # NumPy has no erf; math.erf is correctly rounded, applied elementwise (GELU's exact form needs it)
     return np.asarray(_erf_scalar(x)).astype(x.dtype) if x.size else x.copy()
@@ -85,7 +85,7 @@ def _(ctx, g):
     return (g * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi)),)
 
 
-@primitive("sin", sample=unary())
+@primitive("sin", sample=unary(), reads=("inputs",))
 def sin(x):
     return np.sin(x)
 
@@ -95,7 +95,7 @@ def _(ctx, g):
     return (g * ctx.saved[0].cos(),)
 
 
-@primitive("cos", sample=unary())
+@primitive("cos", sample=unary(), reads=("inputs",))
 def cos(x):
     return np.cos(x)
 
@@ -105,7 +105,7 @@ def _(ctx, g):
     return (-(g * ctx.saved[0].sin()),)
 
 
-@primitive("tanh", sample=unary())
+@primitive("tanh", sample=unary(), reads=("output",))
 def tanh(x):
     return np.tanh(x)
 
@@ -152,7 +152,7 @@ def _sigmoid_np(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
-@primitive("sigmoid", sample=unary(-4.0, 4.0))
+@primitive("sigmoid", sample=unary(-4.0, 4.0), reads=("output",))
 def sigmoid(x):
     return _sigmoid_np(x)
 
@@ -162,7 +162,7 @@ def _(ctx, g):
     return (sigmoid_grad(g, ctx.output()),)
 
 
-@primitive("relu", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
+@primitive("relu", sample=unary(away=[0.0]), kink=_kink_at([0.0]), reads=("inputs",))
 def relu(x):
     return np.maximum(x, 0)
 
@@ -173,7 +173,7 @@ def _(ctx, g):
     return (mul(g, const(x > 0)),)  # a bool mask: NumPy casts it inside the multiply (one pass less)
 
 
-@primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]))
+@primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]), reads=("inputs",))
 def abs_(x):
     return np.abs(x)
 
@@ -195,7 +195,7 @@ def _clamp_kink(arrays, attrs):
     return np.min([np.abs(arrays[0] - p) for p in pts], axis=0)
 
 
-@primitive("clamp", attrs=("min", "max"), sample=_clamp_sample, kink=_clamp_kink)
+@primitive("clamp", attrs=("min", "max"), sample=_clamp_sample, kink=_clamp_kink, reads=("inputs",))
 def clamp(x, lo, hi):
     out = x
     if lo is not None:
@@ -218,7 +218,7 @@ def _(ctx, g):
 
 
 # ---------------- binary (broadcasting; the engine sums gradients back to each input's shape) ----------------
-@primitive("add", nin=2, sample=binary())
+@primitive("add", nin=2, sample=binary(), reads=())
 def add(a, b):
     return a + b
 
@@ -228,7 +228,7 @@ def _(ctx, g):
     return g, g
 
 
-@primitive("sub", nin=2, sample=binary())
+@primitive("sub", nin=2, sample=binary(), reads=())
 def sub(a, b):
     return a - b
 
@@ -238,7 +238,7 @@ def _(ctx, g):
     return g, (neg(g) if ctx.saved[1].requires_grad else None)
 
 
-@primitive("mul", nin=2, sample=binary())
+@primitive("mul", nin=2, sample=binary(), reads=("inputs",))
 def mul(a, b):
     return a * b
 
@@ -249,7 +249,7 @@ def _(ctx, g):
     return (mul(g, b) if a.requires_grad else None), (mul(g, a) if b.requires_grad else None)
 
 
-@primitive("div", nin=2, sample=binary(away_b=[0.0]))
+@primitive("div", nin=2, sample=binary(away_b=[0.0]), reads=("inputs",))
 def div(a, b):
     return a / b
 
@@ -300,12 +300,12 @@ def _gap(arrays, attrs):
     return np.abs(arrays[0] - arrays[1])
 
 
-@primitive("maximum", nin=2, sample=binary(), kink=_gap)
+@primitive("maximum", nin=2, sample=binary(), kink=_gap, reads=("inputs",))
 def maximum(a, b):
     return np.maximum(a, b)
 
 
-@primitive("minimum", nin=2, sample=binary(), kink=_gap)
+@primitive("minimum", nin=2, sample=binary(), kink=_gap, reads=("inputs",))
 def minimum(a, b):
     return np.minimum(a, b)
 
@@ -319,7 +319,7 @@ def _where_sample(gen):
     return [gen.booleans(sc), gen.array(sa, -2, 2), gen.array(sb, -2, 2)], ()
 
 
-@primitive("where", nin=3, sample=_where_sample)
+@primitive("where", nin=3, sample=_where_sample, reads=("inputs",))
 def where(cond, a, b):
     return np.where(cond, a, b)
 
@@ -337,7 +337,7 @@ def _cast_sample(gen):
     return [gen.array(gen.shape(), -2, 2)], (np.dtype("float64"),)
 
 
-@primitive("cast", attrs=("dtype",), sample=_cast_sample)
+@primitive("cast", attrs=("dtype",), sample=_cast_sample, reads=())
 def cast(x, dtype):
     return x.astype(dtype)
 

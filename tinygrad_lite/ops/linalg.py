@@ -11,7 +11,8 @@ def _matmul_sample(gen):
     return [gen.array(ba + (m, k), -2, 2), gen.array(bb + (k, n), -2, 2)], ()
 
 
-@primitive("matmul", nin=2, sample=_matmul_sample, expects="(..., n, k) @ (..., k, m) with broadcastable batch dims")
+@primitive("matmul", nin=2, sample=_matmul_sample, expects="(..., n, k) @ (..., k, m) with broadcastable batch dims",
+           reads=("inputs",))
 def matmul(a, b):
     return np.matmul(a, b)
 

@@ -24,7 +24,7 @@ def _sum(g, axes, keepdims):
     return sum_(g, axes, keepdims)
 
 
-@primitive("reshape", attrs=("shape",), sample=lambda gen: _reshape_sample(gen))
+@primitive("reshape", attrs=("shape",), sample=lambda gen: _reshape_sample(gen), reads=())
 def reshape(x, shape):
     return np.reshape(x, shape)
 
@@ -46,7 +46,7 @@ def _permute_sample(gen):
     return [gen.array(shape, -2, 2)], (perm,)
 
 
-@primitive("permute", attrs=("dims",), sample=_permute_sample)
+@primitive("permute", attrs=("dims",), sample=_permute_sample, reads=())
 def permute(x, axes):
     return np.transpose(x, axes)
 
@@ -66,7 +66,7 @@ def _expand_sample(gen):
     return [gen.array(shape, -2, 2)], ((gen.choice([(), (2,)]) + target),)
 
 
-@primitive("expand", attrs=("shape",), sample=_expand_sample)
+@primitive("expand", attrs=("shape",), sample=_expand_sample, reads=())
 def expand(x, shape):
     return np.broadcast_to(x, shape)
 
@@ -95,7 +95,8 @@ def _getitem_sample(gen):
     return [gen.array(shape, -2, 2)], (idx,)
 
 
-@primitive("getitem", attrs=("index",), sample=_getitem_sample, expects="indices within the tensor's shape")
+@primitive("getitem", attrs=("index",), sample=_getitem_sample, expects="indices within the tensor's shape",
+           reads=())
 def getitem(x, idx):
     out = x[idx]
     return out if isinstance(out, np.ndarray) else np.asarray(out)
@@ -116,7 +117,7 @@ def _scatter_sample(gen):
     return [gen.array(src_shape, -2, 2)], (shape, idx)
 
 
-@primitive("index_scatter", attrs=("shape", "index"), sample=_scatter_sample)
+@primitive("index_scatter", attrs=("shape", "index"), sample=_scatter_sample, reads=())
 def index_scatter(g, shape, idx):
     """zeros(shape) with g added at x[idx] (repeated integer indices accumulate): the VJP of getitem."""
     if _has_int_array(idx):
@@ -152,7 +153,7 @@ def _index_put_sample(gen):
 
 
 @primitive("index_put", attrs=("index",), nin=2, sample=_index_put_sample,
-           expects="indices within the tensor's shape and a value that broadcasts to the indexed shape")
+           expects="indices within the tensor's shape and a value that broadcasts to the indexed shape", reads=())
 def index_put(x, value, idx):
     """A copy of x with x[idx] = value (item assignment; the value broadcasts to the indexed shape)."""
     out = x.copy()
@@ -176,7 +177,8 @@ def _gather_sample(gen):
     return [gen.array(shape, -2, 2)], (axis, gen.integers(0, shape[axis], tuple(ishape)))
 
 
-@primitive("gather", attrs=("dim", "index"), sample=_gather_sample, expects="index values in [0, size) along dim")
+@primitive("gather", attrs=("dim", "index"), sample=_gather_sample, expects="index values in [0, size) along dim",
+           reads=())
 def gather(x, axis, index):
     return np.take_along_axis(x, index, axis)
 
@@ -201,7 +203,7 @@ def _linear_index(shape, axis, index):
     return np.ravel_multi_index(np.broadcast_arrays(*coords), shape)
 
 
-@primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample)
+@primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample, reads=())
 def scatter_add(src, shape, axis, index):
     """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
     if index.shape[axis] == 1:  # one index per slice: no position can repeat, so a plain put is exact
@@ -228,7 +230,8 @@ def _cat_sample(gen):
     return [gen.array(shape, -2, 2), gen.array(tuple(other), -2, 2)], (axis,)
 
 
-@primitive("cat", attrs=("dim",), nin=None, sample=_cat_sample, expects="equal sizes except along dim")
+@primitive("cat", attrs=("dim",), nin=None, sample=_cat_sample, expects="equal sizes except along dim",
+           reads=())
 def cat(*args):
     *arrays, axis = args
     return np.concatenate(arrays, axis=axis)
@@ -251,7 +254,7 @@ def _pad_sample(gen):
     return [gen.array(shape, -2, 2)], (width, gen.choice([0.0, 1.5]))
 
 
-@primitive("pad", attrs=("pad_width", "value"), sample=_pad_sample)
+@primitive("pad", attrs=("pad_width", "value"), sample=_pad_sample, reads=())
 def pad(x, width, value):
     return np.pad(x, width, mode="constant", constant_values=value)
 

@@ -31,7 +31,7 @@ def _expand_back(ctx, g):
     return g if g._data.shape == shape else expand(g, shape)
 
 
-@primitive("sum", attrs=("dim", "keepdim"), sample=_reduce_sample())
+@primitive("sum", attrs=("dim", "keepdim"), sample=_reduce_sample(), reads=())
 def sum_(x, axis, keepdims):
     return np.sum(x, axis=axis, keepdims=keepdims)
 
@@ -80,7 +80,7 @@ def amin(x, axis, keepdims):
 amin.defvjp(_extreme_vjp)
 
 
-@primitive("prod", attrs=("dim", "keepdim"), sample=_reduce_sample(0.5, 1.5))
+@primitive("prod", attrs=("dim", "keepdim"), sample=_reduce_sample(0.5, 1.5), reads=("inputs",))
 def prod(x, axis, keepdims):
     return np.prod(x, axis=axis, keepdims=keepdims)
 

@@ -34,9 +34,10 @@ def user_site():
 
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
-    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects")
+    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads")
 
-    def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None):
+    def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
+                 reads=("inputs", "output")):
         self.name = name
         self.forward = forward
         self.vjp = None
@@ -45,6 +46,7 @@ class Primitive:
         self.sample = sample
         self.kink = kink
         self.expects = expects
+        self.reads = frozenset(reads)  # what the VJP reads besides shapes: "inputs" values, the "output" value
 
     def defvjp(self, fn):
         self.vjp = fn
@@ -86,12 +88,14 @@ def _short(a):
     return r if len(r) < 80 else r[:77] + "..."
 
 
-def primitive(name, attrs=(), nin=1, sample=None, kink=None, expects=None):
-    """Decorator declaring a primitive from its NumPy forward; attach the VJP with `.defvjp`."""
+def primitive(name, attrs=(), nin=1, sample=None, kink=None, expects=None, reads=("inputs", "output")):
+    """Decorator declaring a primitive from its NumPy forward; attach the VJP with `.defvjp`. `reads` says which
+    values the VJP uses (shapes aside): an in-place change to a value it does not read leaves backward valid, as
+    PyTorch's saved-variable checks do; the test sweep checks the declaration."""
     def deco(forward):
         if name in REGISTRY:
             raise RuntimeError(f"primitive '{name}' declared twice")
-        p = Primitive(name, forward, attrs, nin, sample, kink, expects)
+        p = Primitive(name, forward, attrs, nin, sample, kink, expects, reads)
         REGISTRY[name] = p
         return p
     return deco
