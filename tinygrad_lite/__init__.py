@@ -21,6 +21,8 @@ from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, 
 from .creation import (from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
                        BoolTensor, ByteTensor)
 from .devices import device, cuda, backends, accelerator
+from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
+from .sorting import sort, argsort, topk
 from ._printing import set_printoptions
 from .random import manual_seed
 from . import autograd, random
