@@ -48,7 +48,7 @@ def _check_result(self, name, res, cast):
         _fail(name, self, f"output with shape {tuple(dst.shape)} doesn't match the broadcast shape "
                           f"{_broadcast_text(res.shape, dst.shape)}")
     if not cast and res.dtype != dst.dtype and _KIND_RANK[res.dtype.kind] > _KIND_RANK[dst.dtype.kind]:
-        _fail(name, self, f"result type {res.dtype} can't be cast to the desired output type {dst.dtype}", TypeError)
+        _fail(name, self, f"result type {res.dtype} can't be cast to the desired output type {dst.dtype}")
     if not dst.flags.writeable:
         _fail(name, self, "the tensor's memory is read-only (an expanded view or a shared constant); "
                           "use .clone() first")
@@ -120,7 +120,7 @@ def _fast_binary(ufunc, name):
         if not _needs_graph(self, (other,)):
             o = other._data if other.__class__ is Tensor else other
             dst = self._data
-            if dst.flags.writeable and (
+            if dst.flags.writeable and (dst.dtype.kind == "f" or ufunc is not np.true_divide) and (
                     (o.__class__ is float and dst.dtype.kind == "f")
                     or (o.__class__ is np.ndarray and o.dtype == dst.dtype and _broadcasts_to(o.shape, dst.shape))):
                 ufunc(dst, o, out=dst)
