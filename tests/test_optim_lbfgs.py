@@ -10,9 +10,7 @@ from tinygrad_lite.optim import LBFGS
 RTOL = 1e-9
 pytestmark = pytest.mark.filterwarnings(
     # torch's LBFGS calls float() on the closure's loss, which requires grad
-    "ignore:Converting a tensor with requires_grad=True to a scalar:UserWarning",
-    # step() keeps the first loss (to return it, as PyTorch) across up to max_eval closure calls
-    "ignore::tinygrad_lite.autograd.StaleGraphWarning")
+    "ignore:Converting a tensor with requires_grad=True to a scalar:UserWarning")
 
 
 # -- problems: a loss written with operators and methods that both libraries share ---------------------------
@@ -369,3 +367,19 @@ def test_already_optimal_makes_one_evaluation_and_keeps_parameters():
     assert float(opt.step(closure)) == 0.0
     assert len(calls) == 1 and np.array_equal(p.numpy(), [1.0, 1.0])
     assert opt.state_dict()["state"][0] == {"func_evals": 1, "n_iter": 0}
+
+
+def test_keeping_the_first_loss_across_many_closure_calls_is_not_reported_as_a_stale_graph(recwarn):
+    import tinygrad_lite.autograd.engine as engine
+    engine._warned_stale = False
+    x = tl.tensor([1.5, -0.5], dtype=tl.float64, requires_grad=True)
+    opt = LBFGS([x], max_iter=40, max_eval=60, tolerance_grad=0, tolerance_change=0, history_size=2)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2)
+        loss.backward()
+        return loss
+    opt.step(closure)
+    assert opt.state[x]["func_evals"] > engine.STALE_GRAPH_STEPS
+    assert not [w for w in recwarn if issubclass(w.category, tl.autograd.StaleGraphWarning)]

@@ -283,6 +283,13 @@ def _accumulate_leaf(t, g, create_graph, fresh):
 STALE_GRAPH_STEPS = 20  # backward calls after which a still-alive old graph is worth a warning
 _recent_roots = collections.deque()
 _warned_stale = False
+_kept_on_purpose = weakref.WeakSet()  # root entries library code keeps alive by design (LBFGS's first loss)
+
+
+def keep_graph(tensor):
+    """Tell the stale-graph watch that `tensor`'s graph is kept alive on purpose (no warning for it)."""
+    if tensor._entry is not None:
+        _kept_on_purpose.add(tensor._entry)
 
 
 class StaleGraphWarning(UserWarning):
@@ -300,7 +307,7 @@ def _watch_for_stale_graphs(tensors):
             _recent_roots.append(weakref.ref(t._entry))
     while len(_recent_roots) > STALE_GRAPH_STEPS:
         old = _recent_roots.popleft()()
-        if old is not None:
+        if old is not None and old not in _kept_on_purpose:
             _warned_stale = True
             _recent_roots.clear()
             frame = sys._getframe(1)

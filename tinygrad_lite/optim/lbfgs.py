@@ -10,6 +10,7 @@ import copy
 import numpy as np
 
 from ..autograd import enable_grad, no_grad
+from ..autograd.engine import keep_graph
 from ..creation import tensor as _tensor
 from ..tensor import Tensor
 from .optimizer import Optimizer
@@ -210,6 +211,8 @@ class LBFGS(Optimizer):
         state.setdefault("n_iter", 0)
 
         orig_loss = self._evaluate(closure)
+        if isinstance(orig_loss, Tensor):
+            keep_graph(orig_loss)  # returned after up to max_eval more backward calls, as PyTorch: not a stale graph
         loss = float(orig_loss)
         current_evals = 1
         state["func_evals"] += 1
