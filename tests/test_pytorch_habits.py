@@ -184,3 +184,41 @@ def test_clone_is_differentiable_and_independent():
     assert y.tolist() == [1.0, 2.0] and y2.tolist() == [1.0, 2.0]
     (y * 3 + y2).sum().backward()
     assert x.grad.tolist() == [4.0, 4.0]
+
+
+# ---------------- default dtype, inference mode, randperm ----------------
+def test_set_default_dtype_changes_floats_factories_layers_and_printing(torch):
+    try:
+        for lib in (tl, torch):
+            lib.set_default_dtype(lib.float64)
+        ours, theirs = tl.tensor([1.5, 2.0]), torch.tensor([1.5, 2.0])
+        assert str(ours) == str(theirs) == "tensor([1.5000, 2.0000])"
+        assert str(tl.zeros(1, dtype=tl.float32)) == str(torch.zeros(1, dtype=torch.float32))
+        for o, t in ((tl.zeros(2), torch.zeros(2)), (tl.randn(2), torch.randn(2)), (tl.arange(0.0, 1.0, 0.5),
+                     torch.arange(0.0, 1.0, 0.5)), (tl.nn.Linear(2, 2).weight, torch.nn.Linear(2, 2).weight),
+                     (tl.tensor([1, 2]) / 2, torch.tensor([1, 2]) / 2)):
+            assert str(o.dtype) == str(t.dtype).split(".")[1] == "float64"
+        assert tl.get_default_dtype() == tl.float64
+        with pytest.raises(TypeError, match="only floating-point types"):
+            tl.set_default_dtype(tl.int64)
+    finally:
+        tl.set_default_dtype(tl.float32)
+        torch.set_default_dtype(torch.float32)
+    assert tl.tensor([1.5]).dtype == tl.float32
+
+
+def test_inference_mode_and_randperm():
+    x = tl.ones(2, requires_grad=True)
+    with tl.inference_mode():
+        assert not tl.is_grad_enabled() and not (x * 2).requires_grad
+    with tl.inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @tl.inference_mode()
+    def predict(v):
+        return v * 2
+    assert not predict(x).requires_grad and tl.is_grad_enabled()
+    tl.manual_seed(3)
+    a = tl.randperm(10)
+    tl.manual_seed(3)
+    assert sorted(a.tolist()) == list(range(10)) and a.dtype == tl.int64 and tl.randperm(10).tolist() == a.tolist()

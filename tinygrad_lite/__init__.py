@@ -11,6 +11,7 @@ _memory.tune_allocator()
 
 from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64, bool_ as bool  # noqa: A001
 from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
+from .dtypes import set_default_dtype, get_default_dtype
 from .tensor import Tensor, matmul
 from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack
@@ -18,7 +19,7 @@ from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, m
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
                        ones_like, rand_like, randn_like, empty_like, full_like)
-from .creation import (from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
+from .creation import (randperm, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
                        BoolTensor, ByteTensor)
 from .devices import device, cuda, backends, accelerator
 from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
@@ -26,7 +27,7 @@ from .sorting import sort, argsort, topk
 from ._printing import set_printoptions
 from .random import manual_seed
 from . import autograd, random
-from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from .autograd.engine import grad
 # bound eagerly: importing the submodule would otherwise make `tl.gradcheck` the module, not the function
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError

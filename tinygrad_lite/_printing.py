@@ -24,12 +24,12 @@ import math
 
 import numpy as np
 
+from . import dtypes
+
 __all__ = ["tensor_repr", "format_scalar", "set_printoptions", "get_printoptions", "printoptions",
            "torch_dtype_name"]
 
 _PREFIX = "tensor("
-_DEFAULT_DTYPE = np.dtype(np.float32)  # torch.get_default_dtype(); PyTorch omits it, int64 and bool
-_IMPLICIT_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 _PROFILES = {
     "default": dict(precision=4, threshold=1000, edgeitems=3, linewidth=80),
     "short": dict(precision=2, threshold=1000, edgeitems=2, linewidth=80),
@@ -211,13 +211,13 @@ def tensor_repr(arr, *, suffixes=()):
     if a.size == 0:
         if a.ndim != 1:  # the shape is shown unless it is (0,), as NumPy does
             extra.append("size=" + str(tuple(a.shape)))
-        if a.dtype != _DEFAULT_DTYPE:  # no element shows an int or bool dtype, so only float32 is implicit
+        if a.dtype != dtypes.default_float:  # no element shows an int or bool dtype, so only float32 is implicit
             extra.append("dtype=" + torch_dtype_name(a.dtype))
         body = "[]"
     else:
         if not opts["edgeitems"]:
             extra.append("size=" + str(tuple(a.shape)))
-        if a.dtype not in _IMPLICIT_DTYPES:
+        if a.dtype not in (dtypes.default_float, dtypes.int64, dtypes.bool_):  # PyTorch omits these
             extra.append("dtype=" + torch_dtype_name(a.dtype))
         summarize = a.size > opts["threshold"]
         fmt = _Formatter(_summarized(a, opts["edgeitems"]) if summarize else a, opts)

@@ -38,14 +38,14 @@ def _allocate(opname, fn, *args, **kwargs):
         raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
 
 
-def _make(arr, dtype, requires_grad, default=dtypes.default_float, opname="tensor"):
-    dt = dtypes.to_dtype(dtype, opname) if dtype is not None else default
+def _make(arr, dtype, requires_grad, default=None, opname="tensor"):
+    dt = dtypes.to_dtype(dtype, opname) if dtype is not None else (default or dtypes.default_float)
     arr = _allocate(opname, arr.astype, dt, copy=False)
     return Tensor(arr, requires_grad=requires_grad)
 
 
-def _dtype(dtype, opname, default=dtypes.default_float):
-    return dtypes.to_dtype(dtype, opname) if dtype is not None else default
+def _dtype(dtype, opname, default=None):
+    return dtypes.to_dtype(dtype, opname) if dtype is not None else (default or dtypes.default_float)
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
@@ -142,6 +142,15 @@ def randint(low, high=None, size=(), dtype=None, device=None, requires_grad=Fals
     shape = _size((size,), "randint")
     arr = _allocate("randint", get_rng().integers, low, high, size=shape)
     return _make(arr, dtype, requires_grad, dtypes.int64, "randint")
+
+
+def randperm(n, dtype=None, device=None, requires_grad=False, *, generator=None):
+    """A random permutation of 0..n-1 (int64 unless `dtype`), from the package's generator."""
+    _device.check(device, "randperm")
+    n = _int(n, "n", "randperm")
+    if n < 0:
+        raise ValueError(f"randperm: n must be non-negative, got {n}")
+    return _make((generator or get_rng()).permutation(n), dtype, requires_grad, dtypes.int64, "randperm")
 
 
 def _like(fn):

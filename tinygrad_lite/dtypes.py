@@ -12,7 +12,20 @@ int16 = np.dtype("int16")
 int32 = np.dtype("int32")
 int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
-default_float = float32
+default_float = float32  # tl.set_default_dtype changes it; read it as dtypes.default_float, never import it
+
+
+def set_default_dtype(d):
+    """The dtype of Python floats, float factories and parameters (float32 unless changed), as PyTorch's."""
+    global default_float
+    dt = to_dtype(d, "set_default_dtype")
+    if dt.kind != "f":
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, got {dt}")
+    default_float = dt
+
+
+def get_default_dtype():
+    return default_float
 
 _SUPPORTED_KINDS = "biuf"
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}

@@ -1,9 +1,9 @@
 """Autograd: the tape, the engine, grad mode, custom Functions and anomaly mode."""
-from .grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled
+from .grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from .engine import backward, grad, StaleGraphWarning
 from .function import Function, FunctionCtx
 from .anomaly import detect_anomaly
 from .recorder import tape, Entry, Scope
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad", "Function",
+__all__ = ["no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad", "Function",
            "FunctionCtx", "detect_anomaly", "tape", "Entry", "Scope", "StaleGraphWarning"]

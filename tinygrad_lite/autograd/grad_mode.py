@@ -76,3 +76,12 @@ class set_grad_enabled(_GradMode):
         switch = _GradMode()
         switch.value = self.value
         return switch
+
+
+class inference_mode(_GradMode):
+    """`torch.inference_mode(mode=True)`: here the same as no_grad (there is no separate inference tensor kind)."""
+    def __init__(self, mode=True):
+        self.value = not mode
+
+    def _fresh(self):
+        return inference_mode(not self.value)
