@@ -63,6 +63,8 @@ def check(dev, where):
         return CPU
     if isinstance(dev, numbers.Integral) and not isinstance(dev, bool):
         dev = device("cuda", dev)  # PyTorch reads a bare int as a CUDA ordinal
+    if not isinstance(dev, (device, str)) and isinstance(getattr(dev, "type", None), str):
+        dev = str(dev)  # another library's device object (torch.device('cpu')): read by its name
     d = dev if isinstance(dev, device) else device(dev)
     if d.type != "cpu" or d.index not in (None, 0):
         raise RuntimeError(

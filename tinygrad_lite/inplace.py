@@ -35,7 +35,7 @@ def _check_leaf(self, name):
 
 
 def _write(self, name, res, cast):
-    """Copy the array `res` into self's buffer (see _check_result)."""
+    """Copy the array `res` into self's buffer, where every alias sees it (see _check_result)."""
     _check_result(self, name, res, cast)
     np.copyto(self._data, res, casting="unsafe")
 
@@ -86,8 +86,8 @@ def inplace(self, name, compute, args=(), cast=False):
     """Make self hold `compute(self, *args)` (a Tensor function), with PyTorch's in-place semantics."""
     if _needs_graph(self, args):
         _check_leaf(self, name)
-        old = _wrap(self._data.copy())  # the old values and history, for the recorded operation's backward
-        old._entry, old.requires_grad = self._entry, self.requires_grad
+        old = _wrap(self._data)  # the old values, history and version, for backward of what came before
+        old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
         if self._entry is not None:
             self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
         r = compute(old, *args)
@@ -97,11 +97,10 @@ def inplace(self, name, compute, args=(), cast=False):
             if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
                 _write(self, name, r._data, cast)  # raises, naming the types
             r = r.astype(self._data.dtype)
-        if self._data.base is None:
-            _write(self, name, r._data, cast)
-        else:  # a view of another tensor's memory: writing through would change values that tensor's recorded
-            _check_result(self, name, r._data, cast)  # operations saved, unseen by its version: rebind instead
-            self._data = np.array(np.broadcast_to(r._data, self._data.shape), dtype=self._data.dtype)
+        # The result goes to a new buffer, never into the old one: recorded operations (and views of it that they
+        # saved) keep the values they saw, so no backward can read a value changed behind its back.
+        _check_result(self, name, r._data, cast)
+        self._data = np.array(np.broadcast_to(r._data, self._data.shape), dtype=self._data.dtype)
         self._version += 1
         r._entry.before = old
         self._entry, self.requires_grad = r._entry, r.requires_grad

@@ -31,10 +31,16 @@ def _check_saved(e):
     reads = e.prim.reads
     if state.grad_enabled and "output" in reads:  # under create_graph, the output is recomputed from the inputs
         reads = reads | {"inputs"}
-    now = [t._version for t in e.saved]
-    if sum(now) != e.versions and "inputs" in reads:
+    saved = tuple([_as_seen_by(t, e.seq) for t in e.saved])
+    now = [t._version for t in saved]
+    # An input changed in place since recording, either given a new value and history inside the graph (`rebound`)
+    # or written in its buffer (`written`): a VJP reading inputs must refuse; after a buffer write, so must an
+    # entry whose output is a view of that input (reshape, transpose, slices): whoever saved the view reads it.
+    rebound = any([a is not b for a, b in zip(saved, e.saved)])
+    written = sum(now) != e.versions
+    if ("inputs" in reads and (rebound or written)) or (written and _aliases_input(e, saved)):
         changed = ", ".join(f"input {i} of shape {tuple(t.shape)} ({t.dtype}) at version {v}"
-                            for i, (t, v) in enumerate(zip(e.saved, now)) if v)
+                            for i, (t, v) in enumerate(zip(e.saved, [t._version for t in e.saved])) if v)
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: "
             f"{changed} of {e.describe()} changed after it was recorded (versions summed to {e.versions} then). "
@@ -43,9 +49,14 @@ def _check_saved(e):
         raise RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
             f"output of {e.describe()} was changed in place after it was recorded; expected version 0.")
-    saved = e.saved = tuple([_as_seen_by(t, e.seq) for t in e.saved])
-    e.versions = sum([t._version for t in saved])
+    e.saved = saved
+    e.versions = sum(now)
     return saved
+
+
+def _aliases_input(e, saved):
+    out = e.out_data
+    return out is not None and any(np.may_share_memory(out, t._data) for t in saved)
 
 
 def _as_seen_by(t, seq):
