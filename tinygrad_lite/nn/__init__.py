@@ -1,5 +1,6 @@
 """`tl.nn`: Module, Parameter, containers, layers and losses (PyTorch's names, arguments and numbers), each
-layer a composition of differentiable primitives; `tl.nn.functional` and `tl.nn.init`."""
+layer a composition of differentiable primitives; `tl.nn.functional`, `tl.nn.init` and
+`tl.nn.utils` (gradient clipping, parameters <-> vector)."""
 from .module import Module
 from .parameter import Parameter
 from .container import Sequential, ModuleList, ModuleDict
@@ -9,12 +10,16 @@ from .pooling import MaxPool2d, AvgPool2d
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .dropout import Dropout
 from .embedding import Embedding
-from .rnn import RNNBase, RNN, LSTM, GRU
+from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten, Identity
-from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss
-from . import functional, init
+from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss
+from .divergence import KLDivLoss
+from .distance import CosineSimilarity
+from . import functional, init, utils
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv2d", "MaxPool2d",
            "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Embedding", "RNNBase", "RNN", "LSTM",
-           "GRU", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax", "Flatten", "Identity",
-           "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "functional", "init"]
+           "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
+           "Softmax", "LogSoftmax", "Flatten", "Identity", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
+           "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CosineSimilarity",
+           "functional", "init", "utils"]

@@ -9,9 +9,12 @@ from .norm import batch_norm, layer_norm  # noqa: F401
 from .dropout import dropout  # noqa: F401
 from .embedding import embedding  # noqa: F401
 from .loss import (mse_loss, l1_loss, cross_entropy, nll_loss, binary_cross_entropy,  # noqa: F401
-                   binary_cross_entropy_with_logits, one_hot)
+                   binary_cross_entropy_with_logits, one_hot, smooth_l1_loss, huber_loss)
+from .divergence import kl_div  # noqa: F401
+from .distance import cosine_similarity  # noqa: F401
 
 __all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu", "gelu", "sigmoid", "tanh",
            "softmax", "log_softmax", "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
            "dropout", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "one_hot"]
+           "binary_cross_entropy_with_logits", "one_hot", "smooth_l1_loss", "huber_loss", "kl_div",
+           "cosine_similarity"]

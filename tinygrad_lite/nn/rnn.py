@@ -1,10 +1,12 @@
-"""RNN, LSTM and GRU, as PyTorch's: the same constructor arguments, parameter names and shapes (weight_ih_l0,
-weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the backward direction), gate orders (LSTM i, f, g, o;
+"""RNN, LSTM and GRU and their single-step cells RNNCell, LSTMCell and GRUCell, as PyTorch's: the same constructor
+arguments, parameter names and shapes (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, `_reverse` for the
+backward direction; weight_ih, weight_hh, bias_ih, bias_hh for the cells), gate orders (LSTM i, f, g, o;
 GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation and return values.
 
-Each layer and direction projects the whole input sequence with one matmul (x W_ih^T + b_ih + b_hh), then loops
-over the steps adding h W_hh^T and applying the gate expressions. For the GRU both weights get a fourth block of
-zeros so that the n gate's input and hidden parts come out separately: gate columns [r, z, n_input, n_hidden]."""
+Layers and cells share one step, `cell_step`: the gates are x W_x^T + b (the input part) plus h W_h^T, followed by
+the mode's gate expressions. A layer projects its whole input sequence with one matmul and then loops over the
+steps; a cell projects its one input. For the GRU both weights get a fourth block of zeros so that the n gate's input
+and hidden parts come out separately (`fused_weights`): gate columns [r, z, n_input, n_hidden]."""
 import math
 import warnings
 
@@ -19,6 +21,57 @@ from .linear import check_size, factory_dtype
 from .module import Module, Parameter
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+# ---------------- the one cell step, shared by the layers and the cells ----------------
+def _tanh_step(gates, state, hidden):
+    return (gates.tanh(),)
+
+
+def _relu_step(gates, state, hidden):
+    return (gates.relu(),)
+
+
+def _lstm_step(gates, state, hidden):
+    s = gates.sigmoid()  # the g quarter is recomputed with tanh below; one sigmoid is cheaper than three
+    c = s[:, hidden:2 * hidden] * state[1] + s[:, :hidden] * gates[:, 2 * hidden:3 * hidden].tanh()
+    return s[:, 3 * hidden:] * c.tanh(), c
+
+
+def _gru_step(gates, state, hidden):
+    rz = gates[:, :2 * hidden].sigmoid()
+    n = (gates[:, 2 * hidden:3 * hidden] + rz[:, :hidden] * gates[:, 3 * hidden:]).tanh()
+    return (n + rz[:, hidden:] * (state[0] - n),)
+
+
+_STEPS = {"RNN_TANH": _tanh_step, "RNN_RELU": _relu_step, "LSTM": _lstm_step, "GRU": _gru_step}
+
+
+def fused_weights(mode, w_ih, w_hh, b_ih, b_hh, hidden):
+    """(W_x, W_h, b): the weights acting on x and on h, and the bias, laid out in the step's gate order. For the GRU
+    rows [r, z, n_input, n_hidden], so that r can scale the n gate's hidden part alone."""
+    if mode != "GRU":
+        return w_ih, w_hh, (None if b_ih is None else b_ih + b_hh)
+    zeros_x = Tensor._wrap(np.zeros((hidden, w_ih.shape[1]), dtype=w_ih.dtype))
+    zeros_h = Tensor._wrap(np.zeros((hidden, hidden), dtype=w_hh.dtype))
+    w_x = cat([w_ih, zeros_x], 0)
+    w_h = cat([w_hh[:2 * hidden], zeros_h, w_hh[2 * hidden:]], 0)
+    b = None if b_ih is None else \
+        cat([b_ih[:2 * hidden] + b_hh[:2 * hidden], b_ih[2 * hidden:], b_hh[2 * hidden:]], 0)
+    return w_x, w_h, b
+
+
+def cell_step(step, x_proj, state, w_h_t, hidden):
+    """One step of any cell: `x_proj` is x W_x^T + b (batch, gates), `state` the tuple (h,) or (h, c) of
+    (batch, hidden) Tensors, `w_h_t` = W_h^T; returns the new state tuple."""
+    return step(x_proj + state[0] @ w_h_t, state, hidden)
+
+
+def _init_uniform(module):
+    """PyTorch's recurrent initialisation: every parameter U(-1/sqrt(hidden_size), 1/sqrt(hidden_size))."""
+    stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+    for w in module.parameters():
+        init.uniform_(w, -stdv, stdv)
 
 
 class RNNBase(Module):
@@ -59,9 +112,7 @@ class RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for w in self.parameters():
-            init.uniform_(w, -stdv, stdv)
+        _init_uniform(self)
 
     def flatten_parameters(self):
         """No-op (PyTorch compacts weights for cuDNN)."""
@@ -156,23 +207,20 @@ class RNNBase(Module):
         projection per step is cheap in backward: the engine adds slice gradients into one buffer)."""
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
-        w_x, w_h, b = self._fused_weights(w_ih, w_hh, b_ih, b_hh)
+        hidden = self.hidden_size
+        w_x, w_h, b = fused_weights(self.mode, w_ih, w_hh, b_ih, b_hh, hidden)
         steps, batch, feat = seq.shape
         proj = seq.reshape(steps * batch, feat) @ w_x.T
         if b is not None:
             proj = proj + b
         proj = proj.reshape(steps, batch, proj.shape[-1])
         w_h_t = w_h.T
-        step = self._step
+        step = _STEPS[self.mode]
         out = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            state = step(proj[t] + state[0] @ w_h_t, state)
+            state = cell_step(step, proj[t], state, w_h_t, hidden)
             out[t] = state[0]
         return stack(out, 0), state
-
-    def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
-        """The weights acting on x_t and on h, and the bias, laid out in the step's gate order."""
-        return w_ih, w_hh, (None if b_ih is None else b_ih + b_hh)
 
 
 class RNN(RNNBase):
@@ -186,9 +234,6 @@ class RNN(RNNBase):
         super().__init__("RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, num_layers,
                          bias, batch_first, dropout, bidirectional, 0, device, dtype)
 
-    def _step(self, pre, state):
-        return (pre.tanh() if self.nonlinearity == "tanh" else pre.relu(),)
-
     def forward(self, input, hx=None):
         return self._forward_hidden(input, hx)
 
@@ -201,12 +246,6 @@ class LSTM(RNNBase):
                  bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, device, dtype)
-
-    def _step(self, gates, state):
-        h = self.hidden_size
-        s = gates.sigmoid()  # the g quarter is recomputed with tanh below; one sigmoid is cheaper than three
-        c = s[:, h:2 * h] * state[1] + s[:, :h] * gates[:, 2 * h:3 * h].tanh()
-        return s[:, 3 * h:] * c.tanh(), c
 
     def forward(self, input, hx=None):
         self._check_input(input)
@@ -231,20 +270,118 @@ class GRU(RNNBase):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
                          device, dtype)
 
-    def _fused_weights(self, w_ih, w_hh, b_ih, b_hh):
-        h = self.hidden_size
-        zeros_x = Tensor._wrap(np.zeros((h, w_ih.shape[1]), dtype=w_ih.dtype))
-        zeros_h = Tensor._wrap(np.zeros((h, h), dtype=w_hh.dtype))
-        w_x = cat([w_ih, zeros_x], 0)  # rows [r, z, n_input, n_hidden]
-        w_h = cat([w_hh[:2 * h], zeros_h, w_hh[2 * h:]], 0)
-        b = None if b_ih is None else cat([b_ih[:2 * h] + b_hh[:2 * h], b_ih[2 * h:], b_hh[2 * h:]], 0)
-        return w_x, w_h, b
-
-    def _step(self, gates, state):
-        h = self.hidden_size
-        rz = gates[:, :2 * h].sigmoid()
-        n = (gates[:, 2 * h:3 * h] + rz[:, :h] * gates[:, 3 * h:]).tanh()
-        return (n + rz[:, h:] * (state[0] - n),)
-
     def forward(self, input, hx=None):
         return self._forward_hidden(input, hx)
+
+
+# ---------------- cells: one step, batched (N, input_size) or unbatched (input_size,) ----------------
+class RNNCellBase(Module):
+    """Parameters weight_ih (chunks*hidden, input), weight_hh (chunks*hidden, hidden), bias_ih, bias_hh, and the
+    checks shared by RNNCell, LSTMCell and GRUCell."""
+
+    def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        dt = factory_dtype(dtype, device, name)
+        self.input_size = check_size(input_size, "input_size", name)
+        self.hidden_size = check_size(hidden_size, "hidden_size", name)
+        self.bias = bias
+        self.weight_ih = Parameter(np.empty((num_chunks * self.hidden_size, self.input_size), dtype=dt))
+        self.weight_hh = Parameter(np.empty((num_chunks * self.hidden_size, self.hidden_size), dtype=dt))
+        if bias:
+            self.bias_ih = Parameter(np.empty((num_chunks * self.hidden_size,), dtype=dt))
+            self.bias_hh = Parameter(np.empty((num_chunks * self.hidden_size,), dtype=dt))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _init_uniform(self)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+    def _step(self, mode, input, hx, n_states):
+        """Check input (and the states in `hx`, a tuple of Tensors or None), run one cell_step, return the states
+        (unbatched when the input was)."""
+        name = type(self).__name__
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
+        if input.ndim not in (1, 2):
+            raise OpError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead (input shape "
+                          f"{tuple(input.shape)})")
+        if input.shape[-1] != self.input_size:
+            raise OpError(f"{name}: input has inconsistent input_size: got {input.shape[-1]}, expected "
+                          f"{self.input_size} (input shape {tuple(input.shape)})")
+        batched = input.ndim == 2
+        if not batched:
+            input = input.unsqueeze(0)
+        batch = input.shape[0]
+        if hx is None:
+            zeros = Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=input.dtype))
+            states = (zeros,) * n_states
+        else:
+            states = tuple(self._check_state(h, i, n_states, batched, batch, input) for i, h in enumerate(hx))
+        w_x, w_h, b = fused_weights(mode, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                    self.hidden_size)
+        x_proj = input @ w_x.T
+        if b is not None:
+            x_proj = x_proj + b
+        out = cell_step(_STEPS[mode], x_proj, states, w_h.T, self.hidden_size)
+        return out if batched else tuple(s.squeeze(0) for s in out)
+
+    def _check_state(self, h, i, n_states, batched, batch, input):
+        name = type(self).__name__
+        what = "hidden" if n_states == 1 else f"hx[{i}]"
+        if not isinstance(h, Tensor):
+            raise TypeError(f"{name}: {what} must be a Tensor, got {type(h).__name__}")
+        want = (batch, self.hidden_size) if batched else (self.hidden_size,)
+        if tuple(h.shape) != want:
+            raise OpError(f"{name}: Expected {what} of shape {want} for input of shape "
+                          f"{tuple(input.shape) if batched else (self.input_size,)}, got {tuple(h.shape)}")
+        return h if batched else h.unsqueeze(0)
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu). forward(input, hx=None) -> h'."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        if nonlinearity not in ("tanh", "relu"):  # PyTorch only notices in forward; saying so here is kinder
+            raise OpError(f"RNNCell: Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        mode = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}.get(self.nonlinearity)
+        if mode is None:
+            raise RuntimeError(f"RNNCell: Unknown nonlinearity: {self.nonlinearity}")
+        return self._step(mode, input, None if hx is None else (hx,), 1)[0]
+
+
+class LSTMCell(RNNCellBase):
+    """Gates i, f, g, o: c' = f c + i g, h' = o tanh(c'). forward(input, hx=None) with hx = (h, c) -> (h', c')."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def forward(self, input, hx=None):
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError(f"LSTMCell: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        return self._step("LSTM", input, hx, 2)
+
+
+class GRUCell(RNNCellBase):
+    """r, z = sigmoid(...); n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h.
+    forward(input, hx=None) -> h'."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+    def forward(self, input, hx=None):
+        return self._step("GRU", input, None if hx is None else (hx,), 1)[0]
