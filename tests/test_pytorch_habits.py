@@ -222,3 +222,17 @@ def test_inference_mode_and_randperm():
     a = tl.randperm(10)
     tl.manual_seed(3)
     assert sorted(a.tolist()) == list(range(10)) and a.dtype == tl.int64 and tl.randperm(10).tolist() == a.tolist()
+
+
+def test_loader_worker_options_and_load_options_are_accepted(tmp_path):
+    ds = tl.data.TensorDataset(tl.arange(6))
+    loader = tl.utils.data.DataLoader(ds, batch_size=4, num_workers=2, pin_memory=True, persistent_workers=False)
+    assert [b[0].tolist() for b in loader] == [[0, 1, 2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="num_workers option should be non-negative"):
+        tl.data.DataLoader(ds, num_workers=-1)
+    path = tmp_path / "model.pth"
+    tl.save({"w": tl.ones(2)}, str(path))
+    assert tl.load(str(path), weights_only=True, map_location="cpu")["w"].tolist() == [1.0, 1.0]
+    assert tl.load(str(path), map_location=tl.device("cpu"))["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="load: device 'cuda' is not available"):
+        tl.load(str(path), map_location="cuda")

@@ -96,7 +96,14 @@ def default_collate(batch):
 class DataLoader:
     """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated as PyTorch's)."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, generator=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, generator=None,
+                 num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None, persistent_workers=False,
+                 prefetch_factor=None):
+        """`num_workers`, `pin_memory` and the other worker options are accepted for PyTorch code and have no
+        effect: batches are made in the calling process (NumPy indexing is fast; there is no device to pin for)."""
+        if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool) or num_workers < 0:
+            raise ValueError(f"num_workers option should be non-negative; use num_workers=0 to disable "
+                             f"multiprocessing (got {num_workers!r})")
         if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or
                                        isinstance(batch_size, bool) or batch_size <= 0):
             raise ValueError(f"batch_size should be a positive integer value or None, but got "

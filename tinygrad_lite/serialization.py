@@ -339,10 +339,13 @@ def _foreign_or(path, f, size, prefix, problem):
     raise CheckpointError(path, _sniff(prefix, last) or problem)
 
 
-def load(path):
+def load(path, map_location=None, *, weights_only=True, mmap=None):
     """Read a checkpoint written by `save` (or any safetensors file) and return its structure with Tensors.
     Raises OSError for a missing file and `CheckpointError` (a ValueError) for anything that is not a valid
-    safetensors file; no code from the file is ever executed."""
+    safetensors file; no code from the file is ever executed. `weights_only` (always true here: only tensors and
+    plain containers can be stored) and `map_location` (the CPU) are accepted as PyTorch's."""
+    from .devices import check
+    check(map_location if not callable(map_location) and not isinstance(map_location, dict) else None, "load")
     f, size, name = _open(path)
     with f:
         prefix = f.read(8)
