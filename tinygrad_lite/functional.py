@@ -8,7 +8,6 @@ import numpy as np
 
 from . import dtypes
 from .autograd import recorder as tape
-from .autograd.grad_mode import state
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
 from .tensor import Tensor, _dims, _dim, _operand, _binary
 from . import shape as _shape  # noqa: F401  (attaches the shape methods first)

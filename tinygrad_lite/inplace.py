@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from . import dtypes, shape as _shape
+from . import shape as _shape
 from .autograd.grad_mode import state
 from .ops import movement as mv, registry
 from .random import get_rng

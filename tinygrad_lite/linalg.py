@@ -92,7 +92,7 @@ def bmm(input, mat2):
         if x._data.ndim != 3:
             _fail(f"bmm: {name} must be a 3-D tensor (a batch of matrices), got a {x._data.ndim}-D tensor of shape "
                   f"{_shape(x)}")
-    (b, n, k), (b2, k2, m) = input._data.shape, mat2._data.shape
+    (b, _, k), (b2, k2, _) = input._data.shape, mat2._data.shape
     if (b, k) != (b2, k2):
         _fail(f"bmm: expected mat2 of shape ({b}, {k}, m) to match input of shape {_shape(input)} (same batch size, "
               f"rows of mat2 = columns of input), but got mat2 of shape {_shape(mat2)}")

@@ -81,17 +81,25 @@ def _has_int_array(idx):
     return any(isinstance(i, np.ndarray) and i.dtype != np.bool_ for i in idx)
 
 
-def _getitem_sample(gen):
+def _index_sample(gen, distinct):
+    """A shape and an index into its first dim: a slice, an int, an integer array (`distinct` positions, or
+    repeated ones) or a boolean mask."""
     shape = gen.shape(min_dims=1, max_dims=3)
     kind = gen.choice(["slice", "int", "array", "mask"])
     if kind == "slice":
         idx = (slice(None, None, gen.choice([1, 2, -1])),)
     elif kind == "int":
         idx = (gen.integers(0, shape[0], ()).item(),)
-    elif kind == "array":  # repeated indices accumulate
-        idx = (gen.integers(0, shape[0], (4,)),)
+    elif kind == "array":
+        idx = (np.asarray(gen.permutation(shape[0]))[:max(1, shape[0] - 1)],) if distinct else (
+            gen.integers(0, shape[0], (4,)),)
     else:
         idx = (gen.booleans(shape[:1]),)
+    return shape, idx
+
+
+def _getitem_sample(gen):
+    shape, idx = _index_sample(gen, distinct=False)  # repeated indices accumulate in the gradient
     return [gen.array(shape, -2, 2)], (idx,)
 
 
@@ -137,16 +145,7 @@ def _(ctx, g):
 
 
 def _index_put_sample(gen):
-    shape = gen.shape(min_dims=1, max_dims=3)
-    kind = gen.choice(["slice", "int", "array", "mask"])
-    if kind == "slice":
-        idx = (slice(None, None, gen.choice([1, 2, -1])),)
-    elif kind == "int":
-        idx = (gen.integers(0, shape[0], ()).item(),)
-    elif kind == "array":  # distinct positions: with repeats, which value is written is unspecified (as PyTorch)
-        idx = (np.asarray(gen.permutation(shape[0]))[:max(1, shape[0] - 1)],)
-    else:
-        idx = (gen.booleans(shape[:1]),)
+    shape, idx = _index_sample(gen, distinct=True)  # with repeats, which value is written is unspecified
     target = np.empty(shape)[idx].shape
     value_shape = gen.choice([target, target[1:], (1,) * min(len(target), 1)])
     return [gen.array(shape, -2, 2), gen.array(value_shape, -2, 2)], (idx,)

@@ -13,7 +13,7 @@ from ..autograd import enable_grad, no_grad
 from ..autograd.engine import keep_graph
 from ..creation import tensor as _tensor
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import Optimizer, state_array
 
 _FLAT_VECTORS = ("d", "prev_flat_grad", "old_dirs", "old_stps")
 
@@ -329,13 +329,8 @@ class LBFGS(Optimizer):
         the flat vectors must have one element per parameter element."""
         if isinstance(value, (list, tuple)):
             return [self._cast_state(p, index, name, v) for v in value]
-        if isinstance(value, Tensor):
-            arr = value.numpy()
-        elif isinstance(value, np.ndarray):
-            arr = value
-        elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-            arr = value.detach().cpu().numpy()
-        else:
+        arr = state_array(value)
+        if arr is None:
             return copy.deepcopy(value)
         dtype = self._dtype()
         if not (np.issubdtype(dtype, np.floating) and np.issubdtype(arr.dtype, np.floating)):

@@ -72,6 +72,17 @@ def check_hyper(name, value):
         raise ValueError(f"Invalid learning rate: {value}" if name == "lr" else f"Invalid {name} value: {value}")
 
 
+def state_array(value):
+    """The array of a loaded state value (ours, a NumPy array or a torch tensor), or None for anything else."""
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        return value.detach().cpu().numpy()
+    return None
+
+
 class Optimizer:
     """Base class of all optimizers (as `torch.optim.Optimizer`)."""
 
@@ -299,13 +310,8 @@ class Optimizer:
 
     @staticmethod
     def _cast_state(p, index, name, value):
-        if isinstance(value, Tensor):
-            arr = value._data
-        elif isinstance(value, np.ndarray):
-            arr = value
-        elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
-            arr = value.detach().cpu().numpy()
-        else:
+        arr = state_array(value)
+        if arr is None:
             return copy.deepcopy(value)
         if name == "step":
             return Tensor(np.array(arr, dtype=np.float32))
