@@ -24,11 +24,14 @@ from .creation import (randperm, from_numpy, as_tensor, FloatTensor, DoubleTenso
 from .devices import device, cuda, backends, accelerator
 from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
 from .sorting import sort, argsort, topk
+from .predicates import (is_tensor, numel, isnan, isinf, isfinite, isclose, allclose, equal, any, all,  # noqa: A001,A004
+                         sign, round, cumsum, cumprod, norm)
 from ._printing import set_printoptions
 from .random import manual_seed
 from . import autograd, random
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from .autograd.engine import grad
+from .compile import compile, CompileError, CompileWarning  # noqa: A004  (PyTorch's name)
 # bound eagerly: importing the submodule would otherwise make `tl.gradcheck` the module, not the function
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 

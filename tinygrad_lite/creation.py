@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
+from .compile.capture import constant, host
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -31,17 +32,39 @@ def _number(v, name, opname):
 
 
 def _allocate(opname, fn, *args, **kwargs):
-    """Run a NumPy constructor; a size NumPy cannot allocate is an error naming the factory."""
+    """Run a NumPy constructor of Python values; a size NumPy cannot allocate is an error naming the factory. The
+    result is a constant for tl.compile (a function of the arguments only)."""
     try:
-        return fn(*args, **kwargs)
+        return constant(fn(*args, **kwargs))
     except (ValueError, OverflowError, MemoryError) as exc:
         raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
 
 
+def _draw(opname, method, *args, **kwargs):
+    """A random draw from the package generator (or `generator=`); tl.compile records it, so every replay draws
+    anew from the same stream as eager calls."""
+    try:
+        return host(_rng_call, method, kwargs.pop("generator", None), args, kwargs)
+    except (ValueError, OverflowError, MemoryError) as exc:
+        raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
+
+
+def _rng_call(method, generator, args, kwargs):
+    return np.asarray(getattr(generator or get_rng(), method)(*args, **kwargs))
+
+
 def _make(arr, dtype, requires_grad, default=None, opname="tensor"):
     dt = dtypes.to_dtype(dtype, opname) if dtype is not None else (default or dtypes.default_float)
-    arr = _allocate(opname, arr.astype, dt, copy=False)
+    if arr.dtype != dt:
+        try:
+            arr = host(_astype, arr, dt)
+        except (ValueError, OverflowError, MemoryError) as exc:
+            raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
     return Tensor(arr, requires_grad=requires_grad)
+
+
+def _astype(arr, dt):
+    return arr.astype(dt)
 
 
 def _dtype(dtype, opname, default=None):
@@ -51,7 +74,10 @@ def _dtype(dtype, opname, default=None):
 def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """Create a tensor (copying Tensor data); Python floats become float32, ints int64, bools bool."""
     _device.check(device, "tensor")
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    t = Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    if not isinstance(data, (np.ndarray, Tensor)):  # Python numbers and lists: a constant for tl.compile
+        constant(t._data)
+    return t
 
 
 def _filled(fn, size, dtype, requires_grad, opname):
@@ -123,13 +149,13 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
 def rand(*size, dtype=None, device=None, requires_grad=False):
     _device.check(device, "rand")
     shape = _size(size, "rand")
-    return _make(_allocate("rand", get_rng().random, shape), dtype, requires_grad, opname="rand")
+    return _make(_draw("rand", "random", shape), dtype, requires_grad, opname="rand")
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     _device.check(device, "randn")
     shape = _size(size, "randn")
-    return _make(_allocate("randn", get_rng().standard_normal, shape), dtype, requires_grad, opname="randn")
+    return _make(_draw("randn", "standard_normal", shape), dtype, requires_grad, opname="randn")
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, requires_grad=False, *, generator=None):
@@ -140,7 +166,7 @@ def randint(low, high=None, size=(), dtype=None, device=None, requires_grad=Fals
     if low >= high:
         raise ValueError(f"randint: low must be less than high, got low={low}, high={high}")
     shape = _size((size,), "randint")
-    arr = _allocate("randint", get_rng().integers, low, high, size=shape)
+    arr = _draw("randint", "integers", low, high, size=shape, generator=generator)
     return _make(arr, dtype, requires_grad, dtypes.int64, "randint")
 
 
@@ -150,7 +176,8 @@ def randperm(n, dtype=None, device=None, requires_grad=False, *, generator=None)
     n = _int(n, "n", "randperm")
     if n < 0:
         raise ValueError(f"randperm: n must be non-negative, got {n}")
-    return _make((generator or get_rng()).permutation(n), dtype, requires_grad, dtypes.int64, "randperm")
+    return _make(_draw("randperm", "permutation", n, generator=generator), dtype, requires_grad, dtypes.int64,
+                 "randperm")
 
 
 def _like(fn):

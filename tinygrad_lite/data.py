@@ -1,15 +1,19 @@
-"""Datasets and batching: `TensorDataset` and `DataLoader` (PyTorch's names and defaults).
+"""Datasets and batching: `TensorDataset`, `Subset`, `random_split` and `DataLoader` (PyTorch's names and defaults).
 
-Shuffling draws from `tl.random.get_rng()`, so `tl.manual_seed(n)` makes the batch order reproducible.
-A `DataLoader` over a `TensorDataset` fancy-indexes the stored arrays directly (one copy per batch).
+Shuffling and `random_split` draw from `tl.random.get_rng()`, so `tl.manual_seed(n)` makes the batch order and the
+split reproducible. A `DataLoader` over a `TensorDataset` (or a `Subset` of one) fancy-indexes the stored arrays
+directly (one copy per batch).
 """
+import itertools
 import math
+import numbers
+import warnings
 
 import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate"]
 
 
 class Dataset:
@@ -60,6 +64,79 @@ class TensorDataset(Dataset):
         if isinstance(indices, slice):
             return [Tensor(a[indices].copy()) for a in self._arrays]
         return [Tensor(a[indices]) for a in self._arrays]
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order (torch.utils.data.Subset)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return self.dataset[[self.indices[i] for i in idx]]
+        return self.dataset[self.indices[idx]]
+
+    def __getitems__(self, indices):
+        if callable(getattr(self.dataset, "__getitems__", None)):
+            return self.dataset.__getitems__([self.indices[i] for i in indices])
+        return [self.dataset[self.indices[i]] for i in indices]
+
+    def __len__(self):
+        return len(self.indices)
+
+    def _batch(self, indices):
+        """A batch of a Subset of a TensorDataset: one fancy index into the stored arrays."""
+        return self.dataset._batch(np.asarray(self.indices, dtype=np.int64)[indices])
+
+
+def _batchable(dataset):
+    while type(dataset) is Subset:  # a subclass may override __getitem__: batch it sample by sample
+        dataset = dataset.dataset
+    return isinstance(dataset, TensorDataset)
+
+
+def _split_lengths(n, lengths):
+    """PyTorch's lengths: fractions summing to 1 become floor(n * f), the remainder added round-robin."""
+    total = sum(lengths)
+    if math.isclose(total, 1) and total <= 1:
+        sizes = []
+        for i, frac in enumerate(lengths):
+            if frac < 0 or frac > 1:
+                raise ValueError(f"Fraction at index {i} is not between 0 and 1")
+            sizes.append(int(math.floor(n * frac)))
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        for i, size in enumerate(sizes):
+            if size == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an empty dataset.",
+                              UserWarning, stacklevel=3)
+        return sizes
+    if total != n:
+        raise ValueError(f"Sum of input lengths does not equal the length of the input dataset! (lengths "
+                         f"{list(lengths)} sum to {total}, the dataset has {n} samples)")
+    for i, size in enumerate(lengths):
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"random_split: lengths must be non-negative ints or fractions summing to 1, got "
+                             f"{size!r} at index {i}")
+    return [int(size) for size in lengths]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split `dataset` into non-overlapping random `Subset`s of the given lengths (ints summing to len(dataset), or
+    fractions summing to 1, rounded as PyTorch's). The permutation comes from `generator` (a numpy Generator) or
+    the package generator, so `tl.manual_seed(n)` makes the split reproducible."""
+    if generator is None:
+        from .random import get_rng  # fetched per call: tl.manual_seed replaces the generator
+
+        generator = get_rng()
+    elif not isinstance(generator, np.random.Generator):
+        raise TypeError(f"random_split: generator must be a numpy.random.Generator (tl.random.get_rng() or "
+                        f"np.random.default_rng(seed)), got {type(generator).__name__}")
+    sizes = _split_lengths(len(dataset), list(lengths))
+    indices = generator.permutation(sum(sizes)).tolist()
+    return [Subset(dataset, indices[end - size:end]) for end, size in zip(itertools.accumulate(sizes), sizes)]
 
 
 def default_collate(batch):
@@ -146,7 +223,7 @@ class DataLoader:
             return
         bs = self.batch_size
         stop = n - n % bs if self.drop_last else n
-        fast = isinstance(self.dataset, TensorDataset) and self.collate_fn is None
+        fast = _batchable(self.dataset) and self.collate_fn is None
         collate = self.collate_fn or default_collate
         for start in range(0, stop, bs):
             end = min(start + bs, n)

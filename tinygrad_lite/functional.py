@@ -9,6 +9,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
+from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
 from . import shape as _shape  # noqa: F401  (attaches the shape methods first)
 
@@ -96,10 +97,16 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _arg_extreme(x, dim, keepdim, fn, opname):
     if dim is None:
         _empty_check(x, None, opname)
-        return Tensor._wrap(np.asarray(fn(x._data), dtype=np.int64))
+        return hosted(_arg_index, fn, x._data, None, False)
     d = _dim(dim, x._data.ndim, opname)
     _empty_check(x, (d,), opname)
-    return Tensor._wrap(np.asarray(fn(x._data, axis=d, keepdims=keepdim), dtype=np.int64))  # 0-d: not a scalar
+    return hosted(_arg_index, fn, x._data, d, keepdim)
+
+
+def _arg_index(fn, x, axis, keepdim):
+    if axis is None:
+        return np.asarray(fn(x), dtype=np.int64)
+    return np.asarray(fn(x, axis=axis, keepdims=keepdim), dtype=np.int64)  # 0-d: an array, not a scalar
 
 
 def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
@@ -122,7 +129,7 @@ def _max_min(x, dim, keepdim, axis, keepdims, largest):
     idx = _arg_extreme(x, d, True, np.argmax if largest else np.argmin, "max" if largest else "min")
     values = x.gather(d, idx) if x._data.ndim else x
     if not keepdim and x._data.ndim:
-        values, idx = values.squeeze(d), Tensor._wrap(idx._data.squeeze(d))
+        values, idx = values.squeeze(d), hosted(np.squeeze, idx._data, d)
     return MaxResult(values, idx)
 
 
@@ -152,8 +159,20 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def _shift(x, dims):
     """The constant max over dims (kept), with non-finite maxima replaced by 0, for stable exponentials."""
-    m = np.amax(x._data, axis=dims, keepdims=True) if x._data.size else np.zeros((1,) * x._data.ndim, x._data.dtype)
-    return Tensor._wrap(np.where(np.isfinite(m), m, 0).astype(x._data.dtype))
+    return hosted(_finite_max, x._data, dims)
+
+
+def _finite_max(x, dims):
+    m = np.amax(x, axis=dims, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
+    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+
+
+def _max_keep(x, axis):
+    return np.amax(x, axis=axis, keepdims=True)
+
+
+def _int_clip(x, dt, lo, hi):
+    return np.asarray(np.clip(x.astype(dt, copy=False), lo, hi))
 
 
 def _squeeze_dims(t, dims):
@@ -182,7 +201,7 @@ def clamp(x, min=None, max=None):
     if dt.kind == "b":
         raise TypeError(f"clamp: bool tensors with bool bounds are not supported (shape {tuple(x.shape)})")
     try:
-        return Tensor._wrap(np.asarray(np.clip(x._data.astype(dt, copy=False), min, max)))
+        return hosted(_int_clip, x._data, dt, min, max)
     except (OverflowError, TypeError, ValueError) as exc:
         raise registry.OpError(f"clamp: bounds ({min}, {max}) do not fit the dtype {dt}: {exc}") from None
 
@@ -230,7 +249,7 @@ def _softmax_dim(x, dim, opname):
 def softmax(x, dim=None, dtype=None):
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "softmax")
-    shift = Tensor._wrap(np.amax(x._data, axis=d, keepdims=True)) if x._data.size else 0.0
+    shift = hosted(_max_keep, x._data, d) if x._data.size else 0.0
     e = (x - shift).exp()
     return e / e.sum(d, keepdim=True)
 

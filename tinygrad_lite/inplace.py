@@ -14,6 +14,7 @@ import numpy as np
 
 from . import shape as _shape
 from .autograd.grad_mode import state
+from .compile.capture import active, constant, host, host_effect, user_site
 from .ops import movement as mv, registry
 from .random import get_rng
 from .tensor import Tensor, _as_array, _wrap
@@ -37,7 +38,12 @@ def _check_leaf(self, name):
 def _write(self, name, res, cast):
     """Copy the array `res` into self's buffer, where every alias sees it (see _check_result)."""
     _check_result(self, name, res, cast)
-    np.copyto(self._data, res, casting="unsafe")
+    host_effect(_copy_into, self._data, res)
+
+
+def _copy_into(dst, src):
+    np.copyto(dst, src, casting="unsafe")
+    return dst
 
 
 def _check_result(self, name, res, cast):
@@ -52,6 +58,33 @@ def _check_result(self, name, res, cast):
     if not dst.flags.writeable:
         _fail(name, self, "the tensor's memory is read-only (an expanded view or a shared constant); "
                           "use .clone() first")
+
+
+def _new_buffer(res, shape, dtype):
+    return np.array(np.broadcast_to(res, shape), dtype=dtype)
+
+
+def _ufunc_into(ufunc, dst, other):
+    return ufunc(dst, other, out=dst)
+
+
+def _fill_array(dst, value):
+    dst.fill(value)
+    return dst
+
+
+def _draw_into(draw, generator, dst, args):
+    np.copyto(dst, np.asarray(draw(generator or get_rng(), dst.shape, *args), dtype=dst.dtype), casting="unsafe")
+    return dst
+
+
+def _set_items(dst, idx, value):
+    dst[idx] = value
+    return dst
+
+
+def _astype(x, dtype):
+    return x.astype(dtype)
 
 
 def _broadcasts_to(shape, target):
@@ -80,6 +113,9 @@ def _bump(self):
     self._version += 1
     if self._entry is not None:
         self._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
+    cap = active()
+    if cap is not None:
+        cap.bump(self)
 
 
 def inplace(self, name, compute, args=(), cast=False):
@@ -100,7 +136,11 @@ def inplace(self, name, compute, args=(), cast=False):
         # The result goes to a new buffer, never into the old one: recorded operations (and views of it that they
         # saved) keep the values they saw, so no backward can read a value changed behind its back.
         _check_result(self, name, r._data, cast)
-        self._data = np.array(np.broadcast_to(r._data, self._data.shape), dtype=self._data.dtype)
+        cap = active()
+        if cap is not None and id(self) not in cap.created:
+            cap.fail(f"{name} at {user_site(2)} changes a tensor made before the call inside the graph (it takes "
+                     f"a new history); change it under no_grad, or make it inside the function")
+        self._data = host(_new_buffer, r._data, self._data.shape, self._data.dtype)
         self._version += 1
         r._entry.before = old
         self._entry, self.requires_grad = r._entry, r.requires_grad
@@ -122,7 +162,7 @@ def _fast_binary(ufunc, name):
             if dst.flags.writeable and (dst.dtype.kind == "f" or ufunc is not np.true_divide) and (
                     (o.__class__ is float and dst.dtype.kind == "f")
                     or (o.__class__ is np.ndarray and o.dtype == dst.dtype and _broadcasts_to(o.shape, dst.shape))):
-                ufunc(dst, o, out=dst)
+                host_effect(_ufunc_into, ufunc, dst, o)
                 _bump(self)
                 return self
         return inplace(self, name, _OUT_OF_PLACE[name], (other,))
@@ -153,17 +193,18 @@ def _fill(self, value):
     if not _needs_graph(self, (value,)):
         if not self._data.flags.writeable:
             _write(self, "fill_", self._data, True)  # raises: read-only
-        self._data.fill(value._data if isinstance(value, Tensor) else value)
+        host_effect(_fill_array, self._data, value._data if isinstance(value, Tensor) else value)
         _bump(self)
         return self
-    mask = _wrap(np.ones(self._data.shape, dtype=bool))
+    mask = _wrap(constant(np.ones(self._data.shape, dtype=bool)))
     return inplace(self, "fill_", lambda s, v: s.masked_fill(mask, v), (value,), cast=True)
 
 
 def _copy(self, src, non_blocking=False):
     """Copy `src` (broadcast, cast to this tensor's dtype) into this tensor; differentiable w.r.t. `src`."""
     if not isinstance(src, Tensor):
-        src = _wrap(_as_array(src, None, "copy_"))
+        arr = _as_array(src, None, "copy_")
+        src = _wrap(arr if isinstance(src, np.ndarray) else constant(arr))  # Python values are constants
     if not _needs_graph(self, (src,)):
         _write(self, "copy_", src._data, True)
         _bump(self)
@@ -177,8 +218,7 @@ def _random_fill(name, draw):
             _fail(name, self, "expected a floating point tensor", TypeError)
         if state.grad_enabled and self.requires_grad:
             _check_leaf(self, name)
-        values = draw(generator or get_rng(), self._data.shape, *args)
-        _write(self, name, np.asarray(values, dtype=self._data.dtype), True)
+        host_effect(_draw_into, draw, generator, self._data, args)
         _bump(self)
         return self
     method.__name__ = name
@@ -192,7 +232,8 @@ def setitem(self, index, value):
         v = value
     else:
         try:
-            v = _wrap(_as_array(value, self._data.dtype, "setitem"))
+            arr = _as_array(value, self._data.dtype, "setitem")
+            v = _wrap(arr if isinstance(value, np.ndarray) else constant(arr))  # Python values are constants
         except TypeError as exc:
             _fail("setitem", self, str(exc).split(": ", 1)[-1], TypeError)
     try:
@@ -209,12 +250,12 @@ def setitem(self, index, value):
     if not _needs_graph(self, (v,)):
         if not self._data.flags.writeable:
             _write(self, "setitem", self._data, True)  # raises: read-only
-        self._data[idx] = v._data
+        host_effect(_set_items, self._data, idx, v._data)
         _bump(self)
         return
     if v._data.dtype != self._data.dtype:
         v = v.astype(self._data.dtype) if v._data.dtype.kind == "f" and self._data.dtype.kind == "f" else \
-            _wrap(v._data.astype(self._data.dtype))
+            _wrap(host(_astype, v._data, self._data.dtype))
     inplace(self, "setitem", lambda s, val: mv.index_put(s, val, idx), (v,), cast=True)
 
 

@@ -7,6 +7,8 @@ import numpy as np
 
 from . import dtypes
 from .autograd import recorder as tape
+from .autograd.grad_mode import state
+from .compile.capture import constant, host
 from .ops import elementwise as ew, linalg, registry
 from .tensor import Tensor, _as_array, _wrap
 
@@ -31,10 +33,16 @@ def _operand(x, like, opname):
             except OverflowError:
                 arr = _wrapped_int(x, dt, opname)
             arr.flags.writeable = False
-            t = _SCALARS[key] = Tensor._wrap(arr)
+            t = _SCALARS[key] = Tensor._wrap(constant(arr))
+        elif state.capture is not None:
+            state.capture.constant(t._data)
         return t
-    if isinstance(x, (np.ndarray, list, tuple)):
+    if isinstance(x, (list, tuple)):  # Python values: a constant
+        return Tensor._wrap(constant(_as_array(x, None, opname)))
+    if isinstance(x, np.ndarray):  # an array from outside: tl.compile refuses it unless it is an argument
         return Tensor._wrap(_as_array(x, None, opname))
+    if hasattr(x, "__tl_read__"):  # a value tl.compile read out of a tensor: guarded, used as a number
+        return _operand(x.__tl_read__(), like, opname)
     raise TypeError(f"{opname}: unsupported operand of type {type(x).__name__} (expected a Tensor, a number or an "
                     f"array)")
 
@@ -83,13 +91,17 @@ def _compare(ufunc, name):
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
         try:
-            out = ufunc(self._data, o._data)
-            return _wrap(out if out.__class__ is np.ndarray else np.asarray(out))  # 0-d: NumPy gives a scalar
+            return _wrap(host(_compare_arrays, ufunc, self._data, o._data))
         except ValueError as exc:
             raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self._data, o._data])}"
                                    f"{registry.user_site()}") from None
     op.__name__ = f"__{name}__"
     return op
+
+
+def _compare_arrays(ufunc, a, b):
+    out = ufunc(a, b)
+    return out if out.__class__ is np.ndarray else np.asarray(out)  # 0-d: NumPy gives a scalar
 
 
 def _bad_compare(name, other):
@@ -165,7 +177,7 @@ def _pow_mixed(a, b):
         _operand(b, a, "pow") if not isinstance(b, Tensor) else b)
     if ta._data.dtype.kind == "b" and tb._data.dtype.kind == "b":
         if isinstance(a, Tensor) and isinstance(b, (bool, np.bool_)):
-            return _wrap(np.asarray(np.power(ta._data, tb._data).astype(dtypes.bool_)))
+            return _wrap(host(_bool_power, ta._data, tb._data))
         raise TypeError(f"pow: not implemented for two bool operands (shapes {tuple(ta.shape)} and "
                         f"{tuple(tb.shape)}); convert one to an integer or floating dtype first")
     return _binary(ew.pow_, ta, tb)
@@ -179,7 +191,15 @@ def _relu(self):
     if kind == "b":
         raise TypeError(f"relu: bool tensors are not supported (shape {tuple(self.shape)}); convert with .int() or "
                         f".float() first")
-    return _wrap(np.asarray(np.maximum(self._data, 0)))
+    return _wrap(host(_int_relu, self._data))
+
+
+def _int_relu(x):
+    return np.asarray(np.maximum(x, 0))
+
+
+def _bool_power(a, b):
+    return np.asarray(np.power(a, b).astype(dtypes.bool_))
 
 
 def _unary_method(prim):

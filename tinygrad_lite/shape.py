@@ -304,7 +304,8 @@ def masked_fill(self, mask, value):
         raise registry.OpError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's shape "
                                f"{tuple(self.shape)}")
     v = value if isinstance(value, Tensor) else _operand(value, self, "masked_fill")
-    return _apply(mv_where, (Tensor._wrap(m), v.astype(self._data.dtype), self))
+    mask_t = mask if isinstance(mask, Tensor) else Tensor._wrap(m)
+    return _apply(mv_where, (mask_t, v.astype(self._data.dtype), self))
 
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",

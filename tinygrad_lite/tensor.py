@@ -9,6 +9,7 @@ from .autograd import recorder as tape, engine
 from .autograd.node import node_of
 from .ops import elementwise as ew, registry
 from . import devices as _device
+from .autograd.grad_mode import state
 
 _apply = tape.apply
 
@@ -48,6 +49,8 @@ class Tensor:
     __array_ufunc__ = None  # make `ndarray op Tensor` defer to our reflected operators
 
     def __init__(self, data, dtype=None, requires_grad=False):
+        if _creation_hook is not None:
+            _creation_hook(self)
         arr = _as_array(data, dtype)
         self._data = arr.copy() if isinstance(data, Tensor) else arr
         self._grad = None
@@ -86,10 +89,15 @@ class Tensor:
 
     @property
     def grad(self):
+        if state.capture is not None:
+            state.capture.observe_grad(self)
         return self._grad
 
     @grad.setter
     def grad(self, value):
+        cap = state.capture
+        if cap is not None:
+            cap.observe_grad(self)
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type "
@@ -102,6 +110,9 @@ class Tensor:
             if value._data.dtype != self._data.dtype:
                 raise RuntimeError(f"assigned grad has data of a different type: grad dtype {value._data.dtype}, "
                                    f"tensor dtype {self._data.dtype}{registry.user_site()}")
+        if cap is not None and not cap.suspended:
+            from .compile.capture import Obj, set_grad
+            cap.host_call(set_grad, (Obj(self), None if value is None else value._data), "setting .grad")
         self._grad = value
 
     @property
@@ -150,18 +161,26 @@ class Tensor:
         return self._data.size
 
     def numpy(self):
+        if state.capture is not None:
+            _escapes(self, "numpy")
         return self._data
 
     def item(self):
         if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor can be converted to a Python scalar, got shape "
                              f"{tuple(self.shape)}")
+        if state.capture is not None:
+            return _read(self, "item")
         return self._data.item()
 
     def tolist(self):
+        if state.capture is not None:
+            _escapes(self, "tolist")
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if state.capture is not None:
+            _escapes(self, "__array__")
         return self._data if dtype is None else self._data.astype(dtype)
 
     def __len__(self):
@@ -177,17 +196,25 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise RuntimeError(f"bool: the truth value of a tensor with {self._data.size} elements is ambiguous")
+        if state.capture is not None:
+            return _read(self, "bool")
         return bool(self._data)
 
     def __float__(self):
+        if state.capture is not None and self._data.size == 1:
+            return _read(self, "float").__tl_read__()  # float() must return a float: the value is guarded
         return float(self.item())
 
     def __int__(self):
+        if state.capture is not None and self._data.size == 1:
+            return _read(self, "int").__tl_read__()
         return int(self.item())
 
     def __index__(self):
         if self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be converted to an index")
+        if state.capture is not None and self._data.size == 1:
+            return _read(self, "int").__tl_read__()
         return int(self.item())
 
     __hash__ = object.__hash__
@@ -198,9 +225,13 @@ class Tensor:
         return ["requires_grad=True"] if self.requires_grad else []
 
     def __repr__(self):
+        if state.capture is not None:
+            _escapes(self, "repr")
         return _printing.tensor_repr(self._data, suffixes=self._print_suffixes())
 
     def __format__(self, spec):
+        if state.capture is not None:
+            _escapes(self, "format")
         return _printing.format_scalar(self._data, spec, suffixes=self._print_suffixes())
 
     # ---------------- autograd ----------------
@@ -302,6 +333,23 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+def _read(t, kind):
+    """A value read out of a tensor while tl.compile records a call (see compile/capture.py)."""
+    cap = state.capture
+    if cap.suspended:
+        v = t._data.item()
+        return {"float": float, "int": int, "bool": bool}.get(kind, lambda x: x)(v)
+    return cap.read(t, kind)
+
+
+def _escapes(t, how):
+    cap = state.capture
+    if not cap.suspended:
+        from .compile.capture import user_site
+        cap.fail(f"tensor data taken into Python with {how}() at {user_site(3)} (the values could steer Python "
+                 f"that a replay does not re-run); use .item() for a number, or return the tensor")
+
+
 def _dim(d, ndim, opname):
     """Normalise one dimension index, with an error naming the operation."""
     if not isinstance(d, numbers.Integral):
@@ -330,10 +378,13 @@ def _dims(dim, ndim, opname):
 
 
 _new = object.__new__
+_creation_hook = None  # set by tl.compile while it records a call: learns which tensors the call creates
 
 
 def _wrap(arr):
     t = _new(Tensor)
+    if _creation_hook is not None:
+        _creation_hook(t)
     t._data = arr
     t._grad = None
     t.requires_grad = False

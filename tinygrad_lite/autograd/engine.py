@@ -13,6 +13,7 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
+from ..compile.capture import Obj, host, host_effect
 
 
 def _sum_to_shape(g, shape):
@@ -36,7 +37,7 @@ def _check_saved(e):
     # An input changed in place since recording, either given a new value and history inside the graph (`rebound`)
     # or written in its buffer (`written`): a VJP reading inputs must refuse; after a buffer write, so must an
     # entry whose output is a view of that input (reshape, transpose, slices): whoever saved the view reads it.
-    rebound = any([a is not b for a, b in zip(saved, e.saved)])
+    rebound = any([a._data is not b._data for a, b in zip(saved, e.saved)])  # new values (detach_ keeps them)
     written = sum(now) != e.versions
     if ("inputs" in reads and (rebound or written)) or (written and _aliases_input(e, saved)):
         changed = ", ".join(f"input {i} of shape {tuple(t.shape)} ({t.dtype}) at version {v}"
@@ -61,10 +62,33 @@ def _aliases_input(e, saved):
 
 def _as_seen_by(t, seq):
     """The tensor `t` as the entry recorded at `seq` saw it: an in-place operation inside the graph gives `t` a
-    newer history; its entry's `before` is the stand-in holding what came earlier."""
-    while t._entry is not None and t._entry.seq > seq:
-        t = t._entry.before
-    return t
+    newer history (its entry's `before` is the stand-in holding what came earlier), and `detach_()` drops it (the
+    stand-in is kept in `_detached`)."""
+    while True:
+        e = t._entry
+        if e is not None and e.seq > seq:
+            t = e.before
+            continue
+        rec = _detached.get(id(t)) if e is None and _detached else None
+        if rec is not None and rec[0]() is t and rec[1] > seq:
+            t = rec[2]
+            continue
+        return t
+
+
+_detached = {}  # id(tensor) -> (weakref to it, sequence number of its detach_(), stand-in with the old history)
+
+
+def note_detached(t):
+    """`t.detach_()`: remember its history for the entries recorded before, then make it a leaf (the version goes
+    up so those entries look the history up; the values are unchanged, so none of them refuses)."""
+    key = id(t)
+    old = tape._wrap(t._data)
+    old._entry, old.requires_grad, old._version = t._entry, t.requires_grad, t._version
+    _detached[key] = (weakref.ref(t, lambda _, k=key: _detached.pop(k, None)), next(tape._seq), old)
+    t._version += 1
+    t._entry = None
+    t.requires_grad = False
 
 
 def _call_hooks(hooks, g):
@@ -103,6 +127,20 @@ class IndexGrad:
         return index_scatter.forward(self.g._data, self.shape, self.index)
 
 
+def _add_index_grad(buf, g, index, basic):
+    """IndexGrad.add_into as a function of arrays (so tl.compile can record and replay it)."""
+    if basic:
+        buf[index] += g
+    else:
+        from ..ops.movement import index_scatter
+        buf += index_scatter.forward(g, buf.shape, index)
+    return buf
+
+
+def _promoted_copy(cur, g):
+    return np.array(cur, dtype=np.result_type(cur, g))
+
+
 def _accumulate(store, key, gi, owned, create_graph):
     """Add gradient `gi` into store[key]; True when the key is new. `owned` holds the keys whose stored gradient
     the engine allocated itself (never handed to a VJP or a user yet): those are updated in place. Ownership is
@@ -111,13 +149,13 @@ def _accumulate(store, key, gi, owned, create_graph):
     cur = store.get(key)
     if gi.__class__ is IndexGrad:
         if cur is not None and key in owned:
-            gi.add_into(cur._data)
+            host_effect(_add_index_grad, cur._data, gi.g._data, gi.index, gi.basic)
             return False
         if cur is None:
-            buf = np.zeros(gi.shape, dtype=gi.g._data.dtype)
+            buf = host(np.zeros, gi.shape, gi.g._data.dtype)
         else:
-            buf = np.array(cur._data, dtype=np.result_type(cur._data, gi.g._data))
-        gi.add_into(buf)
+            buf = host(_promoted_copy, cur._data, gi.g._data)
+        host_effect(_add_index_grad, buf, gi.g._data, gi.index, gi.basic)
         store[key] = Tensor._wrap(buf)
         owned.add(key)
         return cur is None
@@ -126,7 +164,7 @@ def _accumulate(store, key, gi, owned, create_graph):
         owned.discard(key)
         return True
     if not create_graph and key in owned and cur._data.shape == gi._data.shape and cur._data.dtype == gi._data.dtype:
-        cur._data += gi._data
+        host_effect(np.add, cur._data, gi._data, cur._data)
         return False
     store[key] = cur + gi
     if create_graph:
@@ -202,6 +240,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             if v != e.versions:
                 saved = _check_saved(e)  # raises, naming the inputs changed in place, or resolves
             if e.hooks:
+                if state.capture is not None:
+                    state.capture.fail(f"a gradient hook on the output of {e.describe()}")
                 g = _call_hooks(e.hooks, g)
             if capture_entries and e in capture_entries:
                 capture[capture_entries[e]] = g
@@ -259,7 +299,18 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 # that came from the caller or a user Function (which may keep it), is copied: never alias those
                 fresh = key in owned or (buf not in shared and g._data.flags.writeable)
                 shared.add(buf)
-                _accumulate_leaf(t, g, create_graph, fresh)
+                cap = state.capture
+                if cap is None or cap.suspended:
+                    _accumulate_leaf(t, g, create_graph, fresh)
+                    continue
+                cap.observe_grad(t)  # tl.compile: the delivery is re-run as Python by a replay
+                cap.host_call(_deliver, (Obj(t), g._data, create_graph, fresh), "delivering a gradient")
+                cap.suspended += 1
+                try:
+                    _accumulate_leaf(t, g, create_graph, fresh)
+                finally:
+                    cap.suspended -= 1
+                cap.delivered(t)
     finally:
         state.grad_enabled = prev
         _resume_gc()
@@ -272,10 +323,17 @@ def _buffer_id(arr):
     return id(arr)
 
 
+def _deliver(t, arr, create_graph, fresh):
+    """A replay's delivery of a leaf's gradient: the same code the engine runs, on this call's array."""
+    _accumulate_leaf(t, tape.Tensor._wrap(arr), create_graph, fresh)
+
+
 def _accumulate_leaf(t, g, create_graph, fresh):
     """Deliver a leaf's total gradient for this backward: hooks first, then `.grad` (set or accumulated).
     `fresh`: the array is the engine's alone and may become `.grad` as it is."""
     if t._hooks:
+        if state.capture is not None:
+            state.capture.fail(f"a gradient hook on a leaf tensor of shape {tuple(t._data.shape)}")
         g = _call_hooks(t._hooks, g)
         fresh = False
     if not create_graph:
@@ -396,7 +454,7 @@ def _prepare(tensors, grads, opname):
                 raise RuntimeError(
                     f"{opname}: grad can be implicitly created only for scalar outputs; got shape "
                     f"{tuple(t.shape)}{where}. Pass gradient= (a tensor of that shape) to backward().")
-            g = Tensor._wrap(np.ones(t._data.shape, dtype=t._data.dtype))
+            g = Tensor._wrap(host(np.ones, t._data.shape, t._data.dtype))
         else:
             if not isinstance(g, (Tensor, np.ndarray, list, tuple, int, float)):
                 raise TypeError(f"{opname}: gradient must be a Tensor (or array) of shape {tuple(t.shape)}, got "

@@ -8,6 +8,7 @@ class _State(threading.local):
         self.grad_enabled = True
         self.anomaly = False
         self.scope = None  # the innermost module call (a tape.Scope) or None
+        self.capture = None  # the tl.compile capture recording this thread's operations, or None
 
 
 state = _State()

@@ -224,15 +224,29 @@ def apply(prim, inputs, attrs=()):
             out = prim.forward(*[t._data for t in inputs])
     except (ValueError, IndexError, TypeError) as exc:
         raise prim.error(inputs, attrs, exc) from None
-    if out.__class__ is not np.ndarray:  # NumPy returns scalars for 0-d results
+    scalar = out.__class__ is not np.ndarray
+    if scalar:  # NumPy returns scalars for 0-d results
         out = np.asarray(out)
     t = _wrap(out)
+    cap = state.capture
+    if cap is not None and not cap.suspended:  # tl.compile is recording this call
+        cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
+                   check_shape=prim.name == "getitem")  # a boolean mask selects a value-dependent count
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:
                 record(prim, inputs, t, attrs)
                 break
     return t
+
+
+def _as_array_call(fn):
+    """`fn` with its result made an ndarray (NumPy returns scalars for 0-d results), for a replay."""
+    def call(*args):
+        out = fn(*args)
+        return out if out.__class__ is np.ndarray else np.asarray(out)
+    call.__name__ = getattr(fn, "__name__", "forward")
+    return call
 
 
 def _wrap(arr):

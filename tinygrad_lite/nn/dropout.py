@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
+from ..compile.capture import host
 from ..tensor import Tensor
 from .module import Module
 
@@ -22,9 +23,14 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1.0:
         return input * 0.0
     dt = input.dtype if input.dtype.kind == "f" else np.dtype(np.float32)
-    draw = _random.get_rng().random(input.shape, dtype=np.float32 if dt == np.float32 else np.float64)
+    return input * Tensor._wrap(host(_mask, input.shape, dt, p))  # drawn again on every replay, from the same RNG
+
+
+def _mask(shape, dt, p):
+    """A fresh dropout mask from the package generator: 0 or 1/(1-p), in dtype dt."""
+    draw = _random.get_rng().random(shape, dtype=np.float32 if dt == np.float32 else np.float64)
     scale = np.asarray(1.0 / (1.0 - p), dtype=dt)
-    return input * Tensor._wrap((draw >= p).astype(dt) * scale)
+    return (draw >= p).astype(dt) * scale
 
 
 class Dropout(Module):

@@ -3,6 +3,7 @@ padding_idx row starts at zero and receives no gradient."""
 import numpy as np
 
 from .. import functional as _tf
+from ..compile.capture import host, host_check
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
@@ -13,11 +14,15 @@ def _indices(input, num, where):
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer indices (Long or Int tensor), got dtype {idx.dtype}")
+    host_check(_check_indices, idx, num, where)
+    return idx
+
+
+def _check_indices(idx, num, where):
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise IndexError(f"{where}: index {bad} is out of range for an embedding table of {num} rows (expected "
                          f"indices in [0, {num}))")
-    return idx
 
 
 def _padding_index(padding_idx, num, where):
@@ -39,11 +44,13 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     idx = _indices(input, num, "embedding")
     pad = _padding_index(padding_idx, num, "embedding")
     out = weight[idx]
-    if pad is not None and weight.requires_grad:
-        hit = idx == pad
-        if hit.any():  # the row's value, detached: PyTorch's embedding backward skips padding_idx
-            out = _tf.where(Tensor._wrap(hit[..., None]), out.detach(), out)
+    if pad is not None and weight.requires_grad:  # the row's value, detached: PyTorch's backward skips padding_idx
+        out = _tf.where(Tensor._wrap(host(_rows_at, idx, pad)), out.detach(), out)
     return out
+
+
+def _rows_at(idx, pad):
+    return (idx == pad)[..., None]
 
 
 class Embedding(Module):

@@ -9,11 +9,12 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
+from ..compile.capture import constant, data, host, host_check, host_shaped
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
 
-_const = Tensor._wrap
+_const = Tensor._wrap  # around an array made by host() or declared constant()
 _REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -39,10 +40,22 @@ def _reduce(loss, reduction):
 def _target(target, input, where):
     """The target as a Tensor of the input's floating dtype (a constant target is simply converted)."""
     if not isinstance(target, Tensor):
-        target = _const(np.asarray(target, dtype=input.dtype))
+        target = _const(_outside(target, input.dtype))
     if target.dtype != input.dtype and not target.requires_grad:
-        target = _const(target._data.astype(input.dtype))
+        target = _const(host(_astype, target._data, input.dtype))
     return target
+
+
+def _astype(x, dtype):
+    return x.astype(dtype)
+
+
+def _outside(value, dtype=None):
+    """A non-Tensor argument as an array: Python numbers and lists are constants; a NumPy array stays what it is
+    (data from outside the library: tl.compile refuses to freeze it unless it was passed as an argument)."""
+    if isinstance(value, np.ndarray):
+        return value if dtype is None or value.dtype == dtype else value.astype(dtype)
+    return constant(np.asarray(value, dtype=dtype))
 
 
 def _same_size(input, target, where):
@@ -115,8 +128,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 
 def _class_targets(input, target, ignore_index, where):
-    """Validate class-index targets for an (N, C, d1, ...) input; returns (target array, valid mask)."""
-    t = target._data if isinstance(target, Tensor) else np.asarray(target)
+    """Validate class-index targets for an (N, C, d1, ...) input; returns the target array."""
+    t = target._data if isinstance(target, Tensor) else _outside(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
                         f"input's shape), got dtype {t.dtype} and shape {t.shape}")
@@ -125,49 +138,70 @@ def _class_targets(input, target, ignore_index, where):
     if t.shape != want:
         raise OpError(f"{where}: expected target of shape {want} for input of shape {tuple(input.shape)}, got "
                       f"{t.shape}")
-    valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= c))
+    host_check(_check_classes, t, c, ignore_index, where)
+    return t
+
+
+def _check_classes(t, c, ignore_index, where):
+    bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         raise IndexError(f"{where}: target {t[bad].flat[0]} is out of bounds for {c} classes (expected class "
                          f"indices in [0, {c}) or ignore_index={ignore_index})")
-    return t, valid
 
 
 def _unbatched(input, target, where):
     if input.ndim == 0:
         raise OpError(f"{where}: expected an input of shape (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
     if input.ndim == 1:  # (C,) with a scalar target
-        tgt = target if isinstance(target, Tensor) else _const(np.asarray(target))
+        tgt = target if isinstance(target, Tensor) else _const(_outside(target))
         return input.unsqueeze(0), (tgt.unsqueeze(0) if tgt.dtype.kind == "f" else tgt.reshape(1)), True
     return input, target, False
 
 
 def _nll(input, target, weight, ignore_index, reduction, where):
-    t, valid = _class_targets(input, target, ignore_index, where)
-    safe = np.where(valid, t, 0)
-    picked = input.gather(1, safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:])).squeeze(1)
-    w = valid.astype(input.dtype) if weight is None else \
-        np.where(valid, _weight_array(weight, input.shape[1], input.dtype, where)[safe], 0).astype(input.dtype)
-    loss = picked * _const(-w)
+    t = _class_targets(input, target, ignore_index, where)
+    warr = None if weight is None else _weight_array(weight, input.shape[1], input.dtype, where)
+    index, neg_w, w, valid = host(_nll_arrays, t, warr, ignore_index, input.dtype)
+    picked = input.gather(1, index).squeeze(1)
+    loss = picked * _const(neg_w)
+    w = _const(w)
     if reduction == "sum":
         loss = loss.sum()
     elif reduction == "mean":
         loss = _mean_by(loss.sum(), w.sum())
-    return loss, w, valid
+    return loss, w, _const(valid)
+
+
+def _nll_arrays(t, weight, ignore_index, dtype):
+    """(gather index, -w, w, valid as dtype): the weight of each target, 0 for ignored ones."""
+    valid = t != ignore_index
+    safe = np.where(valid, t, 0)
+    w = valid.astype(dtype) if weight is None else np.where(valid, weight[safe], 0).astype(dtype)
+    return safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:]), -w, w, valid.astype(dtype)
 
 
 def _mean_by(total, denom):
-    """total / denom; with denom 0 (every target ignored) NaN, as PyTorch, but with a zero gradient."""
-    if denom == 0:
-        return total * 0.0 + float("nan")
-    return total / float(denom)
+    """total / denom; with denom 0 (every target ignored) NaN, as PyTorch, but with a zero gradient. `denom` is
+    a number fixed by shapes, or a 0-d Tensor of the same dtype computed from the targets (no value is baked)."""
+    if not isinstance(denom, Tensor):
+        if denom == 0:
+            return total * 0.0 + float("nan")
+        return total / float(denom)
+    none, safe, nan = host(_safe_denominator, denom._data)
+    return total / _const(safe) + _const(nan)
+
+
+def _safe_denominator(d):
+    """(d == 0, d or 1, NaN or 0): the mean over no targets is NaN, with a zero gradient (x / 1 + NaN)."""
+    none = d == 0
+    return none, np.where(none, np.ones((), d.dtype), d), np.where(none, np.array(np.nan, d.dtype), 0).astype(d.dtype)
 
 
 def _weight_array(weight, c, dtype, where):
-    w = weight._data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = data(weight) if isinstance(weight, Tensor) else _outside(weight)
     if w.shape != (c,):
         raise OpError(f"{where}: weight must have shape ({c},) (one value per class), got {w.shape}")
-    return w.astype(dtype, copy=False)
+    return w if w.dtype == dtype else host(_astype, w, dtype)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -188,7 +222,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{where}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     if not isinstance(target, Tensor):
-        target = _const(np.asarray(target))
+        target = _const(_outside(target))
     input, target, squeeze = _unbatched(input, target, where)
     c = input.shape[1]
     logp = _tf.log_softmax(input, 1)
@@ -202,7 +236,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             target = target * (1.0 - label_smoothing) + label_smoothing / c
         prod = logp * target
         if weight is not None:
-            prod = prod * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))
+            prod = prod * _const(_weight_array(weight, c, input.dtype, where)).reshape(tshape)
         loss = -prod.sum(1)
         if reduction == "mean":
             loss = _mean_by(loss.sum(), input._data.size // c if c else 0)
@@ -214,8 +248,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if weight is None:
             smooth = -logp.sum(1)
         else:
-            smooth = -(logp * _const(_weight_array(weight, c, input.dtype, where).reshape(tshape))).sum(1)
-        smooth = smooth * _const(valid.astype(input.dtype))
+            smooth = -(logp * _const(_weight_array(weight, c, input.dtype, where)).reshape(tshape)).sum(1)
+        smooth = smooth * valid
         if reduction == "mean":
             smooth = _mean_by(smooth.sum(), w.sum() if weight is not None else valid.sum())
         elif reduction == "sum":
@@ -226,11 +260,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 def _clamped_log(x):
     """log(x) clamped below at -100, as PyTorch's BCE; finite (zero) gradient where x <= exp(-100)."""
-    d = x._data
-    if (d > math.exp(-100)).all():
-        return x.log()
-    mask = _const(d > 0)
+    mask = _const(host(_positive, x._data))  # no branch on the values: where x > exp(-100) this is exactly log(x)
     return _tf.where(mask, _tf.where(mask, x, 1.0).log(), -100.0).clamp(min=-100.0)
+
+
+def _positive(x):
+    return x > 0
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -241,16 +276,19 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target.shape) != tuple(input.shape):
         raise OpError(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
                       f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
-    d = input._data
-    if d.size and not ((d >= 0) & (d <= 1)).all():
-        raise OpError(f"{where}: all elements of input should be between 0 and 1 (got values in "
-                      f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
+    host_check(_check_probabilities, input._data, where)
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
     if weight is not None:
         weight = _target(weight, input, where)
         _broadcastable(input.shape, weight.shape, "input", "weight", where)
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+def _check_probabilities(d, where):
+    if d.size and not ((d >= 0) & (d <= 1)).all():
+        raise OpError(f"{where}: all elements of input should be between 0 and 1 (got values in "
+                      f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
@@ -281,17 +319,26 @@ def _softplus(x):
     """log(1 + exp(x)), stable and smooth at every x, 0 included (an |x| form has the right first derivative at 0
     but loses the second: BCE-with-logits' Hessian there must be 1/4). Each branch only ever sees inputs of its
     own sign, so the unused branch never overflows into a NaN gradient."""
-    neg = _const(x._data < 0)
-    zero = _const(np.zeros((), x.dtype))
+    neg = _const(host(_negative, x._data))
+    zero = _const(constant(np.zeros((), x.dtype)))
     x_neg, x_pos = _tf.where(neg, x, zero), _tf.where(neg, zero, x)
     return _tf.where(neg, x_neg.exp().log1p(), x_pos + (-x_pos).exp().log1p())
 
 
+def _negative(x):
+    return x < 0
+
+
 def one_hot(tensor, num_classes=-1):
     """int64 (*, num_classes) with a 1 at each index (num_classes=-1: max index + 1)."""
-    idx = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    idx = tensor._data if isinstance(tensor, Tensor) else _outside(tensor)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot is only applicable to index tensor of integer dtype, got {idx.dtype}")
+    # num_classes=-1 reads the classes off the data: a replay checks the output shape
+    return _const((host if num_classes != -1 else host_shaped)(_one_hot, idx, num_classes))
+
+
+def _one_hot(idx, num_classes):
     if idx.size and idx.min() < 0:
         raise RuntimeError("one_hot: Class values must be non-negative.")
     if num_classes == -1:
@@ -303,7 +350,7 @@ def one_hot(tensor, num_classes=-1):
                            f"{int(idx.max())}.")
     out = np.zeros(idx.shape + (num_classes,), dtype=np.int64)
     np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
-    return _const(out)
+    return out
 
 
 # ---------------- modules ----------------
@@ -320,7 +367,7 @@ class _WeightedLoss(_Loss):
 
 
 def _buffer(value):
-    return value if value is None or isinstance(value, Tensor) else _const(np.asarray(value))
+    return value if value is None or isinstance(value, Tensor) else _const(_outside(value))
 
 
 class MSELoss(_Loss):

@@ -6,6 +6,7 @@ import itertools
 import numpy as np
 
 from .. import devices as _device, dtypes
+from ..compile.capture import replayable
 from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor
@@ -71,6 +72,8 @@ class Module:
                 name = type(self).__name__
             path = f"{parent.path}.{name}" if parent.path else name
         st.scope = recorder.Scope(path, type(self).__name__, parent, self)
+        if st.capture is not None:
+            st.capture.module_ran(self)  # noqa: the capture guards .training and refuses module hooks
         try:
             if self._forward_pre_hooks:
                 for hook in list(self._forward_pre_hooks.values()):
@@ -303,6 +306,7 @@ class Module:
         fn(self)
         return self
 
+    @replayable(idempotent=True)
     def train(self, mode=True):
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")

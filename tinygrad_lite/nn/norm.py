@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 
 from .. import dtypes
+from ..compile.capture import active as _capturing, data, host, host_effect
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
@@ -56,14 +57,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if running_mean is not None or running_var is not None:
             m = float(momentum)
             if running_mean is not None:
-                _blend(running_mean, mean._data.reshape(c), m)
+                _blend(running_mean, mean._data, c, 1.0, m)
             if running_var is not None:
-                _blend(running_var, var._data.reshape(c) * (n / (n - 1)), m)
+                _blend(running_var, var._data, c, n / (n - 1), m)
     else:
         if running_mean is None or running_var is None:
             raise ValueError(f"{_name}: running_mean and running_var are required when training=False")
-        rm = running_mean._data.reshape(shape).astype(input.dtype, copy=False)
-        inv = (1.0 / np.sqrt(running_var._data.reshape(shape) + eps)).astype(input.dtype, copy=False)
+        rm, inv = host(_eval_stats, data(running_mean), data(running_var), shape, input.dtype, eps)
         out = (input - _const(rm)) * _const(inv)
     if weight is not None:
         out = out * weight.reshape(shape)
@@ -72,12 +72,33 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return out
 
 
-def _blend(stat, batch_value, momentum):
-    """stat = (1 - momentum) * stat + momentum * batch_value, in place on the buffer's array."""
-    arr = stat._data
-    arr *= 1.0 - momentum
-    arr += (momentum * batch_value).astype(arr.dtype, copy=False)
+def _blend(stat, batch_value, c, scale, momentum):
+    """stat = (1 - momentum) * stat + momentum * batch_value * scale, in place on the buffer's array."""
+    host_effect(_blend_arrays, data(stat), batch_value, c, scale, momentum)
     stat._version += 1
+    cap = _capturing()
+    if cap is not None:
+        cap.bump(stat)
+
+
+def _blend_arrays(arr, batch_value, c, scale, momentum):
+    value = batch_value.reshape(c)
+    if scale != 1.0:
+        value = value * scale
+    arr *= 1.0 - momentum
+    arr += (momentum * value).astype(arr.dtype, copy=False)
+    return arr
+
+
+def _eval_stats(running_mean, running_var, shape, dtype, eps):
+    rm = running_mean.reshape(shape).astype(dtype, copy=False)
+    inv = (1.0 / np.sqrt(running_var.reshape(shape) + eps)).astype(dtype, copy=False)
+    return rm, inv
+
+
+def _increment(arr):
+    arr += 1
+    return arr
 
 
 class _BatchNorm(Module):
@@ -135,14 +156,21 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         count = self.training and self.track_running_stats and self.num_batches_tracked is not None
         if count and self.momentum is None:  # cumulative moving average over this and the earlier batches
+            cap = _capturing()
+            if cap is not None:
+                cap.fail(f"{name}(momentum=None): its averaging factor is read from num_batches_tracked into "
+                         f"Python on every call")
             factor = 1.0 / (float(self.num_batches_tracked._data) + 1.0)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         out = batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
                          self.weight, self.bias, use_batch_stats, factor, self.eps, _name=name)
         if count:  # after batch_norm: a rejected input leaves every buffer as it was
-            self.num_batches_tracked._data += 1
+            host_effect(_increment, data(self.num_batches_tracked))
             self.num_batches_tracked._version += 1
+            cap = _capturing()
+            if cap is not None:
+                cap.bump(self.num_batches_tracked)
         return out
 
     def extra_repr(self):

@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
+from ..compile.capture import constant, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
@@ -119,8 +120,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
     k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, _name, True)
     n, c, h, w = input.shape
-    idx = _argmax_indices(input._data, k, s, p, d, (oh, ow), extra)
-    out = input.reshape(n, c, h * w).gather(2, idx.reshape(n, c, oh * ow)).reshape(n, c, oh, ow)
+    idx = host(_argmax_indices, input._data, k, s, p, d, (oh, ow), extra)
+    out = input.reshape(n, c, h * w).gather(2, host(np.reshape, idx, (n, c, oh * ow))).reshape(n, c, oh, ow)
     return (out, Tensor._wrap(idx)) if return_indices else out
 
 
@@ -157,7 +158,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     dw = _avg_divisor(w, k[1], s[1], p[1], ow, count_include_pad)
     if (dh == k[0]).all() and (dw == k[1]).all():
         return total / float(k[0] * k[1])
-    return total / Tensor._wrap((dh[:, None] * dw[None, :]).astype(input.dtype))
+    return total / Tensor._wrap(constant((dh[:, None] * dw[None, :]).astype(input.dtype)))  # from shapes only
 
 
 class MaxPool2d(Module):

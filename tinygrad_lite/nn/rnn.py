@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from ..compile.capture import constant
 from ..ops.registry import OpError
 from ..shape import cat, stack
 from ..tensor import Tensor
@@ -52,8 +53,8 @@ def fused_weights(mode, w_ih, w_hh, b_ih, b_hh, hidden):
     rows [r, z, n_input, n_hidden], so that r can scale the n gate's hidden part alone."""
     if mode != "GRU":
         return w_ih, w_hh, (None if b_ih is None else b_ih + b_hh)
-    zeros_x = Tensor._wrap(np.zeros((hidden, w_ih.shape[1]), dtype=w_ih.dtype))
-    zeros_h = Tensor._wrap(np.zeros((hidden, hidden), dtype=w_hh.dtype))
+    zeros_x = Tensor._wrap(constant(np.zeros((hidden, w_ih.shape[1]), dtype=w_ih.dtype)))
+    zeros_h = Tensor._wrap(constant(np.zeros((hidden, hidden), dtype=w_hh.dtype)))
     w_x = cat([w_ih, zeros_x], 0)
     w_h = cat([w_hh[:2 * hidden], zeros_h, w_hh[2 * hidden:]], 0)
     b = None if b_ih is None else \
@@ -179,7 +180,7 @@ class RNNBase(Module):
         seq = input.transpose(0, 1) if self.batch_first else input  # time-major (T, B, F)
         batch = seq.shape[1]
         d = 2 if self.bidirectional else 1
-        zeros = Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=self.weight_ih_l0.dtype))
+        zeros = Tensor._wrap(constant(np.zeros((batch, self.hidden_size), dtype=self.weight_ih_l0.dtype)))
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
@@ -324,7 +325,7 @@ class RNNCellBase(Module):
             input = input.unsqueeze(0)
         batch = input.shape[0]
         if hx is None:
-            zeros = Tensor._wrap(np.zeros((batch, self.hidden_size), dtype=input.dtype))
+            zeros = Tensor._wrap(constant(np.zeros((batch, self.hidden_size), dtype=input.dtype)))
             states = (zeros,) * n_states
         else:
             states = tuple(self._check_state(h, i, n_states, batched, batch, input) for i, h in enumerate(hx))

@@ -6,10 +6,17 @@ import numpy as np
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
+from ..compile.capture import host, constant
 
 
 def const(arr):
-    return tape.Tensor._wrap(arr)
+    """A constant Tensor made from Python values only (tl.compile takes it as such)."""
+    return tape.Tensor._wrap(constant(arr))
+
+
+def hosted(fn, *args):
+    """A Tensor of `fn(*args)`, a NumPy computation on tensor data (a VJP's mask): recorded for tl.compile."""
+    return tape.Tensor._wrap(host(fn, *args))
 
 
 def _kink_at(points):
@@ -169,8 +176,11 @@ def relu(x):
 
 @relu.defvjp
 def _(ctx, g):
-    x = ctx.saved[0]._data
-    return (mul(g, const(x > 0)),)  # a bool mask: NumPy casts it inside the multiply (one pass less)
+    return (mul(g, hosted(_positive, ctx.saved[0]._data)),)  # a bool mask: cast inside the multiply (one pass less)
+
+
+def _positive(x):
+    return x > 0
 
 
 @primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]), reads=("inputs",))
@@ -180,7 +190,7 @@ def abs_(x):
 
 @abs_.defvjp
 def _(ctx, g):
-    return (g * const(np.sign(ctx.saved[0]._data)),)
+    return (g * hosted(np.sign, ctx.saved[0]._data),)
 
 
 def _clamp_sample(gen):
@@ -207,14 +217,16 @@ def clamp(x, lo, hi):
 
 @clamp.defvjp
 def _(ctx, g):
-    x = ctx.saved[0]._data
-    lo, hi = ctx.attrs
+    return (g * hosted(_inside, ctx.saved[0]._data, *ctx.attrs),)
+
+
+def _inside(x, lo, hi):
     keep = np.ones(x.shape, dtype=bool)
     if lo is not None:
         keep &= x >= lo
     if hi is not None:
         keep &= x <= hi
-    return (g * const(keep.astype(x.dtype)),)
+    return keep.astype(x.dtype)
 
 
 # ---------------- binary (broadcasting; the engine sums gradients back to each input's shape) ----------------
@@ -276,24 +288,33 @@ def _(ctx, g):
     ga = gb = None
     if ctx.needs[0]:
         ga = g * b * a ** (b - 1.0)
-    if ctx.needs[1]:
-        ad, bd = np.broadcast_arrays(a._data, b._data)
-        zero = (ad == 0) & (bd >= 0)  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0
-        safe_a = a if not zero.any() else tape.apply(where, (const(zero), const(np.ones((), a._data.dtype)), a))
-        gb = g * ctx.output() * safe_a.log()
-        if zero.any():
-            gb = gb * const((~zero).astype(a._data.dtype))
+    if ctx.needs[1]:  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0 (log(a) taken at 1 there, then masked)
+        zero, keep = host(_pow_zero_masks, a._data, b._data)  # always both masks: no data-dependent branch
+        safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
+        gb = g * ctx.output() * safe_a.log() * tape.Tensor._wrap(keep)
     return ga, gb
+
+
+def _pow_zero_masks(a, b):
+    """(a == 0 & b >= 0, its complement as a's dtype): where log(a) is replaced by 0 (a multiply by exactly 1.0
+    elsewhere, so values are those of the unmasked formula)."""
+    ad, bd = np.broadcast_arrays(a, b)
+    zero = (ad == 0) & (bd >= 0)
+    return zero, (~zero).astype(a.dtype)
 
 
 def _extreme_vjp(greater):
     """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
     def vjp(ctx, g):
-        a, b = ctx.saved[0]._data, ctx.saved[1]._data
-        win_a = (a > b) if greater else (a < b)
-        tie = (a == b).astype(a.dtype) * 0.5
-        return g * const(win_a.astype(a.dtype) + tie), g * const((~win_a & (a != b)).astype(a.dtype) + tie)
+        share_a, share_b = host(_winner_shares, ctx.saved[0]._data, ctx.saved[1]._data, greater)
+        return g * tape.Tensor._wrap(share_a), g * tape.Tensor._wrap(share_b)
     return vjp
+
+
+def _winner_shares(a, b, greater):
+    win_a = (a > b) if greater else (a < b)
+    tie = (a == b).astype(a.dtype) * 0.5
+    return win_a.astype(a.dtype) + tie, (~win_a & (a != b)).astype(a.dtype) + tie
 
 
 def _gap(arrays, attrs):
@@ -326,7 +347,7 @@ def where(cond, a, b):
 
 @where.defvjp
 def _(ctx, g):
-    c = const(ctx.saved[0]._data)
+    c = tape.Tensor._wrap(ctx.saved[0]._data)
     zero = const(np.zeros((), g._data.dtype))
     return (None,
             tape.apply(where, (c, g, zero)) if ctx.needs[1] else None,

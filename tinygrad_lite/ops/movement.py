@@ -3,6 +3,7 @@ gather (take_along_axis) and scatter-add. Integer-index gradients accumulate wit
 import numpy as np
 
 from .registry import primitive
+from ..compile.capture import constant
 from ..autograd.engine import IndexGrad
 from ..autograd.grad_mode import state
 
@@ -163,7 +164,7 @@ def index_put(x, value, idx):
 @index_put.defvjp
 def _(ctx, g):
     x, value = ctx.saved
-    zero = x.__class__._wrap(np.zeros((), dtype=g._data.dtype))
+    zero = x.__class__._wrap(constant(np.zeros((), dtype=g._data.dtype)))
     gx = index_put(g, zero, ctx.attrs[0]) if x.requires_grad else None
     return gx, (g[ctx.attrs[0]] if value.requires_grad else None)
 

@@ -1,10 +1,11 @@
-"""Reduction primitives: sum, amax/amin (ties share the gradient evenly, as PyTorch), prod."""
+"""Reduction primitives: sum, amax/amin (ties share the gradient evenly, as PyTorch), prod, cumsum, cumprod."""
 import numpy as np
 
 from .registry import primitive
-from .elementwise import const, where
+from .elementwise import const, hosted, where
+from ..compile.capture import decide, host
 from ..autograd import recorder as tape
-from .movement import reshape, expand
+from .movement import reshape, expand, pad
 
 
 def _keep_shape(shape, axis):
@@ -43,12 +44,16 @@ def _(ctx, g):
 
 def _extreme_vjp(ctx, g):
     x = ctx.saved[0]._data
-    axis, keepdims = ctx.attrs
-    out = ctx.out_data if ctx.out_data is not None else ctx.prim.forward(x, axis, keepdims)
+    return (_expand_back(ctx, g) * hosted(_tie_share, ctx.prim.forward, x, ctx.out_data, *ctx.attrs),)
+
+
+def _tie_share(forward, x, out, axis, keepdims):
+    """1/k at each of the k elements equal to their slice's extreme (the gradient split evenly among ties)."""
+    if out is None:
+        out = forward(x, axis, keepdims)
     ref = out if keepdims else out.reshape(_keep_shape(x.shape, axis))
     mask = (x == ref)
-    share = mask / np.sum(mask, axis=axis, keepdims=True)  # split evenly among ties
-    return (_expand_back(ctx, g) * const(share.astype(x.dtype, copy=False)),)
+    return (mask / np.sum(mask, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
 def _extreme_kink(arrays, attrs):
@@ -90,15 +95,84 @@ def _(ctx, g):
     """d prod / d x_i = product of the others, computed without dividing by zero (zeros handled explicitly)."""
     x = ctx.saved[0]
     axis, _ = ctx.attrs
-    zero = x._data == 0
     g = _expand_back(ctx, g)
-    if not zero.any():
+    if not decide(_has_zero, x._data):
         full = x.prod(dim=axis, keepdim=True) if axis is not None else x.prod().reshape(_keep_shape(x.shape, None))
         return (g * full / x,)
-    nz = np.sum(zero, axis=axis, keepdims=True)
+    zero, only_zero, no_zero = host(_prod_zero_masks, x._data, axis)
     dt = x._data.dtype
-    x_nz = tape.apply(where, (const(zero), const(np.ones((), dt)), x))  # zeros replaced by ones
+    x_nz = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), dt)), x))  # zeros replaced by ones
     p_nz = x_nz.prod(dim=axis, keepdim=True) if axis is not None else x_nz.prod().reshape(_keep_shape(x.shape, None))
-    only_zero = (zero & (nz == 1)).astype(dt)     # the single zero of its slice: product of the others
-    no_zero = np.broadcast_to(nz == 0, x.shape).astype(dt)  # slices without zeros: prod / x
-    return (g * (p_nz * const(only_zero) + p_nz / x_nz * const(no_zero)),)
+    return (g * (p_nz * tape.Tensor._wrap(only_zero) + p_nz / x_nz * tape.Tensor._wrap(no_zero)),)
+
+
+def _has_zero(x):
+    return (x == 0).any()
+
+
+def _prod_zero_masks(x, axis):
+    """(x == 0, the single zero of its slice: product of the others, slices without zeros: prod / x)."""
+    zero = x == 0
+    nz = np.sum(zero, axis=axis, keepdims=True)
+    return zero, (zero & (nz == 1)).astype(x.dtype), np.broadcast_to(nz == 0, x.shape).astype(x.dtype)
+
+
+# ---------------- cumulative sum and product ----------------
+def _cum_acc(dt):
+    """PyTorch accumulates cumulative sums/products of float16 in float32 and of float32 in float64 (its numbers)."""
+    return (np.float32 if dt.itemsize < 4 else np.float64) if dt.kind == "f" else dt
+
+
+def _cum_sample(zeros):
+    def sample(gen):
+        shape = gen.shape(min_dims=0, max_dims=3)
+        x = gen.array(shape, -2.0, 2.0)
+        if zeros and shape and gen.choice([False, True]):  # exact zeros exercise cumprod's zero path
+            x = np.where(gen.booleans(shape) & gen.booleans(shape), 0.0, x)
+        return [x], (gen.choice(range(len(shape))) if shape else 0,)
+    return sample
+
+
+def _rev_cumsum(g, dim):
+    return cumsum(g.flip(dim), dim).flip(dim)
+
+
+@primitive("cumsum", attrs=("dim",), sample=_cum_sample(False), reads=())
+def cumsum(x, dim):
+    if x.ndim == 0:
+        return x.copy()
+    return np.cumsum(x, axis=dim, dtype=_cum_acc(x.dtype)).astype(x.dtype, copy=False)
+
+
+@cumsum.defvjp
+def _(ctx, g):
+    return (g if g._data.ndim == 0 else _rev_cumsum(g, ctx.attrs[0]),)
+
+
+@primitive("cumprod", attrs=("dim",), sample=_cum_sample(True))
+def cumprod(x, dim):
+    if x.ndim == 0:
+        return x.copy()
+    return np.cumprod(x, axis=dim, dtype=_cum_acc(x.dtype)).astype(x.dtype, copy=False)
+
+
+@cumprod.defvjp
+def _(ctx, g):
+    """grad_k = sum_{i>=k} g_i prod_{j<=i, j!=k} x_j. Without zeros: reverse cumsum of g*out over x. With zeros: the
+    products that leave x_k out, from an n x n matrix per slice, with no division (every order correct)."""
+    x, d = ctx.saved[0], ctx.attrs[0]
+    if x._data.ndim == 0 or x._data.shape[d] <= 1:
+        return (g,)
+    if not decide(_has_zero, x._data):
+        return (_rev_cumsum(g * ctx.output(), d) / x,)
+    n, dt = x._data.shape[d], x._data.dtype
+    xl, gl = x.transpose(d, -1), g.transpose(d, -1)
+    last = xl._data.ndim  # the new axis of the n x n matrix (rows k, columns j)
+    k, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    one = const(np.ones((), dt))
+    after_k = tape.apply(where, (const(j > k), reshape(xl, xl._data.shape[:-1] + (1, n)), one))
+    between = cumprod(after_k, last)  # [k, i] = prod_{k<j<=i} x_j
+    tail = (gl.unsqueeze(-2) * between * const((j >= k).astype(dt))).sum(-1)
+    width = ((0, 0),) * (last - 1) + ((1, 0),)
+    before = cumprod(pad(xl, width, 1.0), last - 1)[..., :-1]  # prod_{j<k} x_j
+    return ((before * tail).transpose(d, -1),)

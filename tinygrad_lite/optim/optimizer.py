@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
+from ..compile.capture import replayable
 from ..tensor import Tensor
 
 
@@ -180,6 +181,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     # -- gradients and steps -----------------------------------------------------------------------------
+    @replayable(idempotent=True)
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters: to None (default) or to zeros in place."""
         for group in self.param_groups:
@@ -191,6 +193,7 @@ class Optimizer:
                 else:
                     p._grad._data[...] = 0
 
+    @replayable
     def step(self, closure=None):
         """Update every parameter that has a gradient; `closure` re-evaluates the loss and is returned."""
         loss = None

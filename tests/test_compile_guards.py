@@ -1,0 +1,304 @@
+"""tl.compile: guards (a change records another variant or runs eagerly, never a stale answer), what falls back
+to eager and why, the footguns other tracing JITs' users hit, returned values, memory and threads."""
+import threading
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+nn, F = tl.nn, tl.nn.functional
+
+
+def _model():
+    tl.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def _x(n=3, seed=0, dtype=np.float32):
+    return tl.tensor(np.random.default_rng(seed).standard_normal((n, 4)).astype(dtype))
+
+
+def _inference(model):
+    def fn(x):
+        return model(x).detach()  # a tensor with a live graph goes back to eager (backward outside is not captured)
+    return fn
+
+
+# ---------------- guards ----------------
+def test_shapes_dtypes_and_structure_record_variants():
+    model = _model()
+    f = tl.compile(_inference(model))
+    for n, seed in ((3, 0), (3, 1), (5, 2), (3, 3), (5, 4)):
+        x = _x(n, seed)
+        assert np.array_equal(f(x).numpy(), model(x).numpy())
+    assert f.stats["variants"] == 2 and f.stats["replays"] == 3
+    model64 = _model().double()
+    g = tl.compile(_inference(model64))
+    g(_x(3, 0, np.float64))
+    out = g(_x(3, 0, np.float32))  # a new dtype: a new capture
+    assert out.dtype == tl.float64 and np.array_equal(out.numpy(), model64(_x(3, 0, np.float32)).numpy())
+    assert g.stats["variants"] == 2
+
+
+def test_python_scalars_are_guarded_by_value():
+    def fn(x, scale):
+        return x * scale
+    f = tl.compile(fn)
+    x = _x()
+    for s in (2.0, 2.0, 3.0, 2.0, 3.0):
+        assert np.array_equal(f(x, s).numpy(), (x * s).numpy())
+    assert f.stats["variants"] == 2 and f.stats["replays"] == 3
+
+
+def test_grad_mode_train_eval_requires_grad_and_parameters_are_guarded():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    f = tl.compile(_inference(model))
+    x = _x()
+    train_out = f(x)
+    model.eval()
+    assert np.array_equal(f(x).numpy(), x.numpy() @ model[0].weight.numpy().T + model[0].bias.numpy())
+    with tl.no_grad():
+        f(x)
+    model[0].weight.requires_grad_(False)
+    f(x)
+    model[0].weight = nn.Parameter(tl.zeros(4, 4))
+    assert np.array_equal(f(x).numpy(), np.broadcast_to(model[0].bias.numpy(), (3, 4)))
+    assert f.stats["variants"] == 5 and train_out.shape == (3, 4)
+
+
+def test_a_layer_setting_changed_between_calls_is_guarded():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2))
+    f = tl.compile(_inference(model))
+    x = _x()
+    f(x)
+    f(x)
+    model[1].p = 0.0  # dropout off: the replay must not keep drawing masks with p=0.2
+    assert np.array_equal(f(x).numpy(), model[0](x).numpy())
+    assert f.stats["variants"] == 2
+
+
+def test_which_grads_are_none_is_guarded():
+    w = tl.ones(3, requires_grad=True)
+
+    def fn(x):
+        if w.grad is None:  # Python that branches on it
+            (w * x).sum().backward()
+        else:
+            (w * x * 2).sum().backward()
+        return w.grad.sum().item()
+    f = tl.compile(fn)
+    x = tl.tensor([1.0, 2.0, 3.0])
+    assert [f(x), f(x), f(x)] == [6.0, 18.0, 30.0]
+    w.grad = None
+    assert f(x) == 6.0
+
+
+def test_past_max_variants_the_call_runs_eagerly_with_one_warning():
+    f = tl.compile(lambda x: x * 2, max_variants=2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for n in range(1, 6):
+            assert np.array_equal(f(tl.ones(n)).numpy(), np.full(n, 2.0))
+    warned = [w for w in seen if issubclass(w.category, tl.CompileWarning)]
+    assert len(warned) == 1 and "2 variants" in str(warned[0].message)
+    assert f.stats["eager_calls"] == 3 and f.stats["variants"] == 2
+
+
+# ---------------- values read into Python ----------------
+def test_a_returned_item_is_each_calls_own_value_and_keeps_replaying():
+    model = _model()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item(), {"loss": loss.item()}
+    f = tl.compile(step)
+    y = tl.zeros(3, 2)
+    results = [f(_x(seed=i), y) for i in range(6)]
+    assert len({r[0] for r in results}) == 6 and all(r[0] == r[1]["loss"] for r in results)
+    assert all(type(r[0]) is float for r in results)
+    assert f.stats["replays"] >= 4 and f.stats["eager_calls"] == 0
+
+
+def test_a_value_used_in_python_control_flow_is_a_guard():
+    def fn(x):
+        y = x * 2
+        if y.sum().item() > 0:  # a branch taken once must not be replayed for the other sign
+            return y + 1
+        return y - 1
+    f = tl.compile(fn)
+    for v in (1.0, 2.0, -1.0, 3.0, -2.0, -5.0):
+        x = tl.tensor([v])
+        assert f(x).item() == fn(x).item()
+    assert f.stats["variants"] == 2 and f.stats["replays"] == 4  # guarded by the comparison's outcome
+
+    def uses_value(x):
+        return x * (x.sum().item() * 2)  # the value itself feeds the result: guarded by value
+    g = tl.compile(uses_value)
+    for v in (1.0, 1.0, 2.0):
+        assert g(tl.tensor([v])).item() == uses_value(tl.tensor([v])).item()
+    assert g.stats["variants"] == 2 and g.stats["replays"] == 1
+
+
+def test_numpy_and_printing_inside_the_function_run_eagerly_with_a_reason():
+    def fn(x):
+        return tl.tensor(np.sort(x.numpy())) * 2  # data taken to NumPy and back: cannot be followed
+    f = tl.compile(fn)
+    for seed in range(3):
+        x = _x(seed=seed)
+        assert np.array_equal(f(x).numpy(), fn(x).numpy())
+    assert f.stats["eager_calls"] == 2 and "numpy()" in f.stats["last_reason"]
+    with pytest.raises(tl.CompileError, match=r"numpy\(\) at .*test_compile_guards.py"):
+        tl.compile(fn, fullgraph=True)(_x())
+
+
+def test_an_array_made_from_outside_data_inside_the_function_is_refused():
+    outside = {"a": np.ones(4, np.float32)}
+
+    def fn(x):
+        return x * tl.tensor(outside["a"])  # a fresh array each call, from outside the library
+    f = tl.compile(fn)
+    f(_x())
+    outside["a"] = np.full(4, 3.0, np.float32)
+    assert np.array_equal(f(_x()).numpy(), (_x() * 3.0).numpy())
+    assert "frozen" in f.stats["last_reason"]
+
+
+# ---------------- footguns (tinygrad's test_jit_footguns, PyTorch's and JAX's users) ----------------
+def test_returned_tensors_are_never_overwritten_by_later_calls():
+    f = tl.compile(lambda x: (x * 2).exp())
+    outs = [f(tl.tensor([float(i)])) for i in range(5)]
+    assert [o.item() for o in outs] == [np.exp(np.float32(2.0 * i)).item() for i in range(5)]
+
+
+def test_random_numbers_are_drawn_anew_on_every_replay_from_the_same_stream():
+    def fn(x):
+        return x + tl.randn(3) + F.dropout(tl.ones(3), 0.5)
+    f = tl.compile(fn)
+    tl.manual_seed(5)
+    got = [f(tl.zeros(3)).numpy() for _ in range(4)]
+    tl.manual_seed(5)
+    want = [fn(tl.zeros(3)).numpy() for _ in range(4)]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert not np.array_equal(got[2], got[3]) and f.stats["replays"] == 3
+
+
+def test_gradient_accumulation_without_zero_grad_matches_eager():
+    def run(compiled):
+        model = _model()
+
+        def fn(x):
+            model(x).sum().backward()
+        f = tl.compile(fn) if compiled else fn
+        for i in range(5):
+            f(_x(seed=i))
+        return [p.grad.numpy().copy() for p in model.parameters()], f
+    (eager, _), (comp, f) = run(False), run(True)
+    assert all(np.array_equal(a, b) for a, b in zip(eager, comp)) and f.stats["replays"] >= 3
+
+
+def test_manual_sgd_update_inside_the_function_trains_as_eager():
+    def run(compiled):
+        w = tl.tensor([0.5, -0.5], requires_grad=True)
+        params = [w]
+
+        def step(x, y):
+            loss = ((x @ w - y) ** 2).mean()
+            loss.backward()
+            with tl.no_grad():
+                for p in params:
+                    p -= 0.1 * p.grad
+                    p.grad = None
+            return loss.item()
+        f = tl.compile(step) if compiled else step
+        rng = np.random.default_rng(0)
+        losses = [f(tl.tensor(rng.standard_normal((4, 2)).astype(np.float32)), tl.tensor(rng.standard_normal(4)
+                                                                                      .astype(np.float32)))
+                  for _ in range(8)]
+        return losses, w.numpy().copy(), w._version, f
+    (le, we, ve, _), (lc, wc, vc, f) = run(False), run(True)
+    assert le == lc and np.array_equal(we, wc) and ve == vc and f.stats["replays"] >= 6
+
+
+# ---------------- what runs eagerly, and errors ----------------
+def test_hooks_and_anomaly_mode_run_eagerly_or_raise_with_fullgraph():
+    model = _model()
+    handle = model[0].register_forward_hook(lambda m, i, o: None)
+    f = tl.compile(_inference(model))
+    f(_x())
+    f(_x())
+    assert f.stats["eager_calls"] == 1 and "hooks" in f.stats["last_reason"]
+    handle.remove()
+    g = tl.compile(_inference(model))
+    with tl.autograd.detect_anomaly():
+        g(_x())
+    assert "anomaly" in g.stats["last_reason"]
+    w = tl.ones(2, requires_grad=True)
+    w.register_hook(lambda grad: grad * 2)
+    with pytest.raises(tl.CompileError, match="gradient hook"):
+        tl.compile(lambda x: (w * x).sum().backward(), fullgraph=True)(tl.ones(2))
+
+
+def test_an_error_raised_eagerly_is_raised_by_a_replay_too():
+    model = _model()
+
+    def fn(x, y):
+        return F.cross_entropy(model(x), y).item()
+    f = tl.compile(fn)
+    f(_x(), tl.tensor([0, 1, 1]))
+    f(_x(), tl.tensor([1, 0, 1]))
+    with pytest.raises(IndexError, match="target 7 is out of bounds for 2 classes"):
+        f(_x(), tl.tensor([0, 7, 1]))
+    assert f.stats["replays"] >= 1
+
+
+# ---------------- memory and threads ----------------
+def test_memory_is_flat_over_many_replays():
+    model = _model()
+    opt = tl.optim.Adam(model.parameters(), lr=0.01)
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    f = tl.compile(step)
+    x = _x(16)
+    for _ in range(20):
+        f(x)
+    tracemalloc.start()
+    try:
+        f(x)
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(400):
+            f(x)
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes kept over 400 replays"
+    assert f.stats["replays"] >= 415
+
+
+def test_calls_from_several_threads_are_serialized_and_correct():
+    model = _model()
+    f = tl.compile(_inference(model))
+    xs = [_x(seed=i) for i in range(8)]
+    want = [model(x).numpy() for x in xs]
+    got = [None] * 8
+
+    def work(i):
+        for _ in range(20):
+            got[i] = f(xs[i]).numpy()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))

@@ -1,0 +1,204 @@
+"""`tl.compile`: record a function once, then replay its NumPy kernels without Tensors or tape entries.
+
+    step = tl.compile(train_step)      # or @tl.compile, @tl.compile(fullgraph=True), tl.compile(model)
+    for x, y in loader:
+        loss = step(x, y)
+
+The first call with a new argument signature runs eagerly and is recorded (capture.py); later calls whose guards
+hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
+raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
+"""
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+from . import capture as _capture
+from .capture import Unsupported
+from .plan import Plan, ReplayGuardFailed
+from ..autograd.grad_mode import state
+
+__all__ = ["compile", "CompileError", "CompileWarning", "Compiled"]
+
+
+class CompileError(RuntimeError):
+    """Raised with fullgraph=True when a call cannot be captured; names what and where."""
+
+
+class CompileWarning(UserWarning):
+    """A compiled function falls back to eager execution for good (a guard keeps failing past max_variants)."""
+
+
+_capture_lock = threading.RLock()  # the creation hook is process-wide: one capture at a time
+
+
+def _flatten(obj, leaves, path=()):
+    """The structure key of `obj` and its Tensor/ndarray leaves (appended to `leaves`)."""
+    from ..tensor import Tensor
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
+    if isinstance(obj, np.ndarray):
+        leaves.append(obj)
+        return ("A", obj.shape, obj.dtype.str)
+    if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
+        return ("V", type(obj).__name__, obj if not isinstance(obj, float) or obj == obj else "nan")
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return ("N", type(obj), tuple(_flatten(o, leaves) for o in obj))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_flatten(o, leaves) for o in obj))
+    if isinstance(obj, dict):
+        return ("D", tuple((k, _flatten(obj[k], leaves)) for k in sorted(obj, key=repr)))
+    return ("O", id(obj))  # any other object: by identity (a module, a loss function, ...)
+
+
+class _Variant:
+    """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
+    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs")
+
+    def __init__(self, key, plan, reason):
+        self.key, self.plan, self.reason = key, plan, reason
+        if plan is not None:
+            self.modules = plan.modules
+            self.live = plan.live
+            self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks)) for t in plan.live]
+            self.leaves = plan.leaves
+            self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
+            self.attrs = [(m, _settings(m)) for m, _ in plan.modules]
+
+    def holds(self):
+        """The guards beyond the argument signature: modules' modes and parameters, live tensors' metadata."""
+        for m, training in self.modules:
+            if m.training != training:
+                return f"{type(m).__name__}.training changed to {m.training}"
+        for m, settings in self.attrs:
+            if _settings(m) != settings:
+                changed = sorted(k for k in set(settings) | set(_settings(m)) if settings.get(k) != _settings(m).get(k))
+                return f"{type(m).__name__}.{changed[0]} changed (a layer setting read when the call was recorded)"
+        for m, name, p in self.params:
+            if m._parameters.get(name) is not p:
+                return f"parameter '{name}' of {type(m).__name__} was replaced"
+        for t, (rg, shape, dtype, hooked) in zip(self.live, self.live_meta):
+            if t.requires_grad != rg or t._data.shape != shape or t._data.dtype != dtype or bool(t._hooks) != hooked:
+                return f"a tensor the function uses changed (shape {t._data.shape}, dtype {t._data.dtype}, " \
+                       f"requires_grad {t.requires_grad})"
+        return None
+
+
+def _settings(module):
+    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...): a replay uses their recorded values."""
+    return {k: v for k, v in vars(module).items()
+            if isinstance(v, (bool, int, float, str, type(None))) and k != "training"}
+
+
+class Compiled:
+    """The callable `tl.compile` returns. `stats`: traces, replays, eager_calls, variants, last_reason."""
+
+    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8):
+        if not callable(fn):
+            raise TypeError(f"tl.compile: expected a callable or a Module, got {type(fn).__name__}")
+        self.fn = fn
+        self.fullgraph = bool(fullgraph)
+        self.dynamic = bool(dynamic)
+        self.max_variants = int(max_variants)
+        self.stats = {"traces": 0, "replays": 0, "eager_calls": 0, "variants": 0, "last_reason": None}
+        self._variants = []
+        self._lock = threading.RLock()
+        self._warned = False
+        self.__wrapped__ = fn
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __repr__(self):
+        return f"<tl.compile of {getattr(self.fn, '__name__', type(self.fn).__name__)}: {self.stats}>"
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
+        if state.anomaly:
+            return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
+        leaves = []
+        key = (_flatten(args, leaves), _flatten(kwargs, leaves), state.grad_enabled)
+        reason = None
+        for v in self._variants:
+            if v.key != key:
+                continue
+            if v.plan is None:
+                return self._eager(args, kwargs, v.reason)
+            reason = v.holds()
+            if reason is None:
+                for t, was_none in v.leaves:
+                    if (t._grad is None) != was_none:
+                        reason = "which gradients are None changed"
+                        break
+            if reason is None:
+                try:
+                    out = v.plan.run(leaves)
+                except ReplayGuardFailed as exc:
+                    reason = str(exc)
+                else:
+                    self.stats["replays"] += 1
+                    return out
+        if reason is None:
+            reason = "a new argument signature" if self._variants else None
+        if len(self._variants) >= self.max_variants:
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"tl.compile({getattr(self.fn, '__name__', 'fn')}): {self.max_variants} variants "
+                              f"recorded and the guards fail again ({reason}); running eagerly from now on for "
+                              f"such calls", CompileWarning, stacklevel=3)
+            return self._eager(args, kwargs, reason)
+        return self._trace(args, kwargs, key, leaves)
+
+    def _eager(self, args, kwargs, reason):
+        if self.fullgraph:
+            raise CompileError(f"tl.compile(fullgraph=True): {reason}")
+        self.stats["eager_calls"] += 1
+        self.stats["last_reason"] = reason
+        return self.fn(*args, **kwargs)
+
+    def _trace(self, args, kwargs, key, leaves):
+        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
+        self.stats["traces"] += 1
+        with _capture_lock:
+            cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)])
+            prev, prev_hook = state.capture, _tensor._creation_hook
+            state.capture, _tensor._creation_hook = cap, cap.tensor_created
+            try:
+                out = self.fn(*args, **kwargs)
+            finally:
+                state.capture, _tensor._creation_hook = prev, prev_hook
+        try:
+            plan = Plan(cap, out)
+            reason = None
+        except Unsupported as exc:
+            plan, reason = None, exc.reason
+        self._variants.append(_Variant(key, plan, reason))
+        self.stats["variants"] = len(self._variants)
+        if plan is None:
+            self.stats["last_reason"] = reason
+            if self.fullgraph:
+                raise CompileError(f"tl.compile(fullgraph=True): cannot capture: {reason}")
+        return _plain(out)
+
+
+def _plain(obj):
+    """The captured call's own result, with Read proxies turned back into Python values."""
+    if isinstance(obj, _capture.Read):
+        return obj._value
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_plain(o) for o in obj])
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_plain(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)
+    """Compile `fn` (a callable, or a Module: its forward); usable as `@tl.compile` or `@tl.compile(...)`."""
+    if fn is None:
+        return lambda f: Compiled(f, fullgraph, dynamic, max_variants)
+    return Compiled(fn, fullgraph, dynamic, max_variants)

@@ -1,0 +1,454 @@
+"""Capture: run a function once eagerly and record what it computed, as a flat list of operations on arrays.
+
+What is recorded, and from where:
+- kernels: every primitive forward (`recorder.apply`), and every NumPy computation the library does on tensor data
+  outside primitives (VJP masks, gradient accumulation, dropout draws, ...), which goes through `host()`;
+- host calls: library methods re-run as Python at replay (an optimizer's `step`, `zero_grad`, the engine's delivery
+  of a leaf's gradient), because what they do depends only on live objects and on arrays the replay provides;
+- reads: values taken out of tensors into Python (`loss.item()`), each a `Read` proxy: returned untouched it is
+  each call's own value; used in any other way it becomes a guard.
+
+Nothing is trusted by value. Every array an operation uses must be known: made by a recorded operation, an
+argument, a constant declared as such, or the data of a tensor that existed before the call (a parameter, a
+buffer, optimizer state: read live at replay). A tensor created during the call from anything else (a NumPy mask
+computed off the record, a tensor made from a NumPy array) makes the capture fail with the place named, so a
+replay can never run on a value frozen at capture time.
+"""
+import sys
+
+import numpy as np
+
+from ..autograd.grad_mode import state
+
+SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
+
+
+class Unsupported(Exception):
+    """The call did something a replay cannot reproduce; `reason` says what and where."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def user_site(depth=2):
+    """'file.py:LINE' of the innermost frame outside the package."""
+    from ..autograd.recorder import _PKG_DIR
+    f = sys._getframe(depth)
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back
+    return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
+
+
+class Ref:
+    """Where an operation's array comes from at replay."""
+    __slots__ = ("kind", "key")
+
+    def __init__(self, kind, key):
+        self.kind, self.key = kind, key
+
+    def __repr__(self):
+        return f"Ref({self.kind}, {self.key if self.kind != LIVE else type(self.key).__name__})"
+
+
+class Op:
+    """One recorded step: `fn(*args)` with Refs inside args; `outs`: slot numbers of the array results (kernels),
+    or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it
+    changes state that outlives the call (so no guard may come after it); `shapes`: output shapes a replay must
+    find again (an output whose shape depends on values, e.g. a boolean-mask selection), or None."""
+    __slots__ = ("fn", "args", "outs", "site", "effect", "kind", "shapes")
+
+    def __init__(self, fn, args, outs, site, effect, kind, shapes=None):
+        self.fn, self.args, self.outs, self.site, self.effect, self.kind = fn, args, outs, site, effect, kind
+        self.shapes = shapes
+
+
+class Obj:
+    """An object passed to a host call as itself (a leaf tensor whose `.grad` is set), not as its data."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class Read:
+    """A value read out of a tensor during capture (`.item()`, `float(t)`): returned untouched, it is each call's
+    own value at replay; used in any other way (arithmetic, comparison, formatting, conversion) it is guarded."""
+    __slots__ = ("_value", "_index", "_capture")
+
+    def __init__(self, value, index, capture):
+        self._value, self._index, self._capture = value, index, capture
+
+    def __tl_read__(self):
+        self._capture.reads[self._index].used = True
+        return self._value
+
+
+def _reader(name):
+    def method(self, *args):
+        value = self.__tl_read__()
+        args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
+        return getattr(value, name)(*args)
+    method.__name__ = name
+    return method
+
+
+def _comparer(name):
+    def method(self, other):
+        if isinstance(other, Read) or not isinstance(other, (int, float, bool)):
+            return _reader(name)(self, other)
+        result = getattr(self._value, name)(other)
+        if result is NotImplemented:
+            return result
+        self._capture.comparison(self._index, name, other, bool(result))  # guarded by the outcome, not the value
+        return result
+    method.__name__ = name
+    return method
+
+
+for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
+    setattr(Read, _name, _comparer(_name))
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__", "__rpow__", "__neg__", "__pos__",
+              "__abs__", "__bool__", "__float__",
+              "__int__", "__index__", "__round__", "__trunc__", "__floor__", "__ceil__", "__format__", "__str__",
+              "__repr__", "__hash__", "__divmod__", "__rdivmod__", "__and__", "__or__", "__xor__", "__invert__",
+              "conjugate", "is_integer", "as_integer_ratio", "hex"):
+    setattr(Read, _name, _reader(_name))
+
+
+class ReadRecord:
+    __slots__ = ("ref", "kind", "value", "used", "site")
+
+    def __init__(self, ref, kind, value, site):
+        self.ref, self.kind, self.value, self.used, self.site = ref, kind, value, False, site
+
+
+def read_value(arr, kind):
+    """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
+    v = arr.item()
+    if kind == "float":
+        return float(v)
+    if kind == "int":
+        return int(v)
+    if kind == "bool":
+        return bool(v)
+    return v
+
+
+class Capture:
+    """The record of one eager call (see the module docstring). Created by `tl.compile`; the hooks in the engine,
+    the primitives, the optimizers and the layers find it in the thread's autograd state."""
+
+    def __init__(self, arg_arrays):
+        self.ops = []
+        self.nslots = 0
+        self.known = {}        # id(array) -> Ref; `keep` holds every such array so ids stay unique
+        self.keep = []
+        self.created = set()   # id of every Tensor created during the call (held in `keep`)
+        self.reads = []
+        self.modules = {}      # id -> module that ran (its .training is guarded)
+        self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
+        self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
+        self.versions = {}     # id -> version of a live tensor when first seen
+        self.failure = None
+        self.suspended = 0
+        self.effects_started = False
+        for path, arr in arg_arrays:
+            self._know(arr, Ref(ARG, path))
+
+    # ---------------- bookkeeping ----------------
+    def _know(self, arr, ref):
+        self.known[id(arr)] = ref
+        self.keep.append(arr)
+
+    def fail(self, reason):
+        if self.failure is None:
+            self.failure = reason
+
+    def new_slot(self, arr):
+        ref = Ref(SLOT, self.nslots)
+        self.nslots += 1
+        self._know(arr, ref)
+        return ref.key
+
+    def constant(self, arr):
+        """Declare `arr` a constant (made from Python values only, e.g. a cached scalar)."""
+        if id(arr) not in self.known:
+            self._know(arr, Ref(CONST, arr))
+        return arr
+
+    def tensor_created(self, t):
+        self.created.add(id(t))
+        self.keep.append(t)
+
+    def bump(self, t):
+        """A live tensor's version went up through a recorded in-place kernel: a replay bumps it too."""
+        if id(t) not in self.created:
+            self.ops.append(Op(_bump_version, (Obj(t),), None, user_site(3), True, "host"))
+
+    def delivered(self, t):
+        """After the engine set leaf `t`'s `.grad`: its array is read from `t.grad` at replay (the replayed delivery
+        sets it), so code after backward in the function (`p -= lr * p.grad`) may use it."""
+        if t._grad is not None:
+            self._know(t._grad._data, Ref(GRAD, t))
+
+    def observe_grad(self, t):
+        """Note whether a tensor's `.grad` is None when the call first looks at it (before anything in the call
+        changes it): a guard, since Python in the function may branch on it."""
+        if id(t) not in self.created and id(t) not in self.leaves:
+            self.leaves[id(t)] = (t, t._grad is None)
+            self.keep.append(t)
+
+    def observe_training(self, module):
+        """Note a module's `.training` when the call first meets it (a guard: it selects what the layer does)."""
+        if id(module) not in self.modules:
+            self.modules[id(module)] = (module, module.training)
+            self.keep.append(module)
+
+    def module_ran(self, module):
+        self.observe_training(module)
+        if module._forward_hooks or module._forward_pre_hooks:
+            self.fail(f"module hooks on {type(module).__name__} (forward hooks run Python that a replay skips)")
+
+    # ---------------- array provenance ----------------
+    def ref(self, x, what):
+        """The Ref of an array or Tensor used by an operation; records a failure for an untracked one."""
+        from ..tensor import Tensor
+        if isinstance(x, Tensor):
+            r = self.known.get(id(x._data))
+            if r is not None:
+                return r
+            if id(x) in self.created:
+                self.fail(f"{what} at {user_site(3)} uses a tensor made during the call from values that were not "
+                          f"recorded (a NumPy result, or data from outside the library): its values would be "
+                          f"frozen in a replay")
+                return Ref(CONST, x._data)
+            return self._live(x)
+        if isinstance(x, np.ndarray):
+            r = self.known.get(id(x))
+            if r is None:
+                self.fail(f"{what} at {user_site(3)} uses an array (shape {x.shape}, {x.dtype}) computed outside "
+                          f"the recorded operations: its values would be frozen in a replay")
+                return Ref(CONST, x)
+            return r
+        return x
+
+    def _live(self, t):
+        ref = Ref(LIVE, t)
+        if id(t) not in self.live:
+            self.live[id(t)] = t
+            self.versions[id(t)] = t._version
+            self.keep.append(t)
+            self._know(t._data, ref)  # its array, when an operation is handed the array itself
+        return ref
+
+    def template(self, obj, what):
+        """`obj` with every array/Tensor replaced by its Ref and every Read noted (baked values become guards)."""
+        from ..tensor import Tensor
+        if isinstance(obj, (np.ndarray, Tensor)):
+            return self.ref(obj, what)
+        if isinstance(obj, Read):
+            return obj.__tl_read__()
+        if isinstance(obj, Obj):
+            return obj
+        if isinstance(obj, tuple):
+            return tuple(self.template(o, what) for o in obj)
+        if isinstance(obj, list):
+            return [self.template(o, what) for o in obj]
+        if isinstance(obj, slice):
+            return slice(self.template(obj.start, what), self.template(obj.stop, what),
+                         self.template(obj.step, what))
+        if isinstance(obj, dict):
+            return {k: self.template(v, what) for k, v in obj.items()}
+        return obj
+
+    # ---------------- recording ----------------
+    def kernel(self, fn, args, out, what, writes=False, check_shape=False):
+        """Record `out = fn(*args)` (out: an array or a tuple of arrays; with `writes`, written in place into an
+        argument: an effect when that array outlives the call)."""
+        if self.suspended:
+            return out
+        tmpl = self.template(tuple(args), what)
+        outs = out if isinstance(out, tuple) else (out,)
+        slots, effect = [], False
+        for o in outs:
+            if not isinstance(o, np.ndarray):
+                self.fail(f"{what} at {user_site(3)} returned a {type(o).__name__}, not an array")
+                return out
+            r = self.known.get(id(o))
+            if writes and r is not None and r.kind == SLOT:
+                slots.append(r.key)  # an in-place update of this call's own array
+            else:
+                effect = effect or (writes and r is not None)  # written into an argument or a live tensor
+                slots.append(self.new_slot(o))
+        shapes = tuple(o.shape for o in outs) if check_shape else None
+        self.ops.append(Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], user_site(3), effect,
+                           "kernel", shapes))
+        return out
+
+    def host_call(self, fn, args, what, effect=True):
+        """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
+        for a call a replay may run again without harm (zero_grad, train/eval, a check that only raises)."""
+        tmpl = self.template(tuple(args), what)
+        self.ops.append(Op(fn, tmpl, None, user_site(3), effect, "host"))
+
+    def comparison(self, index, name, other, result):
+        """`read <op> number` came out `result`: a guard on that outcome (the branch), not on the read's value."""
+        rec = self.reads[index]
+        self.ops.append(Op(name, (rec, other), result, user_site(3), False, "compare"))
+
+    def decision(self, fn, args, value):
+        tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
+        self.ops.append(Op(fn, tmpl, value, user_site(3), False, "decision"))
+
+    def read(self, t, kind):
+        """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
+        r = self.ref(t, f"reading a value with .{kind}()")
+        value = read_value(t._data, kind)
+        rec = ReadRecord(r, kind, value, user_site(3))
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
+        if kind == "bool":
+            rec.used = True
+            return value
+        return Read(value, len(self.reads) - 1, self)
+
+
+def data(t):
+    """`t._data`, for a host computation on a tensor that may have been made before the call (a buffer, a
+    parameter): the capture learns where the array comes from, so a replay reads the tensor's current data."""
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.ref(t, "reading a tensor's data")
+    return t._data
+
+
+def _bump_version(t):
+    t._version += 1
+
+
+def set_grad(t, arr):
+    """A replay of `t.grad = value` (value: this call's array, or None)."""
+    t._grad = None if arr is None else t.__class__._wrap(arr)
+
+
+def active():
+    """The capture running on this thread, or None (outside a capture, or inside a host call)."""
+    cap = state.capture
+    return cap if cap is not None and not cap.suspended else None
+
+
+def host(fn, *args):
+    """Run `fn(*args)`, a NumPy computation on tensor data outside the primitives (a VJP's mask, a dropout draw),
+    recorded as a kernel when capturing, so a replay recomputes it from the current values. NumPy scalars in the
+    result come back as 0-d arrays."""
+    out = fn(*args)
+    if _has_scalar(out):
+        fn = _arrays_from(fn)
+        out = _as_arrays(out)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}")
+    return out
+
+
+def _has_scalar(out):
+    return isinstance(out, np.generic) or (isinstance(out, tuple) and any(isinstance(o, np.generic) for o in out))
+
+
+def _as_arrays(out):
+    if isinstance(out, tuple):
+        return tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+    return np.asarray(out)
+
+
+def _arrays_from(fn):
+    def call(*args):
+        return _as_arrays(fn(*args))
+    call.__name__ = getattr(fn, "__name__", "host computation")
+    return call
+
+
+def host_effect(fn, *args):
+    """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
+    out = fn(*args)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'in-place update')}", writes=True)
+    return out
+
+
+def host_shaped(fn, *args):
+    """`host` for a computation whose output shape depends on the values (e.g. classes counted from the data):
+    a replay checks the shape and runs eagerly if it differs."""
+    out = fn(*args)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}", check_shape=True)
+    return out
+
+
+def decide(fn, *args):
+    """`bool(fn(*args))`, a choice the library makes from tensor values (does this slice contain a zero?): a
+    replay computes it again and runs eagerly if it comes out differently (a guard)."""
+    value = bool(fn(*args))
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.decision(fn, args, value)
+    return value
+
+
+def host_check(fn, *args):
+    """Run `fn(*args)`, a check of tensor values that raises on bad data (an index out of range, a probability
+    outside [0, 1]): a replay runs it again, so bad data raises there too, with the eager error."""
+    fn(*args)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.host_call(fn, args, f"{getattr(fn, '__name__', 'check')}", effect=False)
+
+
+def constant(arr):
+    """Declare an array made from Python values only (no tensor data), e.g. `np.zeros((), dtype)`."""
+    cap = state.capture
+    if cap is not None:
+        cap.constant(arr)
+    return arr
+
+
+def replayable(method=None, *, idempotent=False):
+    """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
+    the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
+    harmless (zero_grad, train), so a guard after it can still send the call back to eager execution."""
+    if method is None:
+        return lambda m: replayable(m, idempotent=idempotent)
+
+    def wrapper(self, *args, **kwargs):
+        cap = state.capture
+        if cap is None or cap.suspended:
+            return method(self, *args, **kwargs)
+        if kwargs.get("closure") is not None or any(callable(a) for a in args):
+            cap.fail(f"{type(self).__name__}.{method.__name__} with a closure (the closure's Python would not be "
+                     f"re-run)")
+            return method(self, *args, **kwargs)
+        for group in getattr(self, "param_groups", ()):
+            for p in group["params"]:
+                cap.observe_grad(p)
+        if hasattr(self, "modules") and hasattr(self, "training"):
+            for m in self.modules():
+                cap.observe_training(m)
+        cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
+                      effect=not idempotent)
+        cap.suspended += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            cap.suspended -= 1
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
+    return wrapper
+
+
+def _bound(method, kwargs):
+    if not kwargs:
+        return method
+    return lambda *args: method(*args, **kwargs)

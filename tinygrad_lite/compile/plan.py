@@ -1,0 +1,345 @@
+"""Plan: a capture turned into a flat list of steps with resolved argument getters, the slots freed after their
+last use, and the reads that are guards; replay: run the steps on the current arguments.
+
+A replay calls the very functions the eager call ran (primitive forwards, the library's host computations, the
+optimizer's own step), on the current arrays, in the recorded order; so its results are the eager results, bit
+for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
+anything with an effect beyond fresh arrays has run.
+"""
+import numpy as np
+
+from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, read_value
+
+
+class ReplayGuardFailed(Exception):
+    """A value read during the replay differs from the captured one: the call must run eagerly."""
+
+
+def _getter(ref):
+    kind, key = ref.kind, ref.key
+    if kind == SLOT:
+        return lambda vals, argv: vals[key]
+    if kind == ARG:
+        return lambda vals, argv: _array(argv[key])
+    if kind == LIVE:
+        return lambda vals, argv: key._data
+    if kind == GRAD:
+        return lambda vals, argv: key._grad._data
+    return lambda vals, argv: key  # CONST
+
+
+def _array(x):
+    return x if isinstance(x, np.ndarray) else x._data
+
+
+def _resolver(tmpl):
+    """A function (vals, argv) -> the concrete value of template `tmpl`; constants are returned as they are."""
+    if isinstance(tmpl, Ref):
+        return _getter(tmpl)
+    if isinstance(tmpl, Obj):
+        obj = tmpl.value
+        return lambda vals, argv: obj
+    if isinstance(tmpl, (tuple, list)):
+        parts = [_resolver(t) for t in tmpl]
+        if all(p is None for p in parts):
+            return None
+        fixed = [(lambda v: (lambda vals, argv: v))(t) if p is None else p for t, p in zip(tmpl, parts)]
+        kind = type(tmpl)
+        return lambda vals, argv: kind([f(vals, argv) for f in fixed])
+    if isinstance(tmpl, slice):
+        parts = [_resolver(x) for x in (tmpl.start, tmpl.stop, tmpl.step)]
+        if all(p is None for p in parts):
+            return None
+        fixed = [(lambda v: (lambda vals, argv: v))(t) if p is None else p
+                 for t, p in zip((tmpl.start, tmpl.stop, tmpl.step), parts)]
+        return lambda vals, argv: slice(*[f(vals, argv) for f in fixed])
+    if isinstance(tmpl, dict):
+        parts = {k: _resolver(v) for k, v in tmpl.items()}
+        if all(p is None for p in parts.values()):
+            return None
+        fixed = {k: ((lambda v: (lambda vals, argv: v))(tmpl[k]) if p is None else p) for k, p in parts.items()}
+        return lambda vals, argv: {k: f(vals, argv) for k, f in fixed.items()}
+    return None
+
+
+def _refs(tmpl, out):
+    """Collect the Refs inside a template."""
+    if isinstance(tmpl, Ref):
+        out.append(tmpl)
+    elif isinstance(tmpl, (tuple, list)):
+        for t in tmpl:
+            _refs(t, out)
+    elif isinstance(tmpl, slice):
+        for t in (tmpl.start, tmpl.stop, tmpl.step):
+            _refs(t, out)
+    elif isinstance(tmpl, dict):
+        for t in tmpl.values():
+            _refs(t, out)
+    return out
+
+
+def _step(op):
+    """A closure running one recorded op on (vals, argv)."""
+    fn = op.fn
+    args = op.args
+    getters = [_resolver(a) for a in args]
+    consts = list(args)
+    if all(g is not None and isinstance(a, Ref) and a.kind == SLOT for g, a in zip(getters, args)):
+        ks = [a.key for a in args]  # the common case: a primitive of slots only
+        if len(ks) == 1:
+            k0, = ks
+            call = lambda vals, argv: fn(vals[k0])  # noqa: E731
+        elif len(ks) == 2:
+            k0, k1 = ks
+            call = lambda vals, argv: fn(vals[k0], vals[k1])  # noqa: E731
+        else:
+            call = lambda vals, argv: fn(*[vals[k] for k in ks])  # noqa: E731
+    else:
+        parts = [g if g is not None else (lambda v: (lambda vals, argv: v))(c) for g, c in zip(getters, consts)]
+        call = lambda vals, argv: fn(*[p(vals, argv) for p in parts])  # noqa: E731
+    outs = op.outs
+    if op.kind == "host":
+        return call
+    if op.kind == "decision":
+        expected, site = outs, op.site
+
+        def decide(vals, argv):
+            if bool(call(vals, argv)) != expected:
+                raise ReplayGuardFailed(f"a choice made from tensor values at {site} came out differently")
+        return decide
+    if op.shapes is not None:
+        shapes, site = op.shapes, op.site
+
+        def run(vals, argv):
+            res = call(vals, argv)
+            got = tuple(r.shape for r in res) if isinstance(outs, tuple) else (res.shape,)
+            if got != shapes:
+                raise ReplayGuardFailed(f"an operation at {site} made shape {got} (recorded: {shapes})")
+            if isinstance(outs, tuple):
+                for k, r in zip(outs, res):
+                    vals[k] = r
+            else:
+                vals[outs] = res
+        return run
+    if isinstance(outs, tuple):
+        def run(vals, argv):
+            res = call(vals, argv)
+            for k, r in zip(outs, res):
+                vals[k] = r
+        return run
+
+    def run(vals, argv):
+        vals[outs] = call(vals, argv)
+    return run
+
+
+class Plan:
+    """A replayable record of one call. Raises Unsupported when the capture cannot be replayed safely."""
+
+    def __init__(self, cap, result):
+        if cap.failure is not None:
+            raise Unsupported(cap.failure)
+        self.nslots = cap.nslots
+        self.result = _result_template(cap, result)
+        if cap.failure is not None:
+            raise Unsupported(cap.failure)
+        steps, keep, self.dynamic_reads = [], set(), {}
+        effect_seen = False
+        uses = {}
+        self.reads_of, self.writes_of = [], []  # per step: slots read, slots written (for validate)
+        for i, op in enumerate(cap.ops):
+            if op.kind == "read":
+                rec = op.args
+                if rec.used and effect_seen:
+                    raise Unsupported(f"a value read with .{rec.kind}() at {rec.site} is used in Python after the "
+                                      f"call already changed state (an optimizer step, a gradient delivered): a "
+                                      f"replay could not stop cleanly if it differed")
+                read = [r.key for r in _refs(rec.ref, []) if r.kind == SLOT]
+                for k in read:
+                    uses[k] = i
+                self.reads_of.append(read)
+                self.writes_of.append([])
+                steps.append(self._read_step(rec))
+                continue
+            if op.kind == "compare":
+                rec, other = op.args
+                if effect_seen:
+                    raise Unsupported(f"a value read with .{rec.kind}() at {rec.site} is compared in Python after "
+                                      f"the call already changed state: a replay could not stop cleanly")
+                self.reads_of.append([])
+                self.writes_of.append([])
+                steps.append(self._compare_step(rec, op.fn, other, op.outs, op.site))
+                continue
+            if op.kind == "decision" and effect_seen:
+                raise Unsupported(f"a choice made from tensor values at {op.site} comes after the call already "
+                                  f"changed state: a replay could not stop cleanly if it came out differently")
+            read = [r.key for r in _refs(op.args, []) if r.kind == SLOT]
+            for k in read:
+                uses[k] = i
+            self.reads_of.append(read)
+            self.writes_of.append([] if op.kind in ("host", "decision") else list(op.outs)
+                                  if isinstance(op.outs, tuple) else [op.outs])
+            if op.shapes is not None and effect_seen:
+                raise Unsupported(f"an operation at {op.site} makes an output whose shape depends on values, after "
+                                  f"the call already changed state: a replay could not stop cleanly")
+            effect_seen = effect_seen or op.effect
+            steps.append(_step(op))
+        for r in _refs(self.result, []):
+            if r.kind == SLOT:
+                keep.add(r.key)
+        release = [[] for _ in steps]
+        for k, last in uses.items():
+            if k not in keep:
+                release[last].append(k)
+        self.steps = [(s, tuple(rel)) for s, rel in zip(steps, release)]
+        self.release = release
+        self.keep = keep
+        self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
+                           (op.kind == "read" and op.args.used) for op in cap.ops)
+        validate(self)
+        self.reads = cap.reads
+        self.has_guarded_reads = any(r.used for r in cap.reads)
+        self.result_read_index = {i for i, r in enumerate(cap.reads) if not r.used}
+        self.live = list(cap.live.values())
+        self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
+        self.modules = list(cap.modules.values())  # (module, its .training when the call began)
+        self.result = _detach_reads(self.result, self)
+        self.nops = len(cap.ops)
+
+    def _compare_step(self, rec, name, other, expected, site):
+        index = self.dynamic_reads[id(rec)]
+
+        def run(vals, argv):
+            if bool(getattr(vals.reads[index], name)(other)) != expected:
+                raise ReplayGuardFailed(f"a comparison of a value read from a tensor at {site} came out "
+                                        f"{not expected} (recorded: {expected})")
+        return run
+
+    def _read_step(self, rec):
+        get = _resolver(rec.ref) if isinstance(rec.ref, Ref) else None
+        index = len(self.dynamic_reads)
+        self.dynamic_reads[id(rec)] = index
+        guarded, kind, expected = rec.used, rec.kind, rec.value
+
+        def run(vals, argv):
+            value = read_value(get(vals, argv), kind)
+            if guarded and not _same(value, expected):
+                raise ReplayGuardFailed(f"the value read with .{kind}() at {rec.site} was {expected!r} when "
+                                        f"recorded and is {value!r} now")
+            vals.reads[index] = value
+        return run
+
+    def run(self, argv):
+        vals = _Values(self.nslots, len(self.dynamic_reads))
+        if not self.guarded:
+            for step, rel in self.steps:
+                step(vals, argv)
+                for k in rel:
+                    vals[k] = None
+            return self._build(self.result, vals, argv)
+        from ..random import get_rng, set_rng
+        rng = get_rng()
+        saved = rng.bit_generator.state  # a guard that fails sends the call to eager: draws must start over
+        try:
+            for step, rel in self.steps:
+                step(vals, argv)
+                for k in rel:
+                    vals[k] = None
+        except ReplayGuardFailed:
+            rng.bit_generator.state = saved
+            set_rng(rng)
+            raise
+        return self._build(self.result, vals, argv)
+
+    def _build(self, tmpl, vals, argv):
+        if isinstance(tmpl, Ref):
+            if tmpl.kind == SLOT:
+                from ..tensor import Tensor
+                return Tensor._wrap(vals[tmpl.key])
+            if tmpl.kind == ARG:
+                return argv[tmpl.key]
+            if tmpl.kind == LIVE:
+                return tmpl.key
+            if tmpl.kind == GRAD:
+                return tmpl.key._grad
+            from ..tensor import Tensor
+            return Tensor._wrap(tmpl.key)
+        if isinstance(tmpl, _DynRead):
+            return vals.reads[tmpl.index]
+        if isinstance(tmpl, tuple) and hasattr(tmpl, "_fields"):
+            return type(tmpl)(*[self._build(t, vals, argv) for t in tmpl])
+        if isinstance(tmpl, (tuple, list)):
+            return type(tmpl)(self._build(t, vals, argv) for t in tmpl)
+        if isinstance(tmpl, dict):
+            return {k: self._build(v, vals, argv) for k, v in tmpl.items()}
+        return tmpl
+
+
+class _DynRead:
+    """In a plan's result: the value of the replay's read number `index`."""
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+
+def _detach_reads(tmpl, plan):
+    """The result template with Read proxies replaced by _DynRead (a plan keeps no reference to its capture)."""
+    if isinstance(tmpl, Read):
+        return _DynRead(plan.dynamic_reads[id(tmpl._capture.reads[tmpl._index])])
+    if isinstance(tmpl, tuple) and hasattr(tmpl, "_fields"):
+        return type(tmpl)(*[_detach_reads(t, plan) for t in tmpl])
+    if isinstance(tmpl, (tuple, list)):
+        return type(tmpl)(_detach_reads(t, plan) for t in tmpl)
+    if isinstance(tmpl, dict):
+        return {k: _detach_reads(v, plan) for k, v in tmpl.items()}
+    return tmpl
+
+
+class _Values(list):
+    """The slot values of one replay, and the values its reads produced."""
+    __slots__ = ("reads",)
+
+    def __init__(self, n, nreads):
+        super().__init__([None] * n)
+        self.reads = [None] * nreads
+
+
+def _same(a, b):
+    return a == b or (a != a and b != b)
+
+
+def _result_template(cap, obj):
+    """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
+    from ..tensor import Tensor
+    if isinstance(obj, Tensor):
+        if obj.requires_grad and obj._entry is not None and not obj._entry.released:
+            cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
+                     "function is not captured (call backward inside it, or return .detach() or .item())")
+        return cap.ref(obj, "the returned value")
+    if isinstance(obj, np.ndarray):
+        return cap.ref(obj, "the returned value")
+    if isinstance(obj, Read):
+        return obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[_result_template(cap, o) for o in obj])
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_result_template(cap, o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _result_template(cap, v) for k, v in obj.items()}
+    return obj
+
+
+def validate(plan):
+    """The plan's invariants, checked when it is built: every slot is written before a step reads it, no slot is
+    read after the step that frees it, and no slot that the result needs is freed. Raises AssertionError."""
+    written, freed = set(), set()
+    for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
+        for k in reads:
+            assert k in written, f"plan step {i} reads slot {k} before any step writes it"
+            assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
+        written.update(writes)
+        freed.difference_update(writes)
+        freed.update(rel)
+    assert not (plan.keep & freed), f"slots {sorted(plan.keep & freed)} of the result are freed"
+    return True
