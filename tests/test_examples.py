@@ -67,6 +67,18 @@ def test_digits_cnn_smoke_checkpoint_round_trip(tmp_path):
     check_graph(lines, out / "model_graph.dot", "Conv2d", "BatchNorm2d", "Dropout", "9.weight 10x512")
 
 
+def test_digits_cnn_compiled_trains_exactly_as_eager(tmp_path):
+    pytest.importorskip("sklearn")
+    eager, _ = run_example("digits_cnn", "--out", str(tmp_path / "eager"), cwd=tmp_path)
+    compiled, last = run_example("digits_cnn", "--compile", "--out", str(tmp_path / "compiled"), cwd=tmp_path)
+    epoch = [line.rsplit(",", 1)[0] for line in eager if line.startswith("epoch ")]
+    assert epoch and epoch == [line.rsplit(",", 1)[0] for line in compiled if line.startswith("epoch ")]
+    info = next(line for line in compiled if line.startswith("tl.compile: "))
+    m = re.match(rf"tl.compile: (\d+) replayed steps, (\d+) recorded, 0 run eagerly; epoch time compiled {NUM} s, "
+                 rf"eager {NUM} s", info)
+    assert m and int(m.group(1)) > 30 and int(m.group(2)) <= 3, info
+
+
 def test_xor_full_run_solves_xor(tmp_path):
     # the full 2,000 steps take well under a second: check that it actually learns XOR
     lines, last = run_example("xor", cwd=tmp_path, smoke=None, env={"TL_EXAMPLE_NO_TQDM": "1"})
