@@ -17,6 +17,7 @@ _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _PKG_NAME = __name__.split(".")[0] + "."
 _seq = itertools.count()
 Tensor = None  # set by tinygrad_lite.tensor (avoids an import cycle)
+capturing = False  # True while tl.compile records a call on some thread (compile/__init__.py sets it)
 
 
 class Scope:
@@ -228,10 +229,11 @@ def apply(prim, inputs, attrs=()):
     if scalar:  # NumPy returns scalars for 0-d results
         out = np.asarray(out)
     t = _wrap(out)
-    cap = state.capture
-    if cap is not None and not cap.suspended:  # tl.compile is recording this call
-        cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
-                   check_shape=prim.name == "getitem")  # a boolean mask selects a value-dependent count
+    if capturing:  # tl.compile is recording a call (a process-wide flag first: the hot path pays one global read)
+        cap = state.capture
+        if cap is not None and not cap.suspended:
+                cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
+                       check_shape=prim.name == "getitem")  # a boolean mask selects a value-dependent count
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:

@@ -17,6 +17,7 @@ import numpy as np
 from . import capture as _capture
 from .capture import Unsupported
 from .plan import Plan, ReplayGuardFailed
+from ..autograd import recorder as _recorder
 from ..autograd.grad_mode import state
 
 __all__ = ["compile", "CompileError", "CompileWarning", "Compiled"]
@@ -164,12 +165,12 @@ class Compiled:
         self.stats["traces"] += 1
         with _capture_lock:
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)])
-            prev, prev_hook = state.capture, _tensor._creation_hook
-            state.capture, _tensor._creation_hook = cap, cap.tensor_created
+            prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
+            state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
             try:
                 out = self.fn(*args, **kwargs)
             finally:
-                state.capture, _tensor._creation_hook = prev, prev_hook
+                state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
         try:
             plan = Plan(cap, out)
             reason = None

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from ..autograd import recorder as _recorder
 from ..autograd.grad_mode import state
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
@@ -347,6 +348,8 @@ def host(fn, *args):
     if _has_scalar(out):
         fn = _arrays_from(fn)
         out = _as_arrays(out)
+    if not _recorder.capturing:
+        return out
     cap = state.capture
     if cap is not None and not cap.suspended:
         cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}")
