@@ -9,6 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import engine, recorder as tape
+from .compile.capture import constant, decide, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
@@ -30,7 +31,11 @@ def _zero_grad(x, values):
     """`values` (shaped as x) as an output of x with a zero gradient, PyTorch's derivative of sign and round:
     recorded (so it requires grad and has a grad_fn, as PyTorch's) through `where` with an all-True condition."""
     values = _wrap(values)
-    return tape.apply(ew.where, (_wrap(_TRUE), values, x)) if x.requires_grad else values
+    return tape.apply(ew.where, (_true(), values, x)) if x.requires_grad else values
+
+
+def _true():
+    return _wrap(constant(_TRUE))
 
 
 def is_tensor(obj):
@@ -45,11 +50,14 @@ def numel(input):
 
 
 # ---------------- elementwise tests ----------------
+def _test_values(fn, a, non_float):
+    return fn(a) if a.dtype.kind == "f" else np.full(a.shape, non_float)
+
+
 def _test(fn, non_float):
     def test(input):
         _need_tensor(input, fn.__name__)
-        a = input._data
-        return _wrap(fn(a) if a.dtype.kind == "f" else np.full(a.shape, non_float))
+        return _wrap(host(_test_values, fn, input._data, non_float))
     test.__name__ = fn.__name__
     test.__doc__ = f"Elementwise `{fn.__name__}` as a bool tensor (integer and bool tensors: all {non_float})."
     return test
@@ -99,23 +107,36 @@ def _isclose(a, b, rtol, atol, equal_nan, opname):
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """Elementwise closeness as a bool tensor (torch.isclose): both tensors of one dtype, broadcasting."""
     a, b = _pair(input, other, "isclose")
-    return _wrap(np.asarray(_isclose(a, b, rtol, atol, equal_nan, "isclose")))
+    return _wrap(host(_isclose_array, a, b, rtol, atol, equal_nan))
+
+
+def _isclose_array(a, b, rtol, atol, equal_nan):
+    return np.asarray(_isclose(a, b, rtol, atol, equal_nan, "isclose"))
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """True when every element of `input` is close to `other`'s (a Python bool, as torch.allclose)."""
     a, b = _pair(input, other, "allclose")
-    return builtins.bool(np.all(_isclose(a, b, rtol, atol, equal_nan, "allclose")))
+    return decide(_all_close, a, b, rtol, atol, equal_nan)  # a Python bool: tl.compile guards it
+
+
+def _all_close(a, b, rtol, atol, equal_nan):
+    return np.all(_isclose(a, b, rtol, atol, equal_nan, "allclose"))
 
 
 def equal(input, other):
     """True when both tensors have the same shape and elements (NaN is never equal; a Python bool)."""
     _need_tensor(input, "equal")
     _need_tensor(other, "equal", "other")
-    return builtins.bool(np.array_equal(input._data, other._data))
+    return decide(np.array_equal, input._data, other._data)  # a Python bool: tl.compile guards it
 
 
 # ---------------- any / all ----------------
+def _logical_values(reduce, a, axis, keep):
+    out = np.asarray(reduce(a, axis=axis, keepdims=keep))
+    return out.astype(np.uint8) if a.dtype == np.uint8 else out  # uint8 stays uint8, as PyTorch
+
+
 def _logical(reduce, opname):
     def fn(input, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
         _need_tensor(input, opname)
@@ -123,8 +144,7 @@ def _logical(reduce, opname):
             raise TypeError(f"{opname}: out= is not supported; use the returned tensor")
         dim, keep = F._pick(dim, axis, keepdim, keepdims)  # axis= and out=None: np.any/np.all(tensor) work
         a = input._data
-        out = np.asarray(reduce(a, axis=_dims(dim, a.ndim, opname), keepdims=keep))
-        return _wrap(out.astype(np.uint8) if a.dtype == np.uint8 else out)  # uint8 stays uint8, as PyTorch
+        return _wrap(host(_logical_values, reduce, a, _dims(dim, a.ndim, opname), keep))
     fn.__name__ = opname
     fn.__doc__ = (f"Whether {'any' if opname == 'any' else 'every'} element (over `dim`, an int or a tuple) is "
                   f"nonzero: a bool tensor (uint8 for uint8 input, as PyTorch).")
@@ -141,10 +161,13 @@ def sign(input):
     _need_tensor(input, "sign")
     a = input._data
     if a.dtype.kind == "b":
-        return _wrap(a.copy())
+        return _wrap(host(np.copy, a))
+    return _zero_grad(input, host(_sign_values, a))
+
+
+def _sign_values(a):
     with np.errstate(invalid="ignore"):
-        values = ((a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)) if a.dtype.kind != "u" else (a > 0).astype(a.dtype)
-    return _zero_grad(input, values)
+        return ((a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)) if a.dtype.kind != "u" else (a > 0).astype(a.dtype)
 
 
 def round(input, *, decimals=0):  # noqa: A001
@@ -156,17 +179,21 @@ def round(input, *, decimals=0):  # noqa: A001
     a = input._data
     if a.dtype.kind != "f":
         if decimals == 0 and a.dtype.kind in "iu":
-            return _wrap(a.copy())
+            return _wrap(host(np.copy, a))
         raise NotImplementedError(f"round: not implemented for dtype {a.dtype}"
                                   f"{' with decimals' if decimals else ''} (shape {tuple(a.shape)})")
+    return _zero_grad(input, host(_round_values, a, decimals))
+
+
+def _round_values(a, decimals):
     if decimals == 0:
-        return _zero_grad(input, np.rint(a))
+        return np.rint(a)
     om = np.float32 if a.dtype == np.float16 else a.dtype.type
     ten = om(10.0 ** builtins.abs(decimals))
     x = a.astype(om, copy=False)
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.rint(x / ten) * ten if decimals < 0 else np.rint(x * ten) / ten
-    return _zero_grad(input, values.astype(a.dtype, copy=False))
+    return values.astype(a.dtype, copy=False)
 
 
 # ---------------- shape helpers and detach_ ----------------
@@ -229,21 +256,31 @@ cumprod = _cumulative(red.cumprod, "cumprod")
 def _where_nonzero(t, fn, at_zero):
     """fn(t) where t != 0 and `at_zero` where t == 0, with a zero gradient there (PyTorch's masked norm
     gradients: no inf * 0 = nan from the kink of |x|**p or the root at 0)."""
-    zero = t._data == 0
-    if not zero.any():
+    if not decide(_has_zero, t._data):
         return fn(t)
-    z = _wrap(zero)
+    z = _wrap(host(_zeros_of, t._data))
     return F.where(z, float(at_zero), fn(F.where(z, 1.0, t)))
+
+
+def _has_zero(a):
+    return (a == 0).any()
+
+
+def _zeros_of(a):
+    return a == 0
+
+
+def _count_nonzero(a, dims, keepdim):
+    return np.asarray(np.sum(a != 0, axis=dims, keepdims=keepdim).astype(a.dtype))
 
 
 def _vector_norm(x, ord, dims, keepdim):
     if ord == math.inf or ord == -math.inf:
         return (F.amax if ord > 0 else F.amin)(x.abs(), dims, keepdim)
     if ord == 0:
-        count = np.sum(x._data != 0, axis=dims, keepdims=keepdim).astype(x._data.dtype)
+        count = _wrap(host(_count_nonzero, x._data, dims, keepdim))
         s = F.sum(x, dims, keepdim)  # gives the result its place on the tape: the gradient is zero
-        return tape.apply(ew.where, (_wrap(_TRUE), _wrap(np.asarray(count)), s)) if s.requires_grad else _wrap(
-            np.asarray(count))
+        return tape.apply(ew.where, (_true(), count, s)) if s.requires_grad else count
     if ord == 1:
         return F.sum(x.abs(), dims, keepdim)
     if ord == 2:

@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
+from .compile.capture import host
 from .ops import movement as mv, registry
 from .tensor import Tensor, _dim
 
@@ -57,7 +58,7 @@ def _order(a, axis, descending):
 def _take(x, d, idx):
     """The values of x at `idx` along dim d (a gather: differentiable, gradient to the chosen positions)."""
     if x._data.ndim == 0:
-        return tape.apply(mv.gather, (x.reshape(1),), (0, idx.reshape(1))).reshape(())
+        return tape.apply(mv.gather, (x.reshape(1),), (0, host(np.reshape, idx, (1,)))).reshape(())
     return tape.apply(mv.gather, (x,), (d, idx))
 
 
@@ -72,8 +73,12 @@ def sort(input, dim=-1, descending=False, *, stable=False):
     _flag(stable, "stable", "sort", none_ok=True)  # always stable: see the module docstring
     a = input._data
     d = _dim(dim, a.ndim, "sort")
-    idx = np.zeros((), np.int64) if a.ndim == 0 else _indices(_order(a, d, descending))
+    idx = host(_sort_indices, a, d, descending)
     return SortResult(_take(input, d, idx), Tensor._wrap(idx))
+
+
+def _sort_indices(a, d, descending):
+    return np.zeros((), np.int64) if a.ndim == 0 else _indices(_order(a, d, descending))
 
 
 def argsort(input, dim=-1, descending=False, *, stable=False):
@@ -83,7 +88,7 @@ def argsort(input, dim=-1, descending=False, *, stable=False):
     _flag(stable, "stable", "argsort", none_ok=True)
     a = input._data
     d = _dim(dim, a.ndim, "argsort")
-    return Tensor._wrap(np.zeros((), np.int64) if a.ndim == 0 else _indices(_order(a, d, descending)))
+    return Tensor._wrap(host(_sort_indices, a, d, descending))
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True):
@@ -107,16 +112,19 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     if a.dtype.kind == "b":
         _fail(f"topk: bool tensors are not supported (input of shape {tuple(a.shape)}), as in PyTorch; convert "
               f"with .int() or .float() first")
+    idx = host(_topk_indices, a, d, k, n, largest)
+    return TopkResult(_take(input, d, idx), Tensor._wrap(idx))
+
+
+def _topk_indices(a, d, k, n, largest):
     if a.ndim == 0:
-        idx = np.zeros((), np.int64)
-        return TopkResult(_take(input, d, idx), Tensor._wrap(idx))
+        return np.zeros((), np.int64)
     order = None
     if 0 < k and n >= _PARTITION_MIN_SIZE and 8 * k <= n:
         order = _partitioned_order(a, d, k, largest)
     if order is None:
         order = _order(a, d, largest)[(slice(None),) * d + (slice(0, k),)]
-    idx = _indices(order)
-    return TopkResult(_take(input, d, idx), Tensor._wrap(idx))
+    return _indices(order)
 
 
 def _partitioned_order(a, d, k, largest):

@@ -10,6 +10,7 @@ from .autograd.node import node_of
 from .ops import elementwise as ew, registry
 from . import devices as _device
 from .autograd.grad_mode import state
+from .compile.capture import host as _host
 
 _apply = tape.apply
 
@@ -283,7 +284,7 @@ class Tensor:
             return self
         if dt.kind == "f" and self._data.dtype.kind == "f":
             return _apply(ew.cast, (self,), (dt,))
-        return Tensor._wrap(self._data.astype(dt))
+        return Tensor._wrap(_host(_astype, self._data, dt))
 
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
         """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`, as PyTorch; the only device is
@@ -318,7 +319,9 @@ class Tensor:
         return self.astype(dtypes.bool_)
 
     def clone(self):
-        return _apply(ew.cast, (self,), (self._data.dtype,)) if self.requires_grad else Tensor._wrap(self._data.copy())
+        if self.requires_grad:
+            return _apply(ew.cast, (self,), (self._data.dtype,))
+        return Tensor._wrap(_host(np.copy, self._data))
 
     def contiguous(self):
         return self
@@ -331,6 +334,10 @@ class _HookHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+
+
+def _astype(arr, dt):
+    return arr.astype(dt)
 
 
 def _read(t, kind):

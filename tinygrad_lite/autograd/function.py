@@ -8,6 +8,7 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state, no_grad
+from ..compile.capture import host
 from ..ops.registry import Primitive
 
 _TENSOR = object()  # placeholder for a Tensor argument in the recorded argument template
@@ -103,6 +104,11 @@ class _FunctionPrimitive(Primitive):
         return tuple(grads)
 
 
+def _pack(dt, *arrays):
+    """The outputs of a multi-output Function, flattened into one array (the engine stays single-output)."""
+    return np.concatenate([a.ravel().astype(dt) for a in arrays])
+
+
 def entry_where(entry):
     return f" (recorded at {entry.source_path})" if entry.site else ""
 
@@ -145,7 +151,7 @@ class Function:
             tape.record(cls._primitive, tensors, outs[diff[0]], (template,), (ctx, shapes))
         else:
             dt = np.result_type(*[outs[i]._data.dtype for i in diff])
-            packed = Tensor._wrap(np.concatenate([outs[i]._data.ravel().astype(dt) for i in diff]))
+            packed = Tensor._wrap(host(_pack, dt, *[outs[i]._data for i in diff]))
             tape.record(cls._primitive, tensors, packed, (template,), (ctx, shapes))
             start = 0
             for i, s in zip(diff, shapes):
