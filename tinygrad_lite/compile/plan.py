@@ -78,59 +78,76 @@ def _refs(tmpl, out):
     return out
 
 
-def _step(op):
-    """A closure running one recorded op on (vals, argv)."""
-    fn = op.fn
-    args = op.args
-    getters = [_resolver(a) for a in args]
-    consts = list(args)
-    if all(g is not None and isinstance(a, Ref) and a.kind == SLOT for g, a in zip(getters, args)):
-        ks = [a.key for a in args]  # the common case: a primitive of slots only
-        if len(ks) == 1:
-            k0, = ks
-            call = lambda vals, argv: fn(vals[k0])  # noqa: E731
-        elif len(ks) == 2:
-            k0, k1 = ks
-            call = lambda vals, argv: fn(vals[k0], vals[k1])  # noqa: E731
+CHUNK = 400  # operations per generated function (one straight-line function per chunk of the plan)
+
+
+class _Emitter:
+    """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
+    and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
+
+    def __init__(self):
+        self.lines, self.ns = [], {"_arr": _array, "ReplayGuardFailed": ReplayGuardFailed}
+
+    def bind(self, value, name):
+        self.ns[name] = value
+        return name
+
+    def expr(self, tmpl, name):
+        if isinstance(tmpl, Ref):
+            if tmpl.kind == SLOT:
+                return f"vals[{tmpl.key}]"
+            if tmpl.kind == ARG:
+                return f"_arr(argv[{tmpl.key}])"
+            if tmpl.kind == LIVE:
+                return f"{self.bind(tmpl.key, name)}._data"
+            if tmpl.kind == GRAD:
+                return f"{self.bind(tmpl.key, name)}._grad._data"
+            return self.bind(tmpl.key, name)  # CONST
+        if isinstance(tmpl, Obj):
+            return self.bind(tmpl.value, name)
+        get = _resolver(tmpl)
+        if get is None:
+            return self.bind(tmpl, name)  # a constant: bound as it is
+        return f"{self.bind(get, name)}(vals, argv)"
+
+    def call(self, op, i):
+        fn = self.bind(op.fn, f"f{i}")
+        args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
+        return f"{fn}({args})"
+
+    def op(self, op, i):
+        out = op.outs
+        if op.kind == "host":
+            self.lines.append(self.call(op, i))
+        elif op.kind == "decision":
+            msg = self.bind(f"a choice made from tensor values at {op.site} came out differently", f"m{i}")
+            self.lines.append(f"if bool({self.call(op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
+        elif isinstance(out, tuple):
+            self.lines.append(f"r = {self.call(op, i)}")
+            if op.shapes is not None:
+                self._check(op, i, "tuple(x.shape for x in r)")
+            self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
         else:
-            call = lambda vals, argv: fn(*[vals[k] for k in ks])  # noqa: E731
-    else:
-        parts = [g if g is not None else (lambda v: (lambda vals, argv: v))(c) for g, c in zip(getters, consts)]
-        call = lambda vals, argv: fn(*[p(vals, argv) for p in parts])  # noqa: E731
-    outs = op.outs
-    if op.kind == "host":
-        return call
-    if op.kind == "decision":
-        expected, site = outs, op.site
+            self.lines.append(f"vals[{out}] = {self.call(op, i)}")
+            if op.shapes is not None:
+                self._check(op, i, f"(vals[{out}].shape,)")
 
-        def decide(vals, argv):
-            if bool(call(vals, argv)) != expected:
-                raise ReplayGuardFailed(f"a choice made from tensor values at {site} came out differently")
-        return decide
-    if op.shapes is not None:
-        shapes, site = op.shapes, op.site
+    def _check(self, op, i, got):
+        want = self.bind(op.shapes, f"s{i}")
+        site = self.bind(op.site, f"w{i}")
+        self.lines.append(f"if {got} != {want}: raise ReplayGuardFailed("
+                          f"f'an operation at {{{site}}} made shape {{{got}}} (recorded: {{{want}}})')")
 
-        def run(vals, argv):
-            res = call(vals, argv)
-            got = tuple(r.shape for r in res) if isinstance(outs, tuple) else (res.shape,)
-            if got != shapes:
-                raise ReplayGuardFailed(f"an operation at {site} made shape {got} (recorded: {shapes})")
-            if isinstance(outs, tuple):
-                for k, r in zip(outs, res):
-                    vals[k] = r
-            else:
-                vals[outs] = res
-        return run
-    if isinstance(outs, tuple):
-        def run(vals, argv):
-            res = call(vals, argv)
-            for k, r in zip(outs, res):
-                vals[k] = r
-        return run
+    def closure(self, fn, i):
+        self.lines.append(f"{self.bind(fn, f'g{i}')}(vals, argv)")
 
-    def run(vals, argv):
-        vals[outs] = call(vals, argv)
-    return run
+    def release(self, keys):
+        self.lines.extend(f"vals[{k}] = None" for k in keys)
+
+    def build(self):
+        src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
+        exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
+        return self.ns["chunk"]
 
 
 class Plan:
@@ -143,7 +160,7 @@ class Plan:
         self.result = _result_template(cap, result)
         if cap.failure is not None:
             raise Unsupported(cap.failure)
-        steps, keep, self.dynamic_reads = [], set(), {}
+        steps, keep, self.dynamic_reads = [], set(), {}  # steps: ("op", op) or ("closure", fn), in order
         effect_seen = False
         uses = {}
         self.reads_of, self.writes_of = [], []  # per step: slots read, slots written (for validate)
@@ -159,7 +176,7 @@ class Plan:
                     uses[k] = i
                 self.reads_of.append(read)
                 self.writes_of.append([])
-                steps.append(self._read_step(rec))
+                steps.append(("closure", self._read_step(rec)))
                 continue
             if op.kind == "compare":
                 rec, other = op.args
@@ -168,7 +185,7 @@ class Plan:
                                       f"the call already changed state: a replay could not stop cleanly")
                 self.reads_of.append([])
                 self.writes_of.append([])
-                steps.append(self._compare_step(rec, op.fn, other, op.outs, op.site))
+                steps.append(("closure", self._compare_step(rec, op.fn, other, op.outs, op.site)))
                 continue
             if op.kind == "decision" and effect_seen:
                 raise Unsupported(f"a choice made from tensor values at {op.site} comes after the call already "
@@ -183,7 +200,7 @@ class Plan:
                 raise Unsupported(f"an operation at {op.site} makes an output whose shape depends on values, after "
                                   f"the call already changed state: a replay could not stop cleanly")
             effect_seen = effect_seen or op.effect
-            steps.append(_step(op))
+            steps.append(("op", op))
         for r in _refs(self.result, []):
             if r.kind == SLOT:
                 keep.add(r.key)
@@ -191,7 +208,17 @@ class Plan:
         for k, last in uses.items():
             if k not in keep:
                 release[last].append(k)
-        self.steps = [(s, tuple(rel)) for s, rel in zip(steps, release)]
+        self.chunks = []
+        for start in range(0, len(steps), CHUNK):
+            em = _Emitter()
+            for i in range(start, min(start + CHUNK, len(steps))):
+                kind, item = steps[i]
+                if kind == "op":
+                    em.op(item, i)
+                else:
+                    em.closure(item, i)
+                em.release(release[i])
+            self.chunks.append(em.build())
         self.release = release
         self.keep = keep
         self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
@@ -232,19 +259,15 @@ class Plan:
     def run(self, argv):
         vals = _Values(self.nslots, len(self.dynamic_reads))
         if not self.guarded:
-            for step, rel in self.steps:
-                step(vals, argv)
-                for k in rel:
-                    vals[k] = None
+            for chunk in self.chunks:
+                chunk(vals, argv)
             return self._build(self.result, vals, argv)
         from ..random import get_rng, set_rng
         rng = get_rng()
         saved = rng.bit_generator.state  # a guard that fails sends the call to eager: draws must start over
         try:
-            for step, rel in self.steps:
-                step(vals, argv)
-                for k in rel:
-                    vals[k] = None
+            for chunk in self.chunks:
+                chunk(vals, argv)
         except ReplayGuardFailed:
             rng.bit_generator.state = saved
             set_rng(rng)
