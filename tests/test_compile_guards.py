@@ -302,3 +302,25 @@ def test_calls_from_several_threads_are_serialized_and_correct():
     for t in threads:
         t.join()
     assert all(np.array_equal(a, b) for a, b in zip(got, want))
+
+
+def test_module_zero_grad_and_gradient_clipping_inside_the_step_replay():
+    def run(compiled):
+        tl.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+        opt = tl.optim.SGD(model.parameters(), lr=0.5)
+
+        def step(x, y):
+            model.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            norm = nn.utils.clip_grad_norm_(model.parameters(), 0.1, error_if_nonfinite=True)
+            nn.utils.clip_grad_value_(model.parameters(), 0.05)
+            opt.step()
+            return loss.item(), norm
+        f = tl.compile(step) if compiled else step
+        out = [f(_x(seed=i), tl.ones(3, 2)) for i in range(8)]
+        return [(a, n.item()) for a, n in out], [p.numpy().copy() for p in model.parameters()], f
+    (eager, pe, _), (comp, pc, f) = run(False), run(True)
+    assert eager == comp and all(np.array_equal(a, b) for a, b in zip(pe, pc))
+    assert f.stats["replays"] >= 6 and f.stats["eager_calls"] == 0, f.stats

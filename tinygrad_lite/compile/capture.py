@@ -437,9 +437,11 @@ def replayable(method=None, *, idempotent=False):
         for group in getattr(self, "param_groups", ()):
             for p in group["params"]:
                 cap.observe_grad(p)
-        if hasattr(self, "modules") and hasattr(self, "training"):
+        if hasattr(self, "modules") and hasattr(self, "training"):  # a Module
             for m in self.modules():
                 cap.observe_training(m)
+            for p in self.parameters():
+                cap.observe_grad(p)
         cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
                       effect=not idempotent)
         cap.suspended += 1

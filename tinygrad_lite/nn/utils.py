@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
+from ..compile.capture import host_check
 from ..ops.registry import OpError
 from ..shape import cat, stack
 from ..tensor import Tensor
@@ -65,11 +66,16 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
         for n in norms[1:]:
             dt = dtypes.promote(dt, n.dtype)
         total = _vector_norm(stack([n.astype(dt) for n in norms]), norm_type)
-    if error_if_nonfinite and not np.isfinite(total._data):
+    if error_if_nonfinite:
+        host_check(_check_finite, total._data, norm_type)  # a replay checks each call's norm too
+    return total
+
+
+def _check_finite(total, norm_type):
+    if not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, so "
                            f"it cannot be clipped. To disable this error and scale the gradients by the non-finite "
                            f"norm anyway, set `error_if_nonfinite=False`")
-    return total
 
 
 def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
