@@ -1,7 +1,8 @@
 """python -m benchmarks [--quick] [--scaling] [--repeats N] [--threads 1|default|both] [--workloads W1,W2]
 
 Each case runs in a fresh process; frameworks interleave (A B C A B C ...); cells are medians with min..max;
-ratios are medians of per-repeat ratios. Prints a markdown table and writes JSON (and the table as .md) to
+ratios are medians of per-repeat ratios. Frameworks: tinygrad_lite, torch, numpy (eager) and
+tinygrad_lite-compiled, torch-compile (the same steps in tl.compile / torch.compile, compiled during warm-up). Prints a markdown table and writes JSON (and the table as .md) to
 benchmarks/results/: latest.json (default set), scaling.json (--scaling), quick.json (--quick).
 """
 import argparse

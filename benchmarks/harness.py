@@ -9,8 +9,11 @@ import time
 from .runner import MARKER
 from .workloads import SCALING, SCALING_QUICK, WORKLOADS
 
-FRAMEWORKS = ("tinygrad_lite", "torch", "numpy")
-LABELS = {"tinygrad_lite": "tinygrad_lite", "torch": "PyTorch", "numpy": "NumPy"}
+FRAMEWORKS = ("tinygrad_lite", "torch", "numpy", "tinygrad_lite-compiled", "torch-compile")
+LABELS = {"tinygrad_lite": "tinygrad_lite", "torch": "PyTorch", "numpy": "NumPy",
+          "tinygrad_lite-compiled": "tinygrad_lite compiled", "torch-compile": "torch.compile"}
+MODULES = {"tinygrad_lite": "tinygrad_lite", "torch": "torch", "numpy": "numpy",
+           "tinygrad_lite-compiled": "tinygrad_lite", "torch-compile": "torch"}
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
 # glibc returns freed multi-MB blocks to the kernel, so every step page-faults its temporaries afresh;
@@ -22,9 +25,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def available(fw):
     """None when the framework can be imported by the runner, else a short reason."""
-    module = {"tinygrad_lite": "tinygrad_lite", "torch": "torch", "numpy": "numpy"}[fw]
     try:
-        found = importlib.util.find_spec(module) is not None
+        found = importlib.util.find_spec(MODULES[fw]) is not None
     except (ImportError, ValueError):
         found = False
     return None if found else "not installed"
@@ -94,7 +96,13 @@ def run_one(run, args):
 def _describe(result):
     if "error" in result:
         return "error: " + result["error"]
-    return ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if v is not None)
+    text = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if v is not None)
+    cap, timed = result.get("capture"), result.get("timed_stats")
+    if cap:
+        text += f", capture {cap['s']:.3g} s in {cap['calls']} calls" + ("" if cap["replayed"] else " (no replay)")
+    if timed:
+        text += f", timed calls replayed {timed['replays']}/{timed['calls']}"
+    return text
 
 
 def execute(args):

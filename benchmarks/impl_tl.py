@@ -23,12 +23,20 @@ def _load(param, array):
     param.data = np.array(array, copy=True)
 
 
-class Chain:
-    def __init__(self, d, p):
-        self.x0, self.ops = d["x0"], [chain_constants(i) for i in range(p["n_ops"])]
+class _Case:
+    """step() is run(*self.args): one iteration as a function of its inputs (what impl_*_compile*.py compile)."""
 
     def step(self):
-        x = tl.tensor(self.x0.copy(), requires_grad=True)
+        return self.run(*self.args)
+
+
+class Chain(_Case):
+    def __init__(self, d, p):
+        self.x0, self.ops = d["x0"], [chain_constants(i) for i in range(p["n_ops"])]
+        self.args = (self.x0,)
+
+    def run(self, x0):
+        x = tl.tensor(x0, requires_grad=True)  # shares x0, which nothing writes
         y = x
         for kind, c in self.ops:
             if kind == "mul":
@@ -58,10 +66,10 @@ def _cross_entropy():
     return F.cross_entropy
 
 
-class _Trainer:
-    def step(self):
+class _Trainer(_Case):
+    def run(self, x, y):
         self.opt.zero_grad()
-        loss = self.cross_entropy(self.model(self.x), self.y)
+        loss = self.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
         self.loss = loss
@@ -78,7 +86,7 @@ class MLP(_Trainer):
         for i, idx in zip((1, 2, 3), (0, 2, 4)):
             _load(self.model[idx].weight, d[f"w{i}"])
             _load(self.model[idx].bias, d[f"b{i}"])
-        self.x, self.y = tl.tensor(d["x"]), tl.tensor(d["y"])
+        self.args = (tl.tensor(d["x"]), tl.tensor(d["y"]))
         self.opt = tl.optim.SGD(self.model.parameters(), lr=d["lr"])
         self.cross_entropy = _cross_entropy()
         self.first = self.model[0].weight
@@ -94,20 +102,20 @@ class CNN(_Trainer):
         for idx, (wk, bk) in zip((0, 3, 7), (("c1w", "c1b"), ("c2w", "c2b"), ("fw", "fb"))):
             _load(self.model[idx].weight, d[wk])
             _load(self.model[idx].bias, d[bk])
-        self.x, self.y = tl.tensor(d["x"]), tl.tensor(d["y"])
+        self.args = (tl.tensor(d["x"]), tl.tensor(d["y"]))
         self.opt = tl.optim.SGD(self.model.parameters(), lr=d["lr"])
         self.cross_entropy = _cross_entropy()
         self.first = self.model[0].weight
 
 
-class LSTM:
+class LSTM(_Case):
     """tl.nn.LSTM when it exists; otherwise an LSTM cell written in tensor ops (reported in the note)."""
 
     def __init__(self, d, p):
         global NOTE
         nn = _nn()
         self.H = p["hidden"]
-        self.x = tl.tensor(d["x"])
+        self.args = (tl.tensor(d["x"]),)
         if hasattr(nn, "LSTM"):
             self.lstm = nn.LSTM(p["input"], p["hidden"])
             for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
@@ -119,11 +127,11 @@ class LSTM:
             self.lstm = None
             self.params = [tl.tensor(d[k].copy(), requires_grad=True) for k in ("w_ih", "w_hh", "b_ih", "b_hh")]
 
-    def _cell_forward(self):
+    def _cell_forward(self, x):
         w_ih, w_hh, b_ih, b_hh = self.params
-        T, B, I = self.x.shape
+        T, B, I = x.shape
         H = self.H
-        xw = (self.x.reshape(T * B, I) @ w_ih.T + b_ih + b_hh).reshape(T, B, 4 * H)
+        xw = (x.reshape(T * B, I) @ w_ih.T + b_ih + b_hh).reshape(T, B, 4 * H)
         h = tl.zeros((B, H))
         c = tl.zeros((B, H))
         for t in range(T):
@@ -134,15 +142,15 @@ class LSTM:
             h = o * c.tanh()
         return h
 
-    def step(self):
+    def run(self, x):
         if self.lstm is not None:
             self.lstm.zero_grad()
-            _, (h_n, _) = self.lstm(self.x)
+            _, (h_n, _) = self.lstm(x)
             h_last = h_n[-1]
         else:
             for prm in self.params:
                 prm.grad = None
-            h_last = self._cell_forward()
+            h_last = self._cell_forward(x)
         loss = (h_last ** 2).sum()
         loss.backward()
         self.loss = loss

@@ -20,12 +20,20 @@ def _abs_sum(g):
     return float(g.detach().abs().sum())
 
 
-class Chain:
-    def __init__(self, d, p):
-        self.x0, self.ops = d["x0"], [chain_constants(i) for i in range(p["n_ops"])]
+class _Case:
+    """step() is run(*self.args): one iteration as a function of its inputs (what impl_*_compile*.py compile)."""
 
     def step(self):
-        x = _t(self.x0).requires_grad_()
+        return self.run(*self.args)
+
+
+class Chain(_Case):
+    def __init__(self, d, p):
+        self.x0, self.ops = d["x0"], [chain_constants(i) for i in range(p["n_ops"])]
+        self.args = (self.x0,)
+
+    def run(self, x0):
+        x = _t(x0).requires_grad_()
         y = x
         for kind, c in self.ops:
             if kind == "mul":
@@ -43,12 +51,12 @@ class Chain:
         return float(self.loss), _abs_sum(self.x.grad)
 
 
-class _Trainer:
+class _Trainer(_Case):
     """Shared step for the classifier workloads: zero_grad, forward, cross-entropy, backward, SGD step."""
 
-    def step(self):
+    def run(self, x, y):
         self.opt.zero_grad()
-        loss = F.cross_entropy(self.model(self.x), self.y)
+        loss = F.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
         self.loss = loss
@@ -66,7 +74,7 @@ class MLP(_Trainer):
             for i, idx in zip((1, 2, 3), (0, 2, 4)):
                 self.model[idx].weight.copy_(_t(d[f"w{i}"]))
                 self.model[idx].bias.copy_(_t(d[f"b{i}"]))
-        self.x, self.y = _t(d["x"]), _t(d["y"])
+        self.args = (_t(d["x"]), _t(d["y"]))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=d["lr"])
         self.first = self.model[0].weight
 
@@ -81,23 +89,23 @@ class CNN(_Trainer):
             for idx, (wk, bk) in zip((0, 3, 7), (("c1w", "c1b"), ("c2w", "c2b"), ("fw", "fb"))):
                 self.model[idx].weight.copy_(_t(d[wk]))
                 self.model[idx].bias.copy_(_t(d[bk]))
-        self.x, self.y = _t(d["x"]), _t(d["y"])
+        self.args = (_t(d["x"]), _t(d["y"]))
         self.opt = torch.optim.SGD(self.model.parameters(), lr=d["lr"])
         self.first = self.model[0].weight
 
 
-class LSTM:
+class LSTM(_Case):
     def __init__(self, d, p):
         self.lstm = nn.LSTM(p["input"], p["hidden"])
         with torch.no_grad():
             for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
                 kind, which = k.split("_")
                 getattr(self.lstm, f"{'weight' if kind == 'w' else 'bias'}_{which}_l0").copy_(_t(d[k]))
-        self.x = _t(d["x"])
+        self.args = (_t(d["x"]),)
 
-    def step(self):
+    def run(self, x):
         self.lstm.zero_grad()
-        _, (h_n, _) = self.lstm(self.x)
+        _, (h_n, _) = self.lstm(x)
         loss = (h_n[-1] ** 2).sum()
         loss.backward()
         self.loss = loss

@@ -10,6 +10,8 @@ from .harness import LABELS, REPO_ROOT, case_key
 from .workloads import WORKLOADS
 
 OURS = "tinygrad_lite"
+COMPILED = "tinygrad_lite-compiled"
+TORCH_COMPILE = "torch-compile"
 LOSS_TOL = dict(rtol=1e-3, atol=1e-5)
 GRAD_TOL = dict(rtol=5e-3, atol=1e-6)
 
@@ -24,11 +26,31 @@ def _ok(runs):
     return [r for r in runs if "error" not in r]
 
 
+def _spread(vals):
+    return dict(median=_median(vals), min=min(vals), max=max(vals), n=len(vals)) if vals else None
+
+
 def summarize(runs, metric):
-    vals = [r["metrics"][metric] for r in _ok(runs) if r["metrics"].get(metric) is not None]
-    if not vals:
+    return _spread([r["metrics"][metric] for r in _ok(runs) if r["metrics"].get(metric) is not None])
+
+
+def capture_summary(runs):
+    """A compiled framework's capture cost in eager steps of the same process (over the runs that replayed)."""
+    caps = [r["capture"] for r in _ok(runs) if r.get("capture")]
+    if not caps:
         return None
-    return dict(median=_median(vals), min=min(vals), max=max(vals), n=len(vals))
+    return dict(eager_steps=_spread([c["eager_steps"] for c in caps if c["replayed"]]),
+                calls=sorted({c["calls"] for c in caps}), replayed=sum(c["replayed"] for c in caps), runs=len(caps))
+
+
+def timed_summary(runs):
+    """tl.compile's counts over the timed calls of all runs, with the last reason a timed call did not replay."""
+    ts = [r["timed_stats"] for r in _ok(runs) if r.get("timed_stats")]
+    if not ts:
+        return None
+    out = {k: sum(t[k] for t in ts) for k in ("calls", "replays", "eager_calls", "traces")}
+    out["last_reason"] = next((t["last_reason"] for t in reversed(ts) if t["replays"] < t["calls"]), None)
+    return out
 
 
 def paired_ratio(ours, ref, metric):
@@ -74,6 +96,10 @@ def _num(v):
     return f"{v:.3g}"
 
 
+def _spread_text(s):
+    return _num(s["median"]) if s["n"] == 1 else f"{_num(s['median'])} ({_num(s['min'])}..{_num(s['max'])})"
+
+
 def _cell(runs, metric, missing):
     if missing:
         return missing
@@ -85,12 +111,25 @@ def _cell(runs, metric, missing):
         err = next((r["error"] for r in runs if "error" in r), "no value")
         err = err.replace("|", "/").replace("\n", " ")
         return "error: " + (err if len(err) <= 90 else err[:87] + "...")
-    text = _num(s["median"]) if s["n"] == 1 else f"{_num(s['median'])} ({_num(s['min'])}..{_num(s['max'])})"
-    return text + (f" [{failed}/{len(runs)} failed]" if failed else "")
+    return _spread_text(s) + (f" [{failed}/{len(runs)} failed]" if failed else "")
 
 
 def _ratio_cell(r):
     return "-" if r is None else f"{r:.2f}x"
+
+
+def _capture_cell(c):
+    if c is None:
+        return "-"
+    calls = "/".join(map(str, c["calls"])) + (" call" if c["calls"] == [1] else " calls")
+    if not c["replayed"]:
+        return f"no replay in {calls}"
+    return _spread_text(c["eager_steps"]) + f" ({calls})" + (f" [{c['runs'] - c['replayed']} no replay]"
+                                                              if c["replayed"] < c["runs"] else "")
+
+
+def _ratios(ours, per_fw, refs, ratio_to, metric):
+    return {ref: paired_ratio(ours, per_fw.get(ref, []), metric) for ref in refs if ratio_to in ("all", ref)}
 
 
 def _case_label(wid, params, scaling):
@@ -114,31 +153,72 @@ def build_rows(run_out, frameworks, scaling):
                            cells={fw: _cell(per_fw.get(fw, []), metric, run_out["missing"].get(fw))
                                   for fw in frameworks},
                            summary={fw: summarize(per_fw.get(fw, []), metric) for fw in frameworks},
-                           ratios={}, runs=per_fw)
-                for ref in ("torch", "numpy"):
-                    if ratio_to == "all" or ratio_to == ref:
-                        row["ratios"][ref] = paired_ratio(ours, per_fw.get(ref, []), metric)
+                           ratios=_ratios(ours, per_fw, ("torch", "numpy"), ratio_to, metric),
+                           compiled_ratios=_ratios(per_fw.get(COMPILED, []), per_fw, ("numpy", "torch", TORCH_COMPILE),
+                                                   ratio_to, metric),
+                           capture={fw: capture_summary(per_fw.get(fw, [])) for fw in (COMPILED, TORCH_COMPILE)},
+                           compiled_timed=timed_summary(per_fw.get(COMPILED, [])), runs=per_fw)
                 rows.append(row)
     return rows
 
 
+def _footnote(row, footnotes):
+    """Marks a compiled cell whose timed calls did not all replay (an eager fallback is no compiled time)."""
+    t = row["compiled_timed"]
+    if not t or t["replays"] == t["calls"]:
+        return ""
+    text = (f"{row['label']} threads={row['threads']}: {t['calls'] - t['replays']} of {t['calls']} timed calls of "
+            f"tinygrad_lite compiled did not replay ({t['eager_calls']} ran eagerly, {t['traces']} traced); "
+            f"last_reason: {t['last_reason']}")
+    footnotes.setdefault(text, len(footnotes) + 1)
+    return f" [{footnotes[text]}]"
+
+
 def markdown(rows, frameworks, title):
-    head = ["Workload", "Metric", "Threads"] + [LABELS[fw] for fw in frameworks]
-    head += ["ours/PyTorch", "ours/NumPy", "first-step check"]
-    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    comp, tc = COMPILED in frameworks, TORCH_COMPILE in frameworks
+    head = ["Workload", "Metric", "Threads"] + [LABELS[fw] for fw in frameworks] + ["ours/PyTorch", "ours/NumPy"]
+    if comp:
+        head += ["compiled/NumPy", "compiled/PyTorch", "compiled/torch.compile", "capture (eager steps)",
+                 "timed calls replayed"]
+    if tc:
+        head += ["torch.compile capture (eager steps)"]
+    lines = [f"### {title}", "", "| " + " | ".join(head + ["first-step check"]) + " |", "|" + "---|" * (len(head) + 1)]
+    footnotes = {}
     for row in rows:
-        cells = [row["label"], row["unit"], row["threads"]] + [row["cells"][fw] for fw in frameworks]
-        cells += [_ratio_cell(row["ratios"].get("torch")), _ratio_cell(row["ratios"].get("numpy")),
-                  row["check"]["status"]]
-        lines.append("| " + " | ".join(cells) + " |")
+        marked = dict(row["cells"])
+        if comp and not marked[COMPILED].startswith("error"):
+            marked[COMPILED] += _footnote(row, footnotes)
+        cells = [row["label"], row["unit"], row["threads"]] + [marked[fw] for fw in frameworks]
+        cells += [_ratio_cell(row["ratios"].get("torch")), _ratio_cell(row["ratios"].get("numpy"))]
+        if comp:
+            t = row["compiled_timed"]
+            cells += [_ratio_cell(row["compiled_ratios"].get(ref)) for ref in ("numpy", "torch", TORCH_COMPILE)]
+            cells += [_capture_cell(row["capture"][COMPILED]), f"{t['replays']}/{t['calls']}" if t else "-"]
+        if tc:
+            cells.append(_capture_cell(row["capture"][TORCH_COMPILE]))
+        lines.append("| " + " | ".join(cells + [row["check"]["status"]]) + " |")
     notes = sorted({f"{row['label']} {LABELS[fw]}: {r['note']}" for row in rows for fw, runs in row["runs"].items()
                     for r in runs if r.get("note")})
     lines.append("")
     if notes:
         lines += ["Notes: " + "; ".join(notes) + ".", ""]
+    lines += [f"[{n}] {text}" for text, n in footnotes.items()] + ([""] if footnotes else [])
     lines.append("Cells: median over fresh-process repeats (min..max). Ratios: median of per-repeat ratios "
                  "(runs paired back to back); below 1.00x means tinygrad_lite is faster/smaller.")
+    if comp or tc:
+        lines.append(COMPILED_LEGEND)
     return "\n".join(lines) + "\n"
+
+
+COMPILED_LEGEND = (
+    "Compiled: tinygrad_lite compiled is impl_tl's step in tl.compile, torch.compile impl_torch's step in "
+    "torch.compile (default backend); both compile in warm-up, and compiled/X is tinygrad_lite compiled over X. "
+    "Capture (eager steps): wall time of the compiled step's calls before its first replay (tl.compile: counted by "
+    "stats['replays']; a training step traces on calls 1 and 2, as its gradients exist only from call 2; "
+    "torch.compile: calls 1-2), divided by the median eager step of the same process (the same framework's eager "
+    "step, timed just before on a separate copy of the case); no replay in N calls: none of the first N did. "
+    "Timed calls replayed: tl.compile's stats['replays'] over the timed calls of all repeats (W6: steps after the "
+    "mark); a compiled cell marked [n] includes calls that did not replay.")
 
 
 def _loadavg():
