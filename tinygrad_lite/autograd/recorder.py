@@ -233,7 +233,7 @@ def apply(prim, inputs, attrs=()):
         cap = state.capture
         if cap is not None and not cap.suspended:
                 cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
-                       check_shape=prim.name == "getitem")  # a boolean mask selects a value-dependent count
+                       check_shape=prim.name == "getitem", prim=prim)  # a boolean mask: a value-dependent count
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:

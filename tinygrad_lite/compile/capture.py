@@ -57,11 +57,14 @@ class Op:
     or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it
     changes state that outlives the call (so no guard may come after it); `shapes`: output shapes a replay must
     find again (an output whose shape depends on values, e.g. a boolean-mask selection), or None."""
-    __slots__ = ("fn", "args", "outs", "site", "effect", "kind", "shapes")
+    __slots__ = ("fn", "args", "outs", "site", "effect", "kind", "shapes", "prim", "layout", "views")
 
     def __init__(self, fn, args, outs, site, effect, kind, shapes=None):
         self.fn, self.args, self.outs, self.site, self.effect, self.kind = fn, args, outs, site, effect, kind
         self.shapes = shapes
+        self.prim = None    # the primitive, for a kernel recorded by recorder.apply
+        self.layout = None  # (shape, dtype, order) of a single output that owns its memory, for buffer planning
+        self.views = ()     # (slot, slot whose memory it views) for outputs that are views of this call's arrays
 
 
 class Obj:
@@ -265,7 +268,7 @@ class Capture:
         return obj
 
     # ---------------- recording ----------------
-    def kernel(self, fn, args, out, what, writes=False, check_shape=False):
+    def kernel(self, fn, args, out, what, writes=False, check_shape=False, prim=None):
         """Record `out = fn(*args)` (out: an array or a tuple of arrays; with `writes`, written in place into an
         argument: an effect when that array outlives the call)."""
         if self.suspended:
@@ -284,8 +287,20 @@ class Capture:
                 effect = effect or (writes and r is not None)  # written into an argument or a live tensor
                 slots.append(self.new_slot(o))
         shapes = tuple(o.shape for o in outs) if check_shape else None
-        self.ops.append(Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], user_site(3), effect,
-                           "kernel", shapes))
+        op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], user_site(3), effect, "kernel",
+                shapes)
+        views = []
+        for o, k in zip(outs, slots):
+            base = o.base
+            if base is not None:
+                r = self.known.get(id(base))
+                views.append((k, r.key if r is not None and r.kind == SLOT else None))
+        op.views = tuple(views)
+        if prim is not None and not isinstance(out, tuple) and out.base is None and not writes:
+            order = "C" if out.flags.c_contiguous else "F" if out.flags.f_contiguous else None
+            if order is not None:
+                op.prim, op.layout = prim, (out.shape, out.dtype, order)
+        self.ops.append(op)
         return out
 
     def host_call(self, fn, args, what, effect=True):

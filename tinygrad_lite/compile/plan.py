@@ -85,8 +85,9 @@ class _Emitter:
     """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
     and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
 
-    def __init__(self):
+    def __init__(self, buffer_of=None, buffers=()):
         self.lines, self.ns = [], {"_arr": _array, "ReplayGuardFailed": ReplayGuardFailed}
+        self.buffer_of, self.buffers = buffer_of or {}, buffers
 
     def bind(self, value, name):
         self.ns[name] = value
@@ -127,6 +128,11 @@ class _Emitter:
             if op.shapes is not None:
                 self._check(op, i, "tuple(x.shape for x in r)")
             self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
+        elif out in self.buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
+            into = self.bind(op.prim.into, f"f{i}")
+            buf = self.bind(self.buffers[self.buffer_of[out]], f"b{i}")
+            args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
+            self.lines.append(f"vals[{out}] = {into}({buf}, {args})")
         else:
             self.lines.append(f"vals[{out}] = {self.call(op, i)}")
             if op.shapes is not None:
@@ -208,9 +214,10 @@ class Plan:
         for k, last in uses.items():
             if k not in keep:
                 release[last].append(k)
+        self.buffer_of, self.buffers, self.span = _plan_buffers(cap.ops, uses, keep)
         self.chunks = []
         for start in range(0, len(steps), CHUNK):
-            em = _Emitter()
+            em = _Emitter(self.buffer_of, self.buffers)
             for i in range(start, min(start + CHUNK, len(steps))):
                 kind, item = steps[i]
                 if kind == "op":
@@ -332,6 +339,57 @@ def _same(a, b):
     return a == b or (a != a and b != b)
 
 
+def _plan_buffers(ops, uses, keep):
+    """Buffers for the outputs of primitives that can write into one (`prim.into`): slots whose lifetimes (their
+    views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
+    once and reused by every replay. Never planned: what the result returns (a returned tensor is never overwritten
+    by a later call), what a host call receives (it may keep the array, e.g. as a `.grad`), and what those view.
+    Returns (slot -> buffer index, buffers, slot -> (first step, last step))."""
+    root, defined = {}, {}
+    for i, op in enumerate(ops):
+        if op.kind not in ("kernel",):
+            continue
+        outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
+        for k in outs:
+            defined.setdefault(k, i)
+        for k, base in op.views:
+            root[k] = root.get(base, base)
+    end = dict(uses)
+    for k, r in root.items():  # a view keeps the memory it views alive
+        if r is not None:
+            end[r] = max(end.get(r, defined.get(r, 0)), end.get(k, defined.get(k, 0)))
+    pinned = set()
+    for k in keep:
+        pinned.add(k)
+        pinned.add(root.get(k))
+    for op in ops:
+        if op.kind == "host":
+            for r in _refs(op.args, []):
+                if r.kind == SLOT:
+                    pinned.add(r.key)
+                    pinned.add(root.get(r.key))
+    free, buffer_of, buffers, span, releasing = {}, {}, [], {}, {}
+    for i, op in enumerate(ops):
+        for b, layout in releasing.pop(i - 1, []):
+            free.setdefault(layout, []).append(b)
+        k = op.outs
+        if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
+            continue
+        shape, dtype, order = op.layout
+        key = (shape, dtype.str, order)
+        pool = free.get(key)
+        if pool:
+            b = pool.pop()
+        else:
+            b = len(buffers)
+            buffers.append(np.empty(shape, dtype=dtype, order=order))
+        buffer_of[k] = b
+        last = end.get(k, i)
+        span[k] = (i, last)
+        releasing.setdefault(last, []).append((b, key))
+    return buffer_of, buffers, span
+
+
 def _result_template(cap, obj):
     """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
     from ..tensor import Tensor
@@ -356,6 +414,14 @@ def _result_template(cap, obj):
 def validate(plan):
     """The plan's invariants, checked when it is built: every slot is written before a step reads it, no slot is
     read after the step that frees it, and no slot that the result needs is freed. Raises AssertionError."""
+    holder = {}  # buffer -> the slot whose lifetime holds it
+    for k, (first, last) in sorted(plan.span.items(), key=lambda kv: kv[1][0]):
+        b = plan.buffer_of[k]
+        other = holder.get(b)
+        assert other is None or plan.span[other][1] < first, \
+            f"plan: slots {other} and {k} share buffer {b} while both are alive"
+        holder[b] = k
+    assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"
     written, freed = set(), set()
     for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
         for k in reads:

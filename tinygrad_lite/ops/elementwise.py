@@ -366,3 +366,13 @@ def cast(x, dtype):
 @cast.defvjp
 def _(ctx, g):
     return (g.astype(ctx.saved[0]._data.dtype),)
+
+
+# ---------------- `into` rules (tl.compile writes these forwards into planned buffers) ----------------
+for _prim, _ufunc in ((neg, np.negative), (exp, np.exp), (log, np.log), (log1p, np.log1p), (sqrt, np.sqrt),
+                      (sin, np.sin), (cos, np.cos), (tanh, np.tanh), (abs_, np.abs), (add, np.add),
+                      (sub, np.subtract), (mul, np.multiply), (maximum, np.maximum), (minimum, np.minimum)):
+    _prim.ufunc_into(_ufunc)
+relu.definto(lambda out, x: np.maximum(x, 0, out=out))
+div.ufunc_into(np.true_divide)
+pow_.ufunc_into(np.power)

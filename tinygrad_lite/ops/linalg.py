@@ -38,3 +38,6 @@ def _transposed(arr):
 def _swap_last(t):
     nd = t._data.ndim
     return permute(t, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+matmul.ufunc_into(np.matmul)

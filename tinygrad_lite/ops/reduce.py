@@ -176,3 +176,6 @@ def _(ctx, g):
     width = ((0, 0),) * (last - 1) + ((1, 0),)
     before = cumprod(pad(xl, width, 1.0), last - 1)[..., :-1]  # prod_{j<k} x_j
     return ((before * tail).transpose(d, -1),)
+
+
+sum_.definto(lambda out, x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims, out=out))

@@ -34,7 +34,7 @@ def user_site():
 
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
-    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads")
+    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into")
 
     def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
                  reads=("inputs", "output")):
@@ -47,10 +47,22 @@ class Primitive:
         self.kink = kink
         self.expects = expects
         self.reads = frozenset(reads)  # what the VJP reads besides shapes: "inputs" values, the "output" value
+        self.into = None  # optional: into(out, *arrays, *attrs) writes forward's result into `out` (tl.compile)
 
     def defvjp(self, fn):
         self.vjp = fn
         return fn
+
+    def definto(self, fn):
+        """Declare `fn(out, *arrays, *attrs)`: the forward's result written into a given array (same values, bit
+        for bit, as forward returns; the sweep checks it). tl.compile's replays then reuse planned buffers."""
+        self.into = fn
+        return fn
+
+    def ufunc_into(self, ufunc):
+        """The common `into` rule: the forward is this NumPy ufunc."""
+        self.into = lambda out, *args: ufunc(*args, out=out)
+        return self
 
     def __call__(self, *args):
         """Apply to Tensors followed by attributes; VJPs use this to call primitives without operator dispatch
