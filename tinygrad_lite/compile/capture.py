@@ -24,6 +24,9 @@ from ..autograd.grad_mode import state
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
 
 
+_PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
+
+
 class Unsupported(Exception):
     """The call did something a replay cannot reproduce; `reason` says what and where."""
 
@@ -34,8 +37,11 @@ class Unsupported(Exception):
 
 def user_site(depth=2):
     """'file.py:LINE' of the innermost frame outside the package."""
+    return _site_of(sys._getframe(depth))
+
+
+def _site_of(f):
     from ..autograd.recorder import _PKG_DIR
-    f = sys._getframe(depth)
     while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
         f = f.f_back
     return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
@@ -57,14 +63,19 @@ class Op:
     or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it
     changes state that outlives the call (so no guard may come after it); `shapes`: output shapes a replay must
     find again (an output whose shape depends on values, e.g. a boolean-mask selection), or None."""
-    __slots__ = ("fn", "args", "outs", "site", "effect", "kind", "shapes", "prim", "layout", "views")
+    __slots__ = ("fn", "args", "outs", "frame", "effect", "kind", "shapes", "prim", "layout", "views")
 
-    def __init__(self, fn, args, outs, site, effect, kind, shapes=None):
-        self.fn, self.args, self.outs, self.site, self.effect, self.kind = fn, args, outs, site, effect, kind
+    def __init__(self, fn, args, outs, frame, effect, kind, shapes=None):
+        self.fn, self.args, self.outs, self.frame, self.effect, self.kind = fn, args, outs, frame, effect, kind
         self.shapes = shapes
         self.prim = None    # the primitive, for a kernel recorded by recorder.apply
         self.layout = None  # (shape, dtype, order) of a single output that owns its memory, for buffer planning
         self.views = ()     # (slot, slot whose memory it views) for outputs that are views of this call's arrays
+
+    @property
+    def site(self):
+        """'file.py:LINE' of the user's code that made this step (found only when a message needs it)."""
+        return _site_of(self.frame)
 
 
 class Obj:
@@ -189,7 +200,7 @@ class Capture:
     def bump(self, t):
         """A live tensor's version went up through a recorded in-place kernel: a replay bumps it too."""
         if id(t) not in self.created:
-            self.ops.append(Op(_bump_version, (Obj(t),), None, user_site(3), True, "host"))
+            self.ops.append(Op(_bump_version, (Obj(t),), None, sys._getframe(2), True, "host"))
 
     def delivered(self, t):
         """After the engine set leaf `t`'s `.grad`: its array is read from `t.grad` at replay (the replayed delivery
@@ -249,7 +260,13 @@ class Capture:
 
     def template(self, obj, what):
         """`obj` with every array/Tensor replaced by its Ref and every Read noted (baked values become guards)."""
+        cls = obj.__class__
+        if cls in _PLAIN:  # the common attributes: numbers, None, strings, dtypes
+            return obj
         from ..tensor import Tensor
+        if cls is Tensor:
+            r = self.known.get(id(obj._data))
+            return r if r is not None else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):
@@ -287,7 +304,7 @@ class Capture:
                 effect = effect or (writes and r is not None)  # written into an argument or a live tensor
                 slots.append(self.new_slot(o))
         shapes = tuple(o.shape for o in outs) if check_shape else None
-        op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], user_site(3), effect, "kernel",
+        op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], sys._getframe(2), effect, "kernel",
                 shapes)
         views = []
         for o, k in zip(outs, slots):
@@ -307,16 +324,16 @@ class Capture:
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
         for a call a replay may run again without harm (zero_grad, train/eval, a check that only raises)."""
         tmpl = self.template(tuple(args), what)
-        self.ops.append(Op(fn, tmpl, None, user_site(3), effect, "host"))
+        self.ops.append(Op(fn, tmpl, None, sys._getframe(2), effect, "host"))
 
     def comparison(self, index, name, other, result):
         """`read <op> number` came out `result`: a guard on that outcome (the branch), not on the read's value."""
         rec = self.reads[index]
-        self.ops.append(Op(name, (rec, other), result, user_site(3), False, "compare"))
+        self.ops.append(Op(name, (rec, other), result, sys._getframe(2), False, "compare"))
 
     def decision(self, fn, args, value):
         tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
-        self.ops.append(Op(fn, tmpl, value, user_site(3), False, "decision"))
+        self.ops.append(Op(fn, tmpl, value, sys._getframe(2), False, "decision"))
 
     def read(self, t, kind):
         """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
@@ -324,7 +341,7 @@ class Capture:
         value = read_value(t._data, kind)
         rec = ReadRecord(r, kind, value, user_site(3))
         self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
+        self.ops.append(Op(None, rec, None, sys._getframe(2), False, "read"))
         if kind == "bool":
             rec.used = True
             return value
