@@ -82,7 +82,8 @@ def _eager_step_s(impl, wid, data, params, w):
 def _capture(case, first_time, fixed_calls):
     """Calls the compiled step until one replays. tinygrad_lite: a replay is a call that raises
     stats['replays']; torch.compile counts none, so calls 1..fixed_calls are taken as the capture. Returns the
-    wall times of the calls before the first replay (call 1 included) and whether one replayed."""
+    wall times of the calls up to the first replay, that one included (it turns the plan into code), and whether
+    one replayed."""
     times = [first_time]
     while len(times) < MAX_CAPTURE:
         before = case.stats()
@@ -90,9 +91,9 @@ def _capture(case, first_time, fixed_calls):
         case.step()
         dt = time.perf_counter() - t0
         replayed = len(times) >= fixed_calls if before is None else case.stats()["replays"] > before["replays"]
+        times.append(dt)
         if replayed:
             return times, True
-        times.append(dt)
     return times, False
 
 
@@ -152,7 +153,7 @@ def run(spec):
         warmed = 0
         if compiled:
             times, replayed = _capture(case, first_time, getattr(impl, "CAPTURE_CALLS", None))
-            warmed = len(times) - 1 + replayed  # calls after call 1, the first replay included
+            warmed = len(times) - 1  # calls after call 1, the first replay included
             out["capture"] = dict(calls=len(times), s=sum(times), replayed=replayed,
                                   eager_steps=sum(times) / out["eager_step_s"] if replayed else None)
         for _ in range(w["warmup"] - warmed):

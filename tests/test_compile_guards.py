@@ -324,3 +324,32 @@ def test_module_zero_grad_and_gradient_clipping_inside_the_step_replay():
     (eager, pe, _), (comp, pc, f) = run(False), run(True)
     assert eager == comp and all(np.array_equal(a, b) for a, b in zip(pe, pc))
     assert f.stats["replays"] >= 6 and f.stats["eager_calls"] == 0, f.stats
+
+
+def test_dynamic_true_says_that_scalars_are_still_guarded_by_value():
+    with pytest.warns(tl.CompileWarning, match="still guarded by value"):
+        f = tl.compile(lambda x, s: x * s, dynamic=True)
+    assert f(tl.ones(2), 3.0).tolist() == [3.0, 3.0] and f(tl.ones(2), 4.0).tolist() == [4.0, 4.0]
+    assert f.stats["variants"] == 2
+
+
+def test_a_recorded_call_keeps_nothing_of_its_graph_alive():
+    import gc
+    import weakref
+    model = _model()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    kept = []
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).pow(2).sum()
+        kept.append(weakref.ref(loss))
+        loss.backward()
+        opt.step()
+        return loss.item()
+    f = tl.compile(step)
+    f(_x())  # variant 1 (no gradients yet): recorded, never replayed
+    f(_x())  # variant 2
+    f(_x())
+    gc.collect()
+    assert kept[0]() is None and kept[1]() is None and f.stats["replays"] == 1

@@ -102,6 +102,10 @@ class Compiled:
         self.fn = fn
         self.fullgraph = bool(fullgraph)
         self.dynamic = bool(dynamic)
+        if self.dynamic:
+            warnings.warn("tl.compile(dynamic=True): numeric scalar arguments are still guarded by value (a new value "
+                          "records another variant); taking them as inputs is not implemented yet",
+                          CompileWarning, stacklevel=3)
         self.max_variants = int(max_variants)
         self.stats = {"traces": 0, "replays": 0, "eager_calls": 0, "variants": 0, "last_reason": None}
         self._variants = []

@@ -75,7 +75,12 @@ class Op:
     @property
     def site(self):
         """'file.py:LINE' of the user's code that made this step (found only when a message needs it)."""
-        return _site_of(self.frame)
+        return self.frame if isinstance(self.frame, str) or self.frame is None else _site_of(self.frame)
+
+    def drop_frame(self):
+        """Keep the site as text where a replay may need it for a message, and release the frame (it holds the
+        capture call's locals: its whole graph)."""
+        self.frame = self.site if self.kind == "decision" or self.shapes is not None else None
 
 
 class Obj:

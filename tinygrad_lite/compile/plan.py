@@ -79,6 +79,7 @@ def _refs(tmpl, out):
 
 
 CHUNK = 400  # operations per generated function (one straight-line function per chunk of the plan)
+MIN_PLANNED_BYTES = 16384  # outputs this large get planned buffers; smaller ones are cheaper to allocate
 
 
 class _Emitter:
@@ -215,11 +216,12 @@ class Plan:
             if k not in keep:
                 release[last].append(k)
         self.buffer_of, self.buffers, self.span = _plan_buffers(cap.ops, uses, keep)
-        # The first replays interpret the steps; the third turns them into straight-line code (compiling Python
-        # costs a few milliseconds per 400 steps: not worth it for a function called twice).
+        # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
+        # 400 steps: a function called once is never compiled).
+        for op in cap.ops:
+            op.drop_frame()
         self._pending = (steps, release)
-        self.chunks = [_interpreter(steps, release)]
-        self.replays = 0
+        self.chunks = None
         self.release = release
         self.keep = keep
         self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
@@ -273,8 +275,7 @@ class Plan:
         self.chunks, self._pending = chunks, None
 
     def run(self, argv):
-        self.replays += 1
-        if self._pending is not None and self.replays >= 3:
+        if self._pending is not None:
             self._generate()
         vals = _Values(self.nslots, len(self.dynamic_reads))
         if not self.guarded:
@@ -351,52 +352,6 @@ def _same(a, b):
     return a == b or (a != a and b != b)
 
 
-def _value(tmpl, vals, argv):
-    """The concrete value of an argument template (the interpreter's `_resolver`)."""
-    if isinstance(tmpl, Ref):
-        return _getter(tmpl)(vals, argv)
-    if isinstance(tmpl, Obj):
-        return tmpl.value
-    if isinstance(tmpl, (tuple, list)):
-        return type(tmpl)([_value(t, vals, argv) for t in tmpl])
-    if isinstance(tmpl, slice):
-        return slice(*[_value(t, vals, argv) for t in (tmpl.start, tmpl.stop, tmpl.step)])
-    if isinstance(tmpl, dict):
-        return {k: _value(v, vals, argv) for k, v in tmpl.items()}
-    return tmpl
-
-
-def _interpreter(steps, release):
-    """A chunk that runs the steps one by one from their templates (what the generated code does, slower to run
-    and free to build; results are fresh arrays, equal bit for bit to the planned buffers' contents)."""
-    def chunk(vals, argv):
-        for (kind, item), rel in zip(steps, release):
-            if kind == "closure":
-                item(vals, argv)
-            else:
-                _interpret(item, vals, argv)
-            for k in rel:
-                vals[k] = None
-    return chunk
-
-
-def _interpret(op, vals, argv):
-    res = op.fn(*[_value(a, vals, argv) for a in op.args])
-    if op.kind == "host":
-        return
-    if op.kind == "decision":
-        if bool(res) != op.outs:
-            raise ReplayGuardFailed(f"a choice made from tensor values at {op.site} came out differently")
-        return
-    outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
-    res = res if isinstance(op.outs, tuple) else (res,)
-    if op.shapes is not None and tuple(r.shape for r in res) != op.shapes:
-        raise ReplayGuardFailed(f"an operation at {op.site} made shapes {tuple(r.shape for r in res)} "
-                                f"(recorded: {op.shapes})")
-    for k, r in zip(outs, res):
-        vals[k] = r
-
-
 def _plan_buffers(ops, uses, keep):
     """Buffers for the outputs of primitives that can write into one (`prim.into`): slots whose lifetimes (their
     views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
@@ -434,6 +389,8 @@ def _plan_buffers(ops, uses, keep):
         if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
             continue
         shape, dtype, order = op.layout
+        if np.prod(shape) * dtype.itemsize < MIN_PLANNED_BYTES:
+            continue  # small arrays: a fresh one costs less than passing out= to NumPy
         key = (shape, dtype.str, order)
         pool = free.get(key)
         if pool:
