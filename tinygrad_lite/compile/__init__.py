@@ -191,15 +191,7 @@ class Compiled:
 
 def _plain(obj):
     """The captured call's own result, with Read proxies turned back into Python values."""
-    if isinstance(obj, _capture.Read):
-        return obj._value
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_plain(o) for o in obj])
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_plain(o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    return obj
+    return _capture.map_structure(obj, lambda t: t._value if isinstance(t, _capture.Read) else t)
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)

@@ -403,6 +403,17 @@ def _as_arrays(out):
     return np.asarray(out)
 
 
+def map_structure(obj, fn):
+    """`fn` applied to every leaf of nested tuples (namedtuples kept), lists and dicts; the containers rebuilt."""
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*[map_structure(o, fn) for o in obj])
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(map_structure(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: map_structure(v, fn) for k, v in obj.items()}
+    return fn(obj)
+
+
 def _arrays_from(fn):
     def call(*args):
         return _as_arrays(fn(*args))
@@ -410,23 +421,23 @@ def _arrays_from(fn):
     return call
 
 
-def host_effect(fn, *args):
-    """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
+def _run_recorded(fn, args, **kind):
     out = fn(*args)
     cap = state.capture
     if cap is not None and not cap.suspended:
-        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'in-place update')}", writes=True)
+        cap.kernel(fn, args, out, getattr(fn, "__name__", "host computation"), **kind)
     return out
+
+
+def host_effect(fn, *args):
+    """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
+    return _run_recorded(fn, args, writes=True)
 
 
 def host_shaped(fn, *args):
     """`host` for a computation whose output shape depends on the values (e.g. classes counted from the data):
     a replay checks the shape and runs eagerly if it differs."""
-    out = fn(*args)
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}", check_shape=True)
-    return out
+    return _run_recorded(fn, args, check_shape=True)
 
 
 def decide(fn, *args):

@@ -8,7 +8,7 @@ anything with an effect beyond fresh arrays has run.
 """
 import numpy as np
 
-from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, read_value
+from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
 
 
 class ReplayGuardFailed(Exception):
@@ -295,27 +295,20 @@ class Plan:
         return self._build(self.result, vals, argv)
 
     def _build(self, tmpl, vals, argv):
-        if isinstance(tmpl, Ref):
-            if tmpl.kind == SLOT:
-                from ..tensor import Tensor
-                return Tensor._wrap(vals[tmpl.key])
-            if tmpl.kind == ARG:
-                return argv[tmpl.key]
-            if tmpl.kind == LIVE:
-                return tmpl.key
-            if tmpl.kind == GRAD:
-                return tmpl.key._grad
-            from ..tensor import Tensor
-            return Tensor._wrap(tmpl.key)
-        if isinstance(tmpl, _DynRead):
-            return vals.reads[tmpl.index]
-        if isinstance(tmpl, tuple) and hasattr(tmpl, "_fields"):
-            return type(tmpl)(*[self._build(t, vals, argv) for t in tmpl])
-        if isinstance(tmpl, (tuple, list)):
-            return type(tmpl)(self._build(t, vals, argv) for t in tmpl)
-        if isinstance(tmpl, dict):
-            return {k: self._build(v, vals, argv) for k, v in tmpl.items()}
-        return tmpl
+        """The returned structure of one replay: tensors of this call's arrays, each read's own value."""
+        from ..tensor import Tensor
+
+        def leaf(t):
+            if isinstance(t, Ref):
+                if t.kind == SLOT:
+                    return Tensor._wrap(vals[t.key])
+                if t.kind == ARG:
+                    return argv[t.key]
+                if t.kind == LIVE:
+                    return t.key
+                return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
+            return vals.reads[t.index] if isinstance(t, _DynRead) else t
+        return map_structure(tmpl, leaf)
 
 
 class _DynRead:
@@ -328,15 +321,8 @@ class _DynRead:
 
 def _detach_reads(tmpl, plan):
     """The result template with Read proxies replaced by _DynRead (a plan keeps no reference to its capture)."""
-    if isinstance(tmpl, Read):
-        return _DynRead(plan.dynamic_reads[id(tmpl._capture.reads[tmpl._index])])
-    if isinstance(tmpl, tuple) and hasattr(tmpl, "_fields"):
-        return type(tmpl)(*[_detach_reads(t, plan) for t in tmpl])
-    if isinstance(tmpl, (tuple, list)):
-        return type(tmpl)(_detach_reads(t, plan) for t in tmpl)
-    if isinstance(tmpl, dict):
-        return {k: _detach_reads(v, plan) for k, v in tmpl.items()}
-    return tmpl
+    return map_structure(tmpl, lambda t: _DynRead(plan.dynamic_reads[id(t._capture.reads[t._index])])
+                         if isinstance(t, Read) else t)
 
 
 class _Values(list):
@@ -408,22 +394,15 @@ def _plan_buffers(ops, uses, keep):
 def _result_template(cap, obj):
     """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
     from ..tensor import Tensor
-    if isinstance(obj, Tensor):
-        if obj.requires_grad and obj._entry is not None and not obj._entry.released:
-            cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
-                     "function is not captured (call backward inside it, or return .detach() or .item())")
-        return cap.ref(obj, "the returned value")
-    if isinstance(obj, np.ndarray):
-        return cap.ref(obj, "the returned value")
-    if isinstance(obj, Read):
-        return obj
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[_result_template(cap, o) for o in obj])
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_result_template(cap, o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _result_template(cap, v) for k, v in obj.items()}
-    return obj
+
+    def leaf(t):
+        if isinstance(t, Tensor):
+            if t.requires_grad and t._entry is not None and not t._entry.released:
+                cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
+                         "function is not captured (call backward inside it, or return .detach() or .item())")
+            return cap.ref(t, "the returned value")
+        return cap.ref(t, "the returned value") if isinstance(t, np.ndarray) else t
+    return map_structure(obj, leaf)
 
 
 def validate(plan):
