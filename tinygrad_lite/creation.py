@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
-from .compile.capture import constant, host
+from .compile.hooks import constant, host
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes

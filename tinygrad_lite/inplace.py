@@ -14,7 +14,8 @@ import numpy as np
 
 from . import shape as _shape
 from .autograd.grad_mode import state
-from .compile.capture import active, constant, host, host_effect, user_site
+from .compile.capture import user_site
+from .compile.hooks import active, constant, host, host_effect
 from .ops import movement as mv, registry
 from .random import get_rng
 from .tensor import Tensor, _as_array, _wrap

@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
-from .compile.capture import constant, host
+from .compile.hooks import constant, host
 from .ops import elementwise as ew, linalg, registry
 from .tensor import Tensor, _as_array, _wrap
 

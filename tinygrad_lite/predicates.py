@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import engine, recorder as tape
-from .compile.capture import constant, decide, host
+from .compile.hooks import constant, decide, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)

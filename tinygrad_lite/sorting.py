@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
-from .compile.capture import host
+from .compile.hooks import host
 from .ops import movement as mv, registry
 from .tensor import Tensor, _dim
 

@@ -10,7 +10,7 @@ from .autograd.node import node_of
 from .ops import elementwise as ew, registry
 from . import devices as _device
 from .autograd.grad_mode import state
-from .compile.capture import host as _host
+from .compile.hooks import host as _host
 
 _apply = tape.apply
 

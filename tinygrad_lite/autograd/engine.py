@@ -13,7 +13,8 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
-from ..compile.capture import Obj, host, host_effect
+from ..compile.capture import Obj
+from ..compile.hooks import host, host_effect
 
 
 def _sum_to_shape(g, shape):

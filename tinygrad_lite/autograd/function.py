@@ -8,7 +8,7 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state, no_grad
-from ..compile.capture import host
+from ..compile.hooks import host
 from ..ops.registry import Primitive
 
 _TENSOR = object()  # placeholder for a Tensor argument in the recorded argument template

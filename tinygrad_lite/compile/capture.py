@@ -2,7 +2,7 @@
 
 What is recorded, and from where:
 - kernels: every primitive forward (`recorder.apply`), and every NumPy computation the library does on tensor data
-  outside primitives (VJP masks, gradient accumulation, dropout draws, ...), which goes through `host()`;
+  outside primitives (VJP masks, gradient accumulation, dropout draws, ...), which goes through hooks.py;
 - host calls: library methods re-run as Python at replay (an optimizer's `step`, `zero_grad`, the engine's delivery
   of a leaf's gradient), because what they do depends only on live objects and on arrays the replay provides;
 - reads: values taken out of tensors into Python (`loss.item()`), each a `Read` proxy: returned untouched it is
@@ -17,9 +17,6 @@ replay can never run on a value frozen at capture time.
 import sys
 
 import numpy as np
-
-from ..autograd import recorder as _recorder
-from ..autograd.grad_mode import state
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
 
@@ -170,10 +167,8 @@ class Capture:
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
-        self.versions = {}     # id -> version of a live tensor when first seen
         self.failure = None
         self.suspended = 0
-        self.effects_started = False
         for path, arr in arg_arrays:
             self._know(arr, Ref(ARG, path))
 
@@ -258,7 +253,6 @@ class Capture:
         ref = Ref(LIVE, t)
         if id(t) not in self.live:
             self.live[id(t)] = t
-            self.versions[id(t)] = t._version
             self.keep.append(t)
             self._know(t._data, ref)  # its array, when an operation is handed the array itself
         return ref
@@ -353,15 +347,6 @@ class Capture:
         return Read(value, len(self.reads) - 1, self)
 
 
-def data(t):
-    """`t._data`, for a host computation on a tensor that may have been made before the call (a buffer, a
-    parameter): the capture learns where the array comes from, so a replay reads the tensor's current data."""
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.ref(t, "reading a tensor's data")
-    return t._data
-
-
 def _bump_version(t):
     t._version += 1
 
@@ -369,38 +354,6 @@ def _bump_version(t):
 def set_grad(t, arr):
     """A replay of `t.grad = value` (value: this call's array, or None)."""
     t._grad = None if arr is None else t.__class__._wrap(arr)
-
-
-def active():
-    """The capture running on this thread, or None (outside a capture, or inside a host call)."""
-    cap = state.capture
-    return cap if cap is not None and not cap.suspended else None
-
-
-def host(fn, *args):
-    """Run `fn(*args)`, a NumPy computation on tensor data outside the primitives (a VJP's mask, a dropout draw),
-    recorded as a kernel when capturing, so a replay recomputes it from the current values. NumPy scalars in the
-    result come back as 0-d arrays."""
-    out = fn(*args)
-    if _has_scalar(out):
-        fn = _arrays_from(fn)
-        out = _as_arrays(out)
-    if not _recorder.capturing:
-        return out
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}")
-    return out
-
-
-def _has_scalar(out):
-    return isinstance(out, np.generic) or (isinstance(out, tuple) and any(isinstance(o, np.generic) for o in out))
-
-
-def _as_arrays(out):
-    if isinstance(out, tuple):
-        return tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
-    return np.asarray(out)
 
 
 def map_structure(obj, fn):
@@ -412,96 +365,3 @@ def map_structure(obj, fn):
     if isinstance(obj, dict):
         return {k: map_structure(v, fn) for k, v in obj.items()}
     return fn(obj)
-
-
-def _arrays_from(fn):
-    def call(*args):
-        return _as_arrays(fn(*args))
-    call.__name__ = getattr(fn, "__name__", "host computation")
-    return call
-
-
-def _run_recorded(fn, args, **kind):
-    out = fn(*args)
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.kernel(fn, args, out, getattr(fn, "__name__", "host computation"), **kind)
-    return out
-
-
-def host_effect(fn, *args):
-    """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
-    return _run_recorded(fn, args, writes=True)
-
-
-def host_shaped(fn, *args):
-    """`host` for a computation whose output shape depends on the values (e.g. classes counted from the data):
-    a replay checks the shape and runs eagerly if it differs."""
-    return _run_recorded(fn, args, check_shape=True)
-
-
-def decide(fn, *args):
-    """`bool(fn(*args))`, a choice the library makes from tensor values (does this slice contain a zero?): a
-    replay computes it again and runs eagerly if it comes out differently (a guard)."""
-    value = bool(fn(*args))
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.decision(fn, args, value)
-    return value
-
-
-def host_check(fn, *args):
-    """Run `fn(*args)`, a check of tensor values that raises on bad data (an index out of range, a probability
-    outside [0, 1]): a replay runs it again, so bad data raises there too, with the eager error."""
-    fn(*args)
-    cap = state.capture
-    if cap is not None and not cap.suspended:
-        cap.host_call(fn, args, f"{getattr(fn, '__name__', 'check')}", effect=False)
-
-
-def constant(arr):
-    """Declare an array made from Python values only (no tensor data), e.g. `np.zeros((), dtype)`."""
-    cap = state.capture
-    if cap is not None:
-        cap.constant(arr)
-    return arr
-
-
-def replayable(method=None, *, idempotent=False):
-    """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
-    the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
-    harmless (zero_grad, train), so a guard after it can still send the call back to eager execution."""
-    if method is None:
-        return lambda m: replayable(m, idempotent=idempotent)
-
-    def wrapper(self, *args, **kwargs):
-        cap = state.capture
-        if cap is None or cap.suspended:
-            return method(self, *args, **kwargs)
-        if kwargs.get("closure") is not None or any(callable(a) for a in args):
-            cap.fail(f"{type(self).__name__}.{method.__name__} with a closure (the closure's Python would not be "
-                     f"re-run)")
-            return method(self, *args, **kwargs)
-        for group in getattr(self, "param_groups", ()):
-            for p in group["params"]:
-                cap.observe_grad(p)
-        if hasattr(self, "modules") and hasattr(self, "training"):  # a Module
-            for m in self.modules():
-                cap.observe_training(m)
-            for p in self.parameters():
-                cap.observe_grad(p)
-        cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
-                      effect=not idempotent)
-        cap.suspended += 1
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            cap.suspended -= 1
-    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
-    return wrapper
-
-
-def _bound(method, kwargs):
-    if not kwargs:
-        return method
-    return lambda *args: method(*args, **kwargs)

@@ -227,14 +227,10 @@ class Plan:
         self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
                            (op.kind == "read" and op.args.used) for op in cap.ops)
         validate(self)
-        self.reads = cap.reads
-        self.has_guarded_reads = any(r.used for r in cap.reads)
-        self.result_read_index = {i for i, r in enumerate(cap.reads) if not r.used}
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
         self.modules = list(cap.modules.values())  # (module, its .training when the call began)
         self.result = _detach_reads(self.result, self)
-        self.nops = len(cap.ops)
 
     def _compare_step(self, rec, name, other, expected, site):
         index = self.dynamic_reads[id(rec)]

@@ -5,7 +5,7 @@ activation would invalidate the values saved for backward)."""
 import math
 
 from .. import functional as _tf
-from ..compile.capture import host
+from ..compile.hooks import host
 from ..tensor import Tensor
 from .module import Module
 

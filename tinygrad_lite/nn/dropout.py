@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..compile.capture import host
+from ..compile.hooks import host
 from ..tensor import Tensor
 from .module import Module
 

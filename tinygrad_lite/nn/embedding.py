@@ -3,7 +3,7 @@ padding_idx row starts at zero and receives no gradient."""
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.capture import host, host_check
+from ..compile.hooks import host, host_check
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype

@@ -3,13 +3,12 @@
 Numerically stable forms: cross-entropy goes through log_softmax (log-sum-exp); BCE-with-logits uses
 (1 - y) x + softplus(-x) with softplus(-x) = (|x| - x) / 2 + log1p(exp(-|x|)), whose derivative is exactly
 -sigmoid(-x) at every x, 0 included (the max(x, 0) form would give the wrong subgradient there)."""
-import math
 import warnings
 
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.capture import constant, data, host, host_check, host_shaped
+from ..compile.hooks import constant, data, host, host_check, host_shaped
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module

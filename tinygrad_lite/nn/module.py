@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 
 from .. import devices as _device, dtypes
-from ..compile.capture import replayable
+from ..compile.hooks import replayable
 from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor

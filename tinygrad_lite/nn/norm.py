@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .. import dtypes
-from ..compile.capture import active as _capturing, data, host, host_effect
+from ..compile.hooks import active as _capturing, data, host, host_effect
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init

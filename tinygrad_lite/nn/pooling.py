@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.capture import constant, host
+from ..compile.hooks import constant, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..compile.capture import constant
+from ..compile.hooks import constant
 from ..ops.registry import OpError
 from ..shape import cat, stack
 from ..tensor import Tensor

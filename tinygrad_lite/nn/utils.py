@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..autograd.grad_mode import no_grad
-from ..compile.capture import host_check
+from ..compile.hooks import host_check
 from ..ops.registry import OpError
 from ..shape import cat, stack
 from ..tensor import Tensor

@@ -6,7 +6,7 @@ import numpy as np
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.capture import host, constant
+from ..compile.hooks import host, constant
 
 
 def const(arr):

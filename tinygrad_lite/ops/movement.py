@@ -3,7 +3,7 @@ gather (take_along_axis) and scatter-add. Integer-index gradients accumulate wit
 import numpy as np
 
 from .registry import primitive
-from ..compile.capture import constant
+from ..compile.hooks import constant
 from ..autograd.engine import IndexGrad
 from ..autograd.grad_mode import state
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from .registry import primitive
 from .elementwise import const, hosted, where
-from ..compile.capture import decide, host
+from ..compile.hooks import decide, host
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
 

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..compile.capture import replayable
+from ..compile.hooks import replayable
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR",

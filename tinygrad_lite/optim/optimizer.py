@@ -8,7 +8,7 @@ from collections.abc import MutableMapping
 
 import numpy as np
 
-from ..compile.capture import replayable
+from ..compile.hooks import replayable
 from ..tensor import Tensor
 
 

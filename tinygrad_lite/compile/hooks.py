@@ -1,0 +1,143 @@
+"""What the library calls where it computes on tensor data outside the primitives, so that tl.compile can record
+it (see capture.py): `host` (a NumPy computation), `host_effect` (one that writes into an array), `host_shaped`
+(an output whose shape depends on values), `host_check` (a check that raises), `decide` (a choice made from values),
+`constant` (an array of Python values only), `data` (a tensor's array, read live by a replay) and `replayable`
+(a method re-run as Python). Outside a capture each is a plain call plus one flag read."""
+import numpy as np
+
+from ..autograd import recorder as _recorder
+from ..autograd.grad_mode import state
+
+
+def data(t):
+    """`t._data`, for a host computation on a tensor that may have been made before the call (a buffer, a
+    parameter): the capture learns where the array comes from, so a replay reads the tensor's current data."""
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.ref(t, "reading a tensor's data")
+    return t._data
+
+
+def active():
+    """The capture running on this thread, or None (outside a capture, or inside a host call)."""
+    cap = state.capture
+    return cap if cap is not None and not cap.suspended else None
+
+
+def host(fn, *args):
+    """Run `fn(*args)`, a NumPy computation on tensor data outside the primitives (a VJP's mask, a dropout draw),
+    recorded as a kernel when capturing, so a replay recomputes it from the current values. NumPy scalars in the
+    result come back as 0-d arrays."""
+    out = fn(*args)
+    if _has_scalar(out):
+        fn = _arrays_from(fn)
+        out = _as_arrays(out)
+    if not _recorder.capturing:
+        return out
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.kernel(fn, args, out, f"{getattr(fn, '__name__', 'host computation')}")
+    return out
+
+
+def _has_scalar(out):
+    return isinstance(out, np.generic) or (isinstance(out, tuple) and any(isinstance(o, np.generic) for o in out))
+
+
+def _as_arrays(out):
+    if isinstance(out, tuple):
+        return tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in out)
+    return np.asarray(out)
+
+
+def _arrays_from(fn):
+    def call(*args):
+        return _as_arrays(fn(*args))
+    call.__name__ = getattr(fn, "__name__", "host computation")
+    return call
+
+
+def _run_recorded(fn, args, **kind):
+    out = fn(*args)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.kernel(fn, args, out, getattr(fn, "__name__", "host computation"), **kind)
+    return out
+
+
+def host_effect(fn, *args):
+    """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
+    return _run_recorded(fn, args, writes=True)
+
+
+def host_shaped(fn, *args):
+    """`host` for a computation whose output shape depends on the values (e.g. classes counted from the data):
+    a replay checks the shape and runs eagerly if it differs."""
+    return _run_recorded(fn, args, check_shape=True)
+
+
+def decide(fn, *args):
+    """`bool(fn(*args))`, a choice the library makes from tensor values (does this slice contain a zero?): a
+    replay computes it again and runs eagerly if it comes out differently (a guard)."""
+    value = bool(fn(*args))
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.decision(fn, args, value)
+    return value
+
+
+def host_check(fn, *args):
+    """Run `fn(*args)`, a check of tensor values that raises on bad data (an index out of range, a probability
+    outside [0, 1]): a replay runs it again, so bad data raises there too, with the eager error."""
+    fn(*args)
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.host_call(fn, args, f"{getattr(fn, '__name__', 'check')}", effect=False)
+
+
+def constant(arr):
+    """Declare an array made from Python values only (no tensor data), e.g. `np.zeros((), dtype)`."""
+    cap = state.capture
+    if cap is not None:
+        cap.constant(arr)
+    return arr
+
+
+def replayable(method=None, *, idempotent=False):
+    """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
+    the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
+    harmless (zero_grad, train), so a guard after it can still send the call back to eager execution."""
+    if method is None:
+        return lambda m: replayable(m, idempotent=idempotent)
+
+    def wrapper(self, *args, **kwargs):
+        cap = state.capture
+        if cap is None or cap.suspended:
+            return method(self, *args, **kwargs)
+        if kwargs.get("closure") is not None or any(callable(a) for a in args):
+            cap.fail(f"{type(self).__name__}.{method.__name__} with a closure (the closure's Python would not be "
+                     f"re-run)")
+            return method(self, *args, **kwargs)
+        for group in getattr(self, "param_groups", ()):
+            for p in group["params"]:
+                cap.observe_grad(p)
+        if hasattr(self, "modules") and hasattr(self, "training"):  # a Module
+            for m in self.modules():
+                cap.observe_training(m)
+            for p in self.parameters():
+                cap.observe_grad(p)
+        cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
+                      effect=not idempotent)
+        cap.suspended += 1
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            cap.suspended -= 1
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
+    return wrapper
+
+
+def _bound(method, kwargs):
+    if not kwargs:
+        return method
+    return lambda *args: method(*args, **kwargs)
