@@ -6,7 +6,8 @@ What is recorded, and from where:
 - host calls: library methods re-run as Python at replay (an optimizer's `step`, `zero_grad`, the engine's delivery
   of a leaf's gradient), because what they do depends only on live objects and on arrays the replay provides;
 - reads: values taken out of tensors into Python (`loss.item()`), each a `Read` proxy: returned untouched it is
-  each call's own value; used in any other way it becomes a guard.
+  each call's own value; compared with a number, the comparison's outcome is a guard; used in any other way, its
+  value is a guard.
 
 Nothing is trusted by value. Every array an operation uses must be known: made by a recorded operation, an
 argument, a constant declared as such, or the data of a tensor that existed before the call (a parameter, a

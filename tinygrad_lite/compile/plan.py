@@ -1,5 +1,7 @@
-"""Plan: a capture turned into a flat list of steps with resolved argument getters, the slots freed after their
-last use, and the reads that are guards; replay: run the steps on the current arguments.
+"""Plan: a capture turned into steps on numbered slots, with the slots freed after their last use, buffers planned
+for the outputs that can be written into one, and the guards (reads used in Python, value-dependent choices and
+shapes); replay: the steps as generated straight-line Python (made on the first replay), on the current
+arguments.
 
 A replay calls the very functions the eager call ran (primitive forwards, the library's host computations, the
 optimizer's own step), on the current arrays, in the recorded order; so its results are the eager results, bit
