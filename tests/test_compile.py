@@ -193,8 +193,8 @@ def test_plan_validator_accepts_real_plans_and_catches_a_freed_slot():
     def step(x):
         return model(x).sum().item()
     compiled = tl.compile(step)
-    compiled(tl.randn(3, 6))
-    compiled(tl.randn(3, 6))  # the first replay generates the plan's code
+    compiled(tl.randn(400, 6))  # arrays of 16 KiB and more are freed after their last use
+    compiled(tl.randn(400, 6))  # the first replay generates the plan's code
     plan = compiled._variants[0].plan
     assert validate(plan)
     assert len(plan.reads_of) > 5 and any(plan.release) and plan.chunks

@@ -162,6 +162,7 @@ class Capture:
         self.ops = []
         self.nslots = 0
         self.known = {}        # id(array) -> Ref; `keep` holds every such array so ids stay unique
+        self.slot_bytes = []   # slot -> size of its array at capture (small ones are not freed early)
         self.keep = []
         self.created = set()   # id of every Tensor created during the call (held in `keep`)
         self.reads = []
@@ -186,6 +187,7 @@ class Capture:
         ref = Ref(SLOT, self.nslots)
         self.nslots += 1
         self._know(arr, ref)
+        self.slot_bytes.append(arr.nbytes)
         return ref.key
 
     def constant(self, arr):
@@ -230,7 +232,7 @@ class Capture:
     # ---------------- array provenance ----------------
     def ref(self, x, what):
         """The Ref of an array or Tensor used by an operation; records a failure for an untracked one."""
-        from ..tensor import Tensor
+        Tensor = _tensor_class()
         if isinstance(x, Tensor):
             r = self.known.get(id(x._data))
             if r is not None:
@@ -263,7 +265,7 @@ class Capture:
         cls = obj.__class__
         if cls in _PLAIN:  # the common attributes: numbers, None, strings, dtypes
             return obj
-        from ..tensor import Tensor
+        Tensor = _tensor_class()
         if cls is Tensor:
             r = self.known.get(id(obj._data))
             return r if r is not None else self.ref(obj, what)
@@ -346,6 +348,17 @@ class Capture:
             rec.used = True
             return value
         return Read(value, len(self.reads) - 1, self)
+
+
+_TENSOR = []
+
+
+def _tensor_class():
+    """tinygrad_lite.tensor.Tensor (imported on first use: capture sits below tensor.py in the imports)."""
+    if not _TENSOR:
+        from ..tensor import Tensor
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
 
 
 def _bump_version(t):

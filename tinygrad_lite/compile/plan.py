@@ -8,6 +8,8 @@ optimizer's own step), on the current arrays, in the recorded order; so its resu
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
+import math
+
 import numpy as np
 
 from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
@@ -151,7 +153,8 @@ class _Emitter:
         self.lines.append(f"{self.bind(fn, f'g{i}')}(vals, argv)")
 
     def release(self, keys):
-        self.lines.extend(f"vals[{k}] = None" for k in keys)
+        if keys:
+            self.lines.append(" = ".join(f"vals[{k}]" for k in keys) + " = None")
 
     def build(self):
         src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
@@ -214,8 +217,8 @@ class Plan:
             if r.kind == SLOT:
                 keep.add(r.key)
         release = [[] for _ in steps]
-        for k, last in uses.items():
-            if k not in keep:
+        for k, last in uses.items():  # large arrays are freed after their last use; small ones with the replay
+            if k not in keep and cap.slot_bytes[k] >= MIN_PLANNED_BYTES:
                 release[last].append(k)
         self.buffer_of, self.buffers, self.span = _plan_buffers(cap.ops, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
@@ -373,7 +376,7 @@ def _plan_buffers(ops, uses, keep):
         if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
             continue
         shape, dtype, order = op.layout
-        if np.prod(shape) * dtype.itemsize < MIN_PLANNED_BYTES:
+        if math.prod(shape) * dtype.itemsize < MIN_PLANNED_BYTES:
             continue  # small arrays: a fresh one costs less than passing out= to NumPy
         key = (shape, dtype.str, order)
         pool = free.get(key)
