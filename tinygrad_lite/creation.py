@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
-from .compile.hooks import constant, host
+from .compile.hooks import astype, constant, host
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -57,14 +57,10 @@ def _make(arr, dtype, requires_grad, default=None, opname="tensor"):
     dt = dtypes.to_dtype(dtype, opname) if dtype is not None else (default or dtypes.default_float)
     if arr.dtype != dt:
         try:
-            arr = host(_astype, arr, dt)
+            arr = host(astype, arr, dt)
         except (ValueError, OverflowError, MemoryError) as exc:
             raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
     return Tensor(arr, requires_grad=requires_grad)
-
-
-def _astype(arr, dt):
-    return arr.astype(dt)
 
 
 def _dtype(dtype, opname, default=None):

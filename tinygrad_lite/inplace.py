@@ -15,7 +15,7 @@ import numpy as np
 from . import shape as _shape
 from .autograd.grad_mode import state
 from .compile.capture import user_site
-from .compile.hooks import active, constant, host, host_effect
+from .compile.hooks import active, astype, constant, host, host_effect
 from .ops import movement as mv, registry
 from .random import get_rng
 from .tensor import Tensor, _as_array, _wrap
@@ -82,10 +82,6 @@ def _draw_into(draw, generator, dst, args):
 def _set_items(dst, idx, value):
     dst[idx] = value
     return dst
-
-
-def _astype(x, dtype):
-    return x.astype(dtype)
 
 
 def _broadcasts_to(shape, target):
@@ -256,7 +252,7 @@ def setitem(self, index, value):
         return
     if v._data.dtype != self._data.dtype:
         v = v.astype(self._data.dtype) if v._data.dtype.kind == "f" and self._data.dtype.kind == "f" else \
-            _wrap(host(_astype, v._data, self._data.dtype))
+            _wrap(host(astype, v._data, self._data.dtype))
     inplace(self, "setitem", lambda s, val: mv.index_put(s, val, idx), (v,), cast=True)
 
 

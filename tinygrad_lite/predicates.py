@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import engine, recorder as tape
-from .compile.hooks import constant, decide, host
+from .compile.hooks import constant, decide, has_zero, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
@@ -256,14 +256,10 @@ cumprod = _cumulative(red.cumprod, "cumprod")
 def _where_nonzero(t, fn, at_zero):
     """fn(t) where t != 0 and `at_zero` where t == 0, with a zero gradient there (PyTorch's masked norm
     gradients: no inf * 0 = nan from the kink of |x|**p or the root at 0)."""
-    if not decide(_has_zero, t._data):
+    if not decide(has_zero, t._data):
         return fn(t)
     z = _wrap(host(_zeros_of, t._data))
     return F.where(z, float(at_zero), fn(F.where(z, 1.0, t)))
-
-
-def _has_zero(a):
-    return (a == 0).any()
 
 
 def _zeros_of(a):

@@ -10,7 +10,7 @@ from .autograd.node import node_of
 from .ops import elementwise as ew, registry
 from . import devices as _device
 from .autograd.grad_mode import state
-from .compile.hooks import host as _host
+from .compile.hooks import astype, host as _host
 
 _apply = tape.apply
 
@@ -284,7 +284,7 @@ class Tensor:
             return self
         if dt.kind == "f" and self._data.dtype.kind == "f":
             return _apply(ew.cast, (self,), (dt,))
-        return Tensor._wrap(_host(_astype, self._data, dt))
+        return Tensor._wrap(_host(astype, self._data, dt))
 
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
         """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`, as PyTorch; the only device is
@@ -336,16 +336,12 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-def _astype(arr, dt):
-    return arr.astype(dt)
-
-
 def _read(t, kind):
     """A value read out of a tensor while tl.compile records a call (see compile/capture.py)."""
     cap = state.capture
     if cap.suspended:
-        v = t._data.item()
-        return {"float": float, "int": int, "bool": bool}.get(kind, lambda x: x)(v)
+        from .compile.capture import read_value
+        return read_value(t._data, kind)
     return cap.read(t, kind)
 
 

@@ -141,3 +141,20 @@ def _bound(method, kwargs):
     if not kwargs:
         return method
     return lambda *args: method(*args, **kwargs)
+
+
+# ---------------- small NumPy functions the library hands to host()/decide() in several places ----------------
+def astype(arr, dtype):
+    return arr.astype(dtype)
+
+
+def positive(x):
+    return x > 0
+
+
+def negative(x):
+    return x < 0
+
+
+def has_zero(x):
+    return (x == 0).any()

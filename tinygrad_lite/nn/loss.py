@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.hooks import constant, data, host, host_check, host_shaped
+from ..compile.hooks import astype, constant, data, host, host_check, host_shaped, negative, positive
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
@@ -41,12 +41,8 @@ def _target(target, input, where):
     if not isinstance(target, Tensor):
         target = _const(_outside(target, input.dtype))
     if target.dtype != input.dtype and not target.requires_grad:
-        target = _const(host(_astype, target._data, input.dtype))
+        target = _const(host(astype, target._data, input.dtype))
     return target
-
-
-def _astype(x, dtype):
-    return x.astype(dtype)
 
 
 def _outside(value, dtype=None):
@@ -200,7 +196,7 @@ def _weight_array(weight, c, dtype, where):
     w = data(weight) if isinstance(weight, Tensor) else _outside(weight)
     if w.shape != (c,):
         raise OpError(f"{where}: weight must have shape ({c},) (one value per class), got {w.shape}")
-    return w if w.dtype == dtype else host(_astype, w, dtype)
+    return w if w.dtype == dtype else host(astype, w, dtype)
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -259,12 +255,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 def _clamped_log(x):
     """log(x) clamped below at -100, as PyTorch's BCE; finite (zero) gradient where x <= exp(-100)."""
-    mask = _const(host(_positive, x._data))  # no branch on the values: where x > exp(-100) this is exactly log(x)
+    mask = _const(host(positive, x._data))  # no branch on the values: where x > exp(-100) this is exactly log(x)
     return _tf.where(mask, _tf.where(mask, x, 1.0).log(), -100.0).clamp(min=-100.0)
-
-
-def _positive(x):
-    return x > 0
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -318,14 +310,10 @@ def _softplus(x):
     """log(1 + exp(x)), stable and smooth at every x, 0 included (an |x| form has the right first derivative at 0
     but loses the second: BCE-with-logits' Hessian there must be 1/4). Each branch only ever sees inputs of its
     own sign, so the unused branch never overflows into a NaN gradient."""
-    neg = _const(host(_negative, x._data))
+    neg = _const(host(negative, x._data))
     zero = _const(constant(np.zeros((), x.dtype)))
     x_neg, x_pos = _tf.where(neg, x, zero), _tf.where(neg, zero, x)
     return _tf.where(neg, x_neg.exp().log1p(), x_pos + (-x_pos).exp().log1p())
-
-
-def _negative(x):
-    return x < 0
 
 
 def one_hot(tensor, num_classes=-1):

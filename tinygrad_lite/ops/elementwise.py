@@ -6,7 +6,7 @@ import numpy as np
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.hooks import host, constant
+from ..compile.hooks import constant, host, positive
 
 
 def const(arr):
@@ -176,11 +176,7 @@ def relu(x):
 
 @relu.defvjp
 def _(ctx, g):
-    return (mul(g, hosted(_positive, ctx.saved[0]._data)),)  # a bool mask: cast inside the multiply (one pass less)
-
-
-def _positive(x):
-    return x > 0
+    return (mul(g, hosted(positive, ctx.saved[0]._data)),)  # a bool mask: cast inside the multiply (one pass less)
 
 
 @primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]), reads=("inputs",))

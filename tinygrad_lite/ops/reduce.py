@@ -3,7 +3,7 @@ import numpy as np
 
 from .registry import primitive
 from .elementwise import const, hosted, where
-from ..compile.hooks import decide, host
+from ..compile.hooks import decide, has_zero, host
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
 
@@ -96,7 +96,7 @@ def _(ctx, g):
     x = ctx.saved[0]
     axis, _ = ctx.attrs
     g = _expand_back(ctx, g)
-    if not decide(_has_zero, x._data):
+    if not decide(has_zero, x._data):
         full = x.prod(dim=axis, keepdim=True) if axis is not None else x.prod().reshape(_keep_shape(x.shape, None))
         return (g * full / x,)
     zero, only_zero, no_zero = host(_prod_zero_masks, x._data, axis)
@@ -104,10 +104,6 @@ def _(ctx, g):
     x_nz = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), dt)), x))  # zeros replaced by ones
     p_nz = x_nz.prod(dim=axis, keepdim=True) if axis is not None else x_nz.prod().reshape(_keep_shape(x.shape, None))
     return (g * (p_nz * tape.Tensor._wrap(only_zero) + p_nz / x_nz * tape.Tensor._wrap(no_zero)),)
-
-
-def _has_zero(x):
-    return (x == 0).any()
 
 
 def _prod_zero_masks(x, axis):
@@ -163,7 +159,7 @@ def _(ctx, g):
     x, d = ctx.saved[0], ctx.attrs[0]
     if x._data.ndim == 0 or x._data.shape[d] <= 1:
         return (g,)
-    if not decide(_has_zero, x._data):
+    if not decide(has_zero, x._data):
         return (_rev_cumsum(g * ctx.output(), d) / x,)
     n, dt = x._data.shape[d], x._data.dtype
     xl, gl = x.transpose(d, -1), g.transpose(d, -1)
