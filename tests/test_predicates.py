@@ -342,3 +342,14 @@ def test_errors_name_the_operation():
         f32.round(2)  # decimals is keyword-only, as PyTorch's
     with pytest.raises(IndexError, match="any: dim 3 is out of range"):
         f32.any(3)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("a, b, rtol, atol", [(0, -2**63, 1e-5, 1e-8), (-1, 2**63 - 1, 1e-5, 1e-8),
+                                              (2**30 + 1, 2**30, 0.0, 0.5), (2**30 + 100, 2**30, 0.0, 101.0),
+                                              (2**62, -2**62, 0.0, 101.0)])
+def test_isclose_of_integers_cannot_wrap_around(torch, a, b, rtol, atol):
+    """int64 differences are taken in the default float dtype, as PyTorch: 0 and -2**63 are not close (in int64
+    their difference wraps to -2**63, whose absolute value is negative and would pass the test)."""
+    ours = P.isclose(tl.tensor(a), tl.tensor(b), rtol, atol)
+    assert bool(ours) is bool(torch.isclose(torch.tensor(a), torch.tensor(b), rtol, atol))

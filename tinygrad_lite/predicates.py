@@ -94,7 +94,7 @@ def _isclose(a, b, rtol, atol, equal_nan, opname):
     if rtol == 0 and atol == 0:
         return close
     dt = a.dtype if a.dtype.kind == "f" else dtypes.default_float
-    if a.dtype.kind == "b":
+    if a.dtype.kind != "f":  # integers too: their difference is taken in float, so it cannot wrap around
         a, b = a.astype(dt), b.astype(dt)
     om = np.float32 if dt == np.float16 else dt.type  # PyTorch's opmath type for the scalar products
     with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 and inf - inf: NaN is not close, as PyTorch
