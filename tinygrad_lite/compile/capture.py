@@ -16,6 +16,7 @@ computed off the record, a tensor made from a NumPy array) makes the capture fai
 replay can never run on a value frozen at capture time.
 """
 import sys
+import weakref
 
 import numpy as np
 
@@ -35,14 +36,21 @@ class Unsupported(Exception):
 
 def user_site(depth=2):
     """'file.py:LINE' of the innermost frame outside the package."""
-    return _site_of(sys._getframe(depth))
+    return _format_site(_caller(depth))
 
 
-def _site_of(f):
+def _caller(depth):
+    """(file, line) of the innermost frame outside the package, `depth` frames up from the caller. Only the two
+    values are kept: a frame object would keep its function's locals (the call's arrays) alive."""
     from ..autograd.recorder import _PKG_DIR
+    f = sys._getframe(depth + 1)
     while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
         f = f.f_back
-    return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
+    return None if f is None else (f.f_code.co_filename, f.f_lineno)
+
+
+def _format_site(site):
+    return "<unknown>" if site is None else f"{site[0]}:{site[1]}"
 
 
 class Ref:
@@ -61,10 +69,10 @@ class Op:
     or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it
     changes state that outlives the call (so no guard may come after it); `shapes`: output shapes a replay must
     find again (an output whose shape depends on values, e.g. a boolean-mask selection), or None."""
-    __slots__ = ("fn", "args", "outs", "frame", "effect", "kind", "shapes", "prim", "layout", "views")
+    __slots__ = ("fn", "args", "outs", "where", "effect", "kind", "shapes", "prim", "layout", "views")
 
-    def __init__(self, fn, args, outs, frame, effect, kind, shapes=None):
-        self.fn, self.args, self.outs, self.frame, self.effect, self.kind = fn, args, outs, frame, effect, kind
+    def __init__(self, fn, args, outs, where, effect, kind, shapes=None):
+        self.fn, self.args, self.outs, self.where, self.effect, self.kind = fn, args, outs, where, effect, kind
         self.shapes = shapes
         self.prim = None    # the primitive, for a kernel recorded by recorder.apply
         self.layout = None  # (shape, dtype, order) of a single output that owns its memory, for buffer planning
@@ -72,13 +80,8 @@ class Op:
 
     @property
     def site(self):
-        """'file.py:LINE' of the user's code that made this step (found only when a message needs it)."""
-        return self.frame if isinstance(self.frame, str) or self.frame is None else _site_of(self.frame)
-
-    def drop_frame(self):
-        """Keep the site as text where a replay may need it for a message, and release the frame (it holds the
-        capture call's locals: its whole graph)."""
-        self.frame = self.site if self.kind == "decision" or self.shapes is not None else None
+        """'file.py:LINE' of the user's code that made this step."""
+        return _format_site(self.where)
 
 
 class Obj:
@@ -161,10 +164,12 @@ class Capture:
     def __init__(self, arg_arrays):
         self.ops = []
         self.nslots = 0
-        self.known = {}        # id(array) -> Ref; `keep` holds every such array so ids stay unique
+        self.known = {}        # id(array) -> Ref, while the array lives (see _know)
+        self._watch = {}       # id -> weak reference whose callback forgets the id when its object dies
+        self._key_of = {}      # id(weak reference) -> the id it watches
         self.slot_bytes = []   # slot -> size of its array at capture (small ones are not freed early)
         self.keep = []
-        self.created = set()   # id of every Tensor created during the call (held in `keep`)
+        self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
@@ -176,8 +181,25 @@ class Capture:
 
     # ---------------- bookkeeping ----------------
     def _know(self, arr, ref):
-        self.known[id(arr)] = ref
-        self.keep.append(arr)
+        """Note where `arr` comes from. The array is not kept alive: when it dies its id is forgotten (a weak
+        reference's callback), so a new array that reuses the memory and the id is never mistaken for it, and the
+        call frees and reuses memory as the eager call does (holding every array made the capture 2-3x slower,
+        in page faults)."""
+        key = id(arr)
+        self.known[key] = ref
+        self._watch_id(arr, key)
+
+    def _watch_id(self, obj, key):
+        wr = weakref.ref(obj, self._forget)
+        self._watch[key] = wr
+        self._key_of[id(wr)] = key  # the weak reference lives in _watch until it fires: its id is unique
+
+    def _forget(self, wr):
+        key = self._key_of.pop(id(wr), None)
+        if key is not None and self._watch.get(key) is wr:
+            del self._watch[key]
+            self.known.pop(key, None)
+            self.created.discard(key)
 
     def fail(self, reason):
         if self.failure is None:
@@ -197,13 +219,14 @@ class Capture:
         return arr
 
     def tensor_created(self, t):
-        self.created.add(id(t))
-        self.keep.append(t)
+        key = id(t)
+        self.created.add(key)
+        self._watch_id(t, key)
 
     def bump(self, t):
         """A live tensor's version went up through a recorded in-place kernel: a replay bumps it too."""
         if id(t) not in self.created:
-            self.ops.append(Op(_bump_version, (Obj(t),), None, sys._getframe(2), True, "host"))
+            self.ops.append(Op(_bump_version, (Obj(t),), None, None, True, "host"))
 
     def delivered(self, t):
         """After the engine set leaf `t`'s `.grad`: its array is read from `t.grad` at replay (the replayed delivery
@@ -275,6 +298,16 @@ class Capture:
             return obj.__tl_read__()
         if isinstance(obj, Obj):
             return obj
+        if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
+            known, out = self.known, []
+            for o in obj:
+                c = o.__class__
+                if c is Tensor or c is np.ndarray:
+                    r = known.get(id(o._data if c is Tensor else o))
+                    out.append(r if r is not None else self.ref(o, what))
+                else:
+                    out.append(o if c in _PLAIN else self.template(o, what))
+            return tuple(out)
         if isinstance(obj, tuple):
             return tuple(self.template(o, what) for o in obj)
         if isinstance(obj, list):
@@ -306,8 +339,8 @@ class Capture:
                 effect = effect or (writes and r is not None)  # written into an argument or a live tensor
                 slots.append(self.new_slot(o))
         shapes = tuple(o.shape for o in outs) if check_shape else None
-        op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], sys._getframe(2), effect, "kernel",
-                shapes)
+        op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], _caller(2) if check_shape else None,
+                effect, "kernel", shapes)  # the user's line: only a shape guard's message names it
         views = []
         for o, k in zip(outs, slots):
             base = o.base
@@ -326,16 +359,16 @@ class Capture:
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
         for a call a replay may run again without harm (zero_grad, train/eval, a check that only raises)."""
         tmpl = self.template(tuple(args), what)
-        self.ops.append(Op(fn, tmpl, None, sys._getframe(2), effect, "host"))
+        self.ops.append(Op(fn, tmpl, None, None, effect, "host"))
 
     def comparison(self, index, name, other, result):
         """`read <op> number` came out `result`: a guard on that outcome (the branch), not on the read's value."""
         rec = self.reads[index]
-        self.ops.append(Op(name, (rec, other), result, sys._getframe(2), False, "compare"))
+        self.ops.append(Op(name, (rec, other), result, _caller(2), False, "compare"))
 
     def decision(self, fn, args, value):
         tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
-        self.ops.append(Op(fn, tmpl, value, sys._getframe(2), False, "decision"))
+        self.ops.append(Op(fn, tmpl, value, _caller(2), False, "decision"))
 
     def read(self, t, kind):
         """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
@@ -343,7 +376,7 @@ class Capture:
         value = read_value(t._data, kind)
         rec = ReadRecord(r, kind, value, user_site(3))
         self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, sys._getframe(2), False, "read"))
+        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
         if kind == "bool":
             rec.used = True
             return value

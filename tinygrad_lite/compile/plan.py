@@ -223,8 +223,6 @@ class Plan:
         self.buffer_of, self.buffers, self.span = _plan_buffers(cap.ops, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
-        for op in cap.ops:
-            op.drop_frame()
         self._pending = (steps, release)
         self.chunks = None
         self.release = release
