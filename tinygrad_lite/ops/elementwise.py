@@ -130,9 +130,45 @@ def _grad_pair_sample(low, high):
 
 
 # Fused VJPs: one pass over memory instead of three small ops (W1's per-op overhead); still differentiable.
+def _result(out, g, y):
+    """The array a fused gradient formula writes into, in place, pass after pass: `out` itself (tl.compile's
+    planned buffer) or a fresh one. None when g and y differ in dtype: each pass must then round in its own
+    dtype, as the written-out expression does."""
+    if g.dtype != y.dtype:
+        return None
+    return out if out is not None else np.empty(np.broadcast_shapes(g.shape, y.shape), dtype=y.dtype)
+
+
+def _tanh_grad_np(g, y, out=None):
+    """g * (1 - y*y), PyTorch's order, in one array instead of three."""
+    r = _result(out, g, y)
+    if r is None:
+        return _write(out, g * (1 - y * y))
+    np.multiply(y, y, out=r)
+    np.subtract(1, r, out=r)
+    return np.multiply(g, r, out=r)
+
+
+def _sigmoid_grad_np(g, y, out=None):
+    """g * (1 - y) * y, PyTorch's order, in one array instead of three."""
+    r = _result(out, g, y)
+    if r is None:
+        return _write(out, g * (1 - y) * y)
+    np.subtract(1, y, out=r)
+    np.multiply(g, r, out=r)
+    return np.multiply(r, y, out=r)
+
+
+def _write(out, values):
+    if out is None:
+        return values
+    out[...] = values
+    return out
+
+
 @primitive("tanh_grad", nin=2, sample=_grad_pair_sample(-1, 1))
 def tanh_grad(g, y):
-    return g * (1 - y * y)
+    return _tanh_grad_np(g, y)
 
 
 @tanh_grad.defvjp
@@ -143,7 +179,7 @@ def _(ctx, h):
 
 @primitive("sigmoid_grad", nin=2, sample=_grad_pair_sample(0, 1))
 def sigmoid_grad(g, y):
-    return g * y * (1 - y)
+    return _sigmoid_grad_np(g, y)
 
 
 @sigmoid_grad.defvjp
@@ -152,11 +188,17 @@ def _(ctx, h):
     return (sigmoid_grad(h, y) if g.requires_grad else None), (h * g * (1.0 - y * 2.0) if y.requires_grad else None)
 
 
-def _sigmoid_np(x):
+def _sigmoid_np(x, out=None):
     # 1/(1+exp(-x)) is exact enough everywhere: exp overflows to inf only where the result underflows to 0
-    # anyway (x < -88 in float32), and it is ~5x faster than a branchy two-sided form.
+    # anyway (x < -88 in float32), and it is ~5x faster than a branchy two-sided form. The passes run in place in
+    # one array.
+    if x.dtype.kind != "f":
+        return _write(out, 1.0 / (1.0 + np.exp(-x)))
+    r = np.negative(x, out=out if out is not None else np.empty_like(x))
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        np.exp(r, out=r)
+    np.add(r, 1.0, out=r)
+    return np.divide(1.0, r, out=r)
 
 
 @primitive("sigmoid", sample=unary(-4.0, 4.0), reads=("output",))
@@ -370,5 +412,8 @@ for _prim, _ufunc in ((neg, np.negative), (exp, np.exp), (log, np.log), (log1p, 
                       (sub, np.subtract), (mul, np.multiply), (maximum, np.maximum), (minimum, np.minimum)):
     _prim.ufunc_into(_ufunc)
 relu.definto(lambda out, x: np.maximum(x, 0, out=out))
+sigmoid.definto(lambda out, x: _sigmoid_np(x, out))
+tanh_grad.definto(lambda out, g, y: _tanh_grad_np(g, y, out))
+sigmoid_grad.definto(lambda out, g, y: _sigmoid_grad_np(g, y, out))
 div.ufunc_into(np.true_divide)
 pow_.ufunc_into(np.power)

@@ -207,9 +207,7 @@ def _linear_index(shape, axis, index):
 def scatter_add(src, shape, axis, index):
     """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
     if index.shape[axis] == 1:  # one index per slice: no position can repeat, so a plain put is exact
-        out = np.zeros(shape, dtype=src.dtype)
-        np.put_along_axis(out, index, src, axis)
-        return out
+        return _put_into(np.zeros(shape, dtype=src.dtype), src, axis, index)
     size = int(np.prod(shape))
     flat = _linear_index(shape, axis, index)
     out = np.bincount(flat.ravel(), weights=src.ravel(), minlength=size)
@@ -263,3 +261,21 @@ def pad(x, width, value):
 def _(ctx, g):
     shape = ctx.saved[0]._data.shape
     return (g[tuple(slice(b, b + s) for (b, _), s in zip(ctx.attrs[0], shape))],)
+
+
+# ---------------- `into` rules (tl.compile writes these forwards into planned buffers) ----------------
+def _put_into(out, src, axis, index):
+    out.fill(0)
+    np.put_along_axis(out, index, src, axis)
+    return out
+
+
+@scatter_add.definto
+def _(out, src, shape, axis, index):
+    if index.shape[axis] == 1:
+        return _put_into(out, src, axis, index)
+    out[...] = scatter_add.forward(src, shape, axis, index)  # bincount has no `out`: its result is copied in
+    return out
+
+
+cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out))
