@@ -34,7 +34,8 @@ def user_site():
 
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
-    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into")
+    __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into", "jvp",
+                 "onnx")
 
     def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
                  reads=("inputs", "output")):
@@ -48,9 +49,23 @@ class Primitive:
         self.expects = expects
         self.reads = frozenset(reads)  # what the VJP reads besides shapes: "inputs" values, the "output" value
         self.into = None  # optional: into(out, *arrays, *attrs) writes forward's result into `out` (tl.compile)
+        self.jvp = None   # forward mode: jvp(primals, tangents, out, attrs) -> the output's tangent (see defjvp)
+        self.onnx = None  # ONNX export rule (see defonnx)
 
     def defvjp(self, fn):
         self.vjp = fn
+        return fn
+
+    def defjvp(self, fn):
+        """Declare the forward-mode rule `fn(primals, tangents, out, attrs)`: primals are the input Tensors,
+        tangents one Tensor or None (a zero tangent) per input, `out` the primal output Tensor; it returns the
+        output's tangent (J v) as a Tensor, written in Tensor operations so that it is itself differentiable."""
+        self.jvp = fn
+        return fn
+
+    def defonnx(self, fn):
+        """Declare the ONNX export rule (tinygrad_lite.onnx documents its signature)."""
+        self.onnx = fn
         return fn
 
     def definto(self, fn):
