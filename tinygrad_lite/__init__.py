@@ -57,7 +57,7 @@ for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqr
     globals()[_n] = _method(_n)
 divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
 
-_LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "utils"}
+_LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "utils", "func"}
 _LAZY_ATTRS = {
     "save": ("serialization", "save"), "load": ("serialization", "load"),
     "CheckpointError": ("serialization", "CheckpointError"),

@@ -46,7 +46,9 @@ def _as_array(data, dtype, where="tensor"):
 
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
-    __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "__weakref__")
+    # _fw: forward-mode tangents {level: Tensor}, set only on tensors made while a dual level is open (unset
+    # otherwise: read it with getattr(t, "_fw", None))
     __array_ufunc__ = None  # make `ndarray op Tensor` defer to our reflected operators
 
     def __init__(self, data, dtype=None, requires_grad=False):

@@ -5,7 +5,8 @@ from .function import Function, FunctionCtx
 from .anomaly import detect_anomaly
 from .recorder import tape, Entry, Scope
 from .variable import Variable
+from . import forward_ad
 
 __all__ = ["no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad", "Function",
            "FunctionCtx", "detect_anomaly", "tape", "Entry", "Scope", "StaleGraphWarning",
-           "Variable"]
+           "Variable", "forward_ad"]

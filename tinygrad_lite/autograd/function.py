@@ -6,7 +6,7 @@ Several outputs are recorded as one packed entry followed by slices of it, so th
 """
 import numpy as np
 
-from . import recorder as tape
+from . import forward_ad, recorder as tape
 from .grad_mode import state, no_grad
 from ..compile.hooks import host
 from ..ops.registry import Primitive
@@ -128,14 +128,28 @@ class Function:
     def backward(ctx, *grad_outputs):
         raise NotImplementedError("Function subclasses must implement backward(ctx, *grad_outputs)")
 
+    @staticmethod
+    def jvp(ctx, *grad_inputs):
+        """Forward mode (optional, as PyTorch's): the outputs' tangents from one tangent per forward argument
+        (zeros for a Tensor argument without one, None for other arguments)."""
+        raise NotImplementedError
+
     @classmethod
     def apply(cls, *args):
         Tensor = tape.Tensor
         tensors = tuple(a for a in args if isinstance(a, Tensor))
         needs = tuple(a.requires_grad if isinstance(a, Tensor) else False for a in args)
         ctx = FunctionCtx(needs)
-        with no_grad():
+        fw_levels = _forward_levels(cls, tensors) if tape.fw_active else ()
+        with no_grad(), forward_ad.levels_off(fw_levels):  # forward mode: the Function's own jvp, below
             out = cls.forward(ctx, *args)
+        if fw_levels:
+            return _with_tangents(cls, ctx, args, cls._apply_recorded(ctx, args, tensors, out), fw_levels)
+        return cls._apply_recorded(ctx, args, tensors, out)
+
+    @classmethod
+    def _apply_recorded(cls, ctx, args, tensors, out):
+        Tensor = tape.Tensor
         single = not isinstance(out, (tuple, list))
         outs = [o if isinstance(o, Tensor) else Tensor(np.asarray(o)) for o in ((out,) if single else out)]
         outs = [Tensor._wrap(o._data) for o in outs]  # fresh objects: an input returned as-is stays a leaf
@@ -159,3 +173,34 @@ class Function:
                 outs[i] = packed[start:start + n].reshape(s)
                 start += n
         return outs[0] if single else tuple(outs)
+
+
+def _forward_levels(cls, tensors):
+    """The open forward-AD levels at which an input of this Function call has a tangent; an error when the
+    Function declares no jvp (as PyTorch)."""
+    levels = [lv for lv in forward_ad.open_levels()
+              if any(forward_ad.tangent_of(t, lv) is not None for t in tensors)]
+    if levels and cls.jvp is Function.jvp:
+        raise RuntimeError(f"{cls.__name__}: an input has a forward-mode tangent, but the Function does not "
+                           f"implement jvp(ctx, *grad_inputs); define it (as for torch.autograd.Function) to use it "
+                           f"in forward mode (jvp, jacfwd, hessian)")
+    return levels
+
+
+def _with_tangents(cls, ctx, args, result, levels):
+    """The Function's outputs with their tangents at each level, from `cls.jvp`."""
+    Tensor = tape.Tensor
+    outs = result if isinstance(result, tuple) else (result,)
+    for level in levels:
+        tangents = [(forward_ad.tangent_of(a, level) if forward_ad.tangent_of(a, level) is not None
+                     else Tensor._wrap(np.zeros_like(a._data))) if isinstance(a, Tensor) else None for a in args]
+        with forward_ad.levels_off([level]):
+            got = cls.jvp(ctx, *tangents)
+        got = got if isinstance(got, tuple) else (got,)
+        if len(got) != len(outs):
+            raise RuntimeError(f"{cls.__name__}.jvp returned {len(got)} tangents for {len(outs)} outputs")
+        for o, t in zip(outs, got):
+            if t is not None and o._data.dtype.kind in "fc":
+                t = t if isinstance(t, Tensor) else Tensor._wrap(np.asarray(t))
+                forward_ad._set_tangent(o, level, forward_ad.conform(t, o, f"{cls.__name__}.jvp"))
+    return result

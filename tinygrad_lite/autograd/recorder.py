@@ -18,6 +18,7 @@ _PKG_NAME = __name__.split(".")[0] + "."
 _seq = itertools.count()
 Tensor = None  # set by tinygrad_lite.tensor (avoids an import cycle)
 capturing = False  # True while tl.compile records a call on some thread (compile/__init__.py sets it)
+fw_active = False  # True while a forward-mode dual level is open on some thread (forward_ad.py sets it)
 
 
 class Scope:
@@ -239,6 +240,9 @@ def apply(prim, inputs, attrs=()):
             if x.requires_grad:
                 record(prim, inputs, t, attrs)
                 break
+    if fw_active:  # forward-mode AD: the output's tangents from the primitive's JVP
+        from .forward_ad import propagate
+        propagate(prim, inputs, attrs, t)
     return t
 
 

@@ -7,6 +7,7 @@ adjoint: it adds each window back to its place, one strided slice-add per kernel
 import numpy as np
 
 from .registry import primitive
+from .movement import _same_op
 
 
 def out_size(size, k, d, p, s):
@@ -80,3 +81,7 @@ def fold(cols, size, k, d, p, s):
 @fold.defvjp
 def _(ctx, g):
     return (unfold(g, *ctx.attrs[1:]),)
+
+
+unfold.defjvp(_same_op(unfold))
+fold.defjvp(_same_op(fold))

@@ -218,7 +218,7 @@ def relu(x):
 
 @relu.defvjp
 def _(ctx, g):
-    return (mul(g, hosted(positive, ctx.saved[0]._data)),)  # a bool mask: cast inside the multiply (one pass less)
+    return (mul(g, kink_mask("positive", ctx.saved[0])),)  # a bool mask: cast inside the multiply (one pass less)
 
 
 @primitive("abs", sample=unary(away=[0.0]), kink=_kink_at([0.0]), reads=("inputs",))
@@ -228,7 +228,7 @@ def abs_(x):
 
 @abs_.defvjp
 def _(ctx, g):
-    return (g * hosted(np.sign, ctx.saved[0]._data),)
+    return (g * kink_mask("sign", ctx.saved[0]),)
 
 
 def _clamp_sample(gen):
@@ -255,7 +255,7 @@ def clamp(x, lo, hi):
 
 @clamp.defvjp
 def _(ctx, g):
-    return (g * hosted(_inside, ctx.saved[0]._data, *ctx.attrs),)
+    return (g * kink_mask("inside", ctx.saved[0], args=ctx.attrs),)
 
 
 def _inside(x, lo, hi):
@@ -344,6 +344,9 @@ def _pow_zero_masks(a, b):
 def _extreme_vjp(greater):
     """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
     def vjp(ctx, g):
+        a, b = ctx.saved
+        if tape.state.grad_enabled and (a.requires_grad or b.requires_grad):  # create_graph: on the tape
+            return (g * kink_mask("share_a", a, b, args=(greater,)), g * kink_mask("share_b", a, b, args=(greater,)))
         share_a, share_b = host(_winner_shares, ctx.saved[0]._data, ctx.saved[1]._data, greater)
         return g * tape.Tensor._wrap(share_a), g * tape.Tensor._wrap(share_b)
     return vjp
@@ -417,3 +420,148 @@ tanh_grad.definto(lambda out, g, y: _tanh_grad_np(g, y, out))
 sigmoid_grad.definto(lambda out, g, y: _sigmoid_grad_np(g, y, out))
 div.ufunc_into(np.true_divide)
 pow_.ufunc_into(np.power)
+
+
+# ---------------- kink masks: a VJP's 0/1 factor that stays on the tape under create_graph ----------------
+MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.py adds the amax/amin tie shares)
+    "positive": lambda x: x > 0,
+    "sign": np.sign,
+    "inside": lambda x, lo, hi: _inside(x, lo, hi),
+    "share_a": lambda a, b, greater: _winner_shares(a, b, greater)[0],
+    "share_b": lambda a, b, greater: _winner_shares(a, b, greater)[1],
+}
+
+
+def _mask_sample(gen):
+    kind = gen.choice(["positive", "sign", "inside", "share_a"])
+    if kind == "share_a":
+        sa, sb = gen.shapes(2)
+        return [gen.array(sa, -2, 2), gen.array(sb, -2, 2)], (kind, (True,))
+    x = gen.array(gen.shape(), -2, 2, [0.0, -0.5, 0.5])
+    return [x], (kind, (-0.5, 0.5) if kind == "inside" else ())
+
+
+def _mask_kink(arrays, attrs):
+    kind, args = attrs
+    if kind == "share_a":
+        return np.abs(arrays[0] - arrays[1])
+    pts = [0.0] if kind != "inside" else list(args)
+    return np.min([np.abs(arrays[0] - p) for p in pts], axis=0)
+
+
+@primitive("mask", attrs=("kind", "args"), nin=None, sample=_mask_sample, kink=_mask_kink, reads=())
+def mask(*arrays_kind_args):
+    """A piecewise-constant factor of its inputs (where relu passes, the sign, who wins a maximum...): the
+    derivative of relu, abs, clamp, maximum, amax... Its own derivative is zero, as PyTorch's is at kinks."""
+    *arrays, kind, args = arrays_kind_args
+    dt = np.result_type(*arrays)
+    return np.asarray(MASKS[kind](*arrays, *args)).astype(dt, copy=False)
+
+
+@mask.defvjp
+def _(ctx, g):
+    return tuple(const(np.zeros(t._data.shape, t._data.dtype)) if t.requires_grad else None for t in ctx.saved)
+
+
+mask.defjvp(lambda primals, tangents, out, attrs: None)  # a zero tangent
+
+
+def kink_mask(kind, *inputs, args=()):
+    """The factor MASKS[kind] of a VJP. Under create_graph with an input that requires grad, it is the recorded
+    `mask` primitive, so the gradient stays on the tape and is differentiable (zero second derivative, as
+    PyTorch); otherwise a constant (no tape entry)."""
+    if tape.state.grad_enabled and any(t.requires_grad for t in inputs):
+        return tape.apply(mask, inputs, (kind, args))
+    return hosted(MASKS[kind], *[t._data for t in inputs], *args)
+
+
+# ---------------- forward mode: each primitive's JVP (tangents in, the output's tangent out) ----------------
+def tsum(*terms):
+    """The sum of the tangent terms that are not None (None: a zero tangent)."""
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def tmap(fn, tangent):
+    """fn(tangent), or None for a zero tangent."""
+    return None if tangent is None else fn(tangent)
+
+
+def same_op_jvp(prim):
+    """JVP of a primitive that is linear in its one tensor input: the primitive applied to the tangent."""
+    return lambda primals, tangents, out, attrs: tmap(lambda t: tape.apply(prim, (t,), attrs), tangents[0])
+
+
+def _one_input(rule):
+    """A unary primitive's JVP from `rule(x, out, tangent)`."""
+    return lambda primals, tangents, out, attrs: tmap(lambda t: rule(primals[0], out, t), tangents[0])
+
+
+neg.defjvp(same_op_jvp(neg))
+exp.defjvp(_one_input(lambda x, y, t: mul(t, y)))
+log.defjvp(_one_input(lambda x, y, t: t / x))
+log1p.defjvp(_one_input(lambda x, y, t: t / (x + 1.0)))
+sqrt.defjvp(_one_input(lambda x, y, t: t / (y * 2.0)))
+erf.defjvp(_one_input(lambda x, y, t: t * (-(x * x)).exp() * (2.0 / math.sqrt(math.pi))))
+sin.defjvp(_one_input(lambda x, y, t: t * x.cos()))
+cos.defjvp(_one_input(lambda x, y, t: -(t * x.sin())))
+tanh.defjvp(_one_input(lambda x, y, t: tanh_grad(t, y)))
+sigmoid.defjvp(_one_input(lambda x, y, t: sigmoid_grad(t, y)))
+relu.defjvp(_one_input(lambda x, y, t: t * kink_mask("positive", x)))
+abs_.defjvp(_one_input(lambda x, y, t: t * kink_mask("sign", x)))
+clamp.defjvp(lambda p, ts, out, attrs: tmap(lambda t: t * kink_mask("inside", p[0], args=attrs), ts[0]))
+cast.defjvp(same_op_jvp(cast))
+
+
+@tanh_grad.defjvp
+def _(primals, tangents, out, attrs):
+    (g, y), (tg, ty) = primals, tangents
+    return tsum(tmap(lambda t: tanh_grad(t, y), tg), tmap(lambda t: t * g * y * -2.0, ty))
+
+
+@sigmoid_grad.defjvp
+def _(primals, tangents, out, attrs):
+    (g, y), (tg, ty) = primals, tangents
+    return tsum(tmap(lambda t: sigmoid_grad(t, y), tg), tmap(lambda t: t * g * (1.0 - y * 2.0), ty))
+
+
+add.defjvp(lambda p, ts, out, attrs: tsum(*ts))
+sub.defjvp(lambda p, ts, out, attrs: tsum(ts[0], tmap(neg, ts[1])))
+mul.defjvp(lambda p, ts, out, attrs: tsum(tmap(lambda t: mul(t, p[1]), ts[0]), tmap(lambda t: mul(p[0], t), ts[1])))
+div.defjvp(lambda p, ts, out, attrs: tsum(tmap(lambda t: div(t, p[1]), ts[0]),
+                                          tmap(lambda t: neg(div(mul(t, out), p[1])), ts[1])))
+
+
+@pow_.defjvp
+def _(primals, tangents, out, attrs):
+    (a, b), (ta, tb) = primals, tangents
+    da = tmap(lambda t: t * b * a ** (b - 1.0), ta)
+    if tb is None:
+        return da
+    zero, keep = host(_pow_zero_masks, a._data, b._data)
+    safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
+    return tsum(da, tb * out * safe_a.log() * tape.Tensor._wrap(keep))
+
+
+maximum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, True))
+minimum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, False))
+
+
+def _shares_jvp(primals, tangents, greater):
+    (a, b), (ta, tb) = primals, tangents
+    return tsum(tmap(lambda t: t * kink_mask("share_a", a, b, args=(greater,)), ta),
+                tmap(lambda t: t * kink_mask("share_b", a, b, args=(greater,)), tb))
+
+
+@where.defjvp
+def _(primals, tangents, out, attrs):
+    c, a, b = primals
+    _, ta, tb = tangents
+    cond = tape.Tensor._wrap(c._data)
+    zero = const(np.zeros((), out._data.dtype))
+    return tape.apply(where, (cond, zero if ta is None else ta, zero if tb is None else tb))

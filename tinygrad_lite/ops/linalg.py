@@ -41,3 +41,10 @@ def _swap_last(t):
 
 
 matmul.ufunc_into(np.matmul)
+
+
+@matmul.defjvp
+def _(primals, tangents, out, attrs):
+    from .elementwise import tsum, tmap
+    (a, b), (ta, tb) = primals, tangents
+    return tsum(tmap(lambda t: matmul(t, b), ta), tmap(lambda t: matmul(a, t), tb))

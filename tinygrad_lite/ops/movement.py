@@ -279,3 +279,31 @@ def _(out, src, shape, axis, index):
 
 
 cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out))
+
+
+# ---------------- forward mode: each primitive's JVP (all of these are linear in their tensor inputs) ----------
+def _same_op(prim):  # the JVP of a primitive linear in its one tensor input
+    from .elementwise import same_op_jvp
+    return same_op_jvp(prim)
+
+
+for _p in (reshape, permute, expand, getitem, index_scatter, gather, scatter_add):
+    _p.defjvp(_same_op(_p))
+pad.defjvp(lambda p, ts, out, attrs: None if ts[0] is None else pad(ts[0], attrs[0], 0.0))
+
+
+def _zero_like(t):
+    return t.__class__._wrap(constant(np.zeros(t._data.shape, t._data.dtype)))
+
+
+@index_put.defjvp
+def _(primals, tangents, out, attrs):
+    (x, value), (tx, tv) = primals, tangents
+    if tv is None:
+        tv = x.__class__._wrap(constant(np.zeros((), dtype=out._data.dtype)))
+    return index_put(_zero_like(x) if tx is None else tx, tv, attrs[0])
+
+
+@cat.defjvp
+def _(primals, tangents, out, attrs):
+    return cat(*[_zero_like(x) if t is None else t for x, t in zip(primals, tangents)], *attrs)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .registry import primitive
-from .elementwise import const, hosted, where
+from .elementwise import MASKS, const, hosted, kink_mask, same_op_jvp, where
 from ..compile.hooks import decide, has_zero, host
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
@@ -43,8 +43,10 @@ def _(ctx, g):
 
 
 def _extreme_vjp(ctx, g):
-    x = ctx.saved[0]._data
-    return (_expand_back(ctx, g) * hosted(_tie_share, ctx.prim.forward, x, ctx.out_data, *ctx.attrs),)
+    x = ctx.saved[0]
+    if tape.state.grad_enabled and x.requires_grad:  # create_graph: the share on the tape (zero derivative)
+        return (_expand_back(ctx, g) * kink_mask(f"tie_{ctx.prim.name}", x, args=ctx.attrs),)
+    return (_expand_back(ctx, g) * hosted(_tie_share, ctx.prim.forward, x._data, ctx.out_data, *ctx.attrs),)
 
 
 def _tie_share(forward, x, out, axis, keepdims):
@@ -161,17 +163,69 @@ def _(ctx, g):
         return (g,)
     if not decide(has_zero, x._data):
         return (_rev_cumsum(g * ctx.output(), d) / x,)
-    n, dt = x._data.shape[d], x._data.dtype
-    xl, gl = x.transpose(d, -1), g.transpose(d, -1)
+    before, between, upper = _cumprod_terms(x.transpose(d, -1))
+    tail = (g.transpose(d, -1).unsqueeze(-2) * between * upper).sum(-1)
+    return ((before * tail).transpose(d, -1),)
+
+
+def _cumprod_terms(xl):
+    """For x with the scanned dim last (n long): before[..., k] = prod_{j<k} x_j, between[..., k, i] =
+    prod_{k<j<=i} x_j, and upper[k, i] = (i >= k): out_i = before_k * x_k * between[k, i] for every k <= i, with no
+    division (zeros anywhere)."""
+    n, dt = xl._data.shape[-1], xl._data.dtype
     last = xl._data.ndim  # the new axis of the n x n matrix (rows k, columns j)
     k, j = np.arange(n)[:, None], np.arange(n)[None, :]
     one = const(np.ones((), dt))
     after_k = tape.apply(where, (const(j > k), reshape(xl, xl._data.shape[:-1] + (1, n)), one))
-    between = cumprod(after_k, last)  # [k, i] = prod_{k<j<=i} x_j
-    tail = (gl.unsqueeze(-2) * between * const((j >= k).astype(dt))).sum(-1)
+    between = cumprod(after_k, last)
     width = ((0, 0),) * (last - 1) + ((1, 0),)
-    before = cumprod(pad(xl, width, 1.0), last - 1)[..., :-1]  # prod_{j<k} x_j
-    return ((before * tail).transpose(d, -1),)
+    before = cumprod(pad(xl, width, 1.0), last - 1)[..., :-1]
+    return before, between, const((j >= k).astype(dt))
 
 
 sum_.definto(lambda out, x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims, out=out))
+
+
+# ---------------- forward mode: each primitive's JVP ----------------
+class _VjpCall:
+    """What a reduction's VJP reads from its tape entry, for calling the VJP from a JVP (by linearity: every
+    input element feeds one output element, so the VJP of ones is each element's own derivative)."""
+
+    def __init__(self, prim, primals, out, attrs):
+        self.prim, self.saved, self.attrs, self._out = prim, tuple(primals), attrs, out
+        self.needs = tuple(p.requires_grad for p in primals)
+        self.out_data = out._data
+
+    def output(self):
+        return self._out
+
+
+def _slice_reduction_jvp(prim):
+    """JVP of a reduction whose every input element feeds exactly one output element: sum over each slice of
+    tangent * d out / d x (the VJP of ones)."""
+    def jvp(primals, tangents, out, attrs):
+        if tangents[0] is None:
+            return None
+        ones = const(np.ones(out._data.shape, out._data.dtype))
+        (factor,) = prim.vjp(_VjpCall(prim, primals, out, attrs), ones)
+        return sum_(tangents[0] * factor, *attrs)
+    return jvp
+
+
+sum_.defjvp(same_op_jvp(sum_))
+cumsum.defjvp(same_op_jvp(cumsum))
+for _p in (amax, amin, prod):
+    _p.defjvp(_slice_reduction_jvp(_p))
+MASKS["tie_amax"] = lambda x, axis, keepdims: _tie_share(amax.forward, x, None, axis, keepdims)
+MASKS["tie_amin"] = lambda x, axis, keepdims: _tie_share(amin.forward, x, None, axis, keepdims)
+
+
+@cumprod.defjvp
+def _(primals, tangents, out, attrs):
+    (x,), (t,), d = primals, tangents, attrs[0]
+    if t is None or x._data.ndim == 0 or x._data.shape[d] <= 1:
+        return t
+    if not decide(has_zero, x._data):
+        return out * cumsum(t / x, d)
+    before, between, upper = _cumprod_terms(x.transpose(d, -1))
+    return ((t.transpose(d, -1) * before).unsqueeze(-1) * between * upper).sum(-2).transpose(d, -1)
