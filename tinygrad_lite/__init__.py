@@ -32,6 +32,7 @@ from . import autograd, random
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from .autograd.engine import grad
 from .compile import compile, CompileError, CompileWarning  # noqa: A004  (PyTorch's name)
+from . import numpy_api as _numpy_api  # noqa: F401  (NumPy functions on Tensors)
 # bound eagerly: importing the submodule would otherwise make `tl.gradcheck` the module, not the function
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 

@@ -49,7 +49,7 @@ class Tensor:
     __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "__weakref__")
     # _fw: forward-mode tangents {level: Tensor}, set only on tensors made while a dual level is open (unset
     # otherwise: read it with getattr(t, "_fw", None))
-    __array_ufunc__ = None  # make `ndarray op Tensor` defer to our reflected operators
+    __array_ufunc__ = None  # replaced by numpy_api.array_ufunc: NumPy functions on Tensors are recorded
 
     def __init__(self, data, dtype=None, requires_grad=False):
         if _creation_hook is not None:

@@ -1,0 +1,227 @@
+"""NumPy functions on Tensors: `np.exp(t)`, `np.sum(t, axis=0)`, `np.where(c, t, 0)` ... return Tensors recorded on
+the tape, so NumPy-style code is differentiable (as in MyGrad and HIPS autograd).
+
+- Ufuncs (`Tensor.__array_ufunc__`): the operators' own methods for the arithmetic and comparison ufuncs (so
+  `ndarray + Tensor` means what `Tensor + ndarray` means), the Tensor functions for the others (UFUNCS), and the
+  `reduce` method of add/multiply/maximum/minimum.
+- Array functions (`Tensor.__array_function__`): FUNCTIONS maps each supported NumPy function to the library's
+  equivalent, with NumPy's argument names and defaults (axis, keepdims, ddof, ...).
+- Inspection functions whose result is not a differentiable quantity (`np.shape`, `np.allclose`, `np.argmax` ...,
+  INSPECT) run on the data.
+- Anything else, applied to a Tensor that requires grad, raises TypeError naming the function: its result would
+  be an array cut off from the tape. On tensors that do not require grad it runs on the data (NumPy's result).
+`np.asarray(t)` and `t.numpy()` return the data, as before.
+"""
+import numpy as np
+
+from .tensor import Tensor
+
+# ---------------- ufuncs ----------------
+_OPERATORS = {  # ufunc -> (method of the left Tensor, reflected method of the right Tensor)
+    np.add: ("__add__", "__radd__"), np.subtract: ("__sub__", "__rsub__"), np.multiply: ("__mul__", "__rmul__"),
+    np.true_divide: ("__truediv__", "__rtruediv__"), np.power: ("__pow__", "__rpow__"),
+    np.matmul: ("__matmul__", "__rmatmul__"), np.greater: ("__gt__", "__lt__"), np.less: ("__lt__", "__gt__"),
+    np.greater_equal: ("__ge__", "__le__"), np.less_equal: ("__le__", "__ge__"), np.equal: ("__eq__", "__eq__"),
+    np.not_equal: ("__ne__", "__ne__"),
+}
+
+
+def _tl(name):
+    def call(*args):
+        import tinygrad_lite as tl
+        return getattr(tl, name)(*args)
+    call.__name__ = name
+    return call
+
+
+UFUNCS = {np.negative: _tl("neg"), np.exp: _tl("exp"), np.log: _tl("log"), np.log1p: _tl("log1p"),
+          np.sqrt: _tl("sqrt"), np.sin: _tl("sin"), np.cos: _tl("cos"), np.tanh: _tl("tanh"),
+          np.absolute: _tl("abs"), np.maximum: _tl("maximum"), np.minimum: _tl("minimum"),
+          np.square: _tl("square"), np.sign: _tl("sign"), np.isnan: _tl("isnan"), np.isinf: _tl("isinf"),
+          np.isfinite: _tl("isfinite"), np.positive: lambda x: x, np.reciprocal: lambda x: 1.0 / x,
+          np.expm1: lambda x: _tl("exp")(x) - 1.0, np.exp2: lambda x: 2.0 ** x,
+          np.log2: lambda x: _tl("log")(x) / float(np.log(2.0)), np.log10: lambda x: _tl("log")(x) / float(np.log(10.0)),
+          np.arctanh: lambda x: (_tl("log1p")(x) - _tl("log1p")(-x)) * 0.5}
+_REDUCE = {np.add: "sum", np.multiply: "prod", np.maximum: "amax", np.minimum: "amin"}
+
+
+def _requires_grad(values):
+    return any(isinstance(v, Tensor) and v.requires_grad for v in _leaves(values))
+
+
+def _leaves(values):
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            yield from _leaves(v)
+        elif isinstance(v, dict):
+            yield from _leaves(v.values())
+        else:
+            yield v
+
+
+def _data(v):
+    if isinstance(v, Tensor):
+        return v._data
+    if isinstance(v, (list, tuple)):
+        return type(v)(_data(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _data(x) for k, x in v.items()}
+    return v
+
+
+def _on_data(name, fn, args, kwargs):
+    """fn on the arrays: refused when a Tensor that requires grad is involved (the result would leave the tape)."""
+    if _requires_grad(list(args) + list(kwargs.values())):
+        raise TypeError(f"{name} has no tape equivalent in tinygrad_lite and an argument requires grad: its "
+                        f"result would be cut off from the graph. Use the Tensor operations (see "
+                        f"docs/func.md, 'NumPy functions'), or apply it to t.detach()")
+    out = fn(*_data(args), **_data(kwargs))
+    return Tensor._wrap(out) if isinstance(out, np.ndarray) else out
+
+
+def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    name = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+    if kwargs.get("out") is not None or (kwargs and method == "__call__"):
+        return _on_data(name, getattr(ufunc, method), inputs, kwargs)
+    if method == "__call__":
+        if ufunc in _OPERATORS and len(inputs) == 2:
+            left, right = _OPERATORS[ufunc]
+            a, b = inputs
+            return getattr(a, left)(b) if isinstance(a, Tensor) else getattr(b, right)(a)
+        if ufunc in UFUNCS:
+            return UFUNCS[ufunc](*inputs)
+    if method == "reduce" and ufunc in _REDUCE and len(inputs) == 1:
+        axis = kwargs.pop("axis", 0)
+        keepdims = kwargs.pop("keepdims", False)
+        if not kwargs:
+            x = inputs[0] if isinstance(inputs[0], Tensor) else Tensor(inputs[0])
+            return getattr(x, _REDUCE[ufunc])(*_axis_args(axis, keepdims, x))
+    return _on_data(name, getattr(ufunc, method), inputs, kwargs)
+
+
+def _axis_args(axis, keepdims, x):
+    if axis is None:
+        axis = tuple(range(x.ndim))
+    return (axis, keepdims)
+
+
+# ---------------- array functions ----------------
+def _tensor(x):
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+
+
+def _reduction(method):
+    """np.<f>(a, axis=None, dtype=None, out=None, keepdims=False) as Tensor.<method>(dims, keepdim)."""
+    def call(a, axis=None, dtype=None, out=None, keepdims=False):
+        if out is not None or dtype is not None:
+            raise TypeError(f"numpy.{method} on a Tensor: out= and dtype= are not supported")
+        a = _tensor(a)
+        if a.ndim == 0:
+            return getattr(a, method)()
+        return getattr(a, method)(tuple(range(a.ndim)) if axis is None else axis, keepdim=keepdims)
+    return call
+
+
+def _var(method):
+    def call(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        if out is not None or dtype is not None:
+            raise TypeError(f"numpy.{method} on a Tensor: out= and dtype= are not supported")
+        a = _tensor(a)
+        return getattr(a, method)(axis, correction=ddof, keepdim=keepdims)
+    return call
+
+
+def _cumsum(a, axis=None, dtype=None, out=None):
+    a = _tensor(a)
+    return (a.reshape(-1) if axis is None else a).cumsum(0 if axis is None else axis)
+
+
+def _dot(a, b, out=None):
+    a, b = _tensor(a), _tensor(b)
+    if a.ndim > 2 or b.ndim > 2 or out is not None:
+        raise TypeError("numpy.dot on Tensors: only 0-, 1- and 2-D operands (use np.matmul / @ for batches)")
+    return a * b if a.ndim == 0 or b.ndim == 0 else a @ b
+
+
+def _where(condition, x=None, y=None):
+    import tinygrad_lite as tl
+    if x is None and y is None:
+        return _on_data("where", np.where, (condition,), {})
+    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
+    return tl.where(cond, x, y)
+
+
+def _norm(x, ord=None, axis=None, keepdims=False):
+    x = _tensor(x)
+    if ord is not None and not (isinstance(axis, int) or x.ndim == 1):
+        raise TypeError("numpy.linalg.norm on a Tensor: ord= is supported for vector norms only (a 1-D tensor or "
+                        "an int axis)")
+    return x.norm(2 if ord is None else ord, axis, keepdims)
+
+
+def _transpose(a, axes=None):
+    a = _tensor(a)
+    return a.permute(*(tuple(reversed(range(a.ndim))) if axes is None else axes))
+
+
+def _clip(a, a_min=None, a_max=None, out=None, **kw):
+    if out is not None:
+        raise TypeError("numpy.clip on a Tensor: out= is not supported")
+    return _tensor(a).clamp(a_min if a_min is not None else kw.get("min"), a_max if a_max is not None else kw.get("max"))
+
+
+def _cat(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    import tinygrad_lite as tl
+    if out is not None or dtype is not None:
+        raise TypeError("numpy.concatenate on Tensors: out= and dtype= are not supported")
+    arrays = [_tensor(a) for a in arrays]
+    return tl.cat([a.reshape(-1) for a in arrays], 0) if axis is None else tl.cat(arrays, axis)
+
+
+def _stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
+    import tinygrad_lite as tl
+    if out is not None or dtype is not None:
+        raise TypeError("numpy.stack on Tensors: out= and dtype= are not supported")
+    return tl.stack([_tensor(a) for a in arrays], axis)
+
+
+def _squeeze(a, axis=None):
+    a = _tensor(a)
+    if axis is None:
+        return a.reshape(tuple(s for s in a.shape if s != 1))
+    return a.squeeze(axis)
+
+
+def _expand_dims(a, axis):
+    return _tensor(a).unsqueeze(axis)
+
+
+FUNCTIONS = {
+    np.sum: _reduction("sum"), np.mean: _reduction("mean"), np.prod: _reduction("prod"),
+    np.max: _reduction("amax"), np.min: _reduction("amin"), np.amax: _reduction("amax"), np.amin: _reduction("amin"),
+    np.var: _var("var"), np.std: _var("std"), np.cumsum: _cumsum, np.dot: _dot, np.where: _where,
+    np.reshape: lambda a, newshape=None, order="C", **kw: _tensor(a).reshape(kw.get("shape", newshape)),
+    np.transpose: _transpose, np.clip: _clip, np.concatenate: _cat, np.stack: _stack, np.squeeze: _squeeze,
+    np.expand_dims: _expand_dims, np.ravel: lambda a, order="C": _tensor(a).reshape(-1),
+    np.swapaxes: lambda a, axis1, axis2: _tensor(a).transpose(axis1, axis2),
+    np.broadcast_to: lambda array, shape, subok=False: _tensor(array).expand(*shape),
+    np.outer: lambda a, b, out=None: _tensor(a).reshape(-1, 1) * _tensor(b).reshape(1, -1),
+    np.linalg.norm: _norm,
+}
+INSPECT = {f.__name__ for f in (np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_equal, np.argmax,
+                                np.argmin, np.any, np.all, np.count_nonzero, np.nonzero, np.argsort,
+                                np.result_type, np.may_share_memory, np.shares_memory, np.array_equiv)}
+
+
+def array_function(self, func, types, args, kwargs):
+    rule = FUNCTIONS.get(func)
+    if rule is not None:
+        return rule(*args, **kwargs)
+    if func.__name__ in INSPECT:
+        return func(*_data(args), **_data(kwargs))
+    return _on_data(f"{getattr(func, '__module__', None) or 'numpy'}.{func.__name__}".replace("numpy.numpy", "numpy"),
+                    func, args, kwargs)
+
+
+Tensor.__array_ufunc__ = array_ufunc
+Tensor.__array_function__ = array_function
