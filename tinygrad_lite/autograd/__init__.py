@@ -2,11 +2,11 @@
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
 from .engine import backward, grad, StaleGraphWarning
 from .function import Function, FunctionCtx
-from .anomaly import detect_anomaly
+from .anomaly import detect_anomaly, AnomalyError
 from .recorder import tape, Entry, Scope
 from .variable import Variable
 from . import forward_ad
 
 __all__ = ["no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad", "Function",
-           "FunctionCtx", "detect_anomaly", "tape", "Entry", "Scope", "StaleGraphWarning",
+           "FunctionCtx", "detect_anomaly", "AnomalyError", "tape", "Entry", "Scope", "StaleGraphWarning",
            "Variable", "forward_ad"]

@@ -83,32 +83,35 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     call is depth 0) become one node each. fold_repeats: repeated calls of a recurrent module (a cell fed its
     own output), and per-step modules called as often in the same loop, become one node `Cell xN`; "all"
     folds every repeated module call; False never folds.
-    highlight: tape entries (Entry objects or their .index) to mark. show_saved_bytes: bytes each entry keeps
+    highlight: tape entries (Entry objects or their .index) to mark; an AnomalyError marks its path (origin to
+    where the NaN/Inf surfaced) in red. show_saved_bytes: bytes each entry keeps
     for backward. max_nodes: keep the first and last max_nodes/2 nodes and say how many were cut (None: all).
     show_constants: draw tensors that do not require grad. show_source: add the user's file:line to each op.
     """
     _graphviz()
-    if depth is not None and (not isinstance(depth, int) or depth < 0):
-        raise ValueError(f"viz.draw: depth must be a non-negative int or None, got {depth!r}")
-    if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
-        raise ValueError(f"viz.draw: max_nodes must be a positive int or None, got {max_nodes!r}")
-    if fold_repeats not in (True, False, None, "all"):
-        raise ValueError(f"viz.draw: fold_repeats must be True, False or 'all', got {fold_repeats!r}")
+    check_options(depth, max_nodes, fold_repeats)
     outs = _flatten(outputs)
     graph = build(outs, params=params, depth=depth, fold_repeats=fold_repeats, show_constants=show_constants,
                   highlight=highlight, max_nodes=max_nodes)
     opts = {"show_shapes": show_shapes, "show_source": show_source, "show_saved_bytes": show_saved_bytes,
             "max_nodes": max_nodes, "show_grads": show_grads}
+    return emit(graph, opts, group_modules, rankdir)
+
+
+def emit(graph, opts, group_modules=True, rankdir="TB", heat=None):
+    """A built Graph as a TapeGraph under draw()'s `opts`; tl.viz.html emits its module interiors through it too,
+    passing the main graph's `heat` so that one colour means one gradient norm on the whole page."""
+    show_grads = opts["show_grads"]
     TapeGraph, _ = digraph_classes()
     dot = TapeGraph(name="tape", graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11",
                                              "nodesep": "0.25", "ranksep": "0.35"},
                     node_attr={"fontname": "Helvetica", "fontsize": "10", "height": "0.3", "margin": "0.08,0.04"},
                     edge_attr={"arrowsize": "0.6", "color": "gray35", "fontname": "Helvetica"})
 
-    stats, heat = {}, None
+    stats = {}
     if show_grads:
         stats = {n.key: node_grad(n) for n in graph.nodes}
-        heat = Heat([s[1] for s in stats.values() if s is not None and s[0] is None])
+        heat = heat or Heat([s[1] for s in stats.values() if s is not None and s[0] is None])
 
     gv = _graphviz()
     clusters = {}
@@ -139,6 +142,16 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     return dot
 
 
+def check_options(depth, max_nodes, fold_repeats, who="viz.draw"):
+    """Reject bad draw() options before any work (shared with tl.viz.html)."""
+    if depth is not None and (not isinstance(depth, int) or depth < 0):
+        raise ValueError(f"{who}: depth must be a non-negative int or None, got {depth!r}")
+    if max_nodes is not None and (not isinstance(max_nodes, int) or max_nodes < 1):
+        raise ValueError(f"{who}: max_nodes must be a positive int or None, got {max_nodes!r}")
+    if fold_repeats not in (True, False, None, "all"):
+        raise ValueError(f"{who}: fold_repeats must be True, False or 'all', got {fold_repeats!r}")
+
+
 def _cluster(gv, scope):
     title = f"{scope.path}: {scope.type_name}" if scope.path else scope.type_name
     return gv.Digraph(name=f"cluster_{scope.call}",
@@ -161,6 +174,8 @@ def _nest(gv, dot, clusters, depth):
 def save(graph, path, format=None):
     """Write `graph` (from draw) to `<path>.dot`, and also render `<path>.svg` (or `format`) when graphviz's
     `dot` program is installed. `path` may end in .dot/.gv/.svg/.png/.pdf. Returns the paths written."""
+    if getattr(graph, "is_html_page", False):  # a tl.viz.HTMLGraph writes one self-contained .html file
+        return [graph.save(path)]
     path = os.fspath(path)
     base, ext = os.path.splitext(path)
     ext = ext.lower().lstrip(".")

@@ -267,11 +267,14 @@ def build(outputs, params=None, depth=None, fold_repeats=True, show_constants=Tr
         nodes[c.key] = c
 
     if highlight is not None:
+        mark = True
+        if hasattr(highlight, "path"):  # an AnomalyError: its path from origin to where it surfaced, in red
+            highlight, mark = highlight.path, "path"
         wanted = {h.seq if isinstance(h, Entry) else int(h) for h in
                   (highlight if isinstance(highlight, (list, tuple, set, frozenset)) else [highlight])}
         for e in entries:
             if e.seq in wanted:
-                rep[e].highlight = True
+                rep[e].highlight = mark
 
     ordered = sorted(nodes.values(), key=lambda n: n.order)
     graph.nodes = _cap(ordered, edges, max_nodes, graph)

@@ -208,7 +208,7 @@ def node_attrs(node, opts, heat=None, stat=None):
         lines.append("output")
         attrs.update(peripheries="2", penwidth="2")
     if node.highlight:
-        attrs.update(color=HIGHLIGHT_COLOR, penwidth="4")
+        attrs.update(color=BAD_COLOR if node.highlight == "path" else HIGHLIGHT_COLOR, penwidth="4")
         tooltip = "highlighted: " + (tooltip or "")
     if tooltip:
         attrs["tooltip"] = esc(tooltip)
