@@ -1,7 +1,7 @@
 """tinygrad_lite: a tape-based reverse-mode autodiff engine and small deep-learning library on NumPy.
 
-Import as `import tinygrad_lite as tl`. Only NumPy is imported eagerly; nn, optim, data, viz, testing and the
-checkpoint and gradcheck functions load on first use.
+Import as `import tinygrad_lite as tl`. Only NumPy is imported eagerly; nn, optim, data, viz, testing, distributed
+and the checkpoint and gradcheck functions load on first use.
 """
 import importlib as _importlib
 
@@ -58,7 +58,7 @@ for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqr
     globals()[_n] = _method(_n)
 divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
 
-_LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "utils", "func"}
+_LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "utils", "distributed", "onnx", "func"}
 _LAZY_ATTRS = {
     "save": ("serialization", "save"), "load": ("serialization", "load"),
     "CheckpointError": ("serialization", "CheckpointError"),

@@ -64,7 +64,13 @@ class Primitive:
         return fn
 
     def defonnx(self, fn):
-        """Declare the ONNX export rule (tinygrad_lite.onnx documents its signature)."""
+        """Declare the ONNX export rule `fn(g, call) -> name`, used by tl.onnx.export (rules live in
+        ops/<group>_onnx.py; no onnx import there). `call` (tinygrad_lite.onnx.rules.Call) holds the input names
+        (`call.inputs`), the recorded input arrays (`call.arrays`: dtypes, shapes), `call.attrs` (ints that follow
+        a dynamic axis are `Dim`s) and the recorded output (`call.out_dtype`, `call.out_shape`); `g` adds nodes:
+        `g.op(type, *inputs, **attributes)`, `g.const(array)`, `g.ints(seq)` (a shape, Dims computed from the
+        inputs' shapes), `g.tensor(array)` (any array of the recording, e.g. an index attribute), `g.cast`,
+        `g.unsupported(why)`. It returns the name of the output: one ONNX node or a small fixed pattern."""
         self.onnx = fn
         return fn
 

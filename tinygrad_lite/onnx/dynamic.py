@@ -1,0 +1,83 @@
+"""dynamic_axes: which recorded ints depend on a symbolic dimension, and how.
+
+The call is recorded once at the example sizes and once more per symbol with that symbol's size changed (the
+inputs are tiled along those axes, so index inputs stay valid). The recordings must list the same operations;
+every int that differs becomes a `Dim`, solved as `scale * prod(symbols it depends on) + offset`. A Python branch
+on a shape shows up as recordings that differ, and is refused.
+"""
+import numpy as np
+
+from .rules import Dim
+from .errors import ExportError
+from ..tensor import Tensor
+
+
+def resized(arr, axes, sizes):
+    """`arr` with each axis in `axes` (axis -> symbol) given its symbol's size, by repeating its entries."""
+    for axis, sym in axes.items():
+        n = sizes[sym]
+        arr = np.take(arr, np.arange(n) % arr.shape[axis], axis=axis)
+    return arr
+
+
+class Overlay:
+    """The base recording's arguments with dynamic ints replaced by Dims; shapes of constants that vary."""
+
+    def __init__(self, sizes, bumped):
+        self.sizes, self.bumped = sizes, bumped  # symbol -> base size; symbol -> changed size
+        self.const_shapes = {}  # id(array of the base recording) -> shape with Dims
+
+    def solve(self, v0, per_symbol, what):
+        deps = {s: v for s, v in per_symbol.items() if v != v0}
+        if not deps:
+            return v0
+        prod = int(np.prod([self.sizes[s] for s in deps]))
+        scales = set()
+        for s, v in deps.items():
+            step = (self.bumped[s] - self.sizes[s]) * prod // self.sizes[s]
+            if step == 0 or (v - v0) % step:
+                scales.add(None)
+            else:
+                scales.add((v - v0) // step)
+        if len(scales) != 1 or None in scales:
+            raise ExportError(f"{what}: the value {v0} changes with {sorted(deps)} in a way that is not "
+                              f"scale * size + offset; cannot export it with dynamic axes")
+        scale = scales.pop()
+        return Dim(v0, (scale, tuple(sorted(deps)), v0 - scale * prod))
+
+    def walk(self, base, others, what):
+        """`base` with ints that differ in `others` (symbol -> the same structure) made Dims."""
+        if isinstance(base, (bool, np.bool_)) or base is None:
+            return base
+        if isinstance(base, (int, np.integer)):
+            return self.solve(int(base), {s: int(o) for s, o in others.items()}, what)
+        if isinstance(base, (tuple, list)):
+            if any(not isinstance(o, (tuple, list)) or len(o) != len(base) for o in others.values()):
+                raise ExportError(f"{what}: an argument changes length with the dynamic axes")
+            return type(base)(self.walk(b, {s: o[i] for s, o in others.items()}, what) for i, b in enumerate(base))
+        if isinstance(base, slice):
+            parts = [self.walk(getattr(base, k), {s: getattr(o, k) for s, o in others.items()}, what)
+                     for k in ("start", "stop", "step")]
+            return slice(*parts)
+        arr = base._data if isinstance(base, Tensor) else base
+        if isinstance(arr, np.ndarray):
+            shapes = {s: (o._data if isinstance(o, Tensor) else o).shape for s, o in others.items()}
+            if any(sh != arr.shape for sh in shapes.values()):
+                self.const_shapes[id(arr)] = self.walk(arr.shape, shapes, what)
+        return base
+
+
+def align(base, others, overlay):
+    """Per item of the base recording, its arguments with Dims; checks that every recording lists the same
+    operations."""
+    for sym, rec in others.items():
+        if len(rec.items) != len(base.items) or any(
+                (a.prim, a.fn) != (b.prim, b.fn) for a, b in zip(base.items, rec.items)):
+            first = next((b for a, b in zip(rec.items, base.items) if (a.prim, a.fn) != (b.prim, b.fn)),
+                         base.items[-1] if base.items else None)
+            at = f" (first difference: '{first.name}' at {first.where()})" if first is not None else ""
+            raise ExportError(f"the call records different operations when dynamic axis '{sym}' changes size from "
+                              f"{overlay.sizes[sym]} to {overlay.bumped[sym]}{at}: a Python branch on a shape or a "
+                              f"value cannot be exported with dynamic axes")
+    return [overlay.walk(item.args, {s: r.items[i].args for s, r in others.items()},
+                         f"'{item.name}' at {item.where()}") for i, item in enumerate(base.items)]

@@ -1,0 +1,173 @@
+"""ONNX rules of the elementwise primitives (see Primitive.defonnx), and of the NumPy masks their VJPs compute
+outside the primitives (so an exported gradient recomputes them). No onnx import: the export passes `g`."""
+import numpy as np
+
+from . import elementwise as ew
+from ..compile import hooks
+from ..onnx.rules import defhost
+
+_ONE_NODE = {"neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "erf": "Erf", "sin": "Sin", "cos": "Cos",
+             "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "abs": "Abs", "add": "Add", "sub": "Sub",
+             "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max", "minimum": "Min"}
+
+
+def same_dtype_inputs(g, call):
+    """The inputs cast to the output dtype (relu's VJP multiplies by a bool mask: NumPy casts inside)."""
+    return [g.cast(n, a.dtype, call.out_dtype) for n, a in zip(call.inputs, call.arrays)]
+
+
+def one_node(op_type):
+    """The rule of a primitive that is one ONNX operator on its (dtype-matched) inputs."""
+    def rule(g, call):
+        return g.op(op_type, *same_dtype_inputs(g, call))
+    rule.__doc__ = f"One {op_type} node."
+    return rule
+
+
+for _name, _op in _ONE_NODE.items():
+    getattr(ew, {"abs": "abs_", "pow": "pow_"}.get(_name, _name)).defonnx(one_node(_op))
+
+
+@ew.log1p.defonnx
+def _(g, call):
+    """Log(1 + x): ONNX has no log1p (loses relative precision for |x| < 1e-7, within float32 rounding of 1+x)."""
+    x, = same_dtype_inputs(g, call)
+    return g.op("Log", g.op("Add", x, g.scalar(1, call.out_dtype)))
+
+
+@ew.tanh_grad.defonnx
+def _(g, call):
+    """g * (1 - y*y), the fused formula written out."""
+    gr, y = same_dtype_inputs(g, call)
+    one = g.scalar(1, call.out_dtype)
+    return g.op("Mul", gr, g.op("Sub", one, g.op("Mul", y, y)))
+
+
+@ew.sigmoid_grad.defonnx
+def _(g, call):
+    """g * (1 - y) * y, the fused formula written out."""
+    gr, y = same_dtype_inputs(g, call)
+    return g.op("Mul", g.op("Mul", gr, g.op("Sub", g.scalar(1, call.out_dtype), y)), y)
+
+
+@ew.clamp.defonnx
+def _(g, call):
+    """Max then Min with scalar bounds (NumPy's order; Clip would need both bounds' dtype handled alike)."""
+    out = call.inputs[0]
+    lo, hi = call.attrs
+    if lo is not None:
+        out = g.op("Max", out, g.scalar(lo, call.out_dtype))
+    if hi is not None:
+        out = g.op("Min", out, g.scalar(hi, call.out_dtype))
+    return out if out is not call.inputs[0] else g.op("Identity", out)
+
+
+@ew.where.defonnx
+def _(g, call):
+    """Where(cond as bool, a, b)."""
+    c, a, b = call.inputs
+    return g.op("Where", g.cast(c, call.arrays[0].dtype, np.bool_), *same_dtype_inputs(g, call)[1:])
+
+
+@ew.cast.defonnx
+def _(g, call):
+    return g.op("Cast", call.inputs[0], to=g.dtype(call.out_dtype))
+
+
+# ---------------- the masks of the elementwise VJPs ----------------
+def _compare(op_type):
+    def rule(g, call):
+        x = call.attrs[0]
+        return g.op(op_type, g.tensor(x), g.scalar(0, x.dtype))
+    return rule
+
+
+defhost(hooks.positive)(_compare("Greater"))  # leaky_relu's and the losses' masks
+defhost(hooks.negative)(_compare("Less"))
+
+
+@defhost(np.sign)
+def _(g, call):
+    return g.op("Sign", g.tensor(call.attrs[0]))
+
+
+@defhost(hooks.astype)
+def _(g, call):
+    arr, dtype = call.attrs
+    return g.cast(g.tensor(arr), arr.dtype, dtype)
+
+
+@defhost(np.copy)
+def _(g, call):
+    return g.op("Identity", g.tensor(call.attrs[0]))
+
+
+def bool_as(g, mask, dtype):
+    return g.op("Cast", mask, to=g.dtype(dtype))
+
+
+# ---------------- the `mask` primitive: a VJP's piecewise-constant factor, one small pattern per kind ----------------
+MASK_RULES = {}  # kind -> rule(g, xs, arrays, args, dtype): the factor as `dtype` (reduce_onnx adds the tie shares)
+
+
+def mask_kind(kind):
+    def deco(fn):
+        MASK_RULES[kind] = fn
+        return fn
+    return deco
+
+
+@mask_kind("positive")
+def _(g, xs, arrays, args, dt):
+    return bool_as(g, g.op("Greater", xs[0], g.scalar(0, arrays[0].dtype)), dt)
+
+
+@mask_kind("sign")
+def _(g, xs, arrays, args, dt):
+    return g.cast(g.op("Sign", xs[0]), arrays[0].dtype, dt)
+
+
+@mask_kind("inside")
+def _(g, xs, arrays, args, dt):
+    """lo <= x <= hi (clamp's factor)."""
+    keep = None
+    for bound, op_type in zip(args, ("GreaterOrEqual", "LessOrEqual")):
+        if bound is not None:
+            test = g.op(op_type, xs[0], g.scalar(bound, arrays[0].dtype))
+            keep = test if keep is None else g.op("And", keep, test)
+    return g.fill(1, dt, arrays[0].shape) if keep is None else bool_as(g, keep, dt)
+
+
+def _share(first):
+    """maximum/minimum's factor: the winner gets 1, a tie 0.5 each (share of a when `first`, else of b)."""
+    def rule(g, xs, arrays, args, dt):
+        a, b = xs if first else xs[::-1]
+        win = g.op("Greater" if args[0] else "Less", a, b)
+        tie = g.op("Mul", bool_as(g, g.op("Equal", a, b), dt), g.scalar(0.5, dt))
+        return g.op("Add", bool_as(g, win, dt), tie)
+    return rule
+
+
+mask_kind("share_a")(_share(True))
+mask_kind("share_b")(_share(False))
+
+
+@ew.mask.defonnx
+def _(g, call):
+    kind, args = call.attrs
+    rule = MASK_RULES.get(kind)
+    if rule is None:
+        raise g.unsupported(f"mask kind {kind!r} has no ONNX rule")
+    return rule(g, call.inputs, call.arrays, args, call.out_dtype)
+
+
+@defhost(ew._pow_zero_masks)
+def _(g, call):
+    """(a == 0 & b >= 0, its complement as a's dtype), broadcast to the common shape (pow's VJP)."""
+    a_arr, b_arr = call.attrs
+    a, b = g.tensor(a_arr), g.tensor(b_arr)
+    zero = g.op("And", g.op("Equal", a, g.scalar(0, a_arr.dtype)),
+                g.op("GreaterOrEqual", b, g.scalar(0, b_arr.dtype)))
+    shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
+    zero = g.op("Expand", zero, g.ints(shape))
+    return zero, bool_as(g, g.op("Not", zero), a_arr.dtype)
