@@ -6,7 +6,7 @@ VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 
-.PHONY: demo test bench bench-quick bench-scaling oracle install clean
+.PHONY: demo test bench bench-quick bench-scaling oracle ddp-demo install clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,16 @@ demo: $(STAMPS)/examples.stamp
 		$(VPY) examples/xor.py; \
 	fi
 
-test: $(STAMPS)/dev.stamp
+# EXTRAS: the extra sets installed before the tests (CI adds the optional groups: .ci/run)
+EXTRAS ?= dev
+test: $(STAMPS)/$(EXTRAS).stamp
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 oracle: $(STAMPS)/dev,oracle.stamp
+
+# examples/digits_ddp.py on 2 MPI ranks (the `distributed` extra brings mpi4py and MPICH's mpiexec)
+ddp-demo: $(STAMPS)/examples,distributed.stamp
+	$(VENV)/bin/mpiexec -n 2 $(VPY) examples/digits_ddp.py
 
 bench: $(STAMPS)/base.stamp
 	$(VPY) -m benchmarks $(BENCH_ARGS)

@@ -1,4 +1,5 @@
-"""Datasets and batching: `TensorDataset`, `Subset`, `random_split` and `DataLoader` (PyTorch's names and defaults).
+"""Datasets and batching: `TensorDataset`, `Subset`, `random_split`, `DataLoader` and `DistributedSampler` (PyTorch's
+names and defaults).
 
 Shuffling and `random_split` draw from `tl.random.get_rng()`, so `tl.manual_seed(n)` makes the batch order and the
 split reproducible. A `DataLoader` over a `TensorDataset` (or a `Subset` of one) fancy-indexes the stored arrays
@@ -13,7 +14,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate", "DistributedSampler"]
 
 
 class Dataset:
@@ -170,12 +171,62 @@ def default_collate(batch):
                     f"got {type(elem).__name__}")
 
 
+class DistributedSampler:
+    """The indices of rank `rank`'s share of `dataset` among `num_replicas` ranks (torch.utils.data's, with its
+    arithmetic): every rank gets `num_samples` indices, the dataset padded by repeating its first indices to a
+    multiple of the ranks (or cut to one with `drop_last`), rank r taking every num_replicas-th from position r.
+    With `shuffle` the order is a permutation seeded by `seed + epoch` (the same on every rank, NumPy's generator,
+    so not PyTorch's numbers); call `set_epoch(epoch)` at each epoch for a new order."""
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        if num_replicas is None or rank is None:
+            from . import distributed  # the group's size and rank; PyTorch's error when there is none
+            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+            rank = distributed.get_rank() if rank is None else rank
+        if not isinstance(num_replicas, (int, np.integer)) or num_replicas < 1:
+            raise ValueError(f"DistributedSampler: num_replicas must be a positive int, got {num_replicas!r}")
+        if rank >= num_replicas or rank < 0:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, int(num_replicas), int(rank)
+        self.shuffle, self.seed, self.drop_last, self.epoch = bool(shuffle), int(seed), bool(drop_last), 0
+        n = len(dataset)
+        if self.drop_last and n % self.num_replicas != 0:
+            self.num_samples = math.ceil((n - self.num_replicas) / self.num_replicas)
+        else:
+            self.num_samples = math.ceil(n / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def _permutation(self, n):
+        return np.random.default_rng(self.seed + self.epoch).permutation(n).tolist()
+
+    def __iter__(self):
+        n = len(self.dataset)
+        indices = self._permutation(n) if self.shuffle else list(range(n))
+        if not self.drop_last:
+            padding = self.total_size - len(indices)
+            if padding <= len(indices):
+                indices += indices[:padding]
+            else:
+                indices += (indices * math.ceil(padding / len(indices)))[:padding]
+        else:
+            indices = indices[:self.total_size]
+        return iter(indices[self.rank:self.total_size:self.num_replicas])
+
+    def __len__(self):
+        return self.num_samples
+
+    def set_epoch(self, epoch):
+        """Make the next iteration's shuffle the one of `epoch` (call it on every rank, with the same value)."""
+        self.epoch = epoch
+
+
 class DataLoader:
-    """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated as PyTorch's)."""
+    """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated as PyTorch's), in the
+    order of `sampler` (any iterable of indices with a length, e.g. a DistributedSampler) when one is given."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, generator=None,
                  num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None, persistent_workers=False,
-                 prefetch_factor=None):
+                 prefetch_factor=None, sampler=None):
         """`num_workers`, `pin_memory` and the other worker options are accepted for PyTorch code and have no
         effect: batches are made in the calling process (NumPy indexing is fast; there is no device to pin for)."""
         if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool) or num_workers < 0:
@@ -191,7 +242,10 @@ class DataLoader:
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
                             f"{type(dataset).__name__}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -199,12 +253,14 @@ class DataLoader:
         self.generator = generator
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _order(self, n):
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         if not self.shuffle:
             return None
         rng = self.generator
@@ -215,8 +271,8 @@ class DataLoader:
         return rng.permutation(n)
 
     def __iter__(self):
-        n = len(self.dataset)
-        order = self._order(n)
+        order = self._order(len(self.dataset))
+        n = len(self.dataset) if order is None else len(order)
         if self.batch_size is None:
             for i in range(n):
                 yield self.dataset[int(order[i]) if order is not None else i]

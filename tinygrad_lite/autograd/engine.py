@@ -200,10 +200,19 @@ def _resume_gc():
             gc.enable()
 
 
+# Backward watchers (DistributedDataParallel): callables `watcher(roots)` -> None, or a watch with `after`, a dict
+# Entry -> fn(leaf_grads) called once that entry's VJP is done (the moment the leaves it feeds may have their final
+# gradient: entries run in reverse recording order), and `finish()`, called once `.grad` is delivered. This lets
+# gradient communication overlap the rest of the walk; with no watcher registered it costs one test per entry.
+backward_watchers = []
+
+
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     """Backpropagate `root_grads` from `roots`. With `inputs` (for autograd.grad), return a dict id -> gradient
     of those tensors (None where unused) and leave every `.grad` untouched."""
     Tensor = tape.Tensor
+    watches = [w for w in [f(roots) for f in list(backward_watchers)] if w is not None] \
+        if backward_watchers and inputs is None else None
     capture = capture_entries = None
     if inputs is not None:
         capture = {id(t): None for t in inputs}
@@ -282,6 +291,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 elif capture is None or id(t) in capture:
                     leaves[id(t)] = t
                     _accumulate(leaf_grads, id(t), gi, owned, create_graph)
+            if watches:
+                for w in watches:
+                    if e in w.after:
+                        w.after.pop(e)(leaf_grads)
             if not retain_graph:  # release (inlined: this runs once per entry)
                 if release and len(parents) == len(saved):
                     out = e.out_data
@@ -312,6 +325,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 finally:
                     cap.suspended -= 1
                 cap.delivered(t)
+        for w in watches or ():
+            w.finish()
     finally:
         state.grad_enabled = prev
         _resume_gc()

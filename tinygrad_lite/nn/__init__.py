@@ -15,11 +15,11 @@ from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftma
 from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss
 from .divergence import KLDivLoss
 from .distance import CosineSimilarity
-from . import functional, init, utils
+from . import functional, init, utils, parallel
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv2d", "MaxPool2d",
            "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Embedding", "RNNBase", "RNN", "LSTM",
            "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax", "Flatten", "Identity", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
            "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CosineSimilarity",
-           "functional", "init", "utils"]
+           "functional", "init", "utils", "parallel"]
