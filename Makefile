@@ -6,7 +6,7 @@ VENV   ?= .venv
 VPY    := $(VENV)/bin/python
 STAMPS := $(VENV)/.stamps
 
-.PHONY: demo test bench bench-quick bench-scaling oracle ddp-demo install clean
+.PHONY: demo test bench bench-quick bench-scaling bench-ddp oracle ddp-demo install clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: $(STAMPS)/base.stamp
 
 bench-quick: $(STAMPS)/base.stamp
 	$(VPY) -m benchmarks --quick
+
+bench-ddp: $(STAMPS)/distributed.stamp
+	$(VPY) -m benchmarks.ddp --write
 
 bench-scaling: $(STAMPS)/base.stamp
 	$(VPY) -m benchmarks --scaling

@@ -3,14 +3,17 @@
 The 1,797 images that ship inside scikit-learn are split 80/20 (stratified, fixed seed). The model is
 Conv2d-BatchNorm2d-ReLU-Conv2d-BatchNorm2d-ReLU-MaxPool2d-Dropout-Linear, trained with Adam and a cosine learning
 rate schedule. Afterwards the model and optimizer state are saved with tl.save, loaded into a fresh model and
-optimizer, and the reloaded model's test accuracy is printed; the model's graph is drawn with tl.viz.
+optimizer, and the reloaded model's test accuracy is printed; the model's graph is drawn with tl.viz, and
+runs/digits_cnn/model_graph.html is the interactive page of one training batch's graph (tl.viz.html: zoom, search,
+click a node for its values and gradient statistics; open it in a browser, no server needed).
 
     python examples/digits_cnn.py [--epochs N] [--out DIR] [--smoke] [--compile]     (this is `make demo`)
 
 With --compile the training step runs through tl.compile (recorded once, then replayed as NumPy calls, with the
 same numbers as eager execution), and one eager epoch of an identical model is timed for comparison.
 
-Needs scikit-learn (pip install -e .[examples]); tqdm and graphviz are optional.
+Needs scikit-learn (pip install -e .[examples]); tqdm and graphviz are optional (without graphviz's `dot`
+program there is no SVG and no graph page).
 """
 import os
 import sys
@@ -83,6 +86,41 @@ def time_eager_epoch(args, x_tr, y_tr, loss_fn):
     return t.seconds
 
 
+def plot_grad_flow(flow, path):
+    """Save GradFlow's plot; returns a one-line description (the flagged layers, or why there is no plot)."""
+    flagged = {name: f for name, f in flow.flags().items() if f}
+    summary = "no layer flagged" if not flagged else "flagged: " + ", ".join(
+        f"{name} ({', '.join(f)})" for name, f in flagged.items())
+    try:
+        flow.plot(path)
+    except ImportError as exc:
+        return f"grad flow not plotted ({exc}); {summary}"
+    return f"grad flow plot written to {show_path(path)} ({flow.steps} steps; {summary})"
+
+
+def graph_page(model, loss_fn, xb, yb, path):
+    """Write the interactive page of one training batch's graph, with its gradients; returns a one-line
+    description (or why there is no page)."""
+    import shutil
+
+    if shutil.which("dot") is None:
+        return "graph page skipped: graphviz's `dot` program is not installed (apt-get/brew/conda install graphviz)"
+    model.zero_grad()  # the page shows this batch's gradients, not the last training step's
+    loss = loss_fn(model(xb), yb)
+    loss.backward(retain_graph=True)  # keep the tape's values for the page's statistics
+    try:
+        page = tl.viz.html(loss, show_grads=True)
+    except ImportError as exc:  # the graphviz Python package is missing
+        return f"graph page skipped: {exc}"
+    except RuntimeError as exc:  # tl.viz.DotNotFoundError, or `dot` failed
+        return f"graph page skipped: {str(exc).splitlines()[0][:200]}"
+    finally:
+        model.zero_grad()
+    page.save(path)
+    return (f"graph page written to {show_path(path)} ({len(page.data['nodes'])} nodes, "
+            f"{os.path.getsize(path) / 1024:.0f} KiB; open it in a browser and click a node)")
+
+
 def main(argv=None):
     p = parser(__doc__, epochs=EPOCHS)
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "digits_cnn"),
@@ -108,6 +146,7 @@ def main(argv=None):
     print(f"model: {n_params:,} parameters, Adam lr={args.lr}, cosine schedule, batch {args.batch_size}")
 
     step = make_step(model, optimizer, loss_fn)
+    flow = tl.viz.GradFlow(model)  # per-layer gradient statistics of every step (read after the step's backward)
     if args.compile:
         step = tl.compile(step)
     epoch_times = []
@@ -117,6 +156,7 @@ def main(argv=None):
         with Timer() as t:
             for xb, yb in bar:
                 loss = step(xb, yb)
+                flow.record()
                 total += loss * len(yb.numpy())
                 seen += len(yb.numpy())
                 bar.set_postfix(loss=round(total / seen, 4), refresh=False)
@@ -157,6 +197,13 @@ def main(argv=None):
     # the graph of one training step's loss: module clusters, parameters by name, shapes
     xb, yb = tl.tensor(x_te[:8]), tl.tensor(y_te[:8])
     print(draw(loss_fn(model(xb), yb), os.path.join(args.out, "model_graph")))
+
+    print(plot_grad_flow(flow, os.path.join(args.out, "grad_flow.png")))
+
+    # the interactive page of one training batch (train mode, as in training) after its backward
+    n = args.batch_size
+    print(graph_page(model, loss_fn, tl.tensor(x_tr[:n]), tl.tensor(y_tr[:n]),
+                     os.path.join(args.out, "model_graph.html")))
 
     per_epoch = sum(epoch_times) / len(epoch_times)
     print(f"digits_cnn: test accuracy {acc:.1%} ({n_images} images, {plural(args.epochs, 'epoch')}, "

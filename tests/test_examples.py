@@ -65,6 +65,14 @@ def test_digits_cnn_smoke_checkpoint_round_trip(tmp_path):
     assert "(same predictions)" in reload_line and "optimizer at step 45" in reload_line
     assert (out / "checkpoint.safetensors").stat().st_size > 10_000
     check_graph(lines, out / "model_graph.dot", "Conv2d", "BatchNorm2d", "Dropout", "9.weight 10x512")
+    page_line = next(line for line in lines if line.startswith("graph page "))
+    assert (out / "model_graph.html").exists() == (shutil.which("dot") is not None), page_line
+    if shutil.which("dot"):
+        page = (out / "model_graph.html").read_text()
+        assert 'data-module="' in page and "BatchNorm2d" in page and "http://" not in page
+    plot_line = next(line for line in lines if line.startswith("grad flow "))
+    has_plot = importlib.util.find_spec("matplotlib") is not None
+    assert ("grad_flow.png" in plot_line) == has_plot and (out / "grad_flow.png").exists() == has_plot, plot_line
 
 
 def test_digits_cnn_compiled_trains_exactly_as_eager(tmp_path):
