@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
-from .compile.hooks import astype, constant, host
+from .compile.hooks import astype, constant, draws_random, host
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -49,6 +49,7 @@ def _draw(opname, method, *args, **kwargs):
         raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
 
 
+@draws_random
 def _rng_call(method, generator, args, kwargs):
     return np.asarray(getattr(generator or get_rng(), method)(*args, **kwargs))
 

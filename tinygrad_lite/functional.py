@@ -9,6 +9,8 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
+from .compile.hooks import batching_rule, elementwise
+from .ops.batching import shift_axes
 from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
 from . import shape as _shape  # noqa: F401  (attaches the shape methods first)
@@ -364,3 +366,27 @@ for _n in ("sum", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "max
     setattr(Tensor, _n, globals()[_n])
 Tensor.clip = clamp
 Tensor.where = lambda self, condition, other: where(condition, self, other)
+
+
+# ---------------- vmap: how the host computations above map over a leading batch dimension ----------------
+@batching_rule(_finite_max)
+def _(args, batched):
+    x, dims = args
+    return _finite_max(x, shift_axes(dims, x.ndim - 1))
+
+
+@batching_rule(_max_keep)
+def _(args, batched):
+    x, axis = args
+    return _max_keep(x, shift_axes(axis, x.ndim - 1))
+
+
+@batching_rule(_arg_index)
+def _(args, batched):
+    fn, x, axis, keepdim = args
+    if axis is None:  # over all of each sample's elements
+        return np.asarray(fn(x.reshape(x.shape[0], -1), axis=1), dtype=np.int64)
+    return _arg_index(fn, x, shift_axes(axis, x.ndim - 1), keepdim)
+
+
+elementwise(_int_clip)

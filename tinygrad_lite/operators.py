@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
-from .compile.hooks import constant, host
+from .compile.hooks import constant, elementwise, host
 from .ops import elementwise as ew, linalg, registry
 from .tensor import Tensor, _as_array, _wrap
 
@@ -244,3 +244,7 @@ def matmul(a, b):
 
 
 _install_operators()
+
+
+for _fn in (_compare_arrays, _bool_power, _int_relu):  # vmap runs them on aligned batches
+    elementwise(_fn)

@@ -14,7 +14,7 @@ import numpy as np
 from . import recorder as tape
 from .grad_mode import state
 from ..compile.capture import Obj
-from ..compile.hooks import host, host_effect
+from ..compile.hooks import batching_rule, elementwise, host, host_effect
 
 
 def _sum_to_shape(g, shape):
@@ -481,3 +481,14 @@ def _prepare(tensors, grads, opname):
                                    f"{tuple(t.shape)}; they must match")
         out_grads.append(g)
     return tensors, out_grads
+
+
+# ---------------- vmap: the accumulation functions above over a leading batch dimension ----------------
+elementwise(_promoted_copy)
+
+
+@batching_rule(_add_index_grad)
+def _(args, batched):
+    from ..ops.batching import index_with_batch, lead
+    buf, g, index, basic = args
+    return _add_index_grad(buf, lead(g, batched[1], buf.shape[0]), index_with_batch(index), basic)

@@ -348,10 +348,11 @@ class Capture:
                 r = self.known.get(id(base))
                 views.append((k, r.key if r is not None and r.kind == SLOT else None))
         op.views = tuple(views)
+        op.prim = prim
         if prim is not None and not isinstance(out, tuple) and out.base is None and not writes:
             order = "C" if out.flags.c_contiguous else "F" if out.flags.f_contiguous else None
             if order is not None:
-                op.prim, op.layout = prim, (out.shape, out.dtype, order)
+                op.layout = (out.shape, out.dtype, order)
         self.ops.append(op)
         return out
 

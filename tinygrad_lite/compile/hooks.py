@@ -54,6 +54,7 @@ def _arrays_from(fn):
     def call(*args):
         return _as_arrays(fn(*args))
     call.__name__ = getattr(fn, "__name__", "host computation")
+    call.__wrapped__ = fn  # its batching rule (vmap) is the function's
     return call
 
 
@@ -143,18 +144,50 @@ def _bound(method, kwargs):
     return lambda *args: method(*args, **kwargs)
 
 
+# ---------------- how a host computation maps over a batch (tl.func.vmap), declared beside the function ----------
+ELEMENTWISE = set()  # functions that broadcast their array arguments elementwise (so aligned batches just work)
+BATCH_RULES = {}     # fn -> rule(args, batched): args with the batch leading in the arrays that carry one
+RANDOM = set()       # functions that draw random numbers (refused by vmap's randomness='error')
+
+
+def elementwise(fn):
+    """Mark `fn` as broadcasting its array arguments elementwise (vmap runs it on the aligned batch)."""
+    ELEMENTWISE.add(fn)
+    return fn
+
+
+def batching_rule(fn):
+    """Decorator: `@batching_rule(fn) def rule(args, batched)` declares how `fn` runs on a whole batch: `args`
+    as `fn` takes them, its arrays with the batch leading where `batched` (one flag per array, in order) says."""
+    def deco(rule):
+        BATCH_RULES[fn] = rule
+        return rule
+    return deco
+
+
+def draws_random(fn):
+    RANDOM.add(fn)
+    return fn
+
+
 # ---------------- small NumPy functions the library hands to host()/decide() in several places ----------------
+@elementwise
 def astype(arr, dtype):
     return arr.astype(dtype)
 
 
+@elementwise
 def positive(x):
     return x > 0
 
 
+@elementwise
 def negative(x):
     return x < 0
 
 
 def has_zero(x):
     return (x == 0).any()
+
+
+elementwise(np.copy)

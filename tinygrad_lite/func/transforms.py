@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd import engine, forward_ad, recorder
 from ..autograd.grad_mode import enable_grad
+from ..compile.hooks import constant, data
 from ..ops.movement import reshape
 from ..shape import stack
 from ..tensor import Tensor
@@ -50,7 +51,7 @@ def _variable(x):
     differentiates through it), otherwise a new leaf on x's memory; either way with x's forward tangents."""
     if x.requires_grad:
         return recorder.apply(reshape, (x,), (x._data.shape,))
-    v = Tensor._wrap(x._data)
+    v = Tensor._wrap(data(x))  # data(): under a capture (tl.compile, vmap) x's array is read live, not frozen
     fw = getattr(x, "_fw", None)
     if fw:
         v._fw = dict(fw)
@@ -93,24 +94,32 @@ def _outside(results, inner):
 
 
 def _release(results, inner):
-    """The results, detached from the tape (forward tangents kept) when nothing outside the transform needs
-    their graph."""
-    if _outside(results, inner):
+    """The results, detached from the tape when nothing outside the transform needs their graph; their forward
+    tangents (an outer jvp's) likewise."""
+    tangents = [t for r in results if isinstance(r, Tensor) for t in (getattr(r, "_fw", None) or {}).values()]
+    if _outside(list(results) + tangents, inner):
         return results
-    out = []
-    for r in results:
-        if isinstance(r, Tensor) and r.requires_grad:
-            d = Tensor._wrap(r._data)
-            fw = getattr(r, "_fw", None)
-            if fw:
-                d._fw = fw
-            r = d
-        out.append(r)
-    return out
+    return [_detached(r) if isinstance(r, Tensor) else r for r in results]
+
+
+def _detached(t):
+    """t off the tape, with its forward tangents, themselves off the tape."""
+    if not t.requires_grad and not getattr(t, "_fw", None):
+        return t
+    d = Tensor._wrap(t._data)
+    fw = getattr(t, "_fw", None)
+    if fw:
+        d._fw = {level: _detached(tangent) for level, tangent in fw.items()}
+    return d
+
+
+def _filled(shape, dtype, value):
+    """A Tensor of one value, declared a constant (made from Python values: tl.compile and vmap take it as it is)."""
+    return Tensor._wrap(constant(np.full(shape, value, dtype=dtype)))
 
 
 def _zeros_like(x):
-    return Tensor._wrap(np.zeros_like(x._data))
+    return _filled(x._data.shape, x._data.dtype, 0)
 
 
 # ---------------- reverse mode ----------------
@@ -168,7 +177,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
             got = f"shape {tuple(out._data.shape)}" if isinstance(out, Tensor) else type(out).__name__
             raise RuntimeError(f"grad: the function must return a scalar Tensor (one element), got {got}; use "
                                f"vjp or jacrev for other outputs")
-        g = vjp_fn(Tensor._wrap(np.ones_like(out._data)))
+        g = vjp_fn(_filled(out._data.shape, out._data.dtype, 1))
         g = g[0] if single else g
         return (g, (out, res[2])) if has_aux else (g, out)
     return wrapper
@@ -223,14 +232,14 @@ def _basis(x, k):
     """The k-th unit vector in x's shape and dtype."""
     e = np.zeros(x._data.size, dtype=x._data.dtype)
     e[k] = 1
-    return Tensor._wrap(e.reshape(x._data.shape))
+    return Tensor._wrap(constant(e.reshape(x._data.shape)))
 
 
 def _stacked(parts, dim, shape, dtype):
     """Tensors of one shape stacked along a new axis `dim` and reshaped to `shape` (zeros when there are none:
     an empty input or output)."""
     if not parts:
-        return Tensor._wrap(np.zeros(shape, dtype=dtype))
+        return _filled(shape, dtype, 0)
     return stack(parts, dim).reshape(shape)
 
 

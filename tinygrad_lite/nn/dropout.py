@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..compile.hooks import host
+from ..compile.hooks import batching_rule, draws_random, host
 from ..tensor import Tensor
 from .module import Module
 
@@ -26,8 +26,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return input * Tensor._wrap(host(_mask, input.shape, dt, p))  # drawn again on every replay, from the same RNG
 
 
+@draws_random
 def _mask(shape, dt, p):
-    """A fresh dropout mask from the package generator: 0 or 1/(1-p), in dtype dt."""
+    """A fresh dropout mask from the package generator: 0 or 1/(1-p), in dtype dt. Under vmap with
+    randomness='different' each sample draws its own (batch_shape: the batch's size in front)."""
     draw = _random.get_rng().random(shape, dtype=np.float32 if dt == np.float32 else np.float64)
     scale = np.asarray(1.0 / (1.0 - p), dtype=dt)
     return (draw >= p).astype(dt) * scale
@@ -46,3 +48,10 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+@batching_rule(_mask)
+def _(args, size):
+    """randomness='different': one mask per sample, drawn at once."""
+    shape, dt, p = args
+    return _mask((size,) + tuple(shape), dt, p)

@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.hooks import astype, constant, data, host, host_check, host_shaped, negative, positive
+from ..compile.hooks import (astype, batching_rule, constant, data, elementwise, host, host_check, host_shaped,
+                             negative, positive)
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
@@ -419,3 +420,17 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, input, target):
         return binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
                                                 pos_weight=self.pos_weight)
+
+
+# ---------------- vmap: how the host computations above map over a leading batch dimension ----------------
+@batching_rule(_nll_arrays)
+def _(args, batched):
+    """Per-sample targets (B, N, ...): merged into N and split again (the gather index gets its class axis after
+    N, not after the batch)."""
+    t, weight, ignore_index, dtype = args
+    size = t.shape[0]
+    index, neg_w, w, valid = _nll_arrays(t.reshape((-1,) + t.shape[2:]), weight, ignore_index, dtype)
+    return (index.reshape((size, -1) + index.shape[1:]),) + tuple(a.reshape(t.shape) for a in (neg_w, w, valid))
+
+
+elementwise(_safe_denominator)

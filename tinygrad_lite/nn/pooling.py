@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.hooks import constant, host
+from ..compile.hooks import batching_rule, constant, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
@@ -197,3 +197,12 @@ class AvgPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+
+@batching_rule(_argmax_indices)
+def _(args, batched):
+    """The batch merged into N (windows never cross images) and split off again."""
+    x, *rest = args
+    out = _argmax_indices(x.reshape((-1,) + x.shape[2:]), *rest)
+    return out.reshape(x.shape[:2] + out.shape[1:])

@@ -6,6 +6,7 @@ adjoint: it adds each window back to its place, one strided slice-add per kernel
 """
 import numpy as np
 
+from . import batching
 from .registry import primitive
 from .movement import _same_op
 
@@ -85,3 +86,5 @@ def _(ctx, g):
 
 unfold.defjvp(_same_op(unfold))
 fold.defjvp(_same_op(fold))
+unfold.defbatch(batching.with_batch_dim(unfold.forward))
+fold.defbatch(batching.with_batch_dim(fold.forward))

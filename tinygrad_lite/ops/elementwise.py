@@ -3,10 +3,11 @@ import math
 
 import numpy as np
 
+from . import batching
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.hooks import constant, host, positive
+from ..compile.hooks import batching_rule, constant, elementwise, host, positive
 
 
 def const(arr):
@@ -130,18 +131,23 @@ def _grad_pair_sample(low, high):
 
 
 # Fused VJPs: one pass over memory instead of three small ops (W1's per-op overhead); still differentiable.
-def _result(out, g, y):
-    """The array a fused gradient formula writes into, in place, pass after pass: `out` itself (tl.compile's
-    planned buffer) or a fresh one. None when g and y differ in dtype: each pass must then round in its own
-    dtype, as the written-out expression does."""
+_FUSE_MIN = 2048  # elements: below it, NumPy's per-call overhead with out= costs more than the temporaries save
+
+
+def _fused(out, g, y):
+    """Where a fused gradient formula runs its passes in place: `out` (tl.compile's planned buffer), a fresh array
+    when g and y have one shape (the usual VJP call), or None: write the expression out (g and y of different
+    dtypes must round each pass in its own dtype; a broadcast or 0-d call allocates anyway)."""
     if g.dtype != y.dtype:
         return None
-    return out if out is not None else np.empty(np.broadcast_shapes(g.shape, y.shape), dtype=y.dtype)
+    if out is not None:
+        return out
+    return np.empty_like(y) if g.shape == y.shape and y.size >= _FUSE_MIN else None
 
 
 def _tanh_grad_np(g, y, out=None):
     """g * (1 - y*y), PyTorch's order, in one array instead of three."""
-    r = _result(out, g, y)
+    r = _fused(out, g, y)
     if r is None:
         return _write(out, g * (1 - y * y))
     np.multiply(y, y, out=r)
@@ -151,7 +157,7 @@ def _tanh_grad_np(g, y, out=None):
 
 def _sigmoid_grad_np(g, y, out=None):
     """g * (1 - y) * y, PyTorch's order, in one array instead of three."""
-    r = _result(out, g, y)
+    r = _fused(out, g, y)
     if r is None:
         return _write(out, g * (1 - y) * y)
     np.subtract(1, y, out=r)
@@ -168,6 +174,8 @@ def _write(out, values):
 
 @primitive("tanh_grad", nin=2, sample=_grad_pair_sample(-1, 1))
 def tanh_grad(g, y):
+    if y.size < _FUSE_MIN:  # small: the expression itself (the common case of a per-op-bound workload)
+        return g * (1 - y * y)
     return _tanh_grad_np(g, y)
 
 
@@ -179,6 +187,8 @@ def _(ctx, h):
 
 @primitive("sigmoid_grad", nin=2, sample=_grad_pair_sample(0, 1))
 def sigmoid_grad(g, y):
+    if y.size < _FUSE_MIN:
+        return g * (1 - y) * y
     return _sigmoid_grad_np(g, y)
 
 
@@ -192,10 +202,10 @@ def _sigmoid_np(x, out=None):
     # 1/(1+exp(-x)) is exact enough everywhere: exp overflows to inf only where the result underflows to 0
     # anyway (x < -88 in float32), and it is ~5x faster than a branchy two-sided form. The passes run in place in
     # one array.
-    if x.dtype.kind != "f":
-        return _write(out, 1.0 / (1.0 + np.exp(-x)))
-    r = np.negative(x, out=out if out is not None else np.empty_like(x))
     with np.errstate(over="ignore"):
+        if x.dtype.kind != "f" or (out is None and x.size < _FUSE_MIN):
+            return _write(out, 1.0 / (1.0 + np.exp(-x)))
+        r = np.negative(x, out=out)
         np.exp(r, out=r)
     np.add(r, 1.0, out=r)
     return np.divide(1.0, r, out=r)
@@ -565,3 +575,23 @@ def _(primals, tangents, out, attrs):
     cond = tape.Tensor._wrap(c._data)
     zero = const(np.zeros((), out._data.dtype))
     return tape.apply(where, (cond, zero if ta is None else ta, zero if tb is None else tb))
+
+
+# ---------------- vmap: batching rules (all of these broadcast: ops/batching.py's elementwise rule) ----------------
+def _mask_batch(arrays, batched, attrs):
+    kind, args = attrs
+    if kind.startswith("tie_"):  # a reduction's tie shares: the axis moves past the batch
+        (x,) = arrays
+        axis, keepdims = args
+        return mask.forward(x, kind, (batching.shift_axes(axis, x.ndim - 1), keepdims))
+    return mask.forward(*batching.align(arrays, batched), kind, args)
+
+
+for _prim in (neg, exp, log, log1p, sqrt, erf, sin, cos, tanh, tanh_grad, sigmoid_grad, sigmoid, relu, abs_, clamp,
+              add, sub, mul, div, pow_, maximum, minimum, where, cast):
+    _prim.defbatch(batching.elementwise(_prim))
+mask.defbatch(_mask_batch)
+
+for _fn in (_pow_zero_masks, _winner_shares, _inside, *(MASKS[k] for k in ("positive", "sign", "inside", "share_a",
+                                                                         "share_b"))):
+    elementwise(_fn)

@@ -1,6 +1,7 @@
 """Matrix multiplication (2-D and batched; 1-D operands are handled by Tensor.matmul with unsqueeze/squeeze)."""
 import numpy as np
 
+from . import batching
 from .registry import primitive
 from .movement import permute
 
@@ -48,3 +49,6 @@ def _(primals, tangents, out, attrs):
     from .elementwise import tsum, tmap
     (a, b), (ta, tb) = primals, tangents
     return tsum(tmap(lambda t: matmul(t, b), ta), tmap(lambda t: matmul(a, t), tb))
+
+
+matmul.defbatch(batching.elementwise(matmul))  # np.matmul broadcasts the leading dims: aligned ranks suffice

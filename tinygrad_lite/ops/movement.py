@@ -2,6 +2,7 @@
 gather (take_along_axis) and scatter-add. Integer-index gradients accumulate with `bincount`, never `np.add.at`."""
 import numpy as np
 
+from . import batching
 from .registry import primitive
 from ..compile.hooks import constant
 from ..autograd.engine import IndexGrad
@@ -307,3 +308,75 @@ def _(primals, tangents, out, attrs):
 @cat.defjvp
 def _(primals, tangents, out, attrs):
     return cat(*[_zero_like(x) if t is None else t for x, t in zip(primals, tangents)], *attrs)
+
+
+# ---------------- vmap: batching rules (attributes given the batch dimension first) ----------------
+def _lead_all(arrays, batched):
+    size = batching.batch_size(arrays, batched)
+    return size, [batching.lead(a, b, size) for a, b in zip(arrays, batched)]
+
+
+def _axis(dim, x):
+    return dim % max(x.ndim - 1, 1) + 1
+
+
+reshape.defbatch(lambda arrays, batched, attrs: np.reshape(arrays[0], (arrays[0].shape[0],) + tuple(attrs[0])))
+permute.defbatch(lambda arrays, batched, attrs: np.transpose(
+    arrays[0], (0,) + tuple(d % max(arrays[0].ndim - 1, 1) + 1 for d in attrs[0])))
+
+
+@expand.defbatch
+def _(arrays, batched, attrs):
+    (x,), (shape,) = arrays, attrs
+    x = x.reshape(x.shape[:1] + (1,) * (len(shape) - x.ndim + 1) + x.shape[1:])  # the missing leading dims
+    return np.broadcast_to(x, (x.shape[0],) + tuple(shape))
+
+
+getitem.defbatch(lambda arrays, batched, attrs: getitem.forward(arrays[0], batching.index_with_batch(attrs[0])))
+
+
+@index_scatter.defbatch
+def _(arrays, batched, attrs):
+    (g,), (shape, idx) = arrays, attrs
+    return index_scatter.forward(g, (g.shape[0],) + tuple(shape), batching.index_with_batch(idx))
+
+
+@index_put.defbatch
+def _(arrays, batched, attrs):
+    (x, value), (bx, bv) = arrays, batched
+    size = batching.batch_size(arrays, batched)
+    x = batching.lead(x, bx, size)
+    if bv:  # the value broadcasts against the indexed part: ones after the batch for the missing dims
+        target = np.empty(x.shape[1:], dtype=np.bool_)[attrs[0]].shape
+        value = value.reshape((size,) + (1,) * (len(target) - value.ndim + 1) + value.shape[1:])
+    return index_put.forward(x, value, batching.index_with_batch(attrs[0]))
+
+
+@batching.accepts_batched_attrs
+def _gather_batch(arrays, batched, attrs):
+    (x,), (axis, index) = arrays, attrs
+    size = batching.batch_size(arrays, batched) if any(batched) else index.array.shape[0]
+    x = batching.lead(x, batched[0], size)
+    return gather.forward(x, _axis(axis, x), batching.index_array(index, size))
+
+
+@batching.accepts_batched_attrs
+def _scatter_add_batch(arrays, batched, attrs):
+    (src,), (shape, axis, index) = arrays, attrs
+    size = batching.batch_size(arrays, batched) if any(batched) else index.array.shape[0]
+    src = batching.lead(src, batched[0], size)
+    return scatter_add.forward(src, (size,) + tuple(shape), _axis(axis, src),
+                               np.ascontiguousarray(batching.index_array(index, size)))
+
+
+gather.defbatch(_gather_batch)
+scatter_add.defbatch(_scatter_add_batch)
+
+
+@cat.defbatch
+def _(arrays, batched, attrs):
+    size, arrays = _lead_all(arrays, batched)
+    return np.concatenate(arrays, axis=_axis(attrs[0], arrays[0]))
+
+
+pad.defbatch(lambda arrays, batched, attrs: pad.forward(arrays[0], ((0, 0),) + tuple(attrs[0]), attrs[1]))

@@ -1,9 +1,10 @@
 """Reduction primitives: sum, amax/amin (ties share the gradient evenly, as PyTorch), prod, cumsum, cumprod."""
 import numpy as np
 
+from . import batching
 from .registry import primitive
 from .elementwise import MASKS, const, hosted, kink_mask, same_op_jvp, where
-from ..compile.hooks import decide, has_zero, host
+from ..compile.hooks import batching_rule, decide, has_zero, host
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
 
@@ -229,3 +230,22 @@ def _(primals, tangents, out, attrs):
         return out * cumsum(t / x, d)
     before, between, upper = _cumprod_terms(x.transpose(d, -1))
     return ((t.transpose(d, -1) * before).unsqueeze(-1) * between * upper).sum(-2).transpose(d, -1)
+
+
+# ---------------- vmap: batching rules (the axes move past the batch) ----------------
+for _p in (sum_, amax, amin, prod, cumsum, cumprod):
+    _p.defbatch(batching.reduction(_p))
+
+
+
+@batching_rule(_tie_share)
+def _(args, batched):
+    forward, x, out, axis, keepdims = args
+    return _tie_share(forward, x, out, batching.shift_axes(axis, x.ndim - 1), keepdims)
+
+
+@batching_rule(_prod_zero_masks)
+def _(args, batched):
+    x, axis = args
+    return _prod_zero_masks(x, batching.shift_axes(axis, x.ndim - 1))
+

@@ -35,7 +35,7 @@ def user_site():
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
     __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into", "jvp",
-                 "onnx")
+                 "onnx", "batch")
 
     def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
                  reads=("inputs", "output")):
@@ -51,6 +51,7 @@ class Primitive:
         self.into = None  # optional: into(out, *arrays, *attrs) writes forward's result into `out` (tl.compile)
         self.jvp = None   # forward mode: jvp(primals, tangents, out, attrs) -> the output's tangent (see defjvp)
         self.onnx = None  # ONNX export rule (see defonnx)
+        self.batch = None  # vmap: the forward over a leading batch dimension (see defbatch)
 
     def defvjp(self, fn):
         self.vjp = fn
@@ -61,6 +62,14 @@ class Primitive:
         tangents one Tensor or None (a zero tangent) per input, `out` the primal output Tensor; it returns the
         output's tangent (J v) as a Tensor, written in Tensor operations so that it is itself differentiable."""
         self.jvp = fn
+        return fn
+
+    def defbatch(self, fn):
+        """Declare the batching rule `fn(arrays, batched, attrs) -> array` for tl.func.vmap: `arrays` are the
+        inputs, each with the batch as its leading dimension where `batched[i]` is True (unbatched ones are as the
+        primitive sees them normally); it returns the output with the batch leading, computed in one call (no loop
+        over the batch). ops/batching.py has the shared rules (elementwise, reductions, ...)."""
+        self.batch = fn
         return fn
 
     def defonnx(self, fn):

@@ -1,0 +1,371 @@
+"""vmap: a function of one sample run on a whole batch, vectorized.
+
+How: the function runs once, eagerly, on the first sample, under tl.compile's capture (capture.py), which records
+every array computation with where its arrays come from — primitives, the library's NumPy computations (a VJP's
+mask, a loss's class indices), the choices made from values. The record is then replayed once on the whole batch:
+each primitive through its batching rule (`prim.defbatch`, beside the primitive: one NumPy call over the batch,
+no Python loop), each NumPy computation through the rule declared beside it (`hooks.batching_rule`), and each
+choice made from values checked on every sample. What cannot be batched is refused with its reason, never run on
+the first sample's values: an effect on state that outlives the call (an optimizer step, BatchNorm's running
+statistics in training), a value read into Python (`.item()`), random numbers (`randomness='error'`, as
+torch.func), or a NumPy computation without a rule.
+
+Composes with the reverse- and forward-mode transforms inside (`vmap(grad(f))` for per-sample gradients,
+`vmap(jvp(...))`, `vmap(jacrev(f))`); the results are new tensors off the tape (`grad(vmap(f))` and `vmap(vmap(f))`
+are not provided yet).
+"""
+import sys
+
+import numpy as np
+
+from ..autograd import recorder
+from ..autograd.grad_mode import state
+from ..compile import capture as cap_mod
+from ..compile import hooks
+from ..compile.capture import ARG, GRAD, LIVE, SLOT, Obj, Ref
+from ..ops.batching import BatchedAttr, align
+from ..tensor import Tensor
+from ._tree import flatten
+
+RANDOMNESS = ("error", "different", "same")
+
+
+class _Value:
+    """A value of the batched replay: the array, with the batch leading when `batched`."""
+    __slots__ = ("array", "batched")
+
+    def __init__(self, array, batched):
+        self.array, self.batched = array, batched
+
+
+def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
+    """func mapped over a batch dimension of its inputs (torch.func.vmap): in_dims gives, per positional
+    argument (or one for all), the dimension that is the batch, or None for an argument shared by all samples;
+    out_dims where the batch goes in each output."""
+    if randomness not in RANDOMNESS:
+        raise ValueError(f"vmap: randomness must be one of {RANDOMNESS}, got {randomness!r}")
+
+    def wrapped(*args, **kwargs):
+        leaves, dims, rebuild = _flatten_inputs(args, in_dims)
+        size = _batch_size(leaves, dims)
+        physical = [_Value(np.moveaxis(x._data, d, 0), True) if d is not None else None
+                    for x, d in zip(leaves, dims)]
+        samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
+        cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
+                                                             if physical[i] is not None])
+        replay = _Replay(cap, physical, size, randomness)
+        replay.run()
+        return _outputs(out, cap, replay, out_dims, size)
+    wrapped.__name__ = f"vmap({getattr(func, '__name__', 'fn')})"
+    return wrapped
+
+
+# ---------------- inputs ----------------
+def _flatten_inputs(args, in_dims):
+    """(leaves, batch dim per leaf or None, rebuild(new leaves) -> args)."""
+    if isinstance(in_dims, int) or in_dims is None:
+        dims_tree = tuple(in_dims for _ in args)
+    elif isinstance(in_dims, (tuple, list)):
+        if len(in_dims) != len(args):
+            raise ValueError(f"vmap: in_dims has {len(in_dims)} entries but the function was called with "
+                             f"{len(args)} positional arguments")
+        dims_tree = tuple(in_dims)
+    else:
+        raise TypeError(f"vmap: in_dims must be an int, None or a tuple, got {type(in_dims).__name__}")
+    leaves, dims, parts = [], [], []
+    for k, (a, d) in enumerate(zip(args, dims_tree)):
+        a_leaves, a_rebuild = flatten(a)
+        a_dims = _broadcast_dims(d, a, len(a_leaves), k)
+        for x, dim in zip(a_leaves, a_dims):
+            if dim is not None:
+                if not isinstance(x, Tensor):
+                    raise ValueError(f"vmap: in_dims gives dim {dim} for argument {k}, which is a "
+                                     f"{type(x).__name__}: only Tensors can be batched (use None)")
+                if not -x._data.ndim <= dim < x._data.ndim:
+                    raise ValueError(f"vmap: in_dim {dim} is out of range for argument {k} of shape "
+                                     f"{tuple(x._data.shape)}")
+                if x.requires_grad:
+                    raise NotImplementedError(f"vmap: argument {k} requires grad; differentiating through vmap "
+                                              f"(grad(vmap(f))) is not provided yet: use vmap(grad(f))")
+                dim %= x._data.ndim
+            leaves.append(x)
+            dims.append(dim)
+        parts.append((len(a_leaves), a_rebuild))
+
+    def rebuild(new):
+        it, out = iter(new), []
+        for n, rb in parts:
+            out.append(rb([next(it) for _ in range(n)]))
+        return tuple(out)
+    return leaves, dims, rebuild
+
+
+def _broadcast_dims(d, arg, n, k):
+    if d is None or isinstance(d, int):
+        return [d] * n
+    d_leaves, _ = flatten(d)
+    if len(d_leaves) != n:
+        raise ValueError(f"vmap: in_dims for argument {k} has {len(d_leaves)} entries for {n} tensors")
+    return d_leaves
+
+
+def _batch_size(leaves, dims):
+    sizes = {x._data.shape[d] for x, d in zip(leaves, dims) if d is not None}
+    if not sizes:
+        raise ValueError("vmap: no input is batched (every in_dim is None or applies to no Tensor)")
+    if len(sizes) > 1:
+        shapes = [(tuple(x._data.shape), d) for x, d in zip(leaves, dims) if d is not None]
+        raise ValueError(f"vmap: the batched inputs have different sizes along their in_dims: "
+                         f"{', '.join(f'{s} at dim {d}' for s, d in shapes)}")
+    return sizes.pop()
+
+
+# ---------------- the record of one sample ----------------
+def _record(func, args, kwargs, arg_arrays):
+    tensor_mod = sys.modules[Tensor.__module__]  # the module (tl.tensor is the factory function)
+    if state.capture is not None:
+        raise NotImplementedError("vmap inside tl.compile or inside another vmap is not provided yet")
+    cap = cap_mod.Capture(arg_arrays)
+    prev = state.capture, tensor_mod._creation_hook, recorder.capturing
+    state.capture, tensor_mod._creation_hook, recorder.capturing = cap, cap.tensor_created, True
+    try:
+        out = func(*args, **kwargs)
+    finally:
+        state.capture, tensor_mod._creation_hook, recorder.capturing = prev
+    if cap.failure is not None:
+        raise RuntimeError(f"vmap: cannot batch this function: {cap.failure}")
+    return cap, out
+
+
+# ---------------- the batched replay ----------------
+class _Replay:
+    def __init__(self, cap, physical, size, randomness):
+        self.cap, self.physical, self.size, self.randomness = cap, physical, size, randomness
+        self.vals = {}
+
+    def value(self, ref):
+        kind, key = ref.kind, ref.key
+        if kind == SLOT:
+            return self.vals[key]
+        if kind == ARG:
+            return self.physical[key]
+        if kind == LIVE:
+            return _Value(key._data, False)
+        if kind == GRAD:
+            return _Value(key._grad._data, False)
+        return _Value(key, False)  # CONST
+
+    def resolve(self, tmpl):
+        """The template with Refs replaced by _Values (containers rebuilt)."""
+        if isinstance(tmpl, Ref):
+            return self.value(tmpl)
+        if isinstance(tmpl, Obj):
+            return tmpl.value
+        if isinstance(tmpl, (tuple, list)):
+            return type(tmpl)(self.resolve(t) for t in tmpl)
+        if isinstance(tmpl, slice):
+            return slice(self.resolve(tmpl.start), self.resolve(tmpl.stop), self.resolve(tmpl.step))
+        if isinstance(tmpl, dict):
+            return {k: self.resolve(v) for k, v in tmpl.items()}
+        return tmpl
+
+    def run(self):
+        """Every recorded operation, once, on the whole batch."""
+        for op in self.cap.ops:
+            kind = op.kind
+            if kind == "kernel":
+                self.kernel(op)
+            elif kind == "decision":
+                self.decision(op)
+            elif kind == "host":
+                self.host(op)
+            else:  # a value read into Python (.item(), float(), a comparison)
+                rec = op.args if kind == "read" else op.args[0]
+                raise RuntimeError(f"vmap: a value is read out of a tensor with .{rec.kind}() at {rec.site}; each "
+                                   f"sample has its own, so Python cannot use one (keep it a Tensor)")
+
+    def kernel(self, op):
+        if op.effect:  # written into an array that outlives the call (a running statistic, a parameter)
+            self.host(op)
+        args = self.resolve(op.args)
+        outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
+        if any(a.batched for a in _walk(args) if isinstance(a, _Value)):
+            args = self.promote_written(args, outs)
+        prim = op.prim
+        if prim is not None:
+            out = self.primitive(prim, args, op)
+        else:
+            out = self.host_fn(op.fn, args, op)
+        results = out if isinstance(out, tuple) else (out,)
+        for k, r in zip(outs, results):
+            self.vals[k] = r
+
+    def promote_written(self, args, outs):
+        """An in-place NumPy write into one of the call's own arrays (gradient accumulation): when the sources
+        carry the batch and the target does not yet, the target becomes a per-sample copy first."""
+        def promote(a):
+            if isinstance(a, _Value) and not a.batched and any(self.vals.get(k) is a for k in outs):
+                v = _Value(np.array(np.broadcast_to(a.array, (self.size,) + a.array.shape)), True)
+                for k in outs:
+                    if self.vals.get(k) is a:
+                        self.vals[k] = v
+                return v
+            if isinstance(a, (tuple, list)):
+                return type(a)(promote(x) for x in a)
+            return a
+        return promote(args)
+
+    def primitive(self, prim, args, op):
+        k = len(prim.attr_names)
+        inputs, attrs = (args[:-k], args[-k:]) if k else (args, ())
+        attrs, batched_attr = _plain_attrs(attrs)
+        if not any(v.batched for v in inputs) and not batched_attr:
+            return _Value(np.asarray(prim.forward(*[v.array for v in inputs], *attrs)), False)
+        if batched_attr and not getattr(prim.batch, "batched_attrs", False):
+            raise RuntimeError(f"vmap: '{prim.name}' at {op.site} gets a per-sample array as an attribute, which "
+                               f"its batching rule does not take")
+        out = prim.batch([v.array for v in inputs], [v.batched for v in inputs], attrs)
+        return _Value(np.asarray(out), True)
+
+    def host_fn(self, fn, args, op):
+        target = getattr(fn, "__wrapped__", fn)
+        arrays = [a for a in _walk(args) if isinstance(a, _Value)]
+        if target in hooks.RANDOM:
+            return self.random(fn, target, args)
+        if not any(a.batched for a in arrays):
+            out = fn(*_unwrap(args))
+            return tuple(_Value(o, False) for o in out) if isinstance(out, tuple) else _Value(out, False)
+        rule = _host_rule(target)
+        if rule is None:
+            raise RuntimeError(f"vmap: the NumPy computation {getattr(target, '__qualname__', target)!r} (at "
+                               f"{op.site}) has no batching rule; it cannot run on the whole batch")
+        out = rule(_unwrap(args), [a.batched for a in _walk(args) if isinstance(a, _Value)])
+        return tuple(_Value(o, True) for o in out) if isinstance(out, tuple) else _Value(out, True)
+
+    def random(self, fn, target, args):
+        """A draw of random numbers: refused ('error'), one draw shared by all samples ('same'), or a draw per
+        sample through the function's batching rule ('different')."""
+        name = getattr(target, "__qualname__", target)
+        if self.randomness == "error":
+            raise RuntimeError(f"vmap: {name!r} draws random numbers; with randomness='error' (the default, as "
+                               f"torch.func) that is refused: pass randomness='different' (a draw per sample) or "
+                               f"'same' (one draw for the whole batch)")
+        if self.randomness == "same":
+            return _Value(fn(*_unwrap(args)), False)
+        rule = hooks.BATCH_RULES.get(target)
+        if rule is None:
+            raise RuntimeError(f"vmap(randomness='different'): {name!r} has no batching rule for per-sample draws")
+        return _Value(rule(_unwrap(args), self.size), True)
+
+    def decision(self, op):
+        """A choice made from values on the first sample: every sample must make the same one."""
+        args = self.resolve(op.args)
+        if not any(a.batched for a in _walk(args) if isinstance(a, _Value)):
+            return
+        for i in range(self.size):  # a choice per sample (a cheap test each), not the computation
+            sample = _unwrap(args, index=i)
+            if bool(op.fn(*sample)) != op.outs:
+                raise RuntimeError(f"vmap: the library chooses its computation from the values at {op.site} "
+                                   f"({getattr(op.fn, '__name__', 'a test')}), and sample {i} needs a different "
+                                   f"choice than sample 0: such a function cannot be batched as one computation")
+
+    def host(self, op):
+        if op.effect:
+            raise RuntimeError(f"vmap: {getattr(op.fn, '__qualname__', op.fn)!r} changes state that outlives the "
+                               f"call (an optimizer step, a .grad, a buffer such as BatchNorm's running statistics "
+                               f"in training mode); vmap runs pure functions (use eval() for BatchNorm)")
+        args = self.resolve(op.args)
+        op.fn(*_unwrap(args))  # a check that raises on bad values: on every sample at once
+
+
+def _plain_attrs(attrs):
+    """Attributes with _Values replaced by their arrays; a batched array becomes a BatchedAttr."""
+    found = []
+
+    def conv(a):
+        if isinstance(a, _Value):
+            if a.batched:
+                found.append(a)
+                return BatchedAttr(a.array)
+            return a.array
+        if isinstance(a, (tuple, list)):
+            return type(a)(conv(x) for x in a)
+        if isinstance(a, slice):
+            return slice(conv(a.start), conv(a.stop), conv(a.step))
+        return a
+    return tuple(conv(a) for a in attrs), bool(found)
+
+
+def _walk(obj):
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from _walk(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _walk(o)
+    elif isinstance(obj, slice):
+        yield from _walk((obj.start, obj.stop, obj.step))
+    else:
+        yield obj
+
+
+def _unwrap(obj, index=None):
+    """_Values replaced by their arrays (or, with `index`, by that sample's array)."""
+    if isinstance(obj, _Value):
+        if index is not None and obj.batched:
+            return obj.array[index]
+        return obj.array
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_unwrap(o, index) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v, index) for k, v in obj.items()}
+    if isinstance(obj, slice):
+        return slice(*(_unwrap(x, index) for x in (obj.start, obj.stop, obj.step)))
+    return obj
+
+
+def _host_rule(fn):
+    rule = hooks.BATCH_RULES.get(fn)
+    if rule is not None:
+        return rule
+    if isinstance(fn, np.ufunc) or fn in hooks.ELEMENTWISE:
+        return _elementwise_host(fn)
+    return None
+
+
+def _elementwise_host(fn):
+    """A NumPy computation that broadcasts its array arguments elementwise: aligned, then called as it is."""
+    def rule(args, batched):
+        positions = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+        aligned = align([args[i] for i in positions], batched)
+        args = list(args)
+        for i, a in zip(positions, aligned):
+            args[i] = a
+        return fn(*args)
+    return rule
+
+
+# ---------------- outputs ----------------
+def _outputs(out, cap, replay, out_dims, size):
+    leaves, rebuild = flatten(out)
+    dims = [out_dims] * len(leaves) if isinstance(out_dims, int) or out_dims is None else flatten(out_dims)[0]
+    if len(dims) != len(leaves):
+        raise ValueError(f"vmap: out_dims has {len(dims)} entries for {len(leaves)} outputs")
+    result = []
+    for i, (t, d) in enumerate(zip(leaves, dims)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"vmap: the function must return Tensors (or tuples/lists/dicts of them); output {i} "
+                            f"is a {type(t).__name__}")
+        if t.requires_grad:
+            raise NotImplementedError("vmap: an output requires grad (it depends on a tensor that requires grad "
+                                      "and is not an argument); differentiating through vmap is not provided yet")
+        ref = cap.known.get(id(t._data))
+        v = _Value(t._data, False) if ref is None else replay.value(ref)
+        arr = v.array if v.batched else np.broadcast_to(v.array, (size,) + v.array.shape)
+        if d is None:
+            if v.batched:
+                raise ValueError(f"vmap: out_dims is None for output {i}, but it differs across the batch")
+            result.append(Tensor._wrap(np.array(v.array)))
+            continue
+        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, d % (arr.ndim)))))
+    return rebuild(result)
