@@ -152,3 +152,18 @@ def test_a_choice_made_from_values_must_agree_across_the_batch():
         func.vmap(func.grad(lambda t: t.prod()))(tl.tensor(x))
     ok = func.vmap(func.grad(lambda t: t.prod()))(tl.tensor(x + 1.0))
     np.testing.assert_allclose(ok.numpy(), (x + 1.0)[:, ::-1])
+
+
+@pytest.mark.oracle
+def test_nested_vmap_matches_torch_func(torch):
+    tf = torch.func
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((4, 3))
+    ours = func.vmap(func.vmap(lambda x, y: x * y.exp(), in_dims=(0, 1), out_dims=1), in_dims=(2, None))(
+        tl.tensor(a), tl.tensor(b))
+    theirs = tf.vmap(tf.vmap(lambda x, y: x * y.exp(), in_dims=(0, 1), out_dims=1), in_dims=(2, None))(
+        torch.tensor(a), torch.tensor(b))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-13)
+    g = func.vmap(func.vmap(func.grad(lambda x: (x.sin() * x).sum())))(tl.tensor(a))
+    gt = tf.vmap(tf.vmap(tf.grad(lambda x: (x.sin() * x).sum())))(torch.tensor(a))
+    np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-13)

@@ -11,8 +11,9 @@ statistics in training), a value read into Python (`.item()`), random numbers (`
 torch.func), or a NumPy computation without a rule.
 
 Composes with the reverse- and forward-mode transforms inside (`vmap(grad(f))` for per-sample gradients,
-`vmap(jvp(...))`, `vmap(jacrev(f))`); the results are new tensors off the tape (`grad(vmap(f))` and `vmap(vmap(f))`
-are not provided yet).
+`vmap(jvp(...))`, `vmap(jacrev(f))`) and with itself (`vmap(vmap(f))`: both batch dimensions merged into one
+replay); the results are new tensors off the tape (`grad(vmap(f))` is not provided yet, nor a vmap called inside
+the function of another).
 """
 import sys
 
@@ -44,20 +45,62 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     out_dims where the batch goes in each output."""
     if randomness not in RANDOMNESS:
         raise ValueError(f"vmap: randomness must be one of {RANDOMNESS}, got {randomness!r}")
+    if chunk_size is not None:
+        raise NotImplementedError("vmap(chunk_size=...) is not provided yet: the whole batch is replayed at once")
 
     def wrapped(*args, **kwargs):
         leaves, dims, rebuild = _flatten_inputs(args, in_dims)
-        size = _batch_size(leaves, dims)
-        physical = [_Value(np.moveaxis(x._data, d, 0), True) if d is not None else None
-                    for x, d in zip(leaves, dims)]
-        samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
-        cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
-                                                             if physical[i] is not None])
-        replay = _Replay(cap, physical, size, randomness)
-        replay.run()
-        return _outputs(out, cap, replay, out_dims, size)
+        inner = getattr(func, "_tl_vmap", None)
+        if inner is not None:  # vmap(vmap(f)): one replay over both batch dimensions, merged
+            return _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims)
+        return _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness)
     wrapped.__name__ = f"vmap({getattr(func, '__name__', 'fn')})"
+    wrapped._tl_vmap = (func, in_dims, out_dims, randomness)
     return wrapped
+
+
+def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness):
+    size = _batch_size(leaves, dims)
+    physical = [_Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
+    samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
+    cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
+                                                         if physical[i] is not None])
+    replay = _Replay(cap, physical, size, randomness)
+    replay.run()
+    return _outputs(out, cap, replay, out_dims, size)
+
+
+def _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims):
+    """vmap(vmap(f, in_dims1, out_dims1), in_dims0, out_dims0): every input laid out as (B0, B1, ...) (broadcast
+    along the batch it does not carry), merged into one batch of B0 * B1, f replayed once, and the outputs split
+    and moved to out_dims1 and then out_dims0."""
+    func, in_dims1, out_dims1, randomness = inner
+    if not (isinstance(out_dims, int) and isinstance(out_dims1, int)):
+        raise NotImplementedError("vmap(vmap(f)): only int out_dims are provided for nested vmaps")
+    b0 = _batch_size(leaves, dims)
+    outer_sample = [Tensor._wrap(np.moveaxis(x._data, d, 0)[0, ...]) if d is not None else x
+                    for x, d in zip(leaves, dims)]
+    _, dims1, _ = _flatten_inputs(rebuild(outer_sample), in_dims1)
+    b1 = _batch_size(outer_sample, dims1)
+    merged, merged_dims = [], []
+    for x, d0, d1 in zip(leaves, dims, dims1):
+        if d0 is None and d1 is None:
+            merged.append(x)
+            merged_dims.append(None)
+            continue
+        a = np.moveaxis(x._data, d0, 0) if d0 is not None else x._data[None]
+        a = np.moveaxis(a, d1 + 1, 1) if d1 is not None else a[:, None]
+        a = np.broadcast_to(a, (b0, b1) + a.shape[2:])
+        merged.append(Tensor._wrap(np.ascontiguousarray(a).reshape((b0 * b1,) + a.shape[2:])))
+        merged_dims.append(0)
+    out = _run(func, merged, merged_dims, rebuild, kwargs, 0, randomness)
+    outs, out_rebuild = flatten(out)
+
+    def split(t):
+        a = t._data.reshape((b0, b1) + t._data.shape[1:])
+        a = np.moveaxis(a, 1, out_dims1 % (a.ndim - 1) + 1)
+        return Tensor._wrap(np.ascontiguousarray(np.moveaxis(a, 0, out_dims % a.ndim)))
+    return out_rebuild([split(t) for t in outs])
 
 
 # ---------------- inputs ----------------
