@@ -11,6 +11,7 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite import nn
 from tinygrad_lite.autograd import engine
+from conftest import skip_or_fail
 
 dist = tl.distributed
 DDP = nn.parallel.DistributedDataParallel
@@ -115,7 +116,7 @@ def test_missing_mpi4py_names_the_extra(monkeypatch):
 @pytest.fixture
 def world1():
     if not HAVE_MPI4PY:
-        pytest.skip("mpi4py is not installed (pip install -e '.[distributed]')")
+        skip_or_fail("TL_REQUIRE_MPI", "mpi4py is not installed (pip install -e '.[distributed]')")
     hook = sys.excepthook
     dist.init_process_group(backend="mpi")
     yield
@@ -154,7 +155,7 @@ def test_world_of_one_argument_errors(world1):
 
 def test_world_size_that_the_launch_does_not_give():
     if not HAVE_MPI4PY:
-        pytest.skip("mpi4py is not installed")
+        skip_or_fail("TL_REQUIRE_MPI", "mpi4py is not installed (pip install -e '.[distributed]')")
     with pytest.raises(RuntimeError, match=r"world_size=2 was asked for but MPI started 1 process.*mpiexec -n 2"):
         dist.init_process_group("mpi", world_size=2)
     assert not dist.is_initialized()

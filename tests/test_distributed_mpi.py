@@ -12,11 +12,11 @@ import time
 import pytest
 
 from test_examples import EXAMPLES, NUM, summary
+from conftest import skip_or_fail
 
 pytestmark = pytest.mark.mpi
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
-REQUIRE_MPI = os.environ.get("TL_REQUIRE_MPI") == "1"
 TIMEOUT = 60
 
 
@@ -32,10 +32,7 @@ def _mpiexec():
 def mpiexec():
     path = _mpiexec()
     if path is None:
-        msg = "mpi4py or mpiexec is not available (pip install -e '.[distributed]')"
-        if REQUIRE_MPI:
-            pytest.fail(f"{msg}, and TL_REQUIRE_MPI=1 requires it", pytrace=False)
-        pytest.skip(msg)
+        skip_or_fail("TL_REQUIRE_MPI", "mpi4py or mpiexec is not available (pip install -e '.[distributed]')")
     return path
 
 

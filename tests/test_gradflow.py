@@ -1,6 +1,5 @@
 """tl.viz.GradFlow: statistics equal a NumPy recomputation; flags on a vanishing sigmoid net, a ReLU net with dead
 units and an exploding run; bad input (no gradient, record before backward, many parameters); the plot."""
-import os
 import sys
 
 import numpy as np
@@ -9,8 +8,8 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite import nn
 from tinygrad_lite.nn import functional as F
+from conftest import skip_or_fail
 
-REQUIRE_PLOT = os.environ.get("TL_REQUIRE_PLOT", "") not in ("", "0")
 
 
 def mlp(dims, act, dtype=None):
@@ -143,9 +142,7 @@ def _matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        if REQUIRE_PLOT:
-            pytest.fail("TL_REQUIRE_PLOT=1 but matplotlib is not installed (pip install tinygrad_lite[plot])")
-        pytest.skip("matplotlib (the `plot` extra) is not installed")
+        skip_or_fail("TL_REQUIRE_PLOT", "matplotlib is not installed (pip install tinygrad_lite[plot])")
 
 
 @pytest.mark.parametrize("ext, magic", [("png", b"\x89PNG"), ("svg", b"<svg")])

@@ -14,6 +14,7 @@ from tinygrad_lite import nn
 from tinygrad_lite.ops import REGISTRY
 
 from primitive_gen import HypothesisGen
+from conftest import skip_or_fail
 
 pytestmark = pytest.mark.onnx
 NAMES = sorted(REGISTRY)
@@ -25,9 +26,7 @@ def ort():
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError as exc:
-        if os.environ.get("TL_REQUIRE_ONNX") == "1":
-            pytest.fail(f"onnx/onnxruntime missing ({exc}) and TL_REQUIRE_ONNX=1", pytrace=False)
-        pytest.skip(f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
+        skip_or_fail("TL_REQUIRE_ONNX", f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
     return onnxruntime
 
 

@@ -13,16 +13,14 @@ import pytest
 import tinygrad_lite as tl
 import tinygrad_lite.nn as nn
 from tinygrad_lite.autograd import recorder
+from conftest import skip_or_fail
 
 pytestmark = pytest.mark.browser
-REQUIRE = os.environ.get("TL_REQUIRE_BROWSER") == "1"
 CHROMIUM = os.environ.get("TL_CHROMIUM", "/usr/bin/chromium")
 
 
 def _missing(msg):
-    if REQUIRE:
-        pytest.fail(f"{msg}, and TL_REQUIRE_BROWSER=1 requires it", pytrace=False)
-    pytest.skip(msg)
+    skip_or_fail("TL_REQUIRE_BROWSER", msg)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
 """tl.viz.html inside a real notebook: nbclient runs a notebook on an ipykernel kernel; the HTMLGraph's
 `_repr_html_` must arrive as text/html, and two graphs in one notebook must not share element ids.
 Skipped without nbclient/nbformat/ipykernel; TL_REQUIRE_NOTEBOOK=1 (CI) turns the skip into a failure."""
-import os
 import re
 import shutil
 
 import pytest
 
+from conftest import skip_or_fail
+
 pytestmark = pytest.mark.notebook
-REQUIRE = os.environ.get("TL_REQUIRE_NOTEBOOK") == "1"
 
 CELL = """
 import tinygrad_lite as tl, tinygrad_lite.nn as nn
@@ -25,10 +25,7 @@ def _load():
         import nbclient
         import nbformat
     except ImportError as e:
-        msg = f"{e}; pip install tinygrad_lite[notebook]"
-        if REQUIRE:
-            pytest.fail(f"{msg}, and TL_REQUIRE_NOTEBOOK=1 requires it", pytrace=False)
-        pytest.skip(msg)
+        skip_or_fail("TL_REQUIRE_NOTEBOOK", f"{e}; pip install tinygrad_lite[notebook]")
     if shutil.which("dot") is None:
         pytest.skip("graphviz `dot` is missing")
     return nbclient, nbformat

@@ -7,7 +7,7 @@ from . import batching
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.hooks import batching_rule, constant, elementwise, host, positive
+from ..compile.hooks import constant, elementwise, host
 
 
 def const(arr):

@@ -299,7 +299,7 @@ def _zero_like(t):
 
 @index_put.defjvp
 def _(primals, tangents, out, attrs):
-    (x, value), (tx, tv) = primals, tangents
+    (x, _), (tx, tv) = primals, tangents
     if tv is None:
         tv = x.__class__._wrap(constant(np.zeros((), dtype=out._data.dtype)))
     return index_put(_zero_like(x) if tx is None else tx, tv, attrs[0])
