@@ -20,11 +20,10 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import time
 
-from .harness import REPO_ROOT, THREAD_VARS
+from .harness import process_env, run_process
 from .runner import MARKER, _median
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -139,23 +138,9 @@ def find_mpiexec():
 
 def launch(mpiexec, n, args, threads="1"):
     """Run the worker on n ranks; returns its JSON dict (or {"error": ...})."""
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env.pop(var, None)
-    if threads == "1":
-        env.update({var: "1" for var in THREAD_VARS})
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "benchmarks.ddp", "--worker", "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--allreduce-reps", str(args.allreduce_reps)]
-    try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"{n} ranks: timeout after {args.timeout:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(MARKER):
-            return json.loads(line[len(MARKER):])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"{n} ranks: exit status {proc.returncode}: {tail}"[:300]}
+    return run_process(cmd, process_env(threads), args.timeout, f"{n} ranks: ")
 
 
 def _cell(values, scale=1e3, fmt="{:.2f}"):

@@ -67,30 +67,41 @@ def _timing(wid, args):
     return t
 
 
-def run_one(run, args):
-    """Run one case in a fresh interpreter; returns the runner's dict (with "error" on any failure)."""
+def process_env(threads, extra=None):
+    """The environment of a benchmark process: the thread variables set to 1 (threads "1") or left to the
+    libraries' defaults, the repository on PYTHONPATH."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env.pop(var, None)
-    if run["threads"] == "1":
+    if threads == "1":
         env.update({var: "1" for var in THREAD_VARS})
-    if args.malloc_keep:
-        env.update(MALLOC_KEEP)
+    env.update(extra or {})
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    spec = dict(run, timing=_timing(run["workload"], args), verbose=args.verbose)
-    cmd = [sys.executable, "-m", "benchmarks.runner", json.dumps(spec)]
+    return env
+
+
+def run_process(cmd, env, timeout, what, verbose=False):
+    """Run a benchmark process that prints its result as MARKER + JSON; returns that dict, or {"error": ...}
+    naming `what` (a timeout, or the exit status and the last line of stderr)."""
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"error": f"timeout after {args.timeout:.0f} s"}
+        return {"error": f"{what}timeout after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARKER):
-            result = json.loads(line[len(MARKER):])
-            if args.verbose and proc.stderr.strip():
+            if verbose and proc.stderr.strip():
                 sys.stderr.write(proc.stderr)
-            return result
+            return json.loads(line[len(MARKER):])
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"process exited with {proc.returncode}: {tail}"[:300]}
+    return {"error": f"{what}process exited with {proc.returncode}: {tail}"[:300]}
+
+
+def run_one(run, args):
+    """Run one case in a fresh interpreter; returns the runner's dict (with "error" on any failure)."""
+    env = process_env(run["threads"], MALLOC_KEEP if args.malloc_keep else None)
+    spec = dict(run, timing=_timing(run["workload"], args), verbose=args.verbose)
+    cmd = [sys.executable, "-m", "benchmarks.runner", json.dumps(spec)]
+    return run_process(cmd, env, args.timeout, "", args.verbose)
 
 
 def _describe(result):
