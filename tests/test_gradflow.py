@@ -73,6 +73,17 @@ def test_six_layer_sigmoid_net_flags_its_first_layers_vanishing_not_its_last():
     assert "vanishing" in flow.report().splitlines()[3]
 
 
+def test_a_bias_in_front_of_batchnorm_is_flagged_vanishing_the_others_are_not():
+    """BatchNorm subtracts the batch mean, so the bias of the layer before it gets a zero gradient (up to
+    rounding): judged per parameter against its weights, it is flagged; a per-module judgement would hide it."""
+    tl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+    y = tl.tensor(np.random.default_rng(1).integers(0, 4, 64))
+    flags = train(model, tl.randn(64, 16), y, steps=3, lr=0.1, loss=F.cross_entropy).flags()
+    assert flags["0.bias"] == ["vanishing"]
+    assert all(f == [] for name, f in flags.items() if name != "0.bias"), flags
+
+
 def test_healthy_relu_net_and_a_one_layer_model_have_no_flags():
     tl.manual_seed(0)
     y = tl.tensor(np.random.default_rng(0).integers(0, 10, 64))

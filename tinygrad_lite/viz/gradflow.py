@@ -28,9 +28,10 @@ class GradFlow:
     - 'dead': at least `dead_fraction` (0.5) of the elements were exactly zero at each of the last `window` (3)
       recorded steps (dead ReLU units, inputs that are always 0). With batches of a single sample a healthy
       ReLU layer has about half of its gradients at zero: raise `dead_fraction` then.
-    - 'vanishing': the layer's relative gradient r = |grad| / |weights| (a layer = the parameters of one module)
-      is below `vanishing` (1e-3) times the largest r among the layers, or below 1e-7 (float32's resolution:
-      a learning rate of at most 1 can no longer change such weights).
+    - 'vanishing': the parameter's relative gradient r = |grad| / |weights| is below `vanishing` (1e-3) times the
+      largest r among the parameters, or below 1e-7 (float32's resolution: a learning rate of at most 1 can no
+      longer change such weights). A bias in front of a BatchNorm is flagged so, rightly: the normalisation
+      cancels it, and its gradient is zero up to rounding.
     - 'exploding': the gradient norm grew more than `exploding` (100) times above the median of its first
       (up to 5) recorded steps, or the layer's r exceeds `exploding` (a gradient 100 times the weights: even a
       learning rate of 0.01 would replace them).
@@ -109,15 +110,15 @@ class GradFlow:
         table = np.stack(self._steps)
         last = table[-1]
         out = {name: [] for name, _ in self.params}
-        ratio = self._layer_ratios(last)
-        finite_r = [r for r in ratio.values() if np.isfinite(r) and r > 0]
+        ratio = self._ratios(last)
+        finite_r = [r for r in ratio if np.isfinite(r) and r > 0]
         top = max(finite_r) if finite_r else np.nan
         for i, (name, _) in enumerate(self.params):
             if last[i, _HAS_GRAD] != 1.0:
                 continue
             f = out[name]
             norm = last[i, 0]
-            r = ratio.get(_module_of(name), np.nan)
+            r = ratio[i]
             if last[i, 4] > 0:
                 f.append("nonfinite")
             if np.isfinite(norm) and norm > 0 and np.isfinite(r):
@@ -130,16 +131,15 @@ class GradFlow:
                 f.append("dead")
         return out
 
-    def _layer_ratios(self, last):
-        """module path -> |grad| / |weights| over that module's parameters that have a gradient (NaN: zero
-        weights, no gradient or non-finite)."""
-        sq = {}
+    def _ratios(self, last):
+        """Per parameter, |grad| / |weights| (NaN: all-zero weights, as a zero-initialised bias: it is judged only
+        against its own history; no gradient; non-finite)."""
+        out = []
         for i, (name, p) in enumerate(self.params):
-            if last[i, _HAS_GRAD] == 1.0 and np.isfinite(last[i, 0]):
-                g2, w2 = sq.get(_module_of(name), (0.0, 0.0))
-                w = p._data.reshape(-1)
-                sq[_module_of(name)] = (g2 + last[i, 0] ** 2, w2 + float(np.dot(w, w)))
-        return {m: (np.sqrt(g2 / w2) if w2 > 0 else np.nan) for m, (g2, w2) in sq.items()}
+            w = p._data.reshape(-1)
+            w2 = float(np.dot(w, w)) if last[i, _HAS_GRAD] == 1.0 and np.isfinite(last[i, 0]) else 0.0
+            out.append(last[i, 0] / np.sqrt(w2) if w2 > 0 else np.nan)
+        return out
 
     def _grew(self, norms):
         early = norms[:min(5, len(norms) - 1)]
