@@ -183,3 +183,25 @@ def test_top_level_results_are_off_the_tape_nested_ones_are_not():
     assert g.requires_grad
     g.sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 * X)
+
+
+@pytest.mark.oracle
+def test_in_place_operations_carry_the_tangent_as_pytorch(torch):
+    """An in-place op on a dual tensor updates its tangent (the raw buffer write alone would leave it stale)."""
+    tfw = torch.autograd.forward_ad
+    ops = [lambda t, m: t.mul_(3.0), lambda t, m: t.add_(t * t), lambda t, m: t.exp_(),
+           lambda t, m: t.__setitem__(0, 5.0), lambda t, m: t.clamp_(0.0, 1.5), lambda t, m: t.fill_(2.0),
+           lambda t, m: t.copy_(t.sin())]
+    for op in ops:
+        with fwAD.dual_level():
+            y = fwAD.make_dual(tl.tensor(X), tl.tensor(Y)) * 1.0
+            op(y, tl)
+            ours = fwAD.unpack_dual(y)
+        with tfw.dual_level():
+            yt = tfw.make_dual(torch.tensor(X), torch.tensor(Y)) * 1.0
+            op(yt, torch)
+            theirs = tfw.unpack_dual(yt)
+        np.testing.assert_allclose(ours.primal.numpy(), theirs.primal.numpy(), rtol=1e-12)
+        got = np.zeros(4) if ours.tangent is None else ours.tangent.numpy()
+        want = np.zeros(4) if theirs.tangent is None else theirs.tangent.numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)

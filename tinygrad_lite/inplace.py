@@ -13,6 +13,7 @@ import numbers
 import numpy as np
 
 from . import shape as _shape
+from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
 from .compile.hooks import active, astype, constant, host, host_effect
@@ -106,6 +107,12 @@ def _needs_graph(self, args):
     return any(a.__class__ is Tensor and a.requires_grad for a in args)
 
 
+def _dual(self, args):
+    """Forward mode is on and self or an argument carries a tangent: the new values need their new tangent, so
+    the operation goes through its Tensor computation (never the raw buffer write alone)."""
+    return _recorder.fw_active and any(getattr(t, "_fw", None) for t in (self, *args) if isinstance(t, Tensor))
+
+
 def _bump(self):
     self._version += 1
     if self._entry is not None:
@@ -121,6 +128,8 @@ def inplace(self, name, compute, args=(), cast=False):
         _check_leaf(self, name)
         old = _wrap(self._data)  # the old values, history and version, for backward of what came before
         old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
+        if getattr(self, "_fw", None):
+            old._fw = self._fw  # and its tangents (forward mode)
         if self._entry is not None:
             self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
         r = compute(old, *args)
@@ -141,11 +150,19 @@ def inplace(self, name, compute, args=(), cast=False):
         self._version += 1
         r._entry.before = old
         self._entry, self.requires_grad = r._entry, r.requires_grad
+        _take_tangents(self, r)
         return self
     r = compute(self, *args)
     _write(self, name, r._data, cast)
     _bump(self)
+    _take_tangents(self, r)
     return self
+
+
+def _take_tangents(self, r):
+    """Forward mode: self, now holding r's values, holds r's tangents (none: a zero tangent)."""
+    if _recorder.fw_active or getattr(self, "_fw", None):
+        self._fw = getattr(r, "_fw", None)
 
 
 def _fast_binary(ufunc, name):
@@ -153,7 +170,7 @@ def _fast_binary(ufunc, name):
     def method(self, other, *, alpha=1):
         if alpha != 1:
             other = other * alpha
-        if not _needs_graph(self, (other,)):
+        if not _needs_graph(self, (other,)) and not _dual(self, (other,)):
             o = other._data if other.__class__ is Tensor else other
             dst = self._data
             if dst.flags.writeable and (dst.dtype.kind == "f" or ufunc is not np.true_divide) and (
@@ -187,7 +204,7 @@ def _fill(self, value):
                                  f"dimensions")
     elif not isinstance(value, (numbers.Number, np.generic)):
         _fail("fill_", self, f"value must be a number or a 0-d Tensor, got {type(value).__name__}", TypeError)
-    if not _needs_graph(self, (value,)):
+    if not _needs_graph(self, (value,)) and not _dual(self, (value,)):
         if not self._data.flags.writeable:
             _write(self, "fill_", self._data, True)  # raises: read-only
         host_effect(_fill_array, self._data, value._data if isinstance(value, Tensor) else value)
@@ -202,7 +219,7 @@ def _copy(self, src, non_blocking=False):
     if not isinstance(src, Tensor):
         arr = _as_array(src, None, "copy_")
         src = _wrap(arr if isinstance(src, np.ndarray) else constant(arr))  # Python values are constants
-    if not _needs_graph(self, (src,)):
+    if not _needs_graph(self, (src,)) and not _dual(self, (src,)):
         _write(self, "copy_", src._data, True)
         _bump(self)
         return self
@@ -217,6 +234,8 @@ def _random_fill(name, draw):
             _check_leaf(self, name)
         host_effect(_draw_into, draw, generator, self._data, args)
         _bump(self)
+        if getattr(self, "_fw", None):
+            self._fw = None  # new values that depend on nothing: a zero tangent
         return self
     method.__name__ = name
     return method
@@ -244,7 +263,7 @@ def setitem(self, index, value):
     if not _broadcasts_to(v._data.shape, target):
         _fail("setitem", self, f"shape mismatch: value tensor of shape {tuple(vshape)} cannot be broadcast to "
                                f"indexing result of shape {tuple(target)}")
-    if not _needs_graph(self, (v,)):
+    if not _needs_graph(self, (v,)) and not _dual(self, (v,)):
         if not self._data.flags.writeable:
             _write(self, "setitem", self._data, True)  # raises: read-only
         host_effect(_set_items, self._data, idx, v._data)
