@@ -191,7 +191,7 @@ def test_in_place_operations_carry_the_tangent_as_pytorch(torch):
     tfw = torch.autograd.forward_ad
     ops = [lambda t, m: t.mul_(3.0), lambda t, m: t.add_(t * t), lambda t, m: t.exp_(),
            lambda t, m: t.__setitem__(0, 5.0), lambda t, m: t.clamp_(0.0, 1.5), lambda t, m: t.fill_(2.0),
-           lambda t, m: t.copy_(t.sin())]
+           lambda t, m: t.copy_(t.sin()), lambda t, m: t.copy_(t.clone() * 2.0)]
     for op in ops:
         with fwAD.dual_level():
             y = fwAD.make_dual(tl.tensor(X), tl.tensor(Y)) * 1.0

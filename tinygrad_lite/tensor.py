@@ -321,7 +321,7 @@ class Tensor:
         return self.astype(dtypes.bool_)
 
     def clone(self):
-        if self.requires_grad:
+        if self.requires_grad or getattr(self, "_fw", None):  # on the tape, or carrying forward-mode tangents
             return _apply(ew.cast, (self,), (self._data.dtype,))
         return Tensor._wrap(_host(np.copy, self._data))
 
