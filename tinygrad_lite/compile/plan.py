@@ -134,10 +134,16 @@ class _Emitter:
                 self._check(op, i, "tuple(x.shape for x in r)")
             self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
         elif out in self.buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
-            into = self.bind(op.prim.into, f"f{i}")
             buf = self.bind(self.buffers[self.buffer_of[out]], f"b{i}")
             args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
-            self.lines.append(f"vals[{out}] = {into}({buf}, {args})")
+            if op.prim.ufunc is not None:  # the ufunc itself, one Python call less per operation
+                self.lines.append(f"vals[{out}] = {self.bind(op.prim.ufunc, f'f{i}')}({args}, out={buf})")
+            else:
+                self.lines.append(f"vals[{out}] = {self.bind(op.prim.into, f'f{i}')}({buf}, {args})")
+        elif op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
+            # an array result (never 0-d: a ufunc returns a scalar there) of a ufunc forward: the ufunc itself
+            args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
+            self.lines.append(f"vals[{out}] = {self.bind(op.prim.ufunc, f'f{i}')}({args})")
         else:
             self.lines.append(f"vals[{out}] = {self.call(op, i)}")
             if op.shapes is not None:
@@ -374,8 +380,9 @@ def _plan_buffers(ops, uses, keep):
         if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
             continue
         shape, dtype, order = op.layout
-        if math.prod(shape) * dtype.itemsize < MIN_PLANNED_BYTES:
-            continue  # small arrays: a fresh one costs less than passing out= to NumPy
+        if shape and math.prod(shape) * dtype.itemsize < MIN_PLANNED_BYTES:
+            continue  # small arrays: a fresh one costs less than passing out= to NumPy; but a 0-d result
+            # is planned: without out= NumPy returns a scalar, which costs a conversion back to an array
         key = (shape, dtype.str, order)
         pool = free.get(key)
         if pool:

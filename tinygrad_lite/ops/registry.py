@@ -35,7 +35,7 @@ def user_site():
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
     __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into", "jvp",
-                 "onnx", "batch")
+                 "onnx", "batch", "ufunc")
 
     def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
                  reads=("inputs", "output")):
@@ -52,6 +52,7 @@ class Primitive:
         self.jvp = None   # forward mode: jvp(primals, tangents, out, attrs) -> the output's tangent (see defjvp)
         self.onnx = None  # ONNX export rule (see defonnx)
         self.batch = None  # vmap: the forward over a leading batch dimension (see defbatch)
+        self.ufunc = None  # the NumPy ufunc the forward is, when it is one (tl.compile calls it directly)
 
     def defvjp(self, fn):
         self.vjp = fn
@@ -90,8 +91,9 @@ class Primitive:
         return fn
 
     def ufunc_into(self, ufunc):
-        """The common `into` rule: the forward is this NumPy ufunc."""
+        """The common `into` rule: the forward is this NumPy ufunc (so a replay may also call it directly)."""
         self.into = lambda out, *args: ufunc(*args, out=out)
+        self.ufunc = ufunc
         return self
 
     def __call__(self, *args):
