@@ -141,6 +141,44 @@ def test_embedding_lstm_layernorm(ort):
     _compare(ort, _Seq(), (idx,), tol=1e-5)
 
 
+class _AttentionBlock(nn.Module):
+    """Embedding -> single-head self-attention written as tensor expressions -> residual LayerNorm -> GELU MLP."""
+
+    def __init__(self, vocab=13, d=8):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.q, self.k, self.v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
+        self.norm = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, idx):
+        h = self.emb(idx)
+        scores = (self.q(h) @ self.k(h).transpose(-2, -1)) * (1.0 / np.sqrt(h.shape[-1]))
+        h = self.norm(h + nn.functional.softmax(scores, dim=-1) @ self.v(h))
+        return h + self.mlp(h)
+
+
+def test_attention_block_forward_and_its_gradient_graph(ort):
+    """The example model the issue names: its forward, and the gradient of a loss w.r.t. every parameter (the
+    backward recorded with create_graph), both against our values, at the recorded input and at a fresh one."""
+    tl.manual_seed(6)
+    block = _AttentionBlock()
+    idx = tl.tensor(np.random.default_rng(0).integers(0, 13, (2, 5)))
+    _compare(ort, block, (idx,), tol=2e-5)
+    params = list(block.parameters())
+
+    def grads(i):
+        return tl.grad((block(i) ** 2).mean(), params, create_graph=True)
+    expected = [g.numpy() for g in grads(idx)]
+    proto, got = export_and_run(ort, grads, (idx,), input_names=["idx"])
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    other = np.random.default_rng(1).integers(0, 13, (2, 5))
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for e, g in zip(grads(tl.tensor(other)), sess.run(None, {"idx": other})):
+        np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_gru_sequence_dynamic_batch(ort):
     tl.manual_seed(5)
     gru = nn.GRU(3, 4, batch_first=True)
