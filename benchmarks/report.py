@@ -214,8 +214,9 @@ COMPILED_LEGEND = (
     "Compiled: tinygrad_lite compiled is impl_tl's step in tl.compile, torch.compile impl_torch's step in "
     "torch.compile (default backend); both compile in warm-up, and compiled/X is tinygrad_lite compiled over X. "
     "Capture (eager steps): wall time of the compiled step's calls up to and including its first replay (tl.compile: "
-    "counted by stats['replays']; a training step traces on calls 1 and 2, as its gradients exist only from call 2, "
-    "and its first replay turns the plan into code; torch.compile: calls 1-3), divided by the median eager step of the same process (the same framework's eager "
+    "counted by stats['replays']: call 1 is recorded, the first replays run the plan step by step, and the 9th "
+    "replay turns it into straight-line code, a one-off cost outside this column; torch.compile: calls 1-3), "
+    "divided by the median eager step of the same process (the same framework's eager "
     "step, timed just before on a separate copy of the case); no replay in N calls: none of the first N did. "
     "Timed calls replayed: tl.compile's stats['replays'] over the timed calls of all repeats (W6: steps after the "
     "mark); a compiled cell marked [n] includes calls that did not replay.")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import tinygrad_lite as tl
-from tinygrad_lite.compile.plan import Plan, validate
+from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS, Plan, validate
 from tinygrad_lite.ops import REGISTRY
 
 from primitive_gen import HypothesisGen
@@ -194,10 +194,13 @@ def test_plan_validator_accepts_real_plans_and_catches_a_freed_slot():
         return model(x).sum().item()
     compiled = tl.compile(step)
     compiled(tl.randn(400, 6))  # arrays of 16 KiB and more are freed after their last use
-    compiled(tl.randn(400, 6))  # the first replay generates the plan's code
+    compiled(tl.randn(400, 6))  # the first replays run the steps one by one
     plan = compiled._variants[0].plan
+    assert plan.chunks is None and plan._steps_fns
+    for _ in range(INTERPRETED_REPLAYS):  # then the plan is turned into straight-line code
+        compiled(tl.randn(400, 6))
     assert validate(plan)
-    assert len(plan.reads_of) > 5 and any(plan.release) and plan.chunks
+    assert len(plan.reads_of) > 5 and any(plan.release) and plan.chunks and plan._steps_fns is None
     step_index = next(i for i, rel in enumerate(plan.release) if rel)
     slot = plan.release[step_index][0]
     later = next(i for i in range(step_index + 1, len(plan.reads_of)) if True)

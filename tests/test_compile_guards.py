@@ -348,8 +348,37 @@ def test_a_recorded_call_keeps_nothing_of_its_graph_alive():
         opt.step()
         return loss.item()
     f = tl.compile(step)
-    f(_x())  # variant 1 (no gradients yet): recorded, never replayed
-    f(_x())  # variant 2
+    f(_x())  # recorded (zero_grad comes first, so whether gradients existed before is not a guard)
+    f(_x())  # replayed: no Python of step runs
     f(_x())
     gc.collect()
-    assert kept[0]() is None and kept[1]() is None and f.stats["replays"] == 1
+    assert len(kept) == 1 and kept[0]() is None and f.stats["replays"] == 2 and f.stats["traces"] == 1
+
+
+@pytest.mark.parametrize("zero_first, set_to_none, traces", [(True, True, 1), (True, False, 2), (False, True, 1),
+                                                            (False, False, 2)])
+def test_whether_gradients_exist_is_a_guard_unless_zero_grad_clears_them_first(zero_first, set_to_none, traces):
+    """zero_grad(set_to_none=True) at the start makes every .grad None whatever it was: no guard, the second call
+    replays. Zeroing in place leaves gradients that exist at the next call: a guard, and a second variant. (At the
+    end of the step, set_to_none leaves them None for the next call, as they were at the first.)"""
+    def run(compiled):
+        model = _model()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x):
+            if zero_first:
+                opt.zero_grad(set_to_none=set_to_none)
+            loss = model(x).pow(2).sum()
+            loss.backward()
+            opt.step()
+            if not zero_first:
+                opt.zero_grad(set_to_none=set_to_none)
+            return loss.item()
+        fn = tl.compile(step) if compiled else step
+        tl.manual_seed(0)
+        losses = [fn(_x()) for _ in range(6)]
+        return losses, [p.numpy().copy() for p in model.parameters()], fn
+    eager_losses, eager_params, _ = run(False)
+    losses, params, f = run(True)
+    assert losses == eager_losses and all(np.array_equal(a, b) for a, b in zip(params, eager_params))
+    assert f.stats["traces"] == traces and f.stats["replays"] == 6 - traces

@@ -174,6 +174,7 @@ class Capture:
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
+        self.cleared = set()   # ids of tensors whose .grad the call sets to None before it looks at it
         self.failure = None
         self.suspended = 0
         for path, arr in arg_arrays:
@@ -234,10 +235,17 @@ class Capture:
         if t._grad is not None:
             self._know(t._grad._data, Ref(GRAD, t))
 
+    def grad_cleared(self, t):
+        """A replayed call sets `t.grad` to None here (zero_grad with set_to_none) before anything reads it: its
+        None-ness at the start of the call is not a guard. (Not after a first look: then it stays one.)"""
+        if id(t) not in self.leaves:
+            self.cleared.add(id(t))
+            self.keep.append(t)
+
     def observe_grad(self, t):
         """Note whether a tensor's `.grad` is None when the call first looks at it (before anything in the call
         changes it): a guard, since Python in the function may branch on it."""
-        if id(t) not in self.created and id(t) not in self.leaves:
+        if id(t) not in self.created and id(t) not in self.leaves and id(t) not in self.cleared:
             self.leaves[id(t)] = (t, t._grad is None)
             self.keep.append(t)
 

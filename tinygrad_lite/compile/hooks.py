@@ -104,12 +104,15 @@ def constant(arr):
     return arr
 
 
-def replayable(method=None, *, idempotent=False):
+def replayable(method=None, *, idempotent=False, clears_grads=False):
     """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
     the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
-    harmless (zero_grad, train), so a guard after it can still send the call back to eager execution."""
+    harmless (zero_grad, train), so a guard after it can still send the call back to eager execution.
+    `clears_grads`: with set_to_none (its default) the method leaves every `.grad` None, whatever it was, so
+    whether they were None before is not a guard (a training step that starts with zero_grad then replays from
+    its second call, not its third)."""
     if method is None:
-        return lambda m: replayable(m, idempotent=idempotent)
+        return lambda m: replayable(m, idempotent=idempotent, clears_grads=clears_grads)
 
     def wrapper(self, *args, **kwargs):
         cap = state.capture
@@ -119,14 +122,17 @@ def replayable(method=None, *, idempotent=False):
             cap.fail(f"{type(self).__name__}.{method.__name__} with a closure (the closure's Python would not be "
                      f"re-run)")
             return method(self, *args, **kwargs)
+        note = cap.observe_grad
+        if clears_grads and kwargs.get("set_to_none", args[0] if args else True):
+            note = cap.grad_cleared  # from here on the .grad is None at every replay: not a guard
         for group in getattr(self, "param_groups", ()):
             for p in group["params"]:
-                cap.observe_grad(p)
+                note(p)
         if hasattr(self, "modules") and hasattr(self, "training"):  # a Module
             for m in self.modules():
                 cap.observe_training(m)
             for p in self.parameters():
-                cap.observe_grad(p)
+                note(p)
         cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
                       effect=not idempotent)
         cap.suspended += 1

@@ -83,6 +83,7 @@ def _refs(tmpl, out):
 
 
 CHUNK = 400  # operations per generated function (one straight-line function per chunk of the plan)
+INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
 MIN_PLANNED_BYTES = 16384  # outputs this large get planned buffers; smaller ones are cheaper to allocate
 
 
@@ -230,7 +231,8 @@ class Plan:
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
-        self.chunks = None
+        self.chunks = self._steps_fns = None
+        self.replays = 0
         self.release = release
         self.keep = keep
         self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
@@ -264,6 +266,22 @@ class Plan:
             vals.reads[index] = value
         return run
 
+    def _interpret(self):
+        """The first replays run the steps as a list of small closures (building them is cheap), so a plan pays
+        for turning itself into straight-line code (~12 us per step of Python's compiler) only once it has been
+        replayed INTERPRETED_REPLAYS times: short loops start saving time at once."""
+        steps, release = self._pending
+        self._steps_fns = [_step_fn(kind, item, self.buffer_of, self.buffers, rel)
+                           for (kind, item), rel in zip(steps, release)]
+
+    def _run_steps(self, vals, argv):
+        if self.chunks is not None:
+            for chunk in self.chunks:
+                chunk(vals, argv)
+            return
+        for step in self._steps_fns:
+            step(vals, argv)
+
     def _generate(self):
         steps, release = self._pending
         chunks = []
@@ -277,22 +295,24 @@ class Plan:
                     em.closure(item, i)
                 em.release(release[i])
             chunks.append(em.build())
-        self.chunks, self._pending = chunks, None
+        self.chunks, self._pending, self._steps_fns = chunks, None, None
 
     def run(self, argv):
         if self._pending is not None:
-            self._generate()
+            if self.replays >= INTERPRETED_REPLAYS:
+                self._generate()
+            elif self._steps_fns is None:
+                self._interpret()
+        self.replays += 1
         vals = _Values(self.nslots, len(self.dynamic_reads))
         if not self.guarded:
-            for chunk in self.chunks:
-                chunk(vals, argv)
+            self._run_steps(vals, argv)
             return self._build(self.result, vals, argv)
         from ..random import get_rng, set_rng
         rng = get_rng()
         saved = rng.bit_generator.state  # a guard that fails sends the call to eager: draws must start over
         try:
-            for chunk in self.chunks:
-                chunk(vals, argv)
+            self._run_steps(vals, argv)
         except ReplayGuardFailed:
             rng.bit_generator.state = saved
             set_rng(rng)
@@ -314,6 +334,74 @@ class Plan:
                 return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return map_structure(tmpl, leaf)
+
+
+def _step_fn(kind, item, buffer_of, buffers, release):
+    """One step of the interpreted replays, with the semantics of the line _Emitter writes for it."""
+    if kind != "op":
+        fn = item
+    else:
+        fn = _op_fn(item, buffer_of, buffers)
+    if not release:
+        return fn
+
+    def step(vals, argv):
+        fn(vals, argv)
+        for k in release:
+            vals[k] = None
+    return step
+
+
+def _op_fn(op, buffer_of, buffers):
+    getters = []
+    for a in op.args:
+        get = _resolver(a)
+        getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
+    out, f = op.outs, op.fn
+
+    def args(vals, argv):
+        return [g(vals, argv) for g in getters]
+    if op.kind == "host":
+        return lambda vals, argv: f(*args(vals, argv))
+    if op.kind == "decision":
+        expected, msg = bool(out), f"a choice made from tensor values at {op.site} came out differently"
+
+        def decide(vals, argv):
+            if bool(f(*args(vals, argv))) != expected:
+                raise ReplayGuardFailed(msg)
+        return decide
+    check = _shape_check(op)
+    if isinstance(out, tuple):
+        def many(vals, argv):
+            r = f(*args(vals, argv))
+            check(tuple(x.shape for x in r))
+            for j, k in enumerate(out):
+                vals[k] = r[j]
+        return many
+    if out in buffer_of and op.layout is not None:
+        buf, uf, into = buffers[buffer_of[out]], op.prim.ufunc, op.prim.into
+        if uf is not None:
+            return lambda vals, argv: vals.__setitem__(out, uf(*args(vals, argv), out=buf))
+        return lambda vals, argv: vals.__setitem__(out, into(buf, *args(vals, argv)))
+    if op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
+        f = op.prim.ufunc
+
+    def one(vals, argv):
+        r = f(*args(vals, argv))
+        check((r.shape,))
+        vals[out] = r
+    return one
+
+
+def _shape_check(op):
+    if op.shapes is None:
+        return lambda got: None
+    want, site = op.shapes, op.site
+
+    def check(got):
+        if got != want:
+            raise ReplayGuardFailed(f"an operation at {site} made shape {got} (recorded: {want})")
+    return check
 
 
 class _DynRead:

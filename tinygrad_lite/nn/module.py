@@ -322,7 +322,7 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    @replayable(idempotent=True)
+    @replayable(idempotent=True, clears_grads=True)
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters (to None by default, as PyTorch)."""
         for p in self.parameters():

@@ -181,7 +181,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     # -- gradients and steps -----------------------------------------------------------------------------
-    @replayable(idempotent=True)
+    @replayable(idempotent=True, clears_grads=True)
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters: to None (default) or to zeros in place."""
         for group in self.param_groups:
