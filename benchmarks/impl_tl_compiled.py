@@ -6,11 +6,16 @@ the step made from data that is not an argument would be frozen in a replay. ``r
 leaf on the case for ``check()``; a replay runs no Python, so those stay from call 1 (the call checked).
 """
 import tinygrad_lite as tl
+from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS
 
 from . import impl_tl
 from .impl_tl import build, set_threads
 
-__all__ = ["build", "set_threads", "compile_step", "stats"]  # the runner's interface
+__all__ = ["build", "set_threads", "compile_step", "stats", "WARM_REPLAYS"]  # the runner's interface
+
+# The first INTERPRETED_REPLAYS replays run the plan step by step; the next turns it into code: warm-up, not timed
+# (the capture column counts the calls up to the first replay).
+WARM_REPLAYS = INTERPRETED_REPLAYS
 
 
 def __getattr__(name):  # impl_tl.build sets NOTE

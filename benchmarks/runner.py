@@ -156,6 +156,9 @@ def run(spec):
             warmed = len(times) - 1  # calls after call 1, the first replay included
             out["capture"] = dict(calls=len(times), s=sum(times), replayed=replayed,
                                   eager_steps=sum(times) / out["eager_step_s"] if replayed else None)
+            for _ in range(getattr(impl, "WARM_REPLAYS", 0)):  # past the interpreted replays: timing sees the
+                case.step()                                      # steady state, as torch.compile's warm-up does
+                warmed += 1
         for _ in range(w["warmup"] - warmed):
             case.step()
         before = case.stats() if compiled else None
