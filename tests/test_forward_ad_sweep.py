@@ -29,6 +29,13 @@ def _tangents(arrays, rng):
     return [rng.standard_normal(a.shape) if a.dtype.kind == "f" else None for a in arrays]
 
 
+def _sampled(name, data):
+    """(primitive, its sampler's arrays in float64, attributes)."""
+    prim = REGISTRY[name]
+    arrays, attrs = prim.sample(HypothesisGen(data))
+    return prim, [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays], attrs
+
+
 def test_every_primitive_declares_a_jvp():
     missing = [n for n, p in REGISTRY.items() if p.jvp is None]
     assert not missing, f"primitives without a forward-mode rule (defjvp): {missing}"
@@ -38,9 +45,7 @@ def test_every_primitive_declares_a_jvp():
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_jvp_matches_finite_differences(name, data):
-    prim = REGISTRY[name]
-    arrays, attrs = prim.sample(HypothesisGen(data))
-    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    prim, arrays, attrs = _sampled(name, data)
     vs = _tangents(arrays, np.random.default_rng(0))
     got, _ = _jvp(prim, arrays, attrs, vs)
 
@@ -59,9 +64,7 @@ def test_jvp_matches_finite_differences(name, data):
 @given(data=st.data())
 def test_jvp_is_the_transpose_of_the_vjp(name, data):
     """<u, J v> computed by forward mode equals <J^T u, v> computed by reverse mode."""
-    prim = REGISTRY[name]
-    arrays, attrs = prim.sample(HypothesisGen(data))
-    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    prim, arrays, attrs = _sampled(name, data)
     rng = np.random.default_rng(1)
     vs = _tangents(arrays, rng)
     jv, out = _jvp(prim, arrays, attrs, vs)
@@ -82,9 +85,7 @@ def test_jvp_is_the_transpose_of_the_vjp(name, data):
 @given(data=st.data())
 def test_reverse_over_forward_matches_finite_differences(name, data):
     """The tangent is recorded on the tape: d/dx <w, J(x) v> by backward against central differences."""
-    prim = REGISTRY[name]
-    arrays, attrs = prim.sample(HypothesisGen(data))
-    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    prim, arrays, attrs = _sampled(name, data)
     rng = np.random.default_rng(2)
     vs = _tangents(arrays, rng)
     w = rng.standard_normal(_jvp(prim, arrays, attrs, vs)[1].shape)
