@@ -66,17 +66,19 @@ class _Variant:
             self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks)) for t in plan.live]
             self.leaves = plan.leaves
             self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
-            self.attrs = [(m, _settings(m)) for m, _ in plan.modules]
+            self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
 
     def holds(self):
         """The guards beyond the argument signature: modules' modes and parameters, live tensors' metadata."""
         for m, training in self.modules:
             if m.training != training:
                 return f"{type(m).__name__}.training changed to {m.training}"
-        for m, settings in self.attrs:
-            if _settings(m) != settings:
-                changed = sorted(k for k in set(settings) | set(_settings(m)) if settings.get(k) != _settings(m).get(k))
-                return f"{type(m).__name__}.{changed[0]} changed (a layer setting read when the call was recorded)"
+        for m, settings in self.attrs:  # the recorded values only: a setting added later was not read
+            d = m.__dict__
+            for k, v in settings:
+                now = d.get(k, _MISSING)
+                if now is not v and now != v:
+                    return f"{type(m).__name__}.{k} changed (a layer setting read when the call was recorded)"
         for m, name, p in self.params:
             if m._parameters.get(name) is not p:
                 return f"parameter '{name}' of {type(m).__name__} was replaced"
@@ -85,6 +87,9 @@ class _Variant:
                 return f"a tensor the function uses changed (shape {t._data.shape}, dtype {t._data.dtype}, " \
                        f"requires_grad {t.requires_grad})"
         return None
+
+
+_MISSING = object()
 
 
 def _settings(module):
