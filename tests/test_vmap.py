@@ -167,3 +167,16 @@ def test_nested_vmap_matches_torch_func(torch):
     g = func.vmap(func.vmap(func.grad(lambda x: (x.sin() * x).sum())))(tl.tensor(a))
     gt = tf.vmap(tf.vmap(tf.grad(lambda x: (x.sin() * x).sum())))(torch.tensor(a))
     np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-13)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 10])
+def test_chunk_size_replays_chunks_and_gives_the_same_result(chunk_size):
+    """chunk_size bounds the samples replayed at once (peak memory), not the result: equal to the whole batch."""
+    x = tl.tensor(np.random.default_rng(5).standard_normal((7, 3)))
+    f = func.grad(lambda a: (a.sin() * a).sum())
+    np.testing.assert_array_equal(func.vmap(f, chunk_size=chunk_size)(x).numpy(), func.vmap(f)(x).numpy())
+    pair = func.vmap(lambda a: (a * 2, a.sum()), out_dims=(1, 0), chunk_size=chunk_size)(x)
+    np.testing.assert_array_equal(pair[0].numpy(), (x.numpy() * 2).T)
+    np.testing.assert_array_equal(pair[1].numpy(), x.numpy().sum(1))
+    with pytest.raises(ValueError, match="chunk_size must be None or a positive int"):
+        func.vmap(f, chunk_size=0)

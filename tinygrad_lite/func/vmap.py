@@ -26,7 +26,7 @@ from ..compile import hooks
 from ..compile.capture import ARG, GRAD, LIVE, SLOT, Obj, Ref
 from ..ops.batching import BatchedAttr, align
 from ..tensor import Tensor
-from ._tree import flatten
+from ._tree import flatten, tree_map
 
 RANDOMNESS = ("error", "different", "same")
 
@@ -42,32 +42,57 @@ class _Value:
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     """func mapped over a batch dimension of its inputs (torch.func.vmap): in_dims gives, per positional
     argument (or one for all), the dimension that is the batch, or None for an argument shared by all samples;
-    out_dims where the batch goes in each output."""
+    out_dims where the batch goes in each output; chunk_size, at most how many samples one replay computes."""
     if randomness not in RANDOMNESS:
         raise ValueError(f"vmap: randomness must be one of {RANDOMNESS}, got {randomness!r}")
-    if chunk_size is not None:
-        raise NotImplementedError("vmap(chunk_size=...) is not provided yet: the whole batch is replayed at once")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size > 0):
+        raise ValueError(f"vmap: chunk_size must be None or a positive int, got {chunk_size!r}")
 
     def wrapped(*args, **kwargs):
         leaves, dims, rebuild = _flatten_inputs(args, in_dims)
         inner = getattr(func, "_tl_vmap", None)
         if inner is not None:  # vmap(vmap(f)): one replay over both batch dimensions, merged
             return _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims)
-        return _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness)
+        return _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness, chunk_size)
     wrapped.__name__ = f"vmap({getattr(func, '__name__', 'fn')})"
     wrapped._tl_vmap = (func, in_dims, out_dims, randomness)
     return wrapped
 
 
-def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness):
+def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness, chunk_size=None):
     size = _batch_size(leaves, dims)
     physical = [_Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
     samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
     cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
                                                          if physical[i] is not None])
-    replay = _Replay(cap, physical, size, randomness)
-    replay.run()
-    return _outputs(out, cap, replay, out_dims, size)
+    if chunk_size is None or chunk_size >= size:
+        replay = _Replay(cap, physical, size, randomness)
+        replay.run()
+        return _outputs(out, cap, replay, out_dims, size)
+    return _chunked(cap, out, physical, size, randomness, out_dims, chunk_size)
+
+
+def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
+    """One replay per chunk of at most chunk_size samples (peak memory of one chunk); outputs concatenated."""
+    leading = 0 if isinstance(out_dims, int) else None if out_dims is None else \
+        tree_map(lambda d: None if d is None else 0, out_dims)
+    parts = []
+    for start in range(0, size, chunk_size):
+        n = min(chunk_size, size - start)
+        chunk = [_Value(p.array[start:start + n], True) if p is not None else None for p in physical]
+        replay = _Replay(cap, chunk, n, randomness)
+        replay.run()
+        parts.append(flatten(_outputs(out, cap, replay, leading, n))[0])
+    leaves, rebuild = flatten(out)
+    dims = [out_dims] * len(leaves) if isinstance(out_dims, int) or out_dims is None else flatten(out_dims)[0]
+    result = []
+    for i, d in enumerate(dims):
+        if d is None:
+            result.append(parts[0][i])
+            continue
+        arr = np.concatenate([p[i]._data for p in parts], axis=0)
+        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, d % arr.ndim))))
+    return rebuild(result)
 
 
 def _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims):
