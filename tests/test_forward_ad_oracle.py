@@ -33,12 +33,18 @@ def _torch_ops(torch):
             x = t.prod(x, dim=d, keepdim=keepdims) if keepdims else t.prod(x, dim=d)
         return x
 
-    def index(idx):
-        return tuple(t.as_tensor(i) if isinstance(i, np.ndarray) else i for i in idx)
+    def index(idx, shape):
+        """NumPy's index in torch's terms: arrays as tensors, a negative-step slice (torch has none) as indices."""
+        out = []
+        for k, i in enumerate(idx):
+            if isinstance(i, slice) and (i.step or 1) < 0:
+                i = np.arange(shape[k])[i].copy()
+            out.append(t.as_tensor(i) if isinstance(i, np.ndarray) else i)
+        return tuple(out)
 
     def index_put(x, v, idx):
         out = x.clone()
-        out[index(idx)] = v
+        out[index(idx, x.shape)] = v
         return out
 
     return {
@@ -52,7 +58,7 @@ def _torch_ops(torch):
         "cumsum": lambda x, d: t.cumsum(x, d) if x.ndim else x.clone(),
         "cumprod": lambda x, d: t.cumprod(x, d) if x.ndim else x.clone(),
         "reshape": lambda x, shape: x.reshape(shape), "permute": lambda x, dims: x.permute(dims),
-        "expand": lambda x, shape: x.expand(shape), "getitem": lambda x, idx: x[index(idx)],
+        "expand": lambda x, shape: x.expand(shape), "getitem": lambda x, idx: x[index(idx, x.shape)],
         "index_put": index_put, "gather": lambda x, d, i: t.gather(x, d, t.as_tensor(i)),
         "scatter_add": lambda s, shape, d, i: t.zeros(shape, dtype=s.dtype).scatter_add(d, t.as_tensor(i), s),
         "cat": lambda *a: t.cat(a[:-1], a[-1]), "matmul": t.matmul,
