@@ -193,7 +193,7 @@ def test_plan_validator_accepts_real_plans_and_catches_a_freed_slot():
     def step(x):
         return model(x).sum().item()
     compiled = tl.compile(step)
-    compiled(tl.randn(400, 6))  # arrays of 16 KiB and more are freed after their last use
+    compiled(tl.randn(400, 6))  # arrays are freed after their last use
     compiled(tl.randn(400, 6))  # the first replays run the steps one by one
     plan = compiled._variants[0].plan
     assert plan.chunks is None and plan._steps_fns

@@ -167,7 +167,6 @@ class Capture:
         self.known = {}        # id(array) -> Ref, while the array lives (see _know)
         self._watch = {}       # id -> weak reference whose callback forgets the id when its object dies
         self._key_of = {}      # id(weak reference) -> the id it watches
-        self.slot_bytes = []   # slot -> size of its array at capture (small ones are not freed early)
         self.keep = []
         self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
@@ -210,7 +209,6 @@ class Capture:
         ref = Ref(SLOT, self.nslots)
         self.nslots += 1
         self._know(arr, ref)
-        self.slot_bytes.append(arr.nbytes)
         return ref.key
 
     def constant(self, arr):
