@@ -307,7 +307,7 @@ class _Replay:
         if rule is None:
             raise RuntimeError(f"vmap: the NumPy computation {getattr(target, '__qualname__', target)!r} (at "
                                f"{op.site}) has no batching rule; it cannot run on the whole batch")
-        out = rule(_unwrap(args), [a.batched for a in _walk(args) if isinstance(a, _Value)])
+        out = rule(_unwrap(args), [a.batched for a in arrays])
         return tuple(_Value(o, True) for o in out) if isinstance(out, tuple) else _Value(out, True)
 
     def random(self, fn, target, args):

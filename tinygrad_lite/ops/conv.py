@@ -8,7 +8,7 @@ import numpy as np
 
 from . import batching
 from .registry import primitive
-from .movement import _same_op
+from .elementwise import same_op_jvp
 
 
 def out_size(size, k, d, p, s):
@@ -84,7 +84,7 @@ def _(ctx, g):
     return (unfold(g, *ctx.attrs[1:]),)
 
 
-unfold.defjvp(_same_op(unfold))
-fold.defjvp(_same_op(fold))
+unfold.defjvp(same_op_jvp(unfold))
+fold.defjvp(same_op_jvp(fold))
 unfold.defbatch(batching.with_batch_dim(unfold.forward))
 fold.defbatch(batching.with_batch_dim(fold.forward))

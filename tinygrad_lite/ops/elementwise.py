@@ -354,12 +354,18 @@ def _pow_zero_masks(a, b):
 def _extreme_vjp(greater):
     """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
     def vjp(ctx, g):
-        a, b = ctx.saved
-        if tape.state.grad_enabled and (a.requires_grad or b.requires_grad):  # create_graph: on the tape
-            return (g * kink_mask("share_a", a, b, args=(greater,)), g * kink_mask("share_b", a, b, args=(greater,)))
-        share_a, share_b = host(_winner_shares, ctx.saved[0]._data, ctx.saved[1]._data, greater)
-        return g * tape.Tensor._wrap(share_a), g * tape.Tensor._wrap(share_b)
+        share_a, share_b = _shares(*ctx.saved, greater)
+        return g * share_a, g * share_b
     return vjp
+
+
+def _shares(a, b, greater):
+    """The two winner-share factors of maximum/minimum (d out/d a, d out/d b): on the tape under create_graph
+    (kink masks), otherwise both from one host computation."""
+    if tape.state.grad_enabled and (a.requires_grad or b.requires_grad):
+        return kink_mask("share_a", a, b, args=(greater,)), kink_mask("share_b", a, b, args=(greater,))
+    share_a, share_b = host(_winner_shares, a._data, b._data, greater)
+    return tape.Tensor._wrap(share_a), tape.Tensor._wrap(share_b)
 
 
 def _winner_shares(a, b, greater):
@@ -563,9 +569,8 @@ minimum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, False))
 
 
 def _shares_jvp(primals, tangents, greater):
-    (a, b), (ta, tb) = primals, tangents
-    return tsum(tmap(lambda t: t * kink_mask("share_a", a, b, args=(greater,)), ta),
-                tmap(lambda t: t * kink_mask("share_b", a, b, args=(greater,)), tb))
+    (ta, tb), (share_a, share_b) = tangents, _shares(*primals, greater)
+    return tsum(tmap(lambda t: t * share_a, ta), tmap(lambda t: t * share_b, tb))
 
 
 @where.defjvp

@@ -3,6 +3,7 @@ gather (take_along_axis) and scatter-add. Integer-index gradients accumulate wit
 import numpy as np
 
 from . import batching
+from .elementwise import same_op_jvp
 from .registry import primitive
 from ..compile.hooks import constant
 from ..autograd.engine import IndexGrad
@@ -283,13 +284,8 @@ cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out)
 
 
 # ---------------- forward mode: each primitive's JVP (all of these are linear in their tensor inputs) ----------
-def _same_op(prim):  # the JVP of a primitive linear in its one tensor input
-    from .elementwise import same_op_jvp
-    return same_op_jvp(prim)
-
-
 for _p in (reshape, permute, expand, getitem, index_scatter, gather, scatter_add):
-    _p.defjvp(_same_op(_p))
+    _p.defjvp(same_op_jvp(_p))
 pad.defjvp(lambda p, ts, out, attrs: None if ts[0] is None else pad(ts[0], attrs[0], 0.0))
 
 

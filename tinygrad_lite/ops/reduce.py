@@ -136,11 +136,16 @@ def _rev_cumsum(g, dim):
     return cumsum(g.flip(dim), dim).flip(dim)
 
 
-@primitive("cumsum", attrs=("dim",), sample=_cum_sample(False), reads=())
-def cumsum(x, dim):
+def _scan(fn, x, dim):
+    """np.cumsum/np.cumprod along `dim`, accumulated in PyTorch's precision; a 0-d tensor is its own scan."""
     if x.ndim == 0:
         return x.copy()
-    return np.cumsum(x, axis=dim, dtype=_cum_acc(x.dtype)).astype(x.dtype, copy=False)
+    return fn(x, axis=dim, dtype=_cum_acc(x.dtype)).astype(x.dtype, copy=False)
+
+
+@primitive("cumsum", attrs=("dim",), sample=_cum_sample(False), reads=())
+def cumsum(x, dim):
+    return _scan(np.cumsum, x, dim)
 
 
 @cumsum.defvjp
@@ -150,9 +155,7 @@ def _(ctx, g):
 
 @primitive("cumprod", attrs=("dim",), sample=_cum_sample(True))
 def cumprod(x, dim):
-    if x.ndim == 0:
-        return x.copy()
-    return np.cumprod(x, axis=dim, dtype=_cum_acc(x.dtype)).astype(x.dtype, copy=False)
+    return _scan(np.cumprod, x, dim)
 
 
 @cumprod.defvjp
