@@ -96,6 +96,16 @@ def test_random_compositions_pass_gradcheck(program):
             raise AssertionError(f"false alarm on {describe(steps)}\n{err}") from None
 
 
+def test_a_tie_at_the_other_end_of_amax_hides_no_kink():
+    """Found by Hypothesis: amin(x + amax(x)) at x = 0. Moving x[0] up breaks amax's tie at the top while x's two
+    smallest values stay tied; the kink distance of amax must read the top gap only (it took the smaller of both
+    gaps, saw no move, and reported the kink as a wrong backward)."""
+    steps = [("u", "amax", 0), ("b", "add", 0, 1), ("u", "abs", 0), ("u", "amin", 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradcheckKinkWarning)
+        assert gradcheck(build(steps, 1), (tl.tensor(np.zeros(3), requires_grad=True),))
+
+
 class WrongTanh(tl.autograd.Function):
     """tanh whose backward is 10% too large everywhere."""
 

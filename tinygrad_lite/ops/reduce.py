@@ -59,20 +59,23 @@ def _tie_share(forward, x, out, axis, keepdims):
     return (mask / np.sum(mask, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
-def _extreme_kink(arrays, attrs):
-    """Per element: the distance from a tie of its slice's extreme (gap between the two largest, or the two
-    smallest, values of each reduced slice), broadcast back over the slice."""
-    x = arrays[0]
-    axes = tuple(range(x.ndim)) if attrs[0] is None else attrs[0]
-    rest = [i for i in range(x.ndim) if i not in axes]
-    flat = np.sort(np.transpose(x, rest + list(axes)).reshape(*[x.shape[i] for i in rest], -1), axis=-1)
-    if flat.shape[-1] < 2:
-        return np.full(x.shape, np.inf)
-    gap = np.minimum(flat[..., -1] - flat[..., -2], flat[..., 1] - flat[..., 0])
-    return np.broadcast_to(gap.reshape(_keep_shape(x.shape, axes)), x.shape)
+def _extreme_kink(top):
+    """Per element: the distance from a tie of its slice's extreme — the gap between the two largest values of
+    each reduced slice for amax (`top`), the two smallest for amin — broadcast back over the slice. (A tie at the
+    other end is no kink: amax of [h, 0, 0] is smooth in h.)"""
+    def kink(arrays, attrs):
+        x = arrays[0]
+        axes = tuple(range(x.ndim)) if attrs[0] is None else attrs[0]
+        rest = [i for i in range(x.ndim) if i not in axes]
+        flat = np.sort(np.transpose(x, rest + list(axes)).reshape(*[x.shape[i] for i in rest], -1), axis=-1)
+        if flat.shape[-1] < 2:
+            return np.full(x.shape, np.inf)
+        gap = flat[..., -1] - flat[..., -2] if top else flat[..., 1] - flat[..., 0]
+        return np.broadcast_to(gap.reshape(_keep_shape(x.shape, axes)), x.shape)
+    return kink
 
 
-@primitive("amax", attrs=("dim", "keepdim"), sample=_reduce_sample(), kink=_extreme_kink)
+@primitive("amax", attrs=("dim", "keepdim"), sample=_reduce_sample(), kink=_extreme_kink(True))
 def amax(x, axis, keepdims):
     return np.amax(x, axis=axis, keepdims=keepdims)
 
@@ -80,7 +83,7 @@ def amax(x, axis, keepdims):
 amax.defvjp(_extreme_vjp)
 
 
-@primitive("amin", attrs=("dim", "keepdim"), sample=_reduce_sample(), kink=_extreme_kink)
+@primitive("amin", attrs=("dim", "keepdim"), sample=_reduce_sample(), kink=_extreme_kink(False))
 def amin(x, axis, keepdims):
     return np.amin(x, axis=axis, keepdims=keepdims)
 
