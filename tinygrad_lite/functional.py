@@ -165,8 +165,11 @@ def _shift(x, dims):
 
 
 def _finite_max(x, dims):
-    m = np.amax(x, axis=dims, keepdims=True) if x.size else np.zeros((1,) * x.ndim, x.dtype)
-    return np.where(np.isfinite(m), m, 0).astype(x.dtype)
+    if not x.size:
+        return np.zeros((1,) * x.ndim, x.dtype)
+    m = np.maximum.reduce(x, axis=dims, keepdims=True)  # np.amax's kernel, without its Python wrapper
+    finite = np.isfinite(m)
+    return m if finite.all() else np.where(finite, m, 0).astype(x.dtype)
 
 
 def _max_keep(x, axis):

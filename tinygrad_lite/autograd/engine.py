@@ -131,7 +131,11 @@ class IndexGrad:
 def _add_index_grad(buf, g, index, basic):
     """IndexGrad.add_into as a function of arrays (so tl.compile can record and replay it)."""
     if basic:
-        buf[index] += g
+        view = buf[index]
+        if isinstance(view, np.ndarray) and view.base is (buf if buf.base is None else buf.base):
+            np.add(view, g, out=view)  # a slice: added through the view, with no write-back
+        else:  # a mask's selection is a copy: += writes it back
+            buf[index] += g
     else:
         from ..ops.movement import index_scatter
         buf += index_scatter.forward(g, buf.shape, index)

@@ -190,6 +190,8 @@ def _mean_by(total, denom):
 def _safe_denominator(d):
     """(d == 0, d or 1, NaN or 0): the mean over no targets is NaN, with a zero gradient (x / 1 + NaN)."""
     none = d == 0
+    if not none.any():  # the usual case, without the selections
+        return none, d.copy(), np.zeros(d.shape, d.dtype)
     return none, np.where(none, np.ones((), d.dtype), d), np.where(none, np.array(np.nan, d.dtype), 0).astype(d.dtype)
 
 

@@ -4,7 +4,7 @@ Max pooling follows PyTorch's algorithm: find, per output, the flat input index 
 first one on ties; NaN wins), then `gather` the input at those indices. So the gradient goes to the argmax element
 only, exactly as PyTorch's max-pool backward (a scatter-add of the output gradient at the indices) — `amax` over
 the windows would split it among tied elements instead, which differs after a ReLU, where ties at 0 are common.
-The arg-max search reads strided views of the input, one per kernel offset: no window is copied.
+The arg-max search compares the input's strided views, one per kernel offset, copied into contiguous planes.
 
 Average pooling sums the `windows` view (no copy when there is no padding) over the kernel axes and divides by
 PyTorch's per-window divisor (count_include_pad, ceil_mode overhang, divisor_override)."""
@@ -84,24 +84,25 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
     rows = np.arange(oh) * s[0] - p[0]  # window origins in input coordinates
     cols = np.arange(ow) * s[1] - p[1]
     origin = rows[:, None] * w + cols[None, :]
-    nan = bool(np.isnan(x).any())
     offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
-    if p[0] or p[1] or nan:
-        # PyTorch starts each window at its first in-bounds element (on the dilation grid) with max -inf
-        r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
-        c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
-        best_off = np.broadcast_to(r0[:, None] * w + c0[None, :] - origin, (n, c, oh, ow)).copy()
-        best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
-    else:  # the first offset is always in bounds: start from it
-        best, best_off = None, np.zeros((n, c, oh, ow), dtype=np.int64)
-    for i, j in offsets:
-        v = x[:, :, i * d[0]:i * d[0] + s[0] * (oh - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (ow - 1) + 1:s[1]]
+    views = [x[:, :, i * d[0]:i * d[0] + s[0] * (oh - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (ow - 1) + 1:s[1]]
+             for i, j in offsets]
+    if not (p[0] or p[1]):  # the first offset is always in bounds
+        local, best = _first_max(views)
+        if best.size == 0 or not np.isnan(best.max()):  # (NaN wins in PyTorch: the general loop below)
+            table = np.array([i * d[0] * w + j * d[1] for i, j in offsets], dtype=np.int64)
+            return table.take(local) + origin
+    # Padding or NaN: PyTorch starts each window at its first in-bounds element (on the dilation grid) with max
+    # -inf, and a NaN always takes over (so the last NaN of the window is the max)
+    nan = bool(np.isnan(x).any())
+    r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
+    c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
+    best_off = np.broadcast_to(r0[:, None] * w + c0[None, :] - origin, (n, c, oh, ow)).copy()
+    best = np.full((n, c, oh, ow), -np.inf, dtype=x.dtype)
+    for (i, j), v in zip(offsets, views):
         off = i * d[0] * w + j * d[1]
-        if best is None:
-            best = v.copy()
-            continue
         better = v > best  # strict: the first maximum wins ties
-        if nan:  # PyTorch: a NaN always takes over (so the last NaN of the window is the max)
+        if nan:
             better |= np.isnan(v)
             best = np.where(better, v, best)
         else:  # masked copies are slow in NumPy; max and integer arithmetic are not
@@ -109,6 +110,21 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
         best_off += better * (off - best_off)
     best_off += origin
     return best_off
+
+
+def _first_max(views):
+    """Per window, the position (in `views` order) of its first maximum, and the maximum. The views are copied
+    into one contiguous array first: comparisons of contiguous planes are several times faster than of strided
+    views, and the positions are kept in the smallest integer type (uint8 arithmetic wraps exactly)."""
+    planes = np.stack(views)
+    best = planes[0]  # the planes are this function's own: the maxima accumulate in the first
+    local = np.zeros(best.shape, np.uint8 if len(views) <= 256 else np.int64)
+    for t in range(1, len(views)):
+        v = planes[t]
+        better = v > best  # strict: the first maximum wins ties
+        np.maximum(best, v, out=best)
+        local += better * (t - local)  # t where better, else unchanged (mod 256 for uint8: exact)
+    return local, best
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,

@@ -1,5 +1,9 @@
 """Shape and indexing primitives: reshape, permute, expand, getitem and its scatter, cat, constant pad,
-gather (take_along_axis) and scatter-add. Integer-index gradients accumulate with `bincount`, never `np.add.at`."""
+gather (take_along_axis) and scatter-add. Integer-index gradients accumulate with `bincount`, never `np.add.at`
+(slow before NumPy 1.25, and bincount sums repeated positions in float64)."""
+import functools
+import math
+
 import numpy as np
 
 from . import batching
@@ -51,7 +55,7 @@ def _permute_sample(gen):
 
 @primitive("permute", attrs=("dims",), sample=_permute_sample, reads=())
 def permute(x, axes):
-    return np.transpose(x, axes)
+    return x.transpose(axes)
 
 
 @permute.defvjp
@@ -182,7 +186,8 @@ def _gather_sample(gen):
 @primitive("gather", attrs=("dim", "index"), sample=_gather_sample, expects="index values in [0, size) along dim",
            reads=())
 def gather(x, axis, index):
-    return np.take_along_axis(x, index, axis)
+    flat = _flat_positions(x.shape, axis, index, "gather")
+    return np.take_along_axis(x, index, axis) if flat is None else x.take(flat)
 
 
 @gather.defvjp
@@ -208,12 +213,58 @@ def _linear_index(shape, axis, index):
 @primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample, reads=())
 def scatter_add(src, shape, axis, index):
     """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
-    if index.shape[axis] == 1:  # one index per slice: no position can repeat, so a plain put is exact
-        return _put_into(np.zeros(shape, dtype=src.dtype), src, axis, index)
-    size = int(np.prod(shape))
-    flat = _linear_index(shape, axis, index)
-    out = np.bincount(flat.ravel(), weights=src.ravel(), minlength=size)
-    return out.reshape(shape).astype(src.dtype, copy=False)
+    if index.shape[axis] != 1:
+        return _scatter_sums(src, shape, axis, index).astype(src.dtype, copy=False)
+    return _scatter_into(np.zeros(shape, dtype=src.dtype), src, shape, axis, index)
+
+
+def _scatter_sums(src, shape, axis, index):
+    """Positions may repeat: their sums, in float64 (rounded once by the caller)."""
+    flat = _flat_positions(shape, axis, index, "scatter_add")
+    if flat is None:
+        flat = _linear_index(shape, axis, index)
+    return np.bincount(flat.ravel(), weights=src.ravel(), minlength=math.prod(shape)).reshape(shape)
+
+
+def _scatter_into(out, src, shape, axis, index):
+    if index.shape[axis] != 1:
+        out[...] = _scatter_sums(src, shape, axis, index)
+        return out
+    flat = _flat_positions(shape, axis, index, "scatter_add")
+    out.fill(0)  # one index per slice: no position can repeat, so a plain put is exact
+    if flat is None:
+        np.put_along_axis(out, index, src, axis)
+    else:
+        out.put(flat, src)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _other_offsets(shape, axis):
+    """Flat (C order) offset in an array of `shape` of each position's coordinates other than `axis` (shape
+    with that dim 1), and the element stride along `axis`: fixed by the shape, so made once (read-only)."""
+    strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
+    off = np.zeros((1,) * len(shape), np.int64)
+    for k, (n, st) in enumerate(zip(shape, strides)):
+        if k != axis:
+            off = off + (np.arange(n, dtype=np.int64) * st).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
+    off.flags.writeable = False
+    return off, strides[axis]
+
+
+def _flat_positions(shape, axis, index, where):
+    """Positions in the flattened array of `shape` of index's elements taken along `axis` (an index out of
+    [0, shape[axis]) is an IndexError, never a neighbouring row's element); None when index's other dims
+    differ from shape's (then take_along_axis' broadcasting applies)."""
+    shape = tuple(shape)
+    if index.ndim != len(shape) or any(a != b for k, (a, b) in enumerate(zip(index.shape, shape)) if k != axis):
+        return None
+    idx = index.astype(np.int64, copy=False)
+    if idx.size and (idx.view(np.uint64) >= shape[axis]).any():  # negatives are huge as unsigned
+        raise IndexError(f"{where}: index values must be in [0, {shape[axis]}) along dim {axis} of shape {shape}, "
+                         f"got [{idx.min()}, {idx.max()}]")
+    off, stride = _other_offsets(shape, axis)
+    return (idx + off) if stride == 1 else (idx * stride + off)
 
 
 @scatter_add.defvjp
@@ -266,18 +317,7 @@ def _(ctx, g):
 
 
 # ---------------- `into` rules (tl.compile writes these forwards into planned buffers) ----------------
-def _put_into(out, src, axis, index):
-    out.fill(0)
-    np.put_along_axis(out, index, src, axis)
-    return out
-
-
-@scatter_add.definto
-def _(out, src, shape, axis, index):
-    if index.shape[axis] == 1:
-        return _put_into(out, src, axis, index)
-    out[...] = scatter_add.forward(src, shape, axis, index)  # bincount has no `out`: its result is copied in
-    return out
+scatter_add.definto(_scatter_into)
 
 
 cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out))
