@@ -258,6 +258,25 @@ def test_an_error_raised_eagerly_is_raised_by_a_replay_too():
     assert f.stats["replays"] >= 1
 
 
+
+@pytest.mark.parametrize("bad", [[[0], [1], [4]], [[0], [-1], [2]]])
+def test_a_gather_index_out_of_range_in_a_replay_raises_instead_of_reading_a_neighbour(bad):
+    """The index reaches the replayed gather unchecked by the eager front end: the primitive itself refuses it (a
+    negative index used to wrap around, a flat position past the row would read the next row)."""
+    x = tl.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+
+    def fn(x, idx):
+        x.grad = None
+        loss = x.gather(1, idx).sum()
+        loss.backward()
+        return loss.item()
+    f = tl.compile(fn)
+    for _ in range(3):
+        assert f(x, tl.tensor([[0], [1], [3]])) == 16.0
+    assert f.stats["replays"] >= 1
+    with pytest.raises(IndexError, match=r"gather: index values must be in \[0, 4\) along dim 1"):
+        f(x, tl.tensor(bad))
+
 # ---------------- memory and threads ----------------
 def test_memory_is_flat_over_many_replays():
     model = _model()
