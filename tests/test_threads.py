@@ -217,7 +217,7 @@ def test_concurrent_autograd_grad_calls_on_a_shared_leaf():
 def test_concurrent_backward_calls_leave_the_cyclic_gc_enabled(monkeypatch):
     """Deterministic replay of the race seen in the concurrent-training test: thread B reads 'GC disabled' (A is
     inside backward), A finishes and re-enables, then B disables and, having seen it disabled, never re-enables."""
-    from tinygrad_lite.autograd import engine
+    from tinygrad_lite import _gc as gc_pause  # the engine's (and tl.compile's) pauses of the collector
     real_gc = gc
     b_reading, a_done = threading.Event(), threading.Event()
 
@@ -231,7 +231,7 @@ def test_concurrent_backward_calls_leave_the_cyclic_gc_enabled(monkeypatch):
                 b_reading.set()
                 a_done.wait(2)  # A's backward completes between B's read and B's disable
             return enabled
-    monkeypatch.setattr(engine, "gc", InterleavingGC)
+    monkeypatch.setattr(gc_pause, "gc", InterleavingGC)
 
     def backward_in(name, hook=None):
         x = tl.tensor([1.0, 2.0], requires_grad=True)

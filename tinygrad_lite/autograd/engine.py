@@ -3,8 +3,6 @@ no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=Tr
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
 import collections
 import sys
-import gc
-import threading
 import warnings
 import weakref
 from heapq import heappush, heappop
@@ -14,6 +12,7 @@ import numpy as np
 from . import recorder as tape
 from .grad_mode import state
 from ..compile.capture import Obj
+from .._gc import pause as _pause_gc, resume as _resume_gc
 from ..compile.hooks import batching_rule, elementwise, host, host_effect
 
 
@@ -182,28 +181,6 @@ def _accumulate(store, key, gi, owned, create_graph):
 # Backward makes no reference cycles (every temporary dies by refcount), so the cyclic collector would only
 # re-scan the whole (possibly million-entry) graph again and again: it is paused during backward. Backward calls
 # may overlap (threads, or a hook that runs a backward), so the pause is counted under a lock.
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
-
-
-def _pause_gc():
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-
-
-def _resume_gc():
-    global _gc_depth
-    with _gc_lock:
-        _gc_depth -= 1
-        if _gc_depth == 0 and _gc_was_enabled:
-            gc.enable()
-
-
 # Backward watchers (DistributedDataParallel): callables `watcher(roots)` -> None, or a watch with `after`, a dict
 # Entry -> fn(leaf_grads) called once that entry's VJP is done (the moment the leaves it feeds may have their final
 # gradient: entries run in reverse recording order), and `finish()`, called once `.grad` is delivered. This lets

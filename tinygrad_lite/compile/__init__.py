@@ -18,6 +18,7 @@ from . import capture as _capture
 from .capture import Unsupported
 from .plan import Plan, ReplayGuardFailed
 from ..autograd import recorder as _recorder
+from .._gc import paused_gc
 from ..autograd.grad_mode import state
 
 __all__ = ["compile", "CompileError", "CompileWarning", "Compiled"]
@@ -172,7 +173,7 @@ class Compiled:
     def _trace(self, args, kwargs, key, leaves):
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
         self.stats["traces"] += 1
-        with _capture_lock:
+        with _capture_lock, paused_gc():
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)])
             prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
             state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
@@ -181,7 +182,8 @@ class Compiled:
             finally:
                 state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
         try:
-            plan = Plan(cap, out)
+            with paused_gc():
+                plan = Plan(cap, out)
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason

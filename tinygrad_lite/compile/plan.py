@@ -10,6 +10,7 @@ anything with an effect beyond fresh arrays has run.
 """
 import numpy as np
 
+from .._gc import paused_gc
 from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
 
 
@@ -296,10 +297,11 @@ class Plan:
 
     def run(self, argv):
         if self._pending is not None:
-            if self.replays >= INTERPRETED_REPLAYS:
-                self._generate()
-            elif self._steps_fns is None:
-                self._interpret()
+            with paused_gc():
+                if self.replays >= INTERPRETED_REPLAYS:
+                    self._generate()
+                elif self._steps_fns is None:
+                    self._interpret()
         self.replays += 1
         vals = _Values(self.nslots, len(self.dynamic_reads))
         if not self.guarded:
