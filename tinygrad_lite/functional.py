@@ -167,7 +167,11 @@ def _shift(x, dims):
 def _finite_max(x, dims):
     if not x.size:
         return np.zeros((1,) * x.ndim, x.dtype)
-    m = np.maximum.reduce(x, axis=dims, keepdims=True)  # np.amax's kernel, without its Python wrapper
+    if dims == (x.ndim - 1,) and x.ndim == 2 and x.shape[1] <= 32:  # short rows (a batch of logits): NumPy's
+        # max along them runs one inner loop per row; along the columns of the transposed copy it is 4x faster
+        m = np.maximum.reduce(np.ascontiguousarray(x.T), axis=0).reshape(-1, 1)
+    else:
+        m = np.maximum.reduce(x, axis=dims, keepdims=True)  # np.amax's kernel, without its Python wrapper
     finite = np.isfinite(m)
     return m if finite.all() else np.where(finite, m, 0).astype(x.dtype)
 

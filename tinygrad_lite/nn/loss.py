@@ -139,6 +139,8 @@ def _class_targets(input, target, ignore_index, where):
 
 
 def _check_classes(t, c, ignore_index, where):
+    if not (t.astype(np.int64, copy=False).view(np.uint64) >= c).any():  # all in [0, c): negatives are huge
+        return
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         raise IndexError(f"{where}: target {t[bad].flat[0]} is out of bounds for {c} classes (expected class "
@@ -171,6 +173,9 @@ def _nll(input, target, weight, ignore_index, reduction, where):
 def _nll_arrays(t, weight, ignore_index, dtype):
     """(gather index, -w, w, valid as dtype): the weight of each target, 0 for ignored ones."""
     valid = t != ignore_index
+    if weight is None and valid.all():  # the usual case: every target counts with weight 1
+        index = t.reshape(t.shape[:1] + (1,) + t.shape[1:]).copy()
+        return index, np.full(t.shape, -1, dtype), np.ones(t.shape, dtype), np.ones(t.shape, dtype)
     safe = np.where(valid, t, 0)
     w = valid.astype(dtype) if weight is None else np.where(valid, weight[safe], 0).astype(dtype)
     return safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:]), -w, w, valid.astype(dtype)
