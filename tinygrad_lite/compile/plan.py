@@ -115,36 +115,31 @@ class _Emitter:
             return self.bind(tmpl, name)  # a constant: bound as it is
         return f"{self.bind(get, name)}(vals, argv)"
 
-    def call(self, op, i):
-        fn = self.bind(op.fn, f"f{i}")
-        args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
-        return f"{fn}({args})"
+    def call(self, fn, op, i, buf=None, how=None):
+        """`f3(vals[2], c3_1)`, with the planned buffer first ('into') or as out= ('out')."""
+        args = [self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args)]
+        if buf is not None:
+            name = self.bind(buf, f"b{i}")
+            args = [name] + args if how == "into" else args + [f"out={name}"]
+        return f"{self.bind(fn, f'f{i}')}({', '.join(args)})"
 
     def op(self, op, i):
         out = op.outs
-        if op.kind == "host":
-            self.lines.append(self.call(op, i))
-        elif op.kind == "decision":
+        how, fn, buf = _how(op, self.buffer_of, self.buffers)
+        if how == "host":
+            self.lines.append(self.call(fn, op, i))
+        elif how == "decision":
             msg = self.bind(f"a choice made from tensor values at {op.site} came out differently", f"m{i}")
-            self.lines.append(f"if bool({self.call(op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
-        elif isinstance(out, tuple):
-            self.lines.append(f"r = {self.call(op, i)}")
+            self.lines.append(f"if bool({self.call(fn, op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
+        elif how == "many":
+            self.lines.append(f"r = {self.call(fn, op, i)}")
             if op.shapes is not None:
                 self._check(op, i, "tuple(x.shape for x in r)")
             self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
-        elif out in self.buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
-            buf = self.bind(self.buffers[self.buffer_of[out]], f"b{i}")
-            args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
-            if op.prim.ufunc is not None:  # the ufunc itself, one Python call less per operation
-                self.lines.append(f"vals[{out}] = {self.bind(op.prim.ufunc, f'f{i}')}({args}, out={buf})")
-            else:
-                self.lines.append(f"vals[{out}] = {self.bind(op.prim.into, f'f{i}')}({buf}, {args})")
-        elif op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
-            # an array result (never 0-d: a ufunc returns a scalar there) of a ufunc forward: the ufunc itself
-            args = ", ".join(self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args))
-            self.lines.append(f"vals[{out}] = {self.bind(op.prim.ufunc, f'f{i}')}({args})")
+        elif how in ("out", "into"):
+            self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
         else:
-            self.lines.append(f"vals[{out}] = {self.call(op, i)}")
+            self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
             if op.shapes is not None:
                 self._check(op, i, f"(vals[{out}].shape,)")
 
@@ -351,18 +346,39 @@ def _step_fn(kind, item, buffer_of, buffers, release):
     return step
 
 
+def _how(op, buffer_of, buffers):
+    """How a step replays, decided once for both renderings (the interpreted closures and the generated code):
+    (how, function, planned buffer) with how one of 'host' (called for its effect), 'decision' (its truth is a
+    guard), 'many' (a tuple of outputs), 'out' (a ufunc writing into the slot's planned buffer), 'into' (the
+    primitive's into rule, buffer first) and 'one' (a fresh array)."""
+    out = op.outs
+    if op.kind in ("host", "decision"):
+        return op.kind, op.fn, None
+    if isinstance(out, tuple):
+        return "many", op.fn, None
+    if out in buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
+        buf = buffers[buffer_of[out]]
+        if op.prim.ufunc is not None:  # the ufunc itself, one Python call less per operation
+            return "out", op.prim.ufunc, buf
+        return "into", op.prim.into, buf
+    if op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
+        return "one", op.prim.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
+    return "one", op.fn, None
+
+
 def _op_fn(op, buffer_of, buffers):
     getters = []
     for a in op.args:
         get = _resolver(a)
         getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
-    out, f = op.outs, op.fn
+    out = op.outs
+    how, f, buf = _how(op, buffer_of, buffers)
 
     def args(vals, argv):
         return [g(vals, argv) for g in getters]
-    if op.kind == "host":
+    if how == "host":
         return lambda vals, argv: f(*args(vals, argv))
-    if op.kind == "decision":
+    if how == "decision":
         expected, msg = bool(out), f"a choice made from tensor values at {op.site} came out differently"
 
         def decide(vals, argv):
@@ -370,20 +386,17 @@ def _op_fn(op, buffer_of, buffers):
                 raise ReplayGuardFailed(msg)
         return decide
     check = _shape_check(op)
-    if isinstance(out, tuple):
+    if how == "many":
         def many(vals, argv):
             r = f(*args(vals, argv))
             check(tuple(x.shape for x in r))
             for j, k in enumerate(out):
                 vals[k] = r[j]
         return many
-    if out in buffer_of and op.layout is not None:
-        buf, uf, into = buffers[buffer_of[out]], op.prim.ufunc, op.prim.into
-        if uf is not None:
-            return lambda vals, argv: vals.__setitem__(out, uf(*args(vals, argv), out=buf))
-        return lambda vals, argv: vals.__setitem__(out, into(buf, *args(vals, argv)))
-    if op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
-        f = op.prim.ufunc
+    if how == "out":
+        return lambda vals, argv: vals.__setitem__(out, f(*args(vals, argv), out=buf))
+    if how == "into":
+        return lambda vals, argv: vals.__setitem__(out, f(buf, *args(vals, argv)))
 
     def one(vals, argv):
         r = f(*args(vals, argv))
