@@ -11,6 +11,7 @@ anything with an effect beyond fresh arrays has run.
 import numpy as np
 
 from .._gc import paused_gc
+from .buffers import plan_buffers, refs as _refs, validate
 from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
 
 
@@ -63,22 +64,6 @@ def _resolver(tmpl):
         fixed = {k: ((lambda v: (lambda vals, argv: v))(tmpl[k]) if p is None else p) for k, p in parts.items()}
         return lambda vals, argv: {k: f(vals, argv) for k, f in fixed.items()}
     return None
-
-
-def _refs(tmpl, out):
-    """Collect the Refs inside a template."""
-    if isinstance(tmpl, Ref):
-        out.append(tmpl)
-    elif isinstance(tmpl, (tuple, list)):
-        for t in tmpl:
-            _refs(t, out)
-    elif isinstance(tmpl, slice):
-        for t in (tmpl.start, tmpl.stop, tmpl.step):
-            _refs(t, out)
-    elif isinstance(tmpl, dict):
-        for t in tmpl.values():
-            _refs(t, out)
-    return out
 
 
 CHUNK = 400  # operations per generated function (one straight-line function per chunk of the plan)
@@ -220,7 +205,7 @@ class Plan:
         for k, last in uses.items():  # every array is freed after its last use
             if k not in keep:
                 release[last].append(k)
-        self.buffer_of, self.buffers, self.span = _plan_buffers(cap.ops, uses, keep)
+        self.buffer_of, self.buffers, self.span = plan_buffers(cap.ops, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
@@ -443,57 +428,6 @@ def _same(a, b):
     return a == b or (a != a and b != b)
 
 
-def _plan_buffers(ops, uses, keep):
-    """Buffers for the outputs of primitives that can write into one (`prim.into`): slots whose lifetimes (their
-    views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
-    once and reused by every replay. Never planned: what the result returns (a returned tensor is never overwritten
-    by a later call), what a host call receives (it may keep the array, e.g. as a `.grad`), and what those view.
-    Returns (slot -> buffer index, buffers, slot -> (first step, last step))."""
-    root, defined = {}, {}
-    for i, op in enumerate(ops):
-        if op.kind not in ("kernel",):
-            continue
-        outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
-        for k in outs:
-            defined.setdefault(k, i)
-        for k, base in op.views:
-            root[k] = root.get(base, base)
-    end = dict(uses)
-    for k, r in root.items():  # a view keeps the memory it views alive
-        if r is not None:
-            end[r] = max(end.get(r, defined.get(r, 0)), end.get(k, defined.get(k, 0)))
-    pinned = set()
-    for k in keep:
-        pinned.add(k)
-        pinned.add(root.get(k))
-    for op in ops:
-        if op.kind == "host":
-            for r in _refs(op.args, []):
-                if r.kind == SLOT:
-                    pinned.add(r.key)
-                    pinned.add(root.get(r.key))
-    free, buffer_of, buffers, span, releasing = {}, {}, [], {}, {}
-    for i, op in enumerate(ops):
-        for b, layout in releasing.pop(i - 1, []):
-            free.setdefault(layout, []).append(b)
-        k = op.outs
-        if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
-            continue
-        shape, dtype, order = op.layout  # every size: since a ufunc is called directly, out= costs less than a
-        key = (shape, dtype.str, order)    # fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
-        pool = free.get(key)
-        if pool:
-            b = pool.pop()
-        else:
-            b = len(buffers)
-            buffers.append(np.empty(shape, dtype=dtype, order=order))
-        buffer_of[k] = b
-        last = end.get(k, i)
-        span[k] = (i, last)
-        releasing.setdefault(last, []).append((b, key))
-    return buffer_of, buffers, span
-
-
 def _result_template(cap, obj):
     """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
     from ..tensor import Tensor
@@ -506,26 +440,3 @@ def _result_template(cap, obj):
             return cap.ref(t, "the returned value")
         return cap.ref(t, "the returned value") if isinstance(t, np.ndarray) else t
     return map_structure(obj, leaf)
-
-
-def validate(plan):
-    """The plan's invariants, checked when it is built: every slot is written before a step reads it, no slot is
-    read after the step that frees it, and no slot that the result needs is freed. Raises AssertionError."""
-    holder = {}  # buffer -> the slot whose lifetime holds it
-    for k, (first, last) in sorted(plan.span.items(), key=lambda kv: kv[1][0]):
-        b = plan.buffer_of[k]
-        other = holder.get(b)
-        assert other is None or plan.span[other][1] < first, \
-            f"plan: slots {other} and {k} share buffer {b} while both are alive"
-        holder[b] = k
-    assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"
-    written, freed = set(), set()
-    for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
-        for k in reads:
-            assert k in written, f"plan step {i} reads slot {k} before any step writes it"
-            assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
-        written.update(writes)
-        freed.difference_update(writes)
-        freed.update(rel)
-    assert not (plan.keep & freed), f"slots {sorted(plan.keep & freed)} of the result are freed"
-    return True
