@@ -1,5 +1,7 @@
-"""Pausing the cyclic garbage collector around work that makes many objects and frees none in cycles; the
-pauses nest and are shared by threads (the collector is on again when the last one ends)."""
+"""Pausing the cyclic garbage collector around work that makes many objects and frees none in cycles: backward
+(every temporary dies by refcount) and tl.compile's capture and plan building. The collector would only re-scan the
+whole (possibly million-entry) graph again and again. Pauses may overlap (threads, a hook that runs a backward), so
+they are counted under a lock and the collector is on again when the last one ends."""
 import gc
 import threading
 

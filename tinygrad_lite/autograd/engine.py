@@ -178,9 +178,6 @@ def _accumulate(store, key, gi, owned, create_graph):
     return False
 
 
-# Backward makes no reference cycles (every temporary dies by refcount), so the cyclic collector would only
-# re-scan the whole (possibly million-entry) graph again and again: it is paused during backward. Backward calls
-# may overlap (threads, or a hook that runs a backward), so the pause is counted under a lock.
 # Backward watchers (DistributedDataParallel): callables `watcher(roots)` -> None, or a watch with `after`, a dict
 # Entry -> fn(leaf_grads) called once that entry's VJP is done (the moment the leaves it feeds may have their final
 # gradient: entries run in reverse recording order), and `finish()`, called once `.grad` is delivered. This lets

@@ -157,6 +157,14 @@ def read_value(arr, kind):
     return v
 
 
+def _fresh(o, known):
+    """An output that views all of an array made inside the call and nowhere else (np.reshape's copy of a strided
+    input is a view of that copy): its memory is the call's own, as a base-less result's is."""
+    base = o.base
+    return (id(base) not in known and base.base is None and base.nbytes == o.nbytes
+            and (o.flags.c_contiguous or o.flags.f_contiguous))
+
+
 class Capture:
     """The record of one eager call (see the module docstring). Created by `tl.compile`; the hooks in the engine,
     the primitives, the optimizers and the layers find it in the thread's autograd state."""
@@ -350,12 +358,13 @@ class Capture:
         views = []
         for o, k in zip(outs, slots):
             base = o.base
-            if base is not None:
+            if base is not None and not _fresh(o, self.known):
                 r = self.known.get(id(base))
                 views.append((k, r.key if r is not None and r.kind == SLOT else None))
         op.views = tuple(views)
         op.prim = prim
-        if prim is not None and not isinstance(out, tuple) and out.base is None and not writes:
+        if prim is not None and not isinstance(out, tuple) and not writes and \
+                (out.base is None or _fresh(out, self.known)):
             order = "C" if out.flags.c_contiguous else "F" if out.flags.f_contiguous else None
             if order is not None:
                 op.layout = (out.shape, out.dtype, order)

@@ -67,16 +67,37 @@ def fold(cols, size, k, d, p, s):
     if (kh, kw) != tuple(k) or (oh, ow) != (out_size(size[0], k[0], d[0], p[0], s[0]),
                                             out_size(size[1], k[1], d[1], p[1], s[1])):
         raise ValueError(f"windows of shape {cols.shape} do not match output_size {tuple(size)} with kernel {k}")
-    hp, wp = size[0] + 2 * p[0], size[1] + 2 * p[1]
-    out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
-    for i in range(kh):
-        hi = i * d[0]
-        for j in range(kw):
-            wj = j * d[1]
-            out[:, :, hi:hi + s[0] * (oh - 1) + 1:s[0], wj:wj + s[1] * (ow - 1) + 1:s[1]] += cols[:, :, i, j]
-    if p[0] or p[1]:
-        out = out[:, :, p[0]:p[0] + size[0], p[1]:p[1] + size[1]]
+    return _fold_into(np.empty((n, c) + tuple(size), dtype=cols.dtype), cols, size, k, d, p, s)
+
+
+def _fold_into(out, cols, size, k, d, p, s):
+    """out = 0, then each kernel offset's windows added at their place, in offset order; the parts of a window
+    that fall on the padding are skipped rather than added to a padded copy and cut off (the same sums)."""
+    out.fill(0)
+    kh, kw, oh, ow = cols.shape[2:]
+    rows = [_inside(i * d[0] - p[0], s[0], oh, size[0]) for i in range(kh)]
+    cols_ = [_inside(j * d[1] - p[1], s[1], ow, size[1]) for j in range(kw)]
+    for i, (ya, yb) in enumerate(rows):
+        if ya >= yb:
+            continue
+        r0 = i * d[0] - p[0] + s[0] * ya
+        for j, (xa, xb) in enumerate(cols_):
+            if xa >= xb:
+                continue
+            c0 = j * d[1] - p[1] + s[1] * xa
+            out[:, :, r0:r0 + s[0] * (yb - ya - 1) + 1:s[0], c0:c0 + s[1] * (xb - xa - 1) + 1:s[1]] += \
+                cols[:, :, i, j, ya:yb, xa:xb]
     return out
+
+
+def _inside(start, step, count, size):
+    """[a, b): the window positions y in [0, count) whose place start + step*y lies in [0, size)."""
+    a = 0 if start >= 0 else -(start // step)  # ceil(-start / step)
+    b = min(count, (size - 1 - start) // step + 1) if size - 1 - start >= 0 else 0
+    return a, max(a, b)
+
+
+fold.definto(lambda out, cols, size, k, d, p, s: _fold_into(out, cols, size, k, d, p, s))
 
 
 @fold.defvjp

@@ -187,7 +187,7 @@ def _gather_sample(gen):
            reads=())
 def gather(x, axis, index):
     flat = _flat_positions(x.shape, axis, index, "gather")
-    return np.take_along_axis(x, index, axis) if flat is None else x.take(flat)
+    return np.take_along_axis(x, index, axis) if flat is None else x.take(flat, mode="clip")  # (in range)
 
 
 @gather.defvjp
@@ -318,6 +318,20 @@ def _(ctx, g):
 
 # ---------------- `into` rules (tl.compile writes these forwards into planned buffers) ----------------
 scatter_add.definto(_scatter_into)
+
+
+@gather.definto
+def _(out, x, axis, index):
+    flat = _flat_positions(x.shape, axis, index, "gather")
+    if flat is None:
+        out[...] = np.take_along_axis(x, index, axis)
+        return out
+    return x.take(flat, out=out, mode="clip")  # mode="raise" would buffer `out`; the positions are checked
+
+
+# reshape's result is a view where NumPy can make one; where it copies (a strided input), the copy is written
+# into the planned buffer, element by element in C order as np.reshape copies
+reshape.definto(lambda out, x, shape: (np.copyto(out.reshape(x.shape), x), out)[1])
 
 
 cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out))
