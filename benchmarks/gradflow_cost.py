@@ -1,11 +1,10 @@
 """python -m benchmarks.gradflow_cost [--steps N] [--repeats R]: the cost of tl.viz.GradFlow.record() against a
 W2 step (MLP 784-256-256-10, batch 128, CE, SGD; the same case as the main harness, tinygrad_lite eager).
 
-record() copies the gradients and leaves the statistics to a background thread, so its cost is not only the
-call: the thread competes for the GIL and the cores during the next steps. The figure that counts is therefore
-the whole loop: blocks of plain steps and blocks of steps each followed by record(), interleaved (so machine load
-hits both alike); reported: the median step of each kind, the overhead of recording in percent of a plain step
-(the budget is 5%), and the median record() call alone.
+The figure that counts is the whole loop, not only the call (record() also leaves the caches colder for the next
+step): blocks of plain steps and blocks of steps each followed by record(), interleaved (so machine load hits both
+alike); reported: the median step of each kind, the overhead of recording in percent of a plain step (the budget
+is 5%), and the median record() call alone.
 """
 import argparse
 import os
@@ -27,7 +26,7 @@ def measure(steps=200, repeats=3, block=25):
     params = WORKLOADS["W2"].params
     case = impl_tl.build("W2", make_data("W2", params), params)
     flow = tl.viz.GradFlow(case.model)
-    for _ in range(5):  # warm-up: caches, buffers, the worker thread
+    for _ in range(5):  # warm-up: caches, the reused |grad| buffers
         case.step()
         flow.record()
     plain, recorded, calls = [], [], []
