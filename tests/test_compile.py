@@ -141,6 +141,38 @@ def test_batchnorm_dropout_layernorm_gelu_and_losses_replay_bit_identically():
                       loss_fn=lambda a, b: F.smooth_l1_loss(a, b) + F.huber_loss(a, b) + F.l1_loss(a, b))
 
 
+
+class _SlicedAfterBatchNorm(nn.Module):
+    """BatchNorm updates its running statistics (an effect) before the slices and the padded convolution: their
+    shapes are fixed by the index, so only a boolean mask's value-dependent count would stop the replay."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn, self.conv, self.head = nn.BatchNorm2d(2), nn.Conv2d(2, 3, 3, padding=1), nn.Linear(3 * 4, 3)
+
+    def forward(self, x):
+        h = self.conv(self.bn(x))[:, :, 1:3, ::2]
+        return self.head(h.reshape(h.shape[0], -1))
+
+
+def test_slices_and_padding_after_an_effect_replay_bit_identically():
+    _assert_identical(_SlicedAfterBatchNorm, lambda m: tl.optim.Adam(m.parameters(), lr=0.01),
+                      lambda rng: (tl.tensor(rng.standard_normal((5, 2, 4, 4)).astype(np.float32)),
+                                   tl.tensor(rng.integers(0, 3, 5))))
+
+
+def test_a_boolean_mask_after_an_effect_is_not_replayed_and_says_why():
+    model = nn.BatchNorm1d(3)
+
+    def step(x):
+        y = model(x)
+        return y[y > 0].sum().item()
+    f = tl.compile(step)
+    x = tl.tensor(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    for _ in range(3):
+        f(x)
+    assert f.stats["replays"] == 0 and "shape depends on values" in f.stats["last_reason"]
+
 def test_batchnorm_in_eval_and_inference_under_no_grad():
     tl.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))

@@ -213,6 +213,13 @@ def record(prim, inputs, out, attrs=(), ctx=None):
     return e
 
 
+def _has_mask(index):
+    """A boolean array in an index: the result's size is a count of its True values, so tl.compile checks the
+    shape on every replay (slices, ints and integer arrays fix it by the index's own shape)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (bool, np.bool_)) or isinstance(p, np.ndarray) and p.dtype == np.bool_ for p in parts)
+
+
 def apply(prim, inputs, attrs=()):
     """Run a primitive's NumPy forward on Tensors and record it when grad mode is on and an input needs grad."""
     try:
@@ -234,7 +241,7 @@ def apply(prim, inputs, attrs=()):
         cap = state.capture
         if cap is not None and not cap.suspended:
                 cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
-                       check_shape=prim.name == "getitem", prim=prim)  # a boolean mask: a value-dependent count
+                       check_shape=prim.name == "getitem" and _has_mask(attrs[0]), prim=prim)
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:
