@@ -342,7 +342,11 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 
 
 def windows(input, k, d=(1, 1), p=(0, 0), s=(1, 1)):
-    """The (N, C, kh, kw, oh, ow) sliding windows of a (N, C, H, W) tensor (a view when no padding)."""
+    """The (N, C, kh, kw, oh, ow) sliding windows of a (N, C, H, W) tensor: a view of the input, or of its
+    zero-padded copy (a `pad` step of its own, which tl.compile writes into a reused buffer)."""
+    if (p[0] or p[1]) and input._data.ndim == 4:  # (another rank: unfold's own error names it)
+        width = ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1]))
+        input, p = _apply(registry.REGISTRY["pad"], (input,), (width, 0.0)), (0, 0)
     return _apply(cv.unfold, (input,), (tuple(k), tuple(d), tuple(p), tuple(s)))
 
 

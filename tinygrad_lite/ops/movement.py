@@ -320,6 +320,13 @@ def _(ctx, g):
 scatter_add.definto(_scatter_into)
 
 
+@pad.definto
+def _(out, x, width, value):
+    out.fill(value)
+    out[tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape))] = x
+    return out
+
+
 @gather.definto
 def _(out, x, axis, index):
     flat = _flat_positions(x.shape, axis, index, "gather")
