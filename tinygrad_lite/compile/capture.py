@@ -161,8 +161,7 @@ def _fresh(o, known):
     """An output that views all of an array made inside the call and nowhere else (np.reshape's copy of a strided
     input is a view of that copy): its memory is the call's own, as a base-less result's is."""
     base = o.base
-    return (id(base) not in known and base.base is None and base.nbytes == o.nbytes
-            and (o.flags.c_contiguous or o.flags.f_contiguous))
+    return id(base) not in known and base.base is None and base.nbytes == o.nbytes and o.flags.c_contiguous
 
 
 class Capture:
