@@ -179,6 +179,36 @@ def test_attention_block_forward_and_its_gradient_graph(ort):
         np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5)
 
 
+
+class _CausalActivations(nn.Module):
+    """A causal (triu-masked) attention mix, then every activation whose mask is a comparison, and PReLU per
+    channel (dim 1: time here)."""
+
+    def __init__(self, d=6, t=4):
+        super().__init__()
+        self.lin, self.glu, self.prelu = nn.Linear(d, 2 * d), nn.GLU(), nn.PReLU(t)
+        self.acts = nn.ModuleList([nn.SiLU(), nn.Mish(), nn.ELU(0.5), nn.SELU(), nn.CELU(2.0), nn.Softplus(2.0, 6.0),
+                                   nn.Hardtanh(-2.0, 3.0), nn.ReLU6(), nn.Hardsigmoid(), nn.Hardswish(),
+                                   nn.LogSigmoid(), nn.Softsign(), nn.Tanhshrink(), nn.Threshold(0.5, -2.0)])
+
+    def forward(self, x):
+        t = x.shape[1]
+        scores = (x @ x.transpose(-2, -1)).masked_fill(tl.triu(tl.ones(t, t), 1).bool(), float("-inf"))
+        h = self.glu(self.lin(nn.functional.softmin(-scores, -1) @ x)) * 4.0
+        return tl.stack([a(h) for a in self.acts]).sum(0) + self.prelu(h)
+
+
+def test_new_activations_and_a_causal_mask_compute_their_masks_in_the_graph(ort):
+    """Run at the recorded input and at a fresh one: a mask frozen at export would give the fresh one wrong values."""
+    tl.manual_seed(3)
+    model = _CausalActivations()
+    proto = _compare(ort, model, (tl.randn(2, 4, 6),), tol=1e-5, input_names=["x"])
+    fresh = np.random.default_rng(9).standard_normal((2, 4, 6)).astype(np.float32) * 2
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    with tl.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"x": fresh})[0], model(tl.tensor(fresh)).numpy(), rtol=1e-5,
+                                   atol=1e-5)
+
 def test_gru_sequence_dynamic_batch(ort):
     tl.manual_seed(5)
     gru = nn.GRU(3, 4, batch_first=True)

@@ -14,7 +14,7 @@ from .dtypes import float32 as float, float64 as double, float16 as half, int64 
 from .dtypes import set_default_dtype, get_default_dtype
 from .tensor import Tensor, matmul
 from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
-from .shape import cat, stack
+from .shape import cat, stack, unbind, triu, tril
 from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,

@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
+from .compile.hooks import constant
 from .ops import movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims, _operand
@@ -232,6 +233,38 @@ def chunk(self, chunks, dim=0):
     return split(self, max(-(-n // chunks), 1), dim)
 
 
+
+def unbind(self, dim=0):
+    """The slices along `dim`, with that dim removed (torch.unbind)."""
+    _at_least_1d(self, "unbind")
+    d = _dim(dim, self._data.ndim, "unbind")
+    return tuple(getitem(self, (slice(None),) * d + (i,)) for i in range(self._data.shape[d]))
+
+
+def _triangle(self, diagonal, upper):
+    """Zero the elements below (triu) or above (tril) `diagonal` of the last two dims: a `where` with a mask that
+    depends on the shape only (a constant, so tl.compile replays it); the gradient is masked the same way."""
+    opname = "triu" if upper else "tril"
+    shape = self._data.shape
+    if len(shape) < 2:
+        raise registry.OpError(f"{opname}: input tensor must have at least 2 dimensions, got shape {shape}"
+                               f"{registry.user_site()}")
+    if not isinstance(diagonal, numbers.Integral):
+        raise TypeError(f"{opname}: diagonal must be an int, got {type(diagonal).__name__}")
+    keep = (np.triu if upper else np.tril)(np.ones(shape[-2:], dtype=bool), int(diagonal))
+    zero = np.zeros((), self._data.dtype)
+    return _apply(mv_where, (Tensor._wrap(constant(keep)), self, Tensor._wrap(constant(zero))))
+
+
+def triu(self, diagonal=0):
+    """The upper triangle of the last two dims (the rest zero), from `diagonal` up (torch.triu)."""
+    return _triangle(self, diagonal, True)
+
+
+def tril(self, diagonal=0):
+    """The lower triangle of the last two dims (the rest zero), up to `diagonal` (torch.tril)."""
+    return _triangle(self, diagonal, False)
+
 def flip(self, dims):
     if dims is None:
         raise TypeError("flip: dims must be an int or a tuple of ints, got None")
@@ -309,7 +342,8 @@ def masked_fill(self, mask, value):
 
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
-              "expand_as", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill"):
+              "expand_as", "split", "chunk", "unbind", "triu", "tril", "flip", "repeat", "gather", "index_select",
+              "masked_fill"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.view = reshape
 Tensor.T = property(T)

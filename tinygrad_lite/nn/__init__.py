@@ -12,6 +12,8 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten, Identity
+from .activation_extra import (SiLU, Mish, ELU, SELU, CELU, Softplus, Hardtanh, ReLU6, Hardsigmoid, Hardswish,
+                               LogSigmoid, Softsign, Tanhshrink, Threshold, GLU, Softmin, PReLU)
 from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss
 from .divergence import KLDivLoss
 from .distance import CosineSimilarity
@@ -20,6 +22,8 @@ from . import functional, init, utils, parallel
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv2d", "MaxPool2d",
            "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Embedding", "RNNBase", "RNN", "LSTM",
            "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-           "Softmax", "LogSoftmax", "Flatten", "Identity", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
+           "Softmax", "LogSoftmax", "Flatten", "Identity", "SiLU", "Mish", "ELU", "SELU", "CELU", "Softplus",
+           "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU",
+           "Softmin", "PReLU", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
            "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CosineSimilarity",
            "functional", "init", "utils", "parallel"]

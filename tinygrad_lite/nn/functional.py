@@ -2,6 +2,8 @@
 functions PyTorch users reach for under F (pad, unfold, fold, softmax, ...)."""
 from ..functional import pad, unfold, fold, windows, logsumexp  # noqa: F401
 from .activation import relu, leaky_relu, gelu, sigmoid, tanh, softmax, log_softmax  # noqa: F401
+from .activation_extra import (silu, mish, elu, selu, celu, softplus, hardtanh, relu6, hardsigmoid,  # noqa: F401
+                               hardswish, logsigmoid, softsign, tanhshrink, threshold, glu, softmin, prelu)
 from .linear import linear  # noqa: F401
 from .conv import conv2d  # noqa: F401
 from .pooling import max_pool2d, avg_pool2d  # noqa: F401
@@ -14,7 +16,9 @@ from .divergence import kl_div  # noqa: F401
 from .distance import cosine_similarity  # noqa: F401
 
 __all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu", "gelu", "sigmoid", "tanh",
-           "softmax", "log_softmax", "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
+           "softmax", "log_softmax", "silu", "mish", "elu", "selu", "celu", "softplus", "hardtanh", "relu6",
+           "hardsigmoid", "hardswish", "logsigmoid", "softsign", "tanhshrink", "threshold", "glu", "softmin", "prelu",
+           "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
            "dropout", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "one_hot", "smooth_l1_loss", "huber_loss", "kl_div",
            "cosine_similarity"]

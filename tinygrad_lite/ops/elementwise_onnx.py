@@ -86,6 +86,22 @@ defhost(hooks.positive)(_compare("Greater"))  # leaky_relu's and the losses' mas
 defhost(hooks.negative)(_compare("Less"))
 
 
+
+_COMPARISONS = {"equal": ("Equal", False), "not_equal": ("Equal", True), "less": ("Less", False),
+                "less_equal": ("LessOrEqual", False), "greater": ("Greater", False),
+                "greater_equal": ("GreaterOrEqual", False)}
+
+
+@defhost("tinygrad_lite.operators._compare_arrays")
+def _(g, call):
+    """A Tensor comparison (`x <= min_val`, the masks of hardtanh and the other activations): one ONNX comparison
+    on the promoted dtype, Not(Equal) for !=."""
+    ufunc, a, b = call.attrs
+    op_type, negate = _COMPARISONS[ufunc.__name__]
+    dt = np.result_type(a.dtype, b.dtype)
+    out = g.op(op_type, g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
+    return g.op("Not", out) if negate else out
+
 @defhost(np.sign)
 def _(g, call):
     return g.op("Sign", g.tensor(call.attrs[0]))
