@@ -233,7 +233,6 @@ def chunk(self, chunks, dim=0):
     return split(self, max(-(-n // chunks), 1), dim)
 
 
-
 def unbind(self, dim=0):
     """The slices along `dim`, with that dim removed (torch.unbind)."""
     _at_least_1d(self, "unbind")
@@ -264,6 +263,7 @@ def triu(self, diagonal=0):
 def tril(self, diagonal=0):
     """The lower triangle of the last two dims (the rest zero), up to `diagonal` (torch.tril)."""
     return _triangle(self, diagonal, False)
+
 
 def flip(self, dims):
     if dims is None:

@@ -86,7 +86,6 @@ defhost(hooks.positive)(_compare("Greater"))  # leaky_relu's and the losses' mas
 defhost(hooks.negative)(_compare("Less"))
 
 
-
 _COMPARISONS = {"equal": ("Equal", False), "not_equal": ("Equal", True), "less": ("Less", False),
                 "less_equal": ("LessOrEqual", False), "greater": ("Greater", False),
                 "greater_equal": ("GreaterOrEqual", False)}
@@ -101,6 +100,7 @@ def _(g, call):
     dt = np.result_type(a.dtype, b.dtype)
     out = g.op(op_type, g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
     return g.op("Not", out) if negate else out
+
 
 @defhost(np.sign)
 def _(g, call):
