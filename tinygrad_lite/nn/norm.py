@@ -32,6 +32,15 @@ def _values_per_channel(input, where):
     return n
 
 
+def standardize(input, dims, eps):
+    """(input - mean) / sqrt(biased var + eps) over `dims` (kept), with the mean and variance: the shared core of
+    batch, layer, group and instance norm."""
+    mean = input.mean(dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dims, keepdim=True)
+    return centered / (var + eps).sqrt(), mean, var
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
                *, _name="batch_norm"):
     """Normalise over every dim but dim 1 (channels). In training, batch statistics are used and the running
@@ -50,10 +59,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and (n := _values_per_channel(input, _name)) == 0:
         out = input * 0.0  # an empty batch: empty output, running statistics unchanged
     elif training:
-        mean = input.mean(dims, keepdim=True)
-        centered = input - mean
-        var = (centered * centered).mean(dims, keepdim=True)
-        out = centered / (var + eps).sqrt()
+        out, mean, var = standardize(input, dims, eps)
         if running_mean is not None or running_var is not None:
             m = float(momentum)
             if running_mean is not None:
@@ -201,10 +207,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _na
             raise OpError(f"{_name}: Expected {what} to be of same shape as normalized_shape, but got {what} of shape "
                           f"{tuple(t.shape)} and normalized_shape = {shape}")
     dims = tuple(range(input.ndim - k, input.ndim))
-    mean = input.mean(dims, keepdim=True)
-    centered = input - mean
-    var = (centered * centered).mean(dims, keepdim=True)
-    out = centered / (var + eps).sqrt()
+    out = standardize(input, dims, eps)[0]
     if weight is not None:
         out = out * weight
     if bias is not None:
