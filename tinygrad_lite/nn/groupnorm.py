@@ -5,15 +5,12 @@ and unbiased variance, blended in with `momentum`, and uses them in eval mode (n
 import math
 import warnings
 
-import numpy as np
-
 from ..compile.hooks import host
 from ..ops.registry import OpError
 from ..tensor import Tensor
-from . import init
 from .linear import check_size, factory_dtype
-from .module import Module, Parameter
-from .norm import _BatchNorm, _blend, _floating, batch_norm, standardize
+from .module import Module
+from .norm import _BatchNorm, _blend, _floating, affine_parameters, batch_norm, reset_affine, standardize
 
 
 def _affine(out, weight, bias, shape):
@@ -55,21 +52,10 @@ class GroupNorm(Module):
         if num_channels % num_groups:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(num_channels, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, num_channels, affine, bias, dt)
 
     def reset_parameters(self):
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self, self.affine)
 
     def forward(self, input):
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

@@ -107,6 +107,26 @@ def _increment(arr):
     return arr
 
 
+def affine_parameters(module, shape, affine, bias, dt):
+    """The affine `weight` (ones) and `bias` (zeros) of a normalisation layer, or None entries, as PyTorch's."""
+    if affine:
+        module.weight = Parameter(np.ones(shape, dtype=dt))
+        if bias:
+            module.bias = Parameter(np.zeros(shape, dtype=dt))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def reset_affine(module, affine):
+    if affine:
+        init.ones_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+
+
 class _BatchNorm(Module):
     _expected_dims = ()
 
@@ -117,15 +137,7 @@ class _BatchNorm(Module):
         num_features = check_size(num_features, "num_features", type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(num_features, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, num_features, affine, bias, dt)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
             self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
@@ -144,10 +156,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self, self.affine)
 
     def forward(self, input):
         name = type(self).__name__
@@ -228,21 +237,10 @@ class LayerNorm(Module):
                             f"{normalized_shape!r}")
         self.normalized_shape = tuple(check_size(s, "normalized_shape", "LayerNorm") for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dt)
 
     def reset_parameters(self):
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self, self.elementwise_affine)
 
     def forward(self, input):
         shape = self.normalized_shape
