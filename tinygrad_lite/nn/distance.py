@@ -1,6 +1,7 @@
 """Cosine similarity, as torch.nn.functional.cosine_similarity and torch.nn.CosineSimilarity (PyTorch 2.x): each
 input is divided by its norm along `dim` clamped below at `eps`, then the products are summed:
-sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)), which stays within [-1, 1] and never forms ||x1|| * ||x2||; and F.normalize."""
+sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)), which stays within [-1, 1] and never forms ||x1|| * ||x2||.
+Also F.normalize: x / max(||x||_p, eps)."""
 from .. import dtypes, functional as _tf
 from ..tensor import Tensor
 from .loss import _broadcastable
