@@ -9,7 +9,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
-from .compile.hooks import batching_rule, elementwise
+from .compile.hooks import batching_rule, constant, elementwise
 from .ops.batching import shift_axes
 from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
@@ -308,7 +308,7 @@ def pad(x, pad, mode="constant", value=0.0):
             if n == 0:
                 raise ValueError(f"pad: {mode} padding ({b}, {a}) of an empty dim (dim {d} of shape "
                                  f"{tuple(x.shape)}); only constant padding can extend it")
-            idx = np.pad(np.arange(n), (b, a), mode=_PAD_MODES[mode])
+            idx = constant(np.pad(np.arange(n), (b, a), mode=_PAD_MODES[mode]))  # from shapes only
             x = x[(slice(None),) * d + (idx,)]
     return x
 

@@ -5,10 +5,12 @@ from .module import Module
 from .parameter import Parameter
 from .container import Sequential, ModuleList, ModuleDict
 from .linear import Linear
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d
 from .pooling import MaxPool2d, AvgPool2d
+from .adaptive import AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
-from .dropout import Dropout
+from .groupnorm import GroupNorm, InstanceNorm1d, InstanceNorm2d
+from .dropout import Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten, Identity
@@ -19,8 +21,10 @@ from .divergence import KLDivLoss
 from .distance import CosineSimilarity
 from . import functional, init, utils, parallel
 
-__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv2d", "MaxPool2d",
-           "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout", "Embedding", "RNNBase", "RNN", "LSTM",
+__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv1d", "Conv2d", "MaxPool2d",
+           "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm",
+           "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout", "Dropout1d", "Dropout2d", "Embedding", "RNNBase",
+           "RNN", "LSTM",
            "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
            "Softmax", "LogSoftmax", "Flatten", "Identity", "SiLU", "Mish", "ELU", "SELU", "CELU", "Softplus",
            "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU",

@@ -1,4 +1,5 @@
-"""2-D convolution as sliding windows (im2col) and one matmul, as torch.nn.Conv2d.
+"""2-D convolution as sliding windows (im2col) and one matmul, as torch.nn.Conv2d; Conv1d is the same on a
+unit-height image.
 
 The windows are a strided view of the (padded) input; one reshape copies them into (N, C*kh*kw, L) columns and a
 single (batched) matmul with the (O, C*kh*kw) weight gives the (N, O, L) output in NCHW order. Groups add a
@@ -112,49 +113,52 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return out.reshape(n, o, oh, ow)
 
 
-class Conv2d(Module):
-    """2-D convolution layer with PyTorch's arguments, parameter shapes and initialisation."""
+class _ConvNd(Module):
+    """The 1-D and 2-D convolution layers: PyTorch's arguments, parameter shapes and initialisation; the sizes are
+    `_dims`-tuples (kernel_size=(3,) for Conv1d, as PyTorch's)."""
+    _dims = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
-        dt = factory_dtype(dtype, device, "Conv2d")
-        in_channels = check_size(in_channels, "in_channels", "Conv2d")
-        out_channels = check_size(out_channels, "out_channels", "Conv2d")
+        name = type(self).__name__
+        dt = factory_dtype(dtype, device, name)
+        in_channels = check_size(in_channels, "in_channels", name)
+        out_channels = check_size(out_channels, "out_channels", name)
         if not isinstance(groups, numbers.Integral):
-            raise TypeError(f"Conv2d: groups should be of type int, got: {type(groups).__name__} ({groups!r})")
+            raise TypeError(f"{name}: groups should be of type int, got: {type(groups).__name__} ({groups!r})")
         if groups <= 0:
-            raise ValueError("Conv2d: groups must be a positive integer")
+            raise ValueError(f"{name}: groups must be a positive integer")
         if in_channels % groups:
-            raise ValueError(f"Conv2d: in_channels must be divisible by groups, got {in_channels} and {groups}")
+            raise ValueError(f"{name}: in_channels must be divisible by groups, got {in_channels} and {groups}")
         if out_channels % groups:
-            raise ValueError(f"Conv2d: out_channels must be divisible by groups, got {out_channels} and {groups}")
+            raise ValueError(f"{name}: out_channels must be divisible by groups, got {out_channels} and {groups}")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"Conv2d: padding_mode must be one of {list(_PADDING_MODES)}, but got "
+            raise ValueError(f"{name}: padding_mode must be one of {list(_PADDING_MODES)}, but got "
                              f"padding_mode='{padding_mode}'")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _pair(stride, "stride", "Conv2d")
-        self.dilation = _pair(dilation, "dilation", "Conv2d")
+        self.kernel_size = self._tuple(kernel_size, "kernel_size")
+        self.stride = self._tuple(stride, "stride")
+        self.dilation = self._tuple(dilation, "dilation")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError("Conv2d: padding='same' is not supported for strided convolutions")
+                raise ValueError(f"{name}: Invalid padding string {padding!r}, should be one of ['valid', 'same']")
+            if padding == "same" and self.stride != (1,) * self._dims:
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding", "Conv2d")
-        _check_geometry(self.kernel_size, self.stride, self.dilation,
-                        None if isinstance(self.padding, str) else self.padding, "Conv2d")
-        self.output_padding, self.transposed = (0, 0), False
+            self.padding = self._tuple(padding, "padding")
+        # (k,) -> (k, k): the 2-D checks
+        _check_geometry(*((v * 2)[-2:] for v in (self.kernel_size, self.stride, self.dilation)),
+                        None if isinstance(self.padding, str) else (self.padding * 2)[-2:], name)
+        self.output_padding, self.transposed = (0,) * self._dims, False
         self.groups, self.padding_mode = groups, padding_mode
-        if padding_mode != "zeros":  # F.pad widths, last dim first: (left, right, top, bottom)
+        if padding_mode != "zeros":  # F.pad widths, last dim first: (left, right[, top, bottom])
             if self.padding == "same":
-                (t, b), (le, r) = _same_padding(self.kernel_size, self.dilation)
+                pads = _same_padding((self.kernel_size * 2)[-2:], (self.dilation * 2)[-2:])[2 - self._dims:]
             else:
-                (t, b), (le, r) = ((0, 0), (0, 0)) if self.padding == "valid" else \
-                    ((self.padding[0],) * 2, (self.padding[1],) * 2)
-            self._reversed_padding_repeated_twice = (le, r, t, b)
+                pads = [(0, 0) if self.padding == "valid" else (p, p) for p in self.padding]
+            self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pads) for v in pair)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dt))
         if bias:
             self.bias = Parameter(np.empty((out_channels,), dtype=dt))
@@ -162,31 +166,35 @@ class Conv2d(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    def _tuple(self, v, name):
+        return _pair(v, name, type(self).__name__) if self._dims == 2 else _single(v, name, type(self).__name__)
+
     def reset_parameters(self):
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
             if fan_in != 0:
                 bound = 1 / math.sqrt(fan_in)
                 init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
+        name, conv = type(self).__name__, (conv2d if self._dims == 2 else conv1d)
         if not isinstance(input, Tensor):
-            raise TypeError(f"Conv2d: expected a Tensor input, got {type(input).__name__}")
-        if input.ndim not in (3, 4) or input.shape[-3] != self.in_channels:
-            raise OpError(f"Conv2d: expected input with {self.in_channels} channels (shape (N, {self.in_channels}, "
-                          f"H, W) or ({self.in_channels}, H, W)), got shape {tuple(input.shape)}")
+            raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
+        spatial = "H, W" if self._dims == 2 else "L"
+        if input.ndim not in (self._dims + 1, self._dims + 2) or input.shape[-self._dims - 1] != self.in_channels:
+            raise OpError(f"{name}: expected input with {self.in_channels} channels (shape (N, {self.in_channels}, "
+                          f"{spatial}) or ({self.in_channels}, {spatial})), got shape {tuple(input.shape)}")
         if self.padding_mode != "zeros":
             x = _tf.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups, _name="Conv2d")
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                      _name="Conv2d")
+            return conv(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups, _name=name)
+        return conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, _name=name)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
+        if self.padding != (0,) * self._dims:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != (1,) * self._dims:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -195,3 +203,43 @@ class Conv2d(Module):
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer: weight (out_channels, in_channels/groups, kh, kw)."""
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer: weight (out_channels, in_channels/groups, k); a Conv2d of unit height."""
+    _dims = 1
+
+
+def _single(v, name, where="conv1d"):
+    """(k,) from an int or a 1-element sequence of ints."""
+    if isinstance(v, numbers.Integral):
+        return (int(v),)
+    if not isinstance(v, (tuple, list)) or len(v) != 1 or not isinstance(v[0], numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an int or a 1-element tuple of ints, got {v!r}")
+    return (int(v[0]),)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, _name="conv1d"):
+    """1-D convolution (cross-correlation) of a (N, C, L) or (C, L) input with an (O, C/groups, k) weight; padding
+    is an int, a 1-tuple, 'valid' or 'same'. It is conv2d on a unit-height image."""
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{_name}: expected Tensor input and weight, got {type(input).__name__} and "
+                        f"{type(weight).__name__}")
+    if input.ndim not in (2, 3):
+        raise OpError(f"{_name}: Expected 2D (unbatched) or 3D (batched) input to conv1d, but got input of size: "
+                      f"{list(input.shape)}")
+    if weight.ndim != 3:
+        raise OpError(f"{_name}: expected a 3-D weight (out_channels, in_channels/groups, k), got shape "
+                      f"{tuple(weight.shape)}")
+    if isinstance(groups, numbers.Integral) and groups >= 1 and input.shape[-2] != weight.shape[1] * groups:
+        raise OpError(f"{_name}: Given groups={groups}, weight of size {list(weight.shape)}, expected "
+                      f"input{list(input.shape)} to have {weight.shape[1] * groups} channels, but got "
+                      f"{input.shape[-2]} channels instead")
+    s, d = _single(stride, "stride", _name), _single(dilation, "dilation", _name)
+    p = padding if isinstance(padding, str) else (0,) + _single(padding, "padding", _name)
+    return conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1,) + s, p, (1,) + d, groups,
+                  _name=_name).squeeze(-2)

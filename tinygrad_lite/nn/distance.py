@@ -1,18 +1,25 @@
 """Cosine similarity, as torch.nn.functional.cosine_similarity and torch.nn.CosineSimilarity (PyTorch 2.x): each
 input is divided by its norm along `dim` clamped below at `eps`, then the products are summed:
-sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)), which stays within [-1, 1] and never forms ||x1|| * ||x2||."""
+sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)), which stays within [-1, 1] and never forms ||x1|| * ||x2||.
+Also F.normalize: x / max(||x||_p, eps)."""
 from .. import dtypes, functional as _tf
 from ..tensor import Tensor
 from .loss import _broadcastable
 from .module import Module
 
 
+def _norm2(x, dim):
+    """||x||_2 along dim (kept), with PyTorch's gradient (0 for a zero vector) and no choice made from the values
+    (so tl.compile replays it and ONNX exports it)."""
+    s = (x * x).sum(dim, keepdim=True)
+    nonzero = s > 0
+    return _tf.where(nonzero, _tf.where(nonzero, s, 1.0).sqrt(), 0.0)
+
+
 def _clamped_norm(x, dim, eps):
     """max(||x||, eps) along dim (kept), with PyTorch's gradient: the norm's own (x / ||x||, 0 for a zero vector)
     even where the clamp is active, since PyTorch clamps it in place under no_grad."""
-    s = (x * x).sum(dim, keepdim=True)
-    nonzero = s > 0
-    norm = _tf.where(nonzero, _tf.where(nonzero, s, 1.0).sqrt(), 0.0)
+    norm = _norm2(x, dim)
     return _tf.where(norm < eps, (norm - norm.detach()) + eps, norm)
 
 
@@ -40,6 +47,16 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
         dt = dtypes.promote(x1.dtype, x2.dtype)
         x1, x2 = x1.astype(dt), x2.astype(dt)
     return ((x1 / _clamped_norm(x1, dim, eps)) * (x2 / _clamped_norm(x2, dim, eps))).sum(dim)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p, eps) along `dim`, as PyTorch's (the clamp passes no gradient below eps)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize: expected a Tensor input, got {type(input).__name__}")
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; use the returned tensor")
+    norm = _norm2(input, dim) if p == 2 and input.dtype.kind == "f" else input.norm(p, dim, keepdim=True)
+    return input / norm.clamp(min=eps).expand_as(input)
 
 
 class CosineSimilarity(Module):

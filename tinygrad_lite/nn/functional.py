@@ -5,20 +5,23 @@ from .activation import relu, leaky_relu, gelu, sigmoid, tanh, softmax, log_soft
 from .activation_extra import (silu, mish, elu, selu, celu, softplus, hardtanh, relu6, hardsigmoid,  # noqa: F401
                                hardswish, logsigmoid, softsign, tanhshrink, threshold, glu, softmin, prelu)
 from .linear import linear  # noqa: F401
-from .conv import conv2d  # noqa: F401
+from .conv import conv1d, conv2d  # noqa: F401
 from .pooling import max_pool2d, avg_pool2d  # noqa: F401
+from .adaptive import adaptive_avg_pool2d, adaptive_max_pool2d  # noqa: F401
 from .norm import batch_norm, layer_norm  # noqa: F401
-from .dropout import dropout  # noqa: F401
+from .groupnorm import group_norm, instance_norm  # noqa: F401
+from .dropout import dropout, dropout1d, dropout2d  # noqa: F401
 from .embedding import embedding  # noqa: F401
 from .loss import (mse_loss, l1_loss, cross_entropy, nll_loss, binary_cross_entropy,  # noqa: F401
                    binary_cross_entropy_with_logits, one_hot, smooth_l1_loss, huber_loss)
 from .divergence import kl_div  # noqa: F401
-from .distance import cosine_similarity  # noqa: F401
+from .distance import cosine_similarity, normalize  # noqa: F401
 
 __all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu", "gelu", "sigmoid", "tanh",
            "softmax", "log_softmax", "silu", "mish", "elu", "selu", "celu", "softplus", "hardtanh", "relu6",
            "hardsigmoid", "hardswish", "logsigmoid", "softsign", "tanhshrink", "threshold", "glu", "softmin", "prelu",
-           "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
-           "dropout", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
+           "linear", "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d", "batch_norm", "layer_norm", "group_norm", "instance_norm", "dropout", "dropout1d",
+           "dropout2d", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "one_hot", "smooth_l1_loss", "huber_loss", "kl_div",
-           "cosine_similarity"]
+           "cosine_similarity", "normalize"]

@@ -32,6 +32,15 @@ def _values_per_channel(input, where):
     return n
 
 
+def standardize(input, dims, eps):
+    """(input - mean) / sqrt(biased var + eps) over `dims` (kept), with the mean and variance: the shared core of
+    batch, layer, group and instance norm."""
+    mean = input.mean(dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dims, keepdim=True)
+    return centered / (var + eps).sqrt(), mean, var
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
                *, _name="batch_norm"):
     """Normalise over every dim but dim 1 (channels). In training, batch statistics are used and the running
@@ -50,10 +59,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and (n := _values_per_channel(input, _name)) == 0:
         out = input * 0.0  # an empty batch: empty output, running statistics unchanged
     elif training:
-        mean = input.mean(dims, keepdim=True)
-        centered = input - mean
-        var = (centered * centered).mean(dims, keepdim=True)
-        out = centered / (var + eps).sqrt()
+        out, mean, var = standardize(input, dims, eps)
         if running_mean is not None or running_var is not None:
             m = float(momentum)
             if running_mean is not None:
@@ -101,6 +107,26 @@ def _increment(arr):
     return arr
 
 
+def affine_parameters(module, shape, affine, bias, dt):
+    """The affine `weight` (ones) and `bias` (zeros) of a normalisation layer, or None entries, as PyTorch's."""
+    if affine:
+        module.weight = Parameter(np.ones(shape, dtype=dt))
+        if bias:
+            module.bias = Parameter(np.zeros(shape, dtype=dt))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def reset_affine(module, affine):
+    if affine:
+        init.ones_(module.weight)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+
+
 class _BatchNorm(Module):
     _expected_dims = ()
 
@@ -111,15 +137,7 @@ class _BatchNorm(Module):
         num_features = check_size(num_features, "num_features", type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(num_features, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, num_features, affine, bias, dt)
         if track_running_stats:
             self.register_buffer("running_mean", Tensor._wrap(np.zeros(num_features, dtype=dt)))
             self.register_buffer("running_var", Tensor._wrap(np.ones(num_features, dtype=dt)))
@@ -138,10 +156,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self, self.affine)
 
     def forward(self, input):
         name = type(self).__name__
@@ -201,10 +216,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _na
             raise OpError(f"{_name}: Expected {what} to be of same shape as normalized_shape, but got {what} of shape "
                           f"{tuple(t.shape)} and normalized_shape = {shape}")
     dims = tuple(range(input.ndim - k, input.ndim))
-    mean = input.mean(dims, keepdim=True)
-    centered = input - mean
-    var = (centered * centered).mean(dims, keepdim=True)
-    out = centered / (var + eps).sqrt()
+    out = standardize(input, dims, eps)[0]
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -225,21 +237,10 @@ class LayerNorm(Module):
                             f"{normalized_shape!r}")
         self.normalized_shape = tuple(check_size(s, "normalized_shape", "LayerNorm") for s in normalized_shape)
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dt)
 
     def reset_parameters(self):
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        reset_affine(self, self.elementwise_affine)
 
     def forward(self, input):
         shape = self.normalized_shape

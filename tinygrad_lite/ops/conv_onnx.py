@@ -1,6 +1,7 @@
 """ONNX rules of the sliding-window primitives (see Primitive.defonnx). ONNX has no im2col: unfold is a grouped
 Conv with one-hot kernels (each output channel copies one kernel offset: multiplications by 1, exact), and fold,
-its adjoint, the ConvTranspose with the same kernels. Max-pooling's argmax is MaxPool's Indices output."""
+its adjoint, the ConvTranspose with the same kernels. Max-pooling's argmax is MaxPool's Indices output; adaptive
+max-pooling's (uneven windows) an ArgMax over the windows gathered by a constant index table."""
 import numpy as np
 
 from . import conv
@@ -51,3 +52,15 @@ def _(g, call):
     attrs = _window_attrs(k, d, p, s)
     _, idx = g.op("MaxPool", g.tensor(x_arr), outputs=2, ceil_mode=int(bool(extra[0] or extra[1])), **attrs)
     return g.op("Mod", idx, g.scalar(h * w, np.int64))
+
+
+@defhost("tinygrad_lite.nn.adaptive._adaptive_argmax")
+def _(g, call):
+    """Gather every window from the flattened planes with the constant (oh*ow, K) index table, take the first
+    ArgMax over the window and map it back through the table: (N, C, oh*ow)."""
+    x_arr, table = call.attrs
+    flat = g.op("Reshape", g.tensor(x_arr), g.ints([0, 0, -1]))
+    windows = g.op("Gather", flat, g.tensor(table), axis=2)  # (N, C, oh*ow, K)
+    local = g.op("ArgMax", windows, axis=3, keepdims=1, select_last_index=0)
+    full = g.op("Expand", g.const(table[None, None]), g.op("Shape", windows))
+    return g.op("Squeeze", g.op("GatherElements", full, local, axis=3), g.ints([3]))
