@@ -20,8 +20,8 @@ def mlp(dims, act, dtype=None):
     return model.double() if dtype == tl.float64 else model
 
 
-def train(model, x, y, steps, lr, loss=lambda out, y: ((out - y) ** 2).mean()):
-    flow = tl.viz.GradFlow(model)
+def train(model, x, y, steps, lr, loss=lambda out, y: ((out - y) ** 2).mean(), **flow_options):
+    flow = tl.viz.GradFlow(model, **flow_options)
     opt = tl.optim.SGD(model.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
@@ -103,6 +103,57 @@ def test_relu_net_with_dead_units_is_flagged_dead():
     assert "dead" in flags["0.weight"] and "dead" in flags["0.bias"] and "dead" not in flags["2.bias"]
     assert flow.history["0.bias"]["zero_fraction"][-1] >= 24 / 32
 
+
+
+def test_full_every_keeps_norms_every_step_and_the_rest_every_kth_exactly():
+    tl.manual_seed(0)
+    model = mlp([4, 8, 3], nn.ReLU, tl.float64)
+    flow = tl.viz.GradFlow(model, full_every=3)
+    expected = {n: [] for n, _ in model.named_parameters()}
+    for step in range(7):
+        model.zero_grad()
+        model(tl.randn(5, 4, dtype=tl.float64)).pow(2).sum().backward()
+        flow.record()
+        for n, p in model.named_parameters():
+            expected[n].append(p.grad.numpy().copy())
+    assert flow.last_full_step == 6
+    for n, grads in expected.items():
+        h = flow.history[n]
+        np.testing.assert_allclose(h["norm"], [np.linalg.norm(g) for g in grads], rtol=1e-12)
+        np.testing.assert_array_equal(h["nonfinite"], np.zeros(7))
+        full = [0, 3, 6]
+        for k, f in (("mean_abs", lambda g: np.abs(g).mean()), ("max_abs", lambda g: np.abs(g).max()),
+                     ("zero_fraction", lambda g: np.mean(g == 0))):
+            np.testing.assert_allclose(h[k][full], [f(grads[i]) for i in full], rtol=1e-12, err_msg=f"{n} {k}")
+            assert np.isnan(np.delete(h[k], full)).all(), f"{n} {k}: computed between the full steps"
+
+
+def test_full_every_counts_nonfinite_gradients_at_every_step():
+    w = tl.tensor(np.ones(4), dtype=tl.float64, requires_grad=True)
+    flow = tl.viz.GradFlow({"w": w}, full_every=5)
+    for bad in (0.0, np.nan):  # step 0 full, step 1 norm-only
+        w.grad = None
+        with np.errstate(all="ignore"):
+            (w * tl.tensor([bad, 1.0, np.inf, 2.0], dtype=tl.float64)).sum().backward()
+        flow.record()
+    assert flow.history["w"]["nonfinite"].tolist() == [1.0, 2.0]
+    assert "nonfinite" in flow.flags()["w"]
+
+
+def test_full_every_judges_dead_units_on_the_full_steps_and_reports_their_means():
+    tl.manual_seed(0)
+    model = mlp([8, 32, 1], nn.ReLU)
+    with tl.no_grad():
+        model[0].bias.numpy()[:24] = -100.0  # 24 of 32 units never fire
+    flow = train(model, tl.randn(32, 8), tl.randn(32, 1), steps=8, lr=0.01, full_every=3)  # full: 0, 3, 6
+    flags = flow.flags()
+    assert "dead" in flags["0.weight"] and "dead" in flags["0.bias"] and "dead" not in flags["2.bias"]
+    report = flow.report()
+    assert "step 7, the last with them; full_every=3" in report.splitlines()[0]
+    assert "nan" not in report
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="full_every must be a positive int"):
+            tl.viz.GradFlow(model, full_every=bad)
 
 def test_exploding_run_is_flagged():
     tl.manual_seed(0)

@@ -36,15 +36,25 @@ class GradFlow:
       (up to 5) recorded steps, or the layer's r exceeds `exploding` (a gradient 100 times the weights: even a
       learning rate of 0.01 would replace them).
     Parameters whose weights are all zero (a zero-initialised bias) are judged only against their own history.
+
+    Cost: the five exact statistics take five passes over every gradient (~13% of a small MLP step, measured by
+    benchmarks/gradflow_cost.py). `full_every=k` keeps the norm and the non-finite count at every step (one BLAS
+    dot product) and the other three at every k-th recorded step (the first included), NaN in `history` between;
+    'dead' is then judged on the steps that have the zero fraction, and the report and the plot show mean and max
+    |grad| of the last step that has them.
     """
 
-    def __init__(self, model, *, vanishing=1e-3, exploding=100.0, dead_fraction=0.5, window=3):
+    def __init__(self, model, *, vanishing=1e-3, exploding=100.0, dead_fraction=0.5, window=3, full_every=1):
         named = model.named_parameters() if hasattr(model, "named_parameters") else \
             (model.items() if isinstance(model, dict) else model)
         self.params = list(named)
         if not self.params:
             raise ValueError("GradFlow: the model has no parameters to watch")
         self.vanishing, self.exploding, self.dead_fraction, self.window = vanishing, exploding, dead_fraction, window
+        if isinstance(full_every, bool) or not isinstance(full_every, int) or full_every < 1:
+            raise ValueError(f"GradFlow: full_every must be a positive int (1: every statistic at every step), got "
+                             f"{full_every!r}")
+        self.full_every = full_every
         self._steps = []       # one (n_params, 6) array per recorded step
         self._buffers = {}     # name -> (|grad| buffer, its flat view, ones, its bits): reused every step
         self._history = None
@@ -53,10 +63,11 @@ class GradFlow:
     def record(self):
         """Read every parameter's `.grad` now (after `backward()`, before `zero_grad()`)."""
         row = np.full((len(self.params), _HAS_GRAD + 1), np.nan)  # NaN: no gradient
+        full = len(self._steps) % self.full_every == 0
         for i, (name, p) in enumerate(self.params):
             g = p._grad
             if g is not None:
-                row[i, :_HAS_GRAD] = self._stats(name, g._data)
+                row[i, :_HAS_GRAD] = self._stats(name, g._data) if full else _norm_only(g._data)
                 row[i, _HAS_GRAD] = 1.0
         if not np.any(row[:, _HAS_GRAD] == 1.0):
             raise RuntimeError(
@@ -90,6 +101,11 @@ class GradFlow:
     @property
     def steps(self):
         return len(self._steps)
+
+    @property
+    def last_full_step(self):
+        """Index of the last recorded step with every statistic (the last step unless full_every > 1)."""
+        return (len(self._steps) - 1) // self.full_every * self.full_every
 
     @property
     def history(self):
@@ -126,8 +142,10 @@ class GradFlow:
                     f.append("vanishing")
             if self._grew(table[:, i, 0]) or (np.isfinite(r) and r > self.exploding):
                 f.append("exploding")
-            recent = table[-self.window:, i, 3]
-            if np.all(recent >= self.dead_fraction):
+            zf = table[:, i, 3]
+            computed = ~((table[:, i, _HAS_GRAD] == 1.0) & np.isnan(zf))  # not a norm-only step
+            recent = zf[computed][-self.window:]
+            if recent.size and np.all(recent >= self.dead_fraction):
                 f.append("dead")
         return out
 
@@ -153,19 +171,23 @@ class GradFlow:
         has more than `max_rows` parameters."""
         self._require_steps("report()")
         last, flags = self._steps[-1], self.flags()
+        full = self._steps[self.last_full_step]  # mean, max and zeros: the last step that has them
         groups = _groups([n for n, _ in self.params], max_rows)
         out = []
         for label, idx in groups:
-            sub = last[idx]
-            has = sub[:, _HAS_GRAD] == 1.0
+            sub, subf = last[idx], full[idx]
+            has, hasf = sub[:, _HAS_GRAD] == 1.0, subf[:, _HAS_GRAD] == 1.0
             sizes = np.array([self.params[i][1]._data.size for i in idx], float)
             if not has.any():
                 out.append((label, None, "no gradient"))
                 continue
-            w = sizes[has] / sizes[has].sum()
-            st = {"norm": float(np.sqrt(np.sum(sub[has, 0] ** 2))), "mean_abs": float(w @ sub[has, 1]),
-                  "max_abs": float(np.max(sub[has, 2])), "zero_fraction": float(w @ sub[has, 3]),
-                  "nonfinite": float(np.sum(sub[has, 4])), "numel": int(sizes.sum()), "count": len(idx)}
+            w = sizes[hasf] / sizes[hasf].sum() if hasf.any() else np.zeros(0)
+            subf = subf[hasf]
+            st = {"norm": float(np.sqrt(np.sum(sub[has, 0] ** 2))), "nonfinite": float(np.sum(sub[has, 4])),
+                  "mean_abs": float(w @ subf[:, 1]) if w.size else np.nan,
+                  "max_abs": float(np.max(subf[:, 2])) if w.size else np.nan,
+                  "zero_fraction": float(w @ subf[:, 3]) if w.size else np.nan,
+                  "numel": int(sizes.sum()), "count": len(idx)}
             out.append((label, st, _flag_text([flags[self.params[i][0]] for i in idx], int((~has).sum()))))
         return out
 
@@ -186,6 +208,9 @@ class GradFlow:
                                   for k, (c, w) in enumerate(zip(r, widths))).rstrip()
         title = (f"GradFlow: {len(self.params)} parameters, {self.steps} recorded step"
                  f"{'s' if self.steps != 1 else ''}; last step" + (", grouped by module" if grouped else ""))
+        if self.last_full_step != self.steps - 1:
+            title += f" (mean, max and zeros: step {self.last_full_step + 1}, the last with them; full_every=" \
+                     f"{self.full_every})"
         return "\n".join([title, fmt(head), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in body])
 
     def __repr__(self):
@@ -220,6 +245,19 @@ class GradFlow:
             norms = table[:, idx, 0]
             series.append((label, np.sqrt(np.nansum(norms ** 2, axis=1)) if norms.shape[1] > 1 else norms[:, 0]))
         return series
+
+
+def _norm_only(g):
+    """(norm, NaN, NaN, NaN, non-finite count) of one gradient: one BLAS dot product, a count only when the sum
+    is not finite (a step of full_every > 1 between the full ones)."""
+    flat = g.reshape(-1) if g.dtype.kind == "f" else g.reshape(-1).astype(np.float64)
+    sq, bad = float(flat.dot(flat)) if flat.size else 0.0, 0
+    if not math.isfinite(sq):
+        bad = flat.size - int(np.count_nonzero(np.isfinite(flat)))
+        if bad == 0:  # all finite but huge: the sum overflowed in this dtype
+            a64 = flat.astype(np.float64)
+            sq = float(a64.dot(a64))
+    return math.sqrt(sq), np.nan, np.nan, np.nan, float(bad)
 
 
 def _scratch(g):
