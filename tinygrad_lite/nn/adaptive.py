@@ -14,7 +14,7 @@ from ..compile.hooks import batching_rule, constant, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
-from .pooling import avg_pool2d, max_pool2d
+from .pooling import _first_max, avg_pool2d, max_pool2d
 
 
 def _windows(n, o):
@@ -97,13 +97,9 @@ def _adaptive_argmax(x, table):
     """Flat (H*W) index of each window's first maximum (the last NaN, where one is present, as PyTorch):
     (N, C, oh*ow) int64, from the windows' index table."""
     n, c = x.shape[:2]
-    v = x.reshape(n, c, -1)[:, :, table]  # (N, C, oh*ow, K)
-    best, local = v[..., 0].copy(), np.zeros(v.shape[:3], np.int64)
-    for t in range(1, table.shape[1]):
-        better = (v[..., t] > best) | np.isnan(v[..., t])  # strict: the first maximum wins ties
-        best = np.where(better, v[..., t], best)
-        local[better] = t
-    return np.take_along_axis(np.broadcast_to(table, v.shape), local[..., None], 3)[..., 0]
+    flat = x.reshape(n, c, -1)
+    local, _ = _first_max([flat[:, :, table[:, t]] for t in range(table.shape[1])], nan_wins=True)
+    return table[np.arange(table.shape[0]), local]  # (N, C, oh*ow)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):

@@ -89,11 +89,12 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
              for i, j in offsets]
     if not (p[0] or p[1]):  # the first offset is always in bounds
         local, best = _first_max(views)
-        if best.size == 0 or not np.isnan(best.max()):  # (NaN wins in PyTorch: the general loop below)
-            table = np.array([i * d[0] * w + j * d[1] for i, j in offsets], dtype=np.int64)
-            return table.take(local) + origin
-    # Padding or NaN: PyTorch starts each window at its first in-bounds element (on the dilation grid) with max
-    # -inf, and a NaN always takes over (so the last NaN of the window is the max)
+        if best.size and np.isnan(best.max()):  # NaN wins in PyTorch: the search again, with that rule
+            local, best = _first_max(views, nan_wins=True)
+        table = np.array([i * d[0] * w + j * d[1] for i, j in offsets], dtype=np.int64)
+        return table.take(local) + origin
+    # Padding: PyTorch starts each window at its first in-bounds element (on the dilation grid) with max -inf, and a
+    # NaN always takes over (so the last NaN of the window is the max)
     nan = bool(np.isnan(x).any())
     r0 = np.where(rows < 0, rows + (-rows + d[0] - 1) // d[0] * d[0], rows)
     c0 = np.where(cols < 0, cols + (-cols + d[1] - 1) // d[1] * d[1], cols)
@@ -112,17 +113,22 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
     return best_off
 
 
-def _first_max(views):
-    """Per window, the position (in `views` order) of its first maximum, and the maximum. The views are copied
-    into one contiguous array first: comparisons of contiguous planes are several times faster than of strided
-    views, and the positions are kept in the smallest integer type (uint8 arithmetic wraps exactly)."""
+def _first_max(views, nan_wins=False):
+    """Per window, the position (in `views` order) of its first maximum, and the maximum; with `nan_wins`, a NaN
+    takes over as in PyTorch (the window's last NaN). The views are copied into one contiguous array first:
+    comparisons of contiguous planes are several times faster than of strided views, and the positions are kept in
+    the smallest integer type (uint8 arithmetic wraps exactly). Shared with adaptive max pooling."""
     planes = np.stack(views)
     best = planes[0]  # the planes are this function's own: the maxima accumulate in the first
     local = np.zeros(best.shape, np.uint8 if len(views) <= 256 else np.int64)
     for t in range(1, len(views)):
         v = planes[t]
         better = v > best  # strict: the first maximum wins ties
-        np.maximum(best, v, out=best)
+        if nan_wins:
+            better |= np.isnan(v)
+            np.copyto(best, v, where=better)
+        else:  # masked copies are slow in NumPy; max and integer arithmetic are not
+            np.maximum(best, v, out=best)
         local += better * (t - local)  # t where better, else unchanged (mod 256 for uint8: exact)
     return local, best
 
