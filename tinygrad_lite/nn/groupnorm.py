@@ -10,15 +10,8 @@ from ..ops.registry import OpError
 from ..tensor import Tensor
 from .linear import check_size, factory_dtype
 from .module import Module
-from .norm import _BatchNorm, _blend, _floating, affine_parameters, batch_norm, reset_affine, standardize
-
-
-def _affine(out, weight, bias, shape):
-    if weight is not None:
-        out = out * weight.reshape(shape)
-    if bias is not None:
-        out = out + bias.reshape(shape)
-    return out
+from .norm import (_BatchNorm, _blend, _floating, affine, affine_parameters, batch_norm, check_per_channel,
+                   reset_affine, standardize)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -38,7 +31,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
                           f"input, but got {what} of shape {list(t.shape)} and input of shape {list(input.shape)}")
     per_group = c // num_groups * math.prod(input.shape[2:])
     out = standardize(input.reshape(n, num_groups, per_group), (2,), eps)[0].reshape(input.shape)
-    return _affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
+    return affine(out, weight, bias, (1, c) + (1,) * (input.ndim - 2))
 
 
 class GroupNorm(Module):
@@ -92,17 +85,14 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     if spatial == 1:
         raise ValueError(f"instance_norm: Expected more than 1 spatial element when training, got input size "
                          f"{tuple(input.shape)}")
-    for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
-        if t is not None and t._data.size != c:
-            raise OpError(f"instance_norm: {what} should contain {c} elements not {t._data.size} (input shape "
-                          f"{tuple(input.shape)}, {what} shape {tuple(t.shape)})")
+    check_per_channel(input, c, "instance_norm", running_mean=running_mean, running_var=running_var, weight=weight,
+                      bias=bias)
     out, mean, var = standardize(input, tuple(range(2, input.ndim)), eps)
     if n and running_mean is not None:
         _blend(running_mean, host(_batch_average, mean._data, n, c), c, 1.0, float(momentum))
     if n and running_var is not None:
         _blend(running_var, host(_batch_average, var._data, n, c), c, spatial / (spatial - 1), float(momentum))
-    return _affine(out, weight, bias, shape)
+    return affine(out, weight, bias, shape)
 
 
 class _InstanceNorm(_BatchNorm):

@@ -49,11 +49,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise OpError(f"{_name}: expected an input of at least 2 dims (N, C, ...), got shape {tuple(input.shape)}")
     _floating(input, _name)
     c = input.shape[1]
-    for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
-                    ("bias", bias)):
-        if t is not None and t._data.size != c:
-            raise OpError(f"{_name}: {what} should contain {c} elements not {t._data.size} (input shape "
-                          f"{tuple(input.shape)}, {what} shape {tuple(t.shape)})")
+    check_per_channel(input, c, _name, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (1, c) + (1,) * (input.ndim - 2)
     if training and (n := _values_per_channel(input, _name)) == 0:
@@ -71,6 +67,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"{_name}: running_mean and running_var are required when training=False")
         rm, inv = host(_eval_stats, data(running_mean), data(running_var), shape, input.dtype, eps)
         out = (input - _const(rm)) * _const(inv)
+    return affine(out, weight, bias, shape)
+
+
+def check_per_channel(input, c, name, **tensors):
+    """Each given tensor (running statistics, affine weight and bias) holds one value per channel."""
+    for what, t in tensors.items():
+        if t is not None and t._data.size != c:
+            raise OpError(f"{name}: {what} should contain {c} elements not {t._data.size} (input shape "
+                          f"{tuple(input.shape)}, {what} shape {tuple(t.shape)})")
+
+
+def affine(out, weight, bias, shape):
+    """out * weight + bias, the per-channel vectors reshaped to `shape` (each optional)."""
     if weight is not None:
         out = out * weight.reshape(shape)
     if bias is not None:
