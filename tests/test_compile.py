@@ -242,6 +242,27 @@ def test_plan_validator_accepts_real_plans_and_catches_a_freed_slot():
     assert isinstance(plan, Plan)
 
 
+def test_elementwise_steps_write_over_the_input_they_read_last_and_nothing_else():
+    w = tl.tensor(np.linspace(-1, 1, 12).reshape(3, 4))
+
+    def fn(x):
+        h = x @ w  # a gufunc: never in place
+        y = ((h * 2.0 + 1.0).exp() - h).tanh()  # `h` is read again after the exp: the subtraction takes exp's buffer
+        return (y * y).sum()
+    compiled = tl.compile(fn)
+    xs = [tl.tensor(np.random.default_rng(i).standard_normal((5, 3))) for i in range(12)]
+    for x in xs:
+        assert np.array_equal(compiled(x).numpy(), fn(x).numpy())
+    plan = compiled._variants[0].plan
+    assert validate(plan)
+    # matmul's output h is alive to the subtraction; mul, add, exp, sub, tanh, mul share one buffer in place
+    assert len(plan.inplace) == 5 and len(plan.buffers) == 2, (plan.inplace, len(plan.buffers))
+    k = next(iter(plan.inplace))
+    plan.inplace.discard(k)  # without the in-place mark, sharing at the meeting step is a violation
+    with pytest.raises(AssertionError, match="while both are alive"):
+        validate(plan)
+
+
 def test_a_choice_made_from_values_records_another_variant_instead_of_a_wrong_answer():
     x = tl.tensor([1.0, 2.0, 0.0, 3.0], requires_grad=True)
 

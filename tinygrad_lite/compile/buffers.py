@@ -51,7 +51,7 @@ def plan_buffers(ops, uses, keep):
                 if r.kind == SLOT:
                     pinned.add(r.key)
                     pinned.add(root.get(r.key))
-    free, buffer_of, buffers, span, releasing = {}, {}, [], {}, {}
+    free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
     for i, op in enumerate(ops):
         for b, layout in releasing.pop(i - 1, []):
             free.setdefault(layout, []).append(b)
@@ -60,9 +60,11 @@ def plan_buffers(ops, uses, keep):
             continue
         shape, dtype, order = op.layout  # every size: since a ufunc is called directly, out= costs less than a
         key = (shape, dtype.str, order)    # fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
-        pool = free.get(key)
-        if pool:
-            b = pool.pop()
+        b = _dying_input(op, i, key, buffer_of, root, end, releasing)
+        if b is not None:
+            inplace.add(k)
+        elif free.get(key):
+            b = free[key].pop()
         else:
             b = len(buffers)
             buffers.append(np.empty(shape, dtype=dtype, order=order))
@@ -70,7 +72,26 @@ def plan_buffers(ops, uses, keep):
         last = end.get(k, i)
         span[k] = (i, last)
         releasing.setdefault(last, []).append((b, key))
-    return buffer_of, buffers, span
+    return buffer_of, buffers, span, inplace
+
+
+def _dying_input(op, i, key, buffer_of, root, end, releasing):
+    """The buffer of an input whose last use is this step, for an elementwise ufunc to write its result over (in
+    place: NumPy reads each element before writing it, and the memory just read is still in cache): an input with
+    the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise."""
+    ufunc = op.prim.ufunc
+    if not isinstance(ufunc, np.ufunc) or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
+        return None
+    args = [r.key for r in refs(op.args, []) if r.kind == SLOT]
+    for a in args:
+        b = buffer_of.get(a)
+        if b is None or end.get(a) != i or any(root.get(o) == a for o in args):
+            continue
+        dying = releasing.get(i, [])
+        if (b, key) in dying:
+            dying.remove((b, key))
+            return b
+    return None
 
 
 def validate(plan):
@@ -80,7 +101,8 @@ def validate(plan):
     for k, (first, last) in sorted(plan.span.items(), key=lambda kv: kv[1][0]):
         b = plan.buffer_of[k]
         other = holder.get(b)
-        assert other is None or plan.span[other][1] < first, \
+        # an elementwise step may write over the input it reads last (in place): the two meet at that step only
+        assert other is None or plan.span[other][1] < first or (k in plan.inplace and plan.span[other][1] == first), \
             f"plan: slots {other} and {k} share buffer {b} while both are alive"
         holder[b] = k
     assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"

@@ -205,7 +205,7 @@ class Plan:
         for k, last in uses.items():  # every array is freed after its last use
             if k not in keep:
                 release[last].append(k)
-        self.buffer_of, self.buffers, self.span = plan_buffers(cap.ops, uses, keep)
+        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(cap.ops, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
