@@ -277,6 +277,47 @@ def test_a_gather_index_out_of_range_in_a_replay_raises_instead_of_reading_a_nei
     with pytest.raises(IndexError, match=r"gather: index values must be in \[0, 4\) along dim 1"):
         f(x, tl.tensor(bad))
 
+
+def test_an_unused_gather_still_raises_on_a_bad_index_while_unused_arithmetic_is_not_replayed():
+    """Steps whose results nothing reads are dropped from a replay (an LSTM's output sequence when only the final
+    state is used), except those indexed by data: eager raises on a bad index, so a replay must too."""
+    x = tl.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+
+    def fn(x, idx):
+        x.gather(1, idx)  # unused, but its index is checked
+        (x * 2.0).exp().sum()  # unused arithmetic
+        return (x * 3.0).sum().item()
+    f = tl.compile(fn)
+    for _ in range(3):
+        assert f(x, tl.tensor([[0], [1], [3]])) == 198.0
+    plan = f._variants[0].plan
+    names = [item.prim.name for kind, item in plan._pending[0] if kind == "op" and item.prim is not None]
+    assert "gather" in names and "exp" not in names, names
+    assert f.stats["replays"] >= 1
+    with pytest.raises(IndexError, match=r"gather: index values must be in \[0, 4\) along dim 1"):
+        f(x, tl.tensor([[0], [4], [3]]))
+
+
+def test_an_lstm_whose_output_sequence_is_unused_replays_without_stacking_it():
+    tl.manual_seed(0)
+    lstm = tl.nn.LSTM(3, 5)
+
+    def fn(x):
+        lstm.zero_grad()
+        _, (h, _) = lstm(x)
+        loss = (h ** 2).sum()
+        loss.backward()
+        return loss.item()
+    f = tl.compile(fn)
+    xs = [tl.tensor(np.random.default_rng(i).standard_normal((6, 2, 3)).astype(np.float32)) for i in range(4)]
+    for x in xs:
+        got = (f(x), [p.grad.numpy().copy() for p in lstm.parameters()])
+        want = (fn(x), [p.grad.numpy().copy() for p in lstm.parameters()])
+        assert got[0] == want[0] and all(np.array_equal(a, b) for a, b in zip(got[1], want[1]))
+    plan = f._variants[0].plan
+    cats = [item for kind, item in plan._pending[0] if kind == "op" and item.prim is not None and item.prim.name == "cat"]
+    assert len(cats) == 1, "the output sequence is stacked"  # h_n alone: the output and c_n are unused
+
 # ---------------- memory and threads ----------------
 def test_memory_is_flat_over_many_replays():
     model = _model()

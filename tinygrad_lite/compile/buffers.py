@@ -3,7 +3,7 @@ plan is checked against when it is built (no two live slots in one buffer, no re
 free, nothing returned freed or reused)."""
 import numpy as np
 
-from .capture import SLOT, Ref
+from .capture import CONST, SLOT, Ref
 
 
 def refs(tmpl, out):
@@ -20,6 +20,31 @@ def refs(tmpl, out):
         for t in tmpl.values():
             refs(t, out)
     return out
+
+
+# Primitives a replay always runs, even when nothing reads their result: their index comes from the data, and an
+# index out of range must raise in a replay as it does eagerly.
+_INDEXED_BY_DATA = frozenset({"gather", "scatter_add", "index_put", "index_scatter"})
+
+
+def live_ops(ops, keep):
+    """The steps a replay runs: all but primitives whose results nothing reads (e.g. the output sequence of an LSTM
+    whose final state alone is used). Kept whatever their results: host calls (random draws, checks, effects),
+    guards and reads, writes into arrays that outlive the call, shape-guarded outputs, and primitives indexed by
+    data (`_INDEXED_BY_DATA`, or a getitem whose index holds a tensor)."""
+    live, kept = set(keep), []
+    for op in reversed(ops):
+        if op.kind == "kernel" and op.prim is not None and not op.effect and op.shapes is None and \
+                op.prim.name not in _INDEXED_BY_DATA and \
+                not (op.prim.name == "getitem" and any(r.kind != CONST for r in refs(op.args[1:], []))):
+            outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
+            if not any(k in live for k in outs):
+                continue
+        kept.append(op)
+        for r in refs(op.args.ref if op.kind == "read" else op.args, []):
+            if r.kind == SLOT:
+                live.add(r.key)
+    return kept[::-1]
 
 
 def plan_buffers(ops, uses, keep):

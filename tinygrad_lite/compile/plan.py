@@ -11,7 +11,7 @@ anything with an effect beyond fresh arrays has run.
 import numpy as np
 
 from .._gc import paused_gc
-from .buffers import plan_buffers, refs as _refs, validate
+from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
 
 
@@ -157,11 +157,13 @@ class Plan:
         self.result = _result_template(cap, result)
         if cap.failure is not None:
             raise Unsupported(cap.failure)
-        steps, keep, self.dynamic_reads = [], set(), {}  # steps: ("op", op) or ("closure", fn), in order
+        steps, self.dynamic_reads = [], {}  # steps: ("op", op) or ("closure", fn), in order
+        keep = {r.key for r in _refs(self.result, []) if r.kind == SLOT}
+        ops = live_ops(cap.ops, keep)
         effect_seen = False
         uses = {}
         self.reads_of, self.writes_of = [], []  # per step: slots read, slots written (for validate)
-        for i, op in enumerate(cap.ops):
+        for i, op in enumerate(ops):
             if op.kind == "read":
                 rec = op.args
                 if rec.used and effect_seen:
@@ -198,14 +200,11 @@ class Plan:
                                   f"the call already changed state: a replay could not stop cleanly")
             effect_seen = effect_seen or op.effect
             steps.append(("op", op))
-        for r in _refs(self.result, []):
-            if r.kind == SLOT:
-                keep.add(r.key)
         release = [[] for _ in steps]
         for k, last in uses.items():  # every array is freed after its last use
             if k not in keep:
                 release[last].append(k)
-        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(cap.ops, uses, keep)
+        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
@@ -214,7 +213,7 @@ class Plan:
         self.release = release
         self.keep = keep
         self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
-                           (op.kind == "read" and op.args.used) for op in cap.ops)
+                           (op.kind == "read" and op.args.used) for op in ops)
         validate(self)
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
