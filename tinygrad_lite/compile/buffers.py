@@ -23,8 +23,9 @@ def refs(tmpl, out):
 
 
 # Primitives a replay always runs, even when nothing reads their result: their index comes from the data, and an
-# index out of range must raise in a replay as it does eagerly.
-_INDEXED_BY_DATA = frozenset({"gather", "scatter_add", "index_put", "index_scatter"})
+# index out of range must raise in a replay as it does eagerly; so must an integer power with a negative exponent
+# ("Integers to negative integer powers are not allowed"), which pow raises on the exponent's values.
+_INDEXED_BY_DATA = frozenset({"gather", "scatter_add", "index_put", "index_scatter", "pow"})
 
 
 def live_ops(ops, keep):
