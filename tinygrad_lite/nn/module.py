@@ -41,6 +41,9 @@ def _check_name(name, kind):
         raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
 
 
+_UNSET = object()
+
+
 class Module:
     """Base class of all layers (as `torch.nn.Module`). Subclasses call `super().__init__()` and define
     `forward`; assigning a Parameter, a Module or a registered buffer name to an attribute registers it."""
@@ -127,6 +130,13 @@ class Module:
     # ---------------- registration ----------------
     def __setattr__(self, name, value):
         d = self.__dict__
+        cap = _grad_state.capture
+        if cap is not None and not cap.suspended and id(self) in cap.modules and \
+                getattr(self, name, _UNSET) is not value:
+            # tl.compile: a replay does not re-run Python, so the attribute would keep the recorded call's value
+            # (a buffer reassigned as `self.avg = self.avg * 0.9 + ...`, a hidden state kept between calls)
+            cap.fail(f"assigning {type(self).__name__}.{name} inside the function (a replay does not re-run Python "
+                     f"attribute assignments)")
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
