@@ -22,21 +22,21 @@ def refs(tmpl, out):
     return out
 
 
-# Primitives a replay always runs, even when nothing reads their result: their index comes from the data, and an
-# index out of range must raise in a replay as it does eagerly; so must an integer power with a negative exponent
-# ("Integers to negative integer powers are not allowed"), which pow raises on the exponent's values.
-_INDEXED_BY_DATA = frozenset({"gather", "scatter_add", "index_put", "index_scatter", "pow"})
+# Primitives a replay always runs, even when nothing reads their result, because they raise on values: an index
+# out of range (the index comes from the data), an integer power with a negative exponent ("Integers to negative
+# integer powers are not allowed"). A replay must raise where eager does.
+_RAISE_ON_VALUES = frozenset({"gather", "scatter_add", "index_put", "index_scatter", "pow"})
 
 
 def live_ops(ops, keep):
     """The steps a replay runs: all but primitives whose results nothing reads (e.g. the output sequence of an LSTM
     whose final state alone is used). Kept whatever their results: host calls (random draws, checks, effects),
-    guards and reads, writes into arrays that outlive the call, shape-guarded outputs, and primitives indexed by
-    data (`_INDEXED_BY_DATA`, or a getitem whose index holds a tensor)."""
+    guards and reads, writes into arrays that outlive the call, shape-guarded outputs, and primitives that raise on
+    values (`_RAISE_ON_VALUES`, or a getitem whose index holds a tensor)."""
     live, kept = set(keep), []
     for op in reversed(ops):
         if op.kind == "kernel" and op.prim is not None and not op.effect and op.shapes is None and \
-                op.prim.name not in _INDEXED_BY_DATA and \
+                op.prim.name not in _RAISE_ON_VALUES and \
                 not (op.prim.name == "getitem" and any(r.kind != CONST for r in refs(op.args[1:], []))):
             outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
             if not any(k in live for k in outs):

@@ -5,11 +5,12 @@ GRU r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), initialisation 
 
 Layers and cells share one step, `cell_step`, computed feature-major: the state is h^T (hidden, batch), the gates
 are W_h h^T plus the input part (x W_x^T + b)^T, each gate a block of rows, followed by the mode's gate expressions.
-Feature-major is the layout BLAS and NumPy are fastest on here: W_h h^T multiplies two C-contiguous operands (OpenBLAS
-takes 40 us for LSTM(128)'s batch of 32 where h W_h^T, whose second operand is a transposed view, takes 61 us), and
-every gate is a contiguous block, so the gate expressions run on contiguous memory. A layer projects its whole
-input sequence with one matmul and then loops over the steps; a cell projects its one input. For the GRU both weights get a fourth block of zeros so that the n gate's input
-and hidden parts come out separately (`fused_weights`): gate columns [r, z, n_input, n_hidden]."""
+Feature-major is the layout BLAS and NumPy are fastest on here: W_h h^T multiplies two C-contiguous operands
+(OpenBLAS takes 40 us for LSTM(128)'s batch of 32 where h W_h^T, whose second operand is a transposed view, takes
+61 us), and every gate is a contiguous block, so the gate expressions run on contiguous memory. A layer projects its
+whole input sequence with one matmul and then loops over the steps; a cell projects its one input. For the GRU both
+weights get a fourth block of zeros so that the n gate's input and hidden parts come out separately
+(`fused_weights`): gate rows [r, z, n_input, n_hidden]."""
 import math
 import warnings
 
