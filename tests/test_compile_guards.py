@@ -315,8 +315,49 @@ def test_an_lstm_whose_output_sequence_is_unused_replays_without_stacking_it():
         want = (fn(x), [p.grad.numpy().copy() for p in lstm.parameters()])
         assert got[0] == want[0] and all(np.array_equal(a, b) for a, b in zip(got[1], want[1]))
     plan = f._variants[0].plan
-    cats = [item for kind, item in plan._pending[0] if kind == "op" and item.prim is not None and item.prim.name == "cat"]
+    cats = [item for kind, item in plan._pending[0]
+            if kind == "op" and item.prim is not None and item.prim.name == "cat"]
     assert len(cats) == 1, "the output sequence is stacked"  # h_n alone: the output and c_n are unused
+
+def test_an_argument_passed_twice_is_a_different_signature_from_two_arguments():
+    """Recorded as f(x, x), the plan reads one array for both: f(a, b) must not replay it (it returned 2a + a)."""
+    def fn(x, y):
+        return x * 2.0 + y
+    f = tl.compile(fn)
+    x = tl.tensor([1.0, 2.0])
+    a, b = tl.tensor([1.0, 1.0]), tl.tensor([10.0, 20.0])
+    for _ in range(3):
+        assert f(x, x).tolist() == [3.0, 6.0]
+        assert f(a, b).tolist() == [12.0, 22.0]
+        assert f(a, a.detach()).tolist() == [3.0, 3.0]  # one array in two tensors: aliased too
+    assert f.stats["variants"] == 3 and f.stats["replays"] == 6, f.stats
+
+
+def test_gradients_into_an_argument_go_to_each_calls_argument_and_replay():
+    """Input gradients by backward() (saliency maps, FGSM): the argument of each call gets its own .grad, and the
+    step replays instead of recording a variant per call (the recorded call's tensor used to be the target)."""
+    tl.manual_seed(0)
+    model = tl.nn.Sequential(tl.nn.Linear(4, 8), tl.nn.Tanh(), tl.nn.Linear(8, 3))
+
+    def fn(x, y):
+        model.zero_grad()
+        loss = tl.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        x.data.add_(0.1 * x.grad.sign())  # an in-place step on the argument: its own version goes up
+        return x.grad, loss.item()
+    f = tl.compile(fn)
+    rng = np.random.default_rng(0)
+    held = []
+    for call in range(10):
+        data, y = rng.standard_normal((5, 4)).astype(np.float32), tl.tensor(rng.integers(0, 3, 5))
+        x, xe = tl.tensor(data, requires_grad=True), tl.tensor(data.copy(), requires_grad=True)
+        (g, loss), (ge, loss_e) = f(x, y), fn(xe, y)
+        assert g is x.grad and loss == loss_e and np.array_equal(g.numpy(), ge.numpy())
+        assert np.array_equal(x.numpy(), xe.numpy()) and x._version == xe._version, call
+        held.append((x, g.numpy().copy()))
+    assert all(np.array_equal(x.grad.numpy(), g) for x, g in held)  # no later call touched an earlier one
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 9, f.stats
+
 
 # ---------------- memory and threads ----------------
 def test_memory_is_flat_over_many_replays():

@@ -114,8 +114,8 @@ class Tensor:
                 raise RuntimeError(f"assigned grad has data of a different type: grad dtype {value._data.dtype}, "
                                    f"tensor dtype {self._data.dtype}{registry.user_site()}")
         if cap is not None and not cap.suspended:
-            from .compile.capture import Obj, set_grad
-            cap.host_call(set_grad, (Obj(self), None if value is None else value._data), "setting .grad")
+            from .compile.capture import set_grad
+            cap.host_call(set_grad, (cap.obj(self), None if value is None else value._data), "setting .grad")
         self._grad = value
 
     @property

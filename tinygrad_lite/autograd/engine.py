@@ -11,7 +11,7 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
-from ..compile.capture import Obj, set_grad
+from ..compile.capture import set_grad
 from .._gc import pause as _pause_gc, resume as _resume_gc
 from ..compile.hooks import batching_rule, elementwise, host, host_effect
 
@@ -299,9 +299,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     # a leaf made during the call (`x.detach().requires_grad_()`) starts every call without a .grad:
                     # a replay, which delivers to the recorded call's tensor, clears it first (not accumulating
                     # into it, nor mutating the .grad an earlier call returned)
-                    cap.host_call(set_grad, (Obj(t), None), "a fresh leaf's .grad", effect=False)
+                    cap.host_call(set_grad, (cap.obj(t), None), "a fresh leaf's .grad", effect=False)
                 cap.observe_grad(t)  # tl.compile: the delivery is re-run as Python by a replay
-                cap.host_call(_deliver, (Obj(t), g._data, create_graph, fresh), "delivering a gradient")
+                cap.host_call(_deliver, (cap.obj(t), g._data, create_graph, fresh), "delivering a gradient")
                 cap.suspended += 1
                 try:
                     _accumulate_leaf(t, g, create_graph, fresh)

@@ -55,9 +55,19 @@ def _flatten(obj, leaves, path=()):
     return ("O", id(obj))  # any other object: by identity (a module, a loss function, ...)
 
 
+def _aliases(leaves):
+    """For each Tensor/ndarray argument, the position of the first argument with the same array (and, for a
+    Tensor, the same object): a call recorded as f(x, x) reads one array where f(a, b) must read two."""
+    first, out = {}, []
+    for i, x in enumerate(leaves):
+        arr = x if isinstance(x, np.ndarray) else x._data
+        out.append((first.setdefault(id(arr), i), first.setdefault(("t", id(x)), i)))
+    return tuple(out)
+
+
 class _Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
-    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs")
+    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads")
 
     def __init__(self, key, plan, reason):
         self.key, self.plan, self.reason = key, plan, reason
@@ -66,6 +76,7 @@ class _Variant:
             self.live = plan.live
             self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks)) for t in plan.live]
             self.leaves = plan.leaves
+            self.arg_grads = plan.arg_grads
             self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
             self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
 
@@ -131,7 +142,7 @@ class Compiled:
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []
-        key = (_flatten(args, leaves), _flatten(kwargs, leaves), state.grad_enabled)
+        key = (_flatten(args, leaves), _flatten(kwargs, leaves), _aliases(leaves), state.grad_enabled)
         reason = None
         for v in self._variants:
             if v.key != key:
@@ -143,6 +154,10 @@ class Compiled:
                 for t, was_none in v.leaves:
                     if (t._grad is None) != was_none:
                         reason = "which gradients are None changed"
+                        break
+                for i, was_none in v.arg_grads:
+                    if (leaves[i]._grad is None) != was_none:
+                        reason = "which gradients are None changed (of an argument)"
                         break
             if reason is None:
                 try:
@@ -174,7 +189,8 @@ class Compiled:
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
         self.stats["traces"] += 1
         with _capture_lock, paused_gc():
-            cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)])
+            cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)],
+                                   [(i, x) for i, x in enumerate(leaves) if not isinstance(x, np.ndarray)])
             prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
             state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
             try:

@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
+ARGOBJ, ARGGRAD = "argobj", "arggrad"  # an argument Tensor itself, and its .grad's array (each call's own)
 
 
 _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
@@ -168,7 +169,7 @@ class Capture:
     """The record of one eager call (see the module docstring). Created by `tl.compile`; the hooks in the engine,
     the primitives, the optimizers and the layers find it in the thread's autograd state."""
 
-    def __init__(self, arg_arrays):
+    def __init__(self, arg_arrays, arg_tensors=()):
         self.ops = []
         self.nslots = 0
         self.known = {}        # id(array) -> Ref, while the array lives (see _know)
@@ -181,10 +182,14 @@ class Capture:
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
         self.cleared = set()   # ids of tensors whose .grad the call sets to None before it looks at it
+        self.args = {}         # id -> index of a Tensor argument (a replay acts on that call's argument)
+        self.arg_grads = {}    # index of a Tensor argument -> its .grad was None when the call first looked
         self.failure = None
         self.suspended = 0
         for path, arr in arg_arrays:
             self._know(arr, Ref(ARG, path))
+        for path, t in arg_tensors:
+            self.args.setdefault(id(t), path)
 
     # ---------------- bookkeeping ----------------
     def _know(self, arr, ref):
@@ -229,30 +234,44 @@ class Capture:
         self.created.add(key)
         self._watch_id(t, key)
 
+    def obj(self, t):
+        """How a host call receives tensor `t` itself (to set its .grad or version): an argument as that call's
+        argument, any other tensor as the recorded object."""
+        i = self.args.get(id(t))
+        return Obj(t) if i is None else Ref(ARGOBJ, i)
+
     def bump(self, t):
         """A live tensor's version went up through a recorded in-place kernel: a replay bumps it too."""
         if id(t) not in self.created:
-            self.ops.append(Op(_bump_version, (Obj(t),), None, None, True, "host"))
+            self.ops.append(Op(_bump_version, (self.obj(t),), None, None, True, "host"))
 
     def delivered(self, t):
         """After the engine set leaf `t`'s `.grad`: its array is read from `t.grad` at replay (the replayed delivery
         sets it), so code after backward in the function (`p -= lr * p.grad`) may use it."""
         if t._grad is not None:
-            self._know(t._grad._data, Ref(GRAD, t))
+            i = self.args.get(id(t))
+            self._know(t._grad._data, Ref(GRAD, t) if i is None else Ref(ARGGRAD, i))
 
     def grad_cleared(self, t):
         """A replayed call sets `t.grad` to None here (zero_grad with set_to_none) before anything reads it: its
         None-ness at the start of the call is not a guard. (Not after a first look: then it stays one.)"""
-        if id(t) not in self.leaves:
+        i = self.args.get(id(t))
+        if id(t) not in self.leaves and i not in self.arg_grads:
             self.cleared.add(id(t))
-            self.keep.append(t)
+            if i is None:
+                self.keep.append(t)
 
     def observe_grad(self, t):
         """Note whether a tensor's `.grad` is None when the call first looks at it (before anything in the call
-        changes it): a guard, since Python in the function may branch on it."""
-        if id(t) not in self.created and id(t) not in self.leaves and id(t) not in self.cleared:
+        changes it): a guard, since Python in the function may branch on it; for an argument, on that call's."""
+        if id(t) in self.created or id(t) in self.leaves or id(t) in self.cleared:
+            return
+        i = self.args.get(id(t))
+        if i is None:
             self.leaves[id(t)] = (t, t._grad is None)
             self.keep.append(t)
+        else:
+            self.arg_grads.setdefault(i, t._grad is None)
 
     def observe_training(self, module):
         """Note a module's `.training` when the call first meets it (a guard: it selects what the layer does)."""

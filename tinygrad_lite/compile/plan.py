@@ -5,14 +5,16 @@ generated straight-line Python.
 
 A replay calls the very functions the eager call ran (primitive forwards — the NumPy ufunc itself where the
 forward is one —, the library's host computations, the optimizer's own step), on the current arrays, in the
-recorded order; so its results are the eager results, bit for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
+recorded order, leaving out only primitives whose results nothing reads; so its results are the eager results, bit
+for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
 import numpy as np
 
 from .._gc import paused_gc
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
-from .capture import ARG, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, read_value
+from .capture import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, \
+    read_value
 
 
 class ReplayGuardFailed(Exception):
@@ -29,6 +31,10 @@ def _getter(ref):
         return lambda vals, argv: key._data
     if kind == GRAD:
         return lambda vals, argv: key._grad._data
+    if kind == ARGOBJ:
+        return lambda vals, argv: argv[key]
+    if kind == ARGGRAD:
+        return lambda vals, argv: argv[key]._grad._data
     return lambda vals, argv: key  # CONST
 
 
@@ -92,6 +98,10 @@ class _Emitter:
                 return f"{self.bind(tmpl.key, name)}._data"
             if tmpl.kind == GRAD:
                 return f"{self.bind(tmpl.key, name)}._grad._data"
+            if tmpl.kind == ARGOBJ:
+                return f"argv[{tmpl.key}]"
+            if tmpl.kind == ARGGRAD:
+                return f"argv[{tmpl.key}]._grad._data"
             return self.bind(tmpl.key, name)  # CONST
         if isinstance(tmpl, Obj):
             return self.bind(tmpl.value, name)
@@ -217,6 +227,7 @@ class Plan:
         validate(self)
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
+        self.arg_grads = sorted(cap.arg_grads.items())  # (argument index, its .grad was None when the call began)
         self.modules = list(cap.modules.values())  # (module, its .training when the call began)
         self.result = _detach_reads(self.result, self)
 
@@ -305,8 +316,10 @@ class Plan:
             if isinstance(t, Ref):
                 if t.kind == SLOT:
                     return Tensor._wrap(vals[t.key])
-                if t.kind == ARG:
+                if t.kind in (ARG, ARGOBJ):
                     return argv[t.key]
+                if t.kind == ARGGRAD:
+                    return argv[t.key]._grad
                 if t.kind == LIVE:
                     return t.key
                 return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
