@@ -17,7 +17,7 @@ from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
 from .compile.hooks import active, astype, constant, host, host_effect
-from .ops import movement as mv, registry
+from .ops import index as ix, registry
 from .random import get_rng
 from .tensor import Tensor, _as_array, _wrap
 
@@ -272,7 +272,7 @@ def setitem(self, index, value):
     if v._data.dtype != self._data.dtype:
         v = v.astype(self._data.dtype) if v._data.dtype.kind == "f" and self._data.dtype.kind == "f" else \
             _wrap(host(astype, v._data, self._data.dtype))
-    inplace(self, "setitem", lambda s, val: mv.index_put(s, val, idx), (v,), cast=True)
+    inplace(self, "setitem", lambda s, val: ix.index_put(s, val, idx), (v,), cast=True)
 
 
 def _short(x):

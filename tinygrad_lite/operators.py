@@ -9,7 +9,7 @@ from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
 from .compile.hooks import constant, elementwise, host
-from .ops import elementwise as ew, linalg, registry
+from .ops import elementwise as ew, linalg, registry, unary as un
 from .tensor import Tensor, _as_array, _wrap
 
 _apply = tape.apply
@@ -150,11 +150,11 @@ def _install_operators():
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__neg__ = T.neg = lambda a: _apply(ew.neg, (a,))
     T.__pos__ = lambda a: a
-    T.__abs__ = T.abs = lambda a: _apply(ew.abs_, (a,))
+    T.__abs__ = T.abs = lambda a: _apply(un.abs_, (a,))
     T.maximum = _binop(ew.maximum)
     T.minimum = _binop(ew.minimum)
-    for name, prim in (("exp", ew.exp), ("log", ew.log), ("log1p", ew.log1p), ("sqrt", ew.sqrt), ("sin", ew.sin),
-                       ("cos", ew.cos), ("erf", ew.erf), ("tanh", ew.tanh), ("sigmoid", ew.sigmoid)):
+    for name, prim in (("exp", un.exp), ("log", un.log), ("log1p", un.log1p), ("sqrt", un.sqrt), ("sin", un.sin),
+                       ("cos", un.cos), ("erf", un.erf), ("tanh", un.tanh), ("sigmoid", un.sigmoid)):
         setattr(T, name, _unary_method(prim))
     T.relu = _relu
     for name, uf in (("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),
@@ -187,7 +187,7 @@ def _relu(self):
     """max(x, 0); integer tensors keep their dtype (as PyTorch), bool tensors are rejected."""
     kind = self._data.dtype.kind
     if kind == "f":
-        return _apply(ew.relu, (self,))
+        return _apply(un.relu, (self,))
     if kind == "b":
         raise TypeError(f"relu: bool tensors are not supported (shape {tuple(self.shape)}); convert with .int() or "
                         f".float() first")

@@ -1,11 +1,11 @@
-"""Shape and indexing methods of Tensor, composed from the movement primitives."""
+"""Shape and indexing methods of Tensor, composed from the movement and index primitives."""
 import numbers
 
 import numpy as np
 
 from .autograd import recorder as tape
 from .compile.hooks import constant
-from .ops import movement as mv, registry
+from .ops import index as ix, movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims, _operand
 
@@ -150,7 +150,7 @@ def _norm_index(idx, shape):
 
 def getitem(self, idx):
     idx = _norm_index(idx, self._data.shape)
-    return _apply(mv.getitem, (self,), (idx,))
+    return _apply(ix.getitem, (self,), (idx,))
 
 
 def _tensor_list(tensors, opname):
@@ -304,7 +304,7 @@ def gather(self, dim, index):
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[d]):
         raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d}, got "
                          f"[{idx.min()}, {idx.max()}]")
-    return _apply(mv.gather, (x,), (d, idx))
+    return _apply(ix.gather, (x,), (d, idx))
 
 
 def index_select(self, dim, index):

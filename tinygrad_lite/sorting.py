@@ -17,7 +17,7 @@ import numpy as np
 
 from .autograd import recorder as tape
 from .compile.hooks import host
-from .ops import movement as mv, registry
+from .ops import index as ix, registry
 from .tensor import Tensor, _dim
 
 __all__ = ["sort", "argsort", "topk"]
@@ -58,8 +58,8 @@ def _order(a, axis, descending):
 def _take(x, d, idx):
     """The values of x at `idx` along dim d (a gather: differentiable, gradient to the chosen positions)."""
     if x._data.ndim == 0:
-        return tape.apply(mv.gather, (x.reshape(1),), (0, host(np.reshape, idx, (1,)))).reshape(())
-    return tape.apply(mv.gather, (x,), (d, idx))
+        return tape.apply(ix.gather, (x.reshape(1),), (0, host(np.reshape, idx, (1,)))).reshape(())
+    return tape.apply(ix.gather, (x,), (d, idx))
 
 
 def _indices(order):

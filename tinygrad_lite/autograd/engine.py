@@ -123,7 +123,7 @@ class IndexGrad:
             buf += self.dense_array()
 
     def dense_array(self):
-        from ..ops.movement import index_scatter
+        from ..ops.index import index_scatter
         return index_scatter.forward(self.g._data, self.shape, self.index)
 
 
@@ -136,7 +136,7 @@ def _add_index_grad(buf, g, index, basic):
         else:  # a mask's selection is a copy: += writes it back
             buf[index] += g
     else:
-        from ..ops.movement import index_scatter
+        from ..ops.index import index_scatter
         buf += index_scatter.forward(g, buf.shape, index)
     return buf
 

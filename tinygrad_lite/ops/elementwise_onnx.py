@@ -1,14 +1,14 @@
-"""ONNX rules of the elementwise primitives (see Primitive.defonnx), and of the NumPy masks their VJPs compute
-outside the primitives (so an exported gradient recomputes them). No onnx import: the export passes `g`."""
+"""ONNX rules of the elementwise primitives (see Primitive.defonnx; the unary ones are in unary_onnx.py), and of the
+NumPy masks their VJPs compute outside the primitives (so an exported gradient recomputes them). No onnx import:
+the export passes `g`."""
 import numpy as np
 
 from . import elementwise as ew
 from ..compile import hooks
 from ..onnx.rules import defhost
 
-_ONE_NODE = {"neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "erf": "Erf", "sin": "Sin", "cos": "Cos",
-             "tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "abs": "Abs", "add": "Add", "sub": "Sub",
-             "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max", "minimum": "Min"}
+_ONE_NODE = {"neg": "Neg", "add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow", "maximum": "Max",
+             "minimum": "Min"}
 
 
 def same_dtype_inputs(g, call):
@@ -25,29 +25,7 @@ def one_node(op_type):
 
 
 for _name, _op in _ONE_NODE.items():
-    getattr(ew, {"abs": "abs_", "pow": "pow_"}.get(_name, _name)).defonnx(one_node(_op))
-
-
-@ew.log1p.defonnx
-def _(g, call):
-    """Log(1 + x): ONNX has no log1p (loses relative precision for |x| < 1e-7, within float32 rounding of 1+x)."""
-    x, = same_dtype_inputs(g, call)
-    return g.op("Log", g.op("Add", x, g.scalar(1, call.out_dtype)))
-
-
-@ew.tanh_grad.defonnx
-def _(g, call):
-    """g * (1 - y*y), the fused formula written out."""
-    gr, y = same_dtype_inputs(g, call)
-    one = g.scalar(1, call.out_dtype)
-    return g.op("Mul", gr, g.op("Sub", one, g.op("Mul", y, y)))
-
-
-@ew.sigmoid_grad.defonnx
-def _(g, call):
-    """g * (1 - y) * y, the fused formula written out."""
-    gr, y = same_dtype_inputs(g, call)
-    return g.op("Mul", g.op("Mul", gr, g.op("Sub", g.scalar(1, call.out_dtype), y)), y)
+    getattr(ew, {"pow": "pow_"}.get(_name, _name)).defonnx(one_node(_op))
 
 
 @ew.clamp.defonnx

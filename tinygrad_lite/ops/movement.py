@@ -1,17 +1,10 @@
-"""Shape and indexing primitives: reshape, permute, expand, getitem and its scatter, cat, constant pad,
-gather (take_along_axis) and scatter-add. Integer-index gradients accumulate with `bincount`, never `np.add.at`
-(slow before NumPy 1.25, and bincount sums repeated positions in float64)."""
-import functools
-import math
-
+"""Shape primitives: reshape, permute, expand, cat and constant pad (the indexing primitives are in index.py)."""
 import numpy as np
 
 from . import batching
 from .elementwise import same_op_jvp
 from .registry import primitive
 from ..compile.hooks import constant
-from ..autograd.engine import IndexGrad
-from ..autograd.grad_mode import state
 
 
 def sum_to_shape(g, shape):
@@ -83,196 +76,6 @@ def _(ctx, g):
     return (sum_to_shape(g, ctx.saved[0]._data.shape),)
 
 
-# ---------------- indexing ----------------
-def _has_int_array(idx):
-    return any(isinstance(i, np.ndarray) and i.dtype != np.bool_ for i in idx)
-
-
-def _index_sample(gen, distinct):
-    """A shape and an index into its first dim: a slice, an int, an integer array (`distinct` positions, or
-    repeated ones) or a boolean mask."""
-    shape = gen.shape(min_dims=1, max_dims=3)
-    kind = gen.choice(["slice", "int", "array", "mask"])
-    if kind == "slice":
-        idx = (slice(None, None, gen.choice([1, 2, -1])),)
-    elif kind == "int":
-        idx = (gen.integers(0, shape[0], ()).item(),)
-    elif kind == "array":
-        idx = (np.asarray(gen.permutation(shape[0]))[:max(1, shape[0] - 1)],) if distinct else (
-            gen.integers(0, shape[0], (4,)),)
-    else:
-        idx = (gen.booleans(shape[:1]),)
-    return shape, idx
-
-
-def _getitem_sample(gen):
-    shape, idx = _index_sample(gen, distinct=False)  # repeated indices accumulate in the gradient
-    return [gen.array(shape, -2, 2)], (idx,)
-
-
-@primitive("getitem", attrs=("index",), sample=_getitem_sample, expects="indices within the tensor's shape",
-           reads=())
-def getitem(x, idx):
-    out = x[idx]
-    return out if isinstance(out, np.ndarray) else np.asarray(out)
-
-
-@getitem.defvjp
-def _(ctx, g):
-    shape, idx = ctx.saved[0]._data.shape, ctx.attrs[0]
-    if state.grad_enabled:  # create_graph: a differentiable dense scatter
-        return (index_scatter(g, shape, idx),)
-    return (IndexGrad(g, shape, idx, not _has_int_array(idx)),)  # the engine adds it into one buffer
-
-
-def _scatter_sample(gen):
-    shape = gen.shape(min_dims=1, max_dims=3)
-    idx = (gen.integers(0, shape[0], (3,)),)
-    src_shape = (3,) + shape[1:]
-    return [gen.array(src_shape, -2, 2)], (shape, idx)
-
-
-@primitive("index_scatter", attrs=("shape", "index"), sample=_scatter_sample, reads=())
-def index_scatter(g, shape, idx):
-    """zeros(shape) with g added at x[idx] (repeated integer indices accumulate): the VJP of getitem."""
-    if _has_int_array(idx):
-        size = int(np.prod(shape))
-        flat = np.arange(size).reshape(shape)[idx]
-        gb = np.broadcast_to(g, flat.shape)
-        out = np.bincount(flat.ravel(), weights=gb.ravel(), minlength=size)
-        return out.reshape(shape).astype(g.dtype, copy=False)
-    out = np.zeros(shape, dtype=g.dtype)
-    out[idx] = g
-    return out
-
-
-@index_scatter.defvjp
-def _(ctx, g):
-    return (g[ctx.attrs[1]],)
-
-
-def _index_put_sample(gen):
-    shape, idx = _index_sample(gen, distinct=True)  # with repeats, which value is written is unspecified
-    target = np.empty(shape)[idx].shape
-    value_shape = gen.choice([target, target[1:], (1,) * min(len(target), 1)])
-    return [gen.array(shape, -2, 2), gen.array(value_shape, -2, 2)], (idx,)
-
-
-@primitive("index_put", attrs=("index",), nin=2, sample=_index_put_sample,
-           expects="indices within the tensor's shape and a value that broadcasts to the indexed shape", reads=())
-def index_put(x, value, idx):
-    """A copy of x with x[idx] = value (item assignment; the value broadcasts to the indexed shape)."""
-    out = x.copy()
-    out[idx] = value
-    return out
-
-
-@index_put.defvjp
-def _(ctx, g):
-    x, value = ctx.saved
-    zero = x.__class__._wrap(constant(np.zeros((), dtype=g._data.dtype)))
-    gx = index_put(g, zero, ctx.attrs[0]) if x.requires_grad else None
-    return gx, (g[ctx.attrs[0]] if value.requires_grad else None)
-
-
-def _gather_sample(gen):
-    shape = gen.shape(min_dims=1, max_dims=3)
-    axis = gen.integers(0, len(shape), ()).item()
-    ishape = list(shape)
-    ishape[axis] = gen.choice([1, 3])
-    return [gen.array(shape, -2, 2)], (axis, gen.integers(0, shape[axis], tuple(ishape)))
-
-
-@primitive("gather", attrs=("dim", "index"), sample=_gather_sample, expects="index values in [0, size) along dim",
-           reads=())
-def gather(x, axis, index):
-    flat = _flat_positions(x.shape, axis, index, "gather")
-    return np.take_along_axis(x, index, axis) if flat is None else x.take(flat, mode="clip")  # (in range)
-
-
-@gather.defvjp
-def _(ctx, g):
-    axis, index = ctx.attrs
-    return (scatter_add(g, ctx.saved[0]._data.shape, axis, index),)
-
-
-def _scatter_add_sample(gen):
-    shape = gen.shape(min_dims=1, max_dims=3)
-    axis = gen.integers(0, len(shape), ()).item()
-    ishape = list(shape)
-    ishape[axis] = 3
-    return [gen.array(tuple(ishape), -2, 2)], (shape, axis, gen.integers(0, shape[axis], tuple(ishape)))
-
-
-def _linear_index(shape, axis, index):
-    coords = list(np.indices(index.shape, sparse=True))
-    coords[axis] = index
-    return np.ravel_multi_index(np.broadcast_arrays(*coords), shape)
-
-
-@primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample, reads=())
-def scatter_add(src, shape, axis, index):
-    """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
-    if index.shape[axis] != 1:
-        return _scatter_sums(src, shape, axis, index).astype(src.dtype, copy=False)
-    return _scatter_into(np.zeros(shape, dtype=src.dtype), src, shape, axis, index)
-
-
-def _scatter_sums(src, shape, axis, index):
-    """Positions may repeat: their sums, in float64 (rounded once by the caller)."""
-    flat = _flat_positions(shape, axis, index, "scatter_add")
-    if flat is None:
-        flat = _linear_index(shape, axis, index)
-    return np.bincount(flat.ravel(), weights=src.ravel(), minlength=math.prod(shape)).reshape(shape)
-
-
-def _scatter_into(out, src, shape, axis, index):
-    if index.shape[axis] != 1:
-        out[...] = _scatter_sums(src, shape, axis, index)
-        return out
-    flat = _flat_positions(shape, axis, index, "scatter_add")
-    out.fill(0)  # one index per slice: no position can repeat, so a plain put is exact
-    if flat is None:
-        np.put_along_axis(out, index, src, axis)
-    else:
-        out.put(flat, src)
-    return out
-
-
-@functools.lru_cache(maxsize=256)
-def _other_offsets(shape, axis):
-    """Flat (C order) offset in an array of `shape` of each position's coordinates other than `axis` (shape
-    with that dim 1), and the element stride along `axis`: fixed by the shape, so made once (read-only)."""
-    strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
-    off = np.zeros((1,) * len(shape), np.int64)
-    for k, (n, st) in enumerate(zip(shape, strides)):
-        if k != axis:
-            off = off + (np.arange(n, dtype=np.int64) * st).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
-    off.flags.writeable = False
-    return off, strides[axis]
-
-
-def _flat_positions(shape, axis, index, where):
-    """Positions in the flattened array of `shape` of index's elements taken along `axis` (an index out of
-    [0, shape[axis]) is an IndexError, never a neighbouring row's element); None when index's other dims
-    differ from shape's (then take_along_axis' broadcasting applies)."""
-    shape = tuple(shape)
-    if index.ndim != len(shape) or any(a != b for k, (a, b) in enumerate(zip(index.shape, shape)) if k != axis):
-        return None
-    idx = index.astype(np.int64, copy=False)
-    if idx.size and (idx.view(np.uint64) >= shape[axis]).any():  # negatives are huge as unsigned
-        raise IndexError(f"{where}: index values must be in [0, {shape[axis]}) along dim {axis} of shape {shape}, "
-                         f"got [{idx.min()}, {idx.max()}]")
-    off, stride = _other_offsets(shape, axis)
-    return (idx + off) if stride == 1 else (idx * stride + off)
-
-
-@scatter_add.defvjp
-def _(ctx, g):
-    _, axis, index = ctx.attrs
-    return (gather(g, axis, index),)
-
-
 def _cat_sample(gen):
     shape = gen.shape(min_dims=1, max_dims=3)
     axis = gen.integers(0, len(shape), ()).item()
@@ -317,23 +120,11 @@ def _(ctx, g):
 
 
 # ---------------- `into` rules (tl.compile writes these forwards into planned buffers) ----------------
-scatter_add.definto(_scatter_into)
-
-
 @pad.definto
 def _(out, x, width, value):
     out.fill(value)
     out[tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape))] = x
     return out
-
-
-@gather.definto
-def _(out, x, axis, index):
-    flat = _flat_positions(x.shape, axis, index, "gather")
-    if flat is None:
-        out[...] = np.take_along_axis(x, index, axis)
-        return out
-    return x.take(flat, out=out, mode="clip")  # mode="raise" would buffer `out`; the positions are checked
 
 
 # reshape's result is a view where NumPy can make one; where it copies (a strided input), the copy is written
@@ -345,21 +136,13 @@ cat.definto(lambda out, *args: np.concatenate(args[:-1], axis=args[-1], out=out)
 
 
 # ---------------- forward mode: each primitive's JVP (all of these are linear in their tensor inputs) ----------
-for _p in (reshape, permute, expand, getitem, index_scatter, gather, scatter_add):
+for _p in (reshape, permute, expand):
     _p.defjvp(same_op_jvp(_p))
 pad.defjvp(lambda p, ts, out, attrs: None if ts[0] is None else pad(ts[0], attrs[0], 0.0))
 
 
 def _zero_like(t):
     return t.__class__._wrap(constant(np.zeros(t._data.shape, t._data.dtype)))
-
-
-@index_put.defjvp
-def _(primals, tangents, out, attrs):
-    (x, _), (tx, tv) = primals, tangents
-    if tv is None:
-        tv = x.__class__._wrap(constant(np.zeros((), dtype=out._data.dtype)))
-    return index_put(_zero_like(x) if tx is None else tx, tv, attrs[0])
 
 
 @cat.defjvp
@@ -387,47 +170,6 @@ def _(arrays, batched, attrs):
     (x,), (shape,) = arrays, attrs
     x = x.reshape(x.shape[:1] + (1,) * (len(shape) - x.ndim + 1) + x.shape[1:])  # the missing leading dims
     return np.broadcast_to(x, (x.shape[0],) + tuple(shape))
-
-
-getitem.defbatch(lambda arrays, batched, attrs: getitem.forward(arrays[0], batching.index_with_batch(attrs[0])))
-
-
-@index_scatter.defbatch
-def _(arrays, batched, attrs):
-    (g,), (shape, idx) = arrays, attrs
-    return index_scatter.forward(g, (g.shape[0],) + tuple(shape), batching.index_with_batch(idx))
-
-
-@index_put.defbatch
-def _(arrays, batched, attrs):
-    (x, value), (bx, bv) = arrays, batched
-    size = batching.batch_size(arrays, batched)
-    x = batching.lead(x, bx, size)
-    if bv:  # the value broadcasts against the indexed part: ones after the batch for the missing dims
-        target = np.empty(x.shape[1:], dtype=np.bool_)[attrs[0]].shape
-        value = value.reshape((size,) + (1,) * (len(target) - value.ndim + 1) + value.shape[1:])
-    return index_put.forward(x, value, batching.index_with_batch(attrs[0]))
-
-
-@batching.accepts_batched_attrs
-def _gather_batch(arrays, batched, attrs):
-    (x,), (axis, index) = arrays, attrs
-    size = batching.batch_size(arrays, batched) if any(batched) else index.array.shape[0]
-    x = batching.lead(x, batched[0], size)
-    return gather.forward(x, _axis(axis, x), batching.index_array(index, size))
-
-
-@batching.accepts_batched_attrs
-def _scatter_add_batch(arrays, batched, attrs):
-    (src,), (shape, axis, index) = arrays, attrs
-    size = batching.batch_size(arrays, batched) if any(batched) else index.array.shape[0]
-    src = batching.lead(src, batched[0], size)
-    return scatter_add.forward(src, (size,) + tuple(shape), _axis(axis, src),
-                               np.ascontiguousarray(batching.index_array(index, size)))
-
-
-gather.defbatch(_gather_batch)
-scatter_add.defbatch(_scatter_add_batch)
 
 
 @cat.defbatch
