@@ -359,6 +359,54 @@ def test_gradients_into_an_argument_go_to_each_calls_argument_and_replay():
     assert f.stats["traces"] == 1 and f.stats["replays"] == 9, f.stats
 
 
+@pytest.mark.parametrize("update", ["mul_add", "copy", "fill", "setitem", "isub"])
+def test_a_buffer_first_touched_by_an_in_place_update_under_no_grad_replays(update):
+    """A running average kept in a registered buffer, updated in place under no_grad (the pattern errors.md gives
+    instead of reassigning an attribute): the buffer was not yet known to the capture, which refused the call."""
+    class Avg(tl.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = tl.nn.Linear(3, 2)
+            self.register_buffer("avg", tl.zeros(2))
+
+        def forward(self, x):
+            y = self.lin(x)
+            with tl.no_grad():
+                m = y.mean(0)
+                if update == "mul_add":
+                    self.avg.mul_(0.9).add_(0.1 * m)
+                elif update == "copy":
+                    self.avg.copy_(self.avg * 0.5 + m)
+                elif update == "fill":
+                    self.avg.fill_(m.sum())
+                elif update == "setitem":
+                    self.avg[1:] = m[:1]
+                else:
+                    self.avg -= m
+            return y
+
+    def make():
+        tl.manual_seed(0)
+        model = Avg()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = (model(x) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return model, step
+    (m1, eager), (m2, step) = make(), make()
+    compiled = tl.compile(step)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        x = tl.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+        assert eager(x) == compiled(x)
+        assert np.array_equal(m1.avg.numpy(), m2.avg.numpy()) and m1.avg._version == m2.avg._version
+    assert compiled.stats["replays"] == 9, compiled.stats
+
+
 # ---------------- memory and threads ----------------
 def test_memory_is_flat_over_many_replays():
     model = _model()

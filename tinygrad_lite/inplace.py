@@ -40,7 +40,16 @@ def _check_leaf(self, name):
 def _write(self, name, res, cast):
     """Copy the array `res` into self's buffer, where every alias sees it (see _check_result)."""
     _check_result(self, name, res, cast)
-    host_effect(_copy_into, self._data, res)
+    host_effect(_copy_into, _buffer(self), res)
+
+
+def _buffer(self):
+    """self's array, for a recorded write into it: under tl.compile a tensor from outside the call that the call
+    has not used yet (a registered buffer updated under no_grad) is tracked from here on, like any live tensor."""
+    cap = active()
+    if cap is not None:
+        cap.ref(self, "an in-place change")
+    return self._data
 
 
 def _copy_into(dst, src):
@@ -172,7 +181,7 @@ def _fast_binary(ufunc, name):
             other = other * alpha
         if not _needs_graph(self, (other,)) and not _dual(self, (other,)):
             o = other._data if other.__class__ is Tensor else other
-            dst = self._data
+            dst = _buffer(self)
             if dst.flags.writeable and (dst.dtype.kind == "f" or ufunc is not np.true_divide) and (
                     (o.__class__ is float and dst.dtype.kind == "f")
                     or (o.__class__ is np.ndarray and o.dtype == dst.dtype and _broadcasts_to(o.shape, dst.shape))):
@@ -207,7 +216,7 @@ def _fill(self, value):
     if not _needs_graph(self, (value,)) and not _dual(self, (value,)):
         if not self._data.flags.writeable:
             _write(self, "fill_", self._data, True)  # raises: read-only
-        host_effect(_fill_array, self._data, value._data if isinstance(value, Tensor) else value)
+        host_effect(_fill_array, _buffer(self), value._data if isinstance(value, Tensor) else value)
         _bump(self)
         return self
     mask = _wrap(constant(np.ones(self._data.shape, dtype=bool)))
@@ -232,7 +241,7 @@ def _random_fill(name, draw):
             _fail(name, self, "expected a floating point tensor", TypeError)
         if state.grad_enabled and self.requires_grad:
             _check_leaf(self, name)
-        host_effect(_draw_into, draw, generator, self._data, args)
+        host_effect(_draw_into, draw, generator, _buffer(self), args)
         _bump(self)
         if getattr(self, "_fw", None):
             self._fw = None  # new values that depend on nothing: a zero tangent
@@ -266,7 +275,7 @@ def setitem(self, index, value):
     if not _needs_graph(self, (v,)) and not _dual(self, (v,)):
         if not self._data.flags.writeable:
             _write(self, "setitem", self._data, True)  # raises: read-only
-        host_effect(_set_items, self._data, idx, v._data)
+        host_effect(_set_items, _buffer(self), idx, v._data)
         _bump(self)
         return
     if v._data.dtype != self._data.dtype:
