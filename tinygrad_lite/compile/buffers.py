@@ -6,9 +6,20 @@ import numpy as np
 from .capture import CONST, SLOT, Ref
 
 
+_CONTAINERS = (tuple, list, slice, dict)
+
+
 def refs(tmpl, out):
-    """Collect the Refs inside a template."""
-    if isinstance(tmpl, Ref):
+    """Collect the Refs inside a template. (Called for every recorded step when a plan is built: the flat tuple of
+    arrays and attributes, the common case, is walked without a call per element.)"""
+    if tmpl.__class__ is tuple:
+        for t in tmpl:
+            c = t.__class__
+            if c is Ref:
+                out.append(t)
+            elif isinstance(t, _CONTAINERS):
+                refs(t, out)
+    elif isinstance(tmpl, Ref):
         out.append(tmpl)
     elif isinstance(tmpl, (tuple, list)):
         for t in tmpl:
@@ -29,38 +40,45 @@ _RAISE_ON_VALUES = frozenset({"gather", "scatter_add", "index_put", "index_scatt
 
 
 def live_ops(ops, keep):
-    """The steps a replay runs: all but primitives whose results nothing reads (e.g. the output sequence of an LSTM
-    whose final state alone is used). Kept whatever their results: host calls (random draws, checks, effects),
-    guards and reads, writes into arrays that outlive the call, shape-guarded outputs, and primitives that raise on
-    values (`_RAISE_ON_VALUES`, or a getitem whose index holds a tensor)."""
-    live, kept = set(keep), []
+    """The steps a replay runs, with the slots each one reads: all but primitives whose results nothing reads (e.g.
+    the output sequence of an LSTM whose final state alone is used). Kept whatever their results: host calls (random
+    draws, checks, effects), guards and reads, writes into arrays that outlive the call, shape-guarded outputs, and
+    primitives that raise on values (`_RAISE_ON_VALUES`, or a getitem whose index holds a tensor).
+    Returns (ops, reads): reads[i] lists the slots ops[i] reads."""
+    live, kept, reads = set(keep), [], []
     for op in reversed(ops):
         if op.kind == "kernel" and op.prim is not None and not op.effect and op.shapes is None and \
                 op.prim.name not in _RAISE_ON_VALUES and \
                 not (op.prim.name == "getitem" and any(r.kind != CONST for r in refs(op.args[1:], []))):
-            outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
-            if not any(k in live for k in outs):
+            outs = op.outs
+            if (outs not in live) if outs.__class__ is int else not any(k in live for k in outs):
                 continue
+        slots = [r.key for r in refs(op.args.ref if op.kind == "read" else op.args, []) if r.kind == SLOT]
+        live.update(slots)
         kept.append(op)
-        for r in refs(op.args.ref if op.kind == "read" else op.args, []):
-            if r.kind == SLOT:
-                live.add(r.key)
-    return kept[::-1]
+        reads.append(slots)
+    return kept[::-1], reads[::-1]
 
 
-def plan_buffers(ops, uses, keep):
+def plan_buffers(ops, reads, uses, keep):
     """Buffers for the outputs of primitives that can write into one (`prim.into`): slots whose lifetimes (their
     views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
     once and reused by every replay. Never planned: what the result returns (a returned tensor is never overwritten
     by a later call), what a host call receives (it may keep the array, e.g. as a `.grad`), and what those view.
     Returns (slot -> buffer index, buffers, slot -> (first step, last step))."""
-    root, defined = {}, {}
+    root, defined, hosted = {}, {}, []
     for i, op in enumerate(ops):
-        if op.kind not in ("kernel",):
+        kind = op.kind
+        if kind == "host":
+            hosted.extend(reads[i])
+        if kind != "kernel":
             continue
-        outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
-        for k in outs:
-            defined.setdefault(k, i)
+        outs = op.outs
+        if outs.__class__ is int:
+            defined.setdefault(outs, i)
+        else:
+            for k in outs:
+                defined.setdefault(k, i)
         for k, base in op.views:
             root[k] = root.get(base, base)
     end = dict(uses)
@@ -68,15 +86,9 @@ def plan_buffers(ops, uses, keep):
         if r is not None:
             end[r] = max(end.get(r, defined.get(r, 0)), end.get(k, defined.get(k, 0)))
     pinned = set()
-    for k in keep:
+    for k in (*keep, *hosted):
         pinned.add(k)
         pinned.add(root.get(k))
-    for op in ops:
-        if op.kind == "host":
-            for r in refs(op.args, []):
-                if r.kind == SLOT:
-                    pinned.add(r.key)
-                    pinned.add(root.get(r.key))
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
     for i, op in enumerate(ops):
         for b, layout in releasing.pop(i - 1, []):
@@ -86,7 +98,7 @@ def plan_buffers(ops, uses, keep):
             continue
         shape, dtype, order = op.layout  # every size: since a ufunc is called directly, out= costs less than a
         key = (shape, dtype.str, order)    # fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
-        b = _dying_input(op, i, key, buffer_of, root, end, releasing)
+        b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
         if b is not None:
             inplace.add(k)
         elif free.get(key):
@@ -101,14 +113,15 @@ def plan_buffers(ops, uses, keep):
     return buffer_of, buffers, span, inplace
 
 
-def _dying_input(op, i, key, buffer_of, root, end, releasing):
+def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
     """The buffer of an input whose last use is this step, for an elementwise ufunc to write its result over (in
     place: NumPy reads each element before writing it, and the memory just read is still in cache): an input with
     the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise."""
     ufunc = op.prim.ufunc
     if not isinstance(ufunc, np.ufunc) or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
         return None
-    args = [r.key for r in refs(op.args, []) if r.kind == SLOT]
+    if not key[0]:  # 0-d: NumPy's overlap check copies the input first (W5: 1.65 -> 2.06 us per op in place)
+        return None
     for a in args:
         b = buffer_of.get(a)
         if b is None or end.get(a) != i or any(root.get(o) == a for o in args):

@@ -169,7 +169,7 @@ class Plan:
             raise Unsupported(cap.failure)
         steps, self.dynamic_reads = [], {}  # steps: ("op", op) or ("closure", fn), in order
         keep = {r.key for r in _refs(self.result, []) if r.kind == SLOT}
-        ops = live_ops(cap.ops, keep)
+        ops, op_reads = live_ops(cap.ops, keep)
         effect_seen = False
         uses = {}
         self.reads_of, self.writes_of = [], []  # per step: slots read, slots written (for validate)
@@ -180,7 +180,7 @@ class Plan:
                     raise Unsupported(f"a value read with .{rec.kind}() at {rec.site} is used in Python after the "
                                       f"call already changed state (an optimizer step, a gradient delivered): a "
                                       f"replay could not stop cleanly if it differed")
-                read = [r.key for r in _refs(rec.ref, []) if r.kind == SLOT]
+                read = op_reads[i]
                 for k in read:
                     uses[k] = i
                 self.reads_of.append(read)
@@ -199,7 +199,7 @@ class Plan:
             if op.kind == "decision" and effect_seen:
                 raise Unsupported(f"a choice made from tensor values at {op.site} comes after the call already "
                                   f"changed state: a replay could not stop cleanly if it came out differently")
-            read = [r.key for r in _refs(op.args, []) if r.kind == SLOT]
+            read = op_reads[i]
             for k in read:
                 uses[k] = i
             self.reads_of.append(read)
@@ -214,7 +214,7 @@ class Plan:
         for k, last in uses.items():  # every array is freed after its last use
             if k not in keep:
                 release[last].append(k)
-        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, uses, keep)
+        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, op_reads, uses, keep)
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
