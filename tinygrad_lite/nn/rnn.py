@@ -225,8 +225,8 @@ class RNNBase(Module):
         out = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             state = cell_step(step, proj[t].T, state, w_h, hidden)
-            out[t] = state[0].T
-        return stack(out, 0), [s.T for s in state]
+            out[t] = state[0]
+        return stack(out, 0).permute(0, 2, 1), [s.T for s in state]  # (T, H, B) stacked, read as (T, B, H)
 
 
 class RNN(RNNBase):
