@@ -203,8 +203,9 @@ class Plan:
             for k in read:
                 uses[k] = i
             self.reads_of.append(read)
-            self.writes_of.append([] if op.kind in ("host", "decision") else list(op.outs)
-                                  if isinstance(op.outs, tuple) else [op.outs])
+            outs = op.outs
+            self.writes_of.append([outs] if outs.__class__ is int and op.kind == "kernel" else
+                                  [] if op.kind in ("host", "decision") else list(outs))
             if op.shapes is not None and effect_seen:
                 raise Unsupported(f"an operation at {op.site} makes an output whose shape depends on values, after "
                                   f"the call already changed state: a replay could not stop cleanly")
