@@ -342,7 +342,7 @@ def _read(t, kind):
     """A value read out of a tensor while tl.compile records a call (see compile/capture.py)."""
     cap = state.capture
     if cap.suspended:
-        from .compile.capture import read_value
+        from .compile.reads import read_value
         return read_value(t._data, kind)
     return cap.read(t, kind)
 

@@ -16,7 +16,9 @@ import numpy as np
 
 from . import capture as _capture
 from .capture import Unsupported
-from .plan import Plan, ReplayGuardFailed
+from .plan import Plan
+from .reads import Read
+from .replay import ReplayGuardFailed
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc
 from ..autograd.grad_mode import state
@@ -214,7 +216,7 @@ class Compiled:
 
 def _plain(obj):
     """The captured call's own result, with Read proxies turned back into Python values."""
-    return _capture.map_structure(obj, lambda t: t._value if isinstance(t, _capture.Read) else t)
+    return _capture.map_structure(obj, lambda t: t._value if isinstance(t, Read) else t)
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)

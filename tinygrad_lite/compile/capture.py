@@ -7,7 +7,7 @@ What is recorded, and from where:
   of a leaf's gradient), because what they do depends only on live objects and on arrays the replay provides;
 - reads: values taken out of tensors into Python (`loss.item()`), each a `Read` proxy: returned untouched it is
   each call's own value; compared with a number, the comparison's outcome is a guard; used in any other way, its
-  value is a guard.
+  value is a guard (reads.py).
 
 Nothing is trusted by value. Every array an operation uses must be known: made by a recorded operation, an
 argument, a constant declared as such, or the data of a tensor that existed before the call (a parameter, a
@@ -19,6 +19,8 @@ import sys
 import weakref
 
 import numpy as np
+
+from .reads import Read, ReadRecord, read_value
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
 ARGOBJ, ARGGRAD = "argobj", "arggrad"  # an argument Tensor itself, and its .grad's array (each call's own)
@@ -91,71 +93,6 @@ class Obj:
 
     def __init__(self, value):
         self.value = value
-
-
-class Read:
-    """A value read out of a tensor during capture (`.item()`, `float(t)`): returned untouched, it is each call's
-    own value at replay; used in any other way (arithmetic, comparison, formatting, conversion) it is guarded."""
-    __slots__ = ("_value", "_index", "_capture")
-
-    def __init__(self, value, index, capture):
-        self._value, self._index, self._capture = value, index, capture
-
-    def __tl_read__(self):
-        self._capture.reads[self._index].used = True
-        return self._value
-
-
-def _reader(name):
-    def method(self, *args):
-        value = self.__tl_read__()
-        args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
-        return getattr(value, name)(*args)
-    method.__name__ = name
-    return method
-
-
-def _comparer(name):
-    def method(self, other):
-        if isinstance(other, Read) or not isinstance(other, (int, float, bool)):
-            return _reader(name)(self, other)
-        result = getattr(self._value, name)(other)
-        if result is NotImplemented:
-            return result
-        self._capture.comparison(self._index, name, other, bool(result))  # guarded by the outcome, not the value
-        return result
-    method.__name__ = name
-    return method
-
-
-for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
-    setattr(Read, _name, _comparer(_name))
-for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
-              "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__", "__rpow__", "__neg__", "__pos__",
-              "__abs__", "__bool__", "__float__",
-              "__int__", "__index__", "__round__", "__trunc__", "__floor__", "__ceil__", "__format__", "__str__",
-              "__repr__", "__hash__", "__divmod__", "__rdivmod__", "__and__", "__or__", "__xor__", "__invert__",
-              "conjugate", "is_integer", "as_integer_ratio", "hex"):
-    setattr(Read, _name, _reader(_name))
-
-
-class ReadRecord:
-    __slots__ = ("ref", "kind", "value", "used", "site")
-
-    def __init__(self, ref, kind, value, site):
-        self.ref, self.kind, self.value, self.used, self.site = ref, kind, value, False, site
-
-
-def read_value(arr, kind):
-    """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
-    v = arr.item()
-    if kind == "float":
-        return float(v)
-    if kind == "int":
-        return int(v)
-    if kind == "bool":
-        return bool(v)
-    return v
 
 
 def _fresh(o, known):

@@ -1,7 +1,7 @@
 """Plan: a capture turned into steps on numbered slots, with the slots freed after their last use, buffers planned
 for the outputs that can be written into one, and the guards (reads used in Python, value-dependent choices and
 shapes); replay: the steps on the current arguments, run one by one (closures) for the first replays and then as
-generated straight-line Python.
+generated straight-line Python (both renderings in replay.py).
 
 A replay calls the very functions the eager call ran (primitive forwards — the NumPy ufunc itself where the
 forward is one —, the library's host computations, the optimizer's own step), on the current arrays, in the
@@ -13,148 +13,12 @@ import numpy as np
 
 from .._gc import paused_gc
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
-from .capture import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Read, Ref, Unsupported, map_structure, \
-    read_value
+from .capture import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, map_structure
+from .reads import Read, read_value
+from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn
 
 
-class ReplayGuardFailed(Exception):
-    """A value read during the replay differs from the captured one: the call must run eagerly."""
-
-
-def _getter(ref):
-    kind, key = ref.kind, ref.key
-    if kind == SLOT:
-        return lambda vals, argv: vals[key]
-    if kind == ARG:
-        return lambda vals, argv: _array(argv[key])
-    if kind == LIVE:
-        return lambda vals, argv: key._data
-    if kind == GRAD:
-        return lambda vals, argv: key._grad._data
-    if kind == ARGOBJ:
-        return lambda vals, argv: argv[key]
-    if kind == ARGGRAD:
-        return lambda vals, argv: argv[key]._grad._data
-    return lambda vals, argv: key  # CONST
-
-
-def _array(x):
-    return x if isinstance(x, np.ndarray) else x._data
-
-
-def _resolver(tmpl):
-    """A function (vals, argv) -> the concrete value of template `tmpl`; constants are returned as they are."""
-    if isinstance(tmpl, Ref):
-        return _getter(tmpl)
-    if isinstance(tmpl, Obj):
-        obj = tmpl.value
-        return lambda vals, argv: obj
-    if isinstance(tmpl, (tuple, list)):
-        parts = [_resolver(t) for t in tmpl]
-        if all(p is None for p in parts):
-            return None
-        fixed = [(lambda v: (lambda vals, argv: v))(t) if p is None else p for t, p in zip(tmpl, parts)]
-        kind = type(tmpl)
-        return lambda vals, argv: kind([f(vals, argv) for f in fixed])
-    if isinstance(tmpl, slice):
-        parts = [_resolver(x) for x in (tmpl.start, tmpl.stop, tmpl.step)]
-        if all(p is None for p in parts):
-            return None
-        fixed = [(lambda v: (lambda vals, argv: v))(t) if p is None else p
-                 for t, p in zip((tmpl.start, tmpl.stop, tmpl.step), parts)]
-        return lambda vals, argv: slice(*[f(vals, argv) for f in fixed])
-    if isinstance(tmpl, dict):
-        parts = {k: _resolver(v) for k, v in tmpl.items()}
-        if all(p is None for p in parts.values()):
-            return None
-        fixed = {k: ((lambda v: (lambda vals, argv: v))(tmpl[k]) if p is None else p) for k, p in parts.items()}
-        return lambda vals, argv: {k: f(vals, argv) for k, f in fixed.items()}
-    return None
-
-
-CHUNK = 400  # operations per generated function (one straight-line function per chunk of the plan)
 INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
-
-
-class _Emitter:
-    """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
-    and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
-
-    def __init__(self, buffer_of=None, buffers=()):
-        self.lines, self.ns = [], {"_arr": _array, "ReplayGuardFailed": ReplayGuardFailed}
-        self.buffer_of, self.buffers = buffer_of or {}, buffers
-
-    def bind(self, value, name):
-        self.ns[name] = value
-        return name
-
-    def expr(self, tmpl, name):
-        if isinstance(tmpl, Ref):
-            if tmpl.kind == SLOT:
-                return f"vals[{tmpl.key}]"
-            if tmpl.kind == ARG:
-                return f"_arr(argv[{tmpl.key}])"
-            if tmpl.kind == LIVE:
-                return f"{self.bind(tmpl.key, name)}._data"
-            if tmpl.kind == GRAD:
-                return f"{self.bind(tmpl.key, name)}._grad._data"
-            if tmpl.kind == ARGOBJ:
-                return f"argv[{tmpl.key}]"
-            if tmpl.kind == ARGGRAD:
-                return f"argv[{tmpl.key}]._grad._data"
-            return self.bind(tmpl.key, name)  # CONST
-        if isinstance(tmpl, Obj):
-            return self.bind(tmpl.value, name)
-        get = _resolver(tmpl)
-        if get is None:
-            return self.bind(tmpl, name)  # a constant: bound as it is
-        return f"{self.bind(get, name)}(vals, argv)"
-
-    def call(self, fn, op, i, buf=None, how=None):
-        """`f3(vals[2], c3_1)`, with the planned buffer first ('into') or as out= ('out')."""
-        args = [self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args)]
-        if buf is not None:
-            name = self.bind(buf, f"b{i}")
-            args = [name] + args if how == "into" else args + [f"out={name}"]
-        return f"{self.bind(fn, f'f{i}')}({', '.join(args)})"
-
-    def op(self, op, i):
-        out = op.outs
-        how, fn, buf = _how(op, self.buffer_of, self.buffers)
-        if how == "host":
-            self.lines.append(self.call(fn, op, i))
-        elif how == "decision":
-            msg = self.bind(f"a choice made from tensor values at {op.site} came out differently", f"m{i}")
-            self.lines.append(f"if bool({self.call(fn, op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
-        elif how == "many":
-            self.lines.append(f"r = {self.call(fn, op, i)}")
-            if op.shapes is not None:
-                self._check(op, i, "tuple(x.shape for x in r)")
-            self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
-        elif how in ("out", "into"):
-            self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
-        else:
-            self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
-            if op.shapes is not None:
-                self._check(op, i, f"(vals[{out}].shape,)")
-
-    def _check(self, op, i, got):
-        want = self.bind(op.shapes, f"s{i}")
-        site = self.bind(op.site, f"w{i}")
-        self.lines.append(f"if {got} != {want}: raise ReplayGuardFailed("
-                          f"f'an operation at {{{site}}} made shape {{{got}}} (recorded: {{{want}}})')")
-
-    def closure(self, fn, i):
-        self.lines.append(f"{self.bind(fn, f'g{i}')}(vals, argv)")
-
-    def release(self, keys):
-        if keys:
-            self.lines.append(" = ".join(f"vals[{k}]" for k in keys) + " = None")
-
-    def build(self):
-        src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
-        exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
-        return self.ns["chunk"]
 
 
 class Plan:
@@ -326,92 +190,6 @@ class Plan:
                 return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return map_structure(tmpl, leaf)
-
-
-def _step_fn(kind, item, buffer_of, buffers, release):
-    """One step of the interpreted replays, with the semantics of the line _Emitter writes for it."""
-    if kind != "op":
-        fn = item
-    else:
-        fn = _op_fn(item, buffer_of, buffers)
-    if not release:
-        return fn
-
-    def step(vals, argv):
-        fn(vals, argv)
-        for k in release:
-            vals[k] = None
-    return step
-
-
-def _how(op, buffer_of, buffers):
-    """How a step replays, decided once for both renderings (the interpreted closures and the generated code):
-    (how, function, planned buffer) with how one of 'host' (called for its effect), 'decision' (its truth is a
-    guard), 'many' (a tuple of outputs), 'out' (a ufunc writing into the slot's planned buffer), 'into' (the
-    primitive's into rule, buffer first) and 'one' (a fresh array)."""
-    out = op.outs
-    if op.kind in ("host", "decision"):
-        return op.kind, op.fn, None
-    if isinstance(out, tuple):
-        return "many", op.fn, None
-    if out in buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
-        buf = buffers[buffer_of[out]]
-        if op.prim.ufunc is not None:  # the ufunc itself, one Python call less per operation
-            return "out", op.prim.ufunc, buf
-        return "into", op.prim.into, buf
-    if op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
-        return "one", op.prim.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
-    return "one", op.fn, None
-
-
-def _op_fn(op, buffer_of, buffers):
-    getters = []
-    for a in op.args:
-        get = _resolver(a)
-        getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
-    out = op.outs
-    how, f, buf = _how(op, buffer_of, buffers)
-
-    def args(vals, argv):
-        return [g(vals, argv) for g in getters]
-    if how == "host":
-        return lambda vals, argv: f(*args(vals, argv))
-    if how == "decision":
-        expected, msg = bool(out), f"a choice made from tensor values at {op.site} came out differently"
-
-        def decide(vals, argv):
-            if bool(f(*args(vals, argv))) != expected:
-                raise ReplayGuardFailed(msg)
-        return decide
-    check = _shape_check(op)
-    if how == "many":
-        def many(vals, argv):
-            r = f(*args(vals, argv))
-            check(tuple(x.shape for x in r))
-            for j, k in enumerate(out):
-                vals[k] = r[j]
-        return many
-    if how == "out":
-        return lambda vals, argv: vals.__setitem__(out, f(*args(vals, argv), out=buf))
-    if how == "into":
-        return lambda vals, argv: vals.__setitem__(out, f(buf, *args(vals, argv)))
-
-    def one(vals, argv):
-        r = f(*args(vals, argv))
-        check((r.shape,))
-        vals[out] = r
-    return one
-
-
-def _shape_check(op):
-    if op.shapes is None:
-        return lambda got: None
-    want, site = op.shapes, op.site
-
-    def check(got):
-        if got != want:
-            raise ReplayGuardFailed(f"an operation at {site} made shape {got} (recorded: {want})")
-    return check
 
 
 class _DynRead:

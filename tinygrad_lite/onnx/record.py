@@ -67,7 +67,7 @@ class Recorder:
         self.decisions.append((getattr(fn, "__name__", "a decision"), args, _user_site()))
 
     def read(self, t, kind):
-        from ..compile.capture import read_value
+        from ..compile.reads import read_value
         self.reads.append((kind, (t._data,), _user_site()))
         return read_value(t._data, kind)
 
