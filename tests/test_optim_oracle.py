@@ -91,8 +91,8 @@ def test_state_dicts_interchange_with_pytorch_both_ways(torch, name, kw):
     ours2, theirs2, opt2, topt2 = _oracle_pair(torch, name, {}, np.float64, [p.numpy() for p in ours])
     opt2.load_state_dict(_torch_state_to_numpy(torch, topt.state_dict()))
     sd = opt.state_dict()
-    topt2.load_state_dict({"state": {k: {n: torch.tensor(v.numpy()) for n, v in s.items()} for k, s in sd["state"].items()},
-                           "param_groups": sd["param_groups"]})
+    state_t = {k: {n: torch.tensor(v.numpy()) for n, v in s.items()} for k, s in sd["state"].items()}
+    topt2.load_state_dict({"state": state_t, "param_groups": sd["param_groups"]})
     state = rng.bit_generator.state
     _oracle_steps(torch, ours, theirs2, opt, topt2, 4, rng, tol)
     rng.bit_generator.state = state
