@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from tinygrad_lite.autograd.engine import StaleGraphWarning
+from tinygrad_lite.autograd.stale import StaleGraphWarning
 
 
 def _chain(x, n):
@@ -59,26 +59,26 @@ def test_million_op_chain_backpropagates():
 
 
 def test_keeping_losses_across_steps_warns_once(monkeypatch):
-    from tinygrad_lite.autograd import engine
-    monkeypatch.setattr(engine, "_warned_stale", False)
-    engine._recent_roots.clear()
+    from tinygrad_lite.autograd import stale
+    monkeypatch.setattr(stale, "_warned_stale", False)
+    stale._recent_roots.clear()
     w = tl.tensor(np.ones(3), requires_grad=True)
     total = 0.0
     with pytest.warns(StaleGraphWarning, match=r"loss\.item\(\)"):
-        for _ in range(engine.STALE_GRAPH_STEPS + 2):
+        for _ in range(stale.STALE_GRAPH_STEPS + 2):
             loss = (w * w).sum()
             loss.backward()
             total = total + loss  # the mistake: keeps every graph alive
-    engine._recent_roots.clear()
+    stale._recent_roots.clear()
 
 
 def test_no_warning_when_losses_are_dropped(monkeypatch, recwarn):
-    from tinygrad_lite.autograd import engine
-    monkeypatch.setattr(engine, "_warned_stale", False)
-    engine._recent_roots.clear()
+    from tinygrad_lite.autograd import stale
+    monkeypatch.setattr(stale, "_warned_stale", False)
+    stale._recent_roots.clear()
     w = tl.tensor(np.ones(3), requires_grad=True)
     total = 0.0
-    for _ in range(engine.STALE_GRAPH_STEPS * 2):
+    for _ in range(stale.STALE_GRAPH_STEPS * 2):
         loss = (w * w).sum()
         loss.backward()
         total += loss.item()

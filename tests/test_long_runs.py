@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from tinygrad_lite.autograd.engine import StaleGraphWarning
-from tinygrad_lite.autograd import engine, recorder
+from tinygrad_lite.autograd.stale import StaleGraphWarning
+from tinygrad_lite.autograd import recorder, stale as stale_graphs
 from tinygrad_lite.nn import functional as F
 
 STEPS, WARMUP = 5000, 500
@@ -120,10 +120,10 @@ def test_memory_is_flat_over_5000_training_steps(make_step):
 @pytest.fixture
 def fresh_stale_watch(monkeypatch):
     """The warning fires once per process: reset it for this test and leave it as it was."""
-    monkeypatch.setattr(engine, "_warned_stale", False)
-    engine._recent_roots.clear()
+    monkeypatch.setattr(stale_graphs, "_warned_stale", False)
+    stale_graphs._recent_roots.clear()
     yield
-    engine._recent_roots.clear()
+    stale_graphs._recent_roots.clear()
 
 
 def training_loop(steps, keep):
@@ -156,19 +156,19 @@ def training_loop(steps, keep):
 
 @pytest.mark.parametrize("keep", ["sum", "append"])
 def test_keeping_the_loss_across_training_steps_warns_once_naming_the_fix(fresh_stale_watch, keep):
-    stale, fired_at, kept = training_loop(3 * engine.STALE_GRAPH_STEPS, keep)
+    stale, fired_at, kept = training_loop(3 * stale_graphs.STALE_GRAPH_STEPS, keep)
     assert len(stale) == 1, [str(w.message) for w in stale]
-    assert fired_at == [engine.STALE_GRAPH_STEPS], fired_at  # the first step whose graph from N steps ago lives
+    assert fired_at == [stale_graphs.STALE_GRAPH_STEPS], fired_at  # the first step whose graph from N steps ago lives
     msg = str(stale[0].message)
     assert "loss.item()" in msg and "loss.detach()" in msg and "still alive" in msg
     # and the warning is right: the graphs really are alive
     graphs = kept if keep == "append" else [kept]
-    assert sum(len(tl.autograd.tape(g)) for g in graphs) > engine.STALE_GRAPH_STEPS * 5
+    assert sum(len(tl.autograd.tape(g)) for g in graphs) > stale_graphs.STALE_GRAPH_STEPS * 5
 
 
 @pytest.mark.parametrize("keep", ["item", "previous"])
 def test_a_correct_training_loop_never_warns(fresh_stale_watch, keep):
-    stale, _, _ = training_loop(5 * engine.STALE_GRAPH_STEPS, keep)
+    stale, _, _ = training_loop(5 * stale_graphs.STALE_GRAPH_STEPS, keep)
     assert stale == []
 
 
@@ -186,7 +186,7 @@ def test_the_kept_graphs_cost_memory_that_item_does_not(fresh_stale_watch):
 
 
 def test_the_stale_graph_warning_points_at_the_users_backward_call(fresh_stale_watch):
-    stale, _, _ = training_loop(2 * engine.STALE_GRAPH_STEPS, "sum")
+    stale, _, _ = training_loop(2 * stale_graphs.STALE_GRAPH_STEPS, "sum")
     assert stale and stale[0].filename == __file__, stale[0].filename if stale else None
 
 

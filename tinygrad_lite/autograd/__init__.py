@@ -1,6 +1,7 @@
 """Autograd: the tape, the engine, grad mode, custom Functions and anomaly mode."""
 from .grad_mode import no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode
-from .engine import backward, grad, StaleGraphWarning
+from .engine import backward, grad
+from .stale import StaleGraphWarning
 from .function import Function, FunctionCtx
 from .anomaly import detect_anomaly, AnomalyError
 from .recorder import tape, Entry, Scope

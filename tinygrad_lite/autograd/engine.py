@@ -1,9 +1,8 @@
 """Reverse-mode engine: visits the recorded entries reachable from the outputs in reverse recording order, with
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
-broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain."""
-import collections
-import sys
-import warnings
+broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain.
+Beside it: index_grad.py (the sparse slice gradients it accumulates) and stale.py (the stale-graph warning
+backward() gives)."""
 import weakref
 from heapq import heappush, heappop
 
@@ -11,9 +10,11 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
+from .index_grad import IndexGrad, _add_index_grad, _promoted_copy
+from .stale import _watch_for_stale_graphs
 from ..compile.capture import set_grad
 from .._gc import pause as _pause_gc, resume as _resume_gc
-from ..compile.hooks import batching_rule, elementwise, host, host_effect
+from ..compile.hooks import host, host_effect
 
 
 def _sum_to_shape(g, shape):
@@ -102,47 +103,6 @@ def _call_hooks(hooks, g):
             g = r
     return g
 
-
-class IndexGrad:
-    """The gradient of `x[index]` w.r.t. x, kept sparse: `g` placed at `index` in zeros of `shape`. getitem's VJP
-    returns it outside create_graph so the engine adds every slice into one buffer (O(slice) each) instead of
-    materialising a full-size zero array per slice: taking T steps of a sequence costs O(T), not O(T^2)."""
-    __slots__ = ("g", "shape", "index", "basic")
-
-    def __init__(self, g, shape, index, basic):
-        self.g, self.shape, self.index, self.basic = g, shape, index, basic
-
-    @property
-    def data(self):  # what anomaly mode inspects
-        return self.g._data
-
-    def add_into(self, buf):
-        if self.basic:  # no repeated positions: add straight into the selected view
-            buf[self.index] += self.g._data
-        else:
-            buf += self.dense_array()
-
-    def dense_array(self):
-        from ..ops.index import index_scatter
-        return index_scatter.forward(self.g._data, self.shape, self.index)
-
-
-def _add_index_grad(buf, g, index, basic):
-    """IndexGrad.add_into as a function of arrays (so tl.compile can record and replay it)."""
-    if basic:
-        view = buf[index]
-        if isinstance(view, np.ndarray) and view.base is (buf if buf.base is None else buf.base):
-            np.add(view, g, out=view)  # a slice: added through the view, with no write-back
-        else:  # a mask's selection is a copy: += writes it back
-            buf[index] += g
-    else:
-        from ..ops.index import index_scatter
-        buf += index_scatter.forward(g, buf.shape, index)
-    return buf
-
-
-def _promoted_copy(cur, g):
-    return np.array(cur, dtype=np.result_type(cur, g))
 
 
 def _accumulate(store, key, gi, owned, create_graph):
@@ -348,48 +308,6 @@ def _accumulate_leaf(t, g, create_graph, fresh):
         t._grad._data = t._grad._data + g._data
 
 
-STALE_GRAPH_STEPS = 20  # backward calls after which a still-alive old graph is worth a warning
-_recent_roots = collections.deque()
-_warned_stale = False
-_kept_on_purpose = weakref.WeakSet()  # root entries library code keeps alive by design (LBFGS's first loss)
-
-
-def keep_graph(tensor):
-    """Tell the stale-graph watch that `tensor`'s graph is kept alive on purpose (no warning for it)."""
-    if tensor._entry is not None:
-        _kept_on_purpose.add(tensor._entry)
-
-
-class StaleGraphWarning(UserWarning):
-    """A graph that backward() already went through is still alive many steps later (a kept `loss`)."""
-
-
-def _watch_for_stale_graphs(tensors):
-    """Warn once when the graph of a backward call from STALE_GRAPH_STEPS calls ago is still alive: the classic
-    `total_loss += loss` (instead of `loss.item()`) that keeps every step's graph in memory."""
-    global _warned_stale
-    if _warned_stale:
-        return
-    for t in tensors:
-        if t._entry is not None:
-            _recent_roots.append(weakref.ref(t._entry))
-    while len(_recent_roots) > STALE_GRAPH_STEPS:
-        old = _recent_roots.popleft()()
-        if old is not None and old not in _kept_on_purpose:
-            _warned_stale = True
-            _recent_roots.clear()
-            frame = sys._getframe(1)
-            while frame is not None and frame.f_code.co_filename.startswith(tape._PKG_DIR):
-                frame = frame.f_back
-            where = (frame.f_code.co_filename, frame.f_lineno, frame.f_globals) if frame else ("<unknown>", 0, {})
-            warnings.warn_explicit(  # at the user's backward() line, shown by Python's default filters
-                f"the graph of a backward() call made {STALE_GRAPH_STEPS} calls ago is still alive (its output "
-                f"{old.describe()}). Keeping a loss tensor across steps (e.g. `total += loss` or "
-                f"`losses.append(loss)`) keeps every step's graph in memory; use `loss.item()` or `loss.detach()`.",
-                StaleGraphWarning, where[0], where[1], registry=where[2].setdefault("__warningregistry__", {}))
-            return
-
-
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     """Compute gradients of `tensors` w.r.t. the leaves and accumulate them in `.grad` (torch.autograd.backward)."""
     tensors, grad_tensors = _prepare(tensors, grad_tensors, "backward")
@@ -464,14 +382,3 @@ def _prepare(tensors, grads, opname):
                                    f"{tuple(t.shape)}; they must match")
         out_grads.append(g)
     return tensors, out_grads
-
-
-# ---------------- vmap: the accumulation functions above over a leading batch dimension ----------------
-elementwise(_promoted_copy)
-
-
-@batching_rule(_add_index_grad)
-def _(args, batched):
-    from ..ops.batching import index_with_batch, lead
-    buf, g, index, basic = args
-    return _add_index_grad(buf, lead(g, batched[1], buf.shape[0]), index_with_batch(index), basic)

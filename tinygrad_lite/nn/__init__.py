@@ -16,7 +16,8 @@ from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCel
 from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten, Identity
 from .activation_extra import (SiLU, Mish, ELU, SELU, CELU, Softplus, Hardtanh, ReLU6, Hardsigmoid, Hardswish,
                                LogSigmoid, Softsign, Tanhshrink, Threshold, GLU, Softmin, PReLU)
-from .loss import MSELoss, L1Loss, CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss, SmoothL1Loss, HuberLoss
+from .loss import CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss
+from .loss_regression import MSELoss, L1Loss, SmoothL1Loss, HuberLoss
 from .divergence import KLDivLoss
 from .distance import CosineSimilarity
 from . import functional, init, utils, parallel

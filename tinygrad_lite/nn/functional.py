@@ -12,8 +12,8 @@ from .norm import batch_norm, layer_norm  # noqa: F401
 from .groupnorm import group_norm, instance_norm  # noqa: F401
 from .dropout import dropout, dropout1d, dropout2d  # noqa: F401
 from .embedding import embedding  # noqa: F401
-from .loss import (mse_loss, l1_loss, cross_entropy, nll_loss, binary_cross_entropy,  # noqa: F401
-                   binary_cross_entropy_with_logits, one_hot, smooth_l1_loss, huber_loss)
+from .loss import cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, one_hot  # noqa: F401
+from .loss_regression import mse_loss, l1_loss, smooth_l1_loss, huber_loss  # noqa: F401
 from .divergence import kl_div  # noqa: F401
 from .distance import cosine_similarity, normalize  # noqa: F401
 

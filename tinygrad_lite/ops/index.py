@@ -11,7 +11,7 @@ from .elementwise import same_op_jvp
 from .movement import _axis, _zero_like
 from .registry import primitive
 from ..compile.hooks import constant
-from ..autograd.engine import IndexGrad
+from ..autograd.index_grad import IndexGrad
 from ..autograd.grad_mode import state
 
 

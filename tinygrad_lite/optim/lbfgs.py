@@ -10,7 +10,7 @@ import copy
 import numpy as np
 
 from ..autograd import enable_grad, no_grad
-from ..autograd.engine import keep_graph
+from ..autograd.stale import keep_graph
 from ..creation import tensor as _tensor
 from ..tensor import Tensor
 from .optimizer import Optimizer, state_array
