@@ -8,6 +8,6 @@ from .recorder import tape, Entry, Scope
 from .variable import Variable
 from . import forward_ad
 
-__all__ = ["no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad", "Function",
-           "FunctionCtx", "detect_anomaly", "AnomalyError", "tape", "Entry", "Scope", "StaleGraphWarning",
+__all__ = ["no_grad", "inference_mode", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "grad",
+           "Function", "FunctionCtx", "detect_anomaly", "AnomalyError", "tape", "Entry", "Scope", "StaleGraphWarning",
            "Variable", "forward_ad"]
