@@ -294,7 +294,22 @@ class Capture:
         argument: an effect when that array outlives the call)."""
         if self.suspended:
             return out
-        tmpl = self.template(tuple(args), what)
+        tmpl = self.template(args if args.__class__ is tuple else tuple(args), what)
+        if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one fresh output
+            op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")
+            op.prim = prim
+            base = out.base
+            if base is None or _fresh(out, self.known):
+                if prim is not None:
+                    flags = out.flags
+                    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
+                    if order is not None:
+                        op.layout = (out.shape, out.dtype, order)
+            else:
+                r = self.known.get(id(base))
+                op.views = ((op.outs, r.key if r is not None and r.kind == SLOT else None),)
+            self.ops.append(op)
+            return out
         outs = out if isinstance(out, tuple) else (out,)
         slots, effect = [], False
         for o in outs:
