@@ -75,21 +75,16 @@ class _Emitter:
         self.ns[name] = value
         return name
 
+    # how each kind of reference reads in generated code: by position (slots, arguments), or by an object bound by name
+    _BY_INDEX = {SLOT: "vals[{}]", ARG: "_arr(argv[{}])", ARGOBJ: "argv[{}]", ARGGRAD: "argv[{}]._grad._data"}
+    _BY_NAME = {LIVE: "{}._data", GRAD: "{}._grad._data"}  # anything else (a constant): the object itself
+
     def expr(self, tmpl, name):
         if isinstance(tmpl, Ref):
-            if tmpl.kind == SLOT:
-                return f"vals[{tmpl.key}]"
-            if tmpl.kind == ARG:
-                return f"_arr(argv[{tmpl.key}])"
-            if tmpl.kind == LIVE:
-                return f"{self.bind(tmpl.key, name)}._data"
-            if tmpl.kind == GRAD:
-                return f"{self.bind(tmpl.key, name)}._grad._data"
-            if tmpl.kind == ARGOBJ:
-                return f"argv[{tmpl.key}]"
-            if tmpl.kind == ARGGRAD:
-                return f"argv[{tmpl.key}]._grad._data"
-            return self.bind(tmpl.key, name)  # CONST
+            form = self._BY_INDEX.get(tmpl.kind)
+            if form is not None:
+                return form.format(tmpl.key)
+            return self._BY_NAME.get(tmpl.kind, "{}").format(self.bind(tmpl.key, name))
         if isinstance(tmpl, Obj):
             return self.bind(tmpl.value, name)
         get = _resolver(tmpl)
