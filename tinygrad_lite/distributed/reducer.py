@@ -15,6 +15,9 @@ from ..autograd.grad_mode import state
 from ..tensor import Tensor
 from .group import current, wait
 
+NOT_RECORDED = ("DistributedDataParallel: the gradient all-reduce (an MPI collective on every rank) is not recorded "
+                "by tl.compile; the DDP training step runs eagerly")
+
 _UNUSED_HELP = (
     "Expected to have finished reduction in the prior iteration before starting a new one. This error indicates "
     "that your module has parameters that were not used in producing loss. You can enable unused parameter "
@@ -68,9 +71,8 @@ class Reducer:
 
     def watch(self, roots):
         """A _Round for this backward, or None when it reaches none of the parameters."""
-        if state.capture is not None:
-            raise NotImplementedError("DistributedDataParallel: the gradient all-reduce cannot be recorded by "
-                                      "tl.compile; run the DDP training step eagerly")
+        if state.capture is not None:  # this call runs eagerly, as every later one (stats['last_reason'] says why)
+            state.capture.fail(NOT_RECORDED)
         last = self.last_uses(roots)
         if not last:
             return None

@@ -68,6 +68,9 @@ class DistributedDataParallel(Module):
     def forward(self, *args, **kwargs):
         """Sync buffers from rank 0 if asked, run the module, and arm the gradient averaging for the next
         backward (unless inside `no_sync()` or without grad mode)."""
+        if _grad_state.capture is not None:  # under tl.compile: say why it runs eagerly before anything else does
+            from ..distributed.reducer import NOT_RECORDED
+            _grad_state.capture.fail(NOT_RECORDED)
         if self.broadcast_buffers:
             buffers = list(self.module.buffers())
             if buffers:
