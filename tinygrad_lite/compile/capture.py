@@ -95,6 +95,13 @@ class Obj:
         self.value = value
 
 
+def _layout(out):
+    """(shape, dtype, order) of an output that owns its memory, for buffer planning; None when neither C nor F."""
+    flags = out.flags
+    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
+    return None if order is None else (out.shape, out.dtype, order)
+
+
 def _fresh(o, known):
     """An output that views all of an array made inside the call and nowhere else (np.reshape's copy of a strided
     input is a view of that copy): its memory is the call's own, as a base-less result's is."""
@@ -295,19 +302,15 @@ class Capture:
         if self.suspended:
             return out
         tmpl = self.template(args if args.__class__ is tuple else tuple(args), what)
-        if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one fresh output
-            op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")
+        if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
+            op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
-            base = out.base
-            if base is None or _fresh(out, self.known):
+            owner = self._owner(out)
+            if owner is False:
                 if prim is not None:
-                    flags = out.flags
-                    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
-                    if order is not None:
-                        op.layout = (out.shape, out.dtype, order)
+                    op.layout = _layout(out)
             else:
-                r = self.known.get(id(base))
-                op.views = ((op.outs, r.key if r is not None and r.kind == SLOT else None),)
+                op.views = ((op.outs, owner),)
             self.ops.append(op)
             return out
         outs = out if isinstance(out, tuple) else (out,)
@@ -325,21 +328,22 @@ class Capture:
         shapes = tuple(o.shape for o in outs) if check_shape else None
         op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], _caller(2) if check_shape else None,
                 effect, "kernel", shapes)  # the user's line: only a shape guard's message names it
-        views = []
-        for o, k in zip(outs, slots):
-            base = o.base
-            if base is not None and not _fresh(o, self.known):
-                r = self.known.get(id(base))
-                views.append((k, r.key if r is not None and r.kind == SLOT else None))
-        op.views = tuple(views)
+        owners = [(k, self._owner(o)) for o, k in zip(outs, slots)]
+        op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
-        if prim is not None and not isinstance(out, tuple) and not writes and \
-                (out.base is None or _fresh(out, self.known)):
-            order = "C" if out.flags.c_contiguous else "F" if out.flags.f_contiguous else None
-            if order is not None:
-                op.layout = (out.shape, out.dtype, order)
+        if prim is not None and not isinstance(out, tuple) and not writes and not op.views:
+            op.layout = _layout(out)
         self.ops.append(op)
         return out
+
+    def _owner(self, o):
+        """False for an output that owns its memory (or views all of an array made inside the call, see _fresh);
+        for a view, the slot of the array it views when the call made it, else None."""
+        base = o.base
+        if base is None or _fresh(o, self.known):
+            return False
+        r = self.known.get(id(base))
+        return r.key if r is not None and r.kind == SLOT else None
 
     def host_call(self, fn, args, what, effect=True):
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
