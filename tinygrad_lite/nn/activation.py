@@ -107,16 +107,23 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class Softmax(Module):
-    def __init__(self, dim=None):
+class _Dim(Module):
+    """A layer with one setting, the dim it works along (Softmax and its kin, GLU)."""
+
+    def __init__(self, dim):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):
-        return _tf.softmax(input, self.dim)
-
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class Softmax(_Dim):
+    def __init__(self, dim=None):
+        super().__init__(dim)
+
+    def forward(self, input):
+        return _tf.softmax(input, self.dim)
 
 
 class LogSoftmax(Softmax):

@@ -13,7 +13,7 @@ import numpy as np
 from .. import functional as _tf
 from ..ops.registry import OpError
 from ..tensor import Tensor, _dim
-from .activation import _Inplace
+from .activation import _Dim, _Inplace
 from .linear import check_size, factory_dtype
 from . import init as _init
 from .module import Module, Parameter
@@ -273,15 +273,6 @@ class Threshold(Module):
 
     def extra_repr(self):
         return _args_repr(self, "threshold", "value")
-
-
-class _Dim(Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.dim = dim
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
 
 
 class GLU(_Dim):
