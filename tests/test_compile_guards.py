@@ -126,6 +126,89 @@ def test_a_returned_item_is_each_calls_own_value_and_keeps_replaying():
     assert f.stats["replays"] >= 4 and f.stats["eager_calls"] == 0
 
 
+
+_KEPT = {}  # a module-level store the "global" case writes into
+
+
+def _keeping_step(model, opt, where, store):
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        if where == "list":
+            store.append(loss.item())
+        elif where == "attribute":
+            store.last = loss.item()  # a plain object, not a module that ran
+        elif where == "global":
+            _KEPT["loss"] = loss.item()
+        elif where == "returned-and-kept":  # the result's container is also held by the caller's state
+            return store.setdefault("metrics", {"loss": loss.item()})
+        return loss.detach()
+    return step
+
+
+@pytest.mark.parametrize("where", ["list", "attribute", "global", "returned-and-kept"])
+def test_a_read_value_kept_by_python_code_runs_eagerly_and_the_kept_values_are_plain(where):
+    """`history.append(loss.item())` inside the step: a replay would not append (the list would hold the first
+    call's loss only); the call runs eagerly, says why, and what was kept is a float, as eager leaves it."""
+    class Box:
+        pass
+    stores, results = [], []
+    for compiled in (True, False):
+        model = _model()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+        store = {"list": [], "attribute": Box(), "global": None, "returned-and-kept": {}}[where]
+        fn = _keeping_step(model, opt, where, store)
+        f = tl.compile(fn) if compiled else fn
+        seen = []
+        for i in range(4):
+            out = f(_x(seed=i), tl.zeros(3, 2))
+            seen.append(out if isinstance(out, dict) else out.numpy().copy())
+            if where == "global":
+                seen.append(_KEPT["loss"])
+            if where == "attribute":
+                seen.append(store.last)
+        results.append(seen)
+        stores.append(store)
+        if compiled:
+            assert f.stats["replays"] == 0 and f.stats["eager_calls"] == 3
+            assert "kept by Python code" in f.stats["last_reason"] and "test_compile_guards.py" in f.stats["last_reason"]
+    for a, b in zip(*results):
+        assert type(a) is type(b) and (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b)
+    if where == "list":
+        assert stores[0] == stores[1] and len(stores[0]) == 4 and all(type(v) is float for v in stores[0])
+    if where == "returned-and-kept":
+        assert type(stores[0]["metrics"]["loss"]) is float and stores[0] == stores[1]
+
+
+def test_a_kept_read_value_with_fullgraph_raises():
+    model = _model()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    f = tl.compile(_keeping_step(model, opt, "list", []), fullgraph=True)
+    with pytest.raises(tl.CompileError, match="kept by Python code"):
+        f(_x(), tl.zeros(3, 2))
+
+
+def test_read_values_used_and_dropped_inside_the_step_or_returned_nested_keep_replaying():
+    model = _model()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        scratch = [loss.item()]  # a temporary list: gone when the step returns
+        del scratch
+        v = loss.item()
+        return v, {"history": [v, loss.item()]}, (v,)
+    f = tl.compile(step)
+    outs = [f(_x(seed=i), tl.zeros(3, 2)) for i in range(5)]
+    assert f.stats["replays"] == 4 and f.stats["eager_calls"] == 0
+    assert len({o[0] for o in outs}) == 5 and all(o[0] == o[1]["history"][1] == o[2][0] for o in outs)
+    assert all(type(o[1]["history"][0]) is float for o in outs)
+
 def test_a_value_used_in_python_control_flow_is_a_guard():
     def fn(x):
         y = x * 2

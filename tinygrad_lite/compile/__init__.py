@@ -17,7 +17,7 @@ import numpy as np
 from . import capture as _capture
 from .capture import Unsupported
 from .plan import Plan
-from .reads import Read
+from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc
@@ -199,6 +199,12 @@ class Compiled:
                 out = self.fn(*args, **kwargs)
             finally:
                 state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
+            kept = kept_outside(cap.proxies, out)
+        if kept and cap.failure is None:
+            rec = cap.reads[kept[0]]
+            cap.failure = (f"the value read with .{rec.kind}() at {rec.site} was kept by Python code outside the "
+                           f"function's result (appended to a list, stored in an attribute or a global): a replay "
+                           f"would not update it; return the value and keep it in the caller")
         try:
             with paused_gc():
                 plan = Plan(cap, out)

@@ -122,6 +122,7 @@ class Capture:
         self.keep = []
         self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
+        self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
@@ -370,7 +371,9 @@ class Capture:
         if kind == "bool":
             rec.used = True
             return value
-        return Read(value, len(self.reads) - 1, self)
+        proxy = Read(value, len(self.reads) - 1, self)
+        self.proxies.append(proxy)
+        return proxy
 
 
 _TENSOR = []

@@ -1,6 +1,9 @@
 """Values read out of tensors into Python while a call is captured (`.item()`, `float(t)`, `bool(t)`): a `Read`
 stands for the value; returned untouched it is each replay's own value, used in Python (arithmetic, formatting,
-a comparison in an `if`) it becomes a guard, noted in its `ReadRecord`."""
+a comparison in an `if`) it becomes a guard, noted in its `ReadRecord`; kept by Python code anywhere but in the
+call's result (appended to a list, stored in an attribute), it makes the call unreplayable (`kept_outside`)."""
+import gc
+import sys
 
 
 class Read:
@@ -66,3 +69,55 @@ def read_value(arr, kind):
     if kind == "bool":
         return bool(v)
     return v
+
+
+def kept_outside(proxies, result):
+    """The Read proxies of a finished call that Python code kept anywhere but in the call's result (a list the
+    step appends to, an attribute, a global, a closure): a replay would not update them. Found by reference
+    counts, so it costs nothing per reference held. Each such proxy held in a list or dict (e.g.
+    `history.append(loss.item())`) is replaced there by its plain value: the caller's state is what eager puts there.
+    Returns the proxies' ReadRecord indices."""
+    if not proxies:
+        return []
+    inner = {}  # id -> [object, references to it from the result's containers]
+    _walk(result, inner)
+    inner[id(result)][1] += 2  # the caller's variable and this function's argument
+    for p in proxies:
+        inner.setdefault(id(p), [p, 0])[1] += 1  # `proxies` holds each
+    del p
+    # beyond those: the [object, count] entry, the loop variable and getrefcount's argument
+    held = {i for i, (o, n) in inner.items() if sys.getrefcount(o) - n > 3}
+    out, stack = [], [(result, False)]
+    while stack:  # a proxy inside a container held elsewhere is held too
+        obj, outer = stack.pop()
+        outer = outer or id(obj) in held
+        if isinstance(obj, Read):
+            outer and out.append(obj)
+        elif isinstance(obj, (tuple, list)):
+            stack.extend((o, outer) for o in obj)
+        elif isinstance(obj, dict):
+            stack.extend((o, outer) for o in obj.values())
+    seen = {id(o) for o in out}
+    out += [p for p in proxies if id(p) in held and id(p) not in seen]
+    for p in out:
+        for ref in gc.get_referrers(p):
+            if ref.__class__ is list and ref is not proxies and ref is not out:
+                ref[:] = [p._value if o is p else o for o in ref]
+                continue
+            attrs = ref if ref.__class__ is dict else getattr(ref, "__dict__", None)  # an instance's own values
+            if attrs.__class__ is dict:
+                for k, v in list(attrs.items()):
+                    if v is p:
+                        attrs[k] = p._value
+    return sorted({p._index for p in out})
+
+
+def _walk(obj, inner):
+    """Count the references to each object from the containers (tuples, lists, dicts) of a result."""
+    if id(obj) in inner:
+        return
+    inner[id(obj)] = [obj, 0]
+    children = obj if isinstance(obj, (tuple, list)) else obj.values() if isinstance(obj, dict) else ()
+    for c in children:
+        _walk(c, inner)
+        inner[id(c)][1] += 1
