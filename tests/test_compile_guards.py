@@ -591,11 +591,90 @@ def test_module_zero_grad_and_gradient_clipping_inside_the_step_replay():
     assert f.stats["replays"] >= 6 and f.stats["eager_calls"] == 0, f.stats
 
 
-def test_dynamic_true_says_that_scalars_are_still_guarded_by_value():
-    with pytest.warns(tl.CompileWarning, match="still guarded by value"):
-        f = tl.compile(lambda x, s: x * s, dynamic=True)
-    assert f(tl.ones(2), 3.0).tolist() == [3.0, 3.0] and f(tl.ones(2), 4.0).tolist() == [4.0, 4.0]
-    assert f.stats["variants"] == 2
+def test_dynamic_numbers_are_inputs_of_the_tensor_operations_that_take_them():
+    def fn(x, s):
+        return x * s + s / x - x.abs() ** s + tl.where(x > 0, x, s) + (s - x).abs()
+    f = tl.compile(fn, dynamic=True)
+    x = tl.tensor(np.array([0.5, -1.5, 2.0], np.float32))
+    for s in (3.0, 4.0, -0.0, 7.5, 0.1):
+        got, want = f(x, s), fn(x, s)
+        assert got.dtype == want.dtype and np.array_equal(got.numpy(), want.numpy())
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 4
+    assert np.array_equal(f(x, 2).numpy(), fn(x, 2).numpy()) and f.stats["variants"] == 2  # an int: a new variant
+    fixed = tl.compile(fn)  # without dynamic, each value is a guard
+    for s in (3.0, 4.0):
+        fixed(x, s)
+    assert fixed.stats["variants"] == 2
+    derived = tl.compile(lambda x, s: x * (1 - s), dynamic=True)  # Python arithmetic on it: guarded by value
+    for s in (3.0, 4.0, 4.0):
+        assert np.array_equal(derived(x, s).numpy(), (x * (1 - s)).numpy())
+    assert derived.stats["traces"] == 2 and derived.stats["replays"] == 1
+
+
+def test_dynamic_numbers_in_a_training_step_match_eager_bit_for_bit():
+    """A loss weight (a KL-annealing beta) and a softmax temperature that change every call: one trace."""
+    def run(compiled):
+        model = _model()
+        opt = tl.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x, y, beta, *, temperature=1.0):
+            opt.zero_grad()
+            out = model(x)
+            loss = F.cross_entropy(out / temperature, y) + beta * (out ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss.item(), beta
+        f = tl.compile(step, dynamic=True) if compiled else step
+        rows = [f(_x(seed=i), tl.tensor(np.array([0, 1, 1])), 0.1 * i, temperature=1.0 + 0.25 * i)
+                for i in range(8)]
+        return rows, [p.numpy().copy() for p in model.parameters()], f
+    (got, params, f), (want, params_eager, _) = run(True), run(False)
+    assert got == want and all(np.array_equal(a, b) for a, b in zip(params, params_eager))
+    assert [b for _, b in got] == [0.1 * i for i in range(8)]  # a returned argument is each call's own
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 7
+
+
+def test_a_dynamic_number_used_in_python_is_guarded_by_value():
+    def fn(x, n, s):
+        y = x[:n] * 2  # a shape
+        return y * s if s > 1 else y  # a branch
+    f = tl.compile(fn, dynamic=True, max_variants=2)
+    x = tl.arange(6).float()
+    with pytest.warns(tl.CompileWarning, match=r"argument 1 \(an int\) was 2 when recorded and is 3 now"):
+        for n, s in ((3, 2.0), (3, 2.0), (2, 2.0), (3, 0.5)):
+            assert np.array_equal(f(x, n, s).numpy(), fn(x, n, s).numpy())
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 1 and f.stats["eager_calls"] == 1
+
+
+@pytest.mark.parametrize("name", ["clamp", "full", "tensor", "reshape", "arange", "topk", "leaky_relu", "rsub"])
+def test_library_calls_take_dynamic_numbers_as_they_take_numbers(name):
+    fn = {"clamp": lambda x, s, n: x.clamp(min=s / 4),
+          "full": lambda x, s, n: x + tl.full((4,), s),
+          "tensor": lambda x, s, n: x * tl.tensor(s),
+          "reshape": lambda x, s, n: x.reshape(n, -1) * 1,
+          "arange": lambda x, s, n: tl.arange(n).float().sum() + x,
+          "topk": lambda x, s, n: x.topk(n)[0],
+          "leaky_relu": lambda x, s, n: F.leaky_relu(x, s / 10),
+          "rsub": lambda x, s, n: s - x}[name]
+    f = tl.compile(fn, dynamic=True)
+    x = tl.tensor(np.array([0.5, -1.5, 2.0, -3.0], np.float32))
+    for s, n in ((1.5, 2), (2.5, 2), (2.5, 4)):
+        assert np.array_equal(f(x, s, n).numpy(), fn(x, s, n).numpy())
+    assert f.stats["eager_calls"] == 0 and f.stats["replays"] >= 1
+
+
+def test_a_dynamic_number_kept_by_the_function_runs_eagerly():
+    class Holder:
+        pass
+    h = Holder()
+
+    def fn(x, s):
+        h.scale = s  # a replay would not assign it
+        return x * s
+    f = tl.compile(fn, dynamic=True)
+    for s in (2.0, 3.0):
+        assert f(tl.ones(2), s).tolist() == [s, s] and h.scale == s and type(h.scale) is float
+    assert f.stats["replays"] == 0 and "argument 1 (a float) was kept by Python code" in f.stats["last_reason"]
 
 
 def test_a_recorded_call_keeps_nothing_of_its_graph_alive():

@@ -1,6 +1,8 @@
 """dtypes are NumPy dtypes; the promotion rules are PyTorch's (bool < integer < floating category)."""
 import builtins
 
+import numbers
+
 import numpy as np
 
 float16 = np.dtype("float16")
@@ -70,8 +72,8 @@ def scalar_dtype(value, tensor_dtype):
     kind = tensor_dtype.kind
     if isinstance(value, (bool, np.bool_)):
         return tensor_dtype
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, numbers.Integral):  # (np.integer and tl.compile's proxies of ints too)
         return tensor_dtype if kind != "b" else int64
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, numbers.Real):
         return tensor_dtype if kind == "f" else default_float
     raise TypeError(f"unsupported scalar of type {type(value).__name__} (expected bool, int or float)")

@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
-from .compile.hooks import constant, elementwise, host
+from .compile.hooks import argument, constant, elementwise, host
 from .ops import elementwise as ew, linalg, registry, unary as un
 from .tensor import Tensor, _as_array, _wrap
 
@@ -21,6 +21,11 @@ def _operand(x, like, opname):
     """Turn a Python scalar / array / Tensor into a Tensor, choosing the dtype by PyTorch's rules."""
     if isinstance(x, Tensor):
         return x
+    if hasattr(x, "__tl_read__"):  # a value tl.compile read out of a tensor or, with dynamic=True, an argument
+        arr = argument(x, _number_array, like._data.dtype, opname)
+        if arr is None:  # a read value: guarded, used as a number
+            return _operand(x.__tl_read__(), like, opname)
+        return Tensor._wrap(arr)
     if isinstance(x, (numbers.Number, np.generic)) and not isinstance(x, complex):
         dt = dtypes.scalar_dtype(x, like._data.dtype)
         key = (x.__class__, x, dt)
@@ -28,10 +33,7 @@ def _operand(x, like, opname):
         if t is None:  # constants are shared: read-only 0-d arrays, cached (bounded) to skip re-conversion
             if len(_SCALARS) > 4096:
                 _SCALARS.clear()
-            try:
-                arr = np.asarray(x, dtype=dt)
-            except OverflowError:
-                arr = _wrapped_int(x, dt, opname)
+            arr = _scalar_array(x, dt, opname)
             arr.flags.writeable = False
             t = _SCALARS[key] = Tensor._wrap(constant(arr))
         elif state.capture is not None:
@@ -41,10 +43,21 @@ def _operand(x, like, opname):
         return Tensor._wrap(constant(_as_array(x, None, opname)))
     if isinstance(x, np.ndarray):  # an array from outside: tl.compile refuses it unless it is an argument
         return Tensor._wrap(_as_array(x, None, opname))
-    if hasattr(x, "__tl_read__"):  # a value tl.compile read out of a tensor: guarded, used as a number
-        return _operand(x.__tl_read__(), like, opname)
     raise TypeError(f"{opname}: unsupported operand of type {type(x).__name__} (expected a Tensor, a number or an "
                     f"array)")
+
+
+def _number_array(x, like_dtype, opname):
+    """A number as the 0-d array a tensor of `like_dtype` takes it as (a replay of a dynamic argument)."""
+    return _scalar_array(x, dtypes.scalar_dtype(x, like_dtype), opname)
+
+
+def _scalar_array(x, dt, opname):
+    """A number as a 0-d array of dtype `dt` (an int beyond the dtype's range wraps as in PyTorch)."""
+    try:
+        return np.asarray(x, dtype=dt)
+    except OverflowError:
+        return _wrapped_int(x, dt, opname)
 
 
 def _wrapped_int(x, dt, opname):

@@ -37,24 +37,38 @@ class CompileWarning(UserWarning):
 _capture_lock = threading.RLock()  # the creation hook is process-wide: one capture at a time
 
 
-def _flatten(obj, leaves, path=()):
-    """The structure key of `obj` and its Tensor/ndarray leaves (appended to `leaves`)."""
+def _flatten(obj, leaves, dynamic=False, swap=None):
+    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays and, with `dynamic`,
+    Python ints and floats (then keyed by their type, not their value). With `swap` (an iterator), the same walk
+    rebuilds `obj` instead, each leaf replaced by the iterator's next item."""
     from ..tensor import Tensor
-    if isinstance(obj, Tensor):
+    cls = obj.__class__
+    if isinstance(obj, (Tensor, np.ndarray)) or (dynamic and (cls is int or cls is float)):
+        if swap is not None:
+            return next(swap)
         leaves.append(obj)
-        return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
-    if isinstance(obj, np.ndarray):
-        leaves.append(obj)
+        if cls is int or cls is float:
+            return ("S", cls.__name__)
+        if isinstance(obj, Tensor):
+            return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
         return ("A", obj.shape, obj.dtype.str)
     if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
-        return ("V", type(obj).__name__, obj if not isinstance(obj, float) or obj == obj else "nan")
+        return obj if swap is not None else \
+            ("V", type(obj).__name__, obj if not isinstance(obj, float) or obj == obj else "nan")
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return ("N", type(obj), tuple(_flatten(o, leaves) for o in obj))
+        parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
+        return cls(*parts) if swap is not None else ("N", cls, parts)
     if isinstance(obj, (tuple, list)):
-        return (type(obj).__name__, tuple(_flatten(o, leaves) for o in obj))
+        parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
+        return cls(parts) if swap is not None else (cls.__name__, parts)
     if isinstance(obj, dict):
-        return ("D", tuple((k, _flatten(obj[k], leaves)) for k in sorted(obj, key=repr)))
-    return ("O", id(obj))  # any other object: by identity (a module, a loss function, ...)
+        if swap is not None:
+            new = dict.fromkeys(obj)  # the caller's key order, the leaves in sorted order (as they were taken)
+            for k in sorted(obj, key=repr):
+                new[k] = _flatten(obj[k], leaves, dynamic, swap)
+            return new
+        return ("D", tuple((k, _flatten(obj[k], leaves, dynamic)) for k in sorted(obj, key=repr)))
+    return obj if swap is not None else ("O", id(obj))  # any other object: by identity (a module, a loss, ...)
 
 
 def _aliases(leaves):
@@ -62,6 +76,8 @@ def _aliases(leaves):
     Tensor, the same object): a call recorded as f(x, x) reads one array where f(a, b) must read two."""
     first, out = {}, []
     for i, x in enumerate(leaves):
+        if x.__class__ is int or x.__class__ is float:  # a number (dynamic=True)
+            continue
         arr = x if isinstance(x, np.ndarray) else x._data
         out.append((first.setdefault(id(arr), i), first.setdefault(("t", id(x)), i)))
     return tuple(out)
@@ -121,10 +137,6 @@ class Compiled:
         self.fn = fn
         self.fullgraph = bool(fullgraph)
         self.dynamic = bool(dynamic)
-        if self.dynamic:
-            warnings.warn("tl.compile(dynamic=True): numeric scalar arguments are still guarded by value (a new value "
-                          "records another variant); taking them as inputs is not implemented yet",
-                          CompileWarning, stacklevel=3)
         self.max_variants = int(max_variants)
         self.stats = {"traces": 0, "replays": 0, "eager_calls": 0, "variants": 0, "last_reason": None}
         self._variants = []
@@ -144,7 +156,8 @@ class Compiled:
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []
-        key = (_flatten(args, leaves), _flatten(kwargs, leaves), _aliases(leaves), state.grad_enabled)
+        key = (_flatten(args, leaves, self.dynamic), _flatten(kwargs, leaves, self.dynamic), _aliases(leaves),
+               state.grad_enabled)
         reason = None
         for v in self._variants:
             if v.key != key:
@@ -191,20 +204,27 @@ class Compiled:
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
         self.stats["traces"] += 1
         with _capture_lock, paused_gc():
-            cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in enumerate(leaves)],
-                                   [(i, x) for i, x in enumerate(leaves) if not isinstance(x, np.ndarray)])
+            arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
+            cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],
+                                   [(i, x) for i, x in arrays if not isinstance(x, np.ndarray)])
+            if self.dynamic:  # numbers become Arg proxies: a tensor operation takes each call's own
+                swap = iter([cap.argument(i, x) if x.__class__ in (int, float) else x for i, x in enumerate(leaves)])
+                args, kwargs = _flatten(args, [], True, swap), _flatten(kwargs, [], True, swap)
+                del swap
             prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
             state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
             try:
                 out = self.fn(*args, **kwargs)
             finally:
                 state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
+                del args, kwargs  # (with dynamic=True they hold the Arg proxies)
             kept = kept_outside(cap.proxies, out)
         if kept and cap.failure is None:
             rec = cap.reads[kept[0]]
-            cap.failure = (f"the value read with .{rec.kind}() at {rec.site} was kept by Python code outside the "
-                           f"function's result (appended to a list, stored in an attribute or a global): a replay "
-                           f"would not update it; return the value and keep it in the caller")
+            what = rec.site if rec.kind == "arg" else f"the value read with .{rec.kind}() at {rec.site}"
+            cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a list, "
+                           f"stored in an attribute or a global): a replay would not update it; return the value "
+                           f"and keep it in the caller")
         try:
             with paused_gc():
                 plan = Plan(cap, out)

@@ -20,7 +20,7 @@ import weakref
 
 import numpy as np
 
-from .reads import Read, ReadRecord, read_value
+from .reads import Arg, Read, ReadRecord, proxy_class, read_value
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
 ARGOBJ, ARGGRAD = "argobj", "arggrad"  # an argument Tensor itself, and its .grad's array (each call's own)
@@ -271,8 +271,8 @@ class Capture:
             return r if r is not None else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
-        if isinstance(obj, Read):
-            return obj.__tl_read__()
+        if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
+            return obj.ref if isinstance(obj, Arg) and obj._capture is self else obj.__tl_read__()
         if isinstance(obj, Obj):
             return obj
         if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
@@ -361,6 +361,15 @@ class Capture:
         tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
         self.ops.append(Op(fn, tmpl, value, _caller(2), False, "decision"))
 
+    def argument(self, index, value):
+        """Numeric argument `index` of a call compiled with dynamic=True: an Arg proxy (see reads.py)."""
+        rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({'an int' if isinstance(value, int) else 'a float'})")
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
+        proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)
+        self.proxies.append(proxy)
+        return proxy
+
     def read(self, t, kind):
         """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
         r = self.ref(t, f"reading a value with .{kind}()")
@@ -371,7 +380,7 @@ class Capture:
         if kind == "bool":
             rec.used = True
             return value
-        proxy = Read(value, len(self.reads) - 1, self)
+        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
         self.proxies.append(proxy)
         return proxy
 

@@ -96,6 +96,18 @@ def host_check(fn, *args):
         cap.host_call(fn, args, f"{getattr(fn, '__name__', 'check')}", effect=False)
 
 
+def argument(x, fn, *args):
+    """`fn(n, *args)` for the number n behind `x` when `x` is a numeric argument of the call being captured with
+    dynamic=True (an Arg proxy), recorded with that argument as its input: a replay passes each call's own number.
+    None when `x` is anything else."""
+    cap = state.capture
+    if cap is None or cap.suspended or getattr(x, "ref", None) is None or x._capture is not cap:
+        return None
+    out = fn(x._value, *args)
+    cap.kernel(fn, (x,) + args, out, getattr(fn, "__name__", "a numeric argument"))
+    return out
+
+
 def constant(arr):
     """Declare an array made from Python values only (no tensor data), e.g. `np.zeros((), dtype)`."""
     cap = state.capture

@@ -114,6 +114,10 @@ class Plan:
         def run(vals, argv):
             value = read_value(get(vals, argv), kind)
             if guarded and not _same(value, expected):
+                if kind == "arg":
+                    raise ReplayGuardFailed(f"{rec.site} was {expected!r} when recorded and is {value!r} now (with "
+                                            f"dynamic=True a number is an input where a tensor operation takes it "
+                                            f"as an operand; the function also used its value in Python)")
                 raise ReplayGuardFailed(f"the value read with .{kind}() at {rec.site} was {expected!r} when "
                                         f"recorded and is {value!r} now")
             vals.reads[index] = value

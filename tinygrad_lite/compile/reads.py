@@ -3,7 +3,10 @@ stands for the value; returned untouched it is each replay's own value, used in 
 a comparison in an `if`) it becomes a guard, noted in its `ReadRecord`; kept by Python code anywhere but in the
 call's result (appended to a list, stored in an attribute), it makes the call unreplayable (`kept_outside`)."""
 import gc
+import numbers
 import sys
+
+import numpy as np
 
 
 class Read:
@@ -21,6 +24,8 @@ class Read:
 
 def _reader(name):
     def method(self, *args):
+        if args and isinstance(args[0], _tensor_class()):  # `s * x`: the Tensor's own operator takes the proxy
+            return NotImplemented
         value = self.__tl_read__()
         args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
         return getattr(value, name)(*args)
@@ -52,6 +57,58 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(Read, _name, _reader(_name))
 
 
+def __array__(self, dtype=None, copy=None):  # np.asarray(read): the value, used
+    return np.asarray(self.__tl_read__(), dtype=dtype)
+
+
+Read.__array__ = __array__
+
+
+class IntRead(Read):
+    """A Read of an integer (`.item()` of an integer tensor)."""
+    __slots__ = ()
+
+
+class Arg(Read):
+    """A numeric argument of a call compiled with `dynamic=True`: a tensor operation that takes it as an operand
+    (`x * scale`) reads each call's own value at replay; used in Python in any other way (arithmetic, a
+    comparison, a shape) it is guarded by value, as a Read is."""
+    __slots__ = ("ref",)
+
+    def __init__(self, value, index, capture, ref):
+        super().__init__(value, index, capture)
+        self.ref = ref
+
+
+for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):  # by value: known before any effect
+    setattr(Arg, _name, _reader(_name))
+
+
+class IntArg(Arg):
+    """An Arg of an int."""
+    __slots__ = ()
+
+
+# The library checks numbers with the `numbers` ABCs (`isinstance(v, numbers.Real)`), so a proxy passes where its
+# value would; whatever it then does with the value goes through the proxy's methods (a guard). A proxy is no
+# float or int subclass on purpose: C code could read the number without telling it.
+numbers.Real.register(Read)
+numbers.Integral.register(IntRead)
+numbers.Integral.register(IntArg)
+
+
+def proxy_class(value, arg=False):
+    """The proxy type for `value`: its int or its real variant, of a read or of an argument."""
+    if isinstance(value, numbers.Integral):
+        return IntArg if arg else IntRead
+    return Arg if arg else Read
+
+
+def _tensor_class():
+    from ..tensor import Tensor
+    return Tensor
+
+
 class ReadRecord:
     __slots__ = ("ref", "kind", "value", "used", "site")
 
@@ -61,6 +118,8 @@ class ReadRecord:
 
 def read_value(arr, kind):
     """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
+    if kind == "arg":  # a numeric argument (dynamic=True): the call's own number
+        return arr
     v = arr.item()
     if kind == "float":
         return float(v)
