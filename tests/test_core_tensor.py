@@ -207,6 +207,19 @@ def test_inplace_ops_and_version_counter():
     np.testing.assert_allclose(t.numpy(), [3, 4, 2])
 
 
+def test_add_and_sub_take_alpha_as_pytorch():
+    x = tl.tensor([1.5, 2.0], dtype=tl.float64, requires_grad=True)
+    y = tl.tensor([0.25, 4.0], dtype=tl.float64, requires_grad=True)
+    np.testing.assert_array_equal(tl.add(x, y, alpha=2).numpy(), [2.0, 10.0])
+    np.testing.assert_array_equal(x.sub(y, alpha=3).numpy(), [0.75, -10.0])
+    np.testing.assert_array_equal(tl.sub(x, 1, alpha=2).numpy(), [-0.5, 0.0])
+    x.sub(y, alpha=3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [-3.0, -3.0])
+    with pytest.raises(TypeError):
+        x.add(y, 2)  # alpha is keyword-only, as in PyTorch
+
+
 def test_scalar_operands_keep_their_sign_and_dtype():
     x = tl.tensor([1.0, 2.0])
     assert np.signbit((x * -0.0).numpy()).all() and not np.signbit((x * 0.0).numpy()).any()

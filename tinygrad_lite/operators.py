@@ -147,11 +147,21 @@ def _binop(prim, reflected=False):
     return op
 
 
+def _with_alpha(op):
+    """`a.add(b, alpha=k)` / `a.sub(b, alpha=k)`: a op (b * k), as PyTorch's `alpha` (in-place add_/sub_ agree)."""
+    def method(a, b, *, alpha=1):
+        return op(a, b if alpha == 1 else b * alpha)
+    method.__name__ = op.__name__
+    return method
+
+
 def _install_operators():
     T = Tensor
-    T.__add__ = T.add = _binop(ew.add)
+    T.__add__ = _binop(ew.add)
+    T.add = _with_alpha(T.__add__)
     T.__radd__ = _binop(ew.add, True)
-    T.__sub__ = T.sub = _binop(ew.sub)
+    T.__sub__ = _binop(ew.sub)
+    T.sub = _with_alpha(T.__sub__)
     T.__rsub__ = _binop(ew.sub, True)
     T.__mul__ = T.mul = _binop(ew.mul)
     T.__rmul__ = _binop(ew.mul, True)
