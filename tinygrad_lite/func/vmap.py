@@ -22,21 +22,11 @@ import numpy as np
 from ..autograd import recorder
 from ..autograd.grad_mode import state
 from ..compile import capture as cap_mod
-from ..compile import hooks
-from ..compile.capture import ARG, GRAD, LIVE, SLOT, Obj, Ref
-from ..ops.batching import BatchedAttr, align
 from ..tensor import Tensor
+from ._batched import BatchedReplay, Value
 from ._tree import flatten, tree_map
 
 RANDOMNESS = ("error", "different", "same")
-
-
-class _Value:
-    """A value of the batched replay: the array, with the batch leading when `batched`."""
-    __slots__ = ("array", "batched")
-
-    def __init__(self, array, batched):
-        self.array, self.batched = array, batched
 
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
@@ -61,12 +51,12 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
 
 def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness, chunk_size=None):
     size = _batch_size(leaves, dims)
-    physical = [_Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
+    physical = [Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
     samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
     cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
                                                          if physical[i] is not None])
     if chunk_size is None or chunk_size >= size:
-        replay = _Replay(cap, physical, size, randomness)
+        replay = BatchedReplay(cap, physical, size, randomness)
         replay.run()
         return _outputs(out, cap, replay, out_dims, size)
     return _chunked(cap, out, physical, size, randomness, out_dims, chunk_size)
@@ -79,8 +69,8 @@ def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
     parts = []
     for start in range(0, size, chunk_size):
         n = min(chunk_size, size - start)
-        chunk = [_Value(p.array[start:start + n], True) if p is not None else None for p in physical]
-        replay = _Replay(cap, chunk, n, randomness)
+        chunk = [Value(p.array[start:start + n], True) if p is not None else None for p in physical]
+        replay = BatchedReplay(cap, chunk, n, randomness)
         replay.run()
         parts.append(flatten(_outputs(out, cap, replay, leading, n))[0])
     leaves, rebuild = flatten(out)
@@ -205,214 +195,6 @@ def _record(func, args, kwargs, arg_arrays):
     return cap, out
 
 
-# ---------------- the batched replay ----------------
-class _Replay:
-    def __init__(self, cap, physical, size, randomness):
-        self.cap, self.physical, self.size, self.randomness = cap, physical, size, randomness
-        self.vals = {}
-
-    def value(self, ref):
-        kind, key = ref.kind, ref.key
-        if kind == SLOT:
-            return self.vals[key]
-        if kind == ARG:
-            return self.physical[key]
-        if kind == LIVE:
-            return _Value(key._data, False)
-        if kind == GRAD:
-            return _Value(key._grad._data, False)
-        return _Value(key, False)  # CONST
-
-    def resolve(self, tmpl):
-        """The template with Refs replaced by _Values (containers rebuilt)."""
-        if isinstance(tmpl, Ref):
-            return self.value(tmpl)
-        if isinstance(tmpl, Obj):
-            return tmpl.value
-        if isinstance(tmpl, (tuple, list)):
-            return type(tmpl)(self.resolve(t) for t in tmpl)
-        if isinstance(tmpl, slice):
-            return slice(self.resolve(tmpl.start), self.resolve(tmpl.stop), self.resolve(tmpl.step))
-        if isinstance(tmpl, dict):
-            return {k: self.resolve(v) for k, v in tmpl.items()}
-        return tmpl
-
-    def run(self):
-        """Every recorded operation, once, on the whole batch."""
-        for op in self.cap.ops:
-            kind = op.kind
-            if kind == "kernel":
-                self.kernel(op)
-            elif kind == "decision":
-                self.decision(op)
-            elif kind == "host":
-                self.host(op)
-            else:  # a value read into Python (.item(), float(), a comparison)
-                rec = op.args if kind == "read" else op.args[0]
-                raise RuntimeError(f"vmap: a value is read out of a tensor with .{rec.kind}() at {rec.site}; each "
-                                   f"sample has its own, so Python cannot use one (keep it a Tensor)")
-
-    def kernel(self, op):
-        if op.effect:  # written into an array that outlives the call (a running statistic, a parameter)
-            self.host(op)
-        args = self.resolve(op.args)
-        outs = op.outs if isinstance(op.outs, tuple) else (op.outs,)
-        if any(a.batched for a in _walk(args) if isinstance(a, _Value)):
-            args = self.promote_written(args, outs)
-        prim = op.prim
-        if prim is not None:
-            out = self.primitive(prim, args, op)
-        else:
-            out = self.host_fn(op.fn, args, op)
-        results = out if isinstance(out, tuple) else (out,)
-        for k, r in zip(outs, results):
-            self.vals[k] = r
-
-    def promote_written(self, args, outs):
-        """An in-place NumPy write into one of the call's own arrays (gradient accumulation): when the sources
-        carry the batch and the target does not yet, the target becomes a per-sample copy first."""
-        def promote(a):
-            if isinstance(a, _Value) and not a.batched and any(self.vals.get(k) is a for k in outs):
-                v = _Value(np.array(np.broadcast_to(a.array, (self.size,) + a.array.shape)), True)
-                for k in outs:
-                    if self.vals.get(k) is a:
-                        self.vals[k] = v
-                return v
-            if isinstance(a, (tuple, list)):
-                return type(a)(promote(x) for x in a)
-            return a
-        return promote(args)
-
-    def primitive(self, prim, args, op):
-        k = len(prim.attr_names)
-        inputs, attrs = (args[:-k], args[-k:]) if k else (args, ())
-        attrs, batched_attr = _plain_attrs(attrs)
-        if not any(v.batched for v in inputs) and not batched_attr:
-            return _Value(np.asarray(prim.forward(*[v.array for v in inputs], *attrs)), False)
-        if batched_attr and not getattr(prim.batch, "batched_attrs", False):
-            raise RuntimeError(f"vmap: '{prim.name}' at {op.site} gets a per-sample array as an attribute, which "
-                               f"its batching rule does not take")
-        out = prim.batch([v.array for v in inputs], [v.batched for v in inputs], attrs)
-        return _Value(np.asarray(out), True)
-
-    def host_fn(self, fn, args, op):
-        target = getattr(fn, "__wrapped__", fn)
-        arrays = [a for a in _walk(args) if isinstance(a, _Value)]
-        if target in hooks.RANDOM:
-            return self.random(fn, target, args)
-        if not any(a.batched for a in arrays):
-            out = fn(*_unwrap(args))
-            return tuple(_Value(o, False) for o in out) if isinstance(out, tuple) else _Value(out, False)
-        rule = _host_rule(target)
-        if rule is None:
-            raise RuntimeError(f"vmap: the NumPy computation {getattr(target, '__qualname__', target)!r} (at "
-                               f"{op.site}) has no batching rule; it cannot run on the whole batch")
-        out = rule(_unwrap(args), [a.batched for a in arrays])
-        return tuple(_Value(o, True) for o in out) if isinstance(out, tuple) else _Value(out, True)
-
-    def random(self, fn, target, args):
-        """A draw of random numbers: refused ('error'), one draw shared by all samples ('same'), or a draw per
-        sample through the function's batching rule ('different')."""
-        name = getattr(target, "__qualname__", target)
-        if self.randomness == "error":
-            raise RuntimeError(f"vmap: {name!r} draws random numbers; with randomness='error' (the default, as "
-                               f"torch.func) that is refused: pass randomness='different' (a draw per sample) or "
-                               f"'same' (one draw for the whole batch)")
-        if self.randomness == "same":
-            return _Value(fn(*_unwrap(args)), False)
-        rule = hooks.BATCH_RULES.get(target)
-        if rule is None:
-            raise RuntimeError(f"vmap(randomness='different'): {name!r} has no batching rule for per-sample draws")
-        return _Value(rule(_unwrap(args), self.size), True)
-
-    def decision(self, op):
-        """A choice made from values on the first sample: every sample must make the same one."""
-        args = self.resolve(op.args)
-        if not any(a.batched for a in _walk(args) if isinstance(a, _Value)):
-            return
-        for i in range(self.size):  # a choice per sample (a cheap test each), not the computation
-            sample = _unwrap(args, index=i)
-            if bool(op.fn(*sample)) != op.outs:
-                raise RuntimeError(f"vmap: the library chooses its computation from the values at {op.site} "
-                                   f"({getattr(op.fn, '__name__', 'a test')}), and sample {i} needs a different "
-                                   f"choice than sample 0: such a function cannot be batched as one computation")
-
-    def host(self, op):
-        if op.effect:
-            raise RuntimeError(f"vmap: {getattr(op.fn, '__qualname__', op.fn)!r} changes state that outlives the "
-                               f"call (an optimizer step, a .grad, a buffer such as BatchNorm's running statistics "
-                               f"in training mode); vmap runs pure functions (use eval() for BatchNorm)")
-        args = self.resolve(op.args)
-        op.fn(*_unwrap(args))  # a check that raises on bad values: on every sample at once
-
-
-def _plain_attrs(attrs):
-    """Attributes with _Values replaced by their arrays; a batched array becomes a BatchedAttr."""
-    found = []
-
-    def conv(a):
-        if isinstance(a, _Value):
-            if a.batched:
-                found.append(a)
-                return BatchedAttr(a.array)
-            return a.array
-        if isinstance(a, (tuple, list)):
-            return type(a)(conv(x) for x in a)
-        if isinstance(a, slice):
-            return slice(conv(a.start), conv(a.stop), conv(a.step))
-        return a
-    return tuple(conv(a) for a in attrs), bool(found)
-
-
-def _walk(obj):
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            yield from _walk(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _walk(o)
-    elif isinstance(obj, slice):
-        yield from _walk((obj.start, obj.stop, obj.step))
-    else:
-        yield obj
-
-
-def _unwrap(obj, index=None):
-    """_Values replaced by their arrays (or, with `index`, by that sample's array)."""
-    if isinstance(obj, _Value):
-        if index is not None and obj.batched:
-            return obj.array[index]
-        return obj.array
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_unwrap(o, index) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _unwrap(v, index) for k, v in obj.items()}
-    if isinstance(obj, slice):
-        return slice(*(_unwrap(x, index) for x in (obj.start, obj.stop, obj.step)))
-    return obj
-
-
-def _host_rule(fn):
-    rule = hooks.BATCH_RULES.get(fn)
-    if rule is not None:
-        return rule
-    if isinstance(fn, np.ufunc) or fn in hooks.ELEMENTWISE:
-        return _elementwise_host(fn)
-    return None
-
-
-def _elementwise_host(fn):
-    """A NumPy computation that broadcasts its array arguments elementwise: aligned, then called as it is."""
-    def rule(args, batched):
-        positions = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-        aligned = align([args[i] for i in positions], batched)
-        args = list(args)
-        for i, a in zip(positions, aligned):
-            args[i] = a
-        return fn(*args)
-    return rule
-
-
 # ---------------- outputs ----------------
 def _outputs(out, cap, replay, out_dims, size):
     leaves, rebuild = flatten(out)
@@ -428,7 +210,7 @@ def _outputs(out, cap, replay, out_dims, size):
             raise NotImplementedError("vmap: an output requires grad (it depends on a tensor that requires grad "
                                       "and is not an argument); differentiating through vmap is not provided yet")
         ref = cap.known.get(id(t._data))
-        v = _Value(t._data, False) if ref is None else replay.value(ref)
+        v = Value(t._data, False) if ref is None else replay.value(ref)
         arr = v.array if v.batched else np.broadcast_to(v.array, (size,) + v.array.shape)
         if d is None:
             if v.batched:
