@@ -1,6 +1,5 @@
 """dtypes are NumPy dtypes; the promotion rules are PyTorch's (bool < integer < floating category)."""
 import builtins
-
 import numbers
 
 import numpy as np
@@ -72,8 +71,11 @@ def scalar_dtype(value, tensor_dtype):
     kind = tensor_dtype.kind
     if isinstance(value, (bool, np.bool_)):
         return tensor_dtype
-    if isinstance(value, numbers.Integral):  # (np.integer and tl.compile's proxies of ints too)
+    integral = isinstance(value, (int, np.integer))  # concrete types first: the ABCs' checks are slower
+    if not integral and not isinstance(value, (float, np.floating)):  # another kind of number (tl.compile's proxies)
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"unsupported scalar of type {type(value).__name__} (expected bool, int or float)")
+        integral = isinstance(value, numbers.Integral)
+    if integral:
         return tensor_dtype if kind != "b" else int64
-    if isinstance(value, numbers.Real):
-        return tensor_dtype if kind == "f" else default_float
-    raise TypeError(f"unsupported scalar of type {type(value).__name__} (expected bool, int or float)")
+    return tensor_dtype if kind == "f" else default_float
