@@ -605,10 +605,28 @@ def test_dynamic_numbers_are_inputs_of_the_tensor_operations_that_take_them():
     for s in (3.0, 4.0):
         fixed(x, s)
     assert fixed.stats["variants"] == 2
-    derived = tl.compile(lambda x, s: x * (1 - s), dynamic=True)  # Python arithmetic on it: guarded by value
-    for s in (3.0, 4.0, 4.0):
-        assert np.array_equal(derived(x, s).numpy(), (x * (1 - s)).numpy())
-    assert derived.stats["traces"] == 2 and derived.stats["replays"] == 1
+
+
+
+def test_python_arithmetic_on_dynamic_numbers_is_replayed_and_a_power_is_guarded():
+    def fn(x, b, n):
+        return x * (1 - b) + 0.5 * b * x.abs() - (-b) / 2 + abs(b) // 1 + (b % 0.3) * x + (n * 2 + b) * x
+    f = tl.compile(fn, dynamic=True)
+    x = tl.tensor(np.array([1.5, -2.0], np.float32))
+    for i, b in enumerate((0.25, 0.75, -1.5, 3.0) * 3):  # past the interpreted replays, into generated code
+        assert np.array_equal(f(x, b, i).numpy(), fn(x, b, i).numpy())
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 11
+    power = tl.compile(lambda x, b: x * b ** 2, dynamic=True)  # int ** int may be a float: its type is guarded
+    for b in (2.0, 3.0, 3.0):
+        assert np.array_equal(power(x, b).numpy(), (x * b ** 2).numpy())
+    assert power.stats["traces"] == 2 and power.stats["replays"] == 1
+
+
+def test_a_read_int_mixes_with_floats_as_a_plain_int():
+    f = tl.compile(lambda x: x * (x.sum().item() + 2.5))
+    for v in ([1, 2], [1, 2], [1, 3]):
+        assert f(tl.tensor(v)).tolist() == (tl.tensor(v) * (sum(v) + 2.5)).tolist()
+    assert f.stats["replays"] == 1
 
 
 def test_dynamic_numbers_in_a_training_step_match_eager_bit_for_bit():

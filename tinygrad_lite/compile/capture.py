@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 
 from .reads import Arg, Read, ReadRecord, proxy_class, read_value
+from ..autograd.grad_mode import state
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
 ARGOBJ, ARGGRAD = "argobj", "arggrad"  # an argument Tensor itself, and its .grad's array (each call's own)
@@ -364,6 +365,24 @@ class Capture:
     def argument(self, index, value):
         """Numeric argument `index` of a call compiled with dynamic=True: an Arg proxy (see reads.py)."""
         rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({'an int' if isinstance(value, int) else 'a float'})")
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
+        proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)
+        self.proxies.append(proxy)
+        return proxy
+
+    def active(self):
+        """Whether this capture is recording on this thread now."""
+        return state.capture is self and not self.suspended
+
+    def number(self, fn, operands, value):
+        """`value = fn(*operands)`, Python arithmetic on numeric arguments (dynamic=True): a step whose result, a
+        number, a replay computes from that call's own arguments; returns the result's Arg proxy."""
+        k = self.nslots
+        self.nslots += 1
+        self.ops.append(Op(fn, self.template(operands, "arithmetic on a numeric argument"), k, None, False, "kernel"))
+        first = next(o for o in operands if isinstance(o, Arg))
+        rec = ReadRecord(Ref(SLOT, k), "arg", value, f"a number computed from {self.reads[first._index].site}")
         self.reads.append(rec)
         self.ops.append(Op(None, rec, None, rec.site, False, "read"))
         proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)

@@ -4,6 +4,7 @@ a comparison in an `if`) it becomes a guard, noted in its `ReadRecord`; kept by 
 call's result (appended to a list, stored in an attribute), it makes the call unreplayable (`kept_outside`)."""
 import gc
 import numbers
+import operator
 import sys
 
 import numpy as np
@@ -28,9 +29,20 @@ def _reader(name):
             return NotImplemented
         value = self.__tl_read__()
         args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
+        arith = _ARITHMETIC.get(name)
+        if arith is not None:  # through `operator`, so int + float works as it does on the plain values
+            fn, reflected = arith
+            return fn(args[0], value) if reflected else fn(value, *args)
         return getattr(value, name)(*args)
     method.__name__ = name
     return method
+
+
+# Python arithmetic on a proxy: the operator, and whether the proxy is its right operand
+_ARITHMETIC = {"__neg__": (operator.neg, False), "__pos__": (operator.pos, False), "__abs__": (operator.abs, False)}
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "divmod", "and", "or", "xor"):
+    _fn = divmod if _op == "divmod" else getattr(operator, _op + ("_" if _op in ("and", "or") else ""))
+    _ARITHMETIC[f"__{_op}__"], _ARITHMETIC[f"__r{_op}__"] = (_fn, False), (_fn, True)
 
 
 def _comparer(name):
@@ -70,9 +82,10 @@ class IntRead(Read):
 
 
 class Arg(Read):
-    """A numeric argument of a call compiled with `dynamic=True`: a tensor operation that takes it as an operand
-    (`x * scale`) reads each call's own value at replay; used in Python in any other way (arithmetic, a
-    comparison, a shape) it is guarded by value, as a Read is."""
+    """A numeric argument of a call compiled with `dynamic=True`, or a number computed from such arguments by
+    Python arithmetic (`1 - beta`): a tensor operation that takes it as an operand (`x * scale`) reads each call's
+    own value at replay; used in Python in any other way (a comparison, a shape, a conversion) it is guarded by
+    value, as a Read is."""
     __slots__ = ("ref",)
 
     def __init__(self, value, index, capture, ref):
@@ -82,6 +95,30 @@ class Arg(Read):
 
 for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):  # by value: known before any effect
     setattr(Arg, _name, _reader(_name))
+
+
+def _deriver(name):
+    """Arithmetic of an Arg with plain ints and floats or other Args (`1 - beta`, `0.5 * t`): a new Arg for the
+    result, which a replay computes from that call's numbers. A power stays a guard (int ** int is an int or a
+    float, a negative float to a fractional power a complex: the type would depend on the values)."""
+    fn, reflected = _ARITHMETIC[name]
+    reader = _reader(name)
+
+    def method(self, *args):
+        cap = self._capture
+        if args and isinstance(args[0], _tensor_class()):
+            return NotImplemented
+        if (args and not (args[0].__class__ in (int, float) or isinstance(args[0], Arg))) or not cap.active():
+            return reader(self, *args)  # with anything else, or after the call: the value, guarded
+        operands = (args[0], self) if reflected else (self, *args)
+        return cap.number(fn, operands, fn(*[o._value if isinstance(o, Arg) else o for o in operands]))
+    method.__name__ = name
+    return method
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__",
+              "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__neg__", "__pos__", "__abs__"):
+    setattr(Arg, _name, _deriver(_name))
 
 
 class IntArg(Arg):
