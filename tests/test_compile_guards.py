@@ -622,6 +622,19 @@ def test_python_arithmetic_on_dynamic_numbers_is_replayed_and_a_power_is_guarded
     assert power.stats["traces"] == 2 and power.stats["replays"] == 1
 
 
+def test_a_read_int_compared_with_a_float_guards_the_branch():
+    """int.__gt__(float) answers NotImplemented: the capture raised TypeError, and a replay's check took
+    bool(NotImplemented) for True (a stale branch) — both compare through `operator` now."""
+    def fn(x):
+        return x * 2 if x.argmax().item() > 0.5 else x
+    f = tl.compile(fn)
+    for v in ([1.0, 2.0], [1.0, 3.0], [3.0, 1.0], [4.0, 1.0]):
+        assert f(tl.tensor(v)).tolist() == fn(tl.tensor(v)).tolist()
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 2
+    g = tl.compile(lambda x, n: x * 2 if n > 2.5 else x, dynamic=True)
+    assert [g(tl.ones(1), n).tolist() for n in (3, 3, 2)] == [[2.0], [2.0], [1.0]]
+
+
 def test_a_read_int_mixes_with_floats_as_a_plain_int():
     f = tl.compile(lambda x: x * (x.sum().item() + 2.5))
     for v in ([1, 2], [1, 2], [1, 3]):

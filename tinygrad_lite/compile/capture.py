@@ -364,7 +364,8 @@ class Capture:
 
     def argument(self, index, value):
         """Numeric argument `index` of a call compiled with dynamic=True: an Arg proxy (see reads.py)."""
-        rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({'an int' if isinstance(value, int) else 'a float'})")
+        kind = "an int" if isinstance(value, int) else "a float"
+        rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})")
         self.reads.append(rec)
         self.ops.append(Op(None, rec, None, rec.site, False, "read"))
         proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)

@@ -9,6 +9,8 @@ recorded order, leaving out only primitives whose results nothing reads; so its 
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
+import operator
+
 import numpy as np
 
 from .._gc import paused_gc
@@ -98,9 +100,10 @@ class Plan:
 
     def _compare_step(self, rec, name, other, expected, site):
         index = self.dynamic_reads[id(rec)]
+        compare = getattr(operator, name.strip("_"))  # not int.__gt__: it answers NotImplemented for a float
 
         def run(vals, argv):
-            if bool(getattr(vals.reads[index], name)(other)) != expected:
+            if bool(compare(vals.reads[index], other)) != expected:
                 raise ReplayGuardFailed(f"a comparison of a value read from a tensor at {site} came out "
                                         f"{not expected} (recorded: {expected})")
         return run

@@ -38,20 +38,20 @@ def _reader(name):
     return method
 
 
-# Python arithmetic on a proxy: the operator, and whether the proxy is its right operand
+# Python arithmetic and comparisons on a proxy: the operator, and whether the proxy is its right operand
 _ARITHMETIC = {"__neg__": (operator.neg, False), "__pos__": (operator.pos, False), "__abs__": (operator.abs, False)}
 for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "divmod", "and", "or", "xor"):
     _fn = divmod if _op == "divmod" else getattr(operator, _op + ("_" if _op in ("and", "or") else ""))
     _ARITHMETIC[f"__{_op}__"], _ARITHMETIC[f"__r{_op}__"] = (_fn, False), (_fn, True)
+for _op in ("lt", "le", "gt", "ge", "eq", "ne"):  # an int read compared with a float, as the plain values compare
+    _ARITHMETIC[f"__{_op}__"] = (getattr(operator, _op), False)
 
 
 def _comparer(name):
     def method(self, other):
         if isinstance(other, Read) or not isinstance(other, (int, float, bool)):
             return _reader(name)(self, other)
-        result = getattr(self._value, name)(other)
-        if result is NotImplemented:
-            return result
+        result = _ARITHMETIC[name][0](self._value, other)
         self._capture.comparison(self._index, name, other, bool(result))  # guarded by the outcome, not the value
         return result
     method.__name__ = name
