@@ -177,7 +177,7 @@ def _take_tangents(self, r):
 def _fast_binary(ufunc, name):
     """`a.op_(b)` outside the graph: one NumPy call into the tensor's own buffer when no dtype promotion is needed."""
     def method(self, other, *, alpha=1):
-        if alpha != 1:
+        if not (alpha.__class__ in (int, float) and alpha == 1):  # (tl.compile's proxy of a number: an operand)
             other = other * alpha
         if not _needs_graph(self, (other,)) and not _dual(self, (other,)):
             o = other._data if other.__class__ is Tensor else other

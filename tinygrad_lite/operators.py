@@ -150,7 +150,7 @@ def _binop(prim, reflected=False):
 def _with_alpha(op):
     """`a.add(b, alpha=k)` / `a.sub(b, alpha=k)`: a op (b * k), as PyTorch's `alpha` (in-place add_/sub_ agree)."""
     def method(a, b, *, alpha=1):
-        return op(a, b if alpha == 1 else b * alpha)
+        return op(a, b if alpha.__class__ in (int, float) and alpha == 1 else b * alpha)  # (a proxy: an operand)
     method.__name__ = op.__name__
     return method
 

@@ -1,4 +1,6 @@
 """The package's random number generator: `tl.manual_seed(n)` makes every draw reproducible."""
+import numbers
+
 import numpy as np
 
 _rng = np.random.default_rng()
@@ -12,9 +14,13 @@ def get_rng():
 def manual_seed(seed):
     """Reseed every random draw of tinygrad_lite (init, dropout, factories, shuffling)."""
     global _rng
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, (bool, np.bool_)):
         raise TypeError(f"manual_seed: expected an int seed, got {type(seed).__name__}")
     _rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
+    from .compile.hooks import active
+    cap = active()
+    if cap is not None:  # inside tl.compile: a replay reseeds too, so its draws are the eager call's (no effect
+        cap.host_call(manual_seed, (seed,), "manual_seed", effect=False)  # a failed guard cannot undo: see Plan.run)
     return _rng
 
 
@@ -24,3 +30,8 @@ def set_rng(generator):
     if not isinstance(generator, np.random.Generator):
         raise TypeError(f"set_rng: expected a numpy.random.Generator, got {type(generator).__name__}")
     _rng = generator
+    from .compile.hooks import active
+    cap = active()
+    if cap is not None:
+        cap.fail("set_rng inside the function (a replay would install the recorded generator, in whatever state it "
+                 "is then); call it outside, or use tl.manual_seed")

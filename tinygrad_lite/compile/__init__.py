@@ -8,6 +8,7 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
+import math
 import sys
 import threading
 import warnings
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import capture as _capture
 from .capture import Unsupported
+from .constants import changed, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
@@ -39,8 +41,10 @@ _capture_lock = threading.RLock()  # the creation hook is process-wide: one capt
 
 def _flatten(obj, leaves, dynamic=False, swap=None):
     """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays and, with `dynamic`,
-    Python ints and floats (then keyed by their type, not their value). With `swap` (an iterator), the same walk
-    rebuilds `obj` instead, each leaf replaced by the iterator's next item."""
+    Python ints and floats (then keyed by their type, not their value), as arguments or inside tuples; inside a
+    list or a dict a number stays keyed by value (the call may change those in place: they are passed as they are).
+    With `swap` (an iterator), the same walk rebuilds `obj` instead, each leaf replaced by the iterator's next item
+    (lists and dicts are walked but kept)."""
     from ..tensor import Tensor
     cls = obj.__class__
     if isinstance(obj, (Tensor, np.ndarray)) or (dynamic and (cls is int or cls is float)):
@@ -53,22 +57,51 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
             return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
         return ("A", obj.shape, obj.dtype.str)
     if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
-        return obj if swap is not None else \
-            ("V", type(obj).__name__, obj if not isinstance(obj, float) or obj == obj else "nan")
+        return obj if swap is not None else ("V", type(obj).__name__, _value_key(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
         return cls(*parts) if swap is not None else ("N", cls, parts)
-    if isinstance(obj, (tuple, list)):
+    if isinstance(obj, tuple):
         parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
         return cls(parts) if swap is not None else (cls.__name__, parts)
+    if isinstance(obj, list):
+        parts = tuple(_flatten(o, leaves, False, swap) for o in obj)
+        return obj if swap is not None else (cls.__name__, parts)
     if isinstance(obj, dict):
-        if swap is not None:
-            new = dict.fromkeys(obj)  # the caller's key order, the leaves in sorted order (as they were taken)
-            for k in sorted(obj, key=repr):
-                new[k] = _flatten(obj[k], leaves, dynamic, swap)
-            return new
-        return ("D", tuple((k, _flatten(obj[k], leaves, dynamic)) for k in sorted(obj, key=repr)))
-    return obj if swap is not None else ("O", id(obj))  # any other object: by identity (a module, a loss, ...)
+        parts = tuple((k, _flatten(obj[k], leaves, False, swap)) for k in sorted(obj, key=repr))
+        return obj if swap is not None else ("D", parts)
+    return obj if swap is not None else ("O", _Same(obj))  # any other object: by identity (a module, a loss, ...)
+
+
+class _Same:
+    """An object in a signature, compared by identity. It holds the object, so that its id cannot be reused by
+    another one (a fresh config object per call at the address of the last one) while the variant exists."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __eq__(self, other):
+        return other.__class__ is _Same and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+
+def _flatten_kwargs(kwargs, leaves, dynamic=False, swap=None):
+    """_flatten of the keyword arguments: each is an argument (a number in one is dynamic too), by sorted name."""
+    names = sorted(kwargs)
+    parts = [_flatten(kwargs[k], leaves, dynamic, swap) for k in names]
+    return dict(zip(names, parts)) if swap is not None else tuple(zip(names, parts))
+
+
+def _value_key(obj):
+    """A Python scalar as a signature keys it: 0.0 and -0.0 differ (x / s is +inf or -inf) and NaN matches NaN."""
+    if isinstance(obj, (float, np.floating)):
+        return "nan" if obj != obj else (float(obj), math.copysign(1.0, obj))
+    if isinstance(obj, (complex, np.complexfloating)):
+        return (_value_key(obj.real), _value_key(obj.imag))
+    return obj
 
 
 def _aliases(leaves):
@@ -76,7 +109,8 @@ def _aliases(leaves):
     Tensor, the same object): a call recorded as f(x, x) reads one array where f(a, b) must read two."""
     first, out = {}, []
     for i, x in enumerate(leaves):
-        if x.__class__ is int or x.__class__ is float:  # a number (dynamic=True)
+        if x.__class__ is int or x.__class__ is float:  # a number (dynamic=True): f(x, v, v) sees `a is b`
+            out.append(first.setdefault(("n", id(x)), i))
             continue
         arr = x if isinstance(x, np.ndarray) else x._data
         out.append((first.setdefault(id(arr), i), first.setdefault(("t", id(x)), i)))
@@ -85,10 +119,11 @@ def _aliases(leaves):
 
 class _Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
-    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads")
+    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
+                 "constants")
 
-    def __init__(self, key, plan, reason):
-        self.key, self.plan, self.reason = key, plan, reason
+    def __init__(self, key, plan, reason, constants=()):
+        self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live
@@ -99,7 +134,12 @@ class _Variant:
             self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
 
     def holds(self):
-        """The guards beyond the argument signature: modules' modes and parameters, live tensors' metadata."""
+        """The guards beyond the argument signature: modules' modes and parameters, live tensors' metadata, the
+        Python constants the function reads (constants.py)."""
+        if self.constants:
+            reason = changed(self.constants)
+            if reason is not None:
+                return reason
         for m, training in self.modules:
             if m.training != training:
                 return f"{type(m).__name__}.training changed to {m.training}"
@@ -156,7 +196,7 @@ class Compiled:
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []
-        key = (_flatten(args, leaves, self.dynamic), _flatten(kwargs, leaves, self.dynamic), _aliases(leaves),
+        key = (_flatten(args, leaves, self.dynamic), _flatten_kwargs(kwargs, leaves, self.dynamic), _aliases(leaves),
                state.grad_enabled)
         reason = None
         for v in self._variants:
@@ -203,25 +243,36 @@ class Compiled:
     def _trace(self, args, kwargs, key, leaves):
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
         self.stats["traces"] += 1
+        constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
         with _capture_lock, paused_gc():
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],
                                    [(i, x) for i, x in arrays if not isinstance(x, np.ndarray)])
-            if self.dynamic:  # numbers become Arg proxies: a tensor operation takes each call's own
-                swap = iter([cap.argument(i, x) if x.__class__ in (int, float) else x for i, x in enumerate(leaves)])
-                args, kwargs = _flatten(args, [], True, swap), _flatten(kwargs, [], True, swap)
-                del swap
+            if self.dynamic:  # numbers become Arg proxies (one per object): a tensor operation takes each call's own
+                made, swapped = {}, []
+                for i, x in enumerate(leaves):
+                    if x.__class__ in (int, float) and id(x) not in made:
+                        made[id(x)] = cap.argument(i, x)
+                    swapped.append(made.get(id(x), x))
+                swap = iter(swapped)
+                args, kwargs = _flatten(args, [], True, swap), _flatten_kwargs(kwargs, [], True, swap)
+                del swap, made, swapped, x
             prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
             state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
             try:
                 out = self.fn(*args, **kwargs)
+            except BaseException as exc:  # an error message or argument holding a read: its plain value
+                exc.args = tuple(_plain(a) for a in exc.args)
+                raise
             finally:
                 state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
             kept = kept_outside(cap.proxies, out)
         if kept and cap.failure is None:
-            rec = cap.reads[kept[0]]
+            rec = cap.reads[kept[0]._index]
             what = rec.site if rec.kind == "arg" else f"the value read with .{rec.kind}() at {rec.site}"
+            if kept[0].derived:
+                what = f"a number computed from {what}"
             cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a list, "
                            f"stored in an attribute or a global): a replay would not update it; return the value "
                            f"and keep it in the caller")
@@ -231,7 +282,7 @@ class Compiled:
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason
-        self._variants.append(_Variant(key, plan, reason))
+        self._variants.append(_Variant(key, plan, reason, constants))
         self.stats["variants"] = len(self._variants)
         if plan is None:
             self.stats["last_reason"] = reason

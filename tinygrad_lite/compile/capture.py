@@ -15,6 +15,7 @@ buffer, optimizer state: read live at replay). A tensor created during the call 
 computed off the record, a tensor made from a NumPy array) makes the capture fail with the place named, so a
 replay can never run on a value frozen at capture time.
 """
+import copy
 import sys
 import weakref
 
@@ -368,7 +369,7 @@ class Capture:
         rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})")
         self.reads.append(rec)
         self.ops.append(Op(None, rec, None, rec.site, False, "read"))
-        proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)
+        proxy = proxy_class(value, "arg")(value, len(self.reads) - 1, self, rec.ref)
         self.proxies.append(proxy)
         return proxy
 
@@ -386,7 +387,13 @@ class Capture:
         rec = ReadRecord(Ref(SLOT, k), "arg", value, f"a number computed from {self.reads[first._index].site}")
         self.reads.append(rec)
         self.ops.append(Op(None, rec, None, rec.site, False, "read"))
-        proxy = proxy_class(value, arg=True)(value, len(self.reads) - 1, self, rec.ref)
+        proxy = proxy_class(value, "arg")(value, len(self.reads) - 1, self, rec.ref)
+        self.proxies.append(proxy)
+        return proxy
+
+    def derived(self, value, index):
+        """A number computed in Python from the guarded read `index` (see reads.DerivedRead)."""
+        proxy = proxy_class(value, "derived")(value, index, self)
         self.proxies.append(proxy)
         return proxy
 
@@ -426,11 +433,18 @@ def set_grad(t, arr):
 
 
 def map_structure(obj, fn):
-    """`fn` applied to every leaf of nested tuples (namedtuples kept), lists and dicts; the containers rebuilt."""
+    """`fn` applied to every leaf of nested tuples (namedtuples kept), lists, dicts and sets; the containers rebuilt,
+    of their own types (an OrderedDict, a defaultdict or a Counter stays one)."""
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*[map_structure(o, fn) for o in obj])
-    if isinstance(obj, (tuple, list)):
+    if isinstance(obj, (tuple, list, set, frozenset)):
         return type(obj)(map_structure(o, fn) for o in obj)
-    if isinstance(obj, dict):
-        return {k: map_structure(v, fn) for k, v in obj.items()}
+    if isinstance(obj, dict):  # (a key read from a tensor was hashed, so guarded: its plain value)
+        if obj.__class__ is dict:
+            return {(k._value if isinstance(k, Read) else k): map_structure(v, fn) for k, v in obj.items()}
+        new = copy.copy(obj)
+        new.clear()
+        for k, v in obj.items():
+            new[k._value if isinstance(k, Read) else k] = map_structure(v, fn)
+        return new
     return fn(obj)

@@ -130,6 +130,10 @@ def replayable(method=None, *, idempotent=False, clears_grads=False):
         cap = state.capture
         if cap is None or cap.suspended:
             return method(self, *args, **kwargs)
+        if getattr(self, "_made_during", None) == id(cap):  # (an optimizer made inside the compiled function)
+            cap.fail(f"{type(self).__name__} was made inside the function: a replay would step the recorded one, "
+                     f"keeping its state, where each eager call starts a new one; make it outside")
+            return method(self, *args, **kwargs)
         if kwargs.get("closure") is not None or any(callable(a) for a in args):
             cap.fail(f"{type(self).__name__}.{method.__name__} with a closure (the closure's Python would not be "
                      f"re-run)")

@@ -9,6 +9,7 @@ recorded order, leaving out only primitives whose results nothing reads; so its 
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
+import math
 import operator
 
 import numpy as np
@@ -43,9 +44,9 @@ class Plan:
             if op.kind == "read":
                 rec = op.args
                 if rec.used and effect_seen:
-                    raise Unsupported(f"a value read with .{rec.kind}() at {rec.site} is used in Python after the "
-                                      f"call already changed state (an optimizer step, a gradient delivered): a "
-                                      f"replay could not stop cleanly if it differed")
+                    what = rec.site if rec.kind == "arg" else f"a value read with .{rec.kind}() at {rec.site}"
+                    raise Unsupported(f"{what} is used in Python after the call already changed state (an optimizer "
+                                      f"step, a gradient delivered): a replay could not stop cleanly if it differed")
                 read = op_reads[i]
                 for k in read:
                     uses[k] = i
@@ -209,8 +210,13 @@ class _DynRead:
 
 def _detach_reads(tmpl, plan):
     """The result template with Read proxies replaced by _DynRead (a plan keeps no reference to its capture)."""
-    return map_structure(tmpl, lambda t: _DynRead(plan.dynamic_reads[id(t._capture.reads[t._index])])
-                         if isinstance(t, Read) else t)
+    def leaf(t):
+        if not isinstance(t, Read):
+            return t
+        if t.derived:  # computed from guarded reads: the same number on every replay
+            return t._value
+        return _DynRead(plan.dynamic_reads[id(t._capture.reads[t._index])])
+    return map_structure(tmpl, leaf)
 
 
 class _Values(list):
@@ -223,7 +229,10 @@ class _Values(list):
 
 
 def _same(a, b):
-    return a == b or (a != a and b != b)
+    """The same value as a guard sees it: NaN matches NaN, and 0.0 does not match -0.0 (x / 0.0 is not x / -0.0)."""
+    if a != a:
+        return b != b
+    return a == b and (a != 0 or not isinstance(a, float) or math.copysign(1.0, a) == math.copysign(1.0, b))
 
 
 def _result_template(cap, obj):

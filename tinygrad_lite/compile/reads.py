@@ -2,10 +2,13 @@
 stands for the value; returned untouched it is each replay's own value, used in Python (arithmetic, formatting,
 a comparison in an `if`) it becomes a guard, noted in its `ReadRecord`; kept by Python code anywhere but in the
 call's result (appended to a list, stored in an attribute), it makes the call unreplayable (`kept_outside`)."""
+import collections
 import gc
+import math
 import numbers
 import operator
 import sys
+import types
 
 import numpy as np
 
@@ -30,10 +33,15 @@ def _reader(name):
         value = self.__tl_read__()
         args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
         arith = _ARITHMETIC.get(name)
-        if arith is not None:  # through `operator`, so int + float works as it does on the plain values
-            fn, reflected = arith
-            return fn(args[0], value) if reflected else fn(value, *args)
-        return getattr(value, name)(*args)
+        if arith is None or len(args) > 1:
+            builtin = _BUILTINS.get(name)  # (the builtin raises as it would on the value: range(2.5) a TypeError)
+            return builtin(value, *args) if builtin is not None else getattr(value, name)(*args)
+        fn, reflected = arith  # through `operator`, so int + float works as on the plain values
+        out = fn(args[0], value) if reflected else fn(value, *args)
+        cap = self._capture
+        if out.__class__ in (int, float) and name not in _COMPARISONS and cap.active():
+            return cap.derived(out, self._index)  # (`total += loss.item()`: where it goes is checked too)
+        return out
     method.__name__ = name
     return method
 
@@ -43,8 +51,12 @@ _ARITHMETIC = {"__neg__": (operator.neg, False), "__pos__": (operator.pos, False
 for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "divmod", "and", "or", "xor"):
     _fn = divmod if _op == "divmod" else getattr(operator, _op + ("_" if _op in ("and", "or") else ""))
     _ARITHMETIC[f"__{_op}__"], _ARITHMETIC[f"__r{_op}__"] = (_fn, False), (_fn, True)
-for _op in ("lt", "le", "gt", "ge", "eq", "ne"):  # an int read compared with a float, as the plain values compare
-    _ARITHMETIC[f"__{_op}__"] = (getattr(operator, _op), False)
+_BUILTINS = {"__index__": operator.index, "__int__": int, "__float__": float, "__bool__": bool, "__hash__": hash,
+             "__round__": round, "__trunc__": math.trunc, "__floor__": math.floor, "__ceil__": math.ceil,
+             "__format__": format, "__str__": str, "__repr__": repr, "__invert__": operator.invert}
+_COMPARISONS = ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")
+for _name in _COMPARISONS:  # an int read compared with a float, as the plain values compare
+    _ARITHMETIC[_name] = (getattr(operator, _name.strip("_")), False)
 
 
 def _comparer(name):
@@ -73,7 +85,20 @@ def __array__(self, dtype=None, copy=None):  # np.asarray(read): the value, used
     return np.asarray(self.__tl_read__(), dtype=dtype)
 
 
+def _value_attribute(name):
+    return property(lambda self: getattr(self.__tl_read__(), name))
+
+
 Read.__array__ = __array__
+for _name in ("real", "imag", "numerator", "denominator"):  # the numbers API, read (so guarded)
+    setattr(Read, _name, _value_attribute(_name))
+for _name in ("bit_length", "bit_count", "to_bytes", "fromhex"):
+    setattr(Read, _name, _reader(_name))
+# copy.copy/deepcopy of a float is that float: of a proxy, the proxy (a copy would be a second proxy the capture
+# does not know, its use baked into the record); pickling writes the plain number (read, so guarded)
+Read.__copy__ = lambda self: self
+Read.__deepcopy__ = lambda self, memo: self
+Read.__reduce__ = lambda self: (type(self._value), (self.__tl_read__(),))
 
 
 class IntRead(Read):
@@ -134,11 +159,35 @@ numbers.Integral.register(IntRead)
 numbers.Integral.register(IntArg)
 
 
-def proxy_class(value, arg=False):
-    """The proxy type for `value`: its int or its real variant, of a read or of an argument."""
-    if isinstance(value, numbers.Integral):
-        return IntArg if arg else IntRead
-    return Arg if arg else Read
+class DerivedRead(Read):
+    """A number computed in Python from guarded reads (`total + loss.item()`): its value is fixed by their guards,
+    so it is no guard of its own; it is a proxy only so that `kept_outside` sees where it goes."""
+    __slots__ = ()
+    derived = True
+
+    def __tl_read__(self):
+        return self._value
+
+
+class DerivedIntRead(DerivedRead):
+    __slots__ = ()
+
+
+for _name in _COMPARISONS:  # its comparisons are fixed by the guards of its reads
+    setattr(DerivedRead, _name, _reader(_name))
+numbers.Integral.register(DerivedIntRead)
+Read.derived = False
+
+
+# In messages the proxies are the numbers they stand for ("unsupported operand type(s) for //: 'Tensor' and 'int'")
+Read.__name__ = Arg.__name__ = DerivedRead.__name__ = "float"
+IntRead.__name__ = IntArg.__name__ = DerivedIntRead.__name__ = "int"
+
+
+def proxy_class(value, kind="read"):
+    """The proxy type for `value` ('read', 'arg' or 'derived'): its int or its real variant."""
+    integral = isinstance(value, numbers.Integral)
+    return {"read": (Read, IntRead), "arg": (Arg, IntArg), "derived": (DerivedRead, DerivedIntRead)}[kind][integral]
 
 
 def _tensor_class():
@@ -172,7 +221,7 @@ def kept_outside(proxies, result):
     step appends to, an attribute, a global, a closure): a replay would not update them. Found by reference
     counts, so it costs nothing per reference held. Each such proxy held in a list or dict (e.g.
     `history.append(loss.item())`) is replaced there by its plain value: the caller's state is what eager puts there.
-    Returns the proxies' ReadRecord indices."""
+    Returns those proxies."""
     if not proxies:
         return []
     inner = {}  # id -> [object, references to it from the result's containers]
@@ -189,31 +238,65 @@ def kept_outside(proxies, result):
         outer = outer or id(obj) in held
         if isinstance(obj, Read):
             outer and out.append(obj)
-        elif isinstance(obj, (tuple, list)):
+        elif isinstance(obj, (tuple, list, set, frozenset)):
             stack.extend((o, outer) for o in obj)
         elif isinstance(obj, dict):
-            stack.extend((o, outer) for o in obj.values())
+            stack.extend((o, outer) for o in (*obj.keys(), *obj.values()))
     seen = {id(o) for o in out}
     out += [p for p in proxies if id(p) in held and id(p) not in seen]
     for p in out:
-        for ref in gc.get_referrers(p):
-            if ref.__class__ is list and ref is not proxies and ref is not out:
-                ref[:] = [p._value if o is p else o for o in ref]
-                continue
-            attrs = ref if ref.__class__ is dict else getattr(ref, "__dict__", None)  # an instance's own values
+        _replace(p, p._value, (proxies, out))
+    return out
+
+
+def _replace(old, new, skip, depth=0):
+    """Put `new` where Python state holds `old`: in lists, deques, dicts (subclasses too), sets, instance
+    attributes (a __dict__ or __slots__) and closure cells; a tuple holding it is rebuilt and replaced in turn
+    (`history.append((step, loss.item()))`)."""
+    for ref in gc.get_referrers(old):
+        if any(ref is k for k in skip):
+            continue
+        if isinstance(ref, (list, collections.deque)):
+            for i, o in enumerate(ref):
+                if o is old:
+                    ref[i] = new
+        elif isinstance(ref, dict):
+            _replace_in(ref, old, new)
+        elif isinstance(ref, (set, frozenset)):
+            if isinstance(ref, set):
+                ref.discard(old)
+                ref.add(new)
+        elif isinstance(ref, types.CellType):
+            ref.cell_contents = new
+        elif isinstance(ref, tuple):
+            if depth < 2:
+                items = [new if o is old else o for o in ref]
+                _replace(ref, type(ref)._make(items) if hasattr(ref, "_fields") else tuple(items), skip, depth + 1)
+        else:
+            attrs = getattr(ref, "__dict__", None)
             if attrs.__class__ is dict:
-                for k, v in list(attrs.items()):
-                    if v is p:
-                        attrs[k] = p._value
-    return sorted({p._index for p in out})
+                _replace_in(attrs, old, new)
+            for cls in type(ref).__mro__:
+                slots = cls.__dict__.get("__slots__", ())
+                for name in (slots,) if isinstance(slots, str) else slots:
+                    if getattr(ref, name, None) is old:
+                        setattr(ref, name, new)
+
+
+def _replace_in(d, old, new):
+    for k, v in list(d.items()):
+        if v is old:
+            d[k] = new
 
 
 def _walk(obj, inner):
-    """Count the references to each object from the containers (tuples, lists, dicts) of a result."""
+    """Count the references to each object from the containers (tuples, lists, sets, dicts: keys and values) of a
+    result."""
     if id(obj) in inner:
         return
     inner[id(obj)] = [obj, 0]
-    children = obj if isinstance(obj, (tuple, list)) else obj.values() if isinstance(obj, dict) else ()
+    children = obj if isinstance(obj, (tuple, list, set, frozenset)) else \
+        (*obj.keys(), *obj.values()) if isinstance(obj, dict) else ()
     for c in children:
         _walk(c, inner)
         inner[id(c)][1] += 1

@@ -6,9 +6,11 @@ State arrays are kept as Tensors (as PyTorch keeps tensors) so `state_dict()` ca
 import copy
 from collections.abc import MutableMapping
 
+import numbers
+
 import numpy as np
 
-from ..compile.hooks import replayable
+from ..compile.hooks import active, replayable
 from ..tensor import Tensor
 
 
@@ -67,7 +69,7 @@ def _typename(x):
 
 def check_hyper(name, value):
     """PyTorch's constructor checks: a negative (or NaN) hyperparameter is a ValueError."""
-    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, got {_typename(value)}")
     if not 0.0 <= value:
         raise ValueError(f"Invalid learning rate: {value}" if name == "lr" else f"Invalid {name} value: {value}")
@@ -88,6 +90,8 @@ class Optimizer:
     """Base class of all optimizers (as `torch.optim.Optimizer`)."""
 
     def __init__(self, params, defaults):
+        cap = active()  # a tl.compile capture running: this optimizer's steps would not replay as eager runs them
+        self._made_during = None if cap is None else id(cap)
         self.defaults = defaults
         if isinstance(params, Tensor) or isinstance(params, np.ndarray):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors or "
