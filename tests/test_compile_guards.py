@@ -635,6 +635,26 @@ def test_a_read_int_compared_with_a_float_guards_the_branch():
     assert [g(tl.ones(1), n).tolist() for n in (3, 3, 2)] == [[2.0], [2.0], [1.0]]
 
 
+def test_a_comparison_of_a_dynamic_number_guards_its_outcome_even_after_an_effect():
+    """`if epoch < warmup:` after the optimizer step: the guard is on the branch taken (checked where the argument is
+    read, before any effect), so every epoch of one branch replays one variant."""
+    def run(compiled):
+        model = _model()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, epoch):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss.item(), ("warm-up" if epoch < 3 else "train")
+        f = tl.compile(step, dynamic=True) if compiled else step
+        return [f(_x(seed=i), i) for i in range(8)], [p.numpy().copy() for p in model.parameters()], f
+    (got, params, f), (want, params_eager, _) = run(True), run(False)
+    assert got == want and all(np.array_equal(a, b) for a, b in zip(params, params_eager))
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 6 and f.stats["eager_calls"] == 0
+
+
 def test_a_read_int_mixes_with_floats_as_a_plain_int():
     f = tl.compile(lambda x: x * (x.sum().item() + 2.5))
     for v in ([1, 2], [1, 2], [1, 3]):

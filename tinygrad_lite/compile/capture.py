@@ -357,7 +357,14 @@ class Capture:
     def comparison(self, index, name, other, result):
         """`read <op> number` came out `result`: a guard on that outcome (the branch), not on the read's value."""
         rec = self.reads[index]
-        self.ops.append(Op(name, (rec, other), result, _caller(2), False, "compare"))
+        op = Op(name, (rec, other), result, _caller(2), False, "compare")
+        if rec.kind != "arg":
+            self.ops.append(op)
+            return
+        # a number argument (or one computed from them) is known where it is read: the guard goes there, before any
+        # effect of the call (`if epoch < warmup:` after an optimizer step still replays)
+        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and self.ops[i].args is rec)
+        self.ops.insert(at + 1, op)
 
     def decision(self, fn, args, value):
         tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))

@@ -118,10 +118,6 @@ class Arg(Read):
         self.ref = ref
 
 
-for _name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):  # by value: known before any effect
-    setattr(Arg, _name, _reader(_name))
-
-
 def _deriver(name):
     """Arithmetic of an Arg with plain ints and floats or other Args (`1 - beta`, `0.5 * t`): a new Arg for the
     result, which a replay computes from that call's numbers. A power stays a guard (int ** int is an int or a
