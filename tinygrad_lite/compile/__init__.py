@@ -269,8 +269,7 @@ class Compiled:
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
             kept = kept_outside(cap.proxies, out)
         if kept and cap.failure is None:
-            rec = cap.reads[kept[0]._index]
-            what = rec.site if rec.kind == "arg" else f"the value read with .{rec.kind}() at {rec.site}"
+            what = cap.reads[kept[0]._index].describe()
             if kept[0].derived:
                 what = f"a number computed from {what}"
             cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a list, "

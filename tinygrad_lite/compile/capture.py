@@ -373,10 +373,13 @@ class Capture:
     def argument(self, index, value):
         """Numeric argument `index` of a call compiled with dynamic=True: an Arg proxy (see reads.py)."""
         kind = "an int" if isinstance(value, int) else "a float"
-        rec = ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})")
+        return self._arg_proxy(ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})"))
+
+    def _arg_proxy(self, rec):
+        """The Arg proxy of a number argument (or a number computed from them), read by a step of its own."""
         self.reads.append(rec)
         self.ops.append(Op(None, rec, None, rec.site, False, "read"))
-        proxy = proxy_class(value, "arg")(value, len(self.reads) - 1, self, rec.ref)
+        proxy = proxy_class(rec.value, "arg")(rec.value, len(self.reads) - 1, self, rec.ref)
         self.proxies.append(proxy)
         return proxy
 
@@ -391,12 +394,8 @@ class Capture:
         self.nslots += 1
         self.ops.append(Op(fn, self.template(operands, "arithmetic on a numeric argument"), k, None, False, "kernel"))
         first = next(o for o in operands if isinstance(o, Arg))
-        rec = ReadRecord(Ref(SLOT, k), "arg", value, f"a number computed from {self.reads[first._index].site}")
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
-        proxy = proxy_class(value, "arg")(value, len(self.reads) - 1, self, rec.ref)
-        self.proxies.append(proxy)
-        return proxy
+        return self._arg_proxy(ReadRecord(Ref(SLOT, k), "arg", value,
+                                          f"a number computed from {self.reads[first._index].site}"))
 
     def derived(self, value, index):
         """A number computed in Python from the guarded read `index` (see reads.DerivedRead)."""

@@ -44,9 +44,9 @@ class Plan:
             if op.kind == "read":
                 rec = op.args
                 if rec.used and effect_seen:
-                    what = rec.site if rec.kind == "arg" else f"a value read with .{rec.kind}() at {rec.site}"
-                    raise Unsupported(f"{what} is used in Python after the call already changed state (an optimizer "
-                                      f"step, a gradient delivered): a replay could not stop cleanly if it differed")
+                    raise Unsupported(f"{rec.describe()} is used in Python after the call already changed state (an "
+                                      f"optimizer step, a gradient delivered): a replay could not stop cleanly if it "
+                                      f"differed")
                 read = op_reads[i]
                 for k in read:
                     uses[k] = i
@@ -57,8 +57,8 @@ class Plan:
             if op.kind == "compare":
                 rec, other = op.args
                 if effect_seen:
-                    raise Unsupported(f"a value read with .{rec.kind}() at {rec.site} is compared in Python after "
-                                      f"the call already changed state: a replay could not stop cleanly")
+                    raise Unsupported(f"{rec.describe()} is compared in Python after the call already changed state: a "
+                                      f"replay could not stop cleanly")
                 self.reads_of.append([])
                 self.writes_of.append([])
                 steps.append(("closure", self._compare_step(rec, op.fn, other, op.outs, op.site)))

@@ -197,6 +197,10 @@ class ReadRecord:
     def __init__(self, ref, kind, value, site):
         self.ref, self.kind, self.value, self.used, self.site = ref, kind, value, False, site
 
+    def describe(self):
+        """For messages: 'a value read with .item() at file:line', or 'argument 2 (a float)' (dynamic=True)."""
+        return self.site if self.kind == "arg" else f"a value read with .{self.kind}() at {self.site}"
+
 
 def read_value(arr, kind):
     """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
