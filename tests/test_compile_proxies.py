@@ -431,5 +431,5 @@ def test_manual_sgd_with_a_dynamic_learning_rate_replays(update):
         return [p.numpy().copy() for p in model.parameters()], f
     (got, f), (want, _) = run(True), run(False)
     assert all(np.array_equal(a, b) for a, b in zip(got, want))
-    assert f.stats["traces"] == 1 and f.stats["replays"] == 11, f.stats
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 10, f.stats  # (the 1st call starts with no .grad)
 
