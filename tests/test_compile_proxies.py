@@ -266,6 +266,26 @@ def test_a_global_number_the_function_reads_is_a_guard(where):
         _SCALE = 1.0
 
 
+_CALLS = 0
+
+
+def test_a_step_that_changes_a_global_number_itself_never_replays_and_counts_as_eager():
+    """`global _CALLS; _CALLS += 1` inside the step: the guard snapshotted before the recording call fails on every
+    later call, so nothing replays a stale count (after max_variants the calls run eagerly, warned once)."""
+    global _CALLS
+
+    def step(x):
+        global _CALLS
+        _CALLS += 1
+        return x * _CALLS
+    f = tl.compile(step, max_variants=2)
+    _CALLS = 0
+    with pytest.warns(tl.CompileWarning, match="the global '_CALLS' the function reads was"):
+        outs = [f(tl.tensor(X4)).numpy() for _ in range(5)]
+    assert _CALLS == 5 and all(np.array_equal(o, X4 * (i + 1)) for i, o in enumerate(outs))
+    assert f.stats["replays"] == 0 and f.stats["eager_calls"] == 3
+
+
 def test_a_dynamic_number_used_as_a_returned_key_is_a_plain_value():
     """`return {epoch: loss.item()}` (dynamic=True): the key is a plain int (hashing it guards it by value)."""
     fn = lambda x, epoch: {epoch: (x * 2).sum().item()}  # noqa: E731
