@@ -306,3 +306,58 @@ def test_no_gradient_reaches_a_head_the_loss_does_not_use():
         f(tl.tensor(x))["a"].sum().backward()
         assert m.b.weight.grad is None and m.a.weight.grad is not None
     assert f.stats["replays"] == 2
+
+
+def test_a_gradient_hook_inside_is_never_called_with_a_placeholder_gradient():
+    lin = nn.Linear(3, 2)
+    seen = []
+
+    def fn(x):
+        h = lin(x)
+        h.register_hook(lambda g: seen.append(g.numpy().copy()))
+        return h.tanh()
+    f = tl.compile(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for i in range(3):
+            (f(tl.ones(2, 3)) * (i + 2)).sum().backward()
+    assert len(seen) == 3 and f.stats["replays"] == 0 and "hook" in f.stats["last_reason"], f.stats
+
+
+def test_a_compiled_model_inside_a_compiled_training_step_runs_inline_in_its_record():
+    def step_with(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = _ce(model(tl.tensor(x)), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+
+    def make():
+        m = _mlp(np.float32)
+        return m, tl.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    batches = _batches((8, 12), 4, np.float32)
+    tl.manual_seed(0)
+    m1, o1 = make()
+    eager = step_with(m1, o1)
+    want = [eager(x, y) for x, y in batches]
+    tl.manual_seed(0)
+    m2, o2 = make()
+    inner = tl.compile(m2)
+    outer = tl.compile(step_with(inner, o2))
+    got = [outer(x, y) for x, y in batches]
+    assert want == got and outer.stats["replays"] == CALLS - 1, outer.stats
+    _assert_same(_state(m1, o1), _state(m2, o2))
+
+
+def test_an_output_changed_in_place_before_backward_raises_when_its_backward_reads_it():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh())  # tanh's backward reads its output
+    f = tl.compile(model)
+    for _ in range(3):
+        out = f(tl.ones(2, 4))
+        with tl.no_grad():
+            out.mul_(2.0)
+        with pytest.raises(RuntimeError, match="in-place"):
+            out.sum().backward()
+    assert f.stats["replays"] == 2

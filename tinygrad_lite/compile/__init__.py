@@ -157,6 +157,8 @@ class Compiled:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
+        if state.capture is not None:  # inside another compiled function's recording: run inline, recorded there
+            return self.fn(*args, **kwargs)
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []

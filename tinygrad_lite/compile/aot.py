@@ -4,13 +4,17 @@ style, and split from the forward.
 
 At the recorded call, after the forward, the engine walks the returned tensors' graph once more into the same
 capture, with placeholder output gradients (extra arguments) and every leaf's contributions kept apart, in the
-order the walk makes them (`run_backward(parts=...)`): that is the backward plan, whose result is those
-contributions. The forward plan returns the outputs and the forward arrays the backward reads ("saved"). A replay
-runs the forward plan and attaches its outputs to ONE tape entry whose VJP runs the backward plan on that call's
-saved arrays and incoming gradients and returns the contributions, one entry input each (a parameter used twice
-appears twice): the engine then sums a leaf's gradient in eager's order, so every `.grad` is eager's bit for bit.
-Anything else (a backward that reads values into Python, writes outside its own arrays, a sparse slice gradient,
-a leaf made inside the call, a graph reaching outside the call) raises Unsupported: the calls run eagerly.
+order the walk makes them (`run_backward(parts=...)`): that is a backward plan, whose result is those
+contributions (a slice gradient as its array and index). With several returned tensors, one backward is recorded
+per subset of them that may get gradients (the paths of the others must not run: leaves only they reach get no
+gradient in eager). The forward plan returns the outputs and the forward arrays the backwards read ("saved").
+
+A replay runs the forward plan and attaches its outputs to ONE tape entry (several outputs: each to a small entry
+that hands its gradient to that one) whose VJP runs the backward plan on that call's saved arrays and incoming
+gradients and returns the contributions, one entry input each (a parameter used twice appears twice): the engine
+then sums each leaf's gradient in eager's order, so every `.grad` is eager's bit for bit. What a replay cannot
+reproduce exactly (a backward that reads values into Python or writes outside its own arrays, a leaf made inside
+the call, a graph recorded before the call, a gradient hook) raises Unsupported: the calls run eagerly.
 """
 import numpy as np
 
@@ -34,12 +38,13 @@ class _Parts:
     """run_backward(parts=...): each leaf's gradient contributions, in the order the walk makes them."""
 
     def __init__(self, first_seq):
-        self.first_seq, self.outside, self.of, self.order, self.visited = first_seq, False, {}, [], []
+        self.first_seq, self.of, self.order, self.visited = first_seq, {}, [], []
 
     def visit(self, e):
+        if e.seq < self.first_seq:
+            raise Unsupported("the returned tensors' backward reaches a graph recorded before the call")
         if e.hooks:  # (before the engine would call them with the placeholder gradient)
             raise Unsupported(f"a gradient hook on the output of {e.describe()} inside the call")
-        self.outside = self.outside or e.seq < self.first_seq
         self.visited.append((e, e.grad))  # the gradient it received, shown by viz: restored after the recording
 
     def add(self, t, g):
@@ -93,12 +98,13 @@ def record_backward(cap, result, leaves, first_seq, capturing):
             raise Unsupported("a returned tensor with a graph alive is not an array the call made")
         out_refs.append(r)
     m, nfwd = len(cap.ops), cap.nslots
-    fwd_values = set()  # forward slots holding arrays (what a backward reads of the forward must be an array)
+    fwd_values = {}  # forward slot -> its array (what a backward reads of the forward must be an array)
     for key, r in cap.known.items():
         if r.kind == SLOT:
             wr = cap._watch.get(key)
-            if wr is not None and wr().__class__ is np.ndarray:
-                fwd_values.add(r.key)
+            obj = None if wr is None else wr()
+            if obj.__class__ is np.ndarray:
+                fwd_values[r.key] = obj
     rec = dict(m=m, nfwd=nfwd, out_refs=out_refs, outs=outs, nargs=len(leaves), saved={}, args_used=set(),
                live_used={}, backwards={})
     k = len(outs)
@@ -106,6 +112,8 @@ def record_backward(cap, result, leaves, first_seq, capturing):
         subset = tuple(i for i in range(k) if mask >> i & 1)
         rec["backwards"][subset] = _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values)
     rec["saved"] = sorted(rec["saved"], key=rec["saved"].get)
+    # an output whose memory a backward reads: changed in place before backward, its entry must refuse (as eager)
+    rec["aliased"] = any(np.may_share_memory(o._data, fwd_values[k]) for o in outs for k in rec["saved"])
     rec["args_used"] = sorted(rec["args_used"])
     rec["live_used"] = list(rec["live_used"].values())
     return rec
@@ -130,8 +138,6 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
                 e.grad = grad
     if cap.failure is not None:
         raise Unsupported(cap.failure)
-    if parts.outside:
-        raise Unsupported("the returned tensors' backward reaches a graph recorded before the call")
     targets, contrib = [], []  # per contribution: ("live", tensor) or ("arg", index); its Ref in the backward
     for t in parts.order:
         if id(t) in cap.args:
@@ -220,8 +226,8 @@ def _remap(tmpl, remap):
 class AotPlan:
     """A forward plan, and the backward plans its outputs' tape entry runs (see the module docstring). One returned
     tensor is the entry's output; several are each the output of a small entry that hands its gradient to a
-    shared anchor entry (recorded before them, so the engine runs it after them all), whose VJP runs the backward
-    of the outputs that got gradients."""
+    shared anchor entry (recorded before them, so the engine runs it after them all) and marks its place in the
+    anchor's gradient; the anchor's VJP runs the backward of the outputs so marked."""
 
     def __init__(self, cap, result, rec, lock, name):
         from ..ops.registry import Primitive
@@ -249,9 +255,10 @@ class AotPlan:
             self.targets += targets
         self.dtype = outs[0]._data.dtype
         self.lock = lock
-        self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None, reads=("inputs",))
+        output = ("output",) if rec["aliased"] else ()
+        self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None, reads=("inputs",) + output)
         self.prim.vjp = self._vjp
-        self.out_prim = Primitive(f"compiled_{name}_output", None, ("call",), nin=None, reads=())
+        self.out_prim = Primitive(f"compiled_{name}_output", None, ("call",), nin=None, reads=output)
         self.out_prim.vjp = self._out_vjp
 
     def run(self, argv):
@@ -265,7 +272,7 @@ class AotPlan:
             _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None),))
         else:
             holder = [None] * len(outs)  # each output's gradient in one backward, until the anchor's VJP runs
-            anchor = Tensor._wrap(np.empty(0, self.dtype))
+            anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
             _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder),))
             for i, o in enumerate(outs):
                 _recorder.record(self.out_prim, (anchor,), o, ((holder, i),))
@@ -277,7 +284,9 @@ class AotPlan:
             self._no_create_graph()
         holder, i = entry.attrs[0]
         holder[i] = g._data
-        return (Tensor._wrap(np.empty(0, self.dtype)),)
+        mark = np.zeros(self.nouts, self.dtype)  # the anchor's gradient says which outputs got one in THIS backward
+        mark[i] = 1
+        return (Tensor._wrap(mark),)
 
     def _no_create_graph(self):
         raise RuntimeError(f"backward with create_graph=True through the output of a tl.compile'd function "
@@ -293,8 +302,9 @@ class AotPlan:
         if holder is None:
             gs, subset = [g._data], (0,)
         else:
-            subset = tuple(i for i, x in enumerate(holder) if x is not None)
-            gs = [holder[i] for i in range(self.nouts)]
+            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
+            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
+            gs = [holder[i] if i in subset else None for i in range(self.nouts)]
             holder[:] = [None] * self.nouts
         saved = entry.saved
         nc = len(self.targets)
