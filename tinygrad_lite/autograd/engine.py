@@ -145,12 +145,14 @@ def _accumulate(store, key, gi, owned, create_graph):
 backward_watchers = []
 
 
-def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
+def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, parts=None):
     """Backpropagate `root_grads` from `roots`. With `inputs` (for autograd.grad), return a dict id -> gradient
-    of those tensors (None where unused) and leave every `.grad` untouched."""
+    of those tensors (None where unused) and leave every `.grad` untouched. With `parts` (tl.compile), hand each
+    leaf's contributions one by one to `parts.add(leaf, gradient)`, in the order the walk makes them, instead of
+    summing them, deliver nothing, and call `parts.visit(entry)` before each entry's VJP."""
     Tensor = tape.Tensor
     watches = [w for w in [f(roots) for f in list(backward_watchers)] if w is not None] \
-        if backward_watchers and inputs is None else None
+        if backward_watchers and inputs is None and parts is None else None
     capture = capture_entries = None
     if inputs is not None:
         capture = {id(t): None for t in inputs}
@@ -177,6 +179,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         while heap:
             _, e = heappop(heap)
             g = grads.pop(e)
+            if parts is not None:
+                parts.visit(e)
             if owned:
                 owned.discard(e)
             saved = e.saved
@@ -226,6 +230,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                         heappush(heap, (-parent.seq, parent))
                     elif _accumulate(grads, parent, gi, owned, create_graph):
                         heappush(heap, (-parent.seq, parent))
+                elif parts is not None:
+                    parts.add(t, gi)
                 elif capture is None or id(t) in capture:
                     leaves[id(t)] = t
                     _accumulate(leaf_grads, id(t), gi, owned, create_graph)

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from . import capture as _capture
+from . import aot as _aot, capture as _capture
 from .capture import Unsupported
 from .constants import changed, python_constants
 from .plan import Plan
@@ -182,17 +182,23 @@ class Compiled:
         self._variants = []
         self._lock = threading.RLock()
         self._warned = False
+        self._warned_graph = False  # the one warning that calls returning a live graph run eagerly
         self.__wrapped__ = fn
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def __repr__(self):
         return f"<tl.compile of {getattr(self.fn, '__name__', type(self.fn).__name__)}: {self.stats}>"
 
+    def _name(self):
+        return getattr(self.fn, "__name__", type(self.fn).__name__)
+
     def __call__(self, *args, **kwargs):
         with self._lock:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
+        if state.capture is not None:  # inside another compiled function's recording: run inline, recorded there
+            return self.fn(*args, **kwargs)
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []
@@ -241,7 +247,6 @@ class Compiled:
         return self.fn(*args, **kwargs)
 
     def _trace(self, args, kwargs, key, leaves):
-        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
         self.stats["traces"] += 1
         constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
         with _capture_lock, paused_gc():
@@ -257,30 +262,42 @@ class Compiled:
                 swap = iter(swapped)
                 args, kwargs = _flatten(args, [], True, swap), _flatten_kwargs(kwargs, [], True, swap)
                 del swap, made, swapped, x
-            prev, prev_hook, prev_flag = state.capture, _tensor._creation_hook, _recorder.capturing
-            state.capture, _tensor._creation_hook, _recorder.capturing = cap, cap.tensor_created, True
+            first_seq = next(_recorder._seq)
             try:
-                out = self.fn(*args, **kwargs)
+                with _capturing(cap):
+                    out = self.fn(*args, **kwargs)
             except BaseException as exc:  # an error message or argument holding a read: its plain value
                 exc.args = tuple(_plain(a) for a in exc.args)
                 raise
             finally:
-                state.capture, _tensor._creation_hook, _recorder.capturing = prev, prev_hook, prev_flag
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
             kept = kept_outside(cap.proxies, out)
-        if kept and cap.failure is None:
-            what = cap.reads[kept[0]._index].describe()
-            if kept[0].derived:
-                what = f"a number computed from {what}"
-            cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a list, "
-                           f"stored in an attribute or a global): a replay would not update it; return the value "
-                           f"and keep it in the caller")
+            if kept and cap.failure is None:
+                what = cap.reads[kept[0]._index].describe()
+                if kept[0].derived:
+                    what = f"a number computed from {what}"
+                cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a "
+                               f"list, stored in an attribute or a global): a replay would not update it; return "
+                               f"the value and keep it in the caller")
+            aot = None
+            if cap.failure is None and _aot.graph_outputs(out):  # a backward outside the call: record it too
+                try:
+                    aot = _aot.record_backward(cap, out, leaves, first_seq, _capturing(cap))
+                except Unsupported as exc:
+                    cap.fail(exc.reason)
+                except Exception as exc:  # noqa: BLE001  (the user's own backward will meet it: run eagerly)
+                    cap.fail(f"recording the backward of the returned tensors raised {type(exc).__name__}: {exc}")
         try:
             with paused_gc():
-                plan = Plan(cap, out)
+                plan = Plan(cap, out) if aot is None else _aot.AotPlan(cap, out, aot, self._lock, self._name())
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason
+        if plan is None and not self.fullgraph and not self._warned_graph and _aot.graph_outputs(out):
+            self._warned_graph = True
+            warnings.warn(f"tl.compile({self._name()}): the function returns a tensor whose graph is still alive "
+                          f"(a backward outside it), and this call cannot be compiled: {reason}. Such calls run "
+                          f"eagerly", CompileWarning, stacklevel=4)
         self._variants.append(_Variant(key, plan, reason, constants))
         self.stats["variants"] = len(self._variants)
         if plan is None:
@@ -288,6 +305,22 @@ class Compiled:
             if self.fullgraph:
                 raise CompileError(f"tl.compile(fullgraph=True): cannot capture: {reason}")
         return _plain(out)
+
+
+class _capturing:
+    """`cap` recording on this thread: the autograd state, the tensor creation hook and the recorder's flag."""
+
+    def __init__(self, cap):
+        self.cap = cap
+
+    def __enter__(self):
+        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
+        self.prev = state.capture, _tensor._creation_hook, _recorder.capturing
+        state.capture, _tensor._creation_hook, _recorder.capturing = self.cap, self.cap.tensor_created, True
+
+    def __exit__(self, *exc):
+        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]
+        state.capture, _tensor._creation_hook, _recorder.capturing = self.prev
 
 
 def _plain(obj):

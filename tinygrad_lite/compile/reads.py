@@ -252,9 +252,10 @@ def kept_outside(proxies, result):
 def _replace(old, new, skip, depth=0):
     """Put `new` where Python state holds `old`: in lists, deques, dicts (subclasses too), sets, instance
     attributes (a __dict__ or __slots__) and closure cells; a tuple holding it is rebuilt and replaced in turn
-    (`history.append((step, loss.item()))`)."""
+    (`history.append((step, loss.item()))`). (No comprehension here closes over `old`: that would put it in a cell
+    of this very frame, which the cell case below would then rewrite.)"""
     for ref in gc.get_referrers(old):
-        if any(ref is k for k in skip):
+        if ref is skip[0] or ref is skip[1]:
             continue
         if isinstance(ref, (list, collections.deque)):
             for i, o in enumerate(ref):
@@ -270,7 +271,10 @@ def _replace(old, new, skip, depth=0):
             ref.cell_contents = new
         elif isinstance(ref, tuple):
             if depth < 2:
-                items = [new if o is old else o for o in ref]
+                items = list(ref)
+                for i, o in enumerate(items):
+                    if o is old:
+                        items[i] = new
                 _replace(ref, type(ref)._make(items) if hasattr(ref, "_fields") else tuple(items), skip, depth + 1)
         else:
             attrs = getattr(ref, "__dict__", None)

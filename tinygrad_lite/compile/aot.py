@@ -1,0 +1,325 @@
+"""A compiled function that returns tensors whose graph is still alive (`model = tl.compile(model)`; `loss =
+crit(model(x), y)`; `loss.backward()` outside): the backward of the call's graph is recorded too, AOT-autograd
+style, and split from the forward.
+
+At the recorded call, after the forward, the engine walks the returned tensors' graph once more into the same
+capture, with placeholder output gradients (extra arguments) and every leaf's contributions kept apart, in the
+order the walk makes them (`run_backward(parts=...)`): that is a backward plan, whose result is those
+contributions (a slice gradient as its array and index). With several returned tensors, one backward is recorded
+per subset of them that may get gradients (the paths of the others must not run: leaves only they reach get no
+gradient in eager). The forward plan returns the outputs and the forward arrays the backwards read ("saved").
+
+A replay runs the forward plan and attaches its outputs to ONE tape entry (several outputs: each to a small entry
+that hands its gradient to that one) whose VJP runs the backward plan on that call's saved arrays and incoming
+gradients and returns the contributions, one entry input each (a parameter used twice appears twice): the engine
+then sums each leaf's gradient in eager's order, so every `.grad` is eager's bit for bit. What a replay cannot
+reproduce exactly (a backward that reads values into Python or writes outside its own arrays, a leaf made inside
+the call, a graph recorded before the call, a gradient hook) raises Unsupported: the calls run eagerly.
+"""
+import numpy as np
+
+from .buffers import refs as _refs
+from .capture import ARG, CONST, LIVE, SLOT, Op, Ref, Unsupported, map_structure
+from .plan import Plan
+from ..autograd import recorder as _recorder
+from ..autograd.grad_mode import state
+
+
+def graph_outputs(result):
+    """The returned tensors whose graph is alive (a backward outside the call would go through it)."""
+    from ..tensor import Tensor
+    found = []
+    map_structure(result, lambda t: found.append(t) if isinstance(t, Tensor) and t.requires_grad and
+                  t._entry is not None and not t._entry.released else None)
+    return found
+
+
+class _Parts:
+    """run_backward(parts=...): each leaf's gradient contributions, in the order the walk makes them."""
+
+    def __init__(self, first_seq):
+        self.first_seq, self.of, self.order, self.visited = first_seq, {}, [], []
+
+    def visit(self, e):
+        if e.seq < self.first_seq:
+            raise Unsupported("the returned tensors' backward reaches a graph recorded before the call")
+        if e.hooks:  # (before the engine would call them with the placeholder gradient)
+            raise Unsupported(f"a gradient hook on the output of {e.describe()} inside the call")
+        self.visited.append((e, e.grad))  # the gradient it received, shown by viz: restored after the recording
+
+    def add(self, t, g):
+        got = self.of.get(id(t))
+        if got is None:
+            self.of[id(t)] = got = []
+            self.order.append(t)
+        got.append(g)
+
+
+class _Out:
+    """In the forward plan's result template: the place of returned graph output number `index`."""
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+
+class _Part:
+    """The part of a capture one plan is built from: a range of its operations (what Plan reads of a Capture)."""
+
+    def __init__(self, cap, ops, nslots, guards=True):
+        self.failure, self.ops, self.nslots, self.fail, self.ref = cap.failure, ops, nslots, cap.fail, cap.ref
+        self.live, self.leaves, self.arg_grads, self.modules = \
+            (cap.live, cap.leaves, cap.arg_grads, cap.modules) if guards else ({}, {}, {}, {})
+
+
+MAX_OUTPUTS = 3  # returned tensors with graphs alive: a backward is recorded per subset that gets gradients
+
+
+def record_backward(cap, result, leaves, first_seq, capturing):
+    """Record the backward of `result`'s live graph into `cap` (its forward already recorded): one backward per
+    non-empty subset of the returned tensors (the ones a later backward gives gradients: the others' paths must
+    not run, or leaves only they reach would get zero gradients instead of none). Returns what `AotPlan` needs, or
+    raises Unsupported. `capturing`: a context manager making `cap` the active capture."""
+    from ..tensor import Tensor
+    outs = graph_outputs(result)
+    if len({id(o) for o in outs}) != len(outs):
+        raise Unsupported("the function returns the same tensor twice (with its graph alive)")
+    if len(outs) > MAX_OUTPUTS:
+        raise Unsupported(f"the function returns {len(outs)} tensors whose graph is alive (at most {MAX_OUTPUTS} "
+                          f"are compiled with their backward)")
+    for t in list(cap.live.values()) + [x for x in leaves if isinstance(x, Tensor)]:
+        if t.requires_grad and t._entry is not None:
+            raise Unsupported(f"a tensor of shape {tuple(t._data.shape)} with a graph recorded before the call is "
+                              f"used inside it: the returned tensors' backward would reach outside the call")
+    out_refs = []
+    for o in outs:
+        r = cap.known.get(id(o._data))
+        if r is None or r.kind != SLOT:
+            raise Unsupported("a returned tensor with a graph alive is not an array the call made")
+        out_refs.append(r)
+    m, nfwd = len(cap.ops), cap.nslots
+    fwd_values = {}  # forward slot -> its array (what a backward reads of the forward must be an array)
+    for key, r in cap.known.items():
+        if r.kind == SLOT:
+            wr = cap._watch.get(key)
+            obj = None if wr is None else wr()
+            if obj.__class__ is np.ndarray:
+                fwd_values[r.key] = obj
+    rec = dict(m=m, nfwd=nfwd, out_refs=out_refs, outs=outs, nargs=len(leaves), saved={}, args_used=set(),
+               live_used={}, backwards={})
+    k = len(outs)
+    for mask in range(1, 2 ** k):
+        subset = tuple(i for i in range(k) if mask >> i & 1)
+        rec["backwards"][subset] = _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values)
+    rec["saved"] = sorted(rec["saved"], key=rec["saved"].get)
+    # an output whose memory a backward reads: changed in place before backward, its entry must refuse (as eager)
+    rec["aliased"] = any(np.may_share_memory(o._data, fwd_values[k]) for o in outs for k in rec["saved"])
+    rec["args_used"] = sorted(rec["args_used"])
+    rec["live_used"] = list(rec["live_used"].values())
+    return rec
+
+
+def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
+    """Record the backward from the returned tensors `subset`: (its operations, contribution targets and Refs)."""
+    from ..autograd.engine import run_backward
+    from ..autograd.index_grad import IndexGrad
+    from ..tensor import Tensor
+    n, outs = len(leaves), rec["outs"]
+    start_op, start_slot = len(cap.ops), cap.nslots
+    gs = [np.ones_like(outs[i]._data) for i in subset]
+    parts = _Parts(first_seq)
+    with capturing:
+        for i, g in zip(subset, gs):
+            cap._know(g, Ref(ARG, n + i))
+        try:
+            run_backward([outs[i] for i in subset], [Tensor._wrap(g) for g in gs], True, False, parts=parts)
+        finally:
+            for e, grad in parts.visited:
+                e.grad = grad
+    if cap.failure is not None:
+        raise Unsupported(cap.failure)
+    targets, contrib = [], []  # per contribution: ("live", tensor) or ("arg", index); its Ref in the backward
+    for t in parts.order:
+        if id(t) in cap.args:
+            where = ("arg", cap.args[id(t)])
+        elif id(t) in cap.live and id(t) not in cap.created:
+            where = ("live", t)
+        else:
+            raise Unsupported(f"the returned tensors' backward reaches a leaf of shape {tuple(t._data.shape)} made "
+                              f"inside the call")
+        for g in parts.of[id(t)]:
+            sparse = g.__class__ is IndexGrad
+            r = cap.known.get(id(g.g._data if sparse else g._data))
+            if r is None or not ((r.kind == SLOT and r.key >= start_slot) or
+                                 (r.kind == ARG and r.key - n in subset)):
+                raise Unsupported("a gradient contribution in the backward of the returned tensors is not an array "
+                                  "the backward made")
+            targets.append(where)
+            if sparse:  # a slice gradient (of an indexing): its array and index, rebuilt by each backward
+                index = cap.template(g.index, "the index of a slice gradient")
+                if not _resolvable(index):
+                    raise Unsupported("a slice gradient's index holds a tensor inside a slice")
+                contrib.append(((r, index), (g.shape, g.basic)))
+            else:
+                contrib.append((r, None))
+    del parts, gs
+    if cap.failure is not None:
+        raise Unsupported(cap.failure)
+    ops = []
+    for op in cap.ops[start_op:]:
+        if op.kind != "kernel" or op.effect or op.shapes is not None:
+            what = {"read": "reads a value into Python", "compare": "compares a value in Python",
+                    "decision": "makes a choice from values", "host": "calls back into Python"}.get(op.kind)
+            raise Unsupported(f"the backward of the returned tensors {what or 'has an effect or a value-dependent shape'}"
+                              f" (at {op.site}): it is not captured")
+        outs_ = op.outs if isinstance(op.outs, tuple) else (op.outs,)
+        if any(k < start_slot for k in outs_):
+            raise Unsupported("the backward of the returned tensors writes into an array of the forward")
+        _note_reads(op.args, op.site, rec, leaves, start_slot, fwd_values)
+        ops.append(op)
+    _note_reads([c for c, _ in contrib], "a slice gradient", rec, leaves, start_slot, fwd_values)
+    return ops, targets, contrib
+
+
+def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values):
+    """Check what a backward step reads and note the forward arrays, arguments and live tensors among it."""
+    from ..tensor import Tensor
+    n, nfwd, saved = len(leaves), rec["nfwd"], rec["saved"]
+    for r in _refs(tmpl, []):
+        if r.kind == SLOT and r.key < start_slot:
+            if r.key >= nfwd or r.key not in fwd_values:
+                raise Unsupported("the backward of the returned tensors reads a forward value that is not an array")
+            saved.setdefault(r.key, len(saved))
+        elif r.kind == ARG and r.key < n:
+            if not isinstance(leaves[r.key], (np.ndarray, Tensor)):
+                raise Unsupported("the backward of the returned tensors reads a numeric argument")
+            rec["args_used"].add(r.key)
+        elif r.kind == LIVE:
+            rec["live_used"][id(r.key)] = r.key
+        elif r.kind not in (SLOT, ARG, CONST):
+            raise Unsupported(f"the backward of the returned tensors reads {r.kind} data (at {site})")
+
+
+def _resolvable(tmpl):
+    """Whether a plan's result builder resolves every Ref in `tmpl` (it does not look inside slices)."""
+    if isinstance(tmpl, (tuple, list)):
+        return all(_resolvable(t) for t in tmpl)
+    if isinstance(tmpl, slice):
+        return not _refs(tmpl, [])
+    return not isinstance(tmpl, dict) or not _refs(tmpl, [])
+
+
+def _remap(tmpl, remap):
+    if isinstance(tmpl, Ref):
+        return remap.get(tmpl.key, tmpl) if tmpl.kind == SLOT else tmpl
+    if isinstance(tmpl, tuple) and hasattr(tmpl, "_fields"):
+        return type(tmpl)(*[_remap(t, remap) for t in tmpl])
+    if isinstance(tmpl, (tuple, list)):
+        return type(tmpl)(_remap(t, remap) for t in tmpl)
+    if isinstance(tmpl, slice):
+        return slice(_remap(tmpl.start, remap), _remap(tmpl.stop, remap), _remap(tmpl.step, remap))
+    if isinstance(tmpl, dict):
+        return {k: _remap(v, remap) for k, v in tmpl.items()}
+    return tmpl
+
+
+class AotPlan:
+    """A forward plan, and the backward plans its outputs' tape entry runs (see the module docstring). One returned
+    tensor is the entry's output; several are each the output of a small entry that hands its gradient to a
+    shared anchor entry (recorded before them, so the engine runs it after them all) and marks its place in the
+    anchor's gradient; the anchor's VJP runs the backward of the outputs so marked."""
+
+    def __init__(self, cap, result, rec, lock, name):
+        from ..ops.registry import Primitive
+        outs = rec["outs"]
+        index = {id(o): i for i, o in enumerate(outs)}
+        marked = map_structure(result, lambda t: _Out(index[id(t)]) if id(t) in index else t)
+        fwd_result = (marked, tuple(rec["out_refs"]), tuple(Ref(SLOT, k) for k in rec["saved"]))
+        self.forward = Plan(_Part(cap, cap.ops[:rec["m"]], rec["nfwd"]), fwd_result)
+        for attr in ("modules", "live", "leaves", "arg_grads"):
+            setattr(self, attr, getattr(self.forward, attr))
+        self.args_used, self.live_used = rec["args_used"], rec["live_used"]
+        self.nargs, self.nouts = rec["nargs"], len(outs)
+        base = self.nargs + self.nouts
+        remap = {k: Ref(ARG, base + j) for j, k in enumerate(rec["saved"])}
+        self.targets, self.backwards = [], {}  # subset -> (backward plan, its first entry input, its count)
+        for subset, (ops, targets, contrib) in rec["backwards"].items():
+            bops = []
+            for op in ops:
+                new = Op(op.fn, _remap(op.args, remap), op.outs, op.where, op.effect, op.kind, op.shapes)
+                new.prim, new.layout, new.views = op.prim, op.layout, op.views
+                bops.append(new)
+            result = tuple(_remap(c, remap) for c, _ in contrib)
+            plan = Plan(_Part(cap, bops, cap.nslots, guards=False), result)
+            self.backwards[subset] = (plan, len(self.targets), len(targets), [sparse for _, sparse in contrib])
+            self.targets += targets
+        self.dtype = outs[0]._data.dtype
+        self.lock = lock
+        output = ("output",) if rec["aliased"] else ()
+        self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None, reads=("inputs",) + output)
+        self.prim.vjp = self._vjp
+        self.out_prim = Primitive(f"compiled_{name}_output", None, ("call",), nin=None, reads=output)
+        self.out_prim.vjp = self._out_vjp
+
+    def run(self, argv):
+        from ..tensor import Tensor
+        marked, outs, saved = self.forward.run(argv)
+        inputs = [argv[key] if kind == "arg" else key for kind, key in self.targets]
+        inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
+        inputs += self.live_used
+        inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
+        if len(outs) == 1:
+            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None),))
+        else:
+            holder = [None] * len(outs)  # each output's gradient in one backward, until the anchor's VJP runs
+            anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
+            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder),))
+            for i, o in enumerate(outs):
+                _recorder.record(self.out_prim, (anchor,), o, ((holder, i),))
+        return map_structure(marked, lambda t: outs[t.index] if t.__class__ is _Out else t)
+
+    def _out_vjp(self, entry, g):
+        from ..tensor import Tensor
+        if state.grad_enabled:
+            self._no_create_graph()
+        holder, i = entry.attrs[0]
+        holder[i] = g._data
+        mark = np.zeros(self.nouts, self.dtype)  # the anchor's gradient says which outputs got one in THIS backward
+        mark[i] = 1
+        return (Tensor._wrap(mark),)
+
+    def _no_create_graph(self):
+        raise RuntimeError(f"backward with create_graph=True through the output of a tl.compile'd function "
+                           f"({self.prim.name}): its backward is compiled and records no graph; call the function "
+                           f"without tl.compile for higher-order gradients")
+
+    def _vjp(self, entry, g):
+        from ..autograd.index_grad import IndexGrad
+        from ..tensor import Tensor
+        if state.grad_enabled:
+            self._no_create_graph()
+        holder = entry.attrs[0][1]
+        if holder is None:
+            gs, subset = [g._data], (0,)
+        else:
+            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
+            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
+            gs = [holder[i] if i in subset else None for i in range(self.nouts)]
+            holder[:] = [None] * self.nouts
+        saved = entry.saved
+        nc = len(self.targets)
+        argv = [None] * self.nargs + gs
+        for i, t in zip(self.args_used, saved[nc:]):
+            argv[i] = t._data
+        argv += [t._data for t in saved[nc + len(self.args_used) + len(self.live_used):]]
+        plan, first, count, sparse = self.backwards[subset]
+        with self.lock:
+            got = plan.run(argv)
+        grads = [None] * len(saved)
+        for j, (x, how) in enumerate(zip(got, sparse)):
+            if how is None:
+                grads[first + j] = x if isinstance(x, Tensor) else Tensor._wrap(x)
+            else:
+                (x, index), (shape, basic) = x, how
+                grads[first + j] = IndexGrad(x if isinstance(x, Tensor) else Tensor._wrap(x), shape, index, basic)
+        return tuple(grads)
