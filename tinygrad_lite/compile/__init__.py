@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from . import aot as _aot, capture as _capture
-from .capture import Unsupported
+from .record import Unsupported, map_structure
 from .constants import changed, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
@@ -325,7 +325,7 @@ class _capturing:
 
 def _plain(obj):
     """The captured call's own result, with Read proxies turned back into Python values."""
-    return _capture.map_structure(obj, lambda t: t._value if isinstance(t, Read) else t)
+    return map_structure(obj, lambda t: t._value if isinstance(t, Read) else t)
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)

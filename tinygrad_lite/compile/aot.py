@@ -19,7 +19,7 @@ the call, a graph recorded before the call, a gradient hook) raises Unsupported:
 import numpy as np
 
 from .buffers import refs as _refs
-from .capture import ARG, CONST, LIVE, SLOT, Op, Ref, Unsupported, map_structure
+from .record import ARG, CONST, LIVE, SLOT, Op, Ref, Unsupported, map_structure
 from .plan import Plan
 from ..autograd import recorder as _recorder
 from ..autograd.grad_mode import state

@@ -3,7 +3,7 @@ plan is checked against when it is built (no two live slots in one buffer, no re
 free, nothing returned freed or reused)."""
 import numpy as np
 
-from .capture import CONST, SLOT, Ref
+from .record import CONST, SLOT, Ref
 
 
 _CONTAINERS = (tuple, list, slice, dict)

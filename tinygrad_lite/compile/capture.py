@@ -15,86 +15,15 @@ buffer, optimizer state: read live at replay). A tensor created during the call 
 computed off the record, a tensor made from a NumPy array) makes the capture fail with the place named, so a
 replay can never run on a value frozen at capture time.
 """
-import copy
-import sys
 import weakref
 
 import numpy as np
 
 from .reads import Arg, Read, ReadRecord, proxy_class, read_value
+from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref, _caller, user_site
 from ..autograd.grad_mode import state
 
-SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
-ARGOBJ, ARGGRAD = "argobj", "arggrad"  # an argument Tensor itself, and its .grad's array (each call's own)
-
-
 _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
-
-
-class Unsupported(Exception):
-    """The call did something a replay cannot reproduce; `reason` says what and where."""
-
-    def __init__(self, reason):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def user_site(depth=2):
-    """'file.py:LINE' of the innermost frame outside the package."""
-    return _format_site(_caller(depth))
-
-
-def _caller(depth):
-    """(file, line) of the innermost frame outside the package, `depth` frames up from the caller. Only the two
-    values are kept: a frame object would keep its function's locals (the call's arrays) alive."""
-    from ..autograd.recorder import _PKG_DIR
-    f = sys._getframe(depth + 1)
-    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
-        f = f.f_back
-    return None if f is None else (f.f_code.co_filename, f.f_lineno)
-
-
-def _format_site(site):
-    return "<unknown>" if site is None else f"{site[0]}:{site[1]}"
-
-
-class Ref:
-    """Where an operation's array comes from at replay."""
-    __slots__ = ("kind", "key")
-
-    def __init__(self, kind, key):
-        self.kind, self.key = kind, key
-
-    def __repr__(self):
-        return f"Ref({self.kind}, {self.key if self.kind != LIVE else type(self.key).__name__})"
-
-
-class Op:
-    """One recorded step: `fn(*args)` with Refs inside args; `outs`: slot numbers of the array results (kernels),
-    or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it
-    changes state that outlives the call (so no guard may come after it); `shapes`: output shapes a replay must
-    find again (an output whose shape depends on values, e.g. a boolean-mask selection), or None."""
-    __slots__ = ("fn", "args", "outs", "where", "effect", "kind", "shapes", "prim", "layout", "views")
-
-    def __init__(self, fn, args, outs, where, effect, kind, shapes=None):
-        self.fn, self.args, self.outs, self.where, self.effect, self.kind = fn, args, outs, where, effect, kind
-        self.shapes = shapes
-        self.prim = None    # the primitive, for a kernel recorded by recorder.apply
-        self.layout = None  # (shape, dtype, order) of a single output that owns its memory, for buffer planning
-        self.views = ()     # (slot, slot whose memory it views) for outputs that are views of this call's arrays
-
-    @property
-    def site(self):
-        """'file.py:LINE' of the user's code that made this step."""
-        return _format_site(self.where)
-
-
-class Obj:
-    """An object passed to a host call as itself (a leaf tensor whose `.grad` is set), not as its data."""
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
 
 
 def _layout(out):
@@ -436,21 +365,3 @@ def _bump_version(t):
 def set_grad(t, arr):
     """A replay of `t.grad = value` (value: this call's array, or None)."""
     t._grad = None if arr is None else t.__class__._wrap(arr)
-
-
-def map_structure(obj, fn):
-    """`fn` applied to every leaf of nested tuples (namedtuples kept), lists, dicts and sets; the containers rebuilt,
-    of their own types (an OrderedDict, a defaultdict or a Counter stays one)."""
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*[map_structure(o, fn) for o in obj])
-    if isinstance(obj, (tuple, list, set, frozenset)):
-        return type(obj)(map_structure(o, fn) for o in obj)
-    if isinstance(obj, dict):  # (a key read from a tensor was hashed, so guarded: its plain value)
-        if obj.__class__ is dict:
-            return {(k._value if isinstance(k, Read) else k): map_structure(v, fn) for k, v in obj.items()}
-        new = copy.copy(obj)
-        new.clear()
-        for k, v in obj.items():
-            new[k._value if isinstance(k, Read) else k] = map_structure(v, fn)
-        return new
-    return fn(obj)

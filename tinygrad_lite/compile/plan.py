@@ -16,7 +16,7 @@ import numpy as np
 
 from .._gc import paused_gc
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
-from .capture import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, map_structure
+from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, map_structure
 from .reads import Read, read_value
 from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn
 

@@ -4,7 +4,7 @@ closures for the first replays (`_step_fn`, cheap to build) and straight-line ge
 this call's arrays: slots, arguments, live tensors, gradients, constants."""
 import numpy as np
 
-from .capture import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Ref
+from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Ref
 
 
 class ReplayGuardFailed(Exception):

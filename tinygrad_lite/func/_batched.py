@@ -5,7 +5,7 @@ reason (see vmap.py)."""
 import numpy as np
 
 from ..compile import hooks
-from ..compile.capture import ARG, GRAD, LIVE, SLOT, Obj, Ref
+from ..compile.record import ARG, GRAD, LIVE, SLOT, Obj, Ref
 from ..ops.batching import BatchedAttr, align
 
 
