@@ -35,9 +35,12 @@ def _reader(name):
         arith = _ARITHMETIC.get(name)
         if arith is None or len(args) > 1:
             builtin = _BUILTINS.get(name)  # (the builtin raises as it would on the value: range(2.5) a TypeError)
-            return builtin(value, *args) if builtin is not None else getattr(value, name)(*args)
-        fn, reflected = arith  # through `operator`, so int + float works as on the plain values
-        out = fn(args[0], value) if reflected else fn(value, *args)
+            out = builtin(value, *args) if builtin is not None else getattr(value, name)(*args)
+            if name not in _ROUNDING:  # (float() and int() must return the plain type)
+                return out
+        else:
+            fn, reflected = arith  # through `operator`, so int + float works as on the plain values
+            out = fn(args[0], value) if reflected else fn(value, *args)
         cap = self._capture
         if out.__class__ in (int, float) and name not in _COMPARISONS and cap.active():
             return cap.derived(out, self._index)  # (`total += loss.item()`: where it goes is checked too)
@@ -54,6 +57,7 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "divmod", 
 _BUILTINS = {"__index__": operator.index, "__int__": int, "__float__": float, "__bool__": bool, "__hash__": hash,
              "__round__": round, "__trunc__": math.trunc, "__floor__": math.floor, "__ceil__": math.ceil,
              "__format__": format, "__str__": str, "__repr__": repr, "__invert__": operator.invert}
+_ROUNDING = ("__round__", "__trunc__", "__floor__", "__ceil__")  # numbers computed from the value, like arithmetic
 _COMPARISONS = ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")
 for _name in _COMPARISONS:  # an int read compared with a float, as the plain values compare
     _ARITHMETIC[_name] = (getattr(operator, _name.strip("_")), False)
