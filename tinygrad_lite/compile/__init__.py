@@ -313,8 +313,8 @@ class Compiled:
 
 
 def _graph_outputs(result):
-    """aot.graph_outputs, importing aot.py only for a function that returns a live graph (a W5 replay measured 15%
-    slower per operation with the module imported with the package: a layout effect, reproducible, not a cost)."""
+    """aot.graph_outputs, importing aot.py only for a function that returns a live graph. (With aot.py imported with
+    the package, W5's replays measured 15% slower per operation, reproducibly; the cause was not found.)"""
     from ..tensor import Tensor
     if isinstance(result, Tensor):
         return result.requires_grad and result._entry is not None and not result._entry.released
