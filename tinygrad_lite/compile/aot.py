@@ -87,6 +87,12 @@ def record_backward(cap, result, leaves, first_seq, capturing):
     if len(outs) > MAX_OUTPUTS:
         raise Unsupported(f"the function returns {len(outs)} tensors whose graph is alive (at most {MAX_OUTPUTS} "
                           f"are compiled with their backward)")
+    for i, o in enumerate(outs):  # a replay's outputs are apart: a trunk returned with its heads would lose the link
+        others = outs[:i] + outs[i + 1:]
+        if others and o._entry in set(_recorder.reachable(others)):
+            raise Unsupported("a returned tensor is computed from another returned tensor (a trunk returned with its "
+                              "heads, or with a view of it): a gradient hook or autograd.grad on it would see only "
+                              "its own part of the gradient in a replay")
     for t in list(cap.live.values()) + [x for x in leaves if isinstance(x, Tensor)]:
         if t.requires_grad and t._entry is not None:
             raise Unsupported(f"a tensor of shape {tuple(t._data.shape)} with a graph recorded before the call is "
@@ -113,7 +119,7 @@ def record_backward(cap, result, leaves, first_seq, capturing):
         rec["backwards"][subset] = _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values)
     rec["saved"] = sorted(rec["saved"], key=rec["saved"].get)
     # an output whose memory a backward reads: changed in place before backward, its entry must refuse (as eager)
-    rec["aliased"] = any(np.may_share_memory(o._data, fwd_values[k]) for o in outs for k in rec["saved"])
+    rec["aliased"] = [any(np.may_share_memory(o._data, fwd_values[k]) for k in rec["saved"]) for o in outs]
     rec["args_used"] = sorted(rec["args_used"])
     rec["live_used"] = list(rec["live_used"].values())
     return rec
@@ -254,12 +260,18 @@ class AotPlan:
             self.backwards[subset] = (plan, len(self.targets), len(targets), [sparse for _, sparse in contrib])
             self.targets += targets
         self.dtype = outs[0]._data.dtype
+        self.dtypes = [o._data.dtype for o in outs]  # of the placeholder gradients the backwards were recorded with
         self.lock = lock
-        output = ("output",) if rec["aliased"] else ()
-        self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None, reads=("inputs",) + output)
+        aliased = rec["aliased"]  # per output: a backward reads its memory, so changing it in place must refuse
+        self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None,
+                              reads=("inputs", "output") if len(outs) == 1 and aliased[0] else ("inputs",))
         self.prim.vjp = self._vjp
-        self.out_prim = Primitive(f"compiled_{name}_output", None, ("call",), nin=None, reads=output)
-        self.out_prim.vjp = self._out_vjp
+        self.out_prims = []
+        for reads in (("output",), ()):
+            prim = Primitive(f"compiled_{name}_output", None, ("call",), nin=None, reads=reads)
+            prim.vjp = self._out_vjp
+            self.out_prims.append(prim)
+        self.out_prims = [self.out_prims[0] if a else self.out_prims[1] for a in aliased]
 
     def run(self, argv):
         from ..tensor import Tensor
@@ -275,7 +287,7 @@ class AotPlan:
             anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
             _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder),))
             for i, o in enumerate(outs):
-                _recorder.record(self.out_prim, (anchor,), o, ((holder, i),))
+                _recorder.record(self.out_prims[i], (anchor,), o, ((holder, i),))
         return map_structure(marked, lambda t: outs[t.index] if t.__class__ is _Out else t)
 
     def _out_vjp(self, entry, g):
@@ -283,10 +295,17 @@ class AotPlan:
         if state.grad_enabled:
             self._no_create_graph()
         holder, i = entry.attrs[0]
+        self._check_dtype(g, i)
         holder[i] = g._data
         mark = np.zeros(self.nouts, self.dtype)  # the anchor's gradient says which outputs got one in THIS backward
         mark[i] = 1
         return (Tensor._wrap(mark),)
+
+    def _check_dtype(self, g, i):
+        if g._data.dtype != self.dtypes[i]:  # eager's VJPs would compute in the gradient's dtype: other roundings
+            raise RuntimeError(f"backward through the output of a tl.compile'd function ({self.prim.name}) with a "
+                               f"gradient of dtype {g._data.dtype} for an output of dtype {self.dtypes[i]}: its "
+                               f"backward was recorded for {self.dtypes[i]}; pass gradient=g.to({self.dtypes[i]})")
 
     def _no_create_graph(self):
         raise RuntimeError(f"backward with create_graph=True through the output of a tl.compile'd function "
@@ -300,6 +319,7 @@ class AotPlan:
             self._no_create_graph()
         holder = entry.attrs[0][1]
         if holder is None:
+            self._check_dtype(g, 0)
             gs, subset = [g._data], (0,)
         else:
             got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)

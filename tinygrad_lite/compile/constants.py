@@ -1,5 +1,5 @@
-"""The Python constants a compiled function reads itself: the numbers and strings its own code takes from its
-module's globals and from its closure. A replay bakes them into its kernels, so each is a guard, snapshotted before
+"""The Python constants a compiled function reads itself: the numbers and strings (and, by identity, the tensors)
+its own code takes from its module's globals and from its closure. A replay bakes them into its kernels, so each is a guard, snapshotted before
 the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value).
 Not seen: names read by the functions it calls, and attributes of objects (`cfg.temperature`); README says so."""
 import functools
@@ -11,8 +11,15 @@ import numpy as np
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
 
+def _kept(value, tensor):
+    """A value a replay depends on: a plain value (by value), a tensor or an array (by identity: a replay reads the
+    recorded object's data, so rebinding the name to another tensor must be seen)."""
+    return type(value) in _PLAIN or isinstance(value, (np.ndarray, tensor))
+
+
 def python_constants(fn):
-    """[(globals dict or closure cell, name, value)] for each plain value `fn`'s code reads there."""
+    """[(globals dict or closure cell, name, value)] for each plain value or tensor `fn`'s code reads there."""
+    from ..tensor import Tensor
     f = fn.func if isinstance(fn, functools.partial) else fn
     f = getattr(f, "__func__", f)  # a bound method
     if not hasattr(f, "__code__"):  # a Module or another callable object: its forward (or __call__)
@@ -23,14 +30,14 @@ def python_constants(fn):
         return []
     out, module = [], getattr(f, "__globals__", {})
     for name in sorted(_names(code)):
-        if name in module and type(module[name]) in _PLAIN:
+        if name in module and _kept(module[name], Tensor):
             out.append((module, name, module[name]))
     for name, cell in zip(code.co_freevars, f.__closure__ or ()):
         try:
             value = cell.cell_contents
         except ValueError:  # not assigned yet
             continue
-        if type(value) in _PLAIN:
+        if _kept(value, Tensor):
             out.append((cell, name, value))
     return out
 
@@ -48,8 +55,10 @@ def changed(constants):
     """The first recorded constant whose value is not the same now, as a message; None when all hold."""
     for where, name, value in constants:
         now = where.cell_contents if isinstance(where, types.CellType) else where.get(name, _GONE)
-        if now is not value and not (type(now) is type(value) and _same(now, value)):
+        if now is not value and not (type(now) in _PLAIN and type(now) is type(value) and _same(now, value)):
             kind = "closure variable" if isinstance(where, types.CellType) else "global"
+            if type(value) not in _PLAIN:
+                return f"the {kind} '{name}' the function reads is another {type(now).__name__} now"
             return f"the {kind} '{name}' the function reads was {value!r} when recorded and is {now!r} now"
     return None
 
