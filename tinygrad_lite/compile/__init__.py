@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from . import capture as _capture
-from .record import Unsupported, map_structure
+from .record import Unsupported, graph_outputs, map_structure
 from .constants import changed, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
@@ -282,8 +282,9 @@ class Compiled:
                                f"list, stored in an attribute or a global): a replay would not update it; return "
                                f"the value and keep it in the caller")
             aot = None
-            if cap.failure is None and _graph_outputs(out):  # a backward outside the call: record it too
-                from . import aot as _aot
+            if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
+                from . import aot as _aot  # (imported here: with the package, W5's replays measured 15% slower
+                # per operation, reproducibly; the cause was not found)
                 try:
                     aot = _aot.record_backward(cap, out, leaves, first_seq, _capturing(cap))
                 except Unsupported as exc:
@@ -300,7 +301,7 @@ class Compiled:
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason
-        if plan is None and not self.fullgraph and not self._warned_graph and _graph_outputs(out):
+        if plan is None and not self.fullgraph and not self._warned_graph and graph_outputs(out):
             self._warned_graph = True
             warnings.warn(f"tl.compile({self._name()}): the function returns a tensor whose graph is still alive "
                           f"(a backward outside it), and this call cannot be compiled: {reason}. Such calls run "
@@ -312,18 +313,6 @@ class Compiled:
             if self.fullgraph:
                 raise CompileError(f"tl.compile(fullgraph=True): cannot capture: {reason}")
         return _plain(out)
-
-
-def _graph_outputs(result):
-    """aot.graph_outputs, importing aot.py only for a function that returns a live graph. (With aot.py imported with
-    the package, W5's replays measured 15% slower per operation, reproducibly; the cause was not found.)"""
-    from ..tensor import Tensor
-    if isinstance(result, Tensor):
-        return result.requires_grad and result._entry is not None and not result._entry.released
-    if result is None or isinstance(result, (int, float, str, Read)):
-        return False
-    from .aot import graph_outputs
-    return graph_outputs(result)
 
 
 class _capturing:

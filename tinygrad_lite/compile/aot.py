@@ -19,19 +19,10 @@ the call, a graph recorded before the call, a gradient hook) raises Unsupported:
 import numpy as np
 
 from .buffers import refs as _refs
-from .record import ARG, CONST, LIVE, SLOT, Op, Ref, Unsupported, map_structure
+from .record import ARG, CONST, LIVE, SLOT, Op, Ref, Unsupported, graph_outputs, map_structure
 from .plan import Plan
 from ..autograd import recorder as _recorder
 from ..autograd.grad_mode import state
-
-
-def graph_outputs(result):
-    """The returned tensors whose graph is alive (a backward outside the call would go through it)."""
-    from ..tensor import Tensor
-    found = []
-    map_structure(result, lambda t: found.append(t) if isinstance(t, Tensor) and t.requires_grad and
-                  t._entry is not None and not t._entry.released else None)
-    return found
 
 
 class _Parts:
@@ -176,8 +167,8 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
         if op.kind != "kernel" or op.effect or op.shapes is not None:
             what = {"read": "reads a value into Python", "compare": "compares a value in Python",
                     "decision": "makes a choice from values", "host": "calls back into Python"}.get(op.kind)
-            raise Unsupported(f"the backward of the returned tensors {what or 'has an effect or a value-dependent shape'}"
-                              f" (at {op.site}): it is not captured")
+            what = what or "has an effect or a value-dependent shape"
+            raise Unsupported(f"the backward of the returned tensors {what} (at {op.site}): it is not captured")
         outs_ = op.outs if isinstance(op.outs, tuple) else (op.outs,)
         if any(k < start_slot for k in outs_):
             raise Unsupported("the backward of the returned tensors writes into an array of the forward")

@@ -1,12 +1,14 @@
 """The Python constants a compiled function reads itself: the numbers and strings (and, by identity, the tensors)
-its own code takes from its module's globals and from its closure. A replay bakes them into its kernels, so each is a guard, snapshotted before
-the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value).
+its own code takes from its module's globals and from its closure. A replay bakes them into its kernels, so each
+is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n; n += 1`, then
+never replays a stale value).
 Not seen: names read by the functions it calls, and attributes of objects (`cfg.temperature`); README says so."""
 import functools
-import math
 import types
 
 import numpy as np
+
+from .record import same_value
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
@@ -55,7 +57,7 @@ def changed(constants):
     """The first recorded constant whose value is not the same now, as a message; None when all hold."""
     for where, name, value in constants:
         now = where.cell_contents if isinstance(where, types.CellType) else where.get(name, _GONE)
-        if now is not value and not (type(now) in _PLAIN and type(now) is type(value) and _same(now, value)):
+        if now is not value and not (type(now) in _PLAIN and type(now) is type(value) and same_value(now, value)):
             kind = "closure variable" if isinstance(where, types.CellType) else "global"
             if type(value) not in _PLAIN:
                 return f"the {kind} '{name}' the function reads is another {type(now).__name__} now"
@@ -64,9 +66,3 @@ def changed(constants):
 
 
 _GONE = object()
-
-
-def _same(a, b):
-    if isinstance(a, (float, np.floating)):
-        return (a != a and b != b) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
-    return a == b

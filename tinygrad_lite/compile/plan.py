@@ -9,14 +9,14 @@ recorded order, leaving out only primitives whose results nothing reads; so its 
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
-import math
 import operator
 
 import numpy as np
 
 from .._gc import paused_gc
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
-from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, map_structure
+from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
+                     same_value)
 from .reads import Read, read_value
 from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn
 
@@ -117,7 +117,7 @@ class Plan:
 
         def run(vals, argv):
             value = read_value(get(vals, argv), kind)
-            if guarded and not _same(value, expected):
+            if guarded and not same_value(value, expected):
                 if kind == "arg":
                     raise ReplayGuardFailed(f"{rec.site} was {expected!r} when recorded and is {value!r} now (with "
                                             f"dynamic=True a number is an input where a tensor operation takes it "
@@ -228,20 +228,13 @@ class _Values(list):
         self.reads = [None] * nreads
 
 
-def _same(a, b):
-    """The same value as a guard sees it: NaN matches NaN, and 0.0 does not match -0.0 (x / 0.0 is not x / -0.0)."""
-    if a != a:
-        return b != b
-    return a == b and (a != 0 or not isinstance(a, float) or math.copysign(1.0, a) == math.copysign(1.0, b))
-
-
 def _result_template(cap, obj):
     """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
     from ..tensor import Tensor
 
     def leaf(t):
         if isinstance(t, Tensor):
-            if t.requires_grad and t._entry is not None and not t._entry.released:
+            if live_graph(t):
                 cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
                          "function is not captured (call backward inside it, or return .detach() or .item())")
             return cap.ref(t, "the returned value")

@@ -3,7 +3,10 @@
 messages, and `map_structure` over the nested results a function returns. Shared by capture.py, plan.py,
 replay.py, aot.py and vmap."""
 import copy
+import math
 import sys
+
+import numpy as np
 
 from .reads import Read
 
@@ -93,3 +96,25 @@ def map_structure(obj, fn):
             new[k._value if isinstance(k, Read) else k] = map_structure(v, fn)
         return new
     return fn(obj)
+
+
+def live_graph(t):
+    """Whether tensor `t` has a graph a backward could still walk (it requires grad and its entry is not released)."""
+    return t.requires_grad and t._entry is not None and not t._entry.released
+
+
+def graph_outputs(result):
+    """The returned tensors whose graph is alive (a backward outside the call would go through it)."""
+    from ..tensor import Tensor
+    found = []
+    map_structure(result, lambda t: found.append(t) if isinstance(t, Tensor) and live_graph(t) else None)
+    return found
+
+
+def same_value(a, b):
+    """The same number as a guard sees it: NaN matches NaN, and 0.0 does not match -0.0 (x / 0.0 is not x / -0.0)."""
+    if isinstance(a, (float, np.floating)):
+        if a != a:
+            return b != b
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return a == b
