@@ -19,6 +19,7 @@ from .compile.capture import user_site
 from .compile.hooks import active, astype, constant, host, host_effect
 from .ops import index as ix, registry
 from .random import get_rng
+from .operators import scaled
 from .tensor import Tensor, _as_array, _wrap
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
@@ -177,8 +178,7 @@ def _take_tangents(self, r):
 def _fast_binary(ufunc, name):
     """`a.op_(b)` outside the graph: one NumPy call into the tensor's own buffer when no dtype promotion is needed."""
     def method(self, other, *, alpha=1):
-        if not (alpha.__class__ in (int, float) and alpha == 1):  # (tl.compile's proxy of a number: an operand)
-            other = other * alpha
+        other = scaled(other, alpha)
         if not _needs_graph(self, (other,)) and not _dual(self, (other,)):
             o = other._data if other.__class__ is Tensor else other
             dst = _buffer(self)

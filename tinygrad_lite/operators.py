@@ -147,10 +147,16 @@ def _binop(prim, reflected=False):
     return op
 
 
+def scaled(b, alpha):
+    """`b * alpha` for PyTorch's `alpha` of add/sub (and add_/sub_); b itself for 1 (tl.compile's proxy of a number
+    is an operand, never compared)."""
+    return b if alpha.__class__ in (int, float) and alpha == 1 else b * alpha
+
+
 def _with_alpha(op):
-    """`a.add(b, alpha=k)` / `a.sub(b, alpha=k)`: a op (b * k), as PyTorch's `alpha` (in-place add_/sub_ agree)."""
+    """`a.add(b, alpha=k)` / `a.sub(b, alpha=k)`: a op (b * k), as PyTorch's `alpha`."""
     def method(a, b, *, alpha=1):
-        return op(a, b if alpha.__class__ in (int, float) and alpha == 1 else b * alpha)  # (a proxy: an operand)
+        return op(a, scaled(b, alpha))
     method.__name__ = op.__name__
     return method
 
