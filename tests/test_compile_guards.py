@@ -108,15 +108,21 @@ def test_past_max_variants_the_call_runs_eagerly_with_one_warning():
 
 
 # ---------------- values read into Python ----------------
+def _mse_step(model, opt, x, y):
+    """One optimizer step on the mean squared error; returns the loss."""
+    opt.zero_grad()
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def test_a_returned_item_is_each_calls_own_value_and_keeps_replaying():
     model = _model()
     opt = tl.optim.SGD(model.parameters(), lr=0.1)
 
     def step(x, y):
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
+        loss = _mse_step(model, opt, x, y)
         return loss.item(), {"loss": loss.item()}
     f = tl.compile(step)
     y = tl.zeros(3, 2)
@@ -132,10 +138,7 @@ _KEPT = {}  # a module-level store the "global" case writes into
 
 def _keeping_step(model, opt, where, store):
     def step(x, y):
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
+        loss = _mse_step(model, opt, x, y)
         if where == "list":
             store.append(loss.item())
         elif where == "attribute":
@@ -195,10 +198,7 @@ def test_read_values_used_and_dropped_inside_the_step_or_returned_nested_keep_re
     opt = tl.optim.SGD(model.parameters(), lr=0.1)
 
     def step(x, y):
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
+        loss = _mse_step(model, opt, x, y)
         scratch = [loss.item()]  # a temporary list: gone when the step returns
         del scratch
         v = loss.item()
