@@ -149,7 +149,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
     """Backpropagate `root_grads` from `roots`. With `inputs` (for autograd.grad), return a dict id -> gradient
     of those tensors (None where unused) and leave every `.grad` untouched. With `parts` (tl.compile), hand each
     leaf's contributions one by one to `parts.add(leaf, gradient)`, in the order the walk makes them, instead of
-    summing them, deliver nothing, and call `parts.visit(entry)` before each entry's VJP."""
+    summing them, deliver nothing, and call `parts.visit(entry)` before each entry's VJP; a tensor made before
+    `parts.first_seq` (an argument of the compiled call with a graph of its own) is a leaf to that walk."""
     Tensor = tape.Tensor
     watches = [w for w in [f(roots) for f in list(backward_watchers)] if w is not None] \
         if backward_watchers and inputs is None and parts is None else None
@@ -224,7 +225,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
                         gd = gi._data
                     if gd.dtype is not data.dtype and gd.dtype != data.dtype:
                         gi = gi.astype(data.dtype)
-                if parent is not None:
+                if parent is not None and (parts is None or parent.seq >= parts.first_seq):
                     if gi.__class__ is not IndexGrad and parent not in grads:  # first gradient: the common case
                         grads[parent] = gi  # (a VJP's tensor: parent is not in `owned`, it was discarded or never in)
                         heappush(heap, (-parent.seq, parent))

@@ -173,26 +173,37 @@ def _settings(module):
 class Compiled:
     """The callable `tl.compile` returns. `stats`: traces, replays, eager_calls, variants, last_reason."""
 
-    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8):
+    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8, *, name=None):
         if not callable(fn):
             raise TypeError(f"tl.compile: expected a callable or a Module, got {type(fn).__name__}")
         self.fn = fn
         self.fullgraph = bool(fullgraph)
         self.dynamic = bool(dynamic)
         self.max_variants = int(max_variants)
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self._fresh()
+
+    def _fresh(self):
         self.stats = {"traces": 0, "replays": 0, "eager_calls": 0, "variants": 0, "last_reason": None}
         self._variants = []
         self._lock = threading.RLock()
         self._warned = False
         self._warned_graph = False  # the one warning that calls returning a live graph run eagerly
-        self.__wrapped__ = fn
-        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = self.fn
+        self.__doc__ = getattr(self.fn, "__doc__", None)
+
+    def __getstate__(self):  # a copy (copy.deepcopy, pickle) is compiled afresh: records hold the original's objects
+        return {k: getattr(self, k) for k in ("fn", "fullgraph", "dynamic", "max_variants", "name")}
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._fresh()
 
     def __repr__(self):
-        return f"<tl.compile of {getattr(self.fn, '__name__', type(self.fn).__name__)}: {self.stats}>"
+        return f"<tl.compile of {self.name}: {self.stats}>"
 
     def _name(self):
-        return getattr(self.fn, "__name__", type(self.fn).__name__)
+        return self.name
 
     def __call__(self, *args, **kwargs):
         with self._lock:
@@ -235,7 +246,7 @@ class Compiled:
         if len(self._variants) >= self.max_variants:
             if not self._warned:
                 self._warned = True
-                warnings.warn(f"tl.compile({getattr(self.fn, '__name__', 'fn')}): {self.max_variants} variants "
+                warnings.warn(f"tl.compile({self.name}): {self.max_variants} variants "
                               f"recorded and the guards fail again ({reason}); running eagerly from now on for "
                               f"such calls", CompileWarning, stacklevel=3)
             return self._eager(args, kwargs, reason)
@@ -339,5 +350,9 @@ def _plain(obj):
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)
     """Compile `fn` (a callable, or a Module: its forward); usable as `@tl.compile` or `@tl.compile(...)`."""
     if fn is None:
-        return lambda f: Compiled(f, fullgraph, dynamic, max_variants)
+        return lambda f: compile(f, fullgraph=fullgraph, dynamic=dynamic, max_variants=max_variants)
+    from ..nn.module import Module
+    if isinstance(fn, Module):  # as torch.compile: a Module that wraps it (module.py)
+        from .module import OptimizedModule
+        return OptimizedModule(fn, Compiled(fn, fullgraph, dynamic, max_variants, name=type(fn).__name__))
     return Compiled(fn, fullgraph, dynamic, max_variants)

@@ -73,8 +73,6 @@ def record_backward(cap, result, leaves, first_seq, capturing):
     raises Unsupported. `capturing`: a context manager making `cap` the active capture."""
     from ..tensor import Tensor
     outs = graph_outputs(result)
-    if len({id(o) for o in outs}) != len(outs):
-        raise Unsupported("the function returns the same tensor twice (with its graph alive)")
     if len(outs) > MAX_OUTPUTS:
         raise Unsupported(f"the function returns {len(outs)} tensors whose graph is alive (at most {MAX_OUTPUTS} "
                           f"are compiled with their backward)")
@@ -84,10 +82,11 @@ def record_backward(cap, result, leaves, first_seq, capturing):
             raise Unsupported("a returned tensor is computed from another returned tensor (a trunk returned with its "
                               "heads, or with a view of it): a gradient hook or autograd.grad on it would see only "
                               "its own part of the gradient in a replay")
-    for t in list(cap.live.values()) + [x for x in leaves if isinstance(x, Tensor)]:
-        if t.requires_grad and t._entry is not None:
+    for t in cap.live.values():  # (an argument with a graph is an input of the replay's entry: the engine goes on)
+        if t.requires_grad and t._entry is not None and id(t) not in cap.args:
             raise Unsupported(f"a tensor of shape {tuple(t._data.shape)} with a graph recorded before the call is "
-                              f"used inside it: the returned tensors' backward would reach outside the call")
+                              f"used inside it without being an argument: the returned tensors' backward would "
+                              f"reach outside the call")
     out_refs = []
     for o in outs:
         r = cap.known.get(id(o._data))

@@ -203,7 +203,14 @@ class ReadRecord:
 
     def describe(self):
         """For messages: 'a value read with .item() at file:line', or 'argument 2 (a float)' (dynamic=True)."""
-        return self.site if self.kind == "arg" else f"a value read with .{self.kind}() at {self.site}"
+        if self.kind == "arg":
+            return self.site
+        if self.kind == "item":
+            return f"a value read with .item() at {self.site}"
+        if self.kind == "bool":
+            return f"bool() of a tensor at {self.site}"
+        return f"{self.kind}() of a tensor at {self.site} (a plain Python number, whose uses tl.compile cannot " \
+               f"follow: a function that returns .item() instead replays)"
 
 
 def read_value(arr, kind):

@@ -104,11 +104,11 @@ def live_graph(t):
 
 
 def graph_outputs(result):
-    """The returned tensors whose graph is alive (a backward outside the call would go through it)."""
+    """The returned tensors whose graph is alive (a backward outside the call would go through it), each once."""
     from ..tensor import Tensor
-    found = []
-    map_structure(result, lambda t: found.append(t) if isinstance(t, Tensor) and live_graph(t) else None)
-    return found
+    found = {}
+    map_structure(result, lambda t: found.setdefault(id(t), t) if isinstance(t, Tensor) and live_graph(t) else None)
+    return list(found.values())
 
 
 def same_value(a, b):

@@ -64,6 +64,12 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        compiled = self.__dict__.get("_compiled_call")  # set by .compile()
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        return self._call_impl(*args, **kwargs)
+
+    def _call_impl(self, *args, **kwargs):
         st = _grad_state
         parent = st.scope
         if parent is None:
@@ -92,6 +98,12 @@ class Module:
             return out
         finally:
             st.scope = parent
+
+    def compile(self, **kwargs):
+        """As `torch.nn.Module.compile`: this module's calls go through `tl.compile(**kwargs)` from now on (in place:
+        its parameters, state dict keys and attributes stay as they are; `tl.compile(module)` wraps it instead)."""
+        from ..compile import Compiled
+        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, **kwargs)
 
     def _child_name(self, child):
         """The dotted name of `child` below this module (a child, or deeper when called through a container such
