@@ -777,3 +777,75 @@ def test_whether_gradients_exist_is_a_guard_unless_zero_grad_clears_them_first(z
     losses, params, f = run(True)
     assert losses == eager_losses and all(np.array_equal(a, b) for a, b in zip(params, eager_params))
     assert f.stats["traces"] == traces and f.stats["replays"] == 6 - traces
+
+
+class _Cfg:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+_CFG = _Cfg(temperature=2.0, inner=_Cfg(beta=0.5))
+
+
+def test_settings_read_from_objects_attributes_are_guards():
+    """`x / cfg.temperature`, `cfg.inner.beta`, `self.cfg.scale` in a Module's forward, an object in the closure:
+    each plain attribute read in a row from a global, a closure variable or self is a guard, looked up again from its
+    root on every call (rebinding the global is seen), so no replay uses a stale setting."""
+    global _CFG
+    local = _Cfg(shift=1.0)
+
+    def fn(x):
+        return x / _CFG.temperature + _CFG.inner.beta * x.exp() - local.shift
+
+    f = tl.compile(fn)
+    x = tl.tensor(np.linspace(-1.0, 1.0, 5))
+    saved = _CFG
+    try:
+        for change in (None, ("temperature", 4.0), None, ("beta", 0.25), ("shift", -1.0), ("rebind", 3.0), None):
+            if change is not None:
+                what, v = change
+                if what == "rebind":
+                    _CFG = _Cfg(temperature=v, inner=_Cfg(beta=0.5))
+                else:
+                    setattr({"temperature": _CFG, "beta": _CFG.inner, "shift": local}[what], what, v)
+            assert np.array_equal(f(x).numpy(), fn(x).numpy()), (change, f.stats)
+    finally:
+        _CFG = saved
+    assert f.stats["replays"] == 2 and f.stats["traces"] == 5, f.stats
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(5, 2)
+            self.cfg = _Cfg(scale=2.0)
+
+        def forward(self, x):
+            return self.fc(x) * self.cfg.scale
+
+    m = Scaled()
+    cm = tl.compile(m)
+    xs = tl.tensor(np.ones((3, 5), np.float32))
+    with tl.no_grad():
+        for scale in (2.0, 2.0, 5.0, 5.0):
+            m.cfg.scale = scale
+            assert np.array_equal(cm(xs).numpy(), m(xs).numpy())
+    assert cm.stats["replays"] == 2 and cm.stats["traces"] == 2
+    assert "'self.cfg.scale'" not in str(cm.stats["last_reason"])  # (a new variant: no reason kept)
+
+
+def test_an_attribute_the_step_changes_itself_is_never_replayed_stale():
+    """`state.calls += 1; return x * state.calls`: the guard, snapshotted before the recording call, fails on every
+    later call, so every call computes with the current count (past max_variants: eagerly, warned once)."""
+    state = _Cfg(calls=0)
+
+    def step(x):
+        state.calls += 1
+        return x * state.calls
+
+    f = tl.compile(step, max_variants=2)
+    x = tl.tensor(np.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        got = [f(x).numpy()[0] for _ in range(5)]
+    assert got == [1.0, 2.0, 3.0, 4.0, 5.0] and f.stats["replays"] == 0, f.stats
+    assert "the attribute 'state.calls' the function reads was" in f.stats["last_reason"]

@@ -250,10 +250,10 @@ def test_a_read_returned_in_a_set_is_a_plain_value():
 _SCALE = 1.0  # a module-level setting the next test changes between calls
 
 
-@pytest.mark.parametrize("where", ["global"])  # (an object's attribute is not seen: README)
+@pytest.mark.parametrize("where", ["global", "attribute"])
 def test_a_global_number_the_function_reads_is_a_guard(where):
-    """`x * SCALE` with a module-level SCALE the caller changes: a guard (an object's attribute, `cfg.temperature`, is
-    not seen: README)."""
+    """`x * SCALE` with a module-level SCALE the caller changes, or `x / cfg.temperature` with the attribute changed:
+    a guard."""
     global _SCALE
     cfg = types.SimpleNamespace(temperature=1.0)
     fn = (lambda x: x * _SCALE) if where == "global" else (lambda x: x / cfg.temperature)

@@ -1,8 +1,12 @@
 """The Python constants a compiled function reads itself: the numbers and strings (and, by identity, the tensors)
-its own code takes from its module's globals and from its closure. A replay bakes them into its kernels, so each
-is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n; n += 1`, then
-never replays a stale value).
-Not seen: names read by the functions it calls, and attributes of objects (`cfg.temperature`); README says so."""
+its own code takes from its module's globals, from its closure, and from the data attributes of objects it reaches
+from those or from `self` (`cfg.temperature`, `args.alpha`, `self.cfg.scale`). A replay bakes them into its
+kernels, so each is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n;
+n += 1`, then never replays a stale value); an attribute is looked up again from its root on every check, so
+rebinding `cfg` is seen too.
+Not seen: names read by the functions it calls, attributes behind a property, `__slots__` or `getattr`; README says
+so."""
+import dis
 import functools
 import types
 
@@ -11,6 +15,8 @@ import numpy as np
 from .record import same_value
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
+_KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
+_ROOTS = tuple(_KIND)
 
 
 def _kept(value, tensor):
@@ -19,49 +25,138 @@ def _kept(value, tensor):
     return type(value) in _PLAIN or isinstance(value, (np.ndarray, tensor))
 
 
-def python_constants(fn):
-    """[(globals dict or closure cell, name, value)] for each plain value or tensor `fn`'s code reads there."""
-    from ..tensor import Tensor
+class _Self:
+    """The root of `self.x.y` chains: the instance a compiled method or Module is bound to (it does not change)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+def _function(fn):
+    """(the function whose code runs, the instance bound to its first parameter or None)."""
+    from ..nn.module import Module
     f = fn.func if isinstance(fn, functools.partial) else fn
+    inst = getattr(f, "__self__", None)
     f = getattr(f, "__func__", f)  # a bound method
-    if not hasattr(f, "__code__"):  # a Module or another callable object: its forward (or __call__)
+    if isinstance(inst, Module) and f is Module._call_impl:  # module.compile(): the module's forward
+        f = type(inst).forward
+    elif not hasattr(f, "__code__"):  # a Module or another callable object: its forward (or __call__)
+        inst = f
         method = getattr(type(f), "forward", None) or getattr(type(f), "__call__", None)
         f = getattr(method, "__func__", method)
+    return f, inst
+
+
+def python_constants(fn):
+    """[(root, name, attribute path, value)] for each plain value or tensor `fn`'s code reads from a global, a
+    closure cell, or a data attribute reached from one of those or from `self`; root is the globals dict, the cell
+    or a _Self."""
+    from ..tensor import Tensor
+    f, inst = _function(fn)
     code = getattr(f, "__code__", None)
     if code is None:
         return []
-    out, module = [], getattr(f, "__globals__", {})
-    for name in sorted(_names(code)):
-        if name in module and _kept(module[name], Tensor):
-            out.append((module, name, module[name]))
-    for name, cell in zip(code.co_freevars, f.__closure__ or ()):
-        try:
-            value = cell.cell_contents
-        except ValueError:  # not assigned yet
+    module = getattr(f, "__globals__", {})
+    cells = dict(zip(code.co_freevars, f.__closure__ or ()))
+    self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
+    out, seen = [], set()
+    for kind, name, path in sorted(_chains(code)):
+        if kind != "global" and name == self_name:
+            root = _Self(inst)
+        elif kind == "deref" and name in cells:
+            root = cells[name]
+        elif kind == "global" and name in module:
+            root = module
+        else:  # a local variable
             continue
-        if _kept(value, Tensor):
-            out.append((cell, name, value))
+        value = _root_value(root, name)
+        for depth in range(len(path) + 1):
+            key = (id(root), name, path[:depth])
+            if depth:
+                value = _attribute(value, path[depth - 1])
+            if value is _GONE:
+                break
+            if _kept(value, Tensor):
+                if key not in seen:
+                    seen.add(key)
+                    out.append((root, name, path[:depth], value))
+                break
+            if not _followed(value):
+                break
     return out
 
 
-def _names(code):
-    """The global (and attribute) names of `code` and of the code it defines inside (comprehensions, lambdas)."""
-    names = set(code.co_names)
+def _chains(code, top=True):
+    """{(kind, name, (attr, ...))}: every name `code` and the code it defines inside (comprehensions, lambdas) reads
+    as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
+    attributes read from it in a row."""
+    found, chain = set(), None
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op == "LOAD_ATTR" and chain is not None:
+            chain.append(ins.argval)
+            continue
+        if chain is not None:
+            found.add((chain[0], chain[1], tuple(chain[2:])))
+            chain = None
+        if op in _ROOTS and (op != "LOAD_FAST" or top):
+            chain = [_KIND[op], ins.argval]
+    if chain is not None:
+        found.add((chain[0], chain[1], tuple(chain[2:])))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _names(const)
-    return names
+            found |= _chains(const, False)
+    return found
+
+
+def _followed(obj):
+    """Whether attributes read from `obj` are guarded: a plain object or a Module, not a module, class or function
+    (whose attributes are code, not settings)."""
+    return hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType, types.FunctionType,
+                                                             types.MethodType, functools.partial))
+
+
+def _attribute(obj, name):
+    """`obj.name` when it is a data attribute (in the instance's dict, or a Module's parameter, buffer or child),
+    without running any code; _GONE otherwise."""
+    if not _followed(obj):
+        return _GONE
+    d = obj.__dict__
+    if name in d:
+        return d[name]
+    for key in ("_parameters", "_buffers", "_modules"):
+        members = d.get(key)
+        if members.__class__ is dict and name in members:
+            return members[name]
+    return _GONE
+
+
+def _root_value(root, name):
+    if isinstance(root, _Self):
+        return root.obj
+    if isinstance(root, types.CellType):
+        try:
+            return root.cell_contents
+        except ValueError:  # not assigned yet
+            return _GONE
+    return root.get(name, _GONE)
 
 
 def changed(constants):
     """The first recorded constant whose value is not the same now, as a message; None when all hold."""
-    for where, name, value in constants:
-        now = where.cell_contents if isinstance(where, types.CellType) else where.get(name, _GONE)
+    for root, name, path, value in constants:
+        now = _root_value(root, name)
+        for attr in path:
+            now = _attribute(now, attr)
         if now is not value and not (type(now) in _PLAIN and type(now) is type(value) and same_value(now, value)):
-            kind = "closure variable" if isinstance(where, types.CellType) else "global"
+            kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else "global"
+            what = ".".join((name,) + path)
+            if now is _GONE:
+                return f"the {kind} '{what}' the function reads is gone"
             if type(value) not in _PLAIN:
-                return f"the {kind} '{name}' the function reads is another {type(now).__name__} now"
-            return f"the {kind} '{name}' the function reads was {value!r} when recorded and is {now!r} now"
+                return f"the {kind} '{what}' the function reads is another {type(now).__name__} now"
+            return f"the {kind} '{what}' the function reads was {value!r} when recorded and is {now!r} now"
     return None
 
 
