@@ -77,7 +77,8 @@ def _broadcastable(a, b, name_a, name_b, where):
 
 
 def _class_targets(input, target, ignore_index, where):
-    """Validate class-index targets for an (N, C, d1, ...) input; returns the target array."""
+    """Validate class-index targets for an (N, C, d1, ...) input (their values: in _nll_arrays); returns the target
+    array."""
     t = target._data if isinstance(target, Tensor) else _outside(target)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
@@ -87,7 +88,6 @@ def _class_targets(input, target, ignore_index, where):
     if t.shape != want:
         raise OpError(f"{where}: expected target of shape {want} for input of shape {tuple(input.shape)}, got "
                       f"{t.shape}")
-    host_check(_check_classes, t, c, ignore_index, where)
     return t
 
 
@@ -112,26 +112,30 @@ def _unbatched(input, target, where):
 def _nll(input, target, weight, ignore_index, reduction, where):
     t = _class_targets(input, target, ignore_index, where)
     warr = None if weight is None else _weight_array(weight, input.shape[1], input.dtype, where)
-    index, neg_w, w, valid = host(_nll_arrays, t, warr, ignore_index, input.dtype)
+    index, neg_w, w, valid, denom, nan = host(_nll_arrays, t, warr, ignore_index, input.dtype, input.shape[1], where)
     picked = input.gather(1, index).squeeze(1)
     loss = picked * _const(neg_w)
-    w = _const(w)
     if reduction == "sum":
         loss = loss.sum()
-    elif reduction == "mean":
-        loss = _mean_by(loss.sum(), w.sum())
-    return loss, w, _const(valid)
+    elif reduction == "mean":  # the total weight and the NaN of an all-ignored batch come with the arrays
+        loss = loss.sum() / _const(denom) + _const(nan)
+    return loss, _const(w), _const(valid)
 
 
-def _nll_arrays(t, weight, ignore_index, dtype):
-    """(gather index, -w, w, valid as dtype): the weight of each target, 0 for ignored ones."""
+def _nll_arrays(t, weight, ignore_index, dtype, c, where):
+    """(gather index, -w, w, valid as dtype, the total weight or 1 when it is 0, NaN when it is 0 or else 0): the
+    weight of each target, 0 for ignored ones; raises for a target that is neither a class nor ignore_index (one
+    host computation: a replay checks each call's targets here)."""
+    _check_classes(t, c, ignore_index, where)
     valid = t != ignore_index
     if weight is None and valid.all():  # the usual case: every target counts with weight 1
         index = t.reshape(t.shape[:1] + (1,) + t.shape[1:]).copy()
-        return index, np.full(t.shape, -1, dtype), np.ones(t.shape, dtype), np.ones(t.shape, dtype)
+        ones = np.ones(t.shape, dtype)
+        return (index, np.full(t.shape, -1, dtype), ones, ones.copy()) + _safe_denominator(ones.sum())[1:]
     safe = np.where(valid, t, 0)
     w = valid.astype(dtype) if weight is None else np.where(valid, weight[safe], 0).astype(dtype)
-    return safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:]), -w, w, valid.astype(dtype)
+    return ((safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:]), -w, w, valid.astype(dtype)) +
+            _safe_denominator(w.sum())[1:])
 
 
 def _mean_by(total, denom):
@@ -147,6 +151,7 @@ def _mean_by(total, denom):
 
 def _safe_denominator(d):
     """(d == 0, d or 1, NaN or 0): the mean over no targets is NaN, with a zero gradient (x / 1 + NaN)."""
+    d = np.asarray(d)
     none = d == 0
     if not none.any():  # the usual case, without the selections
         return none, d.copy(), np.zeros(d.shape, d.dtype)
@@ -359,10 +364,12 @@ class BCEWithLogitsLoss(_Loss):
 def _(args, batched):
     """Per-sample targets (B, N, ...): merged into N and split again (the gather index gets its class axis after
     N, not after the batch)."""
-    t, weight, ignore_index, dtype = args
+    t, weight, ignore_index, dtype, c, where = args
     size = t.shape[0]
-    index, neg_w, w, valid = _nll_arrays(t.reshape((-1,) + t.shape[2:]), weight, ignore_index, dtype)
-    return (index.reshape((size, -1) + index.shape[1:]),) + tuple(a.reshape(t.shape) for a in (neg_w, w, valid))
+    index, neg_w, w, valid, _, _ = _nll_arrays(t.reshape((-1,) + t.shape[2:]), weight, ignore_index, dtype, c, where)
+    flat = w.reshape(size, -1)  # each sample's own total weight
+    return ((index.reshape((size, -1) + index.shape[1:]),) + tuple(a.reshape(t.shape) for a in (neg_w, w, valid)) +
+            _safe_denominator(flat.sum(axis=1))[1:])
 
 
 elementwise(_safe_denominator)
