@@ -1,0 +1,100 @@
+"""Attacks on `model = tl.compile(model)`, `model.compile()` and compiled blocks whose input has a graph of its own,
+each compared with the same code without tl.compile: outputs, every .grad, optimizer state, buffers and the random
+stream bit for bit, or the same error where eager raises one; what cannot replay runs eagerly and says why."""
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite import nn
+
+CALLS = 5
+
+
+def _batches(n=CALLS, seed=0, width=5):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((6, width)).astype(np.float32), rng.integers(0, 3, 6)) for _ in range(n)]
+
+
+def _net():
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _arrays(params, opt=None, extra=()):
+    out = [p.detach().numpy().copy() for p in params]
+    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in params]
+    for st in (opt.state.values() if opt is not None else ()):
+        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
+    return out + [np.asarray(e) for e in extra]
+
+
+def _assert_same(want, got):
+    assert len(want) == len(got)
+    for i, (a, b) in enumerate(zip(want, got)):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"array {i} differs"
+
+
+class _Fwd(nn.Module):
+    """A module whose forward is `body(self, *args)`, with one Linear(8, 8)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.body = body
+
+    def forward(self, *args):
+        return self.body(self, *args)
+
+
+# ---------------- the input of a compiled block changed in place after the call ----------------
+
+_BODIES = {
+    "tanh first": lambda s, h: s.fc(h.tanh()),     # no operation of the call reads h's values (tanh saves its output)
+    "linear": lambda s, h: s.fc(h),                # the call's Linear reads h: eager refuses a changed h
+    "pow of a view": lambda s, h: s.fc(h[:, :8] ** 2),  # the backward reads a view of h's memory
+}
+
+
+def _change(h, out, how):
+    if how == "h += block(h)":
+        h += out
+    elif how == "mul_":
+        h.mul_(2)
+    elif how == "mul_ under no_grad":  # written in its buffer, not given a new history
+        with tl.no_grad():
+            h.mul_(2)
+    else:
+        h.detach_()
+
+
+def _inplace_after(compiled, body, how):
+    tl.manual_seed(0)
+    stem, block = nn.Linear(5, 8), _Fwd(_BODIES[body])
+    f = tl.compile(block) if compiled else block
+    params = list(stem.parameters()) + list(block.parameters())
+    outcome = []
+    for x, _ in _batches(4):
+        for p in params:
+            p.grad = None
+        h = stem(tl.tensor(x))
+        out = f(h)
+        _change(h, out, how)
+        try:
+            (out.sum() + (h * 1.5).sum()).backward()
+            outcome.append(np.array("ok"))
+        except RuntimeError as exc:
+            assert "modified by an in-place operation" in str(exc)
+            outcome.append(np.array("raised"))
+    return _arrays(params, extra=outcome), f
+
+
+@pytest.mark.parametrize("how", ["h += block(h)", "mul_", "mul_ under no_grad", "detach_"])
+@pytest.mark.parametrize("body", list(_BODIES))
+def test_the_input_changed_in_place_after_the_call_refuses_only_where_eager_does(body, how):
+    """The replay's tape entry took the argument itself as an input: any in-place change of it before backward
+    (the residual `h += block(h)`) made backward raise although eager, whose operations do not read h, does not.
+    It now holds h's graph through a stand-in; h itself where the backward reads a view of h's memory."""
+    want, _ = _inplace_after(False, body, how)
+    got, f = _inplace_after(True, body, how)
+    _assert_same(want, got)
+    assert f.stats["replays"] == 3 and f.stats["eager_calls"] == 0, f.stats
