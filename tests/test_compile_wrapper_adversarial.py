@@ -98,3 +98,43 @@ def test_the_input_changed_in_place_after_the_call_refuses_only_where_eager_does
     got, f = _inplace_after(True, body, how)
     _assert_same(want, got)
     assert f.stats["replays"] == 3 and f.stats["eager_calls"] == 0, f.stats
+
+
+# ---------------- module.compile() guards what its forward reads, as tl.compile(module) does ----------------
+
+_SCALE = 2.0
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.fc(x) * _SCALE
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_a_global_the_forward_reads_is_guarded_also_when_compiled_in_place(in_place):
+    """module.compile() compiled the library's Module._call_impl, so the guards looked at that function's globals,
+    not at the forward's: a changed global gave the recorded value's result."""
+    global _SCALE
+    _SCALE = 2.0
+    model = _Scaled()
+    if in_place:
+        model.compile()
+        f, eager = model, model._call_impl
+    else:
+        f, eager = tl.compile(model), model
+    x = tl.tensor(np.ones((2, 3), np.float32))
+    try:
+        with tl.no_grad():
+            for _ in range(3):
+                f(x)
+            _SCALE = 5.0
+            got = f(x).numpy()
+            assert np.array_equal(got, eager(x).numpy())
+    finally:
+        _SCALE = 2.0
+    stats = model._compiled_call.stats if in_place else f.stats
+    assert stats["replays"] == 2 and stats["traces"] == 2, stats
