@@ -1,6 +1,8 @@
 """Attacks on `model = tl.compile(model)`, `model.compile()` and compiled blocks whose input has a graph of its own,
 each compared with the same code without tl.compile: outputs, every .grad, optimizer state, buffers and the random
 stream bit for bit, or the same error where eager raises one; what cannot replay runs eagerly and says why."""
+import dataclasses
+import types
 
 import numpy as np
 import pytest
@@ -138,3 +140,41 @@ def test_a_global_the_forward_reads_is_guarded_also_when_compiled_in_place(in_pl
         _SCALE = 2.0
     stats = model._compiled_call.stats if in_place else f.stats
     assert stats["replays"] == 2 and stats["traces"] == 2, stats
+
+
+# ---------------- results a plan cannot rebuild ----------------
+
+@dataclasses.dataclass
+class _Output:
+    logits: object
+    total: object = None
+
+
+_RESULTS = {
+    "dataclass": lambda y: _Output(y, y.sum()),
+    "SimpleNamespace": lambda y: types.SimpleNamespace(logits=y),
+    "frozenset": lambda y: frozenset([y]),
+}
+
+
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("kind", list(_RESULTS))
+def test_an_output_object_holding_tensors_runs_eagerly_never_stale(kind, grad):
+    """A model returning a dataclass (a HuggingFace-style output) or a SimpleNamespace: replays returned the
+    recorded object itself, its tensors the first call's values (and, with a graph, the first call's graph); a set
+    returned a tensor of a freed slot (None). Such calls now run eagerly and say what to return instead."""
+    fc = nn.Linear(5, 3)
+    model = _Fwd(lambda s, x: _RESULTS[kind](fc(x)))
+    f = tl.compile(model)
+    for x, _ in _batches(3):
+        x = tl.tensor(x)
+        if grad:
+            out = f(x)
+        else:
+            with tl.no_grad():
+                out = f(x)
+        y = next(iter(out)) if kind == "frozenset" else out.logits
+        assert np.array_equal(y.numpy(), fc(x).numpy())
+        if grad:
+            y.sum().backward()  # (a stale object's graph was released by the previous call's backward)
+    assert f.stats["replays"] == 0 and "tuple, a list, a dict or a namedtuple" in f.stats["last_reason"]

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from . import capture as _capture
-from .record import Unsupported, graph_outputs, map_structure
+from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import changed, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
@@ -295,6 +295,12 @@ class Compiled:
                 cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a "
                                f"list, stored in an attribute or a global): a replay would not update it; return "
                                f"the value and keep it in the caller")
+            if cap.failure is None:
+                held = _holder(out, cap)
+                if held is not None:
+                    cap.fail(f"the function returns an object of class {type(held).__name__} holding tensors the "
+                             f"call made: a replay would return the recorded object itself, with the recorded "
+                             f"values; return them in a tuple, a list, a dict or a namedtuple")
             aot = None
             if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
                 from . import aot as _aot  # (imported here: with the package, W5's replays measured 15% slower
@@ -343,6 +349,47 @@ class _capturing:
     def __exit__(self, *exc):
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]
         state.capture, _tensor._creation_hook, _recorder.capturing = self.prev
+
+
+def _holder(result, cap):
+    """An object in `result` that a plan does not rebuild (anything but tuples, lists, dicts and namedtuples: a
+    dataclass, a SimpleNamespace, a model's output object, a set) and that holds a tensor or an array the call made,
+    or None: a plan would return the recorded object itself on every replay."""
+    from ..tensor import Tensor
+    seen = set()
+
+    def made(x):
+        r = cap.known.get(id(x._data if isinstance(x, Tensor) else x))
+        return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
+
+    def walk(obj, owner, depth):
+        if obj.__class__ in _SCALARS or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
+            return None
+        if isinstance(obj, (Tensor, np.ndarray)):
+            return owner if owner is not None and made(obj) else None
+        seen.add(id(obj))
+        if isinstance(obj, (tuple, list)):
+            items = obj
+        elif isinstance(obj, dict):
+            items = obj.values()
+        else:  # a set, or an object: its attributes
+            owner = obj if owner is None else owner
+            if isinstance(obj, (set, frozenset)):
+                items = obj
+            else:
+                d = getattr(obj, "__dict__", None)
+                slots = getattr(type(obj), "__slots__", ())
+                items = list(d.values()) if isinstance(d, dict) else \
+                    [getattr(obj, k) for k in slots if isinstance(k, str) and hasattr(obj, k)]
+        for x in items:
+            found = walk(x, owner, depth + 1)
+            if found is not None:
+                return found
+        return None
+    return walk(result, None, 0)
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _plain(obj):
