@@ -9,6 +9,7 @@ import pytest
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
+import tinygrad_lite.nn.functional as F
 
 CALLS = 5
 
@@ -178,3 +179,49 @@ def test_an_output_object_holding_tensors_runs_eagerly_never_stale(kind, grad):
         if grad:
             y.sum().backward()  # (a stale object's graph was released by the previous call's backward)
     assert f.stats["replays"] == 0 and "tuple, a list, a dict or a namedtuple" in f.stats["last_reason"]
+
+
+# ---------------- the wrapper's attributes are the original's, as PyTorch's OptimizedModule ----------------
+
+class _Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.fc, self.temperature = nn.Linear(5, 8), nn.Linear(8, 3), 1.0
+
+    def forward(self, x):
+        return self.fc(self.body(x).tanh()) / self.temperature
+
+
+def _new_head(compiled):
+    tl.manual_seed(0)
+    model = _Head()
+    if compiled:
+        model = tl.compile(model)
+    model.fc = nn.Linear(8, 4)  # fine-tuning: a new head, and a setting the forward reads
+    model.temperature = 2.0
+    opt = tl.optim.SGD(model.parameters(), lr=0.1)
+    outs = []
+    for x, y in _batches(4):
+        opt.zero_grad()
+        out = model(tl.tensor(x))
+        F.cross_entropy(out, tl.tensor(y)).backward()
+        opt.step()
+        outs.append(out.detach().numpy().copy())
+    return _arrays(list(model.parameters()), opt, outs), model
+
+
+def test_attributes_assigned_to_the_wrapper_are_the_originals_as_in_pytorch():
+    """`model = tl.compile(model); model.fc = nn.Linear(8, 4)` registered the new head on the wrapper: the original's
+    forward went on with the old head (3 classes) while the optimizer also held the unused new one. PyTorch's
+    OptimizedModule assigns such attributes to `_orig_mod`, and mirrors its `training`; so does ours now."""
+    want, _ = _new_head(False)
+    got, model = _new_head(True)
+    _assert_same(want, got)
+    assert model.stats["replays"] == 3 and model._orig_mod.fc.out_features == 4
+    assert [k for k, _ in model.named_parameters()] == ["_orig_mod." + k for k, _ in model._orig_mod.named_parameters()]
+    model._orig_mod.eval()
+    assert model.training is False  # the original's mode, however it was set
+    model.train()
+    assert model._orig_mod.training and model._orig_mod.fc.training
+    del model.temperature
+    assert not hasattr(model._orig_mod, "temperature")
