@@ -225,3 +225,63 @@ def test_attributes_assigned_to_the_wrapper_are_the_originals_as_in_pytorch():
     assert model._orig_mod.training and model._orig_mod.fc.training
     del model.temperature
     assert not hasattr(model._orig_mod, "temperature")
+
+
+# ---------------- a compiled block inside an eager parent ----------------
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, h):
+        return F.relu(self.fc(h)) + h
+
+
+class _Parent(nn.Module):
+    def __init__(self, how=None):
+        super().__init__()
+        self.stem, self.block, self.head = nn.Linear(5, 8), _Residual(), nn.Linear(8, 3)
+        if how == "wrapped child":
+            self.block = tl.compile(self.block)
+        elif how == "child in place":
+            self.block.compile()
+        elif how == "both in place":
+            self.block.compile()
+            self.compile()
+
+    def forward(self, x):
+        return self.head(self.block(self.block(self.stem(x).tanh())))  # the block twice in one graph
+
+
+def _parent_loop(how):
+    tl.manual_seed(0)
+    model = _Parent(how)
+    opt = tl.optim.Adam(model.parameters(), lr=0.01)
+    outs = []
+    for i, (x, y) in enumerate(_batches()):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(tl.tensor(x)), tl.tensor(y))
+        loss.backward()
+        opt.step()
+        outs.append(loss.numpy().copy())
+        if i == 2:  # the block called on its own, for inference, between steps
+            with tl.no_grad():
+                outs.append(model.block(tl.tensor(np.ones((2, 8), np.float32))).numpy())
+    return _arrays(list(model.parameters()), opt, outs), model
+
+
+@pytest.mark.parametrize("how", ["wrapped child", "child in place", "both in place"])
+def test_a_compiled_child_trains_its_parent_bit_identically_with_the_same_parameter_order(how):
+    """`self.block = tl.compile(self.block)` in a parent's __init__ moved the block to the end of the parent's
+    children (Module.__setattr__ dropped the old entry before adding the new one): parameters(), hence the
+    optimizer's order and its state_dict, and state_dict() came out in another order than without the compile line.
+    PyTorch replaces a child or a parameter in its place; so does Module now (also for `model.fc = new_head`)."""
+    want, plain = _parent_loop(None)
+    got, model = _parent_loop(how)
+    _assert_same(want, got)
+    prefix = "block._orig_mod." if how == "wrapped child" else "block."
+    assert list(model.state_dict()) == [k.replace("block.", prefix) for k in plain.state_dict()]
+    stats = {"wrapped child": lambda: model.block.stats, "child in place": lambda: model.block._compiled_call.stats,
+             "both in place": lambda: model._compiled_call.stats}[how]()
+    assert stats["replays"] >= CALLS - 1 and stats["eager_calls"] == 0, stats
