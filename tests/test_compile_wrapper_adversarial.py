@@ -285,3 +285,42 @@ def test_a_compiled_child_trains_its_parent_bit_identically_with_the_same_parame
     stats = {"wrapped child": lambda: model.block.stats, "child in place": lambda: model.block._compiled_call.stats,
              "both in place": lambda: model._compiled_call.stats}[how]()
     assert stats["replays"] >= CALLS - 1 and stats["eager_calls"] == 0, stats
+
+
+# ---------------- an argument's memory layout ----------------
+
+def _layouts(compiled):
+    tl.manual_seed(0)
+    stem, block = nn.Linear(8, 8), _Fwd(lambda s, h: s.fc(h.contiguous()) * h)
+    f = tl.compile(block) if compiled else block
+    params = list(stem.parameters()) + list(block.parameters())
+    rng = np.random.default_rng(0)
+    outs = []
+    for i in range(6):
+        for p in params:
+            p.grad = None
+        h = stem(tl.tensor(rng.standard_normal((8, 8)).astype(np.float32)))
+        h = [h, h.t(), h[::-1]][i % 3]  # the same shape, in C order, in Fortran order, with negative strides
+        out = f(h)
+        (out * out).sum().backward()
+        outs.append(out.detach().numpy().copy())
+    x = rng.standard_normal((32, 32)).astype(np.float32)
+    g = _Fwd(lambda s, x: (x.tanh() * 1.5).sum(0))
+    g = tl.compile(g) if compiled else g
+    with tl.no_grad():
+        outs += [g(tl.tensor(a)).numpy() for a in (x, np.asfortranarray(x), x, np.asfortranarray(x))]
+    return _arrays(params, extra=outs), (f, g)
+
+
+def test_an_arguments_memory_layout_is_a_guard():
+    """The signature keyed arguments by shape and dtype only. A replay for an argument of the recorded shape but
+    another layout (a transposed view `h.t()`, a Fortran-ordered array) ran the recorded plan: its planned buffers
+    in the recorded order (a ufunc's output follows its input's order, which sets a later sum's order) and the
+    library's layout choices made at recording (matmul's backward computes a transposed operand's gradient
+    transposed). The gradient handed on to the eager graph then summed in another order (the stem's bias.grad),
+    and `x.tanh().sum(0)` differed in its last bits. The layout is now part of the signature."""
+    want, _ = _layouts(False)
+    got, (f, g) = _layouts(True)
+    _assert_same(want, got)
+    assert f.stats["variants"] == 3 and f.stats["replays"] == 3, f.stats
+    assert g.stats["variants"] == 2 and g.stats["replays"] == 2, g.stats

@@ -40,9 +40,10 @@ _capture_lock = threading.RLock()  # the creation hook is process-wide: one capt
 
 
 def _flatten(obj, leaves, dynamic=False, swap=None):
-    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays and, with `dynamic`,
-    Python ints and floats (then keyed by their type, not their value), as arguments or inside tuples; inside a
-    list or a dict a number stays keyed by value (the call may change those in place: they are passed as they are).
+    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays (keyed by shape, dtype and
+    memory layout) and, with `dynamic`, Python ints and floats (then keyed by their type, not their value), as
+    arguments or inside tuples; inside a list or a dict a number stays keyed by value (the call may change those
+    in place: they are passed as they are).
     With `swap` (an iterator), the same walk rebuilds `obj` instead, each leaf replaced by the iterator's next item
     (lists and dicts are walked but kept)."""
     from ..tensor import Tensor
@@ -54,8 +55,9 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
         if cls is int or cls is float:
             return ("S", cls.__name__)
         if isinstance(obj, Tensor):
-            return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
-        return ("A", obj.shape, obj.dtype.str)
+            arr = obj._data
+            return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
+        return ("A", obj.shape, obj.dtype.str, _layout(obj))
     if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
         return obj if swap is not None else ("V", type(obj).__name__, _value_key(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -71,6 +73,15 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
         parts = tuple((k, _flatten(obj[k], leaves, False, swap)) for k in sorted(obj, key=repr))
         return obj if swap is not None else ("D", parts)
     return obj if swap is not None else ("O", _Same(obj))  # any other object: by identity (a module, a loss, ...)
+
+
+def _layout(arr):
+    """An argument's memory layout, a guard: the library's operations decide from it (matmul's backward computes a
+    transposed operand's gradient transposed), NumPy's results follow it (a ufunc's output has its input's order,
+    which sets a later reduction's summation order) and a replay's planned buffers have the recorded one. C order,
+    Fortran order, or the strides; and whether it may be written in place."""
+    fl = arr.flags
+    return (0 if fl.c_contiguous else 1 if fl.f_contiguous else arr.strides), fl.writeable
 
 
 class _Same:
