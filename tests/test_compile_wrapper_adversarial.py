@@ -1,7 +1,9 @@
 """Attacks on `model = tl.compile(model)`, `model.compile()` and compiled blocks whose input has a graph of its own,
 each compared with the same code without tl.compile: outputs, every .grad, optimizer state, buffers and the random
 stream bit for bit, or the same error where eager raises one; what cannot replay runs eagerly and says why."""
+import copy
 import dataclasses
+import pickle
 import types
 
 import numpy as np
@@ -324,3 +326,200 @@ def test_an_arguments_memory_layout_is_a_guard():
     _assert_same(want, got)
     assert f.stats["variants"] == 3 and f.stats["replays"] == 3, f.stats
     assert g.stats["variants"] == 2 and g.stats["replays"] == 2, g.stats
+
+
+# ---------------- pinned: PyTorch habits around a compiled model, bit for bit ----------------
+
+def _target(model):
+    return model._orig_mod if hasattr(model, "_orig_mod") else model
+
+
+def _habit(i, model, habit):
+    """What a training script does to its (compiled or not) model before step i."""
+    net = _target(model)
+    if habit == "double() mid-training" and i == 2:
+        model.double()
+    elif habit == "half() mid-training" and i == 2:
+        model.half()
+    elif habit == "load_state_dict mid-training" and i == 2:
+        tl.manual_seed(5)
+        net.load_state_dict(_net().state_dict())
+    elif habit == "requires_grad_(False) on a layer, then back" and i in (1, 3):
+        net[0].requires_grad_(i == 3)
+    elif habit == "a parameter replaced" and i == 2:
+        net[2].weight = nn.Parameter(tl.tensor(np.full((8, 8), 0.1, np.float32)))
+    elif habit == "no_grad eval between steps" and i == 2:
+        model.eval()
+        with tl.no_grad():
+            model(tl.tensor(np.ones((6, 5), np.float32)))
+        model.train()
+
+
+_HABITS = ["double() mid-training", "half() mid-training", "load_state_dict mid-training",
+           "requires_grad_(False) on a layer, then back", "a parameter replaced", "no_grad eval between steps",
+           "zero_grad(set_to_none=False)"]
+
+
+def _habit_loop(habit, compiled, in_place):
+    tl.manual_seed(0)
+    model = _net()
+    if compiled:
+        if in_place:
+            model.compile()
+        else:
+            model = tl.compile(model)
+    params = list(model.parameters())  # (a parameter replaced later is not the optimizer's: as in PyTorch)
+    opt = tl.optim.SGD(params, lr=0.1, momentum=0.9)
+    losses = []
+    for i, (x, y) in enumerate(_batches(6)):
+        _habit(i, model, habit)
+        opt.zero_grad(set_to_none=habit != "zero_grad(set_to_none=False)")
+        dtype = next(model.parameters()).dtype
+        loss = F.cross_entropy(model(tl.tensor(x).to(dtype)), tl.tensor(y))
+        loss.backward()
+        opt.step()
+        losses.append(loss.numpy().copy())
+    stats = (model._compiled_call if in_place else model._compiled).stats if compiled else None
+    return _arrays(list(model.parameters()), opt, losses), stats
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["tl.compile(model)", "model.compile()"])
+@pytest.mark.parametrize("habit", _HABITS)
+def test_pytorch_habits_on_a_compiled_model_stay_bit_identical(habit, in_place):
+    want, _ = _habit_loop(habit, False, in_place)
+    got, stats = _habit_loop(habit, True, in_place)
+    _assert_same(want, got)
+    assert stats["replays"] >= 3 and stats["eager_calls"] == 0, stats
+
+
+# ---------------- pinned: compiled blocks in eager graphs ----------------
+
+class _BNBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.bn, self.drop, self.out = nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.3), nn.Linear(8, 3)
+
+    def forward(self, h, scale=None):
+        out = self.out(self.drop(F.relu(self.bn(self.fc(h)))) + h) + h[:, 2:5]
+        return out if scale is None else out * scale
+
+
+def _graph_step(pattern, i, stem, f, x, y):
+    """One step's loss (or None when the pattern calls backward itself) for a compiled block `f` in an eager graph."""
+    h = F.dropout(stem(x).tanh(), 0.2)  # an eager draw before the call: the random stream stays eager's
+    if pattern == "siamese":  # two calls in one graph
+        a, b = f(h), f(h * 2)
+        return F.cross_entropy(a, y) + (a - b).pow(2).mean()
+    if pattern == "accumulate over 3 forwards":
+        return F.cross_entropy(f(h), y) / 3
+    if pattern == "slices, one backward":
+        return sum(F.cross_entropy(f(h[k:k + 2]), y[k:k + 2]) for k in (0, 2, 4))
+    if pattern == "retain_graph, two backwards":
+        loss = F.cross_entropy(f(h), y)
+        loss.backward(retain_graph=True)
+        loss.backward()
+        return None
+    if pattern == "input feeds another layer":
+        return F.cross_entropy(f(h) + h[:, :3], y)
+    if pattern == "a graph tensor as a keyword argument":
+        return F.cross_entropy(f(h, scale=stem(x).sigmoid()[:, :3]), y)
+    if pattern == "no_grad eval between":
+        if i == 2:
+            f.eval()
+            with tl.no_grad():
+                f(h)
+            f.train()
+        return F.cross_entropy(f(h), y)
+    raise AssertionError(pattern)
+
+
+def _graph_loop(pattern, compiled):
+    tl.manual_seed(0)
+    stem, block = nn.Linear(5, 8), _BNBlock()
+    f = tl.compile(block) if compiled else block
+    params = list(stem.parameters()) + list(block.parameters())
+    opt = tl.optim.Adam(params, lr=0.01)
+    losses = []
+    for i, (x, y) in enumerate(_batches(6)):
+        if pattern != "accumulate over 3 forwards" or i % 3 == 0:
+            opt.zero_grad()
+        loss = _graph_step(pattern, i, stem, f, tl.tensor(x), tl.tensor(y))
+        if loss is not None:
+            loss.backward()
+            losses.append(loss.numpy().copy())
+        if pattern != "accumulate over 3 forwards" or i % 3 == 2:
+            opt.step()
+    extra = losses + [b.numpy().copy() for b in block.buffers()] + [tl.rand(4).numpy()]
+    return _arrays(params, opt, extra), f
+
+
+@pytest.mark.parametrize("pattern", ["siamese", "accumulate over 3 forwards", "slices, one backward",
+                                     "retain_graph, two backwards", "input feeds another layer",
+                                     "a graph tensor as a keyword argument", "no_grad eval between"])
+def test_a_compiled_block_with_batchnorm_and_dropout_in_an_eager_graph_is_bit_identical(pattern):
+    want, _ = _graph_loop(pattern, False)
+    got, f = _graph_loop(pattern, True)
+    _assert_same(want, got)
+    assert f.stats["replays"] >= 4 and f.stats["eager_calls"] == 0, f.stats
+
+
+class _ThreeHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(8, 3), nn.Linear(8, 3), nn.Linear(8, 2)
+
+    def forward(self, h):
+        t = F.relu(h)
+        return self.a(t), self.b(h).tanh(), self.c(t * h)
+
+
+def _heads_loop(compiled):
+    tl.manual_seed(0)
+    stem, heads = nn.Linear(5, 8), _ThreeHeads()
+    f = tl.compile(heads) if compiled else heads
+    params = list(stem.parameters()) + list(heads.parameters())
+    seen = []
+    for i, (x, y) in enumerate(_batches(6)):
+        h = stem(tl.tensor(x))
+        a, b, c = f(h)
+        if i % 2:  # each output's own backward, one after another, then another subset
+            F.cross_entropy(a, tl.tensor(y)).backward(retain_graph=True)
+            (b * b).mean().backward(retain_graph=True)
+            (c.sum() + b.sum()).backward()
+        else:  # gradients to the graph input and to a stem parameter, .grad untouched
+            seen += [g.numpy().copy() for g in tl.autograd.grad(a.sum(), [h], retain_graph=True)]
+            seen += [g.numpy().copy() for g in tl.autograd.grad((b + c[:, :1]).sum(), [h, stem.weight])]
+    return _arrays(params, extra=seen), f
+
+
+def test_several_outputs_of_a_block_with_a_graph_input_get_their_gradients_in_any_subset():
+    want, _ = _heads_loop(False)
+    got, f = _heads_loop(True)
+    _assert_same(want, got)
+    assert f.stats["replays"] == 5 and f.stats["eager_calls"] == 0, f.stats
+
+
+# ---------------- pinned: copies of a model compiled in place ----------------
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_of_a_model_compiled_in_place_after_training_goes_on_as_a_plain_copy(how):
+    def train(model, batches):
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+        for x, y in batches:
+            opt.zero_grad()
+            F.cross_entropy(model(tl.tensor(x)), tl.tensor(y)).backward()
+            opt.step()
+    tl.manual_seed(0)
+    model = _net()
+    model.compile()
+    train(model, _batches(3))
+    other = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
+    compiled = other.__dict__["_compiled_call"]
+    assert compiled.fn.__self__ is other and compiled.code_of is other and compiled.stats["traces"] == 0
+    plain = _net()
+    plain.load_state_dict(model.state_dict())
+    train(other, _batches(4, seed=1))
+    train(plain, _batches(4, seed=1))
+    _assert_same(_arrays(list(plain.parameters())), _arrays(list(other.parameters())))
+    assert compiled.stats["replays"] == 3
+    assert not np.array_equal(next(other.parameters()).numpy(), next(model.parameters()).numpy())
