@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from . import capture as _capture
-from .record import Unsupported, graph_outputs, map_structure
+from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import changed, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
@@ -40,9 +40,10 @@ _capture_lock = threading.RLock()  # the creation hook is process-wide: one capt
 
 
 def _flatten(obj, leaves, dynamic=False, swap=None):
-    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays and, with `dynamic`,
-    Python ints and floats (then keyed by their type, not their value), as arguments or inside tuples; inside a
-    list or a dict a number stays keyed by value (the call may change those in place: they are passed as they are).
+    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays (keyed by shape, dtype and
+    memory layout) and, with `dynamic`, Python ints and floats (then keyed by their type, not their value), as
+    arguments or inside tuples; inside a list or a dict a number stays keyed by value (the call may change those
+    in place: they are passed as they are).
     With `swap` (an iterator), the same walk rebuilds `obj` instead, each leaf replaced by the iterator's next item
     (lists and dicts are walked but kept)."""
     from ..tensor import Tensor
@@ -54,8 +55,9 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
         if cls is int or cls is float:
             return ("S", cls.__name__)
         if isinstance(obj, Tensor):
-            return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad, obj._entry is None)
-        return ("A", obj.shape, obj.dtype.str)
+            arr = obj._data
+            return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
+        return ("A", obj.shape, obj.dtype.str, _layout(obj))
     if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
         return obj if swap is not None else ("V", type(obj).__name__, _value_key(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -71,6 +73,15 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
         parts = tuple((k, _flatten(obj[k], leaves, False, swap)) for k in sorted(obj, key=repr))
         return obj if swap is not None else ("D", parts)
     return obj if swap is not None else ("O", _Same(obj))  # any other object: by identity (a module, a loss, ...)
+
+
+def _layout(arr):
+    """An argument's memory layout, a guard: the library's operations decide from it (matmul's backward computes a
+    transposed operand's gradient transposed), NumPy's results follow it (a ufunc's output has its input's order,
+    which sets a later reduction's summation order) and a replay's planned buffers have the recorded one. C order,
+    Fortran order, or the strides; and whether it may be written in place."""
+    fl = arr.flags
+    return (0 if fl.c_contiguous else 1 if fl.f_contiguous else arr.strides), fl.writeable
 
 
 class _Same:
@@ -173,10 +184,11 @@ def _settings(module):
 class Compiled:
     """The callable `tl.compile` returns. `stats`: traces, replays, eager_calls, variants, last_reason."""
 
-    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8, *, name=None):
+    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8, *, name=None, code_of=None):
         if not callable(fn):
             raise TypeError(f"tl.compile: expected a callable or a Module, got {type(fn).__name__}")
         self.fn = fn
+        self.code_of = code_of  # whose code's globals and closure are guarded, when not fn's (Module.compile)
         self.fullgraph = bool(fullgraph)
         self.dynamic = bool(dynamic)
         self.max_variants = int(max_variants)
@@ -193,9 +205,10 @@ class Compiled:
         self.__doc__ = getattr(self.fn, "__doc__", None)
 
     def __getstate__(self):  # a copy (copy.deepcopy, pickle) is compiled afresh: records hold the original's objects
-        return {k: getattr(self, k) for k in ("fn", "fullgraph", "dynamic", "max_variants", "name")}
+        return {k: getattr(self, k) for k in ("fn", "fullgraph", "dynamic", "max_variants", "name", "code_of")}
 
     def __setstate__(self, d):
+        self.code_of = None
         self.__dict__.update(d)
         self._fresh()
 
@@ -261,7 +274,8 @@ class Compiled:
 
     def _trace(self, args, kwargs, key, leaves):
         self.stats["traces"] += 1
-        constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
+        constants = python_constants(self.fn if self.code_of is None else self.code_of)  # before the call: one
+        # that the call changes is a failed guard
         with _capture_lock, paused_gc():
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],
@@ -292,6 +306,12 @@ class Compiled:
                 cap.failure = (f"{what} was kept by Python code outside the function's result (appended to a "
                                f"list, stored in an attribute or a global): a replay would not update it; return "
                                f"the value and keep it in the caller")
+            if cap.failure is None:
+                held = _holder(out, cap)
+                if held is not None:
+                    cap.fail(f"the function returns an object of class {type(held).__name__} holding tensors the "
+                             f"call made: a replay would return the recorded object itself, with the recorded "
+                             f"values; return them in a tuple, a list, a dict or a namedtuple")
             aot = None
             if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
                 from . import aot as _aot  # (imported here: with the package, W5's replays measured 15% slower
@@ -340,6 +360,47 @@ class _capturing:
     def __exit__(self, *exc):
         _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]
         state.capture, _tensor._creation_hook, _recorder.capturing = self.prev
+
+
+def _holder(result, cap):
+    """An object in `result` that a plan does not rebuild (anything but tuples, lists, dicts and namedtuples: a
+    dataclass, a SimpleNamespace, a model's output object, a set) and that holds a tensor or an array the call made,
+    or None: a plan would return the recorded object itself on every replay."""
+    from ..tensor import Tensor
+    seen = set()
+
+    def made(x):
+        r = cap.known.get(id(x._data if isinstance(x, Tensor) else x))
+        return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
+
+    def walk(obj, owner, depth):
+        if obj.__class__ in _SCALARS or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
+            return None
+        if isinstance(obj, (Tensor, np.ndarray)):
+            return owner if owner is not None and made(obj) else None
+        seen.add(id(obj))
+        if isinstance(obj, (tuple, list)):
+            items = obj
+        elif isinstance(obj, dict):
+            items = obj.values()
+        else:  # a set, or an object: its attributes
+            owner = obj if owner is None else owner
+            if isinstance(obj, (set, frozenset)):
+                items = obj
+            else:
+                d = getattr(obj, "__dict__", None)
+                slots = getattr(type(obj), "__slots__", ())
+                items = list(d.values()) if isinstance(d, dict) else \
+                    [getattr(obj, k) for k in slots if isinstance(k, str) and hasattr(obj, k)]
+        for x in items:
+            found = walk(x, owner, depth + 1)
+            if found is not None:
+                return found
+        return None
+    return walk(result, None, 0)
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _plain(obj):

@@ -101,7 +101,10 @@ def record_backward(cap, result, leaves, first_seq, capturing):
             obj = None if wr is None else wr()
             if obj.__class__ is np.ndarray:
                 fwd_values[r.key] = obj
+    graph_args = {i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x._entry is not None}  # (guarded by
+    # the signature: a replay's arguments have graphs where these had)
     rec = dict(m=m, nfwd=nfwd, out_refs=out_refs, outs=outs, nargs=len(leaves), saved={}, args_used=set(),
+               graph_args=graph_args,
                live_used={}, backwards={})
     k = len(outs)
     for mask in range(1, 2 ** k):
@@ -219,6 +222,24 @@ def _remap(tmpl, remap):
     return tmpl
 
 
+def _stand_in(x, arrays, watch):
+    """What the replay's entry takes as argument `x`, which has a graph of its own: where x's gradient goes (the
+    backward reads x's values, if at all, as an input of their own: args_used). A stand-in holding x's graph as it
+    is at the call, of version 0, so that changing x in place after the call (`h += block(h)`, `h.relu_()`,
+    `detach_()`) makes the entry refuse only where eager's entries would: an operation of the call reads x (its
+    own input), or, when an output or an array the backward reads is a view of x's memory, that memory was written
+    (appended to `watch` as (x, version): the VJP checks it, as eager's view entries do)."""
+    from ..tensor import Tensor
+    data = x._data
+    for a in arrays:
+        if a.base is not None and np.may_share_memory(a, data):
+            watch.append((x, x._version))
+            break
+    s = Tensor._wrap(data)
+    s._entry, s.requires_grad = x._entry, True
+    return s
+
+
 class AotPlan:
     """A forward plan, and the backward plans its outputs' tape entry runs (see the module docstring). One returned
     tensor is the entry's output; several are each the output of a small entry that hands its gradient to a
@@ -249,6 +270,8 @@ class AotPlan:
             plan = Plan(_Part(cap, bops, cap.nslots, guards=False), result)
             self.backwards[subset] = (plan, len(self.targets), len(targets), [sparse for _, sparse in contrib])
             self.targets += targets
+        # arguments with a graph of their own that get a gradient (their values are read, if at all, as args_used)
+        self.graph_args = sorted({key for kind, key in self.targets if kind == "arg" and key in rec["graph_args"]})
         self.dtype = outs[0]._data.dtype
         self.dtypes = [o._data.dtype for o in outs]  # of the placeholder gradients the backwards were recorded with
         self.lock = lock
@@ -266,16 +289,22 @@ class AotPlan:
     def run(self, argv):
         from ..tensor import Tensor
         marked, outs, saved = self.forward.run(argv)
-        inputs = [argv[key] if kind == "arg" else key for kind, key in self.targets]
+        watch = None  # arguments with a graph whose memory an output or a saved array views: (x, its version)
+        if self.graph_args:
+            arrays, watch = [t._data for t in outs] + [t._data for t in saved], []
+            stand = {i: _stand_in(argv[i], arrays, watch) for i in self.graph_args}
+            inputs = [stand.get(key, argv[key]) if kind == "arg" else key for kind, key in self.targets]
+        else:
+            inputs = [argv[key] if kind == "arg" else key for kind, key in self.targets]
         inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
         inputs += self.live_used
         inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
         if len(outs) == 1:
-            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None),))
+            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch),))
         else:
             holder = [None] * len(outs)  # each output's gradient in one backward, until the anchor's VJP runs
             anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
-            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder),))
+            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder, watch),))
             for i, o in enumerate(outs):
                 _recorder.record(self.out_prims[i], (anchor,), o, ((holder, i),))
         return map_structure(marked, lambda t: outs[t.index] if t.__class__ is _Out else t)
@@ -307,7 +336,9 @@ class AotPlan:
         from ..tensor import Tensor
         if state.grad_enabled:
             self._no_create_graph()
-        holder = entry.attrs[0][1]
+        _, holder, watch = entry.attrs[0]
+        if watch:
+            _check_views(entry, watch)
         if holder is None:
             self._check_dtype(g, 0)
             gs, subset = [g._data], (0,)
@@ -333,3 +364,16 @@ class AotPlan:
                 (x, index), (shape, basic) = x, how
                 grads[first + j] = IndexGrad(x if isinstance(x, Tensor) else Tensor._wrap(x), shape, index, basic)
         return tuple(grads)
+
+
+def _check_views(entry, watch):
+    """Raise as eager's view entries do when the memory of an argument that an output or a saved array of this call
+    views was written in place since the call (a new history given to the argument leaves that memory as it was)."""
+    from ..autograd.engine import _as_seen_by
+    for x, version in watch:
+        if _as_seen_by(x, entry.seq)._version != version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an in-place operation: "
+                f"an argument of shape {tuple(x.shape)} ({x.dtype}) of {entry.describe()}, whose memory an output or "
+                f"a value its backward reads views, was changed in place after the call (version {version} then, "
+                f"{x._version} now). Use an out-of-place operation, or .clone() the tensor before changing it.")

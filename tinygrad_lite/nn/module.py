@@ -103,7 +103,9 @@ class Module:
         """As `torch.nn.Module.compile`: this module's calls go through `tl.compile(**kwargs)` from now on (in place:
         its parameters, state dict keys and attributes stay as they are; `tl.compile(module)` wraps it instead)."""
         from ..compile import Compiled
-        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, **kwargs)
+        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, code_of=self, **kwargs)
+        # (code_of: the globals and closure its forward reads are guarded, as with tl.compile(module); not those of
+        # _call_impl, the library's code)
 
     def _child_name(self, child):
         """The dotted name of `child` below this module (a child, or deeper when called through a container such
@@ -153,7 +155,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_parameters")
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -163,7 +165,7 @@ class Module:
         elif isinstance(value, Module):
             if d.get("_modules") is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_modules")
             d["_modules"][name] = value
             d["_child_names"] = None
         elif d.get("_modules") is not None and name in d["_modules"]:
@@ -179,11 +181,15 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Drop `name` from the instance and the member dicts, except `keep` (the kind being assigned: a parameter
+        or a child replaced by another keeps its place in the order, as in PyTorch, so `self.block =
+        tl.compile(self.block)` or a new head leaves parameters() and state_dict() in the same order)."""
         d = self.__dict__
         d.pop(name, None)
         for key in ("_parameters", "_buffers", "_modules"):
-            d[key].pop(name, None)
+            if key != keep:
+                d[key].pop(name, None)
         d["_non_persistent_buffers"].discard(name)
         d["_child_names"] = None
 
