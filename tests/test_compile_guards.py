@@ -849,3 +849,24 @@ def test_an_attribute_the_step_changes_itself_is_never_replayed_stale():
         got = [f(x).numpy()[0] for _ in range(5)]
     assert got == [1.0, 2.0, 3.0, 4.0, 5.0] and f.stats["replays"] == 0, f.stats
     assert "the attribute 'state.calls' the function reads was" in f.stats["last_reason"]
+
+
+@pytest.mark.parametrize("argument", ["tensor", "ndarray"])
+def test_a_tensor_from_before_the_call_on_an_arguments_array_stays_itself(argument):
+    """`y = x.detach()` (or `tl.from_numpy(a)`) read from the closure, with the call recorded on x (or a) itself: y
+    shares the argument's array, but in a replay on another argument y must still be y (was: the argument)."""
+    first = np.ones(3)
+    x = tl.tensor(first) if argument == "tensor" else first
+    y = x.detach() if argument == "tensor" else tl.from_numpy(first)
+
+    def fn(t):
+        return (tl.as_tensor(t) if argument == "ndarray" else t) * 2 + y
+
+    f = tl.compile(fn)
+    for _ in range(2):
+        assert np.array_equal(f(x).numpy(), fn(x).numpy())
+    for v in (5.0, -3.0):
+        other = np.full(3, v)
+        other = tl.tensor(other) if argument == "tensor" else other
+        assert np.array_equal(f(other).numpy(), fn(other).numpy()), f.stats
+    assert f.stats["replays"] == 3 and f.stats["eager_calls"] == 0, f.stats

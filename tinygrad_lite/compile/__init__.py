@@ -184,11 +184,10 @@ def _settings(module):
 class Compiled:
     """The callable `tl.compile` returns. `stats`: traces, replays, eager_calls, variants, last_reason."""
 
-    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8, *, name=None, code_of=None):
+    def __init__(self, fn, fullgraph=False, dynamic=False, max_variants=8, *, name=None):
         if not callable(fn):
             raise TypeError(f"tl.compile: expected a callable or a Module, got {type(fn).__name__}")
         self.fn = fn
-        self.code_of = code_of  # whose code's globals and closure are guarded, when not fn's (Module.compile)
         self.fullgraph = bool(fullgraph)
         self.dynamic = bool(dynamic)
         self.max_variants = int(max_variants)
@@ -205,10 +204,9 @@ class Compiled:
         self.__doc__ = getattr(self.fn, "__doc__", None)
 
     def __getstate__(self):  # a copy (copy.deepcopy, pickle) is compiled afresh: records hold the original's objects
-        return {k: getattr(self, k) for k in ("fn", "fullgraph", "dynamic", "max_variants", "name", "code_of")}
+        return {k: getattr(self, k) for k in ("fn", "fullgraph", "dynamic", "max_variants", "name")}
 
     def __setstate__(self, d):
-        self.code_of = None
         self.__dict__.update(d)
         self._fresh()
 
@@ -274,8 +272,7 @@ class Compiled:
 
     def _trace(self, args, kwargs, key, leaves):
         self.stats["traces"] += 1
-        constants = python_constants(self.fn if self.code_of is None else self.code_of)  # before the call: one
-        # that the call changes is a failed guard
+        constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
         with _capture_lock, paused_gc():
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],

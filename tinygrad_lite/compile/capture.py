@@ -44,7 +44,7 @@ class Capture:
     """The record of one eager call (see the module docstring). Created by `tl.compile`; the hooks in the engine,
     the primitives, the optimizers and the layers find it in the thread's autograd state."""
 
-    def __init__(self, arg_arrays, arg_tensors=()):
+    def __init__(self, arg_arrays, arg_tensors=(), stand_ins=()):
         self.ops = []
         self.nslots = 0
         self.known = {}        # id(array) -> Ref, while the array lives (see _know)
@@ -66,6 +66,8 @@ class Capture:
             self._know(arr, Ref(ARG, path))
         for path, t in arg_tensors:
             self.args.setdefault(id(t), path)
+        self.stand_ins = {id(t): t for t in stand_ins}  # tensors made for the call on its arguments' arrays (vmap's
+        # samples): those arguments, where another tensor from before the call on such an array is not
 
     # ---------------- bookkeeping ----------------
     def _know(self, arr, ref):
@@ -167,6 +169,9 @@ class Capture:
         if isinstance(x, Tensor):
             r = self.known.get(id(x._data))
             if r is not None:
+                if r.kind == ARG and id(x) not in self.args and id(x) not in self.created and \
+                        id(x) not in self.stand_ins:
+                    return self._live(x)  # made before the call on an argument's array: its own, in a replay too
                 return r
             if id(x) in self.created:
                 self.fail(f"{what} at {user_site(3)} uses a tensor made during the call from values that were not "
@@ -188,7 +193,9 @@ class Capture:
         if id(t) not in self.live:
             self.live[id(t)] = t
             self.keep.append(t)
-            self._know(t._data, ref)  # its array, when an operation is handed the array itself
+            r = self.known.get(id(t._data))
+            if r is None or r.kind != ARG:  # (an argument's array stays the argument's)
+                self._know(t._data, ref)  # its array, when an operation is handed the array itself
         return ref
 
     def template(self, obj, what):
@@ -199,7 +206,7 @@ class Capture:
         Tensor = _tensor_class()
         if cls is Tensor:
             r = self.known.get(id(obj._data))
-            return r if r is not None else self.ref(obj, what)
+            return r if r is not None and (r.kind is not ARG or id(obj) in self.args) else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
@@ -207,12 +214,14 @@ class Capture:
         if isinstance(obj, Obj):
             return obj
         if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
-            known, out = self.known, []
+            known, args, out = self.known, self.args, []
             for o in obj:
                 c = o.__class__
                 if c is Tensor or c is np.ndarray:
                     r = known.get(id(o._data if c is Tensor else o))
-                    out.append(r if r is not None else self.ref(o, what))
+                    # (a tensor from before the call on an argument's array is not the argument: ref() sorts it)
+                    out.append(r if r is not None and (r.kind is not ARG or c is np.ndarray or id(o) in args)
+                               else self.ref(o, what))
                 else:
                     out.append(o if c in _PLAIN else self.template(o, what))
             return tuple(out)

@@ -53,8 +53,8 @@ def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness, chunk_size=N
     size = _batch_size(leaves, dims)
     physical = [Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
     samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
-    cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in enumerate(samples)
-                                                         if physical[i] is not None])
+    batched = [(i, s) for i, s in enumerate(samples) if physical[i] is not None]
+    cap, out = _record(func, rebuild(samples), kwargs, [(i, s._data) for i, s in batched], [s for _, s in batched])
     if chunk_size is None or chunk_size >= size:
         replay = BatchedReplay(cap, physical, size, randomness)
         replay.run()
@@ -179,11 +179,11 @@ def _batch_size(leaves, dims):
 
 
 # ---------------- the record of one sample ----------------
-def _record(func, args, kwargs, arg_arrays):
+def _record(func, args, kwargs, arg_arrays, samples):
     tensor_mod = sys.modules[Tensor.__module__]  # the module (tl.tensor is the factory function)
     if state.capture is not None:
         raise NotImplementedError("vmap inside tl.compile or inside another vmap is not provided yet")
-    cap = cap_mod.Capture(arg_arrays)
+    cap = cap_mod.Capture(arg_arrays, stand_ins=samples)  # (the samples are the arguments they stand for)
     prev = state.capture, tensor_mod._creation_hook, recorder.capturing
     state.capture, tensor_mod._creation_hook, recorder.capturing = cap, cap.tensor_created, True
     try:

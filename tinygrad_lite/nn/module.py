@@ -103,9 +103,8 @@ class Module:
         """As `torch.nn.Module.compile`: this module's calls go through `tl.compile(**kwargs)` from now on (in place:
         its parameters, state dict keys and attributes stay as they are; `tl.compile(module)` wraps it instead)."""
         from ..compile import Compiled
-        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, code_of=self, **kwargs)
-        # (code_of: the globals and closure its forward reads are guarded, as with tl.compile(module); not those of
-        # _call_impl, the library's code)
+        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, **kwargs)
+        # (the constants guarded are those its forward reads: compile/constants.py looks through _call_impl)
 
     def _child_name(self, child):
         """The dotted name of `child` below this module (a child, or deeper when called through a container such
