@@ -254,7 +254,18 @@ def apply(prim, inputs, attrs=()):
 
 
 def _as_array_call(fn):
-    """`fn` with its result made an ndarray (NumPy returns scalars for 0-d results), for a replay."""
+    """`fn` with its result made an ndarray (NumPy returns scalars for 0-d results), for a replay; one per function
+    (a capture of a chain of 0-d operations would otherwise hold a closure per operation for the collector)."""
+    call = _array_calls.get(fn)
+    if call is None:
+        call = _array_calls[fn] = _make_array_call(fn)
+    return call
+
+
+_array_calls = {}
+
+
+def _make_array_call(fn):
     def call(*args):
         out = fn(*args)
         return out if out.__class__ is np.ndarray else np.asarray(out)

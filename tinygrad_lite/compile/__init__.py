@@ -22,7 +22,7 @@ from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
 from ..autograd import recorder as _recorder
-from .._gc import paused_gc
+from .._gc import paused_gc, promote
 from ..autograd.grad_mode import state
 
 __all__ = ["compile", "CompileError", "CompileWarning", "Compiled"]
@@ -329,6 +329,9 @@ class Compiled:
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason
+        finally:
+            cap.close()
+            promote()  # what the capture left alive (the plan's record) is long-lived: no rescans of it
         if plan is None and not self.fullgraph and not self._warned_graph and graph_outputs(out):
             self._warned_graph = True
             warnings.warn(f"tl.compile({self._name()}): the function returns a tensor whose graph is still alive "
@@ -362,39 +365,43 @@ class _capturing:
 def _holder(result, cap):
     """An object in `result` that a plan does not rebuild (anything but tuples, lists, dicts and namedtuples: a
     dataclass, a SimpleNamespace, a model's output object, a set) and that holds a tensor or an array the call made,
-    or None: a plan would return the recorded object itself on every replay."""
+    or None: a plan would return the recorded object itself on every replay. (Module-level helpers, not closures: a
+    recursive closure is a reference cycle that would keep the capture alive until the garbage collector runs.)"""
+    return _held(result, None, 0, cap, set())
+
+
+def _held(obj, owner, depth, cap, seen):
     from ..tensor import Tensor
-    seen = set()
-
-    def made(x):
-        r = cap.known.get(id(x._data if isinstance(x, Tensor) else x))
-        return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
-
-    def walk(obj, owner, depth):
-        if obj.__class__ in _SCALARS or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
-            return None
-        if isinstance(obj, (Tensor, np.ndarray)):
-            return owner if owner is not None and made(obj) else None
-        seen.add(id(obj))
-        if isinstance(obj, (tuple, list)):
-            items = obj
-        elif isinstance(obj, dict):
-            items = obj.values()
-        else:  # a set, or an object: its attributes
-            owner = obj if owner is None else owner
-            if isinstance(obj, (set, frozenset)):
-                items = obj
-            else:
-                d = getattr(obj, "__dict__", None)
-                slots = getattr(type(obj), "__slots__", ())
-                items = list(d.values()) if isinstance(d, dict) else \
-                    [getattr(obj, k) for k in slots if isinstance(k, str) and hasattr(obj, k)]
-        for x in items:
-            found = walk(x, owner, depth + 1)
-            if found is not None:
-                return found
+    if obj.__class__ in _SCALARS or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
         return None
-    return walk(result, None, 0)
+    if isinstance(obj, (Tensor, np.ndarray)):
+        return owner if owner is not None and _made(obj, cap) else None
+    seen.add(id(obj))
+    if isinstance(obj, (tuple, list)):
+        items = obj
+    elif isinstance(obj, dict):
+        items = obj.values()
+    else:  # a set, or an object: its attributes
+        owner = obj if owner is None else owner
+        if isinstance(obj, (set, frozenset)):
+            items = obj
+        else:
+            d = getattr(obj, "__dict__", None)
+            slots = getattr(type(obj), "__slots__", ())
+            items = list(d.values()) if isinstance(d, dict) else \
+                [getattr(obj, k) for k in slots if isinstance(k, str) and hasattr(obj, k)]
+    for x in items:
+        found = _held(x, owner, depth + 1, cap, seen)
+        if found is not None:
+            return found
+    return None
+
+
+def _made(x, cap):
+    """Whether tensor or array `x` was made by the call (its values are each replay's own)."""
+    from ..tensor import Tensor
+    r = cap.known.get(id(x._data if isinstance(x, Tensor) else x))
+    return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
 
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))

@@ -91,6 +91,12 @@ class Capture:
             self.known.pop(key, None)
             self.created.discard(key)
 
+    def close(self):
+        """Drop the weak references (their callbacks are bound methods of this capture: a reference cycle), so the
+        capture is freed as soon as its plan is built instead of by a later garbage collection."""
+        self._watch.clear()
+        self._key_of.clear()
+
     def fail(self, reason):
         if self.failure is None:
             self.failure = reason

@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .._gc import paused_gc
+from .._gc import paused_gc, promote
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
@@ -165,6 +165,7 @@ class Plan:
                     self._generate()
                 elif self._steps_fns is None:
                     self._interpret()
+            promote()  # the steps just built live as long as the plan
         self.replays += 1
         vals = _Values(self.nslots, len(self.dynamic_reads))
         if not self.guarded:
