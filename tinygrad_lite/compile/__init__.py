@@ -17,7 +17,7 @@ import numpy as np
 
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
-from .constants import changed, python_constants
+from .constants import changed, module_class, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
@@ -416,8 +416,8 @@ def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa
     """Compile `fn` (a callable, or a Module: its forward); usable as `@tl.compile` or `@tl.compile(...)`."""
     if fn is None:
         return lambda f: compile(f, fullgraph=fullgraph, dynamic=dynamic, max_variants=max_variants)
-    from ..nn.module import Module
-    if isinstance(fn, Module):  # as torch.compile: a Module that wraps it (module.py)
+    Module = module_class()
+    if Module is not None and isinstance(fn, Module):  # as torch.compile: a Module that wraps it (module.py)
         from .module import OptimizedModule
         return OptimizedModule(fn, Compiled(fn, fullgraph, dynamic, max_variants, name=type(fn).__name__))
     return Compiled(fn, fullgraph, dynamic, max_variants)

@@ -8,6 +8,7 @@ Not seen: names read by the functions it calls, attributes behind a property, `_
 so."""
 import dis
 import functools
+import sys
 import types
 
 import numpy as np
@@ -35,17 +36,23 @@ class _Self:
 
 def _function(fn):
     """(the function whose code runs, the instance bound to its first parameter or None)."""
-    from ..nn.module import Module
+    Module = module_class()
     f = fn.func if isinstance(fn, functools.partial) else fn
     inst = getattr(f, "__self__", None)
     f = getattr(f, "__func__", f)  # a bound method
-    if isinstance(inst, Module) and f is Module._call_impl:  # module.compile(): the module's forward
+    if Module is not None and isinstance(inst, Module) and f is Module._call_impl:  # module.compile(): its forward
         f = type(inst).forward
     elif not hasattr(f, "__code__"):  # a Module or another callable object: its forward (or __call__)
         inst = f
         method = getattr(type(f), "forward", None) or getattr(type(f), "__call__", None)
         f = getattr(method, "__func__", method)
     return f, inst
+
+
+def module_class():
+    """tl.nn.Module when tl.nn has been imported, else None (nothing can be a Module then: not imported for it)."""
+    mod = sys.modules.get(__name__.rsplit(".", 2)[0] + ".nn.module")
+    return getattr(mod, "Module", None)
 
 
 def python_constants(fn):
