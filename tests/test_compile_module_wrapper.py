@@ -237,3 +237,31 @@ def test_the_same_tensor_returned_twice_replays_as_one_object():
     (want, _), (got, f) = run(False), run(True)
     assert np.array_equal(want, got)
     assert f.stats["replays"] == 3 and f.stats["eager_calls"] == 0, f.stats
+
+
+def test_torch_compile_options_are_taken_as_pytorch_takes_them():
+    """`torch.compile(model, mode="max-autotune")`, `backend="inductor"`, `options={...}`, `disable=True` run
+    unchanged: one backend here, the modes and options change nothing, and they are checked as PyTorch checks them."""
+    net = _net()
+    x = tl.tensor(_batches(1)[0][0])
+    for kw in (dict(mode="max-autotune"), dict(mode="reduce-overhead", backend="eager"), dict(options={"a": 1}),
+               dict(dynamic=None)):
+        model = tl.compile(net, **kw)
+        with tl.no_grad():
+            assert all(np.array_equal(model(x).numpy(), net(x).numpy()) for _ in range(3))
+        assert model.stats["replays"] == 2, kw
+    assert tl.compile(net, disable=True) is net
+    fn = lambda t: t * 2  # noqa: E731
+    assert tl.compile(disable=True)(fn) is fn
+    with pytest.raises(RuntimeError, match="Unrecognized mode=fast"):
+        tl.compile(net, mode="fast")
+    with pytest.raises(RuntimeError, match="Either mode or options"):
+        tl.compile(net, mode="default", options={})
+    with pytest.raises(TypeError, match="custom backend function"):
+        tl.compile(net, backend=lambda gm, inputs: gm)
+    other = _net()
+    other.compile(mode="max-autotune")
+    assert other._compiled_call.name == "Sequential"
+    plain = _net()
+    plain.compile(disable=True)
+    assert "_compiled_call" not in plain.__dict__

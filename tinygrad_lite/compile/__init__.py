@@ -412,12 +412,36 @@ def _plain(obj):
     return map_structure(obj, lambda t: t._value if isinstance(t, Read) else t)
 
 
-def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8):  # noqa: A001  (PyTorch's name)
-    """Compile `fn` (a callable, or a Module: its forward); usable as `@tl.compile` or `@tl.compile(...)`."""
+def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8, backend="inductor", mode=None,  # noqa: A001
+            options=None, disable=False):
+    """Compile `fn` (a callable, or a Module: its forward); usable as `@tl.compile` or `@tl.compile(...)`.
+    `backend`, `mode`, `options` and `disable` are torch.compile's, so PyTorch code runs unchanged: there is one
+    backend (any name is taken; a custom backend function is not), the modes and options tune PyTorch's inductor and
+    change nothing here (they are checked as PyTorch checks them), and `disable=True` returns `fn` itself."""
+    _check_torch_options(backend, mode, options)
     if fn is None:
-        return lambda f: compile(f, fullgraph=fullgraph, dynamic=dynamic, max_variants=max_variants)
+        return lambda f: compile(f, fullgraph=fullgraph, dynamic=dynamic, max_variants=max_variants, backend=backend,
+                                 mode=mode, options=options, disable=disable)
+    if disable:
+        return fn
+    dynamic = bool(dynamic)  # (PyTorch's default None, "decide": numbers are guarded by value unless True)
     Module = module_class()
     if Module is not None and isinstance(fn, Module):  # as torch.compile: a Module that wraps it (module.py)
         from .module import OptimizedModule
         return OptimizedModule(fn, Compiled(fn, fullgraph, dynamic, max_variants, name=type(fn).__name__))
     return Compiled(fn, fullgraph, dynamic, max_variants)
+
+
+_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _check_torch_options(backend, mode, options):
+    if not isinstance(backend, str):
+        raise TypeError(f"tl.compile: backend must be a name (tl.compile has one backend, which replays NumPy "
+                        f"kernels); a custom backend function ({type(backend).__name__}) cannot be used")
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be specified at the same time.")
+    if mode is not None and mode not in _MODES:
+        raise RuntimeError(f"Unrecognized mode={mode}, should be one of: {', '.join(_MODES)}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"tl.compile: options must be a dict, got {type(options).__name__}")

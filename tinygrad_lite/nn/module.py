@@ -102,8 +102,11 @@ class Module:
     def compile(self, **kwargs):
         """As `torch.nn.Module.compile`: this module's calls go through `tl.compile(**kwargs)` from now on (in place:
         its parameters, state dict keys and attributes stay as they are; `tl.compile(module)` wraps it instead)."""
-        from ..compile import Compiled
-        self.__dict__["_compiled_call"] = Compiled(self._call_impl, name=type(self).__name__, **kwargs)
+        from ..compile import Compiled, compile as _compile
+        compiled = _compile(self._call_impl, **kwargs)
+        if isinstance(compiled, Compiled):  # (not with disable=True: calls stay as they are)
+            compiled.name = type(self).__name__
+            self.__dict__["_compiled_call"] = compiled
         # (the constants guarded are those its forward reads: compile/constants.py looks through _call_impl)
 
     def _child_name(self, child):
