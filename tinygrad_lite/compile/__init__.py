@@ -9,7 +9,6 @@ hold replay the record (plan.py). What cannot be replayed safely runs eagerly wi
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
 import math
-import sys
 import threading
 import warnings
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
-from .constants import changed, module_class, python_constants
+from .constants import PLAIN, changed, module_class, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
@@ -213,9 +212,6 @@ class Compiled:
     def __repr__(self):
         return f"<tl.compile of {self.name}: {self.stats}>"
 
-    def _name(self):
-        return self.name
-
     def __call__(self, *args, **kwargs):
         with self._lock:
             return self._call(args, kwargs)
@@ -288,7 +284,7 @@ class Compiled:
                 del swap, made, swapped, x
             first_seq = next(_recorder._seq)
             try:
-                with _capturing(cap):
+                with _capture.recording(cap):
                     out = self.fn(*args, **kwargs)
             except BaseException as exc:  # an error message or argument holding a read: its plain value
                 exc.args = tuple(_plain(a) for a in exc.args)
@@ -314,7 +310,7 @@ class Compiled:
                 from . import aot as _aot  # (imported here: with the package, W5's replays measured 15% slower
                 # per operation, reproducibly; the cause was not found)
                 try:
-                    aot = _aot.record_backward(cap, out, leaves, first_seq, _capturing(cap))
+                    aot = _aot.record_backward(cap, out, leaves, first_seq, _capture.recording(cap))
                 except Unsupported as exc:
                     cap.fail(exc.reason)
                 except Exception as exc:  # noqa: BLE001  (the user's own backward will meet it: run eagerly)
@@ -325,7 +321,7 @@ class Compiled:
                     plan = Plan(cap, out)
                 else:
                     from .aot import AotPlan
-                    plan = AotPlan(cap, out, aot, self._lock, self._name())
+                    plan = AotPlan(cap, out, aot, self._lock, self.name)
             reason = None
         except Unsupported as exc:
             plan, reason = None, exc.reason
@@ -334,7 +330,7 @@ class Compiled:
             promote()  # what the capture left alive (the plan's record) is long-lived: no rescans of it
         if plan is None and not self.fullgraph and not self._warned_graph and graph_outputs(out):
             self._warned_graph = True
-            warnings.warn(f"tl.compile({self._name()}): the function returns a tensor whose graph is still alive "
+            warnings.warn(f"tl.compile({self.name}): the function returns a tensor whose graph is still alive "
                           f"(a backward outside it), and this call cannot be compiled: {reason}. Such calls run "
                           f"eagerly", CompileWarning, stacklevel=4)
         self._variants.append(_Variant(key, plan, reason, constants))
@@ -344,22 +340,6 @@ class Compiled:
             if self.fullgraph:
                 raise CompileError(f"tl.compile(fullgraph=True): cannot capture: {reason}")
         return _plain(out)
-
-
-class _capturing:
-    """`cap` recording on this thread: the autograd state, the tensor creation hook and the recorder's flag."""
-
-    def __init__(self, cap):
-        self.cap = cap
-
-    def __enter__(self):
-        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
-        self.prev = state.capture, _tensor._creation_hook, _recorder.capturing
-        state.capture, _tensor._creation_hook, _recorder.capturing = self.cap, self.cap.tensor_created, True
-
-    def __exit__(self, *exc):
-        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]
-        state.capture, _tensor._creation_hook, _recorder.capturing = self.prev
 
 
 def _holder(result, cap):
@@ -372,7 +352,7 @@ def _holder(result, cap):
 
 def _held(obj, owner, depth, cap, seen):
     from ..tensor import Tensor
-    if obj.__class__ in _SCALARS or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
+    if obj.__class__ in PLAIN or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
         return None
     if isinstance(obj, (Tensor, np.ndarray)):
         return owner if owner is not None and _made(obj, cap) else None
@@ -402,9 +382,6 @@ def _made(x, cap):
     from ..tensor import Tensor
     r = cap.known.get(id(x._data if isinstance(x, Tensor) else x))
     return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
-
-
-_SCALARS = (bool, int, float, complex, str, bytes, type(None))
 
 
 def _plain(obj):

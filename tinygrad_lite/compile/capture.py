@@ -15,6 +15,7 @@ buffer, optimizer state: read live at replay). A tensor created during the call 
 computed off the record, a tensor made from a NumPy array) makes the capture fail with the place named, so a
 replay can never run on a value frozen at capture time.
 """
+import sys
 import weakref
 
 import numpy as np
@@ -24,6 +25,27 @@ from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref,
 from ..autograd.grad_mode import state
 
 _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
+
+
+class recording:
+    """`cap` recording on this thread (a context manager): the autograd state, the tensor creation hook and the
+    recorder's flag point at it. Used by tl.compile (the call, and the backward aot.py records) and by vmap."""
+
+    def __init__(self, cap):
+        self.cap = cap
+
+    def __enter__(self):
+        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]  # the module (tl.tensor is the factory)
+        self.prev = state.capture, _tensor._creation_hook, _recorder().capturing
+        state.capture, _tensor._creation_hook, _recorder().capturing = self.cap, self.cap.tensor_created, True
+
+    def __exit__(self, *exc):
+        _tensor = sys.modules[__name__.rsplit(".", 2)[0] + ".tensor"]
+        state.capture, _tensor._creation_hook, _recorder().capturing = self.prev
+
+
+def _recorder():
+    return sys.modules[__name__.rsplit(".", 2)[0] + ".autograd.recorder"]
 
 
 def _layout(out):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .record import same_value
 
-_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+PLAIN = (bool, int, float, complex, str, bytes, type(None))  # Python's plain values (tl.compile's too)
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
 
@@ -23,7 +23,7 @@ _ROOTS = tuple(_KIND)
 def _kept(value, tensor):
     """A value a replay depends on: a plain value (by value), a tensor or an array (by identity: a replay reads the
     recorded object's data, so rebinding the name to another tensor must be seen)."""
-    return type(value) in _PLAIN or isinstance(value, (np.ndarray, tensor))
+    return type(value) in PLAIN or isinstance(value, (np.ndarray, tensor))
 
 
 class _Self:
@@ -67,10 +67,10 @@ def python_constants(fn):
     module = getattr(f, "__globals__", {})
     cells = dict(zip(code.co_freevars, f.__closure__ or ()))
     self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
-    out, seen = [], set()
+    out, seen, me = [], set(), _Self(inst)
     for kind, name, path in sorted(_chains(code)):
         if kind != "global" and name == self_name:
-            root = _Self(inst)
+            root = me
         elif kind == "deref" and name in cells:
             root = cells[name]
         elif kind == "global" and name in module:
@@ -156,12 +156,12 @@ def changed(constants):
         now = _root_value(root, name)
         for attr in path:
             now = _attribute(now, attr)
-        if now is not value and not (type(now) in _PLAIN and type(now) is type(value) and same_value(now, value)):
+        if now is not value and not (type(now) in PLAIN and type(now) is type(value) and same_value(now, value)):
             kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else "global"
             what = ".".join((name,) + path)
             if now is _GONE:
                 return f"the {kind} '{what}' the function reads is gone"
-            if type(value) not in _PLAIN:
+            if type(value) not in PLAIN:
                 return f"the {kind} '{what}' the function reads is another {type(now).__name__} now"
             return f"the {kind} '{what}' the function reads was {value!r} when recorded and is {now!r} now"
     return None

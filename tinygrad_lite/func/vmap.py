@@ -15,11 +15,9 @@ Composes with the reverse- and forward-mode transforms inside (`vmap(grad(f))` f
 replay); the results are new tensors off the tape (`grad(vmap(f))` is not provided yet, nor a vmap called inside
 the function of another).
 """
-import sys
 
 import numpy as np
 
-from ..autograd import recorder
 from ..autograd.grad_mode import state
 from ..compile import capture as cap_mod
 from ..tensor import Tensor
@@ -180,16 +178,11 @@ def _batch_size(leaves, dims):
 
 # ---------------- the record of one sample ----------------
 def _record(func, args, kwargs, arg_arrays, samples):
-    tensor_mod = sys.modules[Tensor.__module__]  # the module (tl.tensor is the factory function)
     if state.capture is not None:
         raise NotImplementedError("vmap inside tl.compile or inside another vmap is not provided yet")
     cap = cap_mod.Capture(arg_arrays, stand_ins=samples)  # (the samples are the arguments they stand for)
-    prev = state.capture, tensor_mod._creation_hook, recorder.capturing
-    state.capture, tensor_mod._creation_hook, recorder.capturing = cap, cap.tensor_created, True
-    try:
+    with cap_mod.recording(cap):
         out = func(*args, **kwargs)
-    finally:
-        state.capture, tensor_mod._creation_hook, recorder.capturing = prev
     if cap.failure is not None:
         raise RuntimeError(f"vmap: cannot batch this function: {cap.failure}")
     return cap, out
