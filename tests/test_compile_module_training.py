@@ -11,6 +11,8 @@ import tinygrad_lite as tl
 from tinygrad_lite import nn
 import tinygrad_lite.nn.functional as F
 
+from _compile_common import assert_same as _assert_same
+
 CALLS = 12
 
 
@@ -79,12 +81,6 @@ def _train(make, batches, compiled, loss_fn=_ce, step=None):
             outs.append(loss.numpy().copy())
         opt.step()
     return outs + _state(model, opt) + [tl.random.get_rng().random(3)], f
-
-
-def _assert_same(want, got):
-    assert len(want) == len(got)
-    for i, (a, b) in enumerate(zip(want, got)):
-        assert np.array_equal(a, b), f"array {i} differs"
 
 
 def _check(make, batches, loss_fn=_ce, step=None, replays=CALLS - 1):

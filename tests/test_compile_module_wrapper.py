@@ -14,32 +14,11 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite import nn
 import tinygrad_lite.nn.functional as F
+
 from tinygrad_lite.compile.module import OptimizedModule
 
-CALLS = 10
-
-
-def _batches(n=CALLS, seed=0, dtype=np.float32):
-    rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((6, 5)).astype(dtype), rng.integers(0, 3, 6)) for _ in range(n)]
-
-
-def _net():
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
-
-
-def _arrays(params, opt):
-    out = [p.detach().numpy().copy() for p in params]
-    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in params]
-    for st in opt.state.values():
-        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
-    return out
-
-
-def _assert_same(want, got):
-    assert len(want) == len(got)
-    for i, (a, b) in enumerate(zip(want, got)):
-        assert np.array_equal(a, b), f"array {i} differs"
+from _compile_common import (CALLS, arrays as _arrays, assert_same as _assert_same, batches as _batches,
+                             compiled_as, mlp as _net)
 
 
 # ---------------- the wrapper, as torch.compile's OptimizedModule ----------------
@@ -47,12 +26,7 @@ def _assert_same(want, got):
 def _pytorch_loop(compiled, batches, compile_in_place=False):
     """A PyTorch tutorial loop, unchanged but for the one compile line."""
     tl.manual_seed(0)
-    model = _net()
-    if compiled:
-        if compile_in_place:
-            model.compile()
-        else:
-            model = tl.compile(model)
+    model = compiled_as(_net(), compiled, compile_in_place)
     opt = tl.optim.Adam(model.parameters(), lr=0.01)
     model.train()
     losses = []

@@ -13,30 +13,10 @@ import tinygrad_lite as tl
 from tinygrad_lite import nn
 import tinygrad_lite.nn.functional as F
 
+from _compile_common import (arrays as _arrays, assert_same as _assert_same, batches as _batches, compiled_as,
+                             mlp as _net)
+
 CALLS = 5
-
-
-def _batches(n=CALLS, seed=0, width=5):
-    rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((6, width)).astype(np.float32), rng.integers(0, 3, 6)) for _ in range(n)]
-
-
-def _net():
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
-
-
-def _arrays(params, opt=None, extra=()):
-    out = [p.detach().numpy().copy() for p in params]
-    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in params]
-    for st in (opt.state.values() if opt is not None else ()):
-        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
-    return out + [np.asarray(e) for e in extra]
-
-
-def _assert_same(want, got):
-    assert len(want) == len(got)
-    for i, (a, b) in enumerate(zip(want, got)):
-        assert a.dtype == b.dtype and np.array_equal(a, b), f"array {i} differs"
 
 
 class _Fwd(nn.Module):
@@ -261,7 +241,7 @@ def _parent_loop(how):
     model = _Parent(how)
     opt = tl.optim.Adam(model.parameters(), lr=0.01)
     outs = []
-    for i, (x, y) in enumerate(_batches()):
+    for i, (x, y) in enumerate(_batches(CALLS)):
         opt.zero_grad()
         loss = F.cross_entropy(model(tl.tensor(x)), tl.tensor(y))
         loss.backward()
@@ -362,12 +342,7 @@ _HABITS = ["double() mid-training", "half() mid-training", "load_state_dict mid-
 
 def _habit_loop(habit, compiled, in_place):
     tl.manual_seed(0)
-    model = _net()
-    if compiled:
-        if in_place:
-            model.compile()
-        else:
-            model = tl.compile(model)
+    model = compiled_as(_net(), compiled, in_place)
     params = list(model.parameters())  # (a parameter replaced later is not the optimizer's: as in PyTorch)
     opt = tl.optim.SGD(params, lr=0.1, momentum=0.9)
     losses = []

@@ -1,0 +1,45 @@
+"""Shared helpers of the tests of compiled modules (tests/test_compile_module_*.py, test_compile_wrapper_*.py):
+a small MLP, batches, the arrays a training run leaves (parameters, gradients, optimizer state) and their
+bit-for-bit comparison."""
+import numpy as np
+
+import tinygrad_lite as tl
+from tinygrad_lite import nn
+
+CALLS = 10
+
+
+def batches(n=CALLS, seed=0, width=5, dtype=np.float32):
+    """n batches of 6 samples of `width` features and class labels in [0, 3)."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((6, width)).astype(dtype), rng.integers(0, 3, 6)) for _ in range(n)]
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def arrays(params, opt=None, extra=()):
+    """Copies of the parameters, their gradients ('none' for None), the optimizer's state and `extra`."""
+    out = [p.detach().numpy().copy() for p in params]
+    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in params]
+    for st in (opt.state.values() if opt is not None else ()):
+        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
+    return out + [np.asarray(e) for e in extra]
+
+
+def assert_same(want, got):
+    """Bit for bit, dtypes included."""
+    assert len(want) == len(got)
+    for i, (a, b) in enumerate(zip(want, got)):
+        assert a.dtype == b.dtype and np.array_equal(a, b), f"array {i} differs"
+
+
+def compiled_as(model, compiled, in_place):
+    """`model` as a PyTorch script compiles it: unchanged, `tl.compile(model)`, or `model.compile()` in place."""
+    if not compiled:
+        return model
+    if in_place:
+        model.compile()
+        return model
+    return tl.compile(model)
