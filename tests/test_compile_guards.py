@@ -870,3 +870,25 @@ def test_a_tensor_from_before_the_call_on_an_arguments_array_stays_itself(argume
         other = tl.tensor(other) if argument == "tensor" else other
         assert np.array_equal(f(other).numpy(), fn(other).numpy()), f.stats
     assert f.stats["replays"] == 3 and f.stats["eager_calls"] == 0, f.stats
+
+
+def test_views_of_planned_buffers_and_parameters_follow_their_source():
+    """Generated replays make a view of an unchanging array once (x.T of a parameter, the reshape of a planned
+    buffer) and reuse it: a parameter given a new array through .data, or changed in place, is still read anew."""
+    lin = nn.Linear(4, 3)
+    w0 = lin.weight.detach().numpy().copy()
+
+    def fn(x):
+        h = x @ lin.weight.T  # permute of a parameter, then a matmul into a planned buffer
+        return (h.reshape(-1).expand(2, h.numel()) * 2.0).sum(0).detach()  # views of a planned buffer
+
+    f = tl.compile(fn)
+    xs = [_x(seed=i) for i in range(30)]
+    for i, x in enumerate(xs):
+        if i == 12:
+            lin.weight.data = np.full((3, 4), 0.5, np.float32)  # a new array: the cached transpose is stale
+        if i == 20:
+            lin.weight.data[0] += 1.0  # the same array, new values
+        got = f(x)
+        assert np.array_equal(got.numpy(), fn(x).numpy()), i
+    assert f.stats["replays"] >= 20 and not np.array_equal(w0, lin.weight.detach().numpy())

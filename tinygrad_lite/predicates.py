@@ -19,7 +19,6 @@ __all__ = ["is_tensor", "numel", "isnan", "isinf", "isfinite", "isclose", "allcl
 
 _wrap = Tensor._wrap
 _TRUE = np.ones((), dtype=np.bool_)
-_VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem"})
 
 
 def _need_tensor(x, opname, arg="input"):
@@ -219,7 +218,7 @@ def detach_(self):
     made by a recorded operation refuse, as PyTorch's: use `.detach()`. Operations recorded earlier that used this
     tensor still pass gradients back through its old history, as in PyTorch."""
     e = self._entry
-    if e is not None and e.prim.name in _VIEW_OPS and (
+    if e is not None and e.prim.name in registry.VIEW_OPS and (
             np.may_share_memory(self._data, e.saved[0]._data) if e.saved is not None else self._data.base is not None):
         raise RuntimeError(f"detach_: can't detach views in-place (a '{e.prim.name}' view of shape "
                            f"{tuple(self.shape)}, {self.dtype}, recorded at {e.source}); use detach() instead"

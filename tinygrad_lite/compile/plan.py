@@ -145,9 +145,9 @@ class Plan:
 
     def _generate(self):
         steps, release = self._pending
-        chunks = []
+        chunks, stable = [], set()
         for start in range(0, len(steps), CHUNK):
-            em = _Emitter(self.buffer_of, self.buffers)
+            em = _Emitter(self.buffer_of, self.buffers, stable)
             for i in range(start, min(start + CHUNK, len(steps))):
                 kind, item = steps[i]
                 if kind == "op":

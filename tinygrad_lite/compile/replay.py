@@ -67,9 +67,10 @@ class _Emitter:
     """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
     and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
 
-    def __init__(self, buffer_of=None, buffers=()):
-        self.lines, self.ns = [], {"_arr": _array, "ReplayGuardFailed": ReplayGuardFailed}
+    def __init__(self, buffer_of=None, buffers=(), stable=None):
+        self.lines, self.ns = [], {"_arr": _array, "_view": _view, "ReplayGuardFailed": ReplayGuardFailed}
         self.buffer_of, self.buffers = buffer_of or {}, buffers
+        self.stable = set() if stable is None else stable  # slots whose array is the same object on every call
 
     def bind(self, value, name):
         self.ns[name] = value
@@ -114,11 +115,30 @@ class _Emitter:
                 self._check(op, i, "tuple(x.shape for x in r)")
             self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
         elif how in ("out", "into"):
+            self.stable.add(out)
             self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
+        elif self._cached_view(op, i):
+            self.stable.add(out)
         else:
             self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
             if op.shapes is not None:
                 self._check(op, i, f"(vals[{out}].shape,)")
+
+    def _cached_view(self, op, i):
+        """A view (reshape, permute, expand, basic getitem) of an array that is the same object on every call (a
+        planned buffer, a parameter's data, a cached view of one) is made once and reused while its source is that
+        object: np.broadcast_to alone costs 5-10 us a call. False when the step is not such a view."""
+        from ..ops.registry import VIEW_OPS  # (not at import: ops imports the compile hooks)
+        src = op.args[0] if op.args else None
+        if (op.prim is None or op.prim.name not in VIEW_OPS or not op.views or op.shapes is not None
+                or not isinstance(src, Ref) or not (src.kind == LIVE or (src.kind == SLOT and src.key in self.stable))
+                or any(_resolver(a) is not None for a in op.args[1:])):
+            return False
+        cell = self.bind([None, None], f"v{i}")
+        call = self.call(op.fn, op, i)
+        source = self.expr(src, f"a{i}_0")
+        self.lines.append(f"vals[{op.outs}] = {cell}[1] if {source} is {cell}[0] else _view({cell}, {call}, {source})")
+        return True
 
     def _check(self, op, i, got):
         want = self.bind(op.shapes, f"s{i}")
@@ -137,6 +157,13 @@ class _Emitter:
         src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
         exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
         return self.ns["chunk"]
+
+
+def _view(cell, out, src):
+    """The cache fill of _Emitter._cached_view: keep (source, view) when the result really views the source."""
+    if np.may_share_memory(out, src):
+        cell[0], cell[1] = src, out
+    return out
 
 
 def _step_fn(kind, item, buffer_of, buffers, release):

@@ -13,6 +13,7 @@ The engine undoes broadcasting centrally, so a VJP may return a gradient of the 
 from ..autograd import recorder as tape
 
 REGISTRY = {}
+VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem"})  # primitives whose result may view their input
 
 
 class OpError(RuntimeError, ValueError):
