@@ -6,6 +6,7 @@ loss_regression.py, KL divergence in divergence.py.
 Numerically stable forms: cross-entropy goes through log_softmax (log-sum-exp); BCE-with-logits uses
 (1 - y) x + softplus(-x) with softplus(-x) = (|x| - x) / 2 + log1p(exp(-|x|)), whose derivative is exactly
 -sigmoid(-x) at every x, 0 included (the max(x, 0) form would give the wrong subgradient there)."""
+import functools
 import warnings
 
 import numpy as np
@@ -91,8 +92,13 @@ def _class_targets(input, target, ignore_index, where):
     return t
 
 
+def _outside_classes(t, c):
+    """Whether any target is outside [0, c) (as unsigned numbers negatives are huge: one comparison)."""
+    return bool((t.astype(np.int64, copy=False).view(np.uint64) >= c).any())
+
+
 def _check_classes(t, c, ignore_index, where):
-    if not (t.astype(np.int64, copy=False).view(np.uint64) >= c).any():  # all in [0, c): negatives are huge
+    if not _outside_classes(t, c):
         return
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
@@ -126,16 +132,26 @@ def _nll_arrays(t, weight, ignore_index, dtype, c, where):
     """(gather index, -w, w, valid as dtype, the total weight or 1 when it is 0, NaN when it is 0 or else 0): the
     weight of each target, 0 for ignored ones; raises for a target that is neither a class nor ignore_index (one
     host computation: a replay checks each call's targets here)."""
+    index_shape = t.shape[:1] + (1,) + t.shape[1:]
+    if weight is None and not 0 <= ignore_index < c and not _outside_classes(t, c):
+        # the usual case, one test: every target is a class, so none is ignore_index; all count with weight 1
+        return (t.reshape(index_shape).copy(),) + _unweighted(t.shape, dtype)
     _check_classes(t, c, ignore_index, where)
     valid = t != ignore_index
-    if weight is None and valid.all():  # the usual case: every target counts with weight 1
-        index = t.reshape(t.shape[:1] + (1,) + t.shape[1:]).copy()
-        ones = np.ones(t.shape, dtype)
-        return (index, np.full(t.shape, -1, dtype), ones, ones.copy()) + _safe_denominator(ones.sum())[1:]
     safe = np.where(valid, t, 0)
     w = valid.astype(dtype) if weight is None else np.where(valid, weight[safe], 0).astype(dtype)
-    return ((safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:]), -w, w, valid.astype(dtype)) +
-            _safe_denominator(w.sum())[1:])
+    return (safe.reshape(index_shape), -w, w, valid.astype(dtype)) + _safe_denominator(w.sum())[1:]
+
+
+@functools.lru_cache(maxsize=64)
+def _unweighted(shape, dtype):
+    """(-w, w, valid, total weight, NaN term) when every target counts with weight 1: fixed by the shape, so made
+    once (read-only: the loss only reads them)."""
+    ones = np.ones(shape, dtype)
+    arrays = (np.full(shape, -1, dtype), ones, ones.copy()) + _safe_denominator(ones.sum())[1:]
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 def _mean_by(total, denom):
