@@ -45,8 +45,15 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
     in place: they are passed as they are).
     With `swap` (an iterator), the same walk rebuilds `obj` instead, each leaf replaced by the iterator's next item
     (lists and dicts are walked but kept)."""
-    from ..tensor import Tensor
+    Tensor = _Tensor or _tensor_class()
     cls = obj.__class__
+    if cls is Tensor and swap is None:  # the usual argument, first
+        leaves.append(obj)
+        arr = obj._data
+        return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
+    if cls is tuple:  # (the arguments themselves)
+        parts = tuple([_flatten(o, leaves, dynamic, swap) for o in obj])
+        return parts if swap is not None else ("tuple", parts)
     if isinstance(obj, (Tensor, np.ndarray)) or (dynamic and (cls is int or cls is float)):
         if swap is not None:
             return next(swap)
@@ -72,6 +79,17 @@ def _flatten(obj, leaves, dynamic=False, swap=None):
         parts = tuple((k, _flatten(obj[k], leaves, False, swap)) for k in sorted(obj, key=repr))
         return obj if swap is not None else ("D", parts)
     return obj if swap is not None else ("O", _Same(obj))  # any other object: by identity (a module, a loss, ...)
+
+
+_Tensor = None
+
+
+def _tensor_class():
+    """tl.Tensor, imported on first use (tensor.py imports this package)."""
+    global _Tensor
+    from ..tensor import Tensor
+    _Tensor = Tensor
+    return Tensor
 
 
 def _layout(arr):
@@ -100,6 +118,8 @@ class _Same:
 
 def _flatten_kwargs(kwargs, leaves, dynamic=False, swap=None):
     """_flatten of the keyword arguments: each is an argument (a number in one is dynamic too), by sorted name."""
+    if not kwargs:
+        return {} if swap is not None else ()
     names = sorted(kwargs)
     parts = [_flatten(kwargs[k], leaves, dynamic, swap) for k in names]
     return dict(zip(names, parts)) if swap is not None else tuple(zip(names, parts))

@@ -184,6 +184,8 @@ class Plan:
 
     def _build(self, tmpl, vals, argv):
         """The returned structure of one replay: tensors of this call's arrays, each read's own value."""
+        if tmpl.__class__ is _DynRead:  # a loss's .item(): no structure to walk
+            return vals.reads[tmpl.index]
         from ..tensor import Tensor
 
         def leaf(t):
@@ -198,7 +200,7 @@ class Plan:
                     return t.key
                 return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
-        return map_structure(tmpl, leaf)
+        return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
 
 
 class _DynRead:
