@@ -8,7 +8,6 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
-import math
 import threading
 import warnings
 
@@ -20,6 +19,7 @@ from .constants import PLAIN, changed, module_class, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
+from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
 from ..autograd.grad_mode import state
@@ -36,115 +36,6 @@ class CompileWarning(UserWarning):
 
 
 _capture_lock = threading.RLock()  # the creation hook is process-wide: one capture at a time
-
-
-def _flatten(obj, leaves, dynamic=False, swap=None):
-    """The structure key of `obj` and its leaves (appended to `leaves`): Tensors, ndarrays (keyed by shape, dtype and
-    memory layout) and, with `dynamic`, Python ints and floats (then keyed by their type, not their value), as
-    arguments or inside tuples; inside a list or a dict a number stays keyed by value (the call may change those
-    in place: they are passed as they are).
-    With `swap` (an iterator), the same walk rebuilds `obj` instead, each leaf replaced by the iterator's next item
-    (lists and dicts are walked but kept)."""
-    Tensor = _Tensor or _tensor_class()
-    cls = obj.__class__
-    if cls is Tensor and swap is None:  # the usual argument, first
-        leaves.append(obj)
-        arr = obj._data
-        return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
-    if cls is tuple:  # (the arguments themselves)
-        parts = tuple([_flatten(o, leaves, dynamic, swap) for o in obj])
-        return parts if swap is not None else ("tuple", parts)
-    if isinstance(obj, (Tensor, np.ndarray)) or (dynamic and (cls is int or cls is float)):
-        if swap is not None:
-            return next(swap)
-        leaves.append(obj)
-        if cls is int or cls is float:
-            return ("S", cls.__name__)
-        if isinstance(obj, Tensor):
-            arr = obj._data
-            return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
-        return ("A", obj.shape, obj.dtype.str, _layout(obj))
-    if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
-        return obj if swap is not None else ("V", type(obj).__name__, _value_key(obj))
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
-        return cls(*parts) if swap is not None else ("N", cls, parts)
-    if isinstance(obj, tuple):
-        parts = tuple(_flatten(o, leaves, dynamic, swap) for o in obj)
-        return cls(parts) if swap is not None else (cls.__name__, parts)
-    if isinstance(obj, list):
-        parts = tuple(_flatten(o, leaves, False, swap) for o in obj)
-        return obj if swap is not None else (cls.__name__, parts)
-    if isinstance(obj, dict):
-        parts = tuple((k, _flatten(obj[k], leaves, False, swap)) for k in sorted(obj, key=repr))
-        return obj if swap is not None else ("D", parts)
-    return obj if swap is not None else ("O", _Same(obj))  # any other object: by identity (a module, a loss, ...)
-
-
-_Tensor = None
-
-
-def _tensor_class():
-    """tl.Tensor, imported on first use (tensor.py imports this package)."""
-    global _Tensor
-    from ..tensor import Tensor
-    _Tensor = Tensor
-    return Tensor
-
-
-def _layout(arr):
-    """An argument's memory layout, a guard: the library's operations decide from it (matmul's backward computes a
-    transposed operand's gradient transposed), NumPy's results follow it (a ufunc's output has its input's order,
-    which sets a later reduction's summation order) and a replay's planned buffers have the recorded one. C order,
-    Fortran order, or the strides; and whether it may be written in place."""
-    fl = arr.flags
-    return (0 if fl.c_contiguous else 1 if fl.f_contiguous else arr.strides), fl.writeable
-
-
-class _Same:
-    """An object in a signature, compared by identity. It holds the object, so that its id cannot be reused by
-    another one (a fresh config object per call at the address of the last one) while the variant exists."""
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __eq__(self, other):
-        return other.__class__ is _Same and other.obj is self.obj
-
-    def __hash__(self):
-        return id(self.obj)
-
-
-def _flatten_kwargs(kwargs, leaves, dynamic=False, swap=None):
-    """_flatten of the keyword arguments: each is an argument (a number in one is dynamic too), by sorted name."""
-    if not kwargs:
-        return {} if swap is not None else ()
-    names = sorted(kwargs)
-    parts = [_flatten(kwargs[k], leaves, dynamic, swap) for k in names]
-    return dict(zip(names, parts)) if swap is not None else tuple(zip(names, parts))
-
-
-def _value_key(obj):
-    """A Python scalar as a signature keys it: 0.0 and -0.0 differ (x / s is +inf or -inf) and NaN matches NaN."""
-    if isinstance(obj, (float, np.floating)):
-        return "nan" if obj != obj else (float(obj), math.copysign(1.0, obj))
-    if isinstance(obj, (complex, np.complexfloating)):
-        return (_value_key(obj.real), _value_key(obj.imag))
-    return obj
-
-
-def _aliases(leaves):
-    """For each Tensor/ndarray argument, the position of the first argument with the same array (and, for a
-    Tensor, the same object): a call recorded as f(x, x) reads one array where f(a, b) must read two."""
-    first, out = {}, []
-    for i, x in enumerate(leaves):
-        if x.__class__ is int or x.__class__ is float:  # a number (dynamic=True): f(x, v, v) sees `a is b`
-            out.append(first.setdefault(("n", id(x)), i))
-            continue
-        arr = x if isinstance(x, np.ndarray) else x._data
-        out.append((first.setdefault(id(arr), i), first.setdefault(("t", id(x)), i)))
-    return tuple(out)
 
 
 class _Variant:
