@@ -1,6 +1,5 @@
-"""Shared helpers of the tests of compiled modules (tests/test_compile_module_*.py, test_compile_wrapper_*.py):
-a small MLP, batches, the arrays a training run leaves (parameters, gradients, optimizer state) and their
-bit-for-bit comparison."""
+"""Shared helpers of the tests of tl.compile (tests/test_compile_*.py): small models and inputs, batches, the
+arrays a training run leaves (parameters, gradients, optimizer state) and their bit-for-bit comparison."""
 import numpy as np
 
 import tinygrad_lite as tl
@@ -43,3 +42,21 @@ def compiled_as(model, compiled, in_place):
         model.compile()
         return model
     return tl.compile(model)
+
+
+def seeded_model():
+    """Linear(4, 8)-ReLU-Linear(8, 2), the same weights every time."""
+    tl.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def features(n=3, seed=0, dtype=np.float32):
+    """A batch of n samples of 4 standard-normal features."""
+    return tl.tensor(np.random.default_rng(seed).standard_normal((n, 4)).astype(dtype))
+
+
+def inference(model):
+    """model's forward as a function to compile, returning a tensor without a graph."""
+    def fn(x):
+        return model(x).detach()  # a tensor with a live graph goes back to eager (backward outside is not captured)
+    return fn
