@@ -412,6 +412,62 @@ def test_settings_read_from_objects_attributes_are_guards():
     assert "'self.cfg.scale'" not in str(cm.stats["last_reason"])  # (a new variant: no reason kept)
 
 
+_SCALE = 1.0
+
+
+def _scaled(x):
+    return x * _SCALE + _CFG.inner.beta
+
+
+def _power(x, n):  # recursive: the scan must not loop
+    return x if n == 0 else _power(x * _SCALE, n - 1)
+
+
+class _Scaler:
+    def __init__(self):
+        self.factor, self._offset = 2.0, 0.5
+
+    @property
+    def offset(self):
+        return self._offset * 2
+
+    def scale(self, x):
+        return x * self.factor
+
+    def step(self, x):
+        return (self.scale(x) + self.offset).sum().item()
+
+
+class _GlobalScale(nn.Module):
+    def forward(self, x):
+        return x * _SCALE
+
+
+@pytest.mark.parametrize("via", ["helper", "recursive helper", "method and property", "layer in Sequential"])
+def test_settings_read_by_the_users_functions_it_calls_are_guards(via):
+    """A number read by a function the step calls (a helper reading a global or a global object's attribute, a
+    method or a property of `self`, a custom layer's forward inside nn.Sequential) is a guard like one the step reads
+    itself: changing it records a new variant, never a stale replay."""
+    global _SCALE
+    obj, seq = _Scaler(), nn.Sequential(nn.Identity(), _GlobalScale())
+    fn = {"helper": lambda x: _scaled(x).sum().item(), "recursive helper": lambda x: _power(x, 3).sum().item(),
+          "method and property": obj.step, "layer in Sequential": lambda x: seq(x).sum().item()}[via]
+    f = tl.compile(fn)
+    x = tl.ones(3)
+    saved = _SCALE, _CFG.inner.beta
+    try:
+        for i in range(12):
+            if i == 4:
+                _SCALE, obj.factor = 3.0, 5.0
+            if i == 8:
+                _CFG.inner.beta, obj._offset = 7.0, -1.0
+            assert f(x) == fn(x), (i, f.stats)
+    finally:
+        _SCALE, _CFG.inner.beta = saved
+    changes = {"helper": 2, "recursive helper": 1, "method and property": 2, "layer in Sequential": 1}[via]
+    assert f.stats["traces"] == 1 + changes and f.stats["eager_calls"] == 0, f.stats
+
+
 def test_an_attribute_the_step_changes_itself_is_never_replayed_stale():
     """`state.calls += 1; return x * state.calls`: the guard, snapshotted before the recording call, fails on every
     later call, so every call computes with the current count (past max_variants: eagerly, warned once)."""
