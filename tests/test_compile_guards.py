@@ -527,3 +527,14 @@ def test_views_of_planned_buffers_and_parameters_follow_their_source():
         got = f(x)
         assert np.array_equal(got.numpy(), fn(x).numpy()), i
     assert f.stats["replays"] >= 20 and not np.array_equal(w0, lin.weight.detach().numpy())
+
+
+def test_a_returned_view_of_a_parameter_is_a_new_array_on_every_call():
+    """A view the function returns is never the cached one: a caller reshaping the returned array in place does not
+    change what later calls return (eager returns a fresh view each time)."""
+    lin = nn.Linear(4, 3)
+    f = tl.compile(lambda: lin.weight.reshape(-1).detach())
+    for i in range(12):
+        r = f()
+        assert r.shape == (12,), i
+        r.numpy().shape = (3, 4)

@@ -145,9 +145,11 @@ class Plan:
 
     def _generate(self):
         steps, release = self._pending
+        returned = set()  # a returned slot is never a cached view: each call returns its own array object
+        map_structure(self.result, lambda t: returned.add(t.key) if t.__class__ is Ref and t.kind == SLOT else None)
         chunks, stable = [], set()
         for start in range(0, len(steps), CHUNK):
-            em = _Emitter(self.buffer_of, self.buffers, stable)
+            em = _Emitter(self.buffer_of, self.buffers, stable, returned)
             for i in range(start, min(start + CHUNK, len(steps))):
                 kind, item = steps[i]
                 if kind == "op":

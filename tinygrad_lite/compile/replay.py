@@ -67,10 +67,11 @@ class _Emitter:
     """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
     and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
 
-    def __init__(self, buffer_of=None, buffers=(), stable=None):
+    def __init__(self, buffer_of=None, buffers=(), stable=None, returned=()):
         self.lines, self.ns = [], {"_arr": _array, "_view": _view, "ReplayGuardFailed": ReplayGuardFailed}
         self.buffer_of, self.buffers = buffer_of or {}, buffers
         self.stable = set() if stable is None else stable  # slots whose array is the same object on every call
+        self.returned = returned  # slots the result returns: never a cached view
 
     def bind(self, value, name):
         self.ns[name] = value
@@ -131,6 +132,7 @@ class _Emitter:
         from ..ops.registry import VIEW_OPS  # (not at import: ops imports the compile hooks)
         src = op.args[0] if op.args else None
         if (op.prim is None or op.prim.name not in VIEW_OPS or not op.views or op.shapes is not None
+                or op.outs in self.returned
                 or not isinstance(src, Ref) or not (src.kind == LIVE or (src.kind == SLOT and src.key in self.stable))
                 or any(_resolver(a) is not None for a in op.args[1:])):
             return False
