@@ -132,3 +132,19 @@ def test_a_recorded_call_keeps_nothing_of_its_graph_alive():
     f(_x())
     gc.collect()
     assert len(kept) == 1 and kept[0]() is None and f.stats["replays"] == 2 and f.stats["traces"] == 1
+
+
+def test_a_view_of_a_reshape_copy_keeps_that_memory_from_reuse():
+    """`x.transpose(0, 1).reshape(20, 6)` copies (the input is strided), and `.T` of the copy is a view whose NumPy
+    base is the copy's hidden array, not the reshape's output. The plan must still see the view keep the reshape's
+    buffer alive: if it reused it for `sin(u)`, a replay would read sin(u) through the view."""
+    def fn(x, u):
+        with tl.no_grad():
+            rt = x.transpose(0, 1).reshape(20, 6).T  # (6, 20), viewing the copy
+            s = (u * 1.5).sin()  # (20, 6): the reshape's buffer is free after the `.T`, by the reshape's own uses
+            return rt @ s
+    f, rng = tl.compile(fn), np.random.default_rng(0)
+    for i in range(12):
+        x, u = (tl.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((4, 5, 6), (20, 6)))
+        assert np.array_equal(f(x, u).numpy(), fn(x, u).numpy()), (i, f.stats)
+    assert f.stats["replays"] == 11, f.stats

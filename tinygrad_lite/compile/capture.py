@@ -309,7 +309,10 @@ class Capture:
         """False for an output that owns its memory (or views all of an array made inside the call, see _fresh);
         for a view, the slot of the array it views when the call made it, else None."""
         base = o.base
-        if base is None or _fresh(o, self.known):
+        if base is None:
+            return False
+        if _fresh(o, self.known):  # a later view of that memory (`.T` of the copy) has it as its base: o's slot
+            self._know(base, self.known[id(o)])
             return False
         r = self.known.get(id(base))
         return r.key if r is not None and r.kind == SLOT else None
