@@ -72,9 +72,19 @@ def fold(cols, size, k, d, p, s):
 
 def _fold_into(out, cols, size, k, d, p, s):
     """out = 0, then each kernel offset's windows added at their place, in offset order; the parts of a window
-    that fall on the padding are skipped rather than added to a padded copy and cut off (the same sums)."""
-    out.fill(0)
-    kh, kw, oh, ow = cols.shape[2:]
+    that fall on the padding are skipped rather than added to a padded copy and cut off (the same sums).
+    NumPy runs one inner loop per output row of each add: rows of 28 or fewer windows are added with (N, C)
+    innermost instead (a transposed copy of the windows, then one long loop per add; 668 -> 516 us for W3's
+    (32, 8, 3, 3, 14, 14)), unless the copy would outgrow the cache (8 MB: then it costs more than it saves)."""
+    n, c, kh, kw, oh, ow = cols.shape
+    src = cols.transpose(2, 3, 4, 5, 0, 1)  # (kh, kw, oh, ow, N, C): the same sums in the same order either way
+    short = ow <= 28 and cols.nbytes <= 8 << 20
+    if short:
+        src = np.ascontiguousarray(src)
+        target = np.zeros(tuple(size) + (n, c), dtype=cols.dtype)
+    else:
+        out.fill(0)
+        target = out.transpose(2, 3, 0, 1)
     rows = [_inside(i * d[0] - p[0], s[0], oh, size[0]) for i in range(kh)]
     cols_ = [_inside(j * d[1] - p[1], s[1], ow, size[1]) for j in range(kw)]
     for i, (ya, yb) in enumerate(rows):
@@ -85,8 +95,10 @@ def _fold_into(out, cols, size, k, d, p, s):
             if xa >= xb:
                 continue
             c0 = j * d[1] - p[1] + s[1] * xa
-            out[:, :, r0:r0 + s[0] * (yb - ya - 1) + 1:s[0], c0:c0 + s[1] * (xb - xa - 1) + 1:s[1]] += \
-                cols[:, :, i, j, ya:yb, xa:xb]
+            target[r0:r0 + s[0] * (yb - ya - 1) + 1:s[0], c0:c0 + s[1] * (xb - xa - 1) + 1:s[1]] += \
+                src[i, j, ya:yb, xa:xb]
+    if short:
+        np.copyto(out, target.transpose(2, 3, 0, 1))
     return out
 
 
