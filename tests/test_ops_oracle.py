@@ -151,3 +151,19 @@ def test_dtype_promotion_matches_pytorch(torch):
         theirs = (torch.tensor(np.ones(2, a)) + torch.tensor(np.ones(2, b))).dtype
         assert str(theirs) == f"torch.{ours}", (a, b, ours, theirs)
     assert str((torch.tensor([1, 2]) / 2).dtype) == f"torch.{(tl.tensor([1, 2]) / 2).dtype}"
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_gather_gradient_with_repeated_indices_is_pytorchs_float32_sum_bit_for_bit(dim, torch):
+    """Repeated positions sum in float32, in index order, as PyTorch's scatter_add_ (values over 6 decades, so a
+    float64 sum rounded once would differ)."""
+    g = np.random.default_rng(dim)
+    shape, ishape = (4, 5, 6), [4, 5, 6]
+    ishape[dim] = 9
+    idx = g.integers(0, shape[dim], ishape)
+    up = (g.standard_normal(ishape) * 10.0 ** g.uniform(-3, 3, ishape)).astype(np.float32)
+    x = tl.tensor(np.zeros(shape, np.float32), requires_grad=True)
+    x.gather(dim, tl.tensor(idx)).backward(tl.tensor(up))
+    t = torch.zeros(shape, requires_grad=True)
+    t.gather(dim, torch.tensor(idx)).backward(torch.tensor(up))
+    assert np.array_equal(x.grad.numpy(), t.grad.numpy())
