@@ -10,8 +10,9 @@ attribute is looked up again from its root on every check, so rebinding `cfg` is
 (functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
 user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly.
 Not followed: the library's own code (its settings are arguments; its wrappers are looked through), the standard
-library's, NumPy's and third-party modules, functions reached only through a call's result, a container or
-`getattr`, and values served by a user `__getattr__`. README says so."""
+library's, NumPy's and installed packages' modules, what is reached only through a call's result, a container
+(`cfg["lr"]`), `getattr`, a user `__getattr__` or a class's constructor, and a method replaced on its class (methods
+are found by name, not guarded). README says so."""
 import dis
 import enum
 import functools
@@ -105,7 +106,7 @@ def python_constants(fn):
         found.limit = "its code and Modules nest too deeply"
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
-               f"could not be seen (the call runs eagerly)"
+               f"could not be seen"
     return found.out
 
 
