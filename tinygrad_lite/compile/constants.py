@@ -183,26 +183,29 @@ class _Found:
     def follow(self, root, name, path, depth):
         """Walk `name.path...` from root: keep the first setting, tensor or array; keep by identity and scan the
         code met on the way (a function, partial, Module or callable object), and a method's or property's code
-        with the object it is bound to."""
-        value = _root_value(root, name)
+        with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
+        children: `self` does not change) is guarded as that dict's key: one lookup per check."""
+        value, at = _root_value(root, name), (root, name, ())
         for step in range(len(path) + 1):
             if step:
-                owner, value = value, _attribute(value, path[step - 1])
+                owner, before = value, at
+                value, holder = _locate(owner, path[step - 1])
+                at = (holder, path[0], ()) if step == 1 and holder is not None and isinstance(root, _Self) else \
+                    (root, name, path[:step])
                 if value is _GONE:
                     f, inst = _member(_lookup(owner if isinstance(owner, type) else type(owner), path[step - 1]),
                                       owner)
                     if f is not None:
-                        if step > 1 or not isinstance(root, _Self):  # the object whose method runs
-                            self.keep(root, name, path[:step - 1], owner)
+                        self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
                     return
             if value is _GONE:
                 return
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
-                self.keep(root, name, path[:step], value)
+                self.keep(*at, value)
                 return
             if callable(value) and not isinstance(value, type):
-                self.keep(root, name, path[:step], value)
+                self.keep(*at, value)
                 self.call(value, depth + 1)
 
     def keep(self, root, name, path, value):
@@ -234,36 +237,38 @@ def _dict_descriptor(klass):
     return desc if type(desc) in (types.GetSetDescriptorType, types.MemberDescriptorType) else None
 
 
-def _attribute(obj, name):
-    """`obj.name` when Python reads it as data — from the instance's dict or slot, a user module's globals, a class
-    attribute that is not a descriptor (its MRO), a Module's parameter, buffer or child, an AttrDict's key — without
-    running any code; _GONE otherwise (a method, a property, code's attributes, a library module's)."""
+def _locate(obj, name):
+    """(`obj.name`, the dict it is read from or None) when Python reads it as data — from the instance's dict or
+    slot, a user module's globals, a class attribute that is not a descriptor (its MRO), a Module's parameter, buffer
+    or child, an AttrDict's key — without running any code; (_GONE, None) otherwise (a method, a property, code's
+    attributes, a library module's)."""
     if isinstance(obj, type):
         entry = _lookup(obj, name)
-        return _GONE if _lookup(type(entry), "__get__") is not _GONE else entry
+        return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
     if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
-        return _GONE
+        return _GONE, None
     d, entry = _dict(obj), _lookup(type(obj), name)
-    kind = type(entry)
-    if kind is types.MemberDescriptorType:  # a __slots__ attribute
-        try:
-            return entry.__get__(obj, type(obj))
-        except AttributeError:
-            return _GONE
-    getter = _lookup(kind, "__get__") is not _GONE
-    if getter and (_lookup(kind, "__set__") is not _GONE or _lookup(kind, "__delete__") is not _GONE):
-        return _GONE  # a data descriptor (a property): its code runs
-    if d is not None and name in d:
-        return d[name]
     if entry is not _GONE:
-        return _GONE if getter else entry
+        kind = type(entry)
+        if kind is types.MemberDescriptorType:  # a __slots__ attribute
+            try:
+                return entry.__get__(obj, type(obj)), None
+            except AttributeError:
+                return _GONE, None
+        getter = _lookup(kind, "__get__") is not _GONE
+        if getter and (_lookup(kind, "__set__") is not _GONE or _lookup(kind, "__delete__") is not _GONE):
+            return _GONE, None  # a data descriptor (a property): its code runs
+        if d is None or name not in d:
+            return (_GONE if getter else entry), None
+    if d is not None and name in d:
+        return d[name], d
     if isinstance(obj, dict) and _lookup(type(obj), "__getattr__") in (dict.__getitem__, dict.get):
-        return dict.get(obj, name, _GONE)  # an AttrDict (EasyDict-style config)
+        return dict.get(obj, name, _GONE), None  # an AttrDict (EasyDict-style config)
     for key in ("_parameters", "_buffers", "_modules"):  # a Module's __getattr__
         members = d.get(key) if d is not None else None
         if members.__class__ is dict and name in members:
-            return members[name]
-    return _GONE
+            return members[name], members
+    return _GONE, None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -330,10 +335,10 @@ def changed(constants):
     for root, name, path, value in constants:
         now = _root_value(root, name)
         for attr in path:
-            now = _attribute(now, attr)
+            now = _locate(now, attr)[0]
         if now is not value and not (_data(value) and _same(now, value)):
             kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else \
-                "global" if "__name__" in root else "child module"
+                "global" if "__name__" in root else "attribute"
             what = ".".join((name,) + path)
             if now is _GONE:
                 return f"the {kind} '{what}' the function reads is gone"
