@@ -143,7 +143,9 @@ class _Found:
             self.limit = f"it reaches functions more than {_MAX_DEPTH} calls deep"
             return
         self.done.add((f, id(inst)))
-        code = f.__code__
+        code, wrapped = f.__code__, f.__dict__.get("__wrapped__")  # a decorator's: the code it wraps, bound alike
+        if isinstance(wrapped, types.FunctionType):
+            self.scan(wrapped, inst, depth + 1)
         if depth == 0 or _user_path(code.co_filename):
             self.reads += 1
             if self.reads > _MAX_FUNCTIONS:
@@ -156,10 +158,7 @@ class _Found:
                         if name in klass.__dict__:
                             self.scan(*_member(klass.__dict__[name], inst), depth + 1)
             return
-        wrapped = f.__dict__.get("__wrapped__")  # library code: not read; the user's code it wraps is
-        if isinstance(wrapped, types.FunctionType):
-            self.scan(wrapped, inst, depth + 1)
-        for cell in f.__closure__ or ():
+        for cell in f.__closure__ or ():  # library code: not read; the user's code in its closure is
             value = _root_value(cell, None)
             if callable(value) and not isinstance(value, type):
                 self.call(value, depth + 1)
