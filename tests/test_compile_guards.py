@@ -538,3 +538,81 @@ def test_a_returned_view_of_a_parameter_is_a_new_array_on_every_call():
         r = f()
         assert r.shape == (12,), i
         r.numpy().shape = (3, 4)
+
+
+def _wraps(fn):  # a user's decorator (functools.wraps): the method it wraps reads self's settings
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+class _Slotted:
+    __slots__ = ("k",)
+
+    def __init__(self):
+        self.k = 2.0
+
+
+class _Namespace:  # a class used as a settings namespace
+    K = 2.0
+
+    @classmethod
+    def scaled(cls, x):
+        return x * cls.K
+
+
+class _Decorated:
+    def __init__(self):
+        self.k = 2.0
+
+    @_wraps
+    def __call__(self, x):
+        return x * self.k
+
+
+_FS = frozenset({2.0})
+
+
+@pytest.mark.parametrize("case", ["__slots__", "class attribute", "classmethod cls.K", "decorated method",
+                                  "frozenset"])
+def test_settings_in_slots_classes_decorated_methods_and_frozensets_are_guards(case):
+    """Settings the scan reads without running code: a __slots__ attribute, a namespace class's attribute (directly
+    and as `cls.K` in a classmethod), `self.k` in a method wrapped by the user's functools.wraps decorator, a
+    frozenset global. A change records a new variant (never a stale replay)."""
+    global _FS
+    slotted, deco = _Slotted(), _Decorated()
+    fn, change = {
+        "__slots__": (lambda x: x * slotted.k, lambda: setattr(slotted, "k", 3.0)),
+        "class attribute": (lambda x: x * _Namespace.K, lambda: setattr(_Namespace, "K", 3.0)),
+        "classmethod cls.K": (lambda x: _Namespace.scaled(x), lambda: setattr(_Namespace, "K", 3.0)),
+        "decorated method": (lambda x: deco(x), lambda: setattr(deco, "k", 3.0)),
+        "frozenset": (lambda x: x * max(_FS), lambda: globals().__setitem__("_FS", frozenset({3.0}))),
+    }[case]
+    f, x = tl.compile(lambda x: fn(x).detach()), tl.tensor(np.ones(3, np.float32))
+    try:
+        for i in range(6):
+            if i == 3:
+                change()
+            assert np.array_equal(f(x).numpy(), fn(x).numpy()), (i, f.stats)
+    finally:
+        _Namespace.K, _FS = 2.0, frozenset({2.0})
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 4, f.stats
+
+
+def test_a_scan_that_hits_its_limit_runs_eagerly_with_the_reason(monkeypatch):
+    """Past the scan's depth limit a setting could be missed: the call runs eagerly, saying why (and fullgraph=True
+    raises)."""
+    from tinygrad_lite.compile import constants
+    monkeypatch.setattr(constants, "_MAX_DEPTH", 1)
+    inner = lambda x: x * 2.0  # noqa: E731
+    middle = lambda x: inner(x)  # noqa: E731
+    f, x = tl.compile(lambda x: middle(x).detach()), tl.tensor(np.ones(3, np.float32))
+    for _ in range(3):
+        assert np.array_equal(f(x).numpy(), x.numpy() * 2.0)
+    assert f.stats["eager_calls"] == 3 and f.stats["traces"] == 0, f.stats
+    assert "calls deep" in f.stats["last_reason"], f.stats
+    with pytest.raises(tl.CompileError, match="the scan of the Python values"):
+        tl.compile(lambda x: middle(x).detach(), fullgraph=True)(x)

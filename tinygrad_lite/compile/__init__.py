@@ -178,8 +178,12 @@ class Compiled:
         return self.fn(*args, **kwargs)
 
     def _trace(self, args, kwargs, key, leaves):
-        self.stats["traces"] += 1
         constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
+        if isinstance(constants, str):  # the scan stopped at a limit: a replay could miss a changed setting
+            self._variants.append(_Variant(key, None, constants))
+            self.stats["variants"] = len(self._variants)
+            return self._eager(args, kwargs, constants)
+        self.stats["traces"] += 1
         with _capture_lock, paused_gc():
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],

@@ -1,13 +1,20 @@
-"""The Python constants a compiled function reads: the numbers and strings (and, by identity, the tensors) its code
-takes from its module's globals, from its closure, and from the data attributes of objects it reaches from those or
-from `self` (`cfg.temperature`, `args.alpha`, `self.cfg.scale`) — its own code and that of the user's functions,
-methods, properties and Modules it reaches the same way (`helper(x)` reading a global, `self.scale_it(x)`, a custom
-layer inside nn.Sequential reading `SCALE`). A replay bakes them into its kernels, so each is a guard, snapshotted
-before the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value);
-an attribute is looked up again from its root on every check, so rebinding `cfg` is seen too.
-Not followed: the library's own code (its settings are arguments), the standard library's and NumPy's, functions
-reached only through a call's result, a container, a class or `getattr`; attributes in `__slots__`. README says so."""
+"""The Python constants a compiled function reads: the settings (plain values, NumPy scalars, tuples and frozensets of
+them; by identity Enum members, tensors and arrays) its code takes from its module's globals, from its closure, and
+from the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the
+user's own module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key) — its own code and that
+of the user's functions, methods (static and class methods, properties, `super()`'s), partials, callable objects and
+Modules it reaches the same way, and of the user's functions a library wrapper holds (`@tl.no_grad()`,
+`tl.func.grad(f)`, a nested tl.compile). A replay bakes them into its kernels, so each is a guard, snapshotted before
+the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value); an
+attribute is looked up again from its root on every check, so rebinding `cfg` is seen too, and the code reached
+(functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
+user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly.
+Not followed: the library's own code (its settings are arguments; its wrappers are looked through), the standard
+library's, NumPy's and installed packages' modules, what is reached only through a call's result, a container
+(`cfg["lr"]`), `getattr`, a user `__getattr__` or a class's constructor, and a method replaced on its class (methods
+are found by name, not guarded). README says so."""
 import dis
+import enum
 import functools
 import os
 import sys
@@ -20,12 +27,27 @@ from .record import same_value
 PLAIN = (bool, int, float, complex, str, bytes, type(None))  # Python's plain values (tl.compile's too)
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
+_CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
+_MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 
 
-def _kept(value, tensor):
-    """A value a replay depends on: a plain value (by value), a tensor or an array (by identity: a replay reads the
-    recorded object's data, so rebinding the name to another tensor must be seen)."""
-    return type(value) in PLAIN or isinstance(value, (np.ndarray, tensor))
+def _data(value):
+    """Whether a value is guarded by type and value: a plain value, a NumPy scalar, a tuple or frozenset of them."""
+    t = type(value)
+    if t in PLAIN or isinstance(value, (np.number, np.bool_)):
+        return True
+    return (t is tuple or t is frozenset) and all(map(_data, value))
+
+
+def _same(a, b):
+    """Two data values (`_data`) are the same: of one type, and equal as a guard sees numbers (NaN-safe)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    if type(a) is frozenset:
+        return {(type(e), repr(e)) for e in a} == {(type(e), repr(e)) for e in b}
+    return same_value(a, b)
 
 
 class _Self:
@@ -37,18 +59,32 @@ class _Self:
 
 
 def _function(fn):
-    """(the function whose code runs, the instance bound to its first parameter or None)."""
-    Module = module_class()
-    f = fn.func if isinstance(fn, functools.partial) else fn
-    inst = getattr(f, "__self__", None)
-    f = getattr(f, "__func__", f)  # a bound method
-    if Module is not None and isinstance(inst, Module) and f is Module._call_impl:  # module.compile(): its forward
-        f = type(inst).forward
-    elif not hasattr(f, "__code__"):  # a Module or another callable object: its forward (or __call__)
-        inst = f
-        method = getattr(type(f), "forward", None) or getattr(type(f), "__call__", None)
-        f = getattr(method, "__func__", method)
-    return f, inst
+    """(the function whose code runs when `fn` is called, the instance bound to its first parameter or None)."""
+    if isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        inst, f = fn.__self__, fn.__func__
+        Module = module_class()
+        if Module is not None and isinstance(inst, Module) and f is Module._call_impl:  # module.compile()
+            return _lookup(type(inst), "forward"), inst
+        return f, inst
+    if isinstance(fn, types.FunctionType) or isinstance(fn, type):
+        return fn, None
+    method = _lookup(type(fn), "forward")  # a Module or another callable object: its forward (or __call__)
+    return _member(_lookup(type(fn), "__call__") if method is _GONE else method, fn)
+
+
+def _member(entry, obj):
+    """(function, bound to) behind a class's entry read from `obj` (an instance or a class): a method or a property's
+    getter (obj; None from a class), a staticmethod (None), a classmethod (the class); (None, None) otherwise."""
+    klass = obj if isinstance(obj, type) else type(obj)
+    if isinstance(entry, staticmethod):
+        return entry.__func__, None
+    if isinstance(entry, classmethod):
+        return entry.__func__, klass
+    if isinstance(entry, property):
+        entry = entry.fget
+    return (entry, None if obj is klass else obj) if isinstance(entry, types.FunctionType) else (None, None)
 
 
 def module_class():
@@ -58,40 +94,77 @@ def module_class():
 
 
 def python_constants(fn):
-    """[(root, name, attribute path, value)] for each plain value or tensor read from a global, a closure cell, or a
-    data attribute reached from one of those or from `self`, by `fn`'s code and the user code it reaches (see the
-    module docstring); root is the globals dict, the cell or a _Self."""
+    """[(root, name, attribute path, value)] for each setting, tensor or piece of code read from a global, a closure
+    cell, or a data attribute reached from one of those or from `self`, by `fn`'s code and the user code it reaches
+    (see the module docstring); root is the globals dict, the cell or a _Self. A string instead when the scan stopped
+    at a limit (the reason the call cannot be replayed safely)."""
     from ..tensor import Tensor
-    f, inst = _function(fn)
     found = _Found(Tensor)
-    found.scan(f, inst, 0)
+    try:
+        found.call(fn, 0)
+    except RecursionError:
+        found.limit = "its code and Modules nest too deeply"
+    if found.limit:
+        return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
+               f"could not be seen"
     return found.out
 
 
-_MAX_DEPTH, _MAX_FUNCTIONS = 6, 200  # calls followed from the compiled function, and functions scanned in all
-
-
 class _Found:
-    """One scan's state: the constants found, the (code, instance) pairs and keys already seen, a _Self per instance."""
+    """One scan's state: the constants found, the (function, instance) pairs and keys already seen, a _Self per
+    instance, the user's functions read, and the limit hit (or None)."""
 
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
+        self.reads, self.limit = 0, None
+
+    def call(self, value, depth):
+        """Scan the code calling `value` runs: a function, a method, a partial, a Module (its forward, its children,
+        each guarded by identity), a callable object (a library one: the function it wraps)."""
+        self.scan(*_function(value), depth)
+        Module = module_class()
+        if Module is not None and isinstance(value, Module):
+            if id(value) not in self.seen:
+                self.seen.add(id(value))
+                children = value._modules  # (Module.__setattr__ keeps a child's name in it: one dict lookup)
+                for key, m in children.items():
+                    if m is not None:
+                        self.keep(children, key, (), m)
+                        self.call(m, depth)
+        elif not isinstance(value, _CODE):
+            wrapped = (_dict(value) or {}).get("__wrapped__")  # a nested tl.compile, a functools.wraps object
+            if wrapped is not None:
+                self.call(wrapped, depth + 1)
 
     def scan(self, f, inst, depth):
-        code = getattr(f, "__code__", None)
-        if code is None or (code, id(inst)) in self.done or depth > _MAX_DEPTH or len(self.done) >= _MAX_FUNCTIONS:
+        if not isinstance(f, types.FunctionType) or (f, id(inst)) in self.done or self.limit:
             return
-        self.done.add((code, id(inst)))
-        if depth == 0 or _user_code(code):
+        if depth > _MAX_DEPTH:
+            self.limit = f"it reaches functions more than {_MAX_DEPTH} calls deep"
+            return
+        self.done.add((f, id(inst)))
+        code, wrapped = f.__code__, f.__dict__.get("__wrapped__")  # a decorator's: the code it wraps, bound alike
+        if isinstance(wrapped, types.FunctionType):
+            self.scan(wrapped, inst, depth + 1)
+        if depth == 0 or _user_path(code.co_filename):
+            self.reads += 1
+            if self.reads > _MAX_FUNCTIONS:
+                self.limit = f"it reaches more than {_MAX_FUNCTIONS} of the user's functions and methods"
+                return
             self.read(f, code, inst, depth)
-        Module = module_class()
-        if Module is not None and isinstance(inst, Module):  # the layers it runs (a container's children too)
-            for m in inst._modules.values():
-                if m is not None:
-                    self.scan(*_function(m), depth)
+            if inst is not None and not isinstance(inst, type) and "super" in code.co_names:  # super().name(...)
+                for klass in type(inst).__mro__:  # every base's method of each name it uses (over-approximated)
+                    for name in code.co_names:
+                        if name in klass.__dict__:
+                            self.scan(*_member(klass.__dict__[name], inst), depth + 1)
+            return
+        for cell in f.__closure__ or ():  # library code: not read; the user's code in its closure is
+            value = _root_value(cell, None)
+            if callable(value) and not isinstance(value, type):
+                self.call(value, depth + 1)
 
     def read(self, f, code, inst, depth):
-        module = getattr(f, "__globals__", {})
+        module = f.__globals__
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
         me = self.selves.setdefault(id(inst), _Self(inst))
@@ -107,48 +180,112 @@ class _Found:
             self.follow(root, name, path, depth)
 
     def follow(self, root, name, path, depth):
-        """Walk `name.path...` from root: keep the first plain value or tensor; scan a function, method, property
-        or Module met on the way (the user's code it would run)."""
-        value, owner = _root_value(root, name), None
+        """Walk `name.path...` from root: keep the first setting, tensor or array; keep by identity and scan the
+        code met on the way (a function, partial, Module or callable object), and a method's or property's code
+        with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
+        children: `self` does not change) is guarded as that dict's key: one lookup per check."""
+        value, at = _root_value(root, name), (root, name, ())
         for step in range(len(path) + 1):
             if step:
-                attr = path[step - 1]
-                value, owner = _attribute(value, attr), value
-                if value is _GONE:  # a method or a property of the object's class: its code, bound to the object
-                    self.scan(_class_function(owner, attr), owner, depth + 1)
+                owner, before = value, at
+                value, holder = _locate(owner, path[step - 1])
+                at = (holder, path[0], ()) if step == 1 and holder is not None and isinstance(root, _Self) else \
+                    (root, name, path[:step])
+                if value is _GONE:
+                    f, inst = _member(_lookup(owner if isinstance(owner, type) else type(owner), path[step - 1]),
+                                      owner)
+                    if f is not None:
+                        self.keep(*before, owner)  # the object whose method runs
+                        self.scan(f, inst, depth + 1)
                     return
             if value is _GONE:
                 return
-            if _kept(value, self.tensor):
-                key = (id(root), name, path[:step])
-                if key not in self.seen:
-                    self.seen.add(key)
-                    self.out.append((root, name, path[:step], value))
+            if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
+                self.keep(*at, value)
                 return
-            if isinstance(value, (types.FunctionType, types.MethodType)) or (
-                    module_class() is not None and isinstance(value, module_class())):
-                self.scan(*_function(value), depth + 1)
-            if not _followed(value):
-                return
+            if callable(value) and not isinstance(value, type):
+                self.keep(*at, value)
+                self.call(value, depth + 1)
+
+    def keep(self, root, name, path, value):
+        key = (id(root), name, path)
+        if key not in self.seen and (path or not isinstance(root, _Self)):
+            self.seen.add(key)
+            self.out.append((root, name, path, value))
 
 
-def _class_function(obj, name):
-    """The plain function behind `type(obj).name` when it is a method or a property's getter, else None."""
-    for klass in type(obj).__mro__:
-        attr = klass.__dict__.get(name, _GONE)
-        if attr is not _GONE:
-            if isinstance(attr, property):
-                attr = attr.fget
-            return attr if isinstance(attr, types.FunctionType) else None
-    return None
+def _lookup(klass, name):
+    """The entry `name` of the first class in klass's MRO that has one, or _GONE (no descriptor is run)."""
+    for k in klass.__mro__:
+        d = k.__dict__
+        if name in d:
+            return d[name]
+    return _GONE
+
+
+def _dict(obj):
+    """obj's instance dict (a module's globals), or None, read by its class's own descriptor: no code runs."""
+    desc = _dict_descriptor(type(obj))
+    d = desc.__get__(obj, type(obj)) if desc is not None else None
+    return d if type(d) is dict else None
 
 
 @functools.lru_cache(maxsize=1024)
-def _user_code(code):
-    """Whether `code` is the user's: not the library's, the standard library's or NumPy's (their settings are
+def _dict_descriptor(klass):
+    desc = _lookup(klass, "__dict__")
+    return desc if type(desc) in (types.GetSetDescriptorType, types.MemberDescriptorType) else None
+
+
+def _locate(obj, name):
+    """(`obj.name`, the dict it is read from or None) when Python reads it as data — from the instance's dict or
+    slot, a user module's globals, a class attribute that is not a descriptor (its MRO), a Module's parameter, buffer
+    or child, an AttrDict's key — without running any code; (_GONE, None) otherwise (a method, a property, code's
+    attributes, a library module's)."""
+    if isinstance(obj, type):
+        entry = _lookup(obj, name)
+        return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
+    if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
+        return _GONE, None
+    d, entry = _dict(obj), _lookup(type(obj), name)
+    if entry is not _GONE:
+        kind = type(entry)
+        if kind is types.MemberDescriptorType:  # a __slots__ attribute
+            try:
+                return entry.__get__(obj, type(obj)), None
+            except AttributeError:
+                return _GONE, None
+        getter = _lookup(kind, "__get__") is not _GONE
+        if getter and (_lookup(kind, "__set__") is not _GONE or _lookup(kind, "__delete__") is not _GONE):
+            return _GONE, None  # a data descriptor (a property): its code runs
+        if d is None or name not in d:
+            return (_GONE if getter else entry), None
+    if d is not None and name in d:
+        return d[name], d
+    if isinstance(obj, dict) and _lookup(type(obj), "__getattr__") in (dict.__getitem__, dict.get):
+        return dict.get(obj, name, _GONE), None  # an AttrDict (EasyDict-style config)
+    for key in ("_parameters", "_buffers", "_modules"):  # a Module's __getattr__
+        members = d.get(key) if d is not None else None
+        if members.__class__ is dict and name in members:
+            return members[name], members
+    return _GONE, None
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_path(path):
+    """Whether a file is the user's: not the library's, the standard library's or NumPy's (their settings are
     arguments, and their globals are not the user's to change between calls)."""
     from ..autograd.recorder import _PKG_DIR
-    return not code.co_filename.startswith((_PKG_DIR, _STDLIB, _NUMPY, "<frozen"))
+    return not path.startswith((_PKG_DIR, _STDLIB, _NUMPY, "<frozen"))
+
+
+def _user_module(mod):
+    """Whether a module's attributes are the user's settings: a module of the user's files (not the library's, the
+    standard library's, NumPy's or an installed package's), or one without a file that is not built in."""
+    d = _dict(mod) or {}
+    path = d.get("__file__")
+    if not isinstance(path, str):
+        return d.get("__name__") not in sys.builtin_module_names
+    return _user_path(path) and "site-packages" not in path and "dist-packages" not in path
 
 
 _STDLIB = os.path.dirname(os.__file__) + os.sep
@@ -181,37 +318,15 @@ def _chains(code, top=True):
     return frozenset(found)
 
 
-def _followed(obj):
-    """Whether attributes read from `obj` are guarded: a plain object or a Module, not a module, class or function
-    (whose attributes are code, not settings)."""
-    return hasattr(obj, "__dict__") and not isinstance(obj, (type, types.ModuleType, types.FunctionType,
-                                                             types.MethodType, functools.partial))
-
-
-def _attribute(obj, name):
-    """`obj.name` when it is a data attribute (in the instance's dict, or a Module's parameter, buffer or child),
-    without running any code; _GONE otherwise."""
-    if not _followed(obj):
-        return _GONE
-    d = obj.__dict__
-    if name in d:
-        return d[name]
-    for key in ("_parameters", "_buffers", "_modules"):
-        members = d.get(key)
-        if members.__class__ is dict and name in members:
-            return members[name]
-    return _GONE
-
-
 def _root_value(root, name):
+    if root.__class__ is dict:  # a module's globals, a Module's children
+        return root.get(name, _GONE)
     if isinstance(root, _Self):
         return root.obj
-    if isinstance(root, types.CellType):
-        try:
-            return root.cell_contents
-        except ValueError:  # not assigned yet
-            return _GONE
-    return root.get(name, _GONE)
+    try:
+        return root.cell_contents
+    except ValueError:  # not assigned yet
+        return _GONE
 
 
 def changed(constants):
@@ -219,13 +334,14 @@ def changed(constants):
     for root, name, path, value in constants:
         now = _root_value(root, name)
         for attr in path:
-            now = _attribute(now, attr)
-        if now is not value and not (type(now) in PLAIN and type(now) is type(value) and same_value(now, value)):
-            kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else "global"
+            now = _locate(now, attr)[0]
+        if now is not value and not (_data(value) and _same(now, value)):
+            kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else \
+                "global" if "__name__" in root else "attribute"
             what = ".".join((name,) + path)
             if now is _GONE:
                 return f"the {kind} '{what}' the function reads is gone"
-            if type(value) not in PLAIN:
+            if not _data(value):
                 return f"the {kind} '{what}' the function reads is another {type(now).__name__} now"
             return f"the {kind} '{what}' the function reads was {value!r} when recorded and is {now!r} now"
     return None

@@ -1,0 +1,460 @@
+"""Adversarial tests of tl.compile's Python-constants scan (compile/constants.py: settings read by the user's code the
+step reaches) and of the view cache of generated replays (compile/replay.py `_Emitter._cached_view`).
+
+Every test compares the compiled call with the eager call of the same function on the same inputs, bit for bit. A
+failing test is a stale replay (or a crash eager does not have); its docstring says what eager does and what the
+replay does."""
+import enum
+import functools
+import types
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+nn = tl.nn
+F = nn.functional
+
+SCALE = 2.0
+
+
+@pytest.fixture(autouse=True)
+def _restore_scale():
+    yield
+    _set_scale(2.0)
+
+
+def _set_scale(v=3.0):
+    global SCALE
+    SCALE = v
+
+
+def _x():
+    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
+
+
+def _mismatches(fn, change):
+    """Calls where tl.compile(fn)(x) differs from fn(x) (12 calls); `change()` runs after the 4th replay."""
+    f, x, bad = tl.compile(fn), _x(), []
+    for i in range(12):
+        if i == 5:
+            change()
+        got, want = f(x), fn(x)
+        got, want = (np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v) for v in (got, want))
+        if got.shape != want.shape or not np.array_equal(got, want):
+            bad.append(i)
+    return bad, f.stats
+
+
+# ======================= FAILING: stale replays of the constants scan =======================
+
+_cfgmod = types.ModuleType("_adv3_settings")  # a user settings module (`import config`), made here to stay one file
+exec(compile("SCALE = 2.0\ndef helper(x):\n    return x * SCALE\n", __file__, "exec"), _cfgmod.__dict__)
+
+
+def _scaled_by(x, k):
+    return x * SCALE * k
+
+
+_PARTIAL = functools.partial(_scaled_by, k=1.0)
+
+
+class _Static:
+    st = staticmethod(lambda x: x * SCALE)
+    cm = classmethod(lambda cls, x: x * SCALE)
+
+    def step(self, x, kind):
+        return (self.st(x) if kind == "staticmethod" else self.cm(x)).detach()
+
+
+class _ClassDefault(nn.Module):
+    scale = 2.0  # a class-level default, as many layers have
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class _Base(nn.Module):
+    def forward(self, x):
+        return x * SCALE
+
+
+class _Derived(_Base):
+    def forward(self, x):
+        return super().forward(x) + 1.0
+
+
+class _Loss:  # a plain callable object (not a Module), as loss/transform objects often are
+    def __init__(self, alpha):
+        self.alpha = alpha
+
+    def __call__(self, x):
+        return x * self.alpha
+
+    apply = __call__
+
+
+_Mode = enum.Enum("_Mode", "DOUBLE TRIPLE")
+
+
+class _AttrDict(dict):  # EasyDict / ml_collections style config
+    __getattr__ = dict.__getitem__
+    __setattr__ = dict.__setitem__
+
+
+@tl.no_grad()
+def _predict(x):
+    return x * SCALE
+
+
+class _Predictor(nn.Module):
+    @tl.no_grad()
+    def predict(self, x):
+        return x * SCALE
+
+    def forward(self, x):
+        return self.predict(x)
+
+
+def _loss(x):
+    return (x * SCALE).sum()
+
+
+@tl.compile
+def _compiled_block(x):
+    return x * SCALE
+
+
+_G = types.SimpleNamespace()  # the globals the cases below read and rebind (reset by each case)
+
+
+def _case(name):
+    """(fn, change) of one case; every value it uses is set up afresh here."""
+    g = _G
+    g.obj, g.loss, g.act, g.v, g.cfg = _Static(), _Loss(2.0), F.relu, None, _AttrDict(scale=2.0)
+    _cfgmod.SCALE, _ClassDefault.scale, m = 2.0, 2.0, _ClassDefault()
+    typed = {"np.float64": (np.float64(2.0), np.float64(3.0), lambda x: (x * _G.v).detach()),
+             "np.float32": (np.float32(2.0), np.float32(3.0), lambda x: (x * _G.v).detach()),
+             "Enum": (_Mode.DOUBLE, _Mode.TRIPLE, lambda x: (x * (2.0 if _G.v is _Mode.DOUBLE else 3.0)).detach()),
+             "tuple shape": ((2, 2), (4, 1), lambda x: x.reshape(_G.v).sum(0).detach())}
+    if name in typed:
+        g.v, new, fn = typed[name]
+        return fn, lambda: setattr(g, "v", new)
+    derived, pred, grad = _Derived(), _Predictor(), tl.func.grad(_loss)
+    return {
+        "config.SCALE": (lambda x: (x * _cfgmod.SCALE).detach(), lambda: setattr(_cfgmod, "SCALE", 3.0)),
+        "config.helper(x)": (lambda x: _cfgmod.helper(x).detach(), lambda: setattr(_cfgmod, "SCALE", 3.0)),
+        "partial helper": (lambda x: _PARTIAL(x).detach(), _set_scale),
+        "staticmethod": (lambda x: _G.obj.step(x, "staticmethod"), _set_scale),
+        "classmethod": (lambda x: _G.obj.step(x, "classmethod"), _set_scale),
+        "class default changed": (lambda x: m(x).detach(), lambda: setattr(_ClassDefault, "scale", 3.0)),
+        "class default shadowed": (lambda x: m(x).detach(), lambda: setattr(m, "scale", 3.0)),
+        "super().forward": (lambda x: derived(x).detach(), _set_scale),
+        "global function rebound": (lambda x: _G.act(x).detach(), lambda: setattr(g, "act", F.tanh)),
+        "callable object": (lambda x: _G.loss(x).detach(), lambda: setattr(g.loss, "alpha", 3.0)),
+        "object rebound": (lambda x: _G.loss.apply(x).detach(), lambda: setattr(g, "loss", _Loss(3.0))),
+        "AttrDict": (lambda x: (x * _G.cfg.scale).detach(), lambda: g.cfg.__setitem__("scale", 3.0)),
+        "@tl.no_grad() helper": (lambda x: _predict(x), _set_scale),
+        "@tl.no_grad() method": (lambda x: pred(x), _set_scale),
+        "tl.func.grad(loss)": (lambda x: grad(x), _set_scale),
+        "nested tl.compile": (lambda x: _compiled_block(x).detach(), _set_scale),
+    }[name]
+
+
+_STALE = ["config.SCALE", "config.helper(x)", "partial helper", "staticmethod", "classmethod", "class default changed",
+          "class default shadowed", "super().forward", "global function rebound", "callable object", "object rebound",
+          "np.float64", "np.float32", "Enum", "tuple shape", "AttrDict", "@tl.no_grad() helper",
+          "@tl.no_grad() method", "tl.func.grad(loss)", "nested tl.compile"]
+
+
+@pytest.mark.parametrize("name", _STALE)
+def test_a_setting_the_step_reads_is_never_replayed_stale(name):
+    """After 4 replays a setting the step reads changes. Eager computes with the new value (x * 3 instead of x * 2,
+    tanh instead of relu, shape (4, 1) instead of (2, 2)); the replay returns the recorded result. Causes
+    (constants.py):
+    config.SCALE / config.helper(x): `_followed` refuses a module (`import config` settings are never read);
+    partial helper: `follow` scans FunctionType/MethodType only;
+    staticmethod / classmethod via self: `_class_function` returns None for them;
+    class default changed / shadowed (`scale = 2.0` in the class, then `Cls.scale = 3` or `m.scale = 3`): `_attribute`
+        reads the instance __dict__ only (and `_Variant.attrs` only what was in it when recorded);
+    super().forward: `super` is a builtin, the base class's forward is never reached;
+    global function rebound (`act = F.relu` -> `F.tanh`): functions are followed, never guarded by identity (`_kept`);
+    callable object: `__call__` of a non-Module is never scanned; object rebound: `obj.apply(x)` reads self.alpha,
+        guarded from a `_Self` of the OLD object (`read`), so rebinding `obj` is not seen;
+    np.float64 / np.float32 / Enum / tuple shape: `_kept` takes `type(value) in PLAIN` only;
+    AttrDict (`cfg.scale` served by __getattr__ from the dict): `_attribute` finds nothing, nothing is guarded;
+    @tl.no_grad() helper/method, tl.func.grad(loss): the wrapper is library code, and `scan` skips library code
+        entirely (`if depth == 0 or _user_code(code)`), including the user function in its closure;
+    nested tl.compile: a Compiled object is neither a function nor a Module."""
+    fn, change = _case(name)
+    try:
+        bad, stats = _mismatches(fn, change)
+    finally:
+        _cfgmod.SCALE, _ClassDefault.scale = 2.0, 2.0
+    assert bad == [], stats
+
+
+class _Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("how", ["model.fc = new Linear", "seq[0] = new Linear"])
+def test_a_child_module_replaced_between_calls_is_not_replayed_stale(how):
+    """Fine-tuning: a new layer replaces an old one after some compiled no_grad calls. Eager runs the new Linear; the
+    replay keeps running the OLD layer's weights (the scan follows children but `_kept` does not guard a Module by
+    identity; the parameter guard in compile/__init__.py checks only the recorded modules)."""
+    tl.manual_seed(0)
+    model = _Head() if how.startswith("model") else nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+
+    def change():
+        if how.startswith("model"):
+            model.fc = nn.Linear(4, 4)
+        else:
+            model[0] = nn.Linear(4, 4)
+    with tl.no_grad():
+        bad, stats = _mismatches(lambda x: model(x), change)
+    assert bad == [], stats
+
+
+class _Glob(nn.Module):
+    def forward(self, x):
+        return x * SCALE
+
+
+def _h7(x):
+    return x * SCALE
+
+
+_CHAIN = _h7
+for _ in range(7):  # 7 wrappers: _h7 is 8 calls below the compiled lambda
+    _CHAIN = (lambda inner: lambda x: inner(x))(_CHAIN)
+
+
+@pytest.mark.parametrize("limit", ["200 functions", "6 calls deep"])
+def test_a_scan_limit_never_means_a_stale_replay(limit):
+    """A deep MLP (Sequential of 70 (Linear, ReLU) blocks, then a custom layer reading SCALE: 212 modules), or a
+    helper 8 calls deep reading SCALE. Eager uses the new SCALE; the replay the old: the scan silently stops at
+    _MAX_FUNCTIONS = 200 / _MAX_DEPTH = 6 (constants.py `scan`) instead of making the variant run eagerly."""
+    tl.manual_seed(0)
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(4, 4), nn.ReLU()) for _ in range(70)], _Glob())
+    fn = (lambda x: model(x).detach()) if limit == "200 functions" else (lambda x: _CHAIN(x).detach())
+    bad, stats = _mismatches(fn, _set_scale)
+    assert bad == [], stats
+
+
+class _SlotCfg:  # a __slots__ object whose __getattr__ looks names up in a dict
+    __slots__ = ("_d",)
+
+    def __init__(self):
+        self._d = {"scale": 2.0}
+
+    def __getattr__(self, name):
+        return self._d[name]  # KeyError for a missing name (a common bug eager never triggers)
+
+
+_SLOTCFG = _SlotCfg()
+
+
+def test_the_scan_never_raises_where_eager_does_not():
+    """`x * cfg.scale` with cfg a __slots__ object whose __getattr__ raises KeyError for unknown names: eager works;
+    tl.compile raises KeyError('__dict__') from the scan (constants.py `_followed`: `hasattr(obj, "__dict__")` runs
+    the user's __getattr__, and hasattr swallows only AttributeError)."""
+    f = tl.compile(lambda x: (x * _SLOTCFG.scale).detach())
+    x = _x()
+    assert np.array_equal(f(x).numpy(), (x * 2.0).numpy())
+
+
+# ======================= FAILING: the view cache of generated replays =======================
+
+def test_a_returned_view_is_a_new_array_on_every_call():
+    """The step returns `lin.weight.reshape(-1)`; the caller reshapes that array in place (`a.shape = (3, 4)`, a
+    NumPy idiom). Eager returns a fresh view every call, so later calls still return shape (12,); from the first
+    generated replay on, the cached view (replay.py `_cached_view`/`_view`) is returned again, already reshaped by
+    the caller: later calls return shape (3, 4)."""
+    lin = nn.Linear(4, 3)
+
+    def fn(x):
+        flat = lin.weight.reshape(-1)
+        return (x * flat[:4]).detach(), flat.detach()
+    f, x = tl.compile(fn), tl.tensor(np.ones((2, 4), np.float32))
+    for i in range(14):
+        (a, flat), (ea, eflat) = f(x), fn(x)
+        assert flat.shape == eflat.shape == (12,) and np.array_equal(a.numpy(), ea.numpy()), (i, f.stats)
+        flat.numpy().shape = (3, 4)
+        eflat.numpy().shape = (3, 4)
+
+
+# ======================= PASSING: regression tests of important edges =======================
+
+def _imported_style_helper(x):
+    return x * SCALE + _G.shift
+
+
+def _rec(x, n):
+    return x if n == 0 else _odd(x * SCALE, n - 1)
+
+
+def _odd(x, n):
+    return x if n == 0 else _rec(x + 1.0, n - 1)
+
+
+_GLOBAL_LAMBDA = lambda x: x * SCALE  # noqa: E731
+
+
+class _Method(nn.Module):
+    def helper(self, x):
+        return x * SCALE
+
+    def forward(self, x):
+        return self.helper(x) + sum(x * s for s in (SCALE, 1.0))  # a generator expression inside
+
+
+@pytest.mark.parametrize("via", ["helper", "mutual recursion", "global lambda", "method + genexpr", "shared layer",
+                                 "nested closure", "SimpleNamespace"])
+def test_reached_user_code_is_guarded(via):
+    """Settings read through the user's code the scan does follow: a change records a new variant (2 traces, no
+    eager call), never a stale replay."""
+    _G.shift, shared, ns = 1.0, _Glob(), types.SimpleNamespace(scale=2.0)
+    a, b, m = nn.Sequential(shared), nn.Sequential(nn.Identity(), shared), _Method()
+
+    def make_closure():
+        s = 2.0
+
+        def inner(x):
+            return x * s
+
+        def change():
+            nonlocal s
+            s = 3.0
+        return (lambda x: inner(x).detach()), change
+    fn, change = {
+        "helper": (lambda x: _imported_style_helper(x).detach(), _set_scale),
+        "mutual recursion": (lambda x: _rec(x, 4).detach(), _set_scale),
+        "global lambda": (lambda x: _GLOBAL_LAMBDA(x).detach(), _set_scale),
+        "method + genexpr": (lambda x: m(x).detach(), _set_scale),
+        "shared layer": (lambda x: (a(x) + b(x)).detach(), _set_scale),
+        "nested closure": make_closure(),
+        "SimpleNamespace": (lambda x: (x * ns.scale).detach(), lambda: setattr(ns, "scale", 3.0)),
+    }[via]
+    bad, stats = _mismatches(fn, change)
+    assert bad == [] and stats["traces"] == 2 and stats["eager_calls"] == 0, stats
+
+
+class _Tricky:
+    def __init__(self):
+        self.calls, self.factor = 0, 2.0
+
+    @property
+    def scale(self):
+        self.calls += 1
+        return self.factor
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"__getattr__({name!r}) run by the scan")
+
+    def step(self, x):
+        return (x * self.scale).detach()
+
+
+def test_properties_and_getattr_are_never_run_by_the_scan():
+    """The scan reads property getters' code without calling them (one call per eager/recorded call only), never
+    calls __getattr__, and a property's reads are guards."""
+    obj = _Tricky()
+    bad, stats = _mismatches(obj.step, lambda: setattr(obj, "factor", 3.0))
+    assert bad == [] and stats["traces"] == 2, stats
+    assert obj.calls == 2 + 12  # the two recording calls and the 12 eager reference calls
+
+
+def _views(lin):
+    def step(x):
+        with tl.no_grad():
+            w = lin.weight
+            return x @ w.T, w.T, w[1:], w.reshape(-1), lin.bias.expand(2, 3), w.T[0]
+    return step
+
+
+@pytest.mark.parametrize("change", ["alternating .data", "in-place edits", "none"])
+def test_cached_views_of_parameters_follow_their_source_for_40_calls(change):
+    """No-grad inference for 40 calls returning x @ w.T, w.T, w[1:], w.reshape(-1), b.expand, w.T[0]: with the
+    parameter's array swapped between two arrays every call, or edited in place every 5th call, every result (all
+    compared after the last call, as the caller holds them) is eager's."""
+    tl.manual_seed(0)
+    lins = [nn.Linear(4, 3) for _ in range(2)]
+    lins[1].load_state_dict(lins[0].state_dict())
+    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), -np.ones((3, 4), np.float32)]
+    eager, comp = _views(lins[0]), tl.compile(_views(lins[1]))
+    rng, outs = np.random.default_rng(0), ([], [])
+    for i in range(40):
+        x = tl.tensor(rng.standard_normal((2, 4)).astype(np.float32))
+        for lin, step, out in zip(lins, (eager, comp), outs):
+            if change == "alternating .data" and i >= 3:
+                lin.weight.data = arrays[i % 2]
+            elif change == "in-place edits" and i % 5 == 4:
+                with tl.no_grad():
+                    lin.weight.mul_(1.5)
+            out.append(step(x))
+    for i, (e, c) in enumerate(zip(*outs)):
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(e, c)), i
+    assert comp.stats["replays"] == 39, comp.stats
+
+
+class _Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Parameter(tl.tensor(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)))
+        self.b = nn.Parameter(tl.zeros(6))
+        self.drop = nn.Dropout(0.25)
+
+    def forward(self, x):
+        h = self.drop(x @ self.emb.T)
+        h = h.reshape(-1, 2, 3).permute(0, 2, 1).reshape(-1, 6) + self.b.expand(x.shape[0], 6)
+        return h @ self.emb + self.emb[0]
+
+
+def test_tied_weights_with_views_train_bit_identically_through_data_swaps_and_mode_switches():
+    """A weight used as emb.T, emb and emb[0], a bias expanded, a planned buffer reshaped and permuted: 30 Adam steps
+    with `.data` replaced, eval/train switches and no_grad eval calls in between match eager bit for bit."""
+    runs = []
+    for compiled in (False, True):
+        tl.manual_seed(0)
+        m = _Tied()
+        run, opt, rng, outs = tl.compile(m) if compiled else m, tl.optim.Adam(m.parameters(), lr=0.05), \
+            np.random.default_rng(1), []
+        for i in range(30):
+            x = tl.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+            if i == 12:
+                m.emb.data = m.emb.detach().numpy() * 0.5  # a new array for a parameter with cached views
+            if i in (18, 21, 24, 27):
+                m.train(i in (21, 27))
+            if not m.training:
+                with tl.no_grad():
+                    outs.append(run(x).numpy().copy())
+                continue
+            opt.zero_grad()
+            loss = (run(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            outs.append(loss.detach().numpy().copy())
+        runs.append(outs + [p.detach().numpy().copy() for p in m.parameters()])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs)) and run.stats["replays"] >= 26, run.stats
+
+
+def test_a_normal_training_loop_with_library_and_custom_layers_replays():
+    """No guard so eager that a plain loop never replays: library layers (BatchNorm, Dropout) and a custom layer
+    reading a global, compiled as a whole, replay every call after the first."""
+    tl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.1), _Glob(), nn.Linear(8, 2))
+    step = tl.compile(model)
+    opt = tl.optim.SGD(model.parameters(), lr=0.01)
+    x = tl.tensor(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32))
+    for _ in range(12):
+        opt.zero_grad()
+        step(x).sum().backward()
+        opt.step()
+    assert step.stats["replays"] == 11 and step.stats["eager_calls"] == 0, step.stats
