@@ -47,7 +47,7 @@ def _mismatches(fn, change):
     return bad, f.stats
 
 
-# ======================= FAILING: stale replays of the constants scan =======================
+# ============ settings the step reads (each was a stale replay before the scan's fixes) ============
 
 _cfgmod = types.ModuleType("_adv3_settings")  # a user settings module (`import config`), made here to stay one file
 exec(compile("SCALE = 2.0\ndef helper(x):\n    return x * SCALE\n", __file__, "exec"), _cfgmod.__dict__)
@@ -171,19 +171,19 @@ _STALE = ["config.SCALE", "config.helper(x)", "partial helper", "staticmethod", 
 @pytest.mark.parametrize("name", _STALE)
 def test_a_setting_the_step_reads_is_never_replayed_stale(name):
     """After 4 replays a setting the step reads changes. Eager computes with the new value (x * 3 instead of x * 2,
-    tanh instead of relu, shape (4, 1) instead of (2, 2)); the replay returns the recorded result. Causes
-    (constants.py):
+    tanh instead of relu, shape (4, 1) instead of (2, 2)); a stale replay returns the recorded result. What the scan
+    (constants.py) missed before it was fixed:
     config.SCALE / config.helper(x): `_followed` refuses a module (`import config` settings are never read);
     partial helper: `follow` scans FunctionType/MethodType only;
     staticmethod / classmethod via self: `_class_function` returns None for them;
     class default changed / shadowed (`scale = 2.0` in the class, then `Cls.scale = 3` or `m.scale = 3`): `_attribute`
-        reads the instance __dict__ only (and `_Variant.attrs` only what was in it when recorded);
+        (now `_locate`) read the instance __dict__ only (and `_Variant.attrs` only what was in it when recorded);
     super().forward: `super` is a builtin, the base class's forward is never reached;
     global function rebound (`act = F.relu` -> `F.tanh`): functions are followed, never guarded by identity (`_kept`);
     callable object: `__call__` of a non-Module is never scanned; object rebound: `obj.apply(x)` reads self.alpha,
         guarded from a `_Self` of the OLD object (`read`), so rebinding `obj` is not seen;
     np.float64 / np.float32 / Enum / tuple shape: `_kept` takes `type(value) in PLAIN` only;
-    AttrDict (`cfg.scale` served by __getattr__ from the dict): `_attribute` finds nothing, nothing is guarded;
+    AttrDict (`cfg.scale` served by __getattr__ from the dict): `_attribute` found nothing, nothing was guarded;
     @tl.no_grad() helper/method, tl.func.grad(loss): the wrapper is library code, and `scan` skips library code
         entirely (`if depth == 0 or _user_code(code)`), including the user function in its closure;
     nested tl.compile: a Compiled object is neither a function nor a Module."""
@@ -270,7 +270,7 @@ def test_the_scan_never_raises_where_eager_does_not():
     assert np.array_equal(f(x).numpy(), (x * 2.0).numpy())
 
 
-# ======================= FAILING: the view cache of generated replays =======================
+# ============ the view cache of generated replays (fixed in 566032c) ============
 
 def test_a_returned_view_is_a_new_array_on_every_call():
     """The step returns `lin.weight.reshape(-1)`; the caller reshapes that array in place (`a.shape = (3, 4)`, a
@@ -290,7 +290,7 @@ def test_a_returned_view_is_a_new_array_on_every_call():
         eflat.numpy().shape = (3, 4)
 
 
-# ======================= PASSING: regression tests of important edges =======================
+# ============ regression tests of important edges (these passed from the start) ============
 
 def _imported_style_helper(x):
     return x * SCALE + _G.shift
