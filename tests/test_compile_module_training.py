@@ -177,6 +177,34 @@ def test_a_parameter_changed_in_place_between_forward_and_backward_raises():
     assert f.stats["replays"] == 2
 
 
+@pytest.mark.parametrize("name", ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
+def test_a_parameter_changed_in_place_before_backward_raises_exactly_where_eager_does(name):
+    """Each parameter changed in place (no_grad) between the forward and its backward. Eager raises only where a
+    backward entry reads that parameter's values (a weight whose input needs a gradient), never for a bias whose
+    gradient is a sum of the incoming one; the replay raises where eager does, and otherwise gives eager's grads."""
+    def run(compiled):
+        tl.manual_seed(0)
+        m = _mlp(np.float32)
+        f, p, got = tl.compile(m) if compiled else m, dict(m.named_parameters())[name], []
+        for x, _ in _batches((8, 12), 4, np.float32, n=4):
+            out = f(tl.tensor(x))
+            with tl.no_grad():
+                p.add_(0.5)
+            try:
+                out.sum().backward()
+            except RuntimeError as exc:
+                assert "modified by an in-place operation" in str(exc)
+                got.append("raised")
+                continue
+            got.append([q.grad.numpy().copy() for q in m.parameters()])
+            m.zero_grad()
+        return got, f
+    (want, _), (got, f) = run(False), run(True)
+    assert [w == "raised" for w in want] == [g == "raised" for g in got], (want, got)
+    assert all(w == "raised" or all(np.array_equal(a, b) for a, b in zip(w, g)) for w, g in zip(want, got))
+    assert f.stats["replays"] == 3, f.stats
+
+
 def test_create_graph_through_a_replay_raises_naming_tl_compile():
     m = _mlp(np.float64)
     f = tl.compile(m)

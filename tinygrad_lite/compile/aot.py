@@ -270,14 +270,22 @@ class AotPlan:
             plan = Plan(_Part(cap, bops, cap.nslots, guards=False), result)
             self.backwards[subset] = (plan, len(self.targets), len(targets), [sparse for _, sparse in contrib])
             self.targets += targets
+        # the tensors a forward operation made a view of (`w.T` in a Linear): eager's view entry refuses a change of
+        # them before backward (its output aliases the written input), so the replay's entry does too
+        viewed = {(r.kind, r.key if r.kind == ARG else id(r.key)) for op in cap.ops[:rec["m"]]
+                  if op.kind == "kernel" and op.views for r in _refs(op.args, []) if r.kind in (ARG, LIVE)}
+        self.viewed = [i for i, (kind, key) in enumerate(self.targets)
+                       if ((ARG, key) if kind == "arg" else (LIVE, id(key))) in viewed]
         # arguments with a graph of their own that get a gradient (their values are read, if at all, as args_used)
         self.graph_args = sorted({key for kind, key in self.targets if kind == "arg" and key in rec["graph_args"]})
         self.dtype = outs[0]._data.dtype
         self.dtypes = [o._data.dtype for o in outs]  # of the placeholder gradients the backwards were recorded with
         self.lock = lock
         aliased = rec["aliased"]  # per output: a backward reads its memory, so changing it in place must refuse
+        # Not "inputs": the entry's inputs are mostly the tensors its gradients go to, whose values the backward
+        # may not read; those it reads are checked by _check_reads, as eager's entries that read them would
         self.prim = Primitive(f"compiled_{name}", None, ("call",), nin=None,
-                              reads=("inputs", "output") if len(outs) == 1 and aliased[0] else ("inputs",))
+                              reads=("output",) if len(outs) == 1 and aliased[0] else ())
         self.prim.vjp = self._vjp
         self.out_prims = []
         for reads in (("output",), ()):
@@ -296,15 +304,17 @@ class AotPlan:
             inputs = [stand.get(key, argv[key]) if kind == "arg" else key for kind, key in self.targets]
         else:
             inputs = [argv[key] if kind == "arg" else key for kind, key in self.targets]
+        nc = len(inputs)
         inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
         inputs += self.live_used
+        read = [(t, t._version) for t in inputs[nc:]] + [(inputs[i], inputs[i]._version) for i in self.viewed]
         inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
         if len(outs) == 1:
-            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch),))
+            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch, read),))
         else:
             holder = [None] * len(outs)  # each output's gradient in one backward, until the anchor's VJP runs
             anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
-            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder, watch),))
+            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder, watch, read),))
             for i, o in enumerate(outs):
                 _recorder.record(self.out_prims[i], (anchor,), o, ((holder, i),))
         return map_structure(marked, lambda t: outs[t.index] if t.__class__ is _Out else t)
@@ -336,7 +346,8 @@ class AotPlan:
         from ..tensor import Tensor
         if state.grad_enabled:
             self._no_create_graph()
-        _, holder, watch = entry.attrs[0]
+        _, holder, watch, read = entry.attrs[0]
+        _check_reads(entry, read)
         if watch:
             _check_views(entry, watch)
         if holder is None:
@@ -364,6 +375,22 @@ class AotPlan:
                 (x, index), (shape, basic) = x, how
                 grads[first + j] = IndexGrad(x if isinstance(x, Tensor) else Tensor._wrap(x), shape, index, basic)
         return tuple(grads)
+
+
+def _check_reads(entry, read):
+    """Raise as eager's entries that read an input do when it was changed in place after the call, or given new
+    values and a new history by an in-place operation with a graph. `read`: (tensor, its version) for the arguments
+    and live tensors the backward reads and the tensors a forward operation viewed; a tensor that only gets a
+    gradient is not checked (eager lets `bias.add_(1)` under no_grad pass between a forward and its backward)."""
+    from ..autograd.engine import _as_seen_by
+    for i, (x, version) in enumerate(read):
+        seen = _as_seen_by(x, entry.seq)
+        if seen._version != version or seen._data is not x._data:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an in-place operation: "
+                f"a tensor of shape {tuple(x.shape)} ({x.dtype}) whose values the backward of {entry.describe()} "
+                f"reads was changed after the call (version {version} then, {x._version} now). Use an "
+                f"out-of-place operation, or .clone() the tensor before changing it.")
 
 
 def _check_views(entry, watch):
