@@ -55,11 +55,28 @@ def _layout(out):
     return None if order is None else (out.shape, out.dtype, order)
 
 
-def _fresh(o, known):
-    """An output that views all of an array made inside the call and nowhere else (np.reshape's copy of a strided
-    input is a view of that copy): its memory is the call's own, as a base-less result's is."""
+def _fresh(o, known, args):
+    """An output that views all of an array made by its own operation and nowhere else (np.reshape's copy of a
+    strided input is a view of that copy): its memory is the call's own, as a base-less result's is. An unknown
+    base is not enough: an argument or a tensor from before the call may view memory the capture never saw
+    (`p = q.reshape(6, 4)` made outside, `tl.tensor(batch.reshape(...))`), and a reshape of it views that memory
+    too; so the base must be neither an input of the operation nor the base of one."""
     base = o.base
-    return id(base) not in known and base.base is None and base.nbytes == o.nbytes and o.flags.c_contiguous
+    if id(base) in known or base.base is not None or base.nbytes != o.nbytes or not o.flags.c_contiguous:
+        return False
+    for a in args:
+        c = a.__class__
+        if c is not np.ndarray:
+            if c is tuple or c is list:  # (cat's arrays)
+                if not _fresh(o, known, a):
+                    return False
+                continue
+            if not isinstance(a, _tensor_class()):
+                continue
+            a = a._data
+        if a is base or a.base is base:
+            return False
+    return True
 
 
 class Capture:
@@ -274,7 +291,7 @@ class Capture:
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
-            owner = self._owner(out)
+            owner = self._owner(out, args)
             if owner is False:
                 if prim is not None:
                     op.layout = _layout(out)
@@ -297,7 +314,7 @@ class Capture:
         shapes = tuple(o.shape for o in outs) if check_shape else None
         op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], _caller(2) if check_shape else None,
                 effect, "kernel", shapes)  # the user's line: only a shape guard's message names it
-        owners = [(k, self._owner(o)) for o, k in zip(outs, slots)]
+        owners = [(k, self._owner(o, args)) for o, k in zip(outs, slots)]
         op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
         if prim is not None and not isinstance(out, tuple) and not writes and not op.views:
@@ -305,17 +322,22 @@ class Capture:
         self.ops.append(op)
         return out
 
-    def _owner(self, o):
+    def _owner(self, o, args):
         """False for an output that owns its memory (or views all of an array made inside the call, see _fresh);
         for a view, the slot of the array it views when the call made it, else None."""
         base = o.base
         if base is None:
             return False
-        if _fresh(o, self.known):  # a later view of that memory (`.T` of the copy) has it as its base: o's slot
-            self._know(base, self.known[id(o)])
+        known = self.known
+        if base.__class__ is np.ndarray and _fresh(o, known, args):  # a later view of that memory (`.T` of the
+            self._know(base, known[id(o)])                           # copy) has it as its base: o's slot
             return False
-        r = self.known.get(id(base))
-        return r.key if r is not None and r.kind == SLOT else None
+        while base is not None:  # as_strided (unfold's windows) has a DummyArray base, whose .base is the array
+            r = known.get(id(base))
+            if r is not None:
+                return r.key if r.kind == SLOT else None
+            base = getattr(base, "base", None)
+        return None
 
     def host_call(self, fn, args, what, effect=True):
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`

@@ -1,0 +1,176 @@
+"""tl.compile, adversarial: buffer planning, in-place reuse, view tracking and the view cache against eager.
+
+Each test runs a function eagerly and compiled (a fresh, identical set of objects per side) over 12+ calls with new
+inputs, and compares every result bit for bit (returned values, parameters, `.grad`, optimizer state, and the
+inputs themselves when the function writes into them). The first 8 replays are interpreted step by step, the
+rest run as generated code: 14 calls cover both renderings.
+"""
+import numpy as np
+
+import tinygrad_lite as tl
+from tinygrad_lite import functional as TF
+
+nn = tl.nn
+CALLS = 14
+
+
+def _arrays(values):
+    out = []
+    for v in values if isinstance(values, (tuple, list)) else (values,):
+        if isinstance(v, tl.Tensor):
+            out.append(v.detach().numpy().copy())
+        elif v is None:
+            out.append(np.array("none"))
+        else:
+            out.append(np.asarray(v).copy())
+    return out
+
+
+def _state(params=(), opt=None, tensors=()):
+    """Parameters, their gradients, the optimizer's state and any other tensors, copied."""
+    out = [p.detach().numpy().copy() for p in params]
+    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in params]
+    for st in (opt.state.values() if opt is not None else ()):
+        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
+    return out + [t.detach().numpy().copy() for t in tensors]
+
+
+def _same(want, got, what):
+    assert len(want) == len(got), what
+    for j, (a, b) in enumerate(zip(want, got)):
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True), f"{what} {j}"
+
+
+def run_both(make, inputs, calls=CALLS):
+    """make() -> (fn, state): called once per side. inputs(rng) -> the call's arguments (called with two
+    identically seeded generators, so each side gets its own, equal, arguments)."""
+    fe, state_e = make()
+    fc, state_c = make()
+    f = tl.compile(fc)
+    ra, rb = np.random.default_rng(1), np.random.default_rng(1)
+    for i in range(calls):
+        ae, ac = inputs(ra), inputs(rb)
+        _same(_arrays(fe(*ae)), _arrays(f(*ac)), f"call {i} ({f.stats}): returned value")
+        _same(state_e(), state_c(), f"call {i} ({f.stats}): state")
+        _same(_arrays(ae), _arrays(ac), f"call {i} ({f.stats}): argument")
+    assert f.stats["traces"] == 1 and f.stats["replays"] == calls - 1, f.stats
+    return f
+
+
+def _t(rng, *shape, dtype=np.float32):
+    return tl.tensor(rng.standard_normal(shape).astype(dtype))
+
+
+# ---------------- memory from before the call, viewed: not the call's own ----------------
+
+def test_a_reshape_of_a_view_made_before_the_call_is_not_the_calls_own_memory():
+    """`p = q.reshape(6, 4)` is made before the call, a view of q's array. In the call `p.reshape(24)` is a view of
+    q's array too, which was not known yet (q not used so far). Eager: `q * x` reads q (4, 6).
+    Replay (before the fix): crashed, "operands could not be broadcast together with shapes (24,) (4,6)".
+    Cause: capture.py `_fresh` took "the view's base is not known" for "memory made inside the call" (np.reshape's
+    hidden copy), and `_owner` then registered q's array (the base) as the reshape's slot; `Capture.ref(q)` found
+    that slot and recorded `q * x` as `(reshape output) * x`. Fixed: `_fresh` also requires that no input of the
+    operation is that base or a view of it (the hidden copy is the operation's own)."""
+    def make():
+        q = tl.tensor(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
+        p = q.reshape(6, 4)
+
+        def fn(x):
+            with tl.no_grad():
+                a = p.reshape(24)
+                b = q * x
+                return a.sum() + b.sum(), b
+        return fn, lambda: _state(tensors=(q,))
+    run_both(make, lambda r: (_t(r, 4, 6),))
+
+
+def test_an_in_place_change_of_a_tensor_shows_through_a_view_of_it_made_through_an_older_view():
+    """`a = p.reshape(24)` views q's memory (p is q.reshape(6, 4), made before the call); `q.mul_(0.5)` then
+    changes q, and eager's `a` shows the change (a view). Replay (before the fix): q kept its values (the in-place
+    write went to the reshape's slot, see the test above) and `a` was a planned buffer holding a copy.
+    Cause: capture.py `_fresh` (as above): the reshape was planned as owning its memory (a buffer written by
+    reshape's `into` rule, a copy) and q's array was known as that slot."""
+    def make():
+        q = tl.tensor(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
+        p = q.reshape(6, 4)
+
+        def fn(x):
+            with tl.no_grad():
+                a = p.reshape(24)
+                q.mul_(0.5)
+                return a * x
+        return fn, lambda: _state(tensors=(q,))
+    run_both(make, lambda r: (_t(r, 24),))
+
+
+def test_an_argument_that_views_outside_memory_stays_a_view_through_a_reshape():
+    """The argument is `base.reshape(4, 6)`, a view of an array the call never sees. Eager: `a = x.reshape(24)`
+    views it, so `x.mul_(0.5)` shows in `a + y`. Replay (before the fix): `a` was a planned buffer holding a copy
+    made before the multiplication (stale values).
+    Cause: capture.py `_fresh` counted the reshape, a view of all of the argument's base (unknown to the capture),
+    as memory made by the call; plan_buffers gave it a buffer and reshape's `into` rule copies."""
+    def make():
+        def fn(x, y):
+            with tl.no_grad():
+                a = x.reshape(24)
+                x.mul_(0.5)
+                return a + y
+        return fn, lambda: []
+    run_both(make, lambda r: (_t(r, 6, 4).reshape(4, 6), _t(r, 24)))
+
+
+# ---------------- as_strided windows (unfold): a view whose NumPy base is not an array ----------------
+
+def test_sliding_windows_keep_their_source_buffer_alive():
+    """`TF.windows(h, (2, 2))` is np.lib.stride_tricks.as_strided of h, a planned buffer; `y + 1` has h's shape.
+    Eager: the windows read h. Replay (before the fix): the windows read y + 1.
+    Cause: capture.py `_owner`: an as_strided array's `.base` is a NumPy DummyArray (its own `.base` is h), not
+    an ndarray known as a slot, so the windows were recorded as a view of nothing (`op.views = ((k, None),)`);
+    buffers.plan_buffers then ended h's lifetime at the unfold step and gave its buffer to `y + 1` while the
+    windows were still read. Fixed: `_owner` follows the base chain through non-array bases."""
+    def make():
+        def fn(x, y):
+            with tl.no_grad():
+                h = x * 2
+                w = TF.windows(h, (2, 2))
+                g = y + 1
+                return w.sum((2, 3)) * g[:, :, :5, :5]
+        return fn, lambda: []
+    run_both(make, lambda r: (_t(r, 2, 3, 6, 6), _t(r, 2, 3, 6, 6)))
+
+
+def test_a_1x1_unfold_is_a_view_and_keeps_its_source_alive():
+    """A 1x1 unfold's `(N, C, 1, 1, H, W) -> (N, C, H*W)` reshape is a view of the windows, so of h. Eager reads
+    h through it; the replay (before the fix) read `y + 1`, which took h's buffer. Cause: as above (capture.py
+    `_owner` and as_strided's DummyArray base)."""
+    def make():
+        def fn(x, y):
+            with tl.no_grad():
+                h = x * 2
+                w = TF.unfold(h, (1, 1))
+                g = y + 1
+                return w * g.reshape(2, 3, 16)
+        return fn, lambda: []
+    run_both(make, lambda r: (_t(r, 2, 3, 4, 4), _t(r, 2, 3, 4, 4)))
+
+
+def test_a_1x1_convolution_weight_gradient_reads_its_input_not_a_reused_buffer():
+    """Conv2d(3, 3, 1): the im2col columns are a view of the input `h = x * 2` (a planned buffer), saved for the
+    weight's gradient. `z = y * 3` (h's shape) comes after the convolution. Eager: the weight gradient is
+    `g @ cols^T` with cols = h. Replay (before the fix): cols read z's values (h's buffer went to z), so the
+    weight, its gradient and the loss differed from the first replay on.
+    Cause: capture.py `_owner` (as_strided windows recorded as a view of nothing, see above)."""
+    def make():
+        tl.manual_seed(0)
+        conv = nn.Conv2d(3, 3, 1)
+        opt = tl.optim.SGD(conv.parameters(), lr=0.1)
+
+        def fn(x, y):
+            opt.zero_grad()
+            o = conv(x * 2)
+            loss = (o * (y * 3)).sum()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return fn, lambda: _state(list(conv.parameters()), opt)
+    run_both(make, lambda r: (_t(r, 2, 3, 4, 4), _t(r, 2, 3, 4, 4)))
