@@ -174,3 +174,62 @@ def test_a_1x1_convolution_weight_gradient_reads_its_input_not_a_reused_buffer()
             return loss.detach()
         return fn, lambda: _state(list(conv.parameters()), opt)
     run_both(make, lambda r: (_t(r, 2, 3, 4, 4), _t(r, 2, 3, 4, 4)))
+
+
+# ---------------- tensors from before the call: their arrays change between calls ----------------
+
+def test_a_live_tensor_swapped_to_fortran_order_between_calls():
+    """`p.data` is replaced between calls by an F-ordered array of the same shape and dtype. Eager: `p * 1.5` is
+    F-ordered (a ufunc's output follows its input's order), so `.sum(0)` adds in that order. Replay (before the
+    fix): the plan went on with its C-ordered buffer for `p * 1.5`, whose column sums differ in the last bits.
+    Cause: compile/__init__.py `_Variant.holds` guarded a live tensor's shape, dtype, requires_grad and hooks but
+    not its memory layout, which the argument signature guards for arguments (signature._layout: planned buffers
+    have the recorded order). Fixed: live tensors' layouts are guarded too (a change records a new variant)."""
+    def make():
+        p = tl.tensor(np.random.default_rng(0).standard_normal((64, 48)).astype(np.float32))
+        calls = [0]
+
+        def fn(x):
+            with tl.no_grad():
+                return (p * 1.5).sum(0), (p * x).sum(1)
+
+        def state():
+            calls[0] += 1
+            if calls[0] == 4:  # after the 4th call: the next calls see an F-ordered array
+                p.data = tl.tensor(np.asfortranarray(p.numpy() * 1.01))
+            return [p.numpy().copy()]
+        return fn, state
+    fe, state_e = make()
+    fc, state_c = make()
+    f = tl.compile(fc)
+    rng = np.random.default_rng(3)
+    for i in range(CALLS):
+        x = rng.standard_normal((64, 48)).astype(np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(state_e(), state_c(), f"call {i}: state")
+
+
+def test_two_tensors_sharing_one_array_when_recorded_are_read_each_from_its_own_tensor():
+    """`b = a.detach()` shares a's array when the call is recorded; after the 5th call `b.data` is replaced.
+    Eager: `a * x + b` reads b's new values. Replay (before the fix): read a's array for b (5 instead of 11).
+    Cause: capture.py `Capture.ref`/`template` identify a tensor by its array (`known[id(x._data)]`); b's array
+    was already known as live tensor a's, so b was recorded as Ref(LIVE, a), never entered `cap.live` and was not
+    guarded. Fixed: a tensor from before the call whose array is known as another live tensor's is tracked as a
+    live tensor of its own."""
+    def make():
+        a = tl.tensor(np.ones(4, np.float32))
+        b = a.detach()
+
+        def fn(x):
+            with tl.no_grad():
+                return a * x + b
+        return fn, a, b
+    fe, ae, be = make()
+    fc, ac, bc = make()
+    f = tl.compile(fc)
+    for i in range(12):
+        if i == 5:
+            be.data = tl.tensor(np.full(4, 7.0, np.float32))
+            bc.data = tl.tensor(np.full(4, 7.0, np.float32))
+        x = np.full(4, float(i), np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
