@@ -233,3 +233,54 @@ def test_two_tensors_sharing_one_array_when_recorded_are_read_each_from_its_own_
             bc.data = tl.tensor(np.full(4, 7.0, np.float32))
         x = np.full(4, float(i), np.float32)
         _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+
+
+# ---------------- in-place writes through views ----------------
+
+def test_an_in_place_write_through_a_view_of_a_live_tensor_is_not_repeated_when_a_guard_fails():
+    """`p.reshape(2, 3).add_(1)` changes p through a view; then `if x.sum().item() > 0` branches. Eager: p goes up
+    by 1 per call. Replay (before the fix): the write ran, then the comparison's guard failed on a call with the
+    other sign, and the call ran again eagerly: p went up by 2 (p differed from the third call on).
+    Cause: capture.py `Capture.kernel` counted an in-place write into a slot as an update of the call's own array
+    (not an effect), though the slot was a view of a live tensor's memory; plan.py refuses a guard after an effect
+    (a replay could not stop cleanly) only for effects. Fixed: such a write is an effect (`Capture._outside`), so
+    the plan is refused and the call runs eagerly, once."""
+    def make():
+        p = tl.tensor(np.zeros(6, np.float32))
+
+        def fn(x):
+            with tl.no_grad():
+                p.reshape(2, 3).add_(1.0)
+                if x.sum().item() > 0:
+                    return x * 2
+                return x * 3
+        return fn, lambda: _state(tensors=(p,))
+    fe, state_e = make()
+    fc, state_c = make()
+    f = tl.compile(fc)
+    for i, sign in enumerate([1, 1, -1, 1, -1, -1, 1, 1, -1, 1, 1, 1]):
+        x = np.full(3, float(sign), np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(state_e(), state_c(), f"call {i} ({f.stats}): p")
+
+
+def test_an_in_place_write_through_a_view_of_an_argument_is_not_repeated_when_a_guard_fails():
+    """As above with an argument: `x.reshape(-1).mul_(2)` doubles x; a later comparison's guard fails on some calls.
+    Eager: x doubled once. Replay (before the fix): doubled, then doubled again by the eager rerun (x = 4, not 2).
+    Cause: capture.py `Capture.kernel` (a write into a slot viewing an argument's memory was not an effect)."""
+    def make():
+        def fn(x, y):
+            with tl.no_grad():
+                x.reshape(-1).mul_(2.0)
+                if y.sum().item() > 0:
+                    return y * 2
+                return y * 3
+        return fn, lambda: []
+    fe, _ = make()
+    fc, _ = make()
+    f = tl.compile(fc)
+    for i, sign in enumerate([1, 1, -1, 1, -1, 1, 1, 1, -1, 1, 1, 1]):
+        xe, xc = (tl.tensor(np.ones((2, 3), np.float32)) for _ in range(2))
+        y = np.full(3, float(sign), np.float32)
+        _same(_arrays(fe(xe, tl.tensor(y))), _arrays(f(xc, tl.tensor(y.copy()))), f"call {i} ({f.stats})")
+        _same(_arrays(xe), _arrays(xc), f"call {i} ({f.stats}): the argument")

@@ -310,7 +310,8 @@ class Capture:
                 return out
             r = self.known.get(id(o))
             if writes and r is not None and r.kind == SLOT:
-                slots.append(r.key)  # an in-place update of this call's own array
+                slots.append(r.key)  # an in-place update of this call's array: an effect if it views memory from
+                effect = effect or self._outside(o)  # outside the call (`p.reshape(2, 3).add_(1)` changes p)
             else:
                 effect = effect or (writes and r is not None)  # written into an argument or a live tensor
                 slots.append(self.new_slot(o))
@@ -341,6 +342,16 @@ class Capture:
                 return r.key if r.kind == SLOT else None
             base = getattr(base, "base", None)
         return None
+
+    def _outside(self, o):
+        """Whether array `o` views memory from outside the call: an argument's, a live tensor's, a gradient's."""
+        base = o.base
+        while base is not None:
+            r = self.known.get(id(base))
+            if r is not None:
+                return r.kind != SLOT and r.kind != CONST
+            base = getattr(base, "base", None)
+        return False
 
     def host_call(self, fn, args, what, effect=True):
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
