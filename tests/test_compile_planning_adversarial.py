@@ -38,7 +38,8 @@ def _state(params=(), opt=None, tensors=()):
 def _same(want, got, what):
     assert len(want) == len(got), what
     for j, (a, b) in enumerate(zip(want, got)):
-        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b, equal_nan=True), f"{what} {j}"
+        assert a.dtype == b.dtype and a.shape == b.shape and \
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), f"{what} {j}"
 
 
 def run_both(make, inputs, calls=CALLS):
@@ -284,3 +285,78 @@ def test_an_in_place_write_through_a_view_of_an_argument_is_not_repeated_when_a_
         y = np.full(3, float(sign), np.float32)
         _same(_arrays(fe(xe, tl.tensor(y))), _arrays(f(xc, tl.tensor(y.copy()))), f"call {i} ({f.stats})")
         _same(_arrays(xe), _arrays(xc), f"call {i} ({f.stats}): the argument")
+
+
+# ---------------- Python-level changes of tensors from before the call ----------------
+
+def test_assigning_data_of_a_live_tensor_inside_the_function_is_replayed():
+    """`p.data = (p * 0.5 + x).detach()` inside the function. Eager: p holds a new array after every call.
+    Replay (before the fix): p kept the array of the recorded call (the assignment is Python, not replayed); the
+    returned `p.sum()` was right (it read the slot), p itself was stale from the first replay on.
+    Cause: tensor.py `Tensor.data`'s setter told the capture nothing (the `.grad` setter records a host call).
+    Fixed: for a tensor from before the call it records a host call (compile/capture.set_data) with the assigned
+    array, which pins that array (never a reused buffer); an array computed outside the record makes the capture
+    fail (the call runs eagerly)."""
+    def make():
+        p = tl.tensor(np.ones((2, 3), np.float32))
+
+        def fn(x):
+            with tl.no_grad():
+                p.data = (p * 0.5 + x).detach()
+                return p.sum()
+        return fn, lambda: _state(tensors=(p,))
+    run_both(make, lambda r: (_t(r, 2, 3),))
+
+
+def test_vector_to_parameters_inside_the_function_matches_eager():
+    """`nn.utils.vector_to_parameters(vec, m.parameters())` assigns each parameter's `.data` a view of vec.
+    Eager: m(x) uses this call's vec. Replay (before the fix): the parameters kept the recorded call's arrays.
+    Cause: tensor.py `Tensor.data` setter unrecorded (as above). With the fix the slices of vec, taken outside the
+    recorded operations, make the capture fail: the function runs eagerly (the same results)."""
+    def make():
+        tl.manual_seed(0)
+        m = nn.Linear(3, 2)
+
+        def fn(vec, x):
+            with tl.no_grad():
+                nn.utils.vector_to_parameters(vec * 1.0, m.parameters())
+                return m(x)
+        return fn, lambda: _state(list(m.parameters()))
+    fe, state_e = make()
+    fc, state_c = make()
+    f = tl.compile(fc)
+    rng = np.random.default_rng(0)
+    for i in range(CALLS):
+        vec, x = rng.standard_normal(8).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+        _same(_arrays(fe(tl.tensor(vec), tl.tensor(x))), _arrays(f(tl.tensor(vec.copy()), tl.tensor(x.copy()))),
+              f"call {i} ({f.stats})")
+        _same(state_e(), state_c(), f"call {i}: parameters")
+
+
+def test_an_initialisation_inside_the_function_is_not_skipped_by_a_replay():
+    """`nn.init.normal_(m.weight)` and `zeros_(m.bias)` inside the function (re-initialising each call). Eager:
+    new weights from the generator on every call. Replay (before the fix): the weights of the recorded call on
+    every call (the init ran once).
+    Cause: nn/init.py `_fill` writes with np.copyto and draws from the generator outside any recorded operation
+    ("never recorded"), and told the capture nothing. Fixed: an init of a tensor from before the call makes the
+    capture fail, so the function runs eagerly."""
+    def make():
+        tl.manual_seed(0)
+        m = nn.Linear(3, 2)
+
+        def fn(x):
+            with tl.no_grad():
+                nn.init.normal_(m.weight)
+                nn.init.zeros_(m.bias)
+                return m(x)
+        return fn, m
+    fe, me = make()
+    fc, mc = make()
+    f = tl.compile(fc)
+    for i in range(CALLS):
+        x = np.random.default_rng(i).standard_normal((4, 3)).astype(np.float32)
+        tl.manual_seed(100 + i)
+        want = _arrays(fe(tl.tensor(x)))
+        tl.manual_seed(100 + i)
+        _same(want, _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(_state(list(me.parameters())), _state(list(mc.parameters())), f"call {i}: parameters")

@@ -441,3 +441,8 @@ def _bump_version(t):
 def set_grad(t, arr):
     """A replay of `t.grad = value` (value: this call's array, or None)."""
     t._grad = None if arr is None else t.__class__._wrap(arr)
+
+
+def set_data(t, arr):
+    """A replay of `t.data = value` for a tensor from before the call (arr: this call's array)."""
+    t._data = arr
