@@ -360,3 +360,30 @@ def test_an_initialisation_inside_the_function_is_not_skipped_by_a_replay():
         tl.manual_seed(100 + i)
         _same(want, _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
         _same(_state(list(me.parameters())), _state(list(mc.parameters())), f"call {i}: parameters")
+
+
+def test_load_state_dict_inside_the_function_is_not_skipped_by_a_replay():
+    """A target-network refresh inside the step: `src`'s parameters change, then `m.load_state_dict(src.state_dict())`.
+    Eager: m holds src's new values on every call. Replay (before the fix): m kept the values loaded when the call
+    was recorded (the load ran once).
+    Cause: nn/state.py `load_state_dict` copies with np.copyto (or assigns `_data`) outside any recorded operation
+    and told the capture nothing. Fixed: loading into tensors from before the call makes the capture fail, so the
+    function runs eagerly."""
+    def make():
+        tl.manual_seed(0)
+        m, src = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def fn(x):
+            with tl.no_grad():
+                for p in src.parameters():
+                    p.mul_(1.1)
+                m.load_state_dict(src.state_dict())
+                return m(x)
+        return fn, lambda: _state(list(m.parameters()))
+    fe, state_e = make()
+    fc, state_c = make()
+    f = tl.compile(fc)
+    for i in range(CALLS):
+        x = np.random.default_rng(i).standard_normal((4, 4)).astype(np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(state_e(), state_c(), f"call {i}: parameters")
