@@ -387,3 +387,32 @@ def test_load_state_dict_inside_the_function_is_not_skipped_by_a_replay():
         x = np.random.default_rng(i).standard_normal((4, 4)).astype(np.float32)
         _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
         _same(state_e(), state_c(), f"call {i}: parameters")
+
+
+def test_a_tensor_sharing_an_array_written_in_place_is_read_from_itself():
+    """`b = a.detach()` shares a's array when the call is recorded; the call does `a.add_(1)` and returns `b * x`;
+    after the 3rd call `b.data` is replaced. Eager: b's new values (7). Replay (before the fix): a's array (4, 5,
+    6...). Cause: capture.py `Capture.kernel` gives the array an in-place write into a live tensor returns a new
+    slot (`new_slot`), and `Capture.ref`/`template` then resolved every tensor on that array, b included, to the
+    slot: b was never tracked. Fixed: a tensor from before the call whose array is known as a slot is read from
+    the tensor itself (a live tensor: the written tensor, or one given that array with `.data =`, holds the same
+    array in a replay; one given another array since reads that)."""
+    def make():
+        a = tl.tensor(np.zeros(4, np.float32))
+        b = a.detach()
+
+        def fn(x):
+            with tl.no_grad():
+                a.add_(1.0)
+                return b * x
+        return fn, a, b
+    fe, ae, be = make()
+    fc, ac, bc = make()
+    f = tl.compile(fc)
+    for i in range(12):
+        if i == 3:
+            be.data = tl.tensor(np.full(4, 7.0, np.float32))
+            bc.data = tl.tensor(np.full(4, 7.0, np.float32))
+        x = np.full(4, float(i), np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(_arrays((ae, be)), _arrays((ac, bc)), f"call {i}: a and b")

@@ -217,8 +217,12 @@ class Capture:
                 if r.kind == ARG and id(x) not in self.args and id(x) not in self.created and \
                         id(x) not in self.stand_ins:
                     return self._live(x)  # made before the call on an argument's array: its own, in a replay too
-                if r.kind == LIVE and r.key is not x and id(x) not in self.created:
-                    return self._live(x)  # from before the call on another's array (`b = a.detach()`): its own
+                if (r.kind == LIVE and r.key is not x or r.kind == SLOT) and id(x) not in self.created and \
+                        id(x) not in self.args and id(x) not in self.stand_ins:
+                    # from before the call, on another's array (`b = a.detach()`) or on one a step of the call
+                    # returned (the array of `a.add_(1)`, written in place; `p.data = h`): read from the tensor
+                    # itself, which holds that very array in a replay too unless it was given another since
+                    return self._live(x)
                 return r
             if id(x) in self.created:
                 self.fail(f"{what} at {user_site(3)} uses a tensor made during the call from values that were not "
@@ -254,7 +258,8 @@ class Capture:
         if cls is Tensor:
             r = self.known.get(id(obj._data))
             return r if r is not None and (r.kind is not ARG or id(obj) in self.args) and \
-                (r.kind is not LIVE or r.key is obj) else self.ref(obj, what)
+                (r.kind is not LIVE or r.key is obj) and (r.kind is not SLOT or id(obj) in self.created) \
+                else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
@@ -268,8 +273,10 @@ class Capture:
                 if c is Tensor or c is np.ndarray:
                     r = known.get(id(o._data if c is Tensor else o))
                     # (a tensor from before the call on an argument's array is not the argument: ref() sorts it)
-                    out.append(r if r is not None and (r.kind is not ARG or c is np.ndarray or id(o) in args) and
-                               (r.kind is not LIVE or c is np.ndarray or r.key is o) else self.ref(o, what))
+                    out.append(r if r is not None and (c is np.ndarray or (r.kind is not ARG or id(o) in args) and
+                                                       (r.kind is not LIVE or r.key is o) and
+                                                       (r.kind is not SLOT or id(o) in self.created))
+                               else self.ref(o, what))
                 else:
                     out.append(o if c in _PLAIN else self.template(o, what))
             return tuple(out)
