@@ -88,6 +88,12 @@ class Tensor:
         if self.requires_grad and arr.dtype.kind != "f":
             raise TypeError(f"data: cannot assign data of dtype {arr.dtype} to a tensor that requires grad "
                             f"(dtype {self._data.dtype}); only floating point tensors can require gradients")
+        cap = state.capture
+        if cap is not None and not cap.suspended and id(self) not in cap.created:
+            # a tensor from before the call (a parameter): a replay assigns that call's array to it too (a tensor
+            # made in the call needs nothing: operations find its new array by the array)
+            from .compile.capture import set_data
+            cap.host_call(set_data, (cap.obj(self), arr), "assigning .data")
         self._data = arr
 
     @property

@@ -55,11 +55,28 @@ def _layout(out):
     return None if order is None else (out.shape, out.dtype, order)
 
 
-def _fresh(o, known):
-    """An output that views all of an array made inside the call and nowhere else (np.reshape's copy of a strided
-    input is a view of that copy): its memory is the call's own, as a base-less result's is."""
+def _fresh(o, known, args):
+    """An output that views all of an array made by its own operation and nowhere else (np.reshape's copy of a
+    strided input is a view of that copy): its memory is the call's own, as a base-less result's is. An unknown
+    base is not enough: an argument or a tensor from before the call may view memory the capture never saw
+    (`p = q.reshape(6, 4)` made outside, `tl.tensor(batch.reshape(...))`), and a reshape of it views that memory
+    too; so the base must be neither an input of the operation nor the base of one."""
     base = o.base
-    return id(base) not in known and base.base is None and base.nbytes == o.nbytes and o.flags.c_contiguous
+    if id(base) in known or base.base is not None or base.nbytes != o.nbytes or not o.flags.c_contiguous:
+        return False
+    for a in args:
+        c = a.__class__
+        if c is not np.ndarray:
+            if c is tuple or c is list:  # (cat's arrays)
+                if not _fresh(o, known, a):
+                    return False
+                continue
+            if not isinstance(a, _tensor_class()):
+                continue
+            a = a._data
+        if a is base or a.base is base:
+            return False
+    return True
 
 
 class Capture:
@@ -200,6 +217,12 @@ class Capture:
                 if r.kind == ARG and id(x) not in self.args and id(x) not in self.created and \
                         id(x) not in self.stand_ins:
                     return self._live(x)  # made before the call on an argument's array: its own, in a replay too
+                if (r.kind == LIVE and r.key is not x or r.kind == SLOT) and id(x) not in self.created and \
+                        id(x) not in self.args and id(x) not in self.stand_ins:
+                    # from before the call, on another's array (`b = a.detach()`) or on one a step of the call
+                    # returned (the array of `a.add_(1)`, written in place; `p.data = h`): read from the tensor
+                    # itself, which holds that very array in a replay too unless it was given another since
+                    return self._live(x)
                 return r
             if id(x) in self.created:
                 self.fail(f"{what} at {user_site(3)} uses a tensor made during the call from values that were not "
@@ -234,7 +257,9 @@ class Capture:
         Tensor = _tensor_class()
         if cls is Tensor:
             r = self.known.get(id(obj._data))
-            return r if r is not None and (r.kind is not ARG or id(obj) in self.args) else self.ref(obj, what)
+            return r if r is not None and (r.kind is not ARG or id(obj) in self.args) and \
+                (r.kind is not LIVE or r.key is obj) and (r.kind is not SLOT or id(obj) in self.created) \
+                else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
@@ -248,7 +273,9 @@ class Capture:
                 if c is Tensor or c is np.ndarray:
                     r = known.get(id(o._data if c is Tensor else o))
                     # (a tensor from before the call on an argument's array is not the argument: ref() sorts it)
-                    out.append(r if r is not None and (r.kind is not ARG or c is np.ndarray or id(o) in args)
+                    out.append(r if r is not None and (c is np.ndarray or (r.kind is not ARG or id(o) in args) and
+                                                       (r.kind is not LIVE or r.key is o) and
+                                                       (r.kind is not SLOT or id(o) in self.created))
                                else self.ref(o, what))
                 else:
                     out.append(o if c in _PLAIN else self.template(o, what))
@@ -274,7 +301,7 @@ class Capture:
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
-            owner = self._owner(out)
+            owner = self._owner(out, args)
             if owner is False:
                 if prim is not None:
                     op.layout = _layout(out)
@@ -290,14 +317,15 @@ class Capture:
                 return out
             r = self.known.get(id(o))
             if writes and r is not None and r.kind == SLOT:
-                slots.append(r.key)  # an in-place update of this call's own array
+                slots.append(r.key)  # an in-place update of this call's array: an effect if it views memory from
+                effect = effect or self._outside(o)  # outside the call (`p.reshape(2, 3).add_(1)` changes p)
             else:
                 effect = effect or (writes and r is not None)  # written into an argument or a live tensor
                 slots.append(self.new_slot(o))
         shapes = tuple(o.shape for o in outs) if check_shape else None
         op = Op(fn, tmpl, tuple(slots) if isinstance(out, tuple) else slots[0], _caller(2) if check_shape else None,
                 effect, "kernel", shapes)  # the user's line: only a shape guard's message names it
-        owners = [(k, self._owner(o)) for o, k in zip(outs, slots)]
+        owners = [(k, self._owner(o, args)) for o, k in zip(outs, slots)]
         op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
         if prim is not None and not isinstance(out, tuple) and not writes and not op.views:
@@ -305,17 +333,32 @@ class Capture:
         self.ops.append(op)
         return out
 
-    def _owner(self, o):
+    def _owner(self, o, args):
         """False for an output that owns its memory (or views all of an array made inside the call, see _fresh);
         for a view, the slot of the array it views when the call made it, else None."""
         base = o.base
         if base is None:
             return False
-        if _fresh(o, self.known):  # a later view of that memory (`.T` of the copy) has it as its base: o's slot
-            self._know(base, self.known[id(o)])
+        known = self.known
+        if base.__class__ is np.ndarray and _fresh(o, known, args):  # a later view of that memory (`.T` of the
+            self._know(base, known[id(o)])                           # copy) has it as its base: o's slot
             return False
-        r = self.known.get(id(base))
-        return r.key if r is not None and r.kind == SLOT else None
+        while base is not None:  # as_strided (unfold's windows) has a DummyArray base, whose .base is the array
+            r = known.get(id(base))
+            if r is not None:
+                return r.key if r.kind == SLOT else None
+            base = getattr(base, "base", None)
+        return None
+
+    def _outside(self, o):
+        """Whether array `o` views memory from outside the call: an argument's, a live tensor's, a gradient's."""
+        base = o.base
+        while base is not None:
+            r = self.known.get(id(base))
+            if r is not None:
+                return r.kind != SLOT and r.kind != CONST
+            base = getattr(base, "base", None)
+        return False
 
     def host_call(self, fn, args, what, effect=True):
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
@@ -405,3 +448,8 @@ def _bump_version(t):
 def set_grad(t, arr):
     """A replay of `t.grad = value` (value: this call's array, or None)."""
     t._grad = None if arr is None else t.__class__._wrap(arr)
+
+
+def set_data(t, arr):
+    """A replay of `t.data = value` for a tensor from before the call (arr: this call's array)."""
+    t._data = arr

@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import random as _random
+from ..compile.hooks import active as _active
 from ..tensor import Tensor
 
 
@@ -13,6 +14,10 @@ def _fill(tensor, values, name):
     """Write `values` into the tensor's array in place (the same array, so views and optimizers see it)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init.{name}: expected a Tensor, got {type(tensor).__name__}")
+    cap = _active()
+    if cap is not None and id(tensor) not in cap.created:  # a parameter from before the call, changed in place
+        cap.fail(f"nn.init.{name} inside the function changes a tensor from before the call without a record (a "
+                 f"replay would skip it)")
     arr = tensor._data
     if arr.flags.writeable:
         np.copyto(arr, values, casting="unsafe")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import devices as _device, dtypes
+from ..compile.hooks import active as _active
 from ..tensor import Tensor
 
 
@@ -55,6 +56,10 @@ def load_into(module, own, state_dict, strict, assign):
             errors.insert(0, "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
     if errors:
         raise RuntimeError(f"Error(s) in loading state_dict for {type(module).__name__}:\n\t" + "\n\t".join(errors))
+    cap = _active()
+    if cap is not None and any(id(target) not in cap.created for target, _ in plan):
+        cap.fail("load_state_dict inside the function changes tensors from before the call without a record (a "
+                 "replay would skip it)")
     for target, arr in plan:
         if assign or not target._data.flags.writeable:
             target._data = np.array(arr, dtype=target._data.dtype if not assign else arr.dtype)
