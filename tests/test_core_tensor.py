@@ -225,3 +225,18 @@ def test_scalar_operands_keep_their_sign_and_dtype():
     assert np.signbit((x * -0.0).numpy()).all() and not np.signbit((x * 0.0).numpy()).any()
     assert (x * 2).dtype == np.float32 and (tl.tensor([1, 2]) * 2.0).dtype == np.float32
     np.testing.assert_array_equal((tl.tensor([1, 2]) * 2).numpy(), [2, 4])
+
+
+def test_contiguous_copies_a_strided_tensor_and_returns_a_contiguous_one_itself():
+    """As PyTorch: `.contiguous()` of a transposed tensor is a C-ordered copy (an in-place change of it leaves the
+    original alone) through which gradients flow; of a contiguous tensor, the tensor itself."""
+    h = tl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert h.contiguous() is h and h.is_contiguous() and not h.T.is_contiguous()
+    c = h.T.contiguous()
+    assert c.is_contiguous() and c.shape == (3, 2) and np.array_equal(c.numpy(), np.arange(6.0).reshape(2, 3).T)
+    with tl.no_grad():
+        d = h.detach().T.contiguous()
+        d.add_(1.0)
+    assert np.array_equal(h.detach().numpy(), np.arange(6.0).reshape(2, 3))
+    (c * tl.tensor(np.arange(6.0).reshape(3, 2))).sum().backward()
+    assert np.array_equal(h.grad.numpy(), np.arange(6.0).reshape(3, 2).T)

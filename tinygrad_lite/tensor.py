@@ -332,7 +332,14 @@ class Tensor:
         return Tensor._wrap(_host(np.copy, self._data))
 
     def contiguous(self):
-        return self
+        """self when its memory is already C-contiguous, else a C-ordered copy (as PyTorch: an in-place change of
+        the result never reaches the tensor it was made from)."""
+        if self._data.flags.c_contiguous:
+            return self
+        return self.reshape(-1).reshape(self._data.shape)  # a C-order flatten of a strided array copies
+
+    def is_contiguous(self):
+        return bool(self._data.flags.c_contiguous)
 
 
 class _HookHandle:
