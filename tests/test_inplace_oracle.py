@@ -105,6 +105,12 @@ def copy_into_clone(L, x, w):
     return g + h
 
 
+def copy_constant_into_nonleaf(L, x, w):
+    h = x.exp() * w
+    h.copy_(L.ones(4, dtype=h.dtype) * 3)  # the old values' gradient is zero, the result still requires grad
+    return h * x
+
+
 def assign_row_of_view(L, x, w):
     h = (x * 1).view(2, 2)
     h[0, :] = w[1]
@@ -126,6 +132,7 @@ def masked_fill_inplace(L, x, w):
 CASES = [slice_iadd_after_exp, accumulate_into_nonleaf, item_imul_after_mul, consumer_saved_value_changed,
          consumer_not_reading_value, buffer_filled_in_graph, mask_assignment_after_tanh, mask_assignment_after_mul,
          index_array_assignment, no_grad_change_of_saved_input, no_grad_change_of_unread_output, copy_into_clone,
+         copy_constant_into_nonleaf,
          assign_row_of_view, inplace_methods_chain, masked_fill_inplace]
 
 

@@ -232,6 +232,10 @@ def _copy(self, src, non_blocking=False):
         _write(self, "copy_", src._data, True)
         _bump(self)
         return self
+    if not src.requires_grad:  # the old values get a zero gradient (PyTorch's CopyBackwards): a graph through s
+        from .functional import where
+        mask = _wrap(constant(np.ones(self._data.shape, dtype=bool)))
+        return inplace(self, "copy_", lambda s, v: where(mask, v.astype(s._data.dtype), s), (src,), cast=True)
     return inplace(self, "copy_", lambda s, v: v.astype(s._data.dtype).expand(*s._data.shape), (src,), cast=True)
 
 
