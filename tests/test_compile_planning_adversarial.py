@@ -62,6 +62,21 @@ def _t(rng, *shape, dtype=np.float32):
     return tl.tensor(rng.standard_normal(shape).astype(dtype))
 
 
+def _compare_with_b_rebound(make, at):
+    """Eager and compiled runs of `make()`'s function (with its tensors a and b) over 12 calls, b given a new array
+    with `.data =` before call `at`: results, a and b equal at every call."""
+    fe, ae, be = make()
+    fc, ac, bc = make()
+    f = tl.compile(fc)
+    for i in range(12):
+        if i == at:
+            be.data = tl.tensor(np.full(4, 7.0, np.float32))
+            bc.data = tl.tensor(np.full(4, 7.0, np.float32))
+        x = np.full(4, float(i), np.float32)
+        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+        _same(_arrays((ae, be)), _arrays((ac, bc)), f"call {i}: a and b")
+
+
 # ---------------- memory from before the call, viewed: not the call's own ----------------
 
 def test_a_reshape_of_a_view_made_before_the_call_is_not_the_calls_own_memory():
@@ -225,15 +240,7 @@ def test_two_tensors_sharing_one_array_when_recorded_are_read_each_from_its_own_
             with tl.no_grad():
                 return a * x + b
         return fn, a, b
-    fe, ae, be = make()
-    fc, ac, bc = make()
-    f = tl.compile(fc)
-    for i in range(12):
-        if i == 5:
-            be.data = tl.tensor(np.full(4, 7.0, np.float32))
-            bc.data = tl.tensor(np.full(4, 7.0, np.float32))
-        x = np.full(4, float(i), np.float32)
-        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
+    _compare_with_b_rebound(make, at=5)
 
 
 # ---------------- in-place writes through views ----------------
@@ -406,13 +413,4 @@ def test_a_tensor_sharing_an_array_written_in_place_is_read_from_itself():
                 a.add_(1.0)
                 return b * x
         return fn, a, b
-    fe, ae, be = make()
-    fc, ac, bc = make()
-    f = tl.compile(fc)
-    for i in range(12):
-        if i == 3:
-            be.data = tl.tensor(np.full(4, 7.0, np.float32))
-            bc.data = tl.tensor(np.full(4, 7.0, np.float32))
-        x = np.full(4, float(i), np.float32)
-        _same(_arrays(fe(tl.tensor(x))), _arrays(f(tl.tensor(x.copy()))), f"call {i} ({f.stats})")
-        _same(_arrays((ae, be)), _arrays((ac, bc)), f"call {i}: a and b")
+    _compare_with_b_rebound(make, at=3)
