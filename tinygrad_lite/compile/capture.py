@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from .memory import fresh, known_base, layout, tensor_class as _tensor_class
 from .reads import Arg, Read, ReadRecord, proxy_class, read_value
 from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref, _caller, user_site
 from ..autograd.grad_mode import state
@@ -46,37 +47,6 @@ class recording:
 
 def _recorder():
     return sys.modules[__name__.rsplit(".", 2)[0] + ".autograd.recorder"]
-
-
-def _layout(out):
-    """(shape, dtype, order) of an output that owns its memory, for buffer planning; None when neither C nor F."""
-    flags = out.flags
-    order = "C" if flags.c_contiguous else "F" if flags.f_contiguous else None
-    return None if order is None else (out.shape, out.dtype, order)
-
-
-def _fresh(o, known, args):
-    """An output that views all of an array made by its own operation and nowhere else (np.reshape's copy of a
-    strided input is a view of that copy): its memory is the call's own, as a base-less result's is. An unknown
-    base is not enough: an argument or a tensor from before the call may view memory the capture never saw
-    (`p = q.reshape(6, 4)` made outside, `tl.tensor(batch.reshape(...))`), and a reshape of it views that memory
-    too; so the base must be neither an input of the operation nor the base of one."""
-    base = o.base
-    if id(base) in known or base.base is not None or base.nbytes != o.nbytes or not o.flags.c_contiguous:
-        return False
-    for a in args:
-        c = a.__class__
-        if c is not np.ndarray:
-            if c is tuple or c is list:  # (cat's arrays)
-                if not _fresh(o, known, a):
-                    return False
-                continue
-            if not isinstance(a, _tensor_class()):
-                continue
-            a = a._data
-        if a is base or a.base is base:
-            return False
-    return True
 
 
 class Capture:
@@ -304,7 +274,7 @@ class Capture:
             owner = self._owner(out, args)
             if owner is False:
                 if prim is not None:
-                    op.layout = _layout(out)
+                    op.layout = layout(out)
             else:
                 op.views = ((op.outs, owner),)
             self.ops.append(op)
@@ -329,36 +299,27 @@ class Capture:
         op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
         if prim is not None and not isinstance(out, tuple) and not writes and not op.views:
-            op.layout = _layout(out)
+            op.layout = layout(out)
         self.ops.append(op)
         return out
 
     def _owner(self, o, args):
-        """False for an output that owns its memory (or views all of an array made inside the call, see _fresh);
-        for a view, the slot of the array it views when the call made it, else None."""
+        """False for an output that owns its memory (or views all of an array made inside the call, see
+        memory.fresh); for a view, the slot of the array it views when the call made it, else None."""
         base = o.base
         if base is None:
             return False
         known = self.known
-        if base.__class__ is np.ndarray and _fresh(o, known, args):  # a later view of that memory (`.T` of the
-            self._know(base, known[id(o)])                           # copy) has it as its base: o's slot
+        if base.__class__ is np.ndarray and fresh(o, known, args):  # a later view of that memory (`.T` of the
+            self._know(base, known[id(o)])                          # copy) has it as its base: o's slot
             return False
-        while base is not None:  # as_strided (unfold's windows) has a DummyArray base, whose .base is the array
-            r = known.get(id(base))
-            if r is not None:
-                return r.key if r.kind == SLOT else None
-            base = getattr(base, "base", None)
-        return None
+        r = known_base(known, base)
+        return r.key if r is not None and r.kind == SLOT else None
 
     def _outside(self, o):
         """Whether array `o` views memory from outside the call: an argument's, a live tensor's, a gradient's."""
-        base = o.base
-        while base is not None:
-            r = self.known.get(id(base))
-            if r is not None:
-                return r.kind != SLOT and r.kind != CONST
-            base = getattr(base, "base", None)
-        return False
+        r = known_base(self.known, o.base)
+        return r is not None and r.kind != SLOT and r.kind != CONST
 
     def host_call(self, fn, args, what, effect=True):
         """Record a call re-run as Python at replay; its own inner operations are not recorded. `effect=False`
@@ -428,17 +389,6 @@ class Capture:
         proxy = proxy_class(value)(value, len(self.reads) - 1, self)
         self.proxies.append(proxy)
         return proxy
-
-
-_TENSOR = []
-
-
-def _tensor_class():
-    """tinygrad_lite.tensor.Tensor (imported on first use: capture sits below tensor.py in the imports)."""
-    if not _TENSOR:
-        from ..tensor import Tensor
-        _TENSOR.append(Tensor)
-    return _TENSOR[0]
 
 
 def _bump_version(t):
