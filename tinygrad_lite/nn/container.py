@@ -4,7 +4,8 @@ import numbers
 import operator
 from collections.abc import Mapping
 
-from .module import Module, _addindent
+from .module import Module
+from .state import add_indent
 
 
 def _index(idx, n, kind):
@@ -136,7 +137,7 @@ class ModuleList(_ListLike):
         lines = []
         for start, end, r in blocks:
             head = f"({start})" if start == end else f"({start}-{end}): {end - start + 1} x"
-            lines.append(_addindent(f"{head}: {r}" if start == end else f"{head} {r}", 2))
+            lines.append(add_indent(f"{head}: {r}" if start == end else f"{head} {r}", 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
 

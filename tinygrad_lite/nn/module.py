@@ -1,6 +1,5 @@
 """Module, as PyTorch's: ordered registration through attribute assignment, dotted names,
 train/eval, state dicts, a nested repr, and the module scope that tape entries record while `forward` runs."""
-import collections
 import itertools
 
 import numpy as np
@@ -11,7 +10,7 @@ from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
 from ..tensor import Tensor
 from .parameter import Parameter
-from .state import cast_floating, load_into
+from .state import cast_floating, load_into, module_repr, state_dict, state_items
 
 
 class RemovableHandle:
@@ -23,13 +22,6 @@ class RemovableHandle:
 
     def remove(self):
         self._hooks.pop(self.id, None)
-
-
-def _addindent(s, n):
-    lines = s.split("\n")
-    if len(lines) == 1:
-        return s
-    return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
 
 
 def _check_name(name, kind):
@@ -386,27 +378,12 @@ class Module:
 
     # ---------------- state dicts ----------------
     def _state_items(self, prefix=""):
-        """(key, tensor) for every parameter and persistent buffer, shared modules under each of their names;
-        `prefix` is prepended as is (PyTorch's convention: 'net.' gives 'net.0.weight')."""
-        for mod_prefix, mod in self.named_modules(remove_duplicate=False):
-            head = prefix + (mod_prefix + "." if mod_prefix else "")
-            for k, p in mod._parameters.items():
-                if p is not None:
-                    yield head + k, p
-            for k, b in mod._buffers.items():
-                if b is not None and k not in mod._non_persistent_buffers:
-                    yield head + k, b
+        """(key, tensor) for every parameter and persistent buffer (nn/state.py)."""
+        return state_items(self, prefix)
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         """An OrderedDict of dotted name -> Tensor (a copy; the Parameter itself with keep_vars=True)."""
-        if args:  # PyTorch's deprecated positional form: state_dict(destination, prefix, keep_vars)
-            destination = args[0]
-            prefix = args[1] if len(args) > 1 else prefix
-            keep_vars = args[2] if len(args) > 2 else keep_vars
-        out = collections.OrderedDict() if destination is None else destination
-        for k, t in self._state_items(prefix):
-            out[k] = t if keep_vars else Tensor._wrap(t._data.copy())
-        return out
+        return state_dict(self, args, destination, prefix, keep_vars)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy values (Tensors or NumPy arrays) into the existing parameters and buffers, in place.
@@ -425,14 +402,4 @@ class Module:
         return type(self).__name__
 
     def __repr__(self):
-        extra = self.extra_repr()
-        extra_lines = extra.split("\n") if extra else []
-        child_lines = [f"({k}): " + _addindent(repr(m), 2) for k, m in self._modules.items()]
-        lines = extra_lines + child_lines
-        s = self._get_name() + "("
-        if lines:
-            if len(extra_lines) == 1 and not child_lines:
-                s += extra_lines[0]
-            else:
-                s += "\n  " + "\n  ".join(lines) + "\n"
-        return s + ")"
+        return module_repr(self)

@@ -1,5 +1,6 @@
-"""Loading a state dict into a module (validate every key, shape and value first, then copy in place) and
-converting a module's floating state to another dtype."""
+"""A module's state and how it shows: its state dict (and loading one: validate every key, shape and value first,
+then copy in place), converting its floating state to another dtype, and its nested repr."""
+import collections
 import itertools
 import typing
 from collections.abc import Mapping
@@ -94,3 +95,50 @@ def cast_floating(module, args, dtype, kwargs):
                 if t._grad is not None:
                     t._grad = Tensor._wrap(t._grad._data.astype(dt))
     return module
+
+def state_items(module, prefix=""):
+    """(key, tensor) for every parameter and persistent buffer, shared modules under each of their names; `prefix`
+    is prepended as is (PyTorch's convention: 'net.' gives 'net.0.weight')."""
+    for mod_prefix, mod in module.named_modules(remove_duplicate=False):
+        head = prefix + (mod_prefix + "." if mod_prefix else "")
+        for k, p in mod._parameters.items():
+            if p is not None:
+                yield head + k, p
+        for k, b in mod._buffers.items():
+            if b is not None and k not in mod._non_persistent_buffers:
+                yield head + k, b
+
+
+def state_dict(module, args, destination, prefix, keep_vars):
+    """Module.state_dict: an OrderedDict of dotted name -> Tensor (a copy; the Parameter itself with keep_vars)."""
+    if args:  # PyTorch's deprecated positional form: state_dict(destination, prefix, keep_vars)
+        destination = args[0]
+        prefix = args[1] if len(args) > 1 else prefix
+        keep_vars = args[2] if len(args) > 2 else keep_vars
+    out = collections.OrderedDict() if destination is None else destination
+    for k, t in state_items(module, prefix):
+        out[k] = t if keep_vars else Tensor._wrap(t._data.copy())
+    return out
+
+
+def module_repr(module):
+    """PyTorch's nested repr: the layer's extra_repr, then each child indented under its name."""
+    extra = module.extra_repr()
+    extra_lines = extra.split("\n") if extra else []
+    child_lines = [f"({k}): " + add_indent(repr(m), 2) for k, m in module._modules.items()]
+    lines = extra_lines + child_lines
+    s = module._get_name() + "("
+    if lines:
+        if len(extra_lines) == 1 and not child_lines:
+            s += extra_lines[0]
+        else:
+            s += "\n  " + "\n  ".join(lines) + "\n"
+    return s + ")"
+
+
+def add_indent(s, n):
+    """`s` with every line but the first indented by n spaces (a child's repr inside its parent's)."""
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    return lines[0] + "\n" + "\n".join(" " * n + line for line in lines[1:])
