@@ -137,6 +137,16 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
                 e.grad = grad
     if cap.failure is not None:
         raise Unsupported(cap.failure)
+    # the arguments and live tensors an entry this backward runs reads ("inputs": `x * p` reads p even when only p
+    # gets a gradient, which is x's values): eager refuses a change of them before backward, so the replay does too
+    reads = {}
+    for e, _ in parts.visited:
+        if "inputs" in e.prim.reads:
+            for t in e.saved:
+                if id(t) in cap.args:
+                    reads.setdefault(("arg", cap.args[id(t)]), None)
+                elif id(t) in cap.live and id(t) not in cap.created:
+                    reads.setdefault(("live", id(t)), t)
     targets, contrib = [], []  # per contribution: ("live", tensor) or ("arg", index); its Ref in the backward
     for t in parts.order:
         if id(t) in cap.args:
@@ -162,6 +172,7 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
             else:
                 contrib.append((r, None))
     del parts, gs
+    reads = [(kind, key if kind == "arg" else t) for (kind, key), t in reads.items()]
     if cap.failure is not None:
         raise Unsupported(cap.failure)
     ops = []
@@ -177,7 +188,7 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
         _note_reads(op.args, op.site, rec, leaves, start_slot, fwd_values)
         ops.append(op)
     _note_reads([c for c, _ in contrib], "a slice gradient", rec, leaves, start_slot, fwd_values)
-    return ops, targets, contrib
+    return ops, targets, contrib, reads
 
 
 def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values):
@@ -260,7 +271,20 @@ class AotPlan:
         base = self.nargs + self.nouts
         remap = {k: Ref(ARG, base + j) for j, k in enumerate(rec["saved"])}
         self.targets, self.backwards = [], {}  # subset -> (backward plan, its first entry input, its count)
-        for subset, (ops, targets, contrib) in rec["backwards"].items():
+        # the arguments and live tensors eager's entries on the path of a backward read: (kind, index or tensor),
+        # and per subset, which of them its backward checks (see _check_reads)
+        self.entry_reads, self.reads_of = [], {}
+        for subset, (ops, targets, contrib, reads) in rec["backwards"].items():
+            where = []
+            for kind, key in reads:
+                ident = (kind, key if kind == "arg" else id(key))
+                j = next((j for j, (k2, key2) in enumerate(self.entry_reads)
+                          if (k2, key2 if k2 == "arg" else id(key2)) == ident), None)
+                if j is None:
+                    j = len(self.entry_reads)
+                    self.entry_reads.append((kind, key))
+                where.append(j)
+            self.reads_of[subset] = where
             bops = []
             for op in ops:
                 new = Op(op.fn, _remap(op.args, remap), op.outs, op.where, op.effect, op.kind, op.shapes)
@@ -308,6 +332,9 @@ class AotPlan:
         inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
         inputs += self.live_used
         read = [(t, t._version) for t in inputs[nc:]] + [(inputs[i], inputs[i]._version) for i in self.viewed]
+        # (an argument with a graph: the tensor itself, not its stand-in, as eager's entry holds it)
+        entry_reads = [argv[key] if kind == "arg" else key for kind, key in self.entry_reads]
+        read = (read, [(t, t._version) for t in entry_reads])
         inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
         if len(outs) == 1:
             _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch, read),))
@@ -346,16 +373,19 @@ class AotPlan:
         from ..tensor import Tensor
         if state.grad_enabled:
             self._no_create_graph()
-        _, holder, watch, read = entry.attrs[0]
-        _check_reads(entry, read)
+        _, holder, watch, (read, entry_reads) = entry.attrs[0]
+        if holder is None:
+            subset = (0,)
+        else:
+            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
+            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
+        _check_reads(entry, read + [entry_reads[j] for j in self.reads_of[subset]])
         if watch:
             _check_views(entry, watch)
         if holder is None:
             self._check_dtype(g, 0)
-            gs, subset = [g._data], (0,)
+            gs = [g._data]
         else:
-            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
-            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
             gs = [holder[i] if i in subset else None for i in range(self.nouts)]
             holder[:] = [None] * self.nouts
         saved = entry.saved
@@ -380,8 +410,10 @@ class AotPlan:
 def _check_reads(entry, read):
     """Raise as eager's entries that read an input do when it was changed in place after the call, or given new
     values and a new history by an in-place operation with a graph. `read`: (tensor, its version) for the arguments
-    and live tensors the backward reads and the tensors a forward operation viewed; a tensor that only gets a
-    gradient is not checked (eager lets `bias.add_(1)` under no_grad pass between a forward and its backward)."""
+    and live tensors the backward reads, the tensors a forward operation viewed, and the arguments and live tensors
+    that are inputs of an entry on the backward's path that reads its inputs (eager's `x * p` refuses a changed p
+    though p's gradient is x's values); a tensor that only gets a gradient is not checked (eager lets `bias.add_(1)`
+    under no_grad pass between a forward and its backward)."""
     from ..autograd.engine import _as_seen_by
     for i, (x, version) in enumerate(read):
         seen = _as_seen_by(x, entry.seq)
