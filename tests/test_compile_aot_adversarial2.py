@@ -162,6 +162,58 @@ def test_an_argument_with_a_graph_changed_in_place_before_backward_raises_as_eag
     assert post.stats["replays"] >= CALLS - 1, post.stats
 
 
+class _Sliced(nn.Module):
+    """`lin(h[:, :6] + 1)`: a view of the argument h that nothing saves (the add makes a new array)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 4)
+
+    def forward(self, h):
+        return self.lin(h[:, :6] + 1)
+
+
+class _PreAndSliced(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pre, self.post = nn.Linear(12, 12), _Sliced()
+
+
+@pytest.mark.parametrize("how, raises", [("no_grad add_", CALLS), ("relu_ with a graph", 0)])
+def test_an_argument_with_a_graph_sliced_inside_then_changed_before_backward_acts_as_eager(how, raises):
+    """`h = pre(x)`, `out = cpost(h)` with forward `lin(h[:, :6] + 1)`, then h changed before backward. Eager's
+    slice entry (its output aliases h) refuses a write of h's memory (`add_` under no_grad) and lets a new history
+    (`relu_()` with a graph, new buffer) pass. The replay trained on after the write. Root cause: compile/aot.py
+    AotPlan.run put the tensors a forward view op viewed (`self.viewed`) into `_check_reads` as the replay's entry
+    inputs, which for an argument with a graph is its stand-in (`_stand_in`, version 0 for ever); `watch` only
+    covers outputs and saved arrays that view the argument. Fix: a viewed argument with a graph goes to `watch`
+    (the argument itself and its version, checked by `_check_views` for a write only, as eager's view entry)."""
+    cache = {}
+
+    def step(model, x, y, compiled):
+        post = cache.setdefault("post", tl.compile(model.post) if compiled else model.post)
+        h = model.pre(tl.tensor(x))
+        out = post(h)
+        if how == "no_grad add_":
+            with tl.no_grad():
+                h.add_(1.0)
+        else:
+            h.relu_()
+        loss = _ce(out, y)
+        loss.backward()
+        return [loss.numpy()]
+
+    def run(compiled):
+        cache.clear()
+        got, _ = _run(_PreAndSliced, lambda f, m, x, y, i: step(m, x, y, compiled), False)
+        return got, cache["post"]
+    (want, _), (got, post) = run(False), run(True)
+    assert sum(isinstance(w, tuple) for w in want) == raises
+    bad = [i for i, (a, b) in enumerate(zip(want, got)) if not _same(a, b)]
+    assert not bad, (bad[:6], [got[i] for i in bad[:2]], post.stats)
+    assert post.stats["replays"] >= CALLS - 1, post.stats
+
+
 # ---------------------------------------------------------------- crashes eager does not have (xfail)
 
 class _TwoHeads(nn.Module):

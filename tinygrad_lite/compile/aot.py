@@ -331,7 +331,13 @@ class AotPlan:
         nc = len(inputs)
         inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
         inputs += self.live_used
-        read = [(t, t._version) for t in inputs[nc:]] + [(inputs[i], inputs[i]._version) for i in self.viewed]
+        read = [(t, t._version) for t in inputs[nc:]]
+        for i in self.viewed:
+            kind, key = self.targets[i]
+            if kind == "arg" and key in self.graph_args:  # (its stand-in never changes): eager's view entry refuses
+                watch.append((argv[key], argv[key]._version))  # a write of the argument, not a new history
+            else:
+                read.append((inputs[i], inputs[i]._version))
         # (an argument with a graph: the tensor itself, not its stand-in, as eager's entry holds it)
         entry_reads = [argv[key] if kind == "arg" else key for kind, key in self.entry_reads]
         read = (read, [(t, t._version) for t in entry_reads])
