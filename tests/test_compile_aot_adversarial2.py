@@ -214,6 +214,54 @@ def test_an_argument_with_a_graph_sliced_inside_then_changed_before_backward_act
     assert post.stats["replays"] >= CALLS - 1, post.stats
 
 
+class _TwoApart(nn.Module):
+    """Heads `a(x)` and `b(z)` on separate arguments (z may require a gradient): graphs that share no entry."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(12, 4), nn.Linear(12, 3)
+
+    def forward(self, x, z):
+        return self.a(x), self.b(z)
+
+
+@pytest.mark.parametrize("what", ["b.weight", "z"])
+def test_a_change_on_the_path_of_an_output_left_out_of_the_backward_passes_as_eager(what):
+    """`a, b = cm(x, z)`; then `b.weight` (or the argument z, which requires a gradient) changed in place under
+    no_grad; then only `ce(a, y).backward()`. Eager trains on: the entries that read b.weight or z (b's transpose and
+    matmul) are not on a's path, so none runs its check. The replay raised RuntimeError ('modified by an in-place
+    operation') on every replayed call. Root cause: compile/aot.py AotPlan.run/_vjp checked one list for every
+    backward: the arguments and live tensors read by ANY subset's backward plan (`args_used`, `live_used`) and the
+    tensors ANY forward view op viewed (`self.viewed`), so a backward of a alone checked b's. Fix: `_record_one`
+    notes, per subset of outputs, what eager's entries on that backward's path would check (inputs of entries that
+    read their inputs or whose output is a view of them, plus what the subset's plan reads) and `_vjp` checks only
+    the subset it runs (reads with `_check_reads`, views with `_check_views`)."""
+    def step(f, model, x, y, i):
+        z = tl.tensor(x * 2.0, requires_grad=True)
+        a, b = f(tl.tensor(x), z)
+        with tl.no_grad():
+            (model.b.weight if what == "b.weight" else z).add_(0.5)
+        loss = _ce(a, y)
+        loss.backward()
+        return [loss.numpy(), a.numpy(), b.numpy()]
+    _check(_TwoApart, step, expect_raises=0)
+
+
+@pytest.mark.parametrize("what", ["b.weight", "z"])
+def test_a_change_on_the_path_of_the_output_backpropagated_still_raises_as_eager(what):
+    """The same model and change, then `b.sum().backward()`: eager raises (b's entries read the changed tensor), and
+    so does the replay."""
+    def step(f, model, x, y, i):
+        z = tl.tensor(x * 2.0, requires_grad=True)
+        a, b = f(tl.tensor(x), z)
+        with tl.no_grad():
+            (model.b.weight if what == "b.weight" else z).add_(0.5)
+        loss = b.sum()
+        loss.backward()
+        return [loss.numpy()]
+    _check(_TwoApart, step, expect_raises=CALLS)
+
+
 # ---------------------------------------------------------------- crashes eager does not have (xfail)
 
 class _TwoHeads(nn.Module):
