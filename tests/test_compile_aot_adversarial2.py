@@ -328,3 +328,33 @@ def test_two_forwards_then_their_backwards_in_reverse_order_and_accumulation_mat
         return [o.numpy() for o in outs]
     f = _check(_mlp, step)
     assert f.stats["replays"] >= 3 * CALLS - 1, f.stats
+
+
+# ---------------------------------------------------------------- eager gives a stale answer, the replay raises (xfail)
+
+class _Emb(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+
+    def forward(self, t):
+        return self.emb(t)
+
+
+@pytest.mark.xfail(strict=True, reason="eager, not the replay: ops/index.py getitem keeps the index tensor's own "
+                   "buffer as its attr (reads=(), the index is no saved input), so an index tensor changed in place "
+                   "before backward silently moves eager's gradient to the new rows; the replay refuses (its plan "
+                   "reads the index argument, checked by _check_reads), as PyTorch does")
+def test_an_index_tensor_changed_in_place_before_backward_acts_as_eager():
+    """`out = cm(t)` (Embedding), `t.add_(1)`, backward. Eager computed a gradient scattered at the NEW indices
+    (t's buffer is the getitem entry's index attr; PyTorch raises, its saved indices are version-checked). The
+    replay raised RuntimeError ('modified by an in-place operation'). Root cause: eager's getitem
+    (tinygrad_lite/ops/index.py) neither copies nor version-checks a tensor index; the replay is the one right."""
+    def step(f, model, x, y, i):
+        t = tl.tensor((np.abs(x[:, 0]) * 3).astype(np.int64) % 9)
+        out = f(t)
+        t.add_(1)
+        loss = _ce(out, y)
+        loss.backward()
+        return [loss.numpy()]
+    _check(_Emb, step)
