@@ -137,6 +137,24 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
                 e.grad = grad
     if cap.failure is not None:
         raise Unsupported(cap.failure)
+    # What eager's entries on THIS backward's path would check before backward (not those of other outputs' paths):
+    # the arguments and live tensors that are inputs of an entry reading its inputs (`x * p` reads p although p's
+    # gradient is x's values; refused when changed in place or given a new history), and those an entry's output
+    # is a view of (`w.T`; refused when written). reads/views: (kind, index or id) -> the live tensor (None: arg).
+    reads, views = {}, {}
+    for e, _ in parts.visited:
+        out = e.out_data
+        for t in e.saved or ():
+            if id(t) in cap.args:
+                key, obj = ("arg", cap.args[id(t)]), None
+            elif id(t) in cap.live and id(t) not in cap.created:
+                key, obj = ("live", id(t)), t
+            else:
+                continue
+            if "inputs" in e.prim.reads:
+                reads.setdefault(key, obj)
+            if isinstance(out, np.ndarray) and np.may_share_memory(out, t._data):
+                views.setdefault(key, obj)
     targets, contrib = [], []  # per contribution: ("live", tensor) or ("arg", index); its Ref in the backward
     for t in parts.order:
         if id(t) in cap.args:
@@ -174,14 +192,16 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
         outs_ = op.outs if isinstance(op.outs, tuple) else (op.outs,)
         if any(k < start_slot for k in outs_):
             raise Unsupported("the backward of the returned tensors writes into an array of the forward")
-        _note_reads(op.args, op.site, rec, leaves, start_slot, fwd_values)
+        _note_reads(op.args, op.site, rec, leaves, start_slot, fwd_values, reads)
         ops.append(op)
-    _note_reads([c for c, _ in contrib], "a slice gradient", rec, leaves, start_slot, fwd_values)
-    return ops, targets, contrib
+    _note_reads([c for c, _ in contrib], "a slice gradient", rec, leaves, start_slot, fwd_values, reads)
+    listed = [[(kind, key if kind == "arg" else t) for (kind, key), t in d.items()] for d in (reads, views)]
+    return ops, targets, contrib, listed[0], listed[1]
 
 
-def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values):
-    """Check what a backward step reads and note the forward arrays, arguments and live tensors among it."""
+def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values, reads):
+    """Check what a backward step reads and note the forward arrays, arguments and live tensors among it (the
+    tensors also in `reads`, this backward's: see _record_one)."""
     from ..tensor import Tensor
     n, nfwd, saved = len(leaves), rec["nfwd"], rec["saved"]
     for r in _refs(tmpl, []):
@@ -193,8 +213,11 @@ def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values):
             if not isinstance(leaves[r.key], (np.ndarray, Tensor)):
                 raise Unsupported("the backward of the returned tensors reads a numeric argument")
             rec["args_used"].add(r.key)
+            if isinstance(leaves[r.key], Tensor):
+                reads.setdefault(("arg", r.key), None)
         elif r.kind == LIVE:
             rec["live_used"][id(r.key)] = r.key
+            reads.setdefault(("live", id(r.key)), r.key)
         elif r.kind not in (SLOT, ARG, CONST):
             raise Unsupported(f"the backward of the returned tensors reads {r.kind} data (at {site})")
 
@@ -260,7 +283,21 @@ class AotPlan:
         base = self.nargs + self.nouts
         remap = {k: Ref(ARG, base + j) for j, k in enumerate(rec["saved"])}
         self.targets, self.backwards = [], {}  # subset -> (backward plan, its first entry input, its count)
-        for subset, (ops, targets, contrib) in rec["backwards"].items():
+        # the arguments and live tensors a backward's checks look at: (kind, index or tensor); per subset, which of
+        # them it checks as read (_check_reads) and as viewed (_check_views)
+        self.checked, self.checks_of = [], {}
+        for subset, (ops, targets, contrib, reads, views) in rec["backwards"].items():
+            where = ([], [])
+            for w, got in zip(where, (reads, views)):
+                for kind, key in got:
+                    ident = (kind, key if kind == "arg" else id(key))
+                    j = next((j for j, (k2, key2) in enumerate(self.checked)
+                              if (k2, key2 if k2 == "arg" else id(key2)) == ident), None)
+                    if j is None:
+                        j = len(self.checked)
+                        self.checked.append((kind, key))
+                    w.append(j)
+            self.checks_of[subset] = where
             bops = []
             for op in ops:
                 new = Op(op.fn, _remap(op.args, remap), op.outs, op.where, op.effect, op.kind, op.shapes)
@@ -270,12 +307,6 @@ class AotPlan:
             plan = Plan(_Part(cap, bops, cap.nslots, guards=False), result)
             self.backwards[subset] = (plan, len(self.targets), len(targets), [sparse for _, sparse in contrib])
             self.targets += targets
-        # the tensors a forward operation made a view of (`w.T` in a Linear): eager's view entry refuses a change of
-        # them before backward (its output aliases the written input), so the replay's entry does too
-        viewed = {(r.kind, r.key if r.kind == ARG else id(r.key)) for op in cap.ops[:rec["m"]]
-                  if op.kind == "kernel" and op.views for r in _refs(op.args, []) if r.kind in (ARG, LIVE)}
-        self.viewed = [i for i, (kind, key) in enumerate(self.targets)
-                       if ((ARG, key) if kind == "arg" else (LIVE, id(key))) in viewed]
         # arguments with a graph of their own that get a gradient (their values are read, if at all, as args_used)
         self.graph_args = sorted({key for kind, key in self.targets if kind == "arg" and key in rec["graph_args"]})
         self.dtype = outs[0]._data.dtype
@@ -304,10 +335,11 @@ class AotPlan:
             inputs = [stand.get(key, argv[key]) if kind == "arg" else key for kind, key in self.targets]
         else:
             inputs = [argv[key] if kind == "arg" else key for kind, key in self.targets]
-        nc = len(inputs)
         inputs += [x if isinstance(x, Tensor) else Tensor._wrap(x) for x in (argv[i] for i in self.args_used)]
         inputs += self.live_used
-        read = [(t, t._version) for t in inputs[nc:]] + [(inputs[i], inputs[i]._version) for i in self.viewed]
+        # what the backward checks, as they are now (an argument with a graph: itself, not its stand-in, as eager's
+        # entries hold it)
+        read = [(t, t._version) for t in (argv[key] if kind == "arg" else key for kind, key in self.checked)]
         inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
         if len(outs) == 1:
             _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch, read),))
@@ -347,15 +379,20 @@ class AotPlan:
         if state.grad_enabled:
             self._no_create_graph()
         _, holder, watch, read = entry.attrs[0]
-        _check_reads(entry, read)
+        if holder is None:
+            subset = (0,)
+        else:
+            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
+            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
+        reads, views = self.checks_of[subset]  # (this backward's: eager checks only the entries it runs)
+        _check_reads(entry, [read[j] for j in reads])
+        watch = (watch or []) + [read[j] for j in views]
         if watch:
             _check_views(entry, watch)
         if holder is None:
             self._check_dtype(g, 0)
-            gs, subset = [g._data], (0,)
+            gs = [g._data]
         else:
-            got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
-            subset = tuple(i for i in range(self.nouts) if got[i] != 0)
             gs = [holder[i] if i in subset else None for i in range(self.nouts)]
             holder[:] = [None] * self.nouts
         saved = entry.saved
@@ -380,7 +417,8 @@ class AotPlan:
 def _check_reads(entry, read):
     """Raise as eager's entries that read an input do when it was changed in place after the call, or given new
     values and a new history by an in-place operation with a graph. `read`: (tensor, its version) for the arguments
-    and live tensors the backward reads and the tensors a forward operation viewed; a tensor that only gets a
+    and live tensors this backward's plan reads and those that are inputs of an entry on its path that reads its
+    inputs (eager's `x * p` refuses a changed p though p's gradient is x's values); a tensor that only gets a
     gradient is not checked (eager lets `bias.add_(1)` under no_grad pass between a forward and its backward)."""
     from ..autograd.engine import _as_seen_by
     for i, (x, version) in enumerate(read):
