@@ -111,6 +111,36 @@ def test_a_bias_changed_in_place_beside_an_input_gate_still_trains_as_eager():
     _check(_Gate, step, expect_raises=0)
 
 
+def _change_argument_before_backward(model_cls, how, raises):
+    """`h = model.pre(x)` eagerly, `out = post(h)` (post compiled or not), h changed in place (`add_` under no_grad,
+    or `relu_()` with a graph) before backward: the compiled run raises in the same calls as the eager one (`raises`
+    of CALLS) and otherwise matches it bit for bit, and the compiled post replays."""
+    cache = {}
+
+    def step(model, x, y, compiled):
+        post = cache.setdefault("post", tl.compile(model.post) if compiled else model.post)
+        h = model.pre(tl.tensor(x))
+        out = post(h)
+        if how == "no_grad add_":
+            with tl.no_grad():
+                h.add_(1.0)
+        else:
+            h.relu_()
+        loss = _ce(out, y)
+        loss.backward()
+        return [loss.numpy()]
+
+    def run(compiled):
+        cache.clear()
+        got, _ = _run(model_cls, lambda f, m, x, y, i: step(m, x, y, compiled), False)
+        return got, cache["post"]
+    (want, _), (got, post) = run(False), run(True)
+    assert sum(isinstance(w, tuple) for w in want) == raises
+    bad = [i for i, (a, b) in enumerate(zip(want, got)) if not _same(a, b)]
+    assert not bad, (bad[:6], [got[i] for i in bad[:2]], post.stats)
+    assert post.stats["replays"] >= CALLS - 1, post.stats
+
+
 class _Scaled(nn.Module):
     """`lin(h * c)` with h an argument that has a graph of its own and c a constant tensor (no gradient)."""
 
@@ -136,31 +166,7 @@ def test_an_argument_with_a_graph_changed_in_place_before_backward_raises_as_eag
     `relu_()` with a graph). The replay trained on: h's gradient (g*c) never reads h, and the only thing checked for
     an argument with a graph was its stand-in (version 0 for ever) among the viewed tensors. Root cause and fix as
     above (compile/aot.py `_record_one`/`_vjp`; the fix checks the argument itself, as eager's entry holds it)."""
-    cache = {}
-
-    def step(f, model, x, y, i):
-        post = cache.setdefault("post", tl.compile(model.post) if f is not model else model.post)
-        h = model.pre(tl.tensor(x))
-        out = post(h)
-        if how == "no_grad add_":
-            with tl.no_grad():
-                h.add_(1.0)
-        else:
-            h.relu_()
-        loss = _ce(out, y)
-        loss.backward()
-        return [loss.numpy()]
-
-    def run(compiled):
-        cache.clear()
-        got, _ = _run(_PreAndScaled, lambda f, m, x, y, i: step(m if not compiled else None, m, x, y, i), False)
-        return got, cache["post"]
-    (want, _), (got, post) = run(False), run(True)
-    assert sum(isinstance(w, tuple) for w in want) == CALLS
-    bad = [i for i, (a, b) in enumerate(zip(want, got)) if not _same(a, b)]
-    assert not bad, (bad[:6], [got[i] for i in bad[:2]], post.stats)
-    assert post.stats["replays"] >= CALLS - 1, post.stats
-
+    _change_argument_before_backward(_PreAndScaled, how, CALLS)
 
 class _Sliced(nn.Module):
     """`lin(h[:, :6] + 1)`: a view of the argument h that nothing saves (the add makes a new array)."""
@@ -188,30 +194,7 @@ def test_an_argument_with_a_graph_sliced_inside_then_changed_before_backward_act
     inputs, which for an argument with a graph is its stand-in (`_stand_in`, version 0 for ever); `watch` only
     covers outputs and saved arrays that view the argument. Fix: a viewed argument with a graph goes to `watch`
     (the argument itself and its version, checked by `_check_views` for a write only, as eager's view entry)."""
-    cache = {}
-
-    def step(model, x, y, compiled):
-        post = cache.setdefault("post", tl.compile(model.post) if compiled else model.post)
-        h = model.pre(tl.tensor(x))
-        out = post(h)
-        if how == "no_grad add_":
-            with tl.no_grad():
-                h.add_(1.0)
-        else:
-            h.relu_()
-        loss = _ce(out, y)
-        loss.backward()
-        return [loss.numpy()]
-
-    def run(compiled):
-        cache.clear()
-        got, _ = _run(_PreAndSliced, lambda f, m, x, y, i: step(m, x, y, compiled), False)
-        return got, cache["post"]
-    (want, _), (got, post) = run(False), run(True)
-    assert sum(isinstance(w, tuple) for w in want) == raises
-    bad = [i for i, (a, b) in enumerate(zip(want, got)) if not _same(a, b)]
-    assert not bad, (bad[:6], [got[i] for i in bad[:2]], post.stats)
-    assert post.stats["replays"] >= CALLS - 1, post.stats
+    _change_argument_before_backward(_PreAndSliced, how, raises)
 
 
 class _TwoApart(nn.Module):
