@@ -184,14 +184,11 @@ class Capture:
         if isinstance(x, Tensor):
             r = self.known.get(id(x._data))
             if r is not None:
-                if r.kind == ARG and id(x) not in self.args and id(x) not in self.created and \
+                if not self._stands_for(r, x) and id(x) not in self.created and id(x) not in self.args and \
                         id(x) not in self.stand_ins:
-                    return self._live(x)  # made before the call on an argument's array: its own, in a replay too
-                if (r.kind == LIVE and r.key is not x or r.kind == SLOT) and id(x) not in self.created and \
-                        id(x) not in self.args and id(x) not in self.stand_ins:
-                    # from before the call, on another's array (`b = a.detach()`) or on one a step of the call
-                    # returned (the array of `a.add_(1)`, written in place; `p.data = h`): read from the tensor
-                    # itself, which holds that very array in a replay too unless it was given another since
+                    # from before the call, on an argument's array, on another's (`b = a.detach()`) or on one a
+                    # step of the call returned (the array of `a.add_(1)`, written in place; `p.data = h`): read
+                    # from the tensor itself, which holds that very array in a replay too unless given another since
                     return self._live(x)
                 return r
             if id(x) in self.created:
@@ -208,6 +205,13 @@ class Capture:
                 return Ref(CONST, x)
             return r
         return x
+
+    def _stands_for(self, r, t):
+        """Whether `r`, the Ref the capture knows tensor t's array by, is t itself: not when t only shares the array
+        of an argument, of another live tensor or of a slot made in the call (ref() then sorts t out)."""
+        kind = r.kind
+        return (kind is not ARG or id(t) in self.args) and (kind is not LIVE or r.key is t) and \
+            (kind is not SLOT or id(t) in self.created)
 
     def _live(self, t):
         ref = Ref(LIVE, t)
@@ -227,9 +231,7 @@ class Capture:
         Tensor = _tensor_class()
         if cls is Tensor:
             r = self.known.get(id(obj._data))
-            return r if r is not None and (r.kind is not ARG or id(obj) in self.args) and \
-                (r.kind is not LIVE or r.key is obj) and (r.kind is not SLOT or id(obj) in self.created) \
-                else self.ref(obj, what)
+            return r if r is not None and self._stands_for(r, obj) else self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
@@ -237,15 +239,12 @@ class Capture:
         if isinstance(obj, Obj):
             return obj
         if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
-            known, args, out = self.known, self.args, []
+            known, out = self.known, []
             for o in obj:
                 c = o.__class__
                 if c is Tensor or c is np.ndarray:
                     r = known.get(id(o._data if c is Tensor else o))
-                    # (a tensor from before the call on an argument's array is not the argument: ref() sorts it)
-                    out.append(r if r is not None and (c is np.ndarray or (r.kind is not ARG or id(o) in args) and
-                                                       (r.kind is not LIVE or r.key is o) and
-                                                       (r.kind is not SLOT or id(o) in self.created))
+                    out.append(r if r is not None and (c is np.ndarray or self._stands_for(r, o))
                                else self.ref(o, what))
                 else:
                     out.append(o if c in _PLAIN else self.template(o, what))
