@@ -195,8 +195,7 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
         _note_reads(op.args, op.site, rec, leaves, start_slot, fwd_values, reads)
         ops.append(op)
     _note_reads([c for c, _ in contrib], "a slice gradient", rec, leaves, start_slot, fwd_values, reads)
-    listed = [[(kind, key if kind == "arg" else t) for (kind, key), t in d.items()] for d in (reads, views)]
-    return ops, targets, contrib, listed[0], listed[1]
+    return ops, targets, contrib, reads, views
 
 
 def _note_reads(tmpl, site, rec, leaves, start_slot, fwd_values, reads):
@@ -285,17 +284,15 @@ class AotPlan:
         self.targets, self.backwards = [], {}  # subset -> (backward plan, its first entry input, its count)
         # the arguments and live tensors a backward's checks look at: (kind, index or tensor); per subset, which of
         # them it checks as read (_check_reads) and as viewed (_check_views)
-        self.checked, self.checks_of = [], {}
+        self.checked, self.checks_of, index = [], {}, {}
         for subset, (ops, targets, contrib, reads, views) in rec["backwards"].items():
             where = ([], [])
             for w, got in zip(where, (reads, views)):
-                for kind, key in got:
-                    ident = (kind, key if kind == "arg" else id(key))
-                    j = next((j for j, (k2, key2) in enumerate(self.checked)
-                              if (k2, key2 if k2 == "arg" else id(key2)) == ident), None)
+                for ident, t in got.items():  # (kind, index or id) -> the live tensor, or None for an argument
+                    j = index.get(ident)
                     if j is None:
-                        j = len(self.checked)
-                        self.checked.append((kind, key))
+                        j = index[ident] = len(self.checked)
+                        self.checked.append((ident[0], ident[1] if t is None else t))
                     w.append(j)
             self.checks_of[subset] = where
             bops = []
@@ -421,7 +418,7 @@ def _check_reads(entry, read):
     inputs (eager's `x * p` refuses a changed p though p's gradient is x's values); a tensor that only gets a
     gradient is not checked (eager lets `bias.add_(1)` under no_grad pass between a forward and its backward)."""
     from ..autograd.engine import _as_seen_by
-    for i, (x, version) in enumerate(read):
+    for x, version in read:
         seen = _as_seen_by(x, entry.seq)
         if seen._version != version or seen._data is not x._data:
             raise RuntimeError(
