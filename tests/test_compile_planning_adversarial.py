@@ -79,6 +79,20 @@ def _compare_with_b_rebound(make, at):
 
 # ---------------- memory from before the call, viewed: not the call's own ----------------
 
+def _reshaped_outside_view(body):
+    """make() for run_both: q, and p = q.reshape(6, 4) made before the call; the function runs, under no_grad,
+    `body(q, p.reshape(24), x)` (the reshape first, a view of q's array the call has not seen yet)."""
+    def make():
+        q = tl.tensor(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
+        p = q.reshape(6, 4)
+
+        def fn(x):
+            with tl.no_grad():
+                return body(q, p.reshape(24), x)
+        return fn, lambda: _state(tensors=(q,))
+    return make
+
+
 def test_a_reshape_of_a_view_made_before_the_call_is_not_the_calls_own_memory():
     """`p = q.reshape(6, 4)` is made before the call, a view of q's array. In the call `p.reshape(24)` is a view of
     q's array too, which was not known yet (q not used so far). Eager: `q * x` reads q (4, 6).
@@ -87,17 +101,10 @@ def test_a_reshape_of_a_view_made_before_the_call_is_not_the_calls_own_memory():
     hidden copy), and `_owner` then registered q's array (the base) as the reshape's slot; `Capture.ref(q)` found
     that slot and recorded `q * x` as `(reshape output) * x`. Fixed: `_fresh` also requires that no input of the
     operation is that base or a view of it (the hidden copy is the operation's own)."""
-    def make():
-        q = tl.tensor(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
-        p = q.reshape(6, 4)
-
-        def fn(x):
-            with tl.no_grad():
-                a = p.reshape(24)
-                b = q * x
-                return a.sum() + b.sum(), b
-        return fn, lambda: _state(tensors=(q,))
-    run_both(make, lambda r: (_t(r, 4, 6),))
+    def body(q, a, x):
+        b = q * x
+        return a.sum() + b.sum(), b
+    run_both(_reshaped_outside_view(body), lambda r: (_t(r, 4, 6),))
 
 
 def test_an_in_place_change_of_a_tensor_shows_through_a_view_of_it_made_through_an_older_view():
@@ -106,17 +113,10 @@ def test_an_in_place_change_of_a_tensor_shows_through_a_view_of_it_made_through_
     write went to the reshape's slot, see the test above) and `a` was a planned buffer holding a copy.
     Cause: capture.py `_fresh` (as above): the reshape was planned as owning its memory (a buffer written by
     reshape's `into` rule, a copy) and q's array was known as that slot."""
-    def make():
-        q = tl.tensor(np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32))
-        p = q.reshape(6, 4)
-
-        def fn(x):
-            with tl.no_grad():
-                a = p.reshape(24)
-                q.mul_(0.5)
-                return a * x
-        return fn, lambda: _state(tensors=(q,))
-    run_both(make, lambda r: (_t(r, 24),))
+    def body(q, a, x):
+        q.mul_(0.5)
+        return a * x
+    run_both(_reshaped_outside_view(body), lambda r: (_t(r, 24),))
 
 
 def test_an_argument_that_views_outside_memory_stays_a_view_through_a_reshape():
@@ -199,7 +199,7 @@ def test_a_live_tensor_swapped_to_fortran_order_between_calls():
     F-ordered (a ufunc's output follows its input's order), so `.sum(0)` adds in that order. Replay (before the
     fix): the plan went on with its C-ordered buffer for `p * 1.5`, whose column sums differ in the last bits.
     Cause: compile/__init__.py `_Variant.holds` guarded a live tensor's shape, dtype, requires_grad and hooks but
-    not its memory layout, which the argument signature guards for arguments (signature._layout: planned buffers
+    not its memory layout, which the argument signature guards for arguments (signature.arg_layout: planned buffers
     have the recorded order). Fixed: live tensors' layouts are guarded too (a change records a new variant)."""
     def make():
         p = tl.tensor(np.random.default_rng(0).standard_normal((64, 48)).astype(np.float32))

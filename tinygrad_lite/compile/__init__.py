@@ -19,7 +19,7 @@ from .constants import PLAIN, changed, module_class, python_constants
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
-from .signature import _layout, aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
+from .signature import aliases as _aliases, arg_layout, flatten as _flatten, flatten_kwargs as _flatten_kwargs
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
 from ..autograd.grad_mode import state
@@ -48,8 +48,8 @@ class _Variant:
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live
-            self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks), _layout(t._data))
-                              for t in plan.live]  # (the layout as an argument's: see signature._layout)
+            self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks), arg_layout(t._data))
+                              for t in plan.live]  # (the layout as an argument's: see signature.arg_layout)
             self.leaves = plan.leaves
             self.arg_grads = plan.arg_grads
             self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
@@ -81,7 +81,7 @@ class _Variant:
             if t.requires_grad != rg or arr.shape != shape or arr.dtype != dtype or bool(t._hooks) != hooked:
                 return f"a tensor the function uses changed (shape {arr.shape}, dtype {arr.dtype}, " \
                        f"requires_grad {t.requires_grad})"
-            if _layout(arr) != layout:
+            if arg_layout(arr) != layout:
                 return f"the memory layout of a tensor the function uses changed (shape {arr.shape})"
         return None
 

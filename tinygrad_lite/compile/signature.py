@@ -18,7 +18,7 @@ def flatten(obj, leaves, dynamic=False, swap=None):
     if cls is Tensor and swap is None:  # the usual argument, first
         leaves.append(obj)
         arr = obj._data
-        return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
+        return ("T", arr.shape, arr.dtype.str, arg_layout(arr), obj.requires_grad, obj._entry is None)
     if cls is tuple:  # (the arguments themselves)
         parts = tuple([flatten(o, leaves, dynamic, swap) for o in obj])
         return parts if swap is not None else ("tuple", parts)
@@ -30,8 +30,8 @@ def flatten(obj, leaves, dynamic=False, swap=None):
             return ("S", cls.__name__)
         if isinstance(obj, Tensor):
             arr = obj._data
-            return ("T", arr.shape, arr.dtype.str, _layout(arr), obj.requires_grad, obj._entry is None)
-        return ("A", obj.shape, obj.dtype.str, _layout(obj))
+            return ("T", arr.shape, arr.dtype.str, arg_layout(arr), obj.requires_grad, obj._entry is None)
+        return ("A", obj.shape, obj.dtype.str, arg_layout(obj))
     if isinstance(obj, (bool, int, float, str, type(None), complex, bytes, np.generic)):
         return obj if swap is not None else ("V", type(obj).__name__, _value_key(obj))
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
@@ -60,7 +60,7 @@ def _tensor_class():
     return Tensor
 
 
-def _layout(arr):
+def arg_layout(arr):
     """An argument's memory layout, a guard: the library's operations decide from it (matmul's backward computes a
     transposed operand's gradient transposed), NumPy's results follow it (a ufunc's output has its input's order,
     which sets a later reduction's summation order) and a replay's planned buffers have the recorded one. C order,
