@@ -17,6 +17,7 @@ from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
 from .compile.hooks import active, astype, constant, host, host_effect
+from .functional import where
 from .ops import index as ix, registry
 from .random import get_rng
 from .operators import scaled
@@ -143,8 +144,9 @@ def inplace(self, name, compute, args=(), cast=False):
         if self._entry is not None:
             self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
         r = compute(old, *args)
-        if r._entry is None and r.requires_grad:  # the result is an argument itself (a leaf): take a copy's history
-            r = r.clone()
+        if r._entry is None:  # no history: an argument itself (a leaf: take a copy's), or values that depend on
+            # nothing needing a gradient (copy_ of a constant): the old values get a zero one (PyTorch's CopyBackwards)
+            r = r.clone() if r.requires_grad else _zero_gradient_to(old, r)
         if r._data.dtype != self._data.dtype and r._data.shape == self._data.shape:
             if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
                 _write(self, name, r._data, cast)  # raises, naming the types
@@ -223,6 +225,11 @@ def _fill(self, value):
     return inplace(self, "fill_", lambda s, v: s.masked_fill(mask, v), (value,), cast=True)
 
 
+def _zero_gradient_to(old, r):
+    """r's values with a history through `old` that gives it a zero gradient."""
+    return where(_wrap(constant(np.ones(old._data.shape, dtype=bool))), r, old)
+
+
 def _copy(self, src, non_blocking=False):
     """Copy `src` (broadcast, cast to this tensor's dtype) into this tensor; differentiable w.r.t. `src`."""
     if not isinstance(src, Tensor):
@@ -232,10 +239,6 @@ def _copy(self, src, non_blocking=False):
         _write(self, "copy_", src._data, True)
         _bump(self)
         return self
-    if not src.requires_grad:  # the old values get a zero gradient (PyTorch's CopyBackwards): a graph through s
-        from .functional import where
-        mask = _wrap(constant(np.ones(self._data.shape, dtype=bool)))
-        return inplace(self, "copy_", lambda s, v: where(mask, v.astype(s._data.dtype), s), (src,), cast=True)
     return inplace(self, "copy_", lambda s, v: v.astype(s._data.dtype).expand(*s._data.shape), (src,), cast=True)
 
 
