@@ -144,7 +144,7 @@ def _linear_index(shape, axis, index):
 @primitive("scatter_add", attrs=("shape", "dim", "index"), sample=_scatter_add_sample, reads=())
 def scatter_add(src, shape, axis, index):
     """zeros(shape) with src[i] added at position index[i] along `axis` (the VJP of gather)."""
-    return _scatter_into(np.zeros(shape, dtype=src.dtype), src, shape, axis, index)
+    return _scatter_into(np.empty(shape, dtype=src.dtype), src, shape, axis, index)  # (which zeroes or fills it)
 
 
 _OWN_PRECISION = (np.dtype(np.float32), np.dtype(np.float64))
