@@ -131,6 +131,36 @@ def test_indexing_forward():
     np.testing.assert_array_equal(g.masked_fill(g > 2, 0.0).numpy(), [[1, 2], [0, 0]])
 
 
+def test_tensor_copies_its_data_as_torch_tensor_does():
+    """tl.tensor / tl.Tensor of an array or tensor own their data (as torch.tensor): an in-place change of the new
+    tensor leaves the source alone; from_numpy and as_tensor share it."""
+    a = np.arange(3.0)
+    for make in (tl.tensor, tl.Tensor, lambda x: tl.tensor(tl.from_numpy(x))):
+        make(a).add_(1)
+        np.testing.assert_array_equal(a, [0.0, 1.0, 2.0])
+    tl.from_numpy(a).add_(1)
+    tl.as_tensor(a).add_(1)
+    np.testing.assert_array_equal(a, [2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("kind", ["tensor", "ndarray", "mask", "embedding"])
+def test_an_index_changed_in_place_after_the_forward_does_not_move_the_gradient(kind):
+    """The gradient goes to the rows the forward read: getitem keeps a copy of a tensor or array index, so changing
+    the index in place between forward and backward cannot silently scatter it elsewhere."""
+    w = tl.tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    rows = np.array([0, 2, 2]) if kind != "mask" else np.array([True, False, True, False])
+    idx = tl.tensor(rows) if kind != "ndarray" else rows.copy()
+    out = tl.nn.functional.embedding(idx, w) if kind == "embedding" else w[idx]
+    if isinstance(idx, tl.Tensor):
+        idx.add_(1) if kind != "mask" else idx.zero_()
+    else:
+        idx += 1
+    (out * tl.tensor(np.arange(out.numel(), dtype=float).reshape(out.shape))).sum().backward()
+    want = np.zeros((4, 3))
+    np.add.at(want, rows if kind != "mask" else np.flatnonzero(rows), np.arange(out.numel(), dtype=float).reshape(-1, 3))
+    np.testing.assert_array_equal(w.grad.numpy(), want)
+
+
 def test_reductions_forward():
     a = np.random.default_rng(0).standard_normal((3, 4))
     x = tl.tensor(a)

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, _as_array as _checked
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate", "DistributedSampler"]
 
@@ -25,6 +25,14 @@ class Dataset:
 
     def __len__(self):
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+def _fresh(arr):
+    """A Tensor around `arr` without the copy tl.tensor makes: for arrays made here (a batch, a stacked sample)
+    and the dataset's own arrays (kept as given, like TensorDataset's tensors)."""
+    t = Tensor.__new__(Tensor)
+    t._adopt(_checked(arr, None, "DataLoader"))
+    return t
 
 
 def _as_array(x, what):
@@ -51,11 +59,11 @@ class TensorDataset(Dataset):
             shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
             raise ValueError(f"Size mismatch between tensors: TensorDataset needs the same first dimension in "
                              f"every tensor, got shapes {shapes}")
-        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor(t) for t in tensors)
+        self.tensors = tuple(t if isinstance(t, Tensor) else _fresh(t) for t in tensors)
         self._arrays = arrays
 
     def __getitem__(self, index):
-        return tuple(Tensor(np.array(a[index], copy=True)) for a in self._arrays)
+        return tuple(_fresh(np.array(a[index], copy=True)) for a in self._arrays)
 
     def __len__(self):
         return self._arrays[0].shape[0]
@@ -63,8 +71,8 @@ class TensorDataset(Dataset):
     def _batch(self, indices):
         # A fancy index (or a copied slice) never aliases the dataset, so in-place edits to a batch are safe
         if isinstance(indices, slice):
-            return [Tensor(a[indices].copy()) for a in self._arrays]
-        return [Tensor(a[indices]) for a in self._arrays]
+            return [_fresh(a[indices].copy()) for a in self._arrays]
+        return [_fresh(a[indices]) for a in self._arrays]
 
 
 class Subset(Dataset):
@@ -145,15 +153,15 @@ def default_collate(batch):
     tuples/lists (into a list) and dicts are collated field by field (as `torch.utils._data.default_collate`)."""
     elem = batch[0]
     if isinstance(elem, Tensor):
-        return Tensor(np.stack([b._data for b in batch]))
+        return _fresh(np.stack([b._data for b in batch]))
     if isinstance(elem, np.ndarray):
-        return Tensor(np.stack(batch))
+        return _fresh(np.stack(batch))
     if isinstance(elem, (bool, np.bool_)):
-        return Tensor(np.array(batch, dtype=np.bool_))
+        return _fresh(np.array(batch, dtype=np.bool_))
     if isinstance(elem, (int, np.integer)):
-        return Tensor(np.array(batch, dtype=np.int64))
+        return _fresh(np.array(batch, dtype=np.int64))
     if isinstance(elem, (float, np.floating)):
-        return Tensor(np.array(batch, dtype=np.float64))  # PyTorch collates Python floats as float64
+        return _fresh(np.array(batch, dtype=np.float64))  # PyTorch collates Python floats as float64
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, dict):

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
-from .compile.hooks import constant
+from .compile.hooks import constant, host
 from .ops import index as ix, movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims, _operand
@@ -140,6 +140,9 @@ def _norm_index(idx, shape):
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
+            # a copy (as PyTorch turns an index into a tensor of its own): the gradient scatters to the indices of
+            # this forward even when the index tensor or array is changed in place before backward
+            i = host(np.copy, i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
                              f"None, Ellipsis, or an integer/bool array or Tensor)")

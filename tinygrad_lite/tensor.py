@@ -52,10 +52,16 @@ class Tensor:
     __array_ufunc__ = None  # replaced by numpy_api.array_ufunc: NumPy functions on Tensors are recorded
 
     def __init__(self, data, dtype=None, requires_grad=False):
+        arr = _as_array(data, dtype)
+        if arr is data or (isinstance(data, Tensor) and arr is data._data):
+            arr = _host(np.copy, arr)  # data of its own, as torch.tensor: in-place ops never reach the source
+        self._adopt(arr, requires_grad)
+
+    def _adopt(self, arr, requires_grad=False):
+        """Set up this tensor around `arr` itself (no copy): the end of __init__, and Parameter's (which shares)."""
         if _creation_hook is not None:
             _creation_hook(self)
-        arr = _as_array(data, dtype)
-        self._data = arr.copy() if isinstance(data, Tensor) else arr
+        self._data = arr
         self._grad = None
         self.requires_grad = False
         self._entry = None

@@ -19,7 +19,7 @@ class Parameter(Tensor):
             arr = data._data
         else:
             arr = _as_array(data, None, "Parameter")
-        Tensor.__init__(self, arr, requires_grad=requires_grad)
+        self._adopt(arr, requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + Tensor.__repr__(self)
