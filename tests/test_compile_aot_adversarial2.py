@@ -245,54 +245,67 @@ def test_a_change_on_the_path_of_the_output_backpropagated_still_raises_as_eager
     _check(_TwoApart, step, expect_raises=CALLS)
 
 
-# ---------------------------------------------------------------- crashes eager does not have (xfail)
+# ---------------------------------------------------------------- separate backwards of several outputs
 
 class _TwoHeads(nn.Module):
-    """Two heads on the (gradient-free) input: their graphs share no entry."""
+    """Two heads on the (gradient-free) input: their graphs share no entry; with `trunk`, both read one hidden layer
+    (a shared entry: eager's second backward without retain_graph raises)."""
 
-    def __init__(self, as_dict=False):
+    def __init__(self, as_dict=False, trunk=False):
         super().__init__()
         self.a, self.b, self.as_dict = nn.Linear(12, 4), nn.Linear(12, 3), as_dict
+        self.trunk = nn.Linear(12, 12) if trunk else None
 
     def forward(self, x):
+        if self.trunk is not None:
+            x = self.trunk(x).tanh()
         a, b = self.a(x), self.b(x)
         return {"a": a, "b": b} if self.as_dict else (a, b)
 
 
-_SHARED_ANCHOR = ("compile/aot.py AotPlan.run: the outputs of a multi-output replay all feed ONE anchor entry "
-                  "(`_recorder.record(self.prim, inputs, anchor, ...)`), whose VJP runs the backward of the outputs "
-                  "that got gradients; the engine releases it after the first backward without retain_graph, so the "
-                  "other output's later backward hits 'Trying to backward through the graph a second time', where "
-                  "eager's graphs of the two heads share no entry and both backwards work")
-
-
-@pytest.mark.xfail(strict=True, reason=_SHARED_ANCHOR)
 @pytest.mark.parametrize("order", ["a then b", "b then a"])
-def test_separate_backwards_of_two_independent_outputs_work_as_eager(order):
-    """`a, b = cm(x)` with heads that share no graph; `ce(a, y).backward()` then `b.sum().backward()` (or reversed),
-    both without retain_graph. Eager: both backwards work (no entry is shared), each head's parameters get their
-    gradient. The replay raised RuntimeError 'backward through the graph a second time' at the second backward on
-    every replayed call. Root cause: """ + _SHARED_ANCHOR
+@pytest.mark.parametrize("trunk", [False, True], ids=["independent", "shared trunk"])
+def test_separate_backwards_of_two_outputs_work_or_raise_as_eager(order, trunk):
+    """`a, b = cm(x)`; `ce(a, y).backward()` then `b.sum().backward()` (or reversed), both without retain_graph.
+    Independent heads: both backwards work in eager, each head's parameters get their gradient; the replay's one
+    entry for both outputs used to be freed by the first backward, so the second raised 'backward through the graph
+    a second time'. It now frees an output's part only, and refuses where the two paths share an entry of eager's
+    (a shared trunk: eager raises at the second backward, every call)."""
     def step(f, model, x, y, i):
         a, b = f(tl.tensor(x))
         losses = [_ce(a, y), b.sum()]
         for loss in (losses if order == "a then b" else losses[::-1]):
             loss.backward()
         return [a.numpy(), b.numpy()]
-    _check(_TwoHeads, step)
+    _check(lambda: _TwoHeads(trunk=trunk), step, expect_raises=CALLS if trunk else 0)
 
 
-@pytest.mark.xfail(strict=True, reason=_SHARED_ANCHOR)
 def test_autograd_grad_of_one_dict_output_then_backward_of_the_other_works_as_eager():
     """`d = cm(x)` returning {"a": ..., "b": ...} with independent heads; `tl.autograd.grad(ce(d["a"], y),
-    [a.weight])` then `d["b"].sum().backward()`. Eager: both work. The replay raised at the backward (the anchor
-    entry was released by autograd.grad). Root cause: """ + _SHARED_ANCHOR
+    [a.weight])` then `d["b"].sum().backward()`, then the same backward again (eager raises: its path is freed)."""
     def step(f, model, x, y, i):
         d = f(tl.tensor(x))
         g, = tl.autograd.grad(_ce(d["a"], y), [model.a.weight])
         d["b"].sum().backward()
-        return [g.numpy(), d["b"].numpy()]
+        out = [g.numpy(), d["b"].numpy()]
+        try:
+            d["b"].sum().backward()
+        except RuntimeError as exc:
+            assert "second time" in str(exc)
+            return out + [np.array("raised")]
+        return out
     _check(lambda: _TwoHeads(as_dict=True), step)
+
+
+def test_a_backward_through_both_outputs_after_one_of_them_raises_as_eager():
+    """Independent heads: `a.sum().backward()`, then `(a.sum() + b.sum()).backward()`: eager raises (a's path was
+    freed), and so does the replay, with b's parameters left without a gradient as in eager."""
+    def step(f, model, x, y, i):
+        a, b = f(tl.tensor(x))
+        a.sum().backward()
+        (a.sum() + b.sum()).backward()
+        return [a.numpy()]
+    _check(_TwoHeads, step, expect_raises=CALLS)
 
 
 # ---------------------------------------------------------------- probes that held (kept as regressions)
@@ -313,7 +326,7 @@ def test_two_forwards_then_their_backwards_in_reverse_order_and_accumulation_mat
     assert f.stats["replays"] >= 3 * CALLS - 1, f.stats
 
 
-# ---------------------------------------------------------------- eager gives a stale answer, the replay raises (xfail)
+# ---------------------------------------------------------------- an index changed in place before backward
 
 class _Emb(nn.Module):
     def __init__(self):
@@ -324,15 +337,10 @@ class _Emb(nn.Module):
         return self.emb(t)
 
 
-@pytest.mark.xfail(strict=True, reason="eager, not the replay: ops/index.py getitem keeps the index tensor's own "
-                   "buffer as its attr (reads=(), the index is no saved input), so an index tensor changed in place "
-                   "before backward silently moves eager's gradient to the new rows; the replay refuses (its plan "
-                   "reads the index argument, checked by _check_reads), as PyTorch does")
 def test_an_index_tensor_changed_in_place_before_backward_acts_as_eager():
-    """`out = cm(t)` (Embedding), `t.add_(1)`, backward. Eager computed a gradient scattered at the NEW indices
-    (t's buffer is the getitem entry's index attr; PyTorch raises, its saved indices are version-checked). The
-    replay raised RuntimeError ('modified by an in-place operation'). Root cause: eager's getitem
-    (tinygrad_lite/ops/index.py) neither copies nor version-checks a tensor index; the replay is the one right."""
+    """`out = cm(t)` (Embedding), `t.add_(1)`, backward: eager and the replay both scatter the gradient to the rows
+    the forward read (getitem copies its index, as PyTorch makes an index a tensor of its own). Eager used to keep
+    t's buffer as the index and moved the gradient to the new rows; the replay raised."""
     def step(f, model, x, y, i):
         t = tl.tensor((np.abs(x[:, 0]) * 3).astype(np.int64) % 9)
         out = f(t)

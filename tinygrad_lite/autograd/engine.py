@@ -240,7 +240,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
                 for w in watches:
                     if e in w.after:
                         w.after.pop(e)(leaf_grads)
-            if not retain_graph:  # release (inlined: this runs once per entry)
+            if not retain_graph and (e.prim.release is None or e.prim.release(e)):  # release (inlined: per entry)
                 if release and len(parents) == len(saved):
                     out = e.out_data
                     e.struct = (tuple(parents), tuple(shapes) + (out.shape,), out.dtype)

@@ -104,8 +104,7 @@ def record_backward(cap, result, leaves, first_seq, capturing):
     graph_args = {i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x._entry is not None}  # (guarded by
     # the signature: a replay's arguments have graphs where these had)
     rec = dict(m=m, nfwd=nfwd, out_refs=out_refs, outs=outs, nargs=len(leaves), saved={}, args_used=set(),
-               graph_args=graph_args,
-               live_used={}, backwards={})
+               graph_args=graph_args, live_used={}, backwards={}, paths={})
     k = len(outs)
     for mask in range(1, 2 ** k):
         subset = tuple(i for i in range(k) if mask >> i & 1)
@@ -137,6 +136,7 @@ def _record_one(cap, rec, subset, leaves, first_seq, capturing, fwd_values):
                 e.grad = grad
     if cap.failure is not None:
         raise Unsupported(cap.failure)
+    rec["paths"][subset] = frozenset(e.seq for e, _ in parts.visited)  # eager's entries on this backward's path
     # What eager's entries on THIS backward's path would check before backward (not those of other outputs' paths):
     # the arguments and live tensors that are inputs of an entry reading its inputs (`x * p` reads p although p's
     # gradient is x's values; refused when changed in place or given a new history), and those an entry's output
@@ -321,6 +321,11 @@ class AotPlan:
             prim.vjp = self._out_vjp
             self.out_prims.append(prim)
         self.out_prims = [self.out_prims[0] if a else self.out_prims[1] for a in aliased]
+        # per output, eager's entries on its backward's path: a backward without retain_graph frees those of its
+        # outputs, so a later one through another output must refuse only where the two paths share an entry
+        self.paths = [rec["paths"][(i,)] for i in range(self.nouts)]
+        if self.nouts > 1:
+            self.prim.release = self._release
 
     def run(self, argv):
         from ..tensor import Tensor
@@ -339,11 +344,12 @@ class AotPlan:
         read = [(t, t._version) for t in (argv[key] if kind == "arg" else key for kind, key in self.checked)]
         inputs += saved  # this call's forward arrays the backward reads (released with the entry's saved values)
         if len(outs) == 1:
-            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch, read),))
+            _recorder.record(self.prim, tuple(inputs), outs[0], ((self, None, watch, read, None),))
         else:
             holder = [None] * len(outs)  # each output's gradient in one backward, until the anchor's VJP runs
             anchor = Tensor._wrap(np.zeros(len(outs), self.dtype))
-            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder, watch, read),))
+            freed = [(), set()]  # the outputs of the anchor's last backward; those whose path eager has freed
+            _recorder.record(self.prim, tuple(inputs), anchor, ((self, holder, watch, read, freed),))
             for i, o in enumerate(outs):
                 _recorder.record(self.out_prims[i], (anchor,), o, ((holder, i),))
         return map_structure(marked, lambda t: outs[t.index] if t.__class__ is _Out else t)
@@ -358,6 +364,13 @@ class AotPlan:
         mark = np.zeros(self.nouts, self.dtype)  # the anchor's gradient says which outputs got one in THIS backward
         mark[i] = 1
         return (Tensor._wrap(mark),)
+
+    def _release(self, entry):
+        """The engine's question after the anchor's VJP ran in a backward without retain_graph: free its saved
+        values now? Only once every output's path was freed (eager frees the entries of the path that ran)."""
+        freed = entry.attrs[0][4]
+        freed[1].update(freed[0])
+        return len(freed[1]) == self.nouts
 
     def _check_dtype(self, g, i):
         if g._data.dtype != self.dtypes[i]:  # eager's VJPs would compute in the gradient's dtype: other roundings
@@ -375,12 +388,19 @@ class AotPlan:
         from ..tensor import Tensor
         if state.grad_enabled:
             self._no_create_graph()
-        _, holder, watch, read = entry.attrs[0]
+        _, holder, watch, read, freed = entry.attrs[0]
         if holder is None:
             subset = (0,)
         else:
             got = g._data  # (not the holder's None-ness: a backward that raised midway may have left values)
             subset = tuple(i for i in range(self.nouts) if got[i] != 0)
+            if any(self.paths[i] & self.paths[j] for i in subset for j in freed[1]):
+                raise RuntimeError(
+                    f"Trying to backward through the graph a second time: the values saved by {entry.describe()} "
+                    f"for the outputs {sorted(freed[1])} were freed by an earlier backward, and this one (through "
+                    f"the outputs {list(subset)}) needs some of them. Specify retain_graph=True on the first "
+                    f"backward() (or autograd.grad()) call if you need to backward through the graph again.")
+            freed[0] = subset
         reads, views = self.checks_of[subset]  # (this backward's: eager checks only the entries it runs)
         _check_reads(entry, [read[j] for j in reads])
         watch = (watch or []) + [read[j] for j in views]

@@ -36,7 +36,7 @@ def user_site():
 class Primitive:
     """A differentiable operation: NumPy forward, VJP in Tensor ops, attribute names, optional test sampler."""
     __slots__ = ("name", "forward", "vjp", "attr_names", "nin", "sample", "kink", "expects", "reads", "into", "jvp",
-                 "onnx", "batch", "ufunc")
+                 "onnx", "batch", "ufunc", "release")
 
     def __init__(self, name, forward, attr_names=(), nin=1, sample=None, kink=None, expects=None,
                  reads=("inputs", "output")):
@@ -54,6 +54,8 @@ class Primitive:
         self.onnx = None  # ONNX export rule (see defonnx)
         self.batch = None  # vmap: the forward over a leading batch dimension (see defbatch)
         self.ufunc = None  # the NumPy ufunc the forward is, when it is one (tl.compile calls it directly)
+        self.release = None  # optional: release(entry) -> whether a backward without retain_graph frees the entry
+        # now (tl.compile's entry of several outputs keeps what the backward of the others still needs)
 
     def defvjp(self, fn):
         self.vjp = fn
