@@ -36,7 +36,7 @@ class Chain(_Case):
         self.args = (self.x0,)
 
     def run(self, x0):
-        x = tl.tensor(x0, requires_grad=True)  # shares x0, which nothing writes
+        x = tl.tensor(x0, requires_grad=True)  # a copy of x0, as torch.tensor makes
         y = x
         for kind, c in self.ops:
             if kind == "mul":

@@ -226,7 +226,7 @@ class Compiled:
                              f"values; return them in a tuple, a list, a dict or a namedtuple")
             aot = None
             if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
-                from . import aot as _aot  # (imported here: with the package, W5's replays measured 15% slower
+                from . import aot_record as _aot  # (imported here: with the package, W5's replays measured 15% slower
                 # per operation, reproducibly; the cause was not found)
                 try:
                     aot = _aot.record_backward(cap, out, leaves, first_seq, _capture.recording(cap))
