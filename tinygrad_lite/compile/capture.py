@@ -30,7 +30,7 @@ _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("
 
 class recording:
     """`cap` recording on this thread (a context manager): the autograd state, the tensor creation hook and the
-    recorder's flag point at it. Used by tl.compile (the call, and the backward aot.py records) and by vmap."""
+    recorder's flag point at it. Used by tl.compile (the call, and the backward aot_record.py records) and by vmap."""
 
     def __init__(self, cap):
         self.cap = cap
