@@ -209,22 +209,23 @@ class RNNBase(Module):
 
     def _direction(self, seq, reverse, state, sfx):
         """One layer in one direction over a (T, B, F) sequence: (the (T, B, H) outputs, the final states).
-        The input projection of every step is one large matmul; each step then adds W_hh h^T to its transposed slice
-        (slicing the projection per step is cheap in backward: the engine adds slice gradients into one buffer)."""
+        Each step projects its own input, W_x x_t^T, feature-major like the rest of the step: its weight gradient is
+        then one small matmul per step, where one projection of the whole sequence would have each step's gradient
+        added into a strided slice of a (gates, T*B) buffer (slower than the matmul). The bias rides along as an
+        input feature that is always 1 (one matmul gives W_x x_t^T + b)."""
         w_ih, w_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih, b_hh = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if self.bias else (None, None)
         hidden = self.hidden_size
         w_x, w_h, b = fused_weights(self.mode, w_ih, w_hh, b_ih, b_hh, hidden)
-        steps, batch, feat = seq.shape
-        proj = seq.reshape(steps * batch, feat) @ w_x.T
+        steps, batch, _ = seq.shape
         if b is not None:
-            proj = proj + b
-        proj = proj.reshape(steps, batch, proj.shape[-1])
+            w_x = cat([w_x, b.unsqueeze(1)], 1)
+            seq = cat([seq, Tensor._wrap(constant(np.ones((steps, batch, 1), dtype=seq.dtype)))], 2)
         step = _STEPS[self.mode]
         state = [s.T for s in state]  # feature-major (hidden, batch) while stepping
         out = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            state = cell_step(step, proj[t].T, state, w_h, hidden)
+            state = cell_step(step, w_x @ seq[t].T, state, w_h, hidden)
             out[t] = state[0]
         return stack(out, 0).permute(0, 2, 1), [s.T for s in state]  # (T, H, B) stacked, read as (T, B, H)
 
