@@ -279,9 +279,7 @@ def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=Fal
 
 
 def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-    src = data._data if isinstance(data, Tensor) else data
-    return Tensor(np.array(src, copy=True) if isinstance(src, np.ndarray) else src,
-                  dtype=self._data.dtype if dtype is None else dtype, requires_grad=requires_grad)
+    return Tensor(data, dtype=self._data.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
 Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(zeros), _new(ones), _new(empty)

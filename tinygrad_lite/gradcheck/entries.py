@@ -99,7 +99,7 @@ def _replay(e, leaves):
 
 
 def _leaves(arrays, needs):
-    return [Tensor(a.copy(), requires_grad=n) for a, n in zip(arrays, needs)]
+    return [Tensor(a, requires_grad=n) for a, n in zip(arrays, needs)]
 
 
 def _kink_masks(e, arrays, needs, eps):
@@ -252,7 +252,7 @@ def _order2(e, arrays, needs, base, i, u, rng, eps):
         return sum(float(np.vdot(g._data, w)) for g, w in zip(gs, ws) if g is not None)
 
     leaves = _leaves(arrays, needs)
-    g_leaf = Tensor(gv.copy(), requires_grad=True)
+    g_leaf = Tensor(gv, requires_grad=True)
     with enable_grad():
         out = _replay(e, leaves)
         gs = autograd_grad(out, [leaves[k] for k in diff], grad_outputs=g_leaf.astype(out._data.dtype),

@@ -120,7 +120,7 @@ class Target:
 
 
 def _float64_copy(t):
-    c = Tensor(np.array(t._data, dtype=np.float64))
+    c = Tensor(t._data, dtype=np.float64)
     return c.requires_grad_() if t.requires_grad else c
 
 

@@ -321,13 +321,13 @@ class Optimizer:
         if arr is None:
             return copy.deepcopy(value)
         if name == "step":
-            return Tensor(np.array(arr, dtype=np.float32))
+            return Tensor(arr, dtype=np.float32)
         if arr.shape != p._data.shape:
             raise ValueError(f"loaded state dict: state[{index}][{name!r}] has shape {tuple(arr.shape)} but "
                              f"its parameter has shape {tuple(p._data.shape)}")
         dtype = p._data.dtype if np.issubdtype(p._data.dtype, np.floating) and \
             np.issubdtype(arr.dtype, np.floating) else arr.dtype
-        return Tensor(np.array(arr, dtype=dtype, copy=True))
+        return Tensor(arr, dtype=dtype)
 
 
 def _lerp_(a, b, weight, tmp):

@@ -28,7 +28,7 @@ class SGD(Optimizer):
         if momentum != 0:
             buf_t = state.get("momentum_buffer")
             if buf_t is None:
-                state["momentum_buffer"] = buf_t = Tensor(np.array(g, copy=True))
+                state["momentum_buffer"] = buf_t = Tensor(g)  # (a copy of its own)
                 buf = buf_t._data
             else:
                 buf = buf_t._data
