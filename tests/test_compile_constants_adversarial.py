@@ -98,6 +98,22 @@ class _Loss:  # a plain callable object (not a Module), as loss/transform object
 _Mode = enum.Enum("_Mode", "DOUBLE TRIPLE")
 
 
+class _Items(nn.Module):
+    """A layer whose settings are items of a dict and a list it holds: `self.cfg["scale"]`, `self.sizes[0]`."""
+
+    def __init__(self):
+        super().__init__()
+        self.cfg, self.sizes = {"scale": 2.0}, [2.0]
+
+    def forward(self, x):
+        return x * self.cfg["scale"] * self.sizes[0]
+
+
+class _ByName:  # settings read with getattr and a name computed at run time
+    def __init__(self):
+        self.scale, self.names = 2.0, {"what": "scale"}
+
+
 class _AttrDict(dict):  # EasyDict / ml_collections style config
     __getattr__ = dict.__getitem__
     __setattr__ = dict.__setitem__
@@ -133,6 +149,7 @@ def _case(name):
     """(fn, change) of one case; every value it uses is set up afresh here."""
     g = _G
     g.obj, g.loss, g.act, g.v, g.cfg = _Static(), _Loss(2.0), F.relu, None, _AttrDict(scale=2.0)
+    g.d, g.lst, g.by_name, items = {"opt": {"lr": 2.0}}, [2.0, 1.0], _ByName(), _Items()
     _cfgmod.SCALE, _ClassDefault.scale, m = 2.0, 2.0, _ClassDefault()
     typed = {"np.float64": (np.float64(2.0), np.float64(3.0), lambda x: (x * _G.v).detach()),
              "np.float32": (np.float32(2.0), np.float32(3.0), lambda x: (x * _G.v).detach()),
@@ -155,6 +172,12 @@ def _case(name):
         "callable object": (lambda x: _G.loss(x).detach(), lambda: setattr(g.loss, "alpha", 3.0)),
         "object rebound": (lambda x: _G.loss.apply(x).detach(), lambda: setattr(g, "loss", _Loss(3.0))),
         "AttrDict": (lambda x: (x * _G.cfg.scale).detach(), lambda: g.cfg.__setitem__("scale", 3.0)),
+        "dict item": (lambda x: (x * _G.d["opt"]["lr"]).detach(), lambda: g.d["opt"].__setitem__("lr", 3.0)),
+        "list item": (lambda x: (x * _G.lst[-2]).detach(), lambda: g.lst.__setitem__(0, 3.0)),
+        "self.cfg[key]": (lambda x: items(x).detach(), lambda: items.cfg.__setitem__("scale", 3.0)),
+        "self.sizes[0]": (lambda x: items(x).detach(), lambda: items.sizes.__setitem__(0, 3.0)),
+        "getattr(obj, computed)": (lambda x: (x * getattr(_G.by_name, _G.by_name.names["what"])).detach(),
+                                   lambda: setattr(g.by_name, "scale", 3.0)),
         "@tl.no_grad() helper": (lambda x: _predict(x), _set_scale),
         "@tl.no_grad() method": (lambda x: pred(x), _set_scale),
         "tl.func.grad(loss)": (lambda x: grad(x), _set_scale),
@@ -164,7 +187,8 @@ def _case(name):
 
 _STALE = ["config.SCALE", "config.helper(x)", "partial helper", "staticmethod", "classmethod", "class default changed",
           "class default shadowed", "super().forward", "global function rebound", "callable object", "object rebound",
-          "np.float64", "np.float32", "Enum", "tuple shape", "AttrDict", "@tl.no_grad() helper",
+          "np.float64", "np.float32", "Enum", "tuple shape", "AttrDict", "dict item", "list item", "self.cfg[key]",
+          "self.sizes[0]", "getattr(obj, computed)", "@tl.no_grad() helper",
           "@tl.no_grad() method", "tl.func.grad(loss)", "nested tl.compile"]
 
 
@@ -184,6 +208,8 @@ def test_a_setting_the_step_reads_is_never_replayed_stale(name):
         guarded from a `_Self` of the OLD object (`read`), so rebinding `obj` is not seen;
     np.float64 / np.float32 / Enum / tuple shape: `_kept` takes `type(value) in PLAIN` only;
     AttrDict (`cfg.scale` served by __getattr__ from the dict): `_attribute` found nothing, nothing was guarded;
+    dict item / list item / self.cfg[key] / self.sizes[0] (`cfg["opt"]["lr"]`, `lst[-2]`): `_chains` ended a chain at
+        its subscript, so items were never guarded; getattr(obj, computed): a name known only at run time;
     @tl.no_grad() helper/method, tl.func.grad(loss): the wrapper is library code, and `scan` skips library code
         entirely (`if depth == 0 or _user_code(code)`), including the user function in its closure;
     nested tl.compile: a Compiled object is neither a function nor a Module."""
@@ -268,6 +294,44 @@ def test_the_scan_never_raises_where_eager_does_not():
     f = tl.compile(lambda x: (x * _SLOTCFG.scale).detach())
     x = _x()
     assert np.array_equal(f(x).numpy(), (x * 2.0).numpy())
+
+
+class _Lookup:  # settings served by user code: __getattr__ and __getitem__ over a dict
+    def __init__(self):
+        self.d = {"scale": 2.0}
+
+    def __getattr__(self, name):
+        if name == "d":
+            raise AttributeError(name)
+        return self.d[name]
+
+    def __getitem__(self, key):
+        return self.d[key]
+
+
+_LOOKUP = _Lookup()
+
+
+@pytest.mark.parametrize("how", ["__getattr__", "__getitem__"])
+def test_settings_served_by_user_lookup_code_run_eagerly_with_the_reason(how):
+    """`x * cfg.scale` / `x * cfg["scale"]` where the user's class computes the value: the scan runs no user code,
+    so it cannot guard the value; the call runs eagerly (never a stale replay), and last_reason names the lookup."""
+    _LOOKUP.d["scale"] = 2.0
+    fn = (lambda x: (x * _LOOKUP.scale).detach()) if how == "__getattr__" else \
+        (lambda x: (x * _LOOKUP["scale"]).detach())
+    bad, stats = _mismatches(fn, lambda: _LOOKUP.d.__setitem__("scale", 3.0))
+    assert bad == [] and stats["replays"] == 0, stats
+    assert f"_Lookup.{how}" in stats["last_reason"], stats
+
+
+def test_unchanged_items_and_getattr_settings_replay():
+    """The guards on items and getattr'd attributes hold while nothing changes: every call after the first replays."""
+    cfg, obj = {"lr": 0.5}, _ByName()
+    f = tl.compile(lambda x: (x * cfg["lr"] * getattr(obj, obj.names["what"])).detach())
+    x = _x()
+    for _ in range(6):
+        assert np.array_equal(f(x).numpy(), (x * 0.5 * 2.0).numpy())
+    assert f.stats["replays"] == 5 and f.stats["eager_calls"] == 0, f.stats
 
 
 # ============ the view cache of generated replays (fixed in 566032c) ============

@@ -1,18 +1,20 @@
 """The Python constants a compiled function reads: the settings (plain values, NumPy scalars, tuples and frozensets of
 them; by identity Enum members, tensors and arrays) its code takes from its module's globals, from its closure, and
 from the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the
-user's own module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key) — its own code and that
+user's own module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key), and the items read from
+dicts, lists and tuples among them with a constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that
 of the user's functions, methods (static and class methods, properties, `super()`'s), partials, callable objects and
 Modules it reaches the same way, and of the user's functions a library wrapper holds (`@tl.no_grad()`,
 `tl.func.grad(f)`, a nested tl.compile). A replay bakes them into its kernels, so each is a guard, snapshotted before
 the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value); an
 attribute is looked up again from its root on every check, so rebinding `cfg` is seen too, and the code reached
 (functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
-user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly.
-Not followed: the library's own code (its settings are arguments; its wrappers are looked through), the standard
-library's, NumPy's and installed packages' modules, what is reached only through a call's result, a container
-(`cfg["lr"]`), `getattr`, a user `__getattr__` or a class's constructor, and a method replaced on its class (methods
-are found by name, not guarded). README says so."""
+user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly;
+so it does when a value it would guard is served by the user's own `__getattr__` or `__getitem__`. With `getattr(obj,
+name)` every setting of obj is a guard (the name may be computed). Not followed: the library's own code (its settings
+are arguments; its wrappers are looked through), the standard library's, NumPy's and installed packages' modules, what
+is reached only through a call's result or a local variable, an item read with a computed key, a class's
+constructor, and a method replaced on its class (methods are found by name, not guarded). README says so."""
 import dis
 import enum
 import functools
@@ -29,6 +31,7 @@ _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", 
 _ROOTS = tuple(_KIND)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
+_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
 
 
 def _data(value):
@@ -168,7 +171,7 @@ class _Found:
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
         me = self.selves.setdefault(id(inst), _Self(inst))
-        for kind, name, path in sorted(_chains(code)):
+        for kind, name, path in sorted(_chains(code), key=repr):
             if kind != "global" and name == self_name:
                 root = me
             elif kind == "deref" and name in cells:
@@ -191,12 +194,21 @@ class _Found:
                 value, holder = _locate(owner, path[step - 1])
                 at = (holder, path[0], ()) if step == 1 and holder is not None and isinstance(root, _Self) else \
                     (root, name, path[:step])
+                attr = path[step - 1]
+                if attr is _ANY:  # getattr(obj, name): every data attribute of obj
+                    self.keep_all(root, name, path[:step - 1], owner)
+                    return
                 if value is _GONE:
-                    f, inst = _member(_lookup(owner if isinstance(owner, type) else type(owner), path[step - 1]),
-                                      owner)
+                    f, inst = (None, None) if attr.__class__ is _Key else \
+                        _member(_lookup(owner if isinstance(owner, type) else type(owner), attr), owner)
                     if f is not None:
                         self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
+                        return
+                    hook = "__getitem__" if attr.__class__ is _Key else "__getattr__"
+                    if not isinstance(owner, type) and _user_code(_lookup(type(owner), hook)):
+                        self.limit = (f"'{_dotted(name, path[:step])}' is read through "
+                                      f"{type(owner).__name__}.{hook}, code of the user's that the scan does not run")
                     return
             if value is _GONE:
                 return
@@ -206,6 +218,19 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
+
+    def keep_all(self, root, name, path, obj):
+        """`getattr(obj, name)` with a name computed at run time: keep every setting in obj's instance dict."""
+        d = _dict(obj)
+        if d is None:
+            return
+        if len(d) > _MAX_ATTRIBUTES:
+            self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
+                          f"attributes to guard")
+            return
+        for key, value in list(d.items()):
+            if isinstance(key, str) and (_data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum))):
+                self.keep(root, name, path + (key,), value)
 
     def keep(self, root, name, path, value):
         key = (id(root), name, path)
@@ -240,7 +265,9 @@ def _locate(obj, name):
     """(`obj.name`, the dict it is read from or None) when Python reads it as data — from the instance's dict or
     slot, a user module's globals, a class attribute that is not a descriptor (its MRO), a Module's parameter, buffer
     or child, an AttrDict's key — without running any code; (_GONE, None) otherwise (a method, a property, code's
-    attributes, a library module's)."""
+    attributes, a library module's). `name` may be a _Key: an item of a dict, list or tuple."""
+    if name.__class__ is _Key:
+        return _item(obj, name.key), None
     if isinstance(obj, type):
         entry = _lookup(obj, name)
         return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
@@ -270,6 +297,45 @@ def _locate(obj, name):
     return _GONE, None
 
 
+class _Key:
+    """In an attribute path: an item read with a constant key, `cfg["lr"]` (`BINARY_SUBSCR` after `LOAD_CONST`)."""
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __eq__(self, other):
+        return other.__class__ is _Key and type(other.key) is type(self.key) and other.key == self.key
+
+    def __hash__(self):
+        return hash((_Key, self.key))
+
+    def __repr__(self):
+        return f"[{self.key!r}]"
+
+
+_ANY = "<getattr>"  # in an attribute path: the object is the first argument of getattr (see _chains)
+
+
+def _dotted(name, path):
+    return name + "".join(repr(a) if a.__class__ is _Key else "." + a for a in path)
+
+
+def _user_code(entry):
+    return isinstance(entry, types.FunctionType) and _user_path(entry.__code__.co_filename)
+
+
+def _item(obj, key):
+    """`obj[key]` for a dict (whose lookup is dict's own), a list or a tuple, without running user code; or _GONE."""
+    t = type(obj)
+    if isinstance(obj, dict) and (t is dict or (_lookup(t, "__getitem__") is dict.__getitem__ and
+                                                _lookup(t, "__missing__") is _GONE)):
+        return dict.get(obj, key, _GONE)
+    if (t is list or t is tuple) and type(key) is int and -len(obj) <= key < len(obj):
+        return obj[key]
+    return _GONE
+
+
 @functools.lru_cache(maxsize=4096)
 def _user_path(path):
     """Whether a file is the user's: not the library's, the standard library's or NumPy's (their settings are
@@ -297,25 +363,51 @@ def _chains(code, top=True):
     """{(kind, name, (attr, ...))}: every name `code` and the code it defines inside (comprehensions, lambdas) reads
     as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
     attributes read from it in a row (the last may be a method it calls)."""
-    found, chain = set(), None
-    for ins in dis.get_instructions(code):
+    found, chain, of_getattr, chain_any = set(), None, False, False
+    instructions = list(dis.get_instructions(code))
+    for i, ins in enumerate(instructions):
         op = ins.opname
         if op == "LOAD_ATTR" and chain is not None:
             chain.append(ins.argval)
+            continue
+        if chain is not None and op == "BINARY_SUBSCR" and chain[-1].__class__ is _Key:
+            continue  # (the item `cfg["lr"]` read: its key was appended at LOAD_CONST)
+        if chain is not None and op == "LOAD_CONST" and type(ins.argval) in (str, int) and _subscript(instructions, i):
+            chain.append(_Key(ins.argval))
             continue
         if op == "LOAD_METHOD" and chain is not None:  # `obj.method(...)` (Python 3.11): the chain ends in a call
             chain.append(ins.argval)
         if chain is not None:
             found.add((chain[0], chain[1], tuple(chain[2:])))
+            if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
+                found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
             chain = None
+        if op == "LOAD_GLOBAL" and ins.argval == "getattr":
+            of_getattr = True  # the next chain is getattr's object
+            continue
+        chain_any = False
         if op in _ROOTS and (op != "LOAD_FAST" or top):
-            chain = [_KIND[op], ins.argval]
+            chain, chain_any = [_KIND[op], ins.argval], of_getattr
+        if op != "PUSH_NULL":
+            of_getattr = False
     if chain is not None:
         found.add((chain[0], chain[1], tuple(chain[2:])))
+        if chain_any:
+            found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             found |= _chains(const, False)
     return frozenset(found)
+
+
+def _subscript(instructions, i):
+    """Whether the constant loaded at i is the key of an item read: `cfg["lr"]`, or `cfg["n"] += 1` (COPY COPY)."""
+    for ins in instructions[i + 1:i + 4]:
+        if ins.opname == "BINARY_SUBSCR":
+            return True
+        if ins.opname != "COPY":
+            return False
+    return False
 
 
 def _root_value(root, name):
@@ -336,9 +428,9 @@ def changed(constants):
         for attr in path:
             now = _locate(now, attr)[0]
         if now is not value and not (_data(value) and _same(now, value)):
-            kind = "attribute" if path else "closure variable" if isinstance(root, types.CellType) else \
-                "global" if "__name__" in root else "attribute"
-            what = ".".join((name,) + path)
+            kind = ("item" if path[-1].__class__ is _Key else "attribute") if path else "closure variable" \
+                if isinstance(root, types.CellType) else "global" if "__name__" in root else "attribute"
+            what = _dotted(name, path)
             if now is _GONE:
                 return f"the {kind} '{what}' the function reads is gone"
             if not _data(value):
