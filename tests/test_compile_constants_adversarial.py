@@ -4,6 +4,7 @@ step reaches) and of the view cache of generated replays (compile/replay.py `_Em
 Every test compares the compiled call with the eager call of the same function on the same inputs, bit for bit. A
 failing test is a stale replay (or a crash eager does not have); its docstring says what eager does and what the
 replay does."""
+import contextlib
 import enum
 import functools
 import types
@@ -522,3 +523,29 @@ def test_a_normal_training_loop_with_library_and_custom_layers_replays():
         step(x).sum().backward()
         opt.step()
     assert step.stats["replays"] == 11 and step.stats["eager_calls"] == 0, step.stats
+
+
+def test_a_step_that_decays_its_own_learning_rate_item_matches_eager():
+    """`opt.param_groups[0]["lr"] *= 0.9` inside the compiled step: the item is read by the step itself (COPY COPY
+    BINARY_SUBSCR), so it is a guard; the replay never bakes the old rate or skips the decay. Losses, parameters and
+    the final rate are eager's."""
+    def run(compiled):
+        tl.manual_seed(0)
+        m = nn.Linear(3, 2)
+        opt = tl.optim.SGD(m.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = m(x).sum()
+            loss.backward()
+            opt.step()
+            opt.param_groups[0]["lr"] *= 0.9
+            return loss.item()
+        f = tl.compile(step) if compiled else step
+        x = tl.tensor(np.ones((4, 3), np.float32))
+        with pytest.warns(tl.CompileWarning) if compiled else contextlib.nullcontext():
+            losses = [f(x) for _ in range(12)]
+        return losses, [p.numpy().copy() for p in m.parameters()], opt.param_groups[0]["lr"]
+    want, got = run(False), run(True)
+    assert want[0] == got[0] and want[2] == got[2]
+    assert all(np.array_equal(a, b) for a, b in zip(want[1], got[1]))
