@@ -4,6 +4,7 @@ step reaches) and of the view cache of generated replays (compile/replay.py `_Em
 Every test compares the compiled call with the eager call of the same function on the same inputs, bit for bit. A
 failing test is a stale replay (or a crash eager does not have); its docstring says what eager does and what the
 replay does."""
+import collections
 import contextlib
 import enum
 import functools
@@ -313,16 +314,31 @@ class _Lookup:  # settings served by user code: __getattr__ and __getitem__ over
 _LOOKUP = _Lookup()
 
 
-@pytest.mark.parametrize("how", ["__getattr__", "__getitem__"])
-def test_settings_served_by_user_lookup_code_run_eagerly_with_the_reason(how):
-    """`x * cfg.scale` / `x * cfg["scale"]` where the user's class computes the value: the scan runs no user code,
-    so it cannot guard the value; the call runs eagerly (never a stale replay), and last_reason names the lookup."""
+_DEFAULTS = collections.defaultdict(lambda: 2.0)
+_USERDICT = collections.UserDict(scale=2.0)
+
+
+@pytest.mark.parametrize("how", ["__getattr__", "__getitem__", "defaultdict new key", "UserDict"])
+def test_settings_computed_by_lookup_code_run_eagerly_with_the_reason(how):
+    """`x * cfg.scale` / `x * cfg["scale"]` where code computes the value (the user's __getattr__/__getitem__, a
+    defaultdict's factory for a key not there yet, UserDict's __getitem__): the scan runs no such code, so it cannot
+    guard the value; the call runs eagerly (never a stale replay), and last_reason names the lookup."""
     _LOOKUP.d["scale"] = 2.0
-    fn = (lambda x: (x * _LOOKUP.scale).detach()) if how == "__getattr__" else \
-        (lambda x: (x * _LOOKUP["scale"]).detach())
-    bad, stats = _mismatches(fn, lambda: _LOOKUP.d.__setitem__("scale", 3.0))
+    _DEFAULTS.pop("new", None)
+    _USERDICT["scale"] = 2.0
+    fn, change, named = {
+        "__getattr__": (lambda x: (x * _LOOKUP.scale).detach(), lambda: _LOOKUP.d.__setitem__("scale", 3.0),
+                        "_Lookup.__getattr__"),
+        "__getitem__": (lambda x: (x * _LOOKUP["scale"]).detach(), lambda: _LOOKUP.d.__setitem__("scale", 3.0),
+                        "_Lookup's __getitem__"),
+        "defaultdict new key": (lambda x: (x * _DEFAULTS["new"]).detach(), lambda: _DEFAULTS.__setitem__("new", 3.0),
+                                "defaultdict's __getitem__"),
+        "UserDict": (lambda x: (x * _USERDICT["scale"]).detach(), lambda: _USERDICT.__setitem__("scale", 3.0),
+                     "UserDict's __getitem__"),
+    }[how]
+    bad, stats = _mismatches(fn, change)
     assert bad == [] and stats["replays"] == 0, stats
-    assert f"_Lookup.{how}" in stats["last_reason"], stats
+    assert named in stats["last_reason"], stats
 
 
 def test_unchanged_items_and_getattr_settings_replay():

@@ -10,11 +10,12 @@ the recording call runs (a step that changes one itself, `global n; n += 1`, the
 attribute is looked up again from its root on every check, so rebinding `cfg` is seen too, and the code reached
 (functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
 user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly;
-so it does when a value it would guard is served by the user's own `__getattr__` or `__getitem__`. With `getattr(obj,
-name)` every setting of obj is a guard (the name may be computed). Not followed: the library's own code (its settings
-are arguments; its wrappers are looked through), the standard library's, NumPy's and installed packages' modules, what
-is reached only through a call's result or a local variable, an item read with a computed key, a class's
-constructor, and a method replaced on its class (methods are found by name, not guarded). README says so."""
+so it does when a value it would guard is computed by a `__getattr__`, `__getitem__` or `__missing__`. With
+`getattr(obj, name)` every setting of obj is a guard (the name may be computed). Not followed: the library's own
+code (its settings are arguments; its wrappers are looked through), the standard library's, NumPy's and installed
+packages' modules, what is reached only through a call's result or a local variable, an item read with a computed
+key, a class's constructor, and a method replaced on its class (methods are found by name, not guarded). README says
+so."""
 import dis
 import enum
 import functools
@@ -205,10 +206,13 @@ class _Found:
                         self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
                         return
-                    hook = "__getitem__" if attr.__class__ is _Key else "__getattr__"
-                    if not isinstance(owner, type) and _user_code(_lookup(type(owner), hook)):
+                    if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
                         self.limit = (f"'{_dotted(name, path[:step])}' is read through "
-                                      f"{type(owner).__name__}.{hook}, code of the user's that the scan does not run")
+                                      f"{type(owner).__name__}.__getattr__, code that the scan does not run")
+                    return
+                if value is _UNSEEN:
+                    self.limit = (f"'{_dotted(name, path[:step])}' is computed by {type(owner).__name__}'s "
+                                  f"__getitem__ or __missing__, code that the scan does not run")
                     return
             if value is _GONE:
                 return
@@ -321,19 +325,24 @@ def _dotted(name, path):
     return name + "".join(repr(a) if a.__class__ is _Key else "." + a for a in path)
 
 
-def _user_code(entry):
-    return isinstance(entry, types.FunctionType) and _user_path(entry.__code__.co_filename)
-
-
 def _item(obj, key):
-    """`obj[key]` for a dict (whose lookup is dict's own), a list or a tuple, without running user code; or _GONE."""
+    """`obj[key]` for a dict (whose lookup is dict's own), a list or a tuple, without running code; _GONE when there
+    is no such item (eager raises); _UNSEEN when code would compute it (a defaultdict's missing key, a class's own
+    __getitem__: a UserDict, a config class)."""
     t = type(obj)
-    if isinstance(obj, dict) and (t is dict or (_lookup(t, "__getitem__") is dict.__getitem__ and
-                                                _lookup(t, "__missing__") is _GONE)):
-        return dict.get(obj, key, _GONE)
-    if (t is list or t is tuple) and type(key) is int and -len(obj) <= key < len(obj):
-        return obj[key]
-    return _GONE
+    if isinstance(obj, dict) and (t is dict or _lookup(t, "__getitem__") is dict.__getitem__):
+        value = dict.get(obj, key, _GONE)
+        return _UNSEEN if value is _GONE and t is not dict and _lookup(t, "__missing__") is not _GONE else value
+    if t is list or t is tuple:
+        return obj[key] if type(key) is int and -len(obj) <= key < len(obj) else _GONE
+    return _UNSEEN if _computes(_lookup(t, "__getitem__")) else _GONE
+
+
+def _computes(entry):
+    """Whether a class's __getattr__/__getitem__ is Python code that computes values (not the library's Module's,
+    whose parameters, buffers and children _locate reads itself)."""
+    from ..autograd.recorder import _PKG_DIR
+    return isinstance(entry, types.FunctionType) and not entry.__code__.co_filename.startswith(_PKG_DIR)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -440,3 +449,4 @@ def changed(constants):
 
 
 _GONE = object()
+_UNSEEN = object()  # an item that code would compute (see _item)
