@@ -140,8 +140,8 @@ def _norm_index(idx, shape):
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
-            # a copy (as PyTorch turns an index into a tensor of its own): the gradient scatters to the indices of
-            # this forward even when the index tensor or array is changed in place before backward
+            # a copy: the gradient scatters to the indices of this forward even when the index tensor or array is
+            # changed in place before backward (PyTorch raises there instead: it version-checks its saved index)
             i = host(np.copy, i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
@@ -307,7 +307,7 @@ def gather(self, dim, index):
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[d]):
         raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d}, got "
                          f"[{idx.min()}, {idx.max()}]")
-    return _apply(ix.gather, (x,), (d, idx))
+    return _apply(ix.gather, (x,), (d, host(np.copy, idx)))  # (a copy, as getitem's index: see _norm_index)
 
 
 def index_select(self, dim, index):

@@ -53,8 +53,10 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad=False):
         arr = _as_array(data, dtype)
-        if arr is data or (isinstance(data, Tensor) and arr is data._data):
-            arr = _host(np.copy, arr)  # data of its own, as torch.tensor: in-place ops never reach the source
+        if arr is data or not arr.flags.owndata or (isinstance(data, Tensor) and arr is data._data):
+            # data of its own, as torch.tensor: in-place ops never reach the source (an array, a tensor, a buffer such
+            # as a memoryview or a torch tensor that np.asarray only views); its memory order is kept, as torch's is
+            arr = _host(np.copy, arr)
         self._adopt(arr, requires_grad)
 
     def _adopt(self, arr, requires_grad=False):

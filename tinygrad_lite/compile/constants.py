@@ -40,14 +40,15 @@ def _data(value):
     t = type(value)
     if t in PLAIN or isinstance(value, (np.number, np.bool_)):
         return True
-    return (t is tuple or t is frozenset) and all(map(_data, value))
+    return (t is tuple or t is frozenset or (isinstance(value, tuple) and hasattr(t, "_fields"))) and \
+        all(map(_data, value))  # (a namedtuple of settings too: `CFG = Config(lr=0.1)`)
 
 
 def _same(a, b):
     """Two data values (`_data`) are the same: of one type, and equal as a guard sees numbers (NaN-safe)."""
     if type(a) is not type(b):
         return False
-    if type(a) is tuple:
+    if isinstance(a, tuple):
         return len(a) == len(b) and all(map(_same, a, b))
     if type(a) is frozenset:
         return {(type(e), repr(e)) for e in a} == {(type(e), repr(e)) for e in b}
@@ -224,16 +225,21 @@ class _Found:
                 self.call(value, depth + 1)
 
     def keep_all(self, root, name, path, obj):
-        """`getattr(obj, name)` with a name computed at run time: keep every setting in obj's instance dict."""
-        d = _dict(obj)
-        if d is None:
-            return
-        if len(d) > _MAX_ATTRIBUTES:
+        """`getattr(obj, name)` with a name computed at run time: keep every setting obj reads as an attribute (its
+        instance dict, its classes' data attributes, an AttrDict's keys)."""
+        names = [k for k in (_dict(obj) or ()) if isinstance(k, str)]
+        for klass in (obj if isinstance(obj, type) else type(obj)).__mro__[:-1]:  # (not object's)
+            names += [k for k in vars(klass) if isinstance(k, str) and not k.startswith("__")]
+        if isinstance(obj, dict):
+            names += [k for k in obj if isinstance(k, str)]
+        names = list(dict.fromkeys(names))
+        if len(names) > _MAX_ATTRIBUTES:
             self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
                           f"attributes to guard")
             return
-        for key, value in list(d.items()):
-            if isinstance(key, str) and (_data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum))):
+        for key in names:
+            value = _locate(obj, key)[0]
+            if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(root, name, path + (key,), value)
 
     def keep(self, root, name, path, value):
@@ -333,6 +339,9 @@ def _item(obj, key):
     if isinstance(obj, dict) and (t is dict or _lookup(t, "__getitem__") is dict.__getitem__):
         value = dict.get(obj, key, _GONE)
         return _UNSEEN if value is _GONE and t is not dict and _lookup(t, "__missing__") is not _GONE else value
+    if t is types.MappingProxyType:  # a class's __dict__, a read-only view of a settings dict
+        value = obj.get(key, _GONE)
+        return value if isinstance(value, dict) or _data(value) or value is _GONE else _UNSEEN
     if t is list or t is tuple:
         return obj[key] if type(key) is int and -len(obj) <= key < len(obj) else _GONE
     return _UNSEEN if _computes(_lookup(t, "__getitem__")) else _GONE
@@ -381,7 +390,7 @@ def _chains(code, top=True):
             continue
         if chain is not None and op == "BINARY_SUBSCR" and chain[-1].__class__ is _Key:
             continue  # (the item `cfg["lr"]` read: its key was appended at LOAD_CONST)
-        if chain is not None and op == "LOAD_CONST" and type(ins.argval) in (str, int) and _subscript(instructions, i):
+        if chain is not None and op == "LOAD_CONST" and _data(ins.argval) and _subscript(instructions, i):
             chain.append(_Key(ins.argval))
             continue
         if op == "LOAD_METHOD" and chain is not None:  # `obj.method(...)` (Python 3.11): the chain ends in a call

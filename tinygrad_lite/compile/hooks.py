@@ -193,6 +193,10 @@ def draws_random(fn):
 
 
 # ---------------- small NumPy functions the library hands to host()/decide() in several places ----------------
+elementwise(getattr(np.copy, "__wrapped__", np.copy))  # tl.tensor's copy of its data, getitem's and gather's
+# copies of an index (vmap looks through NumPy's dispatch wrapper to the function it wraps)
+
+
 @elementwise
 def astype(arr, dtype):
     return arr.astype(dtype)
