@@ -9,31 +9,13 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import tinygrad_lite as tl
 
+from test_compile_constants_adversarial import _mismatches, _x  # (12 calls, change before the 6th)
+
 nn = tl.nn
 F = nn.functional
-
-
-def _x():
-    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
-
-
-def _mismatches(fn, change):
-    """Calls where tl.compile(fn)(x) differs from fn(x) (12 calls); `change()` runs before the 6th call."""
-    f, x, bad = tl.compile(fn), _x(), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(12):
-            if i == 5:
-                change()
-            got, want = f(x), fn(x)
-            got, want = (np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v) for v in (got, want))
-            if got.shape != want.shape or not np.array_equal(got, want):
-                bad.append(i)
-    return bad, f.stats
 
 
 # ============ 4. the constants scan: settings it still does not guard (stale replays) ============
@@ -189,7 +171,8 @@ def test_a_copied_argument_array_changed_in_place_after_the_copy_matches_eager()
     assert bad == [] and f.stats["replays"] == 11, f.stats
 
 
-def test_tl_tensor_of_a_transposed_array_keeps_its_memory_order_as_torch():
+@pytest.mark.oracle
+def test_tl_tensor_of_a_transposed_array_keeps_its_memory_order_as_torch(torch):
     """torch.tensor(a.T) keeps the source's strides (not contiguous, in torch 2.13); so does tl.tensor's copy."""
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     assert tl.tensor(a.T).is_contiguous() == torch.tensor(a.T).is_contiguous() == False  # noqa: E712
@@ -213,9 +196,10 @@ def test_tl_tensor_of_a_read_only_array_or_a_graph_tensor_is_an_own_writable_lea
     assert np.array_equal(c2.numpy(), [1, 1])
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("source", ["torch bool tensor", "torch float32 with dtype=float32",
                                     "memoryview with dtype=float32"])
-def test_tl_tensor_of_a_buffer_source_copies(source):
+def test_tl_tensor_of_a_buffer_source_copies(source, torch):
     """torch.tensor(src) always copies: changing src afterwards never changes the tensor. tl.tensor(src) kept a view
     of src's memory when np.asarray only viewed it (a torch tensor, a memoryview); it copies now."""
     if source == "torch bool tensor":
@@ -238,7 +222,8 @@ def test_tl_tensor_of_a_buffer_source_copies(source):
 
 # ============ 2. indices changed in place after the forward ============
 
-def test_gather_index_changed_in_place_before_backward():
+@pytest.mark.oracle
+def test_gather_index_changed_in_place_before_backward(torch):
     """PyTorch raises 'one of the variables needed for gradient computation has been modified by an inplace
     operation' (gather saves its index). tl gave w.grad = [0, 1, 0, 0, 1]: the gradient of row 0 went to row 4; it
     now keeps a copy of the index, as getitem does, and gives the forward's gradient [1, 1, 0, 0, 0]."""
@@ -257,8 +242,9 @@ def test_gather_index_changed_in_place_before_backward():
     assert np.array_equal(w.grad.numpy(), [1, 1, 0, 0, 0])
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("op", ["getitem", "index_select", "embedding"])
-def test_tensor_index_changed_in_place_before_backward_gives_the_forwards_gradient(op):
+def test_tensor_index_changed_in_place_before_backward_gives_the_forwards_gradient(op, torch):
     """torch: `w[idx]`/`w.index_select(0, idx)`/`F.embedding(idx, w)`, then `idx[0] = 4`, then backward raises
     RuntimeError (its saved index is version-checked). tl keeps a copy of the index instead and gives the gradient of
     the forward as it ran (a deliberate difference: never a wrong gradient, no error either)."""
@@ -375,13 +361,14 @@ def test_separate_backwards_of_three_outputs_raise_and_accumulate_as_eager(scrip
     assert stats["replays"] == 7 and stats["eager_calls"] == 0, stats
 
 
+@pytest.mark.oracle
 # ============ 5. RNN/LSTM/GRU ============
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("layers,bidir,batch_first,bias,dt", [(2, True, True, True, np.float64),
                                                              (2, True, False, False, np.float32),
                                                              (1, False, True, False, np.float64)])
-def test_rnn_matches_torch_with_input_and_state_gradients(mode, layers, bidir, batch_first, bias, dt):
+def test_rnn_matches_torch_with_input_and_state_gradients(mode, layers, bidir, batch_first, bias, dt, torch):
     """Outputs, final states and the gradients of the input, h0 (c0) and every weight/bias equal torch's."""
     rng = np.random.default_rng(1)
     H, Fi, T, B, D = 5, 3, 4, 2, 2 if bidir else 1
