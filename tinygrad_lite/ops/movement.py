@@ -13,7 +13,10 @@ def sum_to_shape(g, shape):
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    inner = tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    if lead and not inner:  # only leading dims to sum away (a bias's gradient): one sum, no reshape after it
+        return _sum(g, tuple(range(lead)), False)
+    axes = tuple(range(lead)) + inner
     if axes:
         g = _sum(g, axes, True)
     return reshape(g, shape) if g._data.shape != shape else g
