@@ -15,7 +15,8 @@ import numpy as np
 
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
-from .constants import PLAIN, changed, module_class, python_constants
+from .constants import changed, module_class, python_constants
+from .values import PLAIN
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed

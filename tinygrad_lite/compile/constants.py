@@ -11,11 +11,12 @@ attribute is looked up again from its root on every check, so rebinding `cfg` is
 (functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
 user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly;
 so it does when a value it would guard is computed by a `__getattr__`, `__getitem__` or `__missing__`. With
-`getattr(obj, name)` every setting of obj is a guard (the name may be computed). Not followed: the library's own
-code (its settings are arguments; its wrappers are looked through), the standard library's, NumPy's and installed
-packages' modules, what is reached only through a call's result or a local variable, an item read with a computed
-key, a class's constructor, and a method replaced on its class (methods are found by name, not guarded). README says
-so."""
+`getattr(obj, name)` every setting of obj, and the set of its attribute names, is a guard (the name may be computed).
+A container read whole (iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one
+guard on all it holds (`_Contents`). Not followed: the library's own code (its settings are arguments; its wrappers
+are looked through), the standard library's, NumPy's and installed packages' modules, what is reached only through a
+call's result or a local variable, a class's constructor, and a method replaced on its class (methods are found by
+name, not guarded). README says so."""
 import dis
 import enum
 import functools
@@ -25,34 +26,14 @@ import types
 
 import numpy as np
 
-from .record import same_value
+from .values import (GONE as _GONE, MAX_SETTINGS as _MAX_SETTINGS, Contents as _Contents, container as _container,
+                     contents as _contents, data as _data, lookup as _lookup, same as _same)
 
-PLAIN = (bool, int, float, complex, str, bytes, type(None))  # Python's plain values (tl.compile's too)
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
-_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
-
-
-def _data(value):
-    """Whether a value is guarded by type and value: a plain value, a NumPy scalar, a tuple or frozenset of them."""
-    t = type(value)
-    if t in PLAIN or isinstance(value, (np.number, np.bool_)):
-        return True
-    return (t is tuple or t is frozenset or (isinstance(value, tuple) and hasattr(t, "_fields"))) and \
-        all(map(_data, value))  # (a namedtuple of settings too: `CFG = Config(lr=0.1)`)
-
-
-def _same(a, b):
-    """Two data values (`_data`) are the same: of one type, and equal as a guard sees numbers (NaN-safe)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(map(_same, a, b))
-    if type(a) is frozenset:
-        return {(type(e), repr(e)) for e in a} == {(type(e), repr(e)) for e in b}
-    return same_value(a, b)
+_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard); items of containers of objects read whole
 
 
 class _Self:
@@ -207,6 +188,9 @@ class _Found:
                         self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
                         return
+                    if step == len(path) and _container(owner):  # `cfg.items()`, `log.append(v)`: read whole
+                        self.keep_whole(before, owner, depth)
+                        return
                     if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
                         self.limit = (f"'{_dotted(name, path[:step])}' is read through "
                                       f"{type(owner).__name__}.__getattr__, code that the scan does not run")
@@ -223,20 +207,34 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
+            elif step == len(path) and _container(value):  # iterated, sliced, `in`, a computed key, passed on
+                self.keep_whole(at, value, depth)
+
+    def keep_whole(self, at, value, depth):
+        """A list, dict, set or tuple the code reads other than by a constant key (iterated, sliced, tested with `in`,
+        read with a computed key or a method, passed on): all it holds is one guard (`_Contents`), and the code among
+        it is scanned."""
+        root, name, path = at
+        snap = _contents(value, [_MAX_ATTRIBUTES])
+        if snap is None:
+            self.limit = (f"'{_dotted(name, path)}' is read whole (iterated, sliced, tested with `in` or read with a "
+                          f"computed key) and holds more than {_MAX_SETTINGS} settings or {_MAX_ATTRIBUTES} objects "
+                          f"and containers to guard")
+            return
+        self.keep(root, name, path + (_WHOLE,), snap)
+        for item in snap.leaves():
+            if callable(item) and not isinstance(item, type):
+                self.call(item, depth + 1)
 
     def keep_all(self, root, name, path, obj):
         """`getattr(obj, name)` with a name computed at run time: keep every setting obj reads as an attribute (its
         instance dict, its classes' data attributes, an AttrDict's keys)."""
-        names = [k for k in (_dict(obj) or ()) if isinstance(k, str)]
-        for klass in (obj if isinstance(obj, type) else type(obj)).__mro__[:-1]:  # (not object's)
-            names += [k for k in vars(klass) if isinstance(k, str) and not k.startswith("__")]
-        if isinstance(obj, dict):
-            names += [k for k in obj if isinstance(k, str)]
-        names = list(dict.fromkeys(names))
+        names = _attribute_names(obj)
         if len(names) > _MAX_ATTRIBUTES:
             self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
                           f"attributes to guard")
             return
+        self.keep(root, name, path + (_NAMES,), frozenset(names))  # one added later: getattr's default no more
         for key in names:
             value = _locate(obj, key)[0]
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
@@ -249,13 +247,14 @@ class _Found:
             self.out.append((root, name, path, value))
 
 
-def _lookup(klass, name):
-    """The entry `name` of the first class in klass's MRO that has one, or _GONE (no descriptor is run)."""
-    for k in klass.__mro__:
-        d = k.__dict__
-        if name in d:
-            return d[name]
-    return _GONE
+def _attribute_names(obj):
+    """The names obj has as data attributes: its instance dict's, its classes' (not object's), an AttrDict's keys."""
+    names = [k for k in (_dict(obj) or ()) if isinstance(k, str)]
+    for klass in (obj if isinstance(obj, type) else type(obj)).__mro__[:-1]:  # (not object's)
+        names += [k for k in vars(klass) if isinstance(k, str) and not k.startswith("__")]
+    if isinstance(obj, dict):
+        names += [k for k in obj if isinstance(k, str)]
+    return list(dict.fromkeys(names))
 
 
 def _dict(obj):
@@ -278,6 +277,10 @@ def _locate(obj, name):
     attributes, a library module's). `name` may be a _Key: an item of a dict, list or tuple."""
     if name.__class__ is _Key:
         return _item(obj, name.key), None
+    if name is _WHOLE:  # (the container itself: its _Contents compares)
+        return obj, None
+    if name is _NAMES:
+        return frozenset(_attribute_names(obj)), None
     if isinstance(obj, type):
         entry = _lookup(obj, name)
         return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
@@ -328,7 +331,11 @@ _ANY = "<getattr>"  # in an attribute path: the object is the first argument of 
 
 
 def _dotted(name, path):
-    return name + "".join(repr(a) if a.__class__ is _Key else "." + a for a in path)
+    return name + "".join(repr(a) if a.__class__ is _Key else "." + a for a in path if a not in (_WHOLE, _NAMES))
+
+
+_WHOLE = "<contents>"  # in an attribute path: the container's contents (a _Contents snapshot)
+_NAMES = "<names>"  # in an attribute path: the names of the object's data attributes (getattr's object)
 
 
 def _item(obj, key):
@@ -445,10 +452,16 @@ def changed(constants):
         now = _root_value(root, name)
         for attr in path:
             now = _locate(now, attr)[0]
+        if value.__class__ is _Contents:
+            if not value.same(now):
+                return f"the contents of '{_dotted(name, path)}', which the function reads whole, changed"
+            continue
         if now is not value and not (_data(value) and _same(now, value)):
             kind = ("item" if path[-1].__class__ is _Key else "attribute") if path else "closure variable" \
                 if isinstance(root, types.CellType) else "global" if "__name__" in root else "attribute"
             what = _dotted(name, path)
+            if path[-1:] == (_NAMES,):
+                return f"an attribute of '{what}', which the function reads with getattr, was added or removed"
             if now is _GONE:
                 return f"the {kind} '{what}' the function reads is gone"
             if not _data(value):
@@ -457,5 +470,4 @@ def changed(constants):
     return None
 
 
-_GONE = object()
 _UNSEEN = object()  # an item that code would compute (see _item)
