@@ -123,17 +123,34 @@ def test_a_step_that_changes_a_list_it_reads_runs_eagerly_with_eagers_effects():
     assert sum(issubclass(w.category, tl.CompileWarning) for w in caught) == 1
 
 
-def test_a_container_of_too_many_objects_runs_eagerly_and_fullgraph_names_it():
-    objs = [object() for _ in range(300)]
+def test_a_container_of_too_many_containers_runs_eagerly_and_fullgraph_names_it():
+    """Each nested container is checked on its own: more than 4096 of them is a limit (eager, with the reason)."""
+    rows = [[1.0] for _ in range(5000)]
 
     def step(x):
-        return (x * (2.0 if len(objs) > 5 else 1.0)).detach()
+        return (x * (2.0 if len(rows) > 5 else 1.0)).detach()
     f = tl.compile(step)
     for _ in range(3):
         assert np.array_equal(f(_x()).numpy(), step(_x()).numpy())
-    assert f.stats["replays"] == 0 and "'objs' is read whole" in f.stats["last_reason"], f.stats
-    with pytest.raises(tl.CompileError, match="'objs' is read whole"):
+    assert f.stats["replays"] == 0 and "'rows' is read whole" in f.stats["last_reason"], f.stats
+    with pytest.raises(tl.CompileError, match="'rows' is read whole"):
         tl.compile(step, fullgraph=True)(_x())
+
+
+def test_a_container_whose_class_iterates_it_with_its_own_code_runs_eagerly():
+    class Shuffled(list):
+        def __iter__(self):
+            return reversed(list(list.__iter__(self)))
+    scales = Shuffled([2.0, 3.0])
+
+    def step(x):
+        for s in scales:
+            x = x * s
+        return x.detach()
+    f = tl.compile(step)
+    for _ in range(3):
+        assert np.array_equal(f(_x()).numpy(), step(_x()).numpy())
+    assert f.stats["replays"] == 0 and "Shuffled iterates it" in f.stats["last_reason"], f.stats
 
 
 def test_a_long_list_of_settings_is_one_cheap_guard_and_a_nan_in_it_still_replays():

@@ -26,8 +26,9 @@ import types
 
 import numpy as np
 
-from .values import (GONE as _GONE, MAX_SETTINGS as _MAX_SETTINGS, Contents as _Contents, container as _container,
-                     contents as _contents, data as _data, lookup as _lookup, same as _same)
+from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, Contents as _Contents,
+                     container as _container, contents as _contents, data as _data, lookup as _lookup,
+                     opaque as _opaque, same as _same)
 
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
@@ -188,7 +189,7 @@ class _Found:
                         self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
                         return
-                    if step == len(path) and _container(owner):  # `cfg.items()`, `log.append(v)`: read whole
+                    if step == len(path) and (_container(owner) or _opaque(owner)):  # `cfg.items()`, `log.append(v)`
                         self.keep_whole(before, owner, depth)
                         return
                     if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
@@ -207,7 +208,7 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
-            elif step == len(path) and _container(value):  # iterated, sliced, `in`, a computed key, passed on
+            elif step == len(path) and (_container(value) or _opaque(value)):  # iterated, sliced, `in`, passed on
                 self.keep_whole(at, value, depth)
 
     def keep_whole(self, at, value, depth):
@@ -215,14 +216,18 @@ class _Found:
         read with a computed key or a method, passed on): all it holds is one guard (`_Contents`), and the code among
         it is scanned."""
         root, name, path = at
-        snap = _contents(value, [_MAX_ATTRIBUTES])
+        if _opaque(value):
+            self.limit = (f"'{_dotted(name, path)}' is read whole and {type(value).__name__} iterates it with code of "
+                          f"its own, which the scan does not run")
+            return
+        snap = _contents(value, [_MAX_ITEMS, _MAX_NESTED])
         if snap is None:
             self.limit = (f"'{_dotted(name, path)}' is read whole (iterated, sliced, tested with `in` or read with a "
-                          f"computed key) and holds more than {_MAX_SETTINGS} settings or {_MAX_ATTRIBUTES} objects "
-                          f"and containers to guard")
+                          f"computed key) and holds more than {_MAX_ITEMS:,} items or {_MAX_NESTED} containers to "
+                          f"guard")
             return
         self.keep(root, name, path + (_WHOLE,), snap)
-        for item in snap.leaves():
+        for item in snap.leaves() if snap.nested or not all(map(_data, snap.items)) else ():
             if callable(item) and not isinstance(item, type):
                 self.call(item, depth + 1)
 
@@ -248,10 +253,18 @@ class _Found:
 
 
 def _attribute_names(obj):
-    """The names obj has as data attributes: its instance dict's, its classes' (not object's), an AttrDict's keys."""
-    names = [k for k in (_dict(obj) or ()) if isinstance(k, str)]
+    """The names obj has as data attributes: its instance dict's, a Module's parameters, buffers and children, its
+    classes' (not object's; a __slots__ attribute only when set), an AttrDict's keys."""
+    d = _dict(obj) or {}
+    names = [k for k in d if isinstance(k, str)]
+    for key in ("_parameters", "_buffers", "_modules"):  # (a Module's __getattr__ reads these)
+        if d.get(key).__class__ is dict:
+            names += [k for k in d[key] if isinstance(k, str)]
     for klass in (obj if isinstance(obj, type) else type(obj)).__mro__[:-1]:  # (not object's)
-        names += [k for k in vars(klass) if isinstance(k, str) and not k.startswith("__")]
+        for k, entry in vars(klass).items():
+            if isinstance(k, str) and not k.startswith("__") and (type(entry) is not types.MemberDescriptorType
+                                                                  or _locate(obj, k)[0] is not _GONE):
+                names.append(k)
     if isinstance(obj, dict):
         names += [k for k in obj if isinstance(k, str)]
     return list(dict.fromkeys(names))
@@ -407,7 +420,7 @@ def _chains(code, top=True):
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
             chain = None
-        if op == "LOAD_GLOBAL" and ins.argval == "getattr":
+        if op == "LOAD_GLOBAL" and ins.argval in ("getattr", "hasattr"):
             of_getattr = True  # the next chain is getattr's object
             continue
         chain_any = False

@@ -2,20 +2,22 @@
 their equality as a guard sees it (`same`), a class's entries read without running code (`lookup`), and snapshots of
 the containers a step reads whole (`Contents`)."""
 import collections
+import operator
 
 import numpy as np
 
 from .record import same_value
 
 PLAIN = (bool, int, float, complex, str, bytes, type(None))  # Python's plain values (tl.compile's too)
-MAX_SETTINGS = 1_000_000  # items of a container of plain settings read whole (`for kind, c in self.ops`)
+MAX_ITEMS = 1_000_000  # items of containers read whole, nested ones included (`for kind, c in self.ops`)
+MAX_NESTED = 4096  # containers inside a container read whole (each one checked on its own)
 GONE = object()  # no such entry, attribute or item
 
 
 def data(value):
     """Whether a value is guarded by type and value: a plain value, a NumPy scalar, a tuple or frozenset of them."""
     t = type(value)
-    if t in PLAIN or isinstance(value, (np.number, np.bool_)):
+    if t in PLAIN or t is range or isinstance(value, (np.number, np.bool_)):
         return True
     return (t is tuple or t is frozenset or (isinstance(value, tuple) and hasattr(t, "_fields"))) and \
         all(map(data, value))  # (a namedtuple of settings too: `CFG = Config(lr=0.1)`)
@@ -27,8 +29,8 @@ def same(a, b):
         return False
     if isinstance(a, tuple):
         return len(a) == len(b) and all(map(same, a, b))
-    if type(a) is frozenset:
-        return {(type(e), repr(e)) for e in a} == {(type(e), repr(e)) for e in b}
+    if type(a) is frozenset:  # in iteration order, which a sum over it follows
+        return len(a) == len(b) and all(map(same, a, b))
     return same_value(a, b)
 
 
@@ -41,34 +43,47 @@ def lookup(klass, name):
     return GONE
 
 
+_SEQUENCES = (list, tuple, set, frozenset, collections.deque)
+
+
 def container(value):
-    """A list, set or tuple, or a dict whose items are dict's own (OrderedDict, defaultdict, an AttrDict)."""
+    """Whether value is a container whose items a scan can read without running code: a list, tuple, set, frozenset or
+    deque, or a dict (OrderedDict, defaultdict, an AttrDict...), also of a subclass that keeps its base's iteration and
+    lookup (a namedtuple). `opaque(value)` says which other ones are containers all the same."""
     t = type(value)
-    if t is list or t is set or t is tuple:
+    if t in _SEQUENCES or t is dict:
         return True
-    return isinstance(value, dict) and lookup(t, "__getitem__") is dict.__getitem__ and \
-        lookup(t, "__iter__") in (dict.__iter__, lookup(collections.OrderedDict, "__iter__"))
+    if isinstance(value, dict):
+        return lookup(t, "__getitem__") is dict.__getitem__ and \
+            lookup(t, "__iter__") in (dict.__iter__, lookup(collections.OrderedDict, "__iter__"))
+    base = next((b for b in _SEQUENCES if isinstance(value, b)), None)
+    return base is not None and lookup(t, "__iter__") is lookup(base, "__iter__") and \
+        lookup(t, "__len__") is lookup(base, "__len__")
+
+
+def opaque(value):
+    """A list, tuple, set, deque or dict of a class that iterates it with code of its own (not `container`)."""
+    return isinstance(value, _SEQUENCES + (dict,)) and not container(value)
 
 
 class Contents:
-    """What a container read whole held when recorded: its type and items (`items_of`). A container of plain settings
-    is compared with one `==` of its items and of their types (C loops: 2 us per 100 items); one that holds objects or
-    containers item by item, objects by identity and containers as snapshots of their own (`nested`)."""
-    __slots__ = ("kind", "items", "types", "nested")
+    """What a container read whole held when recorded: its type and items (`items_of`: in iteration order, which the
+    step's arithmetic may depend on), the containers among them as snapshots of their own (`nested`: (position,
+    Contents)). It holds while each item is the same object (one C loop: ~3 us per 100 items) or, for plain settings,
+    the same value and type (`same`: NaN matches NaN, -0.0 is not 0.0, 2 is not 2.0), and each nested container
+    holds in turn."""
+    __slots__ = ("kind", "items", "nested")
 
     def __init__(self, obj, items, nested):
         self.kind, self.items, self.nested = type(obj), items, nested
-        if type(items) is frozenset:  # a set: its members by identity (those kept alive by `items`)
-            self.types = None if nested is None else frozenset(map(id, items))
-        else:
-            self.types = tuple(map(type, items))
 
     def leaves(self):
-        for item, sub in zip(self.items, self.nested or (None,) * len(self.items)):
-            if sub is None:
-                yield item
+        inner = dict(self.nested)
+        for i, item in enumerate(self.items):
+            if i in inner:
+                yield from inner[i].leaves()
             else:
-                yield from sub.leaves()
+                yield item
 
     def same(self, obj):
         """Whether the container `obj` (as found now) holds the same items."""
@@ -77,41 +92,33 @@ class Contents:
         items = items_of(obj)
         if len(items) != len(self.items):
             return False
-        if type(items) is frozenset:
-            return items == self.items if self.nested is None else frozenset(map(id, items)) == self.types
-        if self.nested is None:
-            return items == self.items and tuple(map(type, items)) == self.types
-        for a, b, sub in zip(self.items, items, self.nested):
-            if sub is not None:
-                if not sub.same(b):
+        if not all(map(operator.is_, items, self.items)):
+            for a, b in zip(self.items, items):
+                if a is not b and not (data(a) and same(b, a)):  # (same: types first, no == on arrays or tensors)
                     return False
-            elif a is not b and not (data(a) and same(b, a)):
-                return False
-        return True
+        return all(sub.same(items[i]) for i, sub in self.nested)
 
 
 def items_of(obj):
-    """A container's items as one tuple (a dict's keys, then its values), a set's as a frozenset."""
+    """A container's items as one tuple, in iteration order (a dict's keys, then its values)."""
     if isinstance(obj, dict):
         return (*obj, *obj.values())
-    return frozenset(obj) if type(obj) is set else tuple(obj)
+    return tuple(obj)
 
 
 def contents(obj, budget):
-    """obj's Contents, or None when it holds more than MAX_SETTINGS plain settings, or more than budget[0] items in
-    all that are objects or containers."""
+    """obj's Contents, or None when the containers read whole hold more than budget[0] items in all, or more than
+    budget[1] nested containers."""
     items = items_of(obj)
-    if all(map(data, items)):
-        return Contents(obj, items, None) if len(items) <= MAX_SETTINGS else None
     budget[0] -= len(items)
     if budget[0] < 0:
         return None
     nested = []
-    for item in items:
-        sub = None
-        if container(item) and not data(item) and type(items) is not frozenset:
-            sub = contents(item, budget)
+    for i, item in enumerate(items):
+        if container(item) and not data(item):
+            budget[1] -= 1
+            sub = None if budget[1] < 0 else contents(item, budget)
             if sub is None:
                 return None
-        nested.append(sub)
+            nested.append((i, sub))
     return Contents(obj, items, tuple(nested))
