@@ -227,7 +227,7 @@ class _Found:
                           f"guard")
             return
         self.keep(root, name, path + (_WHOLE,), snap)
-        for item in snap.leaves() if snap.nested or not all(map(_data, snap.items)) else ():
+        for item in snap.leaves() if snap.objects else ():  # (plain settings are not code)
             if callable(item) and not isinstance(item, type):
                 self.call(item, depth + 1)
 

@@ -12,6 +12,7 @@ PLAIN = (bool, int, float, complex, str, bytes, type(None))  # Python's plain va
 MAX_ITEMS = 1_000_000  # items of containers read whole, nested ones included (`for kind, c in self.ops`)
 MAX_NESTED = 4096  # containers inside a container read whole (each one checked on its own)
 GONE = object()  # no such entry, attribute or item
+_PLAIN = frozenset(PLAIN)
 
 
 def data(value):
@@ -72,10 +73,11 @@ class Contents:
     Contents)). It holds while each item is the same object (one C loop: ~3 us per 100 items) or, for plain settings,
     the same value and type (`same`: NaN matches NaN, -0.0 is not 0.0, 2 is not 2.0), and each nested container
     holds in turn."""
-    __slots__ = ("kind", "items", "nested")
+    __slots__ = ("kind", "items", "nested", "objects")
 
-    def __init__(self, obj, items, nested):
+    def __init__(self, obj, items, nested, objects):
         self.kind, self.items, self.nested = type(obj), items, nested
+        self.objects = objects  # whether any item (nested ones included) is not a plain setting
 
     def leaves(self):
         inner = dict(self.nested)
@@ -113,12 +115,16 @@ def contents(obj, budget):
     budget[0] -= len(items)
     if budget[0] < 0:
         return None
-    nested = []
+    nested, objects = [], False
     for i, item in enumerate(items):
-        if container(item) and not data(item):
+        cls = item.__class__  # (a plain value or a tuple of them tested first: W1's 500 (kind, constant) pairs)
+        if cls in PLAIN or (cls is tuple and _PLAIN.issuperset(map(type, item))) or data(item):
+            continue
+        objects = True
+        if container(item):
             budget[1] -= 1
             sub = None if budget[1] < 0 else contents(item, budget)
             if sub is None:
                 return None
             nested.append((i, sub))
-    return Contents(obj, items, tuple(nested))
+    return Contents(obj, items, tuple(nested), objects)
