@@ -193,12 +193,13 @@ class Compiled:
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],
                                    [(i, x) for i, x in arrays if not isinstance(x, np.ndarray)])
-            swap_numbers = self.dynamic  # numbers become Arg proxies (one per object): an operation takes each call's
-            if swap_numbers or any(x.__class__ is np.ndarray for x in leaves):  # own; NumPy arrays Watched views
+            # With dynamic=True numbers become Arg proxies (one per object: an operation takes each call's own); NumPy
+            # arrays become Watched views (compile/watched.py: the code's Python reads of their values are seen)
+            if self.dynamic or any(x.__class__ is np.ndarray for x in leaves):
                 made, swapped = {}, []
                 for i, x in enumerate(leaves):
                     if id(x) not in made:
-                        if x.__class__ in (int, float) and swap_numbers:
+                        if x.__class__ in (int, float) and self.dynamic:
                             made[id(x)] = cap.argument(i, x)
                         elif x.__class__ is np.ndarray:
                             made[id(x)] = _watched.watch(x, i)

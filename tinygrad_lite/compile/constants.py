@@ -34,7 +34,7 @@ _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", 
 _ROOTS = tuple(_KIND)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
-_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard); items of containers of objects read whole
+_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
 
 
 class _Self:
