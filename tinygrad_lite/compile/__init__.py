@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from . import capture as _capture, watched as _watched
+from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import changed, module_class, python_constants
 from .values import PLAIN
@@ -193,20 +193,14 @@ class Compiled:
             arrays = [(i, x) for i, x in enumerate(leaves) if x.__class__ not in (int, float)]
             cap = _capture.Capture([(i, x if isinstance(x, np.ndarray) else x._data) for i, x in arrays],
                                    [(i, x) for i, x in arrays if not isinstance(x, np.ndarray)])
-            # With dynamic=True numbers become Arg proxies (one per object: an operation takes each call's own); NumPy
-            # arrays become Watched views (compile/watched.py: the code's Python reads of their values are seen)
-            if self.dynamic or any(x.__class__ is np.ndarray for x in leaves):
+            if self.dynamic:  # numbers become Arg proxies (one per object): a tensor operation takes each call's own
                 made, swapped = {}, []
                 for i, x in enumerate(leaves):
-                    if id(x) not in made:
-                        if x.__class__ in (int, float) and self.dynamic:
-                            made[id(x)] = cap.argument(i, x)
-                        elif x.__class__ is np.ndarray:
-                            made[id(x)] = _watched.watch(x, i)
-                            cap.know_argument(made[id(x)], i)
+                    if x.__class__ in (int, float) and id(x) not in made:
+                        made[id(x)] = cap.argument(i, x)
                     swapped.append(made.get(id(x), x))
                 swap = iter(swapped)
-                args, kwargs = _flatten(args, [], self.dynamic, swap), _flatten_kwargs(kwargs, [], self.dynamic, swap)
+                args, kwargs = _flatten(args, [], True, swap), _flatten_kwargs(kwargs, [], True, swap)
                 del swap, made, swapped, x
             first_seq = next(_recorder._seq)
             try:

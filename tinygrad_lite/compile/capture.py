@@ -79,10 +79,6 @@ class Capture:
         # samples): those arguments, where another tensor from before the call on such an array is not
 
     # ---------------- bookkeeping ----------------
-    def know_argument(self, view, index):
-        """`view` stands for NumPy argument `index` in this call (its Watched view: compile/watched.py)."""
-        self._know(view, Ref(ARG, index))
-
     def _know(self, arr, ref):
         """Note where `arr` comes from. The array is not kept alive: when it dies its id is forgotten (a weak
         reference's callback), so a new array that reuses the memory and the id is never mistaken for it, and the
