@@ -168,3 +168,29 @@ def test_a_long_list_of_settings_is_one_cheap_guard_and_a_nan_in_it_still_replay
     assert f.stats["traces"] == 1 and f.stats["replays"] == 9, f.stats
     ops[0] = ("mul", 1.5)
     assert np.array_equal(f(_x()).numpy(), step(_x()).numpy(), equal_nan=True) and f.stats["traces"] == 2
+
+
+class _Group:
+    def __init__(self, scale):
+        self.scale = scale
+
+
+def test_the_settings_of_objects_in_a_container_read_whole_are_guards():
+    """`for g in groups: x * g.scale`: g is a local variable, but each object of the list (or dict) is guarded like
+    getattr's object: its data attributes and which it has."""
+    groups, named = [_Group(2.0), _Group(1.0)], {"a": _Group(2.0)}
+
+    def loop(x):
+        for g in groups:
+            x = x * g.scale
+        return x.detach()
+
+    def by_name(x):
+        for g in named.values():
+            x = x * getattr(g, "extra", g.scale)
+        return x.detach()
+    for fn, change in ((loop, lambda: setattr(groups[1], "scale", 3.0)),
+                       (by_name, lambda: setattr(named["a"], "scale", 5.0)),
+                       (by_name, lambda: setattr(named["a"], "extra", 7.0))):
+        bad, stats = _mismatches(fn, change)
+        assert bad == [] and stats["replays"] >= 8, (fn.__name__, stats)

@@ -13,7 +13,8 @@ user code (no property, `__getattr__` or descriptor). When it hits its limits it
 so it does when a value it would guard is computed by a `__getattr__`, `__getitem__` or `__missing__`. With
 `getattr(obj, name)` every setting of obj, and the set of its attribute names, is a guard (the name may be computed).
 A container read whole (iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one
-guard on all it holds (`_Contents`). Not followed: the library's own code (its settings are arguments; its wrappers
+guard on all it holds (`_Contents`), and each object directly in a list, tuple or dict has its settings guarded as
+getattr's object (`for g in groups: x * g.scale`). Not followed: the library's own code (its settings are arguments; its wrappers
 are looked through), the standard library's, NumPy's and installed packages' modules, what is reached only through a
 call's result or a local variable, a class's constructor, and a method replaced on its class (methods are found by
 name, not guarded). README says so."""
@@ -230,6 +231,11 @@ class _Found:
         for item in snap.leaves() if snap.objects else ():  # (plain settings are not code)
             if callable(item) and not isinstance(item, type):
                 self.call(item, depth + 1)
+        if not snap.objects or not (type(value) in (list, tuple) or (isinstance(value, dict) and _container(value))):
+            return
+        for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+            if _settings_object(item, self.tensor) and (isinstance(key, int) or _data(key)):
+                self.keep_all(root, name, path + (_Key(key),), item)  # `for g in groups: x * g.scale`
 
     def keep_all(self, root, name, path, obj):
         """`getattr(obj, name)` with a name computed at run time: keep every setting obj reads as an attribute (its
@@ -250,6 +256,14 @@ class _Found:
         if key not in self.seen and (path or not isinstance(root, _Self)):
             self.seen.add(key)
             self.out.append((root, name, path, value))
+
+
+def _settings_object(obj, tensor):
+    """An object whose data attributes code may read once it has it from a container (`for g in groups: g.scale`):
+    one with an instance dict that is not code, a container, an array, a tensor, a class, a module or an Enum."""
+    return not (callable(obj) or _data(obj) or _container(obj) or isinstance(obj, (np.ndarray, tensor, enum.Enum,
+                                                                                   types.ModuleType))) \
+        and _dict(obj) is not None
 
 
 def _attribute_names(obj):
