@@ -14,10 +14,10 @@ so it does when a value it would guard is computed by a `__getattr__`, `__getite
 `getattr(obj, name)` every setting of obj, and the set of its attribute names, is a guard (the name may be computed).
 A container read whole (iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one
 guard on all it holds (`_Contents`), and each object directly in a list, tuple or dict has its settings guarded as
-getattr's object (`for g in groups: x * g.scale`). Not followed: the library's own code (its settings are arguments; its wrappers
-are looked through), the standard library's, NumPy's and installed packages' modules, what is reached only through a
-call's result or a local variable, a class's constructor, and a method replaced on its class (methods are found by
-name, not guarded). README says so."""
+getattr's object (`for g in groups: x * g.scale`). Not followed: the library's own code (its settings are arguments;
+its wrappers are looked through), the standard library's, NumPy's and installed packages' modules, what is reached
+only through a call's result or a local variable, a class's constructor, and a method replaced on its class (methods
+are found by name, not guarded). README says so."""
 import dis
 import enum
 import functools
@@ -28,8 +28,8 @@ import types
 import numpy as np
 
 from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, Contents as _Contents,
-                     container as _container, contents as _contents, data as _data, lookup as _lookup,
-                     opaque as _opaque, same as _same)
+                     collection as _collection, container as _container, contents as _contents, data as _data,
+                     lookup as _lookup, opaque as _opaque, same as _same)
 
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
@@ -190,7 +190,7 @@ class _Found:
                         self.keep(*before, owner)  # the object whose method runs
                         self.scan(f, inst, depth + 1)
                         return
-                    if step == len(path) and (_container(owner) or _opaque(owner)):  # `cfg.items()`, `log.append(v)`
+                    if step == len(path) and _collection(owner):  # `cfg.items()`, `log.append(v)`: read whole
                         self.keep_whole(before, owner, depth)
                         return
                     if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
@@ -209,7 +209,7 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
-            elif step == len(path) and (_container(value) or _opaque(value)):  # iterated, sliced, `in`, passed on
+            elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
 
     def keep_whole(self, at, value, depth):
@@ -231,10 +231,10 @@ class _Found:
         for item in snap.leaves() if snap.objects else ():  # (plain settings are not code)
             if callable(item) and not isinstance(item, type):
                 self.call(item, depth + 1)
-        if not snap.objects or not (type(value) in (list, tuple) or (isinstance(value, dict) and _container(value))):
+        if not snap.objects or not (type(value) in (list, tuple) or isinstance(value, dict)):  # (ones _item reads)
             return
         for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
-            if _settings_object(item, self.tensor) and (isinstance(key, int) or _data(key)):
+            if _settings_object(item, self.tensor) and _data(key):  # (a key a guard can look up again)
                 self.keep_all(root, name, path + (_Key(key),), item)  # `for g in groups: x * g.scale`
 
     def keep_all(self, root, name, path, obj):

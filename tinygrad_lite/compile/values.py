@@ -28,9 +28,7 @@ def same(a, b):
     """Two data values (`data`) are the same: of one type, and equal as a guard sees numbers (NaN-safe)."""
     if type(a) is not type(b):
         return False
-    if isinstance(a, tuple):
-        return len(a) == len(b) and all(map(same, a, b))
-    if type(a) is frozenset:  # in iteration order, which a sum over it follows
+    if isinstance(a, (tuple, frozenset)):  # (a frozenset in iteration order, which a sum over it follows)
         return len(a) == len(b) and all(map(same, a, b))
     return same_value(a, b)
 
@@ -62,9 +60,14 @@ def container(value):
         lookup(t, "__len__") is lookup(base, "__len__")
 
 
+def collection(value):
+    """A list, tuple, set, frozenset, deque or dict, of any class: `container` or `opaque`."""
+    return isinstance(value, _SEQUENCES + (dict,))
+
+
 def opaque(value):
     """A list, tuple, set, deque or dict of a class that iterates it with code of its own (not `container`)."""
-    return isinstance(value, _SEQUENCES + (dict,)) and not container(value)
+    return collection(value) and not container(value)
 
 
 class Contents:
