@@ -183,7 +183,7 @@ class Compiled:
         return self.fn(*args, **kwargs)
 
     def _trace(self, args, kwargs, key, leaves):
-        constants = python_constants(self.fn)  # before the call: one that the call changes is a failed guard
+        constants = python_constants(self.fn, (args, kwargs))  # before the call: one it changes is a failed guard
         if isinstance(constants, str):  # the scan stopped at a limit: a replay could miss a changed setting
             self._variants.append(_Variant(key, None, constants))
             self.stats["variants"] = len(self._variants)

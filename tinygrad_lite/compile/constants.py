@@ -14,10 +14,19 @@ so it does when a value it would guard is computed by a `__getattr__`, `__getite
 `getattr(obj, name)` every setting of obj, and the set of its attribute names, is a guard (the name may be computed).
 A container read whole (iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one
 guard on all it holds (`_Contents`), and each object directly in a list, tuple or dict has its settings guarded as
-getattr's object (`for g in groups: x * g.scale`). Not followed: the library's own code (its settings are arguments;
-its wrappers are looked through), the standard library's, NumPy's and installed packages' modules, what is reached
-only through a call's result or a local variable, a class's constructor, and a method replaced on its class (methods
-are found by name, not guarded). README says so."""
+getattr's object (`for g in groups: x * g.scale`). Other names for the same objects are followed too: a local assigned
+from a chain is read as its source (`c = self.cfg; c.scale`, an alias of an alias, a cell a comprehension reads);
+the compiled function's parameters bound to objects (a signature keys those by identity) are roots like globals; and a
+user's object the code passes on, returns or reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's
+argument, a parameter's default and an object argument inside a container have every setting guarded as getattr's
+object, with those of the user's objects they hold, two levels down (`c.sub.scale`). The methods called on objects
+and classes (a Module's forward, `self.helper()`, a class the step instantiates: its __init__ is scanned) are one
+guard (`_Methods`): one replaced on its class is seen. Not followed: the library's own code (its settings are
+arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the standard
+library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library call's
+result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two levels
+below one passed on. README says so."""
+import argparse
 import dis
 import enum
 import functools
@@ -36,6 +45,7 @@ _ROOTS = tuple(_KIND)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
+_MAX_LEVELS = 2  # of the user's objects held by one read whole (getattr's, passed on): `c.sub.scale` is guarded
 
 
 class _Self:
@@ -81,21 +91,81 @@ def module_class():
     return getattr(mod, "Module", None)
 
 
-def python_constants(fn):
+def python_constants(fn, args=()):
     """[(root, name, attribute path, value)] for each setting, tensor or piece of code read from a global, a closure
     cell, or a data attribute reached from one of those or from `self`, by `fn`'s code and the user code it reaches
     (see the module docstring); root is the globals dict, the cell or a _Self. A string instead when the scan stopped
     at a limit (the reason the call cannot be replayed safely)."""
     from ..tensor import Tensor
     found = _Found(Tensor)
+    found.arguments = _bind(fn, *args, Tensor) if args else {}
+    named = {id(v) for v in found.arguments.values()}
     try:
         found.call(fn, 0)
+        for arg in _objects(args):  # (a signature keys them by identity): those in a container or `*args`
+            if id(arg) not in named:
+                found.bound(arg, "an argument", 0)
     except RecursionError:
         found.limit = "its code and Modules nest too deeply"
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
                f"could not be seen"
-    return found.out
+    return found.out + ([(None, "", (), found.methods)] if found.methods.entries else [])
+
+
+def _bind(fn, args, kwargs, tensor):
+    """{parameter name: argument} of the compiled function for the arguments its signature keys by identity (the
+    user's objects and code, not tensors, arrays, numbers, strings or containers): its code's reads from them
+    (`cfg.scale` with `cfg` a parameter) are guarded like those from a global."""
+    f, inst = _function(fn)
+    if not isinstance(f, types.FunctionType):
+        return {}
+    if isinstance(fn, functools.partial):
+        args, kwargs = fn.args + tuple(args), {**fn.keywords, **kwargs}
+    code = f.__code__
+    positional = code.co_varnames[1 if inst is not None else 0:code.co_argcount]
+    names = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    bound = dict(zip(positional, args))
+    bound.update((k, v) for k, v in kwargs.items() if k in names)
+    return {k: v for k, v in bound.items()
+            if not isinstance(v, (tensor, np.ndarray, np.generic, tuple, list, dict)) and not _data(v)}
+
+
+def _objects(args, budget=None):
+    """The objects among the call's arguments, in tuples, lists and dicts too (at most _MAX_ATTRIBUTES)."""
+    budget = [_MAX_ATTRIBUTES] if budget is None else budget
+    for arg in args:
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        if isinstance(arg, (tuple, list)):
+            yield from _objects(arg, budget)
+        elif isinstance(arg, dict):
+            yield from _objects(list(arg.values()), budget)
+        else:
+            yield arg
+
+
+class _Methods:
+    """The methods the scanned code calls on objects and classes (`self.helper()`, a Module's forward, a class's
+    __init__), each with the entry its class had: one guard for all, so a method replaced on its class is seen."""
+    __slots__ = ("entries", "keys")
+
+    def __init__(self):
+        self.entries, self.keys = [], set()
+
+    def add(self, obj, name):
+        if (id(obj), name) not in self.keys:
+            self.keys.add((id(obj), name))
+            klass = obj if isinstance(obj, type) else type(obj)
+            self.entries.append((obj, klass, name, _lookup(klass, name)))
+
+    def changed(self):
+        for obj, klass, name, entry in self.entries:
+            now = obj if obj is klass else type(obj)
+            if (now is not klass or klass.__dict__.get(name) is not entry) and _lookup(now, name) is not entry:
+                return f"the method {now.__name__}.{name} the function calls was replaced"  # (or the class changed)
+        return None
 
 
 class _Found:
@@ -104,12 +174,18 @@ class _Found:
 
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
+        self.methods, self.arguments = _Methods(), {}
         self.reads, self.limit = 0, None
 
     def call(self, value, depth):
         """Scan the code calling `value` runs: a function, a method, a partial, a Module (its forward, its children,
         each guarded by identity), a callable object (a library one: the function it wraps)."""
         self.scan(*_function(value), depth)
+        if not isinstance(value, _CODE) and not isinstance(value, type):  # a Module, a callable object: its method
+            self.methods.add(value, "forward" if _lookup(type(value), "forward") is not _GONE else "__call__")
+        if isinstance(value, functools.partial):
+            for item in value.args + tuple(value.keywords.values()):
+                self.bound(item, "a partial's argument", depth)
         Module = module_class()
         if Module is not None and isinstance(value, Module):
             if id(value) not in self.seen:
@@ -123,6 +199,14 @@ class _Found:
             wrapped = (_dict(value) or {}).get("__wrapped__")  # a nested tl.compile, a functools.wraps object
             if wrapped is not None:
                 self.call(wrapped, depth + 1)
+
+    def bound(self, value, what, depth):
+        """An object bound to code once (a partial's argument, a parameter's default) and read through a parameter:
+        its code is scanned and its settings kept, as an object the code is passed."""
+        if _user_object(value, self.tensor):
+            self.keep_all(self.selves.setdefault(id(value), _Self(value)), what, (), value)
+        elif callable(value) and not isinstance(value, type):
+            self.call(value, depth + 1)
 
     def scan(self, f, inst, depth):
         if not isinstance(f, types.FunctionType) or (f, id(inst)) in self.done or self.limit:
@@ -139,6 +223,8 @@ class _Found:
             if self.reads > _MAX_FUNCTIONS:
                 self.limit = f"it reaches more than {_MAX_FUNCTIONS} of the user's functions and methods"
                 return
+            for item in (f.__defaults__ or ()) + tuple((f.__kwdefaults__ or {}).values()):
+                self.bound(item, f"a default of {f.__name__}", depth)
             self.read(f, code, inst, depth)
             if inst is not None and not isinstance(inst, type) and "super" in code.co_names:  # super().name(...)
                 for klass in type(inst).__mro__:  # every base's method of each name it uses (over-approximated)
@@ -163,6 +249,9 @@ class _Found:
                 root = cells[name]
             elif kind == "global" and name in module:
                 root = module
+            elif kind == "fast" and depth == 0 and name in self.arguments:  # a parameter of the compiled function
+                value = self.arguments[name]
+                root = self.selves.setdefault(id(value), _Self(value))
             else:  # a local variable
                 continue
             self.follow(root, name, path, depth)
@@ -172,6 +261,9 @@ class _Found:
         code met on the way (a function, partial, Module or callable object), and a method's or property's code
         with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
         children: `self` does not change) is guarded as that dict's key: one lookup per check."""
+        used = path[-1:] == (_USED,)
+        if used:
+            path = path[:-1]
         value, at = _root_value(root, name), (root, name, ())
         for step in range(len(path) + 1):
             if step:
@@ -187,7 +279,8 @@ class _Found:
                     f, inst = (None, None) if attr.__class__ is _Key else \
                         _member(_lookup(owner if isinstance(owner, type) else type(owner), attr), owner)
                     if f is not None:
-                        self.keep(*before, owner)  # the object whose method runs
+                        self.keep(*before, owner)  # the object whose method runs, and the method itself
+                        self.methods.add(owner, attr)
                         self.scan(f, inst, depth + 1)
                         return
                     if step == len(path) and _collection(owner):  # `cfg.items()`, `log.append(v)`: read whole
@@ -209,8 +302,15 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
+            elif isinstance(value, type) and _user_class(value):  # `Block(cfg)`: a class the step calls
+                self.keep(*at, value)
+                for member in ("__init__", "forward", "__call__"):  # (what an instance made in the step runs)
+                    self.methods.add(value, member)
+                    self.scan(*_member(_lookup(value, member), value), depth + 1)
             elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
+            elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
+                self.keep_all(*at, value)
 
     def keep_whole(self, at, value, depth):
         """A list, dict, set or tuple the code reads other than by a constant key (iterated, sliced, tested with `in`,
@@ -237,9 +337,10 @@ class _Found:
             if _settings_object(item, self.tensor) and _data(key):  # (a key a guard can look up again)
                 self.keep_all(root, name, path + (_Key(key),), item)  # `for g in groups: x * g.scale`
 
-    def keep_all(self, root, name, path, obj):
-        """`getattr(obj, name)` with a name computed at run time: keep every setting obj reads as an attribute (its
-        instance dict, its classes' data attributes, an AttrDict's keys)."""
+    def keep_all(self, root, name, path, obj, levels=_MAX_LEVELS):
+        """`getattr(obj, name)` with a name computed at run time, or obj passed on: keep every setting obj reads as an
+        attribute (its instance dict, its classes' data attributes, an AttrDict's keys), and those of the user's
+        objects among them, `levels` deep (`c.sub.scale` in the code obj is passed to)."""
         names = _attribute_names(obj)
         if len(names) > _MAX_ATTRIBUTES:
             self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
@@ -250,6 +351,8 @@ class _Found:
             value = _locate(obj, key)[0]
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(root, name, path + (key,), value)
+            elif levels and _user_object(value, self.tensor) and not self.limit:
+                self.keep_all(root, name, path + (key,), value, levels - 1)
 
     def keep(self, root, name, path, value):
         key = (id(root), name, path)
@@ -264,6 +367,21 @@ def _settings_object(obj, tensor):
     return not (callable(obj) or _data(obj) or _container(obj) or isinstance(obj, (np.ndarray, tensor, enum.Enum,
                                                                                    types.ModuleType))) \
         and _dict(obj) is not None
+
+
+def _user_object(obj, tensor):
+    """A settings object of the user's: of a class from the user's files (a config class, a dataclass), or a
+    SimpleNamespace or argparse.Namespace; not the library's objects (an optimizer reads its settings live)."""
+    if not _settings_object(obj, tensor):
+        return False
+    klass = type(obj)
+    return klass is types.SimpleNamespace or klass is argparse.Namespace or _user_class(klass)
+
+
+def _user_class(klass):
+    """A class defined in the user's files (not the library's, the standard library's or an installed package's)."""
+    mod = sys.modules.get(getattr(klass, "__module__", None))
+    return mod is not None and _user_module(mod)
 
 
 def _attribute_names(obj):
@@ -314,6 +432,8 @@ def _locate(obj, name):
     if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
         return _GONE, None
     d, entry = _dict(obj), _lookup(type(obj), name)
+    if name == "__dict__" and d is not None and entry is _dict_descriptor(type(obj)):  # `cfg.__dict__["scale"]`
+        return d, None
     if entry is not _GONE:
         kind = type(entry)
         if kind is types.MemberDescriptorType:  # a __slots__ attribute
@@ -414,8 +534,10 @@ _NUMPY = os.path.dirname(np.__file__) + os.sep
 def _chains(code, top=True):
     """{(kind, name, (attr, ...))}: every name `code` and the code it defines inside (comprehensions, lambdas) reads
     as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
-    attributes read from it in a row (the last may be a method it calls)."""
-    found, chain, of_getattr, chain_any = set(), None, False, False
+    attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
+    (passed to a call, put in a container, compared; not stored into) ends in _USED. A local or cell assigned from a
+    chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from its source(s)."""
+    found, aliases, chain, of_getattr, chain_any = set(), {}, None, False, False
     instructions = list(dis.get_instructions(code))
     for i, ins in enumerate(instructions):
         op = ins.opname
@@ -430,15 +552,22 @@ def _chains(code, top=True):
         if op == "LOAD_METHOD" and chain is not None:  # `obj.method(...)` (Python 3.11): the chain ends in a call
             chain.append(ins.argval)
         if chain is not None:
-            found.add((chain[0], chain[1], tuple(chain[2:])))
+            key = (chain[0], chain[1], tuple(chain[2:]))
+            if op in ("STORE_FAST", "STORE_DEREF") and (op == "STORE_FAST" or ins.argval in code.co_cellvars) \
+                    and not chain_any:
+                aliases.setdefault(ins.argval, set()).add(key)  # `c = cfg`: read where c is read
+            else:
+                used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
+                    op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
+                found.add(key[:2] + (key[2] + (_USED,),) if used else key)
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
-                found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
+                found.add(key[:2] + (key[2] + (_ANY,),))
             chain = None
         if op == "LOAD_GLOBAL" and ins.argval in ("getattr", "hasattr"):
             of_getattr = True  # the next chain is getattr's object
             continue
         chain_any = False
-        if op in _ROOTS and (op != "LOAD_FAST" or top):
+        if op in _ROOTS:
             chain, chain_any = [_KIND[op], ins.argval], of_getattr
         if op != "PUSH_NULL":
             of_getattr = False
@@ -449,7 +578,29 @@ def _chains(code, top=True):
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             found |= _chains(const, False)
-    return frozenset(found)
+    return frozenset(_unalias(found, aliases, code.co_cellvars, top))
+
+
+_USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
+_MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
+
+
+def _unalias(chains, aliases, cells, top):
+    """The chains with each one rooted at an alias read from its source(s) instead (an alias of an alias too); local
+    roots that are not aliases are kept only in the top code (`self`)."""
+    out, todo, made = set(), list(chains), 0
+    while todo:
+        kind, name, path = todo.pop()
+        sources = aliases.get(name) if kind == "fast" or (kind == "deref" and name in cells) else None
+        if not sources:
+            if kind != "fast" or top:
+                out.add((kind, name, path))
+            continue
+        for src_kind, src_name, src_path in sources:
+            made += 1
+            if made <= _MAX_ALIASED:
+                todo.append((src_kind, src_name, src_path + path))
+    return out
 
 
 def _subscript(instructions, i):
@@ -476,6 +627,11 @@ def _root_value(root, name):
 def changed(constants):
     """The first recorded constant whose value is not the same now, as a message; None when all hold."""
     for root, name, path, value in constants:
+        if value.__class__ is _Methods:
+            reason = value.changed()
+            if reason is not None:
+                return reason
+            continue
         now = _root_value(root, name)
         for attr in path:
             now = _locate(now, attr)[0]

@@ -1,0 +1,319 @@
+"""tl.compile and settings read through a name other than their own (compile/constants.py `_chains`, `_unalias`,
+`keep_all`, `bound`): a local assigned from a global or `self` chain (`c = cfg; c.scale`), an object passed to a
+helper, returned by one, held by a partial or a parameter's default, read through `vars()` or `__dict__`. Each was
+replayed stale before (the first call's value baked in). Each test compares the compiled call with the eager call bit
+for bit over 12 calls, the setting changed before the 6th, and checks that the step replays when nothing changes."""
+import argparse
+import functools
+import types
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+from test_compile_constants_adversarial import _mismatches, _x
+
+nn = tl.nn
+
+
+class Cfg:
+    def __init__(self):
+        self.scale, self.sub, self.counter = 2.0, types.SimpleNamespace(scale=3.0), 0
+
+
+CFG = Cfg()
+ARGS = argparse.Namespace(lr=0.5)
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    CFG.scale, CFG.sub.scale, CFG.counter, ARGS.lr = 2.0, 3.0, 0, 0.5
+
+
+def get_cfg():
+    return CFG
+
+
+def times_scale(x, c):
+    return x * c.scale
+
+
+def times_sub_scale(x, c):
+    return x * c.sub.scale
+
+
+def alias(x):
+    c = CFG
+    return x * c.scale
+
+
+def alias_of_alias(x):
+    c = CFG
+    s = c.sub
+    return x * s.scale
+
+
+def alias_copied(x):  # `d = e = CFG` (COPY, two stores)
+    d = e = CFG
+    return x * d.scale + e.scale
+
+
+def alias_in_comprehension(x):  # a cell, read by the comprehension's own code
+    c = CFG
+    return sum([x * c.scale for _ in range(2)])
+
+
+def passed(x):
+    return times_scale(x, CFG)
+
+
+def passed_nested(x):
+    return times_sub_scale(x, CFG)
+
+
+def returned(x):
+    return x * get_cfg().scale
+
+
+def in_list_literal(x):
+    for c in [CFG]:
+        x = x * c.sub.scale
+    return x
+
+
+def through_vars(x):
+    return x * vars(CFG)["scale"]
+
+
+def through_dict(x):
+    return x * CFG.__dict__["scale"]
+
+
+def namespace_passed(x):
+    return times_lr(x, ARGS)
+
+
+def times_lr(x, a):
+    return x * a.lr
+
+
+def with_default(x, c=CFG):
+    return x * c.sub.scale
+
+
+def _scale_global(x):
+    return x * CFG.scale
+
+
+def with_callable_default(x, act=_scale_global):
+    return act(x)
+
+
+_SCALE_SUB = lambda: setattr(CFG.sub, "scale", 7.0)  # noqa: E731
+_SCALE = lambda: setattr(CFG, "scale", 5.0)  # noqa: E731
+
+CASES = [
+    (alias, _SCALE), (alias_of_alias, _SCALE_SUB), (alias_copied, _SCALE), (alias_in_comprehension, _SCALE),
+    (passed, _SCALE), (passed_nested, _SCALE_SUB), (returned, _SCALE), (in_list_literal, _SCALE_SUB),
+    (through_vars, _SCALE), (through_dict, _SCALE), (namespace_passed, lambda: setattr(ARGS, "lr", 0.25)),
+    (with_default, _SCALE_SUB), (with_callable_default, _SCALE),
+    (functools.partial(times_sub_scale, c=CFG), _SCALE_SUB), (functools.partial(times_scale, c=CFG), _SCALE),
+]
+
+
+@pytest.mark.parametrize("fn, change", CASES, ids=lambda v: getattr(v, "__name__", "partial") if callable(v) else "")
+def test_a_setting_read_through_another_name_is_a_guard(fn, change):
+    bad, stats = _mismatches(fn, change)
+    assert bad == [] and stats["traces"] == 2 and stats["replays"] == 10, stats
+
+
+@pytest.mark.parametrize("fn, change", CASES[:3], ids=lambda v: getattr(v, "__name__", "") if callable(v) else "")
+def test_an_unrelated_change_keeps_replaying(fn, change):
+    """A setting the step does not read through the alias (CFG.counter) is not a guard: the step keeps replaying."""
+    bad, stats = _mismatches(fn, lambda: setattr(CFG, "counter", 1) if fn is not alias_copied else None)
+    assert bad == [] and stats["traces"] == 1 and stats["replays"] == 11, stats
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cfg = CFG
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x):
+        c = self.cfg
+        return self.lin(x.reshape(1, 4)) * c.sub.scale
+
+
+def test_a_module_reading_its_config_through_a_local():
+    m = _Scaled()
+    bad, stats = _mismatches(m, _SCALE_SUB)
+    assert bad == [] and stats["traces"] == 2, stats
+
+
+class _Counting:
+    """A step object that counts its own calls: `self.calls += 1` stores, so it is not a guard (it would fail on
+    every call and the step would never replay), and passing `self.opt` (the library's object) guards nothing of
+    it (the optimizer reads its settings live)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.w = tl.tensor(np.ones(4, np.float32), requires_grad=True)
+        self.opt = tl.optim.SGD([self.w], lr=0.1)
+
+    def step(self, x):
+        self.calls += 1
+        loss = (self.w * x).sum()
+        loss.backward()
+        _apply(self.opt)
+        return loss.item()
+
+
+def _apply(opt):
+    opt.step()
+    opt.zero_grad()
+
+
+def test_counters_and_library_objects_do_not_stop_replays():
+    ref, obj = _Counting(), _Counting()
+    f, x = tl.compile(obj.step), _x()
+    for i in range(10):
+        if i == 6:  # a hand-edited learning rate is read live by the optimizer's step
+            for o in (ref, obj):
+                o.opt.param_groups[0]["lr"] = 0.05
+        assert f(x) == ref.step(x)
+        np.testing.assert_array_equal(obj.w.numpy(), ref.w.numpy())
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 9 and obj.calls == 1, f.stats
+
+
+class _Node:
+    def __init__(self, nxt=None):
+        self.next, self.scale = nxt, 2.0
+
+
+_CHAIN = _Node(_Node(_Node()))
+
+
+def walk(x):
+    a = _CHAIN
+    while a.next is not None:  # `a = a.next`: an alias of itself, expanded a bounded number of times
+        a = a.next
+        x = x * a.scale
+    return x
+
+
+def test_a_self_referencing_alias_ends():
+    bad, stats = _mismatches(walk, lambda: setattr(_CHAIN.next, "scale", 4.0))
+    assert bad == [] and stats["traces"] == 2, stats
+
+
+# ============ code the step reaches by a class: a method replaced on it, a class the step calls ============
+class _Stepper:
+    def helper(self, x):
+        return x * 2.0
+
+    def step(self, x):
+        return self.helper(x)
+
+
+def _triple(self, x):
+    return x * 3.0
+
+
+class _Doubling(nn.Module):
+    def forward(self, x):
+        return x * 2.0
+
+
+def test_a_method_replaced_on_its_class_is_a_guard(monkeypatch):
+    obj = _Stepper()
+    bad, stats = _mismatches(obj.step, lambda: monkeypatch.setattr(_Stepper, "helper", _triple))
+    assert bad == [] and stats["traces"] == 2, stats
+
+
+def test_a_module_forward_replaced_on_its_class_is_a_guard(monkeypatch):
+    m = _Doubling()
+    bad, stats = _mismatches(m, lambda: monkeypatch.setattr(_Doubling, "forward", _triple))
+    assert bad == [] and stats["traces"] == 2, stats
+    f, x = tl.compile(m), _x()
+    f(x)
+    monkeypatch.setattr(_Doubling, "forward", lambda self, x: x * 4.0)
+    np.testing.assert_array_equal(f(x).numpy(), x.numpy() * 4.0)
+    assert f.stats["traces"] == 2
+
+
+class _Scaler:
+    def __init__(self):
+        self.s = CFG.scale  # read when the step makes one
+
+    def __call__(self, x):
+        return x * self.s * CFG.sub.scale
+
+
+def makes_a_scaler(x):
+    return _Scaler()(x)
+
+
+def test_a_class_the_step_calls_has_its_code_scanned():
+    bad, stats = _mismatches(makes_a_scaler, _SCALE)
+    assert bad == [] and stats["traces"] == 2, stats
+    bad, stats = _mismatches(makes_a_scaler, _SCALE_SUB)
+    assert bad == [] and stats["traces"] == 2, stats
+
+
+# ============ the compiled function's own arguments: objects a signature keys by identity ============
+def scaled_by_argument(x, c):
+    return x * c.sub.scale
+
+
+def scaled_by_items(x, cs):
+    return x * cs[0].scale
+
+
+def applies(x, fn):
+    return fn(x)
+
+
+class _GlobalScaled(nn.Module):
+    def forward(self, x):
+        return x * CFG.scale
+
+
+def runs_module(x, m):
+    return m(x)
+
+
+class _State:
+    def __init__(self):
+        self.steps, self.scale = 0, 2.0
+
+
+def counts(x, state):
+    state.steps += 1  # stored, not read for a value: not a guard
+    return x * state.scale
+
+
+@pytest.mark.parametrize("fn, arg, change", [
+    (scaled_by_argument, CFG, _SCALE_SUB),
+    (scaled_by_items, [CFG], _SCALE),
+    (applies, _scale_global, _SCALE),
+    (runs_module, _GlobalScaled(), _SCALE),
+], ids=["attribute", "in-a-list", "function", "module"])
+def test_a_setting_read_from_an_argument_is_a_guard(fn, arg, change):
+    f, x = tl.compile(fn), _x()
+    for i in range(8):
+        if i == 4:
+            change()
+        np.testing.assert_array_equal(f(x, arg).numpy(), fn(x, arg).numpy())
+    assert f.stats["traces"] == 2 and f.stats["replays"] == 6, f.stats
+
+
+def test_an_argument_the_step_counts_in_keeps_replaying():
+    state, f, x = _State(), tl.compile(counts), _x()
+    for _ in range(6):
+        np.testing.assert_array_equal(f(x, state).numpy(), x.numpy() * 2.0)
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 5 and state.steps == 1, f.stats
+    state.scale = 3.0
+    np.testing.assert_array_equal(f(x, state).numpy(), x.numpy() * 3.0)
+    assert f.stats["traces"] == 2
