@@ -317,3 +317,86 @@ def test_an_argument_the_step_counts_in_keeps_replaying():
     state.scale = 3.0
     np.testing.assert_array_equal(f(x, state).numpy(), x.numpy() * 3.0)
     assert f.stats["traces"] == 2
+
+
+# ============ random numbers drawn in Python: a replay would repeat the recording call's ============
+import random  # noqa: E402
+
+_GEN = np.random.default_rng(0)
+
+
+def _jitter(x, rng):
+    return x * rng.uniform(0.5, 1.5)
+
+
+def _python_draw(x):
+    return x * random.uniform(0.5, 1.5)
+
+
+DRAWS = {
+    "random.uniform": _python_draw,
+    "numpy.random.rand": lambda x: x * np.random.rand(),
+    "Generator.normal": lambda x: x * _GEN.normal(),
+    "a helper's draw": lambda x: _python_draw(x) + 1.0,
+    "a Generator passed on": lambda x: _jitter(x, _GEN),
+    "stochastic depth": lambda x: x * 2.0 if random.random() < 0.5 else x,
+}
+
+
+@pytest.mark.parametrize("name", list(DRAWS))
+def test_random_numbers_drawn_in_python_run_eagerly_with_the_reason(name):
+    fn, x = DRAWS[name], _x()
+    f = tl.compile(fn)
+    for i in range(4):
+        random.seed(i), np.random.seed(i)
+        state = _GEN.bit_generator.state
+        got = f(x).numpy()
+        random.seed(i), np.random.seed(i)
+        _GEN.bit_generator.state = state
+        np.testing.assert_array_equal(got, fn(x).numpy())
+    assert f.stats["replays"] == 0 and f.stats["eager_calls"] == 4, f.stats
+    assert "draws random numbers in Python" in f.stats["last_reason"] and "tl.rand" in f.stats["last_reason"]
+    with pytest.raises(tl.CompileError, match="random numbers"):
+        tl.compile(fn, fullgraph=True)(x)
+
+
+def test_a_generator_argument_runs_eagerly():
+    f = tl.compile(_jitter)
+    f(_x(), _GEN)
+    assert f.stats["eager_calls"] == 1 and "Generator" in f.stats["last_reason"], f.stats
+
+
+def test_tl_random_numbers_replay_with_fresh_draws():
+    f, x = tl.compile(lambda x: x * tl.rand(4)), _x()
+    outs = [f(x).numpy() for _ in range(4)]
+    assert f.stats["replays"] == 3 and len({o.tobytes() for o in outs}) == 4, f.stats
+
+
+# ============ a NumPy argument's values read in Python (the capture sees only tensor operations on it) ============
+ARRAY_READS = {
+    "a[0, 0]": lambda a, x: x * float(a[0, 0]),
+    "a[i]": lambda a, x, i=1: x * a[i],
+    "a[:, 0] in a list": lambda a, x: tl.tensor([a[0, 0], 1.0]) * x,
+    "a.sum()": lambda a, x: x * a.sum(),
+    "a.max().item()": lambda a, x: x * a.max().item(),
+}
+
+
+@pytest.mark.parametrize("name", list(ARRAY_READS))
+def test_a_numpy_argument_read_in_python_runs_eagerly(name):
+    fn, rng, x = ARRAY_READS[name], np.random.default_rng(0), tl.tensor(np.ones((2,), np.float32))
+    f = tl.compile(fn)
+    for _ in range(4):
+        a = rng.standard_normal((2, 2)).astype(np.float32)
+        np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
+    assert f.stats["replays"] == 0 and "NumPy argument" in f.stats["last_reason"], f.stats
+
+
+def test_a_numpy_argument_in_tensor_operations_keeps_replaying():
+    """Tensor operations on the array, and its shape (a signature guard), are no reads in Python."""
+    fn = lambda a, x: x + tl.tensor(a) * a.shape[0] + tl.as_tensor(a).sum()  # noqa: E731
+    f, rng, x = tl.compile(fn), np.random.default_rng(0), tl.tensor(np.ones((2,), np.float32))
+    for _ in range(4):
+        a = rng.standard_normal(2).astype(np.float32)
+        np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
+    assert f.stats["replays"] == 3, f.stats

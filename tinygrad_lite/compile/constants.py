@@ -1,36 +1,40 @@
 """The Python constants a compiled function reads: the settings (plain values, NumPy scalars, tuples and frozensets of
-them; by identity Enum members, tensors and arrays) its code takes from its module's globals, from its closure, and
-from the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the
-user's own module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key), and the items read from
-dicts, lists and tuples among them with a constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that
-of the user's functions, methods (static and class methods, properties, `super()`'s), partials, callable objects and
-Modules it reaches the same way, and of the user's functions a library wrapper holds (`@tl.no_grad()`,
-`tl.func.grad(f)`, a nested tl.compile). A replay bakes them into its kernels, so each is a guard, snapshotted before
-the recording call runs (a step that changes one itself, `global n; n += 1`, then never replays a stale value); an
-attribute is looked up again from its root on every check, so rebinding `cfg` is seen too, and the code reached
-(functions, Modules, each Module's children, an object whose method runs) is guarded by identity. The scan runs no
-user code (no property, `__getattr__` or descriptor). When it hits its limits it says so, and the call runs eagerly;
-so it does when a value it would guard is computed by a `__getattr__`, `__getitem__` or `__missing__`. With
-`getattr(obj, name)` every setting of obj, and the set of its attribute names, is a guard (the name may be computed).
-A container read whole (iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one
-guard on all it holds (`_Contents`), and each object directly in a list, tuple or dict has its settings guarded as
-getattr's object (`for g in groups: x * g.scale`). Other names for the same objects are followed too: a local assigned
-from a chain is read as its source (`c = self.cfg; c.scale`, an alias of an alias, a cell a comprehension reads);
-the compiled function's parameters bound to objects (a signature keys those by identity) are roots like globals; and a
-user's object the code passes on, returns or reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's
-argument, a parameter's default and an object argument inside a container have every setting guarded as getattr's
-object, with those of the user's objects they hold, two levels down (`c.sub.scale`). The methods called on objects
-and classes (a Module's forward, `self.helper()`, a class the step instantiates: its __init__ is scanned) are one
-guard (`_Methods`): one replaced on its class is seen. Not followed: the library's own code (its settings are
-arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the standard
-library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library call's
-result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two levels
-below one passed on. README says so."""
+them; by identity Enum members, tensors and arrays) its code takes from its module's globals, from its closure, and from
+the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the user's own
+module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key), and the items read from dicts, lists
+and tuples among them with a constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that of the user's
+functions, methods (static and class methods, properties, `super()`'s), partials, callable objects and Modules it
+reaches the same way, and of the user's functions a library wrapper holds (`@tl.no_grad()`, `tl.func.grad(f)`, a nested
+tl.compile). A replay bakes them into its kernels, so each is a guard, snapshotted before the recording call runs (a
+step that changes one itself, `global n; n += 1`, then never replays a stale value); an attribute is looked up again
+from its root on every check, so rebinding `cfg` is seen too, and the code reached (functions, Modules, each Module's
+children, an object whose method runs) is guarded by identity. The scan runs no user code (no property, `__getattr__` or
+descriptor). When it hits its limits it says so, and the call runs eagerly; so it does when a value it would guard is
+computed by a `__getattr__`, `__getitem__` or `__missing__`. With `getattr(obj, name)` every setting of obj, and the set
+of its attribute names, is a guard (the name may be computed). A container read whole (iterated, sliced, tested with
+`in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object
+directly in a list, tuple or dict has its settings guarded as getattr's object (`for g in groups: x * g.scale`). Other
+names for the same objects are followed too: a local assigned from a chain is read as its source (`c = self.cfg;
+c.scale`, an alias of an alias, a cell a comprehension reads); the compiled function's parameters bound to objects (a
+signature keys those by identity) are roots like globals; and a user's object the code passes on, returns or reads
+through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object argument
+inside a container have every setting guarded as getattr's object, with those of the user's objects they hold, two
+levels down (`c.sub.scale`). The methods called on objects and classes (a Module's forward, `self.helper()`, a class the
+step instantiates: its __init__ is scanned) are one guard (`_Methods`): one replaced on its class is seen. Code that
+draws random numbers in Python (a function of random or numpy.random, a Random's or Generator's method, a Generator
+passed on) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with
+fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`: its shape is a
+signature guard, tensor operations on it are recorded). Not followed: the library's own code (its settings are
+arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the standard library's,
+NumPy's and installed packages' modules, a local assigned from anything but a chain (a library call's result,
+arithmetic) or from a parameter of a function other than the compiled one, and objects more than two levels below one
+passed on. README says so."""
 import argparse
 import dis
 import enum
 import functools
 import os
+import random
 import sys
 import types
 
@@ -107,10 +111,20 @@ def python_constants(fn, args=()):
                 found.bound(arg, "an argument", 0)
     except RecursionError:
         found.limit = "its code and Modules nest too deeply"
+    if found.draws:
+        return f"the function draws random numbers in Python ({found.draws}): a replay would repeat the recording " \
+               f"call's numbers (draw them with tl.rand/tl.randn/tl.randint, which replay with fresh draws, or pass " \
+               f"them in as arguments)"
+    if found.array_read:
+        return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
+               f"the recording call's (pass a Tensor, or compute with tensor operations)"
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
                f"could not be seen"
     return found.out + ([(None, "", (), found.methods)] if found.methods.entries else [])
+
+
+_ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "strides")  # (a signature's guards)
 
 
 def _bind(fn, args, kwargs, tensor):
@@ -127,8 +141,37 @@ def _bind(fn, args, kwargs, tensor):
     names = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
     bound = dict(zip(positional, args))
     bound.update((k, v) for k, v in kwargs.items() if k in names)
-    return {k: v for k, v in bound.items()
-            if not isinstance(v, (tensor, np.ndarray, np.generic, tuple, list, dict)) and not _data(v)}
+    return {k: v for k, v in bound.items()  # (and the NumPy arrays: read() refuses their values read in Python)
+            if not isinstance(v, (tensor, np.generic, tuple, list, dict)) and not _data(v)}
+
+
+_RANDOM_MODULES = ("random", "secrets", "numpy.random")
+_GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+
+
+def _random_draw(obj, path):
+    """'random.uniform' when the chain from obj through path calls Python's or NumPy's random numbers (a function of
+    random, secrets or numpy.random, a method of a Random, Generator or RandomState, one imported by name), else
+    None."""
+    if not path and isinstance(obj, (types.BuiltinMethodType, types.MethodType)) \
+            and isinstance(obj.__self__, _GENERATORS):  # `from random import uniform`
+        return obj.__qualname__
+    for attr in path[:2]:
+        if attr.__class__ is not str:
+            return None
+        if isinstance(obj, _GENERATORS):
+            return f"{type(obj).__name__}.{attr}" if callable(_lookup(type(obj), attr)) else None
+        if not isinstance(obj, types.ModuleType):
+            return None
+        d = _dict(obj) or {}
+        entry = d.get(attr)
+        if isinstance(entry, types.ModuleType):  # np.random.rand: through the submodule
+            obj = entry
+            continue
+        if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type):
+            return f"{d['__name__']}.{attr}"
+        return None
+    return None
 
 
 def _objects(args, budget=None):
@@ -174,7 +217,7 @@ class _Found:
 
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
-        self.methods, self.arguments = _Methods(), {}
+        self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
         self.reads, self.limit = 0, None
 
     def call(self, value, depth):
@@ -205,6 +248,8 @@ class _Found:
         its code is scanned and its settings kept, as an object the code is passed."""
         if _user_object(value, self.tensor):
             self.keep_all(self.selves.setdefault(id(value), _Self(value)), what, (), value)
+        elif isinstance(value, _GENERATORS):
+            self.draws = self.draws or f"a {type(value).__name__} as {what}"
         elif callable(value) and not isinstance(value, type):
             self.call(value, depth + 1)
 
@@ -251,6 +296,10 @@ class _Found:
                 root = module
             elif kind == "fast" and depth == 0 and name in self.arguments:  # a parameter of the compiled function
                 value = self.arguments[name]
+                if isinstance(value, np.ndarray):
+                    if path and path[0] not in _ARRAY_METADATA and path != (_USED,):  # `float(a[0])`, `a.sum()`
+                        self.array_read = self.array_read or _dotted(name, path)
+                    continue
                 root = self.selves.setdefault(id(value), _Self(value))
             else:  # a local variable
                 continue
@@ -261,11 +310,17 @@ class _Found:
         code met on the way (a function, partial, Module or callable object), and a method's or property's code
         with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
         children: `self` does not change) is guarded as that dict's key: one lookup per check."""
+        if path[-1:] == (_SUBSCRIPT,):  # (only a NumPy argument's items matter: see read)
+            return
         used = path[-1:] == (_USED,)
         if used:
             path = path[:-1]
         value, at = _root_value(root, name), (root, name, ())
         for step in range(len(path) + 1):
+            draw = _random_draw(value, path[step:])
+            if draw is not None:  # (a number drawn in Python would be the recording call's in every replay)
+                self.draws = self.draws or draw
+                return
             if step:
                 owner, before = value, at
                 value, holder = _locate(owner, path[step - 1])
@@ -311,6 +366,8 @@ class _Found:
                 self.keep_whole(at, value, depth)
             elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
                 self.keep_all(*at, value)
+            elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
+                self.draws = self.draws or f"a {type(value).__name__} passed on"
 
     def keep_whole(self, at, value, depth):
         """A list, dict, set or tuple the code reads other than by a constant key (iterated, sliced, tested with `in`,
@@ -478,7 +535,8 @@ _ANY = "<getattr>"  # in an attribute path: the object is the first argument of 
 
 
 def _dotted(name, path):
-    return name + "".join(repr(a) if a.__class__ is _Key else "." + a for a in path if a not in (_WHOLE, _NAMES))
+    return name + "".join(repr(a) if a.__class__ is _Key else "[...]" if a == _SUBSCRIPT else "." + a for a in path
+                          if a not in (_WHOLE, _NAMES, _USED))
 
 
 _WHOLE = "<contents>"  # in an attribute path: the container's contents (a _Contents snapshot)
@@ -560,6 +618,8 @@ def _chains(code, top=True):
                 used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
                     op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
+                if op in _LOADS and i + 1 < len(instructions) and instructions[i + 1].opname == "BINARY_SUBSCR":
+                    found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`: an item read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add(key[:2] + (key[2] + (_ANY,),))
             chain = None
@@ -582,6 +642,8 @@ def _chains(code, top=True):
 
 
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
+_SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
+_LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
 
 
