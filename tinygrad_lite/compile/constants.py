@@ -16,19 +16,22 @@ of its attribute names, is a guard (the name may be computed). A container read 
 directly in a list, tuple or dict has its settings guarded as getattr's object (`for g in groups: x * g.scale`). Other
 names for the same objects are followed too: a local assigned from a chain is read as its source (`c = self.cfg;
 c.scale`, an alias of an alias, a cell a comprehension reads); the compiled function's parameters bound to objects (a
-signature keys those by identity) are roots like globals; and a user's object the code passes on, returns or reads
-through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object argument
-inside a container have every setting guarded as getattr's object, with those of the user's objects they hold, two
-levels down (`c.sub.scale`). The methods called on objects and classes (a Module's forward, `self.helper()`, a class the
-step instantiates: its __init__ is scanned) are one guard (`_Methods`): one replaced on its class is seen. Code that
-draws random numbers in Python (a function of random or numpy.random, a Random's or Generator's method, a Generator
-passed on) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with
-fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`: its shape is a
-signature guard, tensor operations on it are recorded). Not followed: the library's own code (its settings are
-arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the standard library's,
-NumPy's and installed packages' modules, a local assigned from anything but a chain (a library call's result,
-arithmetic) or from a parameter of a function other than the compiled one, and objects more than two levels below one
-passed on. README says so."""
+signature keys those by identity) are roots like globals; and a user's object (or Module) the code passes on, returns or
+reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object
+argument inside a container have each attribute guarded that the scanned code reads by name anywhere (every one, as
+getattr's object, when the code reads attributes by computed names: getattr, vars, `__dict__`), the containers, code and
+user's objects among them the same way, two levels down (`c.sub.scale`), and the methods the code calls by those names
+scanned with the object bound (`_Found.flush`): a counter the step only stores to (`t.steps += 1`) or the loop advances
+is no guard. The methods called on objects and classes (a Module's forward, `self.helper()`, every method of a class the
+step instantiates, scanned with the class as `self`) are one guard (`_Methods`): one replaced on its class, or set on
+the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
+Generator's method, a Generator passed on) runs eagerly: a replay would repeat the recording call's draw (the library's
+own random numbers replay with fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`,
+`a.sum()`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the library's own code
+(its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the
+standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
+call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
+levels below one passed on. README says so."""
 import argparse
 import dis
 import enum
@@ -72,6 +75,9 @@ def _function(fn):
         return f, inst
     if isinstance(fn, types.FunctionType) or isinstance(fn, type):
         return fn, None
+    own = (_dict(fn) or {}).get("forward")  # (one set on the instance is called instead of the class's)
+    if isinstance(own, (types.FunctionType, types.MethodType, functools.partial)):
+        return _function(own)
     method = _lookup(type(fn), "forward")  # a Module or another callable object: its forward (or __call__)
     return _member(_lookup(type(fn), "__call__") if method is _GONE else method, fn)
 
@@ -109,6 +115,7 @@ def python_constants(fn, args=()):
         for arg in _objects(args):  # (a signature keys them by identity): those in a container or `*args`
             if id(arg) not in named:
                 found.bound(arg, "an argument", 0)
+        found.flush()
     except RecursionError:
         found.limit = "its code and Modules nest too deeply"
     if found.draws:
@@ -201,13 +208,16 @@ class _Methods:
         if (id(obj), name) not in self.keys:
             self.keys.add((id(obj), name))
             klass = obj if isinstance(obj, type) else type(obj)
-            self.entries.append((obj, klass, name, _lookup(klass, name)))
+            own = None if obj is klass else _dict(obj)  # (an instance attribute of that name would be called instead)
+            self.entries.append((obj, klass, name, _lookup(klass, name), own, own is not None and name in own))
 
     def changed(self):
-        for obj, klass, name, entry in self.entries:
+        for obj, klass, name, entry, own, shadowed in self.entries:
             now = obj if obj is klass else type(obj)
             if (now is not klass or klass.__dict__.get(name) is not entry) and _lookup(now, name) is not entry:
                 return f"the method {now.__name__}.{name} the function calls was replaced"  # (or the class changed)
+            if own is not None and (name in own) != shadowed:
+                return f"the method {now.__name__}.{name} the function calls was replaced on the object"
         return None
 
 
@@ -218,6 +228,7 @@ class _Found:
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
+        self.passed, self.names, self.dynamic = [], set(), False  # objects passed on; attribute names code reads
         self.reads, self.limit = 0, None
 
     def call(self, value, depth):
@@ -247,7 +258,7 @@ class _Found:
         """An object bound to code once (a partial's argument, a parameter's default) and read through a parameter:
         its code is scanned and its settings kept, as an object the code is passed."""
         if _user_object(value, self.tensor):
-            self.keep_all(self.selves.setdefault(id(value), _Self(value)), what, (), value)
+            self.passed.append(((self.selves.setdefault(id(value), _Self(value)), what, ()), value))
         elif isinstance(value, _GENERATORS):
             self.draws = self.draws or f"a {type(value).__name__} as {what}"
         elif callable(value) and not isinstance(value, type):
@@ -283,6 +294,9 @@ class _Found:
                 self.call(value, depth + 1)
 
     def read(self, f, code, inst, depth):
+        names, dynamic = _read_names(code)
+        self.names |= names
+        self.dynamic = self.dynamic or dynamic
         module = f.__globals__
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
@@ -294,7 +308,7 @@ class _Found:
                 root = cells[name]
             elif kind == "global" and name in module:
                 root = module
-            elif kind == "fast" and depth == 0 and name in self.arguments:  # a parameter of the compiled function
+            elif kind in ("fast", "deref") and depth == 0 and name in self.arguments:  # a compiled fn's parameter
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
                     if path and path[0] not in _ARRAY_METADATA and path != (_USED,):  # `float(a[0])`, `a.sum()`
@@ -357,15 +371,20 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.keep(*at, value)
                 self.call(value, depth + 1)
+                if used and step == len(path) and _passed_object(value):  # `helper(self)` in a Module's forward
+                    self.passed.append((at, value))
             elif isinstance(value, type) and _user_class(value):  # `Block(cfg)`: a class the step calls
                 self.keep(*at, value)
-                for member in ("__init__", "forward", "__call__"):  # (what an instance made in the step runs)
-                    self.methods.add(value, member)
-                    self.scan(*_member(_lookup(value, member), value), depth + 1)
+                for klass in value.__mro__:  # every method an instance made in the step may run, `self` the class
+                    for member, entry in (vars(klass).items() if _user_class(klass) else ()):
+                        f, _ = _member(entry, value)
+                        if f is not None:
+                            self.methods.add(value, member)
+                            self.scan(f, value, depth + 1)
             elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
             elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
-                self.keep_all(*at, value)
+                self.passed.append((at, value))
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
                 self.draws = self.draws or f"a {type(value).__name__} passed on"
 
@@ -411,6 +430,50 @@ class _Found:
             elif levels and _user_object(value, self.tensor) and not self.limit:
                 self.keep_all(root, name, path + (key,), value, levels - 1)
 
+    def flush(self):
+        """Guard the objects the code passed on (`helper(cfg)`, returned, a partial's or default's object, an object
+        argument in a container): each attribute the scanned code reads by name (all of them when it reads attributes
+        by computed names: getattr, vars), its held objects the same way two levels down, its code scanned. Done after
+        the scan, so the names are all known; again when the code it reaches reads more names."""
+        done, size = [], -1
+        for _ in range(_MAX_LEVELS + 2):
+            while self.passed and not self.limit:
+                item = self.passed.pop()
+                done.append(item)
+                self.keep_read(*item[0], item[1], _MAX_LEVELS)
+            if len(self.names) == size or self.limit:
+                return
+            size = len(self.names)
+            self.passed, done = done, []
+
+    def keep_read(self, root, name, path, obj, levels):
+        if self.dynamic:
+            self.keep_all(root, name, path, obj, levels)
+            return
+        for key in sorted(self.names):
+            value = _locate(obj, key)[0]
+            at = (root, name, path + (key,))
+            if value is _GONE and not isinstance(obj, type):  # a method of its class that code calls by this name
+                f, inst = _member(_lookup(type(obj), key), obj)
+                if f is not None:
+                    self.methods.add(obj, key)
+                    self.scan(f, inst, 1)
+            if value is _GONE or value is _UNSEEN:
+                continue
+            if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
+                self.keep(*at, value)
+            elif _collection(value):  # `c.opts["scale"]`, `c.ws[0]` in the code it is passed to
+                self.keep_whole(at, value, 1)
+            elif callable(value) and not isinstance(value, type):  # `t.model(x)`: its code
+                self.keep(*at, value)
+                self.call(value, 1)
+                if levels and _passed_object(value):
+                    self.keep_read(*at, value, levels - 1)
+            elif levels and _user_object(value, self.tensor):
+                self.keep_read(*at, value, levels - 1)
+            else:  # (an object of the library's, an optimizer: by identity)
+                self.keep(*at, value)
+
     def keep(self, root, name, path, value):
         key = (id(root), name, path)
         if key not in self.seen and (path or not isinstance(root, _Self)):
@@ -433,6 +496,39 @@ def _user_object(obj, tensor):
         return False
     klass = type(obj)
     return klass is types.SimpleNamespace or klass is argparse.Namespace or _user_class(klass)
+
+
+def _passed_object(obj):
+    """A Module or a callable object of the user's whose settings code may read once it has it (`helper(self)`)."""
+    Module = module_class()
+    return not isinstance(obj, (_CODE, type, types.ModuleType)) and _dict(obj) is not None and (
+        (Module is not None and isinstance(obj, Module)) or _user_class(type(obj)))
+
+
+_DYNAMIC = frozenset(("getattr", "hasattr", "vars", "__dict__", "attrgetter", "asdict", "dir", "__getattribute__"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_names(code):
+    """(the attribute names `code` and the code it defines read, not counting `obj.n += 1`'s; whether it reads
+    attributes by computed names: getattr, vars, __dict__)."""
+    names, dynamic, previous = set(), False, None
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and previous is not None and previous.opname != "COPY":
+            names.add(ins.argval)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD") and ins.argval in _DYNAMIC:
+            dynamic = True
+        if ins.opname == "MATCH_CLASS":  # `case Cfg(sub=s)`: its keywords by name, positions by __match_args__
+            if previous is not None and previous.opname == "LOAD_CONST" and isinstance(previous.argval, tuple):
+                names.update(n for n in previous.argval if isinstance(n, str))
+            dynamic = dynamic or bool(ins.arg)
+        previous = ins
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            inner, more = _read_names(const)
+            names |= inner
+            dynamic = dynamic or more
+    return frozenset(names), dynamic
 
 
 def _user_class(klass):
@@ -461,15 +557,20 @@ def _attribute_names(obj):
 
 def _dict(obj):
     """obj's instance dict (a module's globals), or None, read by its class's own descriptor: no code runs."""
-    desc = _dict_descriptor(type(obj))
+    try:
+        desc = _dict_descriptor(type(obj))
+    except TypeError:  # a class its metaclass makes unhashable
+        desc = _find_dict_descriptor(type(obj))
     d = desc.__get__(obj, type(obj)) if desc is not None else None
     return d if type(d) is dict else None
 
 
-@functools.lru_cache(maxsize=1024)
-def _dict_descriptor(klass):
+def _find_dict_descriptor(klass):
     desc = _lookup(klass, "__dict__")
     return desc if type(desc) in (types.GetSetDescriptorType, types.MemberDescriptorType) else None
+
+
+_dict_descriptor = functools.lru_cache(maxsize=1024)(_find_dict_descriptor)  # (a class is hashable, but see _dict)
 
 
 def _locate(obj, name):
@@ -489,7 +590,7 @@ def _locate(obj, name):
     if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
         return _GONE, None
     d, entry = _dict(obj), _lookup(type(obj), name)
-    if name == "__dict__" and d is not None and entry is _dict_descriptor(type(obj)):  # `cfg.__dict__["scale"]`
+    if name == "__dict__" and d is not None and entry is _find_dict_descriptor(type(obj)):  # `cfg.__dict__["scale"]`
         return d, None
     if entry is not _GONE:
         kind = type(entry)
@@ -638,30 +739,33 @@ def _chains(code, top=True):
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             found |= _chains(const, False)
-    return frozenset(_unalias(found, aliases, code.co_cellvars, top))
+    params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    return frozenset(_unalias(found, aliases, code.co_cellvars, params, top))
 
 
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
+_MAX_SUBSTITUTIONS = 8  # in a row for one chain
 
 
-def _unalias(chains, aliases, cells, top):
-    """The chains with each one rooted at an alias read from its source(s) instead (an alias of an alias too); local
-    roots that are not aliases are kept only in the top code (`self`)."""
-    out, todo, made = set(), list(chains), 0
+def _unalias(chains, aliases, cells, params, top):
+    """The chains with each one rooted at an alias read from its source(s) instead (an alias of an alias too, at
+    most _MAX_SUBSTITUTIONS in a row: `a = a.next` in a loop); a parameter assigned from a chain is read as itself
+    too (`cfg = cfg.sub`: the argument, then its sub). Local roots that are not aliases are kept only in the top code
+    (`self`, the compiled function's parameters)."""
+    out, todo, made = set(), [(c, 0) for c in chains], 0
     while todo:
-        kind, name, path = todo.pop()
+        (kind, name, path), n = todo.pop()
         sources = aliases.get(name) if kind == "fast" or (kind == "deref" and name in cells) else None
-        if not sources:
+        if not sources or name in params:
             if kind != "fast" or top:
                 out.add((kind, name, path))
-            continue
-        for src_kind, src_name, src_path in sources:
+        for src_kind, src_name, src_path in sources or ():
             made += 1
-            if made <= _MAX_ALIASED:
-                todo.append((src_kind, src_name, src_path + path))
+            if made <= _MAX_ALIASED and n < _MAX_SUBSTITUTIONS:
+                todo.append(((src_kind, src_name, src_path + path), n + 1))
     return out
 
 
