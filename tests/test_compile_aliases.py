@@ -394,9 +394,31 @@ def test_a_numpy_argument_read_in_python_runs_eagerly(name):
 
 def test_a_numpy_argument_in_tensor_operations_keeps_replaying():
     """Tensor operations on the array, and its shape (a signature guard), are no reads in Python."""
-    fn = lambda a, x: x + tl.tensor(a) * a.shape[0] + tl.as_tensor(a).sum()  # noqa: E731
+    fn = lambda a, x: x + tl.tensor(np.asarray(a)) * a.shape[0] + tl.as_tensor(a).sum() * len(a)  # noqa: E731
     f, rng, x = tl.compile(fn), np.random.default_rng(0), tl.tensor(np.ones((2,), np.float32))
     for _ in range(4):
         a = rng.standard_normal(2).astype(np.float32)
         np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
     assert f.stats["replays"] == 3, f.stats
+
+
+def test_a_numpy_argument_iterated_or_passed_to_a_reader_runs_eagerly():
+    fns = [lambda a, x: x * sum([float(v) for v in a]), lambda a, x: x * next(iter(a)),
+           lambda a, x: x * list(a)[1], lambda a, x: x * np.sum(a), lambda a, x: x * float(a[:1].sum())]
+    for fn in fns:
+        f, rng, x = tl.compile(fn), np.random.default_rng(0), tl.tensor(np.ones((2,), np.float32))
+        for _ in range(3):
+            a = rng.standard_normal(2).astype(np.float32)
+            np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
+        assert f.stats["replays"] == 0 and "NumPy argument" in f.stats["last_reason"], f.stats
+
+
+def test_a_numpy_argument_as_an_index_keeps_replaying():
+    """`x[a]`, `x[a, 0]`: the array indexes a tensor (a recorded operation), its values are not read in Python."""
+    fns = [lambda a, x: x[a] * 2.0, lambda a, x: x.reshape(2, 2)[a, 0] + 1.0]
+    for fn in fns:
+        f, x = tl.compile(fn), tl.tensor(np.arange(4, dtype=np.float32))
+        for k in range(4):
+            a = np.array([k % 2, 1 - k % 2])
+            np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
+        assert f.stats["replays"] == 3, f.stats

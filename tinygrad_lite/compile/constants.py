@@ -329,7 +329,7 @@ class _Found:
         used = path[-1:] == (_USED,)
         if used:
             path = path[:-1]
-        value, at = _root_value(root, name), (root, name, ())
+        value, at, held = _root_value(root, name), (root, name, ()), None
         for step in range(len(path) + 1):
             draw = _random_draw(value, path[step:])
             if draw is not None:  # (a number drawn in Python would be the recording call's in every replay)
@@ -338,8 +338,9 @@ class _Found:
             if step:
                 owner, before = value, at
                 value, holder = _locate(owner, path[step - 1])
-                at = (holder, path[0], ()) if step == 1 and holder is not None and isinstance(root, _Self) else \
-                    (root, name, path[:step])
+                if step == 1 and holder is not None and isinstance(root, _Self):
+                    held = holder  # `self.x...` from then on: from self's dict (self does not change), one lookup less
+                at = (held, path[0], path[1:step]) if held is not None else (root, name, path[:step])
                 attr = path[step - 1]
                 if attr is _ANY:  # getattr(obj, name): every data attribute of obj
                     self.keep_all(root, name, path[:step - 1], owner)
@@ -696,7 +697,7 @@ def _chains(code, top=True):
     attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
     (passed to a call, put in a container, compared; not stored into) ends in _USED. A local or cell assigned from a
     chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from its source(s)."""
-    found, aliases, chain, of_getattr, chain_any = set(), {}, None, False, False
+    found, aliases, chain, of_getattr, chain_any, read_by = set(), {}, None, False, False, False
     instructions = list(dis.get_instructions(code))
     for i, ins in enumerate(instructions):
         op = ins.opname
@@ -719,8 +720,8 @@ def _chains(code, top=True):
                 used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
                     op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
-                if op in _LOADS and i + 1 < len(instructions) and instructions[i + 1].opname == "BINARY_SUBSCR":
-                    found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`: an item read
+                if op == "GET_ITER" or (op == "PRECALL" and read_by and len(chain) == 2) or _indexed(instructions, i):
+                    found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add(key[:2] + (key[2] + (_ANY,),))
             chain = None
@@ -730,6 +731,7 @@ def _chains(code, top=True):
         chain_any = False
         if op in _ROOTS:
             chain, chain_any = [_KIND[op], ins.argval], of_getattr
+            read_by = _reader(instructions, i)
         if op != "PUSH_NULL":
             of_getattr = False
     if chain is not None:
@@ -769,6 +771,41 @@ def _unalias(chains, aliases, cells, params, top):
     return out
 
 
+_READERS = frozenset(("float", "int", "bool", "complex", "iter", "next", "list", "tuple", "set", "frozenset", "dict",
+                      "sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map", "filter", "round", "str",
+                      "repr", "format"))
+_ARRAYS_AS_THEY_ARE = frozenset(("asarray", "asanyarray", "ascontiguousarray", "shape", "ndim", "size"))
+
+
+def _reader(instructions, i):
+    """Whether the name loaded at i is the one argument of a call that reads its values in Python: a builtin
+    (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a)`, `math.fsum(a)`; not `np.asarray(a)`)."""
+    prev = instructions[i - 1] if i else None
+    if prev is None:
+        return False
+    if prev.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return prev.argval in _READERS
+    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and i > 1 and \
+        instructions[i - 2].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[i - 2].argval in ("np", "numpy",
+                                                                                                      "math")
+
+
+def _indexed(instructions, i):
+    """Whether the value a chain left on the stack, followed by the loads from i on, is the container of an item
+    read (`a[i]`, `a[:1]`, `a[i, 0]`), not a part of the index (`x[a, 0]`)."""
+    above = 0  # stack items above the chain's value
+    for ins in instructions[i:]:
+        if ins.opname in _LOADS:
+            above += 1
+        elif ins.opname in ("BUILD_SLICE", "BUILD_TUPLE"):
+            if ins.arg > above:
+                return False  # (the value is part of the index)
+            above -= ins.arg - 1
+        else:
+            return ins.opname == "BINARY_SUBSCR" and above == 1
+    return False
+
+
 def _subscript(instructions, i):
     """Whether the constant loaded at i is the key of an item read: `cfg["lr"]`, or `cfg["n"] += 1` (COPY COPY)."""
     for ins in instructions[i + 1:i + 4]:
@@ -798,7 +835,8 @@ def changed(constants):
             if reason is not None:
                 return reason
             continue
-        now = _root_value(root, name)
+        now = root.get(name, _GONE) if root.__class__ is dict else root.obj if root.__class__ is _Self else \
+            _root_value(root, name)
         for attr in path:
             now = _locate(now, attr)[0]
         if value.__class__ is _Contents:
