@@ -20,22 +20,25 @@ signature keys those by identity) are roots like globals; and a user's object (o
 reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object
 argument inside a container have each attribute guarded that the scanned code reads by name anywhere (every one, as
 getattr's object, when the code reads attributes by computed names: getattr, vars, `__dict__`), the containers, code and
-user's objects among them the same way, two levels down (`c.sub.scale`), and the methods the code calls by those names
-scanned with the object bound (`_Found.flush`): a counter the step only stores to (`t.steps += 1`) or the loop advances
-is no guard. The methods called on objects and classes (a Module's forward, `self.helper()`, every method of a class the
-step instantiates, scanned with the class as `self`) are one guard (`_Methods`): one replaced on its class, or set on
-the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
-Generator's method, a Generator passed on) runs eagerly: a replay would repeat the recording call's draw (the library's
-own random numbers replay with fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`,
-`a.sum()`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the library's own code
-(its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the
-standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
-call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
-levels below one passed on. README says so."""
+user's objects among them the same way, two levels down (`c.sub.scale`), its class guarded and the methods the code
+calls by those names, and the protocol methods Python calls for it (`float(obj)`, unpacking), scanned with the object
+bound (`_Found.flush`; a user's module, a `__slots__` object and one read by `operator.attrgetter` too): a counter the
+step only stores to (`t.steps += 1`) or the loop advances is no guard. The methods called on objects and classes (a
+Module's forward, `self.helper()`, every method of a class the step instantiates, scanned with the class as `self`) are
+one guard (`_Methods`): one replaced on its class, or set on the object, is seen. Code that draws random numbers in
+Python (a function of random or numpy.random, a Random's or Generator's method, a partial of one, a Generator passed on
+or held by an object passed on) runs eagerly: a replay would repeat the recording call's draw (the library's own random
+numbers replay with fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`,
+`for v in a`, `np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the
+library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read
+theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything but a
+chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects
+more than two levels below one passed on. README says so."""
 import argparse
 import dis
 import enum
 import functools
+import operator
 import os
 import random
 import sys
@@ -234,6 +237,12 @@ class _Found:
     def call(self, value, depth):
         """Scan the code calling `value` runs: a function, a method, a partial, a Module (its forward, its children,
         each guarded by identity), a callable object (a library one: the function it wraps)."""
+        draw = _random_draw(value.func if isinstance(value, functools.partial) else value, ())
+        if draw is not None:  # `U = partial(random.uniform, 0.5, 1.5)`
+            self.draws = self.draws or draw
+            return
+        if isinstance(value, _NAME_READERS):  # `operator.attrgetter("scale")`: attributes by names it holds
+            self.dynamic = True
         self.scan(*_function(value), depth)
         if not isinstance(value, _CODE) and not isinstance(value, type):  # a Module, a callable object: its method
             self.methods.add(value, "forward" if _lookup(type(value), "forward") is not _GONE else "__call__")
@@ -331,7 +340,7 @@ class _Found:
             path = path[:-1]
         value, at, held = _root_value(root, name), (root, name, ()), None
         for step in range(len(path) + 1):
-            draw = _random_draw(value, path[step:])
+            draw = _random_draw(value, path[step - 1 if step else 0:])  # (value: reached through path[:step - 1])
             if draw is not None:  # (a number drawn in Python would be the recording call's in every replay)
                 self.draws = self.draws or draw
                 return
@@ -448,14 +457,25 @@ class _Found:
             self.passed, done = done, []
 
     def keep_read(self, root, name, path, obj, levels):
-        if self.dynamic:
-            self.keep_all(root, name, path, obj, levels)
-            return
-        for key in sorted(self.names):
+        """Guard obj, passed on: its class (its methods are scanned as its class has them), the attributes the code
+        reads by name (all of them, and the set of their names, when it reads attributes by computed names), the
+        methods Python calls for it (`float(obj)`, unpacking: its class's protocol methods), two levels down."""
+        self.keep(root, name, path + (_TYPE,), type(obj))
+        names = sorted(self.names)
+        if self.dynamic and not isinstance(obj, types.ModuleType):
+            every = _attribute_names(obj)
+            if len(every) > _MAX_ATTRIBUTES:
+                self.limit = (f"'{_dotted(name, path)}' is read by attribute names computed at run time and has more "
+                              f"than {_MAX_ATTRIBUTES} attributes to guard")
+                return
+            self.keep(root, name, path + (_NAMES,), frozenset(every))
+            names = sorted(set(names) | set(every))
+        klass = None if isinstance(obj, (type, types.ModuleType)) else type(obj)
+        for key in names + [m for m in _PROTOCOL if klass is not None and _user_class(klass)]:
             value = _locate(obj, key)[0]
             at = (root, name, path + (key,))
-            if value is _GONE and not isinstance(obj, type):  # a method of its class that code calls by this name
-                f, inst = _member(_lookup(type(obj), key), obj)
+            if value is _GONE and klass is not None:  # a method of its class that code calls by this name
+                f, inst = _member(_lookup(klass, key), obj)
                 if f is not None:
                     self.methods.add(obj, key)
                     self.scan(f, inst, 1)
@@ -463,6 +483,8 @@ class _Found:
                 continue
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(*at, value)
+            elif isinstance(value, _GENERATORS):  # `h.rng.normal()` in the code it is passed to
+                self.draws = self.draws or f"a {type(value).__name__} held by an object passed on"
             elif _collection(value):  # `c.opts["scale"]`, `c.ws[0]` in the code it is passed to
                 self.keep_whole(at, value, 1)
             elif callable(value) and not isinstance(value, type):  # `t.model(x)`: its code
@@ -491,11 +513,15 @@ def _settings_object(obj, tensor):
 
 
 def _user_object(obj, tensor):
-    """A settings object of the user's: of a class from the user's files (a config class, a dataclass), or a
-    SimpleNamespace or argparse.Namespace; not the library's objects (an optimizer reads its settings live)."""
-    if not _settings_object(obj, tensor):
-        return False
+    """A settings object of the user's: of a class from the user's files (a config class, a dataclass, one with
+    __slots__), a SimpleNamespace or argparse.Namespace, or a module of the user's (`import config`); not the
+    library's objects (an optimizer reads its settings live)."""
+    if isinstance(obj, types.ModuleType):
+        return _user_module(obj)
     klass = type(obj)
+    if not (_settings_object(obj, tensor) or (_dict(obj) is None and _lookup(klass, "__slots__") is not _GONE
+                                              and not callable(obj) and not _container(obj))):
+        return False
     return klass is types.SimpleNamespace or klass is argparse.Namespace or _user_class(klass)
 
 
@@ -506,7 +532,9 @@ def _passed_object(obj):
         (Module is not None and isinstance(obj, Module)) or _user_class(type(obj)))
 
 
-_DYNAMIC = frozenset(("getattr", "hasattr", "vars", "__dict__", "attrgetter", "asdict", "dir", "__getattribute__"))
+_DYNAMIC = frozenset(("getattr", "hasattr", "vars", "__dict__", "attrgetter", "methodcaller", "asdict", "astuple",
+                      "fields", "dir", "__getattribute__"))
+_NAME_READERS = (operator.attrgetter, operator.methodcaller)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -585,6 +613,8 @@ def _locate(obj, name):
         return obj, None
     if name is _NAMES:
         return frozenset(_attribute_names(obj)), None
+    if name is _TYPE:
+        return type(obj), None
     if isinstance(obj, type):
         entry = _lookup(obj, name)
         return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
@@ -638,11 +668,16 @@ _ANY = "<getattr>"  # in an attribute path: the object is the first argument of 
 
 def _dotted(name, path):
     return name + "".join(repr(a) if a.__class__ is _Key else "[...]" if a == _SUBSCRIPT else "." + a for a in path
-                          if a not in (_WHOLE, _NAMES, _USED))
+                          if a not in (_WHOLE, _NAMES, _USED, _TYPE))
 
 
 _WHOLE = "<contents>"  # in an attribute path: the container's contents (a _Contents snapshot)
 _NAMES = "<names>"  # in an attribute path: the names of the object's data attributes (getattr's object)
+_TYPE = "<type>"  # in an attribute path: the object's class (of an object passed on: the methods scanned are its)
+_PROTOCOL = ["__iter__", "__next__", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
+             "__getitem__", "__contains__", "__call__", "__array__", "__add__", "__radd__", "__sub__", "__rsub__",
+             "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__", "__rpow__",
+             "__neg__", "__eq__", "__lt__", "__le__", "__gt__", "__ge__"]  # (methods Python calls for an object)
 
 
 def _item(obj, key):
