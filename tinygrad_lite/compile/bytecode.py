@@ -1,0 +1,189 @@
+"""What the constants scan (constants.py) reads out of a function's bytecode: the chains of names and attributes it
+loads (`_chains`: `self.cfg.scale`, `cfg["lr"]`; a local assigned from a chain read as its source; whether the object
+at a chain's end is used as a value, or its items read), and the attribute names it reads on any object
+(`_read_names`). Pure functions of a code object, cached."""
+import dis
+import functools
+import types
+
+from .values import data as _data
+
+_KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
+_ROOTS = tuple(_KIND)
+_DYNAMIC = frozenset(("getattr", "hasattr", "vars", "__dict__", "attrgetter", "methodcaller", "asdict", "astuple",
+                      "fields", "dir", "__getattribute__"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _instructions(code):
+    """code's instructions, decoded once for _chains and _read_names (dis costs ~5 us per instruction)."""
+    return tuple(dis.get_instructions(code))
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_names(code):
+    """(the attribute names `code` and the code it defines read, not counting `obj.n += 1`'s; whether it reads
+    attributes by computed names: getattr, vars, __dict__)."""
+    names, dynamic, previous = set(), False, None
+    for ins in _instructions(code):
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and previous is not None and previous.opname != "COPY":
+            names.add(ins.argval)
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD") and ins.argval in _DYNAMIC:
+            dynamic = True
+        if ins.opname == "MATCH_CLASS":  # `case Cfg(sub=s)`: its keywords by name, positions by __match_args__
+            if previous is not None and previous.opname == "LOAD_CONST" and isinstance(previous.argval, tuple):
+                names.update(n for n in previous.argval if isinstance(n, str))
+            dynamic = dynamic or bool(ins.arg)
+        previous = ins
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            inner, more = _read_names(const)
+            names |= inner
+            dynamic = dynamic or more
+    return frozenset(names), dynamic
+
+
+class _Key:
+    """In an attribute path: an item read with a constant key, `cfg["lr"]` (`BINARY_SUBSCR` after `LOAD_CONST`)."""
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __eq__(self, other):
+        return other.__class__ is _Key and type(other.key) is type(self.key) and other.key == self.key
+
+    def __hash__(self):
+        return hash((_Key, self.key))
+
+    def __repr__(self):
+        return f"[{self.key!r}]"
+
+
+_ANY = "<getattr>"  # in an attribute path: the object is the first argument of getattr (see _chains)
+
+
+@functools.lru_cache(maxsize=1024)
+def _chains(code, top=True):
+    """{(kind, name, (attr, ...))}: every name `code` and the code it defines inside (comprehensions, lambdas) reads
+    as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
+    attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
+    (passed to a call, put in a container, compared; not stored into) ends in _USED. A local or cell assigned from a
+    chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from its source(s)."""
+    found, aliases, chain, of_getattr, chain_any, read_by = set(), {}, None, False, False, False
+    instructions = _instructions(code)
+    for i, ins in enumerate(instructions):
+        op = ins.opname
+        if op == "LOAD_ATTR" and chain is not None:
+            chain.append(ins.argval)
+            continue
+        if chain is not None and op == "BINARY_SUBSCR" and chain[-1].__class__ is _Key:
+            continue  # (the item `cfg["lr"]` read: its key was appended at LOAD_CONST)
+        if chain is not None and op == "LOAD_CONST" and _data(ins.argval) and _subscript(instructions, i):
+            chain.append(_Key(ins.argval))
+            continue
+        if op == "LOAD_METHOD" and chain is not None:  # `obj.method(...)` (Python 3.11): the chain ends in a call
+            chain.append(ins.argval)
+        if chain is not None:
+            key = (chain[0], chain[1], tuple(chain[2:]))
+            if op in ("STORE_FAST", "STORE_DEREF") and (op == "STORE_FAST" or ins.argval in code.co_cellvars) \
+                    and not chain_any:
+                aliases.setdefault(ins.argval, set()).add(key)  # `c = cfg`: read where c is read
+            else:
+                used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
+                    op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
+                found.add(key[:2] + (key[2] + (_USED,),) if used else key)
+                if op == "GET_ITER" or (op == "PRECALL" and read_by and len(chain) == 2) or _indexed(instructions, i):
+                    found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
+            if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
+                found.add(key[:2] + (key[2] + (_ANY,),))
+            chain = None
+        if op == "LOAD_GLOBAL" and ins.argval in ("getattr", "hasattr"):
+            of_getattr = True  # the next chain is getattr's object
+            continue
+        chain_any = False
+        if op in _ROOTS:
+            chain, chain_any = [_KIND[op], ins.argval], of_getattr
+            read_by = _reader(instructions, i)
+        if op != "PUSH_NULL":
+            of_getattr = False
+    if chain is not None:
+        found.add((chain[0], chain[1], tuple(chain[2:])))
+        if chain_any:
+            found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _chains(const, False)
+    params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    return frozenset(_unalias(found, aliases, code.co_cellvars, params, top))
+
+
+_USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
+_SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
+_LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
+_MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
+_MAX_SUBSTITUTIONS = 8  # in a row for one chain
+
+
+def _unalias(chains, aliases, cells, params, top):
+    """The chains with each one rooted at an alias read from its source(s) instead (an alias of an alias too, at
+    most _MAX_SUBSTITUTIONS in a row: `a = a.next` in a loop); a parameter assigned from a chain is read as itself
+    too (`cfg = cfg.sub`: the argument, then its sub). Local roots that are not aliases are kept only in the top code
+    (`self`, the compiled function's parameters)."""
+    out, todo, made = set(), [(c, 0) for c in chains], 0
+    while todo:
+        (kind, name, path), n = todo.pop()
+        sources = aliases.get(name) if kind == "fast" or (kind == "deref" and name in cells) else None
+        if not sources or name in params:
+            if kind != "fast" or top:
+                out.add((kind, name, path))
+        for src_kind, src_name, src_path in sources or ():
+            made += 1
+            if made <= _MAX_ALIASED and n < _MAX_SUBSTITUTIONS:
+                todo.append(((src_kind, src_name, src_path + path), n + 1))
+    return out
+
+
+_READERS = frozenset(("float", "int", "bool", "complex", "iter", "next", "list", "tuple", "set", "frozenset", "dict",
+                      "sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map", "filter", "round", "str",
+                      "repr", "format"))
+_ARRAYS_AS_THEY_ARE = frozenset(("asarray", "asanyarray", "ascontiguousarray", "shape", "ndim", "size"))
+
+
+def _reader(instructions, i):
+    """Whether the name loaded at i is the one argument of a call that reads its values in Python: a builtin
+    (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a)`, `math.fsum(a)`; not `np.asarray(a)`)."""
+    prev = instructions[i - 1] if i else None
+    if prev is None:
+        return False
+    if prev.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return prev.argval in _READERS
+    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and i > 1 and \
+        instructions[i - 2].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[i - 2].argval in ("np", "numpy",
+                                                                                                      "math")
+
+
+def _indexed(instructions, i):
+    """Whether the value a chain left on the stack, followed by the loads from i on, is the container of an item
+    read (`a[i]`, `a[:1]`, `a[i, 0]`), not a part of the index (`x[a, 0]`)."""
+    above = 0  # stack items above the chain's value
+    for ins in instructions[i:]:
+        if ins.opname in _LOADS:
+            above += 1
+        elif ins.opname in ("BUILD_SLICE", "BUILD_TUPLE"):
+            if ins.arg > above:
+                return False  # (the value is part of the index)
+            above -= ins.arg - 1
+        else:
+            return ins.opname == "BINARY_SUBSCR" and above == 1
+    return False
+
+
+def _subscript(instructions, i):
+    """Whether the constant loaded at i is the key of an item read: `cfg["lr"]`, or `cfg["n"] += 1` (COPY COPY)."""
+    for ins in instructions[i + 1:i + 4]:
+        if ins.opname == "BINARY_SUBSCR":
+            return True
+        if ins.opname != "COPY":
+            return False
+    return False

@@ -1,0 +1,317 @@
+"""How the constants scan (constants.py) looks at the user's objects without running their code: an attribute or item
+as Python would read it as data (`_locate`), an object's instance dict and attribute names, the code a call runs
+(`_function`), which objects, classes and modules are the user's, and which calls draw random numbers in Python."""
+import argparse
+import enum
+import functools
+import operator
+import os
+import random
+import sys
+import types
+
+import numpy as np
+
+from .bytecode import _Key
+from .values import GONE as _GONE, container as _container, data as _data, lookup as _lookup
+
+_MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
+_CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
+
+
+def _function(fn):
+    """(the function whose code runs when `fn` is called, the instance bound to its first parameter or None)."""
+    if isinstance(fn, functools.partial):
+        fn = fn.func
+    if isinstance(fn, types.MethodType):
+        inst, f = fn.__self__, fn.__func__
+        Module = module_class()
+        if Module is not None and isinstance(inst, Module) and f is Module._call_impl:  # module.compile()
+            return _lookup(type(inst), "forward"), inst
+        return f, inst
+    if isinstance(fn, types.FunctionType) or isinstance(fn, type):
+        return fn, None
+    own = (_dict(fn) or {}).get("forward")  # (one set on the instance is called instead of the class's)
+    if isinstance(own, (types.FunctionType, types.MethodType, functools.partial)):
+        return _function(own)
+    method = _lookup(type(fn), "forward")  # a Module or another callable object: its forward (or __call__)
+    return _member(_lookup(type(fn), "__call__") if method is _GONE else method, fn)
+
+
+def _member(entry, obj):
+    """(function, bound to) behind a class's entry read from `obj` (an instance or a class): a method or a property's
+    getter (obj; None from a class), a staticmethod (None), a classmethod (the class); (None, None) otherwise."""
+    klass = obj if isinstance(obj, type) else type(obj)
+    if isinstance(entry, staticmethod):
+        return entry.__func__, None
+    if isinstance(entry, classmethod):
+        return entry.__func__, klass
+    if isinstance(entry, property):
+        entry = entry.fget
+    return (entry, None if obj is klass else obj) if isinstance(entry, types.FunctionType) else (None, None)
+
+
+def module_class():
+    """tl.nn.Module when tl.nn has been imported, else None (nothing can be a Module then: not imported for it)."""
+    mod = sys.modules.get(__name__.rsplit(".", 2)[0] + ".nn.module")
+    return getattr(mod, "Module", None)
+
+
+_RANDOM_MODULES = ("random", "secrets", "numpy.random")
+_GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+
+
+def _random_draw(obj, path):
+    """'random.uniform' when the chain from obj through path calls Python's or NumPy's random numbers (a function of
+    random, secrets or numpy.random, a method of a Random, Generator or RandomState, one imported by name), else
+    None."""
+    if not path and isinstance(obj, (types.BuiltinMethodType, types.MethodType)) \
+            and isinstance(obj.__self__, _GENERATORS):  # `from random import uniform`
+        return obj.__qualname__
+    for attr in path[:2]:
+        if attr.__class__ is not str:
+            return None
+        if isinstance(obj, _GENERATORS):
+            return f"{type(obj).__name__}.{attr}" if callable(_lookup(type(obj), attr)) else None
+        if not isinstance(obj, types.ModuleType):
+            return None
+        d = _dict(obj) or {}
+        entry = d.get(attr)
+        if isinstance(entry, types.ModuleType):  # np.random.rand: through the submodule
+            obj = entry
+            continue
+        if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type):
+            return f"{d['__name__']}.{attr}"
+        return None
+    return None
+
+
+def _settings_object(obj, tensor):
+    """An object whose data attributes code may read once it has it from a container (`for g in groups: g.scale`):
+    one with an instance dict that is not code, a container, an array, a tensor, a class, a module or an Enum."""
+    return not (callable(obj) or _data(obj) or _container(obj) or isinstance(obj, (np.ndarray, tensor, enum.Enum,
+                                                                                   types.ModuleType))) \
+        and _dict(obj) is not None
+
+
+def _user_object(obj, tensor):
+    """A settings object of the user's: of a class from the user's files (a config class, a dataclass, one with
+    __slots__), a SimpleNamespace or argparse.Namespace, or a module of the user's (`import config`); not the
+    library's objects (an optimizer reads its settings live)."""
+    if isinstance(obj, types.ModuleType):
+        return _user_module(obj)
+    klass = type(obj)
+    if not (_settings_object(obj, tensor) or (_dict(obj) is None and _lookup(klass, "__slots__") is not _GONE
+                                              and not callable(obj) and not _container(obj))):
+        return False
+    return klass is types.SimpleNamespace or klass is argparse.Namespace or _user_class(klass)
+
+
+def _passed_object(obj):
+    """A Module or a callable object of the user's whose settings code may read once it has it (`helper(self)`)."""
+    Module = module_class()
+    return not isinstance(obj, (_CODE, type, types.ModuleType)) and _dict(obj) is not None and (
+        (Module is not None and isinstance(obj, Module)) or _user_class(type(obj)))
+
+
+_NAME_READERS = (operator.attrgetter, operator.methodcaller)
+
+
+def _user_class(klass):
+    """A class defined in the user's files (not the library's, the standard library's or an installed package's)."""
+    mod = sys.modules.get(getattr(klass, "__module__", None))
+    return mod is not None and _user_module(mod)
+
+
+def _attribute_names(obj):
+    """The names obj has as data attributes: its instance dict's, a Module's parameters, buffers and children, its
+    classes' (not object's; a __slots__ attribute only when set), an AttrDict's keys."""
+    d = _dict(obj) or {}
+    names = [k for k in d if isinstance(k, str)]
+    for key in ("_parameters", "_buffers", "_modules"):  # (a Module's __getattr__ reads these)
+        if d.get(key).__class__ is dict:
+            names += [k for k in d[key] if isinstance(k, str)]
+    for klass in (obj if isinstance(obj, type) else type(obj)).__mro__[:-1]:  # (not object's)
+        for k, entry in vars(klass).items():
+            if isinstance(k, str) and not k.startswith("__") and (type(entry) is not types.MemberDescriptorType
+                                                                  or _locate(obj, k)[0] is not _GONE):
+                names.append(k)
+    if isinstance(obj, dict):
+        names += [k for k in obj if isinstance(k, str)]
+    return list(dict.fromkeys(names))
+
+
+def _dict(obj):
+    """obj's instance dict (a module's globals), or None, read by its class's own descriptor: no code runs."""
+    try:
+        desc = _dict_descriptor(type(obj))
+    except TypeError:  # a class its metaclass makes unhashable
+        desc = _find_dict_descriptor(type(obj))
+    d = desc.__get__(obj, type(obj)) if desc is not None else None
+    return d if type(d) is dict else None
+
+
+def _find_dict_descriptor(klass):
+    desc = _lookup(klass, "__dict__")
+    return desc if type(desc) in (types.GetSetDescriptorType, types.MemberDescriptorType) else None
+
+
+_dict_descriptor = functools.lru_cache(maxsize=1024)(_find_dict_descriptor)  # (a class is hashable, but see _dict)
+
+
+def _locate(obj, name):
+    """(`obj.name`, the dict it is read from or None) when Python reads it as data — from the instance's dict or
+    slot, a user module's globals, a class attribute that is not a descriptor (its MRO), a Module's parameter, buffer
+    or child, an AttrDict's key — without running any code; (_GONE, None) otherwise (a method, a property, code's
+    attributes, a library module's). `name` may be a _Key: an item of a dict, list or tuple."""
+    if name.__class__ is _Key:
+        return _item(obj, name.key), None
+    if name is _WHOLE:  # (the container itself: its _Contents compares)
+        return obj, None
+    if name is _NAMES:
+        return frozenset(_attribute_names(obj)), None
+    if name is _TYPE:
+        return type(obj), None
+    if isinstance(obj, type):
+        entry = _lookup(obj, name)
+        return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
+    if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
+        return _GONE, None
+    d, entry = _dict(obj), _lookup(type(obj), name)
+    if name == "__dict__" and d is not None and entry is _find_dict_descriptor(type(obj)):  # `cfg.__dict__["scale"]`
+        return d, None
+    if entry is not _GONE:
+        kind = type(entry)
+        if kind is types.MemberDescriptorType:  # a __slots__ attribute
+            try:
+                return entry.__get__(obj, type(obj)), None
+            except AttributeError:
+                return _GONE, None
+        getter = _lookup(kind, "__get__") is not _GONE
+        if getter and (_lookup(kind, "__set__") is not _GONE or _lookup(kind, "__delete__") is not _GONE):
+            return _GONE, None  # a data descriptor (a property): its code runs
+        if d is None or name not in d:
+            return (_GONE if getter else entry), None
+    if d is not None and name in d:
+        return d[name], d
+    if isinstance(obj, dict) and _lookup(type(obj), "__getattr__") in (dict.__getitem__, dict.get):
+        return dict.get(obj, name, _GONE), None  # an AttrDict (EasyDict-style config)
+    for key in ("_parameters", "_buffers", "_modules"):  # a Module's __getattr__
+        members = d.get(key) if d is not None else None
+        if members.__class__ is dict and name in members:
+            return members[name], members
+    return _GONE, None
+
+
+_WHOLE = "<contents>"  # in an attribute path: the container's contents (a _Contents snapshot)
+_NAMES = "<names>"  # in an attribute path: the names of the object's data attributes (getattr's object)
+_TYPE = "<type>"  # in an attribute path: the object's class (of an object passed on: the methods scanned are its)
+_PROTOCOL = ["__iter__", "__next__", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
+             "__getitem__", "__contains__", "__call__", "__array__", "__add__", "__radd__", "__sub__", "__rsub__",
+             "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__", "__rpow__",
+             "__neg__", "__eq__", "__lt__", "__le__", "__gt__", "__ge__"]  # (methods Python calls for an object)
+
+
+def _item(obj, key):
+    """`obj[key]` for a dict (whose lookup is dict's own), a list or a tuple, without running code; _GONE when there
+    is no such item (eager raises); _UNSEEN when code would compute it (a defaultdict's missing key, a class's own
+    __getitem__: a UserDict, a config class)."""
+    t = type(obj)
+    if isinstance(obj, dict) and (t is dict or _lookup(t, "__getitem__") is dict.__getitem__):
+        value = dict.get(obj, key, _GONE)
+        return _UNSEEN if value is _GONE and t is not dict and _lookup(t, "__missing__") is not _GONE else value
+    if t is types.MappingProxyType:  # a class's __dict__, a read-only view of a settings dict
+        value = obj.get(key, _GONE)
+        return value if isinstance(value, dict) or _data(value) or value is _GONE else _UNSEEN
+    if t is list or t is tuple:
+        return obj[key] if type(key) is int and -len(obj) <= key < len(obj) else _GONE
+    return _UNSEEN if _computes(_lookup(t, "__getitem__")) else _GONE
+
+
+def _computes(entry):
+    """Whether a class's __getattr__/__getitem__ is Python code that computes values (not the library's Module's,
+    whose parameters, buffers and children _locate reads itself)."""
+    from ..autograd.recorder import _PKG_DIR
+    return isinstance(entry, types.FunctionType) and not entry.__code__.co_filename.startswith(_PKG_DIR)
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_path(path):
+    """Whether a file is the user's: not the library's, the standard library's or NumPy's (their settings are
+    arguments, and their globals are not the user's to change between calls)."""
+    from ..autograd.recorder import _PKG_DIR
+    return not path.startswith((_PKG_DIR, _STDLIB, _NUMPY, "<frozen"))
+
+
+def _user_module(mod):
+    """Whether a module's attributes are the user's settings: a module of the user's files (not the library's, the
+    standard library's, NumPy's or an installed package's), or one without a file that is not built in."""
+    d = _dict(mod) or {}
+    path = d.get("__file__")
+    if not isinstance(path, str):
+        return d.get("__name__") not in sys.builtin_module_names
+    return _user_path(path) and "site-packages" not in path and "dist-packages" not in path
+
+
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+_NUMPY = os.path.dirname(np.__file__) + os.sep
+_UNSEEN = object()  # an item that code would compute (see _item)
+_ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "strides")  # (a signature's guards)
+
+
+def _bind(fn, args, kwargs, tensor):
+    """{parameter name: argument} of the compiled function for the arguments its signature keys by identity (the
+    user's objects and code, not tensors, arrays, numbers, strings or containers): its code's reads from them
+    (`cfg.scale` with `cfg` a parameter) are guarded like those from a global."""
+    f, inst = _function(fn)
+    if not isinstance(f, types.FunctionType):
+        return {}
+    if isinstance(fn, functools.partial):
+        args, kwargs = fn.args + tuple(args), {**fn.keywords, **kwargs}
+    code = f.__code__
+    positional = code.co_varnames[1 if inst is not None else 0:code.co_argcount]
+    names = set(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+    bound = dict(zip(positional, args))
+    bound.update((k, v) for k, v in kwargs.items() if k in names)
+    return {k: v for k, v in bound.items()  # (and the NumPy arrays: read() refuses their values read in Python)
+            if not isinstance(v, (tensor, np.generic, tuple, list, dict)) and not _data(v)}
+
+
+def _objects(args, budget=None):
+    """The objects among the call's arguments, in tuples, lists and dicts too (at most _MAX_ATTRIBUTES)."""
+    budget = [_MAX_ATTRIBUTES] if budget is None else budget
+    for arg in args:
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        if isinstance(arg, (tuple, list)):
+            yield from _objects(arg, budget)
+        elif isinstance(arg, dict):
+            yield from _objects(list(arg.values()), budget)
+        else:
+            yield arg
+
+
+class _Methods:
+    """The methods the scanned code calls on objects and classes (`self.helper()`, a Module's forward, a class's
+    __init__), each with the entry its class had: one guard for all, so a method replaced on its class is seen."""
+    __slots__ = ("entries", "keys")
+
+    def __init__(self):
+        self.entries, self.keys = [], set()
+
+    def add(self, obj, name):
+        if (id(obj), name) not in self.keys:
+            self.keys.add((id(obj), name))
+            klass = obj if isinstance(obj, type) else type(obj)
+            own = None if obj is klass else _dict(obj)  # (an instance attribute of that name would be called instead)
+            self.entries.append((obj, klass, name, _lookup(klass, name), own, own is not None and name in own))
+
+    def changed(self):
+        for obj, klass, name, entry, own, shadowed in self.entries:
+            now = obj if obj is klass else type(obj)
+            if (now is not klass or klass.__dict__.get(name) is not entry) and _lookup(now, name) is not entry:
+                return f"the method {now.__name__}.{name} the function calls was replaced"  # (or the class changed)
+            if own is not None and (name in own) != shadowed:
+                return f"the method {now.__name__}.{name} the function calls was replaced on the object"
+        return None
