@@ -70,7 +70,7 @@ def _chains(code, top=True):
     attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
     (passed to a call, put in a container, compared; not stored into) ends in _USED. A local or cell assigned from a
     chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from its source(s)."""
-    found, aliases, chain, of_getattr, chain_any, read_by = set(), {}, None, False, False, False
+    found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
     instructions = _instructions(code)
     for i, ins in enumerate(instructions):
         op = ins.opname
@@ -93,7 +93,8 @@ def _chains(code, top=True):
                 used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
                     op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
-                if op == "GET_ITER" or (op == "PRECALL" and read_by and len(chain) == 2) or _indexed(instructions, i):
+                if op == "GET_ITER" or (read_by and len(chain) == 2) or _indexed(instructions, i) \
+                        or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add(key[:2] + (key[2] + (_ANY,),))
@@ -104,7 +105,7 @@ def _chains(code, top=True):
         chain_any = False
         if op in _ROOTS:
             chain, chain_any = [_KIND[op], ins.argval], of_getattr
-            read_by = _reader(instructions, i)
+            read_by, start = _reader(instructions, i), i
         if op != "PUSH_NULL":
             of_getattr = False
     if chain is not None:
@@ -161,6 +162,20 @@ def _reader(instructions, i):
     return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and i > 1 and \
         instructions[i - 2].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[i - 2].argval in ("np", "numpy",
                                                                                                       "math")
+
+
+_UNARY = ("UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_NOT", "UNARY_POSITIVE")
+
+
+def _with_constant(instructions, i, start):
+    """Whether the value of the chain that started at `start` and ended at i meets a constant in arithmetic or a
+    comparison (`a > 0`, `a * 2`, `255.0 / a`): NumPy computes that on an array, outside the recorded operations."""
+    ops = ("BINARY_OP", "COMPARE_OP")
+    after = instructions[i + 1] if i + 1 < len(instructions) else None
+    if instructions[i].is_jump_target or (after is not None and after.is_jump_target):
+        return False  # (`(tl.as_tensor(a) if c else a) * 2`: the other branch's value meets the constant too)
+    return (instructions[i].opname == "LOAD_CONST" and after is not None and after.opname in ops) or (
+        start > 0 and instructions[start - 1].opname == "LOAD_CONST" and instructions[i].opname in ops)
 
 
 def _indexed(instructions, i):

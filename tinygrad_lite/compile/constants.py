@@ -12,9 +12,9 @@ children, an object whose method runs) is guarded by identity. The scan runs no 
 descriptor). When it hits its limits it says so, and the call runs eagerly; so it does when a value it would guard is
 computed by a `__getattr__`, `__getitem__` or `__missing__`. With `getattr(obj, name)` every setting of obj, and the set
 of its attribute names, is a guard (the name may be computed). A container read whole (iterated, sliced, tested with
-`in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object
-directly in a list, tuple or dict has its settings guarded as getattr's object (`for g in groups: x * g.scale`). Other
-names for the same objects are followed too: a local assigned from a chain is read as its source (`c = self.cfg;
+`in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object in a
+list, tuple or dict (nested ones too) has its settings guarded as getattr's object (`for g in groups: x * g.scale`).
+Other names for the same objects are followed too: a local assigned from a chain is read as its source (`c = self.cfg;
 c.scale`, an alias of an alias, a cell a comprehension reads); the compiled function's parameters bound to objects (a
 signature keys those by identity) are roots like globals; and a user's object (or Module) the code passes on, returns or
 reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object
@@ -24,17 +24,17 @@ user's objects among them the same way, two levels down (`c.sub.scale`), its cla
 calls by those names, and the protocol methods Python calls for it (`float(obj)`, unpacking), scanned with the object
 bound (`_Found.flush`; a user's module, a `__slots__` object and one read by `operator.attrgetter` too): a counter the
 step only stores to (`t.steps += 1`) or the loop advances is no guard. The methods called on objects and classes (a
-Module's forward, `self.helper()`, every method of a class the step instantiates, scanned with the class as `self`) are
-one guard (`_Methods`): one replaced on its class, or set on the object, is seen. Code that draws random numbers in
-Python (a function of random or numpy.random, a Random's or Generator's method, a partial of one, a Generator passed on
-or held by an object passed on) runs eagerly: a replay would repeat the recording call's draw (the library's own random
-numbers replay with fresh draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`,
-`for v in a`, `np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the
-library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read
-theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything but a
-chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects
-more than two levels below one passed on. README says so. What code reads is found in its bytecode (bytecode.py);
-objects are looked at without running their code (objects.py)."""
+Module's forward, `self.helper()`, a class the step instantiates: its constructor, `__call__`/forward and the methods
+the code calls by name, scanned with the class as `self`) are one guard (`_Methods`): one replaced on its class, or set
+on the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
+Generator's method, a partial of one, a Generator passed on or held by an object passed on) runs eagerly: a replay would
+repeat the recording call's draw (the library's own random numbers replay with fresh draws); so does code that reads a
+NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a signature guard,
+tensor operations on it are recorded). Not followed: the library's own code (its settings are arguments; its wrappers
+are looked through, and its objects, an optimizer, read theirs live), the standard library's, NumPy's and installed
+packages' modules, a local assigned from anything but a chain (a library call's result, arithmetic) or from a parameter
+of a function other than the compiled one, and objects more than two levels below one passed on. README says so. What
+code reads is found in its bytecode (bytecode.py); objects are looked at without running their code (objects.py)."""
 import enum
 import functools
 import types
@@ -47,8 +47,8 @@ from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _MAX_ATTRIBUTES, _NAM
                       _member, _objects, _passed_object, _random_draw, _settings_object, _user_class, _user_object,
                       _user_path, module_class)
 from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, Contents as _Contents,
-                     collection as _collection, contents as _contents, data as _data, lookup as _lookup,
-                     opaque as _opaque, same as _same)
+                     collection as _collection, container as _container, contents as _contents, data as _data,
+                     lookup as _lookup, opaque as _opaque, same as _same)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _MAX_LEVELS = 2  # of the user's objects held by one read whole (getattr's, passed on): `c.sub.scale` is guarded
@@ -92,6 +92,9 @@ def python_constants(fn, args=()):
     return found.out + ([(None, "", (), found.methods)] if found.methods.entries else [])
 
 
+_CONSTRUCTION = ("__new__", "__init__", "__post_init__", "__call__", "forward")  # (run by `Cls(...)(x)`)
+
+
 class _Found:
     """One scan's state: the constants found, the (function, instance) pairs and keys already seen, a _Self per
     instance, the user's functions read, and the limit hit (or None)."""
@@ -100,6 +103,7 @@ class _Found:
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
         self.passed, self.names, self.dynamic = [], set(), False  # objects passed on; attribute names code reads
+        self.made = []  # (class the step instantiates, method name, function)
         self.reads, self.limit = 0, None
 
     def call(self, value, depth):
@@ -251,14 +255,15 @@ class _Found:
                 self.call(value, depth + 1)
                 if used and step == len(path) and _passed_object(value):  # `helper(self)` in a Module's forward
                     self.passed.append((at, value))
+            elif value in _NAME_READERS:  # `_ag = operator.attrgetter; _ag("shift")(cfg)`
+                self.dynamic = True
             elif isinstance(value, type) and _user_class(value):  # `Block(cfg)`: a class the step calls
                 self.keep(*at, value)
-                for klass in value.__mro__:  # every method an instance made in the step may run, `self` the class
-                    for member, entry in (vars(klass).items() if _user_class(klass) else ()):
+                for klass in value.__mro__:  # the methods an instance made in the step runs, `self` the class:
+                    for member, entry in (vars(klass).items() if _user_class(klass) else ()):  # (others by name: flush)
                         f, _ = _member(entry, value)
                         if f is not None:
-                            self.methods.add(value, member)
-                            self.scan(f, value, depth + 1)
+                            self.made.append((value, member, f))
             elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
             elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
@@ -285,11 +290,22 @@ class _Found:
         for item in snap.leaves() if snap.objects else ():  # (plain settings are not code)
             if callable(item) and not isinstance(item, type):
                 self.call(item, depth + 1)
-        if not snap.objects or not (type(value) in (list, tuple) or isinstance(value, dict)):  # (ones _item reads)
-            return
+        if snap.objects:
+            self.keep_items(root, name, path, value, _MAX_NESTED)
+
+    def keep_items(self, root, name, path, value, budget):
+        """The settings of the objects in a container read whole, in its nested lists, tuples and dicts too (`for g
+        in groups: x * g.scale`, `for grp in nested: for g in grp: ...`), as getattr's objects."""
+        if not (type(value) in (list, tuple) or isinstance(value, dict)):  # (the ones _item reads)
+            return budget
         for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
-            if _settings_object(item, self.tensor) and _data(key):  # (a key a guard can look up again)
-                self.keep_all(root, name, path + (_Key(key),), item)  # `for g in groups: x * g.scale`
+            if not _data(key):  # (a key a guard can look up again)
+                continue
+            if _settings_object(item, self.tensor):
+                self.keep_all(root, name, path + (_Key(key),), item)
+            elif _container(item) and budget > 0:
+                budget = self.keep_items(root, name, path + (_Key(key),), item, budget - 1)
+        return budget
 
     def keep_all(self, root, name, path, obj, levels=_MAX_LEVELS):
         """`getattr(obj, name)` with a name computed at run time, or obj passed on: keep every setting obj reads as an
@@ -315,6 +331,10 @@ class _Found:
         the scan, so the names are all known; again when the code it reaches reads more names."""
         done, size = [], -1
         for _ in range(_MAX_LEVELS + 2):
+            for klass, member, f in self.made:  # `Applier().apply(x)`: its constructor, call and the methods read
+                if member in _CONSTRUCTION or member in self.names:
+                    self.methods.add(klass, member)
+                    self.scan(f, klass, 1)
             while self.passed and not self.limit:
                 item = self.passed.pop()
                 done.append(item)
@@ -337,17 +357,29 @@ class _Found:
                               f"than {_MAX_ATTRIBUTES} attributes to guard")
                 return
             self.keep(root, name, path + (_NAMES,), frozenset(every))
+            Module = module_class()
+            if Module is not None and isinstance(obj, Module):  # (not a Module's own bookkeeping: `_child_names`)
+                every = [k for k in every if not k.startswith("_")]
             names = sorted(set(names) | set(every))
         klass = None if isinstance(obj, (type, types.ModuleType)) else type(obj)
-        for key in names + [m for m in _PROTOCOL if klass is not None and _user_class(klass)]:
+        protocol = _PROTOCOL if klass is not None and _user_class(klass) else ()
+        for key in names + list(protocol):
             value = _locate(obj, key)[0]
             at = (root, name, path + (key,))
-            if value is _GONE and klass is not None:  # a method of its class that code calls by this name
+            read = key in self.names or key in protocol  # (else an attribute of getattr's object: its data only)
+            if value is _GONE and klass is not None and read:  # a method of its class that code calls by this name
                 f, inst = _member(_lookup(klass, key), obj)
                 if f is not None:
+                    self.keep(*at, _GONE)  # (one set on this object, or on another at this path, is called instead)
                     self.methods.add(obj, key)
                     self.scan(f, inst, 1)
-            if value is _GONE or value is _UNSEEN:
+                elif _computes(_lookup(klass, "__getattr__")):
+                    self.limit = (f"'{_dotted(name, path + (key,))}' is read through {klass.__name__}.__getattr__, "
+                                  f"code that the scan does not run")
+                    return
+            if value is _GONE or value is _UNSEEN or not (read or _data(value) or _container(value)
+                                                          or isinstance(value, (np.ndarray, self.tensor))
+                                                          or _user_object(value, self.tensor)):
                 continue
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(*at, value)

@@ -59,6 +59,7 @@ def module_class():
 
 _RANDOM_MODULES = ("random", "secrets", "numpy.random")
 _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
+_SEEDING = frozenset(("default_rng", "seed", "getstate", "setstate", "get_state", "set_state", "SeedSequence"))
 
 
 def _random_draw(obj, path):
@@ -80,7 +81,8 @@ def _random_draw(obj, path):
         if isinstance(entry, types.ModuleType):  # np.random.rand: through the submodule
             obj = entry
             continue
-        if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type):
+        if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type) \
+                and attr not in _SEEDING:
             return f"{d['__name__']}.{attr}"
         return None
     return None
@@ -209,7 +211,7 @@ _TYPE = "<type>"  # in an attribute path: the object's class (of an object passe
 _PROTOCOL = ["__iter__", "__next__", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
              "__getitem__", "__contains__", "__call__", "__array__", "__add__", "__radd__", "__sub__", "__rsub__",
              "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__", "__rpow__",
-             "__neg__", "__eq__", "__lt__", "__le__", "__gt__", "__ge__"]  # (methods Python calls for an object)
+             "__neg__"]  # (methods Python calls for an object; not comparisons: a dataclass's __eq__ reads every field)
 
 
 def _item(obj, key):
