@@ -10,8 +10,8 @@ from .values import data as _data
 
 _KIND = {"LOAD_GLOBAL": "global", "LOAD_NAME": "global", "LOAD_DEREF": "deref", "LOAD_FAST": "fast"}
 _ROOTS = tuple(_KIND)
-_DYNAMIC = frozenset(("getattr", "hasattr", "vars", "__dict__", "attrgetter", "methodcaller", "asdict", "astuple",
-                      "fields", "dir", "__getattribute__"))
+_DYNAMIC = frozenset(("vars", "__dict__", "attrgetter", "methodcaller", "asdict", "astuple", "fields", "dir",
+                      "__getattribute__"))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -22,25 +22,46 @@ def _instructions(code):
 
 @functools.lru_cache(maxsize=1024)
 def _read_names(code):
-    """(the attribute names `code` and the code it defines read, not counting `obj.n += 1`'s; whether it reads
-    attributes by computed names: getattr, vars, __dict__)."""
-    names, dynamic, previous = set(), False, None
-    for ins in _instructions(code):
-        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and previous is not None and previous.opname != "COPY":
-            names.add(ins.argval)
-        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD") and ins.argval in _DYNAMIC:
+    """(the attribute paths `code` and the code it defines read from what may be an object passed to it — a local
+    (a parameter, a loop variable, an alias), a closure variable, a call's result, an item: `t.model`, `c.sub.scale`,
+    `get_cfg().scale`, `cs[0].scale`; not `t.n += 1`'s store; getattr and hasattr with a constant name read that
+    name, with a computed one the path ends in _ANY —, whether it reads attributes by names computed elsewhere:
+    vars, __dict__, attrgetter, asdict, a match pattern's positions). Not the chains from globals, which the scan
+    follows to their objects."""
+    instructions, paths, dynamic = _instructions(code), set(), False
+    for i, ins in enumerate(instructions):
+        op = ins.opname
+        if op in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_ATTR", "LOAD_METHOD") and ins.argval in _DYNAMIC:
             dynamic = True
-        if ins.opname == "MATCH_CLASS":  # `case Cfg(sub=s)`: its keywords by name, positions by __match_args__
-            if previous is not None and previous.opname == "LOAD_CONST" and isinstance(previous.argval, tuple):
-                names.update(n for n in previous.argval if isinstance(n, str))
+        if op in ("LOAD_FAST", "LOAD_DEREF", "CALL", "BINARY_SUBSCR"):  # (a local, a call's result, an item)
+            path, j = _attribute_path(instructions, i + 1)
+            if path:
+                paths.add(path)
+            if i and instructions[i - 1].opname == "LOAD_GLOBAL" and instructions[i - 1].argval in ("getattr",
+                                                                                                     "hasattr"):
+                name = instructions[j].argval if j < len(instructions) and instructions[j].opname == "LOAD_CONST" \
+                    else None
+                paths.add(path + ((name if isinstance(name, str) else _ANY),))  # `getattr(c, "scale", 1.0)`
+        if op == "MATCH_CLASS":  # `case Cfg(sub=s)`: its keywords by name, positions by __match_args__
+            previous = instructions[i - 1]
+            if previous.opname == "LOAD_CONST" and isinstance(previous.argval, tuple):
+                paths.update((n,) for n in previous.argval if isinstance(n, str))
             dynamic = dynamic or bool(ins.arg)
-        previous = ins
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             inner, more = _read_names(const)
-            names |= inner
+            paths |= inner
             dynamic = dynamic or more
-    return frozenset(names), dynamic
+    return frozenset(paths), dynamic
+
+
+def _attribute_path(instructions, j):
+    """(the attribute names loaded in a row from j on, the index after them)."""
+    path = []
+    while j < len(instructions) and instructions[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+        path.append(instructions[j].argval)
+        j += 1
+    return tuple(path), j
 
 
 class _Key:

@@ -102,7 +102,7 @@ class _Found:
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
-        self.passed, self.names, self.dynamic = [], set(), False  # objects passed on; attribute names code reads
+        self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
         self.made = []  # (class the step instantiates, method name, function)
         self.reads, self.limit = 0, None
 
@@ -175,9 +175,10 @@ class _Found:
                 self.call(value, depth + 1)
 
     def read(self, f, code, inst, depth):
-        names, dynamic = _read_names(code)
-        self.names |= names
+        paths, dynamic = _read_names(code)
+        self.paths |= paths
         self.dynamic = self.dynamic or dynamic
+        params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
         module = f.__globals__
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
@@ -196,7 +197,9 @@ class _Found:
                         self.array_read = self.array_read or _dotted(name, path)
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
-            else:  # a local variable
+            else:  # a local variable; a parameter's reads through an alias (`c = t.cfg; c.scale`) are paths read
+                if name in params:
+                    self.paths.add(_attributes(path))
                 continue
             self.follow(root, name, path, depth)
 
@@ -332,25 +335,36 @@ class _Found:
         done, size = [], -1
         for _ in range(_MAX_LEVELS + 2):
             for klass, member, f in self.made:  # `Applier().apply(x)`: its constructor, call and the methods read
-                if member in _CONSTRUCTION or member in self.names:
+                if member in _CONSTRUCTION or member in self.names_at(()):
                     self.methods.add(klass, member)
                     self.scan(f, klass, 1)
             while self.passed and not self.limit:
                 item = self.passed.pop()
                 done.append(item)
                 self.keep_read(*item[0], item[1], _MAX_LEVELS)
-            if len(self.names) == size or self.limit:
+            if len(self.paths) == size or self.limit:
                 return
-            size = len(self.names)
+            size = len(self.paths)
             self.passed, done = done, []
 
-    def keep_read(self, root, name, path, obj, levels):
+    def names_at(self, rel):
+        """The attribute names code may read at `rel` below an object it is passed, from the paths read off locals,
+        call results and items (`_read_names`): those read off it directly (`t.cfg`), and below it those read along
+        the path too (`t.cfg.scale`: 'scale' at ('cfg',)) as well as those read off any local, which may hold the
+        object met there (`s = t.cfg; s.scale`, a match capture, unpacking)."""
+        n = len(rel)
+        first = {p[0] for p in self.paths if p}
+        return first if not n else first | {p[n] for p in self.paths if len(p) > n and p[:n] == rel}
+
+    def keep_read(self, root, name, path, obj, levels, rel=()):
         """Guard obj, passed on: its class (its methods are scanned as its class has them), the attributes the code
-        reads by name (all of them, and the set of their names, when it reads attributes by computed names), the
-        methods Python calls for it (`float(obj)`, unpacking: its class's protocol methods), two levels down."""
+        reads by name at this place below the object passed (all of them, and the set of their names, when it reads
+        attributes by computed names), the methods Python calls for it (`float(obj)`, unpacking: its class's
+        protocol methods), two levels down."""
         self.keep(root, name, path + (_TYPE,), type(obj))
-        names = sorted(self.names)
-        if self.dynamic and not isinstance(obj, types.ModuleType):
+        read_names = self.names_at(rel)
+        names = sorted(k for k in read_names if k is not _ANY)
+        if (self.dynamic or _ANY in read_names) and not isinstance(obj, types.ModuleType):
             every = _attribute_names(obj)
             if len(every) > _MAX_ATTRIBUTES:
                 self.limit = (f"'{_dotted(name, path)}' is read by attribute names computed at run time and has more "
@@ -366,7 +380,7 @@ class _Found:
         for key in names + list(protocol):
             value = _locate(obj, key)[0]
             at = (root, name, path + (key,))
-            read = key in self.names or key in protocol  # (else an attribute of getattr's object: its data only)
+            read = key in read_names or key in protocol  # (else an attribute of getattr's object: its data only)
             if value is _GONE and klass is not None and read:  # a method of its class that code calls by this name
                 f, inst = _member(_lookup(klass, key), obj)
                 if f is not None:
@@ -391,9 +405,9 @@ class _Found:
                 self.keep(*at, value)
                 self.call(value, 1)
                 if levels and _passed_object(value):
-                    self.keep_read(*at, value, levels - 1)
+                    self.keep_read(*at, value, levels - 1, rel + (key,))
             elif levels and _user_object(value, self.tensor):
-                self.keep_read(*at, value, levels - 1)
+                self.keep_read(*at, value, levels - 1, rel + (key,))
             else:  # (an object of the library's, an optimizer: by identity)
                 self.keep(*at, value)
 
@@ -402,6 +416,18 @@ class _Found:
         if key not in self.seen and (path or not isinstance(root, _Self)):
             self.seen.add(key)
             self.out.append((root, name, path, value))
+
+
+def _attributes(path):
+    """The attribute names at the start of a chain's path (up to an item, a marker; getattr's _ANY kept)."""
+    out = []
+    for a in path:
+        if a is _ANY or a.__class__ is not str or a in (_USED, _SUBSCRIPT):
+            if a is _ANY:
+                out.append(a)
+            break
+        out.append(a)
+    return tuple(out)
 
 
 def _dotted(name, path):

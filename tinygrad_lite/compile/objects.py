@@ -184,6 +184,8 @@ def _locate(obj, name):
         return d, None
     if entry is not _GONE:
         kind = type(entry)
+        if kind is types.FunctionType:  # a method (the common entry: no descriptor lookups), or what shadows it
+            return (d[name], d) if d is not None and name in d else (_GONE, None)
         if kind is types.MemberDescriptorType:  # a __slots__ attribute
             try:
                 return entry.__get__(obj, type(obj)), None
