@@ -311,9 +311,9 @@ class _Found:
         return budget
 
     def keep_all(self, root, name, path, obj, levels=_MAX_LEVELS):
-        """`getattr(obj, name)` with a name computed at run time, or obj passed on: keep every setting obj reads as an
-        attribute (its instance dict, its classes' data attributes, an AttrDict's keys), and those of the user's
-        objects among them, `levels` deep (`c.sub.scale` in the code obj is passed to)."""
+        """`getattr(obj, name)` with a name computed at run time, or an object in a container read whole: keep every
+        setting obj reads as an attribute (its instance dict, its classes' data attributes, an AttrDict's keys), and
+        those of the user's objects among them, `levels` deep."""
         names = _attribute_names(obj)
         if len(names) > _MAX_ATTRIBUTES:
             self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
@@ -329,9 +329,9 @@ class _Found:
 
     def flush(self):
         """Guard the objects the code passed on (`helper(cfg)`, returned, a partial's or default's object, an object
-        argument in a container): each attribute the scanned code reads by name (all of them when it reads attributes
-        by computed names: getattr, vars), its held objects the same way two levels down, its code scanned. Done after
-        the scan, so the names are all known; again when the code it reaches reads more names."""
+        argument in a container) with keep_read, and scan the methods of the classes the step instantiates that code
+        calls by name. Done after the scan, so the attribute paths read are all known; again when the code it reaches
+        reads more."""
         done, size = [], -1
         for _ in range(_MAX_LEVELS + 2):
             for klass, member, f in self.made:  # `Applier().apply(x)`: its constructor, call and the methods read
