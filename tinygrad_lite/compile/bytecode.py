@@ -89,8 +89,11 @@ def _chains(code, top=True):
     """{(kind, name, (attr, ...))}: every name `code` and the code it defines inside (comprehensions, lambdas) reads
     as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
     attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
-    (passed to a call, put in a container, compared; not stored into) ends in _USED. A local or cell assigned from a
-    chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from its source(s)."""
+    (passed to a call, put in a container, compared; not stored into) ends in _USED; one whose values Python reads
+    (iterated, the container of an item read, the first argument of a reading builtin or NumPy function, met with a
+    constant in arithmetic or a comparison) is also found ending in _SUBSCRIPT (what matters for a NumPy argument). A
+    local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from
+    its source(s)."""
     found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
     instructions = _instructions(code)
     for i, ins in enumerate(instructions):
@@ -173,8 +176,9 @@ _ARRAYS_AS_THEY_ARE = frozenset(("asarray", "asanyarray", "ascontiguousarray", "
 
 
 def _reader(instructions, i):
-    """Whether the name loaded at i is the one argument of a call that reads its values in Python: a builtin
-    (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a)`, `math.fsum(a)`; not `np.asarray(a)`)."""
+    """Whether the name loaded at i is the first argument of a call that reads its values in Python: a builtin
+    (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a, axis=0)`, `np.array_equal(a, b)`,
+    `math.fsum(a)`; not `np.asarray(a)`)."""
     prev = instructions[i - 1] if i else None
     if prev is None:
         return False
