@@ -422,3 +422,28 @@ def test_a_numpy_argument_as_an_index_keeps_replaying():
             a = np.array([k % 2, 1 - k % 2])
             np.testing.assert_array_equal(f(a, x).numpy(), fn(a, x).numpy())
         assert f.stats["replays"] == 3, f.stats
+
+
+def test_a_generator_made_without_a_seed_in_the_step_runs_eagerly():
+    """`np.random.default_rng().normal()` draws from the operating system's entropy on every eager call: a replay
+    would repeat the recording call's draw. One made with a seed draws the same numbers on every call: it replays."""
+    def unseeded(x):
+        return x * np.random.default_rng().normal()
+
+    def unseeded_local(x):
+        r = random.Random()
+        return x * r.random()
+
+    def seeded(x):
+        return x * np.random.default_rng(7).normal()
+
+    x = _x()
+    for fn in (unseeded, unseeded_local):
+        f = tl.compile(fn)
+        outs = [f(x).numpy() for _ in range(4)]
+        assert len({o.tobytes() for o in outs}) == 4 and f.stats["replays"] == 0, f.stats
+        assert "without a seed" in f.stats["last_reason"], f.stats
+    f = tl.compile(seeded)
+    for _ in range(4):
+        np.testing.assert_array_equal(f(x).numpy(), seeded(x).numpy())
+    assert f.stats["replays"] == 3, f.stats

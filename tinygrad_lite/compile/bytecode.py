@@ -122,6 +122,9 @@ def _chains(code, top=True):
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add(key[:2] + (key[2] + (_ANY,),))
+            call = instructions[i + 1] if op == "LOAD_METHOD" else ins
+            if call.opname == "PRECALL" and call.arg == 0:  # `np.random.default_rng()`: called without arguments
+                found.add(key[:2] + (key[2] + (_BARE,),))
             chain = None
         if op == "LOAD_GLOBAL" and ins.argval in ("getattr", "hasattr"):
             of_getattr = True  # the next chain is getattr's object
@@ -145,6 +148,7 @@ def _chains(code, top=True):
 
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
+_BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
 _LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
 _MAX_SUBSTITUTIONS = 8  # in a row for one chain

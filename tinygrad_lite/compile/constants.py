@@ -27,25 +27,26 @@ step only stores to (`t.steps += 1`) or the loop advances is no guard. The metho
 Module's forward, `self.helper()`, a class the step instantiates: its constructor, `__call__`/forward and the methods
 the code calls by name, scanned with the class as `self`) are one guard (`_Methods`): one replaced on its class, or set
 on the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
-Generator's method, a partial of one, a Generator passed on or held by an object passed on) runs eagerly: a replay would
-repeat the recording call's draw (the library's own random numbers replay with fresh draws); so does code that reads a
-NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a signature guard,
-tensor operations on it are recorded). Not followed: the library's own code (its settings are arguments; its wrappers
-are looked through, and its objects, an optimizer, read theirs live), the standard library's, NumPy's and installed
-packages' modules, a local assigned from anything but a chain (a library call's result, arithmetic) or from a parameter
-of a function other than the compiled one, and objects more than two levels below one passed on. README says so. What
-code reads is found in its bytecode (bytecode.py); objects are looked at without running their code (objects.py)."""
+Generator's method, a partial of one, a Generator passed on or held by an object passed on, a generator made without a
+seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
+draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`,
+`np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the library's own
+code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the
+standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
+call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
+levels below one passed on. README says so. What code reads is found in its bytecode (bytecode.py); objects are looked
+at without running their code (objects.py)."""
 import enum
 import functools
 import types
 
 import numpy as np
 
-from .bytecode import _ANY, _SUBSCRIPT, _USED, _Key, _chains, _read_names
+from .bytecode import _ANY, _BARE, _SUBSCRIPT, _USED, _Key, _chains, _read_names
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _MAX_ATTRIBUTES, _NAME_READERS, _NAMES, _PROTOCOL, _TYPE,
                       _UNSEEN, _WHOLE, _Methods, _attribute_names, _bind, _computes, _dict, _function, _locate,
-                      _member, _objects, _passed_object, _random_draw, _settings_object, _user_class, _user_object,
-                      _user_path, module_class)
+                      _member, _objects, _passed_object, _random_draw, _settings_object, _unseeded, _user_class,
+                      _user_object, _user_path, module_class)
 from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, Contents as _Contents,
                      collection as _collection, container as _container, contents as _contents, data as _data,
                      lookup as _lookup, opaque as _opaque, same as _same)
@@ -209,6 +210,10 @@ class _Found:
         with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
         children: `self` does not change) is guarded as that dict's key: one lookup per check."""
         if path[-1:] == (_SUBSCRIPT,):  # (only a NumPy argument's items matter: see read)
+            return
+        if path[-1:] == (_BARE,):  # (only a generator made without a seed matters)
+            made = _unseeded(_root_value(root, name), path[:-1])
+            self.draws = self.draws or (made and f"a generator made without a seed, {made}")
             return
         used = path[-1:] == (_USED,)
         if used:

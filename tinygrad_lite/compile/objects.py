@@ -62,6 +62,25 @@ _GENERATORS = (random.Random, np.random.Generator, np.random.RandomState)
 _SEEDING = frozenset(("default_rng", "seed", "getstate", "setstate", "get_state", "set_state", "SeedSequence"))
 
 
+_UNSEEDED = frozenset(("default_rng", "RandomState", "Random", "SystemRandom"))
+
+
+def _unseeded(obj, path):
+    """'numpy.random.default_rng()' when the chain from obj through path, called without arguments, makes a random
+    number generator seeded from the operating system's entropy (its draws differ on every call), else None."""
+    if not path and callable(obj) and any(obj is getattr(m, n, None) for m in (np.random, random) for n in _UNSEEDED):
+        return f"{getattr(obj, '__name__', obj)}()"
+    for attr in path[:2]:
+        if attr.__class__ is not str or not isinstance(obj, types.ModuleType):
+            return None
+        d = _dict(obj) or {}
+        if isinstance(d.get(attr), types.ModuleType):
+            obj = d[attr]
+            continue
+        return f"{d.get('__name__')}.{attr}()" if d.get("__name__") in _RANDOM_MODULES and attr in _UNSEEDED else None
+    return None
+
+
 def _random_draw(obj, path):
     """'random.uniform' when the chain from obj through path calls Python's or NumPy's random numbers (a function of
     random, secrets or numpy.random, a method of a Random, Generator or RandomState, one imported by name), else
