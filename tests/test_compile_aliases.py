@@ -447,3 +447,13 @@ def test_a_generator_made_without_a_seed_in_the_step_runs_eagerly():
     for _ in range(4):
         np.testing.assert_array_equal(f(x).numpy(), seeded(x).numpy())
     assert f.stats["replays"] == 3, f.stats
+
+
+def test_the_reason_names_the_function_and_its_file():
+    """As API.md asks of what cannot be captured: the reason names what and where (the function's definition)."""
+    f = tl.compile(DRAWS["a helper's draw"])
+    f(_x())
+    assert "random.uniform in _python_draw (test_compile_aliases.py:" in f.stats["last_reason"], f.stats
+    g = tl.compile(ARRAY_READS["a[0, 0]"])
+    g(np.ones((2, 2), np.float32), _x())
+    assert "a[0, 0] in <lambda> (test_compile_aliases.py:" in g.stats["last_reason"], g.stats

@@ -78,7 +78,8 @@ class _Key:
         return hash((_Key, self.key))
 
     def __repr__(self):
-        return f"[{self.key!r}]"
+        key = self.key
+        return f"[{', '.join(map(repr, key)) if type(key) is tuple and key else repr(key)}]"  # a[0, 0], not a[(0, 0)]
 
 
 _ANY = "<getattr>"  # in an attribute path: the object is the first argument of getattr (see _chains)

@@ -38,6 +38,7 @@ levels below one passed on. README says so. What code reads is found in its byte
 at without running their code (objects.py)."""
 import enum
 import functools
+import os
 import types
 
 import numpy as np
@@ -103,6 +104,7 @@ class _Found:
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
+        self.where = None  # the function whose code is being read (for the reason: its name and source line)
         self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
         self.made = []  # (class the step instantiates, method name, function)
         self.reads, self.limit = 0, None
@@ -112,7 +114,7 @@ class _Found:
         each guarded by identity), a callable object (a library one: the function it wraps)."""
         draw = _random_draw(value.func if isinstance(value, functools.partial) else value, ())
         if draw is not None:  # `U = partial(random.uniform, 0.5, 1.5)`
-            self.draws = self.draws or draw
+            self.draw(draw)
             return
         if isinstance(value, _NAME_READERS):  # `operator.attrgetter("scale")`: attributes by names it holds
             self.dynamic = True
@@ -142,7 +144,7 @@ class _Found:
         if _user_object(value, self.tensor):
             self.passed.append(((self.selves.setdefault(id(value), _Self(value)), what, ()), value))
         elif isinstance(value, _GENERATORS):
-            self.draws = self.draws or f"a {type(value).__name__} as {what}"
+            self.draw(f"a {type(value).__name__} as {what}")
         elif callable(value) and not isinstance(value, type):
             self.call(value, depth + 1)
 
@@ -175,7 +177,17 @@ class _Found:
             if callable(value) and not isinstance(value, type):
                 self.call(value, depth + 1)
 
+    def draw(self, what):
+        self.draws = self.draws or what + self.place()
+
+    def place(self):
+        """' in fn (file:line)' for the function being read, when there is one."""
+        code = getattr(self.where, "__code__", None)
+        return "" if code is None else \
+            f" in {self.where.__qualname__} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+
     def read(self, f, code, inst, depth):
+        self.where = f
         paths, dynamic = _read_names(code)
         self.paths |= paths
         self.dynamic = self.dynamic or dynamic
@@ -195,7 +207,7 @@ class _Found:
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
                     if path and path[0] not in _ARRAY_METADATA and path != (_USED,):  # `float(a[0])`, `a.sum()`
-                        self.array_read = self.array_read or _dotted(name, path)
+                        self.array_read = self.array_read or _dotted(name, path) + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
             else:  # a local variable; a parameter's reads through an alias (`c = t.cfg; c.scale`) are paths read
@@ -213,7 +225,8 @@ class _Found:
             return
         if path[-1:] == (_BARE,):  # (only a generator made without a seed matters)
             made = _unseeded(_root_value(root, name), path[:-1])
-            self.draws = self.draws or (made and f"a generator made without a seed, {made}")
+            if made:
+                self.draw(f"a generator made without a seed, {made}")
             return
         used = path[-1:] == (_USED,)
         if used:
@@ -222,7 +235,7 @@ class _Found:
         for step in range(len(path) + 1):
             draw = _random_draw(value, path[step - 1 if step else 0:])  # (value: reached through path[:step - 1])
             if draw is not None:  # (a number drawn in Python would be the recording call's in every replay)
-                self.draws = self.draws or draw
+                self.draw(draw)
                 return
             if step:
                 owner, before = value, at
@@ -277,7 +290,7 @@ class _Found:
             elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
                 self.passed.append((at, value))
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
-                self.draws = self.draws or f"a {type(value).__name__} passed on"
+                self.draw(f"a {type(value).__name__} passed on")
 
     def keep_whole(self, at, value, depth):
         """A list, dict, set or tuple the code reads other than by a constant key (iterated, sliced, tested with `in`,
@@ -337,7 +350,7 @@ class _Found:
         argument in a container) with keep_read, and scan the methods of the classes the step instantiates that code
         calls by name. Done after the scan, so the attribute paths read are all known; again when the code it reaches
         reads more."""
-        done, size = [], -1
+        done, size, self.where = [], -1, None
         for _ in range(_MAX_LEVELS + 2):
             for klass, member, f in self.made:  # `Applier().apply(x)`: its constructor, call and the methods read
                 if member in _CONSTRUCTION or member in self.names_at(()):
@@ -403,7 +416,7 @@ class _Found:
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(*at, value)
             elif isinstance(value, _GENERATORS):  # `h.rng.normal()` in the code it is passed to
-                self.draws = self.draws or f"a {type(value).__name__} held by an object passed on"
+                self.draw(f"a {type(value).__name__} held by an object passed on")
             elif _collection(value):  # `c.opts["scale"]`, `c.ws[0]` in the code it is passed to
                 self.keep_whole(at, value, 1)
             elif callable(value) and not isinstance(value, type):  # `t.model(x)`: its code
