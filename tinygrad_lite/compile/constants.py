@@ -332,13 +332,8 @@ class _Found:
         """`getattr(obj, name)` with a name computed at run time, or an object in a container read whole: keep every
         setting obj reads as an attribute (its instance dict, its classes' data attributes, an AttrDict's keys), and
         those of the user's objects among them, `levels` deep."""
-        names = _attribute_names(obj)
-        if len(names) > _MAX_ATTRIBUTES:
-            self.limit = (f"'{_dotted(name, path)}' is read with getattr and has more than {_MAX_ATTRIBUTES} "
-                          f"attributes to guard")
-            return
-        self.keep(root, name, path + (_NAMES,), frozenset(names))  # one added later: getattr's default no more
-        for key in names:
+        names = self.every_name(root, name, path, obj, "with getattr")
+        for key in names or ():
             value = _locate(obj, key)[0]
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(root, name, path + (key,), value)
@@ -383,12 +378,9 @@ class _Found:
         read_names = self.names_at(rel)
         names = sorted(k for k in read_names if k is not _ANY)
         if (self.dynamic or _ANY in read_names) and not isinstance(obj, types.ModuleType):
-            every = _attribute_names(obj)
-            if len(every) > _MAX_ATTRIBUTES:
-                self.limit = (f"'{_dotted(name, path)}' is read by attribute names computed at run time and has more "
-                              f"than {_MAX_ATTRIBUTES} attributes to guard")
+            every = self.every_name(root, name, path, obj, "by attribute names computed at run time")
+            if every is None:
                 return
-            self.keep(root, name, path + (_NAMES,), frozenset(every))
             Module = module_class()
             if Module is not None and isinstance(obj, Module):  # (not a Module's own bookkeeping: `_child_names`)
                 every = [k for k in every if not k.startswith("_")]
@@ -428,6 +420,17 @@ class _Found:
                 self.keep_read(*at, value, levels - 1, rel + (key,))
             else:  # (an object of the library's, an optimizer: by identity)
                 self.keep(*at, value)
+
+    def every_name(self, root, name, path, obj, how):
+        """obj's attribute names, their set kept as a guard (one added later: getattr's default no more), or None,
+        the limit set, past _MAX_ATTRIBUTES."""
+        names = _attribute_names(obj)
+        if len(names) > _MAX_ATTRIBUTES:
+            self.limit = (f"'{_dotted(name, path)}' is read {how} and has more than {_MAX_ATTRIBUTES} attributes to "
+                          f"guard")
+            return None
+        self.keep(root, name, path + (_NAMES,), frozenset(names))
+        return names
 
     def keep(self, root, name, path, value):
         key = (id(root), name, path)

@@ -65,20 +65,26 @@ _SEEDING = frozenset(("default_rng", "seed", "getstate", "setstate", "get_state"
 _UNSEEDED = frozenset(("default_rng", "RandomState", "Random", "SystemRandom"))
 
 
+def _through_submodule(obj, path):
+    """(obj, path) with a leading submodule of a module followed when an attribute comes after it (`np.random.rand`:
+    (numpy.random, ('rand',))), for the two checks below."""
+    if len(path) > 1 and isinstance(obj, types.ModuleType) and path[0].__class__ is str:
+        entry = (_dict(obj) or {}).get(path[0])
+        if isinstance(entry, types.ModuleType):
+            return entry, path[1:]
+    return obj, path
+
+
 def _unseeded(obj, path):
     """'numpy.random.default_rng()' when the chain from obj through path, called without arguments, makes a random
     number generator seeded from the operating system's entropy (its draws differ on every call), else None."""
     if not path and callable(obj) and any(obj is getattr(m, n, None) for m in (np.random, random) for n in _UNSEEDED):
         return f"{getattr(obj, '__name__', obj)}()"
-    for attr in path[:2]:
-        if attr.__class__ is not str or not isinstance(obj, types.ModuleType):
-            return None
-        d = _dict(obj) or {}
-        if isinstance(d.get(attr), types.ModuleType):
-            obj = d[attr]
-            continue
-        return f"{d.get('__name__')}.{attr}()" if d.get("__name__") in _RANDOM_MODULES and attr in _UNSEEDED else None
-    return None
+    obj, path = _through_submodule(obj, path)
+    if not path or path[0].__class__ is not str or not isinstance(obj, types.ModuleType):
+        return None
+    name = (_dict(obj) or {}).get("__name__")
+    return f"{name}.{path[0]}()" if name in _RANDOM_MODULES and path[0] in _UNSEEDED else None
 
 
 def _random_draw(obj, path):
@@ -88,22 +94,19 @@ def _random_draw(obj, path):
     if not path and isinstance(obj, (types.BuiltinMethodType, types.MethodType)) \
             and isinstance(obj.__self__, _GENERATORS):  # `from random import uniform`
         return obj.__qualname__
-    for attr in path[:2]:
-        if attr.__class__ is not str:
-            return None
-        if isinstance(obj, _GENERATORS):
-            return f"{type(obj).__name__}.{attr}" if callable(_lookup(type(obj), attr)) else None
-        if not isinstance(obj, types.ModuleType):
-            return None
-        d = _dict(obj) or {}
-        entry = d.get(attr)
-        if isinstance(entry, types.ModuleType):  # np.random.rand: through the submodule
-            obj = entry
-            continue
-        if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type) \
-                and attr not in _SEEDING:
-            return f"{d['__name__']}.{attr}"
+    obj, path = _through_submodule(obj, path)
+    if not path or path[0].__class__ is not str:
         return None
+    attr = path[0]
+    if isinstance(obj, _GENERATORS):
+        return f"{type(obj).__name__}.{attr}" if callable(_lookup(type(obj), attr)) else None
+    if not isinstance(obj, types.ModuleType):
+        return None
+    d = _dict(obj) or {}
+    entry = d.get(attr)
+    if d.get("__name__") in _RANDOM_MODULES and callable(entry) and not isinstance(entry, type) \
+            and attr not in _SEEDING:
+        return f"{d['__name__']}.{attr}"
     return None
 
 
