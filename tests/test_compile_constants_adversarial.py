@@ -37,15 +37,16 @@ def _x():
     return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
 
 
-def _mismatches(fn, change):
-    """Calls where tl.compile(fn)(x) differs from fn(x) (12 calls); `change()` runs after the 4th replay."""
+def _mismatches(fn, change=None, args=lambda i: (), calls=12, at=5):
+    """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)) (12 calls); `change()` runs before call
+    `at` (after the 4th replay)."""
     f, x, bad = tl.compile(fn), _x(), []
     with warnings.catch_warnings():  # (a guard that fails warns once the variants run out: expected here)
         warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(12):
-            if i == 5:
+        for i in range(calls):
+            if i == at and change is not None:
                 change()
-            got, want = f(x), fn(x)
+            got, want = f(x, *args(i)), fn(x, *args(i))
             got, want = (np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v) for v in (got, want))
             if got.shape != want.shape or not np.array_equal(got, want):
                 bad.append(i)

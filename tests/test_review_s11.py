@@ -40,16 +40,8 @@ def _set_global(v=5.0):
 
 
 def _with_args(fn, change, *args):
-    """Calls where tl.compile(fn)(x, *args) differs from fn(x, *args) over 12 calls, change() before the 6th."""
-    f, x, bad = tl.compile(fn), _x(), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(12):
-            if i == 5:
-                change()
-            if not np.array_equal(f(x, *args).numpy(), fn(x, *args).numpy()):
-                bad.append(i)
-    return bad, f.stats
+    """_mismatches with the same arguments after x on every call."""
+    return _mismatches(fn, change, lambda i: args)
 
 
 # ===================== A: stale replays in the newly covered territory =====================

@@ -8,32 +8,15 @@ import functools
 import operator
 import random
 import types
-import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
 
+from test_compile_constants_adversarial import _mismatches, _x
+
 nn = tl.nn
-
-
-def _x():
-    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
-
-
-def _mismatches(fn, change, args=lambda i: ()):
-    """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)) over 12 calls, change() before the 6th."""
-    f, x, bad = tl.compile(fn), _x(), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(12):
-            if i == 5 and change is not None:
-                change()
-            got, want = f(x, *args(i)).numpy(), fn(x, *args(i)).numpy()
-            if not np.array_equal(got, want):
-                bad.append(i)
-    return bad, f.stats
 
 
 def _draws_eagerly(fn, calls=4):

@@ -11,25 +11,14 @@ import pytest
 
 import tinygrad_lite as tl
 
+from test_compile_constants_adversarial import _mismatches as _shared_mismatches, _x
+
 nn = tl.nn
 
 
-def _x():
-    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
-
-
-def _mismatches(fn, change=None, args=lambda i: (), calls=10):
-    """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)); change() runs before the 5th call."""
-    f, x, bad = tl.compile(fn), _x(), []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(calls):
-            if i == 4 and change is not None:
-                change()
-            got, want = f(x, *args(i)).numpy(), fn(x, *args(i)).numpy()
-            if not np.array_equal(got, want):
-                bad.append(i)
-    return bad, f.stats
+def _mismatches(fn, change=None, args=lambda i: ()):
+    """The shared _mismatches over 10 calls, change() before the 5th."""
+    return _shared_mismatches(fn, change, args, calls=10, at=4)
 
 
 # ===================== A: stale replays =====================
