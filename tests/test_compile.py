@@ -322,3 +322,35 @@ def test_custom_functions_sorting_and_predicates_replay_bit_identically():
         assert got[0] == want[0]
         assert all(np.array_equal(g.numpy(), h.numpy()) for g, h in zip(got[1:], want[1:]))
     assert compiled.stats["replays"] == 5 and compiled.stats["eager_calls"] == 0
+
+
+def test_ufunc_results_in_planned_buffers_are_read_by_name_and_slots_written_twice_are_not():
+    """A ufunc returns its out= array, so a slot only ufuncs write into their planned buffer holds that buffer on
+    every call (`fixed_slots`): the replay starts with it there and never stores it. A slot another kind of step
+    also writes (a gradient accumulated in place) is assigned as before."""
+    from tinygrad_lite.compile.replay import _how
+
+    def fn(x):
+        h = x * 2.0  # h is read three times: its gradient is a ufunc's result, then added to in place twice
+        loss = (h.tanh() * 3.0 + h.exp() * 2.0 + h * h).sum()
+        return tl.autograd.grad(loss, x)[0], loss.item()
+    compiled = tl.compile(fn)
+    rng = np.random.default_rng(3)
+    plan = None
+    for call in range(INTERPRETED_REPLAYS + 4):
+        x = rng.standard_normal((16, 8))
+        (got, got_loss), (want, want_loss) = (f(tl.tensor(x, requires_grad=True)) for f in (compiled, fn))
+        assert got_loss == want_loss and np.array_equal(got.numpy(), want.numpy()), call
+        if call == 1:  # recorded, replayed once: the steps are still there to look at
+            plan = compiled._variants[0].plan
+            ops = [item for kind, item in plan._pending[0] if kind == "op" and item.kind == "kernel"]
+    writers = {}
+    for op in ops:
+        for k in ((op.outs,) if isinstance(op.outs, int) else op.outs):
+            writers.setdefault(k, []).append(_how(op, plan.buffer_of, plan.buffers)[0])
+    twice = {k for k, hows in writers.items() if len(hows) > 1}
+    assert twice and not twice & plan.fixed, (twice, plan.fixed)  # the accumulated gradient
+    assert plan.fixed and all(writers[k] == ["out"] for k in plan.fixed)
+    assert plan.chunks is not None  # the generated code ran the last calls
+    for k, start in enumerate(plan.start):
+        assert start is (plan.buffers[plan.buffer_of[k]] if k in plan.fixed else None)

@@ -18,7 +18,7 @@ from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
 from .reads import Read, read_value
-from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn
+from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn, fixed_slots
 
 
 INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
@@ -83,6 +83,10 @@ class Plan:
             if k not in keep:
                 release[last].append(k)
         self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, op_reads, uses, keep)
+        self.fixed = fixed_slots(ops, self.buffer_of, self.buffers)
+        self.start = [None] * self.nslots  # each replay's slots start as this: a fixed slot holds its buffer
+        for k in self.fixed:
+            self.start[k] = self.buffers[self.buffer_of[k]]
         # The first replay turns the steps into straight-line code (compiling Python costs a few milliseconds per
         # 400 steps: a function called once is never compiled).
         self._pending = (steps, release)
@@ -149,7 +153,7 @@ class Plan:
         map_structure(self.result, lambda t: returned.add(t.key) if t.__class__ is Ref and t.kind == SLOT else None)
         chunks, stable = [], set()
         for start in range(0, len(steps), CHUNK):
-            em = _Emitter(self.buffer_of, self.buffers, stable, returned)
+            em = _Emitter(self.buffer_of, self.buffers, stable, returned, self.fixed)
             for i in range(start, min(start + CHUNK, len(steps))):
                 kind, item = steps[i]
                 if kind == "op":
@@ -169,7 +173,7 @@ class Plan:
                     self._interpret()
             promote()  # the steps just built live as long as the plan
         self.replays += 1
-        vals = _Values(self.nslots, len(self.dynamic_reads))
+        vals = _Values(self.start, len(self.dynamic_reads))
         if not self.guarded:
             self._run_steps(vals, argv)
             return self._build(self.result, vals, argv)
@@ -228,8 +232,8 @@ class _Values(list):
     """The slot values of one replay, and the values its reads produced."""
     __slots__ = ("reads",)
 
-    def __init__(self, n, nreads):
-        super().__init__([None] * n)
+    def __init__(self, start, nreads):
+        super().__init__(start)
         self.reads = [None] * nreads
 
 

@@ -67,11 +67,13 @@ class _Emitter:
     """Writes a plan's steps as straight-line Python, `vals[7] = f3(vals[2], c3_1)`, with every function, constant
     and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
 
-    def __init__(self, buffer_of=None, buffers=(), stable=None, returned=()):
+    def __init__(self, buffer_of=None, buffers=(), stable=None, returned=(), fixed=()):
         self.lines, self.ns = [], {"_arr": _array, "_view": _view, "ReplayGuardFailed": ReplayGuardFailed}
         self.buffer_of, self.buffers = buffer_of or {}, buffers
         self.stable = set() if stable is None else stable  # slots whose array is the same object on every call
         self.returned = returned  # slots the result returns: never a cached view
+        # slots that always hold their planned buffer (`fixed_slots`): read by the buffer's name, never assigned
+        self.fixed = fixed
 
     def bind(self, value, name):
         self.ns[name] = value
@@ -83,6 +85,9 @@ class _Emitter:
 
     def expr(self, tmpl, name):
         if isinstance(tmpl, Ref):
+            if tmpl.kind == SLOT and tmpl.key in self.fixed:
+                b = self.buffer_of[tmpl.key]
+                return self.bind(self.buffers[b], f"B{b}")
             form = self._BY_INDEX.get(tmpl.kind)
             if form is not None:
                 return form.format(tmpl.key)
@@ -99,7 +104,10 @@ class _Emitter:
         args = [self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args)]
         if buf is not None:
             name = self.bind(buf, f"b{i}")
-            args = [name] + args if how == "into" else args + [f"out={name}"]
+            if how == "into":
+                args = [name] + args
+            else:  # a ufunc's output after its inputs is out= (positional: NumPy parses it faster than a keyword)
+                args = args + [name if len(args) == fn.nin else f"out={name}"]
         return f"{self.bind(fn, f'f{i}')}({', '.join(args)})"
 
     def op(self, op, i):
@@ -117,7 +125,10 @@ class _Emitter:
             self.lines.extend(f"vals[{k}] = r[{j}]" for j, k in enumerate(out))
         elif how in ("out", "into"):
             self.stable.add(out)
-            self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
+            if out in self.fixed:  # the ufunc returns its out=, which the slot holds already
+                self.lines.append(self.call(fn, op, i, buf, how))
+            else:
+                self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
         elif self._cached_view(op, i):
             self.stable.add(out)
         else:
@@ -152,6 +163,7 @@ class _Emitter:
         self.lines.append(f"{self.bind(fn, f'g{i}')}(vals, argv)")
 
     def release(self, keys):
+        keys = [k for k in keys if k not in self.fixed]  # (a planned buffer is the plan's: freeing it frees nothing)
         if keys:
             self.lines.append(" = ".join(f"vals[{k}]" for k in keys) + " = None")
 
@@ -159,6 +171,23 @@ class _Emitter:
         src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
         exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
         return self.ns["chunk"]
+
+
+def fixed_slots(ops, buffer_of, buffers):
+    """Slots written only by ufuncs into their planned buffer (`_how` 'out'): a ufunc returns its out= array, so such
+    a slot holds the same array on every call, and a replay starts with it there (`Plan.run`)."""
+    fixed, other = set(), set()
+    for op in ops:
+        if op.kind != "kernel":
+            continue
+        outs = op.outs
+        if outs.__class__ is not int:
+            other.update(outs)
+        elif _how(op, buffer_of, buffers)[0] == "out":
+            fixed.add(outs)
+        else:
+            other.add(outs)
+    return fixed - other
 
 
 def _view(cell, out, src):
