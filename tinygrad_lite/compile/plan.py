@@ -83,7 +83,7 @@ class Plan:
             if k not in keep:
                 release[last].append(k)
         self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, op_reads, uses, keep)
-        self.fixed = fixed_slots(ops, self.buffer_of, self.buffers)
+        self.fixed = fixed_slots(ops, self.buffer_of)
         self.start = [None] * self.nslots  # each replay's slots start as this: a fixed slot holds its buffer
         for k in self.fixed:
             self.start[k] = self.buffers[self.buffer_of[k]]

@@ -173,7 +173,7 @@ class _Emitter:
         return self.ns["chunk"]
 
 
-def fixed_slots(ops, buffer_of, buffers):
+def fixed_slots(ops, buffer_of):
     """Slots written only by ufuncs into their planned buffer (`_how` 'out'): a ufunc returns its out= array, so such
     a slot holds the same array on every call, and a replay starts with it there (`Plan.run`)."""
     fixed, other = set(), set()
@@ -183,7 +183,7 @@ def fixed_slots(ops, buffer_of, buffers):
         outs = op.outs
         if outs.__class__ is not int:
             other.update(outs)
-        elif _how(op, buffer_of, buffers)[0] == "out":
+        elif outs in buffer_of and op.layout is not None and op.prim.ufunc is not None:  # (as _how decides 'out')
             fixed.add(outs)
         else:
             other.add(outs)
