@@ -1,5 +1,7 @@
 """tl.compile: a replay gives exactly the eager results (np.array_equal), for every optimizer and layer family,
 over many calls with a new batch each call; every primitive through its sampler; the plan validator."""
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
@@ -354,3 +356,45 @@ def test_ufunc_results_in_planned_buffers_are_read_by_name_and_slots_written_twi
     assert plan.chunks is not None  # the generated code ran the last calls
     for k, start in enumerate(plan.start):
         assert start is (plan.buffers[plan.buffer_of[k]] if k in plan.fixed else None)
+
+
+def test_a_gradient_array_nobody_holds_is_reused_by_the_next_replay_and_a_held_one_never_is():
+    """The arrays the engine delivers as .grad are made by the replay each call (a host call keeps them); once
+    zero_grad dropped the last call's and nothing else holds it, the next call writes into it instead of a new
+    array (`_recycled`). Results stay eager's, bit for bit; a gradient the user kept is never written."""
+    def make():
+        model = _mlp()
+        for i, p in enumerate(model.parameters()):
+            p.data = np.linspace(-0.5, 0.5, p.numel()).reshape(p.shape).astype(np.float32) * (i + 1)
+        return model, tl.optim.SGD(model.parameters(), lr=0.1)
+
+    def trainer(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+    (m1, o1), (m2, o2) = make(), make()
+    compiled, eager = tl.compile(trainer(m1, o1)), trainer(m2, o2)
+    first = m1[0].weight
+    rng = np.random.default_rng(0)
+    seen, kept = [], None
+    for call in range(INTERPRETED_REPLAYS + 8):
+        x, y = _vectors(np.float32)(rng)
+        assert compiled(x, y) == eager(x, y), call
+        for p, q in zip(m1.parameters(), m2.parameters()):
+            assert np.array_equal(p.numpy(), q.numpy()) and np.array_equal(p.grad.numpy(), q.grad.numpy()), call
+        g = first.grad._data
+        seen.append(weakref.ref(g if g.base is None else g.base))  # (the gradient is a view of the matmul's array)
+        del g
+        if call == INTERPRETED_REPLAYS + 5:  # the user keeps this call's gradient: the next call must not reuse it
+            kept, kept_values = first.grad, first.grad.numpy().copy()
+    assert compiled.stats["replays"] == INTERPRETED_REPLAYS + 7
+    # (the generated code runs from the 9th replay on); a weak reference never mistakes a new array for a freed one
+    generated = [wr() for wr in seen[INTERPRETED_REPLAYS + 2:INTERPRETED_REPLAYS + 6]]
+    assert generated[0] is not None and all(a is generated[0] for a in generated), generated  # one array, reused
+    held = seen[INTERPRETED_REPLAYS + 5]()
+    assert held is not None and seen[INTERPRETED_REPLAYS + 6]() is not held  # the next call made a new one
+    assert np.array_equal(kept.numpy(), kept_values)

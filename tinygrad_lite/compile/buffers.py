@@ -94,7 +94,8 @@ def plan_buffers(ops, reads, uses, keep):
         for b, layout in releasing.pop(i - 1, []):
             free.setdefault(layout, []).append(b)
         k = op.outs
-        if op.layout is None or op.prim is None or op.prim.into is None or k in pinned or k in root:
+        if op.layout is None or (op.ufunc is None and (op.prim is None or op.prim.into is None)) or k in pinned or \
+                k in root:
             continue
         shape, dtype, order = op.layout  # every size: since a ufunc is called directly, out= costs less than a
         key = (shape, dtype.str, order)    # fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
@@ -117,7 +118,7 @@ def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
     """The buffer of an input whose last use is this step, for an elementwise ufunc to write its result over (in
     place: NumPy reads each element before writing it, and the memory just read is still in cache): an input with
     the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise."""
-    ufunc = op.prim.ufunc
+    ufunc = op.ufunc
     if not isinstance(ufunc, np.ufunc) or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
         return None
     if not key[0]:  # 0-d: NumPy's overlap check copies the input first (W5: 1.65 -> 2.06 us per op in place)

@@ -28,6 +28,14 @@ from ..autograd.grad_mode import state
 _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
 
 
+def _ufunc(fn, prim):
+    """The ufunc a replay may call with out= for this kernel: the primitive's, or a host computation that is one (a
+    VJP's mask `np.greater(x, 0)`), so that its result too gets a planned buffer."""
+    if prim is not None:
+        return prim.ufunc
+    return fn if fn.__class__ is np.ufunc else None
+
+
 class recording:
     """`cap` recording on this thread (a context manager): the autograd state, the tensor creation hook and the
     recorder's flag point at it. Used by tl.compile (the call, and the backward aot_record.py records) and by vmap."""
@@ -270,9 +278,10 @@ class Capture:
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
+            op.ufunc = _ufunc(fn, prim)
             owner = self._owner(out, args)
             if owner is False:
-                if prim is not None:
+                if prim is not None or op.ufunc is not None:
                     op.layout = layout(out)
             else:
                 op.views = ((op.outs, owner),)
@@ -297,7 +306,8 @@ class Capture:
         owners = [(k, self._owner(o, args)) for o, k in zip(outs, slots)]
         op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
-        if prim is not None and not isinstance(out, tuple) and not writes and not op.views:
+        op.ufunc = _ufunc(fn, prim)
+        if (prim is not None or op.ufunc is not None) and not isinstance(out, tuple) and not writes and not op.views:
             op.layout = layout(out)
         self.ops.append(op)
         return out

@@ -2,6 +2,8 @@
 closures for the first replays (`_step_fn`, cheap to build) and straight-line generated Python for the rest
 (`_Emitter`, one call per chunk of steps) — and the resolution of a step's argument templates (`_resolver`) into
 this call's arrays: slots, arguments, live tensors, gradients, constants."""
+import sys
+
 import numpy as np
 
 from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Ref
@@ -68,7 +70,8 @@ class _Emitter:
     and live tensor bound by name: a replay then costs one call per chunk, not closures per argument."""
 
     def __init__(self, buffer_of=None, buffers=(), stable=None, returned=(), fixed=()):
-        self.lines, self.ns = [], {"_arr": _array, "_view": _view, "ReplayGuardFailed": ReplayGuardFailed}
+        self.lines, self.ns = [], {"_arr": _array, "_view": _view, "_recycled": _recycled,
+                                   "ReplayGuardFailed": ReplayGuardFailed}
         self.buffer_of, self.buffers = buffer_of or {}, buffers
         self.stable = set() if stable is None else stable  # slots whose array is the same object on every call
         self.returned = returned  # slots the result returns: never a cached view
@@ -100,10 +103,11 @@ class _Emitter:
         return f"{self.bind(get, name)}(vals, argv)"
 
     def call(self, fn, op, i, buf=None, how=None):
-        """`f3(vals[2], c3_1)`, with the planned buffer first ('into') or as out= ('out')."""
+        """`f3(vals[2], c3_1)`, with the planned buffer first ('into') or as out= ('out', 'recycled': `buf` is then
+        the expression that gives the array)."""
         args = [self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args)]
         if buf is not None:
-            name = self.bind(buf, f"b{i}")
+            name = buf if how == "recycled" else self.bind(buf, f"b{i}")
             if how == "into":
                 args = [name] + args
             else:  # a ufunc's output after its inputs is out= (positional: NumPy parses it faster than a keyword)
@@ -131,6 +135,12 @@ class _Emitter:
                 self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
         elif self._cached_view(op, i):
             self.stable.add(out)
+        elif fn is op.ufunc and fn is not None and op.layout is not None and op.layout[0] and op.shapes is None \
+                and out not in self.returned:
+            # an array a host call receives (a gradient the engine delivers): the last call's, when nothing holds it
+            # any more, else a new one (`_recycled`)
+            cell = self.bind([None, *op.layout], f"c{i}")
+            self.lines.append(f"vals[{out}] = {self.call(fn, op, i, f'_recycled({cell})', 'recycled')}")
         else:
             self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
             if op.shapes is not None:
@@ -183,11 +193,26 @@ def fixed_slots(ops, buffer_of):
         outs = op.outs
         if outs.__class__ is not int:
             other.update(outs)
-        elif outs in buffer_of and op.layout is not None and op.prim.ufunc is not None:  # (as _how decides 'out')
+        elif outs in buffer_of and op.layout is not None and op.ufunc is not None:  # (as _how decides 'out')
             fixed.add(outs)
         else:
             other.add(outs)
     return fixed - other
+
+
+_UNHELD = sys.getrefcount(np.empty(0))  # an array referenced by nothing but the call that counts (2 on CPython)
+
+
+def _recycled(cell):
+    """The array for a ufunc's out= that a host call will receive: the one the last call made, if nothing but this
+    cell holds it any more (the gradient it became was dropped by zero_grad, and nobody kept it or a view of it),
+    else a new one. Its values are all written by the ufunc, so the result is a fresh array's, bit for bit; what
+    it saves is the memory's page faults (W2's first layer: 800 KB per step). cell = [array, shape, dtype, order]."""
+    a = cell[0]
+    if a is not None and sys.getrefcount(a) == _UNHELD + 2:  # (+ the cell and this frame's `a`)
+        return a
+    a = cell[0] = np.empty(cell[1], dtype=cell[2], order=cell[3])
+    return a
 
 
 def _view(cell, out, src):
@@ -225,11 +250,11 @@ def _how(op, buffer_of, buffers):
         return "many", op.fn, None
     if out in buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
         buf = buffers[buffer_of[out]]
-        if op.prim.ufunc is not None:  # the ufunc itself, one Python call less per operation
-            return "out", op.prim.ufunc, buf
+        if op.ufunc is not None:  # the ufunc itself, one Python call less per operation
+            return "out", op.ufunc, buf
         return "into", op.prim.into, buf
-    if op.prim is not None and op.prim.ufunc is not None and op.layout is not None and op.layout[0]:
-        return "one", op.prim.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
+    if op.ufunc is not None and op.layout is not None and op.layout[0]:
+        return "one", op.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
     return "one", op.fn, None
 
 

@@ -273,6 +273,8 @@ def kink_mask(kind, *inputs, args=()):
     PyTorch); otherwise a constant (no tape entry)."""
     if tape.state.grad_enabled and any(t.requires_grad for t in inputs):
         return tape.apply(mask, inputs, (kind, args))
+    if kind == "positive":  # the ufunc itself (MASKS' x > 0): a compiled replay writes it into a planned buffer
+        return hosted(np.greater, inputs[0]._data, 0)
     return hosted(MASKS[kind], *[t._data for t in inputs], *args)
 
 
