@@ -39,9 +39,9 @@ def _relu_step(gates, state, hidden):
 
 
 def _lstm_step(gates, state, hidden):
-    s = gates.sigmoid()  # the g block is recomputed with tanh below; one sigmoid is cheaper than three
-    c = s[hidden:2 * hidden] * state[1] + s[:hidden] * gates[2 * hidden:3 * hidden].tanh()
-    return s[3 * hidden:] * c.tanh(), c
+    sif = gates[:2 * hidden].sigmoid()  # i and f are adjacent: one sigmoid; g takes tanh, o its own sigmoid
+    c = sif[hidden:] * state[1] + sif[:hidden] * gates[2 * hidden:3 * hidden].tanh()
+    return gates[3 * hidden:].sigmoid() * c.tanh(), c
 
 
 def _gru_step(gates, state, hidden):
