@@ -398,3 +398,22 @@ def test_a_gradient_array_nobody_holds_is_reused_by_the_next_replay_and_a_held_o
     held = seen[INTERPRETED_REPLAYS + 5]()
     assert held is not None and seen[INTERPRETED_REPLAYS + 6]() is not held  # the next call made a new one
     assert np.array_equal(kept.numpy(), kept_values)
+
+
+def test_recycled_reuses_an_array_only_when_its_cell_alone_holds_it():
+    from tinygrad_lite.compile.replay import _recycled
+
+    cell = [None, (4, 3), np.dtype("float32"), "C"]
+    first = _recycled(cell)
+    assert first.shape == (4, 3) and first.dtype == np.float32 and cell[0] is first
+    ref = weakref.ref(first)
+    assert _recycled(cell) is not first  # `first` is still held here: never handed out again
+    held, view = cell[0], cell[0][1:].T  # a view keeps its base: held as well
+    del held
+    assert _recycled(cell) is not view.base
+    del view, first
+    last = weakref.ref(cell[0])
+    again = _recycled(cell)
+    assert again is last() and ref() is None  # nothing else held it: reused (and the first array is long gone)
+    f_cell = [None, (2, 5), np.dtype("float64"), "F"]
+    assert _recycled(f_cell).flags.f_contiguous

@@ -200,17 +200,23 @@ def fixed_slots(ops, buffer_of):
     return fixed - other
 
 
-_UNHELD = sys.getrefcount(np.empty(0))  # an array referenced by nothing but the call that counts (2 on CPython)
+def _references(cell):
+    """sys.getrefcount of the cell's array, counted the same way for the calibration below and for _recycled."""
+    a = cell[0]
+    return sys.getrefcount(a)
+
+
+_ALONE = _references([np.empty(0)])  # the count when the cell alone holds the array: measured, not assumed (an
+# interpreter that counted differently would only make _recycled's test fail, and every call make a new array)
 
 
 def _recycled(cell):
     """The array for a ufunc's out= that a host call will receive: the one the last call made, if nothing but this
     cell holds it any more (the gradient it became was dropped by zero_grad, and nobody kept it or a view of it),
     else a new one. Its values are all written by the ufunc, so the result is a fresh array's, bit for bit; what
-    it saves is the memory's page faults (W2's first layer: 800 KB per step). cell = [array, shape, dtype, order]."""
-    a = cell[0]
-    if a is not None and sys.getrefcount(a) == _UNHELD + 2:  # (+ the cell and this frame's `a`)
-        return a
+    it saves is an allocation and its page faults (W2's first layer: 800 KB per step). cell = [array, shape, dtype, order]."""
+    if cell[0] is not None and _references(cell) == _ALONE:
+        return cell[0]
     a = cell[0] = np.empty(cell[1], dtype=cell[2], order=cell[3])
     return a
 
