@@ -151,3 +151,36 @@ def test_a_view_of_a_reshape_copy_keeps_that_memory_from_reuse():
         x, u = (tl.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((4, 5, 6), (20, 6)))
         assert np.array_equal(f(x, u).numpy(), fn(x, u).numpy()), (i, f.stats)
     assert f.stats["replays"] == 11, f.stats
+
+
+def test_a_capture_holds_small_arrays_and_watches_large_ones_views_and_what_exceeds_its_budget():
+    """While recording, a small array that owns its memory (and a tensor of one) is held until the capture closes
+    (its id cannot be reused meanwhile); a large one, a view (which would keep its base alive) and anything past
+    the budget are watched through weak references, so the call frees their memory as eager code does."""
+    import importlib
+
+    capture = importlib.import_module("tinygrad_lite.compile.capture")
+    from tinygrad_lite.compile.record import Ref, SLOT
+
+    cap = capture.Capture([])
+    small, large = np.zeros(16), np.zeros(capture._HOLD_BYTES // 8 + 1)
+    view = np.zeros(64)[::2]
+    for i, arr in enumerate((small, large, view)):
+        cap._know(arr, Ref(SLOT, i))
+    assert id(small) in cap._held and id(large) not in cap._held and id(view) not in cap._held
+    assert id(large) in cap._watch and id(view) in cap._watch
+    assert all(cap.alive(id(a)) is a for a in (small, large, view))
+    t = tl.tensor(np.ones(4))
+    cap.tensor_created(t)
+    assert cap._held[id(t)] is t and id(t) in cap.created
+    spent = cap._held_bytes
+    many = [np.zeros(capture._HOLD_BYTES // 8) for _ in range((capture._HOLD_BUDGET - spent) // capture._HOLD_BYTES + 2)]
+    for i, arr in enumerate(many):
+        cap._know(arr, Ref(SLOT, 10 + i))
+    assert cap._held_bytes <= capture._HOLD_BUDGET
+    assert id(many[0]) in cap._held and id(many[-1]) in cap._watch  # the budget ran out: the last are watched
+    gone = id(large)
+    del large
+    assert cap.alive(gone) is None and gone not in cap.known  # a watched array that died is forgotten
+    cap.close()
+    assert not cap._held and not cap._watch

@@ -61,9 +61,9 @@ class Tensor:
 
     def _adopt(self, arr, requires_grad=False):
         """Set up this tensor around `arr` itself (no copy): the end of __init__, and Parameter's (which shares)."""
+        self._data = arr
         if _creation_hook is not None:
             _creation_hook(self)
-        self._data = arr
         self._grad = None
         self.requires_grad = False
         self._entry = None
@@ -409,9 +409,9 @@ _creation_hook = None  # set by tl.compile while it records a call: learns which
 
 def _wrap(arr):
     t = _new(Tensor)
+    t._data = arr
     if _creation_hook is not None:
         _creation_hook(t)
-    t._data = arr
     t._grad = None
     t.requires_grad = False
     t._entry = None

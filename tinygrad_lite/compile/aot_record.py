@@ -67,8 +67,7 @@ def record_backward(cap, result, leaves, first_seq, capturing):
     fwd_values = {}  # forward slot -> its array (what a backward reads of the forward must be an array)
     for key, r in cap.known.items():
         if r.kind == SLOT:
-            wr = cap._watch.get(key)
-            obj = None if wr is None else wr()
+            obj = cap.alive(key)
             if obj.__class__ is np.ndarray:
                 fwd_values[r.key] = obj
     graph_args = {i for i, x in enumerate(leaves) if isinstance(x, Tensor) and x._entry is not None}  # (guarded by
