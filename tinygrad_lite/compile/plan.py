@@ -1,6 +1,6 @@
 """Plan: a capture turned into steps on numbered slots, with the slots freed after their last use, buffers planned
 for the outputs that can be written into one, and the guards (reads used in Python, value-dependent choices and
-shapes); replay: the steps on the current arguments, run one by one (closures) for the first replays and then as
+shapes); replay: the steps on the current arguments, run one by one (a program) for the first replays and then as
 generated straight-line Python (both renderings in replay.py).
 
 A replay calls the very functions the eager call ran (primitive forwards — the NumPy ufunc itself where the
@@ -18,7 +18,7 @@ from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
 from .reads import Read, read_value
-from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, _step_fn, fixed_slots
+from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, fixed_slots, program, run_program
 
 
 INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
@@ -132,20 +132,18 @@ class Plan:
         return run
 
     def _interpret(self):
-        """The first replays run the steps as a list of small closures (building them is cheap), so a plan pays
+        """The first replays run the steps as a program of tuples (building it is cheap), so a plan pays
         for turning itself into straight-line code (~12 us per step of Python's compiler) only once it has been
         replayed INTERPRETED_REPLAYS times: short loops start saving time at once."""
         steps, release = self._pending
-        self._steps_fns = [_step_fn(kind, item, self.buffer_of, self.buffers, rel)
-                           for (kind, item), rel in zip(steps, release)]
+        self._steps_fns = program(steps, release, self.buffer_of, self.buffers, self.start)
 
     def _run_steps(self, vals, argv):
         if self.chunks is not None:
             for chunk in self.chunks:
                 chunk(vals, argv)
             return
-        for step in self._steps_fns:
-            step(vals, argv)
+        run_program(self._steps_fns, vals, argv)
 
     def _generate(self):
         steps, release = self._pending

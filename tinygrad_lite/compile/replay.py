@@ -1,6 +1,6 @@
-"""How a plan's steps run: each step's replay semantics decided once (`_how`) and rendered two ways — small
-closures for the first replays (`_step_fn`, cheap to build) and straight-line generated Python for the rest
-(`_Emitter`, one call per chunk of steps) — and the resolution of a step's argument templates (`_resolver`) into
+"""How a plan's steps run: each step's replay semantics decided once (`_how`) and rendered two ways — a program
+of tuples run by one loop for the first replays (`program`, cheap to build) and straight-line generated Python for
+the rest (`_Emitter`, one call per chunk of steps) — and the resolution of a step's argument templates (`_resolver`) into
 this call's arrays: slots, arguments, live tensors, gradients, constants."""
 import sys
 
@@ -228,24 +228,89 @@ def _view(cell, out, src):
     return out
 
 
-def _step_fn(kind, item, buffer_of, buffers, release):
-    """One step of the interpreted replays, with the semantics of the line _Emitter writes for it."""
-    if kind != "op":
-        fn = item
-    else:
-        fn = _op_fn(item, buffer_of, buffers)
-    if not release:
-        return fn
+def program(steps, release, buffer_of, buffers, start):
+    """The interpreted replays' form of the steps: one tuple per step (how, function, arguments, out, buffer,
+    slots to free), run by `run_program` in one loop; building it costs a tuple per step (the generated code costs
+    ~12 us per step of Python's compiler). A step's arguments are slot numbers, read with one C-level map, when
+    each is a slot or a constant (constants get slots of their own, appended to `start`, the list each replay's
+    slots begin as); otherwise resolvers called per argument. The semantics are those of the line _Emitter writes
+    for each step."""
+    prog, const_slot = [], {}
+    for (kind, item), rel in zip(steps, release):
+        rel = tuple(rel)
+        if kind != "op":  # a read or comparison step: a closure of the plan
+            prog.append(("call", item, None, None, None, rel))
+            continue
+        op = item
+        how, f, buf = _how(op, buffer_of, buffers)
+        keys, getters, resolved = [], [], False
+        for a in op.args:
+            get = _resolver(a)
+            if a.__class__ is Ref and a.kind == SLOT:
+                keys.append(a.key)
+            elif get is None:
+                k = const_slot.get(id(a))
+                if k is None:
+                    k = const_slot[id(a)] = len(start)
+                    start.append(a)
+                keys.append(k)
+            else:
+                resolved = True
+            getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
+        out = op.outs
+        if how == "decision":
+            buf = (bool(out), f"a choice made from tensor values at {op.site} came out differently")
+        elif how in ("one", "many") and op.shapes is not None:
+            how, buf = how + "-checked", (op.shapes, op.site)
+        if resolved:
+            prog.append((how + "-resolved", f, tuple(getters), out, buf, rel))
+        else:
+            prog.append((how, f, tuple(keys), out, buf, rel))
+    return prog
 
-    def step(vals, argv):
-        fn(vals, argv)
-        for k in release:
+
+def run_program(prog, vals, argv):
+    get = vals.__getitem__
+    for how, f, spec, out, buf, rel in prog:
+        if how == "out":
+            vals[out] = f(*map(get, spec), out=buf)
+        elif how == "call":
+            f(vals, argv)
+        else:
+            if how.endswith("-resolved"):
+                args = [g(vals, argv) for g in spec]
+                how = how[:-9]
+            else:
+                args = list(map(get, spec))
+            if how == "out":
+                vals[out] = f(*args, out=buf)
+            elif how == "one":  # (the result may be a number: arithmetic on a dynamic argument)
+                vals[out] = f(*args)
+            elif how == "into":
+                vals[out] = f(buf, *args)
+            elif how == "host":
+                f(*args)
+            elif how == "decision":
+                if bool(f(*args)) != buf[0]:
+                    raise ReplayGuardFailed(buf[1])
+            else:  # several outputs, or one whose shape is a guard
+                r = f(*args)
+                single = how == "one-checked"
+                if how != "many":
+                    got = (r.shape,) if single else tuple(x.shape for x in r)
+                    if got != buf[0]:
+                        raise ReplayGuardFailed(f"an operation at {buf[1]} made shape {got} (recorded: {buf[0]})")
+                if single:
+                    vals[out] = r
+                else:
+                    for j, k in enumerate(out):
+                        vals[k] = r[j]
+        for k in rel:
             vals[k] = None
-    return step
 
 
 def _how(op, buffer_of, buffers):
-    """How a step replays, decided once for both renderings (the interpreted closures and the generated code):
+    """How a step replays, decided once for both renderings (the interpreted program and the generated code):
     (how, function, planned buffer) with how one of 'host' (called for its effect), 'decision' (its truth is a
     guard), 'many' (a tuple of outputs), 'out' (a ufunc writing into the slot's planned buffer), 'into' (the
     primitive's into rule, buffer first) and 'one' (a fresh array)."""
@@ -262,55 +327,3 @@ def _how(op, buffer_of, buffers):
     if op.ufunc is not None and op.layout is not None and op.layout[0]:
         return "one", op.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
     return "one", op.fn, None
-
-
-def _op_fn(op, buffer_of, buffers):
-    getters = []
-    for a in op.args:
-        get = _resolver(a)
-        getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
-    out = op.outs
-    how, f, buf = _how(op, buffer_of, buffers)
-
-    def args(vals, argv):
-        return [g(vals, argv) for g in getters]
-    if how == "host":
-        return lambda vals, argv: f(*args(vals, argv))
-    if how == "decision":
-        expected, msg = bool(out), f"a choice made from tensor values at {op.site} came out differently"
-
-        def decide(vals, argv):
-            if bool(f(*args(vals, argv))) != expected:
-                raise ReplayGuardFailed(msg)
-        return decide
-    check = _shape_check(op)
-    if how == "one" and op.shapes is None:  # (the result may be a number: arithmetic on a dynamic argument)
-        return lambda vals, argv: vals.__setitem__(out, f(*args(vals, argv)))
-    if how == "many":
-        def many(vals, argv):
-            r = f(*args(vals, argv))
-            check(tuple(x.shape for x in r))
-            for j, k in enumerate(out):
-                vals[k] = r[j]
-        return many
-    if how == "out":
-        return lambda vals, argv: vals.__setitem__(out, f(*args(vals, argv), out=buf))
-    if how == "into":
-        return lambda vals, argv: vals.__setitem__(out, f(buf, *args(vals, argv)))
-
-    def one(vals, argv):
-        r = f(*args(vals, argv))
-        check((r.shape,))
-        vals[out] = r
-    return one
-
-
-def _shape_check(op):
-    if op.shapes is None:
-        return lambda got: None
-    want, site = op.shapes, op.site
-
-    def check(got):
-        if got != want:
-            raise ReplayGuardFailed(f"an operation at {site} made shape {got} (recorded: {want})")
-    return check
