@@ -91,14 +91,14 @@ def plan_buffers(ops, reads, uses, keep):
         pinned.add(root.get(k))
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
     for i, op in enumerate(ops):
-        for b, layout in releasing.pop(i - 1, []):
+        for b, layout in releasing.pop(i - 1, ()):
             free.setdefault(layout, []).append(b)
         k = op.outs
         if op.layout is None or (op.ufunc is None and (op.prim is None or op.prim.into is None)) or k in pinned or \
                 k in root:
             continue
-        shape, dtype, order = op.layout  # every size: since a ufunc is called directly, out= costs less than a
-        key = (shape, dtype.str, order)    # fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
+        key = op.layout  # (shape, dtype, order), of every size: since a ufunc is called directly, out= costs less
+        # than a fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
         b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
         if b is not None:
             inplace.add(k)
@@ -106,7 +106,7 @@ def plan_buffers(ops, reads, uses, keep):
             b = free[key].pop()
         else:
             b = len(buffers)
-            buffers.append(np.empty(shape, dtype=dtype, order=order))
+            buffers.append(np.empty(key[0], dtype=key[1], order=key[2]))
         buffer_of[k] = b
         last = end.get(k, i)
         span[k] = (i, last)
