@@ -267,6 +267,25 @@ class Capture:
         if cls in _PLAIN:  # the common attributes: numbers, None, strings, dtypes
             return obj
         Tensor = _tensor_class()
+        if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
+            known, created, out = self.known, self.created, []
+            for o in obj:
+                c = o.__class__
+                if c is np.ndarray:
+                    r = known.get(id(o))
+                    out.append(r if r is not None else self.ref(o, what))
+                elif c is Tensor:
+                    r = known.get(id(o._data))
+                    if r is not None:  # (self._stands_for(r, o), inlined: a call per tensor argument of each step)
+                        k = r.kind
+                        if (id(o) in created if k is SLOT else r.key is o if k is LIVE else
+                                id(o) in self.args if k is ARG else True):
+                            out.append(r)
+                            continue
+                    out.append(self.ref(o, what))
+                else:
+                    out.append(o if c in _PLAIN else self.template(o, what))
+            return tuple(out)
         if cls is Tensor:
             r = self.known.get(id(obj._data))
             return r if r is not None and self._stands_for(r, obj) else self.ref(obj, what)
@@ -276,17 +295,6 @@ class Capture:
             return obj.ref if isinstance(obj, Arg) and obj._capture is self else obj.__tl_read__()
         if isinstance(obj, Obj):
             return obj
-        if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
-            known, out = self.known, []
-            for o in obj:
-                c = o.__class__
-                if c is Tensor or c is np.ndarray:
-                    r = known.get(id(o._data if c is Tensor else o))
-                    out.append(r if r is not None and (c is np.ndarray or self._stands_for(r, o))
-                               else self.ref(o, what))
-                else:
-                    out.append(o if c in _PLAIN else self.template(o, what))
-            return tuple(out)
         if isinstance(obj, tuple):
             return tuple(self.template(o, what) for o in obj)
         if isinstance(obj, list):
@@ -308,8 +316,8 @@ class Capture:
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
-            op.ufunc = _ufunc(fn, prim)
-            owner = self._owner(out, args)
+            op.ufunc = prim.ufunc if prim is not None else fn if fn.__class__ is np.ufunc else None  # (_ufunc)
+            owner = False if out.base is None else self._owner(out, args)
             if owner is False:
                 if prim is not None or op.ufunc is not None:
                     op.layout = layout(out)
