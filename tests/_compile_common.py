@@ -18,6 +18,17 @@ def mlp():
     return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
 
 
+def train_step(model, opt):
+    """The usual step: zero_grad, cross-entropy of the model's output, backward, optimizer step; returns the loss."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
 def arrays(params, opt=None, extra=()):
     """Copies of the parameters, their gradients ('none' for None), the optimizer's state and `extra`."""
     out = [p.detach().numpy().copy() for p in params]

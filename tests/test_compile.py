@@ -10,6 +10,7 @@ import tinygrad_lite as tl
 from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS, Plan, validate
 from tinygrad_lite.ops import REGISTRY
 
+from _compile_common import train_step
 from primitive_gen import HypothesisGen
 
 nn, F = tl.nn, tl.nn.functional
@@ -368,16 +369,8 @@ def test_a_gradient_array_nobody_holds_is_reused_by_the_next_replay_and_a_held_o
             p.data = np.linspace(-0.5, 0.5, p.numel()).reshape(p.shape).astype(np.float32) * (i + 1)
         return model, tl.optim.SGD(model.parameters(), lr=0.1)
 
-    def trainer(model, opt):
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss.item()
-        return step
     (m1, o1), (m2, o2) = make(), make()
-    compiled, eager = tl.compile(trainer(m1, o1)), trainer(m2, o2)
+    compiled, eager = tl.compile(train_step(m1, o1)), train_step(m2, o2)
     first = m1[0].weight
     rng = np.random.default_rng(0)
     seen, kept = [], None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from _compile_common import features as _x, inference as _inference, seeded_model as _model
+from _compile_common import features as _x, inference as _inference, seeded_model as _model, train_step
 
 nn, F = tl.nn, tl.nn.functional
 
@@ -53,13 +53,7 @@ def test_a_steady_replay_of_an_mlp_step_allocates_no_intermediate_arrays(optimiz
     opt = tl.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if optimizer == "SGD" else \
         tl.optim.Adam(model.parameters(), lr=0.01)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    f = tl.compile(step)
+    f = tl.compile(train_step(model, opt))
     for _ in range(12):  # past the interpreted replays
         f(x, y)
     tracemalloc.start()

@@ -18,6 +18,8 @@ from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS
 from tinygrad_lite.func import functional_call, grad as fgrad, hessian, jacfwd, jacrev, vmap
 from tinygrad_lite.nn.utils import clip_grad_norm_
 
+from _compile_common import train_step as _train_step
+
 nn, F = tl.nn, tl.nn.functional
 CALLS = INTERPRETED_REPLAYS + 14  # 22: well past the switch to generated code
 
@@ -91,14 +93,6 @@ def _side_by_side(make_step, after=None, calls=CALLS, dtype=np.float32, opt_fn=N
     return diffs, sorted(set(kc) ^ set(ke)), stats  # kept arrays changed in one run only (eager changes none, mostly)
 
 
-def _train_step(model, opt):
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
 
 
 def _replayed(stats, calls=CALLS):
