@@ -95,10 +95,10 @@ class Capture:
 
     # ---------------- bookkeeping ----------------
     def _know(self, arr, ref):
-        """Note where `arr` comes from. The array is not kept alive: when it dies its id is forgotten (a weak
+        """Note where `arr` comes from. A large array is not kept alive: when it dies its id is forgotten (a weak
         reference's callback), so a new array that reuses the memory and the id is never mistaken for it, and the
         call frees and reuses memory as the eager call does (holding every array made the capture 2-3x slower,
-        in page faults)."""
+        in page faults); a small one is held until close() instead (_HOLD_BYTES), which keeps its id unique too."""
         key = id(arr)
         self.known[key] = ref
         if arr.__class__ is np.ndarray and arr.base is None:  # (held when small: see _HOLD_BYTES; inlined here and
