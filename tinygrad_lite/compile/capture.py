@@ -316,7 +316,7 @@ class Capture:
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
-            op.ufunc = prim.ufunc if prim is not None else fn if fn.__class__ is np.ufunc else None  # (_ufunc)
+            op.ufunc = _ufunc(fn, prim)
             owner = False if out.base is None else self._owner(out, args)
             if owner is False:
                 if prim is not None or op.ufunc is not None:

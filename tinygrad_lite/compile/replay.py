@@ -193,7 +193,7 @@ def fixed_slots(ops, buffer_of):
         outs = op.outs
         if outs.__class__ is not int:
             other.update(outs)
-        elif outs in buffer_of and op.layout is not None and op.ufunc is not None:  # (as _how decides 'out')
+        elif op.ufunc is not None and _into_buffer(op, buffer_of):  # _how's 'out'
             fixed.add(outs)
         else:
             other.add(outs)
@@ -229,59 +229,48 @@ def _view(cell, out, src):
 
 
 def program(steps, release, buffer_of, buffers, start):
-    """The interpreted replays' form of the steps: one tuple per step (how, function, arguments, out, buffer,
-    slots to free), run by `run_program` in one loop; building it costs a tuple per step (the generated code costs
-    ~12 us per step of Python's compiler). A step's arguments are slot numbers, read with one C-level map, when
-    each is a slot or a constant (constants get slots of their own, appended to `start`, the list each replay's
-    slots begin as); otherwise resolvers called per argument. The semantics are those of the line _Emitter writes
+    """The interpreted replays' form of the steps: one tuple per step (how, function, argument slots, resolvers,
+    out, buffer, slots to free), run by `run_program` in one loop; building it costs a tuple per step (the generated
+    code costs ~12 us per step of Python's compiler). A step's arguments are slot numbers, read with one C-level
+    map, when each is a slot or a constant (constants get slots of their own, appended to `start`, the list each
+    replay's slots begin as); otherwise (resolvers not None) a resolver per argument, called per replay. The semantics are those of the line _Emitter writes
     for each step."""
     prog, const_slot = [], {}
     for (kind, item), rel in zip(steps, release):
         rel = tuple(rel)
         if kind != "op":  # a read or comparison step: a closure of the plan
-            prog.append(("call", item, None, None, None, rel))
+            prog.append(("call", item, None, None, None, None, rel))
             continue
         op = item
         how, f, buf = _how(op, buffer_of, buffers)
-        keys, getters, resolved = [], [], False
+        keys, getters = [], None
         for a in op.args:
-            get = _resolver(a)
             if a.__class__ is Ref and a.kind == SLOT:
                 keys.append(a.key)
-            elif get is None:
-                k = const_slot.get(id(a))
-                if k is None:
-                    k = const_slot[id(a)] = len(start)
+            elif _resolver(a) is None:  # a constant: a slot of its own
+                if id(a) not in const_slot:
+                    const_slot[id(a)] = len(start)
                     start.append(a)
-                keys.append(k)
-            else:
-                resolved = True
-            getters.append(get if get is not None else (lambda v: (lambda vals, argv: v))(a))
+                keys.append(const_slot[id(a)])
+            else:  # an argument, a live tensor, a gradient, a template holding one: resolved per call
+                getters = tuple(_resolver(a) or (lambda v: (lambda vals, argv: v))(a) for a in op.args)
+                break
         out = op.outs
         if how == "decision":
             buf = (bool(out), f"a choice made from tensor values at {op.site} came out differently")
         elif how in ("one", "many") and op.shapes is not None:
             how, buf = how + "-checked", (op.shapes, op.site)
-        if resolved:
-            prog.append((how + "-resolved", f, tuple(getters), out, buf, rel))
-        else:
-            prog.append((how, f, tuple(keys), out, buf, rel))
+        prog.append((how, f, tuple(keys), getters, out, buf, rel))
     return prog
 
 
 def run_program(prog, vals, argv):
     get = vals.__getitem__
-    for how, f, spec, out, buf, rel in prog:
-        if how == "out":
-            vals[out] = f(*map(get, spec), out=buf)
-        elif how == "call":
+    for how, f, keys, getters, out, buf, rel in prog:
+        if how == "call":
             f(vals, argv)
         else:
-            if how.endswith("-resolved"):
-                args = [g(vals, argv) for g in spec]
-                how = how[:-9]
-            else:
-                args = list(map(get, spec))
+            args = list(map(get, keys)) if getters is None else [g(vals, argv) for g in getters]
             if how == "out":
                 vals[out] = f(*args, out=buf)
             elif how == "one":  # (the result may be a number: arithmetic on a dynamic argument)
@@ -309,6 +298,11 @@ def run_program(prog, vals, argv):
             vals[k] = None
 
 
+def _into_buffer(op, buffer_of):
+    """Whether the step writes its one output into the slot's planned buffer (with its ufunc or its into rule)."""
+    return op.outs in buffer_of and op.layout is not None
+
+
 def _how(op, buffer_of, buffers):
     """How a step replays, decided once for both renderings (the interpreted program and the generated code):
     (how, function, planned buffer) with how one of 'host' (called for its effect), 'decision' (its truth is a
@@ -319,7 +313,7 @@ def _how(op, buffer_of, buffers):
         return op.kind, op.fn, None
     if isinstance(out, tuple):
         return "many", op.fn, None
-    if out in buffer_of and op.layout is not None:  # the slot's planned buffer: written into, reused
+    if _into_buffer(op, buffer_of):  # the slot's planned buffer: written into, reused
         buf = buffers[buffer_of[out]]
         if op.ufunc is not None:  # the ufunc itself, one Python call less per operation
             return "out", op.ufunc, buf
