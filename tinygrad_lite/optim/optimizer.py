@@ -12,6 +12,7 @@ import numpy as np
 
 from ..compile.hooks import active, replayable
 from ..tensor import Tensor
+from .packed import PACK_MAX, Packed, packable
 
 
 class _Required:
@@ -112,7 +113,7 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for group in param_groups:
             self.add_param_group(group)
-        self._scratch_cache = {}
+        self._scratch_cache, self._packs = {}, {}
 
     def __repr__(self):
         text = type(self).__name__ + " ("
@@ -124,11 +125,12 @@ class Optimizer:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_scratch_cache", None)
+        state.pop("_packs", None)  # (a copy's state tensors are arrays of their own: it packs afresh)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._scratch_cache = {}
+        self._scratch_cache, self._packs = {}, {}
 
     # -- parameter groups ------------------------------------------------------------------------------
     def add_param_group(self, param_group):
@@ -207,6 +209,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            small = [] if self._packs_group(group) else None
             for p in group["params"]:
                 if p._grad is None:
                     continue
@@ -216,10 +219,36 @@ class Optimizer:
                 if grad.shape != p._data.shape:
                     raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {grad.shape} does not "
                                        f"match its parameter of shape {p._data.shape}")
-                self._update(group, p, grad, self.state[p])
                 # As PyTorch's in-place update: a graph that saved p before this step must refuse to backprop
                 p._version += 1
+                if small is not None and grad.size <= PACK_MAX:
+                    small.append((p, grad))
+                else:
+                    self._update(group, p, grad, self.state[p])
+            if small:
+                self._update_small(group, small)
         return loss
+
+    def _packs_group(self, group):
+        """Whether the group's small parameters are updated packed (an update of a few calls gains nothing)."""
+        return True
+
+    def _update_small(self, group, items):
+        """The (parameter, gradient) pairs of a group's small parameters: one update of them packed (packed.py) when
+        they pack, else one at a time."""
+        params = [p for p, _ in items]
+        states = [self.state[p] for p in params]
+        pack = self._packs.get(id(group))
+        if pack is None or not pack.holds(group, params, states):
+            pack = Packed(group, params, params[0]._data.dtype) if packable(params, group) else None
+            if pack is not None and any(states) and not pack.adopt(states):
+                pack = None
+            self._packs[id(group)] = pack
+        if pack is None:
+            for (p, grad), state in zip(items, states):
+                self._update(group, p, grad, state)
+        else:
+            pack.update(self, [g for _, g in items], states)
 
     def _update(self, group, p, grad, state):
         raise NotImplementedError
