@@ -138,21 +138,27 @@ def test_groups_with_their_own_settings_and_mixed_dtypes(alone):
         pair.step(_grads(rng, shapes))
 
 
-def test_parameters_sharing_memory_are_updated_one_after_the_other(alone):
-    """Two parameters viewing one array: each update reads what the one before wrote, as one at a time does."""
-    def make():
-        base = np.arange(6.0)
-        a = tl.Tensor._wrap(base[:3])
-        b = tl.Tensor._wrap(base[1:4])
-        c = tl.tensor(np.ones(2))
-        for t in (a, b, c):
-            t.requires_grad = True
-        return [a, b, c]
+def _views_of_one_array():
+    """Two small parameters viewing one array, and a third of its own."""
+    base = np.arange(6.0)
+    return [tl.Tensor._wrap(base[:3]), tl.Tensor._wrap(base[1:4]), tl.tensor(np.ones(2))]
 
+
+def _bias_viewing_a_large_weight():
+    """A small parameter viewing a large one's array, before it in the group (the weight's update reads it)."""
+    base = np.linspace(-1, 1, 20000)
+    return [tl.Tensor._wrap(base[5:10]), tl.tensor(np.ones(3)), tl.Tensor._wrap(base.reshape(100, 200))]
+
+
+@pytest.mark.parametrize("make", [_views_of_one_array, _bias_viewing_a_large_weight])
+def test_parameters_sharing_memory_are_updated_in_turn(alone, make):
+    """Each update reads what the one before it wrote, in the group's order, as one at a time does: not packed."""
     out = []
     for reference in (False, True):
         alone(reference)
         ps = make()
+        for t in ps:
+            t.requires_grad = True
         opt = tl.optim.Adam(ps, lr=0.1)
         for k in range(3):
             for p in ps:
@@ -238,28 +244,3 @@ def test_plain_sgd_is_not_packed():
         p.grad = tl.tensor(np.ones(p.shape))
     opt.step()
     assert packs(opt) == 0 and opt._packs == {}
-
-
-def test_a_small_parameter_viewing_a_large_ones_memory_keeps_the_order(alone):
-    """A bias that is a view of a large weight's array: one at a time, in the group's order, as before."""
-    def make():
-        base = np.linspace(-1, 1, 20000)
-        w = tl.Tensor._wrap(base.reshape(100, 200))
-        b = tl.Tensor._wrap(base[5:10])
-        c = tl.tensor(np.ones(3))
-        for t in (w, b, c):
-            t.requires_grad = True
-        return [b, c, w]  # (b's update comes before the weight's, which reads it)
-
-    out = []
-    for reference in (False, True):
-        alone(reference)
-        ps = make()
-        opt = tl.optim.Adam(ps, lr=0.1)
-        for k in range(3):
-            for p in ps:
-                p.grad = tl.tensor(np.full(p.shape, 1.0 + k))
-            opt.step()
-        out.append([p.numpy().copy() for p in ps])
-        assert packs(opt) == 0
-    _same(out[0], out[1])
