@@ -118,7 +118,8 @@ class _Emitter:
         out = op.outs
         how, fn, buf = _how(op, self.buffer_of, self.buffers)
         if how == "host":
-            self.lines.append(self.call(fn, op, i))
+            if not self._delivery(fn, op, i):
+                self.lines.append(self.call(fn, op, i))
         elif how == "decision":
             msg = self.bind(f"a choice made from tensor values at {op.site} came out differently", f"m{i}")
             self.lines.append(f"if bool({self.call(fn, op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
@@ -145,6 +146,23 @@ class _Emitter:
             self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
             if op.shapes is not None:
                 self._check(op, i, f"(vals[{out}].shape,)")
+
+    def _delivery(self, fn, op, i):
+        """A leaf's gradient delivered to a leaf without one (the usual step, after zero_grad): set as the engine
+        sets it, inline (a model of hundreds of parameters makes as many deliveries a call); anything else (a .grad to
+        accumulate into, a copy to make, hooks) through the engine's own `_deliver`. False when `op` is not a
+        delivery."""
+        from ..autograd.engine import _deliver  # (not at import: the engine imports the compile hooks)
+        from ..tensor import Tensor
+        if fn is not _deliver or op.args[2] is not False or op.args[3] is not True or \
+                not isinstance(op.args[0], Obj):
+            return False
+        leaf = self.bind(op.args[0].value, f"a{i}_0")
+        arr = self.expr(op.args[1], f"a{i}_1")
+        self.ns.setdefault("_wrap", Tensor._wrap)
+        self.lines.append(f"if {leaf}._grad is None and not {leaf}._hooks: {leaf}._grad = _wrap({arr})")
+        self.lines.append(f"else: {self.call(fn, op, i)}")
+        return True
 
     def _cached_view(self, op, i):
         """A view (reshape, permute, expand, basic getitem) of an array that is the same object on every call (a
