@@ -112,7 +112,14 @@ def _symbol_sizes(dynamic_axes, input_names, args):
 
 
 def _flat_outputs(out):
-    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    """The outputs in order, nested tuples and lists flattened (an LSTM's (out, (h, c))), as torch.onnx.export."""
+    outs, stack = [], [out]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, (tuple, list)):
+            stack.extend(reversed(o))
+        else:
+            outs.append(o)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
             raise ExportError(f"output {i} of the model is a {type(o).__name__}, not a Tensor")
