@@ -125,3 +125,37 @@ def test_cross_entropy_with_every_target_ignored_is_nan_in_the_graph_too(ort):
     sess = _session(ort, loss, (tl.tensor(_rand(rng, 3, 5)), tl.tensor(np.array([0, 3, 1]))))
     got, = sess.run(None, {"input_0": _rand(rng, 3, 5), "input_1": np.array([3, 3, 3])})
     assert np.isnan(got)
+
+
+# ---------------- outputs, masks ----------------
+# exporting an nn.LSTM (or any model returning nested tuples) raised "output 1 of the model is a tuple":
+# _flat_outputs flattened one level only, where torch.onnx.export flattens nested tuples and lists
+def test_nested_outputs_are_flattened_in_order(ort):
+    tl.manual_seed(0)
+    lstm = nn.LSTM(3, 4, batch_first=True).eval()
+    rng = np.random.default_rng(3)
+    sess = _session(ort, lstm, (tl.tensor(_rand(rng, 2, 5, 3)),), input_names=["x"],
+                    output_names=["out", "h", "c"], dynamic_axes={"x": {0: "b"}})
+    assert [o.name for o in sess.get_outputs()] == ["out", "h", "c"]
+    _agrees(sess, lstm, [_rand(rng, 3, 5, 3)])
+    fn = lambda x: [x * 2, (x + 1, [x.sum()])]  # noqa: E731
+    _agrees(_session(ort, fn, (tl.randn(2, 3),)), fn, [_rand(rng, 2, 3)])
+
+
+# x[x > 0] exported the nonzero positions of the recorded mask as a constant: at another input onnxruntime
+# returned the recorded number of elements, at the recorded places (_normalize took np.nonzero of the mask)
+@pytest.mark.parametrize("fn", [lambda t: t[t > 0], lambda t: t[t[:, 0] > 0], lambda t: t[t[:, 1] < 0, ...]],
+                         ids=["full", "rows", "rows-ellipsis"])
+def test_a_mask_computed_from_the_input_is_computed_in_the_graph(ort, fn):
+    rng = np.random.default_rng(4)
+    sess = _session(ort, fn, (tl.tensor(_rand(rng, 4, 6)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    for n in (4, 4, 7):
+        _agrees(sess, fn, [_rand(rng, n, 6)])
+
+
+def test_a_computed_mask_that_cannot_be_expressed_is_refused(ort):
+    x = tl.randn(4, 6, requires_grad=True)
+    with pytest.raises(tl.onnx.ExportError, match="boolean mask"):
+        tl.onnx.export(lambda t: t[t[:, 0] > 0, 1], (x,), io.BytesIO())
+    with pytest.raises(tl.onnx.ExportError, match="index_scatter.*boolean mask"):
+        tl.onnx.export(lambda t: tl.grad((t[t > 0] ** 2).sum(), t, create_graph=True)[0], (x,), io.BytesIO())

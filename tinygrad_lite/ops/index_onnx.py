@@ -68,8 +68,20 @@ def _slices(g, x, idx, arrays):
     return g.op("Slice", x, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps))
 
 
+def _computed_mask(g, idx):
+    """The boolean mask in `idx` computed from the inputs, if any (its nonzero positions must not be recorded)."""
+    return next((i for i in (idx if isinstance(idx, tuple) else (idx,)) if isinstance(i, np.ndarray)
+                 and i.dtype == np.bool_ and g.is_computed(i)), None)
+
+
 def index(g, x, shape, idx):
-    """x[idx] (NumPy semantics) on ONNX value `x` of static-rank `shape`."""
+    """x[idx] (NumPy semantics) on ONNX value `x` of static-rank `shape`; x[mask] with a mask computed from the
+    inputs is a GatherND at the mask's NonZero positions."""
+    mask = _computed_mask(g, idx)
+    if mask is not None:
+        if (idx if isinstance(idx, tuple) else (idx,)) not in ((mask,), (mask, Ellipsis)):
+            raise g.unsupported("a boolean mask computed from the inputs, combined with other indices")
+        return g.op("GatherND", x, g.op("Transpose", g.op("NonZero", g.tensor(mask)), perm=[1, 0]))
     idx = _normalize(idx, len(shape))
     arrays = [k for k, i in enumerate(j for j in idx if j is not None) if isinstance(i, np.ndarray)]
     x = _slices(g, x, idx, arrays)
@@ -125,6 +137,8 @@ def _(g, call):
 
 def _positions(g, shape, idx):
     """Flat positions of x[idx] in a tensor of `shape` (the index applied to an arange), as [-1, 1] int64."""
+    if _computed_mask(g, idx) is not None:
+        raise g.unsupported("a scatter through a boolean mask computed from the inputs (its size is data-dependent)")
     where = index(g, g.const(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)), shape, idx)
     return g.op("Reshape", where, g.ints([-1, 1])), np.empty(shape, dtype=bool)[idx].shape
 
