@@ -159,3 +159,108 @@ def test_a_computed_mask_that_cannot_be_expressed_is_refused(ort):
         tl.onnx.export(lambda t: t[t[:, 0] > 0, 1], (x,), io.BytesIO())
     with pytest.raises(tl.onnx.ExportError, match="index_scatter.*boolean mask"):
         tl.onnx.export(lambda t: tl.grad((t[t > 0] ** 2).sum(), t, create_graph=True)[0], (x,), io.BytesIO())
+
+
+# cumprod along a dynamic axis failed in onnxruntime at any other size: its rule built the n x n mask from the
+# recorded n as a constant
+def test_cumprod_along_a_dynamic_axis(ort):
+    fn = lambda t: t.cumprod(0) + t.cumprod(1)  # noqa: E731
+    rng = np.random.default_rng(5)
+    sess = _session(ort, fn, (tl.tensor(_rand(rng, 4, 3)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    for n in (1, 4, 6):
+        _agrees(sess, fn, [_rand(rng, n, 3)])
+
+
+# chunk(2) at batch 4 and 5 gives 2 and 3 rows; dynamic.Overlay fits scale * size + offset through those two
+# recordings only (no check at a third size), so the graph computes size - 2 rows: 4 at batch 6, where ceil(6/2)
+# is 3 (a wrong shape, no error). A third recording to check every fitted Dim is a design change of dynamic.py.
+@pytest.mark.xfail(strict=True, reason="dynamic.Overlay.solve fits a Dim through two recordings and never checks "
+                                       "it at a third size: a non-affine size (ceil(n / 2)) is exported wrong")
+def test_a_size_that_is_not_affine_in_the_batch_is_refused_or_right(ort):
+    fn = lambda t: t.chunk(2, 0)[0]  # noqa: E731
+    rng = np.random.default_rng(6)
+    try:
+        sess = _session(ort, fn, (tl.tensor(_rand(rng, 4, 3)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    except tl.onnx.ExportError:
+        return  # refusing is right too
+    _agrees(sess, fn, [_rand(rng, 6, 3)])
+
+
+# ================ NumPy functions on Tensors ================
+# np.<ufunc>(..., out=t) wrote into t's buffer without bumping its version: a backward that had saved t
+# silently used the new values (gradient 5 instead of an error); it also returned a new Tensor, not t, and
+# `ndarray += tensor` rebound the ndarray to a Tensor (_on_data wrapped the out array instead of returning it)
+def test_ufunc_out_is_an_in_place_write():
+    w = tl.tensor([2.0, 3.0, 4.0], requires_grad=True)
+    c = tl.tensor([1.0, 1.0, 1.0])
+    y = (w * c).sum()
+    assert np.multiply(c, 5.0, out=c) is c
+    np.testing.assert_array_equal(c.numpy(), [5.0, 5.0, 5.0])
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        tl.grad(y, w)
+    a = np.zeros(3)
+    b = a
+    b += tl.tensor([1.0, 2.0, 3.0])
+    assert b is a and isinstance(b, np.ndarray)
+    np.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
+    out = np.zeros(3)
+    assert np.add(tl.tensor([1.0, 2.0, 3.0]), 1.0, out=out) is out
+
+
+def test_ufunc_out_tensor_follows_pytorch_in_place_rules(torch):
+    x = np.random.default_rng(7).standard_normal(4)
+    xt = tl.tensor(x, requires_grad=True)
+    t = tl.zeros(4, dtype=tl.float64)
+    assert np.multiply(xt, xt, out=t) is t  # a plain out Tensor joins the graph, as t.copy_(x * x)
+    g, = tl.grad((t * 3.0).sum(), xt)
+    tx = torch.tensor(x, requires_grad=True)
+    tt = torch.zeros(4, dtype=torch.float64)
+    tt.copy_(tx * tx)
+    gt, = torch.autograd.grad((tt * 3.0).sum(), tx)
+    np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="leaf"):
+        np.add(xt, 1.0, out=xt)  # a leaf that requires grad, as torch's xt.copy_(...)
+    i = tl.tensor([1, 2, 3])
+    with pytest.raises(TypeError, match="same_kind"):
+        np.add(i, 0.5, out=i)  # as NumPy: a float result does not go into an int array
+
+
+# np.cumsum(t, out=a) returned a Tensor and left `a` untouched (out= and dtype= silently ignored); np.reshape
+# and np.ravel with order='F' silently gave the C-order result; np.sum(t, initial=...) / where= raised
+# "_reduction.<locals>.call() got an unexpected keyword argument" instead of NumPy's answer or a TypeError
+# naming the function: the rules took only the keywords they implement
+def test_array_function_keywords_are_honoured_or_refused():
+    data = np.arange(24.0).reshape(2, 3, 4)
+    t = tl.tensor(data)
+    a = np.zeros(24)
+    assert np.cumsum(t, out=a) is a
+    np.testing.assert_array_equal(a, np.cumsum(data))
+    np.testing.assert_array_equal(np.asarray(np.cumsum(t, dtype=np.int64)), np.cumsum(data, dtype=np.int64))
+    for shape in [(4, 6), (3, 2, 4), 24, (-1, 2)]:
+        np.testing.assert_array_equal(np.reshape(t, shape, order="F").numpy(), np.reshape(data, shape, order="F"))
+    np.testing.assert_array_equal(np.ravel(t, order="F").numpy(), np.ravel(data, order="F"))
+    assert float(np.sum(t, initial=1.0)) == data.sum() + 1.0
+    assert float(np.max(t, initial=100.0)) == 100.0
+    mask = data > 10
+    assert float(np.sum(t, where=mask)) == data.sum(where=mask)
+    np.testing.assert_array_equal(np.asarray(np.mean(t, axis=(0, 2), dtype=np.float32)),
+                                  data.mean(axis=(0, 2), dtype=np.float32))
+    x = tl.tensor(data, requires_grad=True)
+    for call, name in [(lambda: np.sum(x, initial=1.0), "numpy.sum"), (lambda: np.max(x, where=mask, initial=0.0),
+                                                                       "numpy.max"),
+                       (lambda: np.cumsum(x, out=np.zeros(24)), "numpy.cumsum"),
+                       (lambda: np.mean(x, dtype=np.float32), "numpy.mean")]:
+        with pytest.raises(TypeError, match=name):
+            call()
+
+
+def test_fortran_order_reshape_is_differentiable(torch):
+    data = np.random.default_rng(8).standard_normal((2, 3, 4))
+    x = tl.tensor(data, requires_grad=True)
+    w = np.random.default_rng(9).standard_normal((4, 6))
+    g, = tl.grad((np.reshape(x, (4, 6), order="F") * tl.tensor(w)).sum(), x)
+    xt = torch.tensor(data, requires_grad=True)
+    ft = xt.permute(2, 1, 0).reshape(6, 4).permute(1, 0)  # Fortran order, as NumPy's
+    np.testing.assert_array_equal(ft.detach().numpy(), np.reshape(data, (4, 6), order="F"))
+    gt, = torch.autograd.grad((ft * torch.tensor(w)).sum(), xt)
+    np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-12, atol=1e-12)
