@@ -70,18 +70,44 @@ def _data(v):
 
 
 def _on_data(name, fn, args, kwargs):
-    """fn on the arrays: refused when a Tensor that requires grad is involved (the result would leave the tape)."""
+    """fn on the arrays: refused when a Tensor that requires grad is involved (the result would leave the tape).
+    With out=, NumPy's answer: the out operand itself (a Tensor written this way has its version bumped, so a
+    backward that saved it refuses, as after an in-place operation)."""
     if _requires_grad(list(args) + list(kwargs.values())):
         raise TypeError(f"{name} has no tape equivalent in tinygrad_lite and an argument requires grad: its "
                         f"result would be cut off from the graph. Use the Tensor operations (see "
                         f"docs/func.md, 'NumPy functions'), or apply it to t.detach()")
     out = fn(*_data(args), **_data(kwargs))
+    given = kwargs.get("out")
+    if given is not None:
+        from .inplace import _bump
+        given = given if isinstance(given, tuple) else (given,)
+        for t in given:
+            if isinstance(t, Tensor):
+                _bump(t)
+        return given[0] if len(given) == 1 else given
     return Tensor._wrap(out) if isinstance(out, np.ndarray) else out
+
+
+def _into(name, ufunc, inputs, outs):
+    """np.<ufunc>(..., out=tensors): the recorded result copied in with the in-place semantics of copy_ (version,
+    graph, a leaf that requires grad refused), after NumPy's same_kind casting check; returns the out operand."""
+    result = array_ufunc(None, ufunc, "__call__", *inputs)
+    results = result if isinstance(result, tuple) else (result,)
+    for t, r in zip(outs, results):
+        if not np.can_cast(r.dtype, t.dtype, "same_kind"):
+            raise TypeError(f"{name}: cannot cast the result from {r.dtype} to the out Tensor's {t.dtype} with "
+                            f"casting rule 'same_kind' (as NumPy)")
+        t.copy_(r)
+    return outs[0] if len(outs) == 1 else outs
 
 
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     name = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-    if kwargs.get("out") is not None or (kwargs and method == "__call__"):
+    outs = kwargs.get("out")
+    if outs is not None and method == "__call__" and len(kwargs) == 1 and all(isinstance(t, Tensor) for t in outs):
+        return _into(name, ufunc, inputs, outs)
+    if outs is not None or (kwargs and method == "__call__"):
         return _on_data(name, getattr(ufunc, method), inputs, kwargs)
     if method == "__call__":
         if ufunc in _OPERATORS and len(inputs) == 2:
@@ -110,11 +136,29 @@ def _tensor(x):
     return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
+def _or_data(func, rule):
+    """`rule` for the arguments it takes; with out=, dtype= or another keyword it does not know (initial=,
+    where=, order=...), NumPy's `func` on the data (refused, naming it, when an argument requires grad)."""
+    def call(*args, out=None, dtype=None, **kw):
+        try:
+            if out is None and dtype is None:
+                return rule(*args, **kw)
+        except _Unsupported:
+            pass
+        extra = dict(kw, **{k: v for k, v in (("out", out), ("dtype", dtype)) if v is not None})
+        return _on_data(f"numpy.{func.__name__}", func, args, extra)
+    return call
+
+
+class _Unsupported(TypeError):
+    """An argument a rule does not implement (NumPy's function then runs on the data)."""
+
+
 def _reduction(method):
-    """np.<f>(a, axis=None, dtype=None, out=None, keepdims=False) as Tensor.<method>(dims, keepdim)."""
-    def call(a, axis=None, dtype=None, out=None, keepdims=False):
-        if out is not None or dtype is not None:
-            raise TypeError(f"numpy.{method} on a Tensor: out= and dtype= are not supported")
+    """np.<f>(a, axis=None, keepdims=False) as Tensor.<method>(dims, keepdim)."""
+    def call(a, axis=None, keepdims=False, **kw):
+        if kw:
+            raise _Unsupported(kw)
         a = _tensor(a)
         if a.ndim == 0:
             return getattr(a, method)()
@@ -123,17 +167,37 @@ def _reduction(method):
 
 
 def _var(method):
-    def call(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
-        if out is not None or dtype is not None:
-            raise TypeError(f"numpy.{method} on a Tensor: out= and dtype= are not supported")
+    def call(a, axis=None, ddof=0, keepdims=False, **kw):
+        if kw:
+            raise _Unsupported(kw)
         a = _tensor(a)
         return getattr(a, method)(axis, correction=ddof, keepdim=keepdims)
     return call
 
 
-def _cumsum(a, axis=None, dtype=None, out=None):
+def _cumsum(a, axis=None):
     a = _tensor(a)
     return (a.reshape(-1) if axis is None else a).cumsum(0 if axis is None else axis)
+
+
+def _reshape(a, newshape=None, order="C", **kw):
+    """np.reshape with order 'C' or 'F' (Fortran order: the reshape of the reversed axes, reversed back)."""
+    shape = kw.pop("shape", newshape)
+    if kw or order not in ("C", "F"):
+        raise _Unsupported(kw)
+    a = _tensor(a)
+    if order == "C":
+        return a.reshape(shape)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    out = a.permute(*reversed(range(a.ndim))).reshape(tuple(reversed(shape)))
+    return out.permute(*reversed(range(out.ndim)))
+
+
+def _ravel(a, order="C"):
+    if order not in ("C", "F"):
+        raise _Unsupported(order)
+    a = _tensor(a)
+    return (a if order == "C" else a.permute(*reversed(range(a.ndim)))).reshape(-1)
 
 
 def _dot(a, b, out=None):
@@ -200,14 +264,17 @@ FUNCTIONS = {
     np.sum: _reduction("sum"), np.mean: _reduction("mean"), np.prod: _reduction("prod"),
     np.max: _reduction("amax"), np.min: _reduction("amin"), np.amax: _reduction("amax"), np.amin: _reduction("amin"),
     np.var: _var("var"), np.std: _var("std"), np.cumsum: _cumsum, np.dot: _dot, np.where: _where,
-    np.reshape: lambda a, newshape=None, order="C", **kw: _tensor(a).reshape(kw.get("shape", newshape)),
+    np.reshape: _reshape,
     np.transpose: _transpose, np.clip: _clip, np.concatenate: _cat, np.stack: _stack, np.squeeze: _squeeze,
-    np.expand_dims: _expand_dims, np.ravel: lambda a, order="C": _tensor(a).reshape(-1),
+    np.expand_dims: _expand_dims, np.ravel: _ravel,
     np.swapaxes: lambda a, axis1, axis2: _tensor(a).transpose(axis1, axis2),
     np.broadcast_to: lambda array, shape, subok=False: _tensor(array).expand(*shape),
     np.outer: lambda a, b, out=None: _tensor(a).reshape(-1, 1) * _tensor(b).reshape(1, -1),
     np.linalg.norm: _norm,
 }
+for _f in (np.sum, np.mean, np.prod, np.max, np.min, np.amax, np.amin, np.var, np.std, np.cumsum, np.reshape,
+           np.ravel):
+    FUNCTIONS[_f] = _or_data(_f, FUNCTIONS[_f])
 INSPECT = {f.__name__ for f in (np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_equal, np.argmax,
                                 np.argmin, np.any, np.all, np.count_nonzero, np.nonzero, np.argsort,
                                 np.result_type, np.may_share_memory, np.shares_memory, np.array_equiv)}

@@ -26,6 +26,7 @@ class Overlay:
     def __init__(self, sizes, bumped):
         self.sizes, self.bumped = sizes, bumped  # symbol -> base size; symbol -> changed size
         self.const_shapes = {}  # id(array of the base recording) -> shape with Dims
+        self.const_values = {}  # id(0-d array of the base recording) -> (array, symbol -> value, what) that vary
 
     def solve(self, v0, per_symbol, what):
         deps = {s: v for s, v in per_symbol.items() if v != v0}
@@ -64,16 +65,35 @@ class Overlay:
             shapes = {s: (o._data if isinstance(o, Tensor) else o).shape for s, o in others.items()}
             if any(sh != arr.shape for sh in shapes.values()):
                 self.const_shapes[id(arr)] = self.walk(arr.shape, shapes, what)
+            elif arr.ndim == 0:  # a scalar that changes with a size (the 1 / n of a mean): solved if it is a constant
+                vals = {s: (o._data if isinstance(o, Tensor) else o).item() for s, o in others.items()}
+                if any(v != arr.item() and not (v != v and arr.item() != arr.item()) for v in vals.values()):
+                    self.const_values[id(arr)] = (arr, vals, what)
         return base
+
+    def scalar(self, arr, vals, what):
+        """A 0-d constant that differs between the recordings, as a Dim `d` and whether it is `d` or `1 / d`."""
+        v0 = arr.item()
+        if arr.dtype.kind in "iuf":
+            for inverse in (False, True):
+                ints = [1 / v if inverse and v else v for v in (v0, *vals.values())]
+                near = [round(v) if np.isfinite(v) else None for v in ints]
+                if None in near or any(np.asarray(1 / n if inverse else n, dtype=arr.dtype) != o
+                                       for n, o in zip(near, (v0, *vals.values())) if n):
+                    continue
+                d = self.solve(near[0], dict(zip(vals, near[1:])), what)
+                if isinstance(d, Dim):
+                    return d, inverse
+        raise ExportError(f"{what}: the constant {v0!r} changes with the dynamic axes ({vals}) in a way that is not "
+                          f"a size or one over a size; cannot export it with dynamic axes")
 
 
 def align(base, others, overlay):
     """Per item of the base recording, its arguments with Dims; checks that every recording lists the same
     operations."""
     for sym, rec in others.items():
-        if len(rec.items) != len(base.items) or any(
-                (a.prim, a.fn) != (b.prim, b.fn) for a, b in zip(base.items, rec.items)):
-            first = next((b for a, b in zip(rec.items, base.items) if (a.prim, a.fn) != (b.prim, b.fn)),
+        if len(rec.items) != len(base.items) or any(_op(a) != _op(b) for a, b in zip(base.items, rec.items)):
+            first = next((b for a, b in zip(rec.items, base.items) if _op(a) != _op(b)),
                          base.items[-1] if base.items else None)
             at = f" (first difference: '{first.name}' at {first.where()})" if first is not None else ""
             raise ExportError(f"the call records different operations when dynamic axis '{sym}' changes size from "
@@ -81,3 +101,8 @@ def align(base, others, overlay):
                               f"value cannot be exported with dynamic axes")
     return [overlay.walk(item.args, {s: r.items[i].args for s, r in others.items()},
                          f"'{item.name}' at {item.where()}") for i, item in enumerate(base.items)]
+
+
+def _op(item):
+    """What a recorded call runs: its primitive or host function (a wrapper made per call, by what it wraps)."""
+    return item.prim, getattr(item.fn, "__wrapped__", item.fn)

@@ -112,7 +112,14 @@ def _symbol_sizes(dynamic_axes, input_names, args):
 
 
 def _flat_outputs(out):
-    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    """The outputs in order, nested tuples and lists flattened (an LSTM's (out, (h, c))), as torch.onnx.export."""
+    outs, stack = [], [out]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, (tuple, list)):
+            stack.extend(reversed(o))
+        else:
+            outs.append(o)
     for i, o in enumerate(outs):
         if not isinstance(o, Tensor):
             raise ExportError(f"output {i} of the model is a {type(o).__name__}, not a Tensor")
@@ -185,7 +192,7 @@ class _Exporter:
             self.g.reserve(n)
         for n, _ in state.values():
             self.g.reserve(n)
-        self.const_shapes = {}
+        self.const_shapes, self.overlay = {}, None
         self.producer = {id(o): i for i, item in enumerate(rec.items) for o in outputs_of(item)}
         self.dependent = self._dependent(args)
         self._check_python_values()
@@ -214,7 +221,13 @@ class _Exporter:
             self.names[key] = self.g.initializer(t._data, name)
             return name
         shape = self.const_shapes.get(key)
-        if shape is not None:  # a constant whose shape follows a dynamic axis: it must be one value, expanded
+        varies = self.overlay.const_values.get(key) if self.overlay is not None else None
+        if varies is not None:  # a scalar computed from a dynamic size: computed from the inputs' shapes
+            d, inverse = self.overlay.scalar(*varies)
+            name = self.g.cast(self.g.op("Squeeze", self.g.dim(d), self.g.ints([0])), np.int64, arr.dtype)
+            if inverse:
+                name = self.g.op("Reciprocal", name)
+        elif shape is not None:  # a constant whose shape follows a dynamic axis: it must be one value, expanded
             flat = np.asarray(arr).reshape(-1)
             if flat.size == 0 or not (flat == flat[0]).all():
                 raise self.g.unsupported(f"a constant of shape {arr.shape} made during the call has a shape that "
@@ -232,7 +245,7 @@ class _Exporter:
         if others:
             overlay = dynamic.Overlay(sizes, {s: sizes[s] + 1 for s in sizes})
             args_of = dynamic.align(self.rec, others, overlay)
-            self.const_shapes = overlay.const_shapes
+            self.const_shapes, self.overlay = overlay.const_shapes, overlay
             final = {s: [r.items[self.producer[id(o._data)]].out.shape if id(o._data) in self.producer else o.shape
                          for o in outs] for s, r in others.items()}
             out_shapes = [overlay.walk(o.shape, {s: final[s][i] for s in final}, f"output {i}")
@@ -242,10 +255,12 @@ class _Exporter:
             self._emit(items[i], args_of[i])
         self.g.at("", "graph outputs", "export")
         outputs = []
+        passed = {id(a): dynamic_axes.get(n, {}) for a, n in self.inputs}  # an input returned as it is
         for o, name, shape in zip(outs, output_names, out_shapes):
             self.g.nodes.append(self.helper.make_node("Identity", [self.resolve(o._data)], [name],
                                                       name=self.g.fresh(f"{name}#")))
-            dims = [dynamic_axes.get(name, {}).get(i, _dim_name(d)) for i, d in enumerate(shape)]
+            axes = {**passed.get(id(o._data), {}), **dynamic_axes.get(name, {})}
+            dims = [axes.get(i, _dim_name(d)) for i, d in enumerate(shape)]
             outputs.append(self.helper.make_tensor_value_info(name, self.g.dtype(o._data.dtype), dims))
         return self.helper.make_graph(self.g.nodes, "tinygrad_lite", inputs, outputs, self.g.initializers)
 

@@ -18,7 +18,9 @@ HOST_RULES = {}
 
 
 def host_key(fn):
-    """A stable key for a host function: its module and qualified name (NumPy's functions and ufuncs included)."""
+    """A stable key for a host function: its module and qualified name (NumPy's functions and ufuncs included); a
+    wrapper (`compile.hooks.host` wraps a function returning NumPy scalars) is keyed by the function it wraps."""
+    fn = getattr(fn, "__wrapped__", fn)
     return f"{getattr(fn, '__module__', None) or 'numpy'}.{getattr(fn, '__qualname__', fn.__name__)}"
 
 

@@ -3,6 +3,7 @@ and one Gather over the merged advanced axes; scatters write flat positions with
 import numpy as np
 
 from . import index as ix
+from ..onnx.rules import defhost
 
 _BIG = np.iinfo(np.int64).max
 _SMALLEST = np.iinfo(np.int64).min
@@ -67,8 +68,20 @@ def _slices(g, x, idx, arrays):
     return g.op("Slice", x, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps))
 
 
+def _computed_mask(g, idx):
+    """The boolean mask in `idx` computed from the inputs, if any (its nonzero positions must not be recorded)."""
+    return next((i for i in (idx if isinstance(idx, tuple) else (idx,)) if isinstance(i, np.ndarray)
+                 and i.dtype == np.bool_ and g.is_computed(i)), None)
+
+
 def index(g, x, shape, idx):
-    """x[idx] (NumPy semantics) on ONNX value `x` of static-rank `shape`."""
+    """x[idx] (NumPy semantics) on ONNX value `x` of static-rank `shape`; x[mask] with a mask computed from the
+    inputs is a GatherND at the mask's NonZero positions."""
+    mask = _computed_mask(g, idx)
+    if mask is not None:
+        if (idx if isinstance(idx, tuple) else (idx,)) not in ((mask,), (mask, Ellipsis)):
+            raise g.unsupported("a boolean mask computed from the inputs, combined with other indices")
+        return g.op("GatherND", x, g.op("Transpose", g.op("NonZero", g.tensor(mask)), perm=[1, 0]))
     idx = _normalize(idx, len(shape))
     arrays = [k for k, i in enumerate(j for j in idx if j is not None) if isinstance(i, np.ndarray)]
     x = _slices(g, x, idx, arrays)
@@ -124,6 +137,8 @@ def _(g, call):
 
 def _positions(g, shape, idx):
     """Flat positions of x[idx] in a tensor of `shape` (the index applied to an arange), as [-1, 1] int64."""
+    if _computed_mask(g, idx) is not None:
+        raise g.unsupported("a scatter through a boolean mask computed from the inputs (its size is data-dependent)")
     where = index(g, g.const(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)), shape, idx)
     return g.op("Reshape", where, g.ints([-1, 1])), np.empty(shape, dtype=bool)[idx].shape
 
@@ -148,3 +163,38 @@ def _(g, call):
     updates = g.op("Reshape", g.op("Expand", value, g.ints(target)), g.ints([-1]))
     flat = g.op("Reshape", x, g.ints([-1]))
     return g.op("Reshape", g.op("ScatterND", flat, pos, updates), g.op("Shape", x))
+
+
+# ---------------- the target arrays of nll_loss / cross_entropy (nn/loss.py) ----------------
+@defhost("tinygrad_lite.nn.loss._nll_arrays")
+def _(g, call):
+    """(gather index, -w, w, valid, total weight or 1, NaN or 0) from the class-index targets, in the graph (the
+    targets are an input: their weights, ignored entries and the mean's denominator must follow them)."""
+    t_arr, w_arr, ignore_index, dtype, _, _ = call.attrs
+    t = g.tensor(t_arr)
+    info = np.iinfo(t_arr.dtype)
+    if info.min <= ignore_index <= info.max:
+        valid = g.op("Not", g.op("Equal", t, g.scalar(ignore_index, t_arr.dtype)))
+    else:  # no target can equal it
+        valid = g.op("Equal", t, t)
+    safe = g.op("Where", valid, t, g.scalar(0, t_arr.dtype))
+    ok = g.op("Cast", valid, to=g.dtype(dtype))
+    if w_arr is None:
+        w = ok
+    else:
+        picked = g.cast(g.op("Gather", g.tensor(w_arr), safe, axis=0), w_arr.dtype, dtype)
+        w = g.op("Mul", picked, ok)
+    total = g.op("ReduceSum", w, keepdims=0)
+    none = g.op("Equal", total, g.scalar(0, dtype))
+    denom = g.op("Where", none, g.scalar(1, dtype), total)
+    nan = g.op("Where", none, g.scalar(np.nan, dtype), g.scalar(0, dtype))
+    return g.op("Unsqueeze", safe, g.ints([1])), g.op("Neg", w), w, ok, denom, nan
+
+
+@defhost("tinygrad_lite.nn.loss._safe_denominator")
+def _(g, call):
+    """(d == 0, d or 1, NaN or 0) of a weighted mean's denominator computed from the targets."""
+    d_arr = np.asarray(call.attrs[0])
+    d, dt = g.tensor(call.attrs[0]), d_arr.dtype
+    none = g.op("Equal", d, g.scalar(0, dt))
+    return none, g.op("Where", none, g.scalar(1, dt), d), g.op("Where", none, g.scalar(np.nan, dt), g.scalar(0, dt))

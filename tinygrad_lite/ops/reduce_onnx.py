@@ -37,17 +37,18 @@ def _(g, call):
 @rd.cumprod.defonnx
 def _(g, call):
     """ONNX has no CumProd: a fixed pattern, out[..., i] = ReduceProd_j where(j <= i, x[..., j], 1), with the
-    dim moved last (an n x n mask; n is static)."""
+    dim moved last (an n x n mask made from the run-time n: the dim may be a dynamic axis)."""
     x_arr = call.arrays[0]
     if x_arr.ndim == 0:
         return g.op("Identity", call.inputs[0])
     d = call.attrs[0] % x_arr.ndim
-    n = x_arr.shape[d]
     perm = [i for i in range(x_arr.ndim) if i != d] + [d]
     inv = list(np.argsort(perm))
     xl = g.op("Transpose", call.inputs[0], perm=perm)
     rows = g.op("Unsqueeze", xl, g.ints([-2]))  # (..., 1, n): row i takes x_j for j <= i
-    mask = g.const(np.tril(np.ones((n, n), dtype=bool)))
+    k = g.op("Range", g.scalar(0, np.int64), g.op("Squeeze", g.op("Shape", xl, start=-1), g.ints([0])),
+             g.scalar(1, np.int64))
+    mask = g.op("LessOrEqual", g.op("Unsqueeze", k, g.ints([0])), g.op("Unsqueeze", k, g.ints([1])))  # j <= i
     picked = g.op("Where", mask, rows, g.scalar(1, x_arr.dtype))
     out = g.op("ReduceProd", picked, g.ints([-1]), keepdims=0)
     return g.op("Transpose", out, perm=[int(i) for i in inv])
