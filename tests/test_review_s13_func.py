@@ -114,3 +114,37 @@ def test_vmap_of_a_module_with_trainable_parameters_under_no_grad(torch):
     assert not g.requires_grad and not o.requires_grad
     _same(g, gt)
     _same(o, ot)
+
+
+# Defect: randomness='same' with chunk_size gave each chunk its own draw (rows of different chunks differed);
+# root cause: each chunk's replay drew anew; the draw is now shared by the replays of one batch.
+@pytest.mark.parametrize("chunk_size", [1, 2, 4])
+def test_randomness_same_is_one_draw_for_the_whole_batch_also_in_chunks(chunk_size):
+    x = tl.ones(6, 32, dtype=tl.float64)
+    out = func.vmap(lambda t: F.dropout(t, 0.5, training=True), randomness="same", chunk_size=chunk_size)(x).numpy()
+    assert (out == out[0]).all() and set(np.unique(out)) == {0.0, 2.0}
+    out = func.vmap(lambda t: t * tl.randn(32, dtype=tl.float64), randomness="same", chunk_size=chunk_size)(x)
+    assert (out.numpy() == out.numpy()[0]).all()
+
+
+# Defect: tl.rand/randn/randint/randperm/rand_like under vmap(randomness='different') raised "'_rng_call' has no
+# batching rule"; root cause: the factories' draw had no per-sample rule (dropout's mask had one).
+@pytest.mark.parametrize("make, low, high", [
+    (lambda t: tl.rand(16, dtype=tl.float64), 0.0, 1.0),
+    (lambda t: tl.rand_like(t), 0.0, 1.0),
+    (lambda t: tl.randn(16, dtype=tl.float64), -np.inf, np.inf),
+    (lambda t: tl.randint(2, 9, (16,)), 2, 8),
+    (lambda t: tl.randperm(16), 0, 15),
+])
+def test_random_factories_under_vmap_draw_per_sample_or_once(make, low, high):
+    x = tl.ones(5, 16, dtype=tl.float64)
+    for chunk_size in (None, 2):
+        diff = func.vmap(lambda t: t * make(t), randomness="different", chunk_size=chunk_size)(x).numpy()
+        assert diff.shape == (5, 16) and len({tuple(r) for r in diff}) > 1
+        assert ((diff >= low) & (diff <= high)).all()
+        same = func.vmap(lambda t: t * make(t), randomness="same", chunk_size=chunk_size)(x).numpy()
+        assert (same == same[0]).all()
+    perm = func.vmap(lambda t: tl.randperm(16) + t.sum() * 0, randomness="different")(x).numpy()
+    assert all(sorted(r) == list(range(16)) for r in perm)
+    with pytest.raises(RuntimeError, match="randomness='error'"):
+        func.vmap(lambda t: t * make(t))(x)

@@ -67,11 +67,11 @@ def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
     """One replay per chunk of at most chunk_size samples (peak memory of one chunk); outputs concatenated."""
     leading = 0 if isinstance(out_dims, int) else None if out_dims is None else \
         tree_map(lambda d: None if d is None else 0, out_dims)
-    parts = []
+    parts, same_draws = [], {}
     for start in range(0, size, chunk_size):
         n = min(chunk_size, size - start)
         chunk = [Value(p.array[start:start + n], True) if p is not None else None for p in physical]
-        replay = BatchedReplay(cap, chunk, n, randomness)
+        replay = BatchedReplay(cap, chunk, n, randomness, same_draws)
         replay.run()
         parts.append(flatten(_outputs(out, cap, replay, leading, n))[0])
     leaves, rebuild = flatten(out)
