@@ -148,3 +148,54 @@ def test_random_factories_under_vmap_draw_per_sample_or_once(make, low, high):
     assert all(sorted(r) == list(range(16)) for r in perm)
     with pytest.raises(RuntimeError, match="randomness='error'"):
         func.vmap(lambda t: t * make(t))(x)
+
+
+# Defect: a tangent or cotangent of the wrong shape raised a plain ValueError (make_dual, jvp, vjp_fn), which
+# `except RuntimeError` (PyTorch's type for these, and the contract's for shape mismatches) does not catch; root
+# cause: the checks raised ValueError, not the library's OpError (a RuntimeError that is also a ValueError).
+def test_tangent_and_cotangent_shape_mismatches_are_runtime_errors():
+    x = tl.tensor(RNG.standard_normal(3))
+    with fwAD.dual_level():
+        with pytest.raises(RuntimeError, match=r"make_dual: the tangent \(\(2,\), float64\) must have the shape"):
+            fwAD.make_dual(x, tl.tensor(np.zeros(2)))
+    with pytest.raises(RuntimeError, match=r"jvp: tangent 0 must be a Tensor of the primal's shape.*\(3,\)"):
+        func.jvp(lambda a: a.sin(), (x,), (tl.tensor(np.zeros(2)),))
+    with pytest.raises(RuntimeError, match=r"vjp_fn: cotangent 0 must be a Tensor of the output's shape \(3,\)"):
+        func.vjp(lambda a: a.sin(), x)[1](tl.tensor(np.zeros(2)))
+    with pytest.raises(TypeError, match="got ndarray"):  # a wrong type stays a TypeError
+        func.jvp(lambda a: a.sin(), (x,), (np.zeros(3),))
+
+
+class _Tied(tl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = tl.nn.Linear(3, 3), tl.nn.Linear(3, 3)
+        self.b.weight = self.a.weight
+        self.register_buffer("scale", tl.ones(3))
+
+    def forward(self, x):
+        return self.b(self.a(x)) * self.scale
+
+
+# Defect: functional_call given different tensors for two names of one tied parameter silently used one of them
+# (which one depended on dict order); root cause: the tie map kept the last value by id. torch.func raises.
+def test_functional_call_refuses_two_values_for_a_tied_parameter():
+    m = _Tied().double()
+    x, w = tl.tensor(RNG.standard_normal((2, 3))), tl.tensor(RNG.standard_normal((3, 3)))
+    with pytest.raises(ValueError, match=r"multiple values for keys \['a.weight', 'b.weight'\], which are tied"):
+        func.functional_call(m, {"a.weight": w, "b.weight": w * 2.0}, (x,))
+    both = func.functional_call(m, {"a.weight": w, "b.weight": w}, (x,))  # the same tensor twice: fine, as torch
+    one = func.functional_call(m, {"b.weight": w}, (x,))
+    np.testing.assert_array_equal(both.numpy(), one.numpy())
+    untied = func.functional_call(m, {"a.weight": w, "b.weight": w * 2.0}, (x,), tie_weights=False)
+    want = ((x.numpy() @ w.numpy().T + m.a.bias.detach().numpy()) @ (2 * w.numpy()).T + m.b.bias.detach().numpy())
+    np.testing.assert_allclose(untied.numpy(), want, rtol=1e-12)
+
+
+# Defect: functional_call(strict=True) with missing keys raised ValueError; PyTorch (and the contract for strict
+# state mismatches) raise RuntimeError.
+def test_functional_call_strict_missing_keys_is_a_runtime_error():
+    m = _Tied().double()
+    with pytest.raises(RuntimeError, match=r"strict=True\): missing key\(s\) \['a.bias', 'a.weight', 'b.bias'"):
+        func.functional_call(m, {"scale": tl.ones(3, dtype=tl.float64)}, (tl.ones(2, 3, dtype=tl.float64),),
+                             strict=True)

@@ -12,6 +12,7 @@ from ..autograd import engine, forward_ad, recorder
 from ..autograd.grad_mode import enable_grad
 from ..compile.hooks import constant, data
 from ..ops.movement import reshape
+from ..ops.registry import OpError  # shape mismatches: a RuntimeError (as PyTorch) that is also a ValueError
 from ..shape import stack
 from ..tensor import Tensor
 from ._tree import flatten
@@ -150,8 +151,8 @@ def vjp(func, *primals, has_aux=False):
         for i, (c, o) in enumerate(zip(cts, out_leaves)):
             if not isinstance(c, Tensor) or c._data.shape != o._data.shape:
                 got = tuple(c._data.shape) if isinstance(c, Tensor) else type(c).__name__
-                raise ValueError(f"vjp_fn: cotangent {i} must be a Tensor of the output's shape "
-                                 f"{tuple(o._data.shape)}, got {got}")
+                raise (OpError if isinstance(c, Tensor) else TypeError)(
+                    f"vjp_fn: cotangent {i} must be a Tensor of the output's shape {tuple(o._data.shape)}, got {got}")
         pairs = [(o, c) for o, c in zip(out_leaves, cts) if o.requires_grad]
         grads = [None] * len(flat_vars)
         if pairs:
@@ -207,8 +208,9 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     for i, (p, t) in enumerate(zip(ps, ts)):
         if not isinstance(t, Tensor) or t._data.shape != p._data.shape or t._data.dtype != p._data.dtype:
             got = f"{tuple(t._data.shape)} {t._data.dtype}" if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"jvp: tangent {i} must be a Tensor of the primal's shape and dtype "
-                             f"({tuple(p._data.shape)} {p._data.dtype}), got {got}")
+            raise (OpError if isinstance(t, Tensor) else TypeError)(
+                f"jvp: tangent {i} must be a Tensor of the primal's shape and dtype ({tuple(p._data.shape)} "
+                f"{p._data.dtype}), got {got}")
     with forward_ad.dual_level() as level:
         duals = [forward_ad.make_dual(p, t, level=level) for p, t in zip(ps, ts)]
         out = func(*rebuild(duals))
