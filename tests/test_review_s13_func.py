@@ -239,3 +239,51 @@ def test_vmap_of_reductions_sorting_and_in_place_ops_matches_torch_func(torch, n
     _same(ours, theirs)
     chunked = func.vmap(lambda u, s: f(tl, u, s), chunk_size=3)(tl.tensor(_A), tl.tensor(_S))
     _same(chunked, theirs)
+
+
+@pytest.mark.oracle
+def test_per_sample_gradients_of_an_mlp_via_functional_call_match_torch_func(torch):
+    tf = torch.func
+    ours = tl.nn.Sequential(tl.nn.Linear(5, 8), tl.nn.Tanh(), tl.nn.Linear(8, 3)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    ours.load_state_dict({k: tl.tensor(v.detach().numpy().copy()) for k, v in theirs.state_dict().items()})
+    p = {k: v.detach() for k, v in ours.named_parameters()}
+    pt = {k: v.detach() for k, v in theirs.named_parameters()}
+    xb, yb = RNG.standard_normal((6, 5)), RNG.integers(0, 3, 6)
+
+    def loss(m, fc, model, q, a, b):
+        out = fc(model, q, (a[None],))
+        return m.nn.functional.cross_entropy(out, b[None]), out.argmax(-1)
+    g = func.vmap(func.grad(lambda q, a, b: loss(tl, func.functional_call, ours, q, a, b), has_aux=True),
+                  in_dims=(None, 0, 0))(p, tl.tensor(xb), tl.tensor(yb))
+    gt = tf.vmap(tf.grad(lambda q, a, b: loss(torch, tf.functional_call, theirs, q, a, b), has_aux=True),
+                 in_dims=(None, 0, 0))(pt, torch.tensor(xb), torch.tensor(yb))
+    _same(g, gt)
+
+
+# Not fixed (design: nested vmaps are merged into one replay by _nested, which handles two levels only).
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="vmap(vmap(vmap(f))): the inner vmap is called inside the capture of the merged replay, "
+                          "and vmap inside a vmap capture is not provided")
+def test_triple_nested_vmap():
+    a = RNG.standard_normal((2, 3, 4))
+    out = func.vmap(func.vmap(func.vmap(lambda u: u * 2)))(tl.tensor(a))
+    np.testing.assert_array_equal(out.numpy(), a * 2)
+
+
+@pytest.mark.xfail(strict=True, raises=NotImplementedError,
+                   reason="_nested splits the merged outputs with one int out_dims per level; structured out_dims "
+                          "of nested vmaps are not provided")
+def test_nested_vmap_with_structured_out_dims():
+    a = RNG.standard_normal((2, 3, 4))
+    out = func.vmap(func.vmap(lambda u: (u, u.sum()), out_dims=(1, 0)))(tl.tensor(a))
+    np.testing.assert_array_equal(out[0].numpy(), a.transpose(0, 2, 1))
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="getitem's batching rule takes no per-sample index array (batching.index_with_batch "
+                          "prepends a full slice to one shared index): x[i] with a batched integer tensor i")
+def test_vmap_of_indexing_with_a_per_sample_index_tensor():
+    a, i = RNG.standard_normal((4, 3, 5)), RNG.integers(0, 3, (4, 2))
+    out = func.vmap(lambda u, j: u[j])(tl.tensor(a), tl.tensor(i))
+    np.testing.assert_array_equal(out.numpy(), np.stack([a[k][i[k]] for k in range(4)]))
