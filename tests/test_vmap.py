@@ -111,7 +111,8 @@ def test_vmap_compositions_match_torch_func(torch):
 def test_in_dims_out_dims_and_structures():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 3))
-    out = func.vmap(lambda x, y: {"s": x * y, "t": (x.sum(), y)}, in_dims=(1, 0), out_dims=1)(
+    # (out_dims per output: 1 is out of range for the 0-d x.sum(), an IndexError as in torch.func)
+    out = func.vmap(lambda x, y: {"s": x * y, "t": (x.sum(), y)}, in_dims=(1, 0), out_dims={"s": 1, "t": (0, 1)})(
         tl.tensor(a), tl.tensor(b))
     np.testing.assert_array_equal(out["s"].numpy(), (a.T * b).T)
     np.testing.assert_array_equal(out["t"][0].numpy(), a.sum(0))

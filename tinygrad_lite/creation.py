@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
-from .compile.hooks import astype, constant, draws_random, host
+from .compile.hooks import astype, batching_rule, constant, draws_random, host
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -52,6 +52,20 @@ def _draw(opname, method, *args, **kwargs):
 @draws_random
 def _rng_call(method, generator, args, kwargs):
     return np.asarray(getattr(generator or get_rng(), method)(*args, **kwargs))
+
+
+@batching_rule(_rng_call)
+def _(args, size):
+    """vmap(randomness='different'): the draws of every sample at once, the batch leading."""
+    method, generator, a, kw = args
+    rng = generator or get_rng()
+    if method == "permutation":  # one permutation per sample: each row of a (size, n) arange shuffled alone
+        return rng.permuted(np.tile(np.arange(a[0]), (size, 1)), axis=1)
+    if "size" in kw:
+        kw = dict(kw, size=(size,) + tuple(kw["size"]))
+    else:
+        a = ((size,) + tuple(a[0]),) + tuple(a[1:])
+    return np.asarray(getattr(rng, method)(*a, **kw))
 
 
 def _make(arr, dtype, requires_grad, default=None, opname="tensor"):

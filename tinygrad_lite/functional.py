@@ -392,6 +392,14 @@ def _(args, batched):
     return _max_keep(x, shift_axes(axis, x.ndim - 1))
 
 
+@batching_rule(getattr(np.squeeze, "__wrapped__", np.squeeze))  # max/min(dim)'s indices without the kept dim
+def _(args, batched):
+    x, axis = args
+    if axis is None:  # every size-1 dim of a sample, never the batch
+        axis = tuple(i for i, n in enumerate(x.shape[1:]) if n == 1)
+    return np.squeeze(x, shift_axes(axis, x.ndim - 1))
+
+
 @batching_rule(_arg_index)
 def _(args, batched):
     fn, x, axis, keepdim = args

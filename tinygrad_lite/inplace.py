@@ -16,7 +16,7 @@ from . import shape as _shape
 from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
-from .compile.hooks import active, astype, constant, host, host_effect
+from .compile.hooks import active, astype, batching_rule, constant, elementwise, host, host_effect
 from .functional import where
 from .ops import index as ix, registry
 from .random import get_rng
@@ -54,6 +54,7 @@ def _buffer(self):
     return self._data
 
 
+@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
 def _copy_into(dst, src):
     np.copyto(dst, src, casting="unsafe")
     return dst
@@ -77,12 +78,31 @@ def _new_buffer(res, shape, dtype):
     return np.array(np.broadcast_to(res, shape), dtype=dtype)
 
 
+@batching_rule(_new_buffer)
+def _(args, batched):
+    """vmap: each sample's result broadcast to the sample shape (ones after the batch for the missing dims)."""
+    res, shape, dtype = args
+    res = res.reshape(res.shape[:1] + (1,) * (len(shape) - res.ndim + 1) + res.shape[1:])
+    return np.array(np.broadcast_to(res, res.shape[:1] + tuple(shape)), dtype=dtype)
+
+
+@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
 def _ufunc_into(ufunc, dst, other):
     return ufunc(dst, other, out=dst)
 
 
 def _fill_array(dst, value):
     dst.fill(value)
+    return dst
+
+
+@batching_rule(_fill_array)
+def _(args, batched):
+    """vmap: a per-sample fill value (a 0-d tensor of each sample) goes into that sample's array."""
+    dst, value = args
+    if isinstance(value, np.ndarray) and batched[-1] and len(batched) == 2:
+        value = value.reshape(value.shape + (1,) * (dst.ndim - value.ndim))
+    np.copyto(dst, value, casting="unsafe")
     return dst
 
 

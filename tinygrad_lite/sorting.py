@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
-from .compile.hooks import host
+from .compile.hooks import batching_rule, host
 from .ops import index as ix, registry
 from .tensor import Tensor, _dim
 
@@ -168,3 +168,16 @@ _sort_method.__doc__, _argsort_method.__doc__, _topk_method.__doc__ = sort.__doc
 Tensor.sort = _sort_method
 Tensor.argsort = _argsort_method
 Tensor.topk = _topk_method
+
+
+# ---------------- vmap: the index computations over a leading batch dimension (the sorted dim moved past it) ----
+@batching_rule(_sort_indices)
+def _(args, batched):
+    a, d, descending = args
+    return np.zeros(a.shape[:1], np.int64) if a.ndim == 1 else _sort_indices(a, d + 1, descending)
+
+
+@batching_rule(_topk_indices)
+def _(args, batched):
+    a, d, k, n, largest = args
+    return np.zeros(a.shape[:1], np.int64) if a.ndim == 1 else _topk_indices(a, d + 1, k, n, largest)

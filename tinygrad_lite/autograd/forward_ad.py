@@ -107,7 +107,8 @@ def make_dual(tensor, tangent, *, level=None):
     if tensor._data.dtype.kind not in "fc":
         raise ValueError(f"forward_ad.make_dual: expected a floating point tensor, got {tensor._data.dtype}")
     if tangent._data.shape != tensor._data.shape or tangent._data.dtype != tensor._data.dtype:
-        raise ValueError(f"forward_ad.make_dual: the tangent ({tuple(tangent._data.shape)}, {tangent._data.dtype})"
+        from ..ops.registry import OpError  # a RuntimeError, as PyTorch's, that is also a ValueError
+        raise OpError(f"forward_ad.make_dual: the tangent ({tuple(tangent._data.shape)}, {tangent._data.dtype})"
                          f" must have the shape and dtype of the tensor ({tuple(tensor._data.shape)}, "
                          f"{tensor._data.dtype})")
     dual = _alias(tensor, level)

@@ -19,9 +19,11 @@ class Value:
 
 
 class BatchedReplay:
-    def __init__(self, cap, physical, size, randomness):
+    def __init__(self, cap, physical, size, randomness, same_draws=None):
         self.cap, self.physical, self.size, self.randomness = cap, physical, size, randomness
         self.vals = {}
+        # randomness='same': op -> its one draw, shared by the replays of every chunk of one batch
+        self.same_draws = {} if same_draws is None else same_draws
 
     def value(self, ref):
         kind, key = ref.kind, ref.key
@@ -111,7 +113,7 @@ class BatchedReplay:
         target = getattr(fn, "__wrapped__", fn)
         arrays = [a for a in _walk(args) if isinstance(a, Value)]
         if target in hooks.RANDOM:
-            return self.random(fn, target, args)
+            return self.random(fn, target, args, op)
         if not any(a.batched for a in arrays):
             out = fn(*_unwrap(args))
             return tuple(Value(o, False) for o in out) if isinstance(out, tuple) else Value(out, False)
@@ -122,7 +124,7 @@ class BatchedReplay:
         out = rule(_unwrap(args), [a.batched for a in arrays])
         return tuple(Value(o, True) for o in out) if isinstance(out, tuple) else Value(out, True)
 
-    def random(self, fn, target, args):
+    def random(self, fn, target, args, op):
         """A draw of random numbers: refused ('error'), one draw shared by all samples ('same'), or a draw per
         sample through the function's batching rule ('different')."""
         name = getattr(target, "__qualname__", target)
@@ -130,8 +132,10 @@ class BatchedReplay:
             raise RuntimeError(f"vmap: {name!r} draws random numbers; with randomness='error' (the default, as "
                                f"torch.func) that is refused: pass randomness='different' (a draw per sample) or "
                                f"'same' (one draw for the whole batch)")
-        if self.randomness == "same":
-            return Value(fn(*_unwrap(args)), False)
+        if self.randomness == "same":  # drawn once per batch, not once per chunk
+            if op not in self.same_draws:
+                self.same_draws[op] = Value(fn(*_unwrap(args)), False)
+            return self.same_draws[op]
         rule = hooks.BATCH_RULES.get(target)
         if rule is None:
             raise RuntimeError(f"vmap(randomness='different'): {name!r} has no batching rule for per-sample draws")

@@ -36,10 +36,19 @@ def functional_call(module, parameter_and_buffer_dicts, args=(), kwargs=None, *,
                          f"or buffer of that name)")
     if strict:
         missing = sorted(set(slots) - set(given))
-        if missing:
-            raise ValueError(f"functional_call(strict=True): missing key(s) {missing}")
+        if missing:  # a RuntimeError, as torch.func's and load_state_dict's strict mismatch
+            raise RuntimeError(f"functional_call(strict=True): missing key(s) {missing} for "
+                               f"{type(module).__name__}")
     if tie_weights:  # every name of a shared tensor takes the value given for one of them
-        by_id = {id(slots[n][3]): v for n, v in given.items() if slots[n][3] is not None}
+        by_id, names = {}, {}
+        for n, v in given.items():
+            old = slots[n][3]
+            if old is not None:
+                if id(old) in by_id and by_id[id(old)] is not v:  # which one would win is arbitrary: refused
+                    raise ValueError(f"functional_call got multiple values for keys "
+                                     f"{sorted([names[id(old)], n])}, which are tied. Consider using "
+                                     f"tie_weights=False")
+                by_id[id(old)], names[id(old)] = v, n
         given = {n: by_id.get(id(s[3]), given.get(n)) if s[3] is not None else given.get(n)
                  for n, s in slots.items() if n in given or (s[3] is not None and id(s[3]) in by_id)}
     saved = []

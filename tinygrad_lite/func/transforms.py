@@ -12,6 +12,7 @@ from ..autograd import engine, forward_ad, recorder
 from ..autograd.grad_mode import enable_grad
 from ..compile.hooks import constant, data
 from ..ops.movement import reshape
+from ..ops.registry import OpError  # shape mismatches: a RuntimeError (as PyTorch) that is also a ValueError
 from ..shape import stack
 from ..tensor import Tensor
 from ._tree import flatten
@@ -150,8 +151,8 @@ def vjp(func, *primals, has_aux=False):
         for i, (c, o) in enumerate(zip(cts, out_leaves)):
             if not isinstance(c, Tensor) or c._data.shape != o._data.shape:
                 got = tuple(c._data.shape) if isinstance(c, Tensor) else type(c).__name__
-                raise ValueError(f"vjp_fn: cotangent {i} must be a Tensor of the output's shape "
-                                 f"{tuple(o._data.shape)}, got {got}")
+                raise (OpError if isinstance(c, Tensor) else TypeError)(
+                    f"vjp_fn: cotangent {i} must be a Tensor of the output's shape {tuple(o._data.shape)}, got {got}")
         pairs = [(o, c) for o, c in zip(out_leaves, cts) if o.requires_grad]
         grads = [None] * len(flat_vars)
         if pairs:
@@ -207,8 +208,9 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     for i, (p, t) in enumerate(zip(ps, ts)):
         if not isinstance(t, Tensor) or t._data.shape != p._data.shape or t._data.dtype != p._data.dtype:
             got = f"{tuple(t._data.shape)} {t._data.dtype}" if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"jvp: tangent {i} must be a Tensor of the primal's shape and dtype "
-                             f"({tuple(p._data.shape)} {p._data.dtype}), got {got}")
+            raise (OpError if isinstance(t, Tensor) else TypeError)(
+                f"jvp: tangent {i} must be a Tensor of the primal's shape and dtype ({tuple(p._data.shape)} "
+                f"{p._data.dtype}), got {got}")
     with forward_ad.dual_level() as level:
         duals = [forward_ad.make_dual(p, t, level=level) for p, t in zip(ps, ts)]
         out = func(*rebuild(duals))
@@ -245,18 +247,23 @@ def _stacked(parts, dim, shape, dtype):
 
 def jacrev(func, argnums=0, *, has_aux=False):
     """The Jacobian by reverse mode: one vjp per output element. For each output tensor, a Tensor of shape
-    out.shape + input.shape (a tuple over argnums when argnums is a tuple)."""
+    out.shape + input.shape (a tuple over argnums when argnums is a tuple; the input's structure when it is a
+    tuple/list/dict of Tensors)."""
     def wrapper(*args, **kwargs):
         nums, single = check_argnums(argnums, len(args), "jacrev")
         res = vjp(_with_args(func, args, kwargs, nums), *[args[i] for i in nums], has_aux=has_aux)
         out, vjp_fn = res[0], res[1]
         outs, out_rebuild = flatten(out)
+        inputs = [flatten(args[i]) for i in nums]  # an argument may be a structure (a dict of parameters)
         per_out = []
         for j, o in enumerate(outs):
             rows = [vjp_fn(out_rebuild([_basis(o, k) if i == j else _zeros_like(q) for i, q in enumerate(outs)]))
                     for k in range(o._data.size)]
-            jac = [_stacked([r[a] for r in rows], 0, o._data.shape + args[i]._data.shape, o._data.dtype)
-                   for a, i in enumerate(nums)]
+            jac = []
+            for a, (leaves, rebuild) in enumerate(inputs):
+                row_leaves = [flatten(r[a])[0] for r in rows]
+                jac.append(rebuild([_stacked([r[m] for r in row_leaves], 0, o._data.shape + x._data.shape,
+                                             o._data.dtype) for m, x in enumerate(leaves)]))
             per_out.append(jac[0] if single else tuple(jac))
         result = out_rebuild(per_out)
         return (result, res[2]) if has_aux else result
@@ -268,18 +275,22 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
     def wrapper(*args, **kwargs):
         nums, single = check_argnums(argnums, len(args), "jacfwd")
         primals = tuple(args[i] for i in nums)
-        for p in primals:
-            _tensor_leaves(p, "jacfwd", "the differentiated arguments")
+        inputs = [_tensor_leaves(p, "jacfwd", "the differentiated arguments") for p in primals]  # structures too
         f = _with_args(func, args, kwargs, nums)
+        zeros = [rebuild([_zeros_like(x) for x in leaves]) for leaves, rebuild in inputs]
         cols, outs, out_rebuild, aux = [], None, None, None
-        for a, p in enumerate(primals):
+        for a, (leaves, rebuild) in enumerate(inputs):
             cols_a = []
-            for k in range(p._data.size):
-                tangents = tuple(_basis(q, k) if b == a else _zeros_like(q) for b, q in enumerate(primals))
-                res = jvp(f, primals, tangents, has_aux=has_aux)
-                leaves, out_rebuild = flatten(res[0])
-                outs, aux = leaves, (res[2] if has_aux else None)
-                cols_a.append(flatten(res[1])[0])
+            for m, x in enumerate(leaves):
+                cols_m = []
+                for k in range(x._data.size):
+                    basis = rebuild([_basis(x, k) if n == m else _zeros_like(q) for n, q in enumerate(leaves)])
+                    tangents = tuple(basis if b == a else z for b, z in enumerate(zeros))
+                    res = jvp(f, primals, tangents, has_aux=has_aux)
+                    outs, out_rebuild = flatten(res[0])
+                    aux = res[2] if has_aux else None
+                    cols_m.append(flatten(res[1])[0])
+                cols_a.append(cols_m)
             cols.append(cols_a)
         if outs is None:  # no input elements: evaluate once for the output structure
             out = f(*primals)
@@ -287,8 +298,8 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
             outs, out_rebuild = flatten(out)
         per_out = []
         for j, o in enumerate(outs):
-            jac = [_stacked([c[j] for c in cols[a]], -1, o._data.shape + p._data.shape, o._data.dtype)
-                   for a, p in enumerate(primals)]
+            jac = [rebuild([_stacked([c[j] for c in cols[a][m]], -1, o._data.shape + x._data.shape, o._data.dtype)
+                            for m, x in enumerate(leaves)]) for a, (leaves, rebuild) in enumerate(inputs)]
             per_out.append(jac[0] if single else tuple(jac))
         result = out_rebuild(per_out)
         return (result, aux) if has_aux else result

@@ -49,6 +49,9 @@ def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
 
 def _run(func, leaves, dims, rebuild, kwargs, out_dims, randomness, chunk_size=None):
     size = _batch_size(leaves, dims)
+    if size == 0:  # the function is recorded on the first sample; there is none
+        raise ValueError("vmap: the batch is empty (size 0 along in_dims); vmap records the function on one sample, "
+                         "so it needs at least one")
     physical = [Value(np.moveaxis(x._data, d, 0), True) if d is not None else None for x, d in zip(leaves, dims)]
     samples = [Tensor._wrap(p.array[0, ...]) if p is not None else x for x, p in zip(leaves, physical)]
     batched = [(i, s) for i, s in enumerate(samples) if physical[i] is not None]
@@ -64,11 +67,11 @@ def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
     """One replay per chunk of at most chunk_size samples (peak memory of one chunk); outputs concatenated."""
     leading = 0 if isinstance(out_dims, int) else None if out_dims is None else \
         tree_map(lambda d: None if d is None else 0, out_dims)
-    parts = []
+    parts, same_draws = [], {}
     for start in range(0, size, chunk_size):
         n = min(chunk_size, size - start)
         chunk = [Value(p.array[start:start + n], True) if p is not None else None for p in physical]
-        replay = BatchedReplay(cap, chunk, n, randomness)
+        replay = BatchedReplay(cap, chunk, n, randomness, same_draws)
         replay.run()
         parts.append(flatten(_outputs(out, cap, replay, leading, n))[0])
     leaves, rebuild = flatten(out)
@@ -79,7 +82,7 @@ def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
             result.append(parts[0][i])
             continue
         arr = np.concatenate([p[i]._data for p in parts], axis=0)
-        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, d % arr.ndim))))
+        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, _out_dim(d, arr.ndim, i)))))
     return rebuild(result)
 
 
@@ -111,8 +114,8 @@ def _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims):
 
     def split(t):
         a = t._data.reshape((b0, b1) + t._data.shape[1:])
-        a = np.moveaxis(a, 1, out_dims1 % (a.ndim - 1) + 1)
-        return Tensor._wrap(np.ascontiguousarray(np.moveaxis(a, 0, out_dims % a.ndim)))
+        a = np.moveaxis(a, 1, _out_dim(out_dims1, a.ndim - 1, 0) + 1)
+        return Tensor._wrap(np.ascontiguousarray(np.moveaxis(a, 0, _out_dim(out_dims, a.ndim, 0))))
     return out_rebuild([split(t) for t in outs])
 
 
@@ -199,9 +202,11 @@ def _outputs(out, cap, replay, out_dims, size):
         if not isinstance(t, Tensor):
             raise TypeError(f"vmap: the function must return Tensors (or tuples/lists/dicts of them); output {i} "
                             f"is a {type(t).__name__}")
-        if t.requires_grad:
+        if t.requires_grad and state.grad_enabled:  # (under no_grad nobody differentiates: the result is exact)
             raise NotImplementedError("vmap: an output requires grad (it depends on a tensor that requires grad "
-                                      "and is not an argument); differentiating through vmap is not provided yet")
+                                      "and is not an argument, e.g. a module's parameters); differentiating "
+                                      "through vmap is not provided yet: call it under tl.no_grad(), or pass "
+                                      "detached parameters with functional_call")
         ref = cap.known.get(id(t._data))
         v = Value(t._data, False) if ref is None else replay.value(ref)
         arr = v.array if v.batched else np.broadcast_to(v.array, (size,) + v.array.shape)
@@ -210,5 +215,14 @@ def _outputs(out, cap, replay, out_dims, size):
                 raise ValueError(f"vmap: out_dims is None for output {i}, but it differs across the batch")
             result.append(Tensor._wrap(np.array(v.array)))
             continue
-        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, d % (arr.ndim)))))
+        result.append(Tensor._wrap(np.ascontiguousarray(np.moveaxis(arr, 0, _out_dim(d, arr.ndim, i)))))
     return rebuild(result)
+
+
+def _out_dim(d, ndim, i):
+    """out_dims entry `d` for output `i` (ndim counts the batch dimension) as a position; out of range is an
+    error, as torch.func (taken modulo ndim, a bad out_dims would put the batch somewhere else silently)."""
+    if not isinstance(d, int) or not -ndim <= d < ndim:
+        raise IndexError(f"vmap: out_dims {d!r} for output {i} is out of range: the output with its batch "
+                         f"dimension has {ndim} dim(s), so out_dims must be in [{-ndim}, {ndim - 1}]")
+    return d % ndim
