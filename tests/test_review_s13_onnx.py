@@ -171,19 +171,23 @@ def test_cumprod_along_a_dynamic_axis(ort):
         _agrees(sess, fn, [_rand(rng, n, 3)])
 
 
-# chunk(2) at batch 4 and 5 gives 2 and 3 rows; dynamic.Overlay fits scale * size + offset through those two
-# recordings only (no check at a third size), so the graph computes size - 2 rows: 4 at batch 6, where ceil(6/2)
-# is 3 (a wrong shape, no error). A third recording to check every fitted Dim is a design change of dynamic.py.
-@pytest.mark.xfail(strict=True, reason="dynamic.Overlay.solve fits a Dim through two recordings and never checks "
-                                       "it at a third size: a non-affine size (ceil(n / 2)) is exported wrong")
+# chunk(2) at batch 4 and 5 gives 2 and 3 rows; dynamic.Overlay fitted scale * size + offset through those two
+# recordings only, so the graph computed size - 2 rows: 4 at batch 6, where ceil(6/2) is 3 (a wrong shape, no
+# error). A third recording now checks every fit: refused.
 def test_a_size_that_is_not_affine_in_the_batch_is_refused_or_right(ort):
     fn = lambda t: t.chunk(2, 0)[0]  # noqa: E731
     rng = np.random.default_rng(6)
-    try:
-        sess = _session(ort, fn, (tl.tensor(_rand(rng, 4, 3)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
-    except tl.onnx.ExportError:
-        return  # refusing is right too
-    _agrees(sess, fn, [_rand(rng, 6, 3)])
+    with pytest.raises(tl.onnx.ExportError, match="not scale \\* size \\+ offset"):
+        _session(ort, fn, (tl.tensor(_rand(rng, 4, 3)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
+
+
+def test_a_size_both_recordings_fit_differently_is_refused(ort):
+    """t[:n // 3 * 3] keeps 3 rows at batch 4 and 5 (a constant through those two) and 6 at batch 7: the fits
+    disagree, so the export is refused rather than slicing 3 rows at every batch size."""
+    fn = lambda t: t[:t.shape[0] // 3 * 3] * 2.0  # noqa: E731
+    rng = np.random.default_rng(7)
+    with pytest.raises(tl.onnx.ExportError, match="not scale \\* size \\+ offset"):
+        _session(ort, fn, (tl.tensor(_rand(rng, 4, 3)),), input_names=["x"], dynamic_axes={"x": {0: "b"}})
 
 
 # ================ NumPy functions on Tensors ================

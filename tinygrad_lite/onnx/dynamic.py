@@ -1,15 +1,19 @@
 """dynamic_axes: which recorded ints depend on a symbolic dimension, and how.
 
-The call is recorded once at the example sizes and once more per symbol with that symbol's size changed (the
-inputs are tiled along those axes, so index inputs stay valid). The recordings must list the same operations;
-every int that differs becomes a `Dim`, solved as `scale * prod(symbols it depends on) + offset`. A Python branch
-on a shape shows up as recordings that differ, and is refused.
+The call is recorded once at the example sizes and twice more per symbol with that symbol's size changed, by 1 and
+by CHECK (the inputs are tiled along those axes, so index inputs stay valid). The recordings must list the same
+operations; every int that differs becomes a `Dim`, solved as `scale * prod(symbols it depends on) + offset`
+through the first two, and the third must give the same solution (`same_fits`), so a size that is not of that
+form (ceil(n / 2)) is refused, not exported wrong. A Python branch on a shape shows up as recordings that differ,
+and is refused.
 """
 import numpy as np
 
 from .rules import Dim
 from .errors import ExportError
 from ..tensor import Tensor
+
+CHECK = 3  # the third recording's step: odd, so a size that halves (or rounds) shows, and not a multiple of 2
 
 
 def resized(arr, axes, sizes):
@@ -106,3 +110,43 @@ def align(base, others, overlay):
 def _op(item):
     """What a recorded call runs: its primitive or host function (a wrapper made per call, by what it wraps)."""
     return item.prim, getattr(item.fn, "__wrapped__", item.fn)
+
+
+def same_fits(fit, check, where):
+    """Refuse (ExportError) when the third recording (`check`) solves an int differently from the first two (`fit`):
+    each is (Overlay, items' arguments, output shapes) from `_Exporter._overlay`."""
+    (o1, args1, outs1), (o2, args2, outs2) = fit, check
+    for i, (a, b) in enumerate(zip(args1, args2)):
+        if not _same(a, b):
+            _refuse(where[i])
+    for i, (a, b) in enumerate(zip(outs1, outs2)):
+        if b is not None and not _same(a, b):
+            _refuse(f"output {i}")
+    for key, shape in o1.const_shapes.items():
+        if not _same(shape, o2.const_shapes.get(key)):
+            _refuse("the shape of a constant made during the call")
+    if o1.const_values.keys() != o2.const_values.keys():
+        _refuse("a constant made during the call")
+    for key, varies in o1.const_values.items():
+        try:
+            fits = o1.scalar(*varies), o2.scalar(*o2.const_values[key])
+        except ExportError:  # (not a size at all: refused where the graph uses it, if it does)
+            continue
+        if fits[0][0].expr != fits[1][0].expr or fits[0][1] != fits[1][1]:
+            _refuse("a constant made during the call")
+
+
+def _same(a, b):
+    if isinstance(a, Dim) or isinstance(b, Dim):
+        return isinstance(a, Dim) and isinstance(b, Dim) and a.expr == b.expr
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, slice):
+        return isinstance(b, slice) and all(_same(getattr(a, k), getattr(b, k)) for k in ("start", "stop", "step"))
+    return True  # (arrays and other values: the same objects of the base recording on both sides)
+
+
+def _refuse(what):
+    raise ExportError(f"{what}: a size there changes with the dynamic axes in a way that is not scale * size + "
+                      f"offset (a recording at a third size does not follow the line through the first two, e.g. "
+                      f"ceil(n / 2)); cannot export it with dynamic axes")

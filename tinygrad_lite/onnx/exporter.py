@@ -32,9 +32,10 @@ def export(model, args, f, *, input_names=None, output_names=None, dynamic_axes=
         output_names = _names(output_names, len(outs), "output", "output_names")
         _check_clashes(input_names, output_names, state)
         _check_axes(dynamic_axes, input_names, output_names, args, outs)
-        others = {s: _record_resized(model, args, input_names, dynamic_axes, sizes, s, state) for s in sizes}
+        others, checks = ({s: _record_resized(model, args, input_names, dynamic_axes, sizes, s, state, more)
+                           for s in sizes} for more in (1, dynamic.CHECK))
     exporter = _Exporter(helper, numpy_helper, rec, args, input_names, state)
-    graph = exporter.build(outs, output_names, dynamic_axes, sizes, others)
+    graph = exporter.build(outs, output_names, dynamic_axes, sizes, others, checks)
     proto = helper.make_model(graph, producer_name="tinygrad_lite",
                               opset_imports=[helper.make_opsetid("", opset_version)])
     proto.ir_version = min(onnx.IR_VERSION, max(8, helper.find_min_ir_version_for(list(proto.opset_import))))
@@ -150,9 +151,9 @@ class _restored:
         return False
 
 
-def _record_resized(model, args, input_names, dynamic_axes, sizes, sym, state):
-    """The call recorded again with symbol `sym` one larger (buffers restored between the recordings)."""
-    bumped = dict(sizes, **{sym: sizes[sym] + 1})
+def _record_resized(model, args, input_names, dynamic_axes, sizes, sym, state, more):
+    """The call recorded again with symbol `sym` `more` larger (buffers restored between the recordings)."""
+    bumped = dict(sizes, **{sym: sizes[sym] + more})
     new = []
     for name, a in zip(input_names, args):
         axes = {ax: s for ax, s in dynamic_axes.get(name, {}).items() if s == sym}
@@ -238,18 +239,35 @@ class _Exporter:
         self.names[key] = name
         return name
 
-    def build(self, outs, output_names, dynamic_axes, sizes, others):
+    def _overlay(self, outs, sizes, others, more):
+        """(Overlay, each item's arguments with Dims, the outputs' shapes with Dims) from recordings with each
+        symbol `more` larger."""
+        overlay = dynamic.Overlay(sizes, {s: sizes[s] + more for s in sizes})
+        args_of = dynamic.align(self.rec, others, overlay)
+        final = {s: [r.items[self.producer[id(o._data)]].out.shape if id(o._data) in self.producer else o.shape
+                     for o in outs] for s, r in others.items()}
+        out_shapes = []
+        for i, o in enumerate(outs):
+            try:
+                out_shapes.append(overlay.walk(o.shape, {s: final[s][i] for s in final}, f"output {i}"))
+            except ExportError:
+                if more == 1:
+                    raise
+                out_shapes.append(None)  # (a size the values decide, x[mask]'s: the graph computes it)
+        return overlay, args_of, out_shapes
+
+    def build(self, outs, output_names, dynamic_axes, sizes, others, checks):
         items = self.rec.items
         args_of = [item.args for item in items]
         out_shapes = [o.shape for o in outs]
         if others:
-            overlay = dynamic.Overlay(sizes, {s: sizes[s] + 1 for s in sizes})
-            args_of = dynamic.align(self.rec, others, overlay)
+            overlay, args_of, out_shapes = self._overlay(outs, sizes, others, 1)
+            # the sizes are fitted through two recordings; a third, further on, must give the same fits (chunk(2)
+            # of the batch is ceil(n / 2): a line through n and n + 1 only, not a size)
+            check = self._overlay(outs, sizes, checks, dynamic.CHECK)
+            dynamic.same_fits((overlay, args_of, out_shapes), check,
+                              [f"'{item.name}' at {item.where()}" for item in items])
             self.const_shapes, self.overlay = overlay.const_shapes, overlay
-            final = {s: [r.items[self.producer[id(o._data)]].out.shape if id(o._data) in self.producer else o.shape
-                         for o in outs] for s, r in others.items()}
-            out_shapes = [overlay.walk(o.shape, {s: final[s][i] for s in final}, f"output {i}")
-                          for i, o in enumerate(outs)]
         inputs = self._inputs(dynamic_axes)
         for i in self._needed(outs):
             self._emit(items[i], args_of[i])
