@@ -455,3 +455,30 @@ def test_deliveries_set_a_missing_grad_inline_and_accumulate_through_the_engine(
     finally:
         replay._Emitter.build = build
     assert len(sources) == 2 and all("._grad = _wrap(" in s for s in sources)
+
+
+def test_class_targets_held_outside_the_call_are_read_each_replay():
+    """A step that reads its batch from tensors made before the call (written in place between calls), not from its
+    arguments: cross-entropy's targets are read from the tensor by every replay (they used to make the step run
+    eagerly, as an array whose values a replay would freeze), and the losses stay eager's."""
+    rng = np.random.default_rng(11)
+    x, y = tl.tensor(rng.standard_normal((8, 6)).astype(np.float32)), tl.tensor(rng.integers(0, 4, 8))
+
+    def step_of(model, opt):
+        def step():
+            opt.zero_grad()
+            loss = tl.nn.functional.cross_entropy(model(x), y) + tl.nn.functional.nll_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+
+    models = [_mlp() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    compiled, eager = (f(m, tl.optim.SGD(m.parameters(), lr=0.1)) for f, m in zip((lambda m, o: tl.compile(
+        step_of(m, o)), step_of), models))
+    for call in range(INTERPRETED_REPLAYS + 4):
+        x.data.copy_(tl.tensor(rng.standard_normal((8, 6)).astype(np.float32)))
+        y.data.copy_(tl.tensor(rng.integers(0, 4, 8)))
+        assert compiled() == eager(), call
+    assert compiled.stats["replays"] == INTERPRETED_REPLAYS + 3 and compiled.stats["eager_calls"] == 0

@@ -46,7 +46,7 @@ def _target(target, input, where):
     if not isinstance(target, Tensor):
         target = _const(_outside(target, input.dtype))
     if target.dtype != input.dtype and not target.requires_grad:
-        target = _const(host(astype, target._data, input.dtype))
+        target = _const(host(astype, data(target), input.dtype))
     return target
 
 
@@ -80,7 +80,8 @@ def _broadcastable(a, b, name_a, name_b, where):
 def _class_targets(input, target, ignore_index, where):
     """Validate class-index targets for an (N, C, d1, ...) input (their values: in _nll_arrays); returns the target
     array."""
-    t = target._data if isinstance(target, Tensor) else _outside(target)
+    t = data(target) if isinstance(target, Tensor) else _outside(target)  # (a target made before the call: read
+    # from the tensor by a replay, not frozen)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
                         f"input's shape), got dtype {t.dtype} and shape {t.shape}")
@@ -300,7 +301,7 @@ def _softplus(x):
 
 def one_hot(tensor, num_classes=-1):
     """int64 (*, num_classes) with a 1 at each index (num_classes=-1: max index + 1)."""
-    idx = tensor._data if isinstance(tensor, Tensor) else _outside(tensor)
+    idx = data(tensor) if isinstance(tensor, Tensor) else _outside(tensor)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot is only applicable to index tensor of integer dtype, got {idx.dtype}")
     # num_classes=-1 reads the classes off the data: a replay checks the output shape
