@@ -482,3 +482,44 @@ def test_class_targets_held_outside_the_call_are_read_each_replay():
         y.data.copy_(tl.tensor(rng.integers(0, 4, 8)))
         assert compiled() == eager(), call
     assert compiled.stats["replays"] == INTERPRETED_REPLAYS + 3 and compiled.stats["eager_calls"] == 0
+
+
+_W0 = np.linspace(-1, 1, 12).reshape(4, 3).astype(np.float32)
+OUTSIDE_READS = {  # a tensor made before the call whose data a library host computation reads first
+    "compare": lambda w, x, y: ((w > 0).float() * w).sum(),
+    "astype": lambda w, x, y: (y.float() * w[:, 0]).sum(),
+    "argmax": lambda w, x, y: (x.argmax(1).float() * w[:, 0]).sum(),
+    "max with dim": lambda w, x, y: (x.max(1)[1].float() * w[:, 0]).sum(),
+    "clone": lambda w, x, y: (x.clone() * w).sum(),
+    "isfinite": lambda w, x, y: (tl.isfinite(x).float() * w).sum(),
+    "leaky_relu": lambda w, x, y: (tl.nn.functional.leaky_relu(x) * w).sum(),
+    "log_softmax": lambda w, x, y: (tl.nn.functional.log_softmax(x, 1) * w).sum(),
+    "cross_entropy": lambda w, x, y: tl.nn.functional.cross_entropy(x * w, y),
+}
+
+
+@pytest.mark.parametrize("name", list(OUTSIDE_READS))
+def test_library_host_computations_read_tensors_made_before_the_call(name):
+    """Comparisons, casts, argmax, clone, predicates, leaky_relu's mask, log_softmax's shift read a tensor made
+    before the call (a batch written in place between calls, a parameter) through compile.hooks.data: every call
+    after the first replays, with eager's values and gradients (they used to run eagerly for good)."""
+    body = OUTSIDE_READS[name]
+    rng = np.random.default_rng(12)
+    x, y = tl.tensor(rng.standard_normal((4, 3)).astype(np.float32)), tl.tensor(rng.integers(0, 3, 4))
+    ws = [tl.tensor(_W0.copy(), requires_grad=True) for _ in range(2)]
+
+    def step_of(w):
+        def step():
+            w.grad = None
+            loss = body(w, x, y)
+            loss.backward()
+            return loss.item(), w.grad
+        return step
+
+    compiled, eager = tl.compile(step_of(ws[0])), step_of(ws[1])
+    for call in range(6):
+        x.data.copy_(tl.tensor(rng.standard_normal((4, 3)).astype(np.float32)))
+        y.data.copy_(tl.tensor(rng.integers(0, 3, 4)))
+        (a, ga), (b, gb) = compiled(), eager()
+        assert a == b and np.array_equal(ga.numpy(), gb.numpy()), call
+    assert compiled.stats["eager_calls"] == 0 and compiled.stats["replays"] >= 4, compiled.stats

@@ -9,7 +9,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
-from .compile.hooks import batching_rule, constant, elementwise
+from .compile.hooks import batching_rule, constant, data, elementwise
 from .ops.batching import shift_axes
 from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
@@ -99,10 +99,10 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _arg_extreme(x, dim, keepdim, fn, opname):
     if dim is None:
         _empty_check(x, None, opname)
-        return hosted(_arg_index, fn, x._data, None, False)
+        return hosted(_arg_index, fn, data(x), None, False)
     d = _dim(dim, x._data.ndim, opname)
     _empty_check(x, (d,), opname)
-    return hosted(_arg_index, fn, x._data, d, keepdim)
+    return hosted(_arg_index, fn, data(x), d, keepdim)
 
 
 def _arg_index(fn, x, axis, keepdim):
@@ -161,7 +161,7 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 
 def _shift(x, dims):
     """The constant max over dims (kept), with non-finite maxima replaced by 0, for stable exponentials."""
-    return hosted(_finite_max, x._data, dims)
+    return hosted(_finite_max, data(x), dims)
 
 
 def _finite_max(x, dims):
@@ -210,7 +210,7 @@ def clamp(x, min=None, max=None):
     if dt.kind == "b":
         raise TypeError(f"clamp: bool tensors with bool bounds are not supported (shape {tuple(x.shape)})")
     try:
-        return hosted(_int_clip, x._data, dt, min, max)
+        return hosted(_int_clip, data(x), dt, min, max)
     except (OverflowError, TypeError, ValueError) as exc:
         raise registry.OpError(f"clamp: bounds ({min}, {max}) do not fit the dtype {dt}: {exc}") from None
 
@@ -258,7 +258,7 @@ def _softmax_dim(x, dim, opname):
 def softmax(x, dim=None, dtype=None):
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "softmax")
-    shift = hosted(_max_keep, x._data, d) if x._data.size else 0.0
+    shift = hosted(_max_keep, data(x), d) if x._data.size else 0.0
     e = (x - shift).exp()
     return e / e.sum(d, keepdim=True)
 

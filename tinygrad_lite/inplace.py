@@ -16,7 +16,7 @@ from . import shape as _shape
 from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
-from .compile.hooks import active, astype, batching_rule, constant, elementwise, host, host_effect
+from .compile.hooks import active, astype, batching_rule, constant, data, elementwise, host, host_effect
 from .functional import where
 from .ops import index as ix, registry
 from .random import get_rng
@@ -238,7 +238,7 @@ def _fill(self, value):
     if not _needs_graph(self, (value,)) and not _dual(self, (value,)):
         if not self._data.flags.writeable:
             _write(self, "fill_", self._data, True)  # raises: read-only
-        host_effect(_fill_array, _buffer(self), value._data if isinstance(value, Tensor) else value)
+        host_effect(_fill_array, _buffer(self), data(value) if isinstance(value, Tensor) else value)
         _bump(self)
         return self
     mask = _wrap(constant(np.ones(self._data.shape, dtype=bool)))
@@ -302,12 +302,12 @@ def setitem(self, index, value):
     if not _needs_graph(self, (v,)) and not _dual(self, (v,)):
         if not self._data.flags.writeable:
             _write(self, "setitem", self._data, True)  # raises: read-only
-        host_effect(_set_items, _buffer(self), idx, v._data)
+        host_effect(_set_items, _buffer(self), idx, data(v))
         _bump(self)
         return
     if v._data.dtype != self._data.dtype:
         v = v.astype(self._data.dtype) if v._data.dtype.kind == "f" and self._data.dtype.kind == "f" else \
-            _wrap(host(astype, v._data, self._data.dtype))
+            _wrap(host(astype, data(v), self._data.dtype))
     inplace(self, "setitem", lambda s, val: ix.index_put(s, val, idx), (v,), cast=True)
 
 

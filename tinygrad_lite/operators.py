@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
-from .compile.hooks import argument, constant, elementwise, host
+from .compile.hooks import argument, constant, data, elementwise, host
 from .ops import elementwise as ew, linalg, registry, unary as un
 from .tensor import Tensor, _as_array, _wrap
 
@@ -104,7 +104,7 @@ def _compare(ufunc, name):
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
         try:
-            return _wrap(host(_compare_arrays, ufunc, self._data, o._data))
+            return _wrap(host(_compare_arrays, ufunc, data(self), data(o)))
         except ValueError as exc:
             raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self._data, o._data])}"
                                    f"{registry.user_site()}") from None

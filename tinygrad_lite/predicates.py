@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import engine, recorder as tape
-from .compile.hooks import constant, decide, has_zero, host
+from .compile.hooks import constant, data, decide, has_zero, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
@@ -56,7 +56,7 @@ def _test_values(fn, a, non_float):
 def _test(fn, non_float):
     def test(input):
         _need_tensor(input, fn.__name__)
-        return _wrap(host(_test_values, fn, input._data, non_float))
+        return _wrap(host(_test_values, fn, data(input), non_float))
     test.__name__ = fn.__name__
     test.__doc__ = f"Elementwise `{fn.__name__}` as a bool tensor (integer and bool tensors: all {non_float})."
     return test
@@ -255,9 +255,9 @@ cumprod = _cumulative(red.cumprod, "cumprod")
 def _where_nonzero(t, fn, at_zero):
     """fn(t) where t != 0 and `at_zero` where t == 0, with a zero gradient there (PyTorch's masked norm
     gradients: no inf * 0 = nan from the kink of |x|**p or the root at 0)."""
-    if not decide(has_zero, t._data):
+    if not decide(has_zero, data(t)):
         return fn(t)
-    z = _wrap(host(_zeros_of, t._data))
+    z = _wrap(host(_zeros_of, data(t)))
     return F.where(z, float(at_zero), fn(F.where(z, 1.0, t)))
 
 
@@ -273,7 +273,7 @@ def _vector_norm(x, ord, dims, keepdim):
     if ord == math.inf or ord == -math.inf:
         return (F.amax if ord > 0 else F.amin)(x.abs(), dims, keepdim)
     if ord == 0:
-        count = _wrap(host(_count_nonzero, x._data, dims, keepdim))
+        count = _wrap(host(_count_nonzero, data(x), dims, keepdim))
         s = F.sum(x, dims, keepdim)  # gives the result its place on the tape: the gradient is zero
         return tape.apply(ew.where, (_true(), count, s)) if s.requires_grad else count
     if ord == 1:

@@ -10,7 +10,7 @@ from .autograd.node import node_of
 from .ops import elementwise as ew, registry
 from . import devices as _device
 from .autograd.grad_mode import state
-from .compile.hooks import astype, host as _host
+from .compile.hooks import astype, data as _data_of, host as _host
 
 _apply = tape.apply
 
@@ -300,7 +300,7 @@ class Tensor:
             return self
         if dt.kind == "f" and self._data.dtype.kind == "f":
             return _apply(ew.cast, (self,), (dt,))
-        return Tensor._wrap(_host(astype, self._data, dt))
+        return Tensor._wrap(_host(astype, _data_of(self), dt))
 
     def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
         """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`, as PyTorch; the only device is
@@ -337,7 +337,7 @@ class Tensor:
     def clone(self):
         if self.requires_grad or getattr(self, "_fw", None):  # on the tape, or carrying forward-mode tangents
             return _apply(ew.cast, (self,), (self._data.dtype,))
-        return Tensor._wrap(_host(np.copy, self._data))
+        return Tensor._wrap(_host(np.copy, _data_of(self)))
 
     def contiguous(self):
         """self when its memory is already C-contiguous, else a C-ordered copy (as PyTorch: an in-place change of

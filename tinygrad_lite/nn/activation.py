@@ -5,7 +5,7 @@ activation would invalidate the values saved for backward)."""
 import math
 
 from .. import functional as _tf
-from ..compile.hooks import host, positive
+from ..compile.hooks import data, host, positive
 from ..tensor import Tensor
 from .module import Module
 
@@ -19,7 +19,7 @@ def relu(input, inplace=False):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
-    return _tf.where(_const(host(positive, input._data)), input, input * negative_slope)
+    return _tf.where(_const(host(positive, data(input))), input, input * negative_slope)
 
 
 def sigmoid(input):

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from ..compile.hooks import batching_rule, constant, host
+from ..compile.hooks import batching_rule, constant, data, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
@@ -113,7 +113,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
         res = adaptive_max_pool2d(input.unsqueeze(0), (oh, ow), return_indices)
         return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
     n, c = input.shape[:2]
-    idx = host(_adaptive_argmax, input._data, constant(_window_table(h, w, oh, ow)))  # (N, C, oh*ow)
+    idx = host(_adaptive_argmax, data(input), constant(_window_table(h, w, oh, ow)))  # (N, C, oh*ow)
     out = input.reshape(n, c, h * w).gather(2, idx).reshape(n, c, oh, ow)
     return (out, Tensor._wrap(host(np.reshape, idx, (n, c, oh, ow)))) if return_indices else out
 

@@ -238,7 +238,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
 
 def _clamped_log(x):
     """log(x) clamped below at -100, as PyTorch's BCE; finite (zero) gradient where x <= exp(-100)."""
-    mask = _const(host(positive, x._data))  # no branch on the values: where x > exp(-100) this is exactly log(x)
+    mask = _const(host(positive, data(x)))  # no branch on the values: where x > exp(-100) this is exactly log(x)
     return _tf.where(mask, _tf.where(mask, x, 1.0).log(), -100.0).clamp(min=-100.0)
 
 
@@ -250,7 +250,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if tuple(target.shape) != tuple(input.shape):
         raise OpError(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
                       f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
-    host_check(_check_probabilities, input._data, where)
+    host_check(_check_probabilities, data(input), where)
     loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
     if weight is not None:
         weight = _target(weight, input, where)
@@ -293,7 +293,7 @@ def _softplus(x):
     """log(1 + exp(x)), stable and smooth at every x, 0 included (an |x| form has the right first derivative at 0
     but loses the second: BCE-with-logits' Hessian there must be 1/4). Each branch only ever sees inputs of its
     own sign, so the unused branch never overflows into a NaN gradient."""
-    neg = _const(host(negative, x._data))
+    neg = _const(host(negative, data(x)))
     zero = _const(constant(np.zeros((), x.dtype)))
     x_neg, x_pos = _tf.where(neg, x, zero), _tf.where(neg, zero, x)
     return _tf.where(neg, x_neg.exp().log1p(), x_pos + (-x_pos).exp().log1p())

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
-from ..compile.hooks import batching_rule, constant, host
+from ..compile.hooks import batching_rule, constant, data, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
@@ -142,7 +142,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         return (res[0].squeeze(0), res[1].squeeze(0)) if return_indices else res.squeeze(0)
     k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, _name, True)
     n, c, h, w = input.shape
-    idx = host(_argmax_indices, input._data, k, s, p, d, (oh, ow), extra)
+    idx = host(_argmax_indices, data(input), k, s, p, d, (oh, ow), extra)
     out = input.reshape(n, c, h * w).gather(2, host(np.reshape, idx, (n, c, oh * ow))).reshape(n, c, oh, ow)
     return (out, Tensor._wrap(idx)) if return_indices else out
 
