@@ -69,8 +69,8 @@ class Packed:
             return False
         for key in keys:
             arrays = [s[key]._data if s[key].__class__ is Tensor else None for s in states]
-            if any(a is None for a in arrays):
-                return False
+            if any(a is None for a in arrays) or len({id(s[key]) for s in states}) < len(states):
+                return False  # (not tensors; one tensor in two parameters' state, which each update would change)
             if all(a.shape == shape and a.dtype == self._data.dtype for a, shape in zip(arrays, self.shapes)):
                 self.state[key] = Tensor._wrap(np.concatenate([a.reshape(-1) for a in arrays]))
             elif all(a.ndim == 0 and a.dtype == arrays[0].dtype and a == arrays[0] for a in arrays):
