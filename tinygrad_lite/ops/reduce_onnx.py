@@ -1,4 +1,5 @@
-"""ONNX rules of the reductions (see Primitive.defonnx) and of the masks their VJPs compute outside primitives."""
+"""ONNX rules of the reductions (see Primitive.defonnx), of the masks their VJPs compute outside primitives, and of
+the indices argmax/argmin, max/min(dim), sort and topk compute on the host."""
 import numpy as np
 
 from . import reduce as rd
