@@ -268,3 +268,21 @@ def test_gradient_through_the_chosen_positions(ort, name, loss):
             got, = sess.run(None, {"x": feed})
             want = fn(tl.tensor(feed, requires_grad=True)).detach().numpy()
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+# topk(k) with k a 0-d Tensor read k._data directly, a read no capture saw: the export froze a k computed from the
+# input at its recorded value (a graph with the wrong number of columns elsewhere), and tl.compile replayed the
+# first call's k for another k tensor
+def test_a_k_computed_from_the_input_is_refused(ort):
+    x = tl.randn(3, 5)
+    with pytest.raises(tl.onnx.ExportError, match="steers Python"):
+        tl.onnx.export(lambda t: t.topk((t[0] > 0).sum(), 1).values, (x,), io.BytesIO())
+    fn = lambda t: tuple(t.topk(tl.tensor(2), 1))  # noqa: E731  (a constant k exports)
+    _agrees(_session(ort, fn, (x,)), fn, [_data(np.random.default_rng(7), (3, 5))])
+
+
+def test_compiled_topk_follows_a_k_tensor():
+    x = tl.randn(3, 5)
+    f = tl.compile(lambda t, k: t.topk(k, 1).values)
+    for k in (2, 3, 2, 5):
+        np.testing.assert_array_equal(f(x, tl.tensor(k)).numpy(), x.topk(k, 1).values.numpy())
