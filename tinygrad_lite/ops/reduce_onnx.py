@@ -108,8 +108,8 @@ def _(g, call):
 # ---------------- argmax / argmin (functional.py), sort / argsort / topk (sorting.py) ----------------
 # The indices are computed on the host with NumPy; in the graph they are ArgMax/ArgMin and TopK, whose ties go to
 # the lowest index as ours (ArgMax's select_last_index=0; TopK's documented tie-break, both directions). NaN is
-# where they differ: ours counts NaN as larger than every number (NumPy's and PyTorch's argmax/argmin/sort stop at
-# or sort the NaNs as PyTorch does), while ArgMax skips NaN and TopK's order of NaN is unspecified; so for floats
+# where they differ: ours, as PyTorch, takes the first NaN for argmax and argmin and sorts NaN above every number,
+# while onnxruntime's ArgMax skips NaN and the ONNX spec leaves NaN's place in TopK to the runtime; so for floats
 # the NaNs are handled explicitly. The values are a recorded gather at these indices (their own rule).
 
 def _orderable(g, x, dtype):
@@ -118,7 +118,7 @@ def _orderable(g, x, dtype):
     wider = {"b": np.uint8, "i": np.int32 if dtype.itemsize == 2 else None,
              "u": np.int64 if dtype.itemsize in (2, 4) else None}.get(dtype.kind)
     if dtype == np.uint64:
-        raise g.unsupported("ordering a uint64 tensor: ONNX runtimes have no ArgMax/TopK for it and int64 cannot "
+        raise g.unsupported("ordering a uint64 tensor: onnxruntime has no ArgMax/TopK for it and int64 cannot "
                             "hold its values")
     return g.cast(x, dtype, wider) if wider is not None else x
 
