@@ -96,7 +96,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     Raises a RuntimeError unless 0 <= k <= the size of `dim`."""
     _check_input(input, "topk")
     if isinstance(k, Tensor) and k._data.ndim == 0 and k._data.dtype.kind in "iu":
-        k = k._data.item()
+        k = k.item()  # a read the capture sees: tl.compile guards it, tl.onnx.export refuses one from the inputs
     if not isinstance(k, numbers.Integral) or isinstance(k, (bool, np.bool_)):
         raise TypeError(f"topk(): argument 'k' (position 2) must be int, not {type(k).__name__}"
                         f"{registry.user_site()}")

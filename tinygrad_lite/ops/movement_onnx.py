@@ -49,3 +49,13 @@ def _filled(value):
 
 defhost(np.ones)(_filled(1))
 defhost(np.zeros)(_filled(0))
+
+
+@defhost(np.squeeze)
+def _(g, call):
+    """max(dim)/min(dim)'s indices without keepdim (axis None: the recorded size-1 axes)."""
+    arr, axis = (tuple(call.attrs) + (None,))[:2]
+    if axis is None:
+        axis = [i for i, s in enumerate(np.shape(arr)) if s == 1]
+    axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+    return g.op("Squeeze", g.tensor(arr), g.ints(axes)) if axes else g.op("Identity", g.tensor(arr))

@@ -1,4 +1,5 @@
-"""ONNX rules of the reductions (see Primitive.defonnx) and of the masks their VJPs compute outside primitives."""
+"""ONNX rules of the reductions (see Primitive.defonnx), of the masks their VJPs compute outside primitives, and of
+the indices argmax/argmin, max/min(dim), sort and topk compute on the host."""
 import numpy as np
 
 from . import reduce as rd
@@ -102,3 +103,74 @@ def _(g, call):
     m = g.op("ReduceMax", g.tensor(x_arr), g.ints(axes), keepdims=1)
     bad = g.op("Or", g.op("IsInf", m), g.op("IsNaN", m))
     return g.op("Where", bad, g.scalar(0, x_arr.dtype), m)
+
+
+# ---------------- argmax / argmin (functional.py), sort / argsort / topk (sorting.py) ----------------
+# The indices are computed on the host with NumPy; in the graph they are ArgMax/ArgMin and TopK, whose ties go to
+# the lowest index as ours (ArgMax's select_last_index=0; TopK's documented tie-break, both directions). NaN is
+# where they differ: ours, as PyTorch, takes the first NaN for argmax and argmin and sorts NaN above every number,
+# while onnxruntime's ArgMax skips NaN and the ONNX spec leaves NaN's place in TopK to the runtime; so for floats
+# the NaNs are handled explicitly. The values are a recorded gather at these indices (their own rule).
+
+def _orderable(g, x, dtype):
+    """`x` in a dtype with ArgMax/TopK kernels in onnxruntime, same order (bool/int16/uint16/uint32 widened)."""
+    dtype = np.dtype(dtype)
+    wider = {"b": np.uint8, "i": np.int32 if dtype.itemsize == 2 else None,
+             "u": np.int64 if dtype.itemsize in (2, 4) else None}.get(dtype.kind)
+    if dtype == np.uint64:
+        raise g.unsupported("ordering a uint64 tensor: onnxruntime has no ArgMax/TopK for it and int64 cannot "
+                            "hold its values")
+    return g.cast(x, dtype, wider) if wider is not None else x
+
+
+@defhost("tinygrad_lite.functional._arg_index")
+def _(g, call):
+    """ArgMax/ArgMin (first extreme); for floats, the first NaN wins where a slice has one."""
+    fn, x_arr, axis, keepdim = call.attrs
+    if x_arr.ndim == 0:
+        return g.const(np.zeros((), np.int64))
+    x = g.tensor(x_arr)
+    if axis is None:  # over the flattened tensor
+        x, axis, keepdim = g.op("Reshape", x, g.ints([-1])), 0, False
+    attrs = dict(axis=int(axis), keepdims=int(bool(keepdim)), select_last_index=0)
+    idx = g.op("ArgMax" if fn.__name__ == "argmax" else "ArgMin", _orderable(g, x, x_arr.dtype), **attrs)
+    if x_arr.dtype.kind != "f":
+        return idx
+    nan = g.op("Cast", g.op("IsNaN", x), to=g.dtype(np.uint8))
+    has_nan = g.op("Cast", g.op("ReduceMax", nan, g.ints([axis]), keepdims=int(bool(keepdim))), to=g.dtype(bool))
+    return g.op("Where", has_nan, g.op("ArgMax", nan, **attrs), idx)
+
+
+def _stable_order(g, x, dtype, axis, k, n, largest):
+    """The first k (a [1] int64 name) of the n indices that sort `x` along `axis` stably, NaN largest: TopK.
+    For floats, two stable passes (least significant key first): by value with NaN read as +inf, then by
+    "is NaN" in that order, which puts the NaNs after +inf ascending and before it descending."""
+    flag = int(bool(largest))
+    if np.dtype(dtype).kind != "f":
+        return g.op("TopK", _orderable(g, x, dtype), k, outputs=2, axis=axis, largest=flag, sorted=1)[1]
+    nan = g.op("IsNaN", x)
+    key = g.op("Where", nan, g.scalar(np.inf, dtype), x)
+    first = g.op("TopK", key, n, outputs=2, axis=axis, largest=flag, sorted=1)[1]
+    nan = g.op("GatherElements", g.op("Cast", nan, to=g.dtype(np.uint8)), first, axis=axis)
+    then = g.op("TopK", nan, k, outputs=2, axis=axis, largest=flag, sorted=1)[1]
+    return g.op("GatherElements", first, then, axis=axis)
+
+
+@defhost("tinygrad_lite.sorting._sort_indices")
+def _(g, call):
+    """All of TopK's indices along d (k = the run-time size, so d may be a dynamic axis)."""
+    a_arr, d, descending = call.attrs
+    if a_arr.ndim == 0:
+        return g.const(np.zeros((), np.int64))
+    x = g.tensor(a_arr)
+    n = g.op("Shape", x, start=int(d), end=int(d) + 1)
+    return _stable_order(g, x, a_arr.dtype, int(d), n, n, descending)
+
+
+@defhost("tinygrad_lite.sorting._topk_indices")
+def _(g, call):
+    """TopK's first k indices along d (k and the size may follow dynamic axes)."""
+    a_arr, d, k, n, largest = call.attrs
+    if a_arr.ndim == 0:
+        return g.const(np.zeros((), np.int64))
+    return _stable_order(g, g.tensor(a_arr), a_arr.dtype, int(d), g.ints([k]), g.ints([n]), largest)
