@@ -286,3 +286,29 @@ def test_compiled_topk_follows_a_k_tensor():
     f = tl.compile(lambda t, k: t.topk(k, 1).values)
     for k in (2, 3, 2, 5):
         np.testing.assert_array_equal(f(x, tl.tensor(k)).numpy(), x.topk(k, 1).values.numpy())
+
+
+# argmax/argmin with dim=None and keepdim=True returned a 0-d tensor; PyTorch keeps every dim with size 1 ((1, 1) for a
+# matrix): _arg_extreme dropped keepdim when dim was None
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+def test_arg_extreme_over_all_elements_keeps_every_dim(ort, name):
+    rng = np.random.default_rng(21)
+    fn = lambda t: getattr(t, name)(keepdim=True)  # noqa: E731
+    x = _data(rng, (3, 4))
+    got = fn(tl.tensor(x))
+    assert got.shape == (1, 1) and got.dtype == np.int64
+    assert int(got.numpy()[0, 0]) == int(getattr(tl.tensor(x), name)().item())
+    sess = _session(ort, fn, (tl.tensor(_data(rng, (3, 4), special=False)),), input_names=["x"],
+                    dynamic_axes={"x": {0: "b"}})
+    for shape in ((3, 4), (5, 4), (1, 4)):
+        _agrees(sess, fn, [_data(rng, shape)])
+
+
+def test_arg_extreme_over_all_elements_against_pytorch(torch):
+    rng = np.random.default_rng(22)
+    for shape in ((3, 4), (2, 3, 2), (5,)):
+        x = rng.standard_normal(shape)
+        for name in ("argmax", "argmin"):
+            for keep in (True, False):
+                ours, theirs = getattr(tl.tensor(x), name)(keepdim=keep), getattr(torch.tensor(x), name)(keepdim=keep)
+                assert ours.shape == tuple(theirs.shape) and np.array_equal(ours.numpy(), theirs.numpy())

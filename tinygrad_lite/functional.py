@@ -99,7 +99,7 @@ def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
 def _arg_extreme(x, dim, keepdim, fn, opname):
     if dim is None:
         _empty_check(x, None, opname)
-        return hosted(_arg_index, fn, data(x), None, False)
+        return hosted(_arg_index, fn, data(x), None, keepdim)  # (keepdim: all dims kept, each of size 1)
     d = _dim(dim, x._data.ndim, opname)
     _empty_check(x, (d,), opname)
     return hosted(_arg_index, fn, data(x), d, keepdim)
@@ -107,7 +107,7 @@ def _arg_extreme(x, dim, keepdim, fn, opname):
 
 def _arg_index(fn, x, axis, keepdim):
     if axis is None:
-        return np.asarray(fn(x), dtype=np.int64)
+        return np.asarray(fn(x), dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
     return np.asarray(fn(x, axis=axis, keepdims=keepdim), dtype=np.int64)  # 0-d: an array, not a scalar
 
 
@@ -404,7 +404,8 @@ def _(args, batched):
 def _(args, batched):
     fn, x, axis, keepdim = args
     if axis is None:  # over all of each sample's elements
-        return np.asarray(fn(x.reshape(x.shape[0], -1), axis=1), dtype=np.int64)
+        out = np.asarray(fn(x.reshape(x.shape[0], -1), axis=1), dtype=np.int64)
+        return out.reshape(out.shape + (1,) * (x.ndim - 1)) if keepdim else out
     return _arg_index(fn, x, shift_axes(axis, x.ndim - 1), keepdim)
 
 

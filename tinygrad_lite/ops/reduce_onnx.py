@@ -130,15 +130,17 @@ def _(g, call):
     if x_arr.ndim == 0:
         return g.const(np.zeros((), np.int64))
     x = g.tensor(x_arr)
-    if axis is None:  # over the flattened tensor
+    flat = axis is None and keepdim  # over the flattened tensor, every dim then kept with size 1
+    if axis is None:
         x, axis, keepdim = g.op("Reshape", x, g.ints([-1])), 0, False
     attrs = dict(axis=int(axis), keepdims=int(bool(keepdim)), select_last_index=0)
     idx = g.op("ArgMax" if fn.__name__ == "argmax" else "ArgMin", _orderable(g, x, x_arr.dtype), **attrs)
-    if x_arr.dtype.kind != "f":
-        return idx
-    nan = g.op("Cast", g.op("IsNaN", x), to=g.dtype(np.uint8))
-    has_nan = g.op("Cast", g.op("ReduceMax", nan, g.ints([axis]), keepdims=int(bool(keepdim))), to=g.dtype(bool))
-    return g.op("Where", has_nan, g.op("ArgMax", nan, **attrs), idx)
+    if x_arr.dtype.kind == "f":
+        nan = g.op("Cast", g.op("IsNaN", x), to=g.dtype(np.uint8))
+        has_nan = g.op("Cast", g.op("ReduceMax", nan, g.ints([axis]), keepdims=int(bool(keepdim))),
+                       to=g.dtype(bool))
+        idx = g.op("Where", has_nan, g.op("ArgMax", nan, **attrs), idx)
+    return g.op("Reshape", idx, g.ints([1] * x_arr.ndim)) if flat else idx
 
 
 def _stable_order(g, x, dtype, axis, k, n, largest):
