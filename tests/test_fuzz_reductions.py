@@ -83,8 +83,8 @@ def test_arg_reductions(data, name, arr, keepdim):
     def ref():
         axis = norm_dims(dim, arr.ndim, single=True)
         _nonempty(arr, None if axis is None else (axis if arr.ndim else None))
-        if axis is None:
-            idx = np.asarray(npf(arr), dtype=np.int64)
+        if axis is None:  # (argmax/argmin with keepdim keep every dim, of size 1, as PyTorch)
+            idx = np.asarray(npf(arr), dtype=np.int64).reshape((1,) * arr.ndim if keepdim else ())
             return idx if name.startswith("arg") else (np.amax(arr) if name == "max" else np.amin(arr))
         if arr.ndim == 0:
             idx = np.zeros((), np.int64)
