@@ -268,3 +268,17 @@ def test_fortran_order_reshape_is_differentiable(torch):
     np.testing.assert_array_equal(ft.detach().numpy(), np.reshape(data, (4, 6), order="F"))
     gt, = torch.autograd.grad((ft * torch.tensor(w)).sum(), xt)
     np.testing.assert_allclose(g.numpy(), gt.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# float(t), int(t) and operator.index(t) inside an exported function crashed with AttributeError ('__tl_read__'):
+# tensor.py took every capture's read for tl.compile's proxy; the export's recorder gives the number itself
+@pytest.mark.parametrize("convert", [float, int, lambda t: [0, 1, 2, 3][t]], ids=["float", "int", "index"])
+def test_a_number_read_out_of_a_tensor_is_refused_or_exported(ort, convert):
+    steered = lambda t: t * convert(t.sum().long() if convert not in (float,) else t.sum())  # noqa: E731
+    with pytest.raises(tl.onnx.ExportError, match="steers Python"):
+        tl.onnx.export(steered, (tl.tensor(np.ones(3, np.float32)),), io.BytesIO())
+    two = tl.tensor(2)  # a constant, not computed from the inputs: exported as the number it is
+    fixed = lambda t: t * convert(two)  # noqa: E731
+    sess = _session(ort, fixed, (tl.tensor(np.ones(3, np.float32)),), input_names=["x"])
+    x = np.arange(3, dtype=np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x * convert(two))

@@ -219,19 +219,19 @@ class Tensor:
 
     def __float__(self):
         if state.capture is not None and self._data.size == 1:
-            return _read(self, "float").__tl_read__()  # float() must return a float: the value is guarded
+            return _read_number(self, "float")  # float() must return a float: the value is guarded
         return float(self.item())
 
     def __int__(self):
         if state.capture is not None and self._data.size == 1:
-            return _read(self, "int").__tl_read__()
+            return _read_number(self, "int")
         return int(self.item())
 
     def __index__(self):
         if self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be converted to an index")
         if state.capture is not None and self._data.size == 1:
-            return _read(self, "int").__tl_read__()
+            return _read_number(self, "int")
         return int(self.item())
 
     __hash__ = object.__hash__
@@ -366,6 +366,13 @@ def _read(t, kind):
         from .compile.reads import read_value
         return read_value(t._data, kind)
     return cap.read(t, kind)
+
+
+def _read_number(t, kind):
+    """float()/int() of a tensor while a call is recorded: a plain number (a tl.compile read gives its guarded
+    value; tl.onnx.export's recorder, which refuses values that steer Python, gives the number itself)."""
+    r = _read(t, kind)
+    return r.__tl_read__() if hasattr(r, "__tl_read__") else r
 
 
 def _escapes(t, how):
