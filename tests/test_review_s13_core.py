@@ -1,0 +1,167 @@
+"""Adversarial review (session 13) of the autograd core and the "PyTorch habits" layer, with PyTorch as the oracle:
+dtype promotion (0-d tensors, mixed kinds), gradients at kinks and zeros (pow, clamp with tensor bounds), hooks
+and retain_grad, autograd.grad, custom Functions (several outputs, trailing None gradients), grad-mode decorators
+(bare, on generators), and the Python protocols (item/float/bool/len/iter, copy, pickling)."""
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+pytestmark = pytest.mark.oracle
+
+
+def _leaf(lib, values):
+    return lib.tensor(np.array(values, dtype=np.float64), requires_grad=True)
+
+
+def _np(t):
+    return None if t is None else t.detach().numpy()
+
+
+# --- custom Functions -------------------------------------------------------------------------------------------
+
+def _function_with_flag(lib):
+    class Scale(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, k, flag=True):
+            ctx.k = k
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.k, None, None  # one more None than forward got arguments: PyTorch accepts trailing Nones
+
+    return Scale
+
+
+# Defect: backward returning trailing Nones beyond forward's arguments was refused (the count had to match exactly).
+def test_function_backward_may_return_trailing_nones(torch):
+    got = []
+    for lib in (tl, torch):
+        x = _leaf(lib, [1.0, 2.0])
+        _function_with_flag(lib).apply(x, 3.0).sum().backward()
+        got.append(_np(x.grad))
+    np.testing.assert_array_equal(got[0], got[1])
+
+
+def test_function_backward_with_extra_non_none_gradient_still_raises():
+    class Bad(tl.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, 1.0
+
+    x = _leaf(tl, [1.0])
+    with pytest.raises(RuntimeError, match="returned 2 gradients"):
+        Bad.apply(x).sum().backward()
+
+
+def _mixed_outputs(lib, record):
+    class Mixed(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            scaled = x * 3
+            ctx.mark_non_differentiable(scaled)
+            return x * 2, x > 0, scaled, x.long()
+
+        @staticmethod
+        def backward(ctx, g, g_mask, g_scaled, g_long):
+            record.append([(tuple(t.shape), str(t.dtype).replace("torch.", ""), _np(t).tolist())
+                           for t in (g, g_mask, g_scaled, g_long)])
+            return g * 2
+
+    return Mixed
+
+
+# Defect: a Function with non-differentiable outputs (bool/int results, mark_non_differentiable) had backward called
+# with gradients for the differentiable outputs only, so backward(ctx, g, g_mask, ...) failed with a TypeError.
+# Root cause: _FunctionPrimitive._vjp rebuilt gradients only for the recorded (floating) outputs.
+def test_function_backward_gets_one_gradient_per_output(torch):
+    seen = {}
+    for lib in (tl, torch):
+        record = []
+        x = _leaf(lib, [1.0, -2.0])
+        a, mask, scaled, as_long = _mixed_outputs(lib, record).apply(x)
+        assert not mask.requires_grad and not scaled.requires_grad and not as_long.requires_grad
+        a.sum().backward()
+        seen[lib.__name__] = (record, _np(x.grad).tolist())
+    assert seen["tinygrad_lite"] == seen["torch"]
+
+
+def test_function_without_materialized_grads_gets_none_for_non_differentiable_outputs():
+    got = []
+
+    class Two(tl.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2, x > 0
+
+        @staticmethod
+        def backward(ctx, g, g_mask):
+            got.append(g_mask)
+            return g * 2
+
+    x = _leaf(tl, [1.0, -2.0])
+    Two.apply(x)[0].sum().backward()
+    assert got == [None]
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+# --- grad mode --------------------------------------------------------------------------------------------------
+
+# Defect: a generator function decorated with no_grad() ran its body with grad mode on (the switch only covered
+# creating the generator object). Root cause: _Switch.__call__ wrapped the call, not each resumption.
+def test_no_grad_decorated_generator_runs_without_grad(torch):
+    results = []
+    for lib in (tl, torch):
+        @lib.no_grad()
+        def gen(x):
+            sent = yield x * 2
+            yield sent, lib.is_grad_enabled()
+            return "done"
+
+        x = _leaf(lib, [1.0])
+        it = gen(x)
+        first = next(it)
+        outside = lib.is_grad_enabled()
+        second = it.send(7)
+        with pytest.raises(StopIteration) as stop:
+            next(it)
+        results.append((first.requires_grad, outside, second, stop.value.value))
+    assert results[0] == results[1] == (False, True, (7, False), "done")
+
+
+def test_no_grad_decorated_generator_sees_thrown_exceptions_under_its_mode():
+    @tl.no_grad()
+    def gen():
+        try:
+            yield 1
+        except KeyError:
+            yield tl.is_grad_enabled()
+
+    it = gen()
+    next(it)
+    assert it.throw(KeyError()) is False
+    assert tl.is_grad_enabled()
+    it.close()
+    assert tl.is_grad_enabled()
+
+
+# Defect: `@tl.no_grad` / `@tl.enable_grad` / `@tl.inference_mode` without parentheses raised TypeError (PyTorch
+# accepts the bare form). Root cause: the switch classes took no function argument.
+@pytest.mark.parametrize("name, outside, expect", [("no_grad", True, False), ("enable_grad", False, True),
+                                                   ("inference_mode", True, False)])
+def test_bare_grad_mode_decorators(name, outside, expect, torch):
+    for lib in (tl, torch):
+        @getattr(lib, name)
+        def f(x):
+            return x * 2
+
+        x = _leaf(lib, [1.0])
+        with lib.set_grad_enabled(outside):
+            assert f(x).requires_grad is expect, (lib.__name__, name)
+        assert f.__name__ == "f"
