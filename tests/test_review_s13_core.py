@@ -165,3 +165,68 @@ def test_bare_grad_mode_decorators(name, outside, expect, torch):
         with lib.set_grad_enabled(outside):
             assert f(x).requires_grad is expect, (lib.__name__, name)
         assert f.__name__ == "f"
+
+
+# --- hooks and retain_grad --------------------------------------------------------------------------------------
+
+# Defect: a leaf's register_hook was ignored by autograd.grad (only backward() ran leaf hooks), so gradients of a
+# hooked leaf silently differed from PyTorch's. Root cause: run_backward's capture branch skipped the leaf's hooks.
+def test_leaf_hooks_apply_in_autograd_grad_and_double_backward(torch):
+    got = []
+    for lib in (tl, torch):
+        x = _leaf(lib, [1.0, 2.0])
+        x.register_hook(lambda g: g * 2)
+        g1, = lib.autograd.grad((x ** 3).sum(), x, create_graph=True)
+        g2, = lib.autograd.grad(g1.sum(), x)
+        got.append((_np(g1).tolist(), _np(g2).tolist(), x.grad))
+    assert got[0] == got[1]
+
+
+def test_a_removed_leaf_hook_no_longer_applies_in_autograd_grad():
+    x = _leaf(tl, [1.0, 2.0])
+    handle = x.register_hook(lambda g: g * 100)
+    handle.remove()
+    g, = tl.autograd.grad((x * x).sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
+
+
+def _retain_cases(lib):
+    out = {}
+    x = _leaf(lib, [1.0, 2.0])
+    y = x * 2
+    y.retain_grad()
+    y.register_hook(lambda g: g * 10)  # registered after retain_grad: the retained gradient still includes it
+    s = (y * y).sum()
+    s.backward(retain_graph=True)
+    s.backward()  # accumulates
+    out["accumulated"] = (_np(y.grad).tolist(), _np(x.grad).tolist(), y.retains_grad, x.retains_grad)
+    x = _leaf(lib, [1.0, 2.0])
+    y = x * 2
+    y.retain_grad()
+    (y * y).sum().backward(create_graph=True)
+    out["create_graph"] = (_np(y.grad).tolist(), y.grad.requires_grad)
+    x = _leaf(lib, [1.0, 2.0])
+    y = x * 2
+    y.retain_grad()
+    g, = lib.autograd.grad((y ** 3).sum(), x)
+    out["autograd.grad"] = (_np(g).tolist(), _np(y.grad).tolist())
+    x = _leaf(lib, [1.0, 2.0])
+    y = x * 2
+    y.retain_grad()
+    z = y.exp()
+    y.add_(1)  # the retained gradient is the changed tensor's
+    (z + y).sum().backward()
+    out["after in-place"] = (_np(y.grad).tolist(), _np(x.grad).tolist())
+    return out
+
+
+# Defect: Tensor.retain_grad() (and .retains_grad) did not exist: AttributeError in ported code that inspects
+# intermediate gradients. Root cause: missing API; now a last hook on the non-leaf's entry.
+def test_retain_grad_matches_pytorch(torch):
+    ours, theirs = _retain_cases(tl), _retain_cases(torch)
+    assert ours == theirs
+
+
+def test_retain_grad_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="requires_grad=False"):
+        tl.tensor([1.0, 2.0]).retain_grad()
