@@ -230,3 +230,64 @@ def test_retain_grad_matches_pytorch(torch):
 def test_retain_grad_on_a_tensor_without_grad_raises():
     with pytest.raises(RuntimeError, match="requires_grad=False"):
         tl.tensor([1.0, 2.0]).retain_grad()
+
+
+# --- gradients at zeros and bounds ------------------------------------------------------------------------------
+
+def _grads(lib, f, *values):
+    xs = [_leaf(lib, v) for v in values]
+    out = f(*xs)
+    (out * lib.arange(1, out.numel() + 1, dtype=lib.float64).reshape(out.shape)).sum().backward()
+    return [_np(out)] + [_np(x.grad) for x in xs]
+
+
+def _assert_same(ours, theirs):
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True)
+
+
+# Defect: d/dx x**y at x == 0, y == 0 was NaN (0 * 0**-1 = 0 * inf); PyTorch gives 0 (its pow_backward masks
+# exponent == 0). Root cause: pow's VJP (and JVP) used the bare formula g * b * a**(b-1).
+@pytest.mark.parametrize("case", ["tensor exponent", "python exponent 0", "exponent 0.5"])
+def test_pow_gradient_at_zero_base_matches_pytorch(case, torch):
+    def f(lib):
+        if case == "tensor exponent":
+            return _grads(lib, lambda x, y: x ** y, [0.0, 0.0, 2.0, 1e-12], [0.0, 2.0, 0.5, 0.0])
+        if case == "python exponent 0":
+            return _grads(lib, lambda x: x ** 0, [0.0, 1.0, -1e-12])
+        return _grads(lib, lambda x: x ** 0.5, [0.0, 1.0, 1e-12])
+    with np.errstate(all="ignore"):
+        _assert_same(f(tl), f(torch))
+
+
+def test_pow_forward_mode_at_zero_base_has_no_nan():
+    x = tl.tensor([0.0, 2.0], dtype=tl.float64)
+    _, tangent = tl.func.jvp(lambda x: x ** 0, (x,), (tl.ones_like(x),))
+    np.testing.assert_array_equal(tangent.numpy(), [0.0, 0.0])
+
+
+_CLAMP_X = [0.0, 1.0, 2.0, 3.0, 1.5, 0.5, 1.0, float("nan"), 2.0]
+_CLAMP_LO = [1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 0.0, 2.0]  # ties with x, lo > hi, lo == hi, a NaN x
+_CLAMP_HI = [2.0, 2.0, 1.5, 4.0, 1.0, 1.0, 2.0, 1.0, 2.0]
+
+
+# Defect: clamp with Tensor bounds split the gradient in half between x and the bound where they tie, and gave it
+# to the wrong side where min > max. Root cause: it was maximum/minimum, whose tie rule is not clamp's.
+@pytest.mark.parametrize("bounds", ["both", "min", "max"])
+def test_clamp_with_tensor_bounds_gradients_match_pytorch(bounds, torch):
+    def f(lib):
+        if bounds == "both":
+            return _grads(lib, lambda x, lo, hi: x.clamp(lo, hi), _CLAMP_X, _CLAMP_LO, _CLAMP_HI)
+        if bounds == "min":
+            return _grads(lib, lambda x, lo: lib.clamp(x, min=lo), _CLAMP_X, _CLAMP_LO)
+        return _grads(lib, lambda x, hi: x.clamp(max=hi), _CLAMP_X, _CLAMP_HI)
+    _assert_same(f(tl), f(torch))
+
+
+def test_clamp_with_broadcast_tensor_bounds_matches_pytorch(torch):
+    def f(lib):
+        return _grads(lib, lambda x, lo, hi: x.clamp(lo, hi), [[0.0, 1.0, 2.0], [3.0, 1.5, -1.0]], [1.0],
+                      [[2.0], [1.5]])
+    ours, theirs = f(tl), f(torch)
+    assert [a.shape for a in ours] == [b.shape for b in theirs]
+    _assert_same(ours, theirs)
