@@ -244,7 +244,7 @@ def where(condition, input, other):
     a = input if isinstance(input, Tensor) else _operand(input, other, "where")
     b = other if isinstance(other, Tensor) else _operand(other, a, "where")
     if a._data.dtype != b._data.dtype:
-        dt = dtypes.promote(a._data.dtype, b._data.dtype)
+        dt = dtypes.promote_arrays(a._data, b._data)
         a, b = a.astype(dt), b.astype(dt)
     return _apply(ew.where, (c, a, b))
 
