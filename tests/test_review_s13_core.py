@@ -291,3 +291,60 @@ def test_clamp_with_broadcast_tensor_bounds_matches_pytorch(torch):
     ours, theirs = f(tl), f(torch)
     assert [a.shape for a in ours] == [b.shape for b in theirs]
     _assert_same(ours, theirs)
+
+
+# --- dtype promotion --------------------------------------------------------------------------------------------
+
+_PROMOTION_CASES = [
+    ("float32 * 0-d float64", lambda L: L.tensor([1.0, 2.0]) * L.tensor(2.0, dtype=L.float64)),
+    ("0-d float64 * float32", lambda L: L.tensor(2.0, dtype=L.float64) * L.tensor([1.0, 2.0])),
+    ("int32 + 0-d int64", lambda L: L.tensor([1, 2], dtype=L.int32) + L.tensor(2)),
+    ("float16 + 0-d float64", lambda L: L.tensor([1.0], dtype=L.float16) + L.tensor(1.0, dtype=L.float64)),
+    ("int32 + 0-d float64 (higher category)", lambda L: L.tensor([1], dtype=L.int32) + L.tensor(1.5, dtype=L.float64)),
+    ("bool + 0-d int32", lambda L: L.tensor([True]) + L.tensor(1, dtype=L.int32)),
+    ("uint8 + 0-d int8", lambda L: L.tensor([1], dtype=L.uint8) + L.tensor(1, dtype=L.int8)),
+    ("0-d + 0-d", lambda L: L.tensor(2.0, dtype=L.float64) * L.tensor(2.0)),
+    ("where with a 0-d float64", lambda L: L.where(L.tensor([True, False]), L.tensor([1.0, 2.0]),
+                                                   L.tensor(2.0, dtype=L.float64))),
+    ("maximum with a 0-d float64", lambda L: L.maximum(L.tensor([1.0, 3.0]), L.tensor(2.0, dtype=L.float64))),
+    ("pow by a 0-d float64", lambda L: L.tensor([1.0, 3.0]) ** L.tensor(2.0, dtype=L.float64)),
+    ("int / 0-d float64", lambda L: L.tensor([1, 3]) / L.tensor(2.0, dtype=L.float64)),
+    ("clamp by 0-d float64 bounds", lambda L: L.tensor([0.0, 3.0]).clamp(L.tensor(1.0, dtype=L.float64),
+                                                                         L.tensor(2.0, dtype=L.float64))),
+]
+
+
+# Defect: a 0-d tensor widened a dimensioned operand of the same category (float32 * 0-d float64 gave float64,
+# int32 + 0-d int64 gave int64): PyTorch lets 0-d tensors decide only a higher category. Root cause:
+# dtypes.promote saw dtypes only; the mixed-dtype paths now use dtypes.promote_arrays.
+@pytest.mark.parametrize("name, case", _PROMOTION_CASES, ids=[c[0] for c in _PROMOTION_CASES])
+def test_zero_dim_tensor_promotion_matches_pytorch(name, case, torch):
+    ours, theirs = case(tl), case(torch)
+    assert str(theirs.dtype) == f"torch.{ours.dtype}", name
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+# --- Python protocols -------------------------------------------------------------------------------------------
+
+# Defect: pickling a non-leaf raised PicklingError about `mul` (it tried to pickle the graph). Root cause: the
+# default slot state included the tape entry; PyTorch pickles the values as a leaf with requires_grad.
+def test_pickling_a_non_leaf_gives_a_leaf_with_its_values(torch):
+    import pickle
+    for lib in (tl, torch):
+        y = _leaf(lib, [1.0, 2.0]) * 2
+        z = pickle.loads(pickle.dumps(y))
+        assert z.is_leaf and z.requires_grad and z.grad_fn is None, lib.__name__
+        np.testing.assert_array_equal(_np(z), [2.0, 4.0])
+        (z * 3).sum().backward()
+        np.testing.assert_array_equal(_np(z.grad), [3.0, 3.0])
+
+
+def test_pickling_and_deepcopy_of_a_leaf_keep_values_and_requires_grad():
+    import copy
+    import pickle
+    x = _leaf(tl, [1.0, 2.0])
+    (x * x).sum().backward()
+    for y in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x)):
+        assert y is not x and y.is_leaf and y.requires_grad
+        np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(copy.deepcopy(x).grad.numpy(), [2.0, 4.0])  # deepcopy keeps .grad, as PyTorch

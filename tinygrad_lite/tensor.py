@@ -242,6 +242,13 @@ class Tensor:
             return [f"grad_fn=<{node_of(self._entry).name()}>"]
         return ["requires_grad=True"] if self.requires_grad else []
 
+    def __reduce_ex__(self, proto):
+        if self._entry is None:
+            return super().__reduce_ex__(proto)
+        # a non-leaf pickles (and deep-copies) as PyTorch pickles it: its values as a leaf with its requires_grad,
+        # never its graph (whose primitives and saved values are not picklable)
+        return _rebuilt_leaf, (self._data, self.requires_grad)
+
     def __repr__(self):
         if state.capture is not None:
             _escapes(self, "repr")
@@ -365,6 +372,12 @@ class Tensor:
 
     def is_contiguous(self):
         return bool(self._data.flags.c_contiguous)
+
+
+def _rebuilt_leaf(arr, requires_grad):
+    t = Tensor._wrap(arr)
+    t.requires_grad = requires_grad
+    return t
 
 
 class _RetainGrad:
