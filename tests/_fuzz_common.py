@@ -84,6 +84,17 @@ def promote(a, b):
     return np.promote_types(a, b) if ca == cb else (a if ca > cb else b)
 
 
+def promote_arrays(a, b):
+    """PyTorch's rule for two tensors with their dimensions: a 0-d tensor beside a dimensioned one only decides
+    the dtype when its category is higher (int32 + 0-d int64 is int32; int32 + 0-d float64 is float64)."""
+    cat = {"b": 0, "i": 1, "u": 1, "f": 2}
+    if (a.ndim == 0) != (b.ndim == 0) and a.dtype != b.dtype:
+        zero, dim = (a, b) if a.ndim == 0 else (b, a)
+        if cat[zero.dtype.kind] <= cat[dim.dtype.kind]:
+            return dim.dtype
+    return promote(a.dtype, b.dtype)
+
+
 def check_error(exc, opname, aliases=()):
     assert isinstance(exc, ALLOWED), f"{opname} raised {type(exc).__name__} (not an allowed type): {exc}"
     msg = str(exc)

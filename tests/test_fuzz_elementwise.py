@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import tinygrad_lite as tl
 
 from _fuzz_common import _report_case_count  # noqa: F401 - autouse: reports this part's cases
-from _fuzz_common import F32, F64, fuzz, arrays, pair_shapes, promote, run, backward_shapes, float_result
+from _fuzz_common import F32, F64, fuzz, arrays, pair_shapes, promote_arrays, run, backward_shapes, float_result
 
 
 # ---------------------------------------------------------------- elementwise
@@ -66,7 +66,7 @@ def binary_case(draw):
 def test_binary(name, ab, form):
     a, b = ab
     ta, tb = tl.tensor(a), tl.tensor(b)
-    dt = promote(a.dtype, b.dtype)
+    dt = promote_arrays(a, b)  # (PyTorch's rule: a 0-d operand does not widen a dimensioned one)
     if name == "div" and dt.kind != "f":
         dt = F32  # integer true division gives the default float dtype
     if form == "o" and name in OPERATOR:

@@ -66,6 +66,22 @@ def promote(a, b):
     return a if ca > cb else b
 
 
+def promote_arrays(a, b):
+    """The result dtype of a binary operation between arrays a and b, PyTorch's rule with dimensions: a 0-d operand
+    (a 0-d tensor, or a converted Python number) of the same or a lower category than a dimensioned one does not
+    widen it (float32 tensor * 0-d float64 tensor is float32)."""
+    da, db = a.dtype, b.dtype
+    if da == db:
+        return da
+    if (a.ndim == 0) != (b.ndim == 0):
+        ca, cb = _CATEGORY[da.kind], _CATEGORY[db.kind]
+        if a.ndim == 0 and ca <= cb:
+            return db
+        if b.ndim == 0 and cb <= ca:
+            return da
+    return promote(da, db)
+
+
 def scalar_dtype(value, tensor_dtype):
     """dtype for a Python scalar combined with a tensor: the tensor's, unless the scalar is of a higher category."""
     kind = tensor_dtype.kind

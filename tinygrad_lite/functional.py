@@ -8,6 +8,7 @@ import numpy as np
 
 from . import dtypes
 from .autograd import recorder as tape
+from .autograd.grad_mode import no_grad
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
 from .compile.hooks import batching_rule, constant, data, elementwise
 from .ops.batching import shift_axes
@@ -196,8 +197,8 @@ def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     if isinstance(min, (Tensor, np.ndarray)) or isinstance(max, (Tensor, np.ndarray)):
-        out = x if min is None else maximum(x, _operand(min, x, "clamp"))
-        return out if max is None else minimum(out, _operand(max, x, "clamp"))
+        return _clamp_tensors(x, None if min is None else _operand(min, x, "clamp"),
+                              None if max is None else _operand(max, x, "clamp"))
     dt = x._data.dtype
     for name, v in (("min", min), ("max", max)):
         if v is not None:
@@ -215,6 +216,24 @@ def clamp(x, min=None, max=None):
         raise registry.OpError(f"clamp: bounds ({min}, {max}) do not fit the dtype {dt}: {exc}") from None
 
 
+def _clamp_tensors(x, lo, hi):
+    """clamp with Tensor bounds: min(max(x, lo), hi) with PyTorch's gradients, which are not maximum/minimum's: x
+    keeps the whole gradient where lo <= x <= hi (ties included), lo gets it where x < lo < hi, hi where x > hi or
+    hi < lo; nothing gets it where x < lo == hi, or for a NaN x (the masks are nested wheres: no `&` needed)."""
+    with no_grad():
+        ref = x if lo is None else maximum(x, lo)
+        ref = ref if hi is None else minimum(ref, hi)
+    out = ref
+    if hi is not None:
+        if lo is not None:
+            out = where(hi < lo, hi, out)
+        out = where(x > hi, hi, out)
+    if lo is not None:
+        out = where(x < lo, lo if hi is None else where(lo < hi, lo, out), out)
+    inside = x if hi is None else where(x <= hi, x, out)
+    return inside if lo is None else where(x >= lo, inside, out)
+
+
 def where(condition, input, other):
     """Elementwise `input` where `condition` else `other`, broadcasting all three."""
     c = condition if isinstance(condition, Tensor) else Tensor(condition)
@@ -225,7 +244,7 @@ def where(condition, input, other):
     a = input if isinstance(input, Tensor) else _operand(input, other, "where")
     b = other if isinstance(other, Tensor) else _operand(other, a, "where")
     if a._data.dtype != b._data.dtype:
-        dt = dtypes.promote(a._data.dtype, b._data.dtype)
+        dt = dtypes.promote_arrays(a._data, b._data)
         a, b = a.astype(dt), b.astype(dt)
     return _apply(ew.where, (c, a, b))
 

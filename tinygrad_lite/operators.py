@@ -80,7 +80,7 @@ def _binary(prim, a, b):
             b = _operand(b, a, prim.name)
     da, db = a._data.dtype, b._data.dtype
     if da != db:
-        dt = dtypes.promote(da, db)
+        dt = dtypes.promote_arrays(a._data, b._data)
         if da != dt:
             a = a.astype(dt)
         if db != dt:

@@ -1,6 +1,7 @@
 """Tensor: a NumPy array plus its place on the gradient tape. Operators (operators.py) call primitives through
 `tape.apply`; composite operations (mean, softmax, ...) live in functional.py and are attached as methods there."""
 import numbers
+import weakref
 
 import numpy as np
 
@@ -241,6 +242,13 @@ class Tensor:
             return [f"grad_fn=<{node_of(self._entry).name()}>"]
         return ["requires_grad=True"] if self.requires_grad else []
 
+    def __reduce_ex__(self, proto):
+        if self._entry is None:
+            return super().__reduce_ex__(proto)
+        # a non-leaf pickles (and deep-copies) as PyTorch pickles it: its values as a leaf with its requires_grad,
+        # never its graph (whose primitives and saved values are not picklable)
+        return _rebuilt_leaf, (self._data, self.requires_grad)
+
     def __repr__(self):
         if state.capture is not None:
             _escapes(self, "repr")
@@ -288,8 +296,24 @@ class Tensor:
             if self._hooks is None:
                 self._hooks = []
             hooks = self._hooks
-        hooks.append(hook)
+        if hooks and hooks[-1].__class__ is _RetainGrad:  # retain_grad keeps what all the hooks made, as PyTorch
+            hooks.insert(len(hooks) - 1, hook)
+        else:
+            hooks.append(hook)
         return _HookHandle(hooks, hook)
+
+    def retain_grad(self):
+        """Keep this non-leaf's gradient in `.grad` at backward (after its hooks; a leaf keeps it anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError(f"can't retain_grad on Tensor that has requires_grad=False (shape "
+                               f"{tuple(self._data.shape)})")
+        if self._entry is not None and not self.retains_grad:
+            self.register_hook(_RetainGrad(self))
+
+    @property
+    def retains_grad(self):
+        e = self._entry
+        return e is not None and bool(e.hooks) and e.hooks[-1].__class__ is _RetainGrad
 
     # ---------------- dtype conversion ----------------
     def astype(self, dtype):
@@ -348,6 +372,30 @@ class Tensor:
 
     def is_contiguous(self):
         return bool(self._data.flags.c_contiguous)
+
+
+def _rebuilt_leaf(arr, requires_grad):
+    t = Tensor._wrap(arr)
+    t.requires_grad = requires_grad
+    return t
+
+
+class _RetainGrad:
+    """The last hook of a non-leaf after retain_grad(): accumulates the gradient into its `.grad` (detached unless
+    the backward builds a graph), as PyTorch's."""
+    __slots__ = ("ref",)
+
+    def __init__(self, t):
+        self.ref = weakref.ref(t)
+
+    def __call__(self, g):
+        t = self.ref()
+        if t is None:
+            return None
+        if not state.grad_enabled:  # (the engine runs with grad mode = create_graph)
+            g = Tensor._wrap(np.array(g._data))
+        t._grad = g if t._grad is None else t._grad + g
+        return None
 
 
 class _HookHandle:

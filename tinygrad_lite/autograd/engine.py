@@ -249,8 +249,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
                 e.saved = e.out_data = None
                 e.released = True
         for key, g in leaf_grads.items():
-            if capture is not None:
-                capture[key] = g
+            if capture is not None:  # autograd.grad: a leaf's hooks see (and may replace) its gradient, as PyTorch
+                hooks = leaves[key]._hooks
+                if hooks and state.capture is not None:
+                    state.capture.fail(f"a gradient hook on a leaf tensor of shape {tuple(g._data.shape)}")
+                capture[key] = _call_hooks(hooks, g) if hooks else g
             else:
                 t = leaves[key]
                 buf = _buffer_id(g._data)

@@ -65,22 +65,28 @@ class _FunctionPrimitive(Primitive):
         return np.concatenate([o._data.ravel() for o in outs]) if len(outs) > 1 else outs[0]._data
 
     def _vjp(self, entry, g):
-        ctx, shapes = entry.ctx
+        ctx, shapes, layout = entry.ctx
         Tensor = tape.Tensor
         if len(shapes) == 1:
-            grads_out = (g,)
+            grads_out = [g]
         else:
             grads_out, start = [], 0
             for s in shapes:
                 n = int(np.prod(s))
                 grads_out.append(g[start:start + n].reshape(s))
                 start += n
+        if layout is not None:  # one gradient per forward output, as PyTorch: the outputs that are not
+            # differentiated get zeros of their shape and dtype (None without materialize_grads)
+            grads_out = [grads_out[k] if isinstance(k, int) else
+                         Tensor._wrap(np.zeros(*k)) if ctx.materialize_grads else None for k in layout]
         result = self.cls.backward(ctx, *grads_out)
         result = result if isinstance(result, tuple) else (result,)
         template = entry.attrs[0]
         n_args = len(template)
         if len(result) < n_args:
             result = result + (None,) * (n_args - len(result))
+        elif len(result) > n_args and all(r is None for r in result[n_args:]):
+            result = result[:n_args]  # trailing Nones (for forward's defaulted arguments) are allowed, as PyTorch
         if len(result) != n_args:
             raise RuntimeError(f"function {self.name}.backward returned {len(result)} gradients, but forward took "
                                f"{n_args} arguments; return one gradient (or None) per argument")
@@ -161,12 +167,14 @@ class Function:
         if not diff:
             return outs[0] if single else tuple(outs)
         shapes = tuple(outs[i]._data.shape for i in diff)
+        layout = None if len(diff) == len(outs) else tuple(
+            diff.index(i) if i in diff else (o._data.shape, o._data.dtype) for i, o in enumerate(outs))
         if len(diff) == 1:
-            tape.record(cls._primitive, tensors, outs[diff[0]], (template,), (ctx, shapes))
+            tape.record(cls._primitive, tensors, outs[diff[0]], (template,), (ctx, shapes, layout))
         else:
             dt = np.result_type(*[outs[i]._data.dtype for i in diff])
             packed = Tensor._wrap(host(_pack, dt, *[outs[i]._data for i in diff]))
-            tape.record(cls._primitive, tensors, packed, (template,), (ctx, shapes))
+            tape.record(cls._primitive, tensors, packed, (template,), (ctx, shapes, layout))
             start = 0
             for i, s in zip(diff, shapes):
                 n = int(np.prod(s))

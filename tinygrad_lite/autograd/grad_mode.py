@@ -1,5 +1,7 @@
 """Thread-local autograd state: grad mode, anomaly mode and the current module scope."""
 import functools
+import inspect
+import sys
 import threading
 
 
@@ -37,6 +39,12 @@ class _Switch:
         return self.__class__()
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):  # the mode holds while the generator runs, not while its caller does
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                return (yield from _switched_generator(self._fresh, fn(*args, **kwargs)))
+            return generator
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self._fresh():
@@ -44,17 +52,50 @@ class _Switch:
         return wrapper
 
 
+def _switched_generator(fresh, gen):
+    """Drive `gen` with each resumption inside a fresh switch (as PyTorch's decorated generators)."""
+    try:
+        with fresh():
+            response = gen.send(None)
+        while True:
+            try:
+                request = yield response
+            except GeneratorExit:
+                with fresh():
+                    gen.close()
+                raise
+            except BaseException:
+                with fresh():
+                    response = gen.throw(sys.exc_info()[1])
+            else:
+                with fresh():
+                    response = gen.send(request)
+    except StopIteration as stop:
+        return stop.value
+
+
+class _Bare:
+    """`@no_grad` without parentheses decorates as `@no_grad()` does (PyTorch accepts both)."""
+    def __new__(cls, fn=None):
+        if fn is None:
+            return super().__new__(cls)
+        if not callable(fn):
+            raise TypeError(f"{cls.__name__}() takes no arguments (got {type(fn).__name__}); as a decorator it "
+                            f"takes the function")
+        return cls()(fn)
+
+
 class _GradMode(_Switch):
     """Base of no_grad/enable_grad/set_grad_enabled."""
     field = "grad_enabled"
 
 
-class no_grad(_GradMode):
+class no_grad(_Bare, _GradMode):
     """Context manager / decorator: operations inside are not recorded."""
     value = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_Bare, _GradMode):
     """Context manager / decorator: re-enable recording inside a no_grad block."""
     value = True
 
@@ -81,6 +122,11 @@ class set_grad_enabled(_GradMode):
 
 class inference_mode(_GradMode):
     """`torch.inference_mode(mode=True)`: here the same as no_grad (there is no separate inference tensor kind)."""
+    def __new__(cls, mode=True):
+        if callable(mode):  # `@inference_mode` without parentheses
+            return cls()(mode)
+        return super().__new__(cls)
+
     def __init__(self, mode=True):
         self.value = not mode
 

@@ -125,12 +125,22 @@ def _(ctx, g):
     a, b = ctx.saved
     ga = gb = None
     if ctx.needs[0]:
-        ga = g * b * a ** (b - 1.0)
+        ga = _pow_base_grad(g, a, b)
     if ctx.needs[1]:  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0 (log(a) taken at 1 there, then masked)
         zero, keep = host(_pow_zero_masks, a._data, b._data)  # always both masks: no data-dependent branch
         safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
         gb = g * ctx.output() * safe_a.log() * tape.Tensor._wrap(keep)
     return ga, gb
+
+
+def _pow_base_grad(t, a, b):
+    """t * b * a**(b-1), exactly 0 where b == 0 (PyTorch's: the formula alone gives 0 * inf = nan at a == 0)."""
+    zero_b = tape.Tensor._wrap(host(_exponent_zero, b._data))
+    return tape.apply(where, (zero_b, const(np.zeros((), t._data.dtype)), t * b * a ** (b - 1.0)))
+
+
+def _exponent_zero(b):
+    return np.asarray(b == 0)
 
 
 def _pow_zero_masks(a, b):
@@ -313,7 +323,7 @@ div.defjvp(lambda p, ts, out, attrs: tsum(tmap(lambda t: div(t, p[1]), ts[0]),
 @pow_.defjvp
 def _(primals, tangents, out, attrs):
     (a, b), (ta, tb) = primals, tangents
-    da = tmap(lambda t: t * b * a ** (b - 1.0), ta)
+    da = tmap(lambda t: _pow_base_grad(t, a, b), ta)
     if tb is None:
         return da
     zero, keep = host(_pow_zero_masks, a._data, b._data)
@@ -353,6 +363,6 @@ for _prim in (neg, clamp, add, sub, mul, div, pow_, maximum, minimum, where, cas
     _prim.defbatch(batching.elementwise(_prim))
 mask.defbatch(_mask_batch)
 
-for _fn in (_pow_zero_masks, _winner_shares, _inside, *(MASKS[k] for k in ("positive", "sign", "inside", "share_a",
+for _fn in (_pow_zero_masks, _exponent_zero, _winner_shares, _inside, *(MASKS[k] for k in ("positive", "sign", "inside", "share_a",
                                                                          "share_b"))):
     elementwise(_fn)

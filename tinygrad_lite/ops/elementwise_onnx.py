@@ -165,3 +165,10 @@ def _(g, call):
     shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
     zero = g.op("Expand", zero, g.ints(shape))
     return zero, bool_as(g, g.op("Not", zero), a_arr.dtype)
+
+
+@defhost(ew._exponent_zero)
+def _(g, call):
+    """b == 0 (pow's VJP: where the base's gradient is exactly 0)."""
+    (b_arr,) = call.attrs
+    return g.op("Equal", g.tensor(b_arr), g.scalar(0, b_arr.dtype))
