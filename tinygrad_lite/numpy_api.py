@@ -22,7 +22,9 @@ _OPERATORS = {  # ufunc -> (method of the left Tensor, reflected method of the r
     np.true_divide: ("__truediv__", "__rtruediv__"), np.power: ("__pow__", "__rpow__"),
     np.matmul: ("__matmul__", "__rmatmul__"), np.greater: ("__gt__", "__lt__"), np.less: ("__lt__", "__gt__"),
     np.greater_equal: ("__ge__", "__le__"), np.less_equal: ("__le__", "__ge__"), np.equal: ("__eq__", "__eq__"),
-    np.not_equal: ("__ne__", "__ne__"),
+    np.not_equal: ("__ne__", "__ne__"), np.remainder: ("__mod__", "__rmod__"),
+    np.floor_divide: ("__floordiv__", "__rfloordiv__"), np.bitwise_and: ("__and__", "__rand__"),
+    np.bitwise_or: ("__or__", "__ror__"), np.bitwise_xor: ("__xor__", "__rxor__"),
 }
 
 
@@ -34,7 +36,8 @@ def _tl(name):
     return call
 
 
-UFUNCS = {np.negative: _tl("neg"), np.exp: _tl("exp"), np.log: _tl("log"), np.log1p: _tl("log1p"),
+UFUNCS = {np.invert: lambda t: ~t, np.logical_and: _tl("logical_and"), np.logical_or: _tl("logical_or"),
+          np.logical_xor: _tl("logical_xor"), np.logical_not: _tl("logical_not"), np.negative: _tl("neg"), np.exp: _tl("exp"), np.log: _tl("log"), np.log1p: _tl("log1p"),
           np.sqrt: _tl("sqrt"), np.sin: _tl("sin"), np.cos: _tl("cos"), np.tanh: _tl("tanh"),
           np.absolute: _tl("abs"), np.maximum: _tl("maximum"), np.minimum: _tl("minimum"),
           np.square: _tl("square"), np.sign: _tl("sign"), np.isnan: _tl("isnan"), np.isinf: _tl("isinf"),

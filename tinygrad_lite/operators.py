@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import state
-from .compile.hooks import argument, constant, data, elementwise, host
+from .compile.hooks import argument, constant, data, elementwise, host, host_check
 from .ops import elementwise as ew, linalg, registry, unary as un
 from .tensor import Tensor, _as_array, _wrap
 
@@ -112,6 +112,82 @@ def _compare(ufunc, name):
     return op
 
 
+def _integer_ops(ufunc, name):
+    """`a & b`, `a | b`, `a ^ b` (bool and integer tensors, as PyTorch's bitwise operators; not differentiable)."""
+    def op(self, other, reflected=False):
+        o = _operand(other, self, name)
+        a, b = (o, self) if reflected else (self, o)
+        _need_integers(name, a, b)
+        return _wrap(host(_compare_arrays, ufunc, data(a), data(b)))
+    return op
+
+
+def _need_integers(name, *ts):
+    for t in ts:
+        if t._data.dtype.kind not in "biu":
+            raise TypeError(f"{name}: expected bool or integer tensors, got {t._data.dtype} (shape "
+                            f"{tuple(t._data.shape)}); PyTorch's bitwise operators are not defined for floats"
+                            f"{registry.user_site()}")
+
+
+def _invert(self):
+    """`~t`: logical not of a bool tensor, bitwise not of an integer one."""
+    _need_integers("invert (~)", self)
+    return _wrap(host(np.invert, data(self)))
+
+
+def _divisors(name, a, b):
+    """The promoted operands of % and //; an integer divisor of 0 raises, as PyTorch's ZeroDivisionError."""
+    if not isinstance(a, Tensor):
+        a = _operand(a, b, name)
+    if not isinstance(b, Tensor):
+        b = _operand(b, a, name)
+    da, db = a._data.dtype, b._data.dtype
+    if da != db:
+        dt = dtypes.promote_arrays(a._data, b._data)
+        a, b = (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
+    if a._data.dtype.kind == "b":
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    if a._data.dtype.kind in "iu":
+        host_check(_no_zero_divisor, data(b), name)
+    return a, b
+
+
+def _no_zero_divisor(b, name):
+    if not b.all():
+        raise registry.OpError(f"{name}: ZeroDivisionError (an integer divisor is 0)")
+
+
+def remainder(a, b):
+    """a % b with the divisor's sign (Python's and PyTorch's remainder); differentiable: d/da = 1, d/db =
+    -floor(a / b)."""
+    return _apply(ew.remainder, _divisors("remainder", a, b))
+
+
+def floor_divide(a, b):
+    """a // b rounded down (PyTorch's floor_divide); not differentiable (PyTorch defines no derivative)."""
+    a, b = _divisors("floor_divide", a, b)
+    return _wrap(host(np.floor_divide, data(a), data(b)))
+
+
+def _logical(ufunc):
+    def op(a, b):
+        a = a if isinstance(a, Tensor) else _operand(a, b, ufunc.__name__)
+        b = b if isinstance(b, Tensor) else _operand(b, a, ufunc.__name__)
+        return _wrap(host(_compare_arrays, ufunc, data(a), data(b)))
+    op.__name__ = ufunc.__name__
+    op.__doc__ = f"{ufunc.__name__}(a, b): element-wise, nonzero is True; a bool tensor (not differentiable)."
+    return op
+
+
+logical_and, logical_or, logical_xor = (_logical(u) for u in (np.logical_and, np.logical_or, np.logical_xor))
+
+
+def logical_not(a):
+    """not a, element-wise (nonzero is True); a bool tensor."""
+    return _wrap(host(np.logical_not, data(a)))
+
+
 def _compare_arrays(ufunc, a, b):
     out = ufunc(a, b)
     return out if out.__class__ is np.ndarray else np.asarray(out)  # 0-d: NumPy gives a scalar
@@ -191,6 +267,17 @@ def _install_operators():
         op = _compare(uf, name)
         setattr(T, f"__{name}__", op)
         setattr(T, name, op)
+    for name, uf in (("and", np.bitwise_and), ("or", np.bitwise_or), ("xor", np.bitwise_xor)):
+        op = _integer_ops(uf, f"bitwise_{name}")
+        setattr(T, f"__{name}__", op)
+        setattr(T, f"__r{name}__", lambda a, b, op=op: op(a, b, reflected=True))
+        setattr(T, f"bitwise_{name}", op)
+    T.__invert__ = T.bitwise_not = _invert
+    T.__mod__ = T.remainder = remainder
+    T.__rmod__ = lambda a, b: remainder(b, a)
+    T.__floordiv__ = T.floor_divide = floor_divide
+    T.__rfloordiv__ = lambda a, b: floor_divide(b, a)
+    T.logical_and, T.logical_or, T.logical_xor, T.logical_not = logical_and, logical_or, logical_xor, logical_not
 
 
 def _pow(a, b):

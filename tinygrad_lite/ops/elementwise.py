@@ -192,6 +192,38 @@ maximum.defvjp(_extreme_vjp(True))
 minimum.defvjp(_extreme_vjp(False))
 
 
+def _remainder_sample(gen):
+    """b of either sign, |b| in [0.5, 2]; a = b * (k + f) with f in [0.2, 0.8], away from the jumps at a/b integer
+    (b broadcast against a: a scalar b, or one of a's shape)."""
+    sa = gen.shape()
+    sb = gen.choice([(), sa])
+    b = np.asarray(gen.array(sb, 0.5, 2.0) * gen.choice([1.0, -1.0]))
+    k = gen.integers(-3, 3, sa)
+    return [np.asarray(b * (k + gen.array(sa, 0.2, 0.8))), b], ()
+
+
+def _remainder_kink(arrays, attrs):
+    a, b = arrays
+    q = a / b
+    return np.abs(q - np.round(q)) * np.abs(b)  # distance of a to the nearest multiple of b
+
+
+@primitive("remainder", nin=2, sample=_remainder_sample, kink=_remainder_kink, reads=("inputs",))
+def remainder(a, b):
+    """a - b * floor(a / b) with b's sign, Python's %, as NumPy's mod and PyTorch's remainder compute it."""
+    return np.mod(a, b)
+
+
+@remainder.defvjp
+def _(ctx, g):
+    """d/da = 1, d/db = -floor(a / b) (a constant of the inputs: its own derivative is 0 away from the jumps)."""
+    a, b = ctx.saved
+    gb = None
+    if ctx.needs[1]:
+        gb = neg(mul(g, tape.Tensor._wrap(host(np.floor_divide, a._data, b._data))))
+    return (g if ctx.needs[0] else None), gb
+
+
 def _where_sample(gen):
     sc, sa, sb = gen.shapes(3)
     return [gen.booleans(sc), gen.array(sa, -2, 2), gen.array(sb, -2, 2)], ()
@@ -231,6 +263,7 @@ for _prim, _ufunc in ((neg, np.negative), (add, np.add), (sub, np.subtract), (mu
     _prim.ufunc_into(_ufunc)
 div.ufunc_into(np.true_divide)
 pow_.ufunc_into(np.power)
+remainder.ufunc_into(np.mod)
 
 
 # ---------------- kink masks: a VJP's 0/1 factor that stays on the tape under create_graph ----------------
@@ -331,6 +364,13 @@ def _(primals, tangents, out, attrs):
     return tsum(da, tb * out * safe_a.log() * tape.Tensor._wrap(keep))
 
 
+@remainder.defjvp
+def _(primals, tangents, out, attrs):
+    (a, b), (ta, tb) = primals, tangents
+    q = tape.Tensor._wrap(host(np.floor_divide, a._data, b._data))
+    return tsum(ta, tmap(lambda t: neg(mul(t, q)), tb))
+
+
 maximum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, True))
 minimum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, False))
 
@@ -359,7 +399,7 @@ def _mask_batch(arrays, batched, attrs):
     return mask.forward(*batching.align(arrays, batched), kind, args)
 
 
-for _prim in (neg, clamp, add, sub, mul, div, pow_, maximum, minimum, where, cast):
+for _prim in (neg, clamp, add, sub, mul, div, pow_, remainder, maximum, minimum, where, cast):
     _prim.defbatch(batching.elementwise(_prim))
 mask.defbatch(_mask_batch)
 

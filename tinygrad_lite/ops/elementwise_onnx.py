@@ -47,6 +47,40 @@ def _(g, call):
     return g.op("Where", g.cast(c, call.arrays[0].dtype, np.bool_), *same_dtype_inputs(g, call)[1:])
 
 
+def _python_mod(g, a, b, dtype):
+    """a mod b with b's sign (NumPy's mod, PyTorch's remainder): ONNX's Mod with fmod=0 is that for integers; for
+    floats only fmod=1 (C's sign of a) exists, so b is added where the signs differ, as NumPy does."""
+    if np.dtype(dtype).kind != "f":
+        return g.op("Mod", a, b, fmod=0)
+    r = g.op("Mod", a, b, fmod=1)
+    zero = g.scalar(0, dtype)
+    fix = g.op("And", g.op("Not", g.op("Equal", r, zero)),
+               g.op("Xor", g.op("Less", r, zero), g.op("Less", b, zero)))
+    return g.op("Where", fix, g.op("Add", r, b), r)
+
+
+@ew.remainder.defonnx
+def _(g, call):
+    a, b = same_dtype_inputs(g, call)
+    return _python_mod(g, a, b, call.out_dtype)
+
+
+@defhost(np.floor_divide)
+def _(g, call):
+    """floor(a / b) as NumPy computes it: (a - a mod b) / b, rounded (exact: a - a mod b is a multiple of b);
+    integers: C's truncating Div, one less where the remainder is non-zero and the signs differ."""
+    a_arr, b_arr = (np.asarray(x) for x in call.attrs[:2])
+    dt = np.result_type(a_arr, b_arr)
+    a, b = g.cast(g.tensor(a_arr), a_arr.dtype, dt), g.cast(g.tensor(b_arr), b_arr.dtype, dt)
+    if dt.kind == "f":
+        return g.op("Round", g.op("Div", g.op("Sub", a, _python_mod(g, a, b, dt)), b))
+    q = g.op("Div", a, b)
+    zero = g.scalar(0, dt)
+    down = g.op("And", g.op("Not", g.op("Equal", g.op("Mod", a, b, fmod=1), zero)),
+                g.op("Xor", g.op("Less", a, zero), g.op("Less", b, zero)))
+    return g.op("Sub", q, g.op("Cast", down, to=g.dtype(dt)))
+
+
 @ew.cast.defonnx
 def _(g, call):
     return g.op("Cast", call.inputs[0], to=g.dtype(call.out_dtype))
@@ -69,15 +103,39 @@ _COMPARISONS = {"equal": ("Equal", False), "not_equal": ("Equal", True), "less":
                 "greater_equal": ("GreaterOrEqual", False)}
 
 
+_LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor", "bitwise_and": "And",
+            "bitwise_or": "Or", "bitwise_xor": "Xor"}
+
+
 @defhost("tinygrad_lite.operators._compare_arrays")
 def _(g, call):
     """A Tensor comparison (`x <= min_val`, the masks of hardtanh and the other activations): one ONNX comparison
-    on the promoted dtype, Not(Equal) for !=."""
+    on the promoted dtype, Not(Equal) for !=; `&`, `|`, `^`: And/Or/Xor on bools, BitwiseAnd/Or/Xor on integers;
+    logical_and/or/xor: And/Or/Xor of the inputs read as bools (nonzero is True)."""
     ufunc, a, b = call.attrs
-    op_type, negate = _COMPARISONS[ufunc.__name__]
+    name = ufunc.__name__
+    if name in _LOGICAL:
+        dt = np.result_type(a.dtype, b.dtype)
+        if name.startswith("logical") or dt.kind == "b":
+            return g.op(_LOGICAL[name], g.cast(g.tensor(a), a.dtype, np.bool_), g.cast(g.tensor(b), b.dtype, np.bool_))
+        return g.op("Bitwise" + _LOGICAL[name], g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
+    op_type, negate = _COMPARISONS[name]
     dt = np.result_type(a.dtype, b.dtype)
     out = g.op(op_type, g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
     return g.op("Not", out) if negate else out
+
+
+@defhost(np.invert)
+def _(g, call):
+    """`~t`: Not of a bool tensor, BitwiseNot of an integer one."""
+    x = call.attrs[0]
+    return g.op("Not" if x.dtype.kind == "b" else "BitwiseNot", g.tensor(x))
+
+
+@defhost(np.logical_not)
+def _(g, call):
+    x = call.attrs[0]
+    return g.op("Not", g.cast(g.tensor(x), x.dtype, np.bool_))
 
 
 @defhost(np.sign)
