@@ -181,3 +181,14 @@ def test_chunk_size_replays_chunks_and_gives_the_same_result(chunk_size):
     np.testing.assert_array_equal(pair[1].numpy(), x.numpy().sum(1))
     with pytest.raises(ValueError, match="chunk_size must be None or a positive int"):
         func.vmap(f, chunk_size=0)
+
+
+def test_one_hot_under_vmap_needs_its_class_count():
+    """F.one_hot batches (each index on its own); with num_classes=-1 the count would come from each sample's values:
+    refused, as torch.func refuses it."""
+    import tinygrad_lite.nn.functional as F
+    idx = np.array([[0, 2], [1, 1], [3, 0]])
+    got = tl.func.vmap(lambda t: F.one_hot(t, 5))(tl.tensor(idx))
+    assert np.array_equal(got.numpy(), np.eye(5, dtype=np.int64)[idx])
+    with pytest.raises(RuntimeError, match="pass num_classes"):
+        tl.func.vmap(lambda t: F.one_hot(t))(tl.tensor(idx))

@@ -323,6 +323,17 @@ def _one_hot(idx, num_classes):
     return out
 
 
+@batching_rule(_one_hot)
+def _(args, batched):
+    """vmap: each index on its own, so the whole batch at once; the class count must be given (inferred from the
+    values it could differ between samples)."""
+    idx, num_classes = args
+    if num_classes == -1:
+        raise RuntimeError("vmap: one_hot with num_classes=-1 takes the class count from each sample's values; pass "
+                           "num_classes")
+    return _one_hot(idx, num_classes)
+
+
 # ---------------- modules ----------------
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
