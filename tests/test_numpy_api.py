@@ -17,7 +17,7 @@ GAP = 1e-4  # values of a kinked function (maximum, min, ...) this far apart: th
 #             never crosses the kink (Hypothesis drew 3.0 against 3.0000000000000004 and 0.2 against a neighbour)
 
 UNARY = [np.exp, np.log, np.log1p, np.sqrt, np.sin, np.cos, np.tanh, np.absolute, np.negative, np.square,
-         np.reciprocal, np.expm1, np.exp2, np.log2, np.log10, np.positive]
+         np.reciprocal, np.expm1, np.exp2, np.log2, np.log10, np.positive, np.fabs]
 BINARY = [np.add, np.subtract, np.multiply, np.true_divide, np.power, np.maximum, np.minimum]
 FUNCS = [
     ("sum axis", lambda a: np.sum(a, axis=0)), ("sum keepdims", lambda a: np.sum(a, axis=-1, keepdims=True)),
@@ -31,6 +31,10 @@ FUNCS = [
     ("dot", lambda a: np.dot(np.ravel(a), np.ravel(a))), ("outer", lambda a: np.outer(a, a)),
     ("matmul", lambda a: np.matmul(np.ravel(a), np.ravel(a))), ("norm", np.linalg.norm),
     ("reduce", lambda a: np.add.reduce(a, axis=0)), ("maximum.reduce", lambda a: np.maximum.reduce(a, axis=-1)),
+    ("flip", np.flip), ("flip axis", lambda a: np.flip(a, -1)), ("copy", np.copy),
+    ("split", lambda a: np.split(a, [1], axis=0)[1]), ("split sections", lambda a: np.split(a, a.shape[0])[-1]),
+    ("cumprod", lambda a: np.cumprod(a, axis=0)), ("cumprod flat", np.cumprod), ("sort", np.sort),
+    ("sort flat", lambda a: np.sort(a * -1.0, axis=None)),
 ]
 
 
@@ -93,6 +97,22 @@ def test_a_function_without_tape_equivalent_refuses_a_tensor_that_requires_grad(
     with pytest.raises(TypeError, match="numpy.add"):
         np.add(x, 1.0, out=np.empty(3))
     np.testing.assert_allclose(np.arcsinh(x.detach()).numpy(), np.arcsinh([1.0, 2.0, 3.0]))  # no grad: the data
+
+
+@pytest.mark.parametrize("fn", [np.zeros_like, np.ones_like, lambda a: np.full_like(a, 2.5),
+                                lambda a: np.zeros_like(a, dtype=np.float32), lambda a: np.ones_like(a, np.int64)],
+                         ids=["zeros_like", "ones_like", "full_like", "zeros_like dtype", "ones_like dtype"])
+def test_like_factories_give_tensors_of_numpys_values(fn):
+    arr = np.arange(6.0).reshape(2, 3)
+    got = fn(tl.tensor(arr, requires_grad=True))
+    want = fn(arr)
+    assert isinstance(got, tl.Tensor) and not got.requires_grad
+    assert got.dtype == want.dtype and np.array_equal(got.numpy(), want)
+
+
+def test_split_into_unequal_sections_is_numpys_error():
+    with pytest.raises(ValueError, match="equal division"):
+        np.split(tl.tensor(np.arange(6.0), requires_grad=True), 4)
 
 
 def test_inspection_and_conversion_give_the_data():

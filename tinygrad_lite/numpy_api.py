@@ -36,7 +36,7 @@ def _tl(name):
     return call
 
 
-UFUNCS = {np.invert: lambda t: ~t, np.logical_and: _tl("logical_and"), np.logical_or: _tl("logical_or"),
+UFUNCS = {np.invert: lambda t: ~t, np.fabs: _tl("abs"), np.logical_and: _tl("logical_and"), np.logical_or: _tl("logical_or"),
           np.logical_xor: _tl("logical_xor"), np.logical_not: _tl("logical_not"), np.negative: _tl("neg"), np.exp: _tl("exp"), np.log: _tl("log"), np.log1p: _tl("log1p"),
           np.sqrt: _tl("sqrt"), np.sin: _tl("sin"), np.cos: _tl("cos"), np.tanh: _tl("tanh"),
           np.absolute: _tl("abs"), np.maximum: _tl("maximum"), np.minimum: _tl("minimum"),
@@ -263,6 +263,52 @@ def _expand_dims(a, axis):
     return _tensor(a).unsqueeze(axis)
 
 
+def _flip(m, axis=None):
+    m = _tensor(m)
+    axes = tuple(range(m.ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return m.flip(axes) if axes else m
+
+
+def _split(ary, indices_or_sections, axis=0):
+    """np.split: N equal sections (an error when they are not equal), or the split points listed."""
+    ary = _tensor(ary)
+    n = ary.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ValueError("array split does not result in an equal division")
+        return list(ary.split(n // k, axis))
+    points = [min(max(int(i) + (n if i < 0 else 0), 0), n) for i in indices_or_sections]
+    bounds = list(zip([0] + points, points + [n]))
+    return [ary[(slice(None),) * (axis % ary.ndim) + (slice(lo, max(lo, hi)),)] for lo, hi in bounds]
+
+
+def _like(name):
+    """np.zeros_like/ones_like(a, dtype=None, ...) and np.full_like(a, fill_value, dtype=None, ...) as tl's (constants:
+    no gradient to lose); another order or a shape: NumPy on the data."""
+    def call(a, *args, **kw):
+        import tinygrad_lite as tl
+        names = (("fill_value",) if name == "full_like" else ()) + ("dtype", "order", "subok", "shape")
+        bound = dict(zip(names, args), **kw)
+        if bound.get("order", "K") != "K" or bound.get("shape") is not None:
+            return _on_data(f"numpy.{name}", getattr(np, name), (a,), bound)
+        fill = (bound["fill_value"],) if name == "full_like" else ()
+        return getattr(tl, name)(_tensor(a), *fill, dtype=bound.get("dtype"))
+    return call
+
+
+def _cumprod(a, axis=None):
+    a = _tensor(a)
+    return (a.reshape(-1) if axis is None else a).cumprod(0 if axis is None else axis)
+
+
+def _sort(a, axis=-1, kind=None, order=None, **kw):
+    if order is not None or kw:
+        raise _Unsupported(order)
+    a = _tensor(a)
+    return (a.reshape(-1) if axis is None else a).sort(-1 if axis is None else axis)[0]
+
+
 FUNCTIONS = {
     np.sum: _reduction("sum"), np.mean: _reduction("mean"), np.prod: _reduction("prod"),
     np.max: _reduction("amax"), np.min: _reduction("amin"), np.amax: _reduction("amax"), np.amin: _reduction("amin"),
@@ -273,10 +319,13 @@ FUNCTIONS = {
     np.swapaxes: lambda a, axis1, axis2: _tensor(a).transpose(axis1, axis2),
     np.broadcast_to: lambda array, shape, subok=False: _tensor(array).expand(*shape),
     np.outer: lambda a, b, out=None: _tensor(a).reshape(-1, 1) * _tensor(b).reshape(1, -1),
-    np.linalg.norm: _norm,
+    np.linalg.norm: _norm, np.flip: _flip, np.split: _split, np.copy: lambda a, order="K", subok=False: _tensor(
+        a).clone(), np.zeros_like: _like("zeros_like"), np.ones_like: _like("ones_like"),
+    np.full_like: _like("full_like"),
+    np.cumprod: _cumprod, np.sort: _sort,
 }
 for _f in (np.sum, np.mean, np.prod, np.max, np.min, np.amax, np.amin, np.var, np.std, np.cumsum, np.reshape,
-           np.ravel):
+           np.ravel, np.cumprod, np.sort):
     FUNCTIONS[_f] = _or_data(_f, FUNCTIONS[_f])
 INSPECT = {f.__name__ for f in (np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_equal, np.argmax,
                                 np.argmin, np.any, np.all, np.count_nonzero, np.nonzero, np.argsort,
