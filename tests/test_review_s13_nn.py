@@ -97,3 +97,36 @@ def test_bce_target_out_of_range_raises(torch):
     with pytest.raises(RuntimeError, match="all elements of target should be between 0 and 1"):
         nn.BCELoss()(tl.tensor([0.5, 0.2]), tl.tensor([-0.1, 1.0]))
     assert np.isfinite(F.binary_cross_entropy(tl.tensor([0.5, 0.2]), tl.tensor([0.0, 1.0])).item())
+
+
+# Defect: default_collate turned NumPy scalars into float64/int64 (np.float32 labels from a float32 array came
+# out float64); root cause: np.float32/np.int32 were caught by the Python-number branches, which fix the dtype.
+def test_collate_numpy_scalars_keep_their_dtype(torch):
+    from torch.utils.data import default_collate as torch_collate
+
+    for batch in ([np.float32(1.5), np.float32(2)], [np.int32(1), np.int32(2)], [np.float16(1), np.float16(3)],
+                  [np.bool_(True), np.bool_(False)], [np.float64(0.5), np.float64(2)], [np.int64(3), np.int64(4)]):
+        ours, theirs = tl.data.default_collate(batch), torch_collate(batch)
+        assert str(ours.dtype) == str(theirs.dtype).split(".")[-1], batch
+        assert ours.tolist() == theirs.tolist()
+    labels = np.arange(6, dtype=np.float32)
+
+    class Labels(tl.data.Dataset):
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return labels[i]
+
+    assert next(iter(tl.data.DataLoader(Labels(), batch_size=3))).dtype == np.float32
+
+
+# Defect: a batch of Python numbers led by an int was cast to int64, truncating later floats ([1, 2.5] -> [1, 2]);
+# root cause: the int branch forced dtype=int64 where PyTorch's torch.tensor(batch) lets the values decide.
+def test_collate_int_led_batch_with_floats_is_not_truncated(torch):
+    from torch.utils.data import default_collate as torch_collate
+
+    for batch in ([1, 2.5], [True, 2], [True, False], [1, 2], [1.5, 2]):
+        ours, theirs = tl.data.default_collate(batch), torch_collate(batch)
+        assert ours.tolist() == theirs.tolist(), batch
+        assert str(ours.dtype) == str(theirs.dtype).split(".")[-1], batch
