@@ -130,3 +130,31 @@ def test_collate_int_led_batch_with_floats_is_not_truncated(torch):
         ours, theirs = tl.data.default_collate(batch), torch_collate(batch)
         assert ours.tolist() == theirs.tolist(), batch
         assert str(ours.dtype) == str(theirs.dtype).split(".")[-1], batch
+
+
+# Defect: a strict load of a state dict without `num_batches_tracked` (a plain dict, a pre-0.4.1 or converted
+# checkpoint) failed where PyTorch keeps the counter; root cause: load_state_dict had no counterpart of the
+# norms' _load_from_state_dict, which fills the key when the dict carries no version >= 2 metadata.
+def test_norm_state_dict_without_num_batches_tracked_loads(torch):
+    ts = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3)).state_dict()
+    del ts["1.num_batches_tracked"]
+    plain = {k: v.numpy() * 1.5 for k, v in ts.items()}
+    assert not torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3)).load_state_dict(
+        {k: torch.tensor(v) for k, v in plain.items()}).missing_keys
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    m[1].num_batches_tracked.fill_(4)
+    result = m.load_state_dict(plain)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert int(m[1].num_batches_tracked.item()) == 4  # kept, as PyTorch
+    np.testing.assert_array_equal(m[1].running_var.numpy(), plain["1.running_var"])
+    inorm = nn.InstanceNorm1d(3, track_running_stats=True)
+    sd = inorm.state_dict()
+    del sd["num_batches_tracked"]
+    assert inorm.load_state_dict(sd).missing_keys == []
+    # only that key, only without version >= 2 metadata: PyTorch's own state dict object still requires it
+    with pytest.raises(RuntimeError, match='Missing key.*"1.num_batches_tracked"'):
+        nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).load_state_dict(ts)
+    del plain["1.running_mean"]
+    with pytest.raises(RuntimeError, match='Missing key.*"1.running_mean"') as info:
+        nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).load_state_dict(plain)
+    assert "num_batches_tracked" not in str(info.value)
