@@ -158,3 +158,14 @@ def test_norm_state_dict_without_num_batches_tracked_loads(torch):
     with pytest.raises(RuntimeError, match='Missing key.*"1.running_mean"') as info:
         nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).load_state_dict(plain)
     assert "num_batches_tracked" not in str(info.value)
+
+
+# Defect: F.pad(x, p, value=None) -- PyTorch's default, meaning 0 -- filled with NaN, and F.pad(input=x, ...)
+# raised TypeError; root cause: the function named its first parameter x and passed value=None on to np.pad.
+def test_pad_value_none_is_zero_and_input_keyword(torch):
+    x = _x(2, 3)
+    for kw in (dict(value=None), dict(mode="constant", value=None), dict()):
+        theirs = torch.nn.functional.pad(torch.tensor(x), (1, 2), **kw).numpy()
+        np.testing.assert_array_equal(F.pad(tl.tensor(x), (1, 2), **kw).numpy(), theirs)
+    theirs = torch.nn.functional.pad(input=torch.tensor(x), pad=(1, 0, 0, 1), value=2.5).numpy()
+    np.testing.assert_array_equal(F.pad(input=tl.tensor(x), pad=(1, 0, 0, 1), value=2.5).numpy(), theirs)
