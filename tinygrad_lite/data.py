@@ -156,11 +156,12 @@ def default_collate(batch):
         return _fresh(np.stack([b._data for b in batch]))
     if isinstance(elem, np.ndarray):
         return _fresh(np.stack(batch))
-    if isinstance(elem, (bool, np.bool_)):
-        return _fresh(np.array(batch, dtype=np.bool_))
-    if isinstance(elem, (int, np.integer)):
-        return _fresh(np.array(batch, dtype=np.int64))
-    if isinstance(elem, (float, np.floating)):
+    if isinstance(elem, (np.bool_, np.number)) and not isinstance(elem, float):
+        return _fresh(np.array(batch))  # NumPy scalars keep their dtype (np.float32 labels stay float32), as PyTorch
+    if isinstance(elem, int):
+        # PyTorch's torch.tensor(batch): the batch's values decide (bool, int64, or float32 if a float follows)
+        return Tensor(batch)
+    if isinstance(elem, float):
         return _fresh(np.array(batch, dtype=np.float64))  # PyTorch collates Python floats as float64
     if isinstance(elem, (str, bytes)):
         return list(batch)

@@ -295,8 +295,9 @@ def log_softmax(x, dim=None, dtype=None):
 _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
-def pad(x, pad, mode="constant", value=0.0):
-    """torch.nn.functional.pad: `pad` lists (before, after) pairs starting from the last dim."""
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: `pad` lists (before, after) pairs starting from the last dim; value None is 0."""
+    x, value = input, 0.0 if value is None else value  # PyTorch's names and default (None filled NaN here)
     if not isinstance(pad, (tuple, list)):
         raise TypeError(f"pad: pad must be a tuple of ints, got {type(pad).__name__}")
     if not isinstance(mode, str):

@@ -157,7 +157,8 @@ class _ConvNd(Module):
             if self.padding == "same":
                 pads = _same_padding((self.kernel_size * 2)[-2:], (self.dilation * 2)[-2:])[2 - self._dims:]
             else:
-                pads = [(0, 0) if self.padding == "valid" else (p, p) for p in self.padding]
+                # 'valid' is a string: iterating it would give one pair per letter
+                pads = [(0, 0)] * self._dims if self.padding == "valid" else [(p, p) for p in self.padding]
             self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pads) for v in pair)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dt))
         if bias:
@@ -241,5 +242,9 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                       f"{input.shape[-2]} channels instead")
     s, d = _single(stride, "stride", _name), _single(dilation, "dilation", _name)
     p = padding if isinstance(padding, str) else (0,) + _single(padding, "padding", _name)
+    k, length = weight.shape[-1], input.shape[-1] + (0 if isinstance(p, str) else 2 * p[1])
+    if p != "same" and d[0] > 0 and length < d[0] * (k - 1) + 1:  # say it in 1-D terms, not conv2d's unit-height ones
+        raise OpError(f"{_name}: kernel size ({k},) with dilation {d} does not fit the padded input ({length},) "
+                      f"(input shape {tuple(input.shape)}, padding {p if isinstance(p, str) else p[1:]})")
     return conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1,) + s, p, (1,) + d, groups,
                   _name=_name).squeeze(-2)

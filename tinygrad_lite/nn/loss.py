@@ -251,7 +251,14 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise OpError(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
                       f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size.")
     host_check(_check_probabilities, data(input), where)
-    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    host_check(_check_probabilities, data(target), where, "target")
+    # PyTorch's backward is (x - y) / max(x (1 - x), 1e-12), not the slope of the clamped logs (0 at x = 0 or 1):
+    # where x (1 - x) < 1e-12 the input enters only through a zero-valued term with that slope
+    edge = _const(host(_near_bounds, data(input)))
+    x0 = input.detach()
+    kept = _tf.where(edge, x0, input)
+    loss = -(target * _clamped_log(kept) + (1.0 - target) * _clamped_log(1.0 - kept))
+    loss = loss + _tf.where(edge, (input - x0) * ((x0 - target) / _BCE_EPS), 0.0)
     if weight is not None:
         weight = _target(weight, input, where)
         _broadcastable(input.shape, weight.shape, "input", "weight", where)
@@ -259,10 +266,19 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-def _check_probabilities(d, where):
+def _check_probabilities(d, where, what="input"):
     if d.size and not ((d >= 0) & (d <= 1)).all():
-        raise OpError(f"{where}: all elements of input should be between 0 and 1 (got values in "
-                      f"[{np.nanmin(d)}, {np.nanmax(d)}]); use binary_cross_entropy_with_logits for logits")
+        hint = "; use binary_cross_entropy_with_logits for logits" if what == "input" else ""
+        raise OpError(f"{where}: all elements of {what} should be between 0 and 1 (got values in "
+                      f"[{np.nanmin(d)}, {np.nanmax(d)}]){hint}")
+
+
+_BCE_EPS = float(np.float32(1e-12))  # PyTorch's floor on x (1 - x) in BCE's backward (a C float)
+
+
+@elementwise
+def _near_bounds(x):
+    return x * (1 - x) < _BCE_EPS
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",

@@ -22,11 +22,25 @@ class _IncompatibleKeys(typing.NamedTuple):
         return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
 
+def _counters_pytorch_fills(module, state_dict):
+    """The `num_batches_tracked` keys PyTorch's norms do not require: their counter is kept when a state dict
+    without version >= 2 metadata for that module (a plain dict, a pre-0.4.1 or converted checkpoint) lacks it."""
+    meta = getattr(state_dict, "_metadata", None) or {}
+    keys = set()
+    for name, m in module.named_modules(remove_duplicate=False):
+        if getattr(m, "track_running_stats", False) and m._buffers.get("num_batches_tracked") is not None:
+            if ((meta.get(name) or {}).get("version") or 0) < 2:  # PyTorch's check: version None or < 2
+                keys.add(f"{name}.num_batches_tracked" if name else "num_batches_tracked")
+    return keys
+
+
 def load_into(module, own, state_dict, strict, assign):
     """Copy `state_dict` into `own` (key -> the module's Parameter or buffer), all or nothing."""
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
     missing = [k for k in own if k not in state_dict]
+    if any(k.rpartition(".")[2] == "num_batches_tracked" for k in missing):
+        missing = [k for k in missing if k not in _counters_pytorch_fills(module, state_dict)]
     unexpected = [k for k in state_dict if k not in own]
     errors, plan = [], []
     for key, target in own.items():
