@@ -282,3 +282,27 @@ def test_a_number_read_out_of_a_tensor_is_refused_or_exported(ort, convert):
     sess = _session(ort, fixed, (tl.tensor(np.ones(3, np.float32)),), input_names=["x"])
     x = np.arange(3, dtype=np.float32)
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], x * convert(two))
+
+
+_PROBS = {  # loss -> (input maker, target maker) at batch n: probabilities where the loss takes them
+    "binary_cross_entropy": (lambda r, n: r.uniform(0.05, 0.95, (n, 3)), lambda r, n: r.uniform(0, 1, (n, 3))),
+    "binary_cross_entropy_with_logits": (lambda r, n: r.standard_normal((n, 3)), lambda r, n: r.uniform(0, 1, (n, 3))),
+    "mse_loss": (lambda r, n: r.standard_normal((n, 3)), lambda r, n: r.standard_normal((n, 3))),
+    "l1_loss": (lambda r, n: r.standard_normal((n, 3)), lambda r, n: r.standard_normal((n, 3))),
+    "smooth_l1_loss": (lambda r, n: r.standard_normal((n, 3)), lambda r, n: r.standard_normal((n, 3))),
+    "huber_loss": (lambda r, n: r.standard_normal((n, 3)), lambda r, n: r.standard_normal((n, 3))),
+    "kl_div": (lambda r, n: np.log(r.uniform(0.1, 1, (n, 3))), lambda r, n: r.uniform(0.1, 1, (n, 3))),
+}
+
+
+# binary_cross_entropy stopped exporting when its backward became PyTorch's near the bounds: the mask of that case,
+# _near_bounds, is a host computation that had no ONNX rule
+@pytest.mark.parametrize("name", list(_PROBS))
+def test_every_elementwise_loss_exports_with_a_dynamic_batch(ort, name):
+    make_x, make_y = _PROBS[name]
+    rng = np.random.default_rng(31)
+    fn = lambda x, y: getattr(tl.nn.functional, name)(x, y)  # noqa: E731
+    args = tuple(tl.tensor(m(rng, 4).astype(np.float32)) for m in (make_x, make_y))
+    sess = _session(ort, fn, args, input_names=["x", "y"], dynamic_axes={"x": {0: "b"}, "y": {0: "b"}})
+    for n in (4, 7, 1):
+        _agrees(sess, fn, [make_x(rng, n).astype(np.float32), make_y(rng, n).astype(np.float32)])

@@ -98,6 +98,15 @@ defhost(hooks.positive)(_compare("Greater"))  # leaky_relu's and the losses' mas
 defhost(hooks.negative)(_compare("Less"))
 
 
+@defhost("tinygrad_lite.nn.loss._near_bounds")
+def _(g, call):
+    """binary_cross_entropy's mask: x (1 - x) < PyTorch's 1e-12 floor, where the input's slope is set apart."""
+    from ..nn.loss import _BCE_EPS
+    x = call.attrs[0]
+    t = g.tensor(x)
+    return g.op("Less", g.op("Mul", t, g.op("Sub", g.scalar(1, x.dtype), t)), g.scalar(_BCE_EPS, x.dtype))
+
+
 _COMPARISONS = {"equal": ("Equal", False), "not_equal": ("Equal", True), "less": ("Less", False),
                 "less_equal": ("LessOrEqual", False), "greater": ("Greater", False),
                 "greater_equal": ("GreaterOrEqual", False)}
