@@ -374,8 +374,8 @@ def test_manual_seed_inside_the_step_reseeds_every_replay():
 # ------------------------------------------------------------------------------------------------ unhelpful errors
 
 def test_an_unsupported_operator_on_a_dynamic_int_names_int():
-    """`t // n` (unsupported by Tensor) names 'int' as eager does, not the proxy's class."""
-    fn = lambda x, n: tl.arange(4) // n  # noqa: E731
+    """`t << n` (unsupported by Tensor) names 'int' as eager does, not the proxy's class."""
+    fn = lambda x, n: tl.arange(4) << n  # noqa: E731
     with pytest.raises(TypeError) as eager:
         fn(None, 3)
     f = tl.compile(fn, dynamic=True)
