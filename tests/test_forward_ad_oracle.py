@@ -52,7 +52,7 @@ def _torch_ops(torch):
         "cos": t.cos, "tanh": t.tanh, "sigmoid": t.sigmoid, "relu": t.relu, "abs": t.abs,
         "tanh_grad": lambda g, y: g * (1 - y * y), "sigmoid_grad": lambda g, y: g * (1 - y) * y,
         "clamp": lambda x, lo, hi: t.clamp(x, lo, hi), "add": t.add, "sub": t.sub, "mul": t.mul, "div": t.div,
-        "pow": t.pow, "maximum": t.maximum, "minimum": t.minimum, "where": t.where,
+        "pow": t.pow, "remainder": t.remainder, "maximum": t.maximum, "minimum": t.minimum, "where": t.where,
         "cast": lambda x, dtype: x.to(getattr(t, np.dtype(dtype).name)),
         "sum": reduce(t.sum), "amax": reduce(t.amax), "amin": reduce(t.amin), "prod": prod,
         "cumsum": lambda x, d: t.cumsum(x, d) if x.ndim else x.clone(),
