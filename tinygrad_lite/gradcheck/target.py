@@ -97,7 +97,13 @@ class Target:
         """Call the function with the package RNG reseeded; returns whatever it returns, as a tuple."""
         if self.seed is not None:
             tl_random.manual_seed(self.seed)
-        return as_tuple(self.fn(*self.args))
+        out = as_tuple(self.fn(*self.args))
+        for i, o in enumerate(out):  # a value gradcheck cannot see would otherwise pass unchecked, vacuously
+            if not isinstance(o, Tensor):
+                raise TypeError(f"gradcheck: the function must return a Tensor or a tuple/list of Tensors, but "
+                                f"output {i} is {type(o).__name__}; return the tensors themselves (not a dict, "
+                                f"None or a Python number from .item())")
+        return out
 
     def outputs(self):
         """The float Tensor outputs, with their positions in the returned tuple."""
