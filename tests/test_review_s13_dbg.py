@@ -173,3 +173,23 @@ def test_integer_outputs_and_list_outputs_are_still_accepted(torch):
     assert tl.gradcheck(lambda t: [t * 2, t.exp(), tl.tensor([1, 2])], (x,))
     tx = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: [t * 2, t.exp(), torch.tensor([1, 2])], (tx,))
+
+
+# defect (same root cause): outputs nested in a tuple, as an LSTM's (out, (h, c)), were skipped unchecked, so a
+# wrong backward of h or c passed; they are flattened in order and checked as outputs 1, 2, ...
+def test_nested_outputs_are_checked_too():
+    class Twice(tl.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3  # wrong: 2
+
+    x = leaf([1.0, 2.0])
+    with pytest.raises(tl.GradcheckError, match="output 2") as info:
+        tl.gradcheck(lambda t: (t.exp(), (t * 2, Twice.apply(t))), (x,))
+    assert info.value.faulty_entry.entry.name == "Twice"
+    lstm = nn.LSTM(3, 2, batch_first=True)
+    assert tl.gradcheck(lstm, (leaf(np.random.default_rng(0).normal(size=(1, 2, 3))),))
