@@ -55,7 +55,7 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     dims = _dims(dim, x._data.ndim, "mean")
     n = _count(x, dims)
     total = _apply(red.sum_, (x,), (dims, keepdim))
-    return total * (1.0 / n) if n else total * float("nan")
+    return total * (1.0 / n) if n else total / 0.0  # 0/0: NaN, recorded as what it is (anomaly mode names it)
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
@@ -70,7 +70,9 @@ def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname):
     dims = _dims(dim, x._data.ndim, opname)
     d = x - mean(x, dims, keepdim=True)
     n = _count(x, dims) - correction
-    return _apply(red.sum_, (d * d,), (dims, keepdim)) * (1.0 / n if n > 0 else float("nan"))
+    ss = _apply(red.sum_, (d * d,), (dims, keepdim))
+    # no degrees of freedom left: sum / 0 as PyTorch (inf for a spread, NaN for 0/0), recorded as a division
+    return ss * (1.0 / n) if n > 0 else ss / 0.0
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):

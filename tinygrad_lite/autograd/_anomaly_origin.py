@@ -173,10 +173,25 @@ def _module(e):
     return f" in module '{e.scope.path or e.scope.type_name}'" if e.scope is not None else ""
 
 
-def _input_kind(t):
+def _input_kind(t, entry):
     if t._entry is not None:
         return f"made by '{t._entry.name}' at {t._entry.source} in a graph whose saved values were freed"
-    return "a leaf tensor" if t.requires_grad else "a constant (a tensor that does not require grad)"
+    if not t.requires_grad:
+        return "a constant (a tensor that does not require grad)"
+    name = _parameter_name(t, entry.scope)
+    return f"the parameter '{name}' (a leaf tensor)" if name else "a leaf tensor"
+
+
+def _parameter_name(t, scope):
+    """The dotted name of `t` among the parameters of the outermost live module around `scope`, or None."""
+    root = None
+    while scope is not None:
+        m = scope.module_ref() if scope.module_ref is not None else None
+        root = m if m is not None else root
+        scope = scope.parent
+    if root is None or not hasattr(root, "named_parameters"):
+        return None
+    return next((n for n, p in root.named_parameters() if p is t), None)
 
 
 def input_detail(entry, culprit):
@@ -184,7 +199,7 @@ def input_detail(entry, culprit):
     a = t._data
     nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
     return (f"input {i} of '{entry.name}' ({'x'.join(map(str, a.shape)) or 'scalar'} {a.dtype}) already held "
-            f"{nan} nan and {inf} inf of its {a.size} elements: it is {_input_kind(t)}")
+            f"{nan} nan and {inf} inf of its {a.size} elements: it is {_input_kind(t, entry)}")
 
 
 def forward_detail(origin, culprit):
@@ -218,7 +233,7 @@ def analyze_backward(entry, index, grad, masked_by):
                   f"gradient passed to backward() or from a gradient hook")
         return Finding("backward", entry, entry, "input", [entry], detail, surfaced)
     nan = np.isnan(grad)
-    if nan.any() and _zero_incoming(incoming, nan):
+    if nan.any() and _zero_incoming(incoming, nan) and _discarded(masked_by):
         origin, path, culprit = trace_back(entry)
         detail = (f"the gradient reaching '{entry.name}' is 0 where its backward made NaN, because the value was "
                   f"discarded downstream in forward; but its local derivative there is infinite ('{entry.name}' of "
@@ -236,6 +251,19 @@ def analyze_backward(entry, index, grad, masked_by):
     detail = (f"the backward of '{entry.name}' at {describe_values(ins, mask)} "
               f"{verb(cause, entry.name, grad.dtype, grad, mask)}")
     return Finding("backward", entry, entry, cause, [entry], detail, surfaced)
+
+
+# primitives whose forward can drop (part of) an input, so that the gradient it passes back there is exactly 0.
+# A 0 that arrives through anything else (1 / exp(x), log(1 + exp(x)), sigmoid at +inf) is a saturated
+# derivative of a value that overflowed, not a discarded branch: that NaN's cause is the overflow.
+_DISCARDING = frozenset({"where", "mask", "clamp", "relu", "maximum", "minimum", "abs", "amax", "amin", "getitem",
+                         "gather", "index_put", "mul"})
+
+
+def _discarded(masked_by):
+    """True when one of the consumers (or a `where` downstream) can have discarded the value; unknown consumers
+    (recorded outside anomaly mode) and users' Functions count as possible maskers."""
+    return not masked_by or any(e.name in _DISCARDING or getattr(e, "ctx", None) is not None for e in masked_by)
 
 
 def _zero_incoming(incoming, mask):

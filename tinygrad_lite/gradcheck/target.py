@@ -77,6 +77,26 @@ def _arg_names(fn, n):
     return names
 
 
+def _flat_outputs(out):
+    """The returned Tensors as one flat tuple (nested tuples and lists, as an LSTM's (out, (h, c)), in order).
+    Anything else raises: a value gradcheck cannot see would otherwise pass unchecked, vacuously."""
+    flat = []
+
+    def add(o):
+        if isinstance(o, (tuple, list)):
+            for x in o:
+                add(x)
+        elif isinstance(o, Tensor):
+            flat.append(o)
+        else:
+            raise TypeError(f"gradcheck: the function must return a Tensor or a tuple/list of Tensors, but output "
+                            f"{len(flat)} is {type(o).__name__}; return the tensors themselves (not a dict, None or "
+                            f"a Python number from .item())")
+
+    add(out)
+    return tuple(flat)
+
+
 class Target:
     """A function of its leaves: `outputs()` evaluates it at the leaves' current data."""
 
@@ -97,7 +117,7 @@ class Target:
         """Call the function with the package RNG reseeded; returns whatever it returns, as a tuple."""
         if self.seed is not None:
             tl_random.manual_seed(self.seed)
-        return as_tuple(self.fn(*self.args))
+        return _flat_outputs(self.fn(*self.args))
 
     def outputs(self):
         """The float Tensor outputs, with their positions in the returned tuple."""
