@@ -52,6 +52,17 @@ def torch():
 
 
 @pytest.fixture(scope="session")
+def ort():
+    """onnxruntime, for ONNX export tests (onnx must import too); skip when absent, fail when TL_REQUIRE_ONNX=1."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError as exc:
+        skip_or_fail("TL_REQUIRE_ONNX", f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
+    return onnxruntime
+
+
+@pytest.fixture(scope="session")
 def dot_available():
     """True when graphviz's `dot` is on PATH; skip when absent, fail when TL_REQUIRE_DOT=1."""
     if shutil.which("dot") is None:

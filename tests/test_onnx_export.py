@@ -14,20 +14,9 @@ from tinygrad_lite import nn
 from tinygrad_lite.ops import REGISTRY
 
 from primitive_gen import HypothesisGen
-from conftest import skip_or_fail
 
 pytestmark = pytest.mark.onnx
 NAMES = sorted(REGISTRY)
-
-
-@pytest.fixture(scope="module")
-def ort():
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError as exc:
-        skip_or_fail("TL_REQUIRE_ONNX", f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
-    return onnxruntime
 
 
 def export_and_run(ort, fn, args, feeds=None, **kw):

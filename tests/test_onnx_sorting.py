@@ -12,34 +12,9 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite import nn
 
-from conftest import skip_or_fail
+from _onnx_common import flat as _flat, session as _session
 
 pytestmark = pytest.mark.onnx
-
-
-@pytest.fixture(scope="module")
-def ort():
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError as exc:
-        skip_or_fail("TL_REQUIRE_ONNX", f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
-    return onnxruntime
-
-
-def _session(ort, fn, args, **kw):
-    """Export fn(*args) to bytes, check it with full_check, open it in onnxruntime."""
-    import onnx
-    buf = io.BytesIO()
-    tl.onnx.export(fn, args, buf, **kw)
-    onnx.checker.check_model(onnx.load_from_string(buf.getvalue()), full_check=True)
-    return ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-
-
-def _flat(out):
-    if isinstance(out, (tuple, list)):
-        return [o for x in out for o in _flat(x)]
-    return [out]
 
 
 def _agrees(sess, fn, feeds):

@@ -2,13 +2,13 @@
 that overflow, saturate, mask or read a bad parameter; gradcheck on functions whose Jacobian is NaN or whose
 output it cannot see; the degenerate reductions (mean of nothing, var without degrees of freedom) whose NaN/Inf
 anomaly mode reports. Oracle: PyTorch where it has the feature."""
-import inspect
-
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
+
+from test_anomaly_origin import caught, here
 
 AnomalyError = tl.autograd.AnomalyError
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -18,15 +18,6 @@ def leaf(values, dtype=tl.float64):
     return tl.tensor(np.asarray(values, dtype=np.float64), dtype=dtype, requires_grad=True)
 
 
-def here():
-    return inspect.currentframe().f_back.f_lineno
-
-
-def caught(fn):
-    with tl.autograd.detect_anomaly():
-        with pytest.raises(AnomalyError) as info:
-            fn()
-    return info.value
 
 
 # ----- detect_anomaly -----

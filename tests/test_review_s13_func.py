@@ -57,14 +57,19 @@ def test_jacobians_of_structured_arguments_match_torch_func(torch):
         torch.tensor(y[:, 0]), theirs))
 
 
+def _twin_mlps(torch, n_in, hidden, n_out):
+    """The same float64 Linear-Tanh-Linear in both libraries, and their detached parameters by name."""
+    ours = tl.nn.Sequential(tl.nn.Linear(n_in, hidden), tl.nn.Tanh(), tl.nn.Linear(hidden, n_out)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(n_in, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, n_out)).double()
+    ours.load_state_dict({k: tl.tensor(v.detach().numpy().copy()) for k, v in theirs.state_dict().items()})
+    return (ours, theirs, {k: v.detach() for k, v in ours.named_parameters()},
+            {k: v.detach() for k, v in theirs.named_parameters()})
+
+
 @pytest.mark.oracle
 def test_jacobian_of_a_model_by_its_parameters_through_functional_call(torch):
     tf = torch.func
-    ours = tl.nn.Sequential(tl.nn.Linear(3, 4), tl.nn.Tanh(), tl.nn.Linear(4, 2)).double()
-    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
-    ours.load_state_dict({k: tl.tensor(v.detach().numpy().copy()) for k, v in theirs.state_dict().items()})
-    p = {k: v.detach() for k, v in ours.named_parameters()}
-    pt = {k: v.detach() for k, v in theirs.named_parameters()}
+    ours, theirs, p, pt = _twin_mlps(torch, 3, 4, 2)
     xb = RNG.standard_normal((2, 3))
     _same(func.jacrev(lambda q: func.functional_call(ours, q, (tl.tensor(xb),)))(p),
           tf.jacrev(lambda q: tf.functional_call(theirs, q, (torch.tensor(xb),)))(pt))
@@ -244,11 +249,7 @@ def test_vmap_of_reductions_sorting_and_in_place_ops_matches_torch_func(torch, n
 @pytest.mark.oracle
 def test_per_sample_gradients_of_an_mlp_via_functional_call_match_torch_func(torch):
     tf = torch.func
-    ours = tl.nn.Sequential(tl.nn.Linear(5, 8), tl.nn.Tanh(), tl.nn.Linear(8, 3)).double()
-    theirs = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
-    ours.load_state_dict({k: tl.tensor(v.detach().numpy().copy()) for k, v in theirs.state_dict().items()})
-    p = {k: v.detach() for k, v in ours.named_parameters()}
-    pt = {k: v.detach() for k, v in theirs.named_parameters()}
+    ours, theirs, p, pt = _twin_mlps(torch, 5, 8, 3)
     xb, yb = RNG.standard_normal((6, 5)), RNG.integers(0, 3, 6)
 
     def loss(m, fc, model, q, a, b):

@@ -11,36 +11,11 @@ import tinygrad_lite as tl
 from tinygrad_lite import nn
 from tinygrad_lite.nn import functional as F
 
-from conftest import skip_or_fail
-
-
-@pytest.fixture(scope="module")
-def ort():
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime
-    except ImportError as exc:
-        skip_or_fail("TL_REQUIRE_ONNX", f"onnx/onnxruntime missing ({exc}); pip install 'tinygrad_lite[onnx]'")
-    return onnxruntime
+from _onnx_common import flat as _flat, session as _session
 
 
 def _rand(rng, *shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
-
-
-def _session(ort, fn, args, **kw):
-    """Export fn(*args) to bytes, check it with full_check, open it in onnxruntime."""
-    import onnx
-    buf = io.BytesIO()
-    tl.onnx.export(fn, args, buf, **kw)
-    onnx.checker.check_model(onnx.load_from_string(buf.getvalue()), full_check=True)
-    return ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
-
-
-def _flat(out):
-    if isinstance(out, (tuple, list)):
-        return [o for x in out for o in _flat(x)]
-    return [out]
 
 
 def _agrees(sess, fn, feeds, tol=1e-5):
