@@ -21,12 +21,15 @@ PACK_MAX = 1 << 14  # elements: larger parameters are updated alone (their calls
 class Packed:
     """The flat parameter `_update` sees (`_data`: the values, gathered before and scattered after each update) with
     its gradient and state, and per parameter the views its state entries must hold."""
-    __slots__ = ("group", "params", "shapes", "bounds", "_data", "grad", "state", "views", "scalars", "ids")
+    __slots__ = ("group", "params", "shapes", "bounds", "_data", "grad", "state", "views", "scalars", "ids", "arrays")
 
     def __init__(self, group, params, dtype):
         self.group, self.params = group, params
         self.ids = tuple(map(id, params))
         self.shapes = [p._data.shape for p in params]
+        # every parameter's array of the group when packed: `p.data = ...` since (another dtype, a view of another
+        # parameter) must be checked by packable() again, and a re-pack is what checks it
+        self.arrays = [p._data for p in group["params"]]
         sizes = [p._data.size for p in params]
         self.bounds = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), np.cumsum(sizes).tolist()))
         self._data = np.empty(sum(sizes), dtype)
@@ -35,8 +38,11 @@ class Packed:
 
     def holds(self, group, params, states):
         """Whether this pack is still the state of `params` (the same tensors with gradients, shapes and state)."""
-        if group is not self.group or tuple(map(id, params)) != self.ids:
+        if group is not self.group or tuple(map(id, params)) != self.ids or len(group["params"]) != len(self.arrays):
             return False
+        for p, a in zip(group["params"], self.arrays):
+            if p._data is not a:
+                return False
         for p, shape, views, state in zip(params, self.shapes, self.views, states):
             if p._data.shape != shape or len(state) != len(views):
                 return False
