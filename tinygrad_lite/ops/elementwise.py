@@ -210,8 +210,14 @@ def _remainder_kink(arrays, attrs):
 
 @primitive("remainder", nin=2, sample=_remainder_sample, kink=_remainder_kink, reads=("inputs",))
 def remainder(a, b):
-    """a - b * floor(a / b) with b's sign, Python's %, as NumPy's mod and PyTorch's remainder compute it."""
-    return np.mod(a, b)
+    """a - b * floor(a / b) with b's sign, Python's %, as PyTorch's remainder computes it: fmod, plus b where a
+    non-zero result has the other sign. (NumPy's mod gives the same values but a zero result b's sign, where PyTorch
+    keeps fmod's, a's: -3.0 % 3.0 is -0.0 there, and 1 / (x % y) an -inf; the ONNX rule computes it as here.)"""
+    if a.dtype.kind != "f":
+        return np.mod(a, b)  # (integers have no signed zero: the same numbers)
+    r = np.fmod(a, b)
+    fix = (r != 0) & ((r < 0) != (b < 0))
+    return np.add(r, b, out=r, where=fix) if r.ndim else (r + b if fix else r)
 
 
 @remainder.defvjp
@@ -263,7 +269,7 @@ for _prim, _ufunc in ((neg, np.negative), (add, np.add), (sub, np.subtract), (mu
     _prim.ufunc_into(_ufunc)
 div.ufunc_into(np.true_divide)
 pow_.ufunc_into(np.power)
-remainder.ufunc_into(np.mod)
+remainder.definto(lambda out, a, b: (np.copyto(out, remainder.forward(a, b)), out)[1])  # (not np.mod: -0.0)
 
 
 # ---------------- kink masks: a VJP's 0/1 factor that stays on the tape under create_graph ----------------
