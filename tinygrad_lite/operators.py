@@ -103,8 +103,12 @@ def _compare(ufunc, name):
         if other is None:
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
+        a, da, db = self, self._data.dtype, o._data.dtype
+        if da != db:  # compared in PyTorch's common dtype, not NumPy's (int64 == float32 in float32 there, a 0-d
+            dt = dtypes.promote_arrays(a._data, o._data)  # float64 tensor with a float16 one in float16)
+            a, o = (a if da == dt else a.astype(dt)), (o if db == dt else o.astype(dt))
         try:
-            return _wrap(host(_compare_arrays, ufunc, data(self), data(o)))
+            return _wrap(host(_compare_arrays, ufunc, data(a), data(o)))
         except ValueError as exc:
             raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self._data, o._data])}"
                                    f"{registry.user_site()}") from None
@@ -118,6 +122,10 @@ def _integer_ops(ufunc, name):
         o = _operand(other, self, name)
         a, b = (o, self) if reflected else (self, o)
         _need_integers(name, a, b)
+        da, db = a._data.dtype, b._data.dtype
+        if da != db:  # PyTorch's promotion (a 0-d int64 tensor does not widen uint8), not NumPy's
+            dt = dtypes.promote_arrays(a._data, b._data)
+            a, b = (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
         return _wrap(host(_compare_arrays, ufunc, data(a), data(b)))
     return op
 
