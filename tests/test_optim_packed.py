@@ -13,6 +13,8 @@ import tinygrad_lite as tl
 from tinygrad_lite.optim import optimizer as optimizer_module
 from tinygrad_lite.optim.packed import Packed
 
+from _compile_common import train_step
+
 CONFIGS = [
     (tl.optim.SGD, dict(lr=0.1, momentum=0.9)),
     (tl.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
@@ -208,24 +210,14 @@ def test_a_parameter_given_new_data_between_steps(alone):
 
 def test_compiled_training_step_with_adam_replays_packed_bit_for_bit():
     from tinygrad_lite import nn
-    import tinygrad_lite.nn.functional as F
 
     def make():
         tl.manual_seed(0)
         model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 3))
         return model, tl.optim.Adam(model.parameters(), lr=0.01, amsgrad=True)
 
-    def step_of(model, opt):
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss.item()
-        return step
-
     (m1, o1), (m2, o2) = make(), make()
-    eager, compiled = step_of(m1, o1), tl.compile(step_of(m2, o2))
+    eager, compiled = train_step(m1, o1), tl.compile(train_step(m2, o2))
     rng = np.random.default_rng(7)
     for _ in range(20):
         x = tl.tensor(rng.standard_normal((5, 6)).astype(np.float32))

@@ -12,7 +12,7 @@ import pytest
 import tinygrad_lite as tl
 from tinygrad_lite.optim import optimizer as optimizer_module
 
-from _compile_common import assert_same
+from _compile_common import assert_same, train_step
 from _onnx_common import session
 
 nn, F = tl.nn, tl.nn.functional
@@ -77,12 +77,7 @@ def _train(make, opt_fn, compiled, between=None, steps=STEPS):
     model = make()
     opt = opt_fn(model)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
+    step = train_step(model, opt)
     f = tl.compile(step) if compiled else step
     rng = np.random.default_rng(7)
     losses = []
