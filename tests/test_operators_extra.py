@@ -78,6 +78,16 @@ def test_floor_divide_has_no_gradient():
     assert not q.requires_grad and np.array_equal(q.numpy(), np.floor_divide(X, 2.0))
 
 
+def test_remainder_and_floor_divide_of_two_bools_are_refused_and_bool_with_int_is_int(torch):
+    b = tl.tensor([True, False])
+    for op in (lambda t: t % t, lambda t: t // t):
+        with pytest.raises(TypeError, match="two bool tensors"):
+            op(b)
+    for op in (lambda t: t % 2, lambda t: t // 2):
+        ours, theirs = op(b), op(torch.tensor([True, False]))
+        assert ours.dtype == np.int64 and np.array_equal(ours.numpy(), theirs.numpy())
+
+
 def test_bitwise_operators_refuse_floats_and_integer_division_by_zero_raises():
     x = tl.tensor(X)
     for op in (lambda: x & x, lambda: x | 1, lambda: 1 ^ x, lambda: ~x):

@@ -154,8 +154,9 @@ def _divisors(name, a, b):
     if da != db:
         dt = dtypes.promote_arrays(a._data, b._data)
         a, b = (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
-    if a._data.dtype.kind == "b":
-        a, b = a.astype(np.int64), b.astype(np.int64)
+    if a._data.dtype.kind == "b":  # (bool with an integer promotes to the integer above; bool with bool has no %)
+        raise TypeError(f"{name}: not defined for two bool tensors (as PyTorch's); convert one with .long()"
+                        f"{registry.user_site()}")
     if a._data.dtype.kind in "iu":
         host_check(_no_zero_divisor, data(b), name)
     return a, b
