@@ -11,6 +11,7 @@ import zlib
 
 import numpy as np
 
+from ..autograd.grad_mode import state
 from ..tensor import Tensor
 from .group import current, wait
 
@@ -41,9 +42,20 @@ def _done(async_op):
     return _Completed() if async_op else None
 
 
-def _mpi_op(MPI, op):
+def _mpi_op(MPI, op, dtype):
+    if dtype.kind == "b":  # MPI has no arithmetic on C_BOOL; PyTorch's bool SUM/MAX is any, PRODUCT/MIN is all
+        return {ReduceOp.SUM: MPI.LOR, ReduceOp.MAX: MPI.LOR, ReduceOp.MIN: MPI.LAND, ReduceOp.PRODUCT: MPI.LAND}[op]
     return {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.MAX: MPI.MAX, ReduceOp.MIN: MPI.MIN,
             ReduceOp.PRODUCT: MPI.PROD}[op]
+
+
+def _not_recorded(opname):
+    """Under tl.compile the collective runs, but a replay would not re-run it (it changes NumPy buffers through MPI,
+    outside any record): the call runs eagerly, saying why."""
+    cap = state.capture
+    if cap is not None:
+        cap.fail(f"tl.distributed.{opname} (an MPI collective on every rank) is not recorded by tl.compile; the "
+                 f"call runs eagerly")
 
 
 def _check_tensor(tensor, opname, what="tensor"):
@@ -55,7 +67,9 @@ def _describe(arr):
     """A fixed-size int64 summary of an array's shape and dtype (so one Allgather compares all ranks)."""
     d = np.zeros(_DESCRIPTOR, dtype=np.int64)
     d[0], d[1], d[2] = arr.ndim, ord(arr.dtype.kind), arr.dtype.itemsize
-    dims = arr.shape[:_MAX_DIMS] + ((int(np.prod(arr.shape[_MAX_DIMS:])),) if arr.ndim > _MAX_DIMS else ())
+    # past _MAX_DIMS dimensions, the last slot holds the product of the remaining ones
+    dims = arr.shape if arr.ndim <= _MAX_DIMS else \
+        arr.shape[:_MAX_DIMS - 1] + (int(np.prod(arr.shape[_MAX_DIMS - 1:])),)
     d[3:3 + len(dims)] = dims
     return d
 
@@ -117,6 +131,7 @@ def _write_back(tensor, buf):
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Combine `tensor` across ranks with `op`, in place on every rank."""
     _check_tensor(tensor, "all_reduce")
+    _not_recorded("all_reduce")
     if not isinstance(op, ReduceOp):
         raise TypeError(f"all_reduce: op must be a tl.distributed.ReduceOp (SUM, AVG, MAX, MIN, PRODUCT), got {op!r}")
     if op is ReduceOp.AVG and tensor._data.dtype.kind not in "fc":
@@ -125,7 +140,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     g = current()
     check_same_layout(tensor._data, "all_reduce")
     buf = _work_buffer(tensor)
-    wait([g.comm.Iallreduce(g.mpi.IN_PLACE, buf, op=_mpi_op(g.mpi, op))], "all_reduce")
+    wait([g.comm.Iallreduce(g.mpi.IN_PLACE, buf, op=_mpi_op(g.mpi, op, buf.dtype))], "all_reduce")
     if op is ReduceOp.AVG:
         buf /= g.size
     _write_back(tensor, buf)
@@ -135,6 +150,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 def broadcast(tensor, src, group=None, async_op=False):
     """Copy rank `src`'s `tensor` into `tensor` on every other rank, in place."""
     _check_tensor(tensor, "broadcast")
+    _not_recorded("broadcast")
     g = current()
     _check_src(src, g.size)
     check_same_layout(tensor._data, "broadcast")
@@ -153,6 +169,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
     """Fill `tensor_list[r]` with rank r's `tensor`, on every rank (the list holds world-size tensors shaped as
     `tensor`)."""
     _check_tensor(tensor, "all_gather")
+    _not_recorded("all_gather")
     g = current()
     if not isinstance(tensor_list, (list, tuple)) or len(tensor_list) != g.size:
         got = f"{len(tensor_list)} tensors" if isinstance(tensor_list, (list, tuple)) else type(tensor_list).__name__
@@ -172,6 +189,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
 
 def barrier(group=None, async_op=False):
     """Return once every rank has called it."""
+    _not_recorded("barrier")
     g = current()
     wait([g.comm.Ibarrier()], "barrier")
     return _done(async_op)

@@ -67,7 +67,7 @@ class DistributedDataParallel(Module):
 
     def forward(self, *args, **kwargs):
         """Sync buffers from rank 0 if asked, run the module, and arm the gradient averaging for the next
-        backward (unless inside `no_sync()` or without grad mode)."""
+        backward (unless inside `no_sync()` or without grad mode: those leave the arming as it was)."""
         if _grad_state.capture is not None:  # under tl.compile: say why it runs eagerly before anything else does
             from ..distributed.reducer import NOT_RECORDED
             _grad_state.capture.fail(NOT_RECORDED)
@@ -75,8 +75,9 @@ class DistributedDataParallel(Module):
             buffers = list(self.module.buffers())
             if buffers:
                 self._broadcast(buffers, 0, "DistributedDataParallel (broadcasting buffers from rank 0)")
-        self._arm(_grad_state.grad_enabled and self.require_backward_grad_sync)
-        return self.module(*args, **kwargs)
+        if _grad_state.grad_enabled and self.require_backward_grad_sync:
+            self._arm(True)  # a forward without grad or inside no_sync() leaves a pending synced backward armed,
+        return self.module(*args, **kwargs)  # as PyTorch's (only a synced backward disarms)
 
     @contextlib.contextmanager
     def no_sync(self):
