@@ -1,28 +1,13 @@
 """Review s13 of tl.distributed / DistributedDataParallel: a world of one in this process (when mpi4py is
 installed) and the 2-rank checks of tests/mpi_scripts/review_s13.py, launched as test_distributed_mpi.py does."""
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from conftest import skip_or_fail
+from test_distributed import world1  # noqa: F401 (the fixture: a world of one, skipped without mpi4py)
 from test_distributed_mpi import _passes, mpiexec  # noqa: F401 (the fixture: skipped without mpi4py/mpiexec)
 
 dist = tl.distributed
-HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
-
-
-@pytest.fixture
-def world1():
-    if not HAVE_MPI4PY:
-        skip_or_fail("TL_REQUIRE_MPI", "mpi4py is not installed (pip install -e '.[distributed]')")
-    hook = sys.excepthook
-    dist.init_process_group(backend="mpi")
-    yield
-    dist.destroy_process_group()
-    assert sys.excepthook is hook
 
 
 # bool all_reduce raised MPI's "Invalid MPI_Op" (MPI has no SUM/MAX on C_BOOL); PyTorch's bool SUM/MAX is any, MIN/PRODUCT all
