@@ -74,25 +74,33 @@ def _binary(prim, a, b):
     if a.__class__ is Tensor and b.__class__ is Tensor and a._data.dtype is b._data.dtype:
         return _apply(prim, (a, b))  # the common case: no conversion, no promotion
     if a.__class__ is not Tensor or b.__class__ is not Tensor:
-        if not isinstance(a, Tensor):
-            a = _operand(a, b, prim.name)
-        if not isinstance(b, Tensor):
-            b = _operand(b, a, prim.name)
-    da, db = a._data.dtype, b._data.dtype
-    if da != db:
-        dt = dtypes.promote_arrays(a._data, b._data)
-        if da != dt:
-            a = a.astype(dt)
-        if db != dt:
-            b = b.astype(dt)
+        a, b = _tensors(a, b, prim.name)
+    if a._data.dtype != b._data.dtype:
+        a, b = _common(a, b)
     return _apply(prim, (a, b))
 
 
-def _true_div(a, b):
+def _tensors(a, b, opname):
+    """Both operands as Tensors (a number, list or array converted by the other's dtype, PyTorch's rules)."""
     if not isinstance(a, Tensor):
-        a = _operand(a, b, "div")
+        a = _operand(a, b, opname)
     if not isinstance(b, Tensor):
-        b = _operand(b, a, "div")
+        b = _operand(b, a, opname)
+    return a, b
+
+
+def _common(a, b):
+    """Two Tensors in their common dtype by PyTorch's rule (dtypes.promote_arrays: a 0-d operand does not widen a
+    dimensioned one of its category)."""
+    da, db = a._data.dtype, b._data.dtype
+    if da == db:
+        return a, b
+    dt = dtypes.promote_arrays(a._data, b._data)
+    return (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
+
+
+def _true_div(a, b):
+    a, b = _tensors(a, b, "div")
     if a._data.dtype.kind != "f" and b._data.dtype.kind != "f":  # integer true division gives float32
         a, b = a.astype(dtypes.default_float), b.astype(dtypes.default_float)
     return _binary(ew.div, a, b)
@@ -103,10 +111,9 @@ def _compare(ufunc, name):
         if other is None:
             return NotImplemented if name in ("eq", "ne") else _bad_compare(name, other)
         o = _operand(other, self, name)
-        a, da, db = self, self._data.dtype, o._data.dtype
-        if da != db:  # compared in PyTorch's common dtype, not NumPy's (int64 == float32 in float32 there, a 0-d
-            dt = dtypes.promote_arrays(a._data, o._data)  # float64 tensor with a float16 one in float16)
-            a, o = (a if da == dt else a.astype(dt)), (o if db == dt else o.astype(dt))
+        # compared in PyTorch's common dtype, not NumPy's (int64 == float32 in float32 there, a 0-d float64 tensor
+        # with a float16 one in float16)
+        a, o = _common(self, o)
         try:
             return _wrap(host(_compare_arrays, ufunc, data(a), data(o)))
         except ValueError as exc:
@@ -122,10 +129,7 @@ def _integer_ops(ufunc, name):
         o = _operand(other, self, name)
         a, b = (o, self) if reflected else (self, o)
         _need_integers(name, a, b)
-        da, db = a._data.dtype, b._data.dtype
-        if da != db:  # PyTorch's promotion (a 0-d int64 tensor does not widen uint8), not NumPy's
-            dt = dtypes.promote_arrays(a._data, b._data)
-            a, b = (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
+        a, b = _common(a, b)  # PyTorch's promotion (a 0-d int64 tensor does not widen uint8), not NumPy's
         return _wrap(host(_compare_arrays, ufunc, data(a), data(b)))
     return op
 
@@ -146,14 +150,7 @@ def _invert(self):
 
 def _divisors(name, a, b):
     """The promoted operands of % and //; an integer divisor of 0 raises, as PyTorch's ZeroDivisionError."""
-    if not isinstance(a, Tensor):
-        a = _operand(a, b, name)
-    if not isinstance(b, Tensor):
-        b = _operand(b, a, name)
-    da, db = a._data.dtype, b._data.dtype
-    if da != db:
-        dt = dtypes.promote_arrays(a._data, b._data)
-        a, b = (a if da == dt else a.astype(dt)), (b if db == dt else b.astype(dt))
+    a, b = _common(*_tensors(a, b, name))
     if a._data.dtype.kind == "b":  # (bool with an integer promotes to the integer above; bool with bool has no %)
         raise TypeError(f"{name}: not defined for two bool tensors (as PyTorch's); convert one with .long()"
                         f"{registry.user_site()}")
@@ -181,8 +178,7 @@ def floor_divide(a, b):
 
 def _logical(ufunc):
     def op(a, b):
-        a = a if isinstance(a, Tensor) else _operand(a, b, ufunc.__name__)
-        b = b if isinstance(b, Tensor) else _operand(b, a, ufunc.__name__)
+        a, b = _tensors(a, b, ufunc.__name__)
         return _wrap(host(_compare_arrays, ufunc, data(a), data(b)))
     op.__name__ = ufunc.__name__
     op.__doc__ = f"{ufunc.__name__}(a, b): element-wise, nonzero is True; a bool tensor (not differentiable)."
@@ -298,8 +294,7 @@ def _pow(a, b):
 def _pow_mixed(a, b):
     """pow with conversion and promotion; bool ** bool is rejected as in PyTorch, except a bool tensor raised to a
     Python bool (a bool result)."""
-    ta, tb = (_operand(a, b, "pow") if not isinstance(a, Tensor) else a), (
-        _operand(b, a, "pow") if not isinstance(b, Tensor) else b)
+    ta, tb = _tensors(a, b, "pow")
     if ta._data.dtype.kind == "b" and tb._data.dtype.kind == "b":
         if isinstance(a, Tensor) and isinstance(b, (bool, np.bool_)):
             return _wrap(host(_bool_power, ta._data, tb._data))
@@ -339,14 +334,11 @@ def _unary_method(prim):
 def matmul(a, b):
     """Matrix product with NumPy/PyTorch semantics for 1-D, 2-D and batched operands."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        a, b = (a if isinstance(a, Tensor) else _operand(a, b, "matmul")), (
-            b if isinstance(b, Tensor) else _operand(b, a, "matmul"))
+        a, b = _tensors(a, b, "matmul")
     if a._data.ndim == 0 or b._data.ndim == 0:
         raise registry.OpError(f"matmul: both arguments must be at least 1-D, got shapes {tuple(a.shape)} and "
                                f"{tuple(b.shape)}{registry.user_site()}")
-    if a._data.dtype != b._data.dtype:
-        dt = dtypes.promote(a._data.dtype, b._data.dtype)
-        a, b = a.astype(dt), b.astype(dt)
+    a, b = _common(a, b)  # (both at least 1-D: the plain category rule)
     va, vb = a._data.ndim == 1, b._data.ndim == 1
     if va:
         a = a.reshape(1, -1)
