@@ -208,26 +208,34 @@ def _remainder_kink(arrays, attrs):
     return np.abs(q - np.round(q)) * np.abs(b)  # distance of a to the nearest multiple of b
 
 
-@primitive("remainder", nin=2, sample=_remainder_sample, kink=_remainder_kink, reads=("inputs",))
-def remainder(a, b):
+def _remainder_np(a, b, out=None):
     """a - b * floor(a / b) with b's sign, Python's %, as PyTorch's remainder computes it: fmod, plus b where a
     non-zero result has the other sign. (NumPy's mod gives the same values but a zero result b's sign, where PyTorch
-    keeps fmod's, a's: -3.0 % 3.0 is -0.0 there, and 1 / (x % y) an -inf; the ONNX rule computes it as here.)"""
+    keeps fmod's, a's: -3.0 % 3.0 is -0.0 there, and 1 / (x % y) an -inf; the ONNX rule computes it as here.) With
+    `out`, written there (a compiled replay's planned buffer)."""
     if a.dtype.kind != "f":
-        return np.mod(a, b)  # (integers have no signed zero: the same numbers)
-    r = np.fmod(a, b)
+        return np.mod(a, b, out=out)  # (integers have no signed zero: the same numbers)
+    r = np.asarray(np.fmod(a, b, out=out))  # (0-d operands: NumPy gives a scalar)
     fix = (r != 0) & ((r < 0) != (b < 0))
-    return np.add(r, b, out=r, where=fix) if r.ndim else (r + b if fix else r)
+    return np.add(r, b, out=r, where=fix)
+
+
+@primitive("remainder", nin=2, sample=_remainder_sample, kink=_remainder_kink, reads=("inputs",))
+def remainder(a, b):
+    return _remainder_np(a, b)
+
+
+def _quotient(a, b):
+    """floor(a / b) of two Tensors, a constant (remainder's derivative in b is its negative; its own derivative is 0
+    away from the jumps)."""
+    return tape.Tensor._wrap(host(np.floor_divide, a._data, b._data))
 
 
 @remainder.defvjp
 def _(ctx, g):
-    """d/da = 1, d/db = -floor(a / b) (a constant of the inputs: its own derivative is 0 away from the jumps)."""
+    """d/da = 1, d/db = -floor(a / b)."""
     a, b = ctx.saved
-    gb = None
-    if ctx.needs[1]:
-        gb = neg(mul(g, tape.Tensor._wrap(host(np.floor_divide, a._data, b._data))))
-    return (g if ctx.needs[0] else None), gb
+    return (g if ctx.needs[0] else None), (neg(mul(g, _quotient(a, b))) if ctx.needs[1] else None)
 
 
 def _where_sample(gen):
@@ -269,7 +277,7 @@ for _prim, _ufunc in ((neg, np.negative), (add, np.add), (sub, np.subtract), (mu
     _prim.ufunc_into(_ufunc)
 div.ufunc_into(np.true_divide)
 pow_.ufunc_into(np.power)
-remainder.definto(lambda out, a, b: (np.copyto(out, remainder.forward(a, b)), out)[1])  # (not np.mod: -0.0)
+remainder.definto(lambda out, a, b: _remainder_np(a, b, out))  # (not np.mod's ufunc: the sign of a zero differs)
 
 
 # ---------------- kink masks: a VJP's 0/1 factor that stays on the tape under create_graph ----------------
@@ -373,8 +381,7 @@ def _(primals, tangents, out, attrs):
 @remainder.defjvp
 def _(primals, tangents, out, attrs):
     (a, b), (ta, tb) = primals, tangents
-    q = tape.Tensor._wrap(host(np.floor_divide, a._data, b._data))
-    return tsum(ta, tmap(lambda t: neg(mul(t, q)), tb))
+    return tsum(ta, tmap(lambda t: neg(mul(t, _quotient(a, b))), tb))
 
 
 maximum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, True))

@@ -53,10 +53,13 @@ def _python_mod(g, a, b, dtype):
     if np.dtype(dtype).kind != "f":
         return g.op("Mod", a, b, fmod=0)
     r = g.op("Mod", a, b, fmod=1)
+    return g.op("Where", _other_sign(g, r, b, dtype), g.op("Add", r, b), r)
+
+
+def _other_sign(g, r, b, dtype):
+    """Where C's remainder r (a's sign) is non-zero and its sign is not b's: where % and // correct C's answer."""
     zero = g.scalar(0, dtype)
-    fix = g.op("And", g.op("Not", g.op("Equal", r, zero)),
-               g.op("Xor", g.op("Less", r, zero), g.op("Less", b, zero)))
-    return g.op("Where", fix, g.op("Add", r, b), r)
+    return g.op("And", g.op("Not", g.op("Equal", r, zero)), g.op("Xor", g.op("Less", r, zero), g.op("Less", b, zero)))
 
 
 @ew.remainder.defonnx
@@ -74,11 +77,8 @@ def _(g, call):
     a, b = g.cast(g.tensor(a_arr), a_arr.dtype, dt), g.cast(g.tensor(b_arr), b_arr.dtype, dt)
     if dt.kind == "f":
         return g.op("Round", g.op("Div", g.op("Sub", a, _python_mod(g, a, b, dt)), b))
-    q = g.op("Div", a, b)
-    zero = g.scalar(0, dt)
-    down = g.op("And", g.op("Not", g.op("Equal", g.op("Mod", a, b, fmod=1), zero)),
-                g.op("Xor", g.op("Less", a, zero), g.op("Less", b, zero)))
-    return g.op("Sub", q, g.op("Cast", down, to=g.dtype(dt)))
+    down = _other_sign(g, g.op("Mod", a, b, fmod=1), b, dt)
+    return g.op("Sub", g.op("Div", a, b), g.op("Cast", down, to=g.dtype(dt)))
 
 
 @ew.cast.defonnx
