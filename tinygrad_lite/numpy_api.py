@@ -178,9 +178,15 @@ def _var(method):
     return call
 
 
-def _cumsum(a, axis=None):
+def _along(a, axis):
+    """(tensor, dim): NumPy's axis=None is the flattened array along its one dim."""
     a = _tensor(a)
-    return (a.reshape(-1) if axis is None else a).cumsum(0 if axis is None else axis)
+    return (a.reshape(-1), 0) if axis is None else (a, axis)
+
+
+def _cumsum(a, axis=None):
+    t, d = _along(a, axis)
+    return t.cumsum(d)
 
 
 def _reshape(a, newshape=None, order="C", **kw):
@@ -194,13 +200,6 @@ def _reshape(a, newshape=None, order="C", **kw):
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     out = a.permute(*reversed(range(a.ndim))).reshape(tuple(reversed(shape)))
     return out.permute(*reversed(range(out.ndim)))
-
-
-def _ravel(a, order="C"):
-    if order not in ("C", "F"):
-        raise _Unsupported(order)
-    a = _tensor(a)
-    return (a if order == "C" else a.permute(*reversed(range(a.ndim)))).reshape(-1)
 
 
 def _dot(a, b, out=None):
@@ -298,15 +297,15 @@ def _like(name):
 
 
 def _cumprod(a, axis=None):
-    a = _tensor(a)
-    return (a.reshape(-1) if axis is None else a).cumprod(0 if axis is None else axis)
+    t, d = _along(a, axis)
+    return t.cumprod(d)
 
 
 def _sort(a, axis=-1, kind=None, order=None, **kw):
     if order is not None or kw:
         raise _Unsupported(order)
-    a = _tensor(a)
-    return (a.reshape(-1) if axis is None else a).sort(-1 if axis is None else axis)[0]
+    t, d = _along(a, axis)
+    return t.sort(d)[0]
 
 
 FUNCTIONS = {
@@ -315,7 +314,7 @@ FUNCTIONS = {
     np.var: _var("var"), np.std: _var("std"), np.cumsum: _cumsum, np.dot: _dot, np.where: _where,
     np.reshape: _reshape,
     np.transpose: _transpose, np.clip: _clip, np.concatenate: _cat, np.stack: _stack, np.squeeze: _squeeze,
-    np.expand_dims: _expand_dims, np.ravel: _ravel,
+    np.expand_dims: _expand_dims, np.ravel: lambda a, order="C": _reshape(a, -1, order),
     np.swapaxes: lambda a, axis1, axis2: _tensor(a).transpose(axis1, axis2),
     np.broadcast_to: lambda array, shape, subok=False: _tensor(array).expand(*shape),
     np.outer: lambda a, b, out=None: _tensor(a).reshape(-1, 1) * _tensor(b).reshape(1, -1),
