@@ -12,6 +12,7 @@ differ, a new set of parameters with gradients) is packed again or updated one p
 """
 import numpy as np
 
+from ..autograd.engine import _buffer_id
 from ..tensor import Tensor
 
 PACK_MAX = 1 << 14  # elements: larger parameters are updated alone (their calls are worth their arithmetic, and
@@ -110,11 +111,5 @@ def packable(params, group):
     dtype = params[0]._data.dtype
     if any(p._data.dtype != dtype for p in params) or dtype.kind != "f":
         return False
-    bases = [_base(p._data) for p in group["params"]]
+    bases = [_buffer_id(p._data) for p in group["params"]]
     return len(set(bases)) == len(bases)
-
-
-def _base(a):
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return id(a)
