@@ -21,7 +21,7 @@ from .functional import where
 from .ops import index as ix, registry
 from .random import get_rng
 from .operators import scaled
-from .tensor import Tensor, _RetainGrad, _as_array, _wrap
+from .tensor import Tensor, _as_array, _retains, _wrap
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
 
@@ -182,7 +182,7 @@ def inplace(self, name, compute, args=(), cast=False):
         self._version += 1
         r._entry.before = old
         self._entry, self.requires_grad = r._entry, r.requires_grad
-        if old._entry is not None and old._entry.hooks and old._entry.hooks[-1].__class__ is _RetainGrad:
+        if old._entry is not None and _retains(old._entry.hooks):
             self.register_hook(old._entry.hooks.pop())  # retain_grad follows the tensor to its new values (PyTorch)
         _take_tangents(self, r)
         return self

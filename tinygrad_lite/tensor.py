@@ -296,7 +296,7 @@ class Tensor:
             if self._hooks is None:
                 self._hooks = []
             hooks = self._hooks
-        if hooks and hooks[-1].__class__ is _RetainGrad:  # retain_grad keeps what all the hooks made, as PyTorch
+        if _retains(hooks):  # retain_grad keeps what all the hooks made, as PyTorch
             hooks.insert(len(hooks) - 1, hook)
         else:
             hooks.append(hook)
@@ -313,7 +313,7 @@ class Tensor:
     @property
     def retains_grad(self):
         e = self._entry
-        return e is not None and bool(e.hooks) and e.hooks[-1].__class__ is _RetainGrad
+        return e is not None and _retains(e.hooks)
 
     # ---------------- dtype conversion ----------------
     def astype(self, dtype):
@@ -378,6 +378,11 @@ def _rebuilt_leaf(arr, requires_grad):
     t = Tensor._wrap(arr)
     t.requires_grad = requires_grad
     return t
+
+
+def _retains(hooks):
+    """Whether retain_grad's hook is in these hooks of an entry (it is kept last)."""
+    return bool(hooks) and hooks[-1].__class__ is _RetainGrad
 
 
 class _RetainGrad:
