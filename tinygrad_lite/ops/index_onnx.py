@@ -184,17 +184,18 @@ def _(g, call):
     else:
         picked = g.cast(g.op("Gather", g.tensor(w_arr), safe, axis=0), w_arr.dtype, dtype)
         w = g.op("Mul", picked, ok)
-    total = g.op("ReduceSum", w, keepdims=0)
-    none = g.op("Equal", total, g.scalar(0, dtype))
-    denom = g.op("Where", none, g.scalar(1, dtype), total)
-    nan = g.op("Where", none, g.scalar(np.nan, dtype), g.scalar(0, dtype))
+    _, denom, nan = _safe_denominator(g, g.op("ReduceSum", w, keepdims=0), dtype)
     return g.op("Unsqueeze", safe, g.ints([1])), g.op("Neg", w), w, ok, denom, nan
+
+
+def _safe_denominator(g, d, dtype):
+    """(d == 0, d or 1, NaN or 0) of a mean's denominator `d` (an ONNX value): nn.loss._safe_denominator's."""
+    none = g.op("Equal", d, g.scalar(0, dtype))
+    return none, g.op("Where", none, g.scalar(1, dtype), d), g.op("Where", none, g.scalar(np.nan, dtype),
+                                                                  g.scalar(0, dtype))
 
 
 @defhost("tinygrad_lite.nn.loss._safe_denominator")
 def _(g, call):
-    """(d == 0, d or 1, NaN or 0) of a weighted mean's denominator computed from the targets."""
-    d_arr = np.asarray(call.attrs[0])
-    d, dt = g.tensor(call.attrs[0]), d_arr.dtype
-    none = g.op("Equal", d, g.scalar(0, dt))
-    return none, g.op("Where", none, g.scalar(1, dt), d), g.op("Where", none, g.scalar(np.nan, dt), g.scalar(0, dt))
+    """A weighted mean's denominator computed from the targets."""
+    return _safe_denominator(g, g.tensor(call.attrs[0]), np.asarray(call.attrs[0]).dtype)
