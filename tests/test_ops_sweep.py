@@ -143,6 +143,20 @@ def test_vjp_reads_only_the_values_it_declares(name, data):
             np.testing.assert_array_equal(g0, g1, err_msg=f"{name} reads a value it declares it does not read")
 
 
+# Primitives whose result is a new array however it is written: views (unfold's windows too), scans accumulated
+# in a wider dtype then rounded, erf (math.erf per element), the kink masks (a comparison's array, then cast).
+WITHOUT_INTO = {"cumprod", "cumsum", "erf", "mask", "unfold"}
+
+
+def test_every_primitive_writes_into_a_planned_buffer_or_is_a_known_exception():
+    """A steady tl.compile replay allocates no intermediate arrays: each primitive that makes a new array declares
+    an `into` rule, or is listed above with the reason it cannot."""
+    from tinygrad_lite.ops.registry import VIEW_OPS
+    missing = {n for n in NAMES if REGISTRY[n].into is None and n not in VIEW_OPS}
+    assert missing == WITHOUT_INTO, f"without an into rule: {sorted(missing - WITHOUT_INTO)}; listed but has one: " \
+                                    f"{sorted(WITHOUT_INTO - missing)}"
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if REGISTRY[n].into is not None])
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())

@@ -280,6 +280,33 @@ pow_.ufunc_into(np.power)
 remainder.definto(lambda out, a, b: _remainder_np(a, b, out))  # (not np.mod's ufunc: the sign of a zero differs)
 
 
+@cast.definto
+def _(out, x, dtype):
+    np.copyto(out, x, casting="unsafe")  # astype's conversions
+    return out
+
+
+@where.definto
+def _(out, cond, a, b):
+    np.copyto(out, b, casting="unsafe")  # every element from b, then a's where cond holds: np.where's values
+    np.copyto(out, a, casting="unsafe", where=cond)
+    return out
+
+
+@clamp.definto
+def _(out, x, lo, hi):
+    """forward's maximum then minimum (NaN stays NaN), the second over the first's result in place."""
+    if lo is None and hi is None:
+        np.copyto(out, x)
+        return out
+    src = x
+    if lo is not None:
+        src = np.maximum(x, np.asarray(lo, dtype=x.dtype), out=out)
+    if hi is not None:
+        np.minimum(src, np.asarray(hi, dtype=x.dtype), out=out)
+    return out
+
+
 # ---------------- kink masks: a VJP's 0/1 factor that stays on the tape under create_graph ----------------
 MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.py adds the amax/amin tie shares)
     "positive": lambda x: x > 0,

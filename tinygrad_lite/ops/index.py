@@ -214,6 +214,23 @@ def _(ctx, g):
 scatter_add.definto(_scatter_into)
 
 
+@index_put.definto
+def _(out, x, value, idx):
+    np.copyto(out, x)
+    out[idx] = value
+    return out
+
+
+@index_scatter.definto
+def _(out, g, shape, idx):
+    if _has_int_array(idx):  # (bincount's sums: a new array either way)
+        np.copyto(out, index_scatter.forward(g, shape, idx))
+    else:
+        out.fill(0)
+        out[idx] = g
+    return out
+
+
 @gather.definto
 def _(out, x, axis, index):
     flat = _flat_positions(x.shape, axis, index, "gather")

@@ -191,6 +191,9 @@ def _cumprod_terms(xl):
 
 
 sum_.definto(lambda out, x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims=keepdims, out=out))
+amax.definto(lambda out, x, axis, keepdims: np.amax(x, axis=axis, keepdims=keepdims, out=out))
+amin.definto(lambda out, x, axis, keepdims: np.amin(x, axis=axis, keepdims=keepdims, out=out))
+prod.definto(lambda out, x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims, out=out))
 
 
 # ---------------- forward mode: each primitive's JVP ----------------
