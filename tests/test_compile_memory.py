@@ -178,3 +178,33 @@ def test_a_capture_holds_small_arrays_and_watches_large_ones_views_and_what_exce
     assert cap.alive(gone) is None and gone not in cap.known  # a watched array that died is forgotten
     cap.close()
     assert not cap._held and not cap._watch
+
+
+def test_a_steady_replay_of_where_clamp_casts_comparisons_and_reductions_allocates_no_intermediate_arrays():
+    """where, clamp, cast, prod, amax/amin, item assignment and comparisons write into planned buffers too (each
+    allocated a new activation-sized array every replay: 1.7 MB here against 35 KB now)."""
+    tl.manual_seed(0)
+    model = nn.Linear(256, 512)
+    x, keep = tl.randn(256, 256), tl.randn(256, 512) > 0
+
+    @tl.no_grad()
+    def infer(x, keep):
+        h = tl.where(keep, model(x), -model.bias)
+        h = tl.where(h > 0.5, h, h * 0.5).clamp(-1.0, 1.0)
+        h[:, :8] = 0.5
+        return h.double().prod(dim=1).float() + h.amax(dim=1) - h.amin(dim=1)
+    f = tl.compile(infer)
+    want = infer(x, keep).numpy()
+    for _ in range(12):
+        f(x, keep)
+    tracemalloc.start()
+    try:
+        f(x, keep)
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        got = f(x, keep)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert f.stats["replays"] == 13 and np.array_equal(got.numpy(), want)
+    assert peak < 128 * 1024, f"a replay allocated up to {peak} bytes above its starting point"

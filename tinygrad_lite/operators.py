@@ -114,8 +114,8 @@ def _compare(ufunc, name):
         # compared in PyTorch's common dtype, not NumPy's (int64 == float32 in float32 there, a 0-d float64 tensor
         # with a float16 one in float16)
         a, o = _common(self, o)
-        try:
-            return _wrap(host(_compare_arrays, ufunc, data(a), data(o)))
+        try:  # (the ufunc itself: a replay writes it into a planned buffer)
+            return _wrap(host(ufunc, data(a), data(o)))
         except ValueError as exc:
             raise registry.OpError(f"{name}: {exc}; inputs: {registry.describe_inputs([self._data, o._data])}"
                                    f"{registry.user_site()}") from None

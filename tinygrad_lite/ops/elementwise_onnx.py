@@ -118,20 +118,29 @@ _LOGICAL = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor", "bit
 
 @defhost("tinygrad_lite.operators._compare_arrays")
 def _(g, call):
-    """A Tensor comparison (`x <= min_val`, the masks of hardtanh and the other activations): one ONNX comparison
-    on the promoted dtype, Not(Equal) for !=; `&`, `|`, `^`: And/Or/Xor on bools, BitwiseAnd/Or/Xor on integers;
-    logical_and/or/xor: And/Or/Xor of the inputs read as bools (nonzero is True)."""
+    """`&`, `|`, `^`: And/Or/Xor on bools, BitwiseAnd/Or/Xor on integers; logical_and/or/xor: And/Or/Xor of the
+    inputs read as bools (nonzero is True)."""
     ufunc, a, b = call.attrs
     name = ufunc.__name__
-    if name in _LOGICAL:
-        dt = np.result_type(a.dtype, b.dtype)
-        if name.startswith("logical") or dt.kind == "b":
-            return g.op(_LOGICAL[name], g.cast(g.tensor(a), a.dtype, np.bool_), g.cast(g.tensor(b), b.dtype, np.bool_))
-        return g.op("Bitwise" + _LOGICAL[name], g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
-    op_type, negate = _COMPARISONS[name]
     dt = np.result_type(a.dtype, b.dtype)
-    out = g.op(op_type, g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
-    return g.op("Not", out) if negate else out
+    if name.startswith("logical") or dt.kind == "b":
+        return g.op(_LOGICAL[name], g.cast(g.tensor(a), a.dtype, np.bool_), g.cast(g.tensor(b), b.dtype, np.bool_))
+    return g.op("Bitwise" + _LOGICAL[name], g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
+
+
+def _comparison(op_type, negate):
+    def rule(g, call):
+        """A Tensor comparison (`x <= min_val`, the masks of hardtanh and the other activations): one ONNX comparison
+        on the promoted dtype, Not(Equal) for !=."""
+        a, b = call.attrs
+        dt = np.result_type(a.dtype, b.dtype)
+        out = g.op(op_type, g.cast(g.tensor(a), a.dtype, dt), g.cast(g.tensor(b), b.dtype, dt))
+        return g.op("Not", out) if negate else out
+    return rule
+
+
+for _name, (_op_type, _negate) in _COMPARISONS.items():
+    defhost(getattr(np, _name))(_comparison(_op_type, _negate))
 
 
 @defhost(np.invert)
