@@ -208,3 +208,34 @@ def test_a_steady_replay_of_where_clamp_casts_comparisons_and_reductions_allocat
         tracemalloc.stop()
     assert f.stats["replays"] == 13 and np.array_equal(got.numpy(), want)
     assert peak < 128 * 1024, f"a replay allocated up to {peak} bytes above its starting point"
+
+
+def test_a_steady_replay_fills_a_slices_gradient_buffer_in_place():
+    """The gradient of a tensor read through slices (an LSTM's gates, heads split from one projection) is one
+    zero-filled buffer the slices add into: planned and refilled by a replay, not a new 1 MB array per call."""
+    tl.manual_seed(0)
+    w = tl.randn(512, 512, requires_grad=True)
+    opt = tl.optim.SGD([w], lr=0.01)
+
+    def step(x):
+        opt.zero_grad()
+        h = w * x
+        loss = h[:8].sum() + h[8:16].pow(2).sum()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    f = tl.compile(step)
+    x = tl.randn(512, 512)
+    for _ in range(12):
+        f(x)
+    tracemalloc.start()
+    try:
+        f(x)
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        f(x)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert f.stats["replays"] == 13
+    assert peak < 64 * 1024, f"a replay allocated up to {peak} bytes above its starting point"

@@ -3,7 +3,7 @@ adds the slices of one tensor into one buffer through `_add_index_grad` (a host 
 vmap batching rule is at the end)."""
 import numpy as np
 
-from ..compile.hooks import batching_rule, elementwise
+from ..compile.hooks import batching_rule, elementwise, into_rule
 
 
 class IndexGrad:
@@ -46,6 +46,12 @@ def _add_index_grad(buf, g, index, basic):
 
 def _promoted_copy(cur, g):
     return np.array(cur, dtype=np.result_type(cur, g))
+
+
+@into_rule(_promoted_copy)
+def _(out, cur, g):
+    np.copyto(out, cur)  # (out has the promoted dtype)
+    return out
 
 
 # ---------------- vmap: the accumulation functions above over a leading batch dimension ----------------

@@ -106,7 +106,7 @@ class AotPlan:
             bops = []
             for op in ops:
                 new = Op(op.fn, _remap(op.args, remap), op.outs, op.where, op.effect, op.kind, op.shapes)
-                new.prim, new.ufunc, new.layout, new.views = op.prim, op.ufunc, op.layout, op.views
+                new.prim, new.ufunc, new.into, new.layout, new.views = op.prim, op.ufunc, op.into, op.layout, op.views
                 bops.append(new)
             result = tuple(_remap(c, remap) for c, _ in contrib)
             plan = Plan(_Part(cap, bops, cap.nslots, guards=False), result)

@@ -61,7 +61,7 @@ def live_ops(ops, keep):
 
 
 def plan_buffers(ops, reads, uses, keep):
-    """Buffers for the outputs of primitives that can write into one (`prim.into`): slots whose lifetimes (their
+    """Buffers for the outputs of kernels that can write into one (a ufunc, `Op.into`): slots whose lifetimes (their
     views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
     once and reused by every replay. Never planned: what the result returns (a returned tensor is never overwritten
     by a later call), what a host call receives (it may keep the array, e.g. as a `.grad`), and what those view.
@@ -94,7 +94,7 @@ def plan_buffers(ops, reads, uses, keep):
         for b, layout in releasing.pop(i - 1, ()):
             free.setdefault(layout, []).append(b)
         k = op.outs
-        if op.layout is None or (op.ufunc is None and (op.prim is None or op.prim.into is None)) or k in pinned or \
+        if op.layout is None or (op.ufunc is None and op.into is None) or k in pinned or \
                 k in root:
             continue
         key = op.layout  # (shape, dtype, order), of every size: since a ufunc is called directly, out= costs less

@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from .hooks import HOST_INTO
 from .memory import fresh, known_base, layout, tensor_class as _tensor_class
 from .reads import Arg, Read, ReadRecord, proxy_class, read_value
 from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref, _caller, user_site
@@ -31,6 +32,12 @@ _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("
 # costs more than the object (W1's capture made 2,200 of them: ~10% of its recording call). Up to _HOLD_BUDGET in all;
 # larger arrays stay watched, so the call frees and reuses their memory as the eager call does.
 _HOLD_BYTES, _HOLD_BUDGET = 1 << 16, 16 << 20
+
+
+def _into(fn, prim):
+    """The rule a replay may call to write this kernel's result into a planned buffer (`prim.into`, a host
+    function's `hooks.into_rule`), or None."""
+    return prim.into if prim is not None else HOST_INTO.get(fn) if fn.__hash__ is not None else None
 
 
 def _ufunc(fn, prim):
@@ -317,9 +324,10 @@ class Capture:
             op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
             op.prim = prim
             op.ufunc = _ufunc(fn, prim)
+            op.into = _into(fn, prim)
             owner = False if out.base is None else self._owner(out, args)
             if owner is False:
-                if prim is not None or op.ufunc is not None:
+                if prim is not None or op.ufunc is not None or op.into is not None:
                     op.layout = layout(out)
             else:
                 op.views = ((op.outs, owner),)
@@ -345,7 +353,9 @@ class Capture:
         op.views = tuple((k, owner) for k, owner in owners if owner is not False)
         op.prim = prim
         op.ufunc = _ufunc(fn, prim)
-        if (prim is not None or op.ufunc is not None) and not isinstance(out, tuple) and not writes and not op.views:
+        op.into = _into(fn, prim)
+        if (prim is not None or op.ufunc is not None or op.into is not None) and not isinstance(out, tuple) and \
+                not writes and not op.views:
             op.layout = layout(out)
         self.ops.append(op)
         return out

@@ -166,6 +166,30 @@ def _bound(method, kwargs):
     return lambda *args: method(*args, **kwargs)
 
 
+# ---------------- a host computation's result written into a planned buffer (tl.compile), beside the function ----
+HOST_INTO = {}  # fn -> rule(out, *args): fn's result, bit for bit, written into `out` and returned
+
+
+def into_rule(fn):
+    """Decorator: `@into_rule(fn) def rule(out, *args)` writes what `fn(*args)` returns into the array `out` (of
+    its shape and dtype), so a tl.compile replay reuses one buffer instead of a new array per call."""
+    def deco(rule):
+        HOST_INTO[fn] = rule
+        return rule
+    return deco
+
+
+def _filled(value):
+    def rule(out, shape, dtype=None):
+        out.fill(value)
+        return out
+    return rule
+
+
+into_rule(np.zeros)(_filled(0))  # (the engine's gradient buffers and backward's seed)
+into_rule(np.ones)(_filled(1))
+
+
 # ---------------- how a host computation maps over a batch (tl.func.vmap), declared beside the function ----------
 ELEMENTWISE = set()  # functions that broadcast their array arguments elementwise (so aligned batches just work)
 BATCH_RULES = {}     # fn -> rule(args, batched): args with the batch leading in the arrays that carry one

@@ -335,7 +335,7 @@ def _how(op, buffer_of, buffers):
         buf = buffers[buffer_of[out]]
         if op.ufunc is not None:  # the ufunc itself, one Python call less per operation
             return "out", op.ufunc, buf
-        return "into", op.prim.into, buf
+        return "into", op.into, buf
     if op.ufunc is not None and op.layout is not None and op.layout[0]:
         return "one", op.ufunc, None  # an array result (never 0-d: a ufunc returns a scalar there)
     return "one", op.fn, None

@@ -85,7 +85,7 @@ def _class_targets(input, target, ignore_index, where):
     if t.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected class-index targets of an integer dtype (or probabilities of the "
                         f"input's shape), got dtype {t.dtype} and shape {t.shape}")
-    n, c = input.shape[0], input.shape[1]
+    n = input.shape[0]
     want = (n,) + tuple(input.shape[2:])
     if t.shape != want:
         raise OpError(f"{where}: expected target of shape {want} for input of shape {tuple(input.shape)}, got "
