@@ -41,6 +41,20 @@ def test_memory_is_flat_over_many_replays():
     assert f.stats["replays"] >= 415
 
 
+def _replay_peak(f, *args):
+    """(the result, the peak memory above its start) of one steady replay of `f`, past the interpreted replays."""
+    for _ in range(12):
+        f(*args)
+    tracemalloc.start()
+    try:
+        f(*args)
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = f(*args)
+        return out, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
 def test_a_steady_replay_of_an_mlp_step_allocates_no_intermediate_arrays(optimizer):
@@ -54,17 +68,7 @@ def test_a_steady_replay_of_an_mlp_step_allocates_no_intermediate_arrays(optimiz
         tl.optim.Adam(model.parameters(), lr=0.01)
 
     f = tl.compile(train_step(model, opt))
-    for _ in range(12):  # past the interpreted replays
-        f(x, y)
-    tracemalloc.start()
-    try:
-        f(x, y)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        f(x, y)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    _, peak = _replay_peak(f, x, y)
     assert f.stats["replays"] == 13
     assert peak < 128 * 1024, f"a replay allocated up to {peak} bytes above its starting point"
 
@@ -195,17 +199,7 @@ def test_a_steady_replay_of_where_clamp_casts_comparisons_and_reductions_allocat
         return h.double().prod(dim=1).float() + h.amax(dim=1) - h.amin(dim=1)
     f = tl.compile(infer)
     want = infer(x, keep).numpy()
-    for _ in range(12):
-        f(x, keep)
-    tracemalloc.start()
-    try:
-        f(x, keep)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        got = f(x, keep)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    got, peak = _replay_peak(f, x, keep)
     assert f.stats["replays"] == 13 and np.array_equal(got.numpy(), want)
     assert peak < 128 * 1024, f"a replay allocated up to {peak} bytes above its starting point"
 
@@ -225,17 +219,6 @@ def test_a_steady_replay_fills_a_slices_gradient_buffer_in_place():
         opt.step()
         return loss.item()
     f = tl.compile(step)
-    x = tl.randn(512, 512)
-    for _ in range(12):
-        f(x)
-    tracemalloc.start()
-    try:
-        f(x)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        f(x)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    _, peak = _replay_peak(f, tl.randn(512, 512))
     assert f.stats["replays"] == 13
     assert peak < 64 * 1024, f"a replay allocated up to {peak} bytes above its starting point"
