@@ -1,11 +1,16 @@
 """Review s14 (generative models): VAE and GAN training code written for PyTorch (tests/compat/vae_mlp.py,
 gan_mlp.py, wgan_gp.py) run under tinygrad_lite. The tests here are the ones that exposed a defect, plus pins on
 the neighbouring cases; PyTorch is the oracle where it applies (float64)."""
+import collections
+import gc
+import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from tinygrad_lite.autograd import stale
+from tinygrad_lite.autograd.stale import StaleGraphWarning
 
 
 def _x(*shape, seed=0):
@@ -67,3 +72,60 @@ def test_grad_parameter_order_is_torchs():
         tl.autograd.grad((x * x).sum(), [x, unused], allow_unused=False, materialize_grads=True)
     gx, gu = tl.autograd.grad((x * x).sum(), [x, unused], materialize_grads=True)  # allow_unused left unset
     np.testing.assert_array_equal(gu.numpy(), [0.0])
+
+
+# Defect: the GAN script got a StaleGraphWarning ("keeps every step's graph in memory") in its second training
+# loop, although nothing leaked: the first loop's last losses (errD_real, errD_fake, errG) were simply still bound
+# to module-level names, as in every tutorial. Root cause: autograd/stale.py warned as soon as the graph of ONE
+# backward call from STALE_GRAPH_STEPS calls ago was alive; it now warns when such old graphs pile up
+# (STALE_GRAPHS_PILED_UP of them alive at once), which a leak does and a finished loop's leftovers do not.
+@pytest.fixture
+def fresh_stale_watch(monkeypatch):
+    monkeypatch.setattr(stale, "_warned_stale", False)
+    monkeypatch.setattr(stale, "_recent_roots", collections.deque())
+    monkeypatch.setattr(stale, "_old_roots", [], raising=False)
+
+
+def _caught_stale(run):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run()
+    return [w for w in caught if issubclass(w.category, StaleGraphWarning)], result
+
+
+def test_a_finished_loops_last_losses_are_not_a_stale_graph(fresh_stale_watch):
+    w = tl.tensor(_x(3), requires_grad=True)
+    leftovers = {}
+
+    def two_loops():
+        for _ in range(5):  # the first loop: three backward calls per step, the losses stay bound afterwards
+            err_real, err_fake, err_g = (w * w).sum(), (w * 2).sum(), (w ** 3).sum()
+            for loss in (err_real, err_fake, err_g):
+                loss.backward()
+        leftovers.update(real=err_real, fake=err_fake, g=err_g)
+        for _ in range(3 * stale.STALE_GRAPH_STEPS):  # the second loop: .item(), as it should
+            loss = (w * 3).sum()
+            loss.backward()
+            loss.item()
+    caught, _ = _caught_stale(two_loops)
+    assert caught == [], [str(c.message) for c in caught]
+    gc.collect()
+    assert all(t.grad_fn is not None for t in leftovers.values())  # their graphs were alive all along
+
+
+def test_a_sparse_pile_up_still_warns_once(fresh_stale_watch):
+    w = tl.tensor(_x(3), requires_grad=True)
+
+    def gan_loop():
+        g_losses = []
+        for _ in range(3 * stale.STALE_GRAPH_STEPS):  # d_real, d_fake, g: only the generator's loss is kept
+            for loss in ((w * w).sum(), (w * 2).sum()):
+                loss.backward()
+            err_g = (w ** 3).sum()
+            err_g.backward()
+            g_losses.append(err_g)  # the mistake: every third graph stays alive
+        return g_losses
+    caught, _ = _caught_stale(gan_loop)
+    assert len(caught) == 1, [str(c.message) for c in caught]
+    msg = str(caught[0].message)
+    assert "loss.item()" in msg and f"graphs of {stale.STALE_GRAPHS_PILED_UP} backward() calls" in msg
