@@ -62,20 +62,23 @@ def test_keeping_losses_across_steps_warns_once(monkeypatch):
     from tinygrad_lite.autograd import stale
     monkeypatch.setattr(stale, "_warned_stale", False)
     stale._recent_roots.clear()
+    stale._old_roots.clear()
     w = tl.tensor(np.ones(3), requires_grad=True)
     total = 0.0
     with pytest.warns(StaleGraphWarning, match=r"loss\.item\(\)"):
-        for _ in range(stale.STALE_GRAPH_STEPS + 2):
+        for _ in range(stale.STALE_GRAPH_STEPS + stale.STALE_GRAPHS_PILED_UP):
             loss = (w * w).sum()
             loss.backward()
             total = total + loss  # the mistake: keeps every graph alive
     stale._recent_roots.clear()
+    stale._old_roots.clear()
 
 
 def test_no_warning_when_losses_are_dropped(monkeypatch, recwarn):
     from tinygrad_lite.autograd import stale
     monkeypatch.setattr(stale, "_warned_stale", False)
     stale._recent_roots.clear()
+    stale._old_roots.clear()
     w = tl.tensor(np.ones(3), requires_grad=True)
     total = 0.0
     for _ in range(stale.STALE_GRAPH_STEPS * 2):

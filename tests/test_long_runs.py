@@ -122,8 +122,10 @@ def fresh_stale_watch(monkeypatch):
     """The warning fires once per process: reset it for this test and leave it as it was."""
     monkeypatch.setattr(stale_graphs, "_warned_stale", False)
     stale_graphs._recent_roots.clear()
+    stale_graphs._old_roots.clear()
     yield
     stale_graphs._recent_roots.clear()
+    stale_graphs._old_roots.clear()
 
 
 def training_loop(steps, keep):
@@ -158,7 +160,8 @@ def training_loop(steps, keep):
 def test_keeping_the_loss_across_training_steps_warns_once_naming_the_fix(fresh_stale_watch, keep):
     stale, fired_at, kept = training_loop(3 * stale_graphs.STALE_GRAPH_STEPS, keep)
     assert len(stale) == 1, [str(w.message) for w in stale]
-    assert fired_at == [stale_graphs.STALE_GRAPH_STEPS], fired_at  # the first step whose graph from N steps ago lives
+    # the first step at which the graphs of PILED_UP steps from N or more steps ago live
+    assert fired_at == [stale_graphs.STALE_GRAPH_STEPS + stale_graphs.STALE_GRAPHS_PILED_UP - 1], fired_at
     msg = str(stale[0].message)
     assert "loss.item()" in msg and "loss.detach()" in msg and "still alive" in msg
     # and the warning is right: the graphs really are alive

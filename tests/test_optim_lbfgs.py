@@ -372,6 +372,8 @@ def test_already_optimal_makes_one_evaluation_and_keeps_parameters():
 def test_keeping_the_first_loss_across_many_closure_calls_is_not_reported_as_a_stale_graph(recwarn):
     import tinygrad_lite.autograd.stale as stale
     stale._warned_stale = False
+    stale._recent_roots.clear()
+    stale._old_roots.clear()
     x = tl.tensor([1.5, -0.5], dtype=tl.float64, requires_grad=True)
     opt = LBFGS([x], max_iter=40, max_eval=60, tolerance_grad=0, tolerance_change=0, history_size=2)
 

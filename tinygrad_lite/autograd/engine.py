@@ -3,6 +3,7 @@ no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=Tr
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain.
 Beside it: index_grad.py (the sparse slice gradients it accumulates) and stale.py (the stale-graph warning
 backward() gives)."""
+import warnings
 import weakref
 from heapq import heappush, heappop
 
@@ -327,9 +328,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     _watch_for_stale_graphs(tensors)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
-         materialize_grads=False):
-    """Return the gradients of `outputs` w.r.t. `inputs` without touching `.grad` (torch.autograd.grad)."""
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, materialize_grads=False):
+    """Return the gradients of `outputs` w.r.t. `inputs` without touching `.grad` (torch.autograd.grad, whose
+    parameter order this keeps: `only_inputs` is deprecated and ignored there, and here)."""
+    if not only_inputs:
+        warnings.warn("autograd.grad: the only_inputs argument is deprecated and is ignored now (defaults to True). "
+                      "To accumulate gradient for other parts of the graph, please use tl.autograd.backward.",
+                      FutureWarning, stacklevel=2)
+    if materialize_grads and allow_unused is False:
+        raise ValueError("autograd.grad: expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False")
     Tensor = tape.Tensor
     single = isinstance(inputs, Tensor)
     inputs = (inputs,) if single else tuple(inputs)

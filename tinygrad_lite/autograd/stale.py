@@ -1,5 +1,6 @@
-"""The stale-graph watch run after every backward(): warns once (StaleGraphWarning) when the graph of the call
-STALE_GRAPH_STEPS calls ago is still alive; `keep_graph` exempts a graph kept on purpose (LBFGS's first loss)."""
+"""The stale-graph watch run after every backward(): warns once (StaleGraphWarning) when the graphs of
+STALE_GRAPHS_PILED_UP backward calls, each made STALE_GRAPH_STEPS or more calls ago, are alive at once (graphs that
+pile up); `keep_graph` exempts a graph kept on purpose (LBFGS's first loss)."""
 import collections
 import sys
 import warnings
@@ -8,8 +9,12 @@ import weakref
 from . import recorder as tape
 
 
-STALE_GRAPH_STEPS = 20  # backward calls after which a still-alive old graph is worth a warning
+STALE_GRAPH_STEPS = 20  # backward calls after which a graph still alive is old
+# Old graphs alive at once that make a warning. One old graph is no leak: a finished training loop leaves its last
+# losses in variables (a GAN's errD_real, errD_fake and errG) while the next loop runs; a leak keeps adding more.
+STALE_GRAPHS_PILED_UP = 8
 _recent_roots = collections.deque()
+_old_roots = []  # weak references to the roots that were still alive when they left _recent_roots
 _warned_stale = False
 _kept_on_purpose = weakref.WeakSet()  # root entries library code keeps alive by design (LBFGS's first loss)
 
@@ -25,8 +30,8 @@ class StaleGraphWarning(UserWarning):
 
 
 def _watch_for_stale_graphs(tensors):
-    """Warn once when the graph of a backward call from STALE_GRAPH_STEPS calls ago is still alive: the classic
-    `total_loss += loss` (instead of `loss.item()`) that keeps every step's graph in memory."""
+    """Warn once when old graphs pile up: the classic `total_loss += loss` or `losses.append(loss)` (instead of
+    `loss.item()`) that keeps every step's graph in memory."""
     global _warned_stale
     if _warned_stale:
         return
@@ -34,17 +39,25 @@ def _watch_for_stale_graphs(tensors):
         if t._entry is not None:
             _recent_roots.append(weakref.ref(t._entry))
     while len(_recent_roots) > STALE_GRAPH_STEPS:
-        old = _recent_roots.popleft()()
+        ref = _recent_roots.popleft()
+        old = ref()
         if old is not None and old not in _kept_on_purpose:
-            _warned_stale = True
-            _recent_roots.clear()
-            frame = sys._getframe(1)
-            while frame is not None and frame.f_code.co_filename.startswith(tape._PKG_DIR):
-                frame = frame.f_back
-            where = (frame.f_code.co_filename, frame.f_lineno, frame.f_globals) if frame else ("<unknown>", 0, {})
-            warnings.warn_explicit(  # at the user's backward() line, shown by Python's default filters
-                f"the graph of a backward() call made {STALE_GRAPH_STEPS} calls ago is still alive (its output "
-                f"{old.describe()}). Keeping a loss tensor across steps (e.g. `total += loss` or "
-                f"`losses.append(loss)`) keeps every step's graph in memory; use `loss.item()` or `loss.detach()`.",
-                StaleGraphWarning, where[0], where[1], registry=where[2].setdefault("__warningregistry__", {}))
-            return
+            _old_roots.append(ref)
+    if not _old_roots:
+        return
+    _old_roots[:] = [ref for ref in _old_roots if ref() is not None]
+    if len(_old_roots) >= STALE_GRAPHS_PILED_UP:
+        oldest = _old_roots[0]()
+        _warned_stale = True
+        _recent_roots.clear()
+        _old_roots.clear()
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith(tape._PKG_DIR):
+            frame = frame.f_back
+        where = (frame.f_code.co_filename, frame.f_lineno, frame.f_globals) if frame else ("<unknown>", 0, {})
+        warnings.warn_explicit(  # at the user's backward() line, shown by Python's default filters
+            f"the graphs of {STALE_GRAPHS_PILED_UP} backward() calls made {STALE_GRAPH_STEPS} or more calls ago are "
+            f"still alive (the oldest's output {oldest.describe()}). Keeping a loss tensor across steps (e.g. "
+            f"`total += loss` or `losses.append(loss)`) keeps every step's graph in memory; use `loss.item()` or "
+            f"`loss.detach()`.",
+            StaleGraphWarning, where[0], where[1], registry=where[2].setdefault("__warningregistry__", {}))
