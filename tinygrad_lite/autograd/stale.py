@@ -45,9 +45,10 @@ def _watch_for_stale_graphs(tensors):
             _old_roots.append(ref)
     if not _old_roots:
         return
-    _old_roots[:] = [ref for ref in _old_roots if ref() is not None]
-    if len(_old_roots) >= STALE_GRAPHS_PILED_UP:
-        oldest = _old_roots[0]()
+    alive = [root for root in (ref() for ref in _old_roots) if root is not None]  # (held: none dies meanwhile)
+    _old_roots[:] = [weakref.ref(root) for root in alive]
+    if len(alive) >= STALE_GRAPHS_PILED_UP:
+        oldest = alive[0]
         _warned_stale = True
         _recent_roots.clear()
         _old_roots.clear()
