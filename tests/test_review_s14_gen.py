@@ -3,6 +3,7 @@ gan_mlp.py, wgan_gp.py) run under tinygrad_lite. The tests here are the ones tha
 the neighbouring cases; PyTorch is the oracle where it applies (float64)."""
 import collections
 import gc
+import math
 import warnings
 
 import numpy as np
@@ -129,3 +130,22 @@ def test_a_sparse_pile_up_still_warns_once(fresh_stale_watch):
     assert len(caught) == 1, [str(c.message) for c in caught]
     msg = str(caught[0].message)
     assert "loss.item()" in msg and f"graphs of {stale.STALE_GRAPHS_PILED_UP} backward() calls" in msg
+
+
+@pytest.mark.parametrize("ord", [2, 1, 3.5, math.inf, -math.inf, 0])
+@pytest.mark.parametrize("dim", [None, 1, (0, 2)])
+def test_linalg_vector_norm_is_torchs(torch, ord, dim):
+    """torch.linalg.vector_norm (WGAN-GP's penalty as many write it): every element when dim is None, whatever the
+    rank (torch.norm's 'fro' stops at two dims); values and gradients as PyTorch's."""
+    a = np.random.default_rng(3).standard_normal((3, 4, 5))
+    x = tl.tensor(a, requires_grad=True)
+    y = tl.linalg.vector_norm(x, ord, dim=dim, keepdim=True)
+    y.sum().backward()
+    xt = torch.tensor(a, requires_grad=True)
+    yt = torch.linalg.vector_norm(xt, ord, dim=dim, keepdim=True)
+    yt.sum().backward()
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-12)
+    want = np.zeros_like(a) if xt.grad is None else xt.grad.numpy()  # (ord 0: torch leaves it None, its zero)
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12, atol=1e-15)
+    with pytest.raises(TypeError, match="vector_norm: ord must be a number"):
+        tl.linalg.vector_norm(x, "fro")

@@ -14,7 +14,7 @@ from .ops import registry
 from .tensor import Tensor, matmul
 from . import functional as _functional  # noqa: F401  (where, and the shape methods, are attached first)
 
-__all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "addmm"]
+__all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "addmm", "vector_norm"]
 
 
 def _fail(message):
@@ -190,3 +190,12 @@ for _name in ("mm", "mv", "bmm", "dot", "outer", "ger", "t"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.addmm = _addmm_method
 # Tensor.T and Tensor.mT already exist (shape.py)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
+    """torch.linalg.vector_norm: the ord-norm of x's elements over `dim` (all of them when None, whatever x's
+    rank), as torch.norm with a number p: the same values and gradients (0 at a zero vector)."""
+    if isinstance(ord, (str, bool)) or not isinstance(ord, numbers.Real):
+        raise TypeError(f"linalg.vector_norm: ord must be a number (2, 1, inf, -inf, 0 or any other), got {ord!r}")
+    from .predicates import norm  # (not at import: predicates is above the linear algebra)
+    return norm(x, p=ord, dim=dim, keepdim=keepdim, out=out, dtype=dtype)
