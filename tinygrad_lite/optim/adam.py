@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ..tensor import Tensor
 from .optimizer import Optimizer, _lerp_, check_hyper
 
 
@@ -58,6 +59,9 @@ class Adam(Optimizer):
         bias_correction1 = 1 - beta1 ** step
         bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
         step_size = lr / bias_correction1
+        if isinstance(group["lr"], Tensor):  # as PyTorch, which divides the tensor: the step size in its dtype
+            dtype = group["lr"]._data.dtype.type
+            step_size = float(dtype(lr) / dtype(bias_correction1))
         if amsgrad:
             vmax = state["max_exp_avg_sq"]._data
             np.maximum(vmax, v, out=vmax)

@@ -1,5 +1,6 @@
-"""Learning-rate schedulers: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LambdaLR, OneCycleLR and
-ReduceLROnPlateau, with PyTorch's per-epoch values.
+"""Learning-rate schedulers: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LambdaLR, LinearLR, OneCycleLR
+and ReduceLROnPlateau, with PyTorch's per-epoch values. A tensor learning rate (`lr=torch.tensor(0.01)`, PyTorch's
+way to keep a compiled step from recompiling) is filled in place, and computed in its dtype, as PyTorch does.
 
 As in PyTorch, construction performs the initial step (epoch 0) and `step()` is called once per epoch after
 `optimizer.step()`. The values follow PyTorch's recursive (chainable) formulas, so they agree with
@@ -14,10 +15,24 @@ import warnings
 import numpy as np
 
 from ..compile.hooks import replayable
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR", "OneCycleLR",
-           "ReduceLROnPlateau"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LambdaLR", "LinearLR",
+           "OneCycleLR", "ReduceLROnPlateau"]
+
+
+def _copy(lr):
+    """A tensor learning rate copied (as PyTorch, a scheduler's lists never alias a group's tensor), a number as is."""
+    return lr.clone() if isinstance(lr, Tensor) else lr
+
+
+def _set_lr(group, lr):
+    """As PyTorch: a tensor learning rate is filled in place (the step, compiled or not, keeps reading that tensor)."""
+    if isinstance(group["lr"], Tensor):
+        group["lr"].fill_(float(lr))
+    else:
+        group["lr"] = lr
 
 
 class LRScheduler:
@@ -29,14 +44,14 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                group.setdefault("initial_lr", _copy(group["lr"]))
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming a "
                                    f"scheduler with last_epoch={last_epoch}; load the optimizer's state dict "
                                    "first, or use last_epoch=-1 for a fresh run")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [_copy(group["initial_lr"]) for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._is_initial = False
         self._initial_step()
@@ -69,8 +84,8 @@ class LRScheduler:
             self.last_epoch = epoch
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            _set_lr(group, lr)
+        self._last_lr = self._current_lrs()
 
     def state_dict(self):
         """Every attribute except the optimizer (PyTorch's layout)."""
@@ -80,7 +95,7 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
     def _current_lrs(self):
-        return [group["lr"] for group in self.optimizer.param_groups]
+        return [_copy(group["lr"]) for group in self.optimizer.param_groups]
 
 
 class StepLR(LRScheduler):
@@ -196,6 +211,36 @@ class LambdaLR(LRScheduler):
         for fn, saved in zip(self.lr_lambdas, lambdas):
             if saved is not None:
                 fn.__dict__.update(saved)
+
+
+class LinearLR(LRScheduler):
+    """Scale each group's lr by a factor going linearly from `start_factor` to `end_factor` over `total_iters`
+    epochs (a warm-up), then keep it."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [group["lr"] * self.start_factor for group in groups]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        span = self.end_factor - self.start_factor
+        return [group["lr"] * (1.0 + span / (self.total_iters * self.start_factor + (self.last_epoch - 1) * span))
+                for group in groups]
+
+    def _get_closed_form_lr(self):
+        span = self.end_factor - self.start_factor
+        return [base_lr * (self.start_factor + span * min(self.total_iters, self.last_epoch) / self.total_iters)
+                for base_lr in self.base_lrs]
 
 
 def _per_group(name, optimizer, value):
@@ -369,7 +414,7 @@ class ReduceLROnPlateau(LRScheduler):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
-                group["lr"] = new_lr
+                _set_lr(group, new_lr)
 
     @property
     def in_cooldown(self):

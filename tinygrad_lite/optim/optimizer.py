@@ -69,7 +69,12 @@ def _typename(x):
 
 
 def check_hyper(name, value):
-    """PyTorch's constructor checks: a negative (or NaN) hyperparameter is a ValueError."""
+    """PyTorch's constructor checks: a negative (or NaN) hyperparameter is a ValueError. The learning rate may be a
+    one-element Tensor (`lr=torch.tensor(0.01)`, so a scheduler changes it in place and a compiled step keeps it)."""
+    if name == "lr" and isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Tensor lr must be 1-element, got shape {tuple(value.shape)}")
+        value = float(value)
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a number, got {_typename(value)}")
     if not 0.0 <= value:
