@@ -20,8 +20,8 @@ from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, m
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
                        ones_like, rand_like, randn_like, empty_like, full_like)
-from .creation import (randperm, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
-                       BoolTensor, ByteTensor)
+from .creation import (randperm, multinomial, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor,
+                       LongTensor, IntTensor, BoolTensor, ByteTensor)
 from .devices import device, cuda, backends, accelerator
 from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
 from .sorting import sort, argsort, topk
