@@ -75,3 +75,45 @@ def test_multinomial_errors_as_torch(torch):
             tl.multinomial(tl.tensor(p), n)
         assert str(want.value) in str(got.value)
     assert tuple(torch.multinomial(torch.ones(0, 3), 2).shape) == tuple(tl.multinomial(tl.ones(0, 3), 2).shape)
+
+
+# ---------------- torch.Size: `print(x.shape)` is in every tutorial ----------------
+# Defect: Tensor.shape and Tensor.size() returned NumPy's plain tuple, so `print(q.shape)` printed `(48, 16)` where
+# PyTorch prints `torch.Size([48, 16])` (transformer_lm.py's printed output differed).
+def test_shape_and_size_print_as_torch_size():
+    x = tl.zeros(48, 16)
+    assert str(x.shape) == repr(x.shape) == "torch.Size([48, 16])" == f"{x.size()}"
+    assert str(x.shape[1:]) == "torch.Size([16])" and str(tl.tensor(1.0).shape) == "torch.Size([])"
+    assert isinstance(x.shape, tuple) and x.shape == (48, 16) and hash(x.shape) == hash((48, 16))
+    assert type(x.size(0)) is int and x.shape[0] == 48
+    assert str(x.shape + (3,)) == "torch.Size([48, 16, 3])" == str((48,) + tl.Size([16, 3]))
+    assert tl.Size([2, 3, 4]).numel() == 24 and tl.Size() == ()
+    assert tl.zeros(x.shape).shape == (48, 16)
+    assert x.view(x.shape[:1] + (-1,)).shape == (48, 16) and np.zeros(x.shape).shape == (48, 16)
+    with pytest.raises(TypeError, match=r"torch.Size\(\) takes an iterable of 'int' \(item 1 is 'float'\)"):
+        tl.Size([2, 2.5])
+
+
+@pytest.mark.oracle
+def test_size_as_torch(torch):
+    import pickle
+    for shape in [(), (5,), (2, 3, 4)]:
+        t, l = torch.zeros(shape), tl.zeros(shape)
+        assert str(l.shape) == str(t.shape) and str(l.size()) == str(t.size())
+        assert str(l.shape[1:]) == str(t.shape[1:]) and str(l.shape * 2) == str(t.shape * 2)
+        assert str((7,) + l.shape) == str((7,) + t.shape) and l.shape.numel() == t.shape.numel()
+        assert str(pickle.loads(pickle.dumps(l.shape))) == str(t.shape)
+    assert str(tl.Size((tl.tensor(3),))) == str(torch.Size((torch.tensor(3),)))
+
+
+def test_size_in_a_compiled_step():
+    # a Size returned from (and used inside) a compiled step: a leaf of the output structure, replayed
+    def step(x):
+        b, t, c = x.size()
+        y = x.view(b * t, c).sum(0).view(x.shape[2:]) + tl.zeros(x.shape[2:])
+        return y.sum().item(), y.shape
+    compiled = tl.compile(step, fullgraph=True)
+    x = tl.ones(2, 3, 4)
+    outs = [compiled(x) for _ in range(3)]
+    assert outs == [(24.0, (4,))] * 3 and str(outs[-1][1]) == "torch.Size([4])"
+    assert compiled.stats["replays"] == 2

@@ -13,6 +13,7 @@ from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64,
 from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
 from .dtypes import set_default_dtype, get_default_dtype
 from .tensor import Tensor, matmul
+from ._size import Size
 from .operators import remainder, floor_divide, logical_and, logical_or, logical_xor, logical_not
 from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack, unbind, triu, tril
