@@ -13,6 +13,7 @@ from .dtypes import float16, float32, float64, int8, uint8, int16, int32, int64,
 from .dtypes import float32 as float, float64 as double, float16 as half, int64 as long  # noqa: A001
 from .dtypes import set_default_dtype, get_default_dtype
 from .tensor import Tensor, matmul
+from ._size import Size
 from .operators import remainder, floor_divide, logical_and, logical_or, logical_xor, logical_not
 from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack, unbind, triu, tril
@@ -20,8 +21,8 @@ from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, m
                          clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
                        ones_like, rand_like, randn_like, empty_like, full_like)
-from .creation import (randperm, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor, LongTensor, IntTensor,
-                       BoolTensor, ByteTensor)
+from .creation import (randperm, multinomial, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor,
+                       LongTensor, IntTensor, BoolTensor, ByteTensor)
 from .devices import device, cuda, backends, accelerator
 from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
 from .sorting import sort, argsort, topk

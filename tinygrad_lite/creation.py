@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import dtypes, devices as _device
-from .compile.hooks import astype, batching_rule, constant, draws_random, host
+from .compile.hooks import astype, batching_rule, constant, data as _hooks_data, draws_random, host, host_check
 from .ops.registry import OpError
 from .random import get_rng
 from .shape import _sizes
@@ -191,6 +191,63 @@ def randperm(n, dtype=None, device=None, requires_grad=False, *, generator=None)
                  "randperm")
 
 
+
+def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
+    """Indices (int64) drawn from the categories of each row of `input` (1-D or 2-D non-negative weights, not
+    necessarily summing to 1), as torch.multinomial. Without replacement a row's samples are distinct: the
+    categories ranked by weight / Exponential(1) keys (PyTorch's method), so zero weights come last; with
+    replacement each sample is an inverse-CDF draw. Not differentiable."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"multinomial(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    if out is not None:
+        raise TypeError("multinomial: out= is not supported; use the returned tensor")
+    if input.dtype.kind != "f":
+        raise OpError(f"multinomial: only supports floating-point dtypes for input, got {input.dtype} (input shape "
+                      f"{tuple(input.shape)})")
+    if input.ndim not in (1, 2):
+        raise OpError(f"multinomial: prob_dist must be 1 or 2 dim, got shape {tuple(input.shape)}")
+    num_samples = _int(num_samples, "num_samples", "multinomial")
+    if num_samples <= 0:
+        raise OpError(f"multinomial: cannot sample n_sample <= 0 samples (num_samples={num_samples})")
+    n = input.shape[-1]
+    if not replacement and num_samples > n:
+        raise OpError(f"multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement "
+                      f"(num_samples={num_samples}, input shape {tuple(input.shape)})")
+    probs = _hooks_data(input)
+    host_check(_check_distribution, probs)
+    try:
+        arr = host(_multinomial_draw, probs, num_samples, bool(replacement), generator)
+    except MemoryError as exc:
+        raise OpError(f"multinomial: cannot create the tensor ({type(exc).__name__}: {exc})") from None
+    return Tensor(arr)
+
+
+def _check_distribution(p):
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise OpError(f"multinomial: probability tensor contains either `inf`, `nan` or element < 0 (input shape "
+                      f"{p.shape}, dtype {p.dtype})")
+    if (p.sum(axis=-1) <= 0).any():  # also a row of no categories
+        raise OpError(f"multinomial: invalid multinomial distribution (sum of probabilities <= 0) in a row of the "
+                      f"input of shape {p.shape}")
+
+
+@draws_random
+def _multinomial_draw(p, num_samples, replacement, generator):
+    rng = generator or get_rng()
+    rows = p.reshape(-1, p.shape[-1]).astype(np.float64)
+    if replacement:  # first category whose cumulative weight exceeds u * total: a zero weight is never chosen
+        cdf = np.cumsum(rows, axis=1)
+        u = rng.random((rows.shape[0], num_samples)) * cdf[:, -1:]
+        last = rows.shape[1] - 1 - np.argmax(rows[:, ::-1] > 0, axis=1)  # u * total may round up to total
+        idx = np.stack([np.searchsorted(c, v, side="right") for c, v in zip(cdf, u)]) if len(rows) else \
+            np.zeros((0, num_samples), np.int64)
+        idx = np.minimum(idx, last[:, None])
+    else:  # weights / Exp(1) ranked: a draw without replacement with the weights' probabilities
+        keys = rows / rng.exponential(size=rows.shape)
+        idx = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+    return idx.astype(np.int64).reshape(p.shape[:-1] + (num_samples,))
+
+
 def _like(fn):
     name = fn.__name__ + "_like"
 
@@ -298,3 +355,4 @@ def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
 
 Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(zeros), _new(ones), _new(empty)
 Tensor.new_full, Tensor.new_tensor, Tensor.type = _new_full, _new_tensor, _type
+Tensor.multinomial = multinomial

@@ -12,6 +12,7 @@ from .ops import elementwise as ew, registry
 from . import devices as _device
 from .autograd.grad_mode import state
 from .compile.hooks import astype, data as _data_of, host as _host
+from ._size import size_of as _size_of
 
 _apply = tape.apply
 
@@ -135,7 +136,7 @@ class Tensor:
 
     @property
     def shape(self):
-        return self._data.shape
+        return _size_of(self._data.shape)
 
     @property
     def ndim(self):
@@ -173,7 +174,7 @@ class Tensor:
         return self._data.ndim
 
     def size(self, dim=None):
-        return self._data.shape if dim is None else self._data.shape[_dim(dim, self._data.ndim, "size")]
+        return _size_of(self._data.shape) if dim is None else self._data.shape[_dim(dim, self._data.ndim, "size")]
 
     def numel(self):
         return self._data.size

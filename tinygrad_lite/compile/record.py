@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from .._size import Size
 from .reads import Read
 
 SLOT, ARG, LIVE, CONST, GRAD = "slot", "arg", "live", "const", "grad"
@@ -86,6 +87,8 @@ class Obj:
 def map_structure(obj, fn):
     """`fn` applied to every leaf of nested tuples (namedtuples kept), lists, dicts and sets; the containers rebuilt,
     of their own types (an OrderedDict, a defaultdict or a Counter stays one)."""
+    if isinstance(obj, Size):  # a shape: ints only, a leaf
+        return fn(obj)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*[map_structure(o, fn) for o in obj])
     if isinstance(obj, (tuple, list, set, frozenset)):
