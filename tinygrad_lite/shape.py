@@ -135,8 +135,8 @@ def _norm_index(idx, shape):
             continue
         if isinstance(i, Tensor):
             i = i._data
-        elif isinstance(i, list):
-            i = np.asarray(i)
+        elif isinstance(i, (list, range)):  # x[range(n), target]: a range indexes as the list of its ints
+            i = np.asarray(i, dtype=np.int64) if len(i) == 0 or isinstance(i, range) else np.asarray(i)
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
@@ -145,7 +145,7 @@ def _norm_index(idx, shape):
             i = host(np.copy, i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
-                             f"None, Ellipsis, or an integer/bool array or Tensor)")
+                             f"None, Ellipsis, range, or an integer/bool list, array or Tensor)")
         out.append(int(i) if isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, (bool, np.bool_))
                    else i)
     return tuple(out)
