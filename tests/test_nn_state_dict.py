@@ -1,4 +1,4 @@
-"""state_dict / load_state_dict: copies, in-place loading, strictness, PyTorch-style errors, all-or-nothing."""
+"""state_dict / load_state_dict: shared storage, in-place loading, strictness, PyTorch-style errors, all-or-nothing."""
 import numpy as np
 import pytest
 
@@ -14,14 +14,15 @@ def _snapshot(model):
     return {k: v.numpy().copy() for k, v in model.state_dict().items()}
 
 
-def test_state_dict_values_are_detached_copies_in_order():
+def test_state_dict_values_are_detached_and_share_storage_in_order():
     model = _model()
     sd = model.state_dict()
     assert list(sd) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
                         "1.num_batches_tracked", "3.weight", "3.bias"]
     assert all(isinstance(v, tl.Tensor) and not v.requires_grad for v in sd.values())
-    sd["3.weight"].data += 1  # changing the copy leaves the model alone
-    assert not np.allclose(sd["3.weight"].numpy(), model[3].weight.numpy())
+    before = model[3].weight.numpy().copy()
+    sd["3.weight"].data += 1  # as PyTorch: the values share the parameters' storage, so this changes the model
+    assert np.array_equal(model[3].weight.numpy(), before + 1)
     kept = model.state_dict(keep_vars=True)
     assert kept["3.weight"] is model[3].weight
     assert list(model.state_dict(prefix="net.")) [0] == "net.0.weight"
@@ -32,7 +33,7 @@ def test_round_trip_into_a_fresh_model_copies_in_place():
     src(tl.randn(4, 1, 4, 4))  # move the running statistics
     params = {k: p for k, p in dst.named_parameters()}
     arrays = {k: p.numpy() for k, p in params.items()}
-    sd = {k: v.numpy() for k, v in src.state_dict().items()}
+    sd = {k: v.numpy().copy() for k, v in src.state_dict().items()}  # copies: the values share src's storage
     result = dst.load_state_dict(sd)
     assert result.missing_keys == [] and result.unexpected_keys == [] and repr(result) == \
         "<All keys matched successfully>"

@@ -382,7 +382,8 @@ class Module:
         return state_items(self, prefix)
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        """An OrderedDict of dotted name -> Tensor (a copy; the Parameter itself with keep_vars=True)."""
+        """An OrderedDict of dotted name -> Tensor sharing storage with the parameter or buffer, detached (the
+        Parameter itself with keep_vars=True)."""
         return state_dict(self, args, destination, prefix, keep_vars)
 
     def load_state_dict(self, state_dict, strict=True, assign=False):

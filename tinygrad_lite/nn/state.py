@@ -124,14 +124,16 @@ def state_items(module, prefix=""):
 
 
 def state_dict(module, args, destination, prefix, keep_vars):
-    """Module.state_dict: an OrderedDict of dotted name -> Tensor (a copy; the Parameter itself with keep_vars)."""
+    """Module.state_dict: an OrderedDict of dotted name -> Tensor sharing the parameter's or buffer's storage and not
+    requiring grad (as PyTorch's `p.detach()`: `sd[k].copy_(v)` writes into the model); the Parameter itself with
+    keep_vars."""
     if args:  # PyTorch's deprecated positional form: state_dict(destination, prefix, keep_vars)
         destination = args[0]
         prefix = args[1] if len(args) > 1 else prefix
         keep_vars = args[2] if len(args) > 2 else keep_vars
     out = collections.OrderedDict() if destination is None else destination
     for k, t in state_items(module, prefix):
-        out[k] = t if keep_vars else Tensor._wrap(t._data.copy())
+        out[k] = t if keep_vars else t.detach()
     return out
 
 
