@@ -16,6 +16,25 @@ def _camel(name):
     return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
 
 
+def _getitem_kind(idx):
+    """PyTorch's node for `x[idx]` (it applies an index element by element, so the last step names the node):
+    IndexBackward0 with any array/Tensor/mask, else the last int (Select), None (Unsqueeze) or slice that is not
+    the whole dim (Slice); a lone slice is a Slice, an index that changes nothing an Alias."""
+    if any(hasattr(i, "dtype") or i.__class__ is bool for i in idx):  # arrays (getitem keeps ndarrays), x[True]
+        return "Index"
+    if len(idx) == 1 and idx[0].__class__ is slice:
+        return "Slice"
+    for i in reversed(idx):
+        if i is None:
+            return "Unsqueeze"
+        if i.__class__ is slice:
+            if i.start not in (None, 0) or i.stop is not None or i.step not in (None, 1):
+                return "Slice"
+        elif i is not Ellipsis:
+            return "Select"
+    return "Alias"
+
+
 class Node:
     """The backward node of one tape entry (as torch.autograd.graph.Node)."""
     __slots__ = ("_entry", "__weakref__")
@@ -26,7 +45,9 @@ class Node:
     def name(self):
         """PyTorch's naming: `MulBackward0` for a primitive, `<Class>Backward` for a custom Function."""
         e = self._entry
-        return f"{e.name}Backward" if e.ctx is not None else f"{_camel(e.name)}Backward0"
+        if e.ctx is not None:
+            return f"{e.name}Backward"
+        return f"{_getitem_kind(e.attrs[0]) if e.name == 'getitem' else _camel(e.name)}Backward0"
 
     @property
     def entry(self):
