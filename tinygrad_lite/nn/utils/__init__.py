@@ -1,0 +1,6 @@
+"""`tl.nn.utils`, as `torch.nn.utils`: gradient clipping and parameters <-> vector (`clip_grad`)."""
+from .clip_grad import (clip_grad_norm_, clip_grad_value_, get_total_norm, clip_grads_with_norm_,
+                        parameters_to_vector, vector_to_parameters)
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "parameters_to_vector",
+           "vector_to_parameters"]
