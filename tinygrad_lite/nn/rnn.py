@@ -24,6 +24,7 @@ from . import init
 from .dropout import dropout as _dropout
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -145,8 +146,14 @@ class RNNBase(Module):
     # ---------------- forward ----------------
     def _check_input(self, input):
         name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            if not isinstance(input.data, Tensor) or input.data.ndim != 2 or input.data.shape[-1] != self.input_size:
+                raise OpError(f"{name}: a PackedSequence input must hold data of shape (sum of lengths, "
+                              f"input_size={self.input_size}), got "
+                              f"{tuple(getattr(input.data, 'shape', ()))}")
+            return
         if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: expected a Tensor input, got {type(input).__name__}")
+            raise TypeError(f"{name}: expected a Tensor or PackedSequence input, got {type(input).__name__}")
         if input.ndim not in (2, 3):
             raise OpError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D input of shape "
                           f"{tuple(input.shape)}")
@@ -168,21 +175,40 @@ class RNNBase(Module):
             raise OpError(f"{type(self).__name__}: Expected {what} size {expected}, got {tuple(hx.shape)}")
         return hx if batched else hx.unsqueeze(1)
 
+    def _batch(self, input):
+        """(batch size, batched?) of a Tensor or PackedSequence input."""
+        if isinstance(input, PackedSequence):
+            return int(input.batch_sizes[0]), True
+        return (input.shape[0 if self.batch_first else 1], True) if input.ndim == 3 else (1, False)
+
     def _forward_hidden(self, input, hx):
         """forward of the single-state cells (RNN, GRU): (output, h_n)."""
         self._check_input(input)
-        batch = input.shape[0 if self.batch_first else 1] if input.ndim == 3 else 1
-        h0 = None if hx is None else self._check_hidden(hx, batch, input.ndim == 3, "hidden")
+        batch, batched = self._batch(input)
+        h0 = None if hx is None else self._check_hidden(hx, batch, batched, "hidden")
         output, (h_n,) = self._run(input, [h0])
         return output, h_n
 
     def _run(self, input, states):
         """Run every layer and direction. `states` is a list (one per state tensor: h, or h and c) of
-        (L*D, B, H) Tensors or None. Returns output and the final states, each (L*D, B, H)."""
-        batched = input.ndim == 3
+        (L*D, B, H) Tensors or None. Returns output and the final states, each (L*D, B, H). A PackedSequence runs
+        padded, in its sorted batch order, each step on the batch_sizes[t] sequences still running (as PyTorch's):
+        the states given and returned are in the caller's batch order, the output is packed like the input."""
+        if isinstance(input, PackedSequence):
+            seq, batch_sizes = packed_to_padded(input)
+            if input.sorted_indices is not None:
+                states = [None if s is None else s.index_select(1, input.sorted_indices) for s in states]
+            output, final_states = self._run_padded(seq, states, batch_sizes, True)
+            if input.unsorted_indices is not None:
+                final_states = [f.index_select(1, input.unsorted_indices) for f in final_states]
+            return padded_to_packed(output, input), final_states
+        return self._run_padded(input, states, None, input.ndim == 3)
+
+    def _run_padded(self, input, states, batch_sizes, batched):
         if not batched:
             input = input.unsqueeze(0 if self.batch_first else 1)
-        seq = input.transpose(0, 1) if self.batch_first else input  # time-major (T, B, F)
+        time_major = batch_sizes is not None or not self.batch_first
+        seq = input if time_major else input.transpose(0, 1)  # (T, B, F)
         batch = seq.shape[1]
         d = 2 if self.bidirectional else 1
         zeros = Tensor._wrap(constant(np.zeros((batch, self.hidden_size), dtype=self.weight_ih_l0.dtype)))
@@ -193,22 +219,25 @@ class RNNBase(Module):
                 k = layer * d + direction
                 init_state = [zeros if s is None else s[k] for s in states]
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                out, last = self._direction(seq, bool(direction), init_state, sfx)
+                out, last = self._direction(seq, bool(direction), init_state, sfx, batch_sizes)
                 outs.append(out)
                 for f, s in zip(finals, last):
                     f.append(s)
             seq = outs[0] if d == 1 else cat(outs, 2)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 seq = _dropout(seq, self.dropout)
-        output = seq.transpose(0, 1) if self.batch_first else seq
+        output = seq if time_major else seq.transpose(0, 1)
         final_states = [stack(f, 0) for f in finals]
         if not batched:
             output = output.squeeze(0 if self.batch_first else 1)
             final_states = [f.squeeze(1) for f in final_states]
         return output, final_states
 
-    def _direction(self, seq, reverse, state, sfx):
+    def _direction(self, seq, reverse, state, sfx, batch_sizes=None):
         """One layer in one direction over a (T, B, F) sequence: (the (T, B, H) outputs, the final states).
+        With `batch_sizes` (sequences sorted by decreasing length), step t updates the first batch_sizes[t] states
+        and keeps the others: a sequence's final state is the one after its last step, and going in reverse each
+        sequence starts from the initial state at its own last step; outputs past a sequence's end are unused.
         Each step projects its own input, W_x x_t^T, feature-major like the rest of the step: its weight gradient is
         then one small matmul per step, where one projection of the whole sequence would have each step's gradient
         added into a strided slice of a (gates, T*B) buffer (slower than the matmul). The bias rides along as an
@@ -225,7 +254,12 @@ class RNNBase(Module):
         state = [s.T for s in state]  # feature-major (hidden, batch) while stepping
         out = [None] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            state = cell_step(step, w_x @ seq[t].T, state, w_h, hidden)
+            running = batch if batch_sizes is None else batch_sizes[t]
+            if running == batch:
+                state = cell_step(step, w_x @ seq[t].T, state, w_h, hidden)
+            else:
+                new = cell_step(step, w_x @ seq[t, :running].T, [s[:, :running] for s in state], w_h, hidden)
+                state = [cat([n, s[:, running:]], 1) for n, s in zip(new, state)]
             out[t] = state[0]
         return stack(out, 0).permute(0, 2, 1), [s.T for s in state]  # (T, H, B) stacked, read as (T, B, H)
 
@@ -256,8 +290,7 @@ class LSTM(RNNBase):
 
     def forward(self, input, hx=None):
         self._check_input(input)
-        batched = input.ndim == 3
-        batch = input.shape[0 if self.batch_first else 1] if batched else 1
+        batch, batched = self._batch(input)
         states = [None, None]
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:

@@ -1,4 +1,4 @@
-"""`tl.nn.utils`, as `torch.nn.utils`: gradient clipping (`clip_grad_norm_`, `clip_grad_value_`, and the two halves
+"""Gradient clipping (`clip_grad_norm_`, `clip_grad_value_`, and the two halves
 of the former, `get_total_norm` and `clip_grads_with_norm_`) and flattening parameters into one vector and back
 (`parameters_to_vector`, `vector_to_parameters`).
 
@@ -10,12 +10,12 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
-from ..autograd.grad_mode import no_grad
-from ..compile.hooks import host_check
-from ..ops.registry import OpError
-from ..shape import cat, stack
-from ..tensor import Tensor
+from ... import dtypes
+from ...autograd.grad_mode import no_grad
+from ...compile.hooks import host_check
+from ...ops.registry import OpError
+from ...shape import cat, stack
+from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "parameters_to_vector",
            "vector_to_parameters"]
