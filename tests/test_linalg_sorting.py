@@ -311,6 +311,7 @@ def test_addmm_beta_and_alpha_are_keyword_only_numbers(torch):
 
 
 def test_exports():
-    assert L.__all__ == ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "addmm"]
+    # (vector_norm is torch.linalg.vector_norm: a function only, no Tensor method, as PyTorch)
+    assert L.__all__ == ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace", "addmm", "vector_norm"]
     for name in L.__all__:
-        assert callable(getattr(L, name)) and callable(getattr(tl.Tensor, name))
+        assert callable(getattr(L, name)) and (name == "vector_norm" or callable(getattr(tl.Tensor, name)))
