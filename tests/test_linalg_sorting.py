@@ -311,6 +311,6 @@ def test_addmm_beta_and_alpha_are_keyword_only_numbers(torch):
 
 
 def test_exports():
-    assert L.__all__ == ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "addmm", "vector_norm"]
+    assert L.__all__ == ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace", "addmm", "vector_norm"]
     for name in L.__all__:  # (torch.linalg.vector_norm has no Tensor method)
         assert callable(getattr(L, name)) and (name == "vector_norm" or callable(getattr(tl.Tensor, name)))

@@ -24,7 +24,7 @@ from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, 
 from .creation import (randperm, multinomial, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor,
                        LongTensor, IntTensor, BoolTensor, ByteTensor)
 from .devices import device, cuda, backends, accelerator
-from .linalg import mm, mv, bmm, dot, outer, ger, t, addmm
+from .linalg import mm, mv, bmm, dot, outer, ger, t, trace, addmm
 from .sorting import sort, argsort, topk
 from .predicates import (is_tensor, numel, isnan, isinf, isfinite, isclose, allclose, equal, any, all,  # noqa: A001,A004
                          sign, round, cumsum, cumprod, norm)
@@ -55,8 +55,8 @@ def _method(name):
 
 for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "erf", "tanh", "sigmoid",
            "relu", "abs", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand",
-           "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "masked_fill", "detach",
-           "eq", "ne", "lt", "le", "gt", "ge", "clone"):
+           "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "index_add", "masked_fill",
+           "detach", "eq", "ne", "lt", "le", "gt", "ge", "clone"):
     globals()[_n] = _method(_n)
 divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
 

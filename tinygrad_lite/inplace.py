@@ -331,6 +331,8 @@ def _install():
         setattr(T, name + "_", _unary(name + "_", getattr(T, name)))
     T.clamp_ = T.clip_ = _unary("clamp_", lambda s, min=None, max=None: s.clamp(min, max))
     T.masked_fill_ = _unary("masked_fill_", lambda s, mask, value: s.masked_fill(mask, value))
+    T.index_add_ = _unary("index_add_", lambda s, dim, index, source, alpha=1: s.index_add(dim, index, source,
+                                                                                            alpha=alpha))
     T.fill_ = _fill
     T.zero_ = lambda self: _fill(self, 0)
     T.copy_ = _copy

@@ -1,4 +1,5 @@
-"""PyTorch's fixed-rank matrix products: `mm mv bmm dot outer/ger t addmm`, as functions and Tensor methods.
+"""PyTorch's fixed-rank matrix products: `mm mv bmm dot outer/ger t addmm`, and `trace`, as functions and Tensor
+methods.
 
 Each is the general `matmul` (or a broadcast multiply, for `outer`) behind PyTorch's stricter checks: exact ranks,
 equal dtypes (no promotion, except `outer`, which promotes as PyTorch's does) and matching sizes. No primitive is
@@ -14,7 +15,7 @@ from .ops import registry
 from .tensor import Tensor, matmul
 from . import functional as _functional  # noqa: F401  (where, and the shape methods, are attached first)
 
-__all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "addmm", "vector_norm"]
+__all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace", "addmm", "vector_norm"]
 
 
 def _fail(message):
@@ -139,6 +140,15 @@ def t(input):
     return input.transpose(0, 1) if nd == 2 else input
 
 
+def trace(input):
+    """Sum of a 2-D tensor's main diagonal: every (m+1)-th of its flattened values (m columns), the first
+    min(n, m) of them, summed (a strided slice: no new primitive)."""
+    _tensors("trace", ("input", input))
+    _matrix("trace", "input", input)
+    n, m = input._data.shape
+    return input.reshape(-1)[::m + 1][:min(n, m)].sum()
+
+
 def _scalar(value, name, dtype):
     """beta/alpha as a Python number; integer tensors take integer factors (truncated, as PyTorch's cast)."""
     if isinstance(value, Tensor):
@@ -186,7 +196,7 @@ def _addmm_method(self, mat1, mat2, *, beta=1, alpha=1):
     return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
 
 
-for _name in ("mm", "mv", "bmm", "dot", "outer", "ger", "t"):
+for _name in ("mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.addmm = _addmm_method
 # Tensor.T and Tensor.mT already exist (shape.py)

@@ -344,9 +344,39 @@ def masked_fill(self, mask, value):
     return _apply(mv_where, (mask_t, v.astype(self._data.dtype), self))
 
 
+def index_add(self, dim, index, source, *, alpha=1):
+    """self with alpha * source's slices added at positions `index` along dim, repeats accumulating
+    (torch.index_add): self + the scatter of source that is getitem's VJP."""
+    d = _dim(dim, max(self._data.ndim, 1), "index_add")
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
+    if not isinstance(source, Tensor):
+        raise TypeError(f"index_add: source must be a Tensor, got {type(source).__name__}")
+    if idx.ndim > 1 or idx.dtype.kind not in "iu":
+        raise registry.OpError(f"index_add: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
+                               f"{idx.dtype}")
+    idx = idx.reshape(-1)
+    shape = self._data.shape or (1,)
+    want = shape[:d] + (idx.size,) + shape[d + 1:]
+    if source._data.shape != want and not (source._data.size == idx.size == 1 and self._data.ndim <= 1):
+        raise registry.OpError(f"index_add: source of shape {tuple(source.shape)} does not match the tensor of shape "
+                               f"{tuple(self.shape)} with dim {d} indexed by {idx.size} indices: expected "
+                               f"{want}{registry.user_site()}")
+    if source._data.dtype != self._data.dtype:
+        raise registry.OpError(f"index_add: self ({self._data.dtype}) and source ({source._data.dtype}) must have "
+                               f"the same dtype")
+    if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
+        raise IndexError(f"index_add: index values must be in [0, {shape[d]}) along dim {d}, got [{idx.min()}, "
+                         f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
+    if alpha != 1:
+        source = source * alpha
+    src = reshape(source, want)
+    added = _apply(ix.index_scatter, (src,), (shape, (slice(None),) * d + (host(np.copy, idx),)))
+    return self + reshape(added, self._data.shape)
+
+
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
               "expand_as", "split", "chunk", "unbind", "triu", "tril", "flip", "repeat", "gather", "index_select",
-              "masked_fill"):
+              "index_add", "masked_fill"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.view = reshape
 Tensor.T = property(T)

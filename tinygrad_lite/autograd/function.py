@@ -1,9 +1,13 @@
-"""User-defined primitives, as torch.autograd.Function: `forward(ctx, *args)` and `backward(ctx, *grads)`.
+"""User-defined primitives, as torch.autograd.Function: `forward(ctx, *args)` and `backward(ctx, *grads)`, or
+(the newer style) `forward(*args)` with `setup_context(ctx, inputs, output)`.
 
 `MyFn.apply(...)` runs `forward` without recording, then records one tape entry named after the class. When
 `backward` is written in Tensor operations, double backward works (create_graph records it like any VJP).
 Several outputs are recorded as one packed entry followed by slices of it, so the engine stays single-output.
 """
+import functools
+import inspect
+
 import numpy as np
 
 from . import forward_ad, recorder as tape
@@ -135,20 +139,42 @@ class Function:
         raise NotImplementedError("Function subclasses must implement backward(ctx, *grad_outputs)")
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        """The newer style (as PyTorch's): when a subclass defines it, forward takes no ctx and this saves, from
+        the arguments (`inputs`) and forward's result (`output`), what backward needs."""
+        raise NotImplementedError
+
+    @staticmethod
     def jvp(ctx, *grad_inputs):
         """Forward mode (optional, as PyTorch's): the outputs' tangents from one tangent per forward argument
         (zeros for a Tensor argument without one, None for other arguments)."""
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *args):
+    def apply(cls, *args, **kwargs):
         Tensor = tape.Tensor
+        new_style = cls.setup_context is not Function.setup_context
+        if new_style:  # as PyTorch: forward's defaults are bound, so setup_context and backward see every argument
+            try:
+                bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{cls.__name__}.apply: the arguments do not match "
+                                f"forward{inspect.signature(cls.forward)}: {exc}") from None
+            bound.apply_defaults()
+            args = bound.args
+        elif kwargs:
+            raise TypeError(f"{cls.__name__}.apply takes positional arguments only (got keyword arguments "
+                            f"{sorted(kwargs)}); define setup_context to pass keywords, as PyTorch")
         tensors = tuple(a for a in args if isinstance(a, Tensor))
         needs = tuple(a.requires_grad if isinstance(a, Tensor) else False for a in args)
         ctx = FunctionCtx(needs)
         fw_levels = _forward_levels(cls, tensors) if tape.fw_active else ()
         with no_grad(), forward_ad.levels_off(fw_levels):  # forward mode: the Function's own jvp, below
-            out = cls.forward(ctx, *args)
+            if not new_style:
+                out = cls.forward(ctx, *args)
+            else:
+                out = cls.forward(*args)
+                cls.setup_context(ctx, args, out)
         if fw_levels:
             return _with_tangents(cls, ctx, args, cls._apply_recorded(ctx, args, tensors, out), fw_levels)
         return cls._apply_recorded(ctx, args, tensors, out)
@@ -212,3 +238,40 @@ def _with_tangents(cls, ctx, args, result, levels):
                 t = t if isinstance(t, Tensor) else Tensor._wrap(np.asarray(t))
                 forward_ad._set_tangent(o, level, forward_ad.conform(t, o, f"{cls.__name__}.jvp"))
     return result
+
+
+class _DelayedError(Function):
+    """Identity on gradients whose own backward raises: what once_differentiable hands back under create_graph."""
+
+    @staticmethod
+    def forward(ctx, name, *grads):
+        ctx.name = name
+        return tuple(g.clone() for g in grads) if len(grads) > 1 else grads[0].clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(f"trying to differentiate twice a function that was marked with @once_differentiable "
+                           f"({ctx.name}.backward)")
+
+
+def once_differentiable(fn):
+    """Decorator for a Function's backward written on values that autograd does not track (as PyTorch's): it runs
+    under no_grad, and differentiating its result (double backward) raises instead of giving wrong zeros."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        with no_grad():
+            outputs = fn(ctx, *args)
+        Tensor = tape.Tensor
+        if not (state.grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args)):
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        grads = [o for o in outs if isinstance(o, Tensor) and o._data.dtype.kind == "f"]
+        if not grads:
+            return outputs
+        # the gradients were computed off the tape: leaves that require grad, so that _DelayedError is recorded
+        wrapped = _DelayedError.apply(fn.__qualname__.split(".")[-2:][0], *[g.detach().requires_grad_() for g in grads])
+        it = iter(wrapped if isinstance(wrapped, tuple) else (wrapped,))
+        outs = tuple(next(it) if isinstance(o, Tensor) and o._data.dtype.kind == "f" else o for o in outs)
+        return outs[0] if single else outs
+    return wrapper

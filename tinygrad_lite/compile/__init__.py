@@ -66,8 +66,9 @@ class _Variant:
         for m, training in self.modules:
             if m.training != training:
                 return f"{type(m).__name__}.training changed to {m.training}"
-            if m._forward_hooks or m._forward_pre_hooks:  # (a module with hooks did not record: added since)
-                return f"a forward hook was added to {type(m).__name__}"
+            # (a module with hooks did not record: added since)
+            if m._forward_hooks or m._forward_pre_hooks or m.__dict__.get("_backward_hooks"):
+                return f"a forward or backward hook was added to {type(m).__name__}"
         for m, settings in self.attrs:  # the recorded values only: a setting added later was not read
             d = m.__dict__
             for k, v in settings:

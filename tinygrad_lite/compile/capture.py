@@ -219,8 +219,9 @@ class Capture:
 
     def module_ran(self, module):
         self.observe_training(module)
-        if module._forward_hooks or module._forward_pre_hooks:
-            self.fail(f"module hooks on {type(module).__name__} (forward hooks run Python that a replay skips)")
+        if module._forward_hooks or module._forward_pre_hooks or module.__dict__.get("_backward_hooks"):
+            self.fail(f"module hooks on {type(module).__name__} (forward and backward hooks run Python that a replay "
+                      f"skips)")
 
     # ---------------- array provenance ----------------
     def ref(self, x, what):

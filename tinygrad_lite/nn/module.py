@@ -8,6 +8,7 @@ from .. import devices as _device, dtypes
 from ..compile.hooks import replayable
 from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
+from ..autograd.module_hooks import BackwardHook
 from ..tensor import Tensor
 from .parameter import Parameter
 from .state import cast_floating, load_into, module_repr, state_dict, state_items
@@ -49,6 +50,7 @@ class Module:
         d["_modules"] = {}
         d["_forward_hooks"] = {}
         d["_forward_pre_hooks"] = {}
+        d["_backward_hooks"] = {}
         d["_child_names"] = None  # id(child) -> attribute name, for the module scope on the tape
 
     # ---------------- calling ----------------
@@ -81,12 +83,18 @@ class Module:
                     res = hook(self, args)
                     if res is not None:
                         args = res if isinstance(res, tuple) else (res,)
+            backward_hooks = self.__dict__.get("_backward_hooks")
+            if backward_hooks:
+                bw = BackwardHook(self, backward_hooks)
+                args = bw.setup_inputs(args)
             out = self.forward(*args, **kwargs)
             if self._forward_hooks:
                 for hook in list(self._forward_hooks.values()):
                     res = hook(self, args, out)
                     if res is not None:
                         out = res
+            if backward_hooks:
+                out = bw.setup_outputs(out)
             return out
         finally:
             st.scope = parent
@@ -133,6 +141,17 @@ class Module:
         """`hook(module, args)` runs before forward; a non-None result replaces the positional arguments."""
         handle = RemovableHandle(self._forward_pre_hooks)
         self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook):
+        """`hook(module, grad_input, grad_output)` runs when the gradients w.r.t. the module's inputs are computed
+        (one per positional input: None for one that does not require grad); a non-None result replaces
+        grad_input. With no input requiring grad it runs once the gradients w.r.t. the outputs are known."""
+        d = self.__dict__
+        if "_backward_hooks" not in d:
+            d["_backward_hooks"] = {}
+        handle = RemovableHandle(d["_backward_hooks"])
+        d["_backward_hooks"][handle.id] = hook
         return handle
 
     # ---------------- registration ----------------
