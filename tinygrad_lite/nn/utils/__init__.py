@@ -10,12 +10,12 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
-from ..autograd.grad_mode import no_grad
-from ..compile.hooks import host_check
-from ..ops.registry import OpError
-from ..shape import cat, stack
-from ..tensor import Tensor
+from ... import dtypes
+from ...autograd.grad_mode import no_grad
+from ...compile.hooks import host_check
+from ...ops.registry import OpError
+from ...shape import cat, stack
+from ...tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_", "parameters_to_vector",
            "vector_to_parameters"]
@@ -133,3 +133,6 @@ def vector_to_parameters(vec, parameters):
                           f"{chunk.size} (vec of shape {tuple(vec.shape)} ran out at element {pointer})")
         param.data = chunk.reshape(param.shape)
         pointer += n
+
+
+from . import rnn  # noqa: E402  (torch.nn.utils.rnn is reachable after `import torch`, as PyTorch's)
