@@ -1,11 +1,16 @@
 """Review s14, data pipelines and evaluation code: what PyTorch-style data loading and metric code needed.
 
 - `from torch.nn.utils.rnn import pad_sequence` failed: `nn.utils` was a module; it is a package with `rnn`;
+- `Sampler`, `SequentialSampler`, `RandomSampler`, `SubsetRandomSampler`, `BatchSampler`, `ConcatDataset` and
+  `IterableDataset` were missing, and DataLoader had no `batch_sampler=` (nor PyTorch's positional order);
+- `torch.bincount`, `torch.histc`, `torch.unique`, `Tensor.index_put_` / `scatter_add_` and `torch.diag` were
+  missing (confusion matrices, class counts, per-class precision/recall, confidence histograms).
 """
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from tinygrad_lite.utils import data as tdata
 
 
 # ---------------- pad_sequence ----------------
@@ -45,3 +50,128 @@ def test_pad_sequence_errors_name_the_shapes():
         pad_sequence([tl.zeros(2, 3), tl.zeros(2, 4)])
     with pytest.raises(RuntimeError, match="empty list"):
         pad_sequence([])
+
+
+# ---------------- samplers, batch_sampler, ConcatDataset, IterableDataset ----------------
+
+class _Squares(tdata.Dataset):
+    def __init__(self, n, offset=0):
+        self.n, self.offset = n, offset
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"x": float(i + self.offset) ** 2, "i": i + self.offset}
+
+
+def _both(torch, name, *args, **kwargs):
+    return getattr(tdata, name)(*args, **kwargs), getattr(torch.utils.data, name)(*args, **kwargs)
+
+
+def test_samplers_match_torch(torch):
+    ds = list(range(7))
+    ours, theirs = _both(torch, "SequentialSampler", ds)
+    assert list(ours) == list(theirs) and len(ours) == len(theirs)
+    for bs in (1, 3, 7, 10):
+        for drop_last in (False, True):
+            ours, theirs = _both(torch, "BatchSampler", tdata.SequentialSampler(ds), bs, drop_last)
+            assert list(ours) == list(theirs) and len(ours) == len(theirs), (bs, drop_last)
+    assert isinstance(ours, tdata.Sampler) and isinstance(tdata.DistributedSampler(ds, 2, 0), tdata.Sampler)
+
+
+def test_random_samplers_are_permutations_and_reproducible():
+    tl.manual_seed(3)
+    first = list(tdata.RandomSampler(range(9)))
+    tl.manual_seed(3)
+    assert list(tdata.RandomSampler(range(9))) == first and sorted(first) == list(range(9))
+    drawn = list(tdata.RandomSampler(range(4), num_samples=10))
+    assert len(drawn) == 10 and sorted(drawn[:8]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    with_repl = tdata.RandomSampler(range(4), replacement=True, num_samples=6, generator=np.random.default_rng(0))
+    assert len(list(with_repl)) == 6 == len(with_repl)
+    picked = list(tdata.SubsetRandomSampler([10, 20, 30], generator=np.random.default_rng(1)))
+    assert sorted(picked) == [10, 20, 30]
+
+
+def test_sampler_argument_errors_as_torch(torch):
+    for args in ((tdata.SequentialSampler([1]), 0, False), (tdata.SequentialSampler([1]), 2, 1)):
+        with pytest.raises(ValueError) as ours:
+            tdata.BatchSampler(*args)
+        with pytest.raises(ValueError) as theirs:
+            torch.utils.data.BatchSampler(*args)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(TypeError, match="generator"):
+        list(tdata.RandomSampler([1, 2], generator=42))
+
+
+def test_dataloader_batch_sampler_matches_torch(torch):
+    ds = _Squares(7)
+    for ours_bs, theirs_bs in [(tdata.BatchSampler(tdata.SequentialSampler(ds), 3, drop_last),
+                                torch.utils.data.BatchSampler(torch.utils.data.SequentialSampler(ds), 3, drop_last))
+                               for drop_last in (False, True)] + [([[6, 0], [3], [1, 2, 5]],) * 2]:
+        ours, theirs = tdata.DataLoader(ds, batch_sampler=ours_bs), torch.utils.data.DataLoader(
+            ds, batch_sampler=theirs_bs)
+        got, want = list(ours), list(theirs)
+        assert len(ours) == len(theirs) == len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g["i"].tolist() == w["i"].tolist() and g["x"].tolist() == w["x"].tolist()
+    x = tl.arange(10.0)  # a TensorDataset takes the one-fancy-index path
+    batches = list(tdata.DataLoader(tdata.TensorDataset(x), batch_sampler=[[9, 1], [4]]))
+    assert [b[0].tolist() for b in batches] == [[9.0, 1.0], [4.0]]
+    with pytest.raises(ValueError, match="batch_sampler option is mutually exclusive"):
+        tdata.DataLoader(ds, batch_size=2, batch_sampler=[[0]])
+
+
+def test_dataloader_positional_arguments_are_pytorchs(torch):
+    ds = _Squares(5)
+    # DataLoader(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers, collate_fn, pin_memory, drop_last)
+    args = (2, False, [4, 3, 2, 1, 0], None, 0, lambda b: [s["i"] for s in b], False, True)
+    assert list(tdata.DataLoader(ds, *args)) == list(torch.utils.data.DataLoader(ds, *args)) == [[4, 3], [2, 1]]
+
+
+def test_concat_dataset_matches_torch(torch):
+    parts = [_Squares(3), _Squares(0), _Squares(4, offset=100)]
+    ours, theirs = tdata.ConcatDataset(parts), torch.utils.data.ConcatDataset(parts)
+    assert len(ours) == len(theirs) and ours.cumulative_sizes == theirs.cumulative_sizes
+    for i in range(-len(ours), len(ours)):
+        assert ours[i] == theirs[i], i
+    assert (parts[0] + parts[2])[3] == theirs[3]
+    with pytest.raises(ValueError, match="absolute value of index"):
+        ours[-8]
+    with pytest.raises(IndexError, match="out of range"):
+        ours[7]
+    with pytest.raises(ValueError, match="empty"):
+        tdata.ConcatDataset([])
+    batch = next(iter(tdata.DataLoader(ours, batch_size=5)))
+    assert batch["i"].tolist() == [0, 1, 2, 100, 101]
+
+
+class _Stream(tdata.IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield np.full(2, float(i)), i
+
+
+def test_iterable_dataset_batches_as_torch(torch):
+    class TorchStream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(_Stream(7))
+
+    for kwargs in ({"batch_size": 3}, {"batch_size": 3, "drop_last": True}, {"batch_size": None}):
+        got = list(tdata.DataLoader(_Stream(7), **kwargs))
+        want = list(torch.utils.data.DataLoader(TorchStream(), **kwargs))
+        assert len(got) == len(want), kwargs
+        for g, w in zip(got, want):
+            if kwargs["batch_size"] is None:
+                assert g[1] == w[1] and np.array_equal(np.asarray(g[0]), np.asarray(w[0]))
+            else:
+                assert g[0].numpy().tolist() == w[0].numpy().tolist() and g[1].tolist() == w[1].tolist()
+    with pytest.raises(ValueError, match="expected unspecified shuffle option"):
+        tdata.DataLoader(_Stream(3), shuffle=True)
+    with pytest.raises(ValueError, match="expected unspecified sampler option"):
+        tdata.DataLoader(_Stream(3), sampler=[0])
+    with pytest.raises(TypeError):
+        len(tdata.DataLoader(_Stream(3)))  # a stream without __len__, as PyTorch's
