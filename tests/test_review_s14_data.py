@@ -175,3 +175,145 @@ def test_iterable_dataset_batches_as_torch(torch):
         tdata.DataLoader(_Stream(3), sampler=[0])
     with pytest.raises(TypeError):
         len(tdata.DataLoader(_Stream(3)))  # a stream without __len__, as PyTorch's
+
+
+# ---------------- bincount, histc, unique ----------------
+
+def _pair(torch, arr):
+    return tl.tensor(arr), torch.tensor(arr)
+
+
+def test_bincount_matches_torch(torch):
+    for arr, kw in [(np.array([0, 2, 2, 5]), {}), (np.array([0, 2, 2, 5]), {"minlength": 9}),
+                    (np.zeros(0, np.int64), {}), (np.zeros(0, np.int64), {"minlength": 3})]:
+        ours, theirs = _pair(torch, arr)
+        out, want = tl.bincount(ours, **kw), torch.bincount(theirs, **kw)
+        assert out.tolist() == want.tolist() and out.dtype == tl.int64, (arr, kw)
+    x, tx = _pair(torch, np.array([1, 1, 3, 0]))
+    for w in (np.array([0.5, 1.5, 2.0, -1.0]), np.array([0.5, 1.5, 2.0, -1.0], np.float32), np.array([1, 2, 3, 4])):
+        out, want = x.bincount(tl.tensor(w)), tx.bincount(torch.tensor(w))
+        assert out.numpy().tolist() == want.tolist() and str(want.dtype) == f"torch.{out.dtype}", w.dtype
+    w = tl.tensor([0.5, 1.5, 2.0, -1.0], requires_grad=True)
+    (tl.bincount(x, w) * tl.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    assert w.grad.tolist() == [10.0, 10.0, 1000.0, 1.0]
+
+
+def test_bincount_errors_as_torch(torch):
+    for bad in (np.array([-1, 2]), np.array([[1]]), np.array([1.0])):
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            torch.bincount(torch.tensor(bad))
+        with pytest.raises(RuntimeError, match=r"bincount only supports 1-d non-negative integral inputs.*shape|"
+                                               r"bincount only supports 1-d non-negative integral inputs.*negative"):
+            tl.bincount(tl.tensor(bad))
+    with pytest.raises(RuntimeError, match=r"weights should be 1-d and have the same length as input.*\(4,\).*\(3,\)"):
+        tl.bincount(tl.tensor([0, 1, 1, 2]), weights=tl.ones(3))
+
+
+def test_histc_matches_torch_bin_for_bin(torch):
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        for _ in range(40):
+            bins = int(rng.integers(1, 13))
+            lo = float(rng.uniform(-2, 0))
+            hi = lo + float(rng.uniform(0.1, 3))
+            edges = [lo + k * (hi - lo) / bins for k in range(bins + 1)]  # values on the edges decide the rule
+            arr = np.concatenate([rng.uniform(lo - 0.5, hi + 0.5, 40), edges, [np.nan]]).astype(dt)
+            ours, theirs = _pair(torch, arr)
+            out, want = tl.histc(ours, bins=bins, min=lo, max=hi), torch.histc(theirs, bins=bins, min=lo, max=hi)
+            assert out.numpy().tolist() == want.tolist() and out.dtype == dt
+    for arr in (np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0])):  # min == max: the data's range
+        ours, theirs = _pair(torch, arr)
+        assert ours.histc(bins=4).tolist() == theirs.histc(bins=4).tolist()
+
+
+def test_histc_errors():
+    with pytest.raises(NotImplementedError, match=r"histc: expected a floating point input, got dtype int64"):
+        tl.histc(tl.tensor([1, 2]))
+    with pytest.raises(RuntimeError, match="max must be larger than min"):
+        tl.histc(tl.tensor([1.0]), bins=3, min=2, max=1)
+
+
+def test_unique_matches_torch(torch):
+    arr = np.array([[3.0, 1.0, 3.0], [np.nan, 1.0, np.nan]])
+    ours, theirs = _pair(torch, arr)
+    for kw in ({}, {"return_counts": True}, {"return_inverse": True}, {"return_inverse": True, "return_counts": True}):
+        out, want = tl.unique(ours, **kw), torch.unique(theirs, **kw)
+        out, want = (out, want) if isinstance(out, tuple) else ((out,), (want,))
+        assert len(out) == len(want)
+        for o, w in zip(out, want):
+            np.testing.assert_array_equal(o.numpy(), w.numpy())
+            assert str(w.dtype) == f"torch.{o.dtype}"
+    rows, trows = _pair(torch, np.array([[1, 2], [1, 2], [0, 5]]))
+    for o, w in zip(rows.unique(dim=0, return_inverse=True, return_counts=True),
+                    trows.unique(dim=0, return_inverse=True, return_counts=True)):
+        assert o.tolist() == w.tolist()
+
+
+# ---------------- index_put_ / scatter_add_ (confusion matrices), diag ----------------
+
+def test_confusion_matrix_by_index_put_and_scatter_add_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    y, p = rng.integers(0, 4, 30), rng.integers(0, 4, 30)
+    ours = tl.zeros(4, 4, dtype=tl.long).index_put_((tl.tensor(y), tl.tensor(p)), tl.ones(30, dtype=tl.long),
+                                                    accumulate=True)
+    theirs = torch.zeros(4, 4, dtype=torch.long).index_put_((torch.tensor(y), torch.tensor(p)),
+                                                            torch.ones(30, dtype=torch.long), accumulate=True)
+    assert ours.tolist() == theirs.tolist()
+    flat = tl.zeros(16, dtype=tl.long).scatter_add_(0, tl.tensor(y * 4 + p), tl.ones(30, dtype=tl.long))
+    assert flat.view(4, 4).tolist() == theirs.tolist()
+    # without accumulate the last write wins on repeats in PyTorch too only for distinct positions: use distinct ones
+    ours = tl.zeros(4).index_put_((tl.tensor([3, 0]),), tl.tensor([1.0, 2.0]))
+    assert ours.tolist() == torch.zeros(4).index_put_((torch.tensor([3, 0]),), torch.tensor([1.0, 2.0])).tolist()
+
+
+def test_index_put_accumulate_and_scatter_add_gradients_match_torch(torch):
+    rng = np.random.default_rng(2)
+    base, vals, src = rng.standard_normal((3, 4)), rng.standard_normal(5), rng.standard_normal((2, 4))
+    rows, cols = np.array([0, 2, 0, 0, 1]), np.array([1, 3, 1, 0, 1])
+    index = np.array([[0, 1, 2, 0], [2, 2, 1, 1]])  # repeated rows along dim 0 add up
+    results = []
+    for lib in (tl, torch):
+        b = lib.tensor(base, requires_grad=True)
+        v = lib.tensor(vals, requires_grad=True)
+        s = lib.tensor(src, requires_grad=True)
+        out = (b * 1.0).index_put_((lib.tensor(rows), lib.tensor(cols)), v * 2.0, accumulate=True)
+        out = out.scatter_add_(0, lib.tensor(index), s * 3.0)
+        (out * lib.tensor(np.arange(12.0).reshape(3, 4))).sum().backward()
+        results.append([np.asarray(t.detach().numpy()) for t in (out, b.grad, v.grad, s.grad)])
+    for o, w in zip(*results):
+        np.testing.assert_allclose(o, w, rtol=1e-15, atol=0)
+
+
+def test_scatter_add_errors_name_shapes_and_dtypes():
+    x = tl.zeros(3, 4)
+    with pytest.raises(RuntimeError, match=r"scatter_add_.*Expected dtype int64 for index, got int32"):
+        x.scatter_add_(0, tl.tensor(np.zeros((1, 4), np.int32)), tl.ones(1, 4))
+    with pytest.raises(RuntimeError, match=r"scatter_add_.*self.dtype to be equal to src.dtype.*float32.*float64"):
+        x.scatter_add_(0, tl.zeros(1, 4, dtype=tl.long), tl.ones(1, 4, dtype=tl.float64))
+    with pytest.raises(RuntimeError, match=r"scatter_add_.*index \(1, 5\).*self \(3, 4\).*src \(1, 5\)"):
+        x.scatter_add_(0, tl.zeros(1, 5, dtype=tl.long), tl.ones(1, 5))
+    with pytest.raises(RuntimeError, match=r"index_put_.*dtypes match.*int64.*float32"):
+        tl.zeros(3, dtype=tl.long).index_put_((tl.tensor([0]),), tl.ones(1), accumulate=True)
+
+
+@pytest.mark.parametrize("k", [-3, -1, 0, 1, 2, 5])
+def test_diag_matches_torch_with_gradients(torch, k):
+    for shape in ((3, 4), (4,)):
+        a = np.arange(float(np.prod(shape))).reshape(shape) + 1.0
+        ours, theirs = tl.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        out, want = tl.diag(ours, k), theirs.diag(k)
+        assert out.numpy().tolist() == want.tolist()
+        w = np.arange(float(out.numel())).reshape(out.shape)
+        (out * tl.tensor(w)).sum().backward()
+        (want * torch.tensor(w)).sum().backward()
+        assert ours.grad.tolist() == theirs.grad.tolist()
+    with pytest.raises(RuntimeError, match=r"diag\(\): Supports 1D or 2D tensors. Got 3D"):
+        tl.zeros(2, 2, 2).diag()
+
+
+def test_scatter_add_uses_the_part_of_src_the_index_covers(torch):
+    src = np.arange(10.0).reshape(2, 5)
+    index = np.array([[0, 2], [2, 2]])  # smaller than src and than self (3, 4) apart from dim 0
+    ours = tl.zeros(3, 4, dtype=tl.float64).scatter_add_(0, tl.tensor(index), tl.tensor(src))
+    theirs = torch.zeros(3, 4, dtype=torch.float64).scatter_add_(0, torch.tensor(index), torch.tensor(src))
+    assert ours.tolist() == theirs.tolist()
