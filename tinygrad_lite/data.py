@@ -1,10 +1,11 @@
-"""Datasets and batching: `TensorDataset`, `Subset`, `random_split`, `DataLoader` and `DistributedSampler` (PyTorch's
-names and defaults).
+"""Datasets and batching: `TensorDataset`, `Subset`, `ConcatDataset`, `IterableDataset`, `random_split`, `DataLoader`
+and `DistributedSampler` (PyTorch's names and defaults; the other samplers are in data_sampling.py).
 
 Shuffling and `random_split` draw from `tl.random.get_rng()`, so `tl.manual_seed(n)` makes the batch order and the
 split reproducible. A `DataLoader` over a `TensorDataset` (or a `Subset` of one) fancy-indexes the stored arrays
 directly (one copy per batch).
 """
+import bisect
 import itertools
 import math
 import numbers
@@ -12,9 +13,12 @@ import warnings
 
 import numpy as np
 
+from .data_sampling import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
 from .tensor import Tensor, _as_array as _checked
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "DataLoader", "default_collate", "DistributedSampler"]
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
+           "default_collate", "DistributedSampler", "Sampler", "SequentialSampler", "RandomSampler",
+           "SubsetRandomSampler", "BatchSampler"]
 
 
 class Dataset:
@@ -25,6 +29,26 @@ class Dataset:
 
     def __len__(self):
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """Base class for datasets that are streams: implement `__iter__()`. A DataLoader batches what it yields."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+
+    def __len__(self):
+        # a TypeError, as PyTorch's stream has no len(): list(DataLoader(stream)) asks for a length hint and
+        # goes on without one only after a TypeError
+        raise TypeError(f"object of type '{type(self).__name__}' has no len() (an IterableDataset defines __len__ "
+                        f"only if it knows its length)")
+
+    def __add__(self, other):
+        raise TypeError("IterableDataset: '+' (ChainDataset) is not supported; chain the iterables with "
+                        "itertools.chain in __iter__")
 
 
 def _fresh(arr):
@@ -98,6 +122,33 @@ class Subset(Dataset):
     def _batch(self, indices):
         """A batch of a Subset of a TensorDataset: one fancy index into the stored arrays."""
         return self.dataset._batch(np.asarray(self.indices, dtype=np.int64)[indices])
+
+
+class ConcatDataset(Dataset):
+    """The samples of `datasets`, one after the other (torch.utils.data.ConcatDataset)."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise TypeError(f"ConcatDataset does not support IterableDataset (got {type(d).__name__})")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        if idx < 0:
+            if -idx > len(self):
+                raise ValueError(f"ConcatDataset: absolute value of index should not exceed dataset length "
+                                 f"(index {idx}, length {len(self)})")
+            idx = len(self) + idx
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        if which == len(self.datasets):
+            raise IndexError(f"ConcatDataset: index {idx} is out of range for a dataset of length {len(self)}")
+        return self.datasets[which][idx - (self.cumulative_sizes[which - 1] if which else 0)]
 
 
 def _batchable(dataset):
@@ -180,7 +231,7 @@ def default_collate(batch):
                     f"got {type(elem).__name__}")
 
 
-class DistributedSampler:
+class DistributedSampler(Sampler):
     """The indices of rank `rank`'s share of `dataset` among `num_replicas` ranks (torch.utils.data's, with its
     arithmetic): every rank gets `num_samples` indices, the dataset padded by repeating its first indices to a
     multiple of the ranks (or cut to one with `drop_last`), rank r taking every num_replicas-th from position r.
@@ -231,11 +282,13 @@ class DistributedSampler:
 
 class DataLoader:
     """Iterate over `dataset` in batches of `batch_size` (None: single samples, uncollated as PyTorch's), in the
-    order of `sampler` (any iterable of indices with a length, e.g. a DistributedSampler) when one is given."""
+    order of `sampler` (any iterable of indices with a length, e.g. a DistributedSampler) when one is given, or
+    in the index lists of `batch_sampler`. An IterableDataset is batched in the order it yields its samples."""
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None, generator=None,
-                 num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None, persistent_workers=False,
-                 prefetch_factor=None, sampler=None):
+    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
+                 collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
+                 multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
+                 pin_memory_device="", in_order=True):
         """`num_workers`, `pin_memory` and the other worker options are accepted for PyTorch code and have no
         effect: batches are made in the calling process (NumPy indexing is fast; there is no device to pin for)."""
         if not isinstance(num_workers, (int, np.integer)) or isinstance(num_workers, bool) or num_workers < 0:
@@ -245,16 +298,31 @@ class DataLoader:
                                        isinstance(batch_size, bool) or batch_size <= 0):
             raise ValueError(f"batch_size should be a positive integer value or None, but got "
                              f"batch_size={batch_size!r}")
-        if batch_size is None and drop_last:
-            raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with "
-                             "drop_last")
-        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__, got "
-                            f"{type(dataset).__name__}")
+        iterable = isinstance(dataset, IterableDataset)
+        if iterable:
+            if shuffle not in (None, False):
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified shuffle option, but got "
+                                 f"shuffle={shuffle}")
+            if sampler is not None or batch_sampler is not None:
+                which = "sampler" if sampler is not None else "batch_sampler"
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified {which} option, but got "
+                                 f"{which}={(sampler if sampler is not None else batch_sampler)!r}")
+        elif not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__ (or be an IterableDataset), "
+                            f"got {type(dataset).__name__}")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and "
+                                 "drop_last")
+            batch_size = None  # as PyTorch: the batch sampler decides the batches
+        elif batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive with "
+                             "drop_last")
         self.dataset = dataset
         self.sampler = sampler
+        self.batch_sampler = batch_sampler
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -262,7 +330,9 @@ class DataLoader:
         self.generator = generator
 
     def __len__(self):
-        n = len(self.dataset) if self.sampler is None else len(self.sampler)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)  # (an IterableDataset may have none)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
@@ -280,16 +350,25 @@ class DataLoader:
         return rng.permutation(n)
 
     def __iter__(self):
+        if isinstance(self.dataset, IterableDataset):
+            yield from self._iter_stream()
+            return
+        fast = _batchable(self.dataset) and self.collate_fn is None
+        collate = self.collate_fn or default_collate
+        if self.batch_sampler is not None:
+            for indices in self.batch_sampler:
+                yield (self.dataset._batch(np.asarray(indices, dtype=np.int64)) if fast
+                       else collate([self.dataset[i] for i in indices]))
+            return
         order = self._order(len(self.dataset))
         n = len(self.dataset) if order is None else len(order)
         if self.batch_size is None:
             for i in range(n):
-                yield self.dataset[int(order[i]) if order is not None else i]
+                sample = self.dataset[int(order[i]) if order is not None else i]
+                yield sample if self.collate_fn is None else self.collate_fn(sample)  # PyTorch: per sample
             return
         bs = self.batch_size
         stop = n - n % bs if self.drop_last else n
-        fast = _batchable(self.dataset) and self.collate_fn is None
-        collate = self.collate_fn or default_collate
         for start in range(0, stop, bs):
             end = min(start + bs, n)
             if fast:
@@ -297,3 +376,20 @@ class DataLoader:
             else:
                 indices = range(start, end) if order is None else order[start:end].tolist()
                 yield collate([self.dataset[i] for i in indices])
+
+    def _iter_stream(self):
+        """An IterableDataset: its samples as they come, collated in groups of batch_size (a short last group is
+        kept unless drop_last), or one by one with batch_size=None (through collate_fn only when one is given)."""
+        if self.batch_size is None:
+            for sample in self.dataset:
+                yield sample if self.collate_fn is None else self.collate_fn(sample)
+            return
+        collate = self.collate_fn or default_collate
+        batch = []
+        for sample in self.dataset:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield collate(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield collate(batch)

@@ -21,7 +21,7 @@ from .functional import where
 from .ops import index as ix, registry
 from .random import get_rng
 from .operators import scaled
-from .tensor import Tensor, _as_array, _retains, _wrap
+from .tensor import Tensor, _as_array, _dim, _retains, _wrap
 
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
 
@@ -313,6 +313,63 @@ def setitem(self, index, value):
     inplace(self, "setitem", lambda s, val: ix.index_put(s, val, idx), (v,), cast=True)
 
 
+def index_put_(self, indices, values, accumulate=False):
+    """`self[indices] = values` (indices: a tuple of index tensors), or with `accumulate` `self[indices] +=
+    values` where repeated positions add up (torch.Tensor.index_put_); differentiable w.r.t. self and values."""
+    if not isinstance(indices, (tuple, list)):
+        _fail("index_put_", self, f"indices must be a tuple of Tensors, got {type(indices).__name__}", TypeError)
+    if not accumulate:
+        setitem(self, tuple(indices), values)
+        return self
+    idx = _shape._norm_index(tuple(indices), self._data.shape)
+    v = values if isinstance(values, Tensor) else _wrap(constant(_as_array(values, self._data.dtype, "index_put_")))
+    if v._data.dtype != self._data.dtype:
+        _fail("index_put_", self, f"Index put requires the source and destination dtypes match, got "
+                                  f"{self._data.dtype} for the destination and {v._data.dtype} for the source")
+    try:
+        target = np.broadcast_to(np.zeros((), dtype=np.int8), self._data.shape)[idx].shape
+    except IndexError as exc:
+        _fail("index_put_", self, f"{exc}; indices {_short(indices)}", IndexError)
+    if not _broadcasts_to(v._data.shape, target):
+        _fail("index_put_", self, f"shape mismatch: values of shape {tuple(v._data.shape)} cannot be broadcast to "
+                                  f"indexing result of shape {tuple(target)}")
+    # the index_scatter primitive (getitem's VJP) adds repeated positions up: self + the scattered values
+    return inplace(self, "index_put_", lambda s, val: s + ix.index_scatter(val.expand(*target), s._data.shape, idx),
+                   (v,))
+
+
+def scatter_add_(self, dim, index, src):
+    """self[index[i][j]][j] += src[i][j] for dim=0 (and likewise along any `dim`), as torch.Tensor.scatter_add_:
+    index has self's number of dims, and no dim larger than src's or (except along `dim`) than self's."""
+    d = _dim(dim, self._data.ndim, "scatter_add_")
+    idx = index._data if isinstance(index, Tensor) else None
+    if idx is None or idx.dtype != np.int64:
+        _fail("scatter_add_", self, f"Expected dtype int64 for index, got "
+                                    f"{idx.dtype if idx is not None else type(index).__name__}")
+    if not isinstance(src, Tensor):
+        _fail("scatter_add_", self, f"src must be a Tensor, got {type(src).__name__}", TypeError)
+    if src._data.dtype != self._data.dtype:
+        _fail("scatter_add_", self, f"Expected self.dtype to be equal to src.dtype, got {self._data.dtype} and "
+                                    f"{src._data.dtype}")
+    shape, ishape, sshape = self._data.shape, idx.shape, src._data.shape
+    if idx.ndim != len(shape) or src._data.ndim != len(shape) or any(
+            i > n for i, n in zip(ishape, sshape)) or any(i > n for k, (i, n) in enumerate(zip(ishape, shape))
+                                                          if k != d):
+        _fail("scatter_add_", self, f"Expected index {ishape} to be smaller than self {tuple(shape)} apart from "
+                                    f"dimension {d} and to be smaller size than src {tuple(sshape)}")
+    idx = host(np.copy, idx)  # (the positions of this call, as getitem's index: see shape._norm_index)
+
+    def add(s, val):
+        if val._data.shape != ishape:
+            val = val[tuple(slice(0, n) for n in ishape)]
+        part = tuple(n if k == d else i for k, (i, n) in enumerate(zip(ishape, shape)))
+        added = ix.scatter_add(val, part, d, idx)
+        if part != shape:
+            added = ix.index_scatter(added, shape, tuple(slice(0, n) for n in part))
+        return s + added
+    return inplace(self, "scatter_add_", add, (src,))
+
+
 def _short(x):
     r = repr(x)
     return r if len(r) < 60 else r[:57] + "..."
@@ -339,6 +396,9 @@ def _install():
     T.normal_ = _random_fill("normal_", lambda rng, shape, mean=0.0, std=1.0: rng.normal(mean, std, shape))
     T.uniform_ = _random_fill("uniform_", lambda rng, shape, a=0.0, b=1.0: rng.uniform(a, b, shape))
     T.__setitem__ = setitem
+    T.index_put_, T.scatter_add_ = index_put_, scatter_add_
+    T.index_put = lambda self, indices, values, accumulate=False: self.clone().index_put_(indices, values, accumulate)
+    T.scatter_add = lambda self, dim, index, src: self.clone().scatter_add_(dim, index, src)
 
 
 _install()

@@ -268,6 +268,24 @@ def tril(self, diagonal=0):
     return _triangle(self, diagonal, False)
 
 
+def diag(self, diagonal=0):
+    """The `diagonal`-th diagonal of a matrix (1-D), or the square matrix with a vector on that diagonal (torch.diag):
+    an index and a scatter with positions fixed by the shape, so the gradient comes with them."""
+    if not isinstance(diagonal, numbers.Integral) or isinstance(diagonal, bool):
+        raise TypeError(f"diag: diagonal must be an int, got {type(diagonal).__name__}")
+    shape, k = self._data.shape, int(diagonal)
+    if len(shape) == 1:
+        n = shape[0] + abs(k)
+        rows = np.arange(shape[0]) + max(-k, 0)
+        return ix.index_scatter(self, (n, n), (constant(rows), constant(rows + k)))
+    if len(shape) != 2:
+        raise registry.OpError(f"diag(): Supports 1D or 2D tensors. Got {len(shape)}D (shape {shape})"
+                               f"{registry.user_site()}")
+    m = max(0, min(shape[0] + min(k, 0), shape[1] - max(k, 0)))
+    rows = np.arange(m) + max(-k, 0)
+    return getitem(self, (rows, rows + k))
+
+
 def flip(self, dims):
     if dims is None:
         raise TypeError("flip: dims must be an int or a tuple of ints, got None")
@@ -375,8 +393,8 @@ def index_add(self, dim, index, source, *, alpha=1):
 
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
-              "expand_as", "split", "chunk", "unbind", "triu", "tril", "flip", "repeat", "gather", "index_select",
-              "index_add", "masked_fill"):
+              "expand_as", "split", "chunk", "unbind", "triu", "tril", "diag", "flip", "repeat", "gather",
+              "index_select", "index_add", "masked_fill"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.view = reshape
 Tensor.T = property(T)
