@@ -3,7 +3,8 @@
 # accumulation; then a new head trained on a new task with the backbone frozen (requires_grad = False, BatchNorm
 # kept in eval) and the head's parameters filtered into the optimizer; then the backbone unfrozen with
 # optimizer.add_param_group at a lower learning rate, ReduceLROnPlateau on a validation loss, early stopping that
-# keeps the best weights with copy.deepcopy(model.state_dict()), gradient clipping and an EMA of the weights.
+# keeps the best weights with copy.deepcopy(model.state_dict()), gradient clipping and an EMA of the weights (by
+# parameters with mul_/add_, and by state_dict() entries with lerp_, copying the integer ones).
 import copy
 import os
 
@@ -117,6 +118,7 @@ print("groups:", [(len(g["params"]), g["lr"], g["momentum"]) for g in optimizer.
 plateau = lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
 ema = copy.deepcopy(model)
 ema.requires_grad_(False)
+ema_sd_model = copy.deepcopy(model)  # the same average, kept through state_dict() views with lerp_
 decay = 0.9
 best_loss, best_state, best_step, bad_steps = float("inf"), None, -1, 0
 for step in range(40):
@@ -131,6 +133,12 @@ for step in range(40):
             ema_p.mul_(decay).add_(p, alpha=1 - decay)
         for ema_b, b in zip(ema.buffers(), model.buffers()):
             ema_b.copy_(b)
+        model_sd = model.state_dict()
+        for k, ema_v in ema_sd_model.state_dict().items():
+            if ema_v.is_floating_point():
+                ema_v.lerp_(model_sd[k], 1 - decay)
+            else:
+                ema_v.copy_(model_sd[k])
     print(f"finetune step {step} loss {loss.item()!r}")
     model.eval()
     with torch.no_grad():
@@ -154,6 +162,8 @@ ema.eval()
 with torch.no_grad():
     restored = F.cross_entropy(model(x_val), yb_val).item()
     ema_val = F.cross_entropy(ema(x_val), yb_val).item()
+    ema_sd_model.eval()
+    ema_sd_val = F.cross_entropy(ema_sd_model(x_val), yb_val).item()
     accuracy = (model(x_val).argmax(dim=1) == yb_val).double().mean().item()
 print(f"best step {best_step}: val {best_loss:.8f}, restored {restored:.8f}, last {last_val:.8f}")
-print(f"ema val {ema_val:.8f}, accuracy {accuracy:.4f}")
+print(f"ema val {ema_val:.8f} and {ema_sd_val:.8f}, accuracy {accuracy:.4f}")
