@@ -18,7 +18,7 @@ from .operators import remainder, floor_divide, logical_and, logical_or, logical
 from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack, unbind, triu, tril, diag
 from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
-                         clamp, where, maximum, minimum, square, rsqrt, softmax, log_softmax)
+                         clamp, where, maximum, minimum, square, lerp, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,
                        ones_like, rand_like, randn_like, empty_like, full_like)
 from .creation import (randperm, multinomial, from_numpy, as_tensor, FloatTensor, DoubleTensor, HalfTensor,
@@ -28,7 +28,7 @@ from .linalg import mm, mv, bmm, dot, outer, ger, t, trace, addmm
 from .sorting import sort, argsort, topk
 from .counting import bincount, histc, unique
 from .predicates import (is_tensor, numel, isnan, isinf, isfinite, isclose, allclose, equal, any, all,  # noqa: A001,A004
-                         sign, round, cumsum, cumprod, norm)
+                         sign, round, cumsum, cumprod, norm, is_floating_point)
 from ._printing import set_printoptions
 from .random import manual_seed
 from . import autograd, random

@@ -263,6 +263,18 @@ def square(x):
     return x * x
 
 
+def lerp(input, end, weight):
+    """input + weight * (end - input), with PyTorch's two-sided formula (end - (end - input) * (1 - weight) for
+    |weight| >= 0.5, exact at weight 1); `weight` a number or a Tensor. The EMA habit: `ema.lerp_(p, 1 - decay)`."""
+    if not isinstance(end, Tensor):
+        raise TypeError(f"lerp: end must be a Tensor, got {type(end).__name__} (input of shape "
+                        f"{tuple(input.shape)}, {input.dtype})")
+    diff = end - input
+    if isinstance(weight, Tensor):
+        return where(weight.abs() < 0.5, input + weight * diff, end - diff * (1 - weight))
+    return input + weight * diff if abs(weight) < 0.5 else end - diff * (1 - weight)
+
+
 def rsqrt(x):
     return 1.0 / _float(x).sqrt()
 
@@ -395,7 +407,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
 
 for _n in ("sum", "mean", "var", "std", "amax", "amin", "argmax", "argmin", "max", "min", "prod", "logsumexp",
-           "clamp", "square", "rsqrt", "softmax", "log_softmax"):
+           "clamp", "square", "lerp", "rsqrt", "softmax", "log_softmax"):
     setattr(Tensor, _n, globals()[_n])
 Tensor.clip = clamp
 Tensor.where = lambda self, condition, other: where(condition, self, other)

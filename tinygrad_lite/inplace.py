@@ -386,6 +386,7 @@ def _install():
     for name in ("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "log1p", "square",
                  "rsqrt"):
         setattr(T, name + "_", _unary(name + "_", getattr(T, name)))
+    T.lerp_ = _unary("lerp_", T.lerp)
     T.clamp_ = T.clip_ = _unary("clamp_", lambda s, min=None, max=None: s.clamp(min, max))
     T.masked_fill_ = _unary("masked_fill_", lambda s, mask, value: s.masked_fill(mask, value))
     T.index_add_ = _unary("index_add_", lambda s, dim, index, source, alpha=1: s.index_add(dim, index, source,

@@ -14,7 +14,7 @@ from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
 
-__all__ = ["is_tensor", "numel", "isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "any", "all", "sign",
+__all__ = ["is_tensor", "is_floating_point", "numel", "isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "any", "all", "sign",
            "round", "cumsum", "cumprod", "norm"]
 
 _wrap = Tensor._wrap
@@ -40,6 +40,13 @@ def _true():
 def is_tensor(obj):
     """True when `obj` is a Tensor (a Parameter included)."""
     return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    """True when `input`'s dtype is a floating-point one (the EMA habit: average the float entries of a state dict,
+    copy the integer ones such as BatchNorm's num_batches_tracked)."""
+    _need_tensor(input, "is_floating_point")
+    return input._data.dtype.kind == "f"
 
 
 def numel(input):
@@ -320,6 +327,6 @@ def _norm_method(self, p="fro", dim=None, keepdim=False, dtype=None):
 
 
 for _n in ("isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "any", "all", "sign", "round", "cumsum",
-           "cumprod", "view_as", "reshape_as", "type_as", "detach_"):
+           "cumprod", "view_as", "reshape_as", "type_as", "detach_", "is_floating_point"):
     setattr(Tensor, _n, globals()[_n])
 Tensor.norm = _norm_method

@@ -283,6 +283,21 @@ class Module:
             mod = child
         return mod
 
+    def get_parameter(self, target):
+        """The parameter at a dotted path such as 'head.weight' (as PyTorch's)."""
+        return self._get_member(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at a dotted path such as 'bn.running_mean' (as PyTorch's)."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target, table, kind):
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if name not in getattr(mod, table) or getattr(mod, table)[name] is None:
+            raise AttributeError(f"get_{kind}: {type(mod).__name__} has no {kind} `{name}` (looking up '{target}')")
+        return getattr(mod, table)[name]
+
     # ---------------- iteration ----------------
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """(dotted name, module) pairs for this module and all submodules, depth first, each once."""

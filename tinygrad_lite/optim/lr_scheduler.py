@@ -75,12 +75,18 @@ class LRScheduler:
     def step(self, epoch=None):
         """Advance one epoch (or, deprecated as in PyTorch, jump to `epoch` with the closed form)."""
         self._step_count += 1
+        if epoch is not None:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated, as in PyTorch; call "
+                          "`step()` once per epoch instead", UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch=None):
+        """Set the groups' learning rates for the next epoch, or for `epoch` (by the closed form when there is one);
+        SequentialLR restarts a scheduler with `_update_lr(0)` at its milestone, as PyTorch's."""
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
-            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated, as in PyTorch; call "
-                          "`step()` once per epoch instead", UserWarning, stacklevel=2)
             self.last_epoch = epoch
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
         for group, lr in zip(self.optimizer.param_groups, values):
@@ -175,6 +181,10 @@ class MultiStepLR(LRScheduler):
         if self.last_epoch not in self.milestones:
             return self._current_lrs()
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch] for group in self.optimizer.param_groups]
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self.milestones = collections.Counter(self.milestones)  # tl.save/tl.load give the Counter back as a dict
 
     def _get_closed_form_lr(self):
         milestones = sorted(self.milestones.elements())
@@ -438,3 +448,10 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict):
         self.__dict__.update(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+# Composite schedulers and warm restarts live beside this file (they build on LRScheduler above); importing them
+# last keeps the names where PyTorch users look for them without an import cycle at load time.
+from .lr_scheduler_chain import ChainedScheduler, CosineAnnealingWarmRestarts, SequentialLR  # noqa: E402
+
+__all__ += ["SequentialLR", "ChainedScheduler", "CosineAnnealingWarmRestarts"]
