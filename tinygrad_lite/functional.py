@@ -15,6 +15,7 @@ from .ops.batching import shift_axes
 from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
 from . import shape as _shape  # noqa: F401  (attaches the shape methods first)
+from .autograd.recorder import labelled
 
 _apply = tape.apply
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -46,6 +47,13 @@ def _count(x, dims):
     return x._data.size if dims is None else int(np.prod([x._data.shape[d] for d in dims]))
 
 
+
+def _dim_arg(args, kwargs):
+    """The dim a reduction was called with (positional or dim=/axis=), for its node's name: PyTorch names the
+    reduction over every element and the one over some dims differently (MeanBackward0/1)."""
+    return args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis"))
+
+@labelled(lambda a, k: "MeanBackward0" if _dim_arg(a, k) is None else "MeanBackward1")
 def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if dtype is not None:
@@ -58,6 +66,7 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
     return total * (1.0 / n) if n else total / 0.0  # 0/0: NaN, recorded as what it is (anomaly mode names it)
 
 
+@labelled("VarBackward0")
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
     return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "var")
 
@@ -75,6 +84,7 @@ def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname):
     return ss * (1.0 / n) if n > 0 else ss / 0.0
 
 
+@labelled("StdBackward0")
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
     return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "std").sqrt()
 
@@ -138,6 +148,7 @@ def _max_min(x, dim, keepdim, axis, keepdims, largest):
     return MaxResult(values, idx)
 
 
+@labelled(lambda a, k: "MaxBackward1" if _dim_arg(a, k) is None else "MaxBackward0")
 def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """No dim: the largest element (ties share the gradient). With dim: (values, indices), as PyTorch."""
     return _max_min(x, dim, keepdim, axis, keepdims, True)
@@ -152,6 +163,7 @@ def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return _reduce(red.prod, x, dim, keepdim, "prod")
 
 
+@labelled("LogsumexpBackward0")
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """log(sum(exp(x))) computed stably by shifting with the (constant) maximum."""
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
@@ -288,6 +300,7 @@ def _softmax_dim(x, dim, opname):
     return _dim(dim, x._data.ndim, opname)
 
 
+@labelled("SoftmaxBackward0")
 def softmax(x, dim=None, dtype=None):
     x = _float(x if dtype is None else x.astype(dtype))
     d = _softmax_dim(x, dim, "softmax")
@@ -296,6 +309,7 @@ def softmax(x, dim=None, dtype=None):
     return e / e.sum(d, keepdim=True)
 
 
+@labelled("LogSoftmaxBackward0")
 def log_softmax(x, dim=None, dtype=None):
     """z - log(sum(exp(z))) with z = x - max(x) (a constant shift): no cancellation against a large logsumexp."""
     x = _float(x if dtype is None else x.astype(dtype))

@@ -14,6 +14,7 @@ import numpy as np
 from .ops import registry
 from .tensor import Tensor, matmul
 from . import functional as _functional  # noqa: F401  (where, and the shape methods, are attached first)
+from .autograd.recorder import labelled
 
 __all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace", "addmm", "vector_norm"]
 
@@ -130,6 +131,7 @@ def ger(input, vec2):
     return outer(input, vec2)
 
 
+@labelled("TBackward0")
 def t(input):
     """Transpose of a tensor with at most 2 dims: a 2-D tensor's dims 0 and 1 swap; 0-D and 1-D come back as is."""
     _tensors("t", ("input", input))

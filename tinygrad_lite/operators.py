@@ -352,11 +352,12 @@ def matmul(a, b):
             f"{registry.user_site()}")
     out = _apply(linalg.matmul, (a, b))
     if va and vb:
-        return out.reshape(())
+        return tape.named(out.reshape(()), "DotBackward0", (a, b))
     if va:
         return out.reshape(out.shape[:-2] + out.shape[-1:])
     if vb:
-        return out.reshape(out.shape[:-1])
+        out = out.reshape(out.shape[:-1])
+        return tape.named(out, "MvBackward0", (a, b)) if a._data.ndim == 2 else out
     return out
 
 

@@ -13,6 +13,7 @@ from .compile.hooks import constant, data, decide, has_zero, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
+from .autograd.recorder import labelled
 
 __all__ = ["is_tensor", "is_floating_point", "numel", "isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "any", "all", "sign",
            "round", "cumsum", "cumprod", "norm"]
@@ -292,6 +293,7 @@ def _vector_norm(x, ord, dims, keepdim):
                           else math.inf)
 
 
+@labelled("LinalgVectorNormBackward0")
 def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
     """torch.norm: the vector p-norm over `dim` (all elements when None) for p a number (2, 1, inf, -inf, 0 or any
     other), and 'fro' (the 2-norm of up to two dims). Gradients as PyTorch's, including 0 at a zero vector."""

@@ -8,6 +8,7 @@ from .compile.hooks import constant, host
 from .ops import index as ix, movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims, _operand
+from .autograd.recorder import labelled
 
 _apply = tape.apply
 
@@ -51,6 +52,7 @@ def permute(self, *dims):
     return _apply(mv.permute, (self,), (dims,))
 
 
+@labelled("TransposeBackward0")
 def transpose(self, dim0, dim1):
     nd = self._data.ndim
     d0, d1 = _dim(dim0, nd, "transpose"), _dim(dim1, nd, "transpose")
@@ -83,6 +85,7 @@ def flatten(self, start_dim=0, end_dim=-1):
     return reshape(self, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
 
+@labelled(lambda a, k: "SqueezeBackward0" if (a[1] if len(a) > 1 else k.get("dim")) is None else "SqueezeBackward1")
 def squeeze(self, dim=None):
     shape = self._data.shape
     if dim is None:
@@ -91,6 +94,7 @@ def squeeze(self, dim=None):
     return reshape(self, tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1)))
 
 
+@labelled("UnsqueezeBackward0")
 def unsqueeze(self, dim):
     nd = self._data.ndim
     d = _dim(dim, nd + 1, "unsqueeze")
@@ -183,6 +187,7 @@ def cat(tensors, dim=0, *, axis=None):
     return _apply(mv.cat, tuple(tensors), (d,))
 
 
+@labelled("StackBackward0")
 def stack(tensors, dim=0, *, axis=None):
     """Stack same-shaped tensors along a new dim."""
     tensors = _tensor_list(tensors, "stack")
@@ -203,6 +208,7 @@ def _at_least_1d(self, opname):
                                f"{registry.user_site()}")
 
 
+@labelled(lambda a, k: "SplitWithSizesBackward0" if isinstance(a[1] if len(a) > 1 else k.get("split_size_or_sections"), (list, tuple)) else "SplitBackward0")
 def split(self, split_size_or_sections, dim=0):
     _at_least_1d(self, "split")
     d = _dim(dim, self._data.ndim, "split")
@@ -286,6 +292,7 @@ def diag(self, diagonal=0):
     return getitem(self, (rows, rows + k))
 
 
+@labelled("FlipBackward0")
 def flip(self, dims):
     if dims is None:
         raise TypeError("flip: dims must be an int or a tuple of ints, got None")
@@ -296,6 +303,7 @@ def flip(self, dims):
     return getitem(self, tuple(idx))
 
 
+@labelled("RepeatBackward0")
 def repeat(self, *sizes):
     """Tile the tensor (torch.Tensor.repeat)."""
     sizes = _sizes(sizes, "repeat")
@@ -346,6 +354,7 @@ def index_select(self, dim, index):
     return getitem(self, (slice(None),) * d + (idx,))
 
 
+@labelled("MaskedFillBackward0")
 def masked_fill(self, mask, value):
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:

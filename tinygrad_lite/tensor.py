@@ -369,7 +369,8 @@ class Tensor:
         the result never reaches the tensor it was made from)."""
         if self._data.flags.c_contiguous:
             return self
-        return self.reshape(-1).reshape(self._data.shape)  # a C-order flatten of a strided array copies
+        out = self.reshape(-1).reshape(self._data.shape)  # a C-order flatten of a strided array copies
+        return tape.named(out, "CloneBackward0", (self,))
 
     def is_contiguous(self):
         return bool(self._data.flags.c_contiguous)

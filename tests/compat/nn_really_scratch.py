@@ -109,7 +109,7 @@ def model(xb):
     return xb @ weights + bias
 
 
-print(loss_func(model(xb), yb).item(), accuracy(model(xb), yb).item())
+print(loss_func(model(xb), yb), accuracy(model(xb), yb))
 
 
 # Refactor using nn.Module

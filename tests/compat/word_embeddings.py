@@ -30,8 +30,7 @@ def init_weights(name, module):
 word_to_ix = {"hello": 0, "world": 1}
 embeds = init_weights("embeds", nn.Embedding(2, 5))  # 2 words in vocab, 5 dimensional embeddings
 lookup_tensor = torch.tensor([word_to_ix["hello"]], dtype=torch.long)
-with torch.no_grad():
-    hello_embed = embeds(lookup_tensor)
+hello_embed = embeds(lookup_tensor)
 print(hello_embed)
 
 CONTEXT_SIZE = 2

@@ -35,6 +35,22 @@ def _getitem_kind(idx):
     return "Alias"
 
 
+def _primitive_name(e):
+    """The node PyTorch records for the op a primitive runs: its own camel-cased name, except where PyTorch's
+    depends on the call (getitem's index, a reduction over some dims, matmul's ranks) or is another name."""
+    name = e.name
+    if name == "getitem":
+        return f"{_getitem_kind(e.attrs[0])}Backward0"
+    if name == "sum":
+        return "SumBackward0" if e.attrs[0] is None else "SumBackward1"
+    if name == "matmul":  # (vectors are made matrices first: operators.matmul names Dot and Mv itself)
+        return "MmBackward0" if all(len(s) == 2 for s in e.structure()[1][:2]) else "UnsafeViewBackward0"
+    return _RENAMED.get(name) or f"{_camel(name)}Backward0"
+
+
+_RENAMED = {"reshape": "ViewBackward0", "clamp": "ClampBackward1"}
+
+
 class Node:
     """The backward node of one tape entry (as torch.autograd.graph.Node)."""
     __slots__ = ("_entry", "__weakref__")
@@ -43,11 +59,12 @@ class Node:
         self._entry = entry
 
     def name(self):
-        """PyTorch's naming: `MulBackward0` for a primitive, `<Class>Backward` for a custom Function."""
+        """PyTorch's naming: `MulBackward0` for a primitive, `<Class>Backward` for a custom Function, and for a
+        composition that stands for one PyTorch op (cross_entropy, linear, mean...) that op's node name."""
         e = self._entry
         if e.ctx is not None:
             return f"{e.name}Backward"
-        return f"{_getitem_kind(e.attrs[0]) if e.name == 'getitem' else _camel(e.name)}Backward0"
+        return getattr(e, "label", None) or _primitive_name(e)
 
     @property
     def entry(self):

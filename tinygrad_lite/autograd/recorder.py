@@ -4,6 +4,7 @@ Every differentiable operation goes through `apply` (a primitive's NumPy forward
 `Function.apply`); nothing else creates tape entries. An entry keeps what its VJP needs (the input Tensors) until
 backward releases it, and keeps the graph structure (`parents`, shapes) for the visualizer and gradcheck.
 """
+import functools
 import itertools
 import os
 import sys
@@ -55,7 +56,9 @@ def caller_site():
 class Entry:
     """A recorded primitive call. Public fields (API.md): index, name, inputs, output_shape, attrs, source, module."""
     __slots__ = ("prim", "saved", "attrs", "seq", "out_ref", "out_data", "versions", "code", "line", "scope", "grad",
-                 "hooks", "ctx", "released", "dirty", "struct", "before", "__weakref__")
+                 "hooks", "ctx", "released", "dirty", "struct", "before", "label", "__weakref__")
+    # label: set only on the output entry of a composition that stands for one PyTorch op (see `labelled`): the
+    # name its grad_fn shows (`NllLossBackward0`); read with getattr, so the hot path never writes it
     # before: set only on an entry made by an in-place operation inside the graph: the changed tensor as it was
     # (old values and history), so entries recorded earlier that saved that tensor still reach their real parent
 
@@ -307,3 +310,29 @@ def nbytes_saved(e):
         return 0
     total = sum(t._data.nbytes for t in e.saved)
     return total + (e.out_data.nbytes if isinstance(e.out_data, np.ndarray) else 0)
+
+
+def named(out, label, args=()):
+    """`out` (a Tensor or a tuple of them) with its node shown as `label` when a composition made its entry (not an
+    input's entry passed through unchanged); a label of None leaves the name as it is."""
+    if label is None:
+        return out
+    for t in (out if isinstance(out, (tuple, list)) else (out,)):  # (max(dim)'s namedtuple too)
+        e = getattr(t, "_entry", None)
+        if e is not None and all(getattr(a, "_entry", None) is not e for a in args):
+            e.label = label
+    return out
+
+
+def labelled(label):
+    """Decorator for a composition that stands for one PyTorch op: its result's grad_fn is named as PyTorch's
+    (`label`, or `label(args, kwargs)` for a name that depends on the call), not after its last primitive."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def composite(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if out is None:
+                return out
+            return named(out, label(args, kwargs) if callable(label) else label, args)
+        return composite
+    return deco

@@ -8,6 +8,7 @@ from .. import functional as _tf
 from ..compile.hooks import data, host, positive
 from ..tensor import Tensor
 from .module import Module
+from ..autograd.recorder import labelled
 
 _const = Tensor._wrap
 
@@ -17,6 +18,7 @@ def relu(input, inplace=False):
     return input.relu()
 
 
+@labelled("LeakyReluBackward0")
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
     return _tf.where(_const(host(positive, data(input))), input, input * negative_slope)
@@ -34,6 +36,7 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+@labelled("GeluBackward0")
 def gelu(input, approximate="none"):
     """x * Phi(x); approximate='tanh' uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     if approximate == "tanh":

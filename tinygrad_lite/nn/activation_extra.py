@@ -17,6 +17,7 @@ from .activation import _Dim, _Inplace
 from .linear import check_size, factory_dtype
 from . import init as _init
 from .module import Module, Parameter
+from ..autograd.recorder import labelled
 
 _where = _tf.where
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -24,11 +25,13 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 # ---------------- functional forms ----------------
+@labelled("SiluBackward0")
 def silu(input, inplace=False):
     """x * sigmoid(x)."""
     return input * input.sigmoid()
 
 
+@labelled("SoftplusBackward0")
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's formula on both sides)."""
     scaled = input * beta
@@ -52,6 +55,7 @@ def _elu(input, alpha, scale, input_scale):
     return _where(neg, (safe.exp() - 1.0) * (alpha * scale), pos)
 
 
+@labelled("EluBackward0")
 def elu(input, alpha=1.0, inplace=False):
     """x where x > 0, else alpha * (exp(x) - 1)."""
     return _elu(input, alpha, 1.0, 1.0)

@@ -16,6 +16,7 @@ from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
+from ..autograd.recorder import labelled
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -52,6 +53,7 @@ def _same_padding(k, d):
     return [(t // 2, t - t // 2) for t in total]
 
 
+@labelled("ConvolutionBackward0")
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, _name="conv2d"):
     """2-D convolution (cross-correlation) of a (N, C, H, W) or (C, H, W) input with an (O, C/groups, kh, kw)
     weight; padding is an int, a pair, 'valid' or 'same'."""

@@ -8,6 +8,7 @@ from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
+from ..autograd.recorder import labelled
 
 
 def _indices(input, num, where):
@@ -33,6 +34,7 @@ def _padding_index(padding_idx, num, where):
     return padding_idx % num
 
 
+@labelled("EmbeddingBackward0")
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of `weight` at the integer `input` indices; no gradient flows to row `padding_idx`."""

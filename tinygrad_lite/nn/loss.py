@@ -17,6 +17,7 @@ from ..compile.hooks import (astype, batching_rule, constant, data, elementwise,
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
+from ..autograd.recorder import labelled
 
 _const = Tensor._wrap  # around an array made by host() or declared constant()
 _REDUCTIONS = ("mean", "sum", "none")
@@ -182,6 +183,7 @@ def _weight_array(weight, c, dtype, where):
     return w if w.dtype == dtype else host(astype, w, dtype)
 
 
+@labelled("NllLossBackward0")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log-likelihood of log-probabilities `input` (N, C, ...) at class indices `target` (N, ...);
     'mean' divides by the total weight of the non-ignored targets."""
@@ -191,6 +193,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return loss.squeeze(0) if squeeze and reduction == "none" else loss
 
 
+@labelled(lambda a, k: None if k.get("label_smoothing") or getattr(a[1] if len(a) > 1 else k.get("target"), "dtype", np.dtype(np.int64)).kind == "f" else "NllLossBackward0")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                   label_smoothing=0.0):
     """log_softmax over dim 1 followed by the NLL of class indices, or by -sum(p log q) for probability targets;
@@ -242,6 +245,7 @@ def _clamped_log(x):
     return _tf.where(mask, _tf.where(mask, x, 1.0).log(), -100.0).clamp(min=-100.0)
 
 
+@labelled("BinaryCrossEntropyBackward0")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-w (y log x + (1 - y) log(1 - x)) with both logs clamped at -100, as PyTorch."""
     where = "binary_cross_entropy"
@@ -281,6 +285,7 @@ def _near_bounds(x):
     return x * (1 - x) < _BCE_EPS
 
 
+@labelled("BinaryCrossEntropyWithLogitsBackward0")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
     """BCE of sigmoid(x) computed stably from the logits x; pos_weight scales the positive term."""

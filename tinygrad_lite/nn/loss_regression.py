@@ -3,8 +3,10 @@ helpers (reduction, target conversion, size checks, _Loss) and the classificatio
 from .. import functional as _tf
 from ..ops.registry import OpError
 from .loss import _Loss, _reduce, _reduction, _same_size, _target
+from ..autograd.recorder import labelled
 
 
+@labelled("MseLossBackward0")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error (x - y)^2."""
     reduction = _reduction(reduction, size_average, reduce, "mse_loss")
@@ -22,6 +24,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _reduce((input - target).abs(), reduction)
 
 
+@labelled("SmoothL1LossBackward0")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """|x - y| - beta/2 where |x - y| >= beta, else (x - y)^2 / (2 beta); beta=0 is the L1 loss."""
     where = "smooth_l1_loss"

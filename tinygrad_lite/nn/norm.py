@@ -11,6 +11,7 @@ from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
+from ..autograd.recorder import labelled
 
 _const = Tensor._wrap
 
@@ -41,6 +42,7 @@ def standardize(input, dims, eps):
     return centered / (var + eps).sqrt(), mean, var
 
 
+@labelled("NativeBatchNormBackward0")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5,
                *, _name="batch_norm"):
     """Normalise over every dim but dim 1 (channels). In training, batch statistics are used and the running
@@ -212,6 +214,7 @@ class BatchNorm2d(_BatchNorm):
     _expected_dims = (4,)
 
 
+@labelled("NativeLayerNormBackward0")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, _name="layer_norm"):
     """Normalise over the last len(normalized_shape) dims (biased variance), then scale and shift."""
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else tuple(normalized_shape)

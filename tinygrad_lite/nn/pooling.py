@@ -18,6 +18,7 @@ from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
 from .module import Module
+from ..autograd.recorder import labelled
 
 
 def _pair(v, name, where):
@@ -133,6 +134,7 @@ def _first_max(views, nan_wins=False):
     return local, best
 
 
+@labelled("MaxPool2DWithIndicesBackward0")
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *,
                _name="max_pool2d"):
     """Max over sliding windows (padding counts as -inf); with return_indices, also the flat H*W indices."""
@@ -157,6 +159,7 @@ def _avg_divisor(size, k, s, p, out, count_include_pad):
     return np.minimum(end, size) - np.maximum(start, 0)
 
 
+@labelled("AvgPool2DBackward0")
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, *, _name="avg_pool2d"):
     """Mean over sliding windows (zero padding), with PyTorch's divisor rules."""
