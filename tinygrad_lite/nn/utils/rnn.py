@@ -9,7 +9,10 @@ from collections import namedtuple
 
 import numpy as np
 
+from ... import dtypes
+from ...autograd.recorder import labelled
 from ...compile.hooks import constant
+from ...devices import check as check_device
 from ...creation import full
 from ...ops.registry import OpError
 from ...shape import cat, stack
@@ -25,6 +28,11 @@ class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sort
     its inverse. Build it with pack_padded_sequence or pack_sequence."""
 
     def __new__(cls, data, batch_sizes=None, sorted_indices=None, unsorted_indices=None):
+        if batch_sizes is None:  # PackedSequence((data, batch_sizes)), as PyTorch's
+            if not isinstance(data, (list, tuple)) or len(data) != 2:
+                raise TypeError(f"PackedSequence: expected (data, batch_sizes) or a pair of them, got batch_sizes=None "
+                                f"and data of type {type(data).__name__}")
+            data, batch_sizes = data
         if unsorted_indices is None and sorted_indices is not None:
             unsorted_indices = _invert(sorted_indices)
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
@@ -39,14 +47,34 @@ class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sort
     def cpu(self):
         return self
 
+    def cuda(self, device=None, non_blocking=False):
+        check_device(device if device is not None else "cuda", "PackedSequence.cuda")  # raises: no CUDA here
+        return self
+
+    # the dtype conversions of PyTorch's PackedSequence, each `self.to(dtype)` (self when the dtype is unchanged)
     def double(self):
-        return self._with_data(self.data.double())
+        return self.to(dtypes.float64)
 
     def float(self):
-        return self._with_data(self.data.float())
+        return self.to(dtypes.float32)
+
+    def half(self):
+        return self.to(dtypes.float16)
 
     def long(self):
-        return self._with_data(self.data.long())
+        return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def short(self):
+        return self.to(dtypes.int16)
+
+    def char(self):
+        return self.to(dtypes.int8)
+
+    def byte(self):
+        return self.to(dtypes.uint8)
 
     @property
     def is_cuda(self):
@@ -110,6 +138,7 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     return stack(padded, 0 if batch_first else 1)
 
 
+@labelled("PackPaddedSequenceBackward0")
 def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
     """Pack a padded batch (T, B, *) (or (B, T, *) with batch_first) whose sequence b has lengths[b] valid steps.
     With enforce_sorted=True the lengths must be decreasing; otherwise the batch is sorted here and the
@@ -121,6 +150,8 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     if input.ndim < 2:
         raise OpError(f"{where}: expected a padded input of at least 2 dims (T, B, *), got shape "
                       f"{tuple(input.shape)}")
+    if input.numel() == 0:  # (PyTorch's check; an empty batch would leave batch_sizes empty, which no RNN can run)
+        raise RuntimeError(f"{where}: Cannot pack empty tensors (input shape {tuple(input.shape)})")
     steps, batch = (input.shape[1], input.shape[0]) if batch_first else (input.shape[0], input.shape[1])
     if lengths.size != batch:
         raise OpError(f"{where}: Expected `len(lengths)` to be equal to batch_size, but got {lengths.size} (batch_size="
