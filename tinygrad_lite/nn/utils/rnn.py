@@ -1,7 +1,8 @@
 """Variable-length sequences, as `torch.nn.utils.rnn`: `pad_sequence` stacks sequences of different lengths into one
 padded tensor; `pack_padded_sequence` turns a padded batch into a `PackedSequence` (the time-major data of the
 sequences sorted by decreasing length, `batch_sizes[t]` sequences still running at step t, and the sorting
-permutation), which RNN, LSTM and GRU accept; `pad_packed_sequence` is its inverse; `pack_sequence` packs a list.
+permutation), which RNN, LSTM and GRU accept; `pad_packed_sequence` is its inverse; `pack_sequence` packs a list;
+`unpad_sequence` and `unpack_sequence` give the list of sequences back.
 
 Packing and unpacking are each one differentiable gather (`x[rows, cols]`) over index arrays computed from the
 lengths, so gradients reach the padded input through the indexing primitive; no new primitive."""
@@ -18,7 +19,8 @@ from ...ops.registry import OpError
 from ...shape import cat, stack
 from ...tensor import Tensor
 
-__all__ = ["PackedSequence", "pad_sequence", "pack_padded_sequence", "pad_packed_sequence", "pack_sequence"]
+__all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence",
+           "unpad_sequence", "pack_sequence", "unpack_sequence"]
 
 
 class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])):
@@ -34,7 +36,7 @@ class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sort
                                 f"and data of type {type(data).__name__}")
             data, batch_sizes = data
         if unsorted_indices is None and sorted_indices is not None:
-            unsorted_indices = _invert(sorted_indices)
+            unsorted_indices = invert_permutation(sorted_indices)
         return super().__new__(cls, data, batch_sizes, sorted_indices, unsorted_indices)
 
     def _with_data(self, data):
@@ -84,11 +86,14 @@ class PackedSequence(namedtuple("PackedSequence_", ["data", "batch_sizes", "sort
         return False
 
 
-def _invert(permutation):
+def invert_permutation(permutation):
+    """The inverse of a permutation tensor (None for None), as PyTorch's: sorted <-> unsorted indices."""
+    if permutation is None:
+        return None
     perm = np.asarray(permutation.tolist(), dtype=np.int64)
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(perm.size, dtype=np.int64)
-    return Tensor(inverse)
+    return Tensor(inverse.astype(permutation.dtype))
 
 
 def _lengths(lengths, where):
@@ -214,6 +219,28 @@ def pack_sequence(sequences, enforce_sorted=True):
     """pack_padded_sequence(pad_sequence(sequences), their lengths, enforce_sorted=enforce_sorted)."""
     lengths = [s.shape[0] for s in sequences]
     return pack_padded_sequence(pad_sequence(sequences), lengths, enforce_sorted=enforce_sorted)
+
+
+def unpad_sequence(padded_sequences, lengths, batch_first=False):
+    """The inverse of pad_sequence: the list of sequences padded_sequences[:lengths[b], b] (or [b, :lengths[b]] with
+    batch_first), each a slice of the padded tensor (which, unlike PyTorch's, is left untransposed)."""
+    where = "unpad_sequence"
+    if not isinstance(padded_sequences, Tensor) or padded_sequences.ndim < 2:
+        raise TypeError(f"{where}: expected a padded Tensor of at least 2 dims, got "
+                        f"{tuple(getattr(padded_sequences, 'shape', ())) or type(padded_sequences).__name__}")
+    lengths = _lengths(lengths, where)
+    padded = padded_sequences if batch_first else padded_sequences.transpose(0, 1)
+    if lengths.size != padded.shape[0] or (lengths.size and (lengths.min() < 0 or lengths.max() > padded.shape[1])):
+        raise ValueError(f"{where}: expected one length in [0, {padded.shape[1]}] per sequence of the padded tensor "
+                         f"of shape {tuple(padded_sequences.shape)} (batch_first={batch_first}), got lengths "
+                         f"{lengths.tolist()}")
+    return [padded[b, :int(n)] for b, n in enumerate(lengths)]
+
+
+def unpack_sequence(packed_sequences):
+    """The inverse of pack_sequence: the list of the packed sequences, in their order before packing."""
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)
 
 
 def packed_to_padded(sequence):
