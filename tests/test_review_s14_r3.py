@@ -52,3 +52,15 @@ def test_histc_compiled_replays_with_the_current_data():
         for g, t in zip(got, want):
             np.testing.assert_allclose(g.numpy(), t.numpy())
     assert f.stats["replays"] == 3
+
+
+# --- diag --------------------------------------------------------------------------------------------------------
+
+def test_diag_of_a_matrix_replays_in_compile():
+    # the 2-D case's positions were not declared constants: every call fell back to eager execution
+    f = tl.compile(lambda x: tl.diag(x, 1) * 2)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.normal(size=(3, 4))
+        np.testing.assert_allclose(f(tl.tensor(x)).numpy(), torch.diag(torch.tensor(x), 1).numpy() * 2)
+    assert f.stats["replays"] == 2
