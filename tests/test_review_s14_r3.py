@@ -64,3 +64,40 @@ def test_diag_of_a_matrix_replays_in_compile():
         x = rng.normal(size=(3, 4))
         np.testing.assert_allclose(f(tl.tensor(x)).numpy(), torch.diag(torch.tensor(x), 1).numpy() * 2)
     assert f.stats["replays"] == 2
+
+
+# --- autograd.Function -------------------------------------------------------------------------------------------
+
+def _two_output_function(lib):
+    class MulAdd(lib.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x, y):
+            return x * y * 2, x + y
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(*inputs)
+
+        @staticmethod
+        def backward(ctx, g, g2):
+            x, y = ctx.saved_tensors
+            return g * y * 2 + g2, g * x * 2 + g2
+    return MulAdd
+
+
+def test_vmap_of_grad_through_a_multi_output_function():
+    # the outputs' packing (a host computation) had no batching rule: vmap(grad(...)) raised
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    got, want = [], []
+    for lib, out in ((tl, got), (torch, want)):
+        fn = _two_output_function(lib)
+
+        def loss(a, b, fn=fn):
+            p, q = fn.apply(a, b)
+            return (p * p).sum() + (q * q * q).sum()
+        out.extend(lib.func.vmap(lib.func.grad(loss, argnums=(0, 1)))(lib.tensor(x), lib.tensor(y)))
+    for g, t in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), t.numpy())
