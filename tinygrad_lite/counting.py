@@ -32,8 +32,8 @@ def _check_counts(a):
               f"input of shape {tuple(a.shape)})")
 
 
-def _length(a, minlength):
-    return np.asarray(max(int(a.max()) + 1 if a.size else 0, minlength), dtype=np.int64)
+def _counts(a, minlength):
+    return np.bincount(a, minlength=minlength).astype(np.int64)
 
 
 def bincount(input, weights=None, minlength=0):
@@ -46,32 +46,36 @@ def bincount(input, weights=None, minlength=0):
     if not isinstance(minlength, numbers.Integral) or isinstance(minlength, bool) or minlength < 0:
         _fail(f"bincount: minlength should be >= 0, got {minlength!r}")
     host_check(_check_counts, a)
-    n = int(host_shaped(_length, a, int(minlength)))
+    # the counts' shape is the bin count: a replay checks it (a 0-d length would pass any check and go stale)
+    counts = host_shaped(_counts, a, int(minlength))
     if weights is None:
-        return Tensor._wrap(host(np.bincount, a, None, n))
+        return Tensor._wrap(counts)
     w = _tensor(weights, "bincount", "weights")
     if w._data.shape != a.shape:
         _fail(f"bincount: weights should be 1-d and have the same length as input (input of shape "
               f"{tuple(a.shape)}, weights of shape {tuple(w._data.shape)})")
-    if w._data.dtype.kind != "f":
+    if w._data.dtype not in (np.float32, np.float64):  # PyTorch keeps float and double, counts others in double
         w = w.double()
-    return ix.index_scatter(w, (n,), (a,))  # a weighted count: gradient w.r.t. the weights (w[a])
+    return ix.index_scatter(w, counts.shape, (a,))  # a weighted count: gradient w.r.t. the weights (w[a])
 
 
 def _histc_counts(a, bins, lo, hi):
+    """The histogram of the data `a` (any shape): one host computation from the data, so a replay recomputes the
+    data's range too (min == max) and raises as eager does on a NaN or infinite range."""
+    a = a.reshape(-1)
+    if lo == hi and a.size:
+        lo, hi = a.min(), a.max()
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        _fail(f"torch.histc: range of [{lo}, {hi}] is not finite (the data's range, for min == max; shape "
+              f"{tuple(a.shape)})")
+    lo, hi = a.dtype.type(lo), a.dtype.type(hi)
     keep = a[(a >= lo) & (a <= hi)]  # outside the range (and NaN) are not counted
     # PyTorch's bin: (x - min) * bins / (max - min) in the input's precision, the right edge in the last bin
     pos = ((keep - lo) * a.dtype.type(bins) / (hi - lo)).astype(np.int64)
     pos[pos == bins] = bins - 1
     return np.bincount(pos, minlength=bins).astype(a.dtype)
-
-
-def _histc_range(a, lo, hi):
-    if lo == hi and a.size:
-        lo, hi = a.min(), a.max()
-    if lo == hi:
-        lo, hi = lo - 1, hi + 1
-    return np.asarray([lo, hi], dtype=a.dtype)
 
 
 def histc(input, bins=100, min=0, max=0):  # noqa: A002  (PyTorch's argument names)
@@ -87,8 +91,7 @@ def histc(input, bins=100, min=0, max=0):  # noqa: A002  (PyTorch's argument nam
         _fail(f"torch.histc: max must be larger than min (min={min}, max={max})")
     if not (np.isfinite(min) and np.isfinite(max)):
         _fail(f"torch.histc: range of [{min}, {max}] is not finite")
-    lo, hi = host(_histc_range, a, min, max)
-    return Tensor._wrap(host(_histc_counts, a.reshape(-1), int(bins), lo, hi))
+    return Tensor._wrap(host(_histc_counts, a, int(bins), min, max))
 
 
 def _unique(a, return_inverse, return_counts, dim):

@@ -289,7 +289,7 @@ def diag(self, diagonal=0):
                                f"{registry.user_site()}")
     m = max(0, min(shape[0] + min(k, 0), shape[1] - max(k, 0)))
     rows = np.arange(m) + max(-k, 0)
-    return getitem(self, (rows, rows + k))
+    return getitem(self, (constant(rows), constant(rows + k)))  # fixed by the shape: a replay may reuse them
 
 
 @labelled("FlipBackward0")

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import forward_ad, recorder as tape
 from .grad_mode import state, no_grad
-from ..compile.hooks import host
+from ..compile.hooks import batching_rule, host
 from ..ops.registry import Primitive
 
 _TENSOR = object()  # placeholder for a Tensor argument in the recorded argument template
@@ -117,6 +117,15 @@ class _FunctionPrimitive(Primitive):
 def _pack(dt, *arrays):
     """The outputs of a multi-output Function, flattened into one array (the engine stays single-output)."""
     return np.concatenate([a.ravel().astype(dt) for a in arrays])
+
+
+@batching_rule(_pack)
+def _pack_batched(args, batched):
+    """vmap's rule for `_pack`: each sample's outputs flattened into one row (vmap of a multi-output Function)."""
+    dt, arrays = args[0], args[1:]
+    n = next(a.shape[0] for a, b in zip(arrays, batched) if b)
+    return np.concatenate([(a if b else np.broadcast_to(a, (n,) + a.shape)).reshape(n, -1).astype(dt)
+                           for a, b in zip(arrays, batched)], axis=1)
 
 
 def entry_where(entry):
