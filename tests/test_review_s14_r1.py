@@ -2,7 +2,6 @@
 grad_fn names, range indexing, tl.multinomial), each checked against PyTorch's behaviour."""
 import io
 
-import numpy as np
 import pytest
 
 import tinygrad_lite as tl
@@ -18,3 +17,16 @@ def test_size_survives_save_load():
     assert type(out["l"][0]) is tl.Size
     assert type(out["t"]) is tuple
     assert repr(out["shape"]) == "torch.Size([2, 3])"
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_linear_module_grad_fn_names_as_torch(nd):
+    # nn.Linear's forward skipped the labelled F.linear: print(model(x)) showed AddBackward0, not AddmmBackward0
+    want_bias = {1: "ViewBackward0", 2: "AddmmBackward0", 3: "ViewBackward0"}[nd]
+    want_nobias = {1: "SqueezeBackward4", 2: "MmBackward0", 3: "UnsafeViewBackward0"}[nd]
+    x = tl.randn(*([2] * (nd - 1)), 3)
+    assert tl.nn.Linear(3, 4)(x).grad_fn.name() == want_bias
+    assert tl.nn.Linear(3, 4, bias=False)(x).grad_fn.name() == want_nobias
+    w = tl.randn(4, 3, requires_grad=True)
+    assert tl.nn.functional.linear(x, w).grad_fn.name() == want_nobias
+    assert tl.nn.functional.linear(x, w, tl.randn(4)).grad_fn.name() == want_bias
