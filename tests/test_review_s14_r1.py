@@ -2,6 +2,8 @@
 grad_fn names, range indexing, tl.multinomial), each checked against PyTorch's behaviour."""
 import io
 
+import numpy as np
+
 import pytest
 
 import tinygrad_lite as tl
@@ -30,3 +32,18 @@ def test_linear_module_grad_fn_names_as_torch(nd):
     w = tl.randn(4, 3, requires_grad=True)
     assert tl.nn.functional.linear(x, w).grad_fn.name() == want_nobias
     assert tl.nn.functional.linear(x, w, tl.randn(4)).grad_fn.name() == want_bias
+
+
+def test_clone_to_lerp_grad_fn_names_as_torch():
+    # clone showed CastBackward0 (torch: CloneBackward0), .double() CastBackward0 (ToCopyBackward0), and lerp /
+    # lerp_ (merged today) the name of their last subtraction, SubBackward0 (LerpBackward0)
+    x = tl.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    assert x.clone().grad_fn.name() == "CloneBackward0"
+    assert x.double().grad_fn.name() == "ToCopyBackward0"
+    assert x.to(tl.float64).grad_fn.name() == "ToCopyBackward0"
+    assert tl.lerp(x, x * 2, 0.5).grad_fn.name() == "LerpBackward0"
+    assert tl.lerp(x, x * 2, 0.2).grad_fn.name() == "LerpBackward0"
+    assert (x * 1).lerp_(x * 3, 0.7).grad_fn.name() == "LerpBackward0"
+    y = x.double()
+    g, = tl.autograd.grad(tl.lerp(y, y * 3, tl.tensor(0.3, dtype=tl.float64)).sum(), y)
+    assert np.allclose(g.numpy(), 1 + 0.3 * 2)
