@@ -275,6 +275,7 @@ def square(x):
     return x * x
 
 
+@labelled("LerpBackward0")
 def lerp(input, end, weight):
     """input + weight * (end - input), with PyTorch's two-sided formula (end - (end - input) * (1 - weight) for
     |weight| >= 0.5, exact at weight 1); `weight` a number or a Tensor. The EMA habit: `ema.lerp_(p, 1 - decay)`."""

@@ -20,6 +20,7 @@ import tempfile
 
 import numpy as np
 
+from ._size import Size
 from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError"]
@@ -97,7 +98,7 @@ def _encode(obj, path, tensors, depth=0):
             items.append([key, _encode(value, path + (key,), tensors, depth + 1)])
         return {"dict": items}
     if isinstance(obj, (list, tuple)):
-        kind = "tuple" if isinstance(obj, tuple) else "list"
+        kind = "size" if isinstance(obj, Size) else "tuple" if isinstance(obj, tuple) else "list"
         return {kind: [_encode(v, path + (i,), tensors, depth + 1) for i, v in enumerate(obj)]}
     where = "/".join(map(str, path)) or "the top level"
     hint = "; save its state_dict() instead" if hasattr(obj, "state_dict") else ""
@@ -301,8 +302,12 @@ def _decode(path, node, tensors, depth=0):
             if value not in tensors:
                 raise CheckpointError(path, f"the structure refers to tensor {value!r}, which is not in the file")
             return tensors[value]
-        if tag in ("list", "tuple") and isinstance(value, list):
+        if tag in ("list", "tuple", "size") and isinstance(value, list):
             items = [_decode(path, v, tensors, depth + 1) for v in value]
+            if tag == "size":  # (a shape kept in a checkpoint loads as the torch.Size it was, as torch.load's)
+                if not all(type(v) is int and v >= 0 for v in items):
+                    raise CheckpointError(path, "the structure has a Size whose items are not non-negative ints")
+                return Size(items)
             return tuple(items) if tag == "tuple" else items
         if tag == "dict" and isinstance(value, list):
             out = {}

@@ -361,7 +361,7 @@ class Tensor:
 
     def clone(self):
         if self.requires_grad or getattr(self, "_fw", None):  # on the tape, or carrying forward-mode tangents
-            return _apply(ew.cast, (self,), (self._data.dtype,))
+            return tape.named(_apply(ew.cast, (self,), (self._data.dtype,)), "CloneBackward0")
         return Tensor._wrap(_host(np.copy, _data_of(self)))
 
     def contiguous(self):

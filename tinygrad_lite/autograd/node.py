@@ -48,7 +48,7 @@ def _primitive_name(e):
     return _RENAMED.get(name) or f"{_camel(name)}Backward0"
 
 
-_RENAMED = {"reshape": "ViewBackward0", "clamp": "ClampBackward1"}
+_RENAMED = {"reshape": "ViewBackward0", "clamp": "ClampBackward1", "cast": "ToCopyBackward0"}  # (clone names its own)
 
 
 class Node:

@@ -32,7 +32,6 @@ def check_size(value, name, where, minimum=0):
     return int(value)
 
 
-@labelled(lambda a, k: None if (a[2] if len(a) > 2 else k.get("bias")) is None else "AddmmBackward0" if a[0].ndim == 2 else "ViewBackward0" if a[0].ndim > 2 else None)
 def linear(input, weight, bias=None):
     """x W^T + b over the last dim of x (any leading dims)."""
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
@@ -48,6 +47,18 @@ def linear(input, weight, bias=None):
     return _linear(input, weight, bias)
 
 
+def _linear_node(a, k):
+    """PyTorch's node for F.linear / nn.Linear: Addmm (2-D input with bias), Mm (2-D without), View (other ranks with
+    bias), UnsafeView (over 2-D without), Squeeze (1-D without)."""
+    nd = a[0].ndim
+    if a[1].ndim != 2:
+        return None
+    if a[2] is None:
+        return "MmBackward0" if nd == 2 else "UnsafeViewBackward0" if nd > 2 else "SqueezeBackward4"
+    return "AddmmBackward0" if nd == 2 else "ViewBackward0"
+
+
+@labelled(_linear_node)  # here, not on linear(): nn.Linear's forward calls this directly
 def _linear(input, weight, bias):
     if input.ndim > 2:  # one 2-D matmul: its weight gradient is a single GEMM, not a batch summed afterwards
         lead = input.shape[:-1]

@@ -1,0 +1,49 @@
+"""Review s14_r1: regression tests for defects found in today's merges (tl.Size, state_dict sharing storage,
+grad_fn names, range indexing, tl.multinomial), each checked against PyTorch's behaviour."""
+import io
+
+import numpy as np
+
+import pytest
+
+import tinygrad_lite as tl
+
+
+def test_size_survives_save_load():
+    # torch.save/torch.load (weights_only too) keep a torch.Size a torch.Size; it came back a plain tuple
+    buf = io.BytesIO()
+    tl.save({"shape": tl.ones(2, 3).shape, "l": [tl.Size([1])], "t": (2, 3)}, buf)
+    buf.seek(0)
+    out = tl.load(buf)
+    assert type(out["shape"]) is tl.Size and out["shape"] == (2, 3)
+    assert type(out["l"][0]) is tl.Size
+    assert type(out["t"]) is tuple
+    assert repr(out["shape"]) == "torch.Size([2, 3])"
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_linear_module_grad_fn_names_as_torch(nd):
+    # nn.Linear's forward skipped the labelled F.linear: print(model(x)) showed AddBackward0, not AddmmBackward0
+    want_bias = {1: "ViewBackward0", 2: "AddmmBackward0", 3: "ViewBackward0"}[nd]
+    want_nobias = {1: "SqueezeBackward4", 2: "MmBackward0", 3: "UnsafeViewBackward0"}[nd]
+    x = tl.randn(*([2] * (nd - 1)), 3)
+    assert tl.nn.Linear(3, 4)(x).grad_fn.name() == want_bias
+    assert tl.nn.Linear(3, 4, bias=False)(x).grad_fn.name() == want_nobias
+    w = tl.randn(4, 3, requires_grad=True)
+    assert tl.nn.functional.linear(x, w).grad_fn.name() == want_nobias
+    assert tl.nn.functional.linear(x, w, tl.randn(4)).grad_fn.name() == want_bias
+
+
+def test_clone_to_lerp_grad_fn_names_as_torch():
+    # clone showed CastBackward0 (torch: CloneBackward0), .double() CastBackward0 (ToCopyBackward0), and lerp /
+    # lerp_ (merged today) the name of their last subtraction, SubBackward0 (LerpBackward0)
+    x = tl.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    assert x.clone().grad_fn.name() == "CloneBackward0"
+    assert x.double().grad_fn.name() == "ToCopyBackward0"
+    assert x.to(tl.float64).grad_fn.name() == "ToCopyBackward0"
+    assert tl.lerp(x, x * 2, 0.5).grad_fn.name() == "LerpBackward0"
+    assert tl.lerp(x, x * 2, 0.2).grad_fn.name() == "LerpBackward0"
+    assert (x * 1).lerp_(x * 3, 0.7).grad_fn.name() == "LerpBackward0"
+    y = x.double()
+    g, = tl.autograd.grad(tl.lerp(y, y * 3, tl.tensor(0.3, dtype=tl.float64)).sum(), y)
+    assert np.allclose(g.numpy(), 1 + 0.3 * 2)
