@@ -47,3 +47,29 @@ def test_clone_to_lerp_grad_fn_names_as_torch():
     y = x.double()
     g, = tl.autograd.grad(tl.lerp(y, y * 3, tl.tensor(0.3, dtype=tl.float64)).sum(), y)
     assert np.allclose(g.numpy(), 1 + 0.3 * 2)
+
+
+def test_an_in_place_change_through_a_detached_alias_refuses_the_saved_graph(torch):
+    """detach() and state_dict() share memory with the tensor (as PyTorch's) and now its version too: a graph
+    that saved the tensor refuses to backprop through values changed behind its back (it used them silently)."""
+    for lib in (tl, torch):
+        a = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = a * 2
+        c = (b ** 2).sum()
+        b.detach().add_(1)
+        with pytest.raises(RuntimeError, match="modified by an in.?place operation"):
+            c.backward()
+    a = tl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 2
+    c = (b ** 2).sum()
+    b.detach().detach().mul_(3)  # an alias of an alias: still the original's memory
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        c.backward()
+    m = tl.nn.Sequential(tl.nn.Linear(3, 2))
+    y = (m[0].weight ** 2).sum()
+    m.state_dict()["0.weight"].add_(1)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()
+    m.state_dict()["0.weight"].mul_(0.5)  # with no graph alive: the usual edit, then training goes on
+    (m[0].weight ** 2).sum().backward()
+    np.testing.assert_allclose(m[0].weight.grad.numpy(), 2 * m[0].weight.numpy())

@@ -145,12 +145,15 @@ def _dual(self, args):
 
 
 def _bump(self):
-    self._version += 1
-    if self._entry is not None:
-        self._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
     cap = active()
-    if cap is not None:
-        cap.bump(self)
+    for t in (self, getattr(self, "_detached_from", None)):  # (a detached alias's write changes the original too)
+        if t is None:
+            continue
+        t._version += 1
+        if t._entry is not None:
+            t._entry.dirty = True  # its recorded output changed: a VJP reading it must refuse
+        if cap is not None:
+            cap.bump(t)
 
 
 def inplace(self, name, compute, args=(), cast=False):

@@ -48,7 +48,11 @@ def _as_array(data, dtype, where="tensor"):
 
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
-    __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "_detached_from",
+                 "__weakref__")
+    # _detached_from: set only by detach() (read with getattr: no other tensor pays for it), the tensor whose memory
+    # this one shares, so an in-place change through it counts as a change of that tensor (PyTorch's shared version
+    # counter: a graph that saved the original refuses to backprop through the changed values)
     # _fw: forward-mode tangents {level: Tensor}, set only on tensors made while a dual level is open (unset
     # otherwise: read it with getattr(t, "_fw", None))
     __array_ufunc__ = None  # replaced by numpy_api.array_ufunc: NumPy functions on Tensors are recorded
@@ -271,7 +275,10 @@ class Tensor:
         engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
-        return Tensor._wrap(self._data)
+        out = Tensor._wrap(self._data)
+        base = getattr(self, "_detached_from", None)
+        out._detached_from = self if base is None else base
+        return out
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad.__class__ is not bool and not isinstance(requires_grad, np.bool_):
