@@ -1,14 +1,13 @@
 """Review s14 r3: regression tests for defects found by using today's features as a PyTorch user would."""
 import numpy as np
 import pytest
-import torch
 
 import tinygrad_lite as tl
 
 
 # --- counting ----------------------------------------------------------------------------------------------------
 
-def test_bincount_compiled_follows_the_data_length():
+def test_bincount_compiled_follows_the_data_length(torch):
     # the bin count was a 0-d host result: its shape check always passed, so a replay kept the first length
     f = tl.compile(lambda a, w: (tl.bincount(a), tl.bincount(a, w)))
     for a in ([0, 1, 1, 2], [0, 1, 1, 3], [0, 0, 0, 0], [2, 1, 1, 0]):
@@ -19,7 +18,7 @@ def test_bincount_compiled_follows_the_data_length():
             np.testing.assert_allclose(g.numpy(), t.numpy())
 
 
-def test_bincount_half_weights_count_in_double():
+def test_bincount_half_weights_count_in_double(torch):
     a, w = np.array([0, 2, 2]), np.array([.5, 1., 2.], dtype=np.float16)
     got, want = tl.bincount(tl.tensor(a), tl.tensor(w)), torch.bincount(torch.tensor(a), torch.tensor(w))
     assert got.numpy().dtype == np.float64 and str(want.dtype) == "torch.float64"
@@ -34,7 +33,7 @@ def test_bincount_weights_gradient():
     np.testing.assert_allclose(w.grad.numpy(), g[a])
 
 
-def test_histc_nan_data_range_raises_as_torch():
+def test_histc_nan_data_range_raises_as_torch(torch):
     a = np.array([np.nan, 1., 2.], dtype=np.float32)
     with pytest.raises(RuntimeError):
         torch.histc(torch.tensor(a), 3)
@@ -42,7 +41,7 @@ def test_histc_nan_data_range_raises_as_torch():
         tl.histc(tl.tensor(a), 3)
 
 
-def test_histc_compiled_replays_with_the_current_data():
+def test_histc_compiled_replays_with_the_current_data(torch):
     # the data's range was unpacked into NumPy scalars outside the recorded calls: no replay ever ran
     f = tl.compile(lambda x: (tl.histc(x, 4), tl.histc(x, 3, -1, 1)))
     for k in range(4):
@@ -56,7 +55,7 @@ def test_histc_compiled_replays_with_the_current_data():
 
 # --- diag --------------------------------------------------------------------------------------------------------
 
-def test_diag_of_a_matrix_replays_in_compile():
+def test_diag_of_a_matrix_replays_in_compile(torch):
     # the 2-D case's positions were not declared constants: every call fell back to eager execution
     f = tl.compile(lambda x: tl.diag(x, 1) * 2)
     rng = np.random.default_rng(0)
@@ -87,7 +86,7 @@ def _two_output_function(lib):
     return MulAdd
 
 
-def test_vmap_of_grad_through_a_multi_output_function():
+def test_vmap_of_grad_through_a_multi_output_function(torch):
     # the outputs' packing (a host computation) had no batching rule: vmap(grad(...)) raised
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
