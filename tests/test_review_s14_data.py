@@ -317,3 +317,15 @@ def test_scatter_add_uses_the_part_of_src_the_index_covers(torch):
     ours = tl.zeros(3, 4, dtype=tl.float64).scatter_add_(0, tl.tensor(index), tl.tensor(src))
     theirs = torch.zeros(3, 4, dtype=torch.float64).scatter_add_(0, torch.tensor(index), torch.tensor(src))
     assert ours.tolist() == theirs.tolist()
+
+
+def test_a_sampler_that_is_not_iterable_is_named_at_construction():
+    """DataLoader(ds, 2, False, True), drop_last passed fourth (the order our API listing suggested), now passes a
+    sampler, as in PyTorch: refused when the loader is made, naming the argument and the positional order (it was
+    "'bool' object is not iterable" at the first batch)."""
+    ds = tl.data.TensorDataset(tl.tensor(np.arange(5.0)))
+    with pytest.raises(TypeError, match=r"DataLoader: sampler must be a Sampler.*got bool True.*drop_last=\.\.\. by name"):
+        tl.data.DataLoader(ds, 2, False, True)
+    with pytest.raises(TypeError, match="DataLoader: batch_sampler must be"):
+        tl.data.DataLoader(ds, batch_sampler=3)
+    assert [b[0].tolist() for b in tl.data.DataLoader(ds, 2, sampler=[4, 0, 2])] == [[4.0, 0.0], [2.0]]

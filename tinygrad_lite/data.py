@@ -310,6 +310,12 @@ class DataLoader:
         elif not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"DataLoader: dataset must define __len__ and __getitem__ (or be an IterableDataset), "
                             f"got {type(dataset).__name__}")
+        for name, given in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if given is not None and not hasattr(given, "__iter__"):  # (e.g. drop_last passed 4th, an old habit)
+                raise TypeError(f"DataLoader: {name} must be a Sampler or an iterable of indices, got "
+                                f"{type(given).__name__} {given!r} (the positional order is PyTorch's: dataset, "
+                                f"batch_size, shuffle, sampler, batch_sampler, num_workers, collate_fn, pin_memory, "
+                                f"drop_last; pass drop_last=... by name)")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
