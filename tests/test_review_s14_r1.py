@@ -73,3 +73,39 @@ def test_an_in_place_change_through_a_detached_alias_refuses_the_saved_graph(tor
     m.state_dict()["0.weight"].mul_(0.5)  # with no graph alive: the usual edit, then training goes on
     (m[0].weight ** 2).sum().backward()
     np.testing.assert_allclose(m[0].weight.grad.numpy(), 2 * m[0].weight.numpy())
+
+
+@pytest.mark.parametrize("dim,start,length", [(0, 1, 2), (1, -3, 2), (-1, 0, 4), (2, 4, 0), (0, -3, 3)])
+def test_narrow_is_torchs(torch, dim, start, length):
+    """torch.narrow / Tensor.narrow (a view: values and gradients), negative starts and dims included."""
+    a = np.random.default_rng(5).standard_normal((3, 4, 4))
+    x, xt = tl.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, yt = tl.narrow(x, dim, start, length), xt.narrow(dim, start, length)
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    (y * y).sum().backward()
+    (yt * yt).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    assert x.narrow(dim, start, length).shape == tuple(yt.shape)
+
+
+def test_narrow_errors_name_the_op():
+    x = tl.ones(3, 4)
+    with pytest.raises(RuntimeError, match=r"narrow: start \(2\) \+ length \(3\) exceeds dimension size \(4\)"):
+        x.narrow(1, 2, 3)
+    with pytest.raises(IndexError, match=r"narrow: start \(-5\) is out of range"):
+        x.narrow(1, -5, 1)
+
+
+@pytest.mark.parametrize("src,dst", [(0, 2), (-1, 0), ((0, 1), (2, 0)), ([2, 0], [0, 1]), (1, 1)])
+def test_movedim_is_torchs(torch, src, dst):
+    a = np.random.default_rng(6).standard_normal((2, 3, 4))
+    x, xt = tl.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, yt = tl.movedim(x, src, dst), torch.movedim(xt, src, dst)
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    assert x.moveaxis(src, dst).shape == tuple(torch.moveaxis(xt, src, dst).shape)
+    w = np.arange(np.prod(y.shape), dtype=float).reshape(y.shape)
+    (y * tl.tensor(w)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    with pytest.raises(RuntimeError, match="movedim: Invalid source or destination dims"):
+        x.movedim((0, 1), 2)

@@ -57,9 +57,10 @@ def _method(name):
 for _n in ("neg", "add", "sub", "mul", "div", "pow", "exp", "log", "log1p", "sqrt", "sin", "cos", "erf", "tanh", "sigmoid",
            "relu", "abs", "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand",
            "broadcast_to", "split", "chunk", "flip", "repeat", "gather", "index_select", "index_add", "masked_fill",
-           "detach", "eq", "ne", "lt", "le", "gt", "ge", "clone"):
+           "detach", "eq", "ne", "lt", "le", "gt", "ge", "clone", "narrow", "movedim"):
     globals()[_n] = _method(_n)
 divide, multiply, subtract, negative = div, mul, sub, neg  # noqa: F821
+moveaxis = movedim  # noqa: F821
 
 _LAZY_MODULES = {"nn", "optim", "data", "viz", "testing", "serialization", "utils", "distributed", "onnx", "func"}
 _LAZY_ATTRS = {

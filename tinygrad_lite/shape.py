@@ -292,6 +292,50 @@ def diag(self, diagonal=0):
     return getitem(self, (constant(rows), constant(rows + k)))  # fixed by the shape: a replay may reuse them
 
 
+def narrow(self, dim, start, length):
+    """self[..., start:start + length, ...] along `dim` (a view, as torch.narrow); a negative start counts from the
+    end."""
+    _at_least_1d(self, "narrow")
+    d = _dim(dim, self._data.ndim, "narrow")
+    n = self._data.shape[d]
+    if isinstance(start, Tensor):
+        start = start.item()
+    for name, v in (("start", start), ("length", length)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise TypeError(f"narrow: {name} must be an int, got {type(v).__name__}")
+    start, length = int(start), int(length)
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: start ({start}) is out of range for dimension {d} of size {n} (expected to be in "
+                         f"range of [{-n}, {n}]){registry.user_site()}")
+    start = start + n if start < 0 else start
+    if length < 0 or start + length > n:
+        raise registry.OpError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n}) of dim {d} "
+                               f"of a tensor of shape {tuple(self.shape)}{registry.user_site()}")
+    return getitem(self, (slice(None),) * d + (slice(start, start + length),))
+
+
+def movedim(self, source, destination):
+    """The dims `source` moved to the positions `destination` (ints or sequences of ints), the others keeping their
+    order (torch.movedim)."""
+    nd = self._data.ndim
+    src = (source,) if isinstance(source, numbers.Integral) else tuple(source)
+    dst = (destination,) if isinstance(destination, numbers.Integral) else tuple(destination)
+    if len(src) != len(dst):
+        raise registry.OpError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should "
+                               f"contain the same number of dims as destination ({list(dst)} dims)"
+                               f"{registry.user_site()}")
+    src = tuple(_dim(v, nd, "movedim") for v in src)
+    dst = tuple(_dim(v, nd, "movedim") for v in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise registry.OpError(f"movedim: repeated dim in source {list(src)} or destination {list(dst)}"
+                               f"{registry.user_site()}")
+    order = [None] * nd
+    for s_, d_ in zip(src, dst):
+        order[d_] = s_
+    rest = iter(i for i in range(nd) if i not in src)
+    return permute(self, *[next(rest) if o is None else o for o in order])
+
+
 @labelled("FlipBackward0")
 def flip(self, dims):
     if dims is None:
@@ -403,10 +447,11 @@ def index_add(self, dim, index, source, *, alpha=1):
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
               "expand_as", "split", "chunk", "unbind", "triu", "tril", "diag", "flip", "repeat", "gather",
-              "index_select", "index_add", "masked_fill"):
+              "index_select", "index_add", "masked_fill", "narrow", "movedim"):
     setattr(Tensor, _name, globals()[_name])
 Tensor.view = reshape
 Tensor.T = property(T)
 Tensor.mT = property(mT)
 Tensor.swapaxes = transpose
+Tensor.moveaxis = movedim
 Tensor.__getitem__ = getitem
