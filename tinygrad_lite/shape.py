@@ -380,17 +380,25 @@ def gather(self, dim, index):
     return _apply(ix.gather, (x,), (d, host(np.copy, idx)))  # (a copy, as getitem's index: see _norm_index)
 
 
-def index_select(self, dim, index):
-    d = _dim(dim, self._data.ndim, "index_select")
+def _index_vector(index, opname):
+    """index_select's and index_add's index as a 1-D integer array."""
     idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if idx.ndim > 1 or idx.dtype.kind not in "iu":
-        raise registry.OpError(f"index_select: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
+        raise registry.OpError(f"{opname}: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
                                f"{idx.dtype}")
-    idx = idx.reshape(-1)
-    n = self._data.shape[d] if self._data.ndim else 1
+    return idx.reshape(-1)
+
+
+def _check_index_range(self, idx, n, d, opname):
     if idx.size and (idx.min() < 0 or idx.max() >= n):  # PyTorch rejects negative indices too
-        raise IndexError(f"index_select: index values must be in [0, {n}) along dim {d}, got [{idx.min()}, "
+        raise IndexError(f"{opname}: index values must be in [0, {n}) along dim {d}, got [{idx.min()}, "
                          f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
+
+
+def index_select(self, dim, index):
+    d = _dim(dim, self._data.ndim, "index_select")
+    idx = _index_vector(index, "index_select")
+    _check_index_range(self, idx, self._data.shape[d] if self._data.ndim else 1, d, "index_select")
     if self._data.ndim == 0:
         if idx.size != 1:
             raise registry.OpError(f"index_select: a 0-d tensor takes exactly one index, got {idx.size}")
@@ -419,13 +427,9 @@ def index_add(self, dim, index, source, *, alpha=1):
     """self with alpha * source's slices added at positions `index` along dim, repeats accumulating
     (torch.index_add): self + the scatter of source that is getitem's VJP."""
     d = _dim(dim, max(self._data.ndim, 1), "index_add")
-    idx = index._data if isinstance(index, Tensor) else np.asarray(index)
     if not isinstance(source, Tensor):
         raise TypeError(f"index_add: source must be a Tensor, got {type(source).__name__}")
-    if idx.ndim > 1 or idx.dtype.kind not in "iu":
-        raise registry.OpError(f"index_add: index must be a 1-D integer tensor, got shape {idx.shape}, dtype "
-                               f"{idx.dtype}")
-    idx = idx.reshape(-1)
+    idx = _index_vector(index, "index_add")
     shape = self._data.shape or (1,)
     want = shape[:d] + (idx.size,) + shape[d + 1:]
     if source._data.shape != want and not (source._data.size == idx.size == 1 and self._data.ndim <= 1):
@@ -435,9 +439,7 @@ def index_add(self, dim, index, source, *, alpha=1):
     if source._data.dtype != self._data.dtype:
         raise registry.OpError(f"index_add: self ({self._data.dtype}) and source ({source._data.dtype}) must have "
                                f"the same dtype")
-    if idx.size and (idx.min() < 0 or idx.max() >= shape[d]):
-        raise IndexError(f"index_add: index values must be in [0, {shape[d]}) along dim {d}, got [{idx.min()}, "
-                         f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
+    _check_index_range(self, idx, shape[d], d, "index_add")
     if alpha != 1:
         source = source * alpha
     src = reshape(source, want)

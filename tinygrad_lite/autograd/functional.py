@@ -38,6 +38,15 @@ def _result(t, create_graph):
     return t if create_graph else t.detach()
 
 
+def _or_zeros(g, x, strict, independent):
+    """The gradient w.r.t. input x, zeros where the output does not depend on it (an error with `strict`)."""
+    if g is not None:
+        return g
+    if strict:
+        raise RuntimeError(f"autograd.functional.{independent} (shape {tuple(x.shape)})")
+    return tape.Tensor._wrap(np.zeros_like(x._data))
+
+
 def _unit(shape, dtype, k):
     e = np.zeros(int(np.prod(shape)), dtype=dtype)
     e[k] = 1
@@ -65,13 +74,8 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
                 else:
                     gs = (None,) * len(xs)
                 for j, (g, x) in enumerate(zip(gs, xs)):
-                    if g is None:
-                        if strict:
-                            raise RuntimeError(f"autograd.functional.jacobian(strict=True): output {i} (shape "
-                                               f"{tuple(out.shape)}) is independent of input {j} (shape "
-                                               f"{tuple(x.shape)})")
-                        g = Tensor._wrap(np.zeros_like(x._data))
-                    rows[j].append(g)
+                    rows[j].append(_or_zeros(g, x, strict, f"jacobian(strict=True): output {i} (shape "
+                                                           f"{tuple(out.shape)}) is independent of input {j}"))
             shape = lambda x: tuple(out._data.shape) + tuple(x._data.shape)  # noqa: E731
             jac.append(tuple(_result(stack(r, 0).reshape(shape(x)), create_graph) if r else
                              Tensor._wrap(np.zeros(shape(x), dtype=out._data.dtype)) for r, x in zip(rows, xs)))
@@ -119,11 +123,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                   allow_unused=True) if live else (None,) * len(xs)
         res = []
         for j, (g, x) in enumerate(zip(gs, xs)):
-            if g is None:
-                if strict:
-                    raise RuntimeError(f"autograd.functional.vjp(strict=True): the output is independent of input "
-                                       f"{j} (shape {tuple(x.shape)})")
-                g = Tensor._wrap(np.zeros_like(x._data))
-            res.append(_result(g, create_graph))
+            res.append(_result(_or_zeros(g, x, strict, f"vjp(strict=True): the output is independent of input {j}"),
+                               create_graph))
     outs = tuple(_result(o, create_graph) for o in outputs)
     return (outs if out_tuple else outs[0]), (tuple(res) if in_tuple else res[0])
