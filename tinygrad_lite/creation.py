@@ -219,7 +219,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
         arr = host(_multinomial_draw, probs, num_samples, bool(replacement), generator)
     except MemoryError as exc:
         raise OpError(f"multinomial: cannot create the tensor ({type(exc).__name__}: {exc})") from None
-    return Tensor(arr)
+    return Tensor._wrap(arr)
 
 
 def _check_distribution(p):

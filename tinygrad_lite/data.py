@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .data_sampling import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler
+from .data_sampling import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, _generator
 from .tensor import Tensor, _as_array as _checked
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
@@ -187,13 +187,7 @@ def random_split(dataset, lengths, generator=None):
     """Split `dataset` into non-overlapping random `Subset`s of the given lengths (ints summing to len(dataset), or
     fractions summing to 1, rounded as PyTorch's). The permutation comes from `generator` (a numpy Generator) or
     the package generator, so `tl.manual_seed(n)` makes the split reproducible."""
-    if generator is None:
-        from .random import get_rng  # fetched per call: tl.manual_seed replaces the generator
-
-        generator = get_rng()
-    elif not isinstance(generator, np.random.Generator):
-        raise TypeError(f"random_split: generator must be a numpy.random.Generator (tl.random.get_rng() or "
-                        f"np.random.default_rng(seed)), got {type(generator).__name__}")
+    generator = _generator(generator, "random_split")
     sizes = _split_lengths(len(dataset), list(lengths))
     indices = generator.permutation(sum(sizes)).tolist()
     return [Subset(dataset, indices[end - size:end]) for end, size in zip(itertools.accumulate(sizes), sizes)]

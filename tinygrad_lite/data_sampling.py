@@ -21,6 +21,7 @@ class Sampler:
 
 
 def _generator(generator, where):
+    """`generator` (a numpy Generator) checked, or the package generator (samplers, random_split)."""
     if generator is None:
         from .random import get_rng  # fetched per iteration: tl.manual_seed replaces the generator
 
