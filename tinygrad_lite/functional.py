@@ -9,13 +9,13 @@ import numpy as np
 from . import dtypes
 from .autograd import recorder as tape
 from .autograd.grad_mode import no_grad
+from .autograd.recorder import call_arg, labelled
 from .ops import elementwise as ew, reduce as red, conv as cv, registry
 from .compile.hooks import batching_rule, constant, data, elementwise
 from .ops.batching import shift_axes
 from .ops.elementwise import hosted
 from .tensor import Tensor, _dims, _dim, _operand, _binary
 from . import shape as _shape  # noqa: F401  (attaches the shape methods first)
-from .autograd.recorder import labelled
 
 _apply = tape.apply
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -51,7 +51,8 @@ def _count(x, dims):
 def _dim_arg(args, kwargs):
     """The dim a reduction was called with (positional or dim=/axis=), for its node's name: PyTorch names the
     reduction over every element and the one over some dims differently (MeanBackward0/1)."""
-    return args[1] if len(args) > 1 else kwargs.get("dim", kwargs.get("axis"))
+    return call_arg(args, kwargs, 1, "dim", "axis")
+
 
 @labelled(lambda a, k: "MeanBackward0" if _dim_arg(a, k) is None else "MeanBackward1")
 def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):

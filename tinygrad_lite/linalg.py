@@ -11,10 +11,10 @@ import numbers
 
 import numpy as np
 
+from .autograd.recorder import labelled
 from .ops import registry
 from .tensor import Tensor, matmul
 from . import functional as _functional  # noqa: F401  (where, and the shape methods, are attached first)
-from .autograd.recorder import labelled
 
 __all__ = ["mm", "mv", "bmm", "dot", "outer", "ger", "t", "trace", "addmm", "vector_norm"]
 

@@ -9,11 +9,11 @@ import numpy as np
 
 from . import dtypes
 from .autograd import engine, recorder as tape
+from .autograd.recorder import labelled
 from .compile.hooks import constant, data, decide, has_zero, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
-from .autograd.recorder import labelled
 
 __all__ = ["is_tensor", "is_floating_point", "numel", "isnan", "isinf", "isfinite", "isclose", "allclose", "equal", "any", "all", "sign",
            "round", "cumsum", "cumprod", "norm"]

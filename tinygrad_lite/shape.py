@@ -4,11 +4,11 @@ import numbers
 import numpy as np
 
 from .autograd import recorder as tape
+from .autograd.recorder import call_arg, labelled
 from .compile.hooks import constant, host
 from .ops import index as ix, movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims, _operand
-from .autograd.recorder import labelled
 
 _apply = tape.apply
 
@@ -85,7 +85,7 @@ def flatten(self, start_dim=0, end_dim=-1):
     return reshape(self, shape[:s] + (int(np.prod(shape[s:e + 1])),) + shape[e + 1:])
 
 
-@labelled(lambda a, k: "SqueezeBackward0" if (a[1] if len(a) > 1 else k.get("dim")) is None else "SqueezeBackward1")
+@labelled(lambda a, k: "SqueezeBackward0" if call_arg(a, k, 1, "dim") is None else "SqueezeBackward1")
 def squeeze(self, dim=None):
     shape = self._data.shape
     if dim is None:
@@ -208,7 +208,8 @@ def _at_least_1d(self, opname):
                                f"{registry.user_site()}")
 
 
-@labelled(lambda a, k: "SplitWithSizesBackward0" if isinstance(a[1] if len(a) > 1 else k.get("split_size_or_sections"), (list, tuple)) else "SplitBackward0")
+@labelled(lambda a, k: "SplitWithSizesBackward0" if isinstance(call_arg(a, k, 1, "split_size_or_sections"),
+                                                                (list, tuple)) else "SplitBackward0")
 def split(self, split_size_or_sections, dim=0):
     _at_least_1d(self, "split")
     d = _dim(dim, self._data.ndim, "split")

@@ -324,6 +324,13 @@ def named(out, label, args=()):
     return out
 
 
+def call_arg(args, kwargs, i, *names):
+    """For a `labelled` name that depends on the call: the argument at position i, or passed by one of `names`."""
+    if len(args) > i:
+        return args[i]
+    return next((kwargs[n] for n in names if n in kwargs), None)
+
+
 def labelled(label):
     """Decorator for a composition that stands for one PyTorch op: its result's grad_fn is named as PyTorch's
     (`label`, or `label(args, kwargs)` for a name that depends on the call), not after its last primitive."""

@@ -5,10 +5,10 @@ activation would invalidate the values saved for backward)."""
 import math
 
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..compile.hooks import data, host, positive
 from ..tensor import Tensor
 from .module import Module
-from ..autograd.recorder import labelled
 
 _const = Tensor._wrap
 

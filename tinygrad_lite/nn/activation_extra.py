@@ -11,13 +11,13 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..ops.registry import OpError
 from ..tensor import Tensor, _dim
 from .activation import _Dim, _Inplace
 from .linear import check_size, factory_dtype
 from . import init as _init
 from .module import Module, Parameter
-from ..autograd.recorder import labelled
 
 _where = _tf.where
 _SELU_ALPHA = 1.6732632423543772848170429916717

@@ -10,12 +10,12 @@ import numbers
 
 import numpy as np
 
+from ..autograd.recorder import call_arg, labelled
 from ..compile.hooks import batching_rule, constant, data, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
 from .pooling import _first_max, avg_pool2d, max_pool2d
-from ..autograd.recorder import labelled
 
 
 def _windows(n, o):
@@ -67,7 +67,13 @@ def _window_matrix(n, o, dtype):
     return m, (end - start).astype(dtype)
 
 
-@labelled(lambda a, k: None if _setup(a[0], a[1] if len(a) > 1 else k["output_size"], "adaptive_avg_pool2d") == (1, 1) else "AdaptiveAvgPool2DBackward0")  # (1, 1): a mean, as PyTorch
+def _adaptive_avg_node(args, kwargs):
+    """PyTorch's node: a mean over each map for an output of (1, 1) (the mean names it), else its own."""
+    size = _setup(call_arg(args, kwargs, 0, "input"), call_arg(args, kwargs, 1, "output_size"), "adaptive_avg_pool2d")
+    return None if size == (1, 1) else "AdaptiveAvgPool2DBackward0"
+
+
+@labelled(_adaptive_avg_node)
 def adaptive_avg_pool2d(input, output_size):
     """Mean over PyTorch's adaptive windows of a (N, C, H, W) or (C, H, W) input."""
     oh, ow = _setup(input, output_size, "adaptive_avg_pool2d")

@@ -11,12 +11,12 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
-from ..autograd.recorder import labelled
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 

@@ -3,12 +3,12 @@ padding_idx row starts at zero and receives no gradient."""
 import numpy as np
 
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..compile.hooks import host, host_check
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
-from ..autograd.recorder import labelled
 
 
 def _indices(input, num, where):

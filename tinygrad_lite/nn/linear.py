@@ -5,12 +5,12 @@ import numbers
 import numpy as np
 
 from .. import dtypes
+from ..autograd.recorder import labelled
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
 from .. import devices as _device
 from .module import Module, Parameter
-from ..autograd.recorder import labelled
 
 
 def factory_dtype(dtype, device=None, where="layer"):

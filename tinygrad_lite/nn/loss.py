@@ -12,12 +12,12 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
+from ..autograd.recorder import call_arg, labelled
 from ..compile.hooks import (astype, batching_rule, constant, data, elementwise, host, host_check, host_shaped,
                              negative, positive)
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
-from ..autograd.recorder import labelled
 
 _const = Tensor._wrap  # around an array made by host() or declared constant()
 _REDUCTIONS = ("mean", "sum", "none")
@@ -193,7 +193,15 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return loss.squeeze(0) if squeeze and reduction == "none" else loss
 
 
-@labelled(lambda a, k: None if k.get("label_smoothing") or getattr(a[1] if len(a) > 1 else k.get("target"), "dtype", np.dtype(np.int64)).kind == "f" else "NllLossBackward0")
+def _cross_entropy_node(args, kwargs):
+    """PyTorch's node: NllLoss for class-index targets without label smoothing (the others end in other ops)."""
+    target = call_arg(args, kwargs, 1, "target")
+    if call_arg(args, kwargs, 7, "label_smoothing") or getattr(target, "dtype", np.dtype(np.int64)).kind == "f":
+        return None
+    return "NllLossBackward0"
+
+
+@labelled(_cross_entropy_node)
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                   label_smoothing=0.0):
     """log_softmax over dim 1 followed by the NLL of class indices, or by -sum(p log q) for probability targets;

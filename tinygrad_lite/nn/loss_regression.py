@@ -1,9 +1,9 @@
 """Regression losses and their modules, as PyTorch's: mean squared error, L1, smooth L1 and Huber. The shared
 helpers (reduction, target conversion, size checks, _Loss) and the classification losses are in loss.py."""
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..ops.registry import OpError
 from .loss import _Loss, _reduce, _reduction, _same_size, _target
-from ..autograd.recorder import labelled
 
 
 @labelled("MseLossBackward0")

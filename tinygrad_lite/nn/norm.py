@@ -5,13 +5,13 @@ import numbers
 import numpy as np
 
 from .. import dtypes
+from ..autograd.recorder import labelled
 from ..compile.hooks import active as _capturing, data, host, host_effect
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
 from .module import Module, Parameter
-from ..autograd.recorder import labelled
 
 _const = Tensor._wrap
 

@@ -13,12 +13,12 @@ import numbers
 import numpy as np
 
 from .. import functional as _tf
+from ..autograd.recorder import labelled
 from ..compile.hooks import batching_rule, constant, data, host
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
 from .module import Module
-from ..autograd.recorder import labelled
 
 
 def _pair(v, name, where):
