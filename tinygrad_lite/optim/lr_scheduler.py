@@ -27,6 +27,11 @@ def _copy(lr):
     return lr.clone() if isinstance(lr, Tensor) else lr
 
 
+def _cosine(base_lr, eta_min, t, period):
+    """The cosine annealing value t epochs into a period (CosineAnnealingLR's closed form, the warm restarts')."""
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t / period)) / 2
+
+
 def _set_lr(group, lr):
     """As PyTorch: a tensor learning rate is filled in place (the step, compiled or not, keeps reading that tensor)."""
     if isinstance(group["lr"], Tensor):
@@ -89,6 +94,10 @@ class LRScheduler:
         else:
             self.last_epoch = epoch
             values = self._get_closed_form_lr() if hasattr(self, "_get_closed_form_lr") else self.get_lr()
+        self._set_lrs(values)
+
+    def _set_lrs(self, values):
+        """Each group's learning rate from `values`, and the copies get_last_lr() returns."""
         for group, lr in zip(self.optimizer.param_groups, values):
             _set_lr(group, lr)
         self._last_lr = self._current_lrs()
@@ -164,7 +173,7 @@ class CosineAnnealingLR(LRScheduler):
                 * (group["lr"] - eta_min) + eta_min for group in groups]
 
     def _get_closed_form_lr(self):
-        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return [_cosine(base_lr, self.eta_min, self.last_epoch, self.T_max)
                 for base_lr in self.base_lrs]
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..compile.hooks import replayable
-from .lr_scheduler import LRScheduler, ReduceLROnPlateau, _set_lr
+from .lr_scheduler import LRScheduler, ReduceLROnPlateau, _cosine, _set_lr
 
 __all__ = ["SequentialLR", "ChainedScheduler", "CosineAnnealingWarmRestarts"]
 
@@ -131,8 +131,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-                for base_lr in self.base_lrs]
+        return [_cosine(base_lr, self.eta_min, self.T_cur, self.T_i) for base_lr in self.base_lrs]
 
     @replayable
     def step(self, epoch=None):
@@ -159,6 +158,4 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i = self.T_0
                 self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            _set_lr(group, lr)
-        self._last_lr = self._current_lrs()
+        self._set_lrs(self.get_lr())
