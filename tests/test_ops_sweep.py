@@ -172,3 +172,22 @@ def test_into_rule_writes_exactly_what_forward_returns(name, data):
         got = prim.into(buf, *arrs, *attrs)
         assert got is buf and got.dtype == want.dtype
         np.testing.assert_array_equal(got, want, err_msg=f"{name}: into differs from forward")
+
+
+_FLOAT = st.floats(-4, 4, allow_nan=False, width=16)
+
+
+@pytest.mark.parametrize("name", ["tanh_grad", "sigmoid_grad"])
+@settings(max_examples=200, deadline=None)
+@given(g=_FLOAT, y=_FLOAT, dtypes=st.sampled_from([(np.float16,) * 2, (np.float32,) * 2, (np.float64,) * 2,
+                                                    (np.float64, np.float32), (np.float32, np.float16)]))
+def test_fused_gradient_into_a_0d_buffer_is_forward_bit_for_bit(name, g, y, dtypes):
+    """A 0-d fused gradient is written from NumPy scalars (its fast path for W5's scalar chain): the same bits as
+    the forward on 0-d arrays, in each dtype and mixed dtypes."""
+    prim = REGISTRY[name]
+    ga, ya = np.asarray(g, dtypes[0]), np.asarray(y, dtypes[1])
+    want = np.asarray(prim.forward(ga, ya))
+    buf = np.full_like(want, 7.0)
+    got = prim.into(buf, ga, ya)
+    assert got is buf and got.dtype == want.dtype and got.shape == ()
+    assert got.tobytes() == want.tobytes(), f"{name}({g!r}, {y!r}) in {dtypes}: {got!r} != {want!r}"

@@ -226,8 +226,22 @@ for _prim, _ufunc in ((exp, np.exp), (log, np.log), (log1p, np.log1p), (sqrt, np
     _prim.ufunc_into(_ufunc)
 relu.definto(lambda out, x: np.maximum(x, 0, out=out))
 sigmoid.definto(lambda out, x: _sigmoid_np(x, out))
-tanh_grad.definto(lambda out, g, y: _tanh_grad_np(g, y, out))
-sigmoid_grad.definto(lambda out, g, y: _sigmoid_grad_np(g, y, out))
+
+
+def _fused_into(formula):
+    """The into rule of a fused gradient `formula(g, y, out)`. A 0-d result is computed on NumPy scalars and stored:
+    NumPy runs each operation on 0-d arrays through its array machinery, and an output that is also an input through
+    its slow path (W5's tanh_grad: 2.4 us in place, 0.5 us on scalars; the same IEEE operations, the same bits)."""
+    def into(out, g, y):
+        if out.ndim:
+            return formula(g, y, out)
+        out[()] = formula(g[()], y[()])
+        return out
+    return into
+
+
+tanh_grad.definto(_fused_into(_tanh_grad_np))
+sigmoid_grad.definto(_fused_into(_sigmoid_grad_np))
 
 
 # ---------------- forward mode: each primitive's JVP (tangents in, the output's tangent out) ----------------
