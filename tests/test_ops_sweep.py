@@ -191,3 +191,16 @@ def test_fused_gradient_into_a_0d_buffer_is_forward_bit_for_bit(name, g, y, dtyp
     got = prim.into(buf, ga, ya)
     assert got is buf and got.dtype == want.dtype and got.shape == ()
     assert got.tobytes() == want.tobytes(), f"{name}({g!r}, {y!r}) in {dtypes}: {got!r} != {want!r}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(-100, 100, allow_nan=False, width=32), dtype=st.sampled_from([np.float16, np.float32, np.float64]))
+def test_sigmoid_into_a_0d_buffer_is_forward_bit_for_bit(x, dtype):
+    """A 0-d sigmoid is written from the expression eager computes for small arrays, not by passes in place."""
+    prim = REGISTRY["sigmoid"]
+    xa = np.asarray(x, dtype)
+    with np.errstate(over="ignore"):
+        want = np.asarray(prim.forward(xa))
+    buf = np.full_like(want, 7.0)
+    got = prim.into(buf, xa)
+    assert got is buf and got.tobytes() == want.tobytes(), f"sigmoid({x!r}) in {dtype}: {got!r} != {want!r}"

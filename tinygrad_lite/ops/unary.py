@@ -180,9 +180,9 @@ def _(ctx, h):
 def _sigmoid_np(x, out=None):
     # 1/(1+exp(-x)) is exact enough everywhere: exp overflows to inf only where the result underflows to 0
     # anyway (x < -88 in float32), and it is ~5x faster than a branchy two-sided form. The passes run in place in
-    # one array.
+    # one array, except into a 0-d `out` (NumPy's slow path for an output that is also an input: see _fused_into).
     with np.errstate(over="ignore"):
-        if x.dtype.kind != "f" or (out is None and x.size < _FUSE_MIN):
+        if x.dtype.kind != "f" or (x.size < _FUSE_MIN if out is None else not out.ndim):
             return _write(out, 1.0 / (1.0 + np.exp(-x)))
         r = np.negative(x, out=out)
         np.exp(r, out=r)
