@@ -28,6 +28,9 @@ demo: $(STAMPS)/examples.stamp
 
 # EXTRAS: the extra sets installed before the tests (CI adds the optional groups: .ci/run)
 EXTRAS ?= dev
+# one pytest worker per core (pytest-xdist, in the dev extra): the suite's ~6 minutes take ~4 on 2 cores; tests
+# write only into their own temporary directories and listen on no fixed port, so workers share nothing
+PYTEST_ARGS ?= -n auto
 test: $(STAMPS)/$(EXTRAS).stamp
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
