@@ -204,3 +204,65 @@ def test_sigmoid_into_a_0d_buffer_is_forward_bit_for_bit(x, dtype):
     buf = np.full_like(want, 7.0)
     got = prim.into(buf, xa)
     assert got is buf and got.tobytes() == want.tobytes(), f"sigmoid({x!r}) in {dtype}: {got!r} != {want!r}"
+
+
+# ---------------- host computations' into rules (a VJP's masks written into planned buffers by a replay) ----------
+_SPECIAL = [0.0, -0.0, 0.5, -0.5, 1.0, np.inf, -np.inf, np.nan]
+_HOST_DTYPES = [np.float16, np.float32, np.float64]
+
+
+def _values(data, dtype, shape):
+    n = int(np.prod(shape))
+    vals = data.draw(st.lists(st.one_of(st.sampled_from(_SPECIAL), st.floats(-2, 2, width=16)), min_size=n,
+                              max_size=n))
+    return np.asarray(vals, dtype=dtype).reshape(shape)
+
+
+def _host_into(fn, *args):
+    """(fn(*args) as eager computes it, the into rule's result in a buffer of garbage)."""
+    from tinygrad_lite.compile.hooks import HOST_INTO
+    want = np.asarray(fn(*args))
+    buf = np.full_like(want, 7)
+    got = HOST_INTO[fn](buf, *args)
+    assert got is buf and got.dtype == want.dtype and got.shape == want.shape
+    return want, got
+
+
+_BOUND = st.one_of(st.none(), st.sampled_from([0.0, -0.5, 0.5, 1.0, 1.0000000001, np.inf]),
+                   st.floats(-2, 2, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(_HOST_DTYPES), lo=_BOUND, hi=_BOUND)
+def test_clamp_mask_into_rule_is_the_eager_mask_bit_for_bit(data, dtype, lo, hi):
+    """clamp's VJP factor (1 inside [lo, hi], else 0), written without a temporary: the same bits as eager's for NaN,
+    signed zeros, infinities, values on the bounds, empty and rounded-together ranges, in every float dtype."""
+    from tinygrad_lite.ops.elementwise import MASKS
+    x = _values(data, dtype, data.draw(st.sampled_from([(), (7,), (3, 4)])))
+    want, got = _host_into(MASKS["inside"], x, lo, hi)
+    assert got.tobytes() == want.tobytes(), f"x={x!r} lo={lo!r} hi={hi!r}: {got!r} != {want!r}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(_HOST_DTYPES + [np.int64]))
+def test_exponent_zero_into_rule_is_the_eager_mask(data, dtype):
+    from tinygrad_lite.ops.elementwise import _exponent_zero
+    b = _values(data, np.float64, (5,)).astype(dtype) if dtype is not np.int64 else np.array([0, 1, -2, 0, 3])
+    want, got = _host_into(_exponent_zero, b)
+    assert np.array_equal(got, want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(_HOST_DTYPES), which=st.sampled_from(["amax", "amin"]),
+       axis=st.sampled_from([None, (0,), (1,), (0, 1)]), keepdims=st.booleans())
+def test_tie_share_into_rule_is_the_eager_share_bit_for_bit(data, dtype, which, axis, keepdims):
+    """amax/amin's VJP factor (1/k at each of k tied extremes): ties (drawn from few distinct values), NaN slices
+    (eager's 0/0), both with and without the forward's output passed in."""
+    from tinygrad_lite.ops import reduce as red
+    few = data.draw(st.lists(st.sampled_from([0.0, 1.0, -1.0, 2.0, np.nan, -0.0]), min_size=12, max_size=12))
+    x = np.asarray(few, dtype=dtype).reshape(3, 4)
+    prim = getattr(red, which)
+    for out in (None, prim.forward(x, axis, keepdims)):
+        with np.errstate(invalid="ignore"):
+            want, got = _host_into(red._tie_share, prim.forward, x, out, axis, keepdims)
+        assert got.tobytes() == want.tobytes(), f"{which}({x!r}, {axis}): {got!r} != {want!r}"

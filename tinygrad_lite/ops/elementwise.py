@@ -7,7 +7,7 @@ from . import batching
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.hooks import constant, elementwise, host
+from ..compile.hooks import constant, elementwise, host, into_rule
 
 
 def const(arr):
@@ -135,12 +135,17 @@ def _(ctx, g):
 
 def _pow_base_grad(t, a, b):
     """t * b * a**(b-1), exactly 0 where b == 0 (PyTorch's: the formula alone gives 0 * inf = nan at a == 0)."""
-    zero_b = tape.Tensor._wrap(host(_exponent_zero, b._data))
+    zero_b = tape.Tensor._wrap(host(_exponent_zero, b._data))  # (a replay writes it into a planned buffer)
     return tape.apply(where, (zero_b, const(np.zeros((), t._data.dtype)), t * b * a ** (b - 1.0)))
 
 
 def _exponent_zero(b):
     return np.asarray(b == 0)
+
+
+@into_rule(_exponent_zero)
+def _(out, b):
+    return np.equal(b, 0, out=out)
 
 
 def _pow_zero_masks(a, b):
@@ -315,6 +320,25 @@ MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.p
     "share_a": lambda a, b, greater: _winner_shares(a, b, greater)[0],
     "share_b": lambda a, b, greater: _winner_shares(a, b, greater)[1],
 }
+
+
+@into_rule(MASKS["inside"])
+def _(out, x, lo, hi):
+    """_inside's 0/1 factor written into `out` with no temporary (clamp's VJP in a replayed step): x is inside
+    [lo, hi] exactly where clamping it leaves it equal to itself (NaN never is: NaN >= lo is false too); bounds
+    compared in x's dtype, as NumPy compares x with them; an empty range holds nothing."""
+    if lo is None and hi is None:
+        out.fill(1)
+        return out
+    if lo is not None and hi is not None and x.dtype.type(lo) > x.dtype.type(hi):
+        out.fill(0)
+        return out
+    src = x
+    if lo is not None:
+        src = np.maximum(x, lo, out=out)
+    if hi is not None:
+        np.minimum(src, hi, out=out)
+    return np.equal(out, x, out=out)
 
 
 def _mask_sample(gen):

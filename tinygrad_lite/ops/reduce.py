@@ -4,7 +4,7 @@ import numpy as np
 from . import batching
 from .registry import primitive
 from .elementwise import MASKS, const, hosted, kink_mask, same_op_jvp, where
-from ..compile.hooks import batching_rule, decide, has_zero, host
+from ..compile.hooks import batching_rule, decide, has_zero, host, into_rule
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
 
@@ -57,6 +57,20 @@ def _tie_share(forward, x, out, axis, keepdims):
     ref = out if keepdims else out.reshape(_keep_shape(x.shape, axis))
     mask = (x == ref)
     return (mask / np.sum(mask, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
+
+
+@into_rule(_tie_share)
+def _(buf, forward, x, out, axis, keepdims):
+    """_tie_share into `buf`: the 0/1 ties in place, times 1/k computed as eager's (float64, then x's dtype) on the
+    reduced shape only: 1 * share is share, 0 * share is 0 (a slice whose extreme is NaN has no ties: 0 * inf, NaN,
+    as eager's 0/0)."""
+    if out is None:
+        out = forward(x, axis, keepdims)
+    ref = out if keepdims else out.reshape(_keep_shape(x.shape, axis))
+    np.equal(x, ref, out=buf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (1.0 / np.add.reduce(buf, axis=axis, keepdims=True, dtype=np.float64)).astype(x.dtype, copy=False)
+        return np.multiply(buf, share, out=buf)
 
 
 def _extreme_kink(top):
