@@ -226,8 +226,8 @@ def test_a_steady_replay_fills_a_slices_gradient_buffer_in_place():
 
 def test_a_steady_replay_writes_clamp_amax_and_pow_gradient_factors_into_planned_buffers():
     """The factors a VJP computes from values outside the primitives — clamp's inside-the-range mask, amax's tie
-    shares, pow's zero-exponent mask — are written into planned buffers by a replay (each was a new activation-sized
-    array every call: 1.7 MB here), and training goes exactly as eager's."""
+    shares, pow's zero-exponent mask, maximum's winner shares — are written into planned buffers by a replay (each
+    was a new activation-sized array every call: 2.7 MB here), and training goes exactly as eager's."""
     def trainer():
         tl.manual_seed(0)
         model = nn.Linear(256, 512)
@@ -236,7 +236,8 @@ def test_a_steady_replay_writes_clamp_amax_and_pow_gradient_factors_into_planned
         def step(x, e):
             opt.zero_grad()
             h = model(x)
-            loss = h.clamp(-0.5, 0.5).sum() + h.amax(dim=1).sum() + (h.abs() + 1.0).pow(e).mean()
+            loss = h.clamp(-0.5, 0.5).sum() + h.amax(dim=1).sum() + (h.abs() + 1.0).pow(e).mean() + \
+                h.maximum(0.25 * h).sum()
             loss.backward()
             opt.step()
             return loss.item()

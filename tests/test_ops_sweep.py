@@ -266,3 +266,21 @@ def test_tie_share_into_rule_is_the_eager_share_bit_for_bit(data, dtype, which, 
         with np.errstate(invalid="ignore"):
             want, got = _host_into(red._tie_share, prim.forward, x, out, axis, keepdims)
         assert got.tobytes() == want.tobytes(), f"{which}({x!r}, {axis}): {got!r} != {want!r}"
+
+
+def _shares_reference(a, b, greater):
+    """maximum/minimum's VJP factors as first written: the winner 1, a tie 0.5 each, NaN to b."""
+    win_a = (a > b) if greater else (a < b)
+    tie = (a == b).astype(a.dtype) * 0.5
+    return win_a.astype(a.dtype) + tie, (~win_a & (a != b)).astype(a.dtype) + tie
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(_HOST_DTYPES), greater=st.booleans(),
+       shapes=st.sampled_from([((), ()), ((5,), (5,)), ((4, 1), (1, 3)), ((3,), (2, 3))]))
+def test_winner_shares_stacked_and_into_a_buffer_are_the_reference_bit_for_bit(data, dtype, greater, shapes):
+    from tinygrad_lite.ops.elementwise import _winner_shares
+    a, b = _values(data, dtype, shapes[0]), _values(data, dtype, shapes[1])
+    want = np.stack(_shares_reference(a, b, greater))
+    stacked, got = _host_into(_winner_shares, a, b, greater)
+    assert stacked.tobytes() == want.tobytes() and got.tobytes() == want.tobytes(), f"{a!r} {b!r}: {got!r}"

@@ -7,7 +7,7 @@ from . import batching
 from .registry import primitive
 from .samplers import unary, binary
 from ..autograd import recorder as tape
-from ..compile.hooks import constant, elementwise, host, into_rule
+from ..compile.hooks import batching_rule, constant, elementwise, host, into_rule
 
 
 def const(arr):
@@ -169,14 +169,28 @@ def _shares(a, b, greater):
     (kink masks), otherwise both from one host computation."""
     if tape.state.grad_enabled and (a.requires_grad or b.requires_grad):
         return kink_mask("share_a", a, b, args=(greater,)), kink_mask("share_b", a, b, args=(greater,))
-    share_a, share_b = host(_winner_shares, a._data, b._data, greater)
-    return tape.Tensor._wrap(share_a), tape.Tensor._wrap(share_b)
+    both = tape.Tensor._wrap(host(_winner_shares, a._data, b._data, greater))  # (a replay: one planned buffer)
+    return both[0], both[1]
 
 
 def _winner_shares(a, b, greater):
-    win_a = (a > b) if greater else (a < b)
-    tie = (a == b).astype(a.dtype) * 0.5
-    return win_a.astype(a.dtype) + tie, (~win_a & (a != b)).astype(a.dtype) + tie
+    """Both shares stacked, (2, *the broadcast shape): [0] is d out/d a — 1 where a wins, 0.5 at a tie, else 0 —
+    and [1] = 1 - [0], b's (a NaN on either side makes b's 1, as `~(a > b) & (a != b)` does). Every value is 0, 0.5
+    or 1, so each pass is exact."""
+    dtype = np.result_type(np.asarray(a).dtype, 0.5)
+    out = np.empty((2,) + np.broadcast_shapes(np.shape(a), np.shape(b)), dtype)
+    return _winner_shares_into(out, a, b, greater)
+
+
+@into_rule(_winner_shares)
+def _winner_shares_into(out, a, b, greater):
+    share_a, share_b = out[0, ...], out[1, ...]  # (views, 0-d ones too)
+    np.equal(a, b, out=share_b)
+    np.multiply(share_b, 0.5, out=share_b)  # the ties' half
+    (np.greater if greater else np.less)(a, b, out=share_a)
+    np.add(share_a, share_b, out=share_a)
+    np.subtract(1, share_a, out=share_b)
+    return out
 
 
 def _gap(arrays, attrs):
@@ -467,6 +481,13 @@ for _prim in (neg, clamp, add, sub, mul, div, pow_, remainder, maximum, minimum,
     _prim.defbatch(batching.elementwise(_prim))
 mask.defbatch(_mask_batch)
 
-for _fn in (_pow_zero_masks, _exponent_zero, _winner_shares, _inside, *(MASKS[k] for k in ("positive", "sign", "inside", "share_a",
+for _fn in (_pow_zero_masks, _exponent_zero, _inside, *(MASKS[k] for k in ("positive", "sign", "inside", "share_a",
                                                                          "share_b"))):
     elementwise(_fn)
+
+
+@batching_rule(_winner_shares)
+def _(args, batched):
+    a, b, greater = args
+    a, b = batching.align([a, b], batched)
+    return np.moveaxis(_winner_shares(a, b, greater), 0, 1)  # (B, 2, ...): the batch leading
