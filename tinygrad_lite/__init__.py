@@ -15,7 +15,8 @@ from .dtypes import set_default_dtype, get_default_dtype
 from .tensor import Tensor, matmul
 from ._size import Size
 from .operators import remainder, floor_divide, logical_and, logical_or, logical_xor, logical_not
-from . import shape as _shape, functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
+from . import shape as _shape, indexing as _indexing  # noqa: F401  (attach methods)
+from . import functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack, unbind, triu, tril, diag
 from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
                          clamp, where, maximum, minimum, square, lerp, rsqrt, softmax, log_softmax)
