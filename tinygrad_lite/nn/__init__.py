@@ -12,7 +12,8 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .groupnorm import GroupNorm, InstanceNorm1d, InstanceNorm2d
 from .dropout import Dropout, Dropout1d, Dropout2d
 from .embedding import Embedding
-from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
+from .rnn import RNNBase, RNN, LSTM, GRU
+from .rnn_cells import RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax, LogSoftmax, Flatten, Identity
 from .activation_extra import (SiLU, Mish, ELU, SELU, CELU, Softplus, Hardtanh, ReLU6, Hardsigmoid, Hardswish,
                                LogSigmoid, Softsign, Tanhshrink, Threshold, GLU, Softmin, PReLU)
