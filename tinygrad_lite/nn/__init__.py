@@ -21,6 +21,9 @@ from .loss import CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss
 from .loss_regression import MSELoss, L1Loss, SmoothL1Loss, HuberLoss
 from .divergence import KLDivLoss
 from .distance import CosineSimilarity
+from .multihead import MultiheadAttention
+from .transformer import (Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer,
+                          TransformerDecoderLayer)
 from . import functional, init, utils, parallel
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Conv1d", "Conv2d", "MaxPool2d",
@@ -32,4 +35,6 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Lin
            "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU",
            "Softmin", "PReLU", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
            "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CosineSimilarity",
+           "MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder",
+           "TransformerEncoderLayer", "TransformerDecoderLayer",
            "functional", "init", "utils", "parallel"]

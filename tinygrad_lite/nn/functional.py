@@ -16,6 +16,7 @@ from .loss import cross_entropy, nll_loss, binary_cross_entropy, binary_cross_en
 from .loss_regression import mse_loss, l1_loss, smooth_l1_loss, huber_loss  # noqa: F401
 from .divergence import kl_div  # noqa: F401
 from .distance import cosine_similarity, normalize  # noqa: F401
+from .attention import scaled_dot_product_attention, multi_head_attention_forward  # noqa: F401
 
 __all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu", "gelu", "sigmoid", "tanh",
            "softmax", "log_softmax", "silu", "mish", "elu", "selu", "celu", "softplus", "hardtanh", "relu6",
@@ -24,4 +25,5 @@ __all__ = ["pad", "unfold", "fold", "windows", "logsumexp", "relu", "leaky_relu"
            "adaptive_max_pool2d", "batch_norm", "layer_norm", "group_norm", "instance_norm", "dropout", "dropout1d",
            "dropout2d", "embedding", "mse_loss", "l1_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "one_hot", "smooth_l1_loss", "huber_loss", "kl_div",
-           "cosine_similarity", "normalize"]
+           "cosine_similarity", "normalize", "scaled_dot_product_attention",
+           "multi_head_attention_forward"]
