@@ -320,3 +320,33 @@ def test_reduce_lr_on_plateau_initial_state_and_infinite_best_survive_tl_save(tm
     fresh = _plateau(tl, _opt(tl), mode="max")
     fresh.load_state_dict(tl.load(tmp_path / "s.safetensors"))
     assert fresh.mode == "min" and fresh.best == math.inf and fresh.mode_worse == math.inf
+
+
+# ---------------- CyclicLR with a compiled training step ----------------
+@pytest.mark.parametrize("opt_name", ["SGD", "Adam"])
+def test_cyclic_lr_and_momentum_changes_reach_a_compiled_step(opt_name):
+    """The scheduler steps outside the compiled function; each replay must use the new lr and momentum/beta1."""
+    def run(compiled):
+        tl.manual_seed(0)
+        model = tl.nn.Linear(4, 2).double()
+        opt = getattr(tl.optim, opt_name)(model.parameters(), lr=0.1,
+                                          **({"momentum": 0.9} if opt_name == "SGD" else {}))
+        sched = CyclicLR(opt, 0.01, 0.1, step_size_up=3)
+        x, y = tl.tensor(np.linspace(-1, 1, 12).reshape(3, 4)), tl.tensor(np.ones((3, 2)))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss.item()
+        fn = tl.compile(step) if compiled else step
+        losses = []
+        for _ in range(12):
+            losses.append(fn(x, y))
+            sched.step()
+        return losses, model.weight.numpy().copy(), getattr(fn, "stats", None)
+
+    (eager, w_eager, _), (comp, w_comp, stats) = run(False), run(True)
+    assert comp == eager and (w_comp == w_eager).all()
+    assert stats["replays"] >= 10
