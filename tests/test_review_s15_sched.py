@@ -1,8 +1,9 @@
 """Review s15 (schedulers tutorials use): ConstantLR, PolynomialLR, MultiplicativeLR and CyclicLR (with momentum /
 beta1 cycling) against PyTorch's lr sequences over many steps with several parameter groups, state_dict round trips
 mid-run (directly and through tl.save/tl.load), inside SequentialLR/ChainedScheduler, tensor learning rates, and
-errors; ReduceLROnPlateau's remaining corners (tensor lr, tl.save round trip, per-group min_lr, eps).
-(init, atleast_*, WeightedRandomSampler and autograd.functional live in test_review_s15_sched_more.py.)"""
+errors; ReduceLROnPlateau's remaining corners (tensor lr, tl.save round trip, per-group min_lr, eps); CyclicLR with a
+compiled step. (autograd.functional, atleast_*, WeightedRandomSampler: test_review_s15_sched_more.py; nn.init:
+test_review_s15_init.py.)"""
 import math
 import warnings
 
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from tinygrad_lite.optim.lr_scheduler import (ChainedScheduler, ConstantLR, CyclicLR, ExponentialLR,
-                                              MultiplicativeLR, PolynomialLR, ReduceLROnPlateau, SequentialLR)
+from tinygrad_lite.optim.lr_scheduler import CyclicLR, MultiplicativeLR
 
 P0 = [[1.0, -2.0, 0.5], [0.3, 0.7], [0.2]]
 
