@@ -18,6 +18,7 @@ from .operators import remainder, floor_divide, logical_and, logical_or, logical
 from . import shape as _shape, indexing as _indexing  # noqa: F401  (attach methods)
 from . import functional as _functional, inplace as _inplace  # noqa: F401  (attach methods)
 from .shape import cat, stack, unbind, triu, tril, diag
+from .atleast import atleast_1d, atleast_2d, atleast_3d
 from .functional import (sum, mean, var, std, amax, amin, argmax, argmin, max, min, prod, logsumexp,  # noqa: A004
                          clamp, where, maximum, minimum, square, lerp, rsqrt, softmax, log_softmax)
 from .creation import (tensor, zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, zeros_like,

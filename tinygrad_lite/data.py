@@ -13,12 +13,13 @@ import warnings
 
 import numpy as np
 
-from .data_sampling import BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler, _generator
+from .data_sampling import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                            WeightedRandomSampler, _generator)
 from .tensor import Tensor, _as_array as _checked
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader",
            "default_collate", "DistributedSampler", "Sampler", "SequentialSampler", "RandomSampler",
-           "SubsetRandomSampler", "BatchSampler"]
+           "SubsetRandomSampler", "WeightedRandomSampler", "BatchSampler"]
 
 
 class Dataset:

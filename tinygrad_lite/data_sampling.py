@@ -1,5 +1,5 @@
-"""Samplers, as `torch.utils.data`'s: `Sampler`, `SequentialSampler`, `RandomSampler`, `SubsetRandomSampler` and
-`BatchSampler`, with PyTorch's names, defaults, lengths and argument errors.
+"""Samplers, as `torch.utils.data`'s: `Sampler`, `SequentialSampler`, `RandomSampler`, `SubsetRandomSampler`,
+`WeightedRandomSampler` and `BatchSampler`, with PyTorch's names, defaults, lengths and argument errors.
 
 The random ones draw from `generator` (a numpy Generator) or the package generator (`tl.manual_seed(n)` makes
 them reproducible): the orders are NumPy's, not PyTorch's numbers, as DataLoader shuffling and random_split."""
@@ -7,7 +7,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler"]
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
+           "BatchSampler"]
 
 
 class Sampler:
@@ -85,6 +86,40 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self):
         return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices of `weights` (a 1-D sequence of non-negative weights, not necessarily summing to 1),
+    each drawn with probability proportional to its weight; without replacement, each index at most once. The
+    draw is `tl.multinomial`'s, made afresh at each iteration."""
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got replacement={replacement}")
+        from .tensor import Tensor
+
+        try:
+            arr = np.array(weights._data if isinstance(weights, Tensor) else weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"WeightedRandomSampler: weights must be a 1d sequence of numbers, got "
+                            f"{type(weights).__name__} ({exc})") from None
+        if arr.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape {tuple(arr.shape)}")
+        self.weights = Tensor._wrap(arr)
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+
+    def __iter__(self):
+        from .creation import multinomial
+
+        rng = _generator(self.generator, "WeightedRandomSampler")
+        yield from multinomial(self.weights, self.num_samples, self.replacement, generator=rng).tolist()
+
+    def __len__(self):
+        return self.num_samples
 
 
 class BatchSampler(Sampler):

@@ -1,4 +1,5 @@
-"""torch.autograd.functional: jacobian, hessian and vjp of a function of Tensors, by reverse mode over the engine.
+"""torch.autograd.functional: jacobian, hessian, vjp, jvp, vhp and hvp of a function of Tensors, by reverse mode
+over the engine (jvp and hvp by torch's double-backward trick, with its strict-mode checks and messages).
 
 As PyTorch's: `inputs` is a Tensor or a tuple of Tensors (the result follows: a Tensor, a tuple, or a tuple of
 tuples for several outputs and inputs); the inputs are taken off their graph unless `create_graph=True`, and the
@@ -117,7 +118,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                                    f"got outputs of shapes {[tuple(o.shape) for o in outputs]}")
             vs = tuple(Tensor._wrap(np.ones_like(o._data)) for o in outputs)
         else:
-            vs = _as_tuple(v, "v", "vjp")[1]
+            vs = _vectors(v, outputs, out_tuple, create_graph, "vjp")
         live = [(o, g) for o, g in zip(outputs, vs) if o.requires_grad]
         gs = grad([o for o, _ in live], xs, grad_outputs=[g for _, g in live], create_graph=create_graph,
                   allow_unused=True) if live else (None,) * len(xs)
@@ -127,3 +128,161 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
                                create_graph))
     outs = tuple(_result(o, create_graph) for o in outputs)
     return (outs if out_tuple else outs[0]), (tuple(res) if in_tuple else res[0])
+
+
+# ---------------- jvp, vhp, hvp: torch's double-backward trick and its strict-mode checks ----------------
+def _vectors(v, refs, refs_tuple, create_graph, fn):
+    """`v` as a tuple matching `refs` (the inputs, or for vjp the outputs) in number and shapes, off the graph
+    unless create_graph; None only where each ref has a single element (then ones)."""
+    Tensor = tape.Tensor
+    if v is None:
+        if len(refs) != 1 or refs[0]._data.size != 1:
+            raise RuntimeError(f"autograd.functional.{fn}: the vector v can only be None if the input to the "
+                               f"user-provided function is a single Tensor with a single element; got inputs of "
+                               f"shapes {[tuple(r.shape) for r in refs]}")
+        return (Tensor._wrap(np.ones_like(refs[0]._data)),)
+    vs = _as_tuple(v, "v", fn)[1]
+    if len(vs) != len(refs):
+        raise RuntimeError(f"autograd.functional.{fn}: v is a tuple of invalid length: should be {len(refs)} but got "
+                           f"{len(vs)}." if refs_tuple else f"autograd.functional.{fn}: the given v should contain a "
+                           f"single Tensor, got {len(vs)}.")
+    for i, (a, r) in enumerate(zip(vs, refs)):
+        if tuple(a.shape) != tuple(r.shape):
+            where = f"Entry {i} in v" if refs_tuple else "v"
+            raise RuntimeError(f"autograd.functional.{fn}: {where} has invalid size: should be {tuple(r.shape)} but "
+                               f"got {tuple(a.shape)}.")
+    return tuple(a.view_as(a) if create_graph and a.requires_grad else a.detach() for a in vs)
+
+
+_NEEDS_GRAD = {
+    "outputs": "Output {i} of the user-provided function does not require gradients. The outputs must be computed "
+               "in a differentiable manner from the input when running in strict mode.",
+    "grad_inputs": "The gradient with respect to input {i} is independent of the inputs of the user-provided "
+                   "function. This is not allowed in strict mode.",
+    "jacobian": "While computing the hessian, found that the jacobian of the user-provided function with respect to "
+                "input {i} is independent of the input. This is not allowed in strict mode. You should ensure that "
+                "your function is twice differentiable and that the jacobian depends on the inputs (this would be "
+                "violated by a linear function for example).",
+    "hessian": "The hessian of the user-provided function with respect to input {i} is independent of the input. "
+               "This is not allowed in strict mode. You should ensure that your function is thrice differentiable "
+               "and that the hessian depends on the inputs.",
+}
+
+
+def _check_requires_grad(tensors, kind, strict, fn):
+    """torch's strict-mode checks: every tensor present and on the graph."""
+    if not strict:
+        return
+    for i, t in enumerate(tensors):
+        if t is None:
+            raise RuntimeError(f"autograd.functional.{fn}(strict=True): The output of the user-provided function is "
+                               f"independent of input {i}. This is not allowed in strict mode.")
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.functional.{fn}(strict=True): " + _NEEDS_GRAD[kind].format(i=i))
+
+
+_INDEPENDENT = {
+    "back": "The output of the user-provided function is independent of input {i}. This is not allowed in strict "
+            "mode.",
+    "back_trick": "The gradient with respect to the input is independent of entry {i} in the grad_outputs when "
+                  "using the double backward trick to compute forward mode gradients. This is not allowed in strict "
+                  "mode.",
+    "double_back": "The jacobian of the user-provided function is independent of input {i}. This is not allowed in "
+                   "strict mode.",
+    "double_back_trick": "The hessian of the user-provided function is independent of entry {i} in the "
+                         "grad_jacobian. This is not allowed in strict mode as it prevents from using the double "
+                         "backward trick to replace forward mode AD.",
+}
+
+
+def _fill_in_zeros(grads, refs, strict, create_graph, stage, fn):
+    out = []
+    for i, (g, ref) in enumerate(zip(grads, refs)):
+        if g is None:
+            if strict:
+                raise RuntimeError(f"autograd.functional.{fn}(strict=True): " + _INDEPENDENT[stage].format(i=i))
+            g = tape.Tensor._wrap(np.zeros_like(ref._data))
+        elif strict and create_graph and not g.requires_grad:
+            what = "hessian" if "double" in stage else "jacobian"
+            raise RuntimeError(f"autograd.functional.{fn}(strict=True): The {what} of the user-provided function is "
+                               f"independent of input {i}. This is not allowed in strict mode when create_graph=True.")
+        out.append(g)
+    return tuple(out)
+
+
+def _grad_of_live(outputs, inputs, grad_outputs, create_graph):
+    """autograd.grad over the outputs that are on the graph (None entries and constants skipped, as torch's
+    `_autograd_grad`): one gradient or None per input."""
+    live = [(o, g) for o, g in zip(outputs, grad_outputs) if o is not None and o.requires_grad]
+    if not live:
+        return (None,) * len(inputs)
+    return grad([o for o, _ in live], list(inputs), grad_outputs=[g for _, g in live], create_graph=create_graph,
+                allow_unused=True)
+
+
+def _zeros_on_graph(refs):
+    return tuple(tape.Tensor._wrap(np.zeros_like(r._data)).requires_grad_(True) for r in refs)
+
+
+def _finish(outputs, results, out_tuple, res_tuple, create_graph):
+    outs = tuple(_result(o, create_graph) for o in outputs)
+    res = tuple(_result(r, create_graph) for r in results)
+    return (outs if out_tuple else outs[0]), (res if res_tuple else res[0])
+
+
+def jvp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), J v): the outputs and the Jacobian-vector product (shaped like the outputs), by the double
+    backward trick as torch.autograd.functional.jvp (tl.func.jvp is the forward-mode one)."""
+    in_tuple, inputs = _as_tuple(inputs, "inputs", "jvp")
+    with enable_grad():
+        xs = _variables(inputs, create_graph, "jvp")
+        vs = _vectors(v, xs, in_tuple, create_graph, "jvp")
+        out_tuple, outputs = _as_tuple(func(*xs), "the outputs of the function", "jvp")
+        _check_requires_grad(outputs, "outputs", strict, "jvp")
+        # backward is linear in grad_outputs: their value (zeros) never shows; only the graph through them does
+        grad_outputs = _zeros_on_graph(outputs)
+        grad_inputs = _grad_of_live(outputs, xs, grad_outputs, create_graph=True)
+        _check_requires_grad(grad_inputs, "grad_inputs", strict, "jvp")
+        res = _grad_of_live(grad_inputs, grad_outputs, vs, create_graph)
+        res = _fill_in_zeros(res, outputs, strict, create_graph, "back_trick", "jvp")
+    return _finish(outputs, res, out_tuple, out_tuple, create_graph)
+
+
+def _second_order(func, inputs, v, create_graph, strict, fn):
+    in_tuple, inputs = _as_tuple(inputs, "inputs", fn)
+    xs = _variables(inputs, create_graph, fn)
+    vs = _vectors(v, xs, in_tuple, create_graph, fn)
+    out_tuple, outputs = _as_tuple(func(*xs), "the outputs of the function", fn)
+    _check_requires_grad(outputs, "outputs", strict, fn)
+    if out_tuple:
+        raise RuntimeError(f"autograd.functional.{fn}: The function given to {fn} should return a single Tensor, "
+                           f"got a tuple of {len(outputs)}")
+    if outputs[0]._data.size != 1:
+        raise RuntimeError(f"autograd.functional.{fn}: The Tensor returned by the function given to {fn} should "
+                           f"contain a single element, got shape {tuple(outputs[0].shape)}")
+    ones = (tape.Tensor._wrap(np.ones_like(outputs[0]._data)),)
+    jac = _grad_of_live(outputs, xs, ones, create_graph=True)
+    _check_requires_grad(jac, "jacobian", strict, fn)
+    return in_tuple, xs, vs, outputs, jac
+
+
+def vhp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), v^T H) for a function with a single-element output: shaped like the inputs."""
+    with enable_grad():
+        in_tuple, xs, vs, outputs, jac = _second_order(func, inputs, v, create_graph, strict, "vhp")
+        res = _grad_of_live(jac, xs, vs, create_graph)
+        res = _fill_in_zeros(res, xs, strict, create_graph, "double_back", "vhp")
+    return _finish(outputs, res, False, in_tuple, create_graph)
+
+
+def hvp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), H v) for a function with a single-element output, by the double backward trick as torch's
+    (equal to vhp for twice continuously differentiable functions, whose Hessian is symmetric)."""
+    with enable_grad():
+        in_tuple, xs, vs, outputs, jac = _second_order(func, inputs, v, create_graph, strict, "hvp")
+        grad_jac = _zeros_on_graph(xs)
+        double_back = _grad_of_live(jac, xs, grad_jac, create_graph=True)
+        _check_requires_grad(jac, "hessian", strict, "hvp")  # (torch checks jac here, not double_back)
+        res = _grad_of_live(double_back, grad_jac, vs, create_graph)
+        res = _fill_in_zeros(res, xs, strict, create_graph, "double_back_trick", "hvp")
+    return _finish(outputs, res, False, in_tuple, create_graph)

@@ -2,6 +2,7 @@
 (so `tl.manual_seed` makes it reproducible). Fans and gains are PyTorch's."""
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -126,3 +127,98 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, generator)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """Fill with N(mean, std^2) truncated to [a, b] (values outside redrawn), by PyTorch's two methods: redrawing
+    normals when [a, b] holds more than 30% of the mass, otherwise uniform proposals on [a, b] accepted with the
+    normal density (so a narrow or far-off interval does not take forever)."""
+    _check_tensor(tensor, "trunc_normal_")
+    mean, std, a, b = float(mean), float(std), float(a), float(b)
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The distribution of values may "
+                      "be incorrect.", stacklevel=2)
+    norm_cdf = lambda x: (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0  # noqa: E731
+    p = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std)  # std == 0: ZeroDivisionError, as PyTorch
+    rng, shape = _rng(generator), tuple(tensor.shape)
+    if p > 0.3:
+        dtype = tensor._data.dtype if tensor._data.dtype.kind == "f" else np.float64
+        lo, hi = float(dtype.type(a)), float(dtype.type(b))  # PyTorch's bounds are the tensor dtype's
+        values = rng.normal(mean, std, shape)
+        bad = (values < lo) | (values > hi)
+        while bad.any():
+            values[bad] = rng.normal(mean, std, int(bad.sum()))
+            bad = (values < lo) | (values > hi)
+    else:
+        if a > b:
+            raise RuntimeError(f"nn.init.trunc_normal_: expected a <= b, got a={a} > b={b} (uniform_ expects to "
+                               f"return a [from, to) range, but found from={a:g} > to={b:g})")
+        log_peak = -0.5 * ((max(a, min(mean, b)) - mean) / std) ** 2
+        values = rng.uniform(a, b, shape)
+        pending = np.log(rng.random(shape)) > -0.5 * ((values - mean) / std) ** 2 - log_peak
+        while pending.any():
+            n = int(pending.sum())
+            candidates = rng.uniform(a, b, n)
+            values[pending] = candidates
+            still = np.log(rng.random(n)) > -0.5 * ((candidates - mean) / std) ** 2 - log_peak
+            pending[pending] = still
+    return _fill(tensor, values, "trunc_normal_")
+
+
+def orthogonal_(tensor, gain=1, generator=None):
+    """Fill with a (semi-)orthogonal matrix times `gain` (Saxe et al., 2013): the Q of a Gaussian matrix's QR,
+    signs made uniform; dimensions after the first are flattened, as PyTorch."""
+    _check_tensor(tensor, "orthogonal_")
+    if tensor.ndim < 2:
+        raise ValueError(f"Only tensors with 2 or more dimensions are supported (nn.init.orthogonal_ got shape "
+                         f"{tuple(tensor.shape)})")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    flat = _rng(generator).normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))  # Mezzadri (2007): makes Q Haar-distributed
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, gain * q.reshape(tuple(tensor.shape)), "orthogonal_")
+
+
+def dirac_(tensor, groups=1):
+    """Fill a {3, 4, 5}-D convolution weight with the Dirac delta (each group keeps as many channels as it can)."""
+    _check_tensor(tensor, "dirac_")
+    shape = tuple(tensor.shape)
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"Only tensors with 3, 4, or 5 dimensions are supported (nn.init.dirac_ got shape {shape})")
+    if shape[0] % groups != 0:
+        raise ValueError(f"dim 0 must be divisible by groups (nn.init.dirac_ got shape {shape}, groups={groups})")
+    per_group = shape[0] // groups
+    values = np.zeros(shape)
+    centre = tuple(s // 2 for s in shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, shape[1])):
+            values[(g * per_group + d, d) + centre] = 1
+    return _fill(tensor, values, "dirac_")
+
+
+def sparse_(tensor, sparsity, std=0.01, generator=None):
+    """Fill a 2-D tensor with N(0, std^2) and set ceil(sparsity * rows) random elements of each column to zero
+    (Martens, 2010)."""
+    _check_tensor(tensor, "sparse_")
+    if tensor.ndim != 2:
+        raise ValueError(f"Only tensors with 2 dimensions are supported (nn.init.sparse_ got shape "
+                         f"{tuple(tensor.shape)})")
+    rows, cols = tensor.shape
+    num_zeros = math.ceil(sparsity * rows)
+    rng = _rng(generator)
+    values = rng.normal(0.0, std, (rows, cols))
+    for col in range(cols):
+        values[rng.permutation(rows)[:num_zeros], col] = 0
+    return _fill(tensor, values, "sparse_")
+
+
+def _check_tensor(tensor, name):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"init.{name}: expected a Tensor, got {type(tensor).__name__}")

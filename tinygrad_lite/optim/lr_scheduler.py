@@ -1,5 +1,5 @@
 """Learning-rate schedulers: StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, LambdaLR, LinearLR, OneCycleLR
-and ReduceLROnPlateau, with PyTorch's per-epoch values. A tensor learning rate (`lr=torch.tensor(0.01)`, PyTorch's
+and ReduceLROnPlateau, with PyTorch's per-epoch values (more live beside this file and are re-exported at its end). A tensor learning rate (`lr=torch.tensor(0.01)`, PyTorch's
 way to keep a compiled step from recompiling) is filled in place, and computed in its dtype, as PyTorch does.
 
 As in PyTorch, construction performs the initial step (epoch 0) and `step()` is called once per epoch after
@@ -464,3 +464,6 @@ class ReduceLROnPlateau(LRScheduler):
 from .lr_scheduler_chain import ChainedScheduler, CosineAnnealingWarmRestarts, SequentialLR  # noqa: E402
 
 __all__ += ["SequentialLR", "ChainedScheduler", "CosineAnnealingWarmRestarts"]
+from .lr_scheduler_more import ConstantLR, CyclicLR, MultiplicativeLR, PolynomialLR  # noqa: E402
+
+__all__ += ["ConstantLR", "PolynomialLR", "MultiplicativeLR", "CyclicLR"]
