@@ -412,3 +412,20 @@ def test_a_steady_replay_allocates_no_activation_sized_array(name, loss):
     peak = _replay_peak(f, tl.randn(n, n))
     assert f.stats["replays"] >= 12
     assert peak < n * n * 2, f"{name}: a replay allocated up to {peak} bytes (one activation: {n * n * 4})"
+
+
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (2,)])
+def test_an_in_place_add_keeps_eagers_nan_of_two_nans(shape):
+    """Two NaNs of different signs added: eager's a + b keeps a's. A replay that writes a one-element sum over its
+    dying first input (the in-place buffer plan) ran NumPy's reduction loop, which kept b's: a sign bit differed
+    (found through tl.func.jvp of (t.amax() * t).sum() at a NaN)."""
+    neg_nan = np.frombuffer(bytes.fromhex("000000000000f8ff"), np.float64)
+
+    def fn(a, b):
+        return ((a * 1.0) + b) * 1.0  # the sum is an intermediate whose first input dies there
+    compiled = tl.compile(fn)
+    for i in range(CALLS):
+        a = tl.tensor(np.broadcast_to(neg_nan if i % 2 else np.array([1.0]), shape).copy())
+        b = tl.tensor(np.full(shape, np.nan))
+        assert _bits(compiled(a, b).numpy()) == _bits(fn(a, b).numpy()), i
+    assert compiled.stats["replays"] == CALLS - 1
