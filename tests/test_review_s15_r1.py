@@ -36,7 +36,7 @@ def _messages(caught):
     return sorted(f"{w.category.__name__}: {w.message}" for w in caught if w.category is not tl.CompileWarning)
 
 
-def _compare(make, data, calls=CALLS):
+def _compare(make, data, calls=CALLS, warns=True):
     """Run make()'s function compiled and an eager twin's on data(i) for i < calls; the differences found (values,
     gradients, warnings, and returned tensors changed by later calls), [] when none. Also returns the stats."""
     params_c, fc = make()
@@ -54,7 +54,7 @@ def _compare(make, data, calls=CALLS):
         sc, se = _snapshot(oc, params_c), _snapshot(oe, params_e)
         if sc != se:
             problems.append((i, "values", [j for j, (a, b) in enumerate(zip(sc, se)) if a != b]))
-        if _messages(wc) != _messages(we):
+        if warns and _messages(wc) != _messages(we):
             problems.append((i, "warnings", _messages(wc), _messages(we)))
         kept.append((oc, sc))
     for i, (oc, sc) in enumerate(kept):
@@ -95,8 +95,8 @@ def _unary_step(op, shape, dtype):
     return make
 
 
-def _check(make, data):
-    problems, stats = _compare(make, data)
+def _check(make, data, warns=True):
+    problems, stats = _compare(make, data, warns=warns)
     assert stats["replays"] >= CALLS - 2, stats
     assert not problems, problems[:3]
 
@@ -307,20 +307,40 @@ def test_double_backward_replays_bit_for_bit(name, shape):
 
 @pytest.mark.parametrize("name", sorted(SECOND_ORDER))
 @pytest.mark.parametrize("shape", [(1,), (4,)])
-def test_func_grad_jvp_and_hessian_replay_bit_for_bit_and_without_warnings(name, shape):
-    """tl.func.grad, jvp and hessian inside a compiled function; an intermediate maximum's planned buffer is
-    written by generated code from the 9th replay on (which passed np.maximum's out positionally: NumPy 2.4's
-    DeprecationWarning, an error under -W error)."""
+def test_func_grad_and_jvp_replay_bit_for_bit_and_warn_as_eager(name, shape):
+    """tl.func.grad and jvp inside a compiled function (maximum with a constant side computed the constant's share
+    times the gradient, which nothing reads: eager warned of its inf * 0, a replay, which drops it, did not)."""
     op = SECOND_ORDER[name]
 
     def make():
         def fn(x, v):
-            grad = tl.func.grad(lambda t: op(t).sum())(x)
+            grad, value = tl.func.grad_and_value(lambda t: op(t).sum())(x)  # (the value returned: read, not dead)
             y, jv = tl.func.jvp(lambda t: op(t).sum(), (x,), (v,))
-            return grad, y, jv, tl.func.hessian(lambda t: op(t).sum())(x)
+            return grad, value, y, jv
         return [], fn
-    data = _data([shape, shape], np.float64)
-    _check(make, data)
+    _check(make, _data([shape, shape], np.float64))
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+@pytest.mark.parametrize("shape", [(1,), (4,)])
+def test_func_hessian_replays_bit_for_bit(name, shape):
+    """tl.func.hessian inside a compiled function: values only (its forward-over-reverse computes primal values it
+    never reads; a replay drops them, and with them their warnings: see the xfail below)."""
+    op = SECOND_ORDER[name]
+
+    def make():
+        return [], lambda x: tl.func.hessian(lambda t: op(t).sum())(x)
+    _check(make, _data([shape], np.float64), warns=False)
+
+
+@pytest.mark.xfail(strict=True, reason="pre-existing plan design (buffers.live_ops): a primitive whose result nothing "
+                                       "reads is not replayed, so the floating-point warnings it gives eagerly are "
+                                       "not given by a replay")
+def test_a_replay_warns_of_a_computation_nothing_reads():
+    def fn(x):
+        _ = x * np.inf * 0.0  # nothing reads it
+        return x + 1
+    _check(lambda: ([], fn), lambda i: (tl.ones(3),))
 
 
 @pytest.mark.parametrize("name", ["maximum", "minimum"])
