@@ -342,12 +342,14 @@ MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.p
 def _(out, x, lo, hi):
     """_inside's 0/1 factor written into `out` with no temporary (clamp's VJP in a replayed step): x is inside
     [lo, hi] exactly where clamping it leaves it equal to itself (NaN never is: NaN >= lo is false too); bounds
-    compared in x's dtype, as NumPy compares x with them; an empty range holds nothing."""
+    compared in x's dtype, as NumPy compares x with them. A range with lo > hi (empty, or one value once both round
+    to x's dtype) is computed as eager does: the bounds' casts would warn once more than eager's comparisons (a
+    float16 bound past 65504), and rounding keeps lo <= hi ordered, so no other range needs them."""
     if lo is None and hi is None:
         out.fill(1)
         return out
-    if lo is not None and hi is not None and x.dtype.type(lo) > x.dtype.type(hi):
-        out.fill(0)
+    if lo is not None and hi is not None and lo > hi:
+        np.copyto(out, _inside(x, lo, hi))
         return out
     src = x
     if lo is not None:
