@@ -8,6 +8,9 @@ import numpy as np
 
 from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Ref
 
+_OUT_BY_KEYWORD = (np.maximum, np.minimum)  # "Passing more than 2 positional arguments to np.maximum and np.minimum
+# is deprecated" (NumPy 2.4): a DeprecationWarning, an error under -W error, that eager mode never raises
+
 
 class ReplayGuardFailed(Exception):
     """A value read during the replay differs from the captured one: the call must run eagerly."""
@@ -110,8 +113,9 @@ class _Emitter:
             name = buf if how == "recycled" else self.bind(buf, f"b{i}")
             if how == "into":
                 args = [name] + args
-            else:  # a ufunc's output after its inputs is out= (positional: NumPy parses it faster than a keyword)
-                args = args + [name if len(args) == fn.nin else f"out={name}"]
+            else:  # a ufunc's output after its inputs is out= (positional: NumPy parses it faster than a keyword;
+                # not for np.maximum/np.minimum, where NumPy 2.4 deprecates a third positional argument)
+                args = args + [name if len(args) == fn.nin and fn not in _OUT_BY_KEYWORD else f"out={name}"]
         return f"{self.bind(fn, f'f{i}')}({', '.join(args)})"
 
     def op(self, op, i):

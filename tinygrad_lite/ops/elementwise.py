@@ -159,18 +159,20 @@ def _pow_zero_masks(a, b):
 def _extreme_vjp(greater):
     """VJP of maximum (greater) or minimum: the winner gets the gradient, ties give each side half (PyTorch)."""
     def vjp(ctx, g):
-        share_a, share_b = _shares(*ctx.saved, greater)
-        return g * share_a, g * share_b
+        share_a, share_b = _shares(*ctx.saved, greater, ctx.needs)
+        return tmap(lambda s: g * s, share_a), tmap(lambda s: g * s, share_b)
     return vjp
 
 
-def _shares(a, b, greater):
-    """The two winner-share factors of maximum/minimum (d out/d a, d out/d b): on the tape under create_graph
-    (kink masks), otherwise both from one host computation."""
+def _shares(a, b, greater, needs):
+    """The winner-share factors of maximum/minimum (d out/d a, d out/d b) for the sides that `needs` flags (None for
+    the others: a constant side's product with the gradient is not computed, so it warns of nothing a replay would
+    not): on the tape under create_graph (kink masks), otherwise both from one host computation."""
     if tape.state.grad_enabled and (a.requires_grad or b.requires_grad):
-        return kink_mask("share_a", a, b, args=(greater,)), kink_mask("share_b", a, b, args=(greater,))
+        return (kink_mask("share_a", a, b, args=(greater,)) if needs[0] else None,
+                kink_mask("share_b", a, b, args=(greater,)) if needs[1] else None)
     both = tape.Tensor._wrap(host(_winner_shares, a._data, b._data, greater))  # (a replay: one planned buffer)
-    return both[0], both[1]
+    return both[0] if needs[0] else None, both[1] if needs[1] else None
 
 
 def _winner_shares(a, b, greater):
@@ -340,12 +342,14 @@ MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.p
 def _(out, x, lo, hi):
     """_inside's 0/1 factor written into `out` with no temporary (clamp's VJP in a replayed step): x is inside
     [lo, hi] exactly where clamping it leaves it equal to itself (NaN never is: NaN >= lo is false too); bounds
-    compared in x's dtype, as NumPy compares x with them; an empty range holds nothing."""
+    compared in x's dtype, as NumPy compares x with them. A range with lo > hi (empty, or one value once both round
+    to x's dtype) is computed as eager does: the bounds' casts would warn once more than eager's comparisons (a
+    float16 bound past 65504), and rounding keeps lo <= hi ordered, so no other range needs them."""
     if lo is None and hi is None:
         out.fill(1)
         return out
-    if lo is not None and hi is not None and x.dtype.type(lo) > x.dtype.type(hi):
-        out.fill(0)
+    if lo is not None and hi is not None and lo > hi:
+        np.copyto(out, _inside(x, lo, hi))
         return out
     src = x
     if lo is not None:
@@ -454,7 +458,8 @@ minimum.defjvp(lambda p, ts, out, attrs: _shares_jvp(p, ts, False))
 
 
 def _shares_jvp(primals, tangents, greater):
-    (ta, tb), (share_a, share_b) = tangents, _shares(*primals, greater)
+    ta, tb = tangents
+    share_a, share_b = _shares(*primals, greater, (ta is not None, tb is not None))
     return tsum(tmap(lambda t: t * share_a, ta), tmap(lambda t: t * share_b, tb))
 
 

@@ -51,12 +51,15 @@ def _extreme_vjp(ctx, g):
 
 
 def _tie_share(forward, x, out, axis, keepdims):
-    """1/k at each of the k elements equal to their slice's extreme (the gradient split evenly among ties)."""
+    """1/k at each of the k elements equal to their slice's extreme (the gradient split evenly among ties). A slice
+    whose extreme is NaN has no ties: its shares are 0/0, NaN, without NumPy's 'invalid value' warning (an internal
+    division, silent in the into rule too: a compiled replay warns as eager does)."""
     if out is None:
         out = forward(x, axis, keepdims)
     ref = out if keepdims else out.reshape(_keep_shape(x.shape, axis))
     mask = (x == ref)
-    return (mask / np.sum(mask, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (mask / np.sum(mask, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
 @into_rule(_tie_share)

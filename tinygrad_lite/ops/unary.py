@@ -228,20 +228,31 @@ relu.definto(lambda out, x: np.maximum(x, 0, out=out))
 sigmoid.definto(lambda out, x: _sigmoid_np(x, out))
 
 
-def _fused_into(formula):
+def _fused_into(formula, y_low):
     """The into rule of a fused gradient `formula(g, y, out)`. A 0-d result is computed on NumPy scalars and stored:
     NumPy runs each operation on 0-d arrays through its array machinery, and an output that is also an input through
-    its slow path (W5's tanh_grad: 2.4 us in place, 0.5 us on scalars; the same IEEE operations, the same bits)."""
+    its slow path (W5's tanh_grad: 2.4 us in place, 0.5 us on scalars; the same IEEE operations, the same bits).
+    Scalars only for a finite g and y in [y_low, 1] (tanh's, sigmoid's outputs), where no operation can overflow or
+    be invalid: a floating-point warning (inf * 0) reads 'in scalar multiply' there, so such inputs — and an error
+    raised under np.errstate(under='raise') — take eager's expression on the 0-d arrays, which warns as eager does.
+    (An underflow warning enabled with np.errstate(under='warn') still names the scalar operation.)"""
     def into(out, g, y):
         if out.ndim:
             return formula(g, y, out)
-        out[()] = formula(g[()], y[()])
+        gs, ys = g[()], y[()]
+        if math.isfinite(gs) and y_low <= float(ys) <= 1.0:  # (a NaN y fails the comparison)
+            try:
+                out[()] = formula(gs, ys)
+                return out
+            except FloatingPointError:
+                pass
+        out[()] = formula(g, y)
         return out
     return into
 
 
-tanh_grad.definto(_fused_into(_tanh_grad_np))
-sigmoid_grad.definto(_fused_into(_sigmoid_grad_np))
+tanh_grad.definto(_fused_into(_tanh_grad_np, -1.0))
+sigmoid_grad.definto(_fused_into(_sigmoid_grad_np, 0.0))
 
 
 # ---------------- forward mode: each primitive's JVP (tangents in, the output's tangent out) ----------------
