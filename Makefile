@@ -28,9 +28,10 @@ demo: $(STAMPS)/examples.stamp
 
 # EXTRAS: the extra sets installed before the tests (CI adds the optional groups: .ci/run)
 EXTRAS ?= dev
-# one pytest worker per core (pytest-xdist, in the dev extra): the suite's ~6 minutes take ~4 on 2 cores; tests
-# write only into their own temporary directories and listen on no fixed port, so workers share nothing
-PYTEST_ARGS ?= -n auto
+# one pytest worker per core when pytest-xdist is installed (the dev extra brings it): the suite's ~6 minutes take ~4
+# on 2 cores; tests write only into their own temporary directories and listen on no fixed port, so workers share
+# nothing. (Evaluated when the recipe runs, after the venv exists; without xdist, one process.)
+PYTEST_ARGS ?= $(shell $(VPY) -c "import xdist" 2>/dev/null && printf '%s' '-n auto')
 test: $(STAMPS)/$(EXTRAS).stamp
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
