@@ -5,7 +5,7 @@ SequentialLR and ChainedScheduler. Re-exported by `tinygrad_lite.optim.lr_schedu
 import math
 import types
 
-from .lr_scheduler import LambdaLR, LRScheduler, _copy, _per_group, _set_lr
+from .lr_scheduler import LambdaLR, LRScheduler, _copy, _lambdas, _per_group, _set_lr
 from .optimizer import Optimizer
 
 __all__ = ["ConstantLR", "PolynomialLR", "MultiplicativeLR", "CyclicLR"]
@@ -59,12 +59,7 @@ class MultiplicativeLR(LRScheduler):
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
