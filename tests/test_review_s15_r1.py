@@ -3,13 +3,13 @@ maximum/minimum's stacked winner shares, the 0-d tanh_grad/sigmoid_grad/sigmoid 
 contract — a replay is bit for bit the eager call (values, .grad, warnings), returned tensors are never overwritten,
 and a steady replay allocates no activation-sized array. Each compiled function is called 14 times with new data (the
 first replays are interpreted, the 9th and later run generated code) beside an eager twin."""
-import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from test_compile_memory import _replay_peak
 from tinygrad_lite.compile.hooks import HOST_INTO
 from tinygrad_lite.ops import elementwise as ew
 from tinygrad_lite.ops import reduce as red
@@ -396,20 +396,6 @@ def test_each_new_into_rule_is_the_eager_function_over_edge_values():
                         assert _bits(got) == _bits(want), (dtype, shape, axis)
 
 
-def _replay_peak(f, *args):
-    for _ in range(12):
-        f(*args)
-    tracemalloc.start()
-    try:
-        f(*args)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        f(*args)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("name,loss", [
     ("clamp_min", lambda h: h.clamp(min=0.1).sum()),
     ("clamp_max", lambda h: h.clamp(max=0.1).sum()),
@@ -429,7 +415,7 @@ def test_a_steady_replay_allocates_no_activation_sized_array(name, loss):
         out.backward()
         return out.item()
     f = tl.compile(step)
-    peak = _replay_peak(f, tl.randn(n, n))
+    _, peak = _replay_peak(f, tl.randn(n, n))
     assert f.stats["replays"] >= 12
     assert peak < n * n * 2, f"{name}: a replay allocated up to {peak} bytes (one activation: {n * n * 4})"
 
