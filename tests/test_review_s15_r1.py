@@ -435,3 +435,18 @@ def test_an_in_place_add_keeps_eagers_nan_of_two_nans(shape):
         b = tl.tensor(np.full(shape, np.nan))
         assert _bits(compiled(a, b).numpy()) == _bits(fn(a, b).numpy()), i
     assert compiled.stats["replays"] == CALLS - 1
+
+
+def test_a_maximum_share_on_the_tape_owns_its_memory():
+    """Under create_graph the winner share is the `mask` primitive's output: its own array, not a view that keeps
+    both shares' stacked array alive as long as the graph."""
+    from tinygrad_lite.ops.masks import mask
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 2.0])
+    for kind in ("share_a", "share_b"):
+        out = mask.forward(a, b, kind, (True,))
+        assert out.base is None and out.shape == (3,), kind
+    x = tl.tensor(a, requires_grad=True)
+    (g,) = tl.autograd.grad(x.maximum(tl.tensor(b)).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(g.numpy(), [0.0, 0.5, 1.0])
+    (gg,) = tl.autograd.grad((g * x).sum(), x)
+    np.testing.assert_array_equal(gg.numpy(), [0.0, 0.5, 1.0])

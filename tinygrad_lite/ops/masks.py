@@ -72,8 +72,9 @@ MASKS = {  # kind -> fn(*arrays, *args): the factor, from input values (reduce.p
     "positive": lambda x: x > 0,
     "sign": np.sign,
     "inside": lambda x, lo, hi: _inside(x, lo, hi),
-    "share_a": lambda a, b, greater: _winner_shares(a, b, greater)[0],
-    "share_b": lambda a, b, greater: _winner_shares(a, b, greater)[1],
+    # (copies: a view would keep both shares' stacked array alive in the graph)
+    "share_a": lambda a, b, greater: _winner_shares(a, b, greater)[0].copy(),
+    "share_b": lambda a, b, greater: _winner_shares(a, b, greater)[1].copy(),
 }
 
 
