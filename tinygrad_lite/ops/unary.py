@@ -113,6 +113,18 @@ def _grad_pair_sample(low, high):
 _FUSE_MIN = 2048  # elements: below it, NumPy's per-call overhead with out= costs more than the temporaries save
 
 
+_ONES = {}
+
+
+def _one(dtype):
+    """A 0-d 1 of `dtype` for the passes in place: NumPy converts a Python 1 again on every call (~0.5 us, a third
+    of a (16,) pass), not an operand of the output's own dtype (the same loop, the same bits)."""
+    one = _ONES.get(dtype)
+    if one is None:
+        one = _ONES[dtype] = np.ones((), dtype)
+    return one
+
+
 def _fused(out, g, y):
     """Where a fused gradient formula runs its passes in place: `out` (tl.compile's planned buffer), a fresh array
     when g and y have one shape (the usual VJP call), or None: write the expression out (g and y of different
@@ -130,7 +142,7 @@ def _tanh_grad_np(g, y, out=None):
     if r is None:
         return _write(out, g * (1 - y * y))
     np.multiply(y, y, out=r)
-    np.subtract(1, r, out=r)
+    np.subtract(_one(r.dtype), r, out=r)
     return np.multiply(g, r, out=r)
 
 
@@ -139,7 +151,7 @@ def _sigmoid_grad_np(g, y, out=None):
     r = _fused(out, g, y)
     if r is None:
         return _write(out, g * (1 - y) * y)
-    np.subtract(1, y, out=r)
+    np.subtract(_one(r.dtype), y, out=r)
     np.multiply(g, r, out=r)
     return np.multiply(r, y, out=r)
 
@@ -186,8 +198,9 @@ def _sigmoid_np(x, out=None):
             return _write(out, 1.0 / (1.0 + np.exp(-x)))
         r = np.negative(x, out=out)
         np.exp(r, out=r)
-    np.add(r, 1.0, out=r)
-    return np.divide(1.0, r, out=r)
+    one = _one(r.dtype)
+    np.add(r, one, out=r)
+    return np.divide(one, r, out=r)
 
 
 @primitive("sigmoid", sample=unary(-4.0, 4.0), reads=("output",))
