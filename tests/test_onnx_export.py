@@ -312,3 +312,25 @@ def test_missing_onnx_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"tinygrad_lite\[onnx\]"):
         tl.onnx.export(lambda x: x * 2, (tl.randn(2),), io.BytesIO())
+
+
+@pytest.mark.parametrize("pool", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=2, stride=1, dilation=2), dict(kernel_size=3, stride=2,
+                                                                                  ceil_mode=True)])
+def test_max_pool_with_nan_exports_eager_values_and_gradients(ort, pool):
+    """A window holding a NaN gives NaN and its gradient goes to the window's last NaN, as eager (and PyTorch):
+    onnxruntime's MaxPool alone passes over NaN (its Indices pointed at the largest number)."""
+    x = np.random.default_rng(11).standard_normal((2, 2, 7, 7))
+    x[0, 0, 0, 0] = x[0, 0, 0, 1] = x[1, 1, 3, 4] = x[1, 0, 6, 6] = x[0, 1, 2, 2] = x[0, 1, 3, 3] = np.nan
+    m = nn.MaxPool2d(**pool)
+
+    def both(t):
+        y = m(t)
+        return y, tl.grad((y * tl.tensor(np.arange(y.numel(), dtype=np.float64).reshape(y.shape))).sum(), t,
+                          create_graph=True)[0]
+    xt = tl.tensor(x, requires_grad=True)
+    want = [o.detach().numpy() for o in both(xt)]
+    assert np.isnan(want[0]).any() and not np.isnan(want[1]).any()
+    _, got = export_and_run(ort, both, (xt,))
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(g, w)

@@ -46,11 +46,20 @@ def _(g, call):
 
 @defhost("tinygrad_lite.nn.pooling._argmax_indices")
 def _(g, call):
-    """Per-plane flat (H*W) index of each window's maximum: MaxPool's Indices (flat over N*C*H*W) mod H*W."""
+    """Per-plane flat (H*W) index of each window's maximum: MaxPool's Indices (flat over N*C*H*W) mod H*W. A
+    window holding a NaN takes its last NaN in scan order, as eager's argmax and PyTorch's max-pool do (a NaN
+    replaces the running maximum): onnxruntime's MaxPool compares with '>' and passes over NaN, so the NaNs' plane
+    positions (1-based, exact in float32 up to 2**24 per plane) are max-pooled too, and the largest wins where any."""
     x_arr, k, s, p, d, _, extra = call.attrs
     h, w = x_arr.shape[2:]
-    attrs = _window_attrs(k, d, p, s)
-    _, idx = g.op("MaxPool", g.tensor(x_arr), outputs=2, ceil_mode=int(bool(extra[0] or extra[1])), **attrs)
+    attrs = dict(_window_attrs(k, d, p, s), ceil_mode=int(bool(extra[0] or extra[1])))
+    x = g.tensor(x_arr)
+    _, idx = g.op("MaxPool", x, outputs=2, **attrs)
+    dt = np.float32 if h * w < 2 ** 24 else np.float64
+    positions = g.const(np.arange(1, h * w + 1, dtype=dt).reshape(h, w))
+    nan_at = g.op("Mul", g.op("Cast", g.op("IsNaN", x), to=g.dtype(dt)), positions)
+    last_nan, nan_idx = g.op("MaxPool", nan_at, outputs=2, **attrs)
+    idx = g.op("Where", g.op("Greater", last_nan, g.scalar(0, dt)), nan_idx, idx)
     return g.op("Mod", idx, g.scalar(h * w, np.int64))
 
 
