@@ -44,6 +44,12 @@ def _cases(T, F):
         "split0": lambda: x.split(3, 1)[0], "split_sizes": lambda: x.split([2, 4], 1)[1],
         "repeat": lambda: x.repeat(2, 1), "flip": lambda: x.flip(0), "logsumexp": lambda: x.logsumexp(1),
         "contiguous": lambda: x.t().contiguous(),
+        "rsub": lambda: 1 - x, "bmm": lambda: T.bmm(x3, x3.transpose(1, 2)),
+        "index_select": lambda: x.index_select(0, T.tensor(np.array([0, 2]))), "unbind": lambda: x.unbind(0)[0],
+        "triu": lambda: x.triu(), "tril": lambda: x.tril(1), "topk": lambda: x.topk(2)[0],
+        "sort": lambda: x.sort(1)[0], "min": lambda: x.min(), "min(dim)": lambda: x.min(1)[0],
+        "square": lambda: x.square(), "rsqrt": lambda: x.rsqrt(), "trace": lambda: x[:4, :4].trace(),
+        "index_add": lambda: x.index_add(0, T.tensor(np.array([1])), T.ones(1, 6, dtype=x.dtype)),
     }
 
 
@@ -71,6 +77,10 @@ EXPECTED = {
     "masked_fill": "MaskedFillBackward0", "chunk0": "SplitBackward0", "split0": "SplitBackward0",
     "split_sizes": "SplitWithSizesBackward0", "repeat": "RepeatBackward0", "flip": "FlipBackward0",
     "logsumexp": "LogsumexpBackward0", "contiguous": "CloneBackward0",
+    "rsub": "RsubBackward1", "bmm": "BmmBackward0", "index_select": "IndexSelectBackward0",
+    "unbind": "UnbindBackward0", "triu": "TriuBackward0", "tril": "TrilBackward0", "topk": "TopkBackward0",
+    "sort": "SortBackward0", "min": "MinBackward1", "min(dim)": "MinBackward0", "square": "PowBackward0",
+    "rsqrt": "RsqrtBackward0", "trace": "TraceBackward0", "index_add": "IndexAddBackward0",
 }
 
 

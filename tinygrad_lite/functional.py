@@ -156,6 +156,7 @@ def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return _max_min(x, dim, keepdim, axis, keepdims, True)
 
 
+@labelled(lambda a, k: "MinBackward1" if _dim_arg(a, k) is None else "MinBackward0")
 def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     return _max_min(x, dim, keepdim, axis, keepdims, False)
 
@@ -273,6 +274,7 @@ def minimum(a, b):
     return _binary(ew.minimum, a, b)
 
 
+@labelled("PowBackward0")
 def square(x):
     return x * x
 
@@ -290,6 +292,7 @@ def lerp(input, end, weight):
     return input + weight * diff if abs(weight) < 0.5 else end - diff * (1 - weight)
 
 
+@labelled("RsqrtBackward0")
 def rsqrt(x):
     return 1.0 / _float(x).sqrt()
 

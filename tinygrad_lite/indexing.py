@@ -48,6 +48,7 @@ def _check_index_range(self, idx, n, d, opname):
                          f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
 
 
+@labelled("IndexSelectBackward0")
 def index_select(self, dim, index):
     d = _dim(dim, self._data.ndim, "index_select")
     idx = _index_vector(index, "index_select")
@@ -76,6 +77,7 @@ def masked_fill(self, mask, value):
     return _apply(mv_where, (mask_t, v.astype(self._data.dtype), self))
 
 
+@labelled("IndexAddBackward0")
 def index_add(self, dim, index, source, *, alpha=1):
     """self with alpha * source's slices added at positions `index` along dim, repeats accumulating
     (torch.index_add): self + the scatter of source that is getitem's VJP."""

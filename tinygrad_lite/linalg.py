@@ -86,6 +86,7 @@ def mv(input, vec):
     return matmul(input, vec)
 
 
+@labelled("BmmBackward0")
 def bmm(input, mat2):
     """Batched matrix product of 3-D tensors, (b, n, k) @ (b, k, m) -> (b, n, m); the batch sizes must be equal
     (no broadcasting)."""
@@ -142,6 +143,7 @@ def t(input):
     return input.transpose(0, 1) if nd == 2 else input
 
 
+@labelled("TraceBackward0")
 def trace(input):
     """Sum of a 2-D tensor's main diagonal: every (m+1)-th of its flattened values (m columns), the first
     min(n, m) of them, summed (a strided slice: no new primitive)."""

@@ -249,7 +249,7 @@ def _install_operators():
     T.__radd__ = _binop(ew.add, True)
     T.__sub__ = _binop(ew.sub)
     T.sub = _with_alpha(T.__sub__)
-    T.__rsub__ = _binop(ew.sub, True)
+    T.__rsub__ = tape.labelled("RsubBackward1")(_binop(ew.sub, True))  # (`1 - x`: PyTorch's node for a number minus x)
     T.__mul__ = T.mul = _binop(ew.mul)
     T.__rmul__ = _binop(ew.mul, True)
     T.__truediv__ = T.div = T.divide = lambda a, b: _true_div(a, b)

@@ -244,6 +244,7 @@ def chunk(self, chunks, dim=0):
     return split(self, max(-(-n // chunks), 1), dim)
 
 
+@labelled("UnbindBackward0")
 def unbind(self, dim=0):
     """The slices along `dim`, with that dim removed (torch.unbind)."""
     _at_least_1d(self, "unbind")
@@ -266,11 +267,13 @@ def _triangle(self, diagonal, upper):
     return _apply(mv_where, (Tensor._wrap(constant(keep)), self, Tensor._wrap(constant(zero))))
 
 
+@labelled("TriuBackward0")
 def triu(self, diagonal=0):
     """The upper triangle of the last two dims (the rest zero), from `diagonal` up (torch.triu)."""
     return _triangle(self, diagonal, True)
 
 
+@labelled("TrilBackward0")
 def tril(self, diagonal=0):
     """The lower triangle of the last two dims (the rest zero), up to `diagonal` (torch.tril)."""
     return _triangle(self, diagonal, False)

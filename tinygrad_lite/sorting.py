@@ -66,6 +66,7 @@ def _indices(order):
     return np.ascontiguousarray(order, dtype=np.int64)
 
 
+@tape.labelled("SortBackward0")
 def sort(input, dim=-1, descending=False, *, stable=False):
     """(values, indices) of `input` sorted along `dim`; values are differentiable, indices int64."""
     _check_input(input, "sort")
@@ -91,6 +92,7 @@ def argsort(input, dim=-1, descending=False, *, stable=False):
     return Tensor._wrap(host(_sort_indices, a, d, descending))
 
 
+@tape.labelled("TopkBackward0")
 def topk(input, k, dim=-1, largest=True, sorted=True):
     """(values, indices) of the k largest (or, with largest=False, smallest) elements along `dim`, best first.
     Raises a RuntimeError unless 0 <= k <= the size of `dim`."""
