@@ -109,11 +109,17 @@ def _(ctx, g):
     ga = gb = None
     if ctx.needs[0]:
         ga = _pow_base_grad(g, a, b)
-    if ctx.needs[1]:  # PyTorch: d/db a**b is 0 where a == 0 and b >= 0 (log(a) taken at 1 there, then masked)
-        zero, keep = host(_pow_zero_masks, a._data, b._data)  # always both masks: no data-dependent branch
-        safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
-        gb = g * ctx.output() * safe_a.log() * tape.Tensor._wrap(keep)
+    if ctx.needs[1]:
+        gb = _pow_exponent_grad(g, a, b, ctx.output())
     return ga, gb
+
+
+def _pow_exponent_grad(t, a, b, out):
+    """t * a**b * log(a), exactly 0 where a == 0 and b >= 0 (PyTorch's: log(a) taken at 1 there, then masked); the
+    VJP's and the JVP's term for the exponent."""
+    zero, keep = host(_pow_zero_masks, a._data, b._data)  # always both masks: no data-dependent branch
+    safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
+    return t * out * safe_a.log() * tape.Tensor._wrap(keep)
 
 
 def _pow_base_grad(t, a, b):
@@ -312,9 +318,7 @@ def _(primals, tangents, out, attrs):
     da = tmap(lambda t: _pow_base_grad(t, a, b), ta)
     if tb is None:
         return da
-    zero, keep = host(_pow_zero_masks, a._data, b._data)
-    safe_a = tape.apply(where, (tape.Tensor._wrap(zero), const(np.ones((), a._data.dtype)), a))
-    return tsum(da, tb * out * safe_a.log() * tape.Tensor._wrap(keep))
+    return tsum(da, _pow_exponent_grad(tb, a, b, out))
 
 
 @remainder.defjvp
