@@ -190,6 +190,12 @@ into_rule(np.zeros)(_filled(0))  # (the engine's gradient buffers and backward's
 into_rule(np.ones)(_filled(1))
 
 
+@into_rule(np.copy)  # (tl.tensor's, clone's and an index's copies: the values, in the planned buffer's layout)
+def _copy_into(out, a, order="K"):
+    np.copyto(out, a)
+    return out
+
+
 # ---------------- how a host computation maps over a batch (tl.func.vmap), declared beside the function ----------
 ELEMENTWISE = set()  # functions that broadcast their array arguments elementwise (so aligned batches just work)
 BATCH_RULES = {}     # fn -> rule(args, batched): args with the batch leading in the arrays that carry one

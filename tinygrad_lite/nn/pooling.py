@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import functional as _tf
 from ..autograd.recorder import labelled
-from ..compile.hooks import batching_rule, constant, data, host
+from ..compile.hooks import batching_rule, constant, data, host, into_rule
+from ..ops.workspace import scratch, zeroed
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .conv import _pair as _conv_pair
@@ -76,8 +77,9 @@ def _setup(input, kernel_size, stride, padding, dilation, ceil_mode, where, max_
     return k, s, p, d, (oh, ow), extra
 
 
-def _argmax_indices(x, k, s, p, d, out_hw, extra):
-    """Flat (H*W) input index of each window's maximum: (N, C, oh, ow) int64 (PyTorch's max-pool indices)."""
+def _argmax_indices(x, k, s, p, d, out_hw, extra, out=None):
+    """Flat (H*W) input index of each window's maximum: (N, C, oh, ow) int64 (PyTorch's max-pool indices),
+    written into `out` when given (tl.compile's planned buffer)."""
     n, c, h, w = x.shape
     oh, ow = out_hw
     if p[0] or p[1] or extra[0] or extra[1]:
@@ -93,7 +95,11 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
         if best.size and np.isnan(best.max()):  # NaN wins in PyTorch: the search again, with that rule
             local, best = _first_max(views, nan_wins=True)
         table = np.array([i * d[0] * w + j * d[1] for i, j in offsets], dtype=np.int64)
-        return table.take(local) + origin
+        positions = scratch("argmax.positions", local.shape, np.int64)
+        np.copyto(positions, local)  # (take would convert uint8 positions to a new intp array)
+        indices = table.take(positions, out=out, mode="clip")  # (in range; "raise" would buffer `out`)
+        indices += origin
+        return indices
     # Padding: PyTorch starts each window at its first in-bounds element (on the dilation grid) with max -inf, and a
     # NaN always takes over (so the last NaN of the window is the max)
     nan = bool(np.isnan(x).any())
@@ -111,26 +117,35 @@ def _argmax_indices(x, k, s, p, d, out_hw, extra):
             np.maximum(best, v, out=best)
         best_off += better * (off - best_off)
     best_off += origin
-    return best_off
+    if out is None:
+        return best_off
+    np.copyto(out, best_off)
+    return out
 
 
 def _first_max(views, nan_wins=False):
     """Per window, the position (in `views` order) of its first maximum, and the maximum; with `nan_wins`, a NaN
     takes over as in PyTorch (the window's last NaN). The views are copied into one contiguous array first:
     comparisons of contiguous planes are several times faster than of strided views, and the positions are kept in
-    the smallest integer type (uint8 arithmetic wraps exactly). Shared with adaptive max pooling."""
-    planes = np.stack(views)
+    the smallest integer type (uint8 arithmetic wraps exactly). Shared with adaptive max pooling. Both results
+    are work arrays (workspace.py), valid until the next call: use them at once."""
+    shape, dtype = views[0].shape, views[0].dtype
+    planes = np.stack(views, out=scratch("first_max.planes", (len(views),) + shape, dtype))
     best = planes[0]  # the planes are this function's own: the maxima accumulate in the first
-    local = np.zeros(best.shape, np.uint8 if len(views) <= 256 else np.int64)
+    local = zeroed("first_max.local", shape, np.uint8 if len(views) <= 256 else np.int64)
+    better, nan, step = (scratch("first_max.better", shape, bool), scratch("first_max.nan", shape, bool),
+                         scratch("first_max.step", shape, local.dtype))
     for t in range(1, len(views)):
         v = planes[t]
-        better = v > best  # strict: the first maximum wins ties
+        np.greater(v, best, out=better)  # strict: the first maximum wins ties
         if nan_wins:
-            better |= np.isnan(v)
+            better |= np.isnan(v, out=nan)
             np.copyto(best, v, where=better)
         else:  # masked copies are slow in NumPy; max and integer arithmetic are not
             np.maximum(best, v, out=best)
-        local += better * (t - local)  # t where better, else unchanged (mod 256 for uint8: exact)
+        np.subtract(t, local, out=step)  # local += better * (t - local): t where better, else unchanged
+        step *= better                   # (mod 256 for uint8: exact)
+        local += step
     return local, best
 
 
@@ -223,6 +238,11 @@ class AvgPool2d(Module):
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
+
+
+@into_rule(_argmax_indices)
+def _(out, x, k, s, p, d, out_hw, extra):
+    return _argmax_indices(x, k, s, p, d, out_hw, extra, out=out)
 
 
 @batching_rule(_argmax_indices)

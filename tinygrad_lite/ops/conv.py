@@ -9,6 +9,7 @@ import numpy as np
 from . import batching
 from .registry import primitive
 from .elementwise import same_op_jvp
+from .workspace import scratch, zeroed
 
 
 def out_size(size, k, d, p, s):
@@ -79,9 +80,11 @@ def _fold_into(out, cols, size, k, d, p, s):
     n, c, kh, kw, oh, ow = cols.shape
     src = cols.transpose(2, 3, 4, 5, 0, 1)  # (kh, kw, oh, ow, N, C): the same sums in the same order either way
     short = ow <= 28 and cols.nbytes <= 8 << 20
-    if short:
-        src = np.ascontiguousarray(src)
-        target = np.zeros(tuple(size) + (n, c), dtype=cols.dtype)
+    if short:  # (both work arrays reused from call to call: no multi-MB allocation per step)
+        windows = scratch("fold.windows", src.shape, cols.dtype)
+        np.copyto(windows, src)
+        src = windows
+        target = zeroed("fold.sums", tuple(size) + (n, c), cols.dtype)
     else:
         out.fill(0)
         target = out.transpose(2, 3, 0, 1)

@@ -10,6 +10,7 @@ from . import batching
 from .elementwise import same_op_jvp
 from .movement import _axis, _zero_like
 from .registry import primitive
+from .workspace import scratch
 from ..compile.hooks import constant
 from ..autograd.index_grad import IndexGrad
 from ..autograd.grad_mode import state
@@ -197,11 +198,16 @@ def _flat_positions(shape, axis, index, where):
     if index.ndim != len(shape) or any(a != b for k, (a, b) in enumerate(zip(index.shape, shape)) if k != axis):
         return None
     idx = index.astype(np.int64, copy=False)
-    if idx.size and (idx.view(np.uint64) >= shape[axis]).any():  # negatives are huge as unsigned
+    if idx.size and idx.view(np.uint64).max() >= shape[axis]:  # negatives are huge as unsigned
         raise IndexError(f"{where}: index values must be in [0, {shape[axis]}) along dim {axis} of shape {shape}, "
                          f"got [{idx.min()}, {idx.max()}]")
     off, stride = _other_offsets(shape, axis)
-    return (idx + off) if stride == 1 else (idx * stride + off)
+    flat = scratch("flat_positions", idx.shape, np.int64)  # (used at once by the caller, never kept)
+    if stride == 1:
+        return np.add(idx, off, out=flat)
+    np.multiply(idx, stride, out=flat)
+    flat += off
+    return flat
 
 
 @scatter_add.defvjp
