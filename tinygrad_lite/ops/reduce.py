@@ -5,6 +5,7 @@ from . import batching
 from .registry import primitive
 from .elementwise import MASKS, const, hosted, kink_mask, same_op_jvp, where
 from ..compile.hooks import batching_rule, decide, has_zero, host, into_rule
+from .workspace import scratch
 from ..autograd import recorder as tape
 from .movement import reshape, expand, pad
 
@@ -211,6 +212,24 @@ sum_.definto(lambda out, x, axis, keepdims: np.add.reduce(x, axis=axis, keepdims
 amax.definto(lambda out, x, axis, keepdims: np.amax(x, axis=axis, keepdims=keepdims, out=out))
 amin.definto(lambda out, x, axis, keepdims: np.amin(x, axis=axis, keepdims=keepdims, out=out))
 prod.definto(lambda out, x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims, out=out))
+
+
+def _scan_into(fn):
+    """The scan accumulated in a work array of PyTorch's precision, rounded once into `out` (as astype)."""
+    def rule(out, x, dim):
+        if x.ndim == 0:
+            np.copyto(out, x)
+            return out
+        acc = np.dtype(_cum_acc(x.dtype))
+        if acc == out.dtype:
+            return fn(x, axis=dim, dtype=acc, out=out)
+        np.copyto(out, fn(x, axis=dim, dtype=acc, out=scratch("scan." + fn.__name__, x.shape, acc)), casting="unsafe")
+        return out
+    return rule
+
+
+cumsum.definto(_scan_into(np.cumsum))
+cumprod.definto(_scan_into(np.cumprod))
 
 
 # ---------------- forward mode: each primitive's JVP ----------------
