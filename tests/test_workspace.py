@@ -151,3 +151,17 @@ def test_scans_replay_bit_identically_in_their_accumulation_precision(op, dtype)
             assert g.dtype == w.dtype
             assert g.numpy().tobytes() == w.numpy().tobytes(), call
     assert f.stats["replays"] == 11
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4), (), (0, 2), (5, 1, 7)])
+def test_dropout_masks_written_into_a_buffer_are_eagers_and_leave_the_stream_where_eager_does(shape, dtype):
+    from tinygrad_lite.compile.hooks import HOST_INTO
+    from tinygrad_lite.nn.dropout import _mask
+    for p in (0.1, 0.5, 1 / 3):
+        tl.manual_seed(3)
+        want, after = _mask(shape, np.dtype(dtype), p), tl.rand(5).numpy()
+        tl.manual_seed(3)
+        out = np.full(shape, 7, dtype)
+        assert HOST_INTO[_mask](out, shape, np.dtype(dtype), p) is out
+        assert out.tobytes() == want.tobytes() and tl.rand(5).numpy().tobytes() == after.tobytes()

@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 
 from .. import random as _random
-from ..compile.hooks import batching_rule, draws_random, host
+from ..compile.hooks import batching_rule, draws_random, host, into_rule
 from ..ops.registry import OpError
+from ..ops.workspace import scratch
 from ..tensor import Tensor
 from .module import Module
 
@@ -79,6 +80,16 @@ def _mask(shape, dt, p):
     draw = _random.get_rng().random(shape, dtype=np.float32 if dt == np.float32 else np.float64)
     scale = np.asarray(1.0 / (1.0 - p), dtype=dt)
     return (draw >= p).astype(dt) * scale
+
+
+@into_rule(_mask)
+def _(out, shape, dt, p):
+    """The same draw (the generator's stream fills a work array as it fills a new one) and values (0 or 1 times the
+    scale is exact either way), into tl.compile's planned buffer."""
+    draw = scratch("dropout.draw", tuple(shape), np.float32 if dt == np.float32 else np.float64)
+    _random.get_rng().random(dtype=draw.dtype, out=draw)
+    keep = np.greater_equal(draw, p, out=scratch("dropout.keep", draw.shape, bool))
+    return np.multiply(keep, np.asarray(1.0 / (1.0 - p), dtype=dt), out=out)
 
 
 class Dropout(Module):
