@@ -202,13 +202,16 @@ class TransformerEncoder(Module):
         self.mask_check = mask_check
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
-        src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask", none_or_dtype(mask),
-                                              "mask", src.dtype)
+        mask_dtype = none_or_dtype(mask)
         mask = canonical_mask(mask, "mask", None, "", src.dtype, check_other=False)
         first = self.layers[0]
         seq_len = _get_seq_len(src, first.self_attn.batch_first) if isinstance(first, TransformerEncoderLayer) \
             else None
+        # the causal-mask decision (a tl.compile guard) before the masks' dtype warning: a replay whose guard fails
+        # stops before it warns, so the eager call that follows warns once, as eager does
         is_causal = _detect_is_causal_mask(mask, is_causal, seq_len)
+        src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask", mask_dtype, "mask",
+                                              src.dtype)
         output = src
         for mod in self.layers:
             output = mod(output, src_mask=mask, is_causal=is_causal, src_key_padding_mask=src_key_padding_mask)
