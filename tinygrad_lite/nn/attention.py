@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..compile.hooks import constant
+from ..compile.hooks import constant, host_check
 from ..functional import _shift, where
 from ..ops.registry import OpError
 from ..shape import cat
@@ -142,12 +142,18 @@ def canonical_mask(mask, mask_name, other_type, other_name, target_type, check_o
         raise AttentionTypeError(f"only bool and floating types of {mask_name} are supported (got {mask.dtype}, "
                                  f"shape {_shape(mask)})")
     if check_other and other_type is not None and mask.dtype != other_type:
-        warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
-                      f"instead.", stacklevel=3)
+        # a host check, so that a tl.compile replay warns on every call as eager does (dtypes are guards: a replay
+        # of a recording that did not warn never needs to)
+        host_check(_warn_mismatched, mask_name, other_name)
     if mask.dtype == np.bool_:
         zeros = _const(constant(np.zeros((), target_type))).expand(*_shape(mask))
         return zeros.masked_fill(mask, _NEG_INF)
     return mask
+
+
+def _warn_mismatched(mask_name, other_name):
+    warnings.warn(f"Support for mismatched {mask_name} and {other_name} is deprecated. Use same type for both "
+                  f"instead.", stacklevel=5)  # (eager: where canonical_mask's stacklevel=3 pointed, host_check between)
 
 
 def none_or_dtype(mask):

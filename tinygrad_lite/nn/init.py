@@ -16,9 +16,13 @@ def _fill(tensor, values, name):
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init.{name}: expected a Tensor, got {type(tensor).__name__}")
     cap = _active()
-    if cap is not None and id(tensor) not in cap.created:  # a parameter from before the call, changed in place
-        cap.fail(f"nn.init.{name} inside the function changes a tensor from before the call without a record (a "
-                 f"replay would skip it)")
+    if cap is not None:  # neither the draws nor the in-place write are recorded: a replay would skip both
+        if id(tensor) not in cap.created:  # a parameter from before the call, changed in place
+            cap.fail(f"nn.init.{name} inside the function changes a tensor from before the call without a record "
+                     f"(a replay would skip it)")
+        else:  # a tensor made in the call: a replay would keep the recorded call's values (and not draw)
+            cap.fail(f"nn.init.{name} inside the function fills a tensor made during the call without a record "
+                     f"(a replay would keep the recorded call's values and skip its random draws)")
     arr = tensor._data
     if arr.flags.writeable:
         np.copyto(arr, values, casting="unsafe")

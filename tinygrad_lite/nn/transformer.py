@@ -79,7 +79,18 @@ def _feed_forward_block(layer, x, last_dropout):
     return last_dropout(layer.linear2(layer.dropout(layer.activation(layer.linear1(x)))))
 
 
-class TransformerEncoderLayer(Module):
+class _GuardsActivation:
+    """`layer.activation = fn` counted in a plain int attribute: tl.compile guards a library layer's plain settings,
+    not the function it holds, so without it a replay after a change of activation would compute the old one."""
+
+    def __setattr__(self, name, value):
+        new = name == "activation" and getattr(self, "activation", None) is not value
+        super().__setattr__(name, value)
+        if new:  # (each new function a new count: a swap back and forth records a variant each time)
+            self.__dict__["_activation_version"] = self.__dict__.get("_activation_version", 0) + 1
+
+
+class TransformerEncoderLayer(_GuardsActivation, Module):
     """Self-attention then a feed-forward block (linear1, activation, dropout, linear2), each with dropout, a
     residual connection and LayerNorm: after the residual (norm_first=False) or on the block's input (True)."""
 
@@ -127,7 +138,7 @@ class TransformerEncoderLayer(Module):
         return _feed_forward_block(self, x, self.dropout2)
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_GuardsActivation, Module):
     """Self-attention over the target, attention over the encoder's output (memory), then the feed-forward block;
     each with dropout, a residual connection and LayerNorm (post-norm, or pre-norm with norm_first)."""
 
@@ -202,13 +213,16 @@ class TransformerEncoder(Module):
         self.mask_check = mask_check
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
-        src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask", none_or_dtype(mask),
-                                              "mask", src.dtype)
+        mask_dtype = none_or_dtype(mask)
         mask = canonical_mask(mask, "mask", None, "", src.dtype, check_other=False)
         first = self.layers[0]
         seq_len = _get_seq_len(src, first.self_attn.batch_first) if isinstance(first, TransformerEncoderLayer) \
             else None
+        # the causal-mask decision (a tl.compile guard) before the masks' dtype warning: a replay whose guard fails
+        # stops before it warns, so the eager call that follows warns once, as eager does
         is_causal = _detect_is_causal_mask(mask, is_causal, seq_len)
+        src_key_padding_mask = canonical_mask(src_key_padding_mask, "src_key_padding_mask", mask_dtype, "mask",
+                                              src.dtype)
         output = src
         for mod in self.layers:
             output = mod(output, src_mask=mask, is_causal=is_causal, src_key_padding_mask=src_key_padding_mask)
