@@ -223,7 +223,9 @@ def _scan_into(fn):
         acc = np.dtype(_cum_acc(x.dtype))
         if acc == out.dtype:
             return fn(x, axis=dim, dtype=acc, out=out)
-        np.copyto(out, fn(x, axis=dim, dtype=acc, out=scratch("scan." + fn.__name__, x.shape, acc)), casting="unsafe")
+        wide = scratch("scan", x.shape, acc)
+        np.copyto(wide, x)  # (a scan with dtype= would cast x into a new array of its own)
+        np.copyto(out, fn(wide, axis=dim, out=wide), casting="unsafe")
         return out
     return rule
 
