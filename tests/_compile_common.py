@@ -94,3 +94,13 @@ def mismatches(fn, change=None, args=lambda i: (), calls=12, at=5):
             if got.shape != want.shape or not np.array_equal(got, want):
                 bad.append(i)
     return bad, f.stats
+
+
+def wide_mlp():
+    """Linear(6, 16)-ReLU-Linear(16, 4), freshly initialised."""
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def vector_batches(dtype):
+    """A data function rng -> (8 samples of 6 standard-normal features of `dtype`, labels in [0, 4))."""
+    return lambda rng: (tl.tensor(rng.standard_normal((8, 6)).astype(dtype)), tl.tensor(rng.integers(0, 4, 8)))
