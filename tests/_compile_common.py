@@ -1,5 +1,7 @@
 """Shared helpers of the tests of tl.compile (tests/test_compile_*.py): small models and inputs, batches, the
 arrays a training run leaves (parameters, gradients, optimizer state) and their bit-for-bit comparison."""
+import warnings
+
 import numpy as np
 
 import tinygrad_lite as tl
@@ -71,3 +73,34 @@ def inference(model):
     def fn(x):
         return model(x).detach()  # a tensor with a live graph goes back to eager (backward outside is not captured)
     return fn
+
+
+def ramp():
+    """The input of the adversarial scan tests: 4 float32 values from -1 to 1."""
+    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
+
+
+def mismatches(fn, change=None, args=lambda i: (), calls=12, at=5):
+    """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)) (12 calls); `change()` runs before call
+    `at` (after the 4th replay)."""
+    f, x, bad = tl.compile(fn), ramp(), []
+    with warnings.catch_warnings():  # (a guard that fails warns once the variants run out: expected here)
+        warnings.simplefilter("ignore", tl.CompileWarning)
+        for i in range(calls):
+            if i == at and change is not None:
+                change()
+            got, want = f(x, *args(i)), fn(x, *args(i))
+            got, want = (np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v) for v in (got, want))
+            if got.shape != want.shape or not np.array_equal(got, want):
+                bad.append(i)
+    return bad, f.stats
+
+
+def wide_mlp():
+    """Linear(6, 16)-ReLU-Linear(16, 4), freshly initialised."""
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def vector_batches(dtype):
+    """A data function rng -> (8 samples of 6 standard-normal features of `dtype`, labels in [0, 4))."""
+    return lambda rng: (tl.tensor(rng.standard_normal((8, 6)).astype(dtype)), tl.tensor(rng.integers(0, 4, 8)))

@@ -1,20 +1,22 @@
 """Adversarial tests of tl.compile's Python-constants scan (compile/constants.py: settings read by the user's code the
-step reaches) and of the view cache of generated replays (compile/replay.py `_Emitter._cached_view`).
+step reaches): settings the step reads, each a stale replay before the scan's fixes; the scan's limits and the lookup
+code it does not run. Edges that passed from the start: test_compile_constants_adversarial_edges.py; the view cache
+of generated replays: test_compile_view_cache_adversarial.py.
 
 Every test compares the compiled call with the eager call of the same function on the same inputs, bit for bit. A
 failing test is a stale replay (or a crash eager does not have); its docstring says what eager does and what the
-replay does."""
+replay does. Helpers: _compile_common.py (`mismatches`)."""
 import collections
-import contextlib
 import enum
 import functools
 import types
-import warnings
 
 import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+
+from _compile_common import mismatches as _mismatches, ramp as _x
 
 nn = tl.nn
 F = nn.functional
@@ -31,26 +33,6 @@ def _restore_scale():
 def _set_scale(v=3.0):
     global SCALE
     SCALE = v
-
-
-def _x():
-    return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
-
-
-def _mismatches(fn, change=None, args=lambda i: (), calls=12, at=5):
-    """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)) (12 calls); `change()` runs before call
-    `at` (after the 4th replay)."""
-    f, x, bad = tl.compile(fn), _x(), []
-    with warnings.catch_warnings():  # (a guard that fails warns once the variants run out: expected here)
-        warnings.simplefilter("ignore", tl.CompileWarning)
-        for i in range(calls):
-            if i == at and change is not None:
-                change()
-            got, want = f(x, *args(i)), fn(x, *args(i))
-            got, want = (np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v) for v in (got, want))
-            if got.shape != want.shape or not np.array_equal(got, want):
-                bad.append(i)
-    return bad, f.stats
 
 
 # ============ settings the step reads (each was a stale replay before the scan's fixes) ============
@@ -353,219 +335,3 @@ def test_unchanged_items_and_getattr_settings_replay():
     for _ in range(6):
         assert np.array_equal(f(x).numpy(), (x * 0.5 * 2.0).numpy())
     assert f.stats["replays"] == 5 and f.stats["eager_calls"] == 0, f.stats
-
-
-# ============ the view cache of generated replays (fixed in 566032c) ============
-
-def test_a_returned_view_is_a_new_array_on_every_call():
-    """The step returns `lin.weight.reshape(-1)`; the caller reshapes that array in place (`a.shape = (3, 4)`, a
-    NumPy idiom). Eager returns a fresh view every call, so later calls still return shape (12,); from the first
-    generated replay on, the cached view (replay.py `_cached_view`/`_view`) is returned again, already reshaped by
-    the caller: later calls return shape (3, 4)."""
-    lin = nn.Linear(4, 3)
-
-    def fn(x):
-        flat = lin.weight.reshape(-1)
-        return (x * flat[:4]).detach(), flat.detach()
-    f, x = tl.compile(fn), tl.tensor(np.ones((2, 4), np.float32))
-    for i in range(14):
-        (a, flat), (ea, eflat) = f(x), fn(x)
-        assert flat.shape == eflat.shape == (12,) and np.array_equal(a.numpy(), ea.numpy()), (i, f.stats)
-        flat.numpy().shape = (3, 4)
-        eflat.numpy().shape = (3, 4)
-
-
-# ============ regression tests of important edges (these passed from the start) ============
-
-def _imported_style_helper(x):
-    return x * SCALE + _G.shift
-
-
-def _rec(x, n):
-    return x if n == 0 else _odd(x * SCALE, n - 1)
-
-
-def _odd(x, n):
-    return x if n == 0 else _rec(x + 1.0, n - 1)
-
-
-_GLOBAL_LAMBDA = lambda x: x * SCALE  # noqa: E731
-
-
-class _Method(nn.Module):
-    def helper(self, x):
-        return x * SCALE
-
-    def forward(self, x):
-        return self.helper(x) + sum(x * s for s in (SCALE, 1.0))  # a generator expression inside
-
-
-@pytest.mark.parametrize("via", ["helper", "mutual recursion", "global lambda", "method + genexpr", "shared layer",
-                                 "nested closure", "SimpleNamespace"])
-def test_reached_user_code_is_guarded(via):
-    """Settings read through the user's code the scan does follow: a change records a new variant (2 traces, no
-    eager call), never a stale replay."""
-    _G.shift, shared, ns = 1.0, _Glob(), types.SimpleNamespace(scale=2.0)
-    a, b, m = nn.Sequential(shared), nn.Sequential(nn.Identity(), shared), _Method()
-
-    def make_closure():
-        s = 2.0
-
-        def inner(x):
-            return x * s
-
-        def change():
-            nonlocal s
-            s = 3.0
-        return (lambda x: inner(x).detach()), change
-    fn, change = {
-        "helper": (lambda x: _imported_style_helper(x).detach(), _set_scale),
-        "mutual recursion": (lambda x: _rec(x, 4).detach(), _set_scale),
-        "global lambda": (lambda x: _GLOBAL_LAMBDA(x).detach(), _set_scale),
-        "method + genexpr": (lambda x: m(x).detach(), _set_scale),
-        "shared layer": (lambda x: (a(x) + b(x)).detach(), _set_scale),
-        "nested closure": make_closure(),
-        "SimpleNamespace": (lambda x: (x * ns.scale).detach(), lambda: setattr(ns, "scale", 3.0)),
-    }[via]
-    bad, stats = _mismatches(fn, change)
-    assert bad == [] and stats["traces"] == 2 and stats["eager_calls"] == 0, stats
-
-
-class _Tricky:
-    def __init__(self):
-        self.calls, self.factor = 0, 2.0
-
-    @property
-    def scale(self):
-        self.calls += 1
-        return self.factor
-
-    def __getattr__(self, name):
-        raise RuntimeError(f"__getattr__({name!r}) run by the scan")
-
-    def step(self, x):
-        return (x * self.scale).detach()
-
-
-def test_properties_and_getattr_are_never_run_by_the_scan():
-    """The scan reads property getters' code without calling them (one call per eager/recorded call only), never
-    calls __getattr__, and a property's reads are guards."""
-    obj = _Tricky()
-    bad, stats = _mismatches(obj.step, lambda: setattr(obj, "factor", 3.0))
-    assert bad == [] and stats["traces"] == 2, stats
-    assert obj.calls == 2 + 12  # the two recording calls and the 12 eager reference calls
-
-
-def _views(lin):
-    def step(x):
-        with tl.no_grad():
-            w = lin.weight
-            return x @ w.T, w.T, w[1:], w.reshape(-1), lin.bias.expand(2, 3), w.T[0]
-    return step
-
-
-@pytest.mark.parametrize("change", ["alternating .data", "in-place edits", "none"])
-def test_cached_views_of_parameters_follow_their_source_for_40_calls(change):
-    """No-grad inference for 40 calls returning x @ w.T, w.T, w[1:], w.reshape(-1), b.expand, w.T[0]: with the
-    parameter's array swapped between two arrays every call, or edited in place every 5th call, every result (all
-    compared after the last call, as the caller holds them) is eager's."""
-    tl.manual_seed(0)
-    lins = [nn.Linear(4, 3) for _ in range(2)]
-    lins[1].load_state_dict(lins[0].state_dict())
-    arrays = [np.arange(12, dtype=np.float32).reshape(3, 4), -np.ones((3, 4), np.float32)]
-    eager, comp = _views(lins[0]), tl.compile(_views(lins[1]))
-    rng, outs = np.random.default_rng(0), ([], [])
-    for i in range(40):
-        x = tl.tensor(rng.standard_normal((2, 4)).astype(np.float32))
-        for lin, step, out in zip(lins, (eager, comp), outs):
-            if change == "alternating .data" and i >= 3:
-                lin.weight.data = arrays[i % 2]
-            elif change == "in-place edits" and i % 5 == 4:
-                with tl.no_grad():
-                    lin.weight.mul_(1.5)
-            out.append(step(x))
-    for i, (e, c) in enumerate(zip(*outs)):
-        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(e, c)), i
-    assert comp.stats["replays"] == 39, comp.stats
-
-
-class _Tied(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.emb = nn.Parameter(tl.tensor(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)))
-        self.b = nn.Parameter(tl.zeros(6))
-        self.drop = nn.Dropout(0.25)
-
-    def forward(self, x):
-        h = self.drop(x @ self.emb.T)
-        h = h.reshape(-1, 2, 3).permute(0, 2, 1).reshape(-1, 6) + self.b.expand(x.shape[0], 6)
-        return h @ self.emb + self.emb[0]
-
-
-def test_tied_weights_with_views_train_bit_identically_through_data_swaps_and_mode_switches():
-    """A weight used as emb.T, emb and emb[0], a bias expanded, a planned buffer reshaped and permuted: 30 Adam steps
-    with `.data` replaced, eval/train switches and no_grad eval calls in between match eager bit for bit."""
-    runs = []
-    for compiled in (False, True):
-        tl.manual_seed(0)
-        m = _Tied()
-        run, opt, rng, outs = tl.compile(m) if compiled else m, tl.optim.Adam(m.parameters(), lr=0.05), \
-            np.random.default_rng(1), []
-        for i in range(30):
-            x = tl.tensor(rng.standard_normal((5, 4)).astype(np.float32))
-            if i == 12:
-                m.emb.data = m.emb.detach().numpy() * 0.5  # a new array for a parameter with cached views
-            if i in (18, 21, 24, 27):
-                m.train(i in (21, 27))
-            if not m.training:
-                with tl.no_grad():
-                    outs.append(run(x).numpy().copy())
-                continue
-            opt.zero_grad()
-            loss = (run(x) ** 2).mean()
-            loss.backward()
-            opt.step()
-            outs.append(loss.detach().numpy().copy())
-        runs.append(outs + [p.detach().numpy().copy() for p in m.parameters()])
-    assert all(np.array_equal(a, b) for a, b in zip(*runs)) and run.stats["replays"] >= 26, run.stats
-
-
-def test_a_normal_training_loop_with_library_and_custom_layers_replays():
-    """No guard so eager that a plain loop never replays: library layers (BatchNorm, Dropout) and a custom layer
-    reading a global, compiled as a whole, replay every call after the first."""
-    tl.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.1), _Glob(), nn.Linear(8, 2))
-    step = tl.compile(model)
-    opt = tl.optim.SGD(model.parameters(), lr=0.01)
-    x = tl.tensor(np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32))
-    for _ in range(12):
-        opt.zero_grad()
-        step(x).sum().backward()
-        opt.step()
-    assert step.stats["replays"] == 11 and step.stats["eager_calls"] == 0, step.stats
-
-
-def test_a_step_that_decays_its_own_learning_rate_item_matches_eager():
-    """`opt.param_groups[0]["lr"] *= 0.9` inside the compiled step: the item is read by the step itself (COPY COPY
-    BINARY_SUBSCR), so it is a guard; the replay never bakes the old rate or skips the decay. Losses, parameters and
-    the final rate are eager's."""
-    def run(compiled):
-        tl.manual_seed(0)
-        m = nn.Linear(3, 2)
-        opt = tl.optim.SGD(m.parameters(), lr=0.1)
-
-        def step(x):
-            opt.zero_grad()
-            loss = m(x).sum()
-            loss.backward()
-            opt.step()
-            opt.param_groups[0]["lr"] *= 0.9
-            return loss.item()
-        f = tl.compile(step) if compiled else step
-        x = tl.tensor(np.ones((4, 3), np.float32))
-        with pytest.warns(tl.CompileWarning) if compiled else contextlib.nullcontext():
-            losses = [f(x) for _ in range(12)]
-        return losses, [p.numpy().copy() for p in m.parameters()], opt.param_groups[0]["lr"]
-    want, got = run(False), run(True)
-    assert want[0] == got[0] and want[2] == got[2]
-    assert all(np.array_equal(a, b) for a, b in zip(want[1], got[1]))

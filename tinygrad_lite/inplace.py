@@ -16,10 +16,11 @@ from . import shape as _shape
 from .autograd import recorder as _recorder
 from .autograd.grad_mode import state
 from .compile.capture import user_site
-from .compile.hooks import active, astype, batching_rule, constant, data, elementwise, host, host_effect
+from .compile.hooks import active, astype, constant, data, host, host_effect
 from .functional import where
+from .inplace_kernels import (_broadcast_text, _broadcasts_to, _copy_into, _draw_into, _fill_array,
+                              _new_buffer, _set_items, _ufunc_into)
 from .ops import index as ix, registry
-from .random import get_rng
 from .operators import scaled
 from .tensor import Tensor, _as_array, _dim, _retains, _wrap
 
@@ -54,12 +55,6 @@ def _buffer(self):
     return self._data
 
 
-@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
-def _copy_into(dst, src):
-    np.copyto(dst, src, casting="unsafe")
-    return dst
-
-
 def _check_result(self, name, res, cast):
     """`res` must broadcast to self's shape and, unless `cast`, be castable by PyTorch's rule (bool -> integer ->
     floating, never back); self's memory must be writable."""
@@ -72,62 +67,6 @@ def _check_result(self, name, res, cast):
     if not dst.flags.writeable:
         _fail(name, self, "the tensor's memory is read-only (an expanded view or a shared constant); "
                           "use .clone() first")
-
-
-def _new_buffer(res, shape, dtype):
-    return np.array(np.broadcast_to(res, shape), dtype=dtype)
-
-
-@batching_rule(_new_buffer)
-def _(args, batched):
-    """vmap: each sample's result broadcast to the sample shape (ones after the batch for the missing dims)."""
-    res, shape, dtype = args
-    res = res.reshape(res.shape[:1] + (1,) * (len(shape) - res.ndim + 1) + res.shape[1:])
-    return np.array(np.broadcast_to(res, res.shape[:1] + tuple(shape)), dtype=dtype)
-
-
-@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
-def _ufunc_into(ufunc, dst, other):
-    return ufunc(dst, other, out=dst)
-
-
-def _fill_array(dst, value):
-    dst.fill(value)
-    return dst
-
-
-@batching_rule(_fill_array)
-def _(args, batched):
-    """vmap: a per-sample fill value (a 0-d tensor of each sample) goes into that sample's array."""
-    dst, value = args
-    if isinstance(value, np.ndarray) and batched[-1] and len(batched) == 2:
-        value = value.reshape(value.shape + (1,) * (dst.ndim - value.ndim))
-    np.copyto(dst, value, casting="unsafe")
-    return dst
-
-
-def _draw_into(draw, generator, dst, args):
-    np.copyto(dst, np.asarray(draw(generator or get_rng(), dst.shape, *args), dtype=dst.dtype), casting="unsafe")
-    return dst
-
-
-def _set_items(dst, idx, value):
-    dst[idx] = value
-    return dst
-
-
-def _broadcasts_to(shape, target):
-    try:
-        return np.broadcast_shapes(shape, target) == tuple(target)
-    except ValueError:
-        return False
-
-
-def _broadcast_text(a, b):
-    try:
-        return tuple(np.broadcast_shapes(a, b))
-    except ValueError:
-        return f"(none: {tuple(a)} and {tuple(b)} do not broadcast)"
 
 
 def _needs_graph(self, args):

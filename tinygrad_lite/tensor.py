@@ -1,17 +1,16 @@
 """Tensor: a NumPy array plus its place on the gradient tape. Operators (operators.py) call primitives through
 `tape.apply`; composite operations (mean, softmax, ...) live in functional.py and are attached as methods there."""
 import numbers
-import weakref
 
 import numpy as np
 
 from . import dtypes, _printing
 from .autograd import recorder as tape, engine
 from .autograd.node import node_of
-from .ops import elementwise as ew, registry
+from .ops import registry
 from . import devices as _device
 from .autograd.grad_mode import state
-from .compile.hooks import astype, data as _data_of, host as _host
+from .compile.hooks import host as _host
 from ._size import size_of as _size_of
 
 _apply = tape.apply
@@ -292,62 +291,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    def register_hook(self, hook):
-        """Call `hook(grad)` when this tensor's gradient is computed; a returned tensor replaces the gradient."""
-        if not self.requires_grad:
-            raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
-        if self._entry is not None:
-            if self._entry.hooks is None:
-                self._entry.hooks = []
-            hooks = self._entry.hooks
-        else:
-            if self._hooks is None:
-                self._hooks = []
-            hooks = self._hooks
-        if _retains(hooks):  # retain_grad keeps what all the hooks made, as PyTorch
-            hooks.insert(len(hooks) - 1, hook)
-        else:
-            hooks.append(hook)
-        return _HookHandle(hooks, hook)
-
-    def retain_grad(self):
-        """Keep this non-leaf's gradient in `.grad` at backward (after its hooks; a leaf keeps it anyway)."""
-        if not self.requires_grad:
-            raise RuntimeError(f"can't retain_grad on Tensor that has requires_grad=False (shape "
-                               f"{tuple(self._data.shape)})")
-        if self._entry is not None and not self.retains_grad:
-            self.register_hook(_RetainGrad(self))
-
-    @property
-    def retains_grad(self):
-        e = self._entry
-        return e is not None and _retains(e.hooks)
-
-    # ---------------- dtype conversion ----------------
-    def astype(self, dtype):
-        if dtype is None:
-            raise TypeError("astype: dtype must be a dtype (e.g. tl.float32, np.int64 or 'float64'), got None")
-        dt = dtypes.to_dtype(dtype, "astype")
-        if dt == self._data.dtype:
-            return self
-        if dt.kind == "f" and self._data.dtype.kind == "f":
-            return _apply(ew.cast, (self,), (dt,))
-        return Tensor._wrap(_host(astype, _data_of(self), dt))
-
-    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
-        """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other_tensor)`, as PyTorch; the only device is
-        the CPU (another raises). Returns self when nothing changes, unless `copy=True`."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a._data.dtype
-            elif _device.is_device_like(a) or isinstance(a, int) and not isinstance(a, bool):
-                device = a
-            elif a is not None:
-                dtype = a
-        _device.check(device, "Tensor.to")
-        out = self if dtype is None else self.astype(dtype)
-        return out.clone() if copy and out is self else out
-
+    # ---------------- dtype conversion (astype, to, clone, contiguous: conversion.py) ----------------
     def float(self):
         return self.astype(dtypes.float32)
 
@@ -366,59 +310,13 @@ class Tensor:
     def bool(self):
         return self.astype(dtypes.bool_)
 
-    def clone(self):
-        if self.requires_grad or getattr(self, "_fw", None):  # on the tape, or carrying forward-mode tangents
-            return tape.named(_apply(ew.cast, (self,), (self._data.dtype,)), "CloneBackward0")
-        return Tensor._wrap(_host(np.copy, _data_of(self)))
-
-    def contiguous(self):
-        """self when its memory is already C-contiguous, else a C-ordered copy (as PyTorch: an in-place change of
-        the result never reaches the tensor it was made from)."""
-        if self._data.flags.c_contiguous:
-            return self
-        out = self.reshape(-1).reshape(self._data.shape)  # a C-order flatten of a strided array copies
-        return tape.named(out, "CloneBackward0", (self,))
-
-    def is_contiguous(self):
-        return bool(self._data.flags.c_contiguous)
+    # (gradient hooks: register_hook, retain_grad, retains_grad: grad_hooks.py)
 
 
 def _rebuilt_leaf(arr, requires_grad):
     t = Tensor._wrap(arr)
     t.requires_grad = requires_grad
     return t
-
-
-def _retains(hooks):
-    """Whether retain_grad's hook is in these hooks of an entry (it is kept last)."""
-    return bool(hooks) and hooks[-1].__class__ is _RetainGrad
-
-
-class _RetainGrad:
-    """The last hook of a non-leaf after retain_grad(): accumulates the gradient into its `.grad` (detached unless
-    the backward builds a graph), as PyTorch's."""
-    __slots__ = ("ref",)
-
-    def __init__(self, t):
-        self.ref = weakref.ref(t)
-
-    def __call__(self, g):
-        t = self.ref()
-        if t is None:
-            return None
-        if not state.grad_enabled:  # (the engine runs with grad mode = create_graph)
-            g = Tensor._wrap(np.array(g._data))
-        t._grad = g if t._grad is None else t._grad + g
-        return None
-
-
-class _HookHandle:
-    def __init__(self, hooks, hook):
-        self._hooks, self._hook = hooks, hook
-
-    def remove(self):
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
 
 
 def _read(t, kind):
@@ -492,4 +390,6 @@ def _wrap(arr):
 Tensor._wrap = staticmethod(_wrap)
 tape.Tensor = Tensor
 tape._wrap = _wrap
+from . import conversion, grad_hooks  # noqa: E402,F401  (install astype/to/clone/... and the gradient hooks)
+from .grad_hooks import _retains  # noqa: E402,F401  (re-exported)
 from .operators import _operand, _binary, matmul  # noqa: E402,F401  (installs the operators; re-exported)

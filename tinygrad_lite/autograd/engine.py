@@ -1,10 +1,9 @@
 """Reverse-mode engine: visits the recorded entries reachable from the outputs in reverse recording order, with
 no recursion, calls each primitive's VJP (Tensor operations, so `create_graph=True` records them), undoes
 broadcasting centrally, accumulates leaf gradients, and releases what the entries saved unless told to retain.
-Beside it: index_grad.py (the sparse slice gradients it accumulates) and stale.py (the stale-graph warning
-backward() gives)."""
+Beside it: index_grad.py (the sparse slice gradients it accumulates), saved.py (the checks of what an entry saved:
+freed, or changed in place) and stale.py (the stale-graph warning backward() gives)."""
 import warnings
-import weakref
 from heapq import heappush, heappop
 
 import numpy as np
@@ -12,6 +11,7 @@ import numpy as np
 from . import recorder as tape
 from .grad_mode import state
 from .index_grad import IndexGrad, _add_index_grad, _promoted_copy
+from .saved import _aliases_input, _as_seen_by, _check_saved, _detached, note_detached  # noqa: F401 (re-exported)
 from .stale import _watch_for_stale_graphs
 from ..compile.capture import set_grad
 from .._gc import pause as _pause_gc, resume as _resume_gc
@@ -21,76 +21,6 @@ from ..compile.hooks import host, host_effect
 def _sum_to_shape(g, shape):
     from ..ops.movement import sum_to_shape
     return sum_to_shape(g, shape)
-
-
-def _check_saved(e):
-    """Raise for an entry whose saved values are gone or were changed in place and are read by its VJP; return
-    the inputs as the entry saw them when only tensors whose values the VJP does not read were changed."""
-    if e.released:
-        raise RuntimeError(
-            f"Trying to backward through the graph a second time: the values saved by {e.describe()} were freed by "
-            f"the first backward. Specify retain_graph=True on the first backward() (or autograd.grad()) call if "
-            f"you need to backward through the graph again.")
-    reads = e.prim.reads
-    if state.grad_enabled and "output" in reads:  # under create_graph, the output is recomputed from the inputs
-        reads = reads | {"inputs"}
-    saved = tuple([_as_seen_by(t, e.seq) for t in e.saved])
-    now = [t._version for t in saved]
-    # An input changed in place since recording, either given a new value and history inside the graph (`rebound`)
-    # or written in its buffer (`written`): a VJP reading inputs must refuse; after a buffer write, so must an
-    # entry whose output is a view of that input (reshape, transpose, slices): whoever saved the view reads it.
-    rebound = any([a._data is not b._data for a, b in zip(saved, e.saved)])  # new values (detach_ keeps them)
-    written = sum(now) != e.versions
-    if ("inputs" in reads and (rebound or written)) or (written and _aliases_input(e, saved)):
-        changed = ", ".join(f"input {i} of shape {tuple(t.shape)} ({t.dtype}) at version {v}"
-                            for i, (t, v) in enumerate(zip(e.saved, [t._version for t in e.saved])) if v)
-        raise RuntimeError(
-            f"one of the variables needed for gradient computation has been modified by an in-place operation: "
-            f"{changed} of {e.describe()} changed after it was recorded (versions summed to {e.versions} then). "
-            f"Use an out-of-place operation, or .clone() the tensor before changing it.")
-    if e.dirty and "output" in reads:
-        raise RuntimeError(
-            f"one of the variables needed for gradient computation has been modified by an in-place operation: the "
-            f"output of {e.describe()} was changed in place after it was recorded; expected version 0.")
-    e.saved = saved
-    e.versions = sum(now)
-    return saved
-
-
-def _aliases_input(e, saved):
-    out = e.out_data
-    return out is not None and any(np.may_share_memory(out, t._data) for t in saved)
-
-
-def _as_seen_by(t, seq):
-    """The tensor `t` as the entry recorded at `seq` saw it: an in-place operation inside the graph gives `t` a
-    newer history (its entry's `before` is the stand-in holding what came earlier), and `detach_()` drops it (the
-    stand-in is kept in `_detached`)."""
-    while True:
-        e = t._entry
-        if e is not None and e.seq > seq:
-            t = e.before
-            continue
-        rec = _detached.get(id(t)) if e is None and _detached else None
-        if rec is not None and rec[0]() is t and rec[1] > seq:
-            t = rec[2]
-            continue
-        return t
-
-
-_detached = {}  # id(tensor) -> (weakref to it, sequence number of its detach_(), stand-in with the old history)
-
-
-def note_detached(t):
-    """`t.detach_()`: remember its history for the entries recorded before, then make it a leaf (the version goes
-    up so those entries look the history up; the values are unchanged, so none of them refuses)."""
-    key = id(t)
-    old = tape._wrap(t._data)
-    old._entry, old.requires_grad, old._version = t._entry, t.requires_grad, t._version
-    _detached[key] = (weakref.ref(t, lambda _, k=key: _detached.pop(k, None)), next(tape._seq), old)
-    t._version += 1
-    t._entry = None
-    t.requires_grad = False
 
 
 def _call_hooks(hooks, g):

@@ -7,7 +7,7 @@ What is recorded, and from where:
   of a leaf's gradient), because what they do depends only on live objects and on arrays the replay provides;
 - reads: values taken out of tensors into Python (`loss.item()`), each a `Read` proxy: returned untouched it is
   each call's own value; compared with a number, the comparison's outcome is a guard; used in any other way, its
-  value is a guard (reads.py).
+  value is a guard (reads.py; the Capture's methods for reads, `.grad` and `.training` are in observe.py).
 
 Nothing is trusted by value. Every array an operation uses must be known: made by a recorded operation, an
 argument, a constant declared as such, or the data of a tensor that existed before the call (a parameter, a
@@ -22,7 +22,8 @@ import numpy as np
 
 from .hooks import HOST_INTO
 from .memory import fresh, known_base, layout, tensor_class as _tensor_class
-from .reads import Arg, Read, ReadRecord, proxy_class, read_value
+from .observe import Observing
+from .reads import Arg, Read
 from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref, _caller, user_site
 from ..autograd.grad_mode import state
 
@@ -69,7 +70,7 @@ def _recorder():
     return sys.modules[__name__.rsplit(".", 2)[0] + ".autograd.recorder"]
 
 
-class Capture:
+class Capture(Observing):
     """The record of one eager call (see the module docstring). Created by `tl.compile`; the hooks in the engine,
     the primitives, the optimizers and the layers find it in the thread's autograd state."""
 
@@ -189,39 +190,6 @@ class Capture:
         if t._grad is not None:
             i = self.args.get(id(t))
             self._know(t._grad._data, Ref(GRAD, t) if i is None else Ref(ARGGRAD, i))
-
-    def grad_cleared(self, t):
-        """A replayed call sets `t.grad` to None here (zero_grad with set_to_none) before anything reads it: its
-        None-ness at the start of the call is not a guard. (Not after a first look: then it stays one.)"""
-        i = self.args.get(id(t))
-        if id(t) not in self.leaves and i not in self.arg_grads:
-            self.cleared.add(id(t))
-            if i is None:
-                self.keep.append(t)
-
-    def observe_grad(self, t):
-        """Note whether a tensor's `.grad` is None when the call first looks at it (before anything in the call
-        changes it): a guard, since Python in the function may branch on it; for an argument, on that call's."""
-        if id(t) in self.created or id(t) in self.leaves or id(t) in self.cleared:
-            return
-        i = self.args.get(id(t))
-        if i is None:
-            self.leaves[id(t)] = (t, t._grad is None)
-            self.keep.append(t)
-        else:
-            self.arg_grads.setdefault(i, t._grad is None)
-
-    def observe_training(self, module):
-        """Note a module's `.training` when the call first meets it (a guard: it selects what the layer does)."""
-        if id(module) not in self.modules:
-            self.modules[id(module)] = (module, module.training)
-            self.keep.append(module)
-
-    def module_ran(self, module):
-        self.observe_training(module)
-        if module._forward_hooks or module._forward_pre_hooks or module.__dict__.get("_backward_hooks"):
-            self.fail(f"module hooks on {type(module).__name__} (forward and backward hooks run Python that a replay "
-                      f"skips)")
 
     # ---------------- array provenance ----------------
     def ref(self, x, what):
@@ -385,68 +353,9 @@ class Capture:
         tmpl = self.template(tuple(args), what)
         self.ops.append(Op(fn, tmpl, None, None, effect, "host"))
 
-    def comparison(self, index, name, other, result):
-        """`read <op> number` came out `result`: a guard on that outcome (the branch), not on the read's value."""
-        rec = self.reads[index]
-        op = Op(name, (rec, other), result, _caller(2), False, "compare")
-        if rec.kind != "arg":
-            self.ops.append(op)
-            return
-        # a number argument (or one computed from them) is known where it is read: the guard goes there, before any
-        # effect of the call (`if epoch < warmup:` after an optimizer step still replays)
-        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and self.ops[i].args is rec)
-        self.ops.insert(at + 1, op)
-
-    def decision(self, fn, args, value):
-        tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
-        self.ops.append(Op(fn, tmpl, value, _caller(2), False, "decision"))
-
-    def argument(self, index, value):
-        """Numeric argument `index` of a call compiled with dynamic=True: an Arg proxy (see reads.py)."""
-        kind = "an int" if isinstance(value, int) else "a float"
-        return self._arg_proxy(ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})"))
-
-    def _arg_proxy(self, rec):
-        """The Arg proxy of a number argument (or a number computed from them), read by a step of its own."""
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
-        proxy = proxy_class(rec.value, "arg")(rec.value, len(self.reads) - 1, self, rec.ref)
-        self.proxies.append(proxy)
-        return proxy
-
     def active(self):
         """Whether this capture is recording on this thread now."""
         return state.capture is self and not self.suspended
-
-    def number(self, fn, operands, value):
-        """`value = fn(*operands)`, Python arithmetic on numeric arguments (dynamic=True): a step whose result, a
-        number, a replay computes from that call's own arguments; returns the result's Arg proxy."""
-        k = self.nslots
-        self.nslots += 1
-        self.ops.append(Op(fn, self.template(operands, "arithmetic on a numeric argument"), k, None, False, "kernel"))
-        first = next(o for o in operands if isinstance(o, Arg))
-        return self._arg_proxy(ReadRecord(Ref(SLOT, k), "arg", value,
-                                          f"a number computed from {self.reads[first._index].site}"))
-
-    def derived(self, value, index):
-        """A number computed in Python from the guarded read `index` (see reads.DerivedRead)."""
-        proxy = proxy_class(value, "derived")(value, index, self)
-        self.proxies.append(proxy)
-        return proxy
-
-    def read(self, t, kind):
-        """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
-        r = self.ref(t, f"reading a value with .{kind}()")
-        value = read_value(t._data, kind)
-        rec = ReadRecord(r, kind, value, user_site(3))
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
-        if kind == "bool":
-            rec.used = True
-            return value
-        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
-        self.proxies.append(proxy)
-        return proxy
 
 
 def _bump_version(t):

@@ -10,6 +10,8 @@ from ..autograd import recorder
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.module_hooks import BackwardHook
 from ..tensor import Tensor
+from .module_iteration import (_named_members, buffers, children, modules, named_buffers, named_children,
+                               named_modules, named_parameters, parameters)
 from .parameter import Parameter
 from .state import cast_floating, load_into, module_repr, state_dict, state_items
 
@@ -298,61 +300,7 @@ class Module:
             raise AttributeError(f"get_{kind}: {type(mod).__name__} has no {kind} `{name}` (looking up '{target}')")
         return getattr(mod, table)[name]
 
-    # ---------------- iteration ----------------
-    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
-        """(dotted name, module) pairs for this module and all submodules, depth first, each once."""
-        memo = set() if memo is None else memo
-        stack = [(prefix, self)]
-        while stack:
-            name, mod = stack.pop()
-            if remove_duplicate:
-                if id(mod) in memo:
-                    continue
-                memo.add(id(mod))
-            yield name, mod
-            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items() if m is not None]
-            stack.extend(reversed(children))
-
-    def modules(self):
-        for _, m in self.named_modules():
-            yield m
-
-    def named_children(self):
-        seen = set()
-        for name, m in self._modules.items():
-            if m is not None and id(m) not in seen:
-                seen.add(id(m))
-                yield name, m
-
-    def children(self):
-        for _, m in self.named_children():
-            yield m
-
-    def _named_members(self, key, prefix, recurse, remove_duplicate):
-        seen = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
-        for mod_prefix, mod in mods:
-            for k, v in mod.__dict__[key].items():
-                if v is None or id(v) in seen:
-                    continue
-                if remove_duplicate:
-                    seen.add(id(v))
-                yield (f"{mod_prefix}.{k}" if mod_prefix else k), v
-
-    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
-        """(dotted name, Parameter) pairs in registration order, each parameter once."""
-        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
-
-    def parameters(self, recurse=True):
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
-
-    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
-        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
-
-    def buffers(self, recurse=True):
-        for _, b in self.named_buffers(recurse=recurse):
-            yield b
+    # (iteration, named_modules ... buffers: module_iteration.py, installed below)
 
     # ---------------- modes and conversions ----------------
     def apply(self, fn):
@@ -438,3 +386,9 @@ class Module:
 
     def __repr__(self):
         return module_repr(self)
+
+
+Module.named_modules, Module.modules, Module.named_children, Module.children = (named_modules, modules,
+                                                                                named_children, children)
+Module._named_members, Module.named_parameters, Module.parameters = _named_members, named_parameters, parameters
+Module.named_buffers, Module.buffers = named_buffers, buffers

@@ -1,0 +1,62 @@
+"""The rows the constants scan (constants.py) returns, (root, name, attribute path, value), and their check before
+each replay: `_Self` (the root of `self.x.y` chains), `_root_value` (a row's root looked up again), `_dotted` (a
+row's path as the user wrote it, for messages) and `changed` (the first row whose value is not the same now)."""
+import types
+
+from .bytecode import _Key, _SUBSCRIPT, _USED
+from .objects import _NAMES, _TYPE, _WHOLE, _Methods, _locate
+from .values import GONE as _GONE, Contents as _Contents, data as _data, same as _same
+
+
+class _Self:
+    """The root of `self.x.y` chains: the instance a compiled method or Module is bound to (it does not change)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
+def _dotted(name, path):
+    return name + "".join(repr(a) if a.__class__ is _Key else "[...]" if a == _SUBSCRIPT else "." + a for a in path
+                          if a not in (_WHOLE, _NAMES, _USED, _TYPE))
+
+
+def _root_value(root, name):
+    if root.__class__ is dict:  # a module's globals, a Module's children
+        return root.get(name, _GONE)
+    if isinstance(root, _Self):
+        return root.obj
+    try:
+        return root.cell_contents
+    except ValueError:  # not assigned yet
+        return _GONE
+
+
+def changed(constants):
+    """The first recorded constant whose value is not the same now, as a message; None when all hold."""
+    for root, name, path, value in constants:
+        if value.__class__ is _Methods:
+            reason = value.changed()
+            if reason is not None:
+                return reason
+            continue
+        now = root.get(name, _GONE) if root.__class__ is dict else root.obj if root.__class__ is _Self else \
+            _root_value(root, name)
+        for attr in path:
+            now = _locate(now, attr)[0]
+        if value.__class__ is _Contents:
+            if not value.same(now):
+                return f"the contents of '{_dotted(name, path)}', which the function reads whole, changed"
+            continue
+        if now is not value and not (_data(value) and _same(now, value)):
+            kind = ("item" if path[-1].__class__ is _Key else "attribute") if path else "closure variable" \
+                if isinstance(root, types.CellType) else "global" if "__name__" in root else "attribute"
+            what = _dotted(name, path)
+            if path[-1:] == (_NAMES,):
+                return f"an attribute of '{what}', which the function reads with getattr, was added or removed"
+            if now is _GONE:
+                return f"the {kind} '{what}' the function reads is gone"
+            if not _data(value):
+                return f"the {kind} '{what}' the function reads is another {type(now).__name__} now"
+            return f"the {kind} '{what}' the function reads was {value!r} when recorded and is {now!r} now"
+    return None

@@ -1,0 +1,70 @@
+"""The NumPy writes behind in-place operations (inplace.py), each a function of its own so that tl.compile records
+it as one kernel and vmap batches it (the written array and the source as aligned batches, or a batching rule):
+copying, a ufunc or a fill into a tensor's buffer, a new buffer for the result recorded in the graph, random
+draws and item assignment; and the broadcasting checks their error messages use."""
+import numpy as np
+
+from .compile.hooks import batching_rule, elementwise
+from .random import get_rng
+
+
+@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
+def _copy_into(dst, src):
+    np.copyto(dst, src, casting="unsafe")
+    return dst
+
+
+def _new_buffer(res, shape, dtype):
+    return np.array(np.broadcast_to(res, shape), dtype=dtype)
+
+
+@batching_rule(_new_buffer)
+def _(args, batched):
+    """vmap: each sample's result broadcast to the sample shape (ones after the batch for the missing dims)."""
+    res, shape, dtype = args
+    res = res.reshape(res.shape[:1] + (1,) * (len(shape) - res.ndim + 1) + res.shape[1:])
+    return np.array(np.broadcast_to(res, res.shape[:1] + tuple(shape)), dtype=dtype)
+
+
+@elementwise  # (vmap: the written array and the source broadcast as aligned batches)
+def _ufunc_into(ufunc, dst, other):
+    return ufunc(dst, other, out=dst)
+
+
+def _fill_array(dst, value):
+    dst.fill(value)
+    return dst
+
+
+@batching_rule(_fill_array)
+def _(args, batched):
+    """vmap: a per-sample fill value (a 0-d tensor of each sample) goes into that sample's array."""
+    dst, value = args
+    if isinstance(value, np.ndarray) and batched[-1] and len(batched) == 2:
+        value = value.reshape(value.shape + (1,) * (dst.ndim - value.ndim))
+    np.copyto(dst, value, casting="unsafe")
+    return dst
+
+
+def _draw_into(draw, generator, dst, args):
+    np.copyto(dst, np.asarray(draw(generator or get_rng(), dst.shape, *args), dtype=dst.dtype), casting="unsafe")
+    return dst
+
+
+def _set_items(dst, idx, value):
+    dst[idx] = value
+    return dst
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _broadcast_text(a, b):
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return f"(none: {tuple(a)} and {tuple(b)} do not broadcast)"
