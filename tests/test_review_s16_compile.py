@@ -299,9 +299,6 @@ def test_activation_changed_between_calls_is_a_guard(layer_cls):
           between=lambda objs, i: setattr(objs[0], "activation", acts[(i + 1) // 3 % 3]))
 
 
-@pytest.mark.xfail(strict=True, reason="compile/constants.py guards a Module's existing children by key, not the "
-                                       "set of keys of its _modules: a layer appended to a ModuleList (or "
-                                       "Sequential) after the recording is not seen by a replay")
 def test_a_layer_appended_to_the_encoder_after_recording_is_seen():
     tl.manual_seed(0)
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(E, 2, 16, dropout=0.0), 1)

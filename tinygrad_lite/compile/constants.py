@@ -49,8 +49,9 @@ from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
                       _function, _locate, _member, _objects, _passed_object, _random_draw, _unseeded, _user_class,
-                      _user_object, _user_path, module_class)
-from .values import GONE as _GONE, collection as _collection, data as _data, lookup as _lookup
+                      _user_object, _user_path, _WHOLE, module_class)
+from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, collection as _collection,
+                     contents as _contents, data as _data, lookup as _lookup)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 
@@ -122,10 +123,21 @@ class _Found(_WholeReads):
                     if m is not None:
                         self.keep(children, key, (), m)
                         self.call(m, depth)
+                if _lookup(type(value), "__iter__") is not _GONE:  # Sequential, ModuleList, ModuleDict: iterated, by
+                    self.keep_children(value, children)  # their forward or the caller: which children matters
         elif not isinstance(value, _CODE):
             wrapped = (_dict(value) or {}).get("__wrapped__")  # a nested tl.compile, a functools.wraps object
             if wrapped is not None:
                 self.call(wrapped, depth + 1)
+
+    def keep_children(self, module, children):
+        """A container Module's children, all of them as one guard: one appended or removed changes the step."""
+        snap = _contents(children, [_MAX_ITEMS, _MAX_NESTED])
+        name = f"{type(module).__name__}._modules"
+        if snap is None:
+            self.limit = f"{name} holds more than {_MAX_ITEMS:,} modules to guard"
+        else:
+            self.keep({name: children}, name, (_WHOLE,), snap)
 
     def bound(self, value, what, depth):
         """An object bound to code once (a partial's argument, a parameter's default) and read through a parameter:
