@@ -8,7 +8,9 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
+import functools
 import threading
+import types
 import warnings
 
 import numpy as np
@@ -91,10 +93,13 @@ class _Variant:
 _MISSING = object()
 
 
+_SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
+
+
 def _settings(module):
-    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...): a replay uses their recorded values."""
-    return {k: v for k, v in vars(module).items()
-            if isinstance(v, (bool, int, float, str, type(None))) and k != "training"}
+    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...) and the functions it holds (a Transformer
+    layer's activation, compared by identity): a replay uses their recorded values."""
+    return {k: v for k, v in vars(module).items() if isinstance(v, _SETTINGS) and k != "training"}
 
 
 class Compiled:

@@ -79,18 +79,7 @@ def _feed_forward_block(layer, x, last_dropout):
     return last_dropout(layer.linear2(layer.dropout(layer.activation(layer.linear1(x)))))
 
 
-class _GuardsActivation:
-    """`layer.activation = fn` counted in a plain int attribute: tl.compile guards a library layer's plain settings,
-    not the function it holds, so without it a replay after a change of activation would compute the old one."""
-
-    def __setattr__(self, name, value):
-        new = name == "activation" and getattr(self, "activation", None) is not value
-        super().__setattr__(name, value)
-        if new:  # (each new function a new count: a swap back and forth records a variant each time)
-            self.__dict__["_activation_version"] = self.__dict__.get("_activation_version", 0) + 1
-
-
-class TransformerEncoderLayer(_GuardsActivation, Module):
+class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block (linear1, activation, dropout, linear2), each with dropout, a
     residual connection and LayerNorm: after the residual (norm_first=False) or on the block's input (True)."""
 
@@ -138,7 +127,7 @@ class TransformerEncoderLayer(_GuardsActivation, Module):
         return _feed_forward_block(self, x, self.dropout2)
 
 
-class TransformerDecoderLayer(_GuardsActivation, Module):
+class TransformerDecoderLayer(Module):
     """Self-attention over the target, attention over the encoder's output (memory), then the feed-forward block;
     each with dropout, a residual connection and LayerNorm (post-norm, or pre-norm with norm_first)."""
 
