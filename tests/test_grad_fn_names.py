@@ -50,6 +50,7 @@ def _cases(T, F):
         "sort": lambda: x.sort(1)[0], "min": lambda: x.min(), "min(dim)": lambda: x.min(1)[0],
         "square": lambda: x.square(), "rsqrt": lambda: x.rsqrt(), "trace": lambda: x[:4, :4].trace(),
         "index_add": lambda: x.index_add(0, T.tensor(np.array([1])), T.ones(1, 6, dtype=x.dtype)),
+        "diag(matrix)": lambda: x.diag(1), "diag(vector)": lambda: T.diag(x[0]),
     }
 
 
@@ -81,6 +82,7 @@ EXPECTED = {
     "unbind": "UnbindBackward0", "triu": "TriuBackward0", "tril": "TrilBackward0", "topk": "TopkBackward0",
     "sort": "SortBackward0", "min": "MinBackward1", "min(dim)": "MinBackward0", "square": "PowBackward0",
     "rsqrt": "RsqrtBackward0", "trace": "TraceBackward0", "index_add": "IndexAddBackward0",
+    "diag(matrix)": "DiagonalBackward0_copy", "diag(vector)": "DiagEmbedBackward0",
 }
 
 

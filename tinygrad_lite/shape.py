@@ -279,6 +279,7 @@ def tril(self, diagonal=0):
     return _triangle(self, diagonal, False)
 
 
+@labelled(lambda args, kwargs: "DiagEmbedBackward0" if args[0]._data.ndim == 1 else "DiagonalBackward0_copy")
 def diag(self, diagonal=0):
     """The `diagonal`-th diagonal of a matrix (1-D), or the square matrix with a vector on that diagonal (torch.diag):
     an index and a scatter with positions fixed by the shape, so the gradient comes with them."""
