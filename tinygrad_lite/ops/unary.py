@@ -93,53 +93,62 @@ _ERF_PIECES = (  # (end of the piece in |x|, centre c, erf(c) rounded or None fo
 )
 
 
+def _nd(v):
+    """Python floats as 0-d float64 arrays, for the passes in place: NumPy converts a Python float operand again on
+    every call (half the time of a small array's pass)."""
+    return np.array(v) if not isinstance(v, tuple) else tuple(_nd(u) for u in v)
+
+
+_ERF_SMALL_ND = _nd(_ERF_SMALL)
+_ERF_PIECES_ND = tuple((_nd(end), _nd(c), None if base is None else _nd(base), _nd(coefs))
+                       for end, c, base, coefs in _ERF_PIECES)
+_ERF_ONE, _ERF_SMALL_END_ND, _ERF_CLAMP = _nd(1.0), _nd(_ERF_SMALL_END), _nd(_ERF_PIECES[-1][0])
+
+
 def _horner(coefs, t, r):
     """The polynomial with `coefs` (constant first) at t, evaluated in r's memory."""
-    np.multiply(t, coefs[-1], out=r)
+    mul, add = np.multiply, np.add  # (`out` given positionally: a keyword costs a small array's call ~15%)
+    mul(t, coefs[-1], r)
     for c in coefs[-2:0:-1]:
-        np.add(r, c, out=r)
-        np.multiply(r, t, out=r)
-    return np.add(r, coefs[0], out=r)
+        add(r, c, r)
+        mul(r, t, r)
+    return add(r, coefs[0], r)
 
 
-def _erf_tail(a, y, work):
-    """erf(a) into y for a 1-d `a` >= 0.75 (inf included, no NaN; clamped in place), piece by piece of _ERF_PIECES:
-    each split takes the elements below the piece's end and goes on with the rest (few, for activations)."""
-    np.minimum(a, _ERF_PIECES[-1][0], out=a)  # (erf rounds to 1 from |x| = 5.92: the last piece gives 1 at its end)
-    pos, cur = None, a  # pos: where the elements of cur go in y (None: all of y, in order)
-    for k, (end, c, base, coefs) in enumerate(_ERF_PIECES):
-        rest = None
-        if k + 1 == len(_ERF_PIECES):
-            here, v = pos, cur
-        else:
-            inside = cur < end
-            i = np.flatnonzero(inside)
-            if i.size == cur.size:
-                here, v = pos, cur
-            else:
-                j = np.flatnonzero(~inside)
-                here, v = (i if pos is None else pos.take(i)), cur.take(i)
-                rest, cur = (j if pos is None else pos.take(j)), cur.take(j)
-        if v.size:
-            r = _horner(coefs, np.subtract(v, c, out=work[0][:v.size]), work[1][:v.size])
-            if base is None:  # 1 - exp(-a*a) * R: the rounding of a*a (a >= 2) moves the result by < 0.03 ulp
-                e = np.multiply(v, v, out=work[0][:v.size])
-                np.exp(np.negative(e, out=e), out=e)
-                np.subtract(1.0, np.multiply(r, e, out=r), out=r)
-            else:
-                np.add(r, base, out=r)
-            if here is None:
-                y[...] = r
-            else:
-                y.put(here, r)
-        if rest is None:
-            return y
-        pos = rest
+def _erf_piece(k, a, y, work):
+    """Piece k of _ERF_PIECES at a (1-d) into y; `work`: an array of a's size."""
+    end, c, base, coefs = _ERF_PIECES_ND[k]
+    r = _horner(coefs, np.subtract(a, c, out=work), y)
+    if base is None:  # 1 - exp(-a*a) * R: the rounding of a*a (a >= 2) moves the result by < 0.03 ulp
+        e = np.multiply(a, a, out=work)
+        np.exp(np.negative(e, out=e), out=e)
+        return np.subtract(_ERF_ONE, np.multiply(r, e, out=r), out=r)
+    return np.add(r, base, out=r)
+
+
+def _erf_tail(a, y, work, k=0):
+    """erf(a) into y for a 1-d `a` >= 0.75 (inf included, no NaN; clamped in place) from piece k of _ERF_PIECES on.
+    When few elements lie past piece k (activations: most of them are in the first), its polynomial runs on all and
+    those few are done again from the next piece; otherwise each piece gets its own elements."""
+    if k == 0:
+        np.minimum(a, _ERF_CLAMP, out=a)  # (erf rounds to 1 from |x| = 5.92: the last piece gives 1 at 6)
+    past = np.flatnonzero(a >= _ERF_PIECES_ND[k][0]) if k + 1 < len(_ERF_PIECES) else a[:0]
+    if past.size * 4 > a.size:
+        inside = np.flatnonzero(a < _ERF_PIECES_ND[k][0])
+        if inside.size:
+            v = a.take(inside)
+            y.put(inside, _erf_piece(k, v, np.empty_like(v), np.empty_like(v)))
+    else:
+        _erf_piece(k, a, y, work)
+    if past.size:
+        rest = a.take(past)
+        y.put(past, _erf_tail(rest, np.empty_like(rest), np.empty_like(rest), k + 1))
     return y
 
 
 def _erf_scalar(v):
-    """_erf_np's operations, in the same order, on one Python float (a few elements: ~70 NumPy calls cost more)."""
+    """_erf_np's operations, in the same order, on one Python float: the same bits (a few elements: the 30 to 100
+    NumPy calls of the passes cost more)."""
     s = v * v
     if not s >= _ERF_SMALL_END:  # (NaN too)
         return v + _horner_scalar(_ERF_SMALL, s) * v
@@ -159,7 +168,7 @@ def _horner_scalar(coefs, t):
     return r + coefs[0]
 
 
-_ERF_SCALAR_MAX = 8  # elements: up to here one at a time in Python floats
+_ERF_SCALAR_MAX = 32  # elements: up to here one at a time in Python floats (~1 us each; the passes cost 30-80 us)
 
 
 def _erf_np(x, out=None):
@@ -184,16 +193,16 @@ def _erf_np(x, out=None):
             xf = scratch("erf.x", shape, np.float64)
             np.copyto(xf, x, casting="unsafe")
         s = np.multiply(xf, xf, out=scratch("erf.s", shape, np.float64))
-        big = np.flatnonzero(np.greater_equal(s, _ERF_SMALL_END, out=scratch("erf.big", shape, np.bool_)))
+        big = np.flatnonzero(np.greater_equal(s, _ERF_SMALL_END_ND, out=scratch("erf.big", shape, np.bool_)))
         nb = big.size
         if nb:  # (read before `out` is written: it may be x)
-            tail = scratch("erf.tail", (5, n), np.float64)
+            tail = scratch("erf.tail", (4, n), np.float64)
             xs = np.take(xf, big, out=tail[0, :nb], mode="clip")
-        np.minimum(s, _ERF_SMALL_END, out=s)
-        p = _horner(_ERF_SMALL, s, scratch("erf.p", shape, np.float64))
+        np.minimum(s, _ERF_SMALL_END_ND, out=s)
+        p = _horner(_ERF_SMALL_ND, s, scratch("erf.p", shape, np.float64))
         np.add(xf, np.multiply(p, xf, out=p), out=out)  # x + x*P(x*x): odd bit for bit, -0 stays -0
     if nb:
-        y = _erf_tail(np.abs(xs, out=tail[1, :nb]), tail[2, :nb], tail[3:])
+        y = _erf_tail(np.abs(xs, out=tail[1, :nb]), tail[2, :nb], tail[3, :nb])
         out.put(big, np.copysign(y, xs, out=y))
     return out
 
