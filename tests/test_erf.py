@@ -140,6 +140,19 @@ def test_into_writes_forward_bit_for_bit(dtype, shape):
         assert erf.into(same, same) is same and same.tobytes() == want.tobytes()
 
 
+def test_large_arrays_in_blocks_agree_with_one_pass():
+    """Past _ERF_BLOCK elements a contiguous array goes in blocks (a strided one in one pass): the same bits, also
+    into the input itself."""
+    from tinygrad_lite.ops.unary import _ERF_BLOCK
+    x = np.random.default_rng(5).normal(0, 2, (2 * _ERF_BLOCK + 5, 2))
+    whole = _erf_np(x.T).T  # (strided: one pass)
+    assert _erf_np(x).tobytes() == np.ascontiguousarray(whole).tobytes()
+    same = x.copy()
+    assert _erf_np(same, same) is same and same.tobytes() == np.ascontiguousarray(whole).tobytes()
+    x32 = x.astype(np.float32)
+    assert _erf_np(x32).tobytes() == np.ascontiguousarray(_erf_np(x32.T).T).tobytes()
+
+
 def test_repeated_calls_reuse_work_arrays_and_agree():
     x = np.random.default_rng(3).normal(0, 2, 5000)
     first, first32 = _erf_np(x), _erf_np(x.astype(np.float32))

@@ -169,6 +169,7 @@ def _horner_scalar(coefs, t):
 
 
 _ERF_SCALAR_MAX = 32  # elements: up to here one at a time in Python floats (~1 us each; the passes cost 30-80 us)
+_ERF_BLOCK = 32768  # elements: a larger array in blocks of this size, so the ~40 passes stay in the L2 cache (1M: -30%)
 
 
 def _erf_np(x, out=None):
@@ -177,6 +178,16 @@ def _erf_np(x, out=None):
     passes over the whole array allocate nothing but the positions of the elements with |x| >= 0.75."""
     if out is None:
         out = np.empty(x.shape, x.dtype if x.dtype.kind == "f" else np.float64)
+    n = x.size
+    if n > _ERF_BLOCK and x.flags.c_contiguous and out.flags.c_contiguous:
+        xf, of = x.reshape(-1), out.reshape(-1)  # (out being x: each block is read before it is written)
+        for i in range(0, n, _ERF_BLOCK):
+            _erf_block(xf[i:i + _ERF_BLOCK], of[i:i + _ERF_BLOCK])
+        return out
+    return _erf_block(x, out)
+
+
+def _erf_block(x, out):
     shape, n = x.shape, x.size
     if n <= _ERF_SCALAR_MAX:
         flat = out.reshape(-1) if out.flags.c_contiguous else None
@@ -186,7 +197,7 @@ def _erf_np(x, out=None):
             else:
                 flat[i] = _erf_scalar(float(v))
         return out
-    with np.errstate(over="ignore", invalid="ignore"):  # (x*x of a huge x, inf * P: their results are replaced)
+    with np.errstate(over="ignore", invalid="ignore"):  # (P past |x| 0.75 may overflow: those results are replaced)
         if x.dtype == np.float64:
             xf = x
         else:
@@ -197,7 +208,6 @@ def _erf_np(x, out=None):
         nb = big.size
         if nb:  # (read before `out` is written: it may be x)
             xs = np.take(xf, big, out=scratch("erf.xs", (n,), np.float64)[:nb], mode="clip")
-        np.minimum(s, _ERF_SMALL_END_ND, out=s)
         p = _horner(_ERF_SMALL_ND, s, scratch("erf.p", shape, np.float64))
         np.add(xf, np.multiply(p, xf, out=p), out=out)  # x + x*P(x*x): odd bit for bit, -0 stays -0
     if nb:
