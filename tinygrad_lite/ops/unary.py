@@ -137,12 +137,12 @@ def _erf_tail(a, y, work, k=0):
         inside = np.flatnonzero(a < _ERF_PIECES_ND[k][0])
         if inside.size:
             v = a.take(inside)
-            y.put(inside, _erf_piece(k, v, np.empty_like(v), np.empty_like(v)))
+            y[inside] = _erf_piece(k, v, np.empty_like(v), np.empty_like(v))  # (indexing: 2x faster than put)
     else:
         _erf_piece(k, a, y, work)
     if past.size:
         rest = a.take(past)
-        y.put(past, _erf_tail(rest, np.empty_like(rest), np.empty_like(rest), k + 1))
+        y[past] = _erf_tail(rest, np.empty_like(rest), np.empty_like(rest), k + 1)
     return y
 
 
@@ -213,7 +213,11 @@ def _erf_block(x, out):
     if nb:
         a = np.abs(xs, out=s.reshape(-1)[:nb])  # (s and p are free again: the tail's work arrays)
         y = _erf_tail(a, p.reshape(-1)[:nb], scratch("erf.work", (n,), np.float64)[:nb])
-        out.put(big, np.copysign(y, xs, out=y))
+        y = np.copysign(y, xs, out=y)
+        if out.flags.c_contiguous:
+            out.reshape(-1)[big] = y  # (indexing: 2x faster than put)
+        else:
+            out.put(big, y)
     return out
 
 
