@@ -121,6 +121,12 @@ def test_few_elements_path_is_the_vectorized_one_bit_for_bit():
     for n in range(1, _ERF_SCALAR_MAX + 3):
         part = x[1000:1000 + n]
         assert (_erf_np(part).view(np.int64) == y[1000:1000 + n].view(np.int64)).all()
+    # a few elements past a piece among many (the rest done one at a time there), and every piece at once
+    rng = np.random.default_rng(6)
+    for far in ([2.5], [1.5, 2.5, 3.5, 5.0, 7.0, np.inf], rng.uniform(1.25, 7, 40), rng.uniform(2, 7, 3)):
+        mixed = np.concatenate([rng.uniform(0.8, 1.2, 300), far, -np.asarray(far), rng.uniform(-0.7, 0.7, 50)])
+        few = np.array([_erf_scalar(float(v)) for v in mixed])
+        assert (_erf_np(mixed).view(np.int64) == few.view(np.int64)).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

@@ -140,9 +140,11 @@ def _erf_tail(a, y, work, k=0):
             y[inside] = _erf_piece(k, v, np.empty_like(v), np.empty_like(v))  # (indexing: 2x faster than put)
     else:
         _erf_piece(k, a, y, work)
-    if past.size:
+    if past.size > _ERF_SCALAR_MAX:
         rest = a.take(past)
         y[past] = _erf_tail(rest, np.empty_like(rest), np.empty_like(rest), k + 1)
+    elif past.size:  # (a few: the next pieces' ~30 NumPy calls each cost more; the same operations)
+        y[past] = [_erf_scalar(v) for v in a[past].tolist()]
     return y
 
 
