@@ -187,3 +187,14 @@ def test_matches_torch_erf(torch):
     t32 = torch.erf(torch.from_numpy(x32)).numpy()
     np.testing.assert_allclose(y32, t32, rtol=3e-7, atol=1e-38)
     assert np.isnan(_erf_np(np.array([np.nan] * 9))).all() and torch.erf(torch.tensor([float("nan")])).isnan().all()
+
+
+def test_tables_are_what_the_fit_script_derives():
+    """benchmarks/erf_fit.py regenerates the coefficient literals exactly (it needs mpmath)."""
+    pytest.importorskip("mpmath")
+    from benchmarks import erf_fit
+    from tinygrad_lite.ops.unary import _ERF_SMALL
+    assert tuple(erf_fit.s_poly()) == _ERF_SMALL
+    derived = [(hi, c, *erf_fit.mid_poly(lo, hi, c, d)) for lo, hi, c, d in erf_fit.MID]
+    derived += [(hi, c, None, erf_fit.tail_poly(lo, hi, c, d)) for lo, hi, c, d in erf_fit.TAIL]
+    assert [(e, c, a, tuple(co)) for e, c, a, co in derived] == list(_ERF_PIECES)
