@@ -143,9 +143,9 @@ def test_vjp_reads_only_the_values_it_declares(name, data):
             np.testing.assert_array_equal(g0, g1, err_msg=f"{name} reads a value it declares it does not read")
 
 
-# Primitives whose result is a new array however it is written: views (unfold's windows too), erf (math.erf per
-# element, through Python floats), the kink masks (a comparison's array, then cast).
-WITHOUT_INTO = {"erf", "mask", "unfold"}
+# Primitives whose result is a new array however it is written: views (unfold's windows too), the kink masks (a
+# comparison's array, then cast).
+WITHOUT_INTO = {"mask", "unfold"}
 
 
 def test_every_primitive_writes_into_a_planned_buffer_or_is_a_known_exception():
