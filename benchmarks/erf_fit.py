@@ -1,4 +1,4 @@
-"""Derives the coefficient tables of tinygrad_lite.ops.unary's erf (run: python -m benchmarks.erf_fit; needs mpmath).
+"""Derives the coefficient tables of tinygrad_lite.ops.erf_poly (erf) (run: python -m benchmarks.erf_fit; needs mpmath).
 
 Each piece is a polynomial in a local variable t, fitted by least squares at Chebyshev nodes of the interval (close to
 the minimax polynomial) against mpmath's erf/erfc at 50 digits, solved in the monomial basis in that precision.

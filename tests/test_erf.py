@@ -1,4 +1,4 @@
-"""erf's vectorized piecewise polynomials (tinygrad_lite/ops/unary.py) against math.erf: within 1 ulp for float64,
+"""erf's vectorized piecewise polynomials (tinygrad_lite/ops/erf_poly.py) against math.erf: within 1 ulp for float64,
 the special values, odd symmetry bit for bit, monotonicity, the float32/float16 results rounded once, the into rule
 and the few-element path bit for bit against the vectorized one, and torch.erf as an oracle."""
 import math
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_lite as tl
-from tinygrad_lite.ops.unary import _ERF_PIECES, _ERF_SCALAR_MAX, _erf_np, _erf_scalar, erf
+from tinygrad_lite.ops.erf_poly import _ERF_PIECES, _ERF_SCALAR_MAX, _erf_np, _erf_scalar
+from tinygrad_lite.ops.unary import erf
 
 _math_erf = np.frompyfunc(math.erf, 1, 1)
 BREAKS = [0.75] + [p[0] for p in _ERF_PIECES]  # where the pieces meet (|x|)
@@ -149,7 +150,7 @@ def test_into_writes_forward_bit_for_bit(dtype, shape):
 def test_large_arrays_in_blocks_agree_with_one_pass():
     """Past _ERF_BLOCK elements a contiguous array goes in blocks (a strided one in one pass): the same bits, also
     into the input itself."""
-    from tinygrad_lite.ops.unary import _ERF_BLOCK
+    from tinygrad_lite.ops.erf_poly import _ERF_BLOCK
     x = np.random.default_rng(5).normal(0, 2, (2 * _ERF_BLOCK + 5, 2))
     whole = _erf_np(x.T).T  # (strided: one pass)
     assert _erf_np(x).tobytes() == np.ascontiguousarray(whole).tobytes()
@@ -193,7 +194,7 @@ def test_tables_are_what_the_fit_script_derives():
     """benchmarks/erf_fit.py regenerates the coefficient literals exactly (it needs mpmath)."""
     pytest.importorskip("mpmath")
     from benchmarks import erf_fit
-    from tinygrad_lite.ops.unary import _ERF_SMALL
+    from tinygrad_lite.ops.erf_poly import _ERF_SMALL
     assert tuple(erf_fit.s_poly()) == _ERF_SMALL
     derived = [(hi, c, *erf_fit.mid_poly(lo, hi, c, d)) for lo, hi, c, d in erf_fit.MID]
     derived += [(hi, c, None, erf_fit.tail_poly(lo, hi, c, d)) for lo, hi, c, d in erf_fit.TAIL]
