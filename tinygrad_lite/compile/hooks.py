@@ -247,3 +247,12 @@ def has_zero(x):
 
 
 elementwise(np.copy)
+
+
+@batching_rule(getattr(np.reshape, "__wrapped__", np.reshape))  # (the key host() looks up)
+def _reshape_batch(args, batched):
+    """A per-sample shape: the batch kept in front (max pooling's and adaptive max pooling's indices, sort's)."""
+    a, shape, *rest = args
+    if not batched[0]:
+        return np.reshape(a, shape, *rest)
+    return np.reshape(a, (a.shape[0],) + ((shape,) if isinstance(shape, int) else tuple(shape)), *rest)
