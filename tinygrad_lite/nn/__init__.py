@@ -19,8 +19,12 @@ from .activation_extra import (SiLU, Mish, ELU, SELU, CELU, Softplus, Hardtanh, 
                                LogSigmoid, Softsign, Tanhshrink, Threshold, GLU, Softmin, PReLU)
 from .loss import CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss
 from .loss_regression import MSELoss, L1Loss, SmoothL1Loss, HuberLoss
+from .loss_likelihood import PoissonNLLLoss, GaussianNLLLoss
+from .loss_margin import (SoftMarginLoss, HingeEmbeddingLoss, MarginRankingLoss, CosineEmbeddingLoss,
+                          MultiLabelSoftMarginLoss, MultiMarginLoss, MultiLabelMarginLoss, TripletMarginLoss,
+                          TripletMarginWithDistanceLoss)
 from .divergence import KLDivLoss
-from .distance import CosineSimilarity
+from .distance import CosineSimilarity, PairwiseDistance
 from .multihead import MultiheadAttention
 from .transformer import (Transformer, TransformerEncoder, TransformerDecoder, TransformerEncoderLayer,
                           TransformerDecoderLayer)
@@ -34,7 +38,10 @@ __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Lin
            "Softmax", "LogSoftmax", "Flatten", "Identity", "SiLU", "Mish", "ELU", "SELU", "CELU", "Softplus",
            "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "LogSigmoid", "Softsign", "Tanhshrink", "Threshold", "GLU",
            "Softmin", "PReLU", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss",
-           "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "CosineSimilarity",
+           "BCELoss", "BCEWithLogitsLoss", "SmoothL1Loss", "HuberLoss", "KLDivLoss", "PoissonNLLLoss", "GaussianNLLLoss",
+           "SoftMarginLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "CosineEmbeddingLoss",
+           "MultiLabelSoftMarginLoss", "MultiMarginLoss", "MultiLabelMarginLoss", "TripletMarginLoss",
+           "TripletMarginWithDistanceLoss", "CosineSimilarity", "PairwiseDistance",
            "MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerDecoder",
            "TransformerEncoderLayer", "TransformerDecoderLayer",
            "functional", "init", "utils", "parallel"]

@@ -1,7 +1,7 @@
 """Cosine similarity, as torch.nn.functional.cosine_similarity and torch.nn.CosineSimilarity (PyTorch 2.x): each
 input is divided by its norm along `dim` clamped below at `eps`, then the products are summed:
 sum(x1 / max(||x1||, eps) * x2 / max(||x2||, eps)), which stays within [-1, 1] and never forms ||x1|| * ||x2||.
-Also F.normalize: x / max(||x||_p, eps)."""
+Also F.normalize: x / max(||x||_p, eps), and F.pairwise_distance: ||x1 - x2 + eps||_p over the last dim."""
 from .. import dtypes, functional as _tf
 from ..tensor import Tensor
 from .loss import _broadcastable
@@ -57,6 +57,30 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
         raise TypeError("normalize: out= is not supported; use the returned tensor")
     norm = _norm2(input, dim) if p == 2 and input.dtype.kind == "f" else input.norm(p, dim, keepdim=True)
     return input / norm.clamp(min=eps).expand_as(input)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """||x1 - x2 + eps||_p over the last dim of the broadcast shape, as PyTorch's (eps keeps the norm of equal
+    vectors off 0, where its gradient is undefined)."""
+    where = "pairwise_distance"
+    if not isinstance(x1, Tensor) or not isinstance(x2, Tensor):
+        raise TypeError(f"{where}: expected Tensors x1 and x2, got {type(x1).__name__} and {type(x2).__name__}")
+    _broadcastable(x1.shape, x2.shape, "x1", "x2", where)
+    d = x1 - x2 + eps
+    if d.ndim == 0:  # PyTorch reduces a 0-d difference over its (wrapped) last dim: |d| for p > 0
+        return d.reshape(1).norm(p, 0, keepdim=False)
+    return d.norm(p, d.ndim - 1, keepdim=keepdim)
+
+
+class PairwiseDistance(Module):
+    """pairwise_distance(x1, x2, p, eps, keepdim) as a module: forward(x1, x2)."""
+
+    def __init__(self, p=2.0, eps=1e-6, keepdim=False):
+        super().__init__()
+        self.norm, self.eps, self.keepdim = p, eps, keepdim
+
+    def forward(self, x1, x2):
+        return pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
 class CosineSimilarity(Module):
