@@ -195,7 +195,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     if bad:
         raise RuntimeError(f"{where}: inconsistent target size: {t.shape} for input of size: {tuple(input.shape)} "
                            f"(expected the input's shape)")
-    index, valid, others = host(_multilabel_arrays, t.reshape(n, c), c, x.dtype, where)
+    index, valid, others = host(_multilabel_arrays, t, n, c, x.dtype, where)
     picked = x.gather(1, _const(index))  # (N, K): the score of each target slot
     z = 1.0 - picked.unsqueeze(2) + x.unsqueeze(1)  # (N, K, C)
     hinge = _tf.where(z > 0, z, 0.0) * _const(valid) * _const(others)
@@ -205,8 +205,9 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     return _reduce(loss, reduction)
 
 
-def _multilabel_arrays(t, c, dtype, where):
+def _multilabel_arrays(t, n, c, dtype, where):
     """(gather index (N, K), slot before the first -1 (N, K, 1), class not a target (N, 1, C)) as floats."""
+    t = t.reshape(n, c)
     if t.size and (t.min() < -1 or t.max() >= c):
         raise RuntimeError(f"{where}: argument #2 'target' is out of range (expected class indices in [0, {c}) "
                            f"padded with -1, got values in [{t.min()}, {t.max()}])")
@@ -218,7 +219,7 @@ def _multilabel_arrays(t, c, dtype, where):
             (~is_target).astype(dtype)[:, None, :])
 
 
-def _triplet_checks(anchor, positive, negative, margin, where):
+def _triplet_checks(anchor, positive, negative, margin, where, default_distance=True):
     if margin <= 0:
         raise ValueError(f"{where}: margin must be greater than 0, got {margin}")
     for name, t in (("anchor", anchor), ("positive", positive), ("negative", negative)):
@@ -228,6 +229,9 @@ def _triplet_checks(anchor, positive, negative, margin, where):
         raise RuntimeError(f"{where}: The anchor, positive, and negative tensors are expected to have the same "
                            f"number of dimensions, but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and "
                            f"negative {negative.ndim}D inputs")
+    if default_distance:  # (named here: pairwise_distance would only know x1 and x2)
+        _broadcastable(anchor.shape, positive.shape, "anchor", "positive", where)
+        _broadcastable(anchor.shape, negative.shape, "anchor", "negative", where)
 
 
 def _triplet(dist, anchor, positive, negative, margin, swap, reduction):
@@ -255,7 +259,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{where}: {reduction} is not a valid value for reduction (expected 'mean', 'sum' or "
                          f"'none')")
-    _triplet_checks(anchor, positive, negative, margin, where)
+    _triplet_checks(anchor, positive, negative, margin, where, distance_function is None)
     dist = pairwise_distance if distance_function is None else distance_function
     return _triplet(dist, anchor, positive, negative, margin, swap, reduction)
 
