@@ -136,6 +136,17 @@ CASES = {  # id: (name, args, kwargs, indices of the args whose gradients are co
     "triplet_distance-l1": ("triplet_margin_with_distance_loss", [_x(4), _x(4, 1), _x(4, 2)],
                             {"distance_function": lambda f: (lambda a, b: f.pairwise_distance(a, b, 1.0))},
                             [0, 1, 2]),
+    # exactly at the hinges' kinks: PyTorch's one-sided gradients (clamp_min passes at 0, the margin sums do not)
+    "kink-hinge": ("hinge_embedding_loss", [np.array([1.0, 0.5, 2.0]), np.array([-1.0, -1, 1])], {}, [0]),
+    "kink-ranking": ("margin_ranking_loss", [np.array([1.0, 0.5]), np.array([1.0, 0.2]), np.array([1.0, -1])], {},
+                     [0, 1]),
+    "kink-multi_margin": ("multi_margin_loss", [np.array([[1.0, 0.0, 2.0]]), np.array([0])], {"p": 2}, [0]),
+    "kink-cosine": ("cosine_embedding_loss", [np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), np.array([-1.0])],
+                    {}, [0, 1]),
+    "kink-multilabel_margin": ("multilabel_margin_loss", [np.array([[1.0, 0.0, 2.0]]), np.array([[0, -1, 2]])], {},
+                               [0]),
+    "kink-triplet": ("triplet_margin_loss", [np.zeros((1, 2)), np.array([[3.0, 4.0]]), np.array([[0.0, 6.0]])],
+                     {"eps": 0.0}, [0, 1, 2]),
 }
 
 
@@ -187,7 +198,7 @@ def test_gaussian_clamp_passes_the_gradient_straight_through():
     np.testing.assert_allclose(var.grad.numpy(), 0.5 * (1 / v - 1 / v ** 2))
 
 
-GRADCHECK = [case for case in sorted(CASES) if not case.startswith(("gaussian-clamped", "cosine-zero"))]
+GRADCHECK = [case for case in sorted(CASES) if not case.startswith(("gaussian-clamped", "cosine-zero", "kink"))]
 
 
 @pytest.mark.parametrize("case", GRADCHECK)
