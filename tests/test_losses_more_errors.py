@@ -80,13 +80,15 @@ def test_errors_match_pytorch(torch, name, args, kwargs):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("make", [lambda m: m.MultiMarginLoss(p=3), lambda m: m.TripletMarginLoss(margin=0.0),
-                                  lambda m: m.TripletMarginWithDistanceLoss(margin=-1.0)])
+@pytest.mark.parametrize("make", [lambda lib: lib.nn.MultiMarginLoss(p=3),
+                                  lambda lib: lib.nn.MultiMarginLoss(weight=lib.ones(2, 3)),
+                                  lambda lib: lib.nn.TripletMarginLoss(margin=0.0),
+                                  lambda lib: lib.nn.TripletMarginWithDistanceLoss(margin=-1.0)])
 def test_module_constructor_errors_match_pytorch(torch, make):
     with pytest.raises(ValueError):
-        make(torch.nn)
+        make(torch)
     with pytest.raises(ValueError):
-        make(nn)
+        make(tl)
 
 
 @pytest.mark.oracle

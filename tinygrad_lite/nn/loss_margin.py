@@ -307,6 +307,9 @@ class MultiMarginLoss(_WeightedLoss):
         if p != 1 and p != 2:
             raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported (got p={p})")
         super().__init__(weight, size_average, reduce, reduction)
+        if self.weight is not None and self.weight.ndim != 1:
+            raise ValueError(f"MultiMarginLoss: expected weight to be None or 1D tensor, got {self.weight.ndim}D "
+                             f"instead")
         self.p, self.margin = p, margin
 
     def forward(self, input, target):
