@@ -12,7 +12,8 @@ from .norm import batch_norm, layer_norm  # noqa: F401
 from .groupnorm import group_norm, instance_norm  # noqa: F401
 from .dropout import dropout, dropout1d, dropout2d  # noqa: F401
 from .embedding import embedding  # noqa: F401
-from .loss import cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, one_hot  # noqa: F401
+from .loss import cross_entropy, nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits  # noqa: F401
+from .one_hot import one_hot  # noqa: F401
 from .loss_regression import mse_loss, l1_loss, smooth_l1_loss, huber_loss  # noqa: F401
 from .loss_likelihood import poisson_nll_loss, gaussian_nll_loss  # noqa: F401
 from .loss_margin import (soft_margin_loss, hinge_embedding_loss, margin_ranking_loss,  # noqa: F401

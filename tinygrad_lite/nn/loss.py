@@ -1,6 +1,6 @@
 """Loss functions and modules, as PyTorch's, with reduction='mean'|'sum'|'none': here the helpers every loss
 shares (reductions, targets, size checks, _Loss) and the classification losses (NLL, cross-entropy, BCE, BCE with
-logits, one_hot) with their vmap batching rules; the regression losses (MSE, L1, smooth L1, Huber) are in
+logits) with their vmap batching rules (one_hot is in one_hot.py); the regression losses (MSE, L1, smooth L1, Huber) are in
 loss_regression.py, KL divergence in divergence.py.
 
 Numerically stable forms: cross-entropy goes through log_softmax (log-sum-exp); BCE-with-logits uses
@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import functional as _tf
 from ..autograd.recorder import call_arg, labelled
-from ..compile.hooks import (astype, batching_rule, constant, data, elementwise, host, host_check, host_shaped,
+from ..compile.hooks import (astype, batching_rule, constant, data, elementwise, host, host_check,
                              negative, positive)
 from ..ops.registry import OpError
 from ..tensor import Tensor
@@ -326,41 +326,6 @@ def _softplus(x):
     zero = _const(constant(np.zeros((), x.dtype)))
     x_neg, x_pos = _tf.where(neg, x, zero), _tf.where(neg, zero, x)
     return _tf.where(neg, x_neg.exp().log1p(), x_pos + (-x_pos).exp().log1p())
-
-
-def one_hot(tensor, num_classes=-1):
-    """int64 (*, num_classes) with a 1 at each index (num_classes=-1: max index + 1)."""
-    idx = data(tensor) if isinstance(tensor, Tensor) else _outside(tensor)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"one_hot is only applicable to index tensor of integer dtype, got {idx.dtype}")
-    # num_classes=-1 reads the classes off the data: a replay checks the output shape
-    return _const((host if num_classes != -1 else host_shaped)(_one_hot, idx, num_classes))
-
-
-def _one_hot(idx, num_classes):
-    if idx.size and idx.min() < 0:
-        raise RuntimeError("one_hot: Class values must be non-negative.")
-    if num_classes == -1:
-        if not idx.size:
-            raise RuntimeError("one_hot: Can not infer total number of classes from empty tensor.")
-        num_classes = int(idx.max()) + 1
-    if idx.size and idx.max() >= num_classes:
-        raise RuntimeError(f"one_hot: Class values must be smaller than num_classes ({num_classes}), got "
-                           f"{int(idx.max())}.")
-    out = np.zeros(idx.shape + (num_classes,), dtype=np.int64)
-    np.put_along_axis(out, idx[..., None].astype(np.int64), 1, axis=-1)
-    return out
-
-
-@batching_rule(_one_hot)
-def _(args, batched):
-    """vmap: each index on its own, so the whole batch at once; the class count must be given (inferred from the
-    values it could differ between samples)."""
-    idx, num_classes = args
-    if num_classes == -1:
-        raise RuntimeError("vmap: one_hot with num_classes=-1 takes the class count from each sample's values; pass "
-                           "num_classes")
-    return _one_hot(idx, num_classes)
 
 
 # ---------------- modules ----------------
