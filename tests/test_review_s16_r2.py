@@ -1,13 +1,11 @@
 """Review of the work-array (ops/workspace.py) changes and their users, the row-lookup gradient (_add_rows), the
 container guards of tl.compile and autograd.functional under tl.compile: eager against PyTorch, replays against
 eager bit for bit, threads, aliasing of work arrays, dtype edge cases."""
-import math
 import threading
 import time
 
 import numpy as np
 import pytest
-import torch
 
 import tinygrad_lite as tl
 from tinygrad_lite.autograd.index_grad import _add_index_grad, _add_rows
@@ -24,7 +22,7 @@ def _same(a, b):
 
 # ---------------- the gradient of a row lookup (_add_rows) ----------------
 @pytest.mark.parametrize("dt,n", [(np.int8, 300), (np.int16, 40000), (np.int32, 300), (np.uint8, 300)])
-def test_row_gradient_with_small_integer_rows_and_negative_rows_matches_torch(dt, n):
+def test_row_gradient_with_small_integer_rows_and_negative_rows_matches_torch(torch, dt, n):
     """int8/int16 negative rows plus the table's size overflowed their dtype (OverflowError in backward)."""
     w = tl.randn(n, 3, requires_grad=True)
     rows = np.array([-1, 2, -1, 5], dtype=dt) if dt != np.uint8 else np.array([255, 2, 255, 5], dtype=dt)
@@ -60,7 +58,7 @@ def test_row_gradient_sums_equal_index_scatter_with_repeats_negatives_and_broadc
 
 @pytest.mark.parametrize("dt", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("pad", [None, 3, -2])
-def test_embedding_backward_accumulated_with_retain_graph_and_padding_matches_torch(dt, pad):
+def test_embedding_backward_accumulated_with_retain_graph_and_padding_matches_torch(torch, dt, pad):
     rng = np.random.default_rng(0)
     table = rng.standard_normal((10, 4)).astype(dt)
     w, tw = tl.tensor(table, requires_grad=True), torch.tensor(table, requires_grad=True)
@@ -79,7 +77,7 @@ def test_embedding_backward_accumulated_with_retain_graph_and_padding_matches_to
         assert not w.grad.numpy()[pad].any()
 
 
-def test_row_lookup_double_backward_and_weight_hooks_match_torch():
+def test_row_lookup_double_backward_and_weight_hooks_match_torch(torch):
     rng = np.random.default_rng(2)
     table = rng.standard_normal((10, 4))
     idx = rng.integers(-10, 10, (3, 5))
@@ -147,7 +145,7 @@ def _pool_input(special, dt, seed=0):
 
 @pytest.mark.parametrize("k,s,p,d,ceil", _POOLS)
 @pytest.mark.parametrize("special", [None, "nan", "inf", "ninf", "ties"])
-def test_max_pool_values_and_indices_match_torch(k, s, p, d, ceil, special):
+def test_max_pool_values_and_indices_match_torch(torch, k, s, p, d, ceil, special):
     for dt in (np.float16, np.float32):
         x = _pool_input(special, dt)
         o, i = F.max_pool2d(tl.tensor(x), k, s, p, d, ceil, return_indices=True)
@@ -156,7 +154,7 @@ def test_max_pool_values_and_indices_match_torch(k, s, p, d, ceil, special):
         assert np.array_equal(o.numpy(), to.numpy(), equal_nan=True)
 
 
-def test_max_pool_with_more_than_256_kernel_offsets_matches_torch():
+def test_max_pool_with_more_than_256_kernel_offsets_matches_torch(torch):
     x = np.random.default_rng(4).standard_normal((1, 2, 20, 20)).astype(np.float32)
     x[0, 0, 15, 17] = 9.0  # past offset 256 of a 17 x 17 window
     o, i = F.max_pool2d(tl.tensor(x), 17, 1, return_indices=True)
@@ -165,7 +163,7 @@ def test_max_pool_with_more_than_256_kernel_offsets_matches_torch():
 
 
 @pytest.mark.parametrize("k,s,p,d,ceil", _POOLS[:4])
-def test_compiled_max_pool_returned_indices_are_never_overwritten_by_later_calls(k, s, p, d, ceil):
+def test_compiled_max_pool_returned_indices_are_never_overwritten_by_later_calls(torch, k, s, p, d, ceil):
     def step(x):
         o, i = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
         return o * 2, i
@@ -184,7 +182,7 @@ def test_compiled_max_pool_returned_indices_are_never_overwritten_by_later_calls
                                                                           return_indices=True)[1].numpy())
 
 
-def test_vmap_of_max_pooling_and_adaptive_max_pooling_matches_torch_per_sample():
+def test_vmap_of_max_pooling_and_adaptive_max_pooling_matches_torch_per_sample(torch):
     """host(np.reshape, ...) on the indices had no batching rule: vmap of max_pool2d raised."""
     x = np.random.default_rng(3).standard_normal((3, 2, 3, 9, 9)).astype(np.float32)
     x[1, 0, 0, :3, :3] = np.nan
@@ -206,7 +204,7 @@ def test_vmap_of_max_pooling_and_adaptive_max_pooling_matches_torch_per_sample()
         np.testing.assert_allclose(g.numpy()[b], t.grad.numpy(), rtol=1e-6)
 
 
-def test_max_pool_forward_mode_and_double_backward_match_torch():
+def test_max_pool_forward_mode_and_double_backward_match_torch(torch):
     x = np.random.default_rng(3).standard_normal((2, 3, 8, 8))
     t = np.random.default_rng(4).standard_normal((2, 3, 8, 8))
     _, jt = tl.func.jvp(lambda a: F.max_pool2d(a, 3, 2), (tl.tensor(x),), (tl.tensor(t),))

@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import tinygrad_lite as tl
 from tinygrad_lite.ops.erf_poly import _erf_np
@@ -75,7 +74,7 @@ def test_compiled_dropout_module_follows_p_and_train_eval_changes():
 
 # ---------------- cumsum / cumprod ----------------
 @pytest.mark.parametrize("dt", [np.float16, np.float32, np.float64, np.int32])
-def test_compiled_cumsum_and_cumprod_match_eager_for_each_dim_and_torch(dt):
+def test_compiled_cumsum_and_cumprod_match_eager_for_each_dim_and_torch(torch, dt):
     for dim in (0, 1, -1):
         f = tl.compile(lambda x: (x.cumsum(dim), x.cumprod(dim), x.t().cumsum(0) * 1))
         for x in _xs(4, (6, 9), np.float64):
@@ -123,7 +122,7 @@ def test_compiled_gelu_and_erf_match_eager():
 
 # ---------------- gather / scatter_add / fold ----------------
 @pytest.mark.parametrize("dt", [np.int16, np.int32, np.uint8, np.int64])
-def test_gather_with_small_integer_indices_and_non_contiguous_input_matches_torch(dt):
+def test_gather_with_small_integer_indices_and_non_contiguous_input_matches_torch(torch, dt):
     x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
     i = np.random.default_rng(1).integers(0, 6, (4, 3)).astype(dt)
     ti = torch.tensor(i.astype(np.int64))
