@@ -59,13 +59,14 @@ def _outside(value, dtype=None):
     return constant(np.asarray(value, dtype=dtype))
 
 
-def _same_size(input, target, where):
-    """PyTorch's warning for different shapes (they broadcast), and a clear error if they do not broadcast."""
+def _same_size(input, target, where, names=("input", "target")):
+    """PyTorch's warning for different shapes (they broadcast), and a clear error if they do not broadcast; `names`
+    are the two tensors' names in both."""
     if tuple(target.shape) != tuple(input.shape):
-        warnings.warn(f"{where}: Using a target size ({tuple(target.shape)}) that is different to the input size "
-                      f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+        warnings.warn(f"{where}: Using a {names[1]} size ({tuple(target.shape)}) that is different to the {names[0]} "
+                      f"size ({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
                       f"Please ensure they have the same size.", stacklevel=3)
-        _broadcastable(input.shape, target.shape, "input", "target", where)
+        _broadcastable(input.shape, target.shape, names[0], names[1], where)
 
 
 def _broadcastable(a, b, name_a, name_b, where):

@@ -4,7 +4,6 @@ distance function). Each is an expression in tensor ops; class indices become ga
 the host from the targets (a tl.compile replay recomputes them, so bad targets raise there too).
 
 PyTorch broadcasts input and target silently in several of these; here a size mismatch warns as mse_loss does."""
-import warnings
 
 import numpy as np
 
@@ -25,17 +24,6 @@ def _float_input(x, name, where):
         raise RuntimeError(f"{where}: expected a floating point {name}, got dtype {x.dtype} (shape "
                            f"{tuple(x.shape)})")
     return x
-
-
-def _same_shapes(where, **tensors):
-    """Warn (as mse_loss) when the tensors' shapes differ, raise when they do not broadcast."""
-    (n0, t0), *rest = tensors.items()
-    for name, t in rest:
-        if tuple(t.shape) != tuple(t0.shape):
-            warnings.warn(f"{where}: Using a {name} size ({tuple(t.shape)}) that is different to the {n0} size "
-                          f"({tuple(t0.shape)}). This will likely lead to incorrect results due to broadcasting. "
-                          f"Please ensure they have the same size.", stacklevel=3)
-            _broadcastable(t0.shape, t.shape, n0, name, where)
 
 
 def _index_target(target, where):
@@ -85,7 +73,8 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     if not input1.ndim == input2.ndim == target.ndim:
         raise RuntimeError(f"{where}: All input tensors should have same dimension but got sizes: input1: "
                            f"{tuple(input1.shape)}, input2: {tuple(input2.shape)}, target: {tuple(target.shape)}")
-    _same_shapes(where, input1=input1, input2=input2, target=target)
+    _same_size(input1, input2, where, ("input1", "input2"))
+    _same_size(input1, target, where, ("input1", "target"))
     return _reduce((-target * (input1 - input2) + margin).clamp(min=0.0), reduction)
 
 
@@ -256,9 +245,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
                                       reduction="mean"):
     """triplet_margin_loss with any distance_function(x1, x2) -> distances (default pairwise_distance)."""
     where = "triplet_margin_with_distance_loss"
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"{where}: {reduction} is not a valid value for reduction (expected 'mean', 'sum' or "
-                         f"'none')")
+    reduction = _reduction(reduction, None, None, where)
     _triplet_checks(anchor, positive, negative, margin, where, distance_function is None)
     dist = pairwise_distance if distance_function is None else distance_function
     return _triplet(dist, anchor, positive, negative, margin, swap, reduction)
