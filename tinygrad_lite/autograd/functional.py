@@ -13,6 +13,11 @@ from .grad_mode import enable_grad
 from ..compile.hooks import constant
 
 
+def _const(arr):
+    """A tensor of zeros, ones or a unit vector fixed by shapes: a constant tl.compile replays as it is."""
+    return tape.Tensor._wrap(constant(arr))
+
+
 def _as_tuple(x, what, fn):
     """(was_a_tuple, tuple of Tensors)."""
     Tensor = tape.Tensor
@@ -46,13 +51,13 @@ def _or_zeros(g, x, strict, independent):
         return g
     if strict:
         raise RuntimeError(f"autograd.functional.{independent} (shape {tuple(x.shape)})")
-    return tape.Tensor._wrap(constant(np.zeros_like(x._data)))  # (fixed by the shape: tl.compile replays it)
+    return _const(np.zeros_like(x._data))
 
 
 def _unit(shape, dtype, k):
     e = np.zeros(int(np.prod(shape)), dtype=dtype)
     e[k] = 1
-    return tape.Tensor._wrap(constant(e.reshape(shape)))
+    return _const(e.reshape(shape))
 
 
 def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
@@ -62,7 +67,6 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
         raise NotImplementedError(f"autograd.functional.jacobian: strategy={strategy!r} is not supported; "
                                   f"use strategy='reverse-mode' (or tl.func.jacfwd for forward mode)")
     in_tuple, inputs = _as_tuple(inputs, "inputs", "jacobian")
-    Tensor = tape.Tensor
     with enable_grad():
         xs = _variables(inputs, create_graph, "jacobian")
         out_tuple, outputs = _as_tuple(func(*xs), "the outputs of the function", "jacobian")
@@ -80,8 +84,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
                                                            f"{tuple(out.shape)}) is independent of input {j}"))
             shape = lambda x: tuple(out._data.shape) + tuple(x._data.shape)  # noqa: E731
             jac.append(tuple(_result(stack(r, 0).reshape(shape(x)), create_graph) if r else
-                             Tensor._wrap(constant(np.zeros(shape(x), dtype=out._data.dtype)))
-                             for r, x in zip(rows, xs)))
+                             _const(np.zeros(shape(x), dtype=out._data.dtype)) for r, x in zip(rows, xs)))
     per_out = [j if in_tuple else j[0] for j in jac]
     return tuple(per_out) if out_tuple else per_out[0]
 
@@ -110,7 +113,6 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), v^T J): the outputs (off the tape unless create_graph) and one vector-Jacobian product per
     input."""
     in_tuple, inputs = _as_tuple(inputs, "inputs", "vjp")
-    Tensor = tape.Tensor
     with enable_grad():
         xs = _variables(inputs, create_graph, "vjp")
         out_tuple, outputs = _as_tuple(func(*xs), "the outputs of the function", "vjp")
@@ -118,7 +120,7 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
             if any(o._data.size != 1 for o in outputs):
                 raise RuntimeError(f"autograd.functional.vjp: v can only be None if the output has a single element; "
                                    f"got outputs of shapes {[tuple(o.shape) for o in outputs]}")
-            vs = tuple(Tensor._wrap(constant(np.ones_like(o._data))) for o in outputs)
+            vs = tuple(_const(np.ones_like(o._data)) for o in outputs)
         else:
             vs = _vectors(v, outputs, out_tuple, create_graph, "vjp")
         live = [(o, g) for o, g in zip(outputs, vs) if o.requires_grad]
@@ -136,13 +138,12 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
 def _vectors(v, refs, refs_tuple, create_graph, fn):
     """`v` as a tuple matching `refs` (the inputs, or for vjp the outputs) in number and shapes, off the graph
     unless create_graph; None only where each ref has a single element (then ones)."""
-    Tensor = tape.Tensor
     if v is None:
         if len(refs) != 1 or refs[0]._data.size != 1:
             raise RuntimeError(f"autograd.functional.{fn}: the vector v can only be None if the input to the "
                                f"user-provided function is a single Tensor with a single element; got inputs of "
                                f"shapes {[tuple(r.shape) for r in refs]}")
-        return (Tensor._wrap(constant(np.ones_like(refs[0]._data))),)
+        return (_const(np.ones_like(refs[0]._data)),)
     vs = _as_tuple(v, "v", fn)[1]
     if len(vs) != len(refs):
         raise RuntimeError(f"autograd.functional.{fn}: v is a tuple of invalid length: should be {len(refs)} but got "
@@ -203,7 +204,7 @@ def _fill_in_zeros(grads, refs, strict, create_graph, stage, fn):
         if g is None:
             if strict:
                 raise RuntimeError(f"autograd.functional.{fn}(strict=True): " + _INDEPENDENT[stage].format(i=i))
-            g = tape.Tensor._wrap(constant(np.zeros_like(ref._data)))
+            g = _const(np.zeros_like(ref._data))
         elif strict and create_graph and not g.requires_grad:
             what = "hessian" if "double" in stage else "jacobian"
             raise RuntimeError(f"autograd.functional.{fn}(strict=True): The {what} of the user-provided function is "
@@ -223,7 +224,7 @@ def _grad_of_live(outputs, inputs, grad_outputs, create_graph):
 
 
 def _zeros_on_graph(refs):
-    return tuple(tape.Tensor._wrap(constant(np.zeros_like(r._data))).requires_grad_(True) for r in refs)
+    return tuple(_const(np.zeros_like(r._data)).requires_grad_(True) for r in refs)
 
 
 def _finish(outputs, results, out_tuple, res_tuple, create_graph):
@@ -262,7 +263,7 @@ def _second_order(func, inputs, v, create_graph, strict, fn):
     if outputs[0]._data.size != 1:
         raise RuntimeError(f"autograd.functional.{fn}: The Tensor returned by the function given to {fn} should "
                            f"contain a single element, got shape {tuple(outputs[0].shape)}")
-    ones = (tape.Tensor._wrap(constant(np.ones_like(outputs[0]._data))),)
+    ones = (_const(np.ones_like(outputs[0]._data)),)
     jac = _grad_of_live(outputs, xs, ones, create_graph=True)
     _check_requires_grad(jac, "jacobian", strict, fn)
     return in_tuple, xs, vs, outputs, jac
