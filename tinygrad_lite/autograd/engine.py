@@ -10,7 +10,7 @@ import numpy as np
 
 from . import recorder as tape
 from .grad_mode import state
-from .index_grad import IndexGrad, _add_index_grad, _promoted_copy
+from .index_grad import IndexGrad, Slices, _add_index_grad, _promoted_copy
 from .saved import _aliases_input, _as_seen_by, _check_saved, _detached, note_detached  # noqa: F401 (re-exported)
 from .stale import _watch_for_stale_graphs
 from ..compile.capture import set_grad
@@ -43,17 +43,23 @@ def _accumulate(store, key, gi, owned, create_graph):
     Tensor = tape.Tensor
     cur = store.get(key)
     if gi.__class__ is IndexGrad:
-        if cur is not None and key in owned:
+        if cur is None:  # summed when the gradient is needed (`Slices.dense`): written in place if they tile it
+            store[key] = Slices(gi)
+            owned.add(key)
+            return True
+        if cur.__class__ is Slices:
+            cur.parts.append(gi)
+            return False
+        if key in owned:
             host_effect(_add_index_grad, cur._data, gi.g._data, gi.index, gi.basic)
             return False
-        if cur is None:
-            buf = host(np.zeros, gi.shape, gi.g._data.dtype)
-        else:
-            buf = host(_promoted_copy, cur._data, gi.g._data)
+        buf = host(_promoted_copy, cur._data, gi.g._data)
         host_effect(_add_index_grad, buf, gi.g._data, gi.index, gi.basic)
         store[key] = Tensor._wrap(buf)
         owned.add(key)
-        return cur is None
+        return False
+    if cur.__class__ is Slices:  # a dense gradient joins slices: theirs summed first, as they came
+        cur = store[key] = cur.dense()
     if cur is None:
         store[key] = gi
         owned.discard(key)
@@ -111,6 +117,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
         while heap:
             _, e = heappop(heap)
             g = grads.pop(e)
+            if g.__class__ is Slices:
+                g = g.dense()
             if parts is not None:
                 parts.visit(e)
             if owned:
@@ -180,6 +188,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
                 e.saved = e.out_data = None
                 e.released = True
         for key, g in leaf_grads.items():
+            if g.__class__ is Slices:
+                g = g.dense()
             if capture is not None:  # autograd.grad: a leaf's hooks see (and may replace) its gradient, as PyTorch
                 hooks = leaves[key]._hooks
                 if hooks and state.capture is not None:

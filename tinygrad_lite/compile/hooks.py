@@ -190,6 +190,11 @@ into_rule(np.zeros)(_filled(0))  # (the engine's gradient buffers and backward's
 into_rule(np.ones)(_filled(1))
 
 
+@into_rule(np.empty)  # (a gradient its slices tile: every position written after)
+def _(out, shape, dtype=None):
+    return out
+
+
 @into_rule(np.copy)  # (tl.tensor's, clone's and an index's copies: the values, in the planned buffer's layout)
 def _copy_into(out, a, order="K"):
     np.copyto(out, a)

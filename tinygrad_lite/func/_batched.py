@@ -85,9 +85,13 @@ class BatchedReplay:
     def promote_written(self, args, outs):
         """An in-place NumPy write into one of the call's own arrays (gradient accumulation): when the sources
         carry the batch and the target does not yet, the target becomes a per-sample copy first."""
+        promoted = {}  # the target may appear twice (np.add(cur, g, out=cur)): one copy for both
+
         def promote(a):
+            if id(a) in promoted:
+                return promoted[id(a)]
             if isinstance(a, Value) and not a.batched and any(self.vals.get(k) is a for k in outs):
-                v = Value(np.array(np.broadcast_to(a.array, (self.size,) + a.array.shape)), True)
+                v = promoted[id(a)] = Value(np.array(np.broadcast_to(a.array, (self.size,) + a.array.shape)), True)
                 for k in outs:
                     if self.vals.get(k) is a:
                         self.vals[k] = v
