@@ -240,3 +240,17 @@ def test_the_engine_forgets_a_freed_ddp(world1):
     del ddp
     gc.collect()
     assert len(engine.backward_watchers) == before
+
+
+def test_world_of_one_ddp_with_a_parameter_read_in_slices(world1):
+    """A GRU reads weight_hh in slices: its gradient is still sparse when DDP's bucket hook reads it mid-walk."""
+    def gru():
+        tl.manual_seed(1)
+        return nn.GRU(3, 4).double()
+
+    x = tl.randn(6, 2, 3, dtype=tl.float64)
+    plain, ddp = gru(), DDP(gru(), bucket_cap_mb=1e-5)
+    for m in (plain, ddp):
+        m(x)[0].pow(2).sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), ddp.parameters()):
+        assert np.allclose(a.grad.numpy(), b.grad.numpy(), rtol=0, atol=1e-14), name

@@ -178,6 +178,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None, par
             if watches:
                 for w in watches:
                     if e in w.after:
+                        for key, g in leaf_grads.items():  # a watcher reads gradients: summed slices, as arrays
+                            if g.__class__ is Slices:
+                                leaf_grads[key] = g.dense()
                         w.after.pop(e)(leaf_grads)
             if not retain_graph and (e.prim.release is None or e.prim.release(e)):  # release (inlined: per entry)
                 if release and len(parents) == len(saved):
