@@ -324,7 +324,7 @@ class Capture(Observing):
         op.ufunc = _ufunc(fn, prim)
         op.into = _into(fn, prim)
         if (prim is not None or op.ufunc is not None or op.into is not None) and not isinstance(out, tuple) and \
-                not writes and not op.views:
+                not writes and not op.views and not check_shape:  # (a shape the values decide: no planned buffer)
             op.layout = layout(out)
         self.ops.append(op)
         return out

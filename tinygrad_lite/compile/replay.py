@@ -106,12 +106,12 @@ class _Emitter:
         return f"{self.bind(get, name)}(vals, argv)"
 
     def call(self, fn, op, i, buf=None, how=None):
-        """`f3(vals[2], c3_1)`, with the planned buffer first ('into') or as out= ('out', 'recycled': `buf` is then
-        the expression that gives the array)."""
+        """`f3(vals[2], c3_1)`, with the planned buffer first ('into', 'recycled-into') or as out= ('out',
+        'recycled'; for the two 'recycled' `buf` is the expression that gives the array)."""
         args = [self.expr(a, f"a{i}_{j}") for j, a in enumerate(op.args)]
         if buf is not None:
-            name = buf if how == "recycled" else self.bind(buf, f"b{i}")
-            if how == "into":
+            name = buf if how.startswith("recycled") else self.bind(buf, f"b{i}")
+            if how in ("into", "recycled-into"):
                 args = [name] + args
             else:  # a ufunc's output after its inputs is out= (positional: NumPy parses it faster than a keyword;
                 # not for np.maximum/np.minimum, where NumPy 2.4 deprecates a third positional argument)
@@ -140,12 +140,16 @@ class _Emitter:
                 self.lines.append(f"vals[{out}] = {self.call(fn, op, i, buf, how)}")
         elif self._cached_view(op, i):
             self.stable.add(out)
-        elif fn is op.ufunc and fn is not None and op.layout is not None and op.layout[0] and op.shapes is None \
-                and out not in self.returned:
+        elif (fn is op.ufunc or op.into is not None) and fn is not None and op.layout is not None and op.layout[0] \
+                and op.shapes is None and out not in self.returned:
             # an array a host call receives (a gradient the engine delivers): the last call's, when nothing holds it
-            # any more, else a new one (`_recycled`)
+            # any more, else a new one (`_recycled`), written by the ufunc or the into rule (an embedding table's
+            # zeros: 1.3 MB a step for 5,000 x 64)
             cell = self.bind([None, *op.layout], f"c{i}")
-            self.lines.append(f"vals[{out}] = {self.call(fn, op, i, f'_recycled({cell})', 'recycled')}")
+            if fn is op.ufunc:
+                self.lines.append(f"vals[{out}] = {self.call(fn, op, i, f'_recycled({cell})', 'recycled')}")
+            else:
+                self.lines.append(f"vals[{out}] = {self.call(op.into, op, i, f'_recycled({cell})', 'recycled-into')}")
         else:
             self.lines.append(f"vals[{out}] = {self.call(fn, op, i)}")
             if op.shapes is not None:

@@ -12,7 +12,7 @@ from .movement import _axis, _zero_like
 from .registry import primitive
 from .workspace import scratch
 from ..compile.hooks import constant
-from ..autograd.index_grad import IndexGrad
+from ..autograd.index_grad import IndexGrad, _leading_rows
 from ..autograd.grad_mode import state
 
 
@@ -47,6 +47,21 @@ def _getitem_sample(gen):
 def getitem(x, idx):
     out = x[idx]
     return out if isinstance(out, np.ndarray) else np.asarray(out)
+
+
+@getitem.definto
+def _(out, x, idx):
+    """An index that makes a copy (integer arrays, a mask) written into the planned buffer (tl.compile; a slice's view
+    is no kernel there): the rows picked with np.take when the index picks whole rows, an embedding's lookup (in
+    range first: take buffers its out= in the mode that raises, so the check is ours and a bad index raises
+    eager's error through x[idx]); any other index copies x[idx]."""
+    rows = _leading_rows(idx)
+    if rows is not None and rows.size:
+        n = x.shape[0]
+        if -n <= rows.min() and rows.max() < n:
+            return np.take(x, rows, axis=0, out=out, mode="wrap")  # (wrap: -n..-1 are Python's negatives)
+    out[...] = x[idx]
+    return out
 
 
 @getitem.defvjp
