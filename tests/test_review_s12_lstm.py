@@ -89,21 +89,27 @@ def test_recurrent_training_replays_bit_identically(kind, dtype):
 # Bit for bit against the parent commit's LSTM step (the review also compared whole LSTM/LSTMCell/GRU outputs and
 # gradients with 20e1f41's, float32 and float64: np.array_equal throughout).
 def test_lstm_split_sigmoid_equals_one_sigmoid_over_all_gates():
-    """The old step, `s = gates.sigmoid()` with s[:H], s[H:2H], s[3H:], gives the same forward and gradients bit for
-    bit as the new one (elementwise sigmoid; the slices' gradients add zeros)."""
+    """The old step, `s = gates.sigmoid()` over PyTorch's gate rows (i, f, g, o) with s[:H], s[H:2H], s[3H:], gives
+    the same forward and gradients bit for bit as the step now, on the rows in fused_weights' order (i, f, o, g)
+    (elementwise sigmoid; the slices' gradients add zeros)."""
     from tinygrad_lite.nn import rnn
 
     def old_step(gates, state, hidden):
         s = gates.sigmoid()
         c = s[hidden:2 * hidden] * state[1] + s[:hidden] * gates[2 * hidden:3 * hidden].tanh()
         return s[3 * hidden:] * c.tanh(), c
+    n = 33
+    to_step = np.r_[0:2 * n, 3 * n:4 * n, 2 * n:3 * n]  # PyTorch's rows -> the step's
     for dtype in (np.float32, np.float64):
         results = []
-        for step in (rnn._lstm_step, old_step):
+        for step, rows in ((rnn._lstm_step, to_step), (old_step, np.arange(4 * n))):
             rng = np.random.default_rng(0)  # the same data for both steps
-            g = tl.tensor(rng.standard_normal((4 * 33, 17)).astype(dtype) * 3, requires_grad=True)
-            c0 = tl.tensor(rng.standard_normal((33, 17)).astype(dtype), requires_grad=True)
-            h, c = step(g, (None, c0), 33)
+            data = rng.standard_normal((4 * n, 17)).astype(dtype) * 3
+            g = tl.tensor(data[rows], requires_grad=True)
+            c0 = tl.tensor(rng.standard_normal((n, 17)).astype(dtype), requires_grad=True)
+            h, c = step(g, (None, c0), n)
             ((h * h).sum() + (c * 0.5).sum()).backward()
-            results.append([h.detach().numpy().copy(), c.detach().numpy().copy(), g.grad.numpy(), c0.grad.numpy()])
+            grad = np.empty_like(data)
+            grad[rows] = g.grad.numpy()  # back in PyTorch's rows
+            results.append([h.detach().numpy().copy(), c.detach().numpy().copy(), grad, c0.grad.numpy()])
         assert all(np.array_equal(a, b) for a, b in zip(*results)), dtype
