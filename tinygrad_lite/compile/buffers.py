@@ -91,29 +91,89 @@ def plan_buffers(ops, reads, uses, keep):
     for k in (*keep, *hosted):
         pinned.add(k)
         pinned.add(root.get(k))
+    placed = _placed_slices(ops, reads, defined, root, pinned)
+    early = {}  # a buffer whose slices are computed in place: made at its first slice's step, not at np.empty's
+    for s, (t, _, _) in placed.items():
+        early[t] = min(early.get(t, defined[s]), defined[s])
+    starts = {}
+    for t, i in early.items():
+        starts.setdefault(i, []).append(t)
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
+
+    def take(key):
+        if free.get(key):
+            return free[key].pop()
+        buffers.append(np.empty(key[0], dtype=key[1], order=key[2]))
+        return len(buffers) - 1
+
     for i, op in enumerate(ops):
         for b, layout in releasing.pop(i - 1, ()):
             free.setdefault(layout, []).append(b)
+        for t in starts.get(i, ()):
+            buffer_of[t] = take(ops[defined[t]].layout)
         k = op.outs
+        if k in placed:  # its place in the tiled buffer, a view that is never free for another slot
+            t, index, _ = placed[k]
+            buffer_of[k] = len(buffers)
+            buffers.append(buffers[buffer_of[t]][index])
+            span[k] = (i, end.get(k, i))
+            continue
         if op.layout is None or (op.ufunc is None and op.into is None) or k in pinned or \
                 k in root:
             continue
         key = op.layout  # (shape, dtype, order), of every size: since a ufunc is called directly, out= costs less
         # than a fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
-        b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
-        if b is not None:
+        first = early.get(k, i)
+        b = buffer_of[k] if k in early else _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
+        if k in early:
+            pass
+        elif b is not None:
             inplace.add(k)
-        elif free.get(key):
-            b = free[key].pop()
         else:
-            b = len(buffers)
-            buffers.append(np.empty(key[0], dtype=key[1], order=key[2]))
+            b = take(key)
         buffer_of[k] = b
         last = end.get(k, i)
-        span[k] = (i, last)
+        span[k] = (first, last)
         releasing.setdefault(last, []).append((b, key))
-    return buffer_of, buffers, span, inplace
+    skipped = {p for _, _, p in placed.values()}
+    return buffer_of, buffers, span, inplace, placed, skipped
+
+
+def _placed_slices(ops, reads, defined, root, pinned):
+    """The slices of a gradient its slices tile (`Slices.dense`: np.empty, then one `_put_index_grad` per slice)
+    that a kernel computed into an array of their own only for the put to copy them: {slot: (the buffer's slot,
+    the constant index, the put's step)}. The kernel then writes into its place in the buffer (a view, made once)
+    and the put is skipped: an LSTM step's gate gradients are five copies a step less. Only where nothing else
+    reads the slice, nothing views it, and the place is a contiguous view of the slice's own layout."""
+    from ..autograd.index_grad import _put_index_grad  # (not at import: the autograd package imports compile)
+    readers = {}
+    for r in reads:
+        for k in r:
+            readers[k] = readers.get(k, 0) + 1
+    viewed = set(root.values())
+    placed = {}
+    for p, op in enumerate(ops):
+        if op.kind != "kernel" or op.fn is not _put_index_grad:
+            continue
+        buf, g, index = op.args
+        if buf.__class__ is not Ref or g.__class__ is not Ref or buf.kind != SLOT or g.kind != SLOT or \
+                refs(index, []):
+            continue
+        t, s = buf.key, g.key
+        e, k = defined.get(t), defined.get(s)
+        if e is None or k is None or not k < e < p or readers.get(s) != 1 or s in placed:
+            continue
+        maker, producer = ops[e], ops[k]
+        if maker.fn is not np.empty or maker.layout is None or t in pinned or t in root or t in viewed or \
+                producer.layout is None or (producer.ufunc is None and producer.into is None) or \
+                s in pinned or s in root or s in viewed or producer.outs != s:
+            continue
+        view = np.empty(maker.layout[0], dtype=maker.layout[1], order=maker.layout[2])[index]
+        shape, dtype, order = producer.layout
+        if view.shape != shape or view.dtype != dtype or not view.flags[f"{order}_CONTIGUOUS"]:
+            continue
+        placed[s] = (t, index, p)
+    return placed
 
 
 def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
@@ -152,6 +212,11 @@ def validate(plan):
             f"plan: slots {other} and {k} share buffer {b} while both are alive"
         holder[b] = k
     assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"
+    for s, (t, _, _) in plan.placed.items():  # a slice computed in place lives inside its buffer's lifetime
+        assert plan.span[t][0] <= plan.span[s][0] and plan.span[s][1] <= plan.span[t][1], \
+            f"plan: slot {s}, computed in place in slot {t}'s buffer, outlives it"
+        assert np.may_share_memory(plan.buffers[plan.buffer_of[s]], plan.buffers[plan.buffer_of[t]]), \
+            f"plan: slot {s} is not inside slot {t}'s buffer"
     written, freed = set(), set()
     for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
         for k in reads:

@@ -82,7 +82,10 @@ class Plan:
         for k, last in uses.items():  # every array is freed after its last use
             if k not in keep:
                 release[last].append(k)
-        self.buffer_of, self.buffers, self.span, self.inplace = plan_buffers(ops, op_reads, uses, keep)
+        self.buffer_of, self.buffers, self.span, self.inplace, self.placed, skipped = \
+            plan_buffers(ops, op_reads, uses, keep)
+        for i in skipped:  # a slice's copy into its gradient buffer: the slice was computed in place
+            steps[i] = ("skip", None)
         self.fixed = fixed_slots(ops, self.buffer_of)
         self.start = [None] * self.nslots  # each replay's slots start as this: a fixed slot holds its buffer
         for k in self.fixed:
@@ -156,7 +159,7 @@ class Plan:
                 kind, item = steps[i]
                 if kind == "op":
                     em.op(item, i)
-                else:
+                elif kind == "closure":
                     em.closure(item, i)
                 em.release(release[i])
             chunks.append(em.build())

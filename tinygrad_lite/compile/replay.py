@@ -264,8 +264,8 @@ def program(steps, release, buffer_of, buffers, start):
     prog, const_slot = [], {}
     for (kind, item), rel in zip(steps, release):
         rel = tuple(rel)
-        if kind != "op":  # a read or comparison step: a closure of the plan
-            prog.append(("call", item, None, None, None, None, rel))
+        if kind != "op":  # a read or comparison step: a closure of the plan; a skipped step: its releases only
+            prog.append(("call" if kind == "closure" else "skip", item, None, None, None, None, rel))
             continue
         op = item
         how, f, buf = _how(op, buffer_of, buffers)
@@ -295,6 +295,8 @@ def run_program(prog, vals, argv):
     for how, f, keys, getters, out, buf, rel in prog:
         if how == "call":
             f(vals, argv)
+        elif how == "skip":
+            pass
         else:
             args = list(map(get, keys)) if getters is None else [g(vals, argv) for g in getters]
             if how == "out":
