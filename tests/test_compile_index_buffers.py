@@ -7,22 +7,9 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from test_compile_memory import _replay_peak
 
 nn = tl.nn
-
-
-def _peak_of_one_replay(f, *args):
-    for _ in range(12):
-        f(*args)
-    tracemalloc.start()
-    try:
-        f(*args)
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        f(*args)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
 
 
 def test_an_embedding_step_replays_without_a_table_sized_array():
@@ -60,7 +47,7 @@ def test_an_embedding_lookup_replays_into_a_planned_buffer():
     idx = tl.tensor(np.random.default_rng(0).integers(-1000, 1000, (64, 32)) % 1000)
     with tl.no_grad():
         f = tl.compile(lambda i: emb(i).sum().item())
-        peak = _peak_of_one_replay(f, idx)
+        _, peak = _replay_peak(f, idx)
         assert f(idx) == emb(idx).sum().item()
     assert peak < 256 * 1024, peak
     assert f.stats["replays"] >= 14

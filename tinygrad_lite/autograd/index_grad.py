@@ -26,9 +26,9 @@ class IndexGrad:
 
 class Slices:
     """The IndexGrads of one tensor's gradient, in the order the walk made them, summed only when the engine needs
-    the gradient (`dense`): an LSTM's gates, read as three slices a step, then get one buffer written slice by slice
-    instead of zeros added into (the fill of a buffer another core's BLAS thread wrote last cost 12 us a step more
-    than the copies it saves, on two threads)."""
+    the gradient (`dense`): an LSTM's gates, read in slices every step, then get one buffer written slice by slice
+    instead of zeros added into (no fill pass, which cost most on two threads: the buffer a BLAS thread on the
+    other core wrote last), and tl.compile computes each slice in its place (buffers._placed_slices)."""
     __slots__ = ("parts",)
 
     def __init__(self, first):

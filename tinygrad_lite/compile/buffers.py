@@ -67,7 +67,9 @@ def plan_buffers(ops, reads, uses, keep):
     views' included) do not overlap share a buffer of their shape, dtype and memory order; the buffers are made
     once and reused by every replay. Never planned: what the result returns (a returned tensor is never overwritten
     by a later call), what a host call receives (it may keep the array, e.g. as a `.grad`), and what those view.
-    Returns (slot -> buffer index, buffers, slot -> (first step, last step))."""
+    A tiled gradient's slices computed in place (`_placed_slices`) get their view of its buffer as theirs.
+    Returns (slot -> buffer index, buffers, slot -> (first step, last step), the slots written over a dying input,
+    the placed slices, the steps their copies were)."""
     root, defined, hosted = {}, {}, []
     for i, op in enumerate(ops):
         kind = op.kind
@@ -123,17 +125,17 @@ def plan_buffers(ops, reads, uses, keep):
             continue
         key = op.layout  # (shape, dtype, order), of every size: since a ufunc is called directly, out= costs less
         # than a fresh array even for 16 elements (W1 0.41 -> 0.38 us per op)
-        first = early.get(k, i)
-        b = buffer_of[k] if k in early else _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
-        if k in early:
-            pass
-        elif b is not None:
-            inplace.add(k)
+        if k in early:  # taken at its first slice's step
+            b = buffer_of[k]
         else:
-            b = take(key)
+            b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
+            if b is not None:
+                inplace.add(k)
+            else:
+                b = take(key)
         buffer_of[k] = b
         last = end.get(k, i)
-        span[k] = (first, last)
+        span[k] = (early.get(k, i), last)
         releasing.setdefault(last, []).append((b, key))
     skipped = {p for _, _, p in placed.values()}
     return buffer_of, buffers, span, inplace, placed, skipped
