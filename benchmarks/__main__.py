@@ -39,6 +39,8 @@ def parse_args(argv):
     p.add_argument("--malloc-keep", action="store_true",
                    help="set glibc MALLOC_* thresholds (all frameworks) so freed temporaries are reused")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a case is reported as failed")
+    p.add_argument("--slow-compile", action="store_true",
+                   help="also torch.compile chains of more than 10,000 ops (W5: 15 minutes a process, then a crash)")
     p.add_argument("--json", default=None, help="output path (default benchmarks/results/<mode>.json)")
     p.add_argument("--verbose", action="store_true", help="show the subprocesses' tracebacks")
     p.add_argument("--silent", action="store_true", help="no per-run progress on stderr")
