@@ -132,3 +132,26 @@ def test_tiled_slices_under_compile_and_vmap():
     per_sample = tl.func.vmap(row_grad)(tl.tensor(x0))
     for i in range(4):
         assert np.array_equal(per_sample[i].numpy(), row_grad(tl.tensor(x0[i])).numpy())
+
+
+def test_slices_that_cannot_tile_are_summed_at_once():
+    """No more is kept than the gradient's own size: overlapping windows (more elements than the tensor) or an
+    integer-array index are summed as soon as they show it, and later ones are added into that buffer."""
+    from tinygrad_lite.autograd.engine import _accumulate
+    from tinygrad_lite.autograd.index_grad import Slices
+
+    def grad(n, index, basic=True):
+        return IndexGrad(tl.tensor(np.ones(np.empty(n)[index].shape)), (n,), index, basic)
+
+    store, owned = {}, set()
+    assert _accumulate(store, "k", grad(6, (slice(0, 4),)), owned, False)
+    assert store["k"].__class__ is Slices
+    assert not _accumulate(store, "k", grad(6, (slice(2, 5),)), owned, False)  # 7 elements of 6: cannot tile
+    assert store["k"].__class__ is tl.Tensor
+    _accumulate(store, "k", grad(6, (slice(5, 6),)), owned, False)
+    np.testing.assert_array_equal(store["k"].numpy(), [1, 1, 2, 2, 1, 1])
+
+    store = {}
+    _accumulate(store, "r", grad(6, (slice(0, 2),)), owned, False)
+    _accumulate(store, "r", grad(6, (np.array([4, 4]),), basic=False), owned, False)  # an array index
+    np.testing.assert_array_equal(store["r"].numpy(), [1, 1, 0, 0, 2, 0])

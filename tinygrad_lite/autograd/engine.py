@@ -48,7 +48,8 @@ def _accumulate(store, key, gi, owned, create_graph):
             owned.add(key)
             return True
         if cur.__class__ is Slices:
-            cur.parts.append(gi)
+            if not cur.add(gi):  # they cannot tile: summed now (gi too), the next ones added as they come
+                store[key] = cur.dense()
             return False
         if key in owned:
             host_effect(_add_index_grad, cur._data, gi.g._data, gi.index, gi.basic)

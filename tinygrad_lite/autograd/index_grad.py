@@ -29,10 +29,18 @@ class Slices:
     the gradient (`dense`): an LSTM's gates, read in slices every step, then get one buffer written slice by slice
     instead of zeros added into (no fill pass, which cost most on two threads: the buffer a BLAS thread on the
     other core wrote last), and tl.compile computes each slice in its place (buffers._placed_slices)."""
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "size")
 
     def __init__(self, first):
-        self.parts = [first]
+        self.parts, self.size = [first], first.g._data.size
+
+    def add(self, gi):
+        """Keep `gi` for later; False when the slices can no longer tile the tensor (an array index, or more
+        elements than it has: overlapping windows), so that they are summed at once and no more are kept than the
+        gradient's own size (the memory the zeros-and-adds it replaces used)."""
+        self.parts.append(gi)
+        self.size += gi.g._data.size
+        return gi.basic and self.parts[0].basic and self.size <= math.prod(gi.shape)
 
     def dense(self):
         parts, first = self.parts, self.parts[0]
