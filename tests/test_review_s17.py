@@ -230,10 +230,7 @@ def test_vmap_of_autograd_grad_through_slices():
     np.testing.assert_allclose(batched.numpy(), want)
 
 
-# ---------------- bugs: crashes of tl.compile on indexes NumPy answers with a scalar ----------------
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: _placed_slices places a 0-d slice gradient (y[i] of a 1-D y) 'in' np.empty(shape)[i], which is a NumPy "
-    "scalar, not a view: validate() raises 'plan: slot .. is not inside slot ..'s buffer' on the first call"))
+# ---------------- found by this review (fixed): indexes NumPy answers with a scalar, an empty slice, x[()] ---------
 def test_elements_of_a_1d_intermediate_read_by_int_index_compile():
     def loss(x):
         y = x * 2
@@ -241,16 +238,10 @@ def test_elements_of_a_1d_intermediate_read_by_int_index_compile():
     _run_both(_grad_of(loss), _randn((4,)))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: an empty slice's gradient (y[0:0] * 5) is placed in the tiled buffer as a zero-size view; validate()'s "
-    "np.may_share_memory(view, buffer) is False for it and the first call raises 'plan: slot .. is not inside ..'"))
 def test_an_empty_slice_beside_tiling_slices_compile():
     _run_both(_grad_of(_with_empty_slice), _randn((6, 4)))
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "BUG: getitem's into rule calls _leading_rows(idx), which reads idx[0]: the index () of a 0-d tensor "
-    "(x[()], index_select on a 0-d tensor) raises 'tuple index out of range' in every replay"))
 def test_empty_index_of_a_0d_tensor_compile():
     def step(x):
         x = x.detach().requires_grad_()

@@ -146,7 +146,8 @@ def _placed_slices(ops, reads, defined, root, pinned):
     that a kernel computed into an array of their own only for the put to copy them: {slot: (the buffer's slot,
     the constant index, the put's step)}. The kernel then writes into its place in the buffer (a view, made once)
     and the put is skipped: an LSTM step's gate gradients are five copies a step less. Only where nothing else
-    reads the slice, nothing views it, and the place is a contiguous view of the slice's own layout."""
+    reads the slice, nothing views it, and the place is a contiguous, non-empty view of the slice's own layout (an
+    integer index that leaves no dimension gives a NumPy scalar, which is no place to write)."""
     from ..autograd.index_grad import _put_index_grad  # (not at import: the autograd package imports compile)
     readers = {}
     for r in reads:
@@ -172,8 +173,9 @@ def _placed_slices(ops, reads, defined, root, pinned):
             continue
         view = np.empty(maker.layout[0], dtype=maker.layout[1], order=maker.layout[2])[index]
         shape, dtype, order = producer.layout
-        if view.shape != shape or view.dtype != dtype or not view.flags[f"{order}_CONTIGUOUS"]:
-            continue
+        if view.__class__ is not np.ndarray or not view.size or view.shape != shape or view.dtype != dtype or \
+                not view.flags[f"{order}_CONTIGUOUS"]:  # (an element is a NumPy scalar, not a view; an empty slice
+            continue                                     # has no place)
         placed[s] = (t, index, p)
     return placed
 

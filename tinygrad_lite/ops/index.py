@@ -55,7 +55,7 @@ def _(out, x, idx):
     is no kernel there): the rows picked with np.take when the index picks whole rows, an embedding's lookup (in
     range first: take buffers its out= in the mode that raises, so the check is ours and a bad index raises
     eager's error through x[idx]); any other index copies x[idx]."""
-    rows = _leading_rows(idx)
+    rows = _leading_rows(idx) if idx else None  # (x[()] of a 0-d tensor is a copy too)
     if rows is not None and rows.size:
         n = x.shape[0]
         if -n <= rows.min() and rows.max() < n:
