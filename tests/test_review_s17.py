@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
+from test_compile_placed_slices import _grad_of
 
 nn = tl.nn
 CALLS = 14
@@ -36,15 +37,6 @@ def _run_both(step, make_args, calls=CALLS, min_replays=None):
             assert _same(a.numpy(), c), f"the output of call {k} was overwritten by a later call"
     assert compiled.stats["replays"] >= (calls - 1 if min_replays is None else min_replays), compiled.stats
     return compiled
-
-
-def _grad_of(loss_fn):
-    def step(x):
-        x = x.detach().requires_grad_()
-        loss = loss_fn(x)
-        loss.backward()
-        return loss.detach(), x.grad
-    return step
 
 
 def _randn(shape, dtype=np.float64, seed=0):
