@@ -155,3 +155,26 @@ def test_slices_that_cannot_tile_are_summed_at_once():
     _accumulate(store, "r", grad(6, (slice(0, 2),)), owned, False)
     _accumulate(store, "r", grad(6, (np.array([4, 4]),), basic=False), owned, False)  # an array index
     np.testing.assert_array_equal(store["r"].numpy(), [1, 1, 0, 0, 2, 0])
+
+
+def _hook_changing_the_dtype(make, sliced):
+    x = make(np.ones(4, np.float32))
+    y = x * 2
+    part = y[:2] if sliced else y
+    part.register_hook(lambda g: g.double())
+    part.sum().backward()
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+def test_a_hook_that_changes_the_dtype_raises(sliced):
+    """A gradient hook returning another dtype raised nothing: a leaf read in slices got a float64 .grad, an
+    intermediate's gradient was cast back. PyTorch raises RuntimeError; so do we, naming both dtypes."""
+    with pytest.raises(RuntimeError, match="changed the type of value") as err:
+        _hook_changing_the_dtype(lambda a: tl.tensor(a, requires_grad=True), sliced)
+    assert "float32" in str(err.value) and "float64" in str(err.value)
+
+
+@pytest.mark.parametrize("sliced", [False, True])
+def test_pytorch_raises_for_a_hook_that_changes_the_dtype(sliced, torch):
+    with pytest.raises(RuntimeError, match="changed the type of value"):
+        _hook_changing_the_dtype(lambda a: torch.tensor(a, requires_grad=True), sliced)

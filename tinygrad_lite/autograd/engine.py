@@ -31,6 +31,10 @@ def _call_hooks(hooks, g):
                 what = f"a Tensor of shape {tuple(r.shape)}" if isinstance(r, tape.Tensor) else type(r).__name__
                 raise TypeError(f"hook {getattr(h, '__name__', h)!r} returned {what}; a gradient hook must return "
                                 f"None or a Tensor of the gradient's shape {tuple(g._data.shape)}")
+            if r._data.dtype != g._data.dtype:  # (PyTorch raises too: a .grad of another dtype than its tensor)
+                raise RuntimeError(f"hook {getattr(h, '__name__', h)!r} has changed the type of value (was "
+                                f"{g._data.dtype}, got {r._data.dtype}); a gradient hook must keep the gradient's "
+                                f"dtype")
             g = r
     return g
 
