@@ -28,8 +28,8 @@ def gather(self, dim, index):
     if any(idx.shape[i] < x.shape[i] for i in range(x.ndim) if i != d):
         x = getitem(x, tuple(slice(0, idx.shape[i]) if i != d else slice(None) for i in range(x.ndim)))
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[d]):
-        raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d}, got "
-                         f"[{idx.min()}, {idx.max()}]")
+        raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d} of shape "
+                         f"{tuple(x.shape)}, got [{idx.min()}, {idx.max()}]")  # (the kernel's words: a replay's)
     return _apply(ix.gather, (x,), (d, host(np.copy, idx)))  # (a copy, as getitem's index: see _norm_index)
 
 

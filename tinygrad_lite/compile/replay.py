@@ -75,6 +75,7 @@ class _Emitter:
     def __init__(self, buffer_of=None, buffers=(), stable=None, returned=(), fixed=()):
         self.lines, self.ns = [], {"_arr": _array, "_view": _view, "_recycled": _recycled,
                                    "ReplayGuardFailed": ReplayGuardFailed}
+        self.line_ops = []  # the op each line runs (None: a closure, a release), for a failing kernel's error
         self.buffer_of, self.buffers = buffer_of or {}, buffers
         self.stable = set() if stable is None else stable  # slots whose array is the same object on every call
         self.returned = returned  # slots the result returns: never a cached view
@@ -119,6 +120,11 @@ class _Emitter:
         return f"{self.bind(fn, f'f{i}')}({', '.join(args)})"
 
     def op(self, op, i):
+        self.line_ops.extend([None] * (len(self.lines) - len(self.line_ops)))  # (closures', releases' lines)
+        self._op(op, i)
+        self.line_ops.extend([op] * (len(self.lines) - len(self.line_ops)))
+
+    def _op(self, op, i):
         out = op.outs
         how, fn, buf = _how(op, self.buffer_of, self.buffers)
         if how == "host":
@@ -206,7 +212,39 @@ class _Emitter:
     def build(self):
         src = "def chunk(vals, argv):\n" + "".join(f"    {line}\n" for line in self.lines or ["pass"])
         exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
-        return self.ns["chunk"]
+        run, ops = self.ns["chunk"], self.line_ops + [None] * (len(self.lines) - len(self.line_ops))
+
+        def chunk(vals, argv):
+            try:
+                run(vals, argv)
+            except (ValueError, IndexError, TypeError) as exc:  # a primitive failing on this call's values
+                tb = exc.__traceback__
+                while tb is not None and tb.tb_frame.f_code is not run.__code__:
+                    tb = tb.tb_next
+                op = None if tb is None or not 2 <= tb.tb_lineno < len(ops) + 2 else ops[tb.tb_lineno - 2]
+                err = None if op is None else _eager_error(op, [_value(a, vals, argv) for a in op.args], exc)
+                if err is None:
+                    raise
+                raise err from None
+        return chunk
+
+
+def _value(tmpl, vals, argv):
+    get = _resolver(tmpl)
+    return tmpl if get is None else get(vals, argv)
+
+
+def _eager_error(op, args, exc):
+    """The exception eager raises (recorder.apply's) when the primitive of `op` fails with `exc` on the argument
+    values `args`: the operation, its inputs and attributes and what it expects, named. None for a host call, or
+    an error that names its operation already."""
+    prim = op.prim
+    if prim is None or str(exc).startswith(f"{prim.name}: "):  # (a kernel's own check names it already: gather's
+        return None                                                # range, the words of its eager front end)
+    from ..tensor import Tensor
+    k = len(prim.attr_names)
+    inputs, attrs = (args[:-k], args[-k:]) if k else (args, ())
+    return prim.error([Tensor._wrap(np.asarray(a)) for a in inputs], tuple(attrs), exc)
 
 
 def fixed_slots(ops, buffer_of):
@@ -265,7 +303,7 @@ def program(steps, release, buffer_of, buffers, start):
     for (kind, item), rel in zip(steps, release):
         rel = tuple(rel)
         if kind != "op":  # a read or comparison step: a closure of the plan; a skipped step: its releases only
-            prog.append(("call" if kind == "closure" else "skip", item, None, None, None, None, rel))
+            prog.append(("call" if kind == "closure" else "skip", item, None, None, None, None, rel, None))
             continue
         op = item
         how, f, buf = _how(op, buffer_of, buffers)
@@ -286,13 +324,30 @@ def program(steps, release, buffer_of, buffers, start):
             buf = (bool(out), f"a choice made from tensor values at {op.site} came out differently")
         elif how in ("one", "many") and op.shapes is not None:
             how, buf = how + "-checked", (op.shapes, op.site)
-        prog.append((how, f, tuple(keys), getters, out, buf, rel))
+        prog.append((how, f, tuple(keys), getters, out, buf, rel, op))
     return prog
 
 
 def run_program(prog, vals, argv):
+    op = args = None
+    try:
+        _run_program(prog, vals, argv)
+    except (ValueError, IndexError, TypeError) as exc:  # a primitive failing on this call's values: eager's error
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code is not _run_program.__code__:
+            tb = tb.tb_next
+        if tb is not None:
+            op, args = tb.tb_frame.f_locals.get("op"), tb.tb_frame.f_locals.get("args")
+        err = None if op is None or args is None else _eager_error(op, args, exc)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _run_program(prog, vals, argv):
     get = vals.__getitem__
-    for how, f, keys, getters, out, buf, rel in prog:
+    for how, f, keys, getters, out, buf, rel, op in prog:
+        args = None
         if how == "call":
             f(vals, argv)
         elif how == "skip":
