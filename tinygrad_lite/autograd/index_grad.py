@@ -162,15 +162,15 @@ def _(out, cur, g):
 elementwise(_promoted_copy)
 
 
-@batching_rule(_add_index_grad)
-def _(args, batched):
-    from ..ops.batching import index_with_batch, lead
-    buf, g, index, basic = args
-    return _add_index_grad(buf, lead(g, batched[1], buf.shape[0]), index_with_batch(index), basic)
+def _batched_slice_write(fn):
+    """The batching rule of `fn(buf, g, index, *rest)` (a slice gradient added or put into buf): the buffer carries
+    the batch, so does g (led with it when it does not) and the index (a full slice first)."""
+    def rule(args, batched):
+        from ..ops.batching import index_with_batch, lead
+        buf, g, index, *rest = args
+        return fn(buf, lead(g, batched[1], buf.shape[0]), index_with_batch(index), *rest)
+    return rule
 
 
-@batching_rule(_put_index_grad)
-def _(args, batched):
-    from ..ops.batching import index_with_batch, lead
-    buf, g, index = args
-    return _put_index_grad(buf, lead(g, batched[1], buf.shape[0]), index_with_batch(index))
+batching_rule(_add_index_grad)(_batched_slice_write(_add_index_grad))
+batching_rule(_put_index_grad)(_batched_slice_write(_put_index_grad))

@@ -214,24 +214,35 @@ class _Emitter:
         exec(compile(src, "<tl.compile plan>", "exec"), self.ns)
         run, ops = self.ns["chunk"], self.line_ops + [None] * (len(self.lines) - len(self.line_ops))
 
+        def step_at(tb, vals, argv):  # (line 1 is the def)
+            op = ops[tb.tb_lineno - 2] if 2 <= tb.tb_lineno < len(ops) + 2 else None
+            return op, None if op is None else [_value(a, vals, argv) for a in op.args]
+
         def chunk(vals, argv):
             try:
                 run(vals, argv)
             except (ValueError, IndexError, TypeError) as exc:  # a primitive failing on this call's values
-                tb = exc.__traceback__
-                while tb is not None and tb.tb_frame.f_code is not run.__code__:
-                    tb = tb.tb_next
-                op = None if tb is None or not 2 <= tb.tb_lineno < len(ops) + 2 else ops[tb.tb_lineno - 2]
-                err = None if op is None else _eager_error(op, [_value(a, vals, argv) for a in op.args], exc)
-                if err is None:
-                    raise
-                raise err from None
+                _raise_as_eager(exc, run.__code__, lambda tb: step_at(tb, vals, argv))
         return chunk
 
 
 def _value(tmpl, vals, argv):
     get = _resolver(tmpl)
     return tmpl if get is None else get(vals, argv)
+
+
+def _raise_as_eager(exc, code, step_at):
+    """Raise eager's exception for `exc`, raised in the frame running `code` (a replay's steps), or `exc` itself
+    when it did not come from a primitive: `step_at(traceback entry of that frame)` -> (the failing step's op, its
+    argument values)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    op, args = (None, None) if tb is None else step_at(tb)
+    err = None if op is None or args is None else _eager_error(op, args, exc)
+    if err is None:
+        raise exc
+    raise err from None
 
 
 def _eager_error(op, args, exc):
@@ -329,19 +340,11 @@ def program(steps, release, buffer_of, buffers, start):
 
 
 def run_program(prog, vals, argv):
-    op = args = None
     try:
         _run_program(prog, vals, argv)
     except (ValueError, IndexError, TypeError) as exc:  # a primitive failing on this call's values: eager's error
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code is not _run_program.__code__:
-            tb = tb.tb_next
-        if tb is not None:
-            op, args = tb.tb_frame.f_locals.get("op"), tb.tb_frame.f_locals.get("args")
-        err = None if op is None or args is None else _eager_error(op, args, exc)
-        if err is None:
-            raise
-        raise err from None
+        _raise_as_eager(exc, _run_program.__code__,
+                        lambda tb: (tb.tb_frame.f_locals.get("op"), tb.tb_frame.f_locals.get("args")))
 
 
 def _run_program(prog, vals, argv):

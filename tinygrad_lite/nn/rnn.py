@@ -58,8 +58,8 @@ def fused_weights(mode, w_ih, w_hh, b_ih, b_hh, hidden):
     """(W_x, W_h, b): the weights acting on x and on h, and the bias, laid out in the step's gate order. For the
     LSTM rows [i, f, o, g] (PyTorch's are i, f, g, o): the three sigmoid gates are one block, one sigmoid and one
     gradient of it a step instead of two: for a copy of the weights a call, W4's step 3% faster eager, 1% compiled,
-    the same numbers bit for bit. For the GRU rows
-    [r, z, n_input, n_hidden], so that r can scale the n gate's hidden part alone."""
+    the same numbers bit for bit. For the GRU rows [r, z, n_input, n_hidden], so that r can scale the n gate's
+    hidden part alone."""
     if mode == "LSTM":
         def order(w):
             return cat([w[:2 * hidden], w[3 * hidden:], w[2 * hidden:3 * hidden]], 0)

@@ -51,10 +51,11 @@ def getitem(x, idx):
 
 @getitem.definto
 def _(out, x, idx):
-    """An index that makes a copy (integer arrays, a mask) written into the planned buffer (tl.compile; a slice's view
-    is no kernel there): the rows picked with np.take when the index picks whole rows, an embedding's lookup (in
-    range first: take buffers its out= in the mode that raises, so the check is ours and a bad index raises
-    eager's error through x[idx]); any other index copies x[idx]."""
+    """An index that makes a copy (integer arrays; a mask's result has a shape the values decide and gets no planned
+    buffer) written into the planned buffer (tl.compile; a slice's view is no kernel there): the rows picked with
+    np.take when the index picks whole rows, an embedding's lookup (in range first: take buffers its out= in the mode
+    that raises, so the check is ours and a bad index raises eager's error through x[idx]); any other index copies
+    x[idx]."""
     rows = _leading_rows(idx) if idx else None  # (x[()] of a 0-d tensor is a copy too)
     if rows is not None and rows.size:
         n = x.shape[0]
