@@ -14,8 +14,9 @@ import sys
 import numpy as np
 
 from .. import functional as _tf
-from ..autograd.recorder import labelled
+from ..autograd.recorder import apply, labelled
 from ..compile.hooks import batching_rule, constant, data, host, into_rule
+from ..ops.index import gather
 from ..ops.workspace import scratch, zeroed
 from ..ops.registry import OpError
 from ..tensor import Tensor
@@ -190,8 +191,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     k, s, p, d, (oh, ow), extra = _setup(input, kernel_size, stride, padding, dilation, ceil_mode, _name, True)
     n, c, h, w = input.shape
     idx = host(_argmax_indices, data(input), k, s, p, d, (oh, ow), extra)
-    out = input.reshape(n, c, h * w).gather(2, host(np.reshape, idx, (n, c, oh * ow))).reshape(n, c, oh, ow)
-    return (out, Tensor._wrap(idx)) if return_indices else out
+    # the gather primitive itself, not Tensor.gather: these indices are in range by construction and this call's
+    # own (the caller gets a copy), so neither its range check (two passes) nor its copy of the index is needed
+    out = apply(gather, (input.reshape(n, c, h * w),), (2, host(np.reshape, idx, (n, c, oh * ow))))
+    out = out.reshape(n, c, oh, ow)
+    return (out, Tensor._wrap(host(np.copy, idx))) if return_indices else out
 
 
 def _avg_divisor(size, k, s, p, out, count_include_pad):
