@@ -101,6 +101,7 @@ def plan_buffers(ops, reads, uses, keep):
     for t, i in early.items():
         starts.setdefault(i, []).append(t)
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
+    viewed = {r for r in root.values() if r is not None}  # slots some view's memory belongs to (_dying_input)
 
     def take(key):
         if free.get(key):
@@ -109,12 +110,14 @@ def plan_buffers(ops, reads, uses, keep):
         return len(buffers) - 1
 
     for i, op in enumerate(ops):
-        for b, layout in releasing.pop(i - 1, ()):
-            free.setdefault(layout, []).append(b)
-        for t in starts.get(i, ()):
-            buffer_of[t] = take(ops[defined[t]].layout)
+        if i - 1 in releasing:
+            for b, layout in releasing.pop(i - 1):
+                free.setdefault(layout, []).append(b)
+        if starts and i in starts:
+            for t in starts[i]:
+                buffer_of[t] = take(ops[defined[t]].layout)
         k = op.outs
-        if k in placed:  # its place in the tiled buffer, a view that is never free for another slot
+        if placed and k in placed:  # its place in the tiled buffer, a view that is never free for another slot
             t, index, _ = placed[k]
             buffer_of[k] = len(buffers)
             buffers.append(buffers[buffer_of[t]][index])
@@ -128,7 +131,7 @@ def plan_buffers(ops, reads, uses, keep):
         if k in early:  # taken at its first slice's step
             b = buffer_of[k]
         else:
-            b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
+            b = _dying_input(op, reads[i], i, key, buffer_of, root, viewed, end, releasing)
             if b is not None:
                 inplace.add(k)
             else:
@@ -149,6 +152,8 @@ def _placed_slices(ops, reads, defined, root, pinned):
     reads the slice, nothing views it, and the place is a contiguous, non-empty view of the slice's own layout (an
     integer index that leaves no dimension gives a NumPy scalar, which is no place to write)."""
     from ..autograd.index_grad import _put_index_grad  # (not at import: the autograd package imports compile)
+    if not any(op.fn is _put_index_grad for op in ops):  # (no tiled gradient: the usual plan)
+        return {}
     readers = {}
     for r in reads:
         for k in r:
@@ -180,25 +185,28 @@ def _placed_slices(ops, reads, defined, root, pinned):
     return placed
 
 
-def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
+def _dying_input(op, args, i, key, buffer_of, root, viewed, end, releasing):
     """The buffer of an input whose last use is this step, for an elementwise ufunc to write its result over (in
     place: NumPy reads each element before writing it, and the memory just read is still in cache): an input with
-    the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise."""
+    the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise.
+    (`viewed`: the slots in root's values, so that only those are searched for among the arguments.)"""
     ufunc = op.ufunc
-    if not isinstance(ufunc, np.ufunc) or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
+    if ufunc.__class__ is not np.ufunc or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
         return None
     if not key[0]:  # 0-d: NumPy's overlap check copies the input first (W5: 1.65 -> 2.06 us per op in place)
         return None
     if math.prod(key[0]) == 1:  # one element: NumPy runs `a += b` as a reduction there, whose np.add keeps b's NaN
         return None             # where eager's a + b keeps a's (a NaN's sign bit differed from eager's)
+    dying = releasing.get(i)
+    if not dying:  # no planned buffer is released at this step: none to write over
+        return None
     for a in args:
         if end.get(a) != i:
             continue
         b = buffer_of.get(a)
-        if b is None or (root and any(root.get(o) == a for o in args)):
+        if b is None or (a in viewed and any(root.get(o) == a for o in args)):
             continue
-        dying = releasing.get(i)
-        if dying and (b, key) in dying:
+        if (b, key) in dying:
             dying.remove((b, key))
             return b
     return None
