@@ -49,17 +49,33 @@ def live_ops(ops, keep):
     Returns (ops, reads): reads[i] lists the slots ops[i] reads."""
     live, kept, reads = set(keep), [], []
     for op in reversed(ops):
-        if op.kind == "kernel" and op.prim is not None and not op.effect and op.shapes is None and \
-                op.prim.name not in _RAISE_ON_VALUES and \
+        outs = op.outs
+        if (outs.__class__ is not int or outs not in live) and op.kind == "kernel" and op.prim is not None and \
+                not op.effect and op.shapes is None and op.prim.name not in _RAISE_ON_VALUES and \
                 not (op.prim.name == "getitem" and any(r.kind != CONST for r in refs(op.args[1:], []))):
-            outs = op.outs
-            if (outs not in live) if outs.__class__ is int else not any(k in live for k in outs):
+            # (an output something reads, tested first: the usual step is kept whatever the rest says)
+            if outs.__class__ is int or not any(k in live for k in outs):
                 continue
-        slots = [r.key for r in refs(op.args.ref if op.kind == "read" else op.args, []) if r.kind == SLOT]
+        slots = slot_reads(op.args.ref if op.kind == "read" else op.args)
         live.update(slots)
         kept.append(op)
         reads.append(slots)
     return kept[::-1], reads[::-1]
+
+
+def slot_reads(tmpl):
+    """The slots a template reads: the keys of its SLOT Refs, in order (refs() filtered; a flat tuple, the usual
+    arguments of a step, is walked in one loop)."""
+    if tmpl.__class__ is not tuple:
+        return [r.key for r in refs(tmpl, []) if r.kind == SLOT]
+    out = []
+    for t in tmpl:
+        if t.__class__ is Ref:
+            if t.kind == SLOT:
+                out.append(t.key)
+        elif isinstance(t, _CONTAINERS):
+            out.extend(r.key for r in refs(t, []) if r.kind == SLOT)
+    return out
 
 
 def plan_buffers(ops, reads, uses, keep):
@@ -215,14 +231,15 @@ def _dying_input(op, args, i, key, buffer_of, root, viewed, end, releasing):
 def validate(plan):
     """The plan's invariants, checked when it is built: every slot is written before a step reads it, no slot is
     read after the step that frees it, and no slot that the result needs is freed. Raises AssertionError."""
-    holder = {}  # buffer -> the slot whose lifetime holds it
+    holder = {}  # buffer -> (the slot whose lifetime holds it, its last step)
+    buffer_of, inplace = plan.buffer_of, plan.inplace
     for k, (first, last) in plan.span.items():  # in step order: plan_buffers fills it step by step
-        b = plan.buffer_of[k]
-        other = holder.get(b)
+        b = buffer_of[k]
+        other, end = holder.get(b, (None, None))
         # an elementwise step may write over the input it reads last (in place): the two meet at that step only
-        assert other is None or plan.span[other][1] < first or (k in plan.inplace and plan.span[other][1] == first), \
+        assert other is None or end < first or (k in inplace and end == first), \
             f"plan: slots {other} and {k} share buffer {b} while both are alive"
-        holder[b] = k
+        holder[b] = (k, last)
     assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"
     for s, (t, _, _) in plan.placed.items():  # a slice computed in place lives inside its buffer's lifetime
         assert plan.span[t][0] <= plan.span[s][0] and plan.span[s][1] <= plan.span[t][1], \
@@ -231,11 +248,14 @@ def validate(plan):
             f"plan: slot {s} is not inside slot {t}'s buffer"
     written, freed = set(), set()
     for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
-        for k in reads:
-            assert k in written, f"plan step {i} reads slot {k} before any step writes it"
-            assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
-        written.update(writes)
-        freed.difference_update(writes)
-        freed.update(rel)
+        if reads and not (written.issuperset(reads) and freed.isdisjoint(reads)):  # (two set operations for the
+            for k in reads:                                                          # usual step; per slot to name it)
+                assert k in written, f"plan step {i} reads slot {k} before any step writes it"
+                assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
+        if writes:
+            written.update(writes)
+            freed.difference_update(writes)
+        if rel:
+            freed.update(rel)
     assert not (plan.keep & freed), f"slots {sorted(plan.keep & freed)} of the result are freed"
     return True
