@@ -243,8 +243,11 @@ def apply(prim, inputs, attrs=()):
     if capturing:  # tl.compile is recording a call (a process-wide flag first: the hot path pays one global read)
         cap = state.capture
         if cap is not None and not cap.suspended:
+            if scalar or prim.name == "getitem" and _has_mask(attrs[0]):
                 cap.kernel(_as_array_call(prim.forward) if scalar else prim.forward, (*inputs, *attrs), out, prim.name,
-                       check_shape=prim.name == "getitem" and _has_mask(attrs[0]), prim=prim)
+                           check_shape=prim.name == "getitem" and _has_mask(attrs[0]), prim=prim)
+            else:  # one new array: kernel()'s common case, unrolled
+                cap.primitive(prim, inputs, attrs, out)
     if state.grad_enabled:
         for x in inputs:
             if x.requires_grad:

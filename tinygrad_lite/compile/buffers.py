@@ -49,17 +49,33 @@ def live_ops(ops, keep):
     Returns (ops, reads): reads[i] lists the slots ops[i] reads."""
     live, kept, reads = set(keep), [], []
     for op in reversed(ops):
-        if op.kind == "kernel" and op.prim is not None and not op.effect and op.shapes is None and \
-                op.prim.name not in _RAISE_ON_VALUES and \
+        outs = op.outs
+        if (outs.__class__ is not int or outs not in live) and op.kind == "kernel" and op.prim is not None and \
+                not op.effect and op.shapes is None and op.prim.name not in _RAISE_ON_VALUES and \
                 not (op.prim.name == "getitem" and any(r.kind != CONST for r in refs(op.args[1:], []))):
-            outs = op.outs
-            if (outs not in live) if outs.__class__ is int else not any(k in live for k in outs):
+            # (an output something reads, tested first: the usual step is kept whatever the rest says)
+            if outs.__class__ is int or not any(k in live for k in outs):
                 continue
-        slots = [r.key for r in refs(op.args.ref if op.kind == "read" else op.args, []) if r.kind == SLOT]
+        slots = slot_reads(op.args.ref if op.kind == "read" else op.args)
         live.update(slots)
         kept.append(op)
         reads.append(slots)
     return kept[::-1], reads[::-1]
+
+
+def slot_reads(tmpl):
+    """The slots a template reads: the keys of its SLOT Refs, in order (refs() filtered; a flat tuple, the usual
+    arguments of a step, is walked in one loop)."""
+    if tmpl.__class__ is not tuple:
+        return [r.key for r in refs(tmpl, []) if r.kind == SLOT]
+    out = []
+    for t in tmpl:
+        if t.__class__ is Ref:
+            if t.kind == SLOT:
+                out.append(t.key)
+        elif isinstance(t, _CONTAINERS):
+            out.extend(r.key for r in refs(t, []) if r.kind == SLOT)
+    return out
 
 
 def plan_buffers(ops, reads, uses, keep):
@@ -101,6 +117,7 @@ def plan_buffers(ops, reads, uses, keep):
     for t, i in early.items():
         starts.setdefault(i, []).append(t)
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
+    viewed = {r for r in root.values() if r is not None}  # slots some view's memory belongs to (_dying_input)
 
     def take(key):
         if free.get(key):
@@ -109,12 +126,14 @@ def plan_buffers(ops, reads, uses, keep):
         return len(buffers) - 1
 
     for i, op in enumerate(ops):
-        for b, layout in releasing.pop(i - 1, ()):
-            free.setdefault(layout, []).append(b)
-        for t in starts.get(i, ()):
-            buffer_of[t] = take(ops[defined[t]].layout)
+        if i - 1 in releasing:
+            for b, layout in releasing.pop(i - 1):
+                free.setdefault(layout, []).append(b)
+        if starts and i in starts:
+            for t in starts[i]:
+                buffer_of[t] = take(ops[defined[t]].layout)
         k = op.outs
-        if k in placed:  # its place in the tiled buffer, a view that is never free for another slot
+        if placed and k in placed:  # its place in the tiled buffer, a view that is never free for another slot
             t, index, _ = placed[k]
             buffer_of[k] = len(buffers)
             buffers.append(buffers[buffer_of[t]][index])
@@ -128,7 +147,7 @@ def plan_buffers(ops, reads, uses, keep):
         if k in early:  # taken at its first slice's step
             b = buffer_of[k]
         else:
-            b = _dying_input(op, reads[i], i, key, buffer_of, root, end, releasing)
+            b = _dying_input(op, reads[i], i, key, buffer_of, root, viewed, end, releasing)
             if b is not None:
                 inplace.add(k)
             else:
@@ -149,6 +168,8 @@ def _placed_slices(ops, reads, defined, root, pinned):
     reads the slice, nothing views it, and the place is a contiguous, non-empty view of the slice's own layout (an
     integer index that leaves no dimension gives a NumPy scalar, which is no place to write)."""
     from ..autograd.index_grad import _put_index_grad  # (not at import: the autograd package imports compile)
+    if not any(op.fn is _put_index_grad for op in ops):  # (no tiled gradient: the usual plan)
+        return {}
     readers = {}
     for r in reads:
         for k in r:
@@ -180,25 +201,28 @@ def _placed_slices(ops, reads, defined, root, pinned):
     return placed
 
 
-def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
+def _dying_input(op, args, i, key, buffer_of, root, viewed, end, releasing):
     """The buffer of an input whose last use is this step, for an elementwise ufunc to write its result over (in
     place: NumPy reads each element before writing it, and the memory just read is still in cache): an input with
-    the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise."""
+    the output's shape, dtype and order that no view outlives and that no other argument views. None otherwise.
+    (`viewed`: the slots in root's values, so that only those are searched for among the arguments.)"""
     ufunc = op.ufunc
-    if not isinstance(ufunc, np.ufunc) or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
+    if ufunc.__class__ is not np.ufunc or ufunc.signature is not None:  # matmul is a gufunc: not elementwise
         return None
     if not key[0]:  # 0-d: NumPy's overlap check copies the input first (W5: 1.65 -> 2.06 us per op in place)
         return None
     if math.prod(key[0]) == 1:  # one element: NumPy runs `a += b` as a reduction there, whose np.add keeps b's NaN
         return None             # where eager's a + b keeps a's (a NaN's sign bit differed from eager's)
+    dying = releasing.get(i)
+    if not dying:  # no planned buffer is released at this step: none to write over
+        return None
     for a in args:
         if end.get(a) != i:
             continue
         b = buffer_of.get(a)
-        if b is None or (root and any(root.get(o) == a for o in args)):
+        if b is None or (a in viewed and any(root.get(o) == a for o in args)):
             continue
-        dying = releasing.get(i)
-        if dying and (b, key) in dying:
+        if (b, key) in dying:
             dying.remove((b, key))
             return b
     return None
@@ -207,14 +231,15 @@ def _dying_input(op, args, i, key, buffer_of, root, end, releasing):
 def validate(plan):
     """The plan's invariants, checked when it is built: every slot is written before a step reads it, no slot is
     read after the step that frees it, and no slot that the result needs is freed. Raises AssertionError."""
-    holder = {}  # buffer -> the slot whose lifetime holds it
+    holder = {}  # buffer -> (the slot whose lifetime holds it, its last step)
+    buffer_of, inplace = plan.buffer_of, plan.inplace
     for k, (first, last) in plan.span.items():  # in step order: plan_buffers fills it step by step
-        b = plan.buffer_of[k]
-        other = holder.get(b)
+        b = buffer_of[k]
+        other, end = holder.get(b, (None, None))
         # an elementwise step may write over the input it reads last (in place): the two meet at that step only
-        assert other is None or plan.span[other][1] < first or (k in plan.inplace and plan.span[other][1] == first), \
+        assert other is None or end < first or (k in inplace and end == first), \
             f"plan: slots {other} and {k} share buffer {b} while both are alive"
-        holder[b] = k
+        holder[b] = (k, last)
     assert not (set(plan.buffer_of) & plan.keep), "plan: a returned slot is written into a reused buffer"
     for s, (t, _, _) in plan.placed.items():  # a slice computed in place lives inside its buffer's lifetime
         assert plan.span[t][0] <= plan.span[s][0] and plan.span[s][1] <= plan.span[t][1], \
@@ -223,11 +248,14 @@ def validate(plan):
             f"plan: slot {s} is not inside slot {t}'s buffer"
     written, freed = set(), set()
     for i, (reads, writes, rel) in enumerate(zip(plan.reads_of, plan.writes_of, plan.release)):
-        for k in reads:
-            assert k in written, f"plan step {i} reads slot {k} before any step writes it"
-            assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
-        written.update(writes)
-        freed.difference_update(writes)
-        freed.update(rel)
+        if reads and not (written.issuperset(reads) and freed.isdisjoint(reads)):  # (two set operations for the
+            for k in reads:                                                          # usual step; per slot to name it)
+                assert k in written, f"plan step {i} reads slot {k} before any step writes it"
+                assert k not in freed, f"plan step {i} reads slot {k} after it was freed"
+        if writes:
+            written.update(writes)
+            freed.difference_update(writes)
+        if rel:
+            freed.update(rel)
     assert not (plan.keep & freed), f"slots {sorted(plan.keep & freed)} of the result are freed"
     return True

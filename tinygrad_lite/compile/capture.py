@@ -94,6 +94,7 @@ class Capture(Observing):
         self.arg_grads = {}    # index of a Tensor argument -> its .grad was None when the call first looked
         self.failure = None
         self.suspended = 0
+        self._Tensor = _tensor_class()  # (read by template(), once per recorded operation)
         for path, arr in arg_arrays:
             self._know(arr, Ref(ARG, path))
         for path, t in arg_tensors:
@@ -242,7 +243,7 @@ class Capture(Observing):
         cls = obj.__class__
         if cls in _PLAIN:  # the common attributes: numbers, None, strings, dtypes
             return obj
-        Tensor = _tensor_class()
+        Tensor = self._Tensor
         if cls is tuple:  # the arguments of one call: arrays, tensors and attributes, mostly
             known, created, out = self.known, self.created, []
             for o in obj:
@@ -290,16 +291,21 @@ class Capture(Observing):
             return out
         tmpl = self.template(args if args.__class__ is tuple else tuple(args), what)
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
-            op = Op(fn, tmpl, self.new_slot(out), None, False, "kernel")   # loop below for one output, unrolled
-            op.prim = prim
-            op.ufunc = _ufunc(fn, prim)
-            op.into = _into(fn, prim)
+            k = self.nslots                                                 # loop below for one output, unrolled
+            self.nslots = k + 1  # (new_slot, _ufunc and _into inlined: ~2,000 calls per W1 capture)
+            self._know(out, Ref(SLOT, k))
+            if prim is not None:
+                ufunc, into = prim.ufunc, prim.into
+            else:
+                ufunc = fn if fn.__class__ is np.ufunc else None
+                into = HOST_INTO.get(fn) if fn.__hash__ is not None else None
+            op = Op(fn, tmpl, k, None, False, "kernel", None, prim, ufunc, into)
             owner = False if out.base is None else self._owner(out, args)
             if owner is False:
-                if prim is not None or op.ufunc is not None or op.into is not None:
+                if prim is not None or ufunc is not None or into is not None:
                     op.layout = layout(out)
             else:
-                op.views = ((op.outs, owner),)
+                op.views = ((k, owner),)
             self.ops.append(op)
             return out
         outs = out if isinstance(out, tuple) else (out,)
@@ -328,6 +334,33 @@ class Capture(Observing):
             op.layout = layout(out)
         self.ops.append(op)
         return out
+
+    def primitive(self, prim, inputs, attrs, out):
+        """kernel(prim.forward, (*inputs, *attrs), out, prim.name, prim=prim) for recorder.apply's usual call, one
+        new array from tensors and attributes (a scalar result, or a getitem whose shape a mask decides, goes to
+        kernel()): template() of the tensors, new_slot() and the layout unrolled, as that path of kernel() (W1: ~1,700
+        calls a capture, ~100 fewer bytecodes each)."""
+        known, created, tmpl = self.known, self.created, []
+        for t in inputs:
+            r = known.get(id(t._data))
+            if r is None or not (id(t) in created if r.kind is SLOT else self._stands_for(r, t)):
+                r = self.ref(t, prim.name)
+            tmpl.append(r)
+        if attrs:
+            tmpl.extend(self.template(attrs, prim.name))
+        k = self.nslots
+        self.nslots = k + 1
+        self._know(out, Ref(SLOT, k))
+        op = Op(prim.forward, tuple(tmpl), k, None, False, "kernel", None, prim, prim.ufunc, prim.into)
+        if out.base is None:
+            op.layout = layout(out)
+        else:
+            owner = self._owner(out, (*inputs, *attrs))
+            if owner is False:
+                op.layout = layout(out)
+            else:
+                op.views = ((k, owner),)
+        self.ops.append(op)
 
     def _owner(self, o, args):
         """False for an output that owns its memory (or views all of an array made inside the call, see

@@ -37,45 +37,51 @@ class Plan:
         steps, self.dynamic_reads = [], {}  # steps: ("op", op) or ("closure", fn), in order
         keep = {r.key for r in _refs(self.result, []) if r.kind == SLOT}
         ops, op_reads = live_ops(cap.ops, keep)
-        effect_seen = False
+        effect_seen = guarded = False  # guarded: a step may send the call back to eager (a guard)
         uses = {}
-        self.reads_of, self.writes_of = [], []  # per step: slots read, slots written (for validate)
-        for i, op in enumerate(ops):
-            if op.kind == "read":
+        reads_of, writes_of = self.reads_of, self.writes_of = [], []  # per step: slots read, written (validate)
+        for i, (op, read) in enumerate(zip(ops, op_reads)):
+            kind = op.kind
+            if kind == "read":
                 rec = op.args
                 if rec.used and effect_seen:
                     raise Unsupported(f"{rec.describe()} is used in Python after the call already changed state (an "
                                       f"optimizer step, a gradient delivered): a replay could not stop cleanly if it "
                                       f"differed")
-                read = op_reads[i]
+                if rec.used:
+                    guarded = True
                 for k in read:
                     uses[k] = i
-                self.reads_of.append(read)
-                self.writes_of.append([])
+                reads_of.append(read)
+                writes_of.append([])
                 steps.append(("closure", self._read_step(rec)))
                 continue
-            if op.kind == "compare":
+            if kind == "compare":
                 rec, other = op.args
                 if effect_seen:
                     raise Unsupported(f"{rec.describe()} is compared in Python after the call already changed state: a "
                                       f"replay could not stop cleanly")
-                self.reads_of.append([])
-                self.writes_of.append([])
+                guarded = True
+                reads_of.append([])
+                writes_of.append([])
                 steps.append(("closure", self._compare_step(rec, op.fn, other, op.outs, op.site)))
                 continue
-            if op.kind == "decision" and effect_seen:
-                raise Unsupported(f"a choice made from tensor values at {op.site} comes after the call already "
-                                  f"changed state: a replay could not stop cleanly if it came out differently")
-            read = op_reads[i]
+            if kind == "decision":
+                if effect_seen:
+                    raise Unsupported(f"a choice made from tensor values at {op.site} comes after the call already "
+                                      f"changed state: a replay could not stop cleanly if it came out differently")
+                guarded = True
             for k in read:
                 uses[k] = i
-            self.reads_of.append(read)
+            reads_of.append(read)
             outs = op.outs
-            self.writes_of.append([outs] if outs.__class__ is int and op.kind == "kernel" else
-                                  [] if op.kind in ("host", "decision") else list(outs))
-            if op.shapes is not None and effect_seen:
-                raise Unsupported(f"an operation at {op.site} makes an output whose shape depends on values, after "
-                                  f"the call already changed state: a replay could not stop cleanly")
+            writes_of.append([outs] if outs.__class__ is int and kind == "kernel" else
+                             [] if kind in ("host", "decision") else list(outs))
+            if op.shapes is not None:
+                if effect_seen:
+                    raise Unsupported(f"an operation at {op.site} makes an output whose shape depends on values, "
+                                      f"after the call already changed state: a replay could not stop cleanly")
+                guarded = True
             effect_seen = effect_seen or op.effect
             steps.append(("op", op))
         release = [[] for _ in steps]
@@ -97,8 +103,7 @@ class Plan:
         self.replays = 0
         self.release = release
         self.keep = keep
-        self.guarded = any(op.kind in ("decision", "compare") or op.shapes is not None or
-                           (op.kind == "read" and op.args.used) for op in ops)
+        self.guarded = guarded
         validate(self)
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)

@@ -61,12 +61,12 @@ class Op:
     __slots__ = ("fn", "args", "outs", "where", "effect", "kind", "shapes", "prim", "ufunc", "into", "layout",
                  "views")
 
-    def __init__(self, fn, args, outs, where, effect, kind, shapes=None):
+    def __init__(self, fn, args, outs, where, effect, kind, shapes=None, prim=None, ufunc=None, into=None):
         self.fn, self.args, self.outs, self.where, self.effect, self.kind = fn, args, outs, where, effect, kind
         self.shapes = shapes
-        self.prim = None    # the primitive, for a kernel recorded by recorder.apply
-        self.ufunc = None   # the NumPy ufunc a replay may call with out=: the primitive's, or the host function itself
-        self.into = None    # rule(out, *args) writing the result into a planned buffer: the primitive's or the host's
+        self.prim = prim    # the primitive, for a kernel recorded by recorder.apply
+        self.ufunc = ufunc  # the NumPy ufunc a replay may call with out=: the primitive's, or the host function itself
+        self.into = into    # rule(out, *args) writing the result into a planned buffer: the primitive's or the host's
         self.layout = None  # (shape, dtype, order) of a single output that owns its memory, for buffer planning
         self.views = ()     # (slot, slot whose memory it views) for outputs that are views of this call's arrays
 

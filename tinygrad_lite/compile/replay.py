@@ -6,10 +6,13 @@ import sys
 
 import numpy as np
 
-from .record import ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Obj, Ref
+from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Ref
 
 _OUT_BY_KEYWORD = (np.maximum, np.minimum)  # "Passing more than 2 positional arguments to np.maximum and np.minimum
 # is deprecated" (NumPy 2.4): a DeprecationWarning, an error under -W error, that eager mode never raises
+
+
+_PLAIN = frozenset([int, float, bool, str, type(None)])  # arguments that are constants as they are (no resolver)
 
 
 class ReplayGuardFailed(Exception):
@@ -311,32 +314,48 @@ def program(steps, release, buffer_of, buffers, start):
     replay's slots begin as); otherwise (resolvers not None) a resolver per argument, called per replay. The semantics are those of the line _Emitter writes
     for each step."""
     prog, const_slot = [], {}
+    append = prog.append
     for (kind, item), rel in zip(steps, release):
         rel = tuple(rel)
         if kind != "op":  # a read or comparison step: a closure of the plan; a skipped step: its releases only
-            prog.append(("call" if kind == "closure" else "skip", item, None, None, None, None, rel, None))
+            append(("call" if kind == "closure" else "skip", item, None, None, None, None, rel, None))
             continue
         op = item
         how, f, buf = _how(op, buffer_of, buffers)
         keys, getters = [], None
         for a in op.args:
-            if a.__class__ is Ref and a.kind == SLOT:
-                keys.append(a.key)
-            elif _resolver(a) is None:  # a constant: a slot of its own
-                if id(a) not in const_slot:
-                    const_slot[id(a)] = len(start)
-                    start.append(a)
-                keys.append(const_slot[id(a)])
-            else:  # an argument, a live tensor, a gradient, a template holding one: resolved per call
-                getters = tuple(_resolver(a) or (lambda v: (lambda vals, argv: v))(a) for a in op.args)
+            if a.__class__ is Ref:
+                kind = a.kind
+                if kind == SLOT:
+                    keys.append(a.key)
+                    continue
+                if kind != CONST:  # an argument, a live tensor, a gradient: resolved per call
+                    getters = _getters(op.args)
+                    break
+                value = a.key  # a declared constant (a cached scalar's array): its slot holds the array itself,
+                # as its resolver would return it (W1: 500 of its 840 steps multiply or add one)
+            elif a.__class__ in _PLAIN or _resolver(a) is None:  # a constant: a slot of its own
+                value = a
+            else:  # a template holding an argument, a live tensor, a gradient
+                getters = _getters(op.args)
                 break
+            k = const_slot.get(id(value))
+            if k is None:
+                k = const_slot[id(value)] = len(start)
+                start.append(value)
+            keys.append(k)
         out = op.outs
         if how == "decision":
             buf = (bool(out), f"a choice made from tensor values at {op.site} came out differently")
         elif how in ("one", "many") and op.shapes is not None:
             how, buf = how + "-checked", (op.shapes, op.site)
-        prog.append((how, f, tuple(keys), getters, out, buf, rel, op))
+        append((how, f, tuple(keys), getters, out, buf, rel, op))
     return prog
+
+
+def _getters(args):
+    """A resolver for each of a step's arguments, constants included (the step's arguments resolved per call)."""
+    return tuple(_resolver(a) or (lambda v: (lambda vals, argv: v))(a) for a in args)
 
 
 def run_program(prog, vals, argv):

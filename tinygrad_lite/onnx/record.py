@@ -63,6 +63,9 @@ class Recorder:
                                _user_site()))
         return out
 
+    def primitive(self, prim, inputs, attrs, out):  # (recorder.apply's usual call: see Capture.primitive)
+        return self.kernel(prim.forward, (*inputs, *attrs), out, prim.name, prim=prim)
+
     def decision(self, fn, args, value):
         self.decisions.append((getattr(fn, "__name__", "a decision"), args, _user_site()))
 
