@@ -301,7 +301,7 @@ def test_assigning_data_of_a_live_tensor_inside_the_function_is_replayed():
     Replay (before the fix): p kept the array of the recorded call (the assignment is Python, not replayed); the
     returned `p.sum()` was right (it read the slot), p itself was stale from the first replay on.
     Cause: tensor.py `Tensor.data`'s setter told the capture nothing (the `.grad` setter records a host call).
-    Fixed: for a tensor from before the call it records a host call (compile/capture.set_data) with the assigned
+    Fixed: for a tensor from before the call it records a host call (compile/effects.set_data) with the assigned
     array, which pins that array (never a reused buffer); an array computed outside the record makes the capture
     fail (the call runs eagerly)."""
     def make():

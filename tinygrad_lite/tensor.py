@@ -105,7 +105,7 @@ class Tensor:
         if cap is not None and not cap.suspended and id(self) not in cap.created:
             # a tensor from before the call (a parameter): a replay assigns that call's array to it too (a tensor
             # made in the call needs nothing: operations find its new array by the array)
-            from .compile.capture import set_data
+            from .compile.effects import set_data
             cap.host_call(set_data, (cap.obj(self), arr), "assigning .data")
         self._data = arr
 
@@ -133,7 +133,7 @@ class Tensor:
                 raise RuntimeError(f"assigned grad has data of a different type: grad dtype {value._data.dtype}, "
                                    f"tensor dtype {self._data.dtype}{registry.user_site()}")
         if cap is not None and not cap.suspended:
-            from .compile.capture import set_grad
+            from .compile.effects import set_grad
             cap.host_call(set_grad, (cap.obj(self), None if value is None else value._data), "setting .grad")
         self._grad = value
 

@@ -13,7 +13,7 @@ from .grad_mode import state
 from .index_grad import IndexGrad, Slices, _add_index_grad, _promoted_copy
 from .saved import _aliases_input, _as_seen_by, _check_saved, _detached, note_detached  # noqa: F401 (re-exported)
 from .stale import _watch_for_stale_graphs
-from ..compile.capture import set_grad
+from ..compile.effects import set_grad
 from .._gc import pause as _pause_gc, resume as _resume_gc
 from ..compile.hooks import host, host_effect
 

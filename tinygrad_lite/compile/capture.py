@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from .effects import bump_version
 from .hooks import HOST_INTO
 from .memory import fresh, known_base, layout, tensor_class as _tensor_class
 from .observe import Observing
@@ -183,7 +184,7 @@ class Capture(Observing):
     def bump(self, t):
         """A live tensor's version went up through a recorded in-place kernel: a replay bumps it too."""
         if id(t) not in self.created:
-            self.ops.append(Op(_bump_version, (self.obj(t),), None, None, True, "host"))
+            self.ops.append(Op(bump_version, (self.obj(t),), None, None, True, "host"))
 
     def delivered(self, t):
         """After the engine set leaf `t`'s `.grad`: its array is read from `t.grad` at replay (the replayed delivery
@@ -390,16 +391,3 @@ class Capture(Observing):
         """Whether this capture is recording on this thread now."""
         return state.capture is self and not self.suspended
 
-
-def _bump_version(t):
-    t._version += 1
-
-
-def set_grad(t, arr):
-    """A replay of `t.grad = value` (value: this call's array, or None)."""
-    t._grad = None if arr is None else t.__class__._wrap(arr)
-
-
-def set_data(t, arr):
-    """A replay of `t.data = value` for a tensor from before the call (arr: this call's array)."""
-    t._data = arr

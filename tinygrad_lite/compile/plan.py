@@ -18,7 +18,8 @@ from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
 from .reads import Read, read_value
-from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, fixed_slots, program, run_program
+from .interpret import program, run_program
+from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, fixed_slots
 
 
 INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
