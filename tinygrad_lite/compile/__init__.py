@@ -23,6 +23,7 @@ from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
 from .signature import aliases as _aliases, arg_layout, flatten as _flatten, flatten_kwargs as _flatten_kwargs
+from .. import dtypes as _dtypes
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
 from ..autograd.grad_mode import state
@@ -144,8 +145,10 @@ class Compiled:
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         leaves = []
+        # (the default dtype too: Python floats with integer tensors and float factories take it, so a plan
+        # recorded under another one has the wrong dtypes baked in)
         key = (_flatten(args, leaves, self.dynamic), _flatten_kwargs(kwargs, leaves, self.dynamic), _aliases(leaves),
-               state.grad_enabled)
+               state.grad_enabled, _dtypes.default_float)
         reason = None
         for v in self._variants:
             if v.key != key:
