@@ -270,3 +270,19 @@ def test_a_plan_recorded_under_one_default_dtype_is_not_replayed_under_another(d
             want, got = f(x), compiled(x)
             assert got.dtype == want.dtype == default and np.array_equal(got.numpy(), want.numpy())
     assert compiled.stats["variants"] == 2 and compiled.stats["eager_calls"] == 0, compiled.stats
+
+
+@pytest.mark.parametrize("reflected", [False, True])
+def test_a_scalar_cached_before_the_recording_is_a_constant_not_a_live_tensor(reflected):
+    """`x * 2.5` after an eager `x * 2.5` takes operators' cached-constant fast path; the capture must still know its
+    0-d array as a constant (it was recorded as a tensor from before the call: guarded on every replay and read
+    through a resolver per use), and replays keep eager's numbers when the scalar changes."""
+    def f(x, c):
+        return ((c * x) if reflected else (x * c)).sum()
+    x = tl.tensor(np.arange(4.0, dtype=np.float32))
+    f(x, 2.5), f(x, 3.5)  # eager: both constants cached
+    g = tl.compile(f)
+    for c in (2.5, 2.5, 3.5, 3.5):
+        assert g(x, c).item() == f(x, c).item()
+    assert g.stats["eager_calls"] == 0
+    assert all(len(v.live) == 0 for v in g._variants if v.plan is not None)

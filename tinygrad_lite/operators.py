@@ -211,6 +211,8 @@ def _binop(prim, reflected=False):
             if b.__class__ is float:
                 t = _SCALARS.get((float, b, a._data.dtype)) if b else None
                 if t is not None:
+                    if state.capture is not None:  # (cached before the recording: a constant all the same)
+                        state.capture.constant(t._data)
                     return _apply(prim, (t, a))
             return _binary(prim, b, a)
     else:
@@ -222,6 +224,8 @@ def _binop(prim, reflected=False):
             elif cls is float and b:
                 t = _SCALARS.get((float, b, a._data.dtype))
                 if t is not None:
+                    if state.capture is not None:  # (as _operand: tl.compile knows it as a constant, not a live tensor)
+                        state.capture.constant(t._data)
                     return _apply(prim, (a, t))
             return _binary(prim, a, b)
     op.__name__ = prim.name
