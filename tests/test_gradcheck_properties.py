@@ -245,3 +245,21 @@ def test_custom_function_at_its_own_undeclared_kink_is_not_blamed():
     with pytest.raises(GradcheckError) as info:
         gradcheck(lambda x: MyWrongRelu.apply(x).sin() * 2.0, x)
     assert info.value.faulty_entry.name == "MyWrongRelu"
+
+
+@pytest.mark.parametrize("steps", [0.5, 0.7787, 0.9, 0.99, -0.7, -0.95])
+def test_a_kink_less_than_one_step_away_is_a_kink_not_an_error(steps):
+    """An undeclared kink (a `where` on a comparison) between the input and one finite-difference step: from 2/3 of
+    a step on, the one-sided slopes' disagreement grows at twice the step by more than curvature would, which the
+    stays-put test read as curvature (Hypothesis found 7.787e-07 with eps 1e-06); the side that does not reach the
+    kink is straight and equals the analytical value."""
+    x = tl.tensor(np.array([steps * 1e-6, 1.0]), requires_grad=True)
+    with pytest.warns(GradcheckKinkWarning, match="undeclared kink"):
+        assert gradcheck(lambda x: tl.where(x > 0, x, x * 0.1), x)
+
+
+def test_a_wrong_backward_less_than_one_step_from_its_kink_still_fails():
+    x = tl.tensor(np.array([0.8e-6, -0.9e-6, 0.3]), requires_grad=True)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda x: MyWrongRelu.apply(x).sin() * 2.0, x)
+    assert info.value.faulty_entry.name == "MyWrongRelu"
