@@ -9,8 +9,8 @@ def program(steps, release, buffer_of, buffers, start):
     out, buffer, slots to free), run by `run_program` in one loop; building it costs a tuple per step (the generated
     code costs ~12 us per step of Python's compiler). A step's arguments are slot numbers, read with one C-level
     map, when each is a slot or a constant (constants get slots of their own, appended to `start`, the list each
-    replay's slots begin as); otherwise (resolvers not None) a resolver per argument, called per replay. The semantics are those of the line _Emitter writes
-    for each step."""
+    replay's slots begin as); otherwise (resolvers not None) a resolver per argument, called per replay. The
+    semantics are those of the line _Emitter writes for each step."""
     prog, const_slot = [], {}
     append = prog.append
     for (kind, item), rel in zip(steps, release):

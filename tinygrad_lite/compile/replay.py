@@ -1,7 +1,7 @@
 """How a plan's steps run: each step's replay semantics decided once (`_how`) and rendered two ways — a program
 of tuples run by one loop for the first replays (interpret.py, cheap to build) and straight-line generated Python
-for the rest (`_Emitter`, one call per chunk of steps) — and the resolution of a step's argument templates (`_resolver`) into
-this call's arrays: slots, arguments, live tensors, gradients, constants."""
+for the rest (`_Emitter`, one call per chunk of steps) — and the resolution of a step's argument templates
+(`_resolver`) into this call's arrays: slots, arguments, live tensors, gradients, constants."""
 import sys
 
 import numpy as np
@@ -292,7 +292,8 @@ def _recycled(cell):
     """The array for a ufunc's out= that a host call will receive: the one the last call made, if nothing but this
     cell holds it any more (the gradient it became was dropped by zero_grad, and nobody kept it or a view of it),
     else a new one. Its values are all written by the ufunc, so the result is a fresh array's, bit for bit; what
-    it saves is an allocation and its page faults (W2's first layer: 800 KB per step). cell = [array, shape, dtype, order]."""
+    it saves is an allocation and its page faults (W2's first layer: 800 KB per step).
+    cell = [array, shape, dtype, order]."""
     if cell[0] is not None and _references(cell) == _ALONE:
         return cell[0]
     a = cell[0] = np.empty(cell[1], dtype=cell[2], order=cell[3])
