@@ -109,7 +109,8 @@ def plan_buffers(ops, reads, uses, keep):
     for k in (*keep, *hosted):
         pinned.add(k)
         pinned.add(root.get(k))
-    placed = _placed_slices(ops, reads, defined, root, pinned)
+    viewed = {r for r in root.values() if r is not None}  # slots some view's memory belongs to
+    placed = _placed_slices(ops, reads, defined, root, viewed, pinned)
     early = {}  # a buffer whose slices are computed in place: made at its first slice's step, not at np.empty's
     for s, (t, _, _) in placed.items():
         early[t] = min(early.get(t, defined[s]), defined[s])
@@ -117,7 +118,6 @@ def plan_buffers(ops, reads, uses, keep):
     for t, i in early.items():
         starts.setdefault(i, []).append(t)
     free, buffer_of, buffers, span, releasing, inplace = {}, {}, [], {}, {}, set()
-    viewed = {r for r in root.values() if r is not None}  # slots some view's memory belongs to (_dying_input)
 
     def take(key):
         if free.get(key):
@@ -160,7 +160,7 @@ def plan_buffers(ops, reads, uses, keep):
     return buffer_of, buffers, span, inplace, placed, skipped
 
 
-def _placed_slices(ops, reads, defined, root, pinned):
+def _placed_slices(ops, reads, defined, root, viewed, pinned):
     """The slices of a gradient its slices tile (`Slices.dense`: np.empty, then one `_put_index_grad` per slice)
     that a kernel computed into an array of their own only for the put to copy them: {slot: (the buffer's slot,
     the constant index, the put's step)}. The kernel then writes into its place in the buffer (a view, made once)
@@ -174,7 +174,6 @@ def _placed_slices(ops, reads, defined, root, pinned):
     for r in reads:
         for k in r:
             readers[k] = readers.get(k, 0) + 1
-    viewed = set(root.values())
     placed = {}
     for p, op in enumerate(ops):
         if op.kind != "kernel" or op.fn is not _put_index_grad:
