@@ -8,21 +8,20 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
-import functools
 import threading
-import types
 import warnings
 
 import numpy as np
 
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
-from .constants import changed, module_class, python_constants
+from .constants import module_class, python_constants
+from .guards import Variant as _Variant
 from .values import PLAIN
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
-from .signature import aliases as _aliases, arg_layout, flatten as _flatten, flatten_kwargs as _flatten_kwargs
+from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
 from .. import dtypes as _dtypes
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
@@ -40,67 +39,6 @@ class CompileWarning(UserWarning):
 
 
 _capture_lock = threading.RLock()  # the creation hook is process-wide: one capture at a time
-
-
-class _Variant:
-    """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
-    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
-                 "constants")
-
-    def __init__(self, key, plan, reason, constants=()):
-        self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
-        if plan is not None:
-            self.modules = plan.modules
-            self.live = plan.live
-            self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks), arg_layout(t._data))
-                              for t in plan.live]  # (the layout as an argument's: see signature.arg_layout)
-            self.leaves = plan.leaves
-            self.arg_grads = plan.arg_grads
-            self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
-            self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
-
-    def holds(self):
-        """The guards beyond the argument signature: modules' modes and parameters, live tensors' metadata, the
-        Python constants the function reads (constants.py)."""
-        if self.constants:
-            reason = changed(self.constants)
-            if reason is not None:
-                return reason
-        for m, training in self.modules:
-            if m.training != training:
-                return f"{type(m).__name__}.training changed to {m.training}"
-            # (a module with hooks did not record: added since)
-            if m._forward_hooks or m._forward_pre_hooks or m.__dict__.get("_backward_hooks"):
-                return f"a forward or backward hook was added to {type(m).__name__}"
-        for m, settings in self.attrs:  # the recorded values only: a setting added later was not read
-            d = m.__dict__
-            for k, v in settings:
-                now = d.get(k, _MISSING)
-                if now is not v and now != v:
-                    return f"{type(m).__name__}.{k} changed (a layer setting read when the call was recorded)"
-        for m, name, p in self.params:
-            if m._parameters.get(name) is not p:
-                return f"parameter '{name}' of {type(m).__name__} was replaced"
-        for t, (rg, shape, dtype, hooked, layout) in zip(self.live, self.live_meta):
-            arr = t._data
-            if t.requires_grad != rg or arr.shape != shape or arr.dtype != dtype or bool(t._hooks) != hooked:
-                return f"a tensor the function uses changed (shape {arr.shape}, dtype {arr.dtype}, " \
-                       f"requires_grad {t.requires_grad})"
-            if arg_layout(arr) != layout:
-                return f"the memory layout of a tensor the function uses changed (shape {arr.shape})"
-        return None
-
-
-_MISSING = object()
-
-
-_SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
-
-
-def _settings(module):
-    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...) and the functions it holds (a Transformer
-    layer's activation, compared by identity): a replay uses their recorded values."""
-    return {k: v for k, v in vars(module).items() if isinstance(v, _SETTINGS) and k != "training"}
 
 
 class Compiled:
@@ -155,16 +93,7 @@ class Compiled:
                 continue
             if v.plan is None:
                 return self._eager(args, kwargs, v.reason)
-            reason = v.holds()
-            if reason is None:
-                for t, was_none in v.leaves:
-                    if (t._grad is None) != was_none:
-                        reason = "which gradients are None changed"
-                        break
-                for i, was_none in v.arg_grads:
-                    if (leaves[i]._grad is None) != was_none:
-                        reason = "which gradients are None changed (of an argument)"
-                        break
+            reason = v.holds(leaves)
             if reason is None:
                 try:
                     out = v.plan.run(leaves)

@@ -168,7 +168,7 @@ def _attribute_names(obj):
 def _dict(obj):
     """obj's instance dict (a module's globals), or None, read by its class's own descriptor: no code runs."""
     try:
-        desc = _dict_descriptor(type(obj))
+        desc = _dict_descriptor(type(obj), type(obj).__mro__)
     except TypeError:  # a class its metaclass makes unhashable
         desc = _find_dict_descriptor(type(obj))
     d = desc.__get__(obj, type(obj)) if desc is not None else None
@@ -180,7 +180,10 @@ def _find_dict_descriptor(klass):
     return desc if type(desc) in (types.GetSetDescriptorType, types.MemberDescriptorType) else None
 
 
-_dict_descriptor = functools.lru_cache(maxsize=1024)(_find_dict_descriptor)  # (a class is hashable, but see _dict)
+@functools.lru_cache(maxsize=1024)  # (a class is hashable, but see _dict)
+def _dict_descriptor(klass, mro):
+    """_find_dict_descriptor, cached by class and MRO (assigning a class's __bases__ changes where it is found)."""
+    return _find_dict_descriptor(klass)
 
 
 def _locate(obj, name):

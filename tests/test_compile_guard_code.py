@@ -1,0 +1,155 @@
+"""tl.compile's guards written out as one function per variant (compile/guards.py): each line is an identity test
+where one decides, and the exact test where it does not. These pin the lines' own shortcuts: a method found in a base
+class (the MRO walked ahead of time), an equal setting that is another object, and the reasons a failure names."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite import nn
+
+from _compile_common import mismatches, ramp
+
+
+class _Base:
+    def helper(self, x):
+        return x * 2.0
+
+
+class _Other:
+    def helper(self, x):
+        return x * 5.0
+
+
+class _Child(_Base):
+    def step(self, x):
+        return self.helper(x)
+
+
+@pytest.fixture
+def child_class():
+    """A fresh subclass of _Base per test (the tests edit the class)."""
+    class Child(_Base):
+        def step(self, x):
+            return self.helper(x)
+    return Child
+
+
+def _set(klass, name, value):
+    return lambda: setattr(klass, name, value)
+
+
+def _reason(fn, change):
+    """What the guards of fn's first variant say after `change()` (recorded, replayed once, then changed)."""
+    f, x = tl.compile(fn), ramp()
+    f(x)
+    f(x)
+    assert f.stats["replays"] == 1, f.stats
+    change()
+    return f._variants[0].holds([x])
+
+
+@pytest.mark.parametrize("change", ["defined on the subclass", "replaced on the base", "bases reassigned"])
+def test_a_method_found_in_a_base_class_is_guarded(child_class, change):
+    obj = child_class()
+    edit = {"defined on the subclass": _set(child_class, "helper", lambda self, x: x * 3.0),
+            "replaced on the base": _set(_Base, "helper", lambda self, x: x * 4.0),
+            "bases reassigned": _set(child_class, "__bases__", (_Other,))}[change]
+    saved = _Base.__dict__["helper"]
+    try:
+        bad, stats = mismatches(obj.step, edit)
+        _Base.helper, child_class.__bases__ = saved, (_Base,)
+        if "helper" in child_class.__dict__:
+            del child_class.helper
+        reason = _reason(obj.step, edit)
+    finally:
+        _Base.helper = saved
+    assert bad == [], stats
+    assert reason == f"the method {child_class.__name__}.helper the function calls was replaced", reason
+
+
+def test_an_unchanged_inherited_method_keeps_replaying():
+    bad, stats = mismatches(_Child().step)
+    assert bad == [] and stats["replays"] == 11 and stats["eager_calls"] == 0, stats
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.scale = 2.0
+
+    def forward(self, x):
+        return self.lin(x) * self.scale
+
+
+SCALE = 2.0
+
+
+def _scaled_by_global(x):
+    return x * SCALE
+
+
+def test_an_equal_setting_that_is_another_object_keeps_replaying():
+    """A module setting and a global set to an equal float made anew (not the recorded object): the identity test
+    fails, the exact one holds, and the call replays."""
+    global SCALE
+    m = _Scaled()
+    bad, stats = mismatches(lambda x: m(x).detach(), lambda: setattr(m, "scale", float("2.0")))
+    assert bad == [] and stats["replays"] == 11 and stats["traces"] == 1, stats
+    try:
+        bad, stats = mismatches(_scaled_by_global, lambda: globals().__setitem__("SCALE", float("2.0")))
+    finally:
+        SCALE = 2.0
+    assert bad == [] and stats["replays"] == 11 and stats["traces"] == 1, stats
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda m: setattr(m, "scale", 3.0), "'scale' the function reads was 2.0 when recorded and is 3.0 now"),
+    (lambda m: m.lin.eval(), "Linear.training changed to False"),
+    (lambda m: m.lin.register_forward_hook(lambda *a: None), "a forward or backward hook was added to Linear"),
+    (lambda m: setattr(m.lin, "bias", nn.Parameter(tl.zeros(4))), "parameter 'bias' of Linear was replaced"),
+    (lambda m: m.lin.weight.requires_grad_(False), "a tensor the function uses changed"),
+    (lambda m: setattr(m.lin.weight, "data", np.asfortranarray(m.lin.weight.numpy())), "memory layout"),
+])
+def test_each_kind_of_guard_names_what_changed(change, reason):
+    m = _Scaled()
+    m.lin.weight.data = np.ones((4, 4), np.float32)  # (symmetric: a Fortran-order copy holds the same values)
+    bad, stats = mismatches(lambda x: m(x).detach(), lambda: change(m))
+    assert bad == [] and stats["traces"] == 2, stats
+    m = _Scaled()
+    m.lin.weight.data = np.ones((4, 4), np.float32)
+    got = _reason(lambda x: m(x).detach(), lambda: change(m))
+    assert got is not None and reason in got, got
+
+
+def test_which_gradients_are_none_is_guarded():
+    w = tl.tensor(np.ones(4, np.float32), requires_grad=True)
+
+    def step(x):
+        loss = (x * w).sum()
+        loss.backward()
+        return loss.item()
+    f, x = tl.compile(step), ramp()
+    for _ in range(3):
+        w.grad = None
+        f(x)
+    assert f.stats["replays"] == 2
+    f(x)  # w.grad from the last call: accumulated into, another variant
+    assert f.stats["traces"] == 2, f.stats
+    np.testing.assert_array_equal(w.grad.numpy(), 2 * x.numpy())
+
+
+def test_the_guard_function_is_made_once_per_variant():
+    m = _Scaled()
+    f, x = tl.compile(lambda x: m(x).detach()), ramp()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f(x)
+        (variant,) = f._variants
+        assert variant._check is None  # (not before the first replay: a call that never replays does not pay it)
+        f(x)
+        check = variant._check
+        f(x)
+    assert check is not None and variant._check is check and f.stats["replays"] == 2

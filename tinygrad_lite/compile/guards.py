@@ -1,0 +1,179 @@
+"""A recorded variant (`Variant`) and its guards beyond the argument signature: the Python constants the function reads
+(constants.py's rows), modules' modes, hooks, settings and parameters, the metadata of the tensors it uses from
+outside, and which gradients are None. They are checked before every replay, so they are written out as one
+straight-line function per variant (`check`), made on its first replay: right after a step the objects a guard reads
+are out of the caches, and a generic walk over them measured ~110 us of W2's 2.5 ms step, the generated lines ~3x
+less. Each line is an identity test where one decides; when it does not, the exact test of constants_check (or the
+same expression the line stands for) decides and names what changed."""
+import functools
+import types
+
+from .constants_check import _Self, _root_value, changed
+from .objects import _Methods, _locate
+from .signature import arg_layout
+from .values import GONE, Contents, data, lookup, same
+
+_MISSING = object()
+
+_SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
+
+
+def _settings(module):
+    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...) and the functions it holds (a Transformer
+    layer's activation, compared by identity): a replay uses their recorded values."""
+    return {k: v for k, v in vars(module).items() if isinstance(v, _SETTINGS) and k != "training"}
+
+
+class Variant:
+    """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
+    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
+                 "constants", "_check")
+
+    def __init__(self, key, plan, reason, constants=()):
+        self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
+        self._check = None
+        if plan is not None:
+            self.modules = plan.modules
+            self.live = plan.live
+            self.live_meta = [(t.requires_grad, t._data.shape, t._data.dtype, bool(t._hooks), arg_layout(t._data))
+                              for t in plan.live]  # (the layout as an argument's: see signature.arg_layout)
+            self.leaves = plan.leaves
+            self.arg_grads = plan.arg_grads
+            self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
+            self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
+
+    def holds(self, leaves):
+        """None when every guard holds for a call with argument leaves `leaves`, else what changed."""
+        if self._check is None:
+            self._check = _GuardCode(self).build()
+        return self._check(leaves)
+
+
+# The messages of failed guards (made only then).
+def _training(m):
+    return f"{type(m).__name__}.training changed to {m.training}"
+
+
+def _hooked(m):  # (a module with hooks did not record: added since)
+    return f"a forward or backward hook was added to {type(m).__name__}"
+
+
+def _setting(m, k):
+    return f"{type(m).__name__}.{k} changed (a layer setting read when the call was recorded)"
+
+
+def _replaced(m, name):
+    return f"parameter '{name}' of {type(m).__name__} was replaced"
+
+
+def _tensor(arr, t):
+    return f"a tensor the function uses changed (shape {arr.shape}, dtype {arr.dtype}, requires_grad {t.requires_grad})"
+
+
+def _layout(arr):
+    return f"the memory layout of a tensor the function uses changed (shape {arr.shape})"
+
+
+_NONE_CHANGED = "which gradients are None changed"
+
+
+class _GuardCode:
+    """Writes a variant's guards as the body of `check(leaves)`, in the order they are named when several fail:
+    constants, modules' modes and hooks, their settings, parameters, live tensors, gradients that are None."""
+
+    def __init__(self, variant):
+        self.v, self.lines, self.names = variant, [], {}
+        self.ns = {"GONE": GONE, "MISSING": _MISSING, "changed": changed, "lookup": lookup, "locate": _locate,
+                   "root_value": _root_value, "same": same, "arg_layout": arg_layout, "_training": _training,
+                   "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced, "_tensor": _tensor,
+                   "_layout": _layout, "NONE_CHANGED": _NONE_CHANGED}
+
+    def name(self, obj, prefix="c"):
+        """The name the code reads `obj` by (one per object)."""
+        key = self.names.get(id(obj))
+        if key is None:
+            key = self.names[id(obj)] = f"{prefix}{len(self.ns)}"
+            self.ns[key] = obj
+        return key
+
+    def add(self, condition, reason):
+        self.lines.append(f"if {condition}: return {reason}")
+
+    def build(self):
+        v = self.v
+        for row in v.constants or ():
+            self.constant(row)
+        for m, training in v.modules:
+            m_ = self.name(m, "m")
+            self.add(f"{m_}.training != {training!r}", f"_training({m_})")
+            self.add(f"{m_}._forward_hooks or {m_}._forward_pre_hooks or {m_}.__dict__.get('_backward_hooks')",
+                     f"_hooked({m_})")
+        for m, settings in v.attrs:  # the recorded values only: a setting added later was not read
+            if settings:
+                m_ = self.name(m, "m")
+                self.lines.append(f"d = {m_}.__dict__")
+                for k, value in settings:
+                    self.lines.append(f"now = d.get({k!r}, MISSING)")
+                    v_ = self.name(value)
+                    self.add(f"now is not {v_} and now != {v_}", f"_setting({m_}, {k!r})")
+        for m, name, p in v.params:
+            m_ = self.name(m, "m")
+            self.add(f"{m_}._parameters.get({name!r}) is not {self.name(p)}", f"_replaced({m_}, {name!r})")
+        for t, (rg, shape, dtype, hooked, layout) in zip(v.live, v.live_meta):
+            t_ = self.name(t, "t")
+            self.lines.append(f"a = {t_}._data")
+            self.add(f"{t_}.requires_grad != {rg!r} or a.shape != {shape!r} or a.dtype != {self.name(dtype)} or "
+                     f"bool({t_}._hooks) != {hooked!r}", f"_tensor(a, {t_})")
+            if layout == (0, True):  # (the usual layout, C order and writeable, without making the tuple)
+                self.lines.append("fl = a.flags")
+                self.add("not (fl.c_contiguous and fl.writeable)", "_layout(a)")
+            else:
+                self.add(f"arg_layout(a) != {layout!r}", "_layout(a)")
+        for t, was_none in v.leaves:
+            self.add(f"{self.name(t, 't')}._grad is {'not ' if was_none else ''}None", "NONE_CHANGED")
+        for i, was_none in v.arg_grads:
+            self.add(f"leaves[{i}]._grad is {'not ' if was_none else ''}None", "NONE_CHANGED + ' (of an argument)'")
+        src = "def check(leaves):\n" + "".join(f"    {line}\n" for line in self.lines) + "    return None\n"
+        exec(compile(src, "<tl.compile guards>", "exec"), self.ns)
+        return self.ns["check"]
+
+    def constant(self, row):
+        """One row of constants.py: an identity test where the value is the recorded object, else the row's exact
+        test (constants_check.changed), which also names it."""
+        root, name, path, value = row
+        exact = f"changed(({self.name(row)},))"
+        if value.__class__ is _Methods:
+            for obj, klass, attr, entry, own, shadowed in value.entries:
+                self.method(obj, klass, attr, entry, f"{self.name(value)}.changed()")
+                if own is not None:
+                    self.add(f"({attr!r} in {self.name(own)}) is not {shadowed!r}", f"{self.name(value)}.changed()")
+            return
+        if root.__class__ is dict:
+            self.lines.append(f"now = {self.name(root)}.get({name!r}, GONE)")
+        elif root.__class__ is _Self:
+            self.lines.append(f"now = {self.name(root.obj)}")
+        else:
+            self.lines.append(f"now = root_value({self.name(root)}, {name!r})")
+        for attr in path:
+            self.lines.append(f"now = locate(now, {self.name(attr)})[0]")
+        if value.__class__ is Contents:
+            self.add(f"not {self.name(value)}.same(now)", exact)
+        else:
+            same_data = f" and not same(now, {self.name(value)})" if data(value) else ""
+            self.add(f"now is not {self.name(value)}{same_data}", exact)
+
+    def method(self, obj, klass, attr, entry, exact):
+        """A method the code calls is the recorded entry: `klass` (obj's class, or obj itself when it is a class) is
+        the same, with the same MRO and the entry found where it was (no class before it defines the name); when
+        not, the MRO lookup decides (values.lookup), as constants_check's test."""
+        now = self.name(klass) if obj is klass else f"type({self.name(obj)})"
+        k_ = self.name(klass)
+        tests = [f"{now} is {k_}", f"{k_}.__mro__ is {self.name(klass.__mro__)}"]
+        for c in klass.__mro__:
+            if attr in c.__dict__:
+                tests.append(f"{self.name(c)}.__dict__.get({attr!r}, GONE) is {self.name(entry)}")
+                break
+            tests.append(f"{attr!r} not in {self.name(c)}.__dict__")
+        else:  # (recorded as missing)
+            tests.append(f"{self.name(entry)} is GONE")
+        self.add(f"not ({' and '.join(tests)}) and lookup({now}, {attr!r}) is not {self.name(entry)}", exact)
