@@ -153,3 +153,73 @@ def test_the_guard_function_is_made_once_per_variant():
         check = variant._check
         f(x)
     assert check is not None and variant._check is check and f.stats["replays"] == 2
+
+
+# ---------------- the argument signature's matcher (signature.matcher): the key's answer without the key ----------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tinygrad_lite import dtypes as _dtypes  # noqa: E402
+from tinygrad_lite.autograd.grad_mode import state as _state  # noqa: E402
+from tinygrad_lite.compile.signature import aliases, flatten, flatten_kwargs, matcher  # noqa: E402
+
+_POOL = [np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float64), np.zeros((3, 2), np.float32),
+         np.asfortranarray(np.zeros((2, 3), np.float32)), np.zeros((2, 6), np.float32)[:, ::2],
+         np.zeros(4, np.int64), np.zeros(4, np.int64).view(np.dtype(">i8")), np.zeros((2, 3), np.float32)]
+_POOL[-1].flags.writeable = False
+
+
+def _key(args, kwargs):
+    leaves = []
+    return (flatten(args, leaves), flatten_kwargs(kwargs, leaves), aliases(leaves), _state.grad_enabled,
+            _dtypes.default_float), leaves
+
+
+@st.composite
+def _arguments(draw):
+    """Positional arguments drawn from a small pool (so shapes, dtypes and layouts repeat, and arrays are shared):
+    each an ndarray, or a Tensor of one with or without requires_grad, or a graph."""
+    args, tensors = [], {}
+    for _ in range(draw(st.integers(0, 4))):
+        i = draw(st.integers(0, len(_POOL) - 1))
+        kind = draw(st.sampled_from(["array", "tensor", "tensor", "grad", "graph", "again"]))
+        if kind == "array" or _POOL[i].dtype.kind != "f" and kind in ("grad", "graph"):
+            args.append(_POOL[i])
+        elif kind == "again" and args:
+            args.append(args[draw(st.integers(0, len(args) - 1))])
+        else:
+            t = tensors.setdefault((i, kind), tl.Tensor(_POOL[i]) if kind != "grad" and kind != "graph" else
+                                   tl.tensor(_POOL[i].copy(), requires_grad=True))
+            args.append(t * 1.0 if kind == "graph" else t)
+    return tuple(args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(recorded=_arguments(), other=_arguments(), how=st.sampled_from(["same", "one replaced", "other"]),
+       at=st.integers(0, 3), kwargs=st.sampled_from([{}, {}, {"y": 1}]), grad=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float32, np.float64]))
+def test_the_matcher_answers_as_the_key(recorded, other, how, at, kwargs, grad, dtype):
+    call = recorded if how == "same" else other if how == "other" or not recorded or not other else \
+        recorded[:at % len(recorded)] + other[:1] + recorded[at % len(recorded) + 1:]
+    key, _ = _key(recorded, {})
+    match = matcher(key, _state, _dtypes)
+    assert match is not None  # (positional Tensors and arrays: the usual signature)
+    saved = _state.grad_enabled, _dtypes.default_float
+    try:
+        _state.grad_enabled = grad
+        tl.set_default_dtype(dtype)
+        now, leaves = _key(call, kwargs)
+        got = match(call, kwargs)
+    finally:
+        _state.grad_enabled = saved[0]
+        tl.set_default_dtype(saved[1])
+    assert (got is not None) == (now == key), (recorded, call, got)
+    assert got is None or (len(got) == len(leaves) and all(a is b for a, b in zip(got, leaves)))
+    longer = call + (call[:1] or (_POOL[0],))
+    assert len(longer) == len(recorded) or match(longer, kwargs) is None  # (another number of arguments)
+
+
+def test_keys_of_other_shapes_have_no_matcher():
+    """Numbers, containers and keyword arguments: those calls build their key."""
+    for args, kwargs in [((1.5,), {}), (([np.zeros(2)],), {}), ((np.zeros(2),), {"y": np.zeros(2)}),
+                         (((np.zeros(2), np.zeros(2)),), {})]:
+        assert matcher(_key(args, kwargs)[0], _state, _dtypes) is None

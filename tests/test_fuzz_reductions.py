@@ -97,3 +97,20 @@ def test_arg_reductions(data, name, arr, keepdim):
     got = run(name, lambda: getattr(x, name)(dim, keepdim), ref, aliases=("amax", "amin"))
     if got is not None and name in ("max", "min") and dim is not None:
         assert got.values.shape == got.indices.shape and got.indices.dtype == np.int64
+
+
+_SPECIAL = st.sampled_from([0.0, -0.0, 1.5, -2.0, 3e38, -3e38, np.inf, -np.inf, np.nan])
+
+
+@given(data=st.data(), rows=st.integers(1, 40), cols=st.integers(1, 40))
+def test_softmax_shift_is_the_finite_maximum(data, rows, cols):
+    """The shift logsumexp and log_softmax subtract: the maximum over the dims where it is finite, else 0 — with
+    infinities, NaN and maxima whose sum overflows float32 (the test of finiteness is one sum)."""
+    from tinygrad_lite.functional import _finite_max
+    x = np.array(data.draw(st.lists(_SPECIAL, min_size=rows * cols, max_size=rows * cols)), np.float32)
+    x = x.reshape(rows, cols)
+    for dims in ((1,), (0,), (0, 1)):
+        m = np.max(x, axis=dims, keepdims=True)
+        want = np.where(np.isfinite(m), m, 0).astype(np.float32)
+        got = _finite_max(x, dims)
+        assert got.dtype == x.dtype and got.shape == want.shape and np.array_equal(got, want), (x, dims, got)

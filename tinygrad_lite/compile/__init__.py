@@ -16,12 +16,13 @@ import numpy as np
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import module_class, python_constants
-from .guards import Variant as _Variant
+from .guards import UNMADE as _UNMADE, Variant as _Variant
 from .values import PLAIN
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
-from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
+from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs, \
+    matcher as _matcher
 from .. import dtypes as _dtypes
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
@@ -82,15 +83,20 @@ class Compiled:
             return self.fn(*args, **kwargs)
         if state.anomaly:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
-        leaves = []
-        # (the default dtype too: Python floats with integer tensors and float factories take it, so a plan
-        # recorded under another one has the wrong dtypes baked in)
-        key = (_flatten(args, leaves, self.dynamic), _flatten_kwargs(kwargs, leaves, self.dynamic), _aliases(leaves),
-               state.grad_enabled, _dtypes.default_float)
-        reason = None
+        key = keyed = reason = None
         for v in self._variants:
-            if v.key != key:
-                continue
+            if v.match is _UNMADE:
+                v.match = _matcher(v.key, state, _dtypes)
+            if v.match is not None:  # (the usual signature: the variant's own test, without building the key)
+                leaves = v.match(args, kwargs)
+                if leaves is None:
+                    continue
+            else:
+                if key is None:
+                    key, keyed = self._key(args, kwargs)
+                if v.key != key:
+                    continue
+                leaves = keyed
             if v.plan is None:
                 return self._eager(args, kwargs, v.reason)
             reason = v.holds(leaves)
@@ -102,6 +108,8 @@ class Compiled:
                 else:
                     self.stats["replays"] += 1
                     return out
+        if key is None:
+            key, keyed = self._key(args, kwargs)
         if reason is None:
             reason = "a new argument signature" if self._variants else None
         if len(self._variants) >= self.max_variants:
@@ -111,7 +119,15 @@ class Compiled:
                               f"recorded and the guards fail again ({reason}); running eagerly from now on for "
                               f"such calls", CompileWarning, stacklevel=3)
             return self._eager(args, kwargs, reason)
-        return self._trace(args, kwargs, key, leaves)
+        return self._trace(args, kwargs, key, keyed)
+
+    def _key(self, args, kwargs):
+        """The call's argument signature (signature.py) and its leaves. (The default dtype is part of it: Python
+        floats with integer tensors and float factories take it, so a plan recorded under another one has the wrong
+        dtypes baked in.)"""
+        leaves = []
+        return (_flatten(args, leaves, self.dynamic), _flatten_kwargs(kwargs, leaves, self.dynamic), _aliases(leaves),
+                state.grad_enabled, _dtypes.default_float), leaves
 
     def _eager(self, args, kwargs, reason):
         if self.fullgraph:

@@ -14,6 +14,7 @@ from .signature import arg_layout
 from .values import GONE, Contents, data, lookup, same
 
 _MISSING = object()
+UNMADE = object()  # a variant's signature matcher before its first use (signature.matcher)
 
 _SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
 
@@ -27,11 +28,11 @@ def _settings(module):
 class Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
     __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
-                 "constants", "_check")
+                 "constants", "_check", "match")
 
     def __init__(self, key, plan, reason, constants=()):
         self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
-        self._check = None
+        self._check, self.match = None, UNMADE
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live

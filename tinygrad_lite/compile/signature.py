@@ -113,3 +113,56 @@ def aliases(leaves):
         arr = x if isinstance(x, np.ndarray) else x._data
         out.append((first.setdefault(id(arr), i), first.setdefault(("t", id(x)), i)))
     return tuple(out)
+
+
+_MATCHED_ARGUMENTS = 8  # a matcher tests each pair of arguments for aliasing: beyond this many, the key decides
+
+
+def matcher(key, state, dtypes):
+    """For a key whose arguments are Tensors and arrays passed by position (the usual step: `step(x, y)`), a
+    function match(args, kwargs) -> the call's leaves when its key is `key`, else None: the same answer as building
+    the key (flatten, flatten_kwargs, aliases, grad mode, default float dtype) and comparing, with a few tests per
+    argument and without building anything. None for keys of other shapes (their calls build the key).
+    `state` and `dtypes`: the grad-mode state and dtypes module whose values end the key."""
+    (kind, parts), kw, alias, grad, default_float = key
+    if kind != "tuple" or kw != () or len(parts) > _MATCHED_ARGUMENTS or not all(
+            p.__class__ is tuple and ((p[0] == "T" and len(p) == 6) or (p[0] == "A" and len(p) == 4)) for p in parts):
+        return None
+    Tensor = _Tensor or _tensor_class()
+    ns = {"Tensor": Tensor, "ndarray": np.ndarray, "arg_layout": arg_layout, "state": state, "dtypes": dtypes}
+
+    def name(value):
+        ns[f"c{len(ns)}"] = value
+        return f"c{len(ns) - 1}"
+
+    n = len(parts)
+    lines = [f"if kwargs or len(args) != {n}: return None"]
+    if n:
+        lines.append(f"{''.join(f'a{i}, ' for i in range(n))}= args")
+    for i, part in enumerate(parts):
+        a, r = f"a{i}", f"r{i}"
+        if part[0] == "T":  # (flatten's Tensor branch: the class or a subclass)
+            lines += [f"if not isinstance({a}, Tensor): return None", f"{r} = {a}._data",
+                      f"if {a}.requires_grad != {part[4]!r} or ({a}._entry is None) is not {part[5]!r}: return None"]
+        else:  # (its ndarray branch: an array that is not a Tensor)
+            lines += [f"if {a}.__class__ is not ndarray and (not isinstance({a}, ndarray) or isinstance({a}, Tensor)):"
+                      f" return None", f"{r} = {a}"]
+        shape, dtype_str, layout = part[1:4]
+        lines += [f"if {r}.shape != {shape!r}: return None", f"d = {r}.dtype"]
+        same = np.dtype(dtype_str)  # (NumPy's own instance of the dtype: an identity test decides for it)
+        lines.append(f"if {f'd is not {name(same)} and ' if same.str == dtype_str else ''}d.str != {dtype_str!r}: "
+                     f"return None")
+        if layout == (0, True):  # (C order and writeable: the usual layout, without making arg_layout's tuple)
+            lines += [f"fl = {r}.flags", "if not (fl.c_contiguous and fl.writeable): return None"]
+        else:
+            lines.append(f"if arg_layout({r}) != {name(layout)}: return None")
+    for j in range(n):  # which arguments share an array, and which are the same object (aliases)
+        for i in range(j):
+            lines.append(f"if (r{i} is r{j}) is not {alias[i][0] == alias[j][0]!r} or "
+                         f"(a{i} is a{j}) is not {alias[i][1] == alias[j][1]!r}: return None")
+    lines += [f"if state.grad_enabled != {grad!r}: return None",
+              f"if dtypes.default_float != {name(default_float)}: return None",
+              f"return [{', '.join(f'a{i}' for i in range(n))}]"]
+    src = "def match(args, kwargs):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(src, "<tl.compile signature>", "exec"), ns)
+    return ns["match"]

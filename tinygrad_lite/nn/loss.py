@@ -12,9 +12,10 @@ import warnings
 import numpy as np
 
 from .. import functional as _tf
-from ..autograd.recorder import call_arg, labelled
+from ..autograd.recorder import apply, call_arg, labelled
 from ..compile.hooks import (astype, batching_rule, constant, data, elementwise, host, host_check,
                              negative, positive)
+from ..ops.index import gather
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from .module import Module
@@ -122,7 +123,9 @@ def _nll(input, target, weight, ignore_index, reduction, where):
     t = _class_targets(input, target, ignore_index, where)
     warr = None if weight is None else _weight_array(weight, input.shape[1], input.dtype, where)
     index, neg_w, w, valid, denom, nan = host(_nll_arrays, t, warr, ignore_index, input.dtype, input.shape[1], where)
-    picked = input.gather(1, index).squeeze(1)
+    # (the gather primitive itself: the index is the host computation's own array, in range by _nll_arrays' check,
+    # so Tensor.gather's range test and private copy would be a second test and a copy per call)
+    picked = apply(gather, (input,), (1, index)).squeeze(1)
     loss = picked * _const(neg_w)
     if reduction == "sum":
         loss = loss.sum()
