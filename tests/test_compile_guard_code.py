@@ -223,3 +223,35 @@ def test_keys_of_other_shapes_have_no_matcher():
     for args, kwargs in [((1.5,), {}), (([np.zeros(2)],), {}), ((np.zeros(2),), {"y": np.zeros(2)}),
                          (((np.zeros(2), np.zeros(2)),), {})]:
         assert matcher(_key(args, kwargs)[0], _state, _dtypes) is None
+
+
+class _Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = _Doubler(), _Doubler()
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+class _Doubler(nn.Module):
+    def forward(self, x):
+        return x * 2.0
+
+
+@pytest.mark.parametrize("where", ["second instance", "class"])
+def test_a_method_two_layers_share_is_guarded_on_each(where):
+    """Two layers of one class: the class's side of the method test is written once, each layer's own after it."""
+    m = _Twice()
+    saved = _Doubler.forward
+
+    def change():
+        if where == "class":
+            _Doubler.forward = lambda self, x: x * 3.0
+        else:
+            m.b.forward = lambda x: x * 3.0
+    try:
+        bad, stats = mismatches(lambda x: m(x).detach(), change)
+    finally:
+        _Doubler.forward = saved
+    assert bad == [] and stats["traces"] + stats["eager_calls"] > 1, stats

@@ -83,7 +83,7 @@ class _GuardCode:
     constants, modules' modes and hooks, their settings, parameters, live tensors, gradients that are None."""
 
     def __init__(self, variant):
-        self.v, self.lines, self.names = variant, [], {}
+        self.v, self.lines, self.names, self.found = variant, [], {}, {}
         self.ns = {"GONE": GONE, "MISSING": _MISSING, "changed": changed, "lookup": lookup, "locate": _locate,
                    "root_value": _root_value, "same": same, "arg_layout": arg_layout, "_training": _training,
                    "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced, "_tensor": _tensor,
@@ -169,12 +169,16 @@ class _GuardCode:
         not, the MRO lookup decides (values.lookup), as constants_check's test."""
         now = self.name(klass) if obj is klass else f"type({self.name(obj)})"
         k_ = self.name(klass)
-        tests = [f"{now} is {k_}", f"{k_}.__mro__ is {self.name(klass.__mro__)}"]
-        for c in klass.__mro__:
-            if attr in c.__dict__:
-                tests.append(f"{self.name(c)}.__dict__.get({attr!r}, GONE) is {self.name(entry)}")
-                break
-            tests.append(f"{attr!r} not in {self.name(c)}.__dict__")
-        else:  # (recorded as missing)
-            tests.append(f"{self.name(entry)} is GONE")
-        self.add(f"not ({' and '.join(tests)}) and lookup({now}, {attr!r}) is not {self.name(entry)}", exact)
+        found = self.found.get((k_, attr, id(entry)))
+        if found is None:  # (the class's side once per class and name: W2's three Linear layers share it)
+            tests = [f"{k_}.__mro__ is {self.name(klass.__mro__)}"]
+            for c in klass.__mro__:
+                if attr in c.__dict__:
+                    tests.append(f"{self.name(c)}.__dict__.get({attr!r}, GONE) is {self.name(entry)}")
+                    break
+                tests.append(f"{attr!r} not in {self.name(c)}.__dict__")
+            else:  # (recorded as missing)
+                tests.append(f"{self.name(entry)} is GONE")
+            found = self.found[k_, attr, id(entry)] = f"found{len(self.found)}"
+            self.lines.append(f"{found} = {' and '.join(tests)}")
+        self.add(f"not ({now} is {k_} and {found}) and lookup({now}, {attr!r}) is not {self.name(entry)}", exact)
