@@ -105,7 +105,7 @@ _SPECIAL = st.sampled_from([0.0, -0.0, 1.5, -2.0, 3e38, -3e38, np.inf, -np.inf, 
 @given(data=st.data(), rows=st.integers(1, 40), cols=st.integers(1, 40))
 def test_softmax_shift_is_the_finite_maximum(data, rows, cols):
     """The shift logsumexp and log_softmax subtract: the maximum over the dims where it is finite, else 0 — with
-    infinities, NaN and maxima whose sum overflows float32 (the test of finiteness is one sum)."""
+    infinities, NaN and maxima whose sum overflows float32."""
     from tinygrad_lite.functional import _finite_max
     x = np.array(data.draw(st.lists(_SPECIAL, min_size=rows * cols, max_size=rows * cols)), np.float32)
     x = x.reshape(rows, cols)

@@ -9,7 +9,7 @@ import functools
 import types
 
 from .constants_check import _Self, _root_value, changed
-from .objects import _Methods, _locate
+from .objects import _Methods, _dict, _locate
 from .signature import arg_layout
 from .values import GONE, Contents, data, lookup, same
 
@@ -85,9 +85,9 @@ class _GuardCode:
     def __init__(self, variant):
         self.v, self.lines, self.names, self.found = variant, [], {}, {}
         self.ns = {"GONE": GONE, "MISSING": _MISSING, "changed": changed, "lookup": lookup, "locate": _locate,
-                   "root_value": _root_value, "same": same, "arg_layout": arg_layout, "_training": _training,
-                   "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced, "_tensor": _tensor,
-                   "_layout": _layout, "NONE_CHANGED": _NONE_CHANGED}
+                   "dict_of": _dict, "root_value": _root_value, "same": same, "arg_layout": arg_layout,
+                   "_training": _training, "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced,
+                   "_tensor": _tensor, "_layout": _layout, "NONE_CHANGED": _NONE_CHANGED}
 
     def name(self, obj, prefix="c"):
         """The name the code reads `obj` by (one per object)."""
@@ -106,7 +106,8 @@ class _GuardCode:
             self.constant(row)
         for m, training in v.modules:
             m_ = self.name(m, "m")
-            self.add(f"{m_}.training != {training!r}", f"_training({m_})")
+            # (recorded values are read from the namespace, not written as their repr: np.True_ is not a name here)
+            self.add(f"{m_}.training != {self.name(training)}", f"_training({m_})")
             self.add(f"{m_}._forward_hooks or {m_}._forward_pre_hooks or {m_}.__dict__.get('_backward_hooks')",
                      f"_hooked({m_})")
         for m, settings in v.attrs:  # the recorded values only: a setting added later was not read
@@ -123,13 +124,14 @@ class _GuardCode:
         for t, (rg, shape, dtype, hooked, layout) in zip(v.live, v.live_meta):
             t_ = self.name(t, "t")
             self.lines.append(f"a = {t_}._data")
-            self.add(f"{t_}.requires_grad != {rg!r} or a.shape != {shape!r} or a.dtype != {self.name(dtype)} or "
+            self.add(f"{t_}.requires_grad != {self.name(rg)} or a.shape != {self.name(shape)} or "
+                     f"a.dtype != {self.name(dtype)} or "
                      f"bool({t_}._hooks) != {hooked!r}", f"_tensor(a, {t_})")
             if layout == (0, True):  # (the usual layout, C order and writeable, without making the tuple)
                 self.lines.append("fl = a.flags")
                 self.add("not (fl.c_contiguous and fl.writeable)", "_layout(a)")
             else:
-                self.add(f"arg_layout(a) != {layout!r}", "_layout(a)")
+                self.add(f"arg_layout(a) != {self.name(layout)}", "_layout(a)")
         for t, was_none in v.leaves:
             self.add(f"{self.name(t, 't')}._grad is {'not ' if was_none else ''}None", "NONE_CHANGED")
         for i, was_none in v.arg_grads:
@@ -146,8 +148,9 @@ class _GuardCode:
         if value.__class__ is _Methods:
             for obj, klass, attr, entry, own, shadowed in value.entries:
                 self.method(obj, klass, attr, entry, f"{self.name(value)}.changed()")
-                if own is not None:
-                    self.add(f"({attr!r} in {self.name(own)}) is not {shadowed!r}", f"{self.name(value)}.changed()")
+                if own is not None:  # (its dict now: one assigned to obj.__dict__ is not the recorded `own`)
+                    self.add(f"({attr!r} in (dict_of({self.name(obj)}) or ())) is not {shadowed!r}",
+                             f"{self.name(value)}.changed()")
             return
         if root.__class__ is dict:
             self.lines.append(f"now = {self.name(root)}.get({name!r}, GONE)")

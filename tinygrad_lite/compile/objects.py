@@ -341,6 +341,7 @@ class _Methods:
             now = obj if obj is klass else type(obj)
             if (now is not klass or klass.__dict__.get(name) is not entry) and _lookup(now, name) is not entry:
                 return f"the method {now.__name__}.{name} the function calls was replaced"  # (or the class changed)
-            if own is not None and (name in own) != shadowed:
+            # (the instance's dict as it is now: `obj.__dict__ = {...}` replaces the one recorded in `own`)
+            if own is not None and (name in (_dict(obj) or ())) != shadowed:
                 return f"the method {now.__name__}.{name} the function calls was replaced on the object"
         return None

@@ -143,15 +143,19 @@ def matcher(key, state, dtypes):
         a, r = f"a{i}", f"r{i}"
         if part[0] == "T":  # (flatten's Tensor branch: the class or a subclass)
             lines += [f"if not isinstance({a}, Tensor): return None", f"{r} = {a}._data",
-                      f"if {a}.requires_grad != {part[4]!r} or ({a}._entry is None) is not {part[5]!r}: return None"]
+                      f"if {a}.requires_grad != {name(part[4])} or ({a}._entry is None) is not {part[5]!r}: "
+                      f"return None"]  # (a recorded value by name, not its repr: np.True_ is not a name here)
         else:  # (its ndarray branch: an array that is not a Tensor)
             lines += [f"if {a}.__class__ is not ndarray and (not isinstance({a}, ndarray) or isinstance({a}, Tensor)):"
                       f" return None", f"{r} = {a}"]
         shape, dtype_str, layout = part[1:4]
-        lines += [f"if {r}.shape != {shape!r}: return None", f"d = {r}.dtype"]
-        same = np.dtype(dtype_str)  # (NumPy's own instance of the dtype: an identity test decides for it)
-        lines.append(f"if {f'd is not {name(same)} and ' if same.str == dtype_str else ''}d.str != {dtype_str!r}: "
-                     f"return None")
+        lines += [f"if {r}.shape != {name(shape)}: return None", f"d = {r}.dtype"]
+        try:  # (NumPy's own instance of the dtype: an identity test decides for it)
+            same = np.dtype(dtype_str)
+        except TypeError:  # (a dtype its .str does not name: StringDType's is 'StringDType()')
+            same = None
+        quick = f"d is not {name(same)} and " if same is not None and same.str == dtype_str else ""
+        lines.append(f"if {quick}d.str != {name(dtype_str)}: return None")
         if layout == (0, True):  # (C order and writeable: the usual layout, without making arg_layout's tuple)
             lines += [f"fl = {r}.flags", "if not (fl.c_contiguous and fl.writeable): return None"]
         else:
@@ -160,7 +164,7 @@ def matcher(key, state, dtypes):
         for i in range(j):
             lines.append(f"if (r{i} is r{j}) is not {alias[i][0] == alias[j][0]!r} or "
                          f"(a{i} is a{j}) is not {alias[i][1] == alias[j][1]!r}: return None")
-    lines += [f"if state.grad_enabled != {grad!r}: return None",
+    lines += [f"if state.grad_enabled != {name(grad)}: return None",
               f"if dtypes.default_float != {name(default_float)}: return None",
               f"return [{', '.join(f'a{i}' for i in range(n))}]"]
     src = "def match(args, kwargs):\n" + "".join(f"    {line}\n" for line in lines)
