@@ -98,7 +98,7 @@ def _class_targets(input, target, ignore_index, where):
 
 def _outside_classes(t, c):
     """Whether any target is outside [0, c) (as unsigned numbers negatives are huge: one comparison)."""
-    return bool((t.astype(np.int64, copy=False).view(np.uint64) >= c).any())
+    return t.size > 0 and bool(np.maximum.reduce(t.astype(np.int64, copy=False).view(np.uint64), axis=None) >= c)
 
 
 def _check_classes(t, c, ignore_index, where):

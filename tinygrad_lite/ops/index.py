@@ -210,11 +210,11 @@ def _flat_positions(shape, axis, index, where):
     """Positions in the flattened array of `shape` of index's elements taken along `axis` (an index out of
     [0, shape[axis]) is an IndexError, never a neighbouring row's element); None when index's other dims
     differ from shape's (then take_along_axis' broadcasting applies)."""
-    shape = tuple(shape)
-    if index.ndim != len(shape) or any(a != b for k, (a, b) in enumerate(zip(index.shape, shape)) if k != axis):
+    shape, ishape = tuple(shape), index.shape
+    if len(ishape) != len(shape) or ishape[:axis] != shape[:axis] or ishape[axis + 1:] != shape[axis + 1:]:
         return None
-    idx = index.astype(np.int64, copy=False)
-    if idx.size and idx.view(np.uint64).max() >= shape[axis]:  # negatives are huge as unsigned
+    idx = index.astype(np.int64, copy=False)  # (ufuncs' reduce below: ndarray.max adds a Python wrapper per call)
+    if idx.size and np.maximum.reduce(idx.view(np.uint64), axis=None) >= shape[axis]:  # negatives are huge unsigned
         raise IndexError(f"{where}: index values must be in [0, {shape[axis]}) along dim {axis} of shape {shape}, "
                          f"got [{idx.min()}, {idx.max()}]")
     off, stride = _other_offsets(shape, axis)
