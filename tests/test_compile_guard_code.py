@@ -47,7 +47,10 @@ def _reason(fn, change):
     f(x)
     assert f.stats["replays"] == 1, f.stats
     change()
-    return f._variants[0].holds([x])
+    v = f._variants[0]
+    reason = v.walk([x])  # (the first replays' walk, and the function generated for the later ones: one answer)
+    assert v.generated()([x]) == reason
+    return reason
 
 
 @pytest.mark.parametrize("change", ["defined on the subclass", "replaced on the base", "bases reassigned"])
@@ -142,17 +145,24 @@ def test_which_gradients_are_none_is_guarded():
 
 
 def test_the_guard_function_is_made_once_per_variant():
+    """The first INTERPRETED_REPLAYS replays walk the guards (a short loop never pays for generating them), the next
+    one generates them and the matcher, once."""
+    from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS
     m = _Scaled()
     f, x = tl.compile(lambda x: m(x).detach()), ramp()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f(x)
         (variant,) = f._variants
-        assert variant._check is None  # (not before the first replay: a call that never replays does not pay it)
+        for _ in range(INTERPRETED_REPLAYS):
+            f(x)
+            assert variant._check is None
+        f(x)  # (generates the guards; the next call, finding them, the matcher)
         f(x)
-        check = variant._check
+        check, match = variant._check, variant.match
         f(x)
-    assert check is not None and variant._check is check and f.stats["replays"] == 2
+    assert check is not None and variant._check is check and variant.match is match and callable(match)
+    assert f.stats["replays"] == INTERPRETED_REPLAYS + 3
 
 
 # ---------------- the argument signature's matcher (signature.matcher): the key's answer without the key ----------

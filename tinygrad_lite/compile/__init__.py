@@ -85,10 +85,13 @@ class Compiled:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         key = keyed = reason = None
         for v in self._variants:
-            if v.match is _UNMADE:
-                v.match = _matcher(v.key, state, _dtypes)
-            if v.match is not None:  # (the usual signature: the variant's own test, without building the key)
-                leaves = v.match(args, kwargs)
+            match = v.match
+            if match is _UNMADE:  # (made with the generated guards, once the variant has replayed a few times)
+                match = None if v._check is None else _matcher(v.key, state, _dtypes)
+                if v._check is not None:
+                    v.match = match
+            if match is not None:  # (the usual signature: the variant's own test, without building the key)
+                leaves = match(args, kwargs)
                 if leaves is None:
                     continue
             else:

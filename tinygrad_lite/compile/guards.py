@@ -10,6 +10,7 @@ import types
 
 from .constants_check import _Self, _root_value, changed
 from .objects import _Methods, _dict, _locate
+from .plan import INTERPRETED_REPLAYS
 from .signature import arg_layout
 from .values import GONE, Contents, data, lookup, same
 
@@ -28,11 +29,11 @@ def _settings(module):
 class Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
     __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
-                 "constants", "_check", "match")
+                 "constants", "_check", "match", "checks")
 
     def __init__(self, key, plan, reason, constants=()):
         self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
-        self._check, self.match = None, UNMADE
+        self._check, self.match, self.checks = None, UNMADE, 0
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live
@@ -44,10 +45,56 @@ class Variant:
             self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
 
     def holds(self, leaves):
-        """None when every guard holds for a call with argument leaves `leaves`, else what changed."""
+        """None when every guard holds for a call with argument leaves `leaves`, else what changed: walked over
+        the variant's records for its first INTERPRETED_REPLAYS replays (as the plan runs them step by step:
+        Python's compiler takes ~22 us per generated line, W2's 118 lines cost a capture more than an eager step),
+        by the generated function after."""
+        if self._check is None:
+            self.checks += 1
+            if self.checks <= INTERPRETED_REPLAYS:
+                return self.walk(leaves)
+            self._check = self.generated()
+        return self._check(leaves)
+
+    def generated(self):
+        """The guards as one generated function check(leaves) (made once)."""
         if self._check is None:
             self._check = _GuardCode(self).build()
-        return self._check(leaves)
+        return self._check
+
+    def walk(self, leaves):
+        """The guards checked one record after another (the generated function's answer, reason included)."""
+        if self.constants:
+            reason = changed(self.constants)
+            if reason is not None:
+                return reason
+        for m, training in self.modules:
+            if m.training != training:
+                return _training(m)
+            if m._forward_hooks or m._forward_pre_hooks or m.__dict__.get("_backward_hooks"):
+                return _hooked(m)
+        for m, settings in self.attrs:  # the recorded values only: a setting added later was not read
+            d = m.__dict__
+            for k, v in settings:
+                now = d.get(k, _MISSING)
+                if now is not v and now != v:
+                    return _setting(m, k)
+        for m, name, p in self.params:
+            if m._parameters.get(name) is not p:
+                return _replaced(m, name)
+        for t, (rg, shape, dtype, hooked, layout) in zip(self.live, self.live_meta):
+            arr = t._data
+            if t.requires_grad != rg or arr.shape != shape or arr.dtype != dtype or bool(t._hooks) != hooked:
+                return _tensor(arr, t)
+            if arg_layout(arr) != layout:
+                return _layout(arr)
+        for t, was_none in self.leaves:
+            if (t._grad is None) != was_none:
+                return _NONE_CHANGED
+        for i, was_none in self.arg_grads:
+            if (leaves[i]._grad is None) != was_none:
+                return _NONE_CHANGED + " (of an argument)"
+        return None
 
 
 # The messages of failed guards (made only then).
