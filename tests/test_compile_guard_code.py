@@ -157,7 +157,7 @@ def test_the_guard_function_is_made_once_per_variant():
         for _ in range(INTERPRETED_REPLAYS):
             f(x)
             assert variant._check is None
-        f(x)  # (generates the guards; the next call, finding them, the matcher)
+        f(x)  # (generates the guards and the matcher)
         f(x)
         check, match = variant._check, variant.match
         f(x)

@@ -16,13 +16,12 @@ import numpy as np
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import module_class, python_constants
-from .guards import UNMADE as _UNMADE, Variant as _Variant
+from .guards import Variant as _Variant
 from .values import PLAIN
 from .plan import Plan
 from .reads import Read, kept_outside
 from .replay import ReplayGuardFailed
-from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs, \
-    matcher as _matcher
+from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
 from .. import dtypes as _dtypes
 from ..autograd import recorder as _recorder
 from .._gc import paused_gc, promote
@@ -85,13 +84,8 @@ class Compiled:
             return self._eager(args, kwargs, "anomaly mode is on (detect_anomaly checks every operation)")
         key = keyed = reason = None
         for v in self._variants:
-            match = v.match
-            if match is _UNMADE:  # (made with the generated guards, once the variant has replayed a few times)
-                match = None if v._check is None else _matcher(v.key, state, _dtypes)
-                if v._check is not None:
-                    v.match = match
-            if match is not None:  # (the usual signature: the variant's own test, without building the key)
-                leaves = match(args, kwargs)
+            if v.match is not None:  # (the usual signature: the variant's own test, without building the key)
+                leaves = v.match(args, kwargs)
                 if leaves is None:
                     continue
             else:

@@ -11,11 +11,12 @@ import types
 from .constants_check import _Self, _root_value, changed
 from .objects import _Methods, _dict, _locate
 from .plan import INTERPRETED_REPLAYS
-from .signature import arg_layout
+from .signature import arg_layout, matcher
+from .. import dtypes
+from ..autograd.grad_mode import state
 from .values import GONE, Contents, data, lookup, same
 
 _MISSING = object()
-UNMADE = object()  # a variant's signature matcher before its first use (signature.matcher)
 
 _SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
 
@@ -33,7 +34,7 @@ class Variant:
 
     def __init__(self, key, plan, reason, constants=()):
         self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
-        self._check, self.match, self.checks = None, UNMADE, 0
+        self._check, self.match, self.checks = None, None, 0  # (match: signature.matcher's, made with _check)
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live
@@ -48,12 +49,13 @@ class Variant:
         """None when every guard holds for a call with argument leaves `leaves`, else what changed: walked over
         the variant's records for its first INTERPRETED_REPLAYS replays (as the plan runs them step by step:
         Python's compiler takes ~22 us per generated line, W2's 118 lines cost a capture more than an eager step),
-        by the generated function after."""
+        by the generated function after (and the call's arguments by a generated matcher: signature.matcher)."""
         if self._check is None:
             self.checks += 1
             if self.checks <= INTERPRETED_REPLAYS:
                 return self.walk(leaves)
             self._check = self.generated()
+            self.match = matcher(self.key, state, dtypes)
         return self._check(leaves)
 
     def generated(self):
