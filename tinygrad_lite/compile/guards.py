@@ -1,10 +1,11 @@
 """A recorded variant (`Variant`) and its guards beyond the argument signature: the Python constants the function reads
 (constants.py's rows), modules' modes, hooks, settings and parameters, the metadata of the tensors it uses from
-outside, and which gradients are None. They are checked before every replay, so they are written out as one
-straight-line function per variant (`check`), made on its first replay: right after a step the objects a guard reads
-are out of the caches, and a generic walk over them measured ~110 us of W2's 2.5 ms step, the generated lines ~3x
-less. Each line is an identity test where one decides; when it does not, the exact test of constants_check (or the
-same expression the line stands for) decides and names what changed."""
+outside, and which gradients are None. They are checked before every replay: walked record by record (`walk`) for a
+variant's first INTERPRETED_REPLAYS replays, then by one straight-line function written for the variant (`check`,
+with signature.matcher's test of the arguments): right after a step the objects a guard reads are out of the caches,
+and in W2's loop the walk and the argument key cost ~100-150 us of a ~2.5 ms step, the generated tests ~35-75. Each
+line is an identity test where one decides; when it does not, the exact test of constants_check (or the same
+expression the walk evaluates) decides and names what changed."""
 import functools
 import types
 
