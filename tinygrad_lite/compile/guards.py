@@ -55,7 +55,7 @@ class Variant:
             self.checks += 1
             if self.checks <= INTERPRETED_REPLAYS:
                 return self.walk(leaves)
-            self._check = self.generated()
+            self.generated()
             self.match = matcher(self.key, state, dtypes)
         return self._check(leaves)
 
