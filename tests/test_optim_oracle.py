@@ -70,6 +70,7 @@ def test_steps_and_state_match_pytorch(torch, name, kw, dtype):
     tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-13)
     _oracle_steps(torch, ours, theirs, opt, topt, 8, rng, tol)
     sd, tsd = opt.state_dict(), topt.state_dict()
+    assert len(opt.state) == len(topt.state)  # (plain SGD keeps none: `p in opt.state` is False, as in PyTorch)
     assert sd["state"].keys() == tsd["state"].keys()
     for k, s in sd["state"].items():
         assert s.keys() == tsd["state"][k].keys()

@@ -214,25 +214,38 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            small = [] if self._packs_group(group) else None
-            for p in group["params"]:
-                if p._grad is None:
-                    continue
-                grad = p._grad._data if isinstance(p._grad, Tensor) else np.asarray(p._grad)
-                if grad.dtype != p._data.dtype:  # keep the state in the parameter's dtype
-                    grad = grad.astype(p._data.dtype)
-                if grad.shape != p._data.shape:
-                    raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {grad.shape} does not "
-                                       f"match its parameter of shape {p._data.shape}")
-                # As PyTorch's in-place update: a graph that saved p before this step must refuse to backprop
-                p._version += 1
-                if small is not None and grad.size <= PACK_MAX:
-                    small.append((p, grad))
-                else:
-                    self._update(group, p, grad, self.state[p])
-            if small:
-                self._update_small(group, small)
+            self._step_group(group)
         return loss
+
+    def _step_group(self, group):
+        """Update the group's parameters that have a gradient: one at a time, the small ones packed (packed.py)
+        where the optimizer packs the group."""
+        small = [] if self._packs_group(group) else None
+        for p in group["params"]:
+            grad = self._step_grad(p)
+            if grad is None:
+                continue
+            if small is not None and grad.size <= PACK_MAX:
+                small.append((p, grad))
+            else:
+                self._update(group, p, grad, self.state[p])
+        if small:
+            self._update_small(group, small)
+
+    def _step_grad(self, p):
+        """p's gradient as an array of p's dtype and shape for the update (None without one); counts the update
+        in p's version."""
+        if p._grad is None:
+            return None
+        grad = p._grad._data if isinstance(p._grad, Tensor) else np.asarray(p._grad)
+        if grad.dtype != p._data.dtype:  # keep the state in the parameter's dtype
+            grad = grad.astype(p._data.dtype)
+        if grad.shape != p._data.shape:
+            raise RuntimeError(f"{type(self).__name__}.step: gradient of shape {grad.shape} does not "
+                               f"match its parameter of shape {p._data.shape}")
+        # As PyTorch's in-place update: a graph that saved p before this step must refuse to backprop
+        p._version += 1
+        return grad
 
     def _packs_group(self, group):
         """Whether the group's small parameters are updated packed (an update of a few calls gains nothing)."""

@@ -24,6 +24,21 @@ class SGD(Optimizer):
     def _packs_group(self, group):  # plain SGD is two calls a parameter: packing would add as many
         return group["momentum"] != 0 or group["weight_decay"] != 0 or bool(group.get("maximize"))
 
+    def _step_group(self, group):
+        if self._packs_group(group):
+            return super()._step_group(group)
+        # plain SGD, p -= lr * grad: no per-parameter state (PyTorch keeps none either), so none is looked up
+        lr = float(group["lr"])
+        for p in group["params"]:
+            grad = self._step_grad(p)
+            if grad is not None:
+                self._descend(p, grad, lr)
+
+    def _descend(self, p, g, lr):
+        step = self._scratch(p._data, 1)
+        np.multiply(g, lr, out=step)
+        p._data -= step
+
     def _update(self, group, p, grad, state):
         lr = float(group["lr"])
         momentum = float(group["momentum"])
@@ -51,6 +66,4 @@ class SGD(Optimizer):
                 g = out
             else:
                 g = buf
-        step = self._scratch(p._data, 1)
-        np.multiply(g, lr, out=step)
-        p._data -= step
+        self._descend(p, g, lr)
