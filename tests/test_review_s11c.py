@@ -1,8 +1,8 @@
 """Third review of tl.compile's guard scan (d084f10, e51db47, 1957352: constants.py / bytecode.py / objects.py /
 values.py). Each test asserts the correct behaviour (verified against eager); the comment above a test names the
 defect the review found (A = a stale replay, B = a realistic step that replayed at 94e2391 and then never did), all
-fixed the same session except the one strict xfail, a documented limit (a NumPy argument's values read in a helper
-the step passes it to). The unmarked tests at the end pin behaviour verified right."""
+fixed the same session except one, a documented limit then (a NumPy argument's values read in a helper the step
+passes it to), fixed in the twentieth session. The unmarked tests at the end pin behaviour verified right."""
 import dataclasses
 import warnings
 
@@ -142,10 +142,8 @@ def test_A_numpy_argument_values_read_through_an_expression(case):
     assert bad == [], stats
 
 
-# read() checks NumPy arguments only at depth 0: the helper's parameter `a` is a local there, so `a.sum()` in a
-# helper the array is passed to is baked (e51db47 covers only builtin/NumPy reading functions, not the user's).
-@pytest.mark.xfail(strict=True, reason="read() checks NumPy-argument chains only in the compiled function "
-                                       "(depth 0), not in a user helper it passes the array to")
+# Was: read() checked NumPy arguments only at depth 0: the helper's parameter `a` is a local there, so `a.sum()` in a
+# helper the array is passed to was baked (fixed: constants._Found.arrays_passed follows the array into the helper)
 def test_A_numpy_argument_values_read_in_a_helper():
     bad, stats = _mismatches(passes_array_to_helper, args=lambda i: (_ARRS[i],))
     assert bad == [], stats

@@ -232,3 +232,70 @@ def _subscript(instructions, i):
         if ins.opname != "COPY":
             return False
     return False
+
+
+# Stack effects (values popped, pushed) of the instructions an argument expression is made of; any other instruction,
+# or a jump target, ends what is known of the stack (_passes then finds no call for the values below it).
+_EFFECTS = {"LOAD_FAST": (0, 1), "LOAD_CONST": (0, 1), "LOAD_DEREF": (0, 1), "LOAD_CLOSURE": (0, 1),
+            "LOAD_NAME": (0, 1), "PUSH_NULL": (0, 1), "LOAD_ATTR": (1, 1), "LOAD_METHOD": (1, 2),
+            "BINARY_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "COMPARE_OP": (2, 1), "IS_OP": (2, 1),
+            "CONTAINS_OP": (2, 1), "UNARY_NEGATIVE": (1, 1), "UNARY_NOT": (1, 1), "UNARY_INVERT": (1, 1),
+            "UNARY_POSITIVE": (1, 1), "PRECALL": (0, 0), "KW_NAMES": (0, 0), "NOP": (0, 0), "RESUME": (0, 0),
+            "POP_TOP": (1, 0), "STORE_FAST": (1, 0), "STORE_DEREF": (1, 0), "STORE_GLOBAL": (1, 0),
+            "RETURN_VALUE": (1, 0)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _passes(code, names):
+    """{(callee chain, argument, name)}: where `code` passes one of its locals `names` on as an argument of a call,
+    itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
+    object as _chains writes it ((kind, name, attribute path), the last attribute may be the method called) and the
+    argument's position (int) or keyword (str). A call the stack cannot be followed through (`*args`, a conditional
+    expression among the arguments) is not found."""
+    instructions, found, stack, kw = _instructions(code), set(), [], ()
+    for i, ins in enumerate(instructions):
+        op = ins.opname
+        if ins.is_jump_target:
+            stack = []  # (what is below comes from more than one path)
+        if op == "KW_NAMES":
+            kw = code.co_consts[ins.arg]
+        if op == "CALL":
+            n = ins.arg
+            if len(stack) >= n + 2:
+                start = stack[-n - 2][0]
+                callee = _callee(instructions[start:stack[-n][0] if n else i])
+                for k, (_, name) in enumerate(stack[len(stack) - n:]):
+                    if name is not None and callee is not None:
+                        found.add((callee, k if k < n - len(kw) else kw[k - (n - len(kw))], name))
+                del stack[len(stack) - n - 2:]
+                stack.append((start, None))
+            else:
+                stack = []
+            kw = ()
+            continue
+        if op == "LOAD_GLOBAL":
+            effect = (0, 1 + (ins.arg & 1))  # (with NULL: `NULL + f`)
+        elif op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_SLICE", "BUILD_STRING"):
+            effect = (ins.arg, 1)
+        elif op == "COPY":
+            effect = (0, 1)
+        else:
+            effect = _EFFECTS.get(op)
+        if effect is None or len(stack) < effect[0]:
+            stack = []
+            continue
+        popped = stack[len(stack) - effect[0]:] if effect[0] else []
+        del stack[len(stack) - effect[0]:]
+        start = min([i] + [s for s, _ in popped])
+        own = ins.argval if op == "LOAD_FAST" and ins.argval in names else None
+        stack.extend([(start, own)] * effect[1])
+    return frozenset(found)
+
+
+def _callee(span):
+    """The chain a called object was loaded by (`f`, `self.prep`, `mod.fn`: (kind, name, attributes)), or None."""
+    span = [ins for ins in span if ins.opname != "PUSH_NULL"]
+    if not span or span[0].opname not in _ROOTS or any(ins.opname not in ("LOAD_ATTR", "LOAD_METHOD")
+                                                            for ins in span[1:]):
+        return None
+    return _KIND[span[0].opname], span[0].argval, tuple(ins.argval for ins in span[1:])

@@ -30,13 +30,14 @@ on the object, is seen. Code that draws random numbers in Python (a function of 
 Generator's method, a partial of one, a Generator passed on or held by an object passed on, a generator made without a
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
 draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`,
-`np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded). Not followed: the library's own
-code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer, read theirs live), the
-standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
-call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
-levels below one passed on. README says so. What code reads is found in its bytecode (bytecode.py); objects are looked
-at without running their code (objects.py); what is read whole or passed on is guarded by constants_whole.py, and the
-rows found are checked before each replay by constants_check.py (`changed`)."""
+`np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded), in the compiled function or in a
+user's function it passes the array to as an argument (`prep(a)`: bytecode._passes, `arrays_passed`). Not followed:
+the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
+read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
+but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
+objects more than two levels below one passed on. README says so. What code reads is found in its bytecode
+(bytecode.py); objects are looked at without running their code (objects.py); what is read whole or passed on is
+guarded by constants_whole.py, and the rows found are checked before each replay by constants_check.py (`changed`)."""
 import enum
 import functools
 import os
@@ -44,7 +45,7 @@ import types
 
 import numpy as np
 
-from .bytecode import _ANY, _BARE, _SUBSCRIPT, _USED, _Key, _chains, _read_names
+from .bytecode import _ANY, _BARE, _SUBSCRIPT, _USED, _Key, _chains, _passes, _read_names
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -97,6 +98,7 @@ class _Found(_WholeReads):
         self.where = None  # the function whose code is being read (for the reason: its name and source line)
         self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
         self.made = []  # (class the step instantiates, method name, function)
+        self.arrays_seen = set()  # (code, parameter) a NumPy argument is passed to (array_reads)
         self.reads, self.limit = 0, None
 
     def call(self, value, depth):
@@ -197,6 +199,10 @@ class _Found(_WholeReads):
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
         me = self.selves.setdefault(id(inst), _Self(inst))
+        if depth == 0:
+            arrays = frozenset(n for n, v in self.arguments.items() if isinstance(v, np.ndarray))
+            if arrays:
+                self.arrays_passed(f, inst, arrays, depth)
         for kind, name, path in sorted(_chains(code), key=repr):
             if kind != "global" and name == self_name:
                 root = me
@@ -207,7 +213,7 @@ class _Found(_WholeReads):
             elif kind in ("fast", "deref") and depth == 0 and name in self.arguments:  # a compiled fn's parameter
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
-                    if path and path[0] not in _ARRAY_METADATA and path != (_USED,):  # `float(a[0])`, `a.sum()`
+                    if _values_read(path):  # `float(a[0])`, `a.sum()`
                         self.array_read = self.array_read or _dotted(name, path) + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
@@ -216,6 +222,57 @@ class _Found(_WholeReads):
                     self.paths.add(_attributes(path))
                 continue
             self.follow(root, name, path, depth)
+
+    def arrays_passed(self, f, inst, names, depth):
+        """Follow the NumPy arguments f holds in its locals `names` into the user's functions f passes them to
+        (`prep(a)`, `self.scale(x, a)`, `fn(a=a)`): values read there in Python are read all the same."""
+        for callee, slot, name in _passes(f.__code__, names):
+            fn, bound = self.callee(f, inst, callee)
+            param = None if fn is None else _parameter(fn.__code__, slot, bound is not None)
+            if param is not None and (fn.__code__, param) not in self.arrays_seen:
+                self.arrays_seen.add((fn.__code__, param))
+                self.array_reads(fn, bound, frozenset((param,)), depth + 1)
+
+    def array_reads(self, f, inst, names, depth):
+        """Whether the user's function f reads values of the NumPy arrays its parameters `names` receive (as read
+        does for the compiled function's own arguments), and where it passes them on."""
+        code = f.__code__
+        if depth > _MAX_DEPTH or not _user_path(code.co_filename) or self.array_read:
+            return
+        for kind, name, path in sorted(_chains(code), key=repr):
+            if kind in ("fast", "deref") and name in names and _values_read(path):
+                where, self.where = self.where, f
+                self.array_read = _dotted(name, path) + self.place()
+                self.where = where
+                return
+        self.arrays_passed(f, inst, names, depth)
+
+    def callee(self, f, inst, chain):
+        """(function, the object it is bound to or None) that `chain` (kind, name, attributes) loads in f's code, when
+        it is a function or method found without running code; (None, None) otherwise."""
+        kind, name, path = chain
+        code = f.__code__
+        if kind == "fast":
+            if inst is None or not code.co_argcount or name != code.co_varnames[0]:
+                return None, None
+            value = inst
+        elif kind == "deref":
+            cells = dict(zip(code.co_freevars, f.__closure__ or ()))
+            value = _root_value(cells[name], name) if name in cells else _GONE
+        else:
+            value = f.__globals__.get(name, _GONE)
+        if value is _GONE:
+            return None, None
+        for step, attr in enumerate(path):
+            owner = value
+            value = _locate(owner, attr)[0]
+            if value is _GONE:
+                if step < len(path) - 1:
+                    return None, None
+                return _member(_lookup(owner if isinstance(owner, type) else type(owner), attr), owner)
+        if isinstance(value, types.MethodType) and isinstance(value.__func__, types.FunctionType):
+            return value.__func__, value.__self__
+        return (value, None) if isinstance(value, types.FunctionType) else (None, None)
 
     def follow(self, root, name, path, depth):
         """Walk `name.path...` from root: keep the first setting, tensor or array; keep by identity and scan the
@@ -310,3 +367,19 @@ def _attributes(path):
             break
         out.append(a)
     return tuple(out)
+
+
+def _values_read(path):
+    """Whether a chain from a NumPy array reads its values in Python (`a.sum()`, `a[0]`, `a > 0`, `for v in a`), not
+    only its metadata (a signature guard) or the array itself (`tl.tensor(a)`: recorded)."""
+    return bool(path) and path[0] not in _ARRAY_METADATA and path != (_USED,)
+
+
+def _parameter(code, slot, bound):
+    """The parameter of `code` an argument at position `slot` (after the bound object, if any) or of keyword `slot`
+    is bound to; None when it goes to *args or **kwargs."""
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    if isinstance(slot, str):
+        return slot if slot in names[code.co_posonlyargcount:] else None
+    index = slot + bound
+    return names[index] if index < code.co_argcount else None
