@@ -138,16 +138,20 @@ def _norm_index(idx, shape):
         if i.__class__ is slice or i.__class__ is int:  # the common cases, without ABC isinstance checks
             out.append(i)
             continue
+        own = False
         if isinstance(i, Tensor):
             i = i._data
         elif isinstance(i, (list, range)):  # x[range(n), target]: a range indexes as the list of its ints
+            # Python's ints (or bools): an array of our own, a constant of a compiled step as any Python number is
+            # (other items, a tensor's among them, take the array path below: copied, from recorded data or not)
+            own = isinstance(i, range) or all(v.__class__ in (int, bool) for v in i)
             i = np.asarray(i, dtype=np.int64) if len(i) == 0 or isinstance(i, range) else np.asarray(i)
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
             # a copy: the gradient scatters to the indices of this forward even when the index tensor or array is
             # changed in place before backward (PyTorch raises there instead: it version-checks its saved index)
-            i = host(np.copy, i)
+            i = constant(i) if own else host(np.copy, i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
                              f"None, Ellipsis, range, or an integer/bool list, array or Tensor)")
