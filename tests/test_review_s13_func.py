@@ -281,9 +281,8 @@ def test_nested_vmap_with_structured_out_dims():
     np.testing.assert_array_equal(out[0].numpy(), a.transpose(0, 2, 1))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="getitem's batching rule takes no per-sample index array (batching.index_with_batch "
-                          "prepends a full slice to one shared index): x[i] with a batched integer tensor i")
+# Was: getitem's batching rule took no per-sample index array (batching.index_with_batch prepends a full slice to
+# one shared index): x[i] with a batched integer tensor i (fixed in the twentieth session: batching.per_sample_index)
 def test_vmap_of_indexing_with_a_per_sample_index_tensor():
     a, i = RNG.standard_normal((4, 3, 5)), RNG.integers(0, 3, (4, 2))
     out = func.vmap(lambda u, j: u[j])(tl.tensor(a), tl.tensor(i))

@@ -6,7 +6,7 @@ import numpy as np
 
 from .autograd import recorder as tape
 from .autograd.recorder import call_arg, labelled
-from .compile.hooks import constant, host
+from .compile.hooks import _copy_into, constant, elementwise, host, into_rule
 from .ops import index as ix, movement as mv, registry
 from .ops.elementwise import where as mv_where
 from .tensor import Tensor, _dim, _dims
@@ -138,7 +138,7 @@ def _norm_index(idx, shape):
         if i.__class__ is slice or i.__class__ is int:  # the common cases, without ABC isinstance checks
             out.append(i)
             continue
-        own = False
+        own, src = False, i  # (src: what the index is copied from; a tensor as itself, so a compiled step reads it)
         if isinstance(i, Tensor):
             i = i._data
         elif isinstance(i, (list, range)):  # x[range(n), target]: a range indexes as the list of its ints
@@ -151,13 +151,21 @@ def _norm_index(idx, shape):
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
             # a copy: the gradient scatters to the indices of this forward even when the index tensor or array is
             # changed in place before backward (PyTorch raises there instead: it version-checks its saved index)
-            i = constant(i) if own else host(np.copy, i)
+            i = constant(i) if own else host(_copied_index, src if src.__class__ is Tensor else i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
                              f"None, Ellipsis, range, or an integer/bool list, array or Tensor)")
         out.append(int(i) if isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, (bool, np.bool_))
                    else i)
     return tuple(out)
+
+
+@elementwise
+def _copied_index(i):
+    return np.copy(i._data if isinstance(i, Tensor) else i)  # (a replay hands it the tensor's array)
+
+
+into_rule(_copied_index)(_copy_into)
 
 
 def getitem(self, idx):

@@ -85,6 +85,33 @@ def index_with_batch(idx):
     return (slice(None),) + idx
 
 
+def per_sample_index(parts, size):
+    """(index of the batched array, axes move or None) for the index tuple `parts` of one sample, some of whose
+    integer arrays are per sample (BatchedAttr, the batch leading): sample k's arrays pick from sample k, by an
+    arange of the batch among the advanced indices. NumPy puts advanced dims where the per-sample index has them
+    only when they stay next to each other; `move` (source axes, destination axes) puts them back after the
+    slices before them (np.moveaxis). None, Ellipsis and boolean masks with per-sample arrays are not batched."""
+    for p in parts:
+        array = p.array if isinstance(p, BatchedAttr) else p
+        if p is None or p is Ellipsis or (isinstance(array, np.ndarray) and array.dtype == np.bool_):
+            raise NotImplementedError("vmap: indexing with a per-sample index array together with None, Ellipsis "
+                                      "or a boolean mask is not batched")
+    advanced = [k for k, p in enumerate(parts) if not isinstance(p, slice)]  # (ints count, as in NumPy)
+    rank = len(np.broadcast_shapes(*[p.array.shape[1:] if isinstance(p, BatchedAttr) else np.shape(p)
+                                     for k, p in enumerate(parts) if k in advanced]))
+    index = [np.arange(size).reshape((size,) + (1,) * rank)]
+    for p in parts:
+        if isinstance(p, BatchedAttr):  # (B, its shape) -> (B, ones, its shape): broadcast as the sample's arrays
+            a = p.array
+            p = a.reshape((size,) + (1,) * (rank - a.ndim + 1) + a.shape[1:])
+        index.append(p)
+    before = advanced[0]  # (the slices before the advanced indices: each keeps its dim)
+    move = None
+    if before and advanced[-1] - advanced[0] + 1 == len(advanced):
+        move = (list(range(1, 1 + rank)), list(range(1 + before, 1 + before + rank)))
+    return tuple(index), move
+
+
 class BatchedAttr:
     """An array inside a primitive's attributes that carries the batch (e.g. the per-sample class indices of a
     gather); handed to rules that accept one (`rule.batched_attrs = True`)."""

@@ -167,9 +167,10 @@ def _(g, call):
     return g.cast(g.tensor(arr), arr.dtype, dtype)
 
 
-@defhost(np.copy)
+@defhost(np.copy, "tinygrad_lite.shape._copied_index")  # (getitem's copy of an index array or tensor)
 def _(g, call):
-    return g.op("Identity", g.tensor(call.attrs[0]))
+    a = call.attrs[0]
+    return g.op("Identity", g.tensor(a if isinstance(a, np.ndarray) else a._data))
 
 
 def bool_as(g, mask, dtype):

@@ -276,13 +276,45 @@ def _(primals, tangents, out, attrs):
 
 
 # ---------------- vmap: batching rules (attributes given the batch dimension first) ----------------
-getitem.defbatch(lambda arrays, batched, attrs: getitem.forward(arrays[0], batching.index_with_batch(attrs[0])))
+def _per_sample(idx):
+    """The index as a tuple when some of its arrays are per sample (vmap of `x[i]` with a batched tensor i), else
+    None."""
+    parts = idx if isinstance(idx, tuple) else (idx,)
+    return parts if any(isinstance(p, batching.BatchedAttr) for p in parts) else None
 
 
-@index_scatter.defbatch
-def _(arrays, batched, attrs):
+def _attr_batch_size(arrays, batched, parts):
+    return batching.batch_size(arrays, batched) if any(batched) else next(
+        p.array.shape[0] for p in parts if isinstance(p, batching.BatchedAttr))
+
+
+@batching.accepts_batched_attrs
+def _getitem_batch(arrays, batched, attrs):
+    (x,), (idx,) = arrays, attrs
+    parts = _per_sample(idx)
+    if parts is None:
+        return getitem.forward(x, batching.index_with_batch(idx))
+    size = _attr_batch_size(arrays, batched, parts)
+    index, move = batching.per_sample_index(parts, size)
+    out = getitem.forward(batching.lead(x, batched[0], size), index)
+    return out if move is None else np.moveaxis(out, *move)
+
+
+@batching.accepts_batched_attrs
+def _index_scatter_batch(arrays, batched, attrs):
     (g,), (shape, idx) = arrays, attrs
-    return index_scatter.forward(g, (g.shape[0],) + tuple(shape), batching.index_with_batch(idx))
+    parts = _per_sample(idx)
+    if parts is None:
+        return index_scatter.forward(g, (g.shape[0],) + tuple(shape), batching.index_with_batch(idx))
+    size = _attr_batch_size(arrays, batched, parts)
+    index, move = batching.per_sample_index(parts, size)
+    g = batching.lead(g, batched[0], size)
+    return index_scatter.forward(g if move is None else np.moveaxis(g, move[1], move[0]), (size,) + tuple(shape),
+                                 index)
+
+
+getitem.defbatch(_getitem_batch)
+index_scatter.defbatch(_index_scatter_batch)
 
 
 @index_put.defbatch
