@@ -91,10 +91,10 @@ def _chains(code, top=True):
     as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
     attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
     (passed to a call, put in a container, compared; not stored into) ends in _USED; one whose values Python reads
-    (iterated, the container of an item read, the first argument of a reading builtin or NumPy function, met with a
-    constant in arithmetic or a comparison) is also found ending in _SUBSCRIPT (what matters for a NumPy argument). A
-    local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from
-    its source(s)."""
+    (iterated or unpacked, the container of an item read, the first argument of a reading builtin or NumPy function,
+    met with a constant in arithmetic or a comparison) is also found ending in _SUBSCRIPT (what matters for a NumPy
+    argument). A local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it
+    is read from its source(s)."""
     found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
     instructions = _instructions(code)
     for i, ins in enumerate(instructions):
@@ -118,7 +118,7 @@ def _chains(code, top=True):
                 used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
                     op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
-                if op == "GET_ITER" or (read_by and len(chain) == 2) or _indexed(instructions, i) \
+                if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
@@ -174,24 +174,27 @@ def _unalias(chains, aliases, cells, params, top):
     return out
 
 
+_ITERATES = ("GET_ITER", "UNPACK_SEQUENCE", "UNPACK_EX")  # `for v in a`, `r0, r1 = a`, `first, *rest = a`
 _READERS = frozenset(("float", "int", "bool", "complex", "iter", "next", "list", "tuple", "set", "frozenset", "dict",
                       "sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map", "filter", "round", "str",
-                      "repr", "format"))
+                      "repr", "format", "abs"))
 _ARRAYS_AS_THEY_ARE = frozenset(("asarray", "asanyarray", "ascontiguousarray", "shape", "ndim", "size"))
 
 
 def _reader(instructions, i):
     """Whether the name loaded at i is the first argument of a call that reads its values in Python: a builtin
     (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a, axis=0)`, `np.array_equal(a, b)`,
-    `math.fsum(a)`; not `np.asarray(a)`)."""
+    `np.linalg.norm(a)`, `math.fsum(a)`; not `np.asarray(a)`)."""
     prev = instructions[i - 1] if i else None
     if prev is None:
         return False
     if prev.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
         return prev.argval in _READERS
-    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and i > 1 and \
-        instructions[i - 2].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[i - 2].argval in ("np", "numpy",
-                                                                                                      "math")
+    j = i - 2  # (past a submodule's attributes: `np.linalg.norm(a)`, `np.fft.rfft(a)`)
+    while j >= 0 and instructions[j].opname == "LOAD_ATTR":
+        j -= 1
+    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and j >= 0 and \
+        instructions[j].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[j].argval in ("np", "numpy", "math")
 
 
 _UNARY = ("UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_NOT", "UNARY_POSITIVE")
