@@ -252,10 +252,12 @@ _EFFECTS = {"LOAD_FAST": (0, 1), "LOAD_CONST": (0, 1), "LOAD_DEREF": (0, 1), "LO
 def _passes(code, names):
     """{(callee chain, argument, name)}: where `code` passes one of its locals `names` on as an argument of a call,
     itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
-    object as _chains writes it ((kind, name, attribute path), the last attribute may be the method called) and the
-    argument's position (int) or keyword (str). A call the stack cannot be followed through (`*args`, a conditional
-    expression among the arguments) is not found."""
+    object as _callee writes it ((kind, name, attribute path), the last attribute may be the method called) and the
+    argument's position (int) or keyword (str). A local assigned one of `names` (`b = a`) is followed as it; a local
+    assigned a chain or a function made here (`prep = self.prep`, `def norm(b): ...`) is called as that. A call the
+    stack cannot be followed through (`*args`, a conditional expression among the arguments) is not found."""
     instructions, found, stack, kw = _instructions(code), set(), [], ()
+    tracked, calls = set(names), {}  # (the locals holding one of names; {local: the callee chains assigned to it})
     for i, ins in enumerate(instructions):
         op = ins.opname
         if ins.is_jump_target:
@@ -267,9 +269,12 @@ def _passes(code, names):
             if len(stack) >= n + 2:
                 start = stack[-n - 2][0]
                 callee = _callee(instructions[start:stack[-n][0] if n else i])
+                callees = {callee} if callee is not None else set()
+                if callee is not None and callee[0] in ("fast", "deref"):  # `prep(a)` after `prep = self.prep`
+                    callees.update((k, name, path + callee[2]) for k, name, path in calls.get(callee[1], ()))
                 for k, (_, name) in enumerate(stack[len(stack) - n:]):
-                    if name is not None and callee is not None:
-                        found.add((callee, k if k < n - len(kw) else kw[k - (n - len(kw))], name))
+                    if name is not None:
+                        found.update((c, k if k < n - len(kw) else kw[k - (n - len(kw))], name) for c in callees)
                 del stack[len(stack) - n - 2:]
                 stack.append((start, None))
             else:
@@ -282,6 +287,8 @@ def _passes(code, names):
             effect = (ins.arg, 1)
         elif op == "COPY":
             effect = (0, 1)
+        elif op == "MAKE_FUNCTION":  # (its code, and a tuple for each of defaults, annotations, closure it takes)
+            effect = (1 + bin(ins.arg & 15).count("1"), 1)
         else:
             effect = _EFFECTS.get(op)
         if effect is None or len(stack) < effect[0]:
@@ -290,14 +297,30 @@ def _passes(code, names):
         popped = stack[len(stack) - effect[0]:] if effect[0] else []
         del stack[len(stack) - effect[0]:]
         start = min([i] + [s for s, _ in popped])
-        own = ins.argval if op == "LOAD_FAST" and ins.argval in names else None
+        if op in ("STORE_FAST", "STORE_DEREF"):
+            if popped[0][1] is not None:  # `b = a`
+                tracked.add(ins.argval)
+            else:
+                source = _callee(instructions[start:i])
+                if source is not None:
+                    calls.setdefault(ins.argval, set()).add(source)
+        own = ins.argval if op in ("LOAD_FAST", "LOAD_DEREF") and ins.argval in tracked else None
         stack.extend([(start, own)] * effect[1])
     return frozenset(found)
 
 
 def _callee(span):
-    """The chain a called object was loaded by (`f`, `self.prep`, `mod.fn`: (kind, name, attributes)), or None."""
+    """The chain a called object was loaded by (`f`, `self.prep`, `mod.fn`: (kind, name, attributes)); ('code', code,
+    ()) for a function made from `code` (`def norm(b)` inside, a lambda); ('super', None, (name,)) for
+    `super().name`; or None."""
     span = [ins for ins in span if ins.opname != "PUSH_NULL"]
+    if len(span) >= 2 and span[-1].opname == "MAKE_FUNCTION" and span[-2].opname == "LOAD_CONST" and \
+            isinstance(span[-2].argval, types.CodeType):
+        return "code", span[-2].argval, ()
+    if [ins.opname for ins in span] in (["LOAD_GLOBAL", "PRECALL", "CALL", "LOAD_METHOD"],
+                                        ["LOAD_GLOBAL", "PRECALL", "CALL", "LOAD_ATTR"]) and \
+            span[0].argval == "super" and span[2].arg == 0:
+        return "super", None, (span[3].argval,)
     if not span or span[0].opname not in _ROOTS or any(ins.opname not in ("LOAD_ATTR", "LOAD_METHOD")
                                                             for ins in span[1:]):
         return None
