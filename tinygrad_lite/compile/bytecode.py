@@ -91,10 +91,10 @@ def _chains(code, top=True):
     as a global, a cell ('deref') or, in `code` itself, a local ('fast': only `self` is kept), with the data
     attributes read from it in a row (the last may be a method it calls). A chain whose object is then used as a value
     (passed to a call, put in a container, compared; not stored into) ends in _USED; one whose values Python reads
-    (iterated, the container of an item read, the first argument of a reading builtin or NumPy function, met with a
-    constant in arithmetic or a comparison) is also found ending in _SUBSCRIPT (what matters for a NumPy argument). A
-    local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it is read from
-    its source(s)."""
+    (iterated or unpacked, the container of an item read, the first argument of a reading builtin or NumPy function,
+    met with a constant in arithmetic or a comparison) is also found ending in _SUBSCRIPT (what matters for a NumPy
+    argument). A local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it
+    is read from its source(s)."""
     found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
     instructions = _instructions(code)
     for i, ins in enumerate(instructions):
@@ -118,7 +118,7 @@ def _chains(code, top=True):
                 used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
                     op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
-                if op == "GET_ITER" or (read_by and len(chain) == 2) or _indexed(instructions, i) \
+                if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
@@ -174,24 +174,27 @@ def _unalias(chains, aliases, cells, params, top):
     return out
 
 
+_ITERATES = ("GET_ITER", "UNPACK_SEQUENCE", "UNPACK_EX")  # `for v in a`, `r0, r1 = a`, `first, *rest = a`
 _READERS = frozenset(("float", "int", "bool", "complex", "iter", "next", "list", "tuple", "set", "frozenset", "dict",
                       "sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map", "filter", "round", "str",
-                      "repr", "format"))
+                      "repr", "format", "abs"))
 _ARRAYS_AS_THEY_ARE = frozenset(("asarray", "asanyarray", "ascontiguousarray", "shape", "ndim", "size"))
 
 
 def _reader(instructions, i):
     """Whether the name loaded at i is the first argument of a call that reads its values in Python: a builtin
     (`float(a)`, `list(a)`) or a NumPy or math function (`np.sum(a, axis=0)`, `np.array_equal(a, b)`,
-    `math.fsum(a)`; not `np.asarray(a)`)."""
+    `np.linalg.norm(a)`, `math.fsum(a)`; not `np.asarray(a)`)."""
     prev = instructions[i - 1] if i else None
     if prev is None:
         return False
     if prev.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
         return prev.argval in _READERS
-    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and i > 1 and \
-        instructions[i - 2].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[i - 2].argval in ("np", "numpy",
-                                                                                                      "math")
+    j = i - 2  # (past a submodule's attributes: `np.linalg.norm(a)`, `np.fft.rfft(a)`)
+    while j >= 0 and instructions[j].opname == "LOAD_ATTR":
+        j -= 1
+    return prev.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev.argval not in _ARRAYS_AS_THEY_ARE and j >= 0 and \
+        instructions[j].opname in ("LOAD_GLOBAL", "LOAD_NAME") and instructions[j].argval in ("np", "numpy", "math")
 
 
 _UNARY = ("UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_NOT", "UNARY_POSITIVE")
@@ -249,10 +252,12 @@ _EFFECTS = {"LOAD_FAST": (0, 1), "LOAD_CONST": (0, 1), "LOAD_DEREF": (0, 1), "LO
 def _passes(code, names):
     """{(callee chain, argument, name)}: where `code` passes one of its locals `names` on as an argument of a call,
     itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
-    object as _chains writes it ((kind, name, attribute path), the last attribute may be the method called) and the
-    argument's position (int) or keyword (str). A call the stack cannot be followed through (`*args`, a conditional
-    expression among the arguments) is not found."""
+    object as _callee writes it ((kind, name, attribute path), the last attribute may be the method called) and the
+    argument's position (int) or keyword (str). A local assigned one of `names` (`b = a`) is followed as it; a local
+    assigned a chain or a function made here (`prep = self.prep`, `def norm(b): ...`) is called as that. A call the
+    stack cannot be followed through (`*args`, a conditional expression among the arguments) is not found."""
     instructions, found, stack, kw = _instructions(code), set(), [], ()
+    tracked, calls = set(names), {}  # (the locals holding one of names; {local: the callee chains assigned to it})
     for i, ins in enumerate(instructions):
         op = ins.opname
         if ins.is_jump_target:
@@ -264,9 +269,12 @@ def _passes(code, names):
             if len(stack) >= n + 2:
                 start = stack[-n - 2][0]
                 callee = _callee(instructions[start:stack[-n][0] if n else i])
+                callees = {callee} if callee is not None else set()
+                if callee is not None and callee[0] in ("fast", "deref"):  # `prep(a)` after `prep = self.prep`
+                    callees.update((k, name, path + callee[2]) for k, name, path in calls.get(callee[1], ()))
                 for k, (_, name) in enumerate(stack[len(stack) - n:]):
-                    if name is not None and callee is not None:
-                        found.add((callee, k if k < n - len(kw) else kw[k - (n - len(kw))], name))
+                    if name is not None:
+                        found.update((c, k if k < n - len(kw) else kw[k - (n - len(kw))], name) for c in callees)
                 del stack[len(stack) - n - 2:]
                 stack.append((start, None))
             else:
@@ -279,6 +287,8 @@ def _passes(code, names):
             effect = (ins.arg, 1)
         elif op == "COPY":
             effect = (0, 1)
+        elif op == "MAKE_FUNCTION":  # (its code, and a tuple for each of defaults, annotations, closure it takes)
+            effect = (1 + bin(ins.arg & 15).count("1"), 1)
         else:
             effect = _EFFECTS.get(op)
         if effect is None or len(stack) < effect[0]:
@@ -287,14 +297,30 @@ def _passes(code, names):
         popped = stack[len(stack) - effect[0]:] if effect[0] else []
         del stack[len(stack) - effect[0]:]
         start = min([i] + [s for s, _ in popped])
-        own = ins.argval if op == "LOAD_FAST" and ins.argval in names else None
+        if op in ("STORE_FAST", "STORE_DEREF"):
+            if popped[0][1] is not None:  # `b = a`
+                tracked.add(ins.argval)
+            else:
+                source = _callee(instructions[start:i])
+                if source is not None:
+                    calls.setdefault(ins.argval, set()).add(source)
+        own = ins.argval if op in ("LOAD_FAST", "LOAD_DEREF") and ins.argval in tracked else None
         stack.extend([(start, own)] * effect[1])
     return frozenset(found)
 
 
 def _callee(span):
-    """The chain a called object was loaded by (`f`, `self.prep`, `mod.fn`: (kind, name, attributes)), or None."""
+    """The chain a called object was loaded by (`f`, `self.prep`, `mod.fn`: (kind, name, attributes)); ('code', code,
+    ()) for a function made from `code` (`def norm(b)` inside, a lambda); ('super', None, (name,)) for
+    `super().name`; or None."""
     span = [ins for ins in span if ins.opname != "PUSH_NULL"]
+    if len(span) >= 2 and span[-1].opname == "MAKE_FUNCTION" and span[-2].opname == "LOAD_CONST" and \
+            isinstance(span[-2].argval, types.CodeType):
+        return "code", span[-2].argval, ()
+    if [ins.opname for ins in span] in (["LOAD_GLOBAL", "PRECALL", "CALL", "LOAD_METHOD"],
+                                        ["LOAD_GLOBAL", "PRECALL", "CALL", "LOAD_ATTR"]) and \
+            span[0].argval == "super" and span[2].arg == 0:
+        return "super", None, (span[3].argval,)
     if not span or span[0].opname not in _ROOTS or any(ins.opname not in ("LOAD_ATTR", "LOAD_METHOD")
                                                             for ins in span[1:]):
         return None

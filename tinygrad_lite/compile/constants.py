@@ -31,7 +31,8 @@ Generator's method, a partial of one, a Generator passed on or held by an object
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
 draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`,
 `np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded), in the compiled function or in a
-user's function it passes the array to as an argument (`prep(a)`: bytecode._passes, `arrays_passed`). Not followed:
+user's function it passes the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested
+function: bytecode._passes, `arrays_passed`, `_targets`). Not followed:
 the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
 read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
 but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
@@ -227,11 +228,11 @@ class _Found(_WholeReads):
         """Follow the NumPy arguments f holds in its locals `names` into the user's functions f passes them to
         (`prep(a)`, `self.scale(x, a)`, `fn(a=a)`): values read there in Python are read all the same."""
         for callee, slot, name in _passes(f.__code__, names):
-            fn, bound = self.callee(f, inst, callee)
-            param = None if fn is None else _parameter(fn.__code__, slot, bound is not None)
-            if param is not None and (fn.__code__, param) not in self.arrays_seen:
-                self.arrays_seen.add((fn.__code__, param))
-                self.array_reads(fn, bound, frozenset((param,)), depth + 1)
+            for fn, bound, before in _targets(*self.callee(f, inst, callee)):
+                param = _parameter(fn.__code__, slot, before)
+                if param is not None and (fn.__code__, param) not in self.arrays_seen:
+                    self.arrays_seen.add((fn.__code__, param))
+                    self.array_reads(fn, bound, frozenset((param,)), depth + 1)
 
     def array_reads(self, f, inst, names, depth):
         """Whether the user's function f reads values of the NumPy arrays its parameters `names` receive (as read
@@ -248,31 +249,39 @@ class _Found(_WholeReads):
         self.arrays_passed(f, inst, names, depth)
 
     def callee(self, f, inst, chain):
-        """(function, the object it is bound to or None) that `chain` (kind, name, attributes) loads in f's code, when
-        it is a function or method found without running code; (None, None) otherwise."""
+        """(what `chain` (kind, name, attributes) loads in f's code, found without running code: a method's function
+        and the object it is bound to, or the object and None; _GONE when not found), for _targets."""
         kind, name, path = chain
         code = f.__code__
+        cells = dict(zip(code.co_freevars, f.__closure__ or ()))
+        if kind == "code":  # a function f's code makes (`def norm(b)` inside it): f's cells, its own ones empty
+            closure = tuple(cells.get(n) or types.CellType() for n in name.co_freevars)
+            return types.FunctionType(name, f.__globals__, name.co_name, None, closure), None
+        if kind == "super":  # `super().prep`: the method after the class f is defined in, in the MRO of self's class
+            klass = _root_value(cells["__class__"], "__class__") if "__class__" in cells else _GONE
+            mro = () if inst is None else (inst if isinstance(inst, type) else type(inst)).__mro__
+            for base in mro[mro.index(klass) + 1:] if klass in mro else ():
+                if path[0] in base.__dict__:
+                    return _member(base.__dict__[path[0]], inst)
+            return _GONE, None
         if kind == "fast":
             if inst is None or not code.co_argcount or name != code.co_varnames[0]:
-                return None, None
+                return _GONE, None
             value = inst
         elif kind == "deref":
-            cells = dict(zip(code.co_freevars, f.__closure__ or ()))
             value = _root_value(cells[name], name) if name in cells else _GONE
         else:
             value = f.__globals__.get(name, _GONE)
         if value is _GONE:
-            return None, None
+            return _GONE, None
         for step, attr in enumerate(path):
             owner = value
             value = _locate(owner, attr)[0]
             if value is _GONE:
                 if step < len(path) - 1:
-                    return None, None
+                    return _GONE, None
                 return _member(_lookup(owner if isinstance(owner, type) else type(owner), attr), owner)
-        if isinstance(value, types.MethodType) and isinstance(value.__func__, types.FunctionType):
-            return value.__func__, value.__self__
-        return (value, None) if isinstance(value, types.FunctionType) else (None, None)
+        return value, None
 
     def follow(self, root, name, path, depth):
         """Walk `name.path...` from root: keep the first setting, tensor or array; keep by identity and scan the
@@ -375,11 +384,40 @@ def _values_read(path):
     return bool(path) and path[0] not in _ARRAY_METADATA and path != (_USED,)
 
 
-def _parameter(code, slot, bound):
-    """The parameter of `code` an argument at position `slot` (after the bound object, if any) or of keyword `slot`
-    is bound to; None when it goes to *args or **kwargs."""
+def _parameter(code, slot, before):
+    """The parameter of `code` an argument at position `slot` (after `before` positional ones the callee adds: a bound
+    object, a partial's arguments) or of keyword `slot` is bound to; None when it goes to *args or **kwargs."""
     names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
     if isinstance(slot, str):
         return slot if slot in names[code.co_posonlyargcount:] else None
-    index = slot + bound
+    index = slot + before
     return names[index] if index < code.co_argcount else None
+
+
+def _targets(value, bound, before=0, depth=0):
+    """[(function, the object it is bound to or None, positional arguments it receives before the call's)]: the
+    user's code a call of `value` (found by callee; `bound` when a method's function) runs with the call's arguments:
+    a function or method; a partial's function; the function a functools.wraps wrapper wraps (and the wrapper); a
+    class's __init__; a Module's forward or a callable object's __call__. Found without running code."""
+    if depth > 8 or value is _GONE or value is None:  # (a partial of a partial ...)
+        return []
+    if bound is not None and isinstance(value, types.FunctionType):
+        return [(value, bound, before + 1)]
+    if isinstance(value, types.MethodType):
+        return _targets(value.__func__, value.__self__, before, depth + 1)
+    if isinstance(value, functools.partial):
+        return _targets(value.func, None, before + len(value.args), depth + 1)
+    if isinstance(value, types.FunctionType):
+        wrapped = value.__dict__.get("__wrapped__")  # functools.wraps: `wrapper(*args, **kwargs)` calls it
+        return [(value, None, before)] + ([] if wrapped is None else _targets(wrapped, None, before, depth + 1))
+    if isinstance(value, type):
+        call = _lookup(type(value), "__call__")  # (a metaclass's own __call__ runs instead of making an instance)
+        if call is not type.__call__:
+            return [(call, value, before + 1)] if isinstance(call, types.FunctionType) else []
+        init = _lookup(value, "__init__")  # `Cls(a)`: the instance is not made, so self's calls are not followed
+        return [(init, None, before + 1)] if isinstance(init, types.FunctionType) else []
+    wrapped = (_dict(value) or {}).get("__wrapped__")  # (an lru_cache, a nested tl.compile)
+    if wrapped is not None:
+        return _targets(wrapped, None, before, depth + 1)
+    fn, inst = _function(value)  # a Module: its forward; a callable object: its __call__
+    return [(fn, inst, before + 1)] if isinstance(fn, types.FunctionType) and inst is value else []
