@@ -311,12 +311,9 @@ def step_module_list_loop(x, a):
     return STACK(x, a)
 
 
-# A layer taken from a ModuleList by the loop (`for block in self.blocks: x = block(x, a)`) or an item
-# (`self.blocks[0](x, a)`): the callee is a loop variable or an item, not a chain of names and attributes, so the
-# array is not followed into the block's forward. Realistic (a mask array read in a block); not a small fix (the
-# scan would have to take every item of the container as the callee).
-@pytest.mark.xfail(strict=True, reason="bytecode._callee resolves only chains of names and attributes; a loop "
-                                       "variable over a ModuleList (or an item of it) is not one")
+# Was: a layer taken from a ModuleList by the loop (`for block in self.blocks: x = block(x, a)`) was not followed: the
+# callee is a loop variable, not a chain of names and attributes (fixed: _passes marks a loop variable over a chain
+# as each item of it, bytecode._EACH; constants._Each). An item taken by index (`self.blocks[0](x, a)`) is still not.
 def test_array_passed_to_blocks_of_a_module_list_loop():
     _eager(step_module_list_loop, "_Block.forward")
 
@@ -622,3 +619,54 @@ def test_reads_through_parameter_kinds_and_odd_call_sites():
     _eager(step_reads_in_many_ways, "")
     _eager(step_array_twice, "_two")
     _replays(step_odd_call_sites)
+
+
+def _double(x, a):
+    return x * 2.0
+
+
+def _by_sign(x, a):
+    return x * (2.0 if a.sum() > 0 else 3.0)
+
+
+FNS = [_double, _by_sign]
+
+
+def step_list_of_functions_loop(x, a):
+    for fn in FNS:
+        x = fn(x, a)
+    return x
+
+
+# A loop over a plain list of the user's functions, one of which reads the array's values: followed as a ModuleList's
+# layers are; a loop over layers that only compute with tensors still replays.
+def test_array_passed_to_each_function_of_a_list_loop():
+    _eager(step_list_of_functions_loop, "_by_sign")
+
+
+class _TensorBlock(tl.nn.Module):
+    def forward(self, x, a):
+        return x * tl.tensor(a).mean()
+
+
+class _TensorStack(tl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = tl.nn.ModuleList([_TensorBlock(), _TensorBlock()])
+
+    def forward(self, x, a):
+        for block in self.blocks:
+            x = block(x, a)
+        return x
+
+
+TENSOR_STACK = _TensorStack()
+
+
+def test_blocks_that_take_the_array_as_a_tensor_still_replay():
+    f = tl.compile(lambda x, a: TENSOR_STACK(x, a))
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        x, a = tl.tensor(rng.standard_normal(3)), rng.standard_normal(3)
+        assert np.array_equal(f(x, a).numpy(), TENSOR_STACK(x, a).numpy()), (i, f.stats)
+    assert f.stats["replays"] == 5, f.stats

@@ -150,6 +150,7 @@ def _chains(code, top=True):
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
+_EACH = "<each>"  # at the end of a callee's path (_passes): each item of it, a loop's variable (`for b in self.blocks`)
 _LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
 _MAX_SUBSTITUTIONS = 8  # in a row for one chain
@@ -280,6 +281,16 @@ def _passes(code, names):
             else:
                 stack = []
             kw = ()
+            continue
+        if op == "STORE_FAST" and i > 2 and instructions[i - 1].opname == "FOR_ITER" and \
+                instructions[i - 2].opname == "GET_ITER":  # `for block in self.blocks`: block(x, a) calls each item
+            j = i - 3
+            while j > 0 and instructions[j].opname == "LOAD_ATTR":
+                j -= 1
+            source = _callee(instructions[j:i - 2])
+            if source is not None:
+                calls.setdefault(ins.argval, set()).add(source[:2] + (source[2] + (_EACH,),))
+            stack = []
             continue
         if op == "LOAD_GLOBAL":
             effect = (0, 1 + (ins.arg & 1))  # (with NULL: `NULL + f`)

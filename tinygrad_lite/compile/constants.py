@@ -46,7 +46,7 @@ import types
 
 import numpy as np
 
-from .bytecode import _ANY, _BARE, _SUBSCRIPT, _USED, _Key, _chains, _passes, _read_names
+from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _passes, _read_names
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -252,6 +252,9 @@ class _Found(_WholeReads):
         """(what `chain` (kind, name, attributes) loads in f's code, found without running code: a method's function
         and the object it is bound to, or the object and None; _GONE when not found), for _targets."""
         kind, name, path = chain
+        if path[-1:] == (_EACH,):  # (a loop's variable: each item of the container, _targets says which)
+            container = self.callee(f, inst, (kind, name, path[:-1]))[0]
+            return (_GONE if container is _GONE else _Each(container)), None
         code = f.__code__
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         if kind == "code":  # a function f's code makes (`def norm(b)` inside it): f's cells, its own ones empty
@@ -401,6 +404,9 @@ def _targets(value, bound, before=0, depth=0):
     class's __init__; a Module's forward or a callable object's __call__. Found without running code."""
     if depth > 8 or value is _GONE or value is None:  # (a partial of a partial ...)
         return []
+    if value.__class__ is _Each:  # `for block in self.blocks: block(x, a)`: each layer of a ModuleList, a list's
+        items = value.items()
+        return [t for item in items for t in _targets(item, None, before, depth + 1)]
     if bound is not None and isinstance(value, types.FunctionType):
         return [(value, bound, before + 1)]
     if isinstance(value, types.MethodType):
@@ -421,3 +427,19 @@ def _targets(value, bound, before=0, depth=0):
         return _targets(wrapped, None, before, depth + 1)
     fn, inst = _function(value)  # a Module: its forward; a callable object: its __call__
     return [(fn, inst, before + 1)] if isinstance(fn, types.FunctionType) and inst is value else []
+
+
+class _Each:
+    """The items a loop over `container` calls (callee of a loop variable): a container Module's children, a list's
+    or tuple's items; no others (a dict iterates its keys, another class runs its own __iter__)."""
+    __slots__ = ("container",)
+
+    def __init__(self, container):
+        self.container = container
+
+    def items(self):
+        c = self.container
+        Module = module_class()
+        if Module is not None and isinstance(c, Module) and _lookup(type(c), "__iter__") is not _GONE:
+            return [m for m in c._modules.values() if m is not None][:_MAX_ITEMS]
+        return list(c[:_MAX_ITEMS]) if c.__class__ in (list, tuple) else []
