@@ -144,7 +144,7 @@ def _norm_index(idx, shape):
         elif isinstance(i, (list, range)):  # x[range(n), target]: a range indexes as the list of its ints
             # Python's ints (or bools): an array of our own, a constant of a compiled step as any Python number is
             # (other items, a tensor's among them, take the array path below: copied, from recorded data or not)
-            own = isinstance(i, range) or all(v.__class__ in (int, bool) for v in i)
+            own = isinstance(i, range) or _python_ints(i)
             i = np.asarray(i, dtype=np.int64) if len(i) == 0 or isinstance(i, range) else np.asarray(i)
         if isinstance(i, np.ndarray):
             if i.dtype.kind not in "biu":
@@ -158,6 +158,11 @@ def _norm_index(idx, shape):
         out.append(int(i) if isinstance(i, (numbers.Integral, np.integer)) and not isinstance(i, (bool, np.bool_))
                    else i)
     return tuple(out)
+
+
+def _python_ints(items):
+    """Whether a list index holds Python's ints and bools only, in nested lists and tuples too (`x[[[0, 1]]]`)."""
+    return all(v.__class__ in (int, bool) or (v.__class__ in (list, tuple) and _python_ints(v)) for v in items)
 
 
 @elementwise

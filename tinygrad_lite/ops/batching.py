@@ -75,28 +75,60 @@ def with_batch_dim(fn):
     return rule
 
 
+def _advanced(parts):
+    """The positions of the advanced indices in `parts` (arrays, lists, per-sample arrays; and ints, which NumPy
+    counts among them as soon as there is an array: x[arr, :, 0] puts arr's dims first, as x[arr, :, [0]])."""
+    arrays = [k for k, p in enumerate(parts) if isinstance(p, (np.ndarray, list, BatchedAttr))]
+    if not arrays:
+        return []
+    return sorted(arrays + [k for k, p in enumerate(parts) if isinstance(p, (int, np.integer)) and
+                            not isinstance(p, (bool, np.bool_))])
+
+
+def adjacent(parts):
+    """Whether the advanced indices of `parts` are next to each other (or absent): then NumPy keeps their dims
+    where they are, and a full slice in front of them keeps the batch leading."""
+    advanced = _advanced(parts)
+    return not advanced or advanced[-1] - advanced[0] + 1 == len(advanced)
+
+
 def index_with_batch(idx):
     """An index tuple for the batched array: a full slice first. Refused when it has advanced indices that are
     not next to each other (NumPy would move their dimensions in front of the batch)."""
     idx = idx if isinstance(idx, tuple) else (idx,)
-    advanced = [i for i, x in enumerate(idx) if isinstance(x, np.ndarray) or isinstance(x, (list,))]
-    if advanced and advanced[-1] - advanced[0] + 1 != len(advanced):
+    if not adjacent(idx):
         raise NotImplementedError("vmap: indexing with advanced indices separated by slices is not batched")
     return (slice(None),) + idx
 
 
-def per_sample_index(parts, size):
-    """(index of the batched array, axes move or None) for the index tuple `parts` of one sample, some of whose
-    integer arrays are per sample (BatchedAttr, the batch leading): sample k's arrays pick from sample k, by an
-    arange of the batch among the advanced indices. NumPy puts advanced dims where the per-sample index has them
-    only when they stay next to each other; `move` (source axes, destination axes) puts them back after the
-    slices before them (np.moveaxis). None, Ellipsis and boolean masks with per-sample arrays are not batched."""
+def per_sample_index(parts, size, shape, name="getitem"):
+    """(index of the batched array, axes move or None) for the index tuple `parts` of one sample of shape `shape`,
+    some of whose integer arrays may be per sample (BatchedAttr, the batch leading): sample k's arrays pick from
+    sample k, by an arange of the batch among the advanced indices. NumPy puts advanced dims where the per-sample
+    index has them only when they stay next to each other; `move` (source axes, destination axes) puts them back
+    after the dims before them (np.moveaxis). Ellipsis becomes its slices and a boolean mask shared by all samples
+    its nonzero() arrays; a per-sample boolean mask (a shape per sample) is not batched. A per-sample index out of
+    range raises eager's error, naming the sample."""
+    expanded, axis = [], 0
     for p in parts:
         array = p.array if isinstance(p, BatchedAttr) else p
-        if p is None or p is Ellipsis or (isinstance(array, np.ndarray) and array.dtype == np.bool_):
-            raise NotImplementedError("vmap: indexing with a per-sample index array together with None, Ellipsis "
-                                      "or a boolean mask is not batched")
-    advanced = [k for k, p in enumerate(parts) if not isinstance(p, slice)]  # (ints count, as in NumPy)
+        if isinstance(array, np.ndarray) and array.dtype == np.bool_:
+            if isinstance(p, BatchedAttr):
+                raise NotImplementedError("vmap: indexing with a per-sample boolean mask is not batched (each "
+                                          "sample would have its own shape)")
+            expanded.extend(np.nonzero(p))
+            axis += p.ndim
+        elif p is Ellipsis:
+            n = len(shape) - sum(_consumed(q) for q in parts)
+            expanded.extend([slice(None)] * n)
+            axis += n
+        else:
+            if isinstance(p, BatchedAttr):
+                _check_range(p.array, shape[axis], axis, name)
+            expanded.append(p)
+            axis += p is not None
+    parts = expanded
+    advanced = [k for k, p in enumerate(parts) if p is not None and not isinstance(p, slice)]  # (ints count)
     rank = len(np.broadcast_shapes(*[p.array.shape[1:] if isinstance(p, BatchedAttr) else np.shape(p)
                                      for k, p in enumerate(parts) if k in advanced]))
     index = [np.arange(size).reshape((size,) + (1,) * rank)]
@@ -105,11 +137,28 @@ def per_sample_index(parts, size):
             a = p.array
             p = a.reshape((size,) + (1,) * (rank - a.ndim + 1) + a.shape[1:])
         index.append(p)
-    before = advanced[0]  # (the slices before the advanced indices: each keeps its dim)
+    before = advanced[0]  # (the slices and Nones before the advanced indices: each makes one dim)
     move = None
     if before and advanced[-1] - advanced[0] + 1 == len(advanced):
         move = (list(range(1, 1 + rank)), list(range(1 + before, 1 + before + rank)))
     return tuple(index), move
+
+
+def _consumed(p):
+    """How many of the sample's axes an index item takes (a boolean mask as many as its own)."""
+    if p is None or p is Ellipsis:
+        return 0
+    return p.ndim if isinstance(p, np.ndarray) and p.dtype == np.bool_ else 1
+
+
+def _check_range(a, n, axis, name):
+    """Each sample's indices within the sample's axis, with eager's words and the sample named (the batched array's
+    own IndexError would name the wrong axis)."""
+    bad = (a < -n) | (a >= n)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise IndexError(f"{name}: index {a[tuple(where)]} is out of bounds for axis {axis} with size {n} (sample "
+                         f"{where[0]} of the vmap batch)")
 
 
 class BatchedAttr:

@@ -277,10 +277,11 @@ def _(primals, tangents, out, attrs):
 
 # ---------------- vmap: batching rules (attributes given the batch dimension first) ----------------
 def _per_sample(idx):
-    """The index as a tuple when some of its arrays are per sample (vmap of `x[i]` with a batched tensor i), else
-    None."""
+    """The index as a tuple when the batched index needs an arange of the batch among its advanced indices: some of
+    its arrays are per sample (vmap of `x[i]` with a batched tensor i), or its advanced indices are apart (shared
+    `x[[0, 1], :, 0]`: NumPy would move their dims in front of the batch); else None (a full slice in front)."""
     parts = idx if isinstance(idx, tuple) else (idx,)
-    return parts if any(isinstance(p, batching.BatchedAttr) for p in parts) else None
+    return parts if any(isinstance(p, batching.BatchedAttr) for p in parts) or not batching.adjacent(parts) else None
 
 
 def _attr_batch_size(arrays, batched, parts):
@@ -295,8 +296,9 @@ def _getitem_batch(arrays, batched, attrs):
     if parts is None:
         return getitem.forward(x, batching.index_with_batch(idx))
     size = _attr_batch_size(arrays, batched, parts)
-    index, move = batching.per_sample_index(parts, size)
-    out = getitem.forward(batching.lead(x, batched[0], size), index)
+    x = batching.lead(x, batched[0], size)
+    index, move = batching.per_sample_index(parts, size, x.shape[1:])
+    out = getitem.forward(x, index)
     return out if move is None else np.moveaxis(out, *move)
 
 
@@ -307,7 +309,7 @@ def _index_scatter_batch(arrays, batched, attrs):
     if parts is None:
         return index_scatter.forward(g, (g.shape[0],) + tuple(shape), batching.index_with_batch(idx))
     size = _attr_batch_size(arrays, batched, parts)
-    index, move = batching.per_sample_index(parts, size)
+    index, move = batching.per_sample_index(parts, size, tuple(shape))
     g = batching.lead(g, batched[0], size)
     return index_scatter.forward(g if move is None else np.moveaxis(g, move[1], move[0]), (size,) + tuple(shape),
                                  index)
@@ -317,15 +319,25 @@ getitem.defbatch(_getitem_batch)
 index_scatter.defbatch(_index_scatter_batch)
 
 
-@index_put.defbatch
-def _(arrays, batched, attrs):
+@batching.accepts_batched_attrs
+def _index_put_batch(arrays, batched, attrs):
     (x, value), (bx, bv) = arrays, batched
-    size = batching.batch_size(arrays, batched)
+    parts = _per_sample(attrs[0])
+    size = batching.batch_size(arrays, batched) if any(batched) else _attr_batch_size(arrays, batched, parts)
     x = batching.lead(x, bx, size)
-    if bv:  # the value broadcasts against the indexed part: ones after the batch for the missing dims
-        target = np.empty(x.shape[1:], dtype=np.bool_)[attrs[0]].shape
-        value = value.reshape((size,) + (1,) * (len(target) - value.ndim + 1) + value.shape[1:])
-    return index_put.forward(x, value, batching.index_with_batch(attrs[0]))
+    if parts is None:
+        index, move = batching.index_with_batch(attrs[0]), None
+    else:  # (per-sample indices, or shared ones apart: an arange of the batch joins them, as for getitem)
+        index, move = batching.per_sample_index(parts, size, x.shape[1:], "index_put")
+    if bv or move is not None:  # the value broadcasts against the indexed part: ones after the batch for the
+        rank = np.empty(x.shape, dtype=np.bool_)[index].ndim - 1  # missing dims (the batch as 1 when it has none)
+        value = value.reshape((size if bv else 1,) + (1,) * (rank - value.ndim + bv) + value.shape[bv:])
+        if move is not None:  # (in the order of the batched index's dims)
+            value = np.moveaxis(value, move[1], move[0])
+    return index_put.forward(x, value, index)
+
+
+index_put.defbatch(_index_put_batch)
 
 
 @batching.accepts_batched_attrs
