@@ -151,7 +151,7 @@ def _norm_index(idx, shape):
                 raise IndexError(f"getitem: tensors used as indices must be integer or bool, got dtype {i.dtype}")
             # a copy: the gradient scatters to the indices of this forward even when the index tensor or array is
             # changed in place before backward (PyTorch raises there instead: it version-checks its saved index)
-            i = constant(i) if own else host(_copied_index, src if src.__class__ is Tensor else i)
+            i = constant(i) if own else host(_copied_index, src if isinstance(src, Tensor) else i)
         elif not (i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral, np.integer))):
             raise IndexError(f"getitem: unsupported index element of type {type(i).__name__} (expected int, slice, "
                              f"None, Ellipsis, range, or an integer/bool list, array or Tensor)")
