@@ -131,14 +131,12 @@ def test_bad_list_indices_raise_eagers_error_in_a_compiled_step(index, match):
             fn(tl.tensor(_z(0)))
 
 
-# the step's Python reads a global NumPy array's values into the index list: the array is guarded by identity only,
-# so changing it in place replays the recorded rows (the same hole as `z * float(A[0])`, which predates 10a4b07;
-# before it, the list's array was unknown data and the step ran eagerly)
+# Was: the step's Python reads a global NumPy array's values into the index list: the array was guarded by identity
+# only, so changing it in place replayed the recorded rows (the same hole as `z * float(A[0])`, which predated
+# 10a4b07) (fixed: an array whose values the code reads in Python is guarded by value, values.ArrayValues)
 A = np.array([0, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="compile/constants guards a global NumPy array by identity, not by value: "
-                                       "ints read out of it into Python (tolist, int(v)) are frozen in the replay")
 def test_index_list_read_out_of_a_global_numpy_array_follows_it():
     try:
         _same_as_eager(_loss_of(lambda: A.tolist()), [None, None, None, lambda: A.__setitem__(0, 3), None])

@@ -1,5 +1,6 @@
 """The Python constants a compiled function reads: the settings (plain values, NumPy scalars, tuples and frozensets of
-them; by identity Enum members, tensors and arrays) its code takes from its module's globals, from its closure, and from
+them; by identity Enum members, tensors and arrays, an array by its values where the code reads them in Python:
+`keep_values`) its code takes from its module's globals, from its closure, and from
 the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the user's own
 module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key), and the items read from dicts, lists
 and tuples among them with a constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that of the user's
@@ -52,10 +53,11 @@ from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F4
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
                       _function, _locate, _member, _objects, _passed_object, _random_draw, _unseeded, _user_class,
                       _user_object, _user_path, _WHOLE, module_class)
-from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, collection as _collection,
-                     contents as _contents, data as _data, lookup as _lookup)
+from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
+                     collection as _collection, contents as _contents, data as _data, lookup as _lookup)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
+_MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
 
 def python_constants(fn, args=()):
@@ -291,7 +293,8 @@ class _Found(_WholeReads):
         code met on the way (a function, partial, Module or callable object), and a method's or property's code
         with the object it is bound to. `self.x` read from a dict (the instance's, a Module's parameters, buffers or
         children: `self` does not change) is guarded as that dict's key: one lookup per check."""
-        if path[-1:] == (_SUBSCRIPT,):  # (only a NumPy argument's items matter: see read)
+        if path[-1:] == (_SUBSCRIPT,):  # (only a NumPy array's items matter: an argument's, see read; others here)
+            self.array_items(root, name, path[:-1])
             return
         if path[-1:] == (_BARE,):  # (only a generator made without a seed matters)
             made = _unseeded(_root_value(root, name), path[:-1])
@@ -338,6 +341,9 @@ class _Found(_WholeReads):
                     return
             if value is _GONE:
                 return
+            if isinstance(value, np.ndarray) and _values_read(path[step:]):  # `A.tolist()`, `float(A[0])`
+                self.keep_values(*at, value)
+                return
             if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
                 self.keep(*at, value)
                 return
@@ -361,6 +367,34 @@ class _Found(_WholeReads):
                 self.passed.append((at, value))
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
                 self.draw(f"a {type(value).__name__} passed on")
+
+    def array_items(self, root, name, path):
+        """`A[i]`, `for v in A`, `A > 0` with A a NumPy array reached by `name.path` (a global, a closure's, an
+        attribute): its values, read in Python, are guarded (keep_values); other objects' items are guarded where
+        the chain is used (read whole)."""
+        value = _root_value(root, name)
+        for step, attr in enumerate(path):
+            if isinstance(value, np.ndarray):
+                break
+            value = _locate(value, attr)[0]
+            if value is _GONE or value is _UNSEEN:
+                return
+        else:
+            step = len(path)
+        if isinstance(value, np.ndarray):
+            self.keep_values(root, name, path[:step], value)
+
+    def keep_values(self, root, name, path, arr):
+        """Guard a NumPy array the code reads values of in Python by those values (values.ArrayValues): a row of
+        its own, in place of one that kept the array by identity."""
+        if arr.size > _MAX_ARRAY_VALUES or arr.dtype.kind not in "biufc":
+            self.limit = (f"'{_dotted(name, path)}' is a NumPy array ({arr.shape}, {arr.dtype}) whose values the "
+                          f"code reads in Python, too large or of a kind to guard by value")
+            return
+        key = (id(root), name, path)
+        self.out = [row for row in self.out if (id(row[0]), row[1], row[2]) != key]
+        self.seen.add(key)
+        self.out.append((root, name, path, _ArrayValues(arr)))
 
     def keep(self, root, name, path, value):
         key = (id(root), name, path)

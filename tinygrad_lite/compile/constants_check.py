@@ -5,7 +5,7 @@ import types
 
 from .bytecode import _Key, _SUBSCRIPT, _USED
 from .objects import _NAMES, _TYPE, _WHOLE, _Methods, _locate
-from .values import GONE as _GONE, Contents as _Contents, data as _data, same as _same
+from .values import GONE as _GONE, SNAPSHOTS as _SNAPSHOTS, data as _data, same as _same
 
 
 class _Self:
@@ -44,9 +44,9 @@ def changed(constants):
             _root_value(root, name)
         for attr in path:
             now = _locate(now, attr)[0]
-        if value.__class__ is _Contents:
+        if value.__class__ in _SNAPSHOTS:
             if not value.same(now):
-                return f"the contents of '{_dotted(name, path)}', which the function reads whole, changed"
+                return value.describe(_dotted(name, path))
             continue
         if now is not value and not (_data(value) and _same(now, value)):
             kind = ("item" if path[-1].__class__ is _Key else "attribute") if path else "closure variable" \

@@ -93,6 +93,9 @@ class Contents:
             else:
                 yield item
 
+    def describe(self, dotted):
+        return f"the contents of '{dotted}', which the function reads whole, changed"
+
     def same(self, obj):
         """Whether the container `obj` (as found now) holds the same items."""
         if type(obj) is not self.kind:
@@ -106,6 +109,28 @@ class Contents:
             if a is not b and not (data(a) and same(b, a)):  # (same: types first, no == on arrays or tensors)
                 return False
         return all(sub.same(items[i]) for i, sub in self.nested)
+
+
+class ArrayValues:
+    """A NumPy array the function reads values of in Python (`float(A[0])`, `A.tolist()`, `for v in A`, `A > 0`),
+    held by a global, a closure or an attribute: its values when recorded (a copy). It holds while the array found
+    now has the same dtype, shape and values (NaN matching NaN): written in place or rebound to other values, the
+    numbers Python computed from it are not the recorded ones."""
+    __slots__ = ("values",)
+
+    def __init__(self, arr):
+        self.values = np.array(arr, copy=True)
+
+    def same(self, now):
+        v = self.values
+        return isinstance(now, np.ndarray) and now.dtype == v.dtype and now.shape == v.shape and \
+            np.array_equal(now, v, equal_nan=v.dtype.kind in "fc")
+
+    def describe(self, dotted):
+        return f"the values of the NumPy array '{dotted}', which the function reads in Python, changed"
+
+
+SNAPSHOTS = (Contents, ArrayValues)  # recorded values held by a `same(now)` test rather than by identity
 
 
 def items_of(obj):
