@@ -98,3 +98,45 @@ def test_an_array_made_in_the_step_still_runs_eagerly():
     # (np.arange(n) in the step: an array the capture cannot tell from one derived from data it does not guard)
     stats = _same_as_eager(nll_by_arange, calls=4)
     assert stats["replays"] == 0 and "computed outside the recorded operations" in stats["last_reason"], stats
+
+
+# index_select / index_add with an index tensor argument or a list of Python's ints: replayed (the index was reshaped
+# into an array the capture did not know, and its range was checked in Python only: every call ran eagerly); the
+# range check is a host check, so a replay with an index out of range raises eager's error
+def select_columns(z, i):
+    out = (z.index_select(1, i) * 3).sum()
+    out.backward()
+    return out.detach()
+
+
+def add_columns(z, i):
+    out = (z.index_add(1, i, tl.ones(z.shape[0], 2, dtype=z.dtype) * z[:, :2]) ** 2).sum()
+    out.backward()
+    return out.detach()
+
+
+def select_listed_columns(z, i):
+    out = (z.index_select(1, [3, 0, 3]) * 3).sum()
+    out.backward()
+    return out.detach()
+
+
+@pytest.mark.parametrize("step", [select_columns, add_columns, select_listed_columns])
+def test_index_select_and_index_add_replay_as_eager(step):
+    f = tl.compile(step)
+    for k in range(8):
+        (z1, _), (z2, _) = _batch(k), _batch(k)
+        i = tl.tensor(np.array([k % 4, (k + 1) % 4]))
+        assert np.array_equal(f(z1, i).numpy(), step(z2, i).numpy()), (k, f.stats)
+        assert np.array_equal(z1.grad.numpy(), z2.grad.numpy()), (k, f.stats)
+    assert f.stats["replays"] == 7 and f.stats["eager_calls"] == 0, f.stats
+
+
+@pytest.mark.parametrize("step, bad", [(select_columns, [-1, 0]), (select_columns, [0, 4]), (add_columns, [4, 0])])
+def test_an_index_out_of_range_raises_eagers_error_in_a_replay(step, bad):
+    f = tl.compile(step)
+    for k in range(3):
+        f(_batch(k)[0], tl.tensor(np.array([0, 1])))
+    assert f.stats["replays"] == 2, f.stats
+    with pytest.raises(IndexError, match=r"index values must be in \[0, 4\) along dim 1"):
+        f(_batch(0)[0], tl.tensor(np.array(bad)))

@@ -4,10 +4,10 @@ import numpy as np
 
 from .autograd import recorder as tape
 from .autograd.recorder import labelled
-from .compile.hooks import host
+from .compile.hooks import host, host_check
 from .ops import index as ix, registry
 from .ops.elementwise import where as mv_where
-from .shape import getitem, reshape
+from .shape import _norm_index, getitem, reshape
 from .tensor import Tensor, _dim, _operand
 
 _apply = tape.apply
@@ -42,22 +42,32 @@ def _index_vector(index, opname):
     return idx.reshape(-1)
 
 
-def _check_index_range(self, idx, n, d, opname):
-    if idx.size and (idx.min() < 0 or idx.max() >= n):  # PyTorch rejects negative indices too
+def _checked_index(self, index, idx, n, d, opname):
+    """The index to select with, its range checked (PyTorch rejects negative indices too) as a host check, so a
+    compiled step checks each call's: a 1-D index tensor as itself and a list as it is (a compiled step reads the
+    tensor at each call, and a list of Python's ints is a constant); other forms as the array."""
+    src = index if (isinstance(index, Tensor) and index._data.ndim == 1) or isinstance(index, list) else idx
+    host_check(_in_range, src, n, d, tuple(self.shape), opname)
+    return src
+
+
+def _in_range(idx, n, d, shape, opname):
+    idx = np.asarray(idx._data if isinstance(idx, Tensor) else idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"{opname}: index values must be in [0, {n}) along dim {d}, got [{idx.min()}, "
-                         f"{idx.max()}] (tensor of shape {tuple(self.shape)}){registry.user_site()}")
+                         f"{idx.max()}] (tensor of shape {shape}){registry.user_site()}")
 
 
 @labelled("IndexSelectBackward0")
 def index_select(self, dim, index):
     d = _dim(dim, self._data.ndim, "index_select")
     idx = _index_vector(index, "index_select")
-    _check_index_range(self, idx, self._data.shape[d] if self._data.ndim else 1, d, "index_select")
+    src = _checked_index(self, index, idx, self._data.shape[d] if self._data.ndim else 1, d, "index_select")
     if self._data.ndim == 0:
         if idx.size != 1:
             raise registry.OpError(f"index_select: a 0-d tensor takes exactly one index, got {idx.size}")
         return getitem(self, ())
-    return getitem(self, (slice(None),) * d + (idx,))
+    return getitem(self, (slice(None),) * d + (src,))
 
 
 @labelled("MaskedFillBackward0")
@@ -94,11 +104,11 @@ def index_add(self, dim, index, source, *, alpha=1):
     if source._data.dtype != self._data.dtype:
         raise registry.OpError(f"index_add: self ({self._data.dtype}) and source ({source._data.dtype}) must have "
                                f"the same dtype")
-    _check_index_range(self, idx, shape[d], d, "index_add")
+    where = _norm_index((slice(None),) * d + (_checked_index(self, index, idx, shape[d], d, "index_add"),), shape)
     if alpha != 1:
         source = source * alpha
     src = reshape(source, want)
-    added = _apply(ix.index_scatter, (src,), (shape, (slice(None),) * d + (host(np.copy, idx),)))
+    added = _apply(ix.index_scatter, (src,), (shape, where))
     return self + reshape(added, self._data.shape)
 
 
