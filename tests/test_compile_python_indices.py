@@ -140,3 +140,31 @@ def test_an_index_out_of_range_raises_eagers_error_in_a_replay(step, bad):
     assert f.stats["replays"] == 2, f.stats
     with pytest.raises(IndexError, match=r"index values must be in \[0, 4\) along dim 1"):
         f(_batch(0)[0], tl.tensor(np.array(bad)))
+
+
+COLUMNS = tl.tensor(np.array([[0], [2], [1], [1], [3], [0]]))
+
+
+def gather_by_a_global_index(z, y):
+    out = (z.gather(1, COLUMNS) ** 2).sum()
+    out.backward()
+    return out.detach()
+
+
+# a global index tensor (neither an argument nor computed in the step) for gather: read live at each replay, written
+# in place or given new data between calls (it was copied from its array, which the capture did not know: eager)
+def test_a_global_index_tensor_for_gather_is_read_live():
+    saved = COLUMNS.numpy().copy()
+    try:
+        changes = {4: lambda: COLUMNS._data.__setitem__((0, 0), 3),
+                   9: lambda: setattr(COLUMNS, "data", tl.tensor(np.array([[1], [1], [1], [2], [0], [3]])))}
+        f = tl.compile(gather_by_a_global_index)
+        for k in range(12):
+            if k in changes:
+                changes[k]()
+            (z1, y), (z2, _) = _batch(k), _batch(k)
+            assert np.array_equal(f(z1, y).numpy(), gather_by_a_global_index(z2, y).numpy()), (k, f.stats)
+            assert np.array_equal(z1.grad.numpy(), z2.grad.numpy()), (k, f.stats)
+        assert f.stats["eager_calls"] == 0 and f.stats["replays"] >= 9, f.stats
+    finally:
+        COLUMNS.data = tl.tensor(saved)

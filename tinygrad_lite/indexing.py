@@ -7,7 +7,7 @@ from .autograd.recorder import labelled
 from .compile.hooks import host, host_check
 from .ops import index as ix, registry
 from .ops.elementwise import where as mv_where
-from .shape import _norm_index, getitem, reshape
+from .shape import _copied_index, _norm_index, getitem, reshape
 from .tensor import Tensor, _dim, _operand
 
 _apply = tape.apply
@@ -30,7 +30,8 @@ def gather(self, dim, index):
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[d]):
         raise IndexError(f"gather: index values must be in [0, {x.shape[d]}) along dim {d} of shape "
                          f"{tuple(x.shape)}, got [{idx.min()}, {idx.max()}]")  # (the kernel's words: a replay's)
-    return _apply(ix.gather, (x,), (d, host(np.copy, idx)))  # (a copy, as getitem's index: see _norm_index)
+    # (a copy, as getitem's index: see _norm_index; of the tensor itself, so a compiled step reads a global one)
+    return _apply(ix.gather, (x,), (d, host(_copied_index, index if isinstance(index, Tensor) else idx)))
 
 
 def _index_vector(index, opname):
