@@ -11,39 +11,16 @@ import pytest
 
 import tinygrad_lite as tl
 
-
-def _arrays(i):
-    rng = np.random.default_rng(i)
-    x = tl.tensor(rng.standard_normal((3, 4)).astype(np.float32))
-    return x, (rng.standard_normal((3, 4)).astype(np.float32) * (i + 1))
+from test_compile_numpy_helpers import _calls, _eager_for
 
 
-def _calls(step, n=8):
-    """tl.compile(step) and step on the same new arguments n times: the indices of the calls whose results differ,
-    and the compiled stats."""
-    f = tl.compile(step)
-    bad = []
-    for i in range(n):
-        x, a = _arrays(i)
-        got, want = f(x, a), step(x, a)
-        if got.dtype != want.dtype or not np.array_equal(got.numpy(), want.numpy()):
-            bad.append(i)
-    return bad, f.stats
-
-
-def _eager(step, where):
-    """Every call right, run eagerly with the reason naming the read in `where`."""
-    bad, stats = _calls(step)
-    assert bad == [], stats
-    assert stats["replays"] == 0 and stats["eager_calls"] == 8, stats
-    reason = stats["last_reason"]
-    assert "reads values of a NumPy argument" in reason and where in reason, reason
+_eager = _eager_for  # (every call right, run eagerly with the reason naming the read)
 
 
 def _replays(step):
     """Every call right, and replayed after the recording one."""
-    bad, stats = _calls(step)
-    assert bad == [] and stats["replays"] == 7 and stats["eager_calls"] == 0, stats
+    stats = _calls(step)
+    assert stats["replays"] == 7 and stats["eager_calls"] == 0, stats
 
 
 def _total(a):
@@ -294,9 +271,9 @@ class _Block(tl.nn.Module):
 
 
 class _Stack(tl.nn.Module):
-    def __init__(self):
+    def __init__(self, block):
         super().__init__()
-        self.blocks = tl.nn.ModuleList([_Block(), _Block()])
+        self.blocks = tl.nn.ModuleList([block(), block()])
 
     def forward(self, x, a):
         for block in self.blocks:
@@ -304,7 +281,7 @@ class _Stack(tl.nn.Module):
         return x
 
 
-STACK = _Stack()
+STACK = _Stack(_Block)
 
 
 def step_module_list_loop(x, a):
@@ -649,18 +626,7 @@ class _TensorBlock(tl.nn.Module):
         return x * tl.tensor(a).mean()
 
 
-class _TensorStack(tl.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.blocks = tl.nn.ModuleList([_TensorBlock(), _TensorBlock()])
-
-    def forward(self, x, a):
-        for block in self.blocks:
-            x = block(x, a)
-        return x
-
-
-TENSOR_STACK = _TensorStack()
+TENSOR_STACK = _Stack(_TensorBlock)
 
 
 def test_blocks_that_take_the_array_as_a_tensor_still_replay():
