@@ -360,6 +360,83 @@ def test_random_numbers_drawn_in_python_run_eagerly_with_the_reason(name):
         tl.compile(fn, fullgraph=True)(x)
 
 
+# ============ iterators advanced in Python: a replay would not advance them ============
+import itertools  # noqa: E402
+
+
+class _Holder:
+    def __init__(self):
+        self.items = iter(range(1, 100))
+
+
+def _next_held(x, h):
+    return x * next(h.items)
+
+
+def _counting():
+    k = 0
+    while True:
+        k += 1
+        yield k
+
+
+def _first_of(it):
+    for v in it:
+        return v
+
+
+ITERATORS = {  # name -> a maker of (fn, its argument or None): each call of a maker gives a fresh iterator
+    "next(itertools.count)": lambda: (lambda c: (lambda x: x * (next(c) % 3 + 1.0)))(itertools.count()),
+    "a generator": lambda: (lambda g: (lambda x: x * next(g)))(_counting()),
+    "an index from next()": lambda: (lambda c: (lambda x: x[[next(c) % 2]]))(itertools.count()),
+    "a for loop over it": lambda: (lambda it: (lambda x: x * _first_of(it)))(iter(range(1, 100))),
+    "it.__next__()": lambda: (lambda it: (lambda x: x * it.__next__()))(iter(range(1, 100))),
+    "zip(it, ...)": lambda: (lambda c: (lambda x: x * list(zip(c, "a"))[0][0]))(itertools.count(1)),
+    "held by an object passed on": lambda: (lambda h: (lambda x: _next_held(x, h)))(_Holder()),
+    "a default argument": lambda: (lambda it: (lambda x, it=it: x * next(it)))(iter(range(1, 100))),
+}
+
+
+@pytest.mark.parametrize("name", list(ITERATORS))
+def test_an_iterator_advanced_in_python_runs_eagerly_with_the_reason(name):
+    """Was: each replay returned the recording call's item (a step scaled by next(counter) kept the first scale)."""
+    f, g, x = tl.compile(ITERATORS[name]()), ITERATORS[name](), _x()
+    for _ in range(5):
+        np.testing.assert_array_equal(f(x).numpy(), g(x).numpy())
+    assert f.stats["replays"] == 0 and f.stats["eager_calls"] == 5, f.stats
+    assert "advances an iterator in Python" in f.stats["last_reason"], f.stats
+    with pytest.raises(tl.CompileError, match="advances an iterator"):
+        tl.compile(ITERATORS[name](), fullgraph=True)(x)
+
+
+class _OwnIterator:
+    """A user's iterator: its position is an attribute, read (and guarded) like any setting."""
+
+    def __init__(self):
+        self.k = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.k += 1
+        return self.k
+
+
+def test_iterables_and_a_users_iterator_are_not_refused():
+    scales, own = [2.0, 3.0], _OwnIterator()
+    cases = [lambda x: x * sum(scales), lambda x: x * next(iter([2.0])), lambda x: x * next(own)]
+    for fn in cases[:2]:
+        f, x = tl.compile(fn), _x()
+        for _ in range(4):
+            np.testing.assert_array_equal(f(x).numpy(), fn(x).numpy())
+        assert f.stats["replays"] == 3, f.stats
+    f, x = tl.compile(cases[2]), _x()
+    got = [f(x).numpy() for _ in range(4)]
+    for k, y in enumerate(got, 1):
+        np.testing.assert_array_equal(y, x.numpy() * k)
+
+
 def test_a_generator_argument_runs_eagerly():
     f = tl.compile(_jitter)
     f(_x(), _GEN)

@@ -160,10 +160,8 @@ def test_range_of_the_length_of_a_global_tensor_follows_its_data():
         W.data = tl.tensor(np.zeros(3, np.float32))
 
 
-# an index list from a global iterator (next(C)): the iterator's state is no guard, the first list replays (the
-# same for a plain int index z[next(C)], which predates 10a4b07)
-@pytest.mark.xfail(strict=True, reason="the standard library's objects are not followed by the constants guard: "
-                                       "next() of a global iterator is frozen at the recording call's value")
+# an index list from a global iterator (next(C)). Was: the iterator's state was no guard, the first list replayed
+# (the same for a plain int index z[next(C)]); a step that advances an iterator now runs eagerly (fixed)
 def test_index_list_from_a_global_iterator_follows_it():
     counter = itertools.count()
     f = tl.compile(lambda z: z[[next(counter) % 4]].sum())

@@ -30,10 +30,12 @@ the code calls by name, scanned with the class as `self`) are one guard (`_Metho
 on the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
 Generator's method, a partial of one, a Generator passed on or held by an object passed on, a generator made without a
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
-draws); so does code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`,
-`np.mean(a)`: its shape is a signature guard, tensor operations on it are recorded), in the compiled function or in a
-user's function it passes the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested
-function: bytecode._passes, `arrays_passed`, `_targets`). Not followed:
+draws); so does code that reaches an iterator whose position Python cannot see (`next(it)`, `for v in it`, a generator,
+`itertools.count`: a replay would not advance it); so does code that reads a NumPy argument's values in Python
+(`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a signature guard, tensor operations on it are
+recorded), in the compiled function or in a user's function it passes the array to as an argument (`prep(a)`,
+`self.layer(x, a)`, a partial, a wrapped or nested function: bytecode._passes, `arrays_passed`, `_targets`).
+Not followed:
 the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
 read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
 but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
@@ -51,8 +53,8 @@ from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _pas
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
-                      _function, _locate, _member, _objects, _passed_object, _random_draw, _unseeded, _user_class,
-                      _user_object, _user_path, _WHOLE, module_class)
+                      _function, _iterator, _locate, _member, _objects, _passed_object, _random_draw, _unseeded,
+                      _user_class, _user_object, _user_path, _WHOLE, module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
                      collection as _collection, contents as _contents, data as _data, lookup as _lookup)
 
@@ -81,6 +83,9 @@ def python_constants(fn, args=()):
         return f"the function draws random numbers in Python ({found.draws}): a replay would repeat the recording " \
                f"call's numbers (draw them with tl.rand/tl.randn/tl.randint, which replay with fresh draws, or pass " \
                f"them in as arguments)"
+    if found.advances:
+        return f"the function advances an iterator in Python ({found.advances}): a replay would repeat the recording " \
+               f"call's items (pass each item in as an argument)"
     if found.array_read:
         return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
                f"the recording call's (pass a Tensor, or compute with tensor operations)"
@@ -98,6 +103,7 @@ class _Found(_WholeReads):
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
+        self.advances = None  # an iterator the code may advance (next(it), for v in it): where
         self.where = None  # the function whose code is being read (for the reason: its name and source line)
         self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
         self.made = []  # (class the step instantiates, method name, function)
@@ -151,6 +157,8 @@ class _Found(_WholeReads):
             self.passed.append(((self.selves.setdefault(id(value), _Self(value)), what, ()), value))
         elif isinstance(value, _GENERATORS):
             self.draw(f"a {type(value).__name__} as {what}")
+        elif _iterator(value):
+            self.advance(f"{_iterator(value)} as {what}")
         elif callable(value) and not isinstance(value, type):
             self.call(value, depth + 1)
 
@@ -185,6 +193,9 @@ class _Found(_WholeReads):
 
     def draw(self, what):
         self.draws = self.draws or what + self.place()
+
+    def advance(self, what):
+        self.advances = self.advances or what + self.place()
 
     def place(self):
         """' in fn (file:line)' for the function being read, when there is one."""
@@ -340,6 +351,9 @@ class _Found(_WholeReads):
                                   f"__getitem__ or __missing__, code that the scan does not run")
                     return
             if value is _GONE:
+                return
+            if _iterator(value):  # `next(it)`, `for v in it`: a replay would not advance it
+                self.advance(f"'{_dotted(name, path[:step])}', {_iterator(value)}")
                 return
             if isinstance(value, np.ndarray) and _values_read(path[step:]):  # `A.tolist()`, `float(A[0])`
                 self.keep_values(*at, value)

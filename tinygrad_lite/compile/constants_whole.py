@@ -10,8 +10,8 @@ import numpy as np
 from .bytecode import _ANY, _Key
 from .constants_check import _dotted
 from .objects import (_GENERATORS, _MAX_ATTRIBUTES, _NAMES, _PROTOCOL, _TYPE, _UNSEEN, _WHOLE, _attribute_names,
-                      _computes, _locate, _member, _passed_object, _settings_object, _user_class, _user_object,
-                      module_class)
+                      _computes, _iterator, _locate, _member, _passed_object, _settings_object, _user_class,
+                      _user_object, module_class)
 from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, collection as _collection,
                      container as _container, contents as _contents, data as _data, lookup as _lookup,
                      opaque as _opaque)
@@ -141,6 +141,8 @@ class _WholeReads:
                 self.keep(*at, value)
             elif isinstance(value, _GENERATORS):  # `h.rng.normal()` in the code it is passed to
                 self.draw(f"a {type(value).__name__} held by an object passed on")
+            elif _iterator(value):  # `next(h.batches)` in the code it is passed to
+                self.advance(f"{_iterator(value)} held by an object passed on")
             elif _collection(value):  # `c.opts["scale"]`, `c.ws[0]` in the code it is passed to
                 self.keep_whole(at, value, 1)
             elif callable(value) and not isinstance(value, type):  # `t.model(x)`: its code

@@ -110,6 +110,18 @@ def _random_draw(obj, path):
     return None
 
 
+def _iterator(obj):
+    """'an iterator (itertools.count)' when obj is an iterator whose position Python code cannot see (a generator,
+    a built-in or C iterator: `next(it)`, `for v in it`, `it.__next__()` advance it), else None. A user's class with
+    its own `__next__` keeps its position in attributes, which are read (and guarded) like any other."""
+    klass = type(obj)
+    step = _lookup(klass, "__next__")
+    if step is _GONE or isinstance(step, types.FunctionType) or isinstance(obj, type):
+        return None
+    name = klass.__name__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
+    return f"an iterator ({name})"
+
+
 def _settings_object(obj, tensor):
     """An object whose data attributes code may read once it has it from a container (`for g in groups: g.scale`):
     one with an instance dict that is not code, a container, an array, a tensor, a class, a module or an Enum."""
