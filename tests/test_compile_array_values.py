@@ -2,8 +2,9 @@
 (`float(A[0])`, `A.tolist()`, `for v in A`, `if (A > 0).all()`) is guarded by its values (compile/values.ArrayValues):
 written in place or rebound to other values, the step records again; before, it was guarded by identity only and a
 replay kept the numbers Python had computed from the recording call's values. An array only used by identity or
-metadata stays an identity guard; one too large to compare runs eagerly with the reason. Every call against eager,
-over the interpreted first replays and the generated guards after them."""
+metadata stays an identity guard; one too large to compare runs eagerly with the reason. A tensor held the same ways
+is guarded with its shape and dtype (values.TensorMeta): `len(W)` read in Python follows `W.data = ...`. Every call
+against eager, over the interpreted first replays and the generated guards after them."""
 import numpy as np
 import pytest
 
@@ -120,4 +121,63 @@ def test_an_array_used_by_metadata_only_keeps_replaying_when_written():
         stats = _calls(lambda z: z * SCALE.shape[0], {5: lambda: SCALE.__setitem__(0, 8.0)})
     finally:
         SCALE[0] = 2.0
+    assert stats["traces"] == 1 and stats["replays"] == 13, stats
+
+
+# ---- a tensor whose shape or dtype the step reads in Python (values.TensorMeta) ----
+LENGTHS = tl.tensor(np.zeros(2, np.float32))
+
+
+class _Table(tl.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", tl.tensor(np.zeros((2, 4))))
+
+    def forward(self, z):
+        return z[:self.table.shape[0]] * 2.0
+
+
+TABLE = _Table()
+
+
+def _tensor_closure():
+    t = tl.tensor(np.zeros(1))
+
+    def by_closure_len(z):
+        return z[:len(t)] + 1.0
+    return by_closure_len, t
+
+
+BY_CLOSURE_LEN, CLOSURE_T = _tensor_closure()
+
+
+def _replace(t, arr):
+    return lambda: setattr(t, "data", tl.tensor(arr))
+
+
+TENSOR_CASES = {  # step, the tensor it reads, a change of its data
+    "len": (lambda z: z[:len(LENGTHS)].sum(0), LENGTHS, _replace(LENGTHS, np.zeros(3, np.float32))),
+    "range(len)": (lambda z: z[list(range(len(LENGTHS)))], LENGTHS, _replace(LENGTHS, np.zeros(1, np.float32))),
+    "dtype branch": (lambda z: z * (2.0 if LENGTHS.dtype == tl.float32 else 3.0), LENGTHS,
+                     _replace(LENGTHS, np.zeros(2, np.float64))),
+    "a Module's buffer": (TABLE, TABLE.table, _replace(TABLE.table, np.zeros((1, 4)))),
+    "closure": (BY_CLOSURE_LEN, CLOSURE_T, _replace(CLOSURE_T, np.zeros(2))),
+}
+
+
+@pytest.mark.parametrize("case", list(TENSOR_CASES))
+@pytest.mark.parametrize("at", [4, 12])
+def test_a_tensor_given_data_of_another_shape_or_dtype_is_seen(case, at):
+    """Was (len): `W.data = ...` of another length replayed the recorded `z[:len(W)]` (W was guarded by identity)."""
+    step, t, change = TENSOR_CASES[case]
+    saved = t.data
+    try:
+        stats = _calls(step, {at: change})
+    finally:
+        t.data = saved
+    assert stats["traces"] == 2 and stats["eager_calls"] == 0, stats
+
+
+def test_a_tensor_given_data_of_the_same_shape_keeps_replaying():
+    stats = _calls(TENSOR_CASES["len"][0], {5: _replace(LENGTHS, np.ones(2, np.float32))})
     assert stats["traces"] == 1 and stats["replays"] == 13, stats

@@ -56,7 +56,8 @@ from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEE
                       _function, _iterator, _locate, _member, _objects, _passed_object, _random_draw, _unseeded,
                       _user_class, _user_object, _user_path, _WHOLE, module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
-                     collection as _collection, contents as _contents, data as _data, lookup as _lookup)
+                     TensorMeta as _TensorMeta, collection as _collection, contents as _contents, data as _data,
+                     lookup as _lookup)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
@@ -414,6 +415,8 @@ class _Found(_WholeReads):
         key = (id(root), name, path)
         if key not in self.seen and (path or not isinstance(root, _Self)):
             self.seen.add(key)
+            if isinstance(value, self.tensor):  # (its shape and dtype too: `len(W)`, then `W.data = ...`)
+                value = _TensorMeta(value)
             self.out.append((root, name, path, value))
 
 

@@ -15,7 +15,7 @@ from .plan import INTERPRETED_REPLAYS
 from .signature import arg_layout, matcher
 from .. import dtypes
 from ..autograd.grad_mode import state
-from .values import GONE, SNAPSHOTS, data, lookup, same
+from .values import GONE, SNAPSHOTS, TensorMeta, data, lookup, same
 
 _MISSING = object()
 
@@ -210,7 +210,10 @@ class _GuardCode:
             self.lines.append(f"now = root_value({self.name(root)}, {name!r})")
         for attr in path:
             self.lines.append(f"now = locate(now, {self.name(attr)})[0]")
-        if value.__class__ in SNAPSHOTS:
+        if value.__class__ is TensorMeta:  # (TensorMeta.same, inline)
+            v = self.name(value)
+            self.add(f"now is not {v}.tensor or now._data.shape != {v}.shape or now._data.dtype != {v}.dtype", exact)
+        elif value.__class__ in SNAPSHOTS:
             self.add(f"not {self.name(value)}.same(now)", exact)
         else:
             same_data = f" and not same(now, {self.name(value)})" if data(value) else ""

@@ -130,7 +130,24 @@ class ArrayValues:
         return f"the values of the NumPy array '{dotted}', which the function reads in Python, changed"
 
 
-SNAPSHOTS = (Contents, ArrayValues)  # recorded values held by a `same(now)` test rather than by identity
+class TensorMeta:
+    """A tensor the function reads from a global, a closure or an attribute: held by identity, with its array's shape
+    and dtype when recorded. Python code may read them (`len(W)`, `W.shape[0]`, `W.dtype`), and `W.data = ...` changes
+    them on the same tensor; a tensor the step's operations use has them guarded there too, one only read in Python
+    (`z[:len(W)]`) only here. guards._GuardCode.constant writes this test inline."""
+    __slots__ = ("tensor", "shape", "dtype")
+
+    def __init__(self, tensor):
+        self.tensor, self.shape, self.dtype = tensor, tensor._data.shape, tensor._data.dtype
+
+    def same(self, now):
+        return now is self.tensor and now._data.shape == self.shape and now._data.dtype == self.dtype
+
+    def describe(self, dotted):
+        return f"the tensor '{dotted}' was rebound, or its data replaced by one of another shape or dtype"
+
+
+SNAPSHOTS = (Contents, ArrayValues, TensorMeta)  # recorded values held by a `same(now)` test rather than by identity
 
 
 def items_of(obj):
