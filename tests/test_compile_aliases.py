@@ -437,6 +437,91 @@ def test_iterables_and_a_users_iterator_are_not_refused():
         np.testing.assert_array_equal(y, x.numpy() * k)
 
 
+# ============ the clock, the environment, printing and logging: a replay runs no Python ============
+import datetime  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from time import perf_counter  # noqa: E402
+
+_LOG = logging.getLogger("tl-test-compile")
+
+
+def _stamp(x):
+    return x * 0.0 + time.time() % 100.0
+
+
+CLOCKS = {  # step, what the reason names: each call's value differs (the recording call's, replayed, would repeat)
+    "time.perf_counter": (lambda x: x * 0.0 + time.perf_counter() % 100.0, "time.perf_counter in <lambda>"),
+    "perf_counter by name": (lambda x: x * 0.0 + perf_counter() % 100.0, "time.perf_counter in <lambda>"),
+    "a helper's time.time": (lambda x: _stamp(x) + 1.0, "time.time in _stamp"),
+    "datetime.datetime.now": (lambda x: x * 0.0 + datetime.datetime.now().timestamp() % 100.0,
+                              "datetime.datetime.now"),
+    "a held clock": ((lambda clock: (lambda x: x * 0.0 + clock() % 10 ** 8 / 1e6))(time.monotonic_ns),
+                     "time.monotonic_ns"),
+}
+
+
+@pytest.mark.parametrize("name", list(CLOCKS))
+def test_a_clock_read_in_python_runs_eagerly_with_the_reason(name):
+    """Was: every replay returned the recording call's time (a step scaled by a clock kept the first scale)."""
+    (fn, named), x = CLOCKS[name], _x()
+    f = tl.compile(fn)
+    got = []
+    for _ in range(4):
+        got.append(float(f(x).numpy().flat[0]))
+        time.sleep(0.002)
+    assert len(set(got)) == 4, got
+    assert f.stats["replays"] == 0 and f.stats["eager_calls"] == 4, f.stats
+    assert "changes between calls" in f.stats["last_reason"] and named in f.stats["last_reason"], f.stats
+    with pytest.raises(tl.CompileError, match="changes between calls"):
+        tl.compile(fn, fullgraph=True)(x)
+
+
+ENVIRON = {
+    "os.environ.get": lambda x: x * float(os.environ.get("TL_TEST_SCALE", "1")),
+    "os.environ[...]": lambda x: x * float(os.environ["TL_TEST_SCALE"]),
+    "os.getenv": lambda x: x * float(os.getenv("TL_TEST_SCALE", "1")),
+}
+
+
+@pytest.mark.parametrize("name", list(ENVIRON))
+def test_the_environment_read_in_python_follows_it(name, monkeypatch):
+    f, x = tl.compile(ENVIRON[name]), _x()
+    for k in range(4):
+        monkeypatch.setenv("TL_TEST_SCALE", str(k + 2))
+        np.testing.assert_array_equal(f(x).numpy(), x.numpy() * (k + 2))
+    assert f.stats["replays"] == 0 and "os." in f.stats["last_reason"], f.stats
+
+
+OUTPUT = {
+    "print": lambda x: (print("loss", float(x.sum().item())), x * 2.0)[1],
+    "partial(print)": (lambda say: (lambda x: (say(x.shape), x * 2.0)[1]))(functools.partial(print, "shape")),
+    "logging.warning": lambda x: (logging.warning("step"), x * 2.0)[1],
+    "a Logger's info": lambda x: (_LOG.info("step"), x * 2.0)[1],
+}
+
+
+@pytest.mark.parametrize("name", list(OUTPUT))
+def test_printing_or_logging_runs_eagerly_so_every_call_prints(name, capsys, caplog):
+    """Was: only the recording call printed (or logged); the replays ran no Python."""
+    f, x = tl.compile(OUTPUT[name]), _x()
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            np.testing.assert_array_equal(f(x).numpy(), x.numpy() * 2.0)
+    assert len(capsys.readouterr().out.splitlines()) + len(caplog.records) == 3
+    assert f.stats["eager_calls"] == 3 and "writes output" in f.stats["last_reason"], f.stats
+
+
+def test_pure_library_functions_keep_replaying():
+    fn = lambda x: x * math.sqrt(4.0) + len(os.path.join("a", "b")) + time.timezone * 0  # noqa: E731
+    f, x = tl.compile(fn), _x()
+    for _ in range(4):
+        np.testing.assert_array_equal(f(x).numpy(), fn(x).numpy())
+    assert f.stats["replays"] == 3, f.stats
+
+
 def test_a_generator_argument_runs_eagerly():
     f = tl.compile(_jitter)
     f(_x(), _GEN)

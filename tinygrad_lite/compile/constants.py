@@ -31,17 +31,19 @@ on the object, is seen. Code that draws random numbers in Python (a function of 
 Generator's method, a partial of one, a Generator passed on or held by an object passed on, a generator made without a
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
 draws); so does code that reaches an iterator whose position Python cannot see (`next(it)`, `for v in it`, a generator,
-`itertools.count`: a replay would not advance it); so does code that reads a NumPy argument's values in Python
-(`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a signature guard, tensor operations on it are
-recorded), in the compiled function or in a user's function it passes the array to as an argument (`prep(a)`,
-`self.layer(x, a)`, a partial, a wrapped or nested function: bytecode._passes, `arrays_passed`, `_targets`).
-Not followed:
+`itertools.count`: a replay would not advance it), that reads a value that changes between calls (the clock,
+os.environ, a file) or writes output (print, logging: objects._outside_effect; a replay runs no Python); so does code
+that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a
+signature guard, tensor operations on it are recorded), in the compiled function or in a user's function it passes
+the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function:
+bytecode._passes, `arrays_passed`, `_targets`). Not followed:
 the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
 read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
 but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
 objects more than two levels below one passed on. README says so. What code reads is found in its bytecode
 (bytecode.py); objects are looked at without running their code (objects.py); what is read whole or passed on is
 guarded by constants_whole.py, and the rows found are checked before each replay by constants_check.py (`changed`)."""
+import builtins
 import enum
 import functools
 import os
@@ -53,13 +55,15 @@ from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _pas
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
-                      _function, _iterator, _locate, _member, _objects, _passed_object, _random_draw, _unseeded,
+                      _function, _iterator, _locate, _member, _objects, _outside_effect, _passed_object, _random_draw,
+                      _unseeded,
                       _user_class, _user_object, _user_path, _WHOLE, module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
                      TensorMeta as _TensorMeta, collection as _collection, contents as _contents, data as _data,
                      lookup as _lookup)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
+_BUILTINS = vars(builtins)
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
 
@@ -84,6 +88,13 @@ def python_constants(fn, args=()):
         return f"the function draws random numbers in Python ({found.draws}): a replay would repeat the recording " \
                f"call's numbers (draw them with tl.rand/tl.randn/tl.randint, which replay with fresh draws, or pass " \
                f"them in as arguments)"
+    if found.effect:
+        kind, what = found.effect
+        if kind == "value":
+            return f"the function reads a value that changes between calls in Python ({what}): a replay would " \
+                   f"repeat the recording call's value (read it outside and pass it in as an argument)"
+        return f"the function writes output in Python ({what}): a replay runs no Python, so it would print or log " \
+               f"nothing (print what the function returns, outside it)"
     if found.advances:
         return f"the function advances an iterator in Python ({found.advances}): a replay would repeat the recording " \
                f"call's items (pass each item in as an argument)"
@@ -105,6 +116,7 @@ class _Found(_WholeReads):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
         self.advances = None  # an iterator the code may advance (next(it), for v in it): where
+        self.effect = None  # (kind, where): a call of the clock, os.environ, print, logging (_outside_effect)
         self.where = None  # the function whose code is being read (for the reason: its name and source line)
         self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
         self.made = []  # (class the step instantiates, method name, function)
@@ -114,9 +126,13 @@ class _Found(_WholeReads):
     def call(self, value, depth):
         """Scan the code calling `value` runs: a function, a method, a partial, a Module (its forward, its children,
         each guarded by identity), a callable object (a library one: the function it wraps)."""
-        draw = _random_draw(value.func if isinstance(value, functools.partial) else value, ())
+        target = value.func if isinstance(value, functools.partial) else value
+        draw, effect = _random_draw(target, ()), _outside_effect(target, ())
         if draw is not None:  # `U = partial(random.uniform, 0.5, 1.5)`
             self.draw(draw)
+            return
+        if effect is not None:  # `now = time.perf_counter` held, `log = partial(print, "step")`
+            self.outside(effect)
             return
         if isinstance(value, _NAME_READERS):  # `operator.attrgetter("scale")`: attributes by names it holds
             self.dynamic = True
@@ -198,6 +214,11 @@ class _Found(_WholeReads):
     def advance(self, what):
         self.advances = self.advances or what + self.place()
 
+    def outside(self, effect):
+        """A call a replay would not run (objects._outside_effect's (kind, name)); output is named first."""
+        if self.effect is None or self.effect[0] == "value" and effect[0] == "output":
+            self.effect = (effect[0], effect[1] + self.place())
+
     def place(self):
         """' in fn (file:line)' for the function being read, when there is one."""
         code = getattr(self.where, "__code__", None)
@@ -225,6 +246,11 @@ class _Found(_WholeReads):
                 root = cells[name]
             elif kind == "global" and name in module:
                 root = module
+            elif kind == "global" and name in _BUILTINS:  # `print(...)`, `open(path)`: a builtin by its name
+                effect = _outside_effect(name, ())
+                if effect is not None:
+                    self.outside(effect)
+                continue
             elif kind in ("fast", "deref") and depth == 0 and name in self.arguments:  # a compiled fn's parameter
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
@@ -321,6 +347,10 @@ class _Found(_WholeReads):
             draw = _random_draw(value, path[step - 1 if step else 0:])  # (value: reached through path[:step - 1])
             if draw is not None:  # (a number drawn in Python would be the recording call's in every replay)
                 self.draw(draw)
+                return
+            effect = _outside_effect(value, path[step - 1 if step else 0:])
+            if effect is not None:  # (the clock read, a print: not run by a replay)
+                self.outside(effect)
                 return
             if step:
                 owner, before = value, at

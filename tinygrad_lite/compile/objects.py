@@ -110,6 +110,58 @@ def _random_draw(obj, path):
     return None
 
 
+# What Python code may call that a replay would not run (it runs no Python): values that change from call to call
+# (the clock, the environment, input, files, fresh identifiers), and output (printing, logging). Per module, the
+# functions (or, for a class, "Class.method"); os.environ is read through its mapping's methods or items.
+_VARYING = {
+    "time": frozenset(("time", "time_ns", "perf_counter", "perf_counter_ns", "monotonic", "monotonic_ns",
+                       "process_time", "process_time_ns", "thread_time", "thread_time_ns", "localtime", "gmtime",
+                       "ctime", "asctime", "strftime")),
+    "datetime": frozenset(("datetime.now", "datetime.utcnow", "datetime.today", "date.today")),
+    "os": frozenset(("environ", "environb", "getenv", "getenvb", "urandom", "times", "getloadavg", "listdir",
+                     "scandir", "stat", "getcwd")),
+    "uuid": frozenset(("uuid1", "uuid4")),
+    "builtins": frozenset(("input", "open")),
+}
+_OUTPUT = {
+    "builtins": frozenset(("print", "breakpoint")),
+    "logging": frozenset(("debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log",
+                          "Logger.debug", "Logger.info", "Logger.warning", "Logger.warn", "Logger.error",
+                          "Logger.exception", "Logger.critical", "Logger.fatal", "Logger.log")),
+}
+
+
+def _outside_effect(obj, path):
+    """(kind, 'time.perf_counter') when the chain from obj through path reaches a function that reads a value that
+    changes between calls (kind "value": the clock, os.environ, a file, input) or writes output (kind "output":
+    print, logging), else None. Also a builtin by its name (obj a string: `print`), a function imported by name
+    (`from time import perf_counter`), a class method (`datetime.now`) and a Logger's methods (`log.info`)."""
+    if obj.__class__ is str:  # a builtin the code loads by name
+        names = ("builtins", obj)
+    elif isinstance(obj, (types.BuiltinFunctionType, types.FunctionType)) and not path:
+        names = (getattr(obj, "__module__", None), getattr(obj, "__qualname__", ""))
+    else:
+        obj, path = _through_submodule(obj, path)
+        attr = path[0] if path and path[0].__class__ is str else None
+        if attr is None:
+            return None
+        if isinstance(obj, types.ModuleType):
+            names = ((_dict(obj) or {}).get("__name__"), attr)
+            if len(path) > 1 and path[1].__class__ is str and isinstance((_dict(obj) or {}).get(attr), type):
+                names = (names[0], f"{attr}.{path[1]}")  # `datetime.datetime.now`
+        elif isinstance(obj, type):
+            names = (obj.__module__, f"{obj.__qualname__}.{attr}")  # `from datetime import datetime; datetime.now`
+        else:
+            klass = next((k for k in type(obj).__mro__ if k.__module__ == "logging" and k.__name__ == "Logger"),
+                         None)
+            names = ("logging", f"Logger.{attr}") if klass is not None else (None, None)
+    module, name = names
+    for kind, table in (("value", _VARYING), ("output", _OUTPUT)):
+        if name in table.get(module, ()):
+            return kind, f"{module}.{name}" if module != "builtins" else name
+    return None
+
+
 def _iterator(obj):
     """'an iterator (itertools.count)' when obj is an iterator whose position Python code cannot see (a generator,
     a built-in or C iterator: `next(it)`, `for v in it`, `it.__next__()` advance it), else None. A user's class with
