@@ -262,23 +262,36 @@ def test_per_sample_gradients_of_an_mlp_via_functional_call_match_torch_func(tor
     _same(g, gt)
 
 
-# Not fixed (design: nested vmaps are merged into one replay by _nested, which handles two levels only).
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="vmap(vmap(vmap(f))): the inner vmap is called inside the capture of the merged replay, "
-                          "and vmap inside a vmap capture is not provided")
+# Was: NotImplementedError (nested vmaps were merged into one replay by _nested for two levels only, with int out_dims);
+# _nested now merges a third level in turn and takes a tree of ints per level (fixed in the twenty-first session)
 def test_triple_nested_vmap():
     a = RNG.standard_normal((2, 3, 4))
     out = func.vmap(func.vmap(func.vmap(lambda u: u * 2)))(tl.tensor(a))
     np.testing.assert_array_equal(out.numpy(), a * 2)
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError,
-                   reason="_nested splits the merged outputs with one int out_dims per level; structured out_dims "
-                          "of nested vmaps are not provided")
 def test_nested_vmap_with_structured_out_dims():
     a = RNG.standard_normal((2, 3, 4))
     out = func.vmap(func.vmap(lambda u: (u, u.sum()), out_dims=(1, 0)))(tl.tensor(a))
     np.testing.assert_array_equal(out[0].numpy(), a.transpose(0, 2, 1))
+    np.testing.assert_array_equal(out[1].numpy(), a.sum(-1))
+
+
+def test_triple_nested_vmap_with_in_dims_and_structured_out_dims_matches_torch_func(torch):
+    b, w = RNG.standard_normal((2, 3, 4, 5)), RNG.standard_normal((5, 2))
+
+    def build(fm):
+        def g(u, v):
+            return (u * v).sum(-1), u.exp()
+        return fm.vmap(fm.vmap(fm.vmap(g, in_dims=(0, None), out_dims=(0, 1)), in_dims=(1, None)), in_dims=(0, 1),
+                       out_dims=(1, 0))
+    ours, theirs = build(func)(tl.tensor(b), tl.tensor(w)), build(torch.func)(torch.tensor(b), torch.tensor(w))
+    _same(ours, theirs)
+
+
+def test_nested_vmap_with_out_dims_none_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match="out_dims None"):
+        func.vmap(func.vmap(lambda u: u * 2, out_dims=None))(tl.tensor(RNG.standard_normal((2, 3))))
 
 
 # Was: getitem's batching rule took no per-sample index array (batching.index_with_batch prepends a full slice to

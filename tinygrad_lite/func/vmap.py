@@ -11,8 +11,8 @@ statistics in training), a value read into Python (`.item()`), random numbers (`
 torch.func), or a NumPy computation without a rule.
 
 Composes with the reverse- and forward-mode transforms inside (`vmap(grad(f))` for per-sample gradients,
-`vmap(jvp(...))`, `vmap(jacrev(f))`) and with itself (`vmap(vmap(f))`: both batch dimensions merged into one
-replay); the results are new tensors off the tape (`grad(vmap(f))` is not provided yet, nor a vmap called inside
+`vmap(jvp(...))`, `vmap(jacrev(f))`) and with itself (`vmap(vmap(f))`, deeper too: the batch dimensions merged into
+one replay); the results are new tensors off the tape (`grad(vmap(f))` is not provided yet, nor a vmap called inside
 the function of another).
 """
 
@@ -89,10 +89,9 @@ def _chunked(cap, out, physical, size, randomness, out_dims, chunk_size):
 def _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims):
     """vmap(vmap(f, in_dims1, out_dims1), in_dims0, out_dims0): every input laid out as (B0, B1, ...) (broadcast
     along the batch it does not carry), merged into one batch of B0 * B1, f replayed once, and the outputs split
-    and moved to out_dims1 and then out_dims0."""
+    and moved to out_dims1 and then out_dims0 (ints, or a tree of ints matching the outputs). A third vmap inside
+    (vmap(vmap(vmap(f)))) merges the same way with the two outer batches taken as one."""
     func, in_dims1, out_dims1, randomness = inner
-    if not (isinstance(out_dims, int) and isinstance(out_dims1, int)):
-        raise NotImplementedError("vmap(vmap(f)): only int out_dims are provided for nested vmaps")
     b0 = _batch_size(leaves, dims)
     outer_sample = [Tensor._wrap(np.moveaxis(x._data, d, 0)[0, ...]) if d is not None else x
                     for x, d in zip(leaves, dims)]
@@ -109,14 +108,30 @@ def _nested(inner, args, kwargs, leaves, dims, rebuild, out_dims):
         a = np.broadcast_to(a, (b0, b1) + a.shape[2:])
         merged.append(Tensor._wrap(np.ascontiguousarray(a).reshape((b0 * b1,) + a.shape[2:])))
         merged_dims.append(0)
-    out = _run(func, merged, merged_dims, rebuild, kwargs, 0, randomness)
+    deeper = getattr(func, "_tl_vmap", None)
+    if deeper is not None:  # the two outer batches are one batch of the next vmap in
+        out = _nested(deeper, None, kwargs, merged, merged_dims, rebuild, 0)
+    else:
+        out = _run(func, merged, merged_dims, rebuild, kwargs, 0, randomness)
     outs, out_rebuild = flatten(out)
+    inner_dims, outer_dims = _nested_dims(out_dims1, len(outs), "inner"), _nested_dims(out_dims, len(outs), "outer")
 
-    def split(t):
+    def split(t, d1, d0):
         a = t._data.reshape((b0, b1) + t._data.shape[1:])
-        a = np.moveaxis(a, 1, _out_dim(out_dims1, a.ndim - 1, 0) + 1)
-        return Tensor._wrap(np.ascontiguousarray(np.moveaxis(a, 0, _out_dim(out_dims, a.ndim, 0))))
-    return out_rebuild([split(t) for t in outs])
+        a = np.moveaxis(a, 1, _out_dim(d1, a.ndim - 1, 0) + 1)
+        return Tensor._wrap(np.ascontiguousarray(np.moveaxis(a, 0, _out_dim(d0, a.ndim, 0))))
+    return out_rebuild([split(t, d1, d0) for t, d1, d0 in zip(outs, inner_dims, outer_dims)])
+
+
+def _nested_dims(out_dims, n, which):
+    """A nested vmap's out_dims as one int per output (an int for all, or a tree of ints matching the outputs)."""
+    dims = [out_dims] * n if isinstance(out_dims, int) else flatten(out_dims)[0] if out_dims is not None else [None]
+    if len(dims) != n:
+        raise ValueError(f"vmap: out_dims of the {which} vmap has {len(dims)} entries for {n} outputs")
+    if not all(isinstance(d, int) for d in dims):
+        raise NotImplementedError(f"vmap(vmap(f)): out_dims None (an output not batched) is not provided for nested "
+                                  f"vmaps (the {which} vmap's out_dims is {out_dims!r}); use int out_dims")
+    return dims
 
 
 # ---------------- inputs ----------------
