@@ -10,7 +10,7 @@ import numpy as np
 from . import dtypes
 from .autograd import engine, recorder as tape
 from .autograd.recorder import labelled
-from .compile.hooks import constant, data, decide, has_zero, host
+from .compile.hooks import active, constant, data, decide, elementwise, has_zero, host
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
@@ -262,13 +262,17 @@ cumprod = _cumulative(red.cumprod, "cumprod")
 # ---------------- norm ----------------
 def _where_nonzero(t, fn, at_zero):
     """fn(t) where t != 0 and `at_zero` where t == 0, with a zero gradient there (PyTorch's masked norm
-    gradients: no inf * 0 = nan from the kink of |x|**p or the root at 0)."""
-    if not decide(has_zero, data(t)):
+    gradients: no inf * 0 = nan from the kink of |x|**p or the root at 0). Without a zero the masks change no bit
+    (`where` copies), so eagerly they are skipped then; a capture (tl.compile, vmap) always records them, with no
+    choice made from the values: a replay needs no guard on them, also after an optimizer step (where a guard could
+    not stop cleanly), and a vmap of samples with and without zeros is one replay."""
+    if active() is None and not decide(has_zero, data(t)):
         return fn(t)
     z = _wrap(host(_zeros_of, data(t)))
     return F.where(z, float(at_zero), fn(F.where(z, 1.0, t)))
 
 
+@elementwise
 def _zeros_of(a):
     return a == 0
 

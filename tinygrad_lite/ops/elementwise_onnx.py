@@ -96,6 +96,7 @@ def _compare(op_type):
 
 defhost(hooks.positive)(_compare("Greater"))  # leaky_relu's and the losses' masks
 defhost(hooks.negative)(_compare("Less"))
+defhost("tinygrad_lite.predicates._zeros_of")(_compare("Equal"))  # norm's masks (recorded by every capture)
 
 
 @defhost("tinygrad_lite.nn.loss._near_bounds")
