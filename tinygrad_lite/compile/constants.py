@@ -38,7 +38,9 @@ signature guard, tensor operations on it are recorded), in the compiled function
 the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function:
 bytecode._passes, `arrays_passed`, `_targets`). Not followed:
 the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
-read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
+read theirs live: but one the user's code is passed, `adjust_lr(opt)`, has what that code reads by name guarded as
+a user's object's, and a library method called on one, `sched.get_last_lr()`, guards its settings and containers,
+unless a replay runs that method again: `opt.step()`, constants_whole.library_method), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
 but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
 objects more than two levels below one passed on. README says so. What code reads is found in its bytecode
 (bytecode.py); objects are looked at without running their code (objects.py); what is read whole or passed on is
@@ -55,7 +57,8 @@ from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _pas
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
-                      _function, _iterator, _locate, _member, _objects, _outside_effect, _passed_object, _random_draw,
+                      _function, _iterator, _library_object, _locate, _member, _objects, _outside_effect, _passed_object,
+                      _random_draw, _replayed,
                       _unseeded,
                       _user_class, _user_object, _user_path, _WHOLE, module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
@@ -369,6 +372,7 @@ class _Found(_WholeReads):
                         self.keep(*before, owner)  # the object whose method runs, and the method itself
                         self.methods.add(owner, attr)
                         self.scan(f, inst, depth + 1)
+                        self.library_method(before, owner, f)
                         return
                     if step == len(path) and _collection(owner):  # `cfg.items()`, `log.append(v)`: read whole
                         self.keep_whole(before, owner, depth)
@@ -408,7 +412,8 @@ class _Found(_WholeReads):
                             self.made.append((value, member, f))
             elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
-            elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
+            elif used and step == len(path) and (_user_object(value, self.tensor) or  # `helper(cfg)`, `vars(cfg)`
+                                                 _library_object(value, self.tensor)):  # `adjust_lr(opt, 0.9)`
                 self.passed.append((at, value))
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
                 self.draw(f"a {type(value).__name__} passed on")

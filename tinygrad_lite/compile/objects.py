@@ -13,6 +13,7 @@ import types
 import numpy as np
 
 from .bytecode import _Key
+from .hooks import replayable as _replayable
 from .values import GONE as _GONE, container as _container, data as _data, lookup as _lookup
 
 _MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
@@ -202,6 +203,23 @@ def _passed_object(obj):
         (Module is not None and isinstance(obj, Module)) or _user_class(type(obj)))
 
 
+def _library_object(obj, tensor):
+    """An object of one of the library's own classes whose settings the user's code may read or change once it has
+    it (an optimizer's `param_groups`, a scheduler's `last_epoch`): not a Module (_passed_object), a tensor, code, a
+    class or a module."""
+    klass = type(obj)
+    Module = module_class()
+    return klass.__module__.startswith(_PACKAGE) and _dict(obj) is not None and not isinstance(
+        obj, (_CODE, type, types.ModuleType, tensor)) and not (Module is not None and isinstance(obj, Module))
+
+
+def _replayed(f):
+    """Whether f is a library method a replay runs again as Python (hooks.replayable: an optimizer's step,
+    zero_grad, a scheduler's step), which reads the object's state live."""
+    return getattr(f, "__code__", None) is _REPLAYABLE_CODE
+
+
+_PACKAGE = __name__.rsplit(".", 2)[0] + "."
 _NAME_READERS = (operator.attrgetter, operator.methodcaller)
 
 
@@ -349,6 +367,7 @@ def _user_module(mod):
 _STDLIB = os.path.dirname(os.__file__) + os.sep
 _NUMPY = os.path.dirname(np.__file__) + os.sep
 _UNSEEN = object()  # an item that code would compute (see _item)
+_REPLAYABLE_CODE = _replayable(lambda self: None).__code__
 _ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "strides")  # (a signature's guards)
 
 
