@@ -11,7 +11,9 @@ step that changes one itself, `global n; n += 1`, then never replays a stale val
 from its root on every check, so rebinding `cfg` is seen too, and the code reached (functions, Modules, each Module's
 children, an object whose method runs) is guarded by identity. The scan runs no user code (no property, `__getattr__` or
 descriptor). When it hits its limits it says so, and the call runs eagerly; so it does when a value it would guard is
-computed by a `__getattr__`, `__getitem__` or `__missing__`. With `getattr(obj, name)` every setting of obj, and the set
+computed by a `__getattr__`, `__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property
+not yet cached is guarded as absent, and its function scanned). Settings also include a Fraction or Decimal, a
+namedtuple's fields, an array.array's or bytearray's items, a threading.local's attributes (the calling thread's). With `getattr(obj, name)` every setting of obj, and the set
 of its attribute names, is a guard (the name may be computed). A container read whole (iterated, sliced, tested with
 `in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object in a
 list, tuple or dict (nested ones too) has its settings guarded as getattr's object (`for g in groups: x * g.scale`).
@@ -32,7 +34,8 @@ Generator's method, a partial of one, a Generator passed on or held by an object
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
 draws); so does code that reaches an iterator whose position Python cannot see (`next(it)`, `for v in it`, a generator,
 `itertools.count`: a replay would not advance it), that reads a value that changes between calls (the clock,
-os.environ, a file) or writes output (print, logging: objects._outside_effect; a replay runs no Python); so does code
+os.environ, sys.argv, a file object's read, a ContextVar) or writes output (print, logging, sys.stdout.write, a file
+object's write: objects._outside_effect; a replay runs no Python); so does code
 that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a
 signature guard, tensor operations on it are recorded), in the compiled function or in a user's function it passes
 the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function:
@@ -373,9 +376,21 @@ class _Found(_WholeReads):
                         self.methods.add(owner, attr)
                         self.scan(f, inst, depth + 1)
                         self.library_method(before, owner, f)
+                        if _collection(owner) and not _user_path(f.__code__.co_filename):  # `counts.most_common()`
+                            self.keep_whole(before, owner, depth)  # (a method of the standard library's: not read)
                         return
                     if step == len(path) and _collection(owner):  # `cfg.items()`, `log.append(v)`: read whole
                         self.keep_whole(before, owner, depth)
+                        return
+                    entry = None if attr.__class__ is _Key or isinstance(owner, (type, types.ModuleType)) else \
+                        _lookup(type(owner), attr)
+                    if isinstance(entry, functools.cached_property):  # not computed yet: the recording call caches
+                        self.keep(*at, _GONE)  # it in the object's dict, read (and guarded) from the next record on
+                        self.scan(entry.func, owner, depth + 1)  # (and what computes it: that record's variant is
+                        return  # found again when the cache is cleared)
+                    if entry is not None and _computes(_lookup(type(entry), "__get__")):
+                        self.limit = (f"'{_dotted(name, path[:step])}' is computed by the descriptor "
+                                      f"{type(entry).__name__}.__get__, code that the scan does not run")
                         return
                     if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
                         self.limit = (f"'{_dotted(name, path[:step])}' is read through "
