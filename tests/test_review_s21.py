@@ -343,3 +343,96 @@ def test_a_setting_read_through_a_weakref():
         _same(lambda: ((lambda x: x * CFG_REF().scale), _setting(lambda v: setattr(CFG, "scale", v), 2.0, 3.0)))
     finally:
         CFG.scale = 2.0
+
+
+# ============ verified right: state the step changes and reads back, settings of Modules changed between calls ====
+
+class _Stats:
+    def __init__(self):
+        self.t, self.ema, self.seen = 0, 1.0, []
+
+
+def _counter_step():
+    s = _Stats()
+
+    def step(x):
+        s.t += 1  # (read back below: a guard that fails after each call, so every call records, as eager runs)
+        return x * (1 - 0.9 ** s.t)
+    return step, _nothing
+
+
+def _ema_step():
+    s = _Stats()
+
+    def step(x):
+        s.ema = 0.9 * s.ema + 0.1 * float(len(s.seen) + 1)
+        s.seen.append(0)
+        return x * s.ema
+    return step, _nothing
+
+
+def _nonlocal_step():
+    n = 0
+
+    def step(x):
+        nonlocal n
+        n += 1
+        return x * n
+    return step, _nothing
+
+
+def _class_counter_step():
+    class Count:
+        n = 0
+
+    def step(x):
+        Count.n += 1
+        return x * Count.n
+    return step, _nothing
+
+
+# Verified: a counter (an attribute, a nonlocal, a class attribute) or an EMA in a Python float that the step
+# updates and reads back, and a list it appends to and reads: every call as eager
+@pytest.mark.parametrize("make", [_counter_step, _ema_step, _nonlocal_step, _class_counter_step],
+                         ids=["attribute counter", "ema and list", "nonlocal", "class attribute"])
+def test_state_the_step_updates_and_reads_back(make):
+    _same(make)
+
+
+def _module_setting(change):
+    def make():
+        np.random.seed(0)
+        net = nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(0.1), nn.LayerNorm(4))
+        for p in net.parameters():
+            p.data = tl.tensor(np.linspace(-1, 1, p.numel()).reshape(p.shape).astype(np.float32))
+        return (lambda x: net(x.reshape(1, 4))), (lambda i: change(net) if i == 4 else None)
+    return make
+
+
+# Verified: a library layer's setting changed between calls (`negative_slope`, `eps`), a weight's data replaced or
+# written in place, requires_grad_ toggled, model.eval() inside the step
+@pytest.mark.parametrize("change", [
+    lambda net: setattr(net[1], "negative_slope", 0.3),
+    lambda net: setattr(net[2], "eps", 0.5),
+    lambda net: setattr(net[0].weight, "data", tl.tensor(np.ones((4, 4), np.float32))),
+    lambda net: net[0].weight.data.__setitem__(0, 5.0),
+    lambda net: net[0].bias.requires_grad_(False),
+], ids=["negative_slope", "eps", "data replaced", "data written", "requires_grad_"])
+def test_library_layer_settings_changed_between_calls(change):
+    _same(_module_setting(change))
+
+
+def test_eval_inside_the_step_with_an_item_read():
+    def make():
+        net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+        for p in net.parameters():
+            p.data = tl.tensor(np.linspace(-1, 1, p.numel()).reshape(p.shape).astype(np.float32))
+
+        def step(x):
+            net.eval()
+            y = net(x.reshape(1, 4))
+            net.train()
+            return y * (2.0 if y.sum().item() > 1.0 else 3.0)
+        return step, _nothing
+    stats = _same(make)
+    assert stats["eager_calls"] == 0, stats
