@@ -113,6 +113,7 @@ class Tensor:
     def grad(self):
         if state.capture is not None:
             state.capture.observe_grad(self)
+            state.capture.grad_read(self)
         return self._grad
 
     @grad.setter

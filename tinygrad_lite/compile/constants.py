@@ -11,7 +11,9 @@ step that changes one itself, `global n; n += 1`, then never replays a stale val
 from its root on every check, so rebinding `cfg` is seen too, and the code reached (functions, Modules, each Module's
 children, an object whose method runs) is guarded by identity. The scan runs no user code (no property, `__getattr__` or
 descriptor). When it hits its limits it says so, and the call runs eagerly; so it does when a value it would guard is
-computed by a `__getattr__`, `__getitem__` or `__missing__`. With `getattr(obj, name)` every setting of obj, and the set
+computed by a `__getattr__`, `__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property
+not yet cached is guarded as absent, and its function scanned). Settings also include a Fraction or Decimal, a
+namedtuple's fields, an array.array's or bytearray's items, a threading.local's attributes (the calling thread's). With `getattr(obj, name)` every setting of obj, and the set
 of its attribute names, is a guard (the name may be computed). A container read whole (iterated, sliced, tested with
 `in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object in a
 list, tuple or dict (nested ones too) has its settings guarded as getattr's object (`for g in groups: x * g.scale`).
@@ -32,13 +34,16 @@ Generator's method, a partial of one, a Generator passed on or held by an object
 seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
 draws); so does code that reaches an iterator whose position Python cannot see (`next(it)`, `for v in it`, a generator,
 `itertools.count`: a replay would not advance it), that reads a value that changes between calls (the clock,
-os.environ, a file) or writes output (print, logging: objects._outside_effect; a replay runs no Python); so does code
+os.environ, sys.argv, a file object's read, a ContextVar) or writes output (print, logging, sys.stdout.write, a file
+object's write: objects._outside_effect; a replay runs no Python); so does code
 that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a
 signature guard, tensor operations on it are recorded), in the compiled function or in a user's function it passes
 the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function:
 bytecode._passes, `arrays_passed`, `_targets`). Not followed:
 the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
-read theirs live), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
+read theirs live: but one the user's code is passed, `adjust_lr(opt)`, has what that code reads by name guarded as
+a user's object's, and a library method called on one, `sched.get_last_lr()`, guards its settings and containers,
+unless a replay runs that method again: `opt.step()`, constants_whole.library_method), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
 but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
 objects more than two levels below one passed on. README says so. What code reads is found in its bytecode
 (bytecode.py); objects are looked at without running their code (objects.py); what is read whole or passed on is
@@ -55,7 +60,8 @@ from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _pas
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
-                      _function, _iterator, _locate, _member, _objects, _outside_effect, _passed_object, _random_draw,
+                      _function, _iterator, _library_object, _locate, _member, _objects, _outside_effect, _passed_object,
+                      _random_draw, _replayed,
                       _unseeded,
                       _user_class, _user_object, _user_path, _WHOLE, module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
@@ -369,9 +375,22 @@ class _Found(_WholeReads):
                         self.keep(*before, owner)  # the object whose method runs, and the method itself
                         self.methods.add(owner, attr)
                         self.scan(f, inst, depth + 1)
+                        self.library_method(before, owner, f)
+                        if _collection(owner) and not _user_path(f.__code__.co_filename):  # `counts.most_common()`
+                            self.keep_whole(before, owner, depth)  # (a method of the standard library's: not read)
                         return
                     if step == len(path) and _collection(owner):  # `cfg.items()`, `log.append(v)`: read whole
                         self.keep_whole(before, owner, depth)
+                        return
+                    entry = None if attr.__class__ is _Key or isinstance(owner, (type, types.ModuleType)) else \
+                        _lookup(type(owner), attr)
+                    if isinstance(entry, functools.cached_property):  # not computed yet: the recording call caches
+                        self.keep(*at, _GONE)  # it in the object's dict, read (and guarded) from the next record on
+                        self.scan(entry.func, owner, depth + 1)  # (and what computes it: that record's variant is
+                        return  # found again when the cache is cleared)
+                    if entry is not None and _computes(_lookup(type(entry), "__get__")):
+                        self.limit = (f"'{_dotted(name, path[:step])}' is computed by the descriptor "
+                                      f"{type(entry).__name__}.__get__, code that the scan does not run")
                         return
                     if not isinstance(owner, type) and _computes(_lookup(type(owner), "__getattr__")):
                         self.limit = (f"'{_dotted(name, path[:step])}' is read through "
@@ -408,7 +427,8 @@ class _Found(_WholeReads):
                             self.made.append((value, member, f))
             elif step == len(path) and _collection(value):  # iterated, sliced, `in`, a computed key, passed on
                 self.keep_whole(at, value, depth)
-            elif used and step == len(path) and _user_object(value, self.tensor):  # `helper(cfg)`, `vars(cfg)`
+            elif used and step == len(path) and (_user_object(value, self.tensor) or  # `helper(cfg)`, `vars(cfg)`
+                                                 _library_object(value, self.tensor)):  # `adjust_lr(opt, 0.9)`
                 self.passed.append((at, value))
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
                 self.draw(f"a {type(value).__name__} passed on")

@@ -10,8 +10,8 @@ import numpy as np
 from .bytecode import _ANY, _Key
 from .constants_check import _dotted
 from .objects import (_GENERATORS, _MAX_ATTRIBUTES, _NAMES, _PROTOCOL, _TYPE, _UNSEEN, _WHOLE, _attribute_names,
-                      _computes, _iterator, _locate, _member, _passed_object, _settings_object, _user_class,
-                      _user_object, module_class)
+                      _computes, _iterator, _library_object, _locate, _member, _passed_object, _replayed,
+                      _settings_object, _user_class, _user_object, _user_path, module_class)
 from .values import (GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED, collection as _collection,
                      container as _container, contents as _contents, data as _data, lookup as _lookup,
                      opaque as _opaque)
@@ -129,6 +129,7 @@ class _WholeReads:
                     self.keep(*at, _GONE)  # (one set on this object, or on another at this path, is called instead)
                     self.methods.add(obj, key)
                     self.scan(f, inst, 1)
+                    self.library_method((root, name, path), obj, f)
                 elif _computes(_lookup(klass, "__getattr__")):
                     self.limit = (f"'{_dotted(name, path + (key,))}' is read through {klass.__name__}.__getattr__, "
                                   f"code that the scan does not run")
@@ -150,10 +151,24 @@ class _WholeReads:
                 self.call(value, 1)
                 if levels and _passed_object(value):
                     self.keep_read(*at, value, levels - 1, rel + (key,))
-            elif levels and _user_object(value, self.tensor):
+            elif levels and (_user_object(value, self.tensor) or _library_object(value, self.tensor)):
                 self.keep_read(*at, value, levels - 1, rel + (key,))
             else:  # (an object of the library's, an optimizer: by identity)
                 self.keep(*at, value)
+
+    def library_method(self, at, obj, f):
+        """A method of the library's own code called on an object of the library's (`sched.get_last_lr()`): what it
+        returns comes from the object's state, which its code (not scanned) reads; so the object's settings and
+        containers are guards. Not for a method a replay runs again (an optimizer's step: hooks.replayable)."""
+        if _user_path(f.__code__.co_filename) or _replayed(f) or not _library_object(obj, self.tensor):
+            return
+        root, name, path = at
+        for key in self.every_name(root, name, path, obj, "by a method of the library's") or ():
+            value = _locate(obj, key)[0]
+            if _data(value) or isinstance(value, (np.ndarray, self.tensor, enum.Enum)):
+                self.keep(root, name, path + (key,), value)
+            elif _collection(value):
+                self.keep_whole((root, name, path + (key,)), value, 1)
 
     def every_name(self, root, name, path, obj, how):
         """obj's attribute names, their set kept as a guard (one added later: getattr's default no more), or None,

@@ -8,13 +8,16 @@ import operator
 import os
 import random
 import sys
+import threading
 import types
 
 import numpy as np
 
 from .bytecode import _Key
+from .hooks import replayable as _replayable
 from .values import GONE as _GONE, container as _container, data as _data, lookup as _lookup
 
+_LOCAL = threading.local  # (_thread._local)
 _MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
 
@@ -122,12 +125,18 @@ _VARYING = {
                      "scandir", "stat", "getcwd")),
     "uuid": frozenset(("uuid1", "uuid4")),
     "builtins": frozenset(("input", "open")),
+    "sys": frozenset(("stdin", "argv")),
+    "_contextvars": frozenset(("ContextVar.get",)),  # (a ContextVar's value: set by the caller, per context)
+    "_io": frozenset(("_TextIOBase.read", "_BufferedIOBase.read", "_RawIOBase.read", "_IOBase.readline",
+                      "_IOBase.readlines")),  # a file object's methods
 }
 _OUTPUT = {
     "builtins": frozenset(("print", "breakpoint")),
     "logging": frozenset(("debug", "info", "warning", "warn", "error", "exception", "critical", "fatal", "log",
                           "Logger.debug", "Logger.info", "Logger.warning", "Logger.warn", "Logger.error",
                           "Logger.exception", "Logger.critical", "Logger.fatal", "Logger.log")),
+    "sys": frozenset(("stdout", "stderr")),  # `sys.stdout.write(...)`
+    "_io": frozenset(("_TextIOBase.write", "_BufferedIOBase.write", "_RawIOBase.write", "_IOBase.writelines")),
 }
 
 
@@ -135,7 +144,8 @@ def _outside_effect(obj, path):
     """(kind, 'time.perf_counter') when the chain from obj through path reaches a function that reads a value that
     changes between calls (kind "value": the clock, os.environ, a file, input) or writes output (kind "output":
     print, logging), else None. Also a builtin by its name (obj a string: `print`), a function imported by name
-    (`from time import perf_counter`), a class method (`datetime.now`) and a Logger's methods (`log.info`)."""
+    (`from time import perf_counter`), a class method (`datetime.now`) and the methods of a Logger (`log.info`), a
+    file object (`f.write`, `sys.stdout.write`, `f.readline`) and a ContextVar (`var.get()`)."""
     if obj.__class__ is str:  # a builtin the code loads by name
         names = ("builtins", obj)
     elif isinstance(obj, (types.BuiltinFunctionType, types.FunctionType)) and not path:
@@ -151,10 +161,16 @@ def _outside_effect(obj, path):
                 names = (names[0], f"{attr}.{path[1]}")  # `datetime.datetime.now`
         elif isinstance(obj, type):
             names = (obj.__module__, f"{obj.__qualname__}.{attr}")  # `from datetime import datetime; datetime.now`
-        else:
-            klass = next((k for k in type(obj).__mro__ if k.__module__ == "logging" and k.__name__ == "Logger"),
-                         None)
-            names = ("logging", f"Logger.{attr}") if klass is not None else (None, None)
+        else:  # a method of an object, by the classes of its MRO: a Logger's, a file's, a ContextVar's
+            for klass in type(obj).__mro__:
+                found = _effect_of((klass.__module__, f"{klass.__qualname__}.{attr}"))
+                if found is not None:
+                    return found
+            return None
+    return _effect_of(names)
+
+
+def _effect_of(names):
     module, name = names
     for kind, table in (("value", _VARYING), ("output", _OUTPUT)):
         if name in table.get(module, ()):
@@ -202,6 +218,23 @@ def _passed_object(obj):
         (Module is not None and isinstance(obj, Module)) or _user_class(type(obj)))
 
 
+def _library_object(obj, tensor):
+    """An object of one of the library's own classes whose settings the user's code may read or change once it has
+    it (an optimizer's `param_groups`, a scheduler's `last_epoch`): not a Module (_passed_object), a tensor, code, a
+    class or a module."""
+    klass = type(obj)
+    Module = module_class()
+    return klass.__module__.startswith(_PACKAGE) and _dict(obj) is not None and not isinstance(
+        obj, (_CODE, type, types.ModuleType, tensor)) and not (Module is not None and isinstance(obj, Module))
+
+
+def _replayed(f):
+    """Whether f is a library method a replay runs again as Python (hooks.replayable: an optimizer's step,
+    zero_grad, a scheduler's step), which reads the object's state live."""
+    return getattr(f, "__code__", None) is _REPLAYABLE_CODE
+
+
+_PACKAGE = __name__.rsplit(".", 2)[0] + "."
 _NAME_READERS = (operator.attrgetter, operator.methodcaller)
 
 
@@ -235,7 +268,13 @@ def _dict(obj):
         desc = _dict_descriptor(type(obj), type(obj).__mro__)
     except TypeError:  # a class its metaclass makes unhashable
         desc = _find_dict_descriptor(type(obj))
-    d = desc.__get__(obj, type(obj)) if desc is not None else None
+    if desc is None and isinstance(obj, _LOCAL):  # threading.local: the calling thread's attributes (C code)
+        try:
+            d = _LOCAL.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            return None
+    else:
+        d = desc.__get__(obj, type(obj)) if desc is not None else None
     return d if type(d) is dict else None
 
 
@@ -269,6 +308,10 @@ def _locate(obj, name):
     if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
         return _GONE, None
     d, entry = _dict(obj), _lookup(type(obj), name)
+    if isinstance(obj, tuple) and type(entry).__name__ == "_tuplegetter":  # a namedtuple's field, by its position
+        fields = _lookup(type(obj), "_fields")
+        if type(fields) is tuple and name in fields and fields.index(name) < len(obj):
+            return tuple.__getitem__(obj, fields.index(name)), None
     if name == "__dict__" and d is not None and entry is _find_dict_descriptor(type(obj)):  # `cfg.__dict__["scale"]`
         return d, None
     if entry is not _GONE:
@@ -349,6 +392,7 @@ def _user_module(mod):
 _STDLIB = os.path.dirname(os.__file__) + os.sep
 _NUMPY = os.path.dirname(np.__file__) + os.sep
 _UNSEEN = object()  # an item that code would compute (see _item)
+_REPLAYABLE_CODE = _replayable(lambda self: None).__code__
 _ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "strides")  # (a signature's guards)
 
 

@@ -3,7 +3,7 @@ each call's own: a tensor's `.grad` None-ness and a module's `.training` when th
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
 from .reads import Arg, ReadRecord, proxy_class, read_value
-from .record import ARGOBJ, SLOT, Op, Ref, _caller, user_site
+from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Op, Ref, _caller, user_site
 
 
 class Observing:
@@ -30,6 +30,19 @@ class Observing:
             self.keep.append(t)
         else:
             self.arg_grads.setdefault(i, t._grad is None)
+
+    def grad_read(self, t):
+        """`t.grad` read in the call, of a tensor from before it whose gradient was set outside the call (a backward
+        run eagerly, `p.grad = ...`): its array is read from `t.grad` at replay (as after a delivery), for a new
+        gradient tensor replaces the old one between calls (zero_grad's set_to_none, then backward), and a replay
+        that read the recorded tensor's array updated with the first call's gradient every time."""
+        g = t._grad
+        if g is None or self.suspended or id(t) in self.created or id(g._data) in self.known:
+            return
+        i = self.args.get(id(t))
+        self._know(g._data, Ref(GRAD, t) if i is None else Ref(ARGGRAD, i))
+        if i is None:
+            self.keep.append(t)
 
     def observe_training(self, module):
         """Note a module's `.training` when the call first meets it (a guard: it selects what the layer does)."""

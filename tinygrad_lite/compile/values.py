@@ -1,7 +1,10 @@
 """What tl.compile's guards on Python values compare (constants.py finds the values): plain settings (`data`) and
 their equality as a guard sees it (`same`), a class's entries read without running code (`lookup`), and snapshots of
 the containers a step reads whole (`Contents`)."""
+import array
 import collections
+import decimal
+import fractions
 import operator
 
 import numpy as np
@@ -13,12 +16,14 @@ MAX_ITEMS = 1_000_000  # items of containers read whole, nested ones included (`
 MAX_NESTED = 4096  # containers inside a container read whole (each one checked on its own)
 GONE = object()  # no such entry, attribute or item
 _PLAIN = frozenset(PLAIN)
+_EXACT = (fractions.Fraction, decimal.Decimal)
 
 
 def data(value):
-    """Whether a value is guarded by type and value: a plain value, a NumPy scalar, a tuple or frozenset of them."""
+    """Whether a value is guarded by type and value: a plain value, a NumPy scalar, an exact number of the standard
+    library (a Fraction, a Decimal: `x * float(RATIO)`), a tuple or frozenset of them."""
     t = type(value)
-    if t in PLAIN or t is range or isinstance(value, (np.number, np.bool_)):
+    if t in PLAIN or t is range or t in _EXACT or isinstance(value, (np.number, np.bool_)):
         return True
     return (t is tuple or t is frozenset or (isinstance(value, tuple) and hasattr(t, "_fields"))) and \
         all(map(data, value))  # (a namedtuple of settings too: `CFG = Config(lr=0.1)`)
@@ -30,6 +35,8 @@ def same(a, b):
         return False
     if isinstance(a, (tuple, frozenset)):  # (a frozenset in iteration order, which a sum over it follows)
         return len(a) == len(b) and all(map(same, a, b))
+    if type(a) in _EXACT:  # (by its digits: Decimal('-0') == Decimal('0'), but float() of them are not the same)
+        return str(a) == str(b)
     return same_value(a, b)
 
 
@@ -42,12 +49,12 @@ def lookup(klass, name):
     return GONE
 
 
-_SEQUENCES = (list, tuple, set, frozenset, collections.deque)
+_SEQUENCES = (list, tuple, set, frozenset, collections.deque, array.array, bytearray)  # (items read in C)
 
 
 def container(value):
-    """Whether value is a container whose items a scan can read without running code: a list, tuple, set, frozenset or
-    deque, or a dict (OrderedDict, defaultdict, an AttrDict...), also of a subclass that keeps its base's iteration and
+    """Whether value is a container whose items a scan can read without running code: a list, tuple, set, frozenset,
+    deque, array.array or bytearray (`x * BUF[0]`, `sum(BUF)`: its numbers), or a dict (OrderedDict, defaultdict, an AttrDict...), also of a subclass that keeps its base's iteration and
     lookup (a namedtuple). `opaque(value)` says which other ones are containers all the same."""
     t = type(value)
     if t in _SEQUENCES or t is dict:
