@@ -334,15 +334,18 @@ CFG = _Cfg()
 CFG_REF = weakref.ref(CFG)
 
 
-# Left: a setting read through a call's result of the standard library (`CFG_REF().scale`, a weakref dereferenced)
-# is not followed, so it is no guard (the README's "settings read through a library call's result ... not seen")
-@pytest.mark.xfail(strict=True, reason="constants._Found.follow keeps a weakref.ref by identity and calls into "
-                   "nothing: the object it returns when called is not a root, so CFG_REF().scale is no guard")
-def test_a_setting_read_through_a_weakref():
+# Was: a setting read through a weak reference (`CFG_REF().scale`, a weakref dereferenced; `PROXY.scale`) was no
+# guard: the scan kept the reference by identity and did not follow the object behind it (a proxy passed for an
+# iterator, with the wrong reason). Now such a step runs eagerly, naming the weak reference (fixed)
+@pytest.mark.parametrize("read", ["ref", "proxy"])
+def test_a_setting_read_through_a_weak_reference_runs_eagerly(read):
+    proxy = weakref.proxy(CFG)
+    step = (lambda x: x * CFG_REF().scale) if read == "ref" else (lambda x: x * proxy.scale)
     try:
-        _same(lambda: ((lambda x: x * CFG_REF().scale), _setting(lambda v: setattr(CFG, "scale", v), 2.0, 3.0)))
+        stats = _same(lambda: (step, _setting(lambda v: setattr(CFG, "scale", v), 2.0, 3.0)))
     finally:
         CFG.scale = 2.0
+    assert stats["replays"] == 0 and "weak reference" in stats["last_reason"], stats
 
 
 # ============ verified right: state the step changes and reads back, settings of Modules changed between calls ====

@@ -1,58 +1,59 @@
 """The Python constants a compiled function reads: the settings (plain values, NumPy scalars, tuples and frozensets of
 them; by identity Enum members, tensors and arrays, an array by its values where the code reads them in Python:
-`keep_values`) its code takes from its module's globals, from its closure, and from
-the data attributes of objects it reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the user's own
-module, `self.cfg.scale`, a class-level default `scale = 2.0`, an AttrDict's key), and the items read from dicts, lists
-and tuples among them with a constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that of the user's
-functions, methods (static and class methods, properties, `super()`'s), partials, callable objects and Modules it
-reaches the same way, and of the user's functions a library wrapper holds (`@tl.no_grad()`, `tl.func.grad(f)`, a nested
-tl.compile). A replay bakes them into its kernels, so each is a guard, snapshotted before the recording call runs (a
-step that changes one itself, `global n; n += 1`, then never replays a stale value); an attribute is looked up again
-from its root on every check, so rebinding `cfg` is seen too, and the code reached (functions, Modules, each Module's
-children, an object whose method runs) is guarded by identity. The scan runs no user code (no property, `__getattr__` or
-descriptor). When it hits its limits it says so, and the call runs eagerly; so it does when a value it would guard is
-computed by a `__getattr__`, `__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property
-not yet cached is guarded as absent, and its function scanned). Settings also include a Fraction or Decimal, a
-namedtuple's fields, an array.array's or bytearray's items, a threading.local's attributes (the calling thread's). With `getattr(obj, name)` every setting of obj, and the set
-of its attribute names, is a guard (the name may be computed). A container read whole (iterated, sliced, tested with
-`in`, read with a computed key or a method, passed on) is one guard on all it holds (`_Contents`), and each object in a
-list, tuple or dict (nested ones too) has its settings guarded as getattr's object (`for g in groups: x * g.scale`).
-Other names for the same objects are followed too: a local assigned from a chain is read as its source (`c = self.cfg;
-c.scale`, an alias of an alias, a cell a comprehension reads); the compiled function's parameters bound to objects (a
-signature keys those by identity) are roots like globals; and a user's object (or Module) the code passes on, returns or
-reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's argument, a parameter's default and an object
-argument inside a container have each attribute guarded that the scanned code reads by name anywhere (every one, as
-getattr's object, when the code reads attributes by computed names: getattr, vars, `__dict__`), the containers, code and
-user's objects among them the same way, two levels down (`c.sub.scale`), its class guarded and the methods the code
-calls by those names, and the protocol methods Python calls for it (`float(obj)`, unpacking), scanned with the object
-bound (`_Found.flush`; a user's module, a `__slots__` object and one read by `operator.attrgetter` too): a counter the
-step only stores to (`t.steps += 1`) or the loop advances is no guard. The methods called on objects and classes (a
-Module's forward, `self.helper()`, a class the step instantiates: its constructor, `__call__`/forward and the methods
-the code calls by name, scanned with the class as `self`) are one guard (`_Methods`): one replaced on its class, or set
-on the object, is seen. Code that draws random numbers in Python (a function of random or numpy.random, a Random's or
-Generator's method, a partial of one, a Generator passed on or held by an object passed on, a generator made without a
-seed) runs eagerly: a replay would repeat the recording call's draw (the library's own random numbers replay with fresh
-draws); so does code that reaches an iterator whose position Python cannot see (`next(it)`, `for v in it`, a generator,
-`itertools.count`: a replay would not advance it), that reads a value that changes between calls (the clock,
-os.environ, sys.argv, a file object's read, a ContextVar) or writes output (print, logging, sys.stdout.write, a file
-object's write: objects._outside_effect; a replay runs no Python); so does code
-that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is a
-signature guard, tensor operations on it are recorded), in the compiled function or in a user's function it passes
-the array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function:
-bytecode._passes, `arrays_passed`, `_targets`). Not followed:
-the library's own code (its settings are arguments; its wrappers are looked through, and its objects, an optimizer,
-read theirs live: but one the user's code is passed, `adjust_lr(opt)`, has what that code reads by name guarded as
-a user's object's, and a library method called on one, `sched.get_last_lr()`, guards its settings and containers,
-unless a replay runs that method again: `opt.step()`, constants_whole.library_method), the standard library's, NumPy's and installed packages' modules, a local assigned from anything
-but a chain (a library call's result, arithmetic) or from a parameter of a function other than the compiled one, and
-objects more than two levels below one passed on. README says so. What code reads is found in its bytecode
-(bytecode.py); objects are looked at without running their code (objects.py); what is read whole or passed on is
-guarded by constants_whole.py, and the rows found are checked before each replay by constants_check.py (`changed`)."""
+`keep_values`) its code takes from its module's globals, from its closure, and from the data attributes of objects it
+reaches from those or from `self` (`cfg.temperature`, `config.SCALE` of the user's own module, `self.cfg.scale`, a
+class-level default `scale = 2.0`, an AttrDict's key), and the items read from dicts, lists and tuples among them with a
+constant key (`cfg["lr"]`, `self.sizes[0]`) — its own code and that of the user's functions, methods (static and class
+methods, properties, `super()`'s), partials, callable objects and Modules it reaches the same way, and of the user's
+functions a library wrapper holds (`@tl.no_grad()`, `tl.func.grad(f)`, a nested tl.compile). A replay bakes them into
+its kernels, so each is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n;
+n += 1`, then never replays a stale value); an attribute is looked up again from its root on every check, so rebinding
+`cfg` is seen too, and the code reached (functions, Modules, each Module's children, an object whose method runs) is
+guarded by identity. The scan runs no user code (no property, `__getattr__` or descriptor). When it hits its limits it
+says so, and the call runs eagerly; so it does when a value it would guard is computed by a `__getattr__`,
+`__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property not yet cached is guarded
+as absent, and its function scanned). Settings also include a Fraction or Decimal, a namedtuple's fields, an
+array.array's or bytearray's items, a threading.local's attributes (the calling thread's). With `getattr(obj, name)`
+every setting of obj, and the set of its attribute names, is a guard (the name may be computed). A container read whole
+(iterated, sliced, tested with `in`, read with a computed key or a method, passed on) is one guard on all it holds
+(`_Contents`), and each object in a list, tuple or dict (nested ones too) has its settings guarded as getattr's object
+(`for g in groups: x * g.scale`). Other names for the same objects are followed too: a local assigned from a chain is
+read as its source (`c = self.cfg; c.scale`, an alias of an alias, a cell a comprehension reads); the compiled
+function's parameters bound to objects (a signature keys those by identity) are roots like globals; and a user's object
+(or Module) the code passes on, returns or reads through `vars()` (`helper(cfg)`, `get_cfg().scale`), a partial's
+argument, a parameter's default and an object argument inside a container have each attribute guarded that the scanned
+code reads by name anywhere (every one, as getattr's object, when the code reads attributes by computed names: getattr,
+vars, `__dict__`), the containers, code and user's objects among them the same way, two levels down (`c.sub.scale`), its
+class guarded and the methods the code calls by those names, and the protocol methods Python calls for it (`float(obj)`,
+unpacking), scanned with the object bound (`_Found.flush`; a user's module, a `__slots__` object and one read by
+`operator.attrgetter` too): a counter the step only stores to (`t.steps += 1`) or the loop advances is no guard. The
+methods called on objects and classes (a Module's forward, `self.helper()`, a class the step instantiates: its
+constructor, `__call__`/forward and the methods the code calls by name, scanned with the class as `self`) are one guard
+(`_Methods`): one replaced on its class, or set on the object, is seen. Code that draws random numbers in Python (a
+function of random or numpy.random, a Random's or Generator's method, a partial of one, a Generator passed on or held by
+an object passed on, a generator made without a seed) runs eagerly: a replay would repeat the recording call's draw (the
+library's own random numbers replay with fresh draws); so does code that reaches an iterator whose position Python
+cannot see (`next(it)`, `for v in it`, a generator, `itertools.count`: a replay would not advance it), that reads a
+value that changes between calls (the clock, os.environ, sys.argv, a file object's read, a ContextVar) or writes output
+(print, logging, sys.stdout.write, a file object's write: objects._outside_effect; a replay runs no Python); so does
+code that reads a NumPy argument's values in Python (`float(a[0])`, `a.sum()`, `for v in a`, `np.mean(a)`: its shape is
+a signature guard, tensor operations on it are recorded), in the compiled function or in a user's function it passes the
+array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function: bytecode._passes,
+`arrays_passed`, `_targets`). Not followed: the library's own code (its settings are arguments; its wrappers are looked
+through, and its objects, an optimizer, read theirs live: but one the user's code is passed, `adjust_lr(opt)`, has what
+that code reads by name guarded as a user's object's, and a library method called on one, `sched.get_last_lr()`, guards
+its settings and containers, unless a replay runs that method again: `opt.step()`, constants_whole.library_method), the
+standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
+call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
+levels below one passed on. README says so. What code reads is found in its bytecode (bytecode.py); objects are looked
+at without running their code (objects.py); what is read whole or passed on is guarded by constants_whole.py, and the
+rows found are checked before each replay by constants_check.py (`changed`)."""
 import builtins
 import enum
 import functools
 import os
 import types
+import weakref
 
 import numpy as np
 
@@ -60,16 +61,16 @@ from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _pas
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
-                      _function, _iterator, _library_object, _locate, _member, _objects, _outside_effect, _passed_object,
-                      _random_draw, _replayed,
-                      _unseeded,
-                      _user_class, _user_object, _user_path, _WHOLE, module_class)
+                      _function, _iterator, _library_object, _locate, _member, _objects, _outside_effect,
+                      _passed_object, _random_draw, _unseeded, _user_class, _user_object, _user_path, _WHOLE,
+                      module_class)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
                      TensorMeta as _TensorMeta, collection as _collection, contents as _contents, data as _data,
                      lookup as _lookup)
 
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _BUILTINS = vars(builtins)
+_WEAK = (weakref.ref,) + weakref.ProxyTypes  # `CFG_REF().scale`, `proxy.scale`
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
 
@@ -401,6 +402,10 @@ class _Found(_WholeReads):
                                   f"__getitem__ or __missing__, code that the scan does not run")
                     return
             if value is _GONE:
+                return
+            if isinstance(value, _WEAK):  # (a proxy forwards every slot: it would pass for an iterator)
+                self.limit = (f"'{_dotted(name, path[:step])}' is a {type(value).__name__} (a weak reference), "
+                              f"whose object the scan does not follow")
                 return
             if _iterator(value):  # `next(it)`, `for v in it`: a replay would not advance it
                 self.advance(f"'{_dotted(name, path[:step])}', {_iterator(value)}")

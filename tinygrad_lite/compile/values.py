@@ -54,8 +54,9 @@ _SEQUENCES = (list, tuple, set, frozenset, collections.deque, array.array, bytea
 
 def container(value):
     """Whether value is a container whose items a scan can read without running code: a list, tuple, set, frozenset,
-    deque, array.array or bytearray (`x * BUF[0]`, `sum(BUF)`: its numbers), or a dict (OrderedDict, defaultdict, an AttrDict...), also of a subclass that keeps its base's iteration and
-    lookup (a namedtuple). `opaque(value)` says which other ones are containers all the same."""
+    deque, array.array or bytearray (`x * BUF[0]`, `sum(BUF)`: its numbers), or a dict (OrderedDict, defaultdict, an
+    AttrDict...), also of a subclass that keeps its base's iteration and lookup (a namedtuple). `opaque(value)` says
+    which other ones are containers all the same."""
     t = type(value)
     if t in _SEQUENCES or t is dict:
         return True
