@@ -1,0 +1,145 @@
+"""Review s21b of tl.compile's memory: buffer planning and reuse, aliasing, views and in-place operations. Each test
+runs a compiled function beside an eager twin on the same fresh inputs over several calls, and checks the results
+(and the state the function changes) bit for bit, including results of earlier calls after later ones."""
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tinygrad_lite import nn
+
+CALLS = 8
+
+
+def _rand(i, shape=(3, 4), dtype=np.float32):
+    return np.random.default_rng(i).standard_normal(shape).astype(dtype)
+
+
+def _flat(obj, out):
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            _flat(o, out)
+    elif isinstance(obj, tl.Tensor):
+        out.append(obj.numpy().copy())
+    elif isinstance(obj, np.ndarray):
+        out.append(obj.copy())
+    else:
+        out.append(np.asarray(obj))
+    return out
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
+                                    for x, y in zip(a, b))
+
+
+def _twin(make, inputs, calls=CALLS, state=lambda env: (), after=None):
+    """make() -> (fn, env). Runs fn eagerly and compiled (each on its own env) on inputs(i); checks results, `state`
+    and every earlier result after the last call. Returns the compiled callable."""
+    fe, enve = make()
+    fc, envc = make()
+    step = tl.compile(fc)
+    kept = []
+    for i in range(calls):
+        oe, oc = fe(*inputs(i)), step(*inputs(i))
+        assert _same(_flat(oe, []), _flat(oc, [])), f"call {i}: results differ ({step.stats})"
+        assert _same(_flat(state(enve), []), _flat(state(envc), [])), f"call {i}: state differs ({step.stats})"
+        if after is not None:
+            after(oe, enve)
+            after(oc, envc)
+        kept.append((oe, oc))
+    for i, (oe, oc) in enumerate(kept):
+        assert _same(_flat(oe, []), _flat(oc, [])), f"call {i}'s result differs after later calls"
+    return step
+
+
+def _x(i):
+    return (tl.tensor(_rand(i)),)
+
+
+def _weight():
+    return tl.tensor(_rand(99), requires_grad=True)
+
+
+# ---------------- defects: a .grad or .data rebound in the call after it was taken ----------------
+
+def test_gradient_used_after_its_grad_is_set_to_none_is_the_old_one():
+    """A replay resolved `g` (a delivered .grad) as "w.grad now": after `w.grad = None` that raised AttributeError
+    in the replay loop. The capture now sees the rebinding and runs such calls eagerly, with the reason."""
+    def make():
+        w = _weight()
+
+        def f(a):
+            (w * a).sum().backward()
+            g = w.grad
+            w.grad = None
+            return g * 2
+        return f, w
+    step = _twin(make, _x, state=lambda w: [w])
+    assert "replaced afterwards" in step.stats["last_reason"]
+
+
+def test_gradients_returned_before_zero_grad_are_the_call_s():
+    """`grads = [p.grad ...]; opt.zero_grad(); return grads` returned None for each gradient on every replay."""
+    def make():
+        tl.manual_seed(0)
+        m = nn.Linear(4, 3)
+        opt = tl.optim.SGD(m.parameters(), lr=0.1)
+
+        def f(a):
+            m(a).sum().backward()
+            grads = [p.grad for p in m.parameters()]
+            opt.step()
+            opt.zero_grad()
+            return grads
+        return f, m
+    _twin(make, _x, state=lambda m: list(m.parameters()))
+
+
+def test_gradient_returned_then_replaced_is_the_old_one():
+    """`g = w.grad; w.grad = w.grad * 2; return g, w.grad`: a replay returned the new gradient twice."""
+    def make():
+        w = _weight()
+
+        def f(a):
+            w.grad = None
+            (w * a).sum().backward()
+            g = w.grad
+            w.grad = w.grad * 2
+            return g, w.grad
+        return f, w
+    _twin(make, _x, state=lambda w: [w, w.grad])
+
+
+def test_argument_gradient_returned_then_cleared_is_the_old_one():
+    """The same for an argument's .grad (ARGGRAD): a replay returned None."""
+    def make():
+        def f(a, w):
+            (w * a).sum().backward()
+            g = w.grad
+            w.grad = None
+            return g
+        return f, None
+    _twin(make, lambda i: (tl.tensor(_rand(i)), tl.tensor(_rand(50 + i), requires_grad=True)))
+
+
+def test_old_data_of_a_parameter_after_data_is_rebound_is_the_old_one():
+    """`old = w.detach(); w.data = ...; return old`: a replay read `old` as "w's array now", the new one."""
+    def make():
+        w = _weight()
+
+        def f(a):
+            old = w.detach()
+            w.data = (w * 0.5 + a).detach()
+            return old, old * 1
+        return f, w
+    _twin(make, _x, state=lambda w: [w])
+
+
+def test_old_data_of_an_argument_after_data_is_rebound_is_the_old_one():
+    def make():
+        def f(a, w):
+            old = w.data
+            w.data = (w * 0.5 + a).detach()
+            return old * 1, w
+        return f, None
+    _twin(make, lambda i: (tl.tensor(_rand(i)), tl.tensor(_rand(40 + i))))
