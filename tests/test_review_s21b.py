@@ -143,3 +143,41 @@ def test_old_data_of_an_argument_after_data_is_rebound_is_the_old_one():
             return old * 1, w
         return f, None
     _twin(make, lambda i: (tl.tensor(_rand(i)), tl.tensor(_rand(40 + i))))
+
+
+# ---------------- defects: a returned tensor on an argument's or a live tensor's array ----------------
+
+def _kinds(out):
+    return [(type(t).__name__, getattr(t, "requires_grad", None)) for t in out]
+
+
+def test_returned_detach_of_an_argument_is_a_detached_tensor():
+    """`return x.detach(), x.data`: a replay returned the argument itself (requires_grad=True, the same object);
+    `tl.from_numpy(a)`, `tl.as_tensor(a)` of a NumPy argument: the NumPy array, not a Tensor."""
+    def f(x, a):
+        return x.detach(), x.data, tl.from_numpy(a), tl.as_tensor(a), x, a
+    step = tl.compile(f)
+    for i in range(4):
+        x, a = tl.tensor(_rand(i), requires_grad=True), _rand(i)
+        want, got = f(x, a), step(x, a)
+        assert _kinds(got) == _kinds(want)
+        assert got[0] is not x and got[4] is x and got[5] is a
+        sources = [x.numpy(), x.numpy(), a, a, x.numpy(), a]
+        assert all(np.shares_memory(g.numpy() if isinstance(g, tl.Tensor) else g, s) for g, s in zip(got, sources))
+    assert step.stats["replays"] == 3
+
+
+def test_returned_detach_of_a_parameter_is_a_detached_tensor():
+    """`return p.detach()` of a parameter an operation used: a replay returned the parameter itself."""
+    w = _weight()
+
+    def f(x):
+        return (x * w).detach(), w.detach(), w.data, w
+    step = tl.compile(f)
+    for i in range(4):
+        x = tl.tensor(_rand(i))
+        want, got = f(x), step(x)
+        assert _kinds(got) == _kinds(want)
+        assert [t is w for t in got] == [False, False, False, True]
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(want, got))
+    assert step.stats["replays"] == 3
