@@ -181,3 +181,93 @@ def test_returned_detach_of_a_parameter_is_a_detached_tensor():
         assert [t is w for t in got] == [False, False, False, True]
         assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(want, got))
     assert step.stats["replays"] == 3
+
+
+# ---------------- verified: probes that were right already ----------------
+
+def test_verified_aliased_arguments_and_in_place_writes():
+    """Verified: f(x, x) and f(x, x[0]) with an in-place write through one argument and a read through the other,
+    alternating with unaliased calls; transposed, negative-stride and 0-d arguments written in place."""
+    def f(a, b):
+        a.add_(1)
+        return b * 2, a.sum()
+    def pair(i):
+        t = tl.tensor(_rand(i))
+        return (t, t) if i % 2 else (t, tl.tensor(_rand(i + 9)))
+    _twin(lambda: (f, None), pair)
+    _twin(lambda: (f, None), lambda i: (lambda t: (t, t[0]))(tl.tensor(_rand(i))))
+    for arg in (lambda i: tl.tensor(_rand(i)).T, lambda i: tl.tensor(_rand(i)[::-1]),
+                lambda i: tl.tensor(_rand(i, ()))):
+        _twin(lambda: ((lambda a: (a.mul_(2) + 1, a)), None), lambda i: (arg(i),))
+
+
+def test_verified_in_place_on_intermediates_and_returned_views():
+    """Verified: in-place writes on intermediates (and on unread views of them) that are returned, views of them
+    returned, and results of earlier calls unchanged by later calls, even when the caller writes into them."""
+    def f(a):
+        b = a * 2
+        b[0].add_(1)
+        v, w = b[1:], b.t()
+        b.mul_(3)
+        c = (b + 1).exp()
+        return v, w, b, c, c.reshape(12)
+    _twin(lambda: (f, None), _x, after=lambda out, env: out[3].add_(1))
+
+
+def test_verified_gradients_accumulated_and_returned_across_calls():
+    """Verified: .grad returned and mutated by the caller between calls, accumulated without zero_grad."""
+    def make():
+        w = _weight()
+
+        def f(a):
+            (w * a).sum().backward()
+            return w.grad
+        return f, w
+    _twin(make, _x, state=lambda w: [w, w.grad], after=lambda g, w: g.mul_(0.5))
+
+
+def test_verified_two_compiled_steps_share_a_model_with_alternating_shapes():
+    """Verified: a training step and an eval step, both compiled, interleaved on one model with BatchNorm and Adam,
+    the batch size alternating (variants); every earlier result checked after the last call."""
+    def build():
+        tl.manual_seed(0)
+        m = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
+        opt = tl.optim.Adam(m.parameters(), lr=0.01)
+
+        def train(x):
+            m.train()
+            opt.zero_grad()
+            loss = m(x).pow(2).mean()
+            loss.backward()
+            opt.step()
+            return loss.detach(), m[0].weight.grad
+
+        def evaluate(x):
+            m.eval()
+            with tl.no_grad():
+                return m(x)
+        return m, train, evaluate
+    me, te, ee = build()
+    mc, tc, ec = build()
+    tc, ec = tl.compile(tc), tl.compile(ec)
+    kept = []
+    for i in range(10):
+        x, y = _rand(i, (6 if i % 3 else 5, 4)), _rand(i + 50, (2, 4))
+        want = [te(tl.tensor(x)), ee(tl.tensor(y))]
+        got = [tc(tl.tensor(x)), ec(tl.tensor(y))]
+        assert _same(_flat(want, []), _flat(got, []))
+        assert _same(_flat([list(me.parameters()), list(me.buffers())], []),
+                     _flat([list(mc.parameters()), list(mc.buffers())], []))
+        kept.append((want, got))
+    assert all(_same(_flat(w, []), _flat(g, [])) for w, g in kept)
+    assert tc.stats["replays"] > 0 and ec.stats["replays"] > 0
+
+
+def test_verified_scatter_and_index_put_with_repeated_indices_and_masks():
+    def f(a, i):
+        z = tl.zeros(5)
+        z.scatter_add_(0, i, a)
+        w = tl.zeros(5)
+        w.index_put_((i,), a, accumulate=True)
+        return z, w, a[a > 0] * 2
+    _twin(lambda: (f, None), lambda k: (tl.tensor(_rand(k, (6,))), tl.tensor(np.array([0, 1, 1, 3, 3, 3]))))
