@@ -145,6 +145,25 @@ def test_old_data_of_an_argument_after_data_is_rebound_is_the_old_one():
     _twin(make, lambda i: (tl.tensor(_rand(i)), tl.tensor(_rand(40 + i))))
 
 
+
+def test_gradient_taken_before_a_second_backward_accumulates_is_the_old_one():
+    """A second backward accumulates into .grad with a new array (`g._data = g._data + new`; with create_graph a new
+    tensor): a replay read `w.grad.detach()` taken before it, and the old .grad tensor, as the accumulated one."""
+    def make(create_graph):
+        def make_one():
+            w = _weight()
+
+            def f(a):
+                w.grad = None
+                (w * a).sum().backward(create_graph=create_graph)
+                old, g = w.grad.detach(), w.grad
+                (w * a * a).sum().backward(create_graph=create_graph)
+                return old * 1, g.detach(), w.grad.detach()
+            return f, w
+        return make_one
+    for create_graph in (False, True):
+        _twin(make(create_graph), _x, state=lambda w: [w, w.grad.detach()])
+
 # ---------------- defects: a returned tensor on an argument's or a live tensor's array ----------------
 
 def _kinds(out):
