@@ -98,8 +98,10 @@ class Capture(Observing):
         self._Tensor = _tensor_class()  # (read by template(), once per recorded operation)
         for path, arr in arg_arrays:
             self._know(arr, Ref(ARG, path))
+        self._arg_objs = {}    # index -> a Tensor argument (`_stale`: its array now)
         for path, t in arg_tensors:
             self.args.setdefault(id(t), path)
+            self._arg_objs[path] = t
         self.stand_ins = {id(t): t for t in stand_ins}  # tensors made for the call on its arguments' arrays (vmap's
         # samples): those arguments, where another tensor from before the call on such an array is not
 
@@ -206,6 +208,8 @@ class Capture(Observing):
                     # step of the call returned (the array of `a.add_(1)`, written in place; `p.data = h`): read
                     # from the tensor itself, which holds that very array in a replay too unless given another since
                     return self._live(x)
+                if self._stale(r, x._data):
+                    self._stale_fail(r, what)
                 return r
             if id(x) in self.created:
                 self.fail(f"{what} at {user_site(3)} uses a tensor made during the call from values that were not "
@@ -219,8 +223,37 @@ class Capture(Observing):
                 self.fail(f"{what} at {user_site(3)} uses an array (shape {x.shape}, {x.dtype}) computed outside "
                           f"the recorded operations: its values would be frozen in a replay")
                 return Ref(CONST, x)
+            if self._stale(r, x):
+                self._stale_fail(r, what)
             return r
         return x
+
+    def _stale(self, r, arr):
+        """Whether `arr`, known by a Ref a replay resolves from a tensor when a step runs (a live tensor's or an
+        argument's `.data`, a `.grad`'s), is no longer what that Ref gives: the call rebound `.data` or `.grad` (`p.data
+        = ...`, `p.grad = None`, zero_grad, an accumulated gradient) after it took `arr` (`old = p.detach()`, `g =
+        p.grad`). A replay would use the new array where the eager call used the old one."""
+        kind = r.kind
+        if kind is SLOT or kind is CONST:
+            return False
+        if kind is LIVE:
+            return r.key._data is not arr
+        if kind is GRAD:
+            g = r.key._grad
+            return g is None or g._data is not arr
+        t = self._arg_objs.get(r.key)  # an argument (an ndarray argument is always its own array: None here)
+        if t is None:
+            return False
+        if kind is ARG:
+            return t._data is not arr
+        g = t._grad  # (ARGGRAD)
+        return g is None or g._data is not arr
+
+    def _stale_fail(self, r, what):
+        whose = "a gradient (.grad)" if r.kind in (GRAD, ARGGRAD) else "a tensor's data"
+        self.fail(f"{what} at {user_site(3)} uses {whose} that the call replaced afterwards (`.data = ...`, `.grad = "
+                  f"...`, zero_grad, an accumulated gradient): a replay reads the tensor's new array there, where "
+                  f"the eager call used the old one")
 
     def _stands_for(self, r, t):
         """Whether `r`, the Ref the capture knows tensor t's array by, is t itself: not when t only shares the array
@@ -251,13 +284,13 @@ class Capture(Observing):
                 c = o.__class__
                 if c is np.ndarray:
                     r = known.get(id(o))
-                    out.append(r if r is not None else self.ref(o, what))
+                    out.append(r if r is not None and (r.kind is SLOT or r.kind is CONST) else self.ref(o, what))
                 elif c is Tensor:
                     r = known.get(id(o._data))
                     if r is not None:  # (self._stands_for(r, o), inlined: a call per tensor argument of each step)
                         k = r.kind
                         if (id(o) in created if k is SLOT else r.key is o if k is LIVE else
-                                id(o) in self.args if k is ARG else True):
+                                id(o) in self.args and not self._stale(r, o._data) if k is ARG else k is CONST):
                             out.append(r)
                             continue
                     out.append(self.ref(o, what))
@@ -266,7 +299,8 @@ class Capture(Observing):
             return tuple(out)
         if cls is Tensor:
             r = self.known.get(id(obj._data))
-            return r if r is not None and self._stands_for(r, obj) else self.ref(obj, what)
+            return r if r is not None and self._stands_for(r, obj) and not self._stale(r, obj._data) else \
+                self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
         if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
@@ -344,7 +378,8 @@ class Capture(Observing):
         known, created, tmpl = self.known, self.created, []
         for t in inputs:
             r = known.get(id(t._data))
-            if r is None or not (id(t) in created if r.kind is SLOT else self._stands_for(r, t)):
+            if r is None or not (id(t) in created if r.kind is SLOT else
+                                 self._stands_for(r, t) and not self._stale(r, t._data)):
                 r = self.ref(t, prim.name)
             tmpl.append(r)
         if attrs:

@@ -19,7 +19,7 @@ from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, l
                      same_value)
 from .reads import Read, read_value
 from .interpret import program, run_program
-from .replay import CHUNK, ReplayGuardFailed, _Emitter, _resolver, fixed_slots
+from .replay import CHUNK, ReplayGuardFailed, _Emitter, _array, _resolver, fixed_slots
 
 
 INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned into straight-line code
@@ -212,8 +212,21 @@ class Plan:
                 if t.kind == LIVE:
                     return t.key
                 return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
+            if t.__class__ is _Shared:
+                r = t.ref
+                return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
+
+
+class _Shared:
+    """In a plan's result: a tensor the call made on an argument's or a live tensor's array (`x.detach()`, `x.data`,
+    `tl.from_numpy(a)`, `p.detach()`): a new tensor on that call's array, as eager returns (the Ref alone returned the
+    argument itself, requires_grad and all, or the NumPy array; the live tensor itself)."""
+    __slots__ = ("ref",)
+
+    def __init__(self, ref):
+        self.ref = ref
 
 
 class _DynRead:
@@ -253,6 +266,10 @@ def _result_template(cap, obj):
             if live_graph(t):
                 cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
                          "function is not captured (call backward inside it, or return .detach() or .item())")
-            return cap.ref(t, "the returned value")
+            r = cap.ref(t, "the returned value")
+            if r.__class__ is Ref and ((r.kind == ARG and cap._arg_objs.get(r.key) is not t) or
+                                       (r.kind == LIVE and r.key is not t)):
+                return _Shared(r)
+            return r
         return cap.ref(t, "the returned value") if isinstance(t, np.ndarray) else t
     return map_structure(obj, leaf)
