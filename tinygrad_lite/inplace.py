@@ -299,7 +299,9 @@ def scatter_add_(self, dim, index, src):
                                                           if k != d):
         _fail("scatter_add_", self, f"Expected index {ishape} to be smaller than self {tuple(shape)} apart from "
                                     f"dimension {d} and to be smaller size than src {tuple(sshape)}")
-    idx = host(np.copy, idx)  # (the positions of this call, as getitem's index: see shape._norm_index)
+    # (the positions of this call, as getitem's index: see shape._norm_index; data(): an index vmap does not
+    # batch, or a compiled step's closure, is read live rather than an array the capture does not know)
+    idx = host(np.copy, data(index))
 
     def add(s, val):
         if val._data.shape != ishape:

@@ -56,6 +56,25 @@ def _set_items(dst, idx, value):
     return dst
 
 
+@batching_rule(_set_items)
+def _(args, batched):
+    """vmap: item assignment without a graph (`c[:, 1] = v` under vmap) as index_put's batching rule computes it
+    (shared or per-sample index arrays, a shared or per-sample value), written into the per-sample buffer."""
+    from .ops.batching import BatchedAttr
+    from .ops.index import _index_put_batch
+    dst, idx, value = args
+    flags = iter(batched)  # one per array, in order: the buffer, the index's arrays, the value
+    bd = next(flags)
+    parts = tuple(BatchedAttr(p) if isinstance(p, np.ndarray) and next(flags) else p
+                  for p in (idx if isinstance(idx, tuple) else (idx,)))
+    bv = isinstance(value, np.ndarray) and next(flags)
+    out = _index_put_batch([dst, np.asarray(value)], [bd, bv], (parts,))
+    if not bd:  # (vmap copies a written buffer per sample before the call; a shared one is never written here)
+        return out
+    np.copyto(dst, out)
+    return dst
+
+
 def _broadcasts_to(shape, target):
     try:
         return np.broadcast_shapes(shape, target) == tuple(target)

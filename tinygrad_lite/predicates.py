@@ -10,7 +10,8 @@ import numpy as np
 from . import dtypes
 from .autograd import engine, recorder as tape
 from .autograd.recorder import labelled
-from .compile.hooks import active, constant, data, decide, elementwise, has_zero, host
+from .compile.hooks import active, batching_rule, constant, data, decide, elementwise, has_zero, host
+from .ops.batching import shift_axes
 from .ops import elementwise as ew, reduce as red, registry
 from .tensor import Tensor, _dim, _dims
 from . import functional as F  # noqa: F401  (attaches sum/amax/... first)
@@ -150,12 +151,19 @@ def _logical(reduce, opname):
         if out is not None:
             raise TypeError(f"{opname}: out= is not supported; use the returned tensor")
         dim, keep = F._pick(dim, axis, keepdim, keepdims)  # axis= and out=None: np.any/np.all(tensor) work
-        a = input._data
+        a = data(input)  # (data(): a vmap or compile capture learns where the array comes from)
         return _wrap(host(_logical_values, reduce, a, _dims(dim, a.ndim, opname), keep))
     fn.__name__ = opname
     fn.__doc__ = (f"Whether {'any' if opname == 'any' else 'every'} element (over `dim`, an int or a tuple) is "
                   f"nonzero: a bool tensor (uint8 for uint8 input, as PyTorch).")
     return fn
+
+
+@batching_rule(_logical_values)
+def _(args, batched):
+    """vmap: the reduced axes moved past the batch (all of a sample's axes for dim=None)."""
+    reduce, a, axis, keep = args
+    return _logical_values(reduce, a, shift_axes(axis, a.ndim - 1) if a.ndim > 1 else (), keep)
 
 
 any = _logical(np.any, "any")  # noqa: A001
@@ -166,12 +174,13 @@ all = _logical(np.all, "all")  # noqa: A001
 def sign(input):
     """-1, 0 or 1 elementwise (NaN and -0.0 give 0, as PyTorch); differentiable with a zero gradient."""
     _need_tensor(input, "sign")
-    a = input._data
+    a = data(input)  # (an argument vmap does not batch is read live, not frozen)
     if a.dtype.kind == "b":
         return _wrap(host(np.copy, a))
     return _zero_grad(input, host(_sign_values, a))
 
 
+@elementwise  # (vmap: the batch as it is)
 def _sign_values(a):
     with np.errstate(invalid="ignore"):
         return ((a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)) if a.dtype.kind != "u" else (a > 0).astype(a.dtype)
@@ -183,7 +192,7 @@ def round(input, *, decimals=0):  # noqa: A001
     _need_tensor(input, "round")
     if not isinstance(decimals, numbers.Integral) or isinstance(decimals, builtins.bool):
         raise TypeError(f"round: decimals must be an int, got {type(decimals).__name__}")
-    a = input._data
+    a = data(input)
     if a.dtype.kind != "f":
         if decimals == 0 and a.dtype.kind in "iu":
             return _wrap(host(np.copy, a))
@@ -192,6 +201,7 @@ def round(input, *, decimals=0):  # noqa: A001
     return _zero_grad(input, host(_round_values, a, decimals))
 
 
+@elementwise
 def _round_values(a, decimals):
     if decimals == 0:
         return np.rint(a)

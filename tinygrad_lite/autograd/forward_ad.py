@@ -136,7 +136,8 @@ def _alias(tensor, level):
     tracks `tensor`, so the alias stays on its graph; the level's propagation is off while it is made."""
     from ..ops.movement import reshape
     if not tensor.requires_grad:
-        t = tensor.__class__._wrap(tensor._data)
+        from ..compile.hooks import data  # (a capture, vmap's, learns the array is `tensor`'s: an argument vmap
+        t = tensor.__class__._wrap(data(tensor))  # does not batch is read live, not refused as unrecorded)
         fw = getattr(tensor, "_fw", None)
         if fw:
             t._fw = dict(fw)

@@ -34,11 +34,6 @@ def functional_call(module, parameter_and_buffer_dicts, args=(), kwargs=None, *,
     if unknown:
         raise ValueError(f"functional_call: unexpected key(s) {unknown} ({type(module).__name__} has no parameter "
                          f"or buffer of that name)")
-    if strict:
-        missing = sorted(set(slots) - set(given))
-        if missing:  # a RuntimeError, as torch.func's and load_state_dict's strict mismatch
-            raise RuntimeError(f"functional_call(strict=True): missing key(s) {missing} for "
-                               f"{type(module).__name__}")
     if tie_weights:  # every name of a shared tensor takes the value given for one of them
         by_id, names = {}, {}
         for n, v in given.items():
@@ -51,6 +46,12 @@ def functional_call(module, parameter_and_buffer_dicts, args=(), kwargs=None, *,
                 by_id[id(old)], names[id(old)] = v, n
         given = {n: by_id.get(id(s[3]), given.get(n)) if s[3] is not None else given.get(n)
                  for n, s in slots.items() if n in given or (s[3] is not None and id(s[3]) in by_id)}
+    if strict:  # (after tying: a tied weight given under one name is given under all, as torch.func; a slot
+        # registered as None, Linear(bias=False)'s bias, is no parameter: neither was counted missing before)
+        missing = sorted(n for n, s in slots.items() if s[3] is not None and n not in given)
+        if missing:  # a RuntimeError, as torch.func's and load_state_dict's strict mismatch
+            raise RuntimeError(f"functional_call(strict=True): missing key(s) {missing} for "
+                               f"{type(module).__name__}")
     saved = []
     try:
         for name, value in given.items():

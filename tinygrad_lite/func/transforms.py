@@ -164,6 +164,9 @@ def vjp(func, *primals, has_aux=False):
         return tuple(rb([next(it) for _ in vs]) for rb, vs in zip(rebuilds, variables))
 
     result = out_rebuild(_release(out_leaves, inner))
+    if has_aux:  # off the tape like the output (torch.func's aux is plain): it stayed on the graph of the
+        aux_leaves, aux_rebuild = flatten(aux)  # transform's own variable, and vmap(grad(has_aux)) refused it
+        aux = aux_rebuild(_release(aux_leaves, inner))
     return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import functional as _tf
 from ..autograd.recorder import labelled
-from ..compile.hooks import host, host_check
+from ..compile.hooks import data, host, host_check
 from ..tensor import Tensor
 from . import init
 from .linear import check_size, factory_dtype
@@ -12,7 +12,7 @@ from .module import Module, Parameter
 
 
 def _indices(input, num, where):
-    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    idx = data(input) if isinstance(input, Tensor) else np.asarray(input)  # (data(): ids vmap does not batch)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{where}: expected integer indices (Long or Int tensor), got dtype {idx.dtype}")
     host_check(_check_indices, idx, num, where)

@@ -391,8 +391,16 @@ def _(args, batched):
     """Per-sample targets (B, N, ...): merged into N and split again (the gather index gets its class axis after
     N, not after the batch)."""
     t, weight, ignore_index, dtype, c, where = args
-    size = t.shape[0]
-    index, neg_w, w, valid, _, _ = _nll_arrays(t.reshape((-1,) + t.shape[2:]), weight, ignore_index, dtype, c, where)
+    bw = weight is not None and batched[1]  # per-sample class weights (B, C): each sample's row is its own
+    size = t.shape[0] if batched[0] else weight.shape[0]
+    t = t if batched[0] else np.broadcast_to(t, (size,) + t.shape)
+    index, neg_w, w, valid, _, _ = _nll_arrays(t.reshape((-1,) + t.shape[2:]), None if bw else weight, ignore_index,
+                                               dtype, c, where)
+    if bw:  # (the rule took the weight as shared: a (B, C) weight indexed by the targets crashed)
+        safe = index.reshape(t.shape)  # (the class of each target, 0 where ignored)
+        rows = np.arange(size).reshape((size,) + (1,) * (t.ndim - 1))
+        w = np.where(valid.reshape(t.shape) != 0, weight[rows, safe], 0).astype(dtype)
+        neg_w = -w
     flat = w.reshape(size, -1)  # each sample's own total weight
     return ((index.reshape((size, -1) + index.shape[1:]),) + tuple(a.reshape(t.shape) for a in (neg_w, w, valid)) +
             _safe_denominator(flat.sum(axis=1))[1:])

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import functional as _tf
 from ..autograd.recorder import labelled
-from ..compile.hooks import data, host
+from ..compile.hooks import batching_rule, data, host
 from ..tensor import Tensor
 from .activation_extra import logsigmoid
 from .distance import pairwise_distance
@@ -169,6 +169,27 @@ def _multi_margin_arrays(t, c, dtype, where):
 
 def _weight_of(w, index, dtype):
     return w.astype(dtype)[index]
+
+
+# ---------------- vmap: how the host computations above map over a leading batch dimension ----------------
+@batching_rule(_multi_margin_arrays)
+def _(args, batched):
+    """Per-sample targets (B, N): merged into one list of targets and split again."""
+    t, c, dtype, where = args
+    size = t.shape[0]
+    index, others = _multi_margin_arrays(t.reshape(-1), c, dtype, where)
+    return index.reshape(size, -1, 1), others.reshape(size, -1, c)
+
+
+@batching_rule(_weight_of)
+def _(args, batched):
+    """The class weight of each sample's targets: a shared weight (C,) or per-sample ones (B, C)."""
+    w, index, dtype = args
+    size = w.shape[0] if batched[0] else index.shape[0]
+    index = index if batched[1] else np.broadcast_to(index, (size,) + index.shape)
+    if not batched[0]:
+        return w.astype(dtype)[index]
+    return w.astype(dtype)[np.arange(size).reshape((size,) + (1,) * (index.ndim - 1)), index]
 
 
 @labelled("MultilabelMarginLossBackward0")

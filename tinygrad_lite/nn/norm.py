@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import dtypes
 from ..autograd.recorder import labelled
-from ..compile.hooks import active as _capturing, data, host, host_effect
+from ..compile.hooks import active as _capturing, batching_rule, data, host, host_effect
 from ..ops.registry import OpError
 from ..tensor import Tensor
 from . import init
@@ -110,6 +110,17 @@ def _blend_arrays(arr, batch_value, c, scale, momentum):
 def _eval_stats(running_mean, running_var, shape, dtype, eps):
     rm = running_mean.reshape(shape).astype(dtype, copy=False)
     inv = (1.0 / np.sqrt(running_var.reshape(shape) + eps)).astype(dtype, copy=False)
+    return rm, inv
+
+
+@batching_rule(_eval_stats)
+def _(args, batched):
+    """vmap: per-sample running statistics (either may be shared), each sample's reshaped to `shape`."""
+    running_mean, running_var, shape, dtype, eps = args
+    size = next(a.shape[0] for a, b in zip((running_mean, running_var), batched) if b)
+    lead = [np.broadcast_to(a, (size,) + a.shape) if not b else a for a, b in zip((running_mean, running_var),
+                                                                                   batched)]
+    rm, inv = _eval_stats(*[a.reshape((size,) + tuple(shape)) for a in lead], (size,) + tuple(shape), dtype, eps)
     return rm, inv
 
 
