@@ -2,7 +2,6 @@
 runs a compiled function beside an eager twin on the same fresh inputs over several calls, and checks the results
 (and the state the function changes) bit for bit, including results of earlier calls after later ones."""
 import numpy as np
-import pytest
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
