@@ -21,6 +21,7 @@ import tempfile
 import numpy as np
 
 from ._size import Size
+from .compile.hooks import refuse
 from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError"]
@@ -130,6 +131,7 @@ def save(obj, path):
     """Write `obj` (a state dict, an optimizer state dict, or a nested dict/list of those and plain values) to
     `path` in the safetensors format, atomically: a temporary file in the same directory is written, synced and
     renamed over `path`, so a crash mid-save never leaves a broken checkpoint behind."""
+    refuse("tl.save writes a file")  # (inside tl.compile: every call saves, eagerly)
     tensors = {}
     flat = isinstance(obj, dict) and all(isinstance(k, str) and k != "__metadata__" and _leaf_array(v) is not None
                                          for k, v in obj.items())

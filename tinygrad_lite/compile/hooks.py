@@ -24,6 +24,16 @@ def active():
     return cap if cap is not None and not cap.suspended else None
 
 
+def refuse(what):
+    """Make the call being captured, if any, run eagerly (every call, with the reason): `what` is something the
+    library does in Python that a replay, which runs no Python, would not do again (a checkpoint written, a graph
+    drawn, gradient statistics recorded)."""
+    cap = active()
+    if cap is not None:
+        from .record import user_site
+        cap.fail(f"{what} at {user_site(2)}: a replay runs no Python, so it would not do it again")
+
+
 def host(fn, *args):
     """Run `fn(*args)`, a NumPy computation on tensor data outside the primitives (a VJP's mask, a dropout draw),
     recorded as a kernel when capturing, so a replay recomputes it from the current values. NumPy scalars in the

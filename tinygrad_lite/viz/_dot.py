@@ -2,6 +2,7 @@
 import os
 import shutil
 
+from ..compile.hooks import refuse
 from ._graph import build
 from ._style import Heat, esc, node_attrs, node_grad
 
@@ -88,6 +89,7 @@ def draw(*outputs, params=None, show_shapes=True, show_grads=False, group_module
     for backward. max_nodes: keep the first and last max_nodes/2 nodes and say how many were cut (None: all).
     show_constants: draw tensors that do not require grad. show_source: add the user's file:line to each op.
     """
+    refuse("tl.viz.draw draws the graph")  # (inside tl.compile: every call draws, eagerly)
     _graphviz()
     check_options(depth, max_nodes, fold_repeats)
     outs = _flatten(outputs)
@@ -174,6 +176,7 @@ def _nest(gv, dot, clusters, depth):
 def save(graph, path, format=None):
     """Write `graph` (from draw) to `<path>.dot`, and also render `<path>.svg` (or `format`) when graphviz's
     `dot` program is installed. `path` may end in .dot/.gv/.svg/.png/.pdf. Returns the paths written."""
+    refuse("tl.viz.save writes a file")
     if getattr(graph, "is_html_page", False):  # a tl.viz.HTMLGraph writes one self-contained .html file
         return [graph.save(path)]
     path = os.fspath(path)

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from ..compile.hooks import refuse
+
 STATS = ("norm", "mean_abs", "max_abs", "zero_fraction", "nonfinite")
 _HAS_GRAD = len(STATS)  # column of the per-step table: 1 where the parameter had a gradient
 PLOT_HINT = "GradFlow.plot needs matplotlib: pip install tinygrad_lite[plot] (or pip install matplotlib)"
@@ -62,6 +64,7 @@ class GradFlow:
     # ----- recording -----
     def record(self):
         """Read every parameter's `.grad` now (after `backward()`, before `zero_grad()`)."""
+        refuse("GradFlow.record reads the gradients into its history")  # (inside tl.compile: eagerly, every call)
         row = np.full((len(self.params), _HAS_GRAD + 1), np.nan)  # NaN: no gradient
         full = len(self._steps) % self.full_every == 0
         for i, (name, p) in enumerate(self.params):

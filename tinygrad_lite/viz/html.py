@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 from ._dot import _flatten, _graphviz, check_options, digraph_classes, draw, emit
+from ..compile.hooks import refuse
 from ._graph import build
 from ._pagedata import interior, node_info
 from ._style import Heat, node_grad
@@ -61,6 +62,7 @@ def html(*outputs, **draw_options):
     """The tape behind `outputs` as an interactive HTMLGraph; `draw_options` are draw()'s. Needs graphviz's `dot`.
     When the graph has more than max_nodes nodes and no depth is given, module calls are collapsed at the
     deepest level that fits, and each collapsed call can be opened in the page."""
+    refuse("tl.viz.html draws the graph")  # (inside tl.compile: every call draws, eagerly)
     opts = _options(draw_options)
     outs = _flatten(outputs)
     if not outs:
