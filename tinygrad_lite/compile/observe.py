@@ -2,7 +2,7 @@
 each call's own: a tensor's `.grad` None-ness and a module's `.training` when the call first meets them, values read
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
-from .reads import Arg, ReadRecord, proxy_class, read_value
+from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Op, Ref, _caller, user_site
 
 
@@ -99,6 +99,18 @@ class Observing:
     def derived(self, value, index):
         """A number computed in Python from the guarded read `index` (see reads.DerivedRead)."""
         proxy = proxy_class(value, "derived")(value, index, self)
+        self.proxies.append(proxy)
+        return proxy
+
+    def computed(self, fn, operands, value, bits):
+        """`value = fn(*operands)`, Python arithmetic on reads (reads.Computed): a read of its own, which a replay
+        computes from that call's reads; returns its proxy."""
+        srcs = tuple(self.reads[o._index] if isinstance(o, Read) else o for o in operands)
+        first = next(o for o in srcs if isinstance(o, ReadRecord))
+        rec = ReadRecord(Computed(fn, srcs, bits), "computed", value, first.site)
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
+        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
         self.proxies.append(proxy)
         return proxy
 

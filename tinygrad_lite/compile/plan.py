@@ -17,7 +17,7 @@ from .._gc import paused_gc, promote
 from .buffers import live_ops, plan_buffers, refs as _refs, validate
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
-from .reads import Read, read_value
+from .reads import Read, ReadRecord, read_value
 from .interpret import program, run_program
 from .replay import CHUNK, ReplayGuardFailed, _Emitter, _array, _resolver, fixed_slots
 
@@ -124,6 +124,8 @@ class Plan:
 
     def _read_step(self, rec):
         get = _resolver(rec.ref) if isinstance(rec.ref, Ref) else None
+        if rec.kind == "computed":  # arithmetic on this replay's earlier reads (reads.Computed)
+            get = self._computed(rec.ref)
         index = len(self.dynamic_reads)
         self.dynamic_reads[id(rec)] = index
         guarded, kind, expected = rec.used, rec.kind, rec.value
@@ -135,10 +137,23 @@ class Plan:
                     raise ReplayGuardFailed(f"{rec.site} was {expected!r} when recorded and is {value!r} now (with "
                                             f"dynamic=True a number is an input where a tensor operation takes it "
                                             f"as an operand; the function also used its value in Python)")
-                raise ReplayGuardFailed(f"the value read with .{kind}() at {rec.site} was {expected!r} when "
-                                        f"recorded and is {value!r} now")
+                what = rec.describe() if kind == "computed" else f"the value read with .{kind}() at {rec.site}"
+                raise ReplayGuardFailed(f"{what} was {expected!r} when recorded and is {value!r} now")
             vals.reads[index] = value
         return run
+
+    def _computed(self, c):
+        picks = [(True, self.dynamic_reads[id(o)]) if o.__class__ is ReadRecord else (False, o) for o in c.operands]
+        fn = c.fn
+        if len(picks) == 1:
+            i = picks[0][1]
+            return lambda vals, argv: fn(vals.reads[i])
+        (a_read, a), (b_read, b) = picks
+        if a_read and b_read:
+            return lambda vals, argv: fn(vals.reads[a], vals.reads[b])
+        if a_read:
+            return lambda vals, argv: fn(vals.reads[a], b)
+        return lambda vals, argv: fn(a, vals.reads[b])
 
     def _interpret(self):
         """The first replays run the steps as a program of tuples (building it is cheap), so a plan pays

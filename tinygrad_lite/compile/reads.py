@@ -30,6 +30,10 @@ def _reader(name):
     def method(self, *args):
         if args and isinstance(args[0], _tensor_class()):  # `s * x`: the Tensor's own operator takes the proxy
             return NotImplemented
+        if name in _COMPUTABLE and self.__class__ in _READS:  # `loss.item() / len(x)`: each replay's own number
+            out = _computed(self, name, args)
+            if out is not None:
+                return out
         value = self.__tl_read__()
         args = [a.__tl_read__() if isinstance(a, Read) else a for a in args]
         arith = _ARITHMETIC.get(name)
@@ -61,6 +65,72 @@ _ROUNDING = ("__round__", "__trunc__", "__floor__", "__ceil__")  # numbers compu
 _COMPARISONS = ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__")
 for _name in _COMPARISONS:  # an int read compared with a float, as the plain values compare
     _ARITHMETIC[_name] = (getattr(operator, _name.strip("_")), False)
+
+
+# Arithmetic a replay computes from the call's own reads (a `Computed` read), so that a number computed from a read
+# and returned (`loss.item() / len(x)`, `sum(losses)`, `round(acc.item(), 4)`) is each call's own, not a guard: the
+# operations that cannot raise whatever the read's value (no read as a divisor; `round` with ndigits, not without,
+# which raises on inf and nan; not `**`), with plain numbers or other reads, and an int result bounded (_MAX_BITS) so
+# that no later mix with a float can overflow. What the result is then used for is guarded as a read's use is.
+_COMPUTABLE = frozenset(("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+                         "__floordiv__", "__mod__", "__neg__", "__pos__", "__abs__", "__round__"))
+_DIVISIONS = ("__truediv__", "__floordiv__", "__mod__")
+_MAX_BITS = 1000  # an int computed from reads stays below 2**_MAX_BITS: a float conversion of it cannot overflow
+
+
+class Computed:
+    """The `ref` of a ReadRecord of kind 'computed': `fn(*operands)`, each operand a ReadRecord (that replay's
+    value of it) or a plain number; `bits` bounds an int result's magnitude (None for a float)."""
+    __slots__ = ("fn", "operands", "bits")
+
+    def __init__(self, fn, operands, bits):
+        self.fn, self.operands, self.bits = fn, operands, bits
+
+
+def _bits(operand, cap):
+    """A bound of an int operand's magnitude in bits (a tensor's int is at most 64), None for a float."""
+    if isinstance(operand, Read):
+        rec = cap.reads[operand._index]
+        return rec.ref.bits if rec.kind == "computed" else (64 if isinstance(rec.value, int) else None)
+    return abs(operand).bit_length() if isinstance(operand, int) else None
+
+
+def _computed(self, name, args):
+    """`self <name> args` as a Computed read (its proxy), or None when it must stay a guard (see _COMPUTABLE)."""
+    cap = self._capture
+    if not cap.active():
+        return None
+    if name == "__round__":
+        if len(args) != 1 or args[0].__class__ is not int:
+            return None
+        operands, fn = (self, args[0]), round
+    elif name in ("__neg__", "__pos__", "__abs__"):
+        if args:
+            return None
+        operands, fn = (self,), _ARITHMETIC[name][0]
+    else:
+        if len(args) != 1:
+            return None
+        other = args[0]
+        if other.__class__ not in (int, float, bool) and not (other.__class__ in _READS and other._capture is cap
+                                                             and name not in _DIVISIONS):
+            return None
+        fn, reflected = _ARITHMETIC[name]
+        operands = (other, self) if reflected else (self, other)
+    try:
+        value = fn(*[o._value if isinstance(o, Read) else o for o in operands])
+    except Exception:  # noqa: BLE001  (the guarded path raises it, as the plain values do)
+        return None
+    if value.__class__ not in (int, float):
+        return None
+    bits = None
+    if value.__class__ is int:
+        sizes = [_bits(o, cap) for o in operands]
+        sizes = [b if b is not None else 0 for b in sizes]
+        bits = sum(sizes) if name in ("__mul__", "__rmul__") else max(sizes) + 1
+        if bits > _MAX_BITS:
+            return None
+    return cap.computed(fn, operands, value, bits)
 
 
 def _comparer(name):
@@ -177,6 +247,7 @@ for _name in _COMPARISONS:  # its comparisons are fixed by the guards of its rea
     setattr(DerivedRead, _name, _reader(_name))
 numbers.Integral.register(DerivedIntRead)
 Read.derived = False
+_READS = (Read, IntRead)  # a read and a number computed from reads (not an Arg, not a DerivedRead)
 
 
 # In messages the proxies are the numbers they stand for ("unsupported operand type(s) for //: 'Tensor' and 'int'")
@@ -209,13 +280,16 @@ class ReadRecord:
             return f"a value read with .item() at {self.site}"
         if self.kind == "bool":
             return f"bool() of a tensor at {self.site}"
+        if self.kind == "computed":
+            first = next(o for o in self.ref.operands if isinstance(o, ReadRecord))
+            return f"a number computed from {first.describe()}"
         return f"{self.kind}() of a tensor at {self.site} (a plain Python number, whose uses tl.compile cannot " \
                f"follow: a function that returns .item() instead replays)"
 
 
 def read_value(arr, kind):
     """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
-    if kind == "arg":  # a numeric argument (dynamic=True): the call's own number
+    if kind == "arg" or kind == "computed":  # a numeric argument (dynamic=True), a number computed from reads
         return arr
     v = arr.item()
     if kind == "float":
