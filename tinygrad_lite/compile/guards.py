@@ -72,7 +72,7 @@ class Variant:
             if reason is not None:
                 return reason
         for m, training in self.modules:
-            if m.training != training:
+            if training is not None and m.training != training:  # (None: the call sets it first, Module.train)
                 return _training(m)
             if m._forward_hooks or m._forward_pre_hooks or m.__dict__.get("_backward_hooks"):
                 return _hooked(m)
@@ -157,7 +157,8 @@ class _GuardCode:
         for m, training in v.modules:
             m_ = self.name(m, "m")
             # (recorded values are read from the namespace, not written as their repr: np.True_ is not a name here)
-            self.add(f"{m_}.training != {self.name(training)}", f"_training({m_})")
+            if training is not None:  # (None: the call sets it before reading it, Module.train)
+                self.add(f"{m_}.training != {self.name(training)}", f"_training({m_})")
             self.add(f"{m_}._forward_hooks or {m_}._forward_pre_hooks or {m_}.__dict__.get('_backward_hooks')",
                      f"_hooked({m_})")
         for m, settings in v.attrs:  # the recorded values only: a setting added later was not read

@@ -126,15 +126,20 @@ def constant(arr):
     return arr
 
 
-def replayable(method=None, *, idempotent=False, clears_grads=False):
+def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads=True, sets_training=False):
     """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
     the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
     harmless (zero_grad, train), so a guard after it can still send the call back to eager execution.
     `clears_grads`: with set_to_none (its default) the method leaves every `.grad` None, whatever it was, so
     whether they were None before is not a guard (a training step that starts with zero_grad then replays from
-    its second call, not its third)."""
+    its second call, not its third). `reads_grads=False`: the method never looks at a `.grad` (Module.train), so
+    whether they are None is no guard of it (a step that begins with `model.train()` then replays from its second
+    call, not its third: the first call's parameters had no gradient yet). `sets_training`: the method sets the
+    `.training` of the module and all below it (Module.train, eval), so their mode before it is no guard (a step that
+    begins with `model.train()` replays whether the previous evaluation left the model in eval mode or not)."""
     if method is None:
-        return lambda m: replayable(m, idempotent=idempotent, clears_grads=clears_grads)
+        return lambda m: replayable(m, idempotent=idempotent, clears_grads=clears_grads, reads_grads=reads_grads,
+                                    sets_training=sets_training)
 
     def wrapper(self, *args, **kwargs):
         cap = state.capture
@@ -151,12 +156,15 @@ def replayable(method=None, *, idempotent=False, clears_grads=False):
         note = cap.observe_grad
         if clears_grads and kwargs.get("set_to_none", args[0] if args else True):
             note = cap.grad_cleared  # from here on the .grad is None at every replay: not a guard
+        elif not reads_grads:
+            note = _ignored
         for group in getattr(self, "param_groups", ()):
             for p in group["params"]:
                 note(p)
         if hasattr(self, "modules") and hasattr(self, "training"):  # a Module
+            met = cap.training_set if sets_training else cap.observe_training
             for m in self.modules():
-                cap.observe_training(m)
+                met(m)
             for p in self.parameters():
                 note(p)
         cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
@@ -168,6 +176,10 @@ def replayable(method=None, *, idempotent=False, clears_grads=False):
             cap.suspended -= 1
     wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
     return wrapper
+
+
+def _ignored(p):
+    return None
 
 
 def _bound(method, kwargs):

@@ -50,6 +50,13 @@ class Observing:
             self.modules[id(module)] = (module, module.training)
             self.keep.append(module)
 
+    def training_set(self, module):
+        """`module.train(mode)` sets the module's `.training` here before anything reads it (a replay runs it again):
+        what it was when the call began is no guard, unless the call met the module before (None: not guarded)."""
+        if id(module) not in self.modules:
+            self.modules[id(module)] = (module, None)
+            self.keep.append(module)
+
     def module_ran(self, module):
         self.observe_training(module)
         if module._forward_hooks or module._forward_pre_hooks or module.__dict__.get("_backward_hooks"):

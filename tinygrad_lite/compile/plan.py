@@ -109,7 +109,7 @@ class Plan:
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
         self.arg_grads = sorted(cap.arg_grads.items())  # (argument index, its .grad was None when the call began)
-        self.modules = list(cap.modules.values())  # (module, its .training when the call began)
+        self.modules = list(cap.modules.values())  # (module, its .training when the call began, or None)
         self.result = _detach_reads(self.result, self)
 
     def _compare_step(self, rec, name, other, expected, site):

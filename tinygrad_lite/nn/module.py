@@ -310,7 +310,7 @@ class Module:
         fn(self)
         return self
 
-    @replayable(idempotent=True)
+    @replayable(idempotent=True, reads_grads=False, sets_training=True)
     def train(self, mode=True):
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
