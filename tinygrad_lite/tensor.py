@@ -87,6 +87,8 @@ class Tensor:
     def data(self):
         """A Tensor sharing this tensor's storage that does not require grad (as PyTorch's `.data`): in-place changes
         through it (`p.data.add_(...)`) change this tensor and are not tracked by autograd."""
+        if state.capture is not None:
+            state.capture.shared(self)
         return _wrap(self._data)
 
     @data.setter
@@ -275,6 +277,8 @@ class Tensor:
         engine.backward(self, gradient, retain_graph, create_graph)
 
     def detach(self):
+        if state.capture is not None:
+            state.capture.shared(self)
         out = Tensor._wrap(self._data)
         base = getattr(self, "_detached_from", None)
         out._detached_from = self if base is None else base

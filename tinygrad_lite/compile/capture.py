@@ -262,6 +262,14 @@ class Capture(Observing):
         return (kind is not ARG or id(t) in self.args) and (kind is not LIVE or r.key is t) and \
             (kind is not SLOT or id(t) in self.created)
 
+    def shared(self, t):
+        """`t.data` or `t.detach()` is about to wrap t's array in a new tensor: of a tensor from before the call that
+        no operation has used yet (`ema_p.data.mul_(d).add_(p.data, alpha=1 - d)`, a target network's soft update),
+        the array is known as t's own from here (a replay reads t's array then), not as a new tensor's unrecorded
+        values. (A rebinding of `t.data` afterwards is caught as stale, as for any live tensor's array.)"""
+        if not self.suspended and id(t._data) not in self.known and id(t) not in self.created:
+            self._live(t)
+
     def _live(self, t):
         ref = Ref(LIVE, t)
         if id(t) not in self.live:

@@ -89,7 +89,7 @@ class Recorder:
     def observe_grad(self, t):
         pass
 
-    observe_training = module_ran = tensor_created = bump = delivered = grad_cleared = training_set = observe_grad
+    observe_training = module_ran = tensor_created = bump = delivered = grad_cleared = shared = training_set = observe_grad
 
 
 def record(fn, args):
