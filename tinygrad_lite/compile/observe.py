@@ -85,10 +85,12 @@ class Observing:
         kind = "an int" if isinstance(value, int) else "a float"
         return self._arg_proxy(ReadRecord(Ref(ARGOBJ, index), "arg", value, f"argument {index} ({kind})"))
 
-    def _arg_proxy(self, rec):
-        """The Arg proxy of a number argument (or a number computed from them), read by a step of its own."""
+    def _arg_proxy(self, rec, at=None):
+        """The Arg proxy of a number argument (or a number computed from them), read by a step of its own (at
+        position `at` of the steps, or last)."""
         self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, rec.site, False, "read"))
+        op = Op(None, rec, None, rec.site, False, "read")
+        self.ops.append(op) if at is None else self.ops.insert(at, op)
         proxy = proxy_class(rec.value, "arg")(rec.value, len(self.reads) - 1, self, rec.ref)
         self.proxies.append(proxy)
         return proxy
@@ -98,10 +100,17 @@ class Observing:
         number, a replay computes from that call's own arguments; returns the result's Arg proxy."""
         k = self.nslots
         self.nslots += 1
-        self.ops.append(Op(fn, self.template(operands, "arithmetic on a numeric argument"), k, None, False, "kernel"))
+        # placed right after the reads of its operands, not where Python computed it: it depends on the call's
+        # numbers alone, so its guards come before any effect of the call too (`if (step + 1) % accum == 0:` after
+        # a backward, `if step % 10 == 0:` after an optimizer step still replay)
+        recs = {id(self.reads[o._index]) for o in operands if isinstance(o, Arg)}
+        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and id(self.ops[i].args)
+                  in recs) + 1
+        self.ops.insert(at, Op(fn, self.template(operands, "arithmetic on a numeric argument"), k, None, False,
+                               "kernel"))
         first = next(o for o in operands if isinstance(o, Arg))
         return self._arg_proxy(ReadRecord(Ref(SLOT, k), "arg", value,
-                                          f"a number computed from {self.reads[first._index].site}"))
+                                          f"a number computed from {self.reads[first._index].site}"), at + 1)
 
     def derived(self, value, index):
         """A number computed in Python from the guarded read `index` (see reads.DerivedRead)."""
