@@ -89,7 +89,8 @@ class Recorder:
     def observe_grad(self, t):
         pass
 
-    observe_training = module_ran = tensor_created = bump = delivered = grad_cleared = shared = training_set = observe_grad
+    observe_training = module_ran = tensor_created = bump = delivered = grad_cleared = observe_grad
+    shared = training_set = observe_grad
 
 
 def record(fn, args):
