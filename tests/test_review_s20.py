@@ -308,12 +308,12 @@ def step_property_returning_a_function(x, a):
     return x * HOLDER.prep(a)
 
 
-# callee() takes a property's getter for the method called (`obj.prep(a)` with prep a property returning a
-# function): the array's slot lands past the getter's only parameter and is dropped; rare, left.
-@pytest.mark.xfail(strict=True, reason="constants._Found.callee resolves `obj.prep(a)` with prep a property to the "
-                                       "property's getter (objects._member), not the function it returns")
+# Was: callee() took a property's getter for the method called (`obj.prep(a)` with prep a property returning a
+# function): the array's slot landed past the getter's only parameter and was dropped, so the values _total reads
+# replayed stale. What a property returns is found only by running it: the step now runs eagerly (fixed)
 def test_array_passed_to_a_function_a_property_returns():
-    _eager(step_property_returning_a_function, "_total")
+    stats = _calls(step_property_returning_a_function)
+    assert stats["replays"] == 0 and "cannot find without running it" in stats["last_reason"], stats
 
 
 class _Scaled:
@@ -332,11 +332,11 @@ def step_classmethod_through_type(x, a):
     return SCALED.step(x, a)
 
 
-# `type(self).factor(a)`: the callee is a call's result (documented-adjacent: not a chain); left.
-@pytest.mark.xfail(strict=True, reason="bytecode._callee takes only chains of names and attributes; "
-                                       "`type(self).factor` starts with a call")
+# Was: `type(self).factor(a)`: the callee is a call's result, not followed, so the values read there replayed stale
+# (fixed: such a callee runs the step eagerly, bytecode.UNRESOLVED)
 def test_array_passed_to_a_classmethod_through_type_self():
-    _eager(step_classmethod_through_type, "factor")
+    stats = _calls(step_classmethod_through_type)
+    assert stats["replays"] == 0 and "cannot find without running it" in stats["last_reason"], stats
 
 
 def step_classmethod(x, a):
@@ -532,9 +532,20 @@ FNS = [_total]
 def step_odd_call_sites(x, a):
     if x.shape[0] < 0:
         _UNDEFINED_AT_SCAN(a)  # noqa: F821 (a global not defined: not followed, no error)
-    t = FNS[0](a) if False else 1.0  # (a subscript callee: not followed)
+    t = FNS[0](a) if False else 1.0  # (a dead branch: compiled away)
     return x * _as_tensor(a) * t * [_as_tensor(b) for b in (a,)][0] * (lambda b: _as_tensor(b))(a) * \
-        _as_tensor(*(a,)) * _as_tensor(**{"a": a}) * _make()(a)
+        _as_tensor(*(a,)) * _as_tensor(**{"a": a})
+
+
+def step_call_of_a_calls_result(x, a):
+    return x * _make()(a)
+
+
+TOTALS = [_total]
+
+
+def step_item_called(x, a):
+    return x * TOTALS[0](a)
 
 
 def _make():
@@ -596,6 +607,17 @@ def test_reads_through_parameter_kinds_and_odd_call_sites():
     _eager(step_reads_in_many_ways, "")
     _eager(step_array_twice, "_two")
     _replays(step_odd_call_sites)
+
+
+# Was: a NumPy argument passed to a callee that is no chain of names and attributes (a call's result, an item:
+# `_make()(a)`, `TOTALS[0](a)`, `type(self).f(a)`) was not followed, so a function found that way reading the
+# values replayed stale (TOTALS[0] is _total, which does). Such a call now runs the step eagerly, with the reason
+# (fixed; the callee is not known without running code, so this holds also where it only makes a tensor: `_make()`)
+@pytest.mark.parametrize("step", [step_call_of_a_calls_result, step_item_called])
+def test_an_array_passed_to_a_callee_found_only_by_running_code_runs_eagerly(step):
+    stats = _calls(step)
+    assert stats["replays"] == 0 and stats["eager_calls"] == 8, stats
+    assert "cannot find without running it" in stats["last_reason"] and step.__name__ in stats["last_reason"], stats
 
 
 def _double(x, a):

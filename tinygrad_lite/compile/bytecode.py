@@ -151,6 +151,7 @@ _USED = "<used>"  # at the end of a chain's path: the object is used as a value 
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
 _EACH = "<each>"  # at the end of a callee's path (_passes): each item of it, a loop's variable (`for b in self.blocks`)
+UNRESOLVED = ("unresolved", None, ())  # a callee (_passes) that is no chain: `type(self).f(a)`, `self.blocks[0](x, a)`
 _LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
 _MAX_SUBSTITUTIONS = 8  # in a row for one chain
@@ -255,8 +256,9 @@ def _passes(code, names):
     itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
     object as _callee writes it ((kind, name, attribute path), the last attribute may be the method called) and the
     argument's position (int) or keyword (str). A local assigned one of `names` (`b = a`) is followed as it; a local
-    assigned a chain or a function made here (`prep = self.prep`, `def norm(b): ...`) is called as that. A call the
-    stack cannot be followed through (`*args`, a conditional expression among the arguments) is not found."""
+    assigned a chain or a function made here (`prep = self.prep`, `def norm(b): ...`) is called as that; a called
+    object that is no chain (a call's result, an item: `type(self).f(a)`, `self.blocks[0](x, a)`) is UNRESOLVED. A
+    call the stack cannot be followed through (`*args`, a conditional expression among the arguments) is not found."""
     instructions, found, stack, kw = _instructions(code), set(), [], ()
     tracked, calls = set(names), {}  # (the locals holding one of names; {local: the callee chains assigned to it})
     for i, ins in enumerate(instructions):
@@ -270,7 +272,7 @@ def _passes(code, names):
             if len(stack) >= n + 2:
                 start = stack[-n - 2][0]
                 callee = _callee(instructions[start:stack[-n][0] if n else i])
-                callees = {callee} if callee is not None else set()
+                callees = {callee} if callee is not None else {UNRESOLVED}  # (where it goes is not known)
                 if callee is not None and callee[0] in ("fast", "deref"):  # `prep(a)` after `prep = self.prep`
                     callees.update((k, name, path + callee[2]) for k, name, path in calls.get(callee[1], ()))
                 for k, (_, name) in enumerate(stack[len(stack) - n:]):

@@ -57,7 +57,7 @@ import weakref
 
 import numpy as np
 
-from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, _Key, _chains, _passes, _read_names
+from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, UNRESOLVED, _Key, _chains, _passes, _read_names
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -105,6 +105,11 @@ def python_constants(fn, args=()):
     if found.advances:
         return f"the function advances an iterator in Python ({found.advances}): a replay would repeat the recording " \
                f"call's items (pass each item in as an argument)"
+    if found.array_hidden:
+        return f"the function passes a NumPy argument to code the scan cannot find without running it " \
+               f"({found.array_hidden}: a call's result or an item is called, e.g. `type(self).f(a)`, " \
+               f"`self.blocks[0](x, a)`), which may read its values in Python, where a replay would use the " \
+               f"recording call's (pass a Tensor)"
     if found.array_read:
         return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
                f"the recording call's (pass a Tensor, or compute with tensor operations)"
@@ -122,6 +127,7 @@ class _Found(_WholeReads):
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
+        self.array_hidden = None  # a NumPy argument passed to a callee that is no chain (bytecode.UNRESOLVED): where
         self.advances = None  # an iterator the code may advance (next(it), for v in it): where
         self.effect = None  # (kind, where): a call of the clock, os.environ, print, logging (_outside_effect)
         self.where = None  # the function whose code is being read (for the reason: its name and source line)
@@ -275,7 +281,13 @@ class _Found(_WholeReads):
         """Follow the NumPy arguments f holds in its locals `names` into the user's functions f passes them to
         (`prep(a)`, `self.scale(x, a)`, `fn(a=a)`): values read there in Python are read all the same."""
         for callee, slot, name in _passes(f.__code__, names):
-            for fn, bound, before in _targets(*self.callee(f, inst, callee)):
+            target = (UNRESOLVED, None) if callee == UNRESOLVED else self.callee(f, inst, callee)
+            if target[0] is UNRESOLVED:  # (the code it reaches cannot be found without running any: it may read them)
+                where, self.where = self.where, f
+                self.array_hidden = self.array_hidden or f"'{name}'" + self.place()
+                self.where = where
+                return
+            for fn, bound, before in _targets(*target):
                 param = _parameter(fn.__code__, slot, before)
                 if param is not None and (fn.__code__, param) not in self.arrays_seen:
                     self.arrays_seen.add((fn.__code__, param))
@@ -301,7 +313,7 @@ class _Found(_WholeReads):
         kind, name, path = chain
         if path[-1:] == (_EACH,):  # (a loop's variable: each item of the container, _targets says which)
             container = self.callee(f, inst, (kind, name, path[:-1]))[0]
-            return (_GONE if container is _GONE else _Each(container)), None
+            return (container if container is _GONE or container is UNRESOLVED else _Each(container)), None
         code = f.__code__
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         if kind == "code":  # a function f's code makes (`def norm(b)` inside it): f's cells, its own ones empty
@@ -330,7 +342,10 @@ class _Found(_WholeReads):
             if value is _GONE:
                 if step < len(path) - 1:
                     return _GONE, None
-                return _member(_lookup(owner if isinstance(owner, type) else type(owner), attr), owner)
+                entry = _lookup(owner if isinstance(owner, type) else type(owner), attr)
+                if isinstance(entry, property) and not isinstance(owner, type):  # `obj.prep(a)`: prep's getter
+                    return UNRESOLVED, None  # returns what is called, found only by running it
+                return _member(entry, owner)
         return value, None
 
     def follow(self, root, name, path, depth):
