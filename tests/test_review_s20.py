@@ -39,15 +39,17 @@ class _Layer(tl.nn.Module):
 
 
 class _Net(tl.nn.Module):
-    def __init__(self):
+    """A Module that calls its child layer with the array (`self.layer(x, a)`)."""
+
+    def __init__(self, layer):
         super().__init__()
-        self.layer = _Layer()
+        self.layer = layer
 
     def forward(self, x, a):
         return self.layer(x, a)
 
 
-NET = _Net()
+NET = _Net(_Layer())
 
 
 def step_child_module(x, a):
@@ -437,16 +439,7 @@ class _Wrap(tl.nn.Module):
         return x * tl.tensor(a)
 
 
-class _Outer(tl.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.inner = _Wrap()
-
-    def forward(self, x, a):
-        return self.inner(x, a)
-
-
-OUTER = _Outer()
+OUTER = _Net(_Wrap())
 
 
 def step_child_module_converts(x, a):
