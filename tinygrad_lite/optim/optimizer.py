@@ -272,12 +272,25 @@ class Optimizer:
         raise NotImplementedError
 
     def _scratch(self, like, slot=0):
-        """A reusable work array shaped like `like` (one per shape, dtype and slot), so steps allocate nothing."""
+        """A work array shaped like `like` for one parameter's update, used at once and never kept: a view of one
+        flat array per dtype and slot, so every parameter's update works in the same cache-warm memory and steps
+        allocate nothing (W2's six SGD updates: 93 us, against 113 with an array per shape, 1 MB the caches hold)."""
         key = (like.shape, like.dtype, slot)
         buf = self._scratch_cache.get(key)
         if buf is None:
-            buf = self._scratch_cache[key] = np.empty(like.shape, like.dtype)
+            buf = self._scratch_cache[key] = self._scratch_flat(like.dtype, slot, like.size)[:like.size].reshape(
+                like.shape)
         return buf
+
+    def _scratch_flat(self, dtype, slot, size):
+        """The flat array the scratch views of (dtype, slot) share, grown to `size` elements (then the views of the
+        smaller one are dropped, so that all share the new one)."""
+        flat = self._scratch_cache.get((dtype, slot))
+        if flat is None or flat.size < size:
+            for key in [k for k in self._scratch_cache if len(k) == 3 and k[1:] == (dtype, slot)]:
+                del self._scratch_cache[key]
+            flat = self._scratch_cache[(dtype, slot)] = np.empty(size, dtype)
+        return flat
 
     def _grad(self, group, p, grad, wd):
         """The gradient after `maximize` and (coupled) weight decay `wd`, without modifying `p._grad`."""
