@@ -124,11 +124,19 @@ def test_a_value_used_in_python_control_flow_is_a_guard():
     assert f.stats["variants"] == 2 and f.stats["replays"] == 4  # guarded by the comparison's outcome
 
     def uses_value(x):
-        return x * (x.sum().item() * 2)  # the value itself feeds the result: guarded by value
+        return x * (x.sum().item() * 2)  # the value feeds a tensor operation: its input, each call's own
     g = tl.compile(uses_value)
     for v in (1.0, 1.0, 2.0):
         assert g(tl.tensor([v])).item() == uses_value(tl.tensor([v])).item()
-    assert g.stats["variants"] == 2 and g.stats["replays"] == 1
+    assert g.stats["variants"] == 1 and g.stats["replays"] == 2
+
+    def both(x):
+        s = x.sum().item()
+        return x * s if s > 1.5 else x - s  # the branch is a guard, the operand each call's own
+    h = tl.compile(both)
+    for v in (2.0, 3.0, 1.0, 0.5, 4.0):
+        assert h(tl.tensor([v])).item() == both(tl.tensor([v])).item()
+    assert h.stats["variants"] == 2 and h.stats["replays"] == 3
 
 
 def test_numpy_and_printing_inside_the_function_run_eagerly_with_a_reason():
@@ -223,7 +231,7 @@ def test_a_read_int_mixes_with_floats_as_a_plain_int():
     f = tl.compile(lambda x: x * (x.sum().item() + 2.5))
     for v in ([1, 2], [1, 2], [1, 3]):
         assert f(tl.tensor(v)).tolist() == (tl.tensor(v) * (sum(v) + 2.5)).tolist()
-    assert f.stats["replays"] == 1
+    assert f.stats["replays"] == 2  # (the number a tensor operation takes: each call's own)
 
 
 def test_dynamic_numbers_in_a_training_step_match_eager_bit_for_bit():
@@ -290,3 +298,80 @@ def test_a_dynamic_number_kept_by_the_function_runs_eagerly():
     for s in (2.0, 3.0):
         assert f(tl.ones(2), s).tolist() == [s, s] and h.scale == s and type(h.scale) is float
     assert f.stats["replays"] == 0 and "argument 1 (a float) was kept by Python code" in f.stats["last_reason"]
+
+
+# ---- a read value a tensor operation takes as an operand: its input, each call's own number (observe.read_slot) ----
+
+def _read_operand_cases():
+    return {
+        "scale": lambda x: x * x.sum().item(),
+        "int": lambda x: x * (x > 0).sum().item(),
+        "computed": lambda x: (x.max().item() - x.min().item()) * x + 1,
+        "reflected": lambda x: x.mean().item() - x,
+        "leaky_relu": lambda x: F.leaky_relu(x, abs(x[0].item()) / 10),
+    }
+
+
+# library calls that use the number in Python (as they do a dynamic=True argument's): guarded by its value, so each
+# new value is a new variant, with eager's result
+_GUARDED = {
+    "full": lambda x: x + tl.full((4,), x.max().item()),
+    "clamp": lambda x: x.clamp(min=x.mean().item()),
+    "tensor": lambda x: x * tl.tensor(x[1].item()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_read_operand_cases()) + sorted(_GUARDED))
+def test_a_read_value_a_tensor_operation_takes_is_each_calls_own_number(name):
+    fn = _read_operand_cases().get(name) or _GUARDED[name]
+    f = tl.compile(fn)
+    r = np.random.RandomState(3)
+    for _ in range(6):
+        x = tl.tensor(r.randn(4).astype(np.float32))
+        got, want = f(x), fn(x)
+        assert got.dtype == want.dtype and np.array_equal(got.numpy(), want.numpy()), name
+    replays = 0 if name in _GUARDED else 5
+    assert f.stats["traces"] == 6 - replays and f.stats["replays"] == replays, f.stats
+
+
+def test_a_read_operand_is_the_value_at_the_read_not_after_later_in_place_changes():
+    def fn(x):
+        t = x.sum()
+        s = t.item()
+        t.add_(100)  # after the read: the operand stays the value read
+        return x * s, t
+    f = tl.compile(fn)
+    for i in range(4):
+        x = tl.tensor(np.arange(3, dtype=np.float32) + i)
+        (a, t), (b, u) = f(x), fn(x)
+        assert np.array_equal(a.numpy(), b.numpy()) and t.item() == u.item()
+    assert f.stats["replays"] == 3, f.stats
+
+
+def test_mixup_in_a_training_step_matches_eager_and_replays():
+    """lam = tl.rand(1).item(), a fresh draw each call: the loss mixes two targets with it."""
+    def make():
+        tl.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            lam = tl.rand(1).item()
+            idx = tl.randperm(x.size(0))
+            out = model(lam * x + (1 - lam) * x[idx])
+            loss = lam * F.cross_entropy(out, y) + (1 - lam) * F.cross_entropy(out, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item(), lam
+        return step, model
+    runs = []
+    for compiled in (True, False):
+        step, model = make()
+        f = tl.compile(step) if compiled else step
+        r = np.random.RandomState(0)
+        outs = [f(tl.tensor(r.randn(6, 5).astype(np.float32)), tl.tensor(r.randint(0, 3, 6))) for _ in range(8)]
+        runs.append((outs, [p.numpy().copy() for p in model.parameters()], getattr(f, "stats", None)))
+    (got, got_p, stats), (want, want_p, _) = runs
+    assert got == want and all(np.array_equal(a, b) for a, b in zip(got_p, want_p))
+    assert len({lam for _, lam in got}) == 8 and stats["traces"] == 1 and stats["replays"] == 7, stats

@@ -376,10 +376,7 @@ def test_a_branch_on_the_step_number_replays_by_default():
     assert stats["eager_calls"] == 0 and stats["traces"] <= 2, stats
 
 
-@pytest.mark.xfail(strict=True, reason="a value read with .item() and used as a tensor operation's number (`lam * x`) "
-                   "is guarded by value: a fresh tl.rand draw each call re-records every call. A fix needs a read to "
-                   "be an input of the operations that take it, as an Arg is under dynamic=True (its read step writing "
-                   "the value into a slot the kernels read), keeping it a guard where Python uses it otherwise")
+# (replays since session 22: a read a tensor operation takes is its input, observe.read_slot)
 def test_mixup_with_a_coefficient_read_from_tl_rand_replays():
     def make():
         model = _mlp()
@@ -398,12 +395,14 @@ def test_mixup_with_a_coefficient_read_from_tl_rand_replays():
     _replays(_twin(make))
 
 
-@pytest.mark.xfail(strict=True, reason="the learning rate returned after a scheduler step in the call "
-                   "(`get_last_lr()`, `param_groups[0]['lr']`) is a Python constant of the library's object, guarded "
-                   "(by the scheduler's settings or by value) and changed by every call: re-recorded each call. A fix "
-                   "needs such a read, when only returned, to be re-read from the object at the end of each replay")
-@pytest.mark.parametrize("read", [lambda opt, sched: sched.get_last_lr()[0],
-                                  lambda opt, sched: opt.param_groups[0]["lr"]], ids=["get_last_lr", "param_groups"])
+@pytest.mark.parametrize("read", [
+    lambda opt, sched: sched.get_last_lr()[0],  # (replays since session 22: hooks.live_numbers)
+    pytest.param(lambda opt, sched: opt.param_groups[0]["lr"], marks=pytest.mark.xfail(
+        strict=True, reason="the learning rate read from `param_groups[0]['lr']` after a scheduler step in the call is "
+                            "a Python value of a plain dict, guarded by value and changed by every call: re-recorded "
+                            "each call. A fix needs such a read, when only returned, to be re-read from the dict at "
+                            "that point of each replay, as get_last_lr()'s numbers are (hooks.live_numbers)"))],
+    ids=["get_last_lr", "param_groups"])
 def test_the_learning_rate_returned_after_a_scheduler_step_replays(read):
     def make():
         model = _mlp()

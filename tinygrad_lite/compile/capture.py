@@ -87,6 +87,7 @@ class Capture(Observing):
         self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
         self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
+        self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
@@ -311,8 +312,10 @@ class Capture(Observing):
                 self.ref(obj, what)
         if isinstance(obj, (np.ndarray, Tensor)):
             return self.ref(obj, what)
-        if isinstance(obj, Read):  # an argument's number (dynamic=True) is each call's own; a read is guarded
-            return obj.ref if isinstance(obj, Arg) and obj._capture is self else obj.__tl_read__()
+        if isinstance(obj, Read):  # an argument's number (dynamic=True) and a read's are each call's own, in a slot
+            if obj._capture is not self or obj.derived:  # (a number fixed by guarded reads: as it is)
+                return obj.__tl_read__()
+            return obj.ref if isinstance(obj, Arg) else self.read_slot(obj)
         if isinstance(obj, Obj):
             return obj
         if isinstance(obj, tuple):

@@ -108,10 +108,11 @@ def host_check(fn, *args):
 
 def argument(x, fn, *args):
     """`fn(n, *args)` for the number n behind `x` when `x` is a numeric argument of the call being captured with
-    dynamic=True (an Arg proxy), recorded with that argument as its input: a replay passes each call's own number.
-    None when `x` is anything else."""
+    dynamic=True (an Arg proxy) or a value it read out of a tensor (a Read: `lam * x` after `lam = t.item()`),
+    recorded with that number as its input: a replay passes each call's own number. None when `x` is anything
+    else (a number fixed by guarded reads among them)."""
     cap = state.capture
-    if cap is None or cap.suspended or getattr(x, "ref", None) is None or x._capture is not cap:
+    if cap is None or cap.suspended or x._capture is not cap or x.derived:
         return None
     out = fn(x._value, *args)
     cap.kernel(fn, (x,) + args, out, getattr(fn, "__name__", "a numeric argument"))
@@ -176,6 +177,36 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
             cap.suspended -= 1
     wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
     return wrapper
+
+
+def live_numbers(method):
+    """Decorator for a library method that returns a list of numbers from its object's state, such as
+    `sched.get_last_lr()`: while capturing, each number is a Read proxy (reads.py) that a replay reads again from
+    the object at this point of the call (after the replayed steps before it, a scheduler's step included), so a
+    call that returns it replays with each call's own value, and one that uses it in Python is guarded by it, as a
+    value read from a tensor is. Anything but plain numbers in the list makes the call run eagerly."""
+    def wrapper(self, *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        cap = state.capture
+        if cap is None or cap.suspended:
+            return out
+        what = f"{type(self).__name__}.{method.__name__}()"
+        if out.__class__ is not list or not all(_plain_number(v) for v in out):
+            kinds = sorted({type(v).__name__ for v in out}) if isinstance(out, list) else [type(out).__name__]
+            cap.fail(f"{what} returned {' and '.join(kinds)} values, not a list of plain numbers that a replay "
+                     f"could read again")  # (not their repr: a tensor's is a read of its data)
+            return out
+        return [cap.state_read(_nth(method, self, i), v, f"{what}[{i}]") for i, v in enumerate(out)]
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
+    return wrapper
+
+
+def _plain_number(v):
+    return v.__class__ in (int, float) or isinstance(v, (np.floating, np.integer))
+
+
+def _nth(method, obj, i):
+    return lambda: method(obj)[i]
 
 
 def _ignored(p):

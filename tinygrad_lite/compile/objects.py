@@ -14,7 +14,7 @@ import types
 import numpy as np
 
 from .bytecode import _Key
-from .hooks import replayable as _replayable
+from .hooks import live_numbers as _live_numbers, replayable as _replayable
 from .values import GONE as _GONE, container as _container, data as _data, lookup as _lookup
 
 _LOCAL = threading.local  # (_thread._local)
@@ -230,8 +230,10 @@ def _library_object(obj, tensor):
 
 def _replayed(f):
     """Whether f is a library method a replay runs again as Python (hooks.replayable: an optimizer's step,
-    zero_grad, a scheduler's step), which reads the object's state live."""
-    return getattr(f, "__code__", None) is _REPLAYABLE_CODE
+    zero_grad, a scheduler's step), which reads the object's state live, or whose numbers it reads again
+    (hooks.live_numbers: a scheduler's get_last_lr)."""
+    code = getattr(f, "__code__", None)
+    return code is _REPLAYABLE_CODE or code is _LIVE_NUMBERS_CODE
 
 
 _PACKAGE = __name__.rsplit(".", 2)[0] + "."
@@ -393,6 +395,7 @@ _STDLIB = os.path.dirname(os.__file__) + os.sep
 _NUMPY = os.path.dirname(np.__file__) + os.sep
 _UNSEEN = object()  # an item that code would compute (see _item)
 _REPLAYABLE_CODE = _replayable(lambda self: None).__code__
+_LIVE_NUMBERS_CODE = _live_numbers(lambda self: None).__code__
 _ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "strides")  # (a signature's guards)
 
 

@@ -130,6 +130,40 @@ class Observing:
         self.proxies.append(proxy)
         return proxy
 
+    def state_read(self, get, value, what):
+        """A number of a library object's state returned into Python (hooks.live_numbers): a Read proxy whose
+        value a replay gets again with `get()` at this point of the call."""
+        rec = ReadRecord(get, "state", value, f"{what} at {user_site(3)}")
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
+        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
+        self.proxies.append(proxy)
+        return proxy
+
+    def read_slot(self, proxy):
+        """Ref to the slot where a replay puts the number of Read `proxy` that a tensor operation takes as an operand
+        (`lam * x` after `lam = t.item()`, `(1 - lam) * y`): each replay's operation takes that call's number, and
+        the read stays no guard. The slot is written by a step placed right after the read's own, from what the read
+        reads (the array then, before later steps reuse its buffer)."""
+        return Ref(SLOT, self._slot_of(self.reads[proxy._index]))
+
+    def _slot_of(self, rec):
+        k = self.read_slots.get(id(rec))
+        if k is not None:
+            return k
+        if rec.kind == "computed":
+            fn, args = rec.ref.fn, tuple(Ref(SLOT, self._slot_of(o)) if o.__class__ is ReadRecord else o
+                                         for o in rec.ref.operands)
+        elif rec.kind == "state":
+            fn, args = rec.ref, ()
+        else:
+            fn, args = _item, (rec.ref,)
+        k = self.read_slots[id(rec)] = self.nslots
+        self.nslots += 1
+        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and self.ops[i].args is rec)
+        self.ops.insert(at + 1, Op(fn, args, k, self.ops[at].where, False, "kernel"))
+        return k
+
     def read(self, t, kind):
         """A value read out of tensor `t` into Python: a Read proxy (a bool is guarded at once)."""
         r = self.ref(t, f"reading a value with .{kind}()")
@@ -143,3 +177,8 @@ class Observing:
         proxy = proxy_class(value)(value, len(self.reads) - 1, self)
         self.proxies.append(proxy)
         return proxy
+
+
+def _item(arr):
+    """`.item()`'s number (float() and int() give plain numbers at once, guarded: never an operand's slot)."""
+    return arr.item()

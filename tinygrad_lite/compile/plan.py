@@ -126,6 +126,8 @@ class Plan:
         get = _resolver(rec.ref) if isinstance(rec.ref, Ref) else None
         if rec.kind == "computed":  # arithmetic on this replay's earlier reads (reads.Computed)
             get = self._computed(rec.ref)
+        elif rec.kind == "state":  # a number of a library object's state (hooks.live_numbers)
+            get = _state_getter(rec.ref)
         index = len(self.dynamic_reads)
         self.dynamic_reads[id(rec)] = index
         guarded, kind, expected = rec.used, rec.kind, rec.value
@@ -137,7 +139,8 @@ class Plan:
                     raise ReplayGuardFailed(f"{rec.site} was {expected!r} when recorded and is {value!r} now (with "
                                             f"dynamic=True a number is an input where a tensor operation takes it "
                                             f"as an operand; the function also used its value in Python)")
-                what = rec.describe() if kind == "computed" else f"the value read with .{kind}() at {rec.site}"
+                what = rec.describe() if kind in ("computed", "state") else \
+                    f"the value read with .{kind}() at {rec.site}"
                 raise ReplayGuardFailed(f"{what} was {expected!r} when recorded and is {value!r} now")
             vals.reads[index] = value
         return run
@@ -232,6 +235,10 @@ class Plan:
                 return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
+
+
+def _state_getter(get):
+    return lambda vals, argv: get()
 
 
 class _Shared:

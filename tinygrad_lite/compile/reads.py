@@ -280,6 +280,8 @@ class ReadRecord:
             return f"a value read with .item() at {self.site}"
         if self.kind == "bool":
             return f"bool() of a tensor at {self.site}"
+        if self.kind == "state":
+            return f"the value {self.site}"
         if self.kind == "computed":
             first = next(o for o in self.ref.operands if isinstance(o, ReadRecord))
             return f"a number computed from {first.describe()}"
@@ -289,8 +291,8 @@ class ReadRecord:
 
 def read_value(arr, kind):
     """The Python value `kind` ('item', 'float', 'int', 'bool') of a one-element array, as eager reads it."""
-    if kind == "arg" or kind == "computed":  # a numeric argument (dynamic=True), a number computed from reads
-        return arr
+    if kind == "arg" or kind == "computed" or kind == "state":  # a numeric argument (dynamic=True), a number
+        return arr  # computed from reads, a number of a library object's state (hooks.live_numbers)
     v = arr.item()
     if kind == "float":
         return float(v)

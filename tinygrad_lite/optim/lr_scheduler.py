@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..compile.hooks import replayable
+from ..compile.hooks import live_numbers, replayable
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -73,6 +73,7 @@ class LRScheduler:
     def get_lr(self):
         raise NotImplementedError
 
+    @live_numbers
     def get_last_lr(self):
         """The learning rates set by the last `step()` (one per parameter group)."""
         return self._last_lr
