@@ -41,8 +41,9 @@ a signature guard, tensor operations on it are recorded), in the compiled functi
 array to as an argument (`prep(a)`, `self.layer(x, a)`, a partial, a wrapped or nested function: bytecode._passes,
 `arrays_passed`, `_targets`). Not followed: the library's own code (its settings are arguments; its wrappers are looked
 through, and its objects, an optimizer, read theirs live: but one the user's code is passed, `adjust_lr(opt)`, has what
-that code reads by name guarded as a user's object's, and a library method called on one, `sched.get_last_lr()`, guards
-its settings and containers, unless a replay runs that method again: `opt.step()`, constants_whole.library_method), the
+that code reads by name guarded as a user's object's, and a library method called on one guards its settings and
+containers, unless a replay runs that method again, `opt.step()`, or reads its numbers again, `sched.get_last_lr()`:
+constants_whole.library_method), the
 standard library's, NumPy's and installed packages' modules, a local assigned from anything but a chain (a library
 call's result, arithmetic) or from a parameter of a function other than the compiled one, and objects more than two
 levels below one passed on. README says so. What code reads is found in its bytecode (bytecode.py); objects are looked
