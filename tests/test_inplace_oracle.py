@@ -261,3 +261,19 @@ def test_data_shares_storage_and_is_not_tracked_as_pytorch(torch):
         p.data.fill_(2.0)  # .data changes are not version-counted: backward sees no conflict
         y.sum().backward()
         assert p.grad.tolist() == [3.0, 3.0]
+
+
+def _element_views(L):
+    """x[i, j] is a 0-d view of x (outside the graph): in-place ops through it change x, and it sees x's changes."""
+    x = L.arange(6, dtype=L.float32).reshape(2, 3)
+    x[0, 1].mul_(3)
+    x[1, 0].add_(10)
+    e = x[1, 2]
+    e.fill_(-1)
+    x.add_(1)
+    return x.numpy().copy(), e.item(), e.shape
+
+
+def test_an_element_is_a_view_as_in_pytorch(torch):
+    ours, theirs = _element_views(tl), _element_views(torch)
+    assert np.array_equal(ours[0], theirs[0]) and ours[1:] == (theirs[1], tuple(theirs[2])), (ours, theirs)

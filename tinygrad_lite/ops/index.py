@@ -46,7 +46,11 @@ def _getitem_sample(gen):
            reads=())
 def getitem(x, idx):
     out = x[idx]
-    return out if isinstance(out, np.ndarray) else np.asarray(out)
+    if isinstance(out, np.ndarray):
+        return out
+    # integers only: NumPy gives a scalar, a copy; PyTorch a 0-d view (`x[0, 0].add_(1)` changes x), as the
+    # Ellipsis makes NumPy give
+    return x[(*idx, Ellipsis) if idx.__class__ is tuple else (idx, Ellipsis)]
 
 
 @getitem.definto
