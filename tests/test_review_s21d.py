@@ -420,10 +420,7 @@ def test_the_learning_rate_returned_after_a_scheduler_step_replays(read):
     _replays(_twin(make))
 
 
-@pytest.mark.xfail(strict=True, reason="a comparison of .item() after the optimizer step is a guard placed "
-                   "where Python made it, after an effect: eager. The loss was computed before the step, so a fix "
-                   "could place a read (and its guards) right after the last write of the array it reads, before the "
-                   "first effect")
+# (replays since session 22: the read and its comparison are placed before the step, plan.hoist_reads)
 def test_a_comparison_of_the_loss_after_the_step_replays():
     def make():
         model = _mlp()

@@ -37,7 +37,7 @@ class Plan:
             raise Unsupported(cap.failure)
         steps, self.dynamic_reads = [], {}  # steps: ("op", op) or ("closure", fn), in order
         keep = {r.key for r in _refs(self.result, []) if r.kind == SLOT}
-        ops, op_reads = live_ops(cap.ops, keep)
+        ops, op_reads = live_ops(hoist_reads(cap.ops), keep)
         effect_seen = guarded = False  # guarded: a step may send the call back to eager (a guard)
         uses = {}
         reads_of, writes_of = self.reads_of, self.writes_of = [], []  # per step: slots read, written (validate)
@@ -235,6 +235,73 @@ class Plan:
                 return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
+
+
+def hoist_reads(ops):
+    """`ops` with each `.item()` read that comes after an effect (an optimizer step) and is compared in Python
+    (`loss.item() < best` after `opt.step()`) moved, with its comparisons, to right after the last step that wrote
+    the memory it reads, when that is before the effect: the value is the same there (nothing writes that memory in
+    between), and the comparisons' guards then fail before anything changed state, so the call can go back to eager.
+    (Not a read guarded by its value, `1 / loss.item()`: one that changes every call would record a variant every
+    call; it stays a reason to run eagerly.) Only for an array the call made whose memory (views and in-place writes
+    included) no host call is given: a host call (a delivery into `.grad`, then `zero_grad(set_to_none=False)`)
+    could write it unseen."""
+    if not any(op.effect for op in ops):
+        return ops
+    root = {}
+    for op in ops:
+        if op.kind == "kernel":
+            for k, owner in op.views:
+                root[k] = root.get(owner, owner) if owner is not None else _OUTSIDE
+    compares = {}
+    for i, op in enumerate(ops):
+        if op.kind == "compare":
+            compares.setdefault(id(op.args[0]), []).append(i)
+    moves, effect = {}, None  # read's index -> where it goes; the first effect's index
+    for j, op in enumerate(ops):
+        if op.kind != "read":
+            effect = j if effect is None and op.effect else effect
+            continue
+        rec = op.args
+        if effect is None or rec.kind != "item" or rec.ref.kind != SLOT or rec.used or id(rec) not in compares:
+            continue
+        at = _last_write(ops, j, root.get(rec.ref.key, rec.ref.key), root)
+        if at is not None and at < effect:
+            moves[j] = at
+    if not moves:
+        return ops
+    after, moved = {}, set()  # index -> the moved steps that go right after it
+    for j, at in moves.items():
+        group = [j] + [c for c in compares[id(ops[j].args)] if c > j]
+        after.setdefault(at, []).extend(group)
+        moved.update(group)
+    out = []
+    for i, op in enumerate(ops):
+        if i not in moved:
+            out.append(op)
+        out.extend(ops[m] for m in after.get(i, ()))
+    return out
+
+
+_OUTSIDE = object()  # the root of a view of memory from outside the call
+
+
+def _last_write(ops, j, base, root):
+    """The index of the last step before `j` that writes memory of root `base` (its producer, an in-place write
+    through any view), or None when a host call is given that memory or it is not the call's own."""
+    if base is _OUTSIDE:
+        return None
+    last = None
+    for i in range(j):
+        op = ops[i]
+        if op.kind == "host":
+            if any(r.kind == SLOT and root.get(r.key, r.key) == base for r in _refs(op.args, [])):
+                return None
+        elif op.kind == "kernel":
+            outs = op.outs if op.outs.__class__ is tuple else (op.outs,)
+            if any(root.get(k, k) == base for k in outs):
+                last = i
+    return last
 
 
 def _state_getter(get):
