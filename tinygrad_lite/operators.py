@@ -22,7 +22,7 @@ def _operand(x, like, opname):
     if isinstance(x, Tensor):
         return x
     if hasattr(x, "__tl_read__"):  # a value tl.compile read out of a tensor or, with dynamic=True, an argument
-        arr = argument(x, _number_array, like._data.dtype, opname)
+        arr = argument(x, _number_array, like._data.dtype, opname, typed=like._data.dtype.kind != "f")
         if arr is None:  # a read value: guarded, used as a number
             return _operand(x.__tl_read__(), like, opname)
         return Tensor._wrap(arr)

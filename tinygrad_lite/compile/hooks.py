@@ -106,17 +106,31 @@ def host_check(fn, *args):
         cap.host_call(fn, args, f"{getattr(fn, '__name__', 'check')}", effect=False)
 
 
-def argument(x, fn, *args):
+def argument(x, fn, *args, typed=False):
     """`fn(n, *args)` for the number n behind `x` when `x` is a numeric argument of the call being captured with
     dynamic=True (an Arg proxy) or a value it read out of a tensor (a Read: `lam * x` after `lam = t.item()`),
     recorded with that number as its input: a replay passes each call's own number. None when `x` is anything
-    else (a number fixed by guarded reads among them)."""
+    else (a number fixed by guarded reads among them). `typed`: the result depends on whether n is an int or a
+    float, not only on its value (a number with an integer or bool tensor); then a number whose type may differ
+    from call to call (one of a library object's state, live_numbers: a learning rate 1, then 0.5) is None too, so
+    the caller guards its value (a replay with another type made the recorded int64 step a float64 one)."""
     cap = state.capture
     if cap is None or cap.suspended or x._capture is not cap or x.derived:
+        return None
+    if typed and _type_varies(cap.reads[x._index]):
         return None
     out = fn(x._value, *args)
     cap.kernel(fn, (x,) + args, out, getattr(fn, "__name__", "a numeric argument"))
     return out
+
+
+def _type_varies(rec):
+    """Whether the number of ReadRecord `rec` may be an int in one call and a float in another: one of a library
+    object's state (live_numbers), or computed from one (an argument's type is in the signature, a value read out
+    of a tensor has the tensor's dtype)."""
+    if rec.kind == "state":
+        return True
+    return rec.kind == "computed" and any(o.__class__ is rec.__class__ and _type_varies(o) for o in rec.ref.operands)
 
 
 def constant(arr):
