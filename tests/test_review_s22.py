@@ -1,6 +1,7 @@
 """Review of session 22 (a read a tensor operation takes is its input, observe.read_slot; a scheduler's
 get_last_lr() read again by each replay, hooks.live_numbers): compiled calls against eager twins, bit for bit."""
 import numpy as np
+import pytest
 
 import tinygrad_lite as tl
 
@@ -9,14 +10,19 @@ CALLS = 12
 
 
 def _twin(make, inputs, calls=CALLS):
-    """make() -> (step, state): the outputs (values and types, tensors with their dtypes) and the final state of
-    `calls` calls, compiled and eager; asserts they are the same and returns the compiled function's stats."""
+    """make() -> (step, state) or (step, state, between): the outputs (values and types, tensors with their dtypes)
+    and the final state of `calls` calls (between(i) run before call i), compiled and eager; asserts they are the
+    same and returns the compiled function's stats."""
     runs = []
     for compiled in (True, False):
         tl.manual_seed(0)
-        step, state = make()
+        step, state, *between = make()
         f = tl.compile(step) if compiled else step
-        outs = [_plain(f(*inputs(i))) for i in range(calls)]
+        outs = []
+        for i in range(calls):
+            if between:
+                between[0](i)
+            outs.append(_plain(f(*inputs(i))))
         runs.append((outs, _plain(state()), getattr(f, "stats", None)))
     (got, got_state, stats), (want, want_state, _) = runs
     assert _same(got, want), (got, want, stats)
@@ -78,3 +84,38 @@ def test_a_learning_rate_whose_type_changes_taken_by_a_float_tensor_replays():
         return step, lambda: [opt.param_groups[0]["lr"]]
     stats = _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
     assert stats["traces"] == 1 and stats["replays"] == CALLS - 1, stats
+
+
+
+# get_last_lr()'s list has one number per parameter group: a group added between calls made eager's list longer,
+# while the replay kept the recorded list (one proxy per number; the scan no longer guards the scheduler's state for
+# get_last_lr): `[0.025]` where eager returns `[0.025, 0.5]`, the first group's lr for `[-1]`, 1 for len(). Now what
+# fixes the list's length (the scheduler's last list and its optimizer's groups) is checked before the replay's
+# first step.
+@pytest.mark.parametrize("before_step", [False, True], ids=["after_step", "before_step"])
+@pytest.mark.parametrize("finish", [lambda s: s.get_last_lr(), lambda s: s.get_last_lr()[-1],
+                                    lambda s: len(s.get_last_lr())], ids=["list", "last", "len"])
+def test_get_last_lr_after_a_parameter_group_is_added_between_calls_matches_eager(finish, before_step):
+    def make():
+        w = tl.tensor(np.ones(3, np.float32), requires_grad=True)
+        extra = tl.tensor(np.ones(2, np.float32), requires_grad=True)
+        opt = tl.optim.SGD([w], lr=0.1)
+        sched = LR.StepLR(opt, 2, 0.5)
+
+        def step(x):
+            opt.zero_grad()
+            (w * x).sum().backward()
+            opt.step()
+            if before_step:
+                out = finish(sched)
+                sched.step()
+                return out
+            sched.step()
+            return finish(sched)
+
+        def between(i):
+            if i == 5:
+                opt.add_param_group({"params": [extra], "lr": 0.5})
+        return step, lambda: [w, [g["lr"] for g in opt.param_groups]], between
+    stats = _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
+    assert stats["eager_calls"] == 0 and stats["traces"] <= 3, stats

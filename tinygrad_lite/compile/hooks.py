@@ -193,12 +193,19 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
     return wrapper
 
 
-def live_numbers(method):
+def live_numbers(method=None, *, sizes=None):
     """Decorator for a library method that returns a list of numbers from its object's state, such as
     `sched.get_last_lr()`: while capturing, each number is a Read proxy (reads.py) that a replay reads again from
     the object at this point of the call (after the replayed steps before it, a scheduler's step included), so a
     call that returns it replays with each call's own value, and one that uses it in Python is guarded by it, as a
-    value read from a tensor is. Anything but plain numbers in the list makes the call run eagerly."""
+    value read from a tensor is. Anything but plain numbers in the list makes the call run eagerly.
+    `sizes(obj)`: what fixes the list's length wherever the call reads it, at the call's start (a scheduler's:
+    the length of its last list and the number of its optimizer's parameter groups, the next step's length); a
+    replay checks it before anything else, since the list's length is baked into the record (a parameter group
+    added between calls gave the recorded one learning rate)."""
+    if method is None:
+        return lambda m: live_numbers(m, sizes=sizes)
+
     def wrapper(self, *args, **kwargs):
         out = method(self, *args, **kwargs)
         cap = state.capture
@@ -210,6 +217,8 @@ def live_numbers(method):
             cap.fail(f"{what} returned {' and '.join(kinds)} values, not a list of plain numbers that a replay "
                      f"could read again")  # (not their repr: a tensor's is a read of its data)
             return out
+        if sizes is not None:
+            cap.state_sizes(self, sizes, what)
         return [cap.state_read(_nth(method, self, i), v, f"{what}[{i}]") for i, v in enumerate(out)]
     wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
     return wrapper

@@ -1,7 +1,7 @@
 """The interpreted form of a plan's steps, run by the first replays: one tuple per step (cheap to build), run by
 one loop (`run_program`); the semantics of each step are `_how`'s, as in the generated code (replay.py)."""
 from .record import CONST, SLOT, Ref
-from .replay import _PLAIN, ReplayGuardFailed, _how, _raise_as_eager, _resolver
+from .replay import _PLAIN, ReplayGuardFailed, _how, _raise_as_eager, _resolver, decision_message
 
 
 def program(steps, release, buffer_of, buffers, start):
@@ -44,7 +44,7 @@ def program(steps, release, buffer_of, buffers, start):
             keys.append(k)
         out = op.outs
         if how == "decision":
-            buf = (bool(out), f"a choice made from tensor values at {op.site} came out differently")
+            buf = (bool(out), decision_message(op))
         elif how in ("one", "many") and op.shapes is not None:
             how, buf = how + "-checked", (op.shapes, op.site)
         append((how, f, tuple(keys), getters, out, buf, rel, op))

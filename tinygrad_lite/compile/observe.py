@@ -140,6 +140,19 @@ class Observing:
         self.proxies.append(proxy)
         return proxy
 
+    def state_sizes(self, obj, sizes, what):
+        """A guard checked before anything else at replay (a decision step placed first): `sizes(obj)` as it is
+        now, what fixes the length of the list of numbers a live_numbers method returns (the record has one
+        proxy per number)."""
+        try:
+            expected = sizes(obj)
+        except Exception as exc:  # noqa: BLE001  (a subclass without the state it reads: eager)
+            self.fail(f"{what}: the sizes of its numbers could not be read ({type(exc).__name__}: {exc})")
+            return
+        guard = _Sizes(obj, sizes, expected, f"{what} at {user_site(3)}")
+        if not any(op.fn.__class__ is _Sizes and op.fn.obj is obj and op.fn.expected == expected for op in self.ops):
+            self.ops.insert(0, Op(guard, (), True, _caller(2), False, "decision"))
+
     def read_slot(self, proxy):
         """Ref to the slot where a replay puts the number of Read `proxy` that a tensor operation takes as an operand
         (`lam * x` after `lam = t.item()`, `(1 - lam) * y`): each replay's operation takes that call's number, and
@@ -182,3 +195,20 @@ class Observing:
 def _item(arr):
     """`.item()`'s number (float() and int() give plain numbers at once, guarded: never an operand's slot)."""
     return arr.item()
+
+
+class _Sizes:
+    """The decision step of Observing.state_sizes: whether `sizes(obj)` is still `expected`."""
+    __slots__ = ("obj", "sizes", "expected", "guard_message")
+
+    def __init__(self, obj, sizes, expected, what):
+        self.obj, self.sizes, self.expected = obj, sizes, expected
+        self.guard_message = f"the number of values {what} returns may differ (its sizes were {expected!r} when " \
+                             f"recorded)"
+
+    def __call__(self):
+        try:
+            return self.sizes(self.obj) == self.expected
+        except Exception:  # noqa: BLE001  (checked again by the eager call, which raises as it does)
+            return False
+

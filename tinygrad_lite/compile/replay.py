@@ -134,7 +134,7 @@ class _Emitter:
             if not self._delivery(fn, op, i):
                 self.lines.append(self.call(fn, op, i))
         elif how == "decision":
-            msg = self.bind(f"a choice made from tensor values at {op.site} came out differently", f"m{i}")
+            msg = self.bind(decision_message(op), f"m{i}")
             self.lines.append(f"if bool({self.call(fn, op, i)}) != {bool(out)}: raise ReplayGuardFailed({msg})")
         elif how == "many":
             self.lines.append(f"r = {self.call(fn, op, i)}")
@@ -310,6 +310,12 @@ def _view(cell, out, src):
 def _into_buffer(op, buffer_of):
     """Whether the step writes its one output into the slot's planned buffer (with its ufunc or its into rule)."""
     return op.outs in buffer_of and op.layout is not None
+
+
+def decision_message(op):
+    """Why a replay whose decision step `op` came out differently goes back to eager execution."""
+    return getattr(op.fn, "guard_message", None) or f"a choice made from tensor values at {op.site} came out " \
+                                                     f"differently"
 
 
 def _how(op, buffer_of, buffers):

@@ -41,6 +41,12 @@ def _set_lr(group, lr):
         group["lr"] = lr
 
 
+def _lr_sizes(scheduler):
+    """What fixes the length of get_last_lr()'s list anywhere in a step (hooks.live_numbers): the last list's
+    length until the next scheduler step, the number of parameter groups after it."""
+    return len(scheduler._last_lr), len(scheduler.optimizer.param_groups)
+
+
 class LRScheduler:
     """Base class: subclasses implement `get_lr()`, the learning rate of each group at `self.last_epoch`."""
 
@@ -73,7 +79,7 @@ class LRScheduler:
     def get_lr(self):
         raise NotImplementedError
 
-    @live_numbers
+    @live_numbers(sizes=_lr_sizes)
     def get_last_lr(self):
         """The learning rates set by the last `step()` (one per parameter group)."""
         return self._last_lr
