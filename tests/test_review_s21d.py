@@ -398,10 +398,11 @@ def test_mixup_with_a_coefficient_read_from_tl_rand_replays():
 @pytest.mark.parametrize("read", [
     lambda opt, sched: sched.get_last_lr()[0],  # (replays since session 22: hooks.live_numbers)
     pytest.param(lambda opt, sched: opt.param_groups[0]["lr"], marks=pytest.mark.xfail(
-        strict=True, reason="the learning rate read from `param_groups[0]['lr']` after a scheduler step in the call is "
-                            "a Python value of a plain dict, guarded by value and changed by every call: re-recorded "
-                            "each call. A fix needs such a read, when only returned, to be re-read from the dict at "
-                            "that point of each replay, as get_last_lr()'s numbers are (hooks.live_numbers)"))],
+        strict=True, reason="the learning rate read from `param_groups[0]['lr']` in a call that replays a scheduler "
+                            "step is a Python value of a plain dict, which the step may change during the call: the "
+                            "call runs eagerly (session 22; it replayed stale values with StepLR before). A fix needs "
+                            "such a read, when only returned, to be re-read from the dict at that point of each "
+                            "replay, as get_last_lr()'s numbers are (hooks.live_numbers)"))],
     ids=["get_last_lr", "param_groups"])
 def test_the_learning_rate_returned_after_a_scheduler_step_replays(read):
     def make():

@@ -121,13 +121,11 @@ def test_get_last_lr_after_a_parameter_group_is_added_between_calls_matches_eage
     assert stats["eager_calls"] == 0 and stats["traces"] <= 3, stats
 
 
-# Not fixed (before session 22 too): `opt.param_groups[0]["lr"]` read in Python after the call's scheduler step is
+# Was (before session 22 too; fixed): `opt.param_groups[0]["lr"]` read in Python after the call's scheduler step was
 # a constant of the record, guarded by its value when the call begins. StepLR(step_size=3) keeps the value at the
-# start of calls 1 to 3, so they replay, and the third one's step halves it: the replay returns the recorded 0.01,
-# eager 0.005 (s21d's xfail with CosineAnnealingLR, whose value changes at every call, only re-records). A fix needs
-# such a read, after a replayed step that may write it, to be read again by each replay (as get_last_lr's numbers).
-@pytest.mark.xfail(strict=True, reason="a learning rate read from param_groups after a scheduler step in the call "
-                   "is a recorded constant guarded at the call's start: stale when the replayed step changes it")
+# start of calls 1 to 3, so they replayed, and the third one's step halves it: the replay returned the recorded 0.01,
+# eager 0.005. Now a step that reads into an optimizer's or scheduler's state and replays their steps runs eagerly,
+# naming the value (__init__._inside_replayed).
 def test_the_group_lr_returned_after_a_step_lr_step_matches_eager():
     def make():
         w = tl.tensor(np.ones(3, np.float32), requires_grad=True)
@@ -141,7 +139,22 @@ def test_the_group_lr_returned_after_a_step_lr_step_matches_eager():
             sched.step()
             return opt.param_groups[0]["lr"]
         return step, lambda: [w]
-    _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
+    stats = _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
+    assert stats["replays"] == 0 and "opt.param_groups" in stats["last_reason"], stats
+
+
+def test_a_group_setting_read_by_a_function_without_a_replayed_step_still_replays():
+    """No optimizer or scheduler step in the call: nothing changes the value during it, so its guard at the start
+    is exact."""
+    def make():
+        w = tl.tensor(np.ones(3, np.float32), requires_grad=True)
+        opt = tl.optim.SGD([w], lr=0.01)
+
+        def step(x):
+            return (w * x).sum().item() * opt.param_groups[0]["lr"]
+        return step, lambda: [w]
+    stats = _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
+    assert stats["traces"] == 1 and stats["replays"] == CALLS - 1, stats
 
 
 # Not fixed: eager's get_last_lr() returns the scheduler's own list (as PyTorch's), so code that changes it changes

@@ -16,6 +16,7 @@ import numpy as np
 from . import capture as _capture
 from .record import SLOT, Unsupported, graph_outputs, map_structure
 from .constants import module_class, python_constants
+from .constants_check import read_inside
 from .guards import Variant as _Variant
 from .values import PLAIN
 from .plan import Plan
@@ -194,6 +195,7 @@ class Compiled:
                     from .aot import AotPlan
                     plan = AotPlan(cap, out, aot, self._lock, self.name)
             reason = None
+            _inside_replayed(constants, cap)
         except Unsupported as exc:
             plan, reason = None, exc.reason
         finally:
@@ -211,6 +213,16 @@ class Compiled:
             if self.fullgraph:
                 raise CompileError(f"tl.compile(fullgraph=True): cannot capture: {reason}")
         return _plain(out)
+
+
+def _inside_replayed(constants, cap):
+    """Raise Unsupported when the function reads from inside an object that a replayed call of it changes
+    (constants_check.read_inside): the value read after that call would be the recorded one."""
+    what = read_inside(constants, cap.changed) if cap.changed else None
+    if what is not None:
+        raise Unsupported(f"the function reads '{what}', which a replayed call (an optimizer's or a scheduler's step) "
+                          f"may change during the call: a replay would give the value recorded; read it outside the "
+                          f"compiled function, or return sched.get_last_lr() (read again by each replay)")
 
 
 def _holder(result, cap):

@@ -88,6 +88,7 @@ class Capture(Observing):
         self.reads = []
         self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
+        self.changed = {}      # id -> object whose contents a replayed call changes (hooks.replayable's changes)
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)

@@ -60,3 +60,22 @@ def changed(constants):
                 return f"the {kind} '{what}' the function reads is another {type(now).__name__} now"
             return f"the {kind} '{what}' the function reads was {value!r} when recorded and is {now!r} now"
     return None
+
+
+def read_inside(constants, changed):
+    """The first row whose path reads from inside one of the objects `changed` (id -> object: what the call's replayed
+    methods change, hooks.replayable's `changes`; `opt.param_groups[0]['lr']` reads a group dict a scheduler's step
+    sets), as the user wrote it; None when no row does. Such a value is checked at the start of a call but may
+    change during it: where the function reads it after the replayed call, the recorded value would be stale
+    (StepLR's rate changes every few calls, not at every one)."""
+    for root, name, path, value in constants:
+        if not path or not (_data(value) or value.__class__ in _SNAPSHOTS):  # (code, a class: not state)
+            continue
+        now = _root_value(root, name)
+        for attr in path:
+            if id(now) in changed and changed[id(now)] is now:
+                return _dotted(name, path)
+            if attr in (_WHOLE, _NAMES, _USED):
+                break
+            now = _locate(now, attr)[0]
+    return None

@@ -141,7 +141,8 @@ def constant(arr):
     return arr
 
 
-def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads=True, sets_training=False):
+def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads=True, sets_training=False,
+               changes=None):
     """Decorator for library methods a replay re-runs as Python (optimizer steps, zero_grad): while capturing,
     the call is recorded as one host call and its inner operations are not. `idempotent`: running it twice is
     harmless (zero_grad, train), so a guard after it can still send the call back to eager execution.
@@ -151,10 +152,14 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
     whether they are None is no guard of it (a step that begins with `model.train()` then replays from its second
     call, not its third: the first call's parameters had no gradient yet). `sets_training`: the method sets the
     `.training` of the module and all below it (Module.train, eval), so their mode before it is no guard (a step that
-    begins with `model.train()` replays whether the previous evaluation left the model in eval mode or not)."""
+    begins with `model.train()` replays whether the previous evaluation left the model in eval mode or not).
+    `changes(self)`: the Python objects whose contents a call of the method changes (an optimizer's state, a
+    scheduler and its optimizer's parameter groups), for a method that is not idempotent; default, `self`. A value
+    the function reads from inside one of them may change during the call, so it is no guard (__init__.
+    _inside_replayed)."""
     if method is None:
         return lambda m: replayable(m, idempotent=idempotent, clears_grads=clears_grads, reads_grads=reads_grads,
-                                    sets_training=sets_training)
+                                    sets_training=sets_training, changes=changes)
 
     def wrapper(self, *args, **kwargs):
         cap = state.capture
@@ -184,6 +189,9 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
                 note(p)
         cap.host_call(_bound(method, kwargs), (self,) + args, f"{type(self).__name__}.{method.__name__}",
                       effect=not idempotent)
+        if not idempotent:
+            for obj in (self,) if changes is None else changes(self):
+                cap.changed[id(obj)] = obj
         cap.suspended += 1
         try:
             return method(self, *args, **kwargs)

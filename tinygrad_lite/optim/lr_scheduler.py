@@ -47,6 +47,11 @@ def _lr_sizes(scheduler):
     return len(scheduler._last_lr), len(scheduler.optimizer.param_groups)
 
 
+def changed_by_step(scheduler):
+    """What a scheduler's step changes (hooks.replayable): the scheduler, those it steps, its optimizer's groups."""
+    return (scheduler, *getattr(scheduler, "_schedulers", ()), *scheduler.optimizer.param_groups)
+
+
 class LRScheduler:
     """Base class: subclasses implement `get_lr()`, the learning rate of each group at `self.last_epoch`."""
 
@@ -84,7 +89,7 @@ class LRScheduler:
         """The learning rates set by the last `step()` (one per parameter group)."""
         return self._last_lr
 
-    @replayable
+    @replayable(changes=changed_by_step)
     def step(self, epoch=None):
         """Advance one epoch (or, deprecated as in PyTorch, jump to `epoch` with the closed form)."""
         self._step_count += 1

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..compile.hooks import replayable
-from .lr_scheduler import LRScheduler, ReduceLROnPlateau, _cosine, _set_lr
+from .lr_scheduler import LRScheduler, ReduceLROnPlateau, _cosine, _set_lr, changed_by_step
 
 __all__ = ["SequentialLR", "ChainedScheduler", "CosineAnnealingWarmRestarts"]
 
@@ -80,7 +80,7 @@ class SequentialLR(_Composite):
             elif hasattr(s, "last_epoch"):
                 s.last_epoch -= 1
 
-    @replayable
+    @replayable(changes=changed_by_step)
     def step(self):
         self.last_epoch += 1
         idx = bisect.bisect_right(self._milestones, self.last_epoch)
@@ -104,7 +104,7 @@ class ChainedScheduler(_Composite):
         self.optimizer = optimizer
         self._last_lr = self._current_lrs()
 
-    @replayable
+    @replayable(changes=changed_by_step)
     def step(self):
         for scheduler in self._schedulers:
             scheduler.step()
@@ -133,7 +133,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     def get_lr(self):
         return [_cosine(base_lr, self.eta_min, self.T_cur, self.T_i) for base_lr in self.base_lrs]
 
-    @replayable
+    @replayable(changes=changed_by_step)
     def step(self, epoch=None):
         """Once per epoch, or once per batch with `epoch` the fractional epoch (`epoch + i / iters`)."""
         if epoch is None and self.last_epoch < 0:

@@ -204,7 +204,7 @@ class Optimizer:
                 else:
                     p._grad._data[...] = 0
 
-    @replayable
+    @replayable(changes=lambda opt: (opt.state, opt._scratch_cache, opt._packs))
     def step(self, closure=None):
         """Update every parameter that has a gradient; `closure` re-evaluates the loss and is returned."""
         loss = None
