@@ -175,3 +175,18 @@ def test_changing_the_list_get_last_lr_returns_changes_the_scheduler_as_eager():
             return sched.get_last_lr()[0]
         return step, lambda: [w, list(sched._last_lr)]
     _twin(make, lambda i: (tl.tensor(np.arange(3, dtype=np.float32) + i),))
+
+
+# Was: tl.func.vmap inside a compiled function raised NotImplementedError where eager works (noted by the s22
+# review; fixed: the call runs eagerly with the reason, vmap._record)
+def test_vmap_inside_a_compiled_function_runs_eagerly():
+    def fn(x, w):
+        return tl.func.vmap(lambda r: (r * w).sum())(x) * 2
+    f = tl.compile(fn)
+    x = tl.tensor(np.arange(12, dtype=np.float64).reshape(3, 4) / 10)
+    w = tl.tensor(np.linspace(-1, 1, 4))
+    for _ in range(3):
+        assert np.array_equal(f(x, w).numpy(), fn(x, w).numpy())
+    assert f.stats["replays"] == 0 and "tl.func.vmap" in f.stats["last_reason"], f.stats
+    with pytest.raises(tl.CompileError, match="tl.func.vmap"):
+        tl.compile(fn, fullgraph=True)(x, w)

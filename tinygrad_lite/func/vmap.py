@@ -196,8 +196,13 @@ def _batch_size(leaves, dims):
 
 # ---------------- the record of one sample ----------------
 def _record(func, args, kwargs, arg_arrays, samples):
-    if state.capture is not None:
-        raise NotImplementedError("vmap inside tl.compile or inside another vmap is not provided yet")
+    outer = state.capture
+    if outer is not None:
+        if outer.stand_ins:  # (the record of another vmap's function)
+            raise NotImplementedError("vmap inside the function of another vmap is not provided yet (vmap(vmap(f)) "
+                                      "is)")
+        # inside a tl.compile call: that call runs eagerly (its record would not hold the batched computation)
+        outer.fail("tl.func.vmap in the function (it records and batches the function it maps on its own)")
     cap = cap_mod.Capture(arg_arrays, stand_ins=samples)  # (the samples are the arguments they stand for)
     with cap_mod.recording(cap):
         out = func(*args, **kwargs)
