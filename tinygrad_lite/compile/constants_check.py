@@ -5,7 +5,8 @@ import types
 
 from .bytecode import _Key, _SUBSCRIPT, _USED
 from .objects import _NAMES, _TYPE, _WHOLE, _Methods, _locate
-from .values import GONE as _GONE, SNAPSHOTS as _SNAPSHOTS, data as _data, same as _same
+from .values import (GONE as _GONE, MAX_NESTED as _MAX_NESTED, SNAPSHOTS as _SNAPSHOTS, collection as _collection,
+                     data as _data, same as _same)
 
 
 class _Self:
@@ -75,7 +76,21 @@ def read_inside(constants, changed):
         for attr in path:
             if id(now) in changed and changed[id(now)] is now:
                 return _dotted(name, path)
+            if attr is _WHOLE and _holds(now, changed, [_MAX_NESTED]):  # (`[g['lr'] for g in opt.param_groups]`:
+                return _dotted(name, path)                                # the groups are inside the list read whole)
             if attr in (_WHOLE, _NAMES, _USED):
                 break
             now = _locate(now, attr)[0]
     return None
+
+
+def _holds(obj, changed, budget):
+    """Whether container `obj`, read whole, holds one of the objects `changed` among its items, in its nested
+    lists, tuples and dicts too (at most budget[0] containers are looked into)."""
+    if not _collection(obj) or budget[0] <= 0:
+        return False
+    budget[0] -= 1
+    for item in (obj.values() if isinstance(obj, dict) else obj):
+        if (id(item) in changed and changed[id(item)] is item) or _holds(item, changed, budget):
+            return True
+    return False
