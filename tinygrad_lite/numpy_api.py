@@ -80,6 +80,7 @@ def _on_data(name, fn, args, kwargs):
         raise TypeError(f"{name} has no tape equivalent in tinygrad_lite and an argument requires grad: its "
                         f"result would be cut off from the graph. Use the Tensor operations (see "
                         f"docs/func.md, 'NumPy functions'), or apply it to t.detach()")
+    _unrecorded(name)
     out = fn(*_data(args), **_data(kwargs))
     given = kwargs.get("out")
     if given is not None:
@@ -330,12 +331,23 @@ INSPECT = {f.__name__ for f in (np.shape, np.ndim, np.size, np.allclose, np.iscl
                                 np.argmin, np.any, np.all, np.count_nonzero, np.nonzero, np.argsort,
                                 np.result_type, np.may_share_memory, np.shares_memory, np.array_equiv)}
 
+_METADATA = {"shape", "ndim", "size", "result_type", "may_share_memory", "shares_memory"}  # (no values read)
+
+
+def _unrecorded(name):
+    """NumPy's own function on tensor data, not a recorded operation: under tl.compile the call runs eagerly (a
+    replay would return the recorded `np.argmax(out)`, or skip a write with out= or `np.add.at`)."""
+    from .compile.hooks import refuse
+    refuse(f"{name} on tensor data (NumPy's own function, not a recorded operation)")
+
 
 def array_function(self, func, types, args, kwargs):
     rule = FUNCTIONS.get(func)
     if rule is not None:
         return rule(*args, **kwargs)
     if func.__name__ in INSPECT:
+        if func.__name__ not in _METADATA:
+            _unrecorded(f"numpy.{func.__name__}")
         return func(*_data(args), **_data(kwargs))
     return _on_data(f"{getattr(func, '__module__', None) or 'numpy'}.{func.__name__}".replace("numpy.numpy", "numpy"),
                     func, args, kwargs)
