@@ -240,6 +240,8 @@ def apply(prim, inputs, attrs=()):
     if scalar:  # NumPy returns scalars for 0-d results
         out = np.asarray(out)
     t = _wrap(out)
+    if out.base is not None:  # a view (x[0, 1], x[1:], reshape, transpose): a write through it changes its input
+        _note_view(t, out, inputs)
     if capturing:  # tl.compile is recording a call (a process-wide flag first: the hot path pays one global read)
         cap = state.capture
         if cap is not None and not cap.suspended:
@@ -257,6 +259,18 @@ def apply(prim, inputs, attrs=()):
         from .forward_ad import propagate
         propagate(prim, inputs, attrs, t)
     return t
+
+
+def _note_view(t, out, inputs):
+    """Make view `t` an alias of the input whose memory it views (`_detached_from`, as detach()'s): an in-place
+    write through it (`y[1, 1].zero_()`, `w[0].sub_(lr)` under no_grad) then counts in that tensor's version too, so an
+    operation that saved it refuses to backward, as PyTorch's shared version counter makes it (it computed a
+    gradient from the changed values)."""
+    for x in inputs:
+        if np.may_share_memory(x._data, out):
+            base = getattr(x, "_detached_from", None)
+            t._detached_from = x if base is None else base
+            return
 
 
 def _as_array_call(fn):
