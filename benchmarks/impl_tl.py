@@ -24,10 +24,23 @@ def _load(param, array):
 
 
 class _Case:
-    """step() is run(*self.args): one iteration as a function of its inputs (what impl_*_compile*.py compile)."""
+    """step() is run(*self.args): one iteration as a function of its inputs. compute(*args) is that iteration
+    keeping nothing (what impl_tl_compiled compiles), returning (loss, leaves whose gradient check() reads); run()
+    keeps them on the case for check()."""
+    compiled_out = None  # the compiled step's last result, (loss value, the leaves' gradients): impl_tl_compiled
 
     def step(self):
         return self.run(*self.args)
+
+    def run(self, *args):
+        self.loss, *self.leaves = self.compute(*args)
+        return self.loss
+
+    def check(self):
+        if self.compiled_out is not None:
+            loss, *grads = self.compiled_out
+            return loss, _abs_sum(self._grad(grads))
+        return float(self.loss.item()), _abs_sum(self._grad([t.grad for t in self.leaves]))
 
 
 class Chain(_Case):
@@ -35,7 +48,7 @@ class Chain(_Case):
         self.x0, self.ops = d["x0"], [chain_constants(i) for i in range(p["n_ops"])]
         self.args = (self.x0,)
 
-    def run(self, x0):
+    def compute(self, x0):
         x = tl.tensor(x0, requires_grad=True)  # a copy of x0, as torch.tensor makes
         y = x
         for kind, c in self.ops:
@@ -47,11 +60,10 @@ class Chain(_Case):
                 y = y.tanh()
         loss = y.sum()
         loss.backward()
-        self.loss, self.x = loss, x
-        return loss
+        return loss, x
 
-    def check(self):
-        return float(self.loss.item()), _abs_sum(self.x.grad)
+    def _grad(self, grads):
+        return grads[0]  # (x's)
 
 
 def _nn():
@@ -67,16 +79,15 @@ def _cross_entropy():
 
 
 class _Trainer(_Case):
-    def run(self, x, y):
+    def compute(self, x, y):
         self.opt.zero_grad()
         loss = self.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
-        self.loss = loss
-        return loss
+        return (loss,)
 
-    def check(self):
-        return float(self.loss.item()), _abs_sum(self.first.grad)
+    def _grad(self, grads):
+        return self.first.grad
 
 
 class MLP(_Trainer):
@@ -142,7 +153,7 @@ class LSTM(_Case):
             h = o * c.tanh()
         return h
 
-    def run(self, x):
+    def compute(self, x):
         if self.lstm is not None:
             self.lstm.zero_grad()
             _, (h_n, _) = self.lstm(x)
@@ -153,11 +164,10 @@ class LSTM(_Case):
             h_last = self._cell_forward(x)
         loss = (h_last ** 2).sum()
         loss.backward()
-        self.loss = loss
-        return loss
+        return (loss,)
 
-    def check(self):
-        return float(self.loss.item()), _abs_sum(self.params[0].grad)
+    def _grad(self, grads):
+        return self.params[0].grad
 
 
 def build(wid, data, params):

@@ -1,9 +1,10 @@
 """tinygrad_lite-compiled: impl_tl's cases with their step wrapped in ``tl.compile``, as a user would write it.
 
-The compiled function is the case's ``run(*args)`` (the eager step, backward and optimizer step included)
-returning ``loss.item()``: the usual training step, which replays. Its inputs are arguments, since a tensor
-the step made from data that is not an argument would be frozen in a replay. ``run`` also keeps the loss and
-leaf on the case for ``check()``; a replay runs no Python, so those stay from call 1 (the call checked).
+The compiled function is the case's ``compute(*args)`` (the eager step, backward and optimizer step included)
+returning ``loss.item()`` (and, where check() reads a leaf the step makes, that leaf's gradient): the usual
+training step, which replays. Its inputs are arguments, since a tensor the step made from data that is not an
+argument would be frozen in a replay, and it keeps nothing on the case (an attribute it assigned would make it run
+eagerly: a replay runs no Python); the caller keeps the result for ``check()``.
 """
 import tinygrad_lite as tl
 from tinygrad_lite.compile.plan import INTERPRETED_REPLAYS
@@ -25,7 +26,17 @@ def __getattr__(name):  # impl_tl.build sets NOTE
 
 
 def compile_step(case):
-    return tl.compile(lambda *args: case.run(*args).item())
+    compiled = tl.compile(lambda *args: _checked(*case.compute(*args)))
+
+    def step(*args):
+        case.compiled_out = out = compiled(*args)
+        return out[0]
+    step.stats = compiled.stats  # (the same dict, updated by each call)
+    return step
+
+
+def _checked(loss, *leaves):
+    return (loss.item(), *[t.grad.detach() for t in leaves])
 
 
 def stats(fn):
