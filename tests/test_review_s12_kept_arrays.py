@@ -92,7 +92,9 @@ def test_gradients_returned_or_stored_on_an_object_by_the_function_keep_their_va
         kept.extend((t, t.numpy().copy()) for t in out[1:])
         kept.append((box.g, box.g.numpy().copy()))
     diffs, changed, stats = _side_by_side(make, after)
-    assert diffs == [] and changed == [] and _replayed(stats)
+    # (`box.g = ...` is an assignment a replay would not run: box.g stayed the first call's gradient; since session
+    # 22 the call runs eagerly, naming it)
+    assert diffs == [] and changed == [] and stats["replays"] == 0 and "'box.g'" in stats["last_reason"], stats
 
 
 def test_autograd_grad_results_returned_and_dropped():
@@ -131,7 +133,9 @@ def test_a_user_optimizer_that_keeps_the_last_gradients():
     def after(model, opt, i, out, kept):
         kept.extend((g, g.numpy().copy()) for g in opt.last)
     diffs, changed, stats = _side_by_side(_train_step, after, opt_fn=lambda m: KeepLast(m.parameters()))
-    assert diffs == [] and changed == [] and _replayed(stats)
+    # (`self.last = ...` in the user's optimizer: a replay would leave the first call's gradients there; since session
+    # 22 the call runs eagerly, naming it)
+    assert diffs == [] and changed == [] and stats["replays"] == 0 and "'self.last'" in stats["last_reason"], stats
 
 
 def test_a_gradient_hook_added_after_recording_that_keeps_gradients():

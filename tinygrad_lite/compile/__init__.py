@@ -105,6 +105,8 @@ class Compiled:
                     reason = str(exc)
                 else:
                     self.stats["replays"] += 1
+                    if v.plan.after is not None:  # (counters the function moves: constants._Counters)
+                        v.plan.after()
                     return out
         if key is None:
             key, keyed = self._key(args, kwargs)
@@ -163,6 +165,11 @@ class Compiled:
                 raise
             finally:
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
+            counters = getattr(constants, "counters", None)
+            if counters is not None:  # (`self.steps += 1`: how many times this call moved each, for its replays)
+                moved = counters.observe()
+                if moved is not None:
+                    cap.fail(moved)
             kept = kept_outside(cap.proxies, out)
             if kept and cap.failure is None:
                 what = cap.reads[kept[0]._index].describe()
@@ -196,6 +203,8 @@ class Compiled:
                     plan = AotPlan(cap, out, aot, self._lock, self.name)
             reason = None
             _inside_replayed(constants, cap)
+            if counters is not None and counters.times:
+                plan.after = counters.replay
         except Unsupported as exc:
             plan, reason = None, exc.reason
         finally:

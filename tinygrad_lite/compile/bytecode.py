@@ -96,6 +96,7 @@ def _chains(code, top=True):
     argument). A local or cell assigned from a chain (`c = cfg`, `s = self.cfg.sub`) is an alias: a chain read from it
     is read from its source(s)."""
     found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
+    of_setattr = chain_set = False  # (the next chain is setattr's or delattr's object: any attribute of it is stored)
     instructions = _instructions(code)
     for i, ins in enumerate(instructions):
         op = ins.opname
@@ -115,14 +116,20 @@ def _chains(code, top=True):
                     and not chain_any:
                 aliases.setdefault(ins.argval, set()).add(key)  # `c = cfg`: read where c is read
             else:
-                used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not (  # `obj.n += 1`: stored
-                    op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR")
+                augmented = op == "COPY" and instructions[i + 1].opname == "LOAD_ATTR"  # `obj.n += 1`: stored
+                used = op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not augmented
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
+                if op in ("STORE_ATTR", "DELETE_ATTR") or augmented:  # the attribute assigned, then _STORED (or
+                    attr = (instructions[i + 1] if augmented else ins).argval  # how a counter moves: _Increment)
+                    found.add(key[:2] + (key[2] + (attr, (_increment(instructions, i) if augmented else None)
+                                                   or _STORED),))
                 if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
             if chain_any:  # the chain was getattr's object: `getattr(self.cfg, name)` reads any of its attributes
                 found.add(key[:2] + (key[2] + (_ANY,),))
+            if chain_set:  # `setattr(self, "last", v)`: an attribute stored
+                found.add(key[:2] + (key[2] + (_ANY, _STORED),))
             call = instructions[i + 1] if op == "LOAD_METHOD" else ins
             if call.opname == "PRECALL" and call.arg == 0:  # `np.random.default_rng()`: called without arguments
                 found.add(key[:2] + (key[2] + (_BARE,),))
@@ -130,12 +137,15 @@ def _chains(code, top=True):
         if op == "LOAD_GLOBAL" and ins.argval in ("getattr", "hasattr"):
             of_getattr = True  # the next chain is getattr's object
             continue
-        chain_any = False
+        if op == "LOAD_GLOBAL" and ins.argval in ("setattr", "delattr"):
+            of_setattr = True
+            continue
+        chain_any = chain_set = False
         if op in _ROOTS:
-            chain, chain_any = [_KIND[op], ins.argval], of_getattr
+            chain, chain_any, chain_set = [_KIND[op], ins.argval], of_getattr, of_setattr
             read_by, start = _reader(instructions, i), i
         if op != "PUSH_NULL":
-            of_getattr = False
+            of_getattr = of_setattr = False
     if chain is not None:
         found.add((chain[0], chain[1], tuple(chain[2:])))
         if chain_any:
@@ -147,7 +157,43 @@ def _chains(code, top=True):
     return frozenset(_unalias(found, aliases, code.co_cellvars, params, top))
 
 
+def _increment(instructions, i):
+    """`obj.n += 1` (`-=`, by a number constant) at instructions[i:] (COPY, LOAD_ATTR n, LOAD_CONST, BINARY_OP, SWAP,
+    STORE_ATTR n) as an _Increment; None for another augmented assignment."""
+    if i + 5 >= len(instructions):
+        return None
+    load, const, binop, swap, store = instructions[i + 1:i + 6]
+    if const.opname != "LOAD_CONST" or const.argval.__class__ not in (int, float) or binop.opname != "BINARY_OP" or \
+            binop.argrepr not in ("+=", "-=") or swap.opname != "SWAP" or store.opname != "STORE_ATTR" or \
+            store.argval != load.argval:
+        return None
+    return _Increment(binop.argrepr, const.argval)
+
+
+class _Increment:
+    """At the end of a chain's path, after an attribute: the code only moves it by a constant (`obj.n += 1`), which a
+    replay can repeat (constants._Counters)."""
+    __slots__ = ("op", "const")
+
+    def __init__(self, op, const):
+        self.op, self.const = op, const
+
+    def __eq__(self, other):
+        return other.__class__ is _Increment and (self.op, self.const, type(self.const)) == \
+            (other.op, other.const, type(other.const))
+
+    def __hash__(self):
+        return hash((self.op, self.const))
+
+    def __repr__(self):
+        return f"<{self.op} {self.const!r}>"
+
+    def apply(self, value):
+        return value + self.const if self.op == "+=" else value - self.const
+
+
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
+_STORED = "<stored>"  # at the end of a chain's path, after an attribute: the code assigns (or deletes) that attribute
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
 _EACH = "<each>"  # at the end of a callee's path (_passes): each item of it, a loop's variable (`for b in self.blocks`)

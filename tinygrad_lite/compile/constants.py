@@ -58,7 +58,8 @@ import weakref
 
 import numpy as np
 
-from .bytecode import _ANY, _BARE, _EACH, _SUBSCRIPT, _USED, UNRESOLVED, _Key, _chains, _passes, _read_names
+from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, UNRESOLVED, _Increment, _Key, _chains,
+                       _passes, _read_names)
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -103,6 +104,10 @@ def python_constants(fn, args=()):
                    f"repeat the recording call's value (read it outside and pass it in as an argument)"
         return f"the function writes output in Python ({what}): a replay runs no Python, so it would print or log " \
                f"nothing (print what the function returns, outside it)"
+    if found.stores:
+        return f"the function assigns an attribute of an object that outlives the call ({found.stores}): a replay " \
+               f"runs no Python, so it would leave the value the recording call set (return the value and set it " \
+               f"in the caller)"
     if found.advances:
         return f"the function advances an iterator in Python ({found.advances}): a replay would repeat the recording " \
                f"call's items (pass each item in as an argument)"
@@ -117,7 +122,64 @@ def python_constants(fn, args=()):
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
                f"could not be seen"
-    return found.out + ([(None, "", (), found.methods)] if found.methods.entries else [])
+    rows = _Rows(found.out + ([(None, "", (), found.methods)] if found.methods.entries else []))
+    rows.counters = found.counters if found.counters.entries else None
+    return rows
+
+
+class _Rows(list):
+    """python_constants' rows, and the counters the code moves (`counters`: a _Counters, or None)."""
+    __slots__ = ("counters",)
+
+
+class _Counters:
+    """Attributes of objects that outlive the call which the code only moves by a constant (`self.steps += 1`): not
+    guards (each call changes them), but a replay, which runs no Python, must move them as the eager call does. Each
+    is snapshotted when the scan runs (before the recording call); `observe` then sees how many times the recording
+    call moved it (none in a branch not taken, n in a loop of n), which the guards fix for every replay of that record,
+    and `replay` repeats that."""
+    __slots__ = ("entries", "times")
+
+    def __init__(self):
+        self.entries, self.times = {}, None  # (id(obj), attr) -> (obj, attr, how or None, value before the call)
+
+    def add(self, obj, attr, how):
+        key = (id(obj), attr)
+        entry = self.entries.get(key)
+        if entry is None:
+            self.entries[key] = (obj, attr, how, _locate(obj, attr)[0])
+        elif entry[2] != how:  # moved by two constants (`n += 1` here, `n += 2` there): how often each, unknown
+            self.entries[key] = (obj, attr, None, entry[3])
+
+    def observe(self):
+        """After the recording call: how many times each counter moved; a reason (str) when it cannot be told (the
+        value is not a plain number, or it changed otherwise)."""
+        self.times = []
+        for obj, attr, how, before in self.entries.values():
+            if how is None:
+                return f"the function moves the counter '{attr}' of {type(obj).__name__} by more than one constant"
+            now = _locate(obj, attr)[0]
+            if before.__class__ not in (int, float) or now.__class__ not in (int, float):
+                return f"the counter '{attr}' of {type(obj).__name__} is not a plain number ({before!r}, then {now!r})"
+            value, n = before, 0
+            while value != now and n < _MAX_MOVES:
+                value, n = how.apply(value), n + 1
+            if value != now or value.__class__ is not now.__class__:
+                return f"the counter '{attr}' of {type(obj).__name__} went from {before!r} to {now!r}, not by " \
+                       f"{how.op} {how.const!r} steps"
+            if n:
+                self.times.append((obj, attr, how, n))
+        return None
+
+    def replay(self):
+        for obj, attr, how, n in self.times:
+            value = getattr(obj, attr)
+            for _ in range(n):
+                value = how.apply(value)
+            setattr(obj, attr, value)
+
+
+_MAX_MOVES = 10_000  # (a counter moved more often by one call: eager)
 
 
 
@@ -130,6 +192,8 @@ class _Found(_WholeReads):
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
         self.array_hidden = None  # a NumPy argument passed to a callee that is no chain (bytecode.UNRESOLVED): where
         self.advances = None  # an iterator the code may advance (next(it), for v in it): where
+        self.stores = None  # an attribute the code assigns on an object that outlives the call: where
+        self.counters = _Counters()  # the attributes it only moves by a constant (`self.n += 1`)
         self.effect = None  # (kind, where): a call of the clock, os.environ, print, logging (_outside_effect)
         self.where = None  # the function whose code is being read (for the reason: its name and source line)
         self.passed, self.paths, self.dynamic = [], set(), False  # objects passed on; attribute paths code reads
@@ -357,6 +421,9 @@ class _Found(_WholeReads):
         if path[-1:] == (_SUBSCRIPT,):  # (only a NumPy array's items matter: an argument's, see read; others here)
             self.array_items(root, name, path[:-1])
             return
+        if path and (path[-1] is _STORED or path[-1].__class__ is _Increment):  # `self.last = x`, `self.n += 1`
+            self.assigned(root, name, path[:-2], path[-2], path[-1])
+            return
         if path[-1:] == (_BARE,):  # (only a generator made without a seed matters)
             made = _unseeded(_root_value(root, name), path[:-1])
             if made:
@@ -454,6 +521,28 @@ class _Found(_WholeReads):
             elif used and step == len(path) and isinstance(value, _GENERATORS):  # `augment(x, self.rng)`
                 self.draw(f"a {type(value).__name__} passed on")
 
+    def assigned(self, root, name, path, attr, how):
+        """The code assigns (or deletes) `attr` of the object at `name.path` (`how`: _STORED, or an _Increment for a
+        counter moved by a constant): when that object outlives the call (it is reached from a global, a closure,
+        `self` or an argument) and is not a Module (whose assignments are seen as they happen: the call runs eagerly)
+        or a tensor (whose `.grad`/`.data` the capture follows), a replay, which runs no Python, would leave it as the
+        recording call left it: a counter is moved by the replay as the recording call moved it (_Counters), any
+        other assignment makes the call run eagerly."""
+        value = _root_value(root, name)
+        for a in path:
+            value = _locate(value, a)[0]
+            if value is _GONE or value is _UNSEEN:
+                return
+        Module = module_class()
+        if value is _GONE or isinstance(value, (self.tensor, type, types.ModuleType)) or \
+                (Module is not None and isinstance(value, Module)):
+            return
+        if how.__class__ is _Increment:
+            self.counters.add(value, attr, how)
+        else:
+            what = f"setattr({_dotted(name, path)}, ...)" if attr is _ANY else f"'{_dotted(name, path + (attr,))}'"
+            self.stores = self.stores or what + self.place()
+
     def array_items(self, root, name, path):
         """`A[i]`, `for v in A`, `A > 0` with A a NumPy array reached by `name.path` (a global, a closure's, an
         attribute): its values, read in Python, are guarded (keep_values); other objects' items are guarded where
@@ -495,7 +584,7 @@ def _attributes(path):
     """The attribute names at the start of a chain's path (up to an item, a marker; getattr's _ANY kept)."""
     out = []
     for a in path:
-        if a is _ANY or a.__class__ is not str or a in (_USED, _SUBSCRIPT):
+        if a is _ANY or a.__class__ is not str or a in (_USED, _SUBSCRIPT, _STORED):
             if a is _ANY:
                 out.append(a)
             break
@@ -506,7 +595,8 @@ def _attributes(path):
 def _values_read(path):
     """Whether a chain from a NumPy array reads its values in Python (`a.sum()`, `a[0]`, `a > 0`, `for v in a`), not
     only its metadata (a signature guard) or the array itself (`tl.tensor(a)`: recorded)."""
-    return bool(path) and path[0] not in _ARRAY_METADATA and path != (_USED,)
+    return bool(path) and path[0] not in _ARRAY_METADATA and path != (_USED,) and path[-1] is not _STORED and \
+        path[-1].__class__ is not _Increment
 
 
 def _parameter(code, slot, before):
