@@ -148,3 +148,32 @@ def test_a_counter_a_module_keeps_in_its_forward_runs_eagerly_as_other_module_as
         return (lambda x: m(x.reshape(1, 3)).detach()), lambda: [m.calls]
     stats = _twin(make)
     assert stats["replays"] == 0, stats
+
+
+def test_a_counters_object_replaced_between_calls_is_the_one_moved():
+    """`self.stats = Stats()` (or a global rebound) between calls: the counter's object is guarded by identity, so a
+    replay never moves the old object's counter (it did, with the first version of the counters)."""
+    class Stats:
+        def __init__(self):
+            self.n = 0
+    holder = _Box()
+
+    def make():
+        holder.stats = Stats()
+
+        def step(x):
+            holder.stats.n += 1
+            return x * 2
+        olds = []
+
+        def state():
+            return [holder.stats.n] + [s.n for s in olds]
+
+        def args(i):
+            if i == 4:
+                olds.append(holder.stats)
+                holder.stats = Stats()
+            return (_x(i),)
+        return step, state, args
+    stats = _twin(make)
+    assert stats["traces"] == 2 and stats["eager_calls"] == 0, stats

@@ -537,7 +537,8 @@ class _Found(_WholeReads):
         if value is _GONE or isinstance(value, (self.tensor, type, types.ModuleType)) or \
                 (Module is not None and isinstance(value, Module)):
             return
-        if how.__class__ is _Increment:
+        if how.__class__ is _Increment:  # (the object by identity: a replay moves the counter of the recorded one)
+            self.keep(root, name, path, value)
             self.counters.add(value, attr, how)
         else:
             what = f"setattr({_dotted(name, path)}, ...)" if attr is _ANY else f"'{_dotted(name, path + (attr,))}'"
