@@ -252,6 +252,7 @@ def test_B_trainer_passing_self_to_a_helper_while_counting_keeps_replaying():
     for _ in range(6):
         np.testing.assert_allclose(f(x).numpy(), ref.step(x).numpy(), rtol=1e-6)
     assert f.stats["replays"] == 5, f.stats
+    assert obj.step_count == ref.step_count == 6  # (moved by each replay since session 22; it stayed at 1)
 
 
 class _State:
