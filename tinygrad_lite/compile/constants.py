@@ -530,19 +530,27 @@ class _Found(_WholeReads):
         other assignment makes the call run eagerly."""
         value = _root_value(root, name)
         for a in path:
-            value = _locate(value, a)[0]
+            value = type(value) if a == "__class__" else _locate(value, a)[0]  # (`self.__class__.count += 1`)
             if value is _GONE or value is _UNSEEN:
                 return
         Module = module_class()
-        if value is _GONE or isinstance(value, (self.tensor, type, types.ModuleType)) or \
-                (Module is not None and isinstance(value, Module)):
+        if value is _GONE or isinstance(value, self.tensor) or (Module is not None and isinstance(value, Module)):
             return
+        if isinstance(value, type) and not path and isinstance(root, _Self) and not self.of_class(value):
+            return  # `self.x = v` in the constructor of a class the step instantiates (scanned with the class as self)
         if how.__class__ is _Increment:  # (the object by identity: a replay moves the counter of the recorded one)
             self.keep(root, name, path, value)
             self.counters.add(value, attr, how)
         else:
             what = f"setattr({_dotted(name, path)}, ...)" if attr is _ANY else f"'{_dotted(name, path + (attr,))}'"
             self.stores = self.stores or what + self.place()
+
+    def of_class(self, klass):
+        """Whether the code being read is a classmethod of klass (`cls.count += 1` stores on the class itself), not
+        a method of a class the step instantiates, scanned with the class as `self` (its stores are on the new
+        instance)."""
+        entry = _lookup(klass, getattr(self.where, "__name__", ""))
+        return isinstance(entry, classmethod) and entry.__func__ is self.where
 
     def array_items(self, root, name, path):
         """`A[i]`, `for v in A`, `A > 0` with A a NumPy array reached by `name.path` (a global, a closure's, an

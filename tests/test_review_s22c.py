@@ -1,0 +1,95 @@
+"""Review of 639636e/fba2418 (tl.compile: attribute assignments on objects that outlive the call run eagerly; a counter
+moved by a constant is moved by each replay). Each test runs a compiled step beside an eager twin (the helper of
+test_compile_assignments) and compares the results and the objects' attributes after every call."""
+import types
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+from test_compile_assignments import _Box, _eager, _replays, _twin, _x
+
+nn = tl.nn
+
+
+class _Counted:
+    count = 0
+    last = None
+
+    @classmethod
+    def bump(cls):
+        cls.count += 1
+
+    @classmethod
+    def keep(cls, v):
+        cls.last = v
+
+
+class _Made:
+    made = 0
+
+    def __init__(self, v):
+        _Made.made += 1  # (a class-level instance count)
+        self.v = v  # (a store on the new instance: no reason to run eagerly)
+
+
+_MOD = types.ModuleType("user_settings")  # a user's module object reached from a global
+
+
+# Was stale: a counter on a class (reached from a global, `self.__class__` or a classmethod's `cls`) was neither a
+# counter nor a store (assigned() skipped every class, to skip the constructor of a class the step instantiates,
+# which is scanned with the class as `self`): replays left it at the recording call's value
+@pytest.mark.parametrize("how", ["global", "classmethod", "constructor"])
+def test_a_counter_on_a_class_moves_at_every_replay(how):
+    def make():
+        _Counted.count, _Made.made = 0, 0
+
+        def step(x):
+            if how == "global":
+                _Counted.count += 1
+            elif how == "classmethod":
+                _Counted.bump()
+            else:
+                return _Made(x * 2).v
+            return x * 2
+        return step, lambda: [_Counted.count, _Made.made]
+    _replays(_twin(make))
+
+
+# Was stale: a tensor stored on a class attribute (directly or by a classmethod) kept the recording call's tensor
+@pytest.mark.parametrize("how", ["global", "classmethod"])
+def test_a_tensor_stored_on_a_class_runs_eagerly(how):
+    def make():
+        _Counted.last = None
+
+        def step(x):
+            out = x * 2
+            if how == "global":
+                _Counted.last = out.detach()
+            else:
+                _Counted.keep(out.detach())
+            return out
+        return step, lambda: [_Counted.last.numpy().tolist()]
+    _eager(_twin(make), "last")
+
+
+# Was stale: assignments on a user's module object (`settings.count += 1`, `settings.last = t`) were skipped as
+# modules: a replay neither moved the counter nor ran eagerly for the stored tensor
+@pytest.mark.parametrize("kind", ["counter", "tensor"])
+def test_assignments_on_a_users_module_object(kind):
+    def make():
+        _MOD.count, _MOD.last = 0, None
+
+        def count(x):
+            _MOD.count += 1
+            return x * 2
+
+        def keep(x):  # (its own function: the scan reads all of a function's code, branches too)
+            out = x * 2
+            _MOD.last = out.detach()
+            return out
+        return {"counter": count, "tensor": keep}[kind], \
+            lambda: [_MOD.count, None if _MOD.last is None else _MOD.last.numpy().tolist()]
+    stats = _twin(make)
+    _replays(stats) if kind == "counter" else _eager(stats, "_MOD.last")
