@@ -93,3 +93,17 @@ def test_assignments_on_a_users_module_object(kind):
             lambda: [_MOD.count, None if _MOD.last is None else _MOD.last.numpy().tolist()]
     stats = _twin(make)
     _replays(stats) if kind == "counter" else _eager(stats, "_MOD.last")
+
+
+# Was stale: `object.__setattr__(box, "last", t)` (a frozen dataclass's way to assign) was not seen as setattr's
+def test_object_setattr_runs_eagerly():
+    def make():
+        b = _Box()
+        b.last = None
+
+        def step(x):
+            out = x * 2
+            object.__setattr__(b, "last", out.detach())
+            return out
+        return step, lambda: [b.last.numpy().tolist()]
+    _eager(_twin(make), "setattr(b, ...)")

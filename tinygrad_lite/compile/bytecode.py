@@ -146,6 +146,8 @@ def _chains(code, top=True):
             read_by, start = _reader(instructions, i), i
         if op != "PUSH_NULL":
             of_getattr = of_setattr = False
+        if op in ("LOAD_METHOD", "LOAD_ATTR") and ins.argval in ("__setattr__", "__delattr__"):
+            of_setattr = True  # `object.__setattr__(box, "last", v)`: the next chain is its object, as setattr's
     if chain is not None:
         found.add((chain[0], chain[1], tuple(chain[2:])))
         if chain_any:
