@@ -107,3 +107,41 @@ def test_object_setattr_runs_eagerly():
             return out
         return step, lambda: [b.last.numpy().tolist()]
     _eager(_twin(make), "setattr(b, ...)")
+
+
+# Was a different outcome: a counter set to None between calls makes the eager step raise at its `+=`, before the
+# optimizer's update; a replay ran the whole step (parameters updated) and then raised from moving the counter (with
+# `+`'s message, not `+=`'s). The counters are now checked to be plain numbers before a replay runs.
+def test_a_counter_set_to_none_raises_as_eagerly_before_any_update():
+    def make():
+        tl.manual_seed(0)
+        b, model = _Box(), nn.Linear(3, 1)
+        b.n = 0
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            loss = model(x.reshape(1, 3)).sum()
+            b.n += 1
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        def args(i):
+            if i == 5:
+                b.n = None
+            return (_x(i),)
+        return step, lambda: [b.n, model.weight.numpy().tolist()], args
+    results = []
+    for compiled in (True, False):
+        step, state, args = make()
+        f = tl.compile(step) if compiled else step
+        seen = []
+        for i in range(7):
+            try:
+                seen.append(f(*args(i)).numpy().tolist())
+            except TypeError as exc:
+                seen.append(str(exc))
+            seen.append(state())
+        results.append(seen)
+    assert results[0] == results[1], results

@@ -98,6 +98,9 @@ class Compiled:
             if v.plan is None:
                 return self._eager(args, kwargs, v.reason)
             reason = v.holds(leaves)
+            counters = v.plan.counters  # (those the function moves: constants._Counters)
+            if reason is None and counters is not None:
+                reason = counters.check()  # (one set to None between calls: the eager call raises before any update)
             if reason is None:
                 try:
                     out = v.plan.run(leaves)
@@ -105,8 +108,8 @@ class Compiled:
                     reason = str(exc)
                 else:
                     self.stats["replays"] += 1
-                    if v.plan.after is not None:  # (counters the function moves: constants._Counters)
-                        v.plan.after()
+                    if counters is not None:
+                        counters.replay()
                     return out
         if key is None:
             key, keyed = self._key(args, kwargs)
@@ -204,7 +207,7 @@ class Compiled:
             reason = None
             _inside_replayed(constants, cap)
             if counters is not None and counters.times:
-                plan.after = counters.replay
+                plan.counters = counters
         except Unsupported as exc:
             plan, reason = None, exc.reason
         finally:

@@ -75,7 +75,7 @@ class AotPlan:
     tensor is the entry's output; several are each the output of a small entry that hands its gradient to a
     shared anchor entry (recorded before them, so the engine runs it after them all) and marks its place in the
     anchor's gradient; the anchor's VJP runs the backward of the outputs so marked."""
-    after = None  # (as Plan's)
+    counters = None  # (as Plan's)
 
     def __init__(self, cap, result, rec, lock, name):
         from ..ops.registry import Primitive

@@ -171,6 +171,16 @@ class _Counters:
                 self.times.append((obj, attr, how, n))
         return None
 
+    def check(self):
+        """Before a replay: None when each counter is still a plain number (else the reason: one set to None or a
+        string between calls makes the eager call raise at its `+=`, before the step's later updates, where a replay
+        would have run them all and raised after)."""
+        for obj, attr, how, n in self.times:
+            value = _locate(obj, attr)[0]
+            if value.__class__ not in (int, float):
+                return f"the counter '{attr}' of {type(obj).__name__} is not a plain number now ({value!r})"
+        return None
+
     def replay(self):
         for obj, attr, how, n in self.times:
             value = getattr(obj, attr)

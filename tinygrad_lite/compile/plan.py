@@ -27,7 +27,7 @@ INTERPRETED_REPLAYS = 8  # replays run step by step before the plan is turned in
 
 class Plan:
     """A replayable record of one call. Raises Unsupported when the capture cannot be replayed safely."""
-    after = None  # what a replay does once it has run: move the function's counters (constants._Counters)
+    counters = None  # the function's counters, which a replay moves once it has run (constants._Counters)
 
     def __init__(self, cap, result):
         if cap.failure is not None:
