@@ -277,3 +277,23 @@ def _element_views(L):
 def test_an_element_is_a_view_as_in_pytorch(torch):
     ours, theirs = _element_views(tl), _element_views(torch)
     assert np.array_equal(ours[0], theirs[0]) and ours[1:] == (theirs[1], tuple(theirs[2])), (ours, theirs)
+
+
+@pytest.mark.parametrize("case", [
+    lambda x: x[0, 1].mul_(2), lambda x: x[0:1].zero_(), lambda x: x.reshape(4).add_(1), lambda x: x.t().fill_(3.0),
+    lambda x: x[0].__setitem__(0, 5.0), lambda x: x.detach().add_(1), lambda x: (x * 1)[0, 1].mul_(2),
+], ids=["element", "slice", "reshape", "transpose", "setitem", "detach", "view-of-non-leaf"])
+def test_in_place_on_a_view_of_a_leaf_that_requires_grad_raises_as_in_pytorch(torch, case):
+    """PyTorch refuses an in-place change through a view of a leaf that requires grad (it would change the leaf
+    behind autograd's back); a detached alias and a view of a non-leaf are allowed. (Before: tinygrad_lite ran them,
+    leaving the leaf unchanged, silently.)"""
+    outcomes = []
+    for lib in (tl, torch):
+        x = lib.ones(2, 2, requires_grad=True)
+        try:
+            case(x)
+            outcomes.append(("ok", x.detach().numpy().tolist()))
+        except RuntimeError as exc:
+            assert "a view of a leaf Variable that requires grad" in str(exc)
+            outcomes.append(("raises", None))
+    assert outcomes[0] == outcomes[1], outcomes

@@ -38,6 +38,13 @@ def _check_leaf(self, name):
             f"{name}: a leaf Variable that requires grad (shape {tuple(self._data.shape)}, {self._data.dtype}) is "
             f"being used in an in-place operation{registry.user_site()}. Update parameters inside "
             f"`with tl.no_grad():`, or use the out-of-place form (`x = x + y`).")
+    base = getattr(self, "_detached_from", None)  # (a view's: recorder._note_view)
+    if base is not None and self.requires_grad and self._entry is not None and base.requires_grad and \
+            base._entry is None:  # `w[0, 1].mul_(2)`, `w[:2].zero_()` on a parameter: PyTorch refuses as well
+        raise RuntimeError(
+            f"{name}: a view of a leaf Variable that requires grad (a view of shape {tuple(self._data.shape)} of a "
+            f"leaf of shape {tuple(base._data.shape)}, {base._data.dtype}) is being used in an in-place operation"
+            f"{registry.user_site()}. Change the leaf inside `with tl.no_grad():`, or use the out-of-place form.")
 
 
 def _write(self, name, res, cast):
