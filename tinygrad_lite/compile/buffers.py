@@ -86,7 +86,7 @@ def plan_buffers(ops, reads, uses, keep):
     A tiled gradient's slices computed in place (`_placed_slices`) get their view of its buffer as theirs.
     Returns (slot -> buffer index, buffers, slot -> (first step, last step), the slots written over a dying input,
     the placed slices, the steps their copies were)."""
-    root, defined, hosted = {}, {}, []
+    root, defined, hosted = view_roots(ops), {}, []
     for i, op in enumerate(ops):
         kind = op.kind
         if kind == "host":
@@ -99,8 +99,6 @@ def plan_buffers(ops, reads, uses, keep):
         else:
             for k in outs:
                 defined.setdefault(k, i)
-        for k, base in op.views:
-            root[k] = root.get(base, base)
     end = dict(uses)
     for k, r in root.items():  # a view keeps the memory it views alive
         if r is not None:
@@ -158,6 +156,17 @@ def plan_buffers(ops, reads, uses, keep):
         releasing.setdefault(last, []).append((b, key))
     skipped = {p for _, _, p in placed.values()}
     return buffer_of, buffers, span, inplace, placed, skipped
+
+
+def view_roots(ops):
+    """{slot: the slot whose memory it views, through any chain of views}, for the kernels' outputs that are views;
+    None for a view of memory from outside the call (an argument's, a live tensor's)."""
+    root = {}
+    for op in ops:
+        if op.kind == "kernel":
+            for k, base in op.views:
+                root[k] = root.get(base, base)
+    return root
 
 
 def _placed_slices(ops, reads, defined, root, viewed, pinned):

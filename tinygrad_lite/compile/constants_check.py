@@ -74,7 +74,7 @@ def read_inside(constants, changed):
             continue
         now = _root_value(root, name)
         for attr in path:
-            if id(now) in changed and changed[id(now)] is now:
+            if changed.get(id(now)) is now:
                 return _dotted(name, path)
             if attr is _WHOLE and _holds(now, changed, [_MAX_NESTED]):  # (`[g['lr'] for g in opt.param_groups]`:
                 return _dotted(name, path)                                # the groups are inside the list read whole)
@@ -91,6 +91,6 @@ def _holds(obj, changed, budget):
         return False
     budget[0] -= 1
     for item in (obj.values() if isinstance(obj, dict) else obj):
-        if (id(item) in changed and changed[id(item)] is item) or _holds(item, changed, budget):
+        if changed.get(id(item)) is item or _holds(item, changed, budget):
             return True
     return False

@@ -73,8 +73,7 @@ class Observing:
             return
         # a number argument (or one computed from them) is known where it is read: the guard goes there, before any
         # effect of the call (`if epoch < warmup:` after an optimizer step still replays)
-        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and self.ops[i].args is rec)
-        self.ops.insert(at + 1, op)
+        self.ops.insert(self._read_at(rec) + 1, op)
 
     def decision(self, fn, args, value):
         tmpl = self.template(tuple(args), getattr(fn, "__name__", "a decision"))
@@ -123,22 +122,12 @@ class Observing:
         computes from that call's reads; returns its proxy."""
         srcs = tuple(self.reads[o._index] if isinstance(o, Read) else o for o in operands)
         first = next(o for o in srcs if isinstance(o, ReadRecord))
-        rec = ReadRecord(Computed(fn, srcs, bits), "computed", value, first.site)
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
-        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
-        self.proxies.append(proxy)
-        return proxy
+        return self._read_proxy(ReadRecord(Computed(fn, srcs, bits), "computed", value, first.site), _caller(2))
 
     def state_read(self, get, value, what):
         """A number of a library object's state returned into Python (hooks.live_numbers): a Read proxy whose
         value a replay gets again with `get()` at this point of the call."""
-        rec = ReadRecord(get, "state", value, f"{what} at {user_site(3)}")
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
-        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
-        self.proxies.append(proxy)
-        return proxy
+        return self._read_proxy(ReadRecord(get, "state", value, f"{what} at {user_site(3)}"), _caller(2))
 
     def state_sizes(self, obj, sizes, what):
         """A guard checked before anything else at replay (a decision step placed first): `sizes(obj)` as it is
@@ -173,7 +162,7 @@ class Observing:
             fn, args = _item, (rec.ref,)
         k = self.read_slots[id(rec)] = self.nslots
         self.nslots += 1
-        at = next(i for i in range(len(self.ops) - 1, -1, -1) if self.ops[i].kind == "read" and self.ops[i].args is rec)
+        at = self._read_at(rec)
         self.ops.insert(at + 1, Op(fn, args, k, self.ops[at].where, False, "kernel"))
         return k
 
@@ -182,14 +171,28 @@ class Observing:
         r = self.ref(t, f"reading a value with .{kind}()")
         value = read_value(t._data, kind)
         rec = ReadRecord(r, kind, value, user_site(3))
-        self.reads.append(rec)
-        self.ops.append(Op(None, rec, None, _caller(2), False, "read"))
         if kind == "bool":
             rec.used = True
+            self._note_read(rec, _caller(2))
             return value
-        proxy = proxy_class(value)(value, len(self.reads) - 1, self)
+        return self._read_proxy(rec, _caller(2))
+
+    def _note_read(self, rec, where):
+        """Note read `rec`, read by a step of its own, last (`where`: the user's line)."""
+        self.reads.append(rec)
+        self.ops.append(Op(None, rec, None, where, False, "read"))
+
+    def _read_proxy(self, rec, where):
+        """_note_read, and the Read proxy Python gets for it."""
+        self._note_read(rec, where)
+        proxy = proxy_class(rec.value)(rec.value, len(self.reads) - 1, self)
         self.proxies.append(proxy)
         return proxy
+
+    def _read_at(self, rec):
+        """The index of the step that reads `rec`."""
+        ops = self.ops
+        return next(i for i in range(len(ops) - 1, -1, -1) if ops[i].kind == "read" and ops[i].args is rec)
 
 
 def _item(arr):

@@ -14,7 +14,7 @@ import operator
 import numpy as np
 
 from .._gc import paused_gc, promote
-from .buffers import live_ops, plan_buffers, refs as _refs, validate
+from .buffers import live_ops, plan_buffers, refs as _refs, validate, view_roots
 from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
                      same_value)
 from .reads import Read, ReadRecord, read_value
@@ -249,11 +249,7 @@ def hoist_reads(ops):
     could write it unseen."""
     if not any(op.effect for op in ops):
         return ops
-    root = {}
-    for op in ops:
-        if op.kind == "kernel":
-            for k, owner in op.views:
-                root[k] = root.get(owner, owner) if owner is not None else _OUTSIDE
+    root = view_roots(ops)
     compares = {}
     for i, op in enumerate(ops):
         if op.kind == "compare":
@@ -284,13 +280,10 @@ def hoist_reads(ops):
     return out
 
 
-_OUTSIDE = object()  # the root of a view of memory from outside the call
-
-
 def _last_write(ops, j, base, root):
     """The index of the last step before `j` that writes memory of root `base` (its producer, an in-place write
     through any view), or None when a host call is given that memory or it is not the call's own."""
-    if base is _OUTSIDE:
+    if base is None:  # (a view of memory from outside the call)
         return None
     last = None
     for i in range(j):
