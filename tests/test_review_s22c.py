@@ -147,13 +147,10 @@ def test_a_counter_set_to_none_raises_as_eagerly_before_any_update():
     assert results[0] == results[1], results
 
 
-# Stale, not fixed: an attribute assigned on an object a call returns (`self.get_stats().n += 1`,
-# `type(self).count += 1`, `s = self.get_stats(); s.last = t`). Root cause: bytecode._chains only follows chains
-# from globals, cells, `self` and the compiled function's arguments (a local assigned from a call is no alias), and
-# _read_names does not count a stored attribute as read, so neither assigned() nor the guards of a returned user's
-# object (keep_read) see it; the replay leaves the recording call's value. A fix needs the stored names of call
-# results among the names read (guarded where the object is returned) and class results of type(...) followed.
-@pytest.mark.xfail(strict=True, reason="stores on a call's result are not seen by the scan (see the comment)")
+# Was stale (fixed in the twenty-third session): an attribute assigned on an object a call returns
+# (`self.get_stats().n += 1`, `type(self).count += 1`, `self.get_stats().last = t`): bytecode._chains followed only
+# chains from globals, cells, `self` and the arguments, so the replay left the recording call's value. Such a store
+# (STORED_ON_VALUE) now runs the call eagerly; more forms in test_compile_stores_on_values.py.
 @pytest.mark.parametrize("how", ["method result counter", "type(self) counter", "method result tensor"])
 def test_an_assignment_on_an_object_a_call_returns(how):
     def make():
@@ -184,4 +181,4 @@ def test_an_assignment_on_an_object_a_call_returns(how):
                 "method result tensor": t.keep}[how]
         return step, lambda: [t.stats.n, Trainer.count,
                               None if t.stats.last is None else t.stats.last.numpy().tolist()]
-    _twin(make)
+    _eager(_twin(make), "reached through a call's result")

@@ -97,9 +97,11 @@ def _chains(code, top=True):
     is read from its source(s)."""
     found, aliases, chain, of_getattr, chain_any, read_by, start = set(), {}, None, False, False, False, 0
     of_setattr = chain_set = False  # (the next chain is setattr's or delattr's object: any attribute of it is stored)
-    instructions = _instructions(code)
+    instructions, augmented_at = _instructions(code), set()  # (the STORE_ATTRs of `chain.n += 1`: seen at COPY)
     for i, ins in enumerate(instructions):
         op = ins.opname
+        if op in ("STORE_ATTR", "DELETE_ATTR") and chain is None and i not in augmented_at:
+            found.add((STORED_ON_VALUE, ins.argval, ()))  # `self.get_stats().n += 1`, `self.items[i].last = t`
         if op == "LOAD_ATTR" and chain is not None:
             chain.append(ins.argval)
             continue
@@ -121,6 +123,8 @@ def _chains(code, top=True):
                 found.add(key[:2] + (key[2] + (_USED,),) if used else key)
                 if op in ("STORE_ATTR", "DELETE_ATTR") or augmented:  # the attribute assigned, then _STORED (or
                     attr = (instructions[i + 1] if augmented else ins).argval  # how a counter moves: _Increment)
+                    if augmented:
+                        augmented_at.add(_augmented_store(instructions, i + 1, attr))
                     found.add(key[:2] + (key[2] + (attr, (_increment(instructions, i) if augmented else None)
                                                    or _STORED),))
                 if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
@@ -196,6 +200,10 @@ class _Increment:
 
 _USED = "<used>"  # at the end of a chain's path: the object is used as a value (see _chains)
 _STORED = "<stored>"  # at the end of a chain's path, after an attribute: the code assigns (or deletes) that attribute
+# a chain's kind: the code assigns (or deletes) attribute `name` of an object that is no chain the scan can follow (a
+# call's result, an item at a computed key, a local assigned from either or a loop's variable): (STORED_ON_VALUE,
+# attr, ())
+STORED_ON_VALUE = "stored on a value"
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
 _EACH = "<each>"  # at the end of a callee's path (_passes): each item of it, a loop's variable (`for b in self.blocks`)
@@ -203,6 +211,15 @@ UNRESOLVED = ("unresolved", None, ())  # a callee (_passes) that is no chain: `t
 _LOADS = ("LOAD_FAST", "LOAD_CONST", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
 _MAX_ALIASED = 256  # chains made by reading locals as their sources (`a = a.next` in a loop would not end)
 _MAX_SUBSTITUTIONS = 8  # in a row for one chain
+
+
+def _augmented_store(instructions, i, attr):
+    """The index of the STORE_ATTR that ends `obj.attr += v`, whose LOAD_ATTR is at i (the value's expression in
+    between stores no attribute)."""
+    for j in range(i + 1, len(instructions)):
+        if instructions[j].opname == "STORE_ATTR" and instructions[j].argval == attr:
+            return j
+    return None
 
 
 def _unalias(chains, aliases, cells, params, top):
@@ -213,7 +230,12 @@ def _unalias(chains, aliases, cells, params, top):
     out, todo, made = set(), [(c, 0) for c in chains], 0
     while todo:
         (kind, name, path), n = todo.pop()
-        sources = aliases.get(name) if kind == "fast" or (kind == "deref" and name in cells) else None
+        local = kind == "fast" or (kind == "deref" and name in cells)
+        sources = aliases.get(name) if local else None
+        if local and not sources and name not in params and path[-1:] and \
+                (path[-1] is _STORED or path[-1].__class__ is _Increment):  # `s = make(); s.n += 1`
+            out.add((STORED_ON_VALUE, path[-2], ()))
+            continue
         if not sources or name in params:
             if kind != "fast" or top:
                 out.add((kind, name, path))

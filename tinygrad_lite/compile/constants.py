@@ -58,8 +58,8 @@ import weakref
 
 import numpy as np
 
-from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, UNRESOLVED, _Increment, _Key, _chains,
-                       _passes, _read_names)
+from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, STORED_ON_VALUE, UNRESOLVED, _Increment, _Key,
+                       _chains, _passes, _read_names)
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -73,6 +73,7 @@ from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _M
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _BUILTINS = vars(builtins)
 _WEAK = (weakref.ref,) + weakref.ProxyTypes  # `CFG_REF().scale`, `proxy.scale`
+_TENSOR_SETTABLE = frozenset(("grad", "data", "requires_grad"))  # (assigned on a tensor: the capture follows them)
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
 
@@ -328,6 +329,10 @@ class _Found(_WholeReads):
             if arrays:
                 self.arrays_passed(f, inst, arrays, depth)
         for kind, name, path in sorted(_chains(code), key=repr):
+            if kind == STORED_ON_VALUE:
+                self.where = f  # (following another chain may have read other code)
+                self.stored_on_value(name)
+                continue
             if kind != "global" and name == self_name:
                 root = me
             elif kind == "deref" and name in cells:
@@ -554,6 +559,17 @@ class _Found(_WholeReads):
         else:
             what = f"setattr({_dotted(name, path)}, ...)" if attr is _ANY else f"'{_dotted(name, path + (attr,))}'"
             self.stores = self.stores or what + self.place()
+
+    def stored_on_value(self, attr):
+        """The code assigns (or deletes) `attr` of an object the scan cannot name without running code (a call's
+        result, `self.get_stats().n += 1`; an item at a computed key; a local assigned from either; a loop's
+        variable): that object may outlive the call, and a replay would leave it as the recording call did, so the
+        call runs eagerly. Not for a tensor's `.grad`, `.data` and `.requires_grad`, which the capture follows (and
+        a Module's attributes are seen as they are assigned)."""
+        if attr not in _TENSOR_SETTABLE:
+            what = "an attribute set by setattr" if attr is _ANY else f"'.{attr}'"
+            self.stores = self.stores or f"{what} of an object reached through a call's result, an item or a " \
+                                         f"local variable, which may outlive the call" + self.place()
 
     def of_class(self, klass):
         """Whether the code being read is a classmethod of klass (`cls.count += 1` stores on the class itself), not
