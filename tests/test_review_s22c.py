@@ -3,7 +3,6 @@ moved by a constant is moved by each replay). Each test runs a compiled step bes
 test_compile_assignments) and compares the results and the objects' attributes after every call."""
 import types
 
-import numpy as np
 import pytest
 
 import tinygrad_lite as tl

@@ -18,8 +18,8 @@ from .autograd.grad_mode import state
 from .compile.capture import user_site
 from .compile.hooks import active, astype, constant, data, host, host_effect
 from .functional import where
-from .inplace_kernels import (_broadcast_text, _broadcasts_to, _copy_into, _draw_into, _fill_array,
-                              _new_buffer, _set_items, _ufunc_into)
+from .inplace_kernels import (_broadcast_text, _broadcasts_to, _copy_into, _draw_into, _fill_array, _getitem,
+                              _new_buffer, _set_items, _ufunc_into, _view_of)
 from .ops import index as ix, registry
 from .operators import scaled
 from .tensor import Tensor, _as_array, _dim, _retains, _wrap
@@ -106,40 +106,171 @@ def inplace(self, name, compute, args=(), cast=False):
     """Make self hold `compute(self, *args)` (a Tensor function), with PyTorch's in-place semantics."""
     if _needs_graph(self, args):
         _check_leaf(self, name)
-        old = _wrap(self._data)  # the old values, history and version, for backward of what came before
-        old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
-        if getattr(self, "_fw", None):
-            old._fw = self._fw  # and its tangents (forward mode)
-        if self._entry is not None:
-            self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
-        r = compute(old, *args)
-        if r._entry is None:  # no history: an argument itself (a leaf: take a copy's), or values that depend on
-            # nothing needing a gradient (copy_ of a constant): the old values get a zero one (PyTorch's CopyBackwards)
-            r = r.clone() if r.requires_grad else _zero_gradient_to(old, r)
-        if r._data.dtype != self._data.dtype and r._data.shape == self._data.shape:
-            if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
-                _write(self, name, r._data, cast)  # raises, naming the types
-            r = r.astype(self._data.dtype)
-        # The result goes to a new buffer, never into the old one: recorded operations (and views of it that they
-        # saved) keep the values they saw, so no backward can read a value changed behind its back.
-        _check_result(self, name, r._data, cast)
-        cap = active()
-        if cap is not None and id(self) not in cap.created:
-            cap.fail(f"{name} at {user_site(2)} changes a tensor made before the call inside the graph (it takes "
-                     f"a new history); change it under no_grad, or make it inside the function")
-        self._data = host(_new_buffer, r._data, self._data.shape, self._data.dtype)
-        self._version += 1
-        r._entry.before = old
-        self._entry, self.requires_grad = r._entry, r.requires_grad
-        if old._entry is not None and _retains(old._entry.hooks):
-            self.register_hook(old._entry.hooks.pop())  # retain_grad follows the tensor to its new values (PyTorch)
-        _take_tangents(self, r)
-        return self
+        target = _view_target(self)
+        if target is not None:  # a view: its new values go into the tensor it views too (_write_through)
+            _inplace_graph(self, name, compute, args, cast)
+            _write_through(name, *target)
+            return self
+        return _inplace_graph(self, name, compute, args, cast)
     r = compute(self, *args)
     _write(self, name, r._data, cast)
     _bump(self)
     _take_tangents(self, r)
+    if _recorder.fw_active:
+        _tangents_through(self)
     return self
+
+
+def _tangents_through(self):
+    """Forward mode, outside the graph: the values written through view self reached the tensor it views (their
+    shared memory); so must self's new tangents (zero where self has none), and each view between takes them."""
+    target = _view_target(self)
+    if target is None:
+        return
+    root, placed = target
+    index = placed[0][1]
+    mine, theirs = getattr(self, "_fw", None) or {}, dict(getattr(root, "_fw", None) or {})
+    for level in mine.keys() | theirs.keys():
+        tangent = mine.get(level)
+        before = theirs.get(level)
+        if before is None:
+            before = _wrap(constant(np.zeros(root._data.shape, root._data.dtype)))
+        theirs[level] = ix.index_put(before, _wrap(constant(np.zeros((), root._data.dtype))) if tangent is None
+                                     else tangent, index)
+    root._fw = theirs or None
+    for t, index, _ in placed[1:]:
+        t._fw = {level: tangent[index] for level, tangent in theirs.items()} or None
+
+
+def _inplace_graph(self, name, compute, args, cast):
+    """inplace() inside the graph: self takes `compute(self, *args)`'s values, in a new buffer, and its history."""
+    old = _wrap(self._data)  # the old values, history and version, for backward of what came before
+    old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
+    if getattr(self, "_fw", None):
+        old._fw = self._fw  # and its tangents (forward mode)
+    if self._entry is not None:
+        self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
+    r = compute(old, *args)
+    if r._entry is None:  # no history: an argument itself (a leaf: take a copy's), or values that depend on
+        # nothing needing a gradient (copy_ of a constant): the old values get a zero one (PyTorch's CopyBackwards)
+        r = r.clone() if r.requires_grad else _zero_gradient_to(old, r)
+    if r._data.dtype != self._data.dtype and r._data.shape == self._data.shape:
+        if not cast and _KIND_RANK[r._data.dtype.kind] > _KIND_RANK[self._data.dtype.kind]:
+            _write(self, name, r._data, cast)  # raises, naming the types
+        r = r.astype(self._data.dtype)
+    # The result goes to a new buffer, never into the old one: recorded operations (and views of it that they
+    # saved) keep the values they saw, so no backward can read a value changed behind its back.
+    _check_result(self, name, r._data, cast)
+    cap = active()
+    if cap is not None and id(self) not in cap.created:
+        cap.fail(f"{name} at {user_site(2)} changes a tensor made before the call inside the graph (it takes "
+                 f"a new history); change it under no_grad, or make it inside the function")
+    self._data = host(_new_buffer, r._data, self._data.shape, self._data.dtype)
+    self._version += 1
+    r._entry.before = old
+    self._entry, self.requires_grad = r._entry, r.requires_grad
+    if old._entry is not None and _retains(old._entry.hooks):
+        self.register_hook(old._entry.hooks.pop())  # retain_grad follows the tensor to its new values (PyTorch)
+    _take_tangents(self, r)
+    return self
+
+
+def _view_target(self):
+    """(root, [(tensor, index, layout), ...]) when self is a view made by operations (`h[0:2]`, `h.view(-1)[1:5]`,
+    `h.t()[0]`) of a tensor root whose memory it still shares: for self and each view between (`v` of `v = h[1:];
+    u = v[:, ::2]`), root[index] are its elements (advanced indices into root, in its shape), and layout (offset,
+    strides in elements) places it in a C-ordered buffer of root's shape, or is None where no such strides exist.
+    None for anything else (a detached alias, a view of memory root no longer holds)."""
+    chain, base = [self], getattr(self, "_view_base", None)
+    while base is not None and base._data.dtype == self._data.dtype and np.may_share_memory(base._data, self._data):
+        chain.append(base)
+        base = getattr(base, "_view_base", None)
+    if len(chain) == 1:
+        return None
+    root, placed = chain.pop(), []
+    for t in chain:
+        positions, layout = _placement(root._data, t._data)
+        if positions is None or not positions.size:
+            return None
+        index = tuple(constant(i) for i in np.unravel_index(positions, root._data.shape))
+        placed.append((t, index, layout))
+    return root, placed
+
+
+def _placement(base, view):
+    """(positions, layout): for each element of `view`, the C-order position in `base` of the element whose memory
+    it is, and (offset, strides) with positions == offset + sum(i * strides) or None (_layout); (None, None) when
+    some element of view is no element of base. For a C-contiguous base (what operations make) both come from
+    view's address and strides, in the view's size; else from _positions."""
+    size = base.itemsize
+    start, vstart = base.__array_interface__["data"][0], view.__array_interface__["data"][0]
+    if not base.flags.c_contiguous or (vstart - start) % size or any(s % size for s in view.strides):
+        positions = _positions(base, view)
+        return positions, None if positions is None else _layout(positions)
+    offset, strides = (vstart - start) // size, tuple(s // size for s in view.strides)
+    positions = _grid(view.shape, offset, strides)
+    if positions.size and (positions.min() < 0 or positions.max() >= base.size):
+        return None, None
+    return positions, (offset, strides)
+
+
+def _positions(base, view):
+    """For each element of `view`, the C-order position in `base` of the element whose memory it is; None when
+    some element of view is no element of base. Found from the arrays' strides: an int64 array laid out like base
+    (strides scaled), holding each element's position, read with view's layout."""
+    size = base.itemsize
+    (start, lo, hi), (vstart, vlo, vhi) = _bounds(base), _bounds(view)
+    if vlo < lo or vhi > hi or any(s % size for s in base.strides + view.strides) or (start - lo) % size or \
+            (vstart - lo) % size:
+        return None
+    memory = np.full((hi - lo) // size, -1, np.int64)
+    as_strided = np.lib.stride_tricks.as_strided
+    laid = as_strided(memory[(start - lo) // size:], base.shape, [s // size * 8 for s in base.strides])
+    laid[...] = np.arange(base.size).reshape(base.shape)
+    out = as_strided(memory[(vstart - lo) // size:], view.shape, [s // size * 8 for s in view.strides]).copy()
+    return None if (out < 0).any() else out
+
+
+def _bounds(a):
+    """(address of a's first element, lowest and one past the highest byte address of its elements)."""
+    start = a.__array_interface__["data"][0]
+    if not a.size:
+        return start, start, start
+    return (start, start + sum(min(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)),
+            start + sum(max(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)) + a.itemsize)
+
+
+def _layout(positions):
+    """(offset, strides) with positions[i] == offset + sum(i * strides), or None when positions are not so placed."""
+    if not positions.size:
+        return 0, (0,) * positions.ndim
+    offset = int(positions.flat[0])
+    strides = tuple(int(np.take(positions, 1, axis=k).flat[0]) - offset if n > 1 else 0
+                    for k, n in enumerate(positions.shape))
+    return (offset, strides) if np.array_equal(_grid(positions.shape, offset, strides), positions) else None
+
+
+def _grid(shape, offset, strides):
+    """The array of offset + sum(i * strides) over the indices i of `shape`."""
+    grid = np.full(shape, offset, np.int64)
+    for k, (n, st) in enumerate(zip(shape, strides)):
+        grid += (np.arange(n, dtype=np.int64) * st).reshape((n,) + (1,) * (len(shape) - k - 1))
+    return grid
+
+
+def _write_through(name, root, placed):
+    """After the in-place change of a view (placed[0]): root takes the view's new values at their place (its history:
+    item assignment, the overwritten part gets no gradient), each view between takes root's new values and history
+    at its place (PyTorch regenerates a view's history so), and every one of them views root's new buffer, so that
+    later changes through one reach the others. (Other views of root made before keep its old values.)"""
+    view, index, _ = placed[0]
+    inplace(root, name, lambda s, val: ix.index_put(s, val, index), (view,), cast=True)
+    for t, index, layout in placed:
+        if t is not view:
+            _inplace_graph(t, name, lambda s, r: r[index], (root,), True)
+        t._data = host(_getitem, root._data, index) if layout is None else \
+            host(_view_of, root._data, t._data.shape, layout)
+
 
 
 def _take_tangents(self, r):

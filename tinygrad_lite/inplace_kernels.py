@@ -75,6 +75,35 @@ def _(args, batched):
     return dst
 
 
+def _getitem(buf, index):
+    """buf[index]: a view's elements found by advanced indices (inplace._write_through), the index shared by a batch."""
+    return buf[index]
+
+
+@batching_rule(_getitem)
+def _(args, batched):
+    buf, index = args
+    return buf[(slice(None),) + index] if batched[0] else buf[index]
+
+
+def _view_of(buf, shape, layout):
+    """The elements of C-ordered `buf` at layout (offset, strides in elements), as a view in shape `shape`
+    (inplace._write_through: a view taken again of the new buffer of the tensor it views)."""
+    offset, strides = layout
+    return np.lib.stride_tricks.as_strided(buf.reshape(-1)[offset:], shape, [s * buf.itemsize for s in strides])
+
+
+@batching_rule(_view_of)
+def _(args, batched):
+    """vmap: the same view of each sample's buffer."""
+    buf, shape, (offset, strides) = args
+    if not batched[0]:
+        return _view_of(buf, shape, (offset, strides))
+    flat = buf.reshape(buf.shape[0], -1)
+    return np.lib.stride_tricks.as_strided(flat[:, offset:], flat.shape[:1] + tuple(shape),
+                                           flat.strides[:1] + tuple(s * buf.itemsize for s in strides))
+
+
 def _broadcasts_to(shape, target):
     try:
         return np.broadcast_shapes(shape, target) == tuple(target)

@@ -48,10 +48,13 @@ def _as_array(data, dtype, where="tensor"):
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
     __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "_detached_from",
-                 "__weakref__")
+                 "_view_base", "__weakref__")
     # _detached_from: set only by detach() (read with getattr: no other tensor pays for it), the tensor whose memory
     # this one shares, so an in-place change through it counts as a change of that tensor (PyTorch's shared version
     # counter: a graph that saved the original refuses to backprop through the changed values)
+    # _view_base: set only on a view made by an operation (x[0], x.view(-1), x.t()), the tensor it views: an in-place
+    # change of the view inside the graph is written into the first of a chain of views too, with its history
+    # (inplace.py; PyTorch's view + CopySlices)
     # _fw: forward-mode tangents {level: Tensor}, set only on tensors made while a dual level is open (unset
     # otherwise: read it with getattr(t, "_fw", None))
     __array_ufunc__ = None  # replaced by numpy_api.array_ufunc: NumPy functions on Tensors are recorded

@@ -270,6 +270,7 @@ def _note_view(t, out, inputs):
         if np.may_share_memory(x._data, out):
             base = getattr(x, "_detached_from", None)
             t._detached_from = x if base is None else base
+            t._view_base = x
             return
 
 
