@@ -239,3 +239,27 @@ def test_vmap_of_grad_matches_each_sample():
     np.testing.assert_allclose(got, want, rtol=1e-12)
     x = tl.tensor(xs[0], requires_grad=True)  # and each sample's against finite differences
     assert tl.autograd.gradcheck(g, (x,), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_a_loop_of_views_keeps_no_chain_alive():
+    """Each view holds the tensor it views first, and the views between only weakly: `x = x.reshape(...)` in a loop
+    frees the earlier views (a strong chain kept every one of them alive, ~230 bytes a link)."""
+    import gc
+    import weakref
+    x = tl.zeros(10)
+    first = x.reshape(2, 5)
+    gone = weakref.ref(first)
+    x = first.reshape(10)
+    del first
+    for _ in range(100):
+        x = x.reshape(2, 5).reshape(10)
+    gc.collect()
+    assert gone() is None
+    # and a change through the last view still reaches the first tensor, and a live view between
+    h = (tl.arange(12.0) * tl.ones(12, requires_grad=True)).reshape(3, 4)
+    root = h._view_base
+    mid = h[1:]
+    mid[:, 1].mul_(10.0)
+    np.testing.assert_array_equal(root.detach().numpy()[[5, 9]], [50.0, 90.0])
+    np.testing.assert_array_equal(mid.detach().numpy()[:, 1], [50.0, 90.0])
+    np.testing.assert_array_equal(h.detach().numpy()[1:, 1], [50.0, 90.0])

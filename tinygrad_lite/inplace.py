@@ -181,12 +181,16 @@ def _view_target(self):
     u = v[:, ::2]`), root[index] are its elements (advanced indices into root, in its shape), and layout (offset,
     strides in elements) places it in a C-ordered buffer of root's shape, or is None where no such strides exist.
     None for anything else (a detached alias, a view of memory root no longer holds)."""
-    chain, base = [self], getattr(self, "_view_base", None)
-    while base is not None and base._data.dtype == self._data.dtype and np.may_share_memory(base._data, self._data):
-        chain.append(base)
-        base = getattr(base, "_view_base", None)
-    if len(chain) == 1:
+    root = getattr(self, "_view_base", None)
+    if root is None or root._data.dtype != self._data.dtype or not np.may_share_memory(root._data, self._data):
         return None
+    chain, t = [self], self
+    while t is not root:  # the views between, those still alive and viewing the same memory
+        parent = getattr(t, "_view_parent", None)
+        t = parent() if parent is not None else None
+        if t is None or t._data.dtype != self._data.dtype or not np.may_share_memory(t._data, self._data):
+            t = root
+        chain.append(t)
     root, placed = chain.pop(), []
     for t in chain:
         positions, layout = _placement(root._data, t._data)

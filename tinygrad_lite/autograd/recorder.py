@@ -270,7 +270,11 @@ def _note_view(t, out, inputs):
         if np.may_share_memory(x._data, out):
             base = getattr(x, "_detached_from", None)
             t._detached_from = x if base is None else base
-            t._view_base = x
+            root = getattr(x, "_view_base", None)
+            if root is None:
+                t._view_base = x
+            else:
+                t._view_base, t._view_parent = root, _ref(x)
             return
 
 
