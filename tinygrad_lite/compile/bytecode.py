@@ -160,7 +160,62 @@ def _chains(code, top=True):
         if isinstance(const, types.CodeType):
             found |= _chains(const, False)
     params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
-    return frozenset(_unalias(found, aliases, code.co_cellvars, params, top))
+    return frozenset(_unalias(found, aliases, code.co_cellvars, params, top, _made_by(code)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _made_by(code):
+    """{local: frozenset of origins}: where each value a local of `code` is assigned comes from, for a store on it
+    (STORED_ON_VALUE): ("call", callee) for a call's result (the called object's chain as _callee writes it: `r =
+    Metrics()`, `s = self.get_stats()`), ("each", origin) for a loop's variable over a call's result or a chain (`for
+    m in model.modules()`: ("each", ("call", ...)); `for b in self.items`: ("each", ("chain", ...))); None for any
+    other value or one the stack cannot be followed to."""
+    instructions, made, stack, each = _instructions(code), {}, [], None  # (stack: (start, origin or None))
+    for i, ins in enumerate(instructions):
+        op = ins.opname
+        if op in ("STORE_FAST", "STORE_DEREF"):
+            if i and instructions[i - 1].opname == "FOR_ITER":
+                origin = ("each", each) if each is not None else None
+            else:
+                origin = stack[-1][1] if stack and not ins.is_jump_target else None
+            made.setdefault(ins.argval, set()).add(origin)
+        if ins.is_jump_target:
+            stack = []
+        if op == "GET_ITER":
+            each = None
+            if stack:
+                start, origin = stack[-1]
+                chain = _callee(instructions[start:i])
+                each = origin if origin is not None else (("chain", chain) if chain is not None else None)
+        if op == "CALL":
+            n = ins.arg
+            if len(stack) >= n + 2:
+                start = stack[-n - 2][0]
+                span = instructions[start:stack[-n][0] if n else i]
+                while span and span[-1].opname in ("PRECALL", "KW_NAMES"):
+                    span = span[:-1]
+                callee = _callee(span)
+                del stack[len(stack) - n - 2:]
+                stack.append((start, ("call", callee) if callee is not None else None))
+            else:
+                stack = []
+            continue
+        if op == "LOAD_GLOBAL":
+            effect = (0, 1 + (ins.arg & 1))
+        elif op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_SLICE", "BUILD_STRING"):
+            effect = (ins.arg, 1)
+        elif op == "COPY":
+            effect = (0, 1)
+        else:
+            effect = _EFFECTS.get(op)
+        if effect is None or len(stack) < effect[0]:
+            stack = []
+            continue
+        popped = stack[len(stack) - effect[0]:] if effect[0] else []
+        del stack[len(stack) - effect[0]:]
+        start = min([i] + [s for s, _ in popped])
+        stack.extend([(start, None)] * effect[1])
+    return {name: frozenset(origins) for name, origins in made.items()}
 
 
 def _increment(instructions, i):
@@ -202,7 +257,7 @@ _USED = "<used>"  # at the end of a chain's path: the object is used as a value 
 _STORED = "<stored>"  # at the end of a chain's path, after an attribute: the code assigns (or deletes) that attribute
 # a chain's kind: the code assigns (or deletes) attribute `name` of an object that is no chain the scan can follow (a
 # call's result, an item at a computed key, a local assigned from either or a loop's variable): (STORED_ON_VALUE,
-# attr, ())
+# attr, origins), origins the local's (_made_by) when each value it holds is known, else ()
 STORED_ON_VALUE = "stored on a value"
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
@@ -222,11 +277,12 @@ def _augmented_store(instructions, i, attr):
     return None
 
 
-def _unalias(chains, aliases, cells, params, top):
+def _unalias(chains, aliases, cells, params, top, made_by):
     """The chains with each one rooted at an alias read from its source(s) instead (an alias of an alias too, at
     most _MAX_SUBSTITUTIONS in a row: `a = a.next` in a loop); a parameter assigned from a chain is read as itself
     too (`cfg = cfg.sub`: the argument, then its sub). Local roots that are not aliases are kept only in the top code
-    (`self`, the compiled function's parameters)."""
+    (`self`, the compiled function's parameters). An attribute stored on a local that is no alias is STORED_ON_VALUE,
+    with the origins of the local's values (_made_by) when each is known and the store is on the local itself."""
     out, todo, made = set(), [(c, 0) for c in chains], 0
     while todo:
         (kind, name, path), n = todo.pop()
@@ -234,7 +290,8 @@ def _unalias(chains, aliases, cells, params, top):
         sources = aliases.get(name) if local else None
         if local and not sources and name not in params and path[-1:] and \
                 (path[-1] is _STORED or path[-1].__class__ is _Increment):  # `s = make(); s.n += 1`
-            out.add((STORED_ON_VALUE, path[-2], ()))
+            origins = made_by.get(name, (None,)) if len(path) == 2 else (None,)  # (`s.sub.n = 1`: sub may be old)
+            out.add((STORED_ON_VALUE, path[-2], () if None in origins else tuple(sorted(origins, key=repr))))
             continue
         if not sources or name in params:
             if kind != "fast" or top:

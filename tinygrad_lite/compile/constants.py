@@ -331,7 +331,7 @@ class _Found(_WholeReads):
         for kind, name, path in sorted(_chains(code), key=repr):
             if kind == STORED_ON_VALUE:
                 self.where = f  # (following another chain may have read other code)
-                self.stored_on_value(name)
+                self.stored_on_value(name, path, f, inst)
                 continue
             if kind != "global" and name == self_name:
                 root = me
@@ -560,16 +560,46 @@ class _Found(_WholeReads):
             what = f"setattr({_dotted(name, path)}, ...)" if attr is _ANY else f"'{_dotted(name, path + (attr,))}'"
             self.stores = self.stores or what + self.place()
 
-    def stored_on_value(self, attr):
+    def stored_on_value(self, attr, origins=(), f=None, inst=None):
         """The code assigns (or deletes) `attr` of an object the scan cannot name without running code (a call's
         result, `self.get_stats().n += 1`; an item at a computed key; a local assigned from either; a loop's
         variable): that object may outlive the call, and a replay would leave it as the recording call did, so the
-        call runs eagerly. Not for a tensor's `.grad`, `.data` and `.requires_grad`, which the capture follows (and
-        a Module's attributes are seen as they are assigned)."""
+        call runs eagerly. Not for a tensor's `.grad`, `.data` and `.requires_grad`, which the capture follows, nor
+        for a local whose every value (`origins`, bytecode._made_by) is new (a class called: `r = Metrics()`) or a
+        Module (a loop over `model.modules()` or a list of Modules: their attributes are seen as they are
+        assigned)."""
+        if origins and all(self.fresh_or_module(origin, f, inst) for origin in origins):
+            return
         if attr not in _TENSOR_SETTABLE:
             what = "an attribute set by setattr" if attr is _ANY else f"'.{attr}'"
             self.stores = self.stores or f"{what} of an object reached through a call's result, an item or a " \
                                          f"local variable, which may outlive the call" + self.place()
+
+    def fresh_or_module(self, origin, f, inst):
+        """Whether a value from `origin` (bytecode._made_by) is an object made by the call (a class called whose
+        instances are made by type.__call__ and a __new__ in C, not one of the user's that may return an old
+        object) or, for a loop's variable, each item is a Module
+        (`for m in model.modules()`, `for b in self.blocks`)."""
+        if f is None:
+            return False
+        kind, source = origin
+        if kind == "call":
+            value = self.callee(f, inst, source)[0]
+            module = f.__globals__.get(source[1]) if source[0] == "global" and len(source[2]) == 1 else None
+            if isinstance(module, types.ModuleType):  # `types.SimpleNamespace()`: a library module's class
+                value = vars(module).get(source[2][0])
+            return isinstance(value, type) and _lookup(type(value), "__call__") is type.__call__ and \
+                isinstance(_lookup(value, "__new__"), types.BuiltinFunctionType)  # (a C type's: SimpleNamespace)
+        Module = module_class()
+        if Module is None:
+            return False
+        kind, source = source
+        if kind == "call":  # `model.modules()`: a Module's own method that yields Modules
+            value, bound = self.callee(f, inst, source)
+            return isinstance(bound, Module) and source[2][-1:] in (("modules",), ("children",)) and \
+                value is _lookup(Module, source[2][-1])
+        items = _Each(self.callee(f, inst, source)[0]).items() if source is not None else []
+        return bool(items) and all(isinstance(item, Module) for item in items)
 
     def of_class(self, klass):
         """Whether the code being read is a classmethod of klass (`cls.count += 1` stores on the class itself), not
