@@ -127,6 +127,8 @@ def _chains(code, top=True):
                         augmented_at.add(_augmented_store(instructions, i + 1, attr))
                     found.add(key[:2] + (key[2] + (attr, (_increment(instructions, i) if augmented else None)
                                                    or _STORED),))
+                if op == "BEFORE_WITH":  # `with self.timer:` runs its __enter__ and __exit__ (their code is read)
+                    found.update(key[:2] + (key[2] + (m,),) for m in ("__enter__", "__exit__"))
                 if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
@@ -158,7 +160,12 @@ def _chains(code, top=True):
             found.add((chain[0], chain[1], tuple(chain[2:]) + (_ANY,)))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            found |= _chains(const, False)
+            found |= {c for c in _chains(const, False) if c[0] != REBOUND or c[1] not in code.co_cellvars}
+    read = {ins.argval for ins in instructions if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF")}
+    for ins in instructions:  # `global n; n = t`, `nonlocal last; last = t`: a name outliving the call rebound
+        if (ins.opname in ("STORE_GLOBAL", "DELETE_GLOBAL") or ins.opname in ("STORE_DEREF", "DELETE_DEREF") and
+                ins.argval in code.co_freevars) and ins.argval not in read:  # (one read is guarded by its value)
+            found.add((REBOUND, ins.argval, ()))
     params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
     return frozenset(_unalias(found, aliases, code.co_cellvars, params, top, _made_by(code)))
 
@@ -259,6 +266,9 @@ _STORED = "<stored>"  # at the end of a chain's path, after an attribute: the co
 # call's result, an item at a computed key, a local assigned from either or a loop's variable): (STORED_ON_VALUE,
 # attr, origins), origins the local's (_made_by) when each value it holds is known, else ()
 STORED_ON_VALUE = "stored on a value"
+# a chain's kind: the code rebinds global or closure variable `name` (`global`, `nonlocal`) and does not read it (a
+# name it reads is guarded by its value, which the rebinding changes): (REBOUND, name, ())
+REBOUND = "rebound"
 _SUBSCRIPT = "<item>"  # at the end of a chain's path: an item of it is read with a computed key (see _chains)
 _BARE = "<called()>"  # at the end of a chain's path: it is called without arguments (see _chains)
 _EACH = "<each>"  # at the end of a callee's path (_passes): each item of it, a loop's variable (`for b in self.blocks`)
@@ -292,6 +302,9 @@ def _unalias(chains, aliases, cells, params, top, made_by):
                 (path[-1] is _STORED or path[-1].__class__ is _Increment):  # `s = make(); s.n += 1`
             origins = made_by.get(name, (None,)) if len(path) == 2 else (None,)  # (`s.sub.n = 1`: sub may be old)
             out.add((STORED_ON_VALUE, path[-2], () if None in origins else tuple(sorted(origins, key=repr))))
+            continue
+        if kind == REBOUND:
+            out.add((kind, name, path))
             continue
         if not sources or name in params:
             if kind != "fast" or top:

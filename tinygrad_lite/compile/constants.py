@@ -58,8 +58,8 @@ import weakref
 
 import numpy as np
 
-from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, STORED_ON_VALUE, UNRESOLVED, _Increment, _Key,
-                       _chains, _passes, _read_names)
+from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, REBOUND, STORED_ON_VALUE, UNRESOLVED,
+                       _Increment, _Key, _chains, _passes, _read_names)
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -332,6 +332,10 @@ class _Found(_WholeReads):
             if kind == STORED_ON_VALUE:
                 self.where = f  # (following another chain may have read other code)
                 self.stored_on_value(name, path, f, inst)
+                continue
+            if kind == REBOUND:  # (a replay would leave the value the recording call bound)
+                self.where = f
+                self.stores = self.stores or f"'{name}' rebound by `global` or `nonlocal`" + self.place()
                 continue
             if kind != "global" and name == self_name:
                 root = me
