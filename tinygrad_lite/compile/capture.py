@@ -90,6 +90,7 @@ class Capture(Observing):
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
         self.changed = {}      # id -> object whose contents a replayed call changes (hooks.replayable's changes)
         self.modules = {}      # id -> module that ran (its .training is guarded)
+        self.made_modules = set()  # ids of the modules made during the call (nn.Module.__new__)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
         self.cleared = set()   # ids of tensors whose .grad the call sets to None before it looks at it

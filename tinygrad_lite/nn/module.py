@@ -43,6 +43,13 @@ class Module:
     """Base class of all layers (as `torch.nn.Module`). Subclasses call `super().__init__()` and define
     `forward`; assigning a Parameter, a Module or a registered buffer name to an attribute registers it."""
 
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        cap = _grad_state.capture
+        if cap is not None and not cap.suspended:
+            cap.made_modules.add(id(self))  # (made by a compiled call: its attributes are its own to set)
+        return self
+
     def __init__(self):
         d = self.__dict__
         d["training"] = True
@@ -160,10 +167,11 @@ class Module:
     def __setattr__(self, name, value):
         d = self.__dict__
         cap = _grad_state.capture
-        if cap is not None and not cap.suspended and id(self) in cap.modules and \
-                getattr(self, name, _UNSET) is not value:
+        if cap is not None and not cap.suspended and (id(self) in cap.modules or id(self) not in cap.made_modules) \
+                and getattr(self, name, _UNSET) is not value:
             # tl.compile: a replay does not re-run Python, so the attribute would keep the recorded call's value
-            # (a buffer reassigned as `self.avg = self.avg * 0.9 + ...`, a hidden state kept between calls)
+            # (a buffer reassigned as `self.avg = self.avg * 0.9 + ...`, a hidden state kept between calls, a
+            # counter on an EMA copy the call does not run); a module the call makes sets its own freely until it runs
             cap.fail(f"assigning {type(self).__name__}.{name} inside the function (a replay does not re-run Python "
                      f"attribute assignments)")
         params = d.get("_parameters")
