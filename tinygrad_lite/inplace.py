@@ -268,13 +268,39 @@ def _write_through(name, root, placed):
     at its place (PyTorch regenerates a view's history so), and every one of them views root's new buffer, so that
     later changes through one reach the others. (Other views of root made before keep its old values.)"""
     view, index, _ = placed[0]
-    inplace(root, name, lambda s, val: ix.index_put(s, val, index), (view,), cast=True)
+    value = _stand_in(view)  # (what the write saves: the view itself takes a newer history below)
+    inplace(root, name, lambda s, val: ix.index_put(s, val, index), (value,), cast=True)
     for t, index, layout in placed:
-        if t is not view:
+        if t is view:
+            _rebase(t, root[index], value)
+        else:
             _inplace_graph(t, name, lambda s, r: r[index], (root,), True)
         t._data = host(_getitem, root._data, index) if layout is None else \
             host(_view_of, root._data, t._data.shape, layout)
 
+
+def _stand_in(self):
+    """A tensor holding self's values, history, version and tangents, for entries recorded before self takes a
+    newer history (autograd/saved.py _as_seen_by finds it through that history's `before`)."""
+    old = _wrap(self._data)
+    old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
+    if getattr(self, "_fw", None):
+        old._fw = self._fw
+    return old
+
+
+def _rebase(self, r, old):
+    """The changed view takes the history `r` (root[index], the same values; `old`: its _stand_in, holding the
+    history of the change): as in PyTorch (a view of CopySlices), its later uses reach the root, whose retained grad
+    and hooks see them, and its own retained grad and hooks count only those later uses. Its values do not change,
+    so (unlike _inplace_graph) the entry that computed them stays clean (exp_ saved its output) and its version
+    stays: nothing recorded since the change saved the view itself (the write saved `old`)."""
+    if r._entry is None:
+        return
+    r._entry.before = old
+    self._entry, self.requires_grad = r._entry, r.requires_grad
+    if old._entry is not None and _retains(old._entry.hooks):
+        self.register_hook(old._entry.hooks.pop())  # (retain_grad follows it, as in _inplace_graph)
 
 
 def _take_tangents(self, r):

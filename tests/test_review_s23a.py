@@ -1,0 +1,71 @@
+"""Review s23a of 3cfa8df (in-place changes through a view inside the graph reach the viewed tensor): the view's
+own history after the write, 0-d and empty views, int views, strided roots, against PyTorch and compiled/vmapped
+against eager."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+
+
+def _leaves(lib, seed=0):
+    rng = np.random.default_rng(seed)
+    x = lib.tensor(rng.standard_normal((3, 4)), dtype=lib.float64, requires_grad=True)
+    w = lib.tensor(rng.standard_normal(4), dtype=lib.float64, requires_grad=True)
+    return x, w
+
+
+# --- the changed view's history: PyTorch gives it root[index] (a view of CopySlices), so its later uses reach
+# the root (its retained grad, hooks) and the view's own retained grad counts only its later uses
+
+def _retained_view_grad(L):
+    x, w = _leaves(L)
+    h = x * 1
+    v = h[0]
+    v.mul_(w)
+    v.retain_grad()
+    out = h * 2 + v.sum()
+    out.sum().backward()
+    return v.grad.numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()
+
+
+def _retained_root_grad(L):
+    x, w = _leaves(L)
+    h = x * 1
+    v = h[0]
+    v.mul_(w)
+    h.retain_grad()
+    ((h * 2).sum() + (v * v).sum()).backward()
+    return h.grad.numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()
+
+
+def _hook_on_view(L):
+    x, w = _leaves(L)
+    h = x * 1
+    v = h[1]
+    v.mul_(w)
+    seen = []
+    v.register_hook(lambda g: seen.append(g.numpy().copy()))
+    ((h * 3).sum() + (v * v).sum()).backward()
+    return seen + [x.grad.numpy().copy(), w.grad.numpy().copy()]
+
+
+def _retained_before_unused_after(L):
+    x, w = _leaves(L)
+    h = x * 1
+    v = h[0]
+    v.retain_grad()  # retain_grad follows v to its new values, which the loss does not use
+    v.mul_(w)
+    (h * 2).sum().backward()
+    return [v.grad is None, x.grad.numpy().copy()]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", [_retained_view_grad, _retained_root_grad, _hook_on_view,
+                                  _retained_before_unused_after], ids=lambda c: c.__name__)
+def test_the_changed_view_takes_the_history_of_the_root_as_pytorch(torch, case):
+    ours, theirs = case(tl), case(torch)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
