@@ -196,7 +196,9 @@ def _view_target(self):
         positions, layout = _placement(root._data, t._data)
         if positions is None or not positions.size:
             return None
-        index = tuple(constant(i) for i in np.unravel_index(positions, root._data.shape))
+        # (arrays, 0-d ones too: unravel_index gives a 0-d view's position as NumPy scalars, which tl.compile and
+        # vmap cannot track as constants)
+        index = tuple(constant(np.asarray(i)) for i in np.unravel_index(positions, root._data.shape))
         placed.append((t, index, layout))
     return root, placed
 
