@@ -106,3 +106,24 @@ def test_vmap_of_grad_through_a_zero_d_view_matches_each_sample():
     got = tl.func.vmap(g)(tl.tensor(xs)).numpy()
     want = np.stack([g(tl.tensor(x)).numpy() for x in xs])
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --- an empty view: PyTorch records the (empty) write, so the value gets a zero gradient, not None (an optimizer
+# skips a parameter whose grad is None: no momentum or weight decay step)
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("index", [slice(0, 0), (slice(None), slice(2, 2))], ids=["rows", "columns"])
+def test_an_empty_view_changed_in_place_gives_a_zero_gradient(torch, index):
+    def run(L):
+        x, w = _leaves(L)
+        h = x * 1
+        h[index].mul_(w.sum())
+        z = L.zeros(3, 4, dtype=L.float64)
+        z[index].add_(w.sum())
+        ((h * 2).sum() + z.sum()).backward()
+        return x.grad.numpy().copy(), None if w.grad is None else w.grad.numpy().copy(), z.requires_grad
+    (gx, gw, zr), (tx, tw, tz) = run(tl), run(torch)
+    np.testing.assert_array_equal(gx, tx)
+    assert gw is not None and tw is not None
+    np.testing.assert_array_equal(gw, tw)
+    assert zr == tz

@@ -181,20 +181,24 @@ def _view_target(self):
     u = v[:, ::2]`), root[index] are its elements (advanced indices into root, in its shape), and layout (offset,
     strides in elements) places it in a C-ordered buffer of root's shape, or is None where no such strides exist.
     None for anything else (a detached alias, a view of memory root no longer holds)."""
-    root = getattr(self, "_view_base", None)
-    if root is None or root._data.dtype != self._data.dtype or not np.may_share_memory(root._data, self._data):
+    root, empty = getattr(self, "_view_base", None), not self._data.size
+    # (an empty view shares no memory: it counts as a view of its base, so that the write records that the value
+    # written gets a zero gradient, as in PyTorch)
+    if root is None or root._data.dtype != self._data.dtype or not (
+            empty or np.may_share_memory(root._data, self._data)):
         return None
     chain, t = [self], self
     while t is not root:  # the views between, those still alive and viewing the same memory
         parent = getattr(t, "_view_parent", None)
         t = parent() if parent is not None else None
-        if t is None or t._data.dtype != self._data.dtype or not np.may_share_memory(t._data, self._data):
+        if t is None or t._data.dtype != self._data.dtype or not (empty or np.may_share_memory(t._data,
+                                                                                               self._data)):
             t = root
         chain.append(t)
     root, placed = chain.pop(), []
     for t in chain:
         positions, layout = _placement(root._data, t._data)
-        if positions is None or not positions.size:
+        if positions is None:
             return None
         # (arrays, 0-d ones too: unravel_index gives a 0-d view's position as NumPy scalars, which tl.compile and
         # vmap cannot track as constants)
@@ -208,6 +212,8 @@ def _placement(base, view):
     it is, and (offset, strides) with positions == offset + sum(i * strides) or None (_layout); (None, None) when
     some element of view is no element of base. For a C-contiguous base (what operations make) both come from
     view's address and strides, in the view's size; else from _positions."""
+    if not view.size:
+        return np.zeros(view.shape, np.int64), (0, (0,) * view.ndim)
     size = base.itemsize
     start, vstart = base.__array_interface__["data"][0], view.__array_interface__["data"][0]
     if not base.flags.c_contiguous or (vstart - start) % size or any(s % size for s in view.strides):

@@ -266,8 +266,11 @@ def _note_view(t, out, inputs):
     write through it (`y[1, 1].zero_()`, `w[0].sub_(lr)` under no_grad) then counts in that tensor's version too, so an
     operation that saved it refuses to backward, as PyTorch's shared version counter makes it (it computed a
     gradient from the changed values)."""
+    owner = out.base
     for x in inputs:
-        if np.may_share_memory(x._data, out):
+        # (an empty view shares no memory: it is a view of the input whose memory owner it has)
+        if np.may_share_memory(x._data, out) or not out.size and owner is (x._data if x._data.base is None
+                                                                             else x._data.base):
             base = getattr(x, "_detached_from", None)
             t._detached_from = x if base is None else base
             root = getattr(x, "_view_base", None)
