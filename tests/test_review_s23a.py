@@ -127,3 +127,21 @@ def test_an_empty_view_changed_in_place_gives_a_zero_gradient(torch, index):
     assert gw is not None and tw is not None
     np.testing.assert_array_equal(gw, tw)
     assert zr == tz
+
+
+# --- an int tensor (or a view of one) takes a float value that requires grad: copy_ casts, no graph
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("through_view", [False, True])
+def test_copy_of_a_value_requiring_grad_into_an_int_tensor(torch, through_view):
+    def run(L):
+        w = L.tensor([1.5, -2.0, 0.5, 3.0], dtype=L.float64, requires_grad=True)
+        k = L.zeros(3, 4, dtype=L.int64)
+        (k[1] if through_view else k).copy_(w * 10)
+        b = L.zeros(2, 4, dtype=L.bool)
+        (b[0] if through_view else b).copy_(w)
+        return k.numpy().copy(), k.requires_grad, b.numpy().copy(), b.requires_grad
+    ours, theirs = run(tl), run(torch)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[2], theirs[2])
+    assert (ours[1], ours[3]) == (theirs[1], theirs[3]) == (False, False)

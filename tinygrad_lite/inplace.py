@@ -77,8 +77,8 @@ def _check_result(self, name, res, cast):
 
 
 def _needs_graph(self, args):
-    if not state.grad_enabled:
-        return False
+    if not state.grad_enabled or self._data.dtype.kind not in "fc":  # (an integer or bool tensor takes no history:
+        return False  # a float value that requires grad is cast into it, as in PyTorch)
     if self.requires_grad:
         return True
     return any(a.__class__ is Tensor and a.requires_grad for a in args)
