@@ -145,3 +145,25 @@ def test_copy_of_a_value_requiring_grad_into_an_int_tensor(torch, through_view):
     np.testing.assert_array_equal(ours[0], theirs[0])
     np.testing.assert_array_equal(ours[2], theirs[2])
     assert (ours[1], ours[3]) == (theirs[1], theirs[3]) == (False, False)
+
+
+# --- a root whose memory is strided (a column of a big array): finding a view's place must cost the root's size,
+# not the span of memory it strides over
+
+def test_the_place_of_a_view_of_a_strided_root_costs_the_roots_size():
+    big = np.zeros((4000, 1000))  # 32 MB; the root is its first column, 4000 elements (32 kB) over all of it
+    big[:, 0] = np.arange(4000.0)
+    z = tl.from_numpy(big[:, 0])
+    w = tl.tensor(np.arange(1.0, 6.0), requires_grad=True)
+    tracemalloc.start()
+    try:
+        z[5:10].mul_(w)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    want = np.arange(4000.0)
+    want[5:10] *= np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(z.detach().numpy(), want)
+    z.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.arange(5.0, 10.0))
+    assert peak < 4_000_000, f"peak {peak} bytes for a 5-element change of a 4000-element tensor"

@@ -228,13 +228,22 @@ def _placement(base, view):
 
 def _positions(base, view):
     """For each element of `view`, the C-order position in `base` of the element whose memory it is; None when
-    some element of view is no element of base. Found from the arrays' strides: an int64 array laid out like base
-    (strides scaled), holding each element's position, read with view's layout."""
+    some element of view is no element of base. Found from the arrays' strides: where base's elements fill most of
+    the memory they span, an int64 array laid out like base (strides scaled), holding each element's position, read
+    with view's layout; else (a column of a big array) by searching view's element offsets among base's, sorted,
+    which costs base's size, not the span's."""
     size = base.itemsize
     (start, lo, hi), (vstart, vlo, vhi) = _bounds(base), _bounds(view)
     if vlo < lo or vhi > hi or any(s % size for s in base.strides + view.strides) or (start - lo) % size or \
             (vstart - lo) % size:
         return None
+    if (hi - lo) // size > 4 * base.size:
+        offsets = _grid(base.shape, 0, tuple(s // size for s in base.strides)).reshape(-1)
+        order = np.argsort(offsets, kind="stable")
+        offsets = offsets[order]
+        wanted = _grid(view.shape, (vstart - start) // size, tuple(s // size for s in view.strides))
+        at = np.minimum(np.searchsorted(offsets, wanted), offsets.size - 1)
+        return order[at] if np.array_equal(offsets[at], wanted) else None
     memory = np.full((hi - lo) // size, -1, np.int64)
     as_strided = np.lib.stride_tricks.as_strided
     laid = as_strided(memory[(start - lo) // size:], base.shape, [s // size * 8 for s in base.strides])
