@@ -167,3 +167,49 @@ def test_the_place_of_a_view_of_a_strided_root_costs_the_roots_size():
     z.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), np.arange(5.0, 10.0))
     assert peak < 4_000_000, f"peak {peak} bytes for a 5-element change of a 4000-element tensor"
+
+
+# --- a view made under no_grad, changed in place with grad mode on: PyTorch refuses (ambiguous); it wrote the
+# change through to the viewed tensor with a history, silently
+
+def _view_made_under_no_grad(L, root_under_no_grad, of_view):
+    x, w = _leaves(L)
+    if root_under_no_grad:
+        with L.no_grad():
+            h = x * 1
+    else:
+        h = x * 1
+    with L.no_grad():
+        v = h[1:]
+    if of_view:
+        v = v[0]  # a view of it, made with grad on: still refused
+    v.mul_(w)
+    return h
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("root_under_no_grad", [False, True])
+@pytest.mark.parametrize("of_view", [False, True])
+def test_a_view_made_under_no_grad_refuses_an_inplace_change_with_grad_on(torch, root_under_no_grad, of_view):
+    with pytest.raises(RuntimeError, match="no_grad mode"):
+        _view_made_under_no_grad(torch, root_under_no_grad, of_view)
+    with pytest.raises(RuntimeError, match="no_grad mode"):
+        _view_made_under_no_grad(tl, root_under_no_grad, of_view)
+
+
+@pytest.mark.oracle
+def test_a_view_made_under_no_grad_is_changed_without_a_graph_as_pytorch(torch):
+    def run(L):
+        x, w = _leaves(L)
+        with L.no_grad():
+            h = x * 1
+            v = h[1:]
+        v.mul_(2.0)  # nothing requiring grad is involved: no graph, written into the shared memory
+        with L.no_grad():
+            u = h[0]
+            u.mul_(w)
+        (h * x).sum().backward()
+        return h.detach().numpy().copy(), x.grad.numpy().copy()
+    ours, theirs = run(tl), run(torch)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -106,6 +106,12 @@ def inplace(self, name, compute, args=(), cast=False):
     """Make self hold `compute(self, *args)` (a Tensor function), with PyTorch's in-place semantics."""
     if _needs_graph(self, args):
         _check_leaf(self, name)
+        if getattr(self, "_view_no_grad", False):
+            raise RuntimeError(
+                f"{name}: a view was created in no_grad mode and is being modified in place with grad mode enabled "
+                f"(a view of shape {tuple(self._data.shape)}, {self._data.dtype}){registry.user_site()}. Given that "
+                f"this use case is ambiguous and error-prone, it is forbidden (as in PyTorch). Move both the view and "
+                f"the in-place change inside the no_grad block (if the change is not to be tracked) or both outside.")
         target = _view_target(self)
         if target is not None:  # a view: its new values go into the tensor it views too (_write_through)
             _inplace_graph(self, name, compute, args, cast)

@@ -48,14 +48,16 @@ def _as_array(data, dtype, where="tensor"):
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
     __slots__ = ("_data", "_grad", "requires_grad", "_entry", "_version", "_hooks", "_fw", "_detached_from",
-                 "_view_base", "_view_parent", "__weakref__")
+                 "_view_base", "_view_parent", "_view_no_grad", "__weakref__")
     # _detached_from: set only by detach() (read with getattr: no other tensor pays for it), the tensor whose memory
     # this one shares, so an in-place change through it counts as a change of that tensor (PyTorch's shared version
     # counter: a graph that saved the original refuses to backprop through the changed values)
     # _view_base: set only on a view made by an operation (x[0], x.view(-1), x.t()), the tensor it views (the first of
     # a chain of views; the view it was made from, when that is a view too, is in _view_parent, a weak reference so
     # that a loop of views, `x = x.reshape(2, 5).reshape(10)`, keeps no chain alive): an in-place change of the view
-    # inside the graph is written into that tensor too, with its history (inplace.py; PyTorch's view + CopySlices)
+    # inside the graph is written into that tensor too, with its history (inplace.py; PyTorch's view + CopySlices);
+    # _view_no_grad: set on such a view made under no_grad (or of one): an in-place change of it inside the graph
+    # raises, as PyTorch's (its CreationMeta.NO_GRAD_MODE)
     # _fw: forward-mode tangents {level: Tensor}, set only on tensors made while a dual level is open (unset
     # otherwise: read it with getattr(t, "_fw", None))
     __array_ufunc__ = None  # replaced by numpy_api.array_ufunc: NumPy functions on Tensors are recorded

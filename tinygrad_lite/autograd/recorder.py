@@ -278,6 +278,8 @@ def _note_view(t, out, inputs):
                 t._view_base = x
             else:
                 t._view_base, t._view_parent = root, _ref(x)
+            if not state.grad_enabled or getattr(x, "_view_no_grad", False):
+                t._view_no_grad = True
             return
 
 
