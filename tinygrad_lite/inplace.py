@@ -150,10 +150,7 @@ def _tangents_through(self):
 
 def _inplace_graph(self, name, compute, args, cast):
     """inplace() inside the graph: self takes `compute(self, *args)`'s values, in a new buffer, and its history."""
-    old = _wrap(self._data)  # the old values, history and version, for backward of what came before
-    old._entry, old.requires_grad, old._version = self._entry, self.requires_grad, self._version
-    if getattr(self, "_fw", None):
-        old._fw = self._fw  # and its tangents (forward mode)
+    old = _stand_in(self)  # the old values, history, version and tangents, for backward of what came before
     if self._entry is not None:
         self._entry.dirty = True  # its recorded output changes: a VJP reading it must refuse (as PyTorch)
     r = compute(old, *args)
