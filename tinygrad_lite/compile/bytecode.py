@@ -129,6 +129,10 @@ def _chains(code, top=True):
                                                    or _STORED),))
                 if op == "BEFORE_WITH":  # `with self.timer:` runs its __enter__ and __exit__ (their code is read)
                     found.update(key[:2] + (key[2] + (m,),) for m in ("__enter__", "__exit__"))
+                item = instructions[i + 1].opname if op in _LOADS and i + 1 < len(instructions) else None
+                if item in ("STORE_SUBSCR", "DELETE_SUBSCR"):  # `self.st[k] = v` (a one-instruction key) runs the
+                    # object's __setitem__ (or __delitem__), read like any method it calls
+                    found.add(key[:2] + (key[2] + ("__setitem__" if item == "STORE_SUBSCR" else "__delitem__",),))
                 if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read

@@ -73,6 +73,7 @@ from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _M
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _BUILTINS = vars(builtins)
 _WEAK = (weakref.ref,) + weakref.ProxyTypes  # `CFG_REF().scale`, `proxy.scale`
+_ITEM_WRITES = (("__setitem__",), ("__delitem__",))  # (bytecode._chains: `a[k] = v`, `del a[k]`)
 _TENSOR_SETTABLE = frozenset(("grad", "data", "requires_grad"))  # (assigned on a tensor: the capture follows them)
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
@@ -119,7 +120,7 @@ def python_constants(fn, args=()):
                f"recording call's (pass a Tensor)"
     if found.array_read:
         return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
-               f"the recording call's (pass a Tensor, or compute with tensor operations)"
+               f"the recording call's and write none (pass a Tensor, or compute with tensor operations)"
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
                f"could not be seen"
@@ -351,8 +352,9 @@ class _Found(_WholeReads):
             elif kind in ("fast", "deref") and depth == 0 and name in self.arguments:  # a compiled fn's parameter
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
-                    if _values_read(path):  # `float(a[0])`, `a.sum()`
-                        self.array_read = self.array_read or _dotted(name, path) + self.place()
+                    if _values_read(path):  # `float(a[0])`, `a.sum()`; `a[0] = v` (written: not replayed either)
+                        what = f"'{name}[...]' assigned" if path[-1:] in _ITEM_WRITES else _dotted(name, path)
+                        self.array_read = self.array_read or what + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
             else:  # a local variable; a parameter's reads through an alias (`c = t.cfg; c.scale`) are paths read
