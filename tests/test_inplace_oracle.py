@@ -13,6 +13,11 @@ def _run(lib, case):
     """Run `case(lib, x, w)` on float64 leaves and backprop a weighted sum; ('raises', msg) if anything raises."""
     x = lib.tensor([0.1, 0.2, 0.3, 0.4], dtype=lib.float64, requires_grad=True)
     w = lib.tensor([1.5, -2.0, 0.5, 3.0], dtype=lib.float64, requires_grad=True)
+    return run_case(lib, case, x, w)
+
+
+def run_case(lib, case, x, w):
+    """_run's work on leaves x and w of library `lib`."""
     try:
         out = case(lib, x, w)
         (out * lib.arange(out.numel(), dtype=lib.float64).reshape(out.shape)).sum().backward()
@@ -138,7 +143,12 @@ CASES = [slice_iadd_after_exp, accumulate_into_nonleaf, item_imul_after_mul, con
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
 def test_inplace_pattern_matches_pytorch(torch, case):
-    ours, theirs = _run(tl, case), _run(torch, case)
+    assert_same_run(_run(tl, case), _run(torch, case))
+
+
+def assert_same_run(ours, theirs):
+    """`_run`'s results of tinygrad_lite and PyTorch agree: both raise the version counter's error, or give the same
+    values and gradients."""
     raised = isinstance(ours[0], str)
     assert raised == isinstance(theirs[0], str), f"ours: {ours}\nPyTorch: {theirs}"
     if raised:

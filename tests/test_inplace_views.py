@@ -7,6 +7,8 @@ import pytest
 
 import tinygrad_lite as tl
 
+from test_inplace_oracle import assert_same_run, run_case
+
 
 def _leaves(lib, seed=0):
     rng = np.random.default_rng(seed)
@@ -122,29 +124,13 @@ CASES = [into_a_fortran_ordered_array, slice_mul, column_copied_into_zeros, flat
 
 
 def _run(lib, case):
-    x, w = _leaves(lib)
-    try:
-        out = case(lib, x, w)
-        (out * lib.arange(out.numel(), dtype=lib.float64).reshape(out.shape)).sum().backward()
-    except RuntimeError as exc:
-        return "raises", str(exc)
-    return out.detach().numpy().copy(), [None if t.grad is None else t.grad.numpy().copy() for t in (x, w)]
+    return run_case(lib, case, *_leaves(lib))
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
 def test_an_inplace_change_through_a_view_matches_pytorch(torch, case):
-    ours, theirs = _run(tl, case), _run(torch, case)
-    raised = isinstance(ours[0], str)
-    assert raised == isinstance(theirs[0], str), f"ours: {ours}\nPyTorch: {theirs}"
-    if raised:
-        assert "modified by an in-place operation" in ours[1]
-        return
-    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12, atol=0)
-    for g, h in zip(ours[1], theirs[1]):
-        assert (g is None) == (h is None)
-        if g is not None:
-            np.testing.assert_allclose(g, h, rtol=1e-12, atol=1e-15)
+    assert_same_run(_run(tl, case), _run(torch, case))
 
 
 def test_the_view_and_the_viewed_tensor_stay_one_memory():

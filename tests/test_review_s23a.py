@@ -8,22 +8,23 @@ import pytest
 
 import tinygrad_lite as tl
 
+from test_inplace_views import _leaves
 
-def _leaves(lib, seed=0):
-    rng = np.random.default_rng(seed)
-    x = lib.tensor(rng.standard_normal((3, 4)), dtype=lib.float64, requires_grad=True)
-    w = lib.tensor(rng.standard_normal(4), dtype=lib.float64, requires_grad=True)
-    return x, w
+
+def _row_changed(L, row):
+    """x, w, h = x * 1 and its row v, after v.mul_(w)."""
+    x, w = _leaves(L)
+    h = x * 1
+    v = h[row]
+    v.mul_(w)
+    return x, w, h, v
 
 
 # --- the changed view's history: PyTorch gives it root[index] (a view of CopySlices), so its later uses reach
 # the root (its retained grad, hooks) and the view's own retained grad counts only its later uses
 
 def _retained_view_grad(L):
-    x, w = _leaves(L)
-    h = x * 1
-    v = h[0]
-    v.mul_(w)
+    x, w, h, v = _row_changed(L, 0)
     v.retain_grad()
     out = h * 2 + v.sum()
     out.sum().backward()
@@ -31,20 +32,14 @@ def _retained_view_grad(L):
 
 
 def _retained_root_grad(L):
-    x, w = _leaves(L)
-    h = x * 1
-    v = h[0]
-    v.mul_(w)
+    x, w, h, v = _row_changed(L, 0)
     h.retain_grad()
     ((h * 2).sum() + (v * v).sum()).backward()
     return h.grad.numpy().copy(), x.grad.numpy().copy(), w.grad.numpy().copy()
 
 
 def _hook_on_view(L):
-    x, w = _leaves(L)
-    h = x * 1
-    v = h[1]
-    v.mul_(w)
+    x, w, h, v = _row_changed(L, 1)
     seen = []
     v.register_hook(lambda g: seen.append(g.numpy().copy()))
     ((h * 3).sum() + (v * v).sum()).backward()

@@ -224,7 +224,7 @@ def _placement(base, view):
         return positions, None if positions is None else _layout(positions)
     offset, strides = (vstart - start) // size, tuple(s // size for s in view.strides)
     positions = _grid(view.shape, offset, strides)
-    if positions.size and (positions.min() < 0 or positions.max() >= base.size):
+    if positions.min() < 0 or positions.max() >= base.size:
         return None, None
     return positions, (offset, strides)
 
@@ -256,18 +256,15 @@ def _positions(base, view):
 
 
 def _bounds(a):
-    """(address of a's first element, lowest and one past the highest byte address of its elements)."""
+    """(address of a's first element, lowest and one past the highest byte address of its elements; a not empty)."""
     start = a.__array_interface__["data"][0]
-    if not a.size:
-        return start, start, start
     return (start, start + sum(min(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)),
             start + sum(max(0, (n - 1) * s) for n, s in zip(a.shape, a.strides)) + a.itemsize)
 
 
 def _layout(positions):
-    """(offset, strides) with positions[i] == offset + sum(i * strides), or None when positions are not so placed."""
-    if not positions.size:
-        return 0, (0,) * positions.ndim
+    """(offset, strides) with positions[i] == offset + sum(i * strides), or None when positions (not empty) are not
+    so placed."""
     offset = int(positions.flat[0])
     strides = tuple(int(np.take(positions, 1, axis=k).flat[0]) - offset if n > 1 else 0
                     for k, n in enumerate(positions.shape))

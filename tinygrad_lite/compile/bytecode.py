@@ -211,20 +211,11 @@ def _made_by(code):
             else:
                 stack = []
             continue
-        if op == "LOAD_GLOBAL":
-            effect = (0, 1 + (ins.arg & 1))
-        elif op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_SLICE", "BUILD_STRING"):
-            effect = (ins.arg, 1)
-        elif op == "COPY":
-            effect = (0, 1)
-        else:
-            effect = _EFFECTS.get(op)
+        effect = _stack_effect(ins)
         if effect is None or len(stack) < effect[0]:
             stack = []
             continue
-        popped = stack[len(stack) - effect[0]:] if effect[0] else []
-        del stack[len(stack) - effect[0]:]
-        start = min([i] + [s for s, _ in popped])
+        start = _pop(stack, effect[0], i)[1]
         stack.extend([(start, None)] * effect[1])
     return {name: frozenset(origins) for name, origins in made.items()}
 
@@ -394,6 +385,29 @@ _EFFECTS = {"LOAD_FAST": (0, 1), "LOAD_CONST": (0, 1), "LOAD_DEREF": (0, 1), "LO
             "RETURN_VALUE": (1, 0)}
 
 
+def _stack_effect(ins):
+    """(values popped, values pushed) by instruction `ins` of an argument expression (_EFFECTS and those whose
+    effect depends on their argument), or None for an instruction the stack is not followed through."""
+    op = ins.opname
+    if op == "LOAD_GLOBAL":
+        return 0, 1 + (ins.arg & 1)  # (with NULL: `NULL + f`)
+    if op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_SLICE", "BUILD_STRING"):
+        return ins.arg, 1
+    if op == "COPY":
+        return 0, 1
+    if op == "MAKE_FUNCTION":  # (its code, and a tuple for each of defaults, annotations, closure it takes)
+        return 1 + bin(ins.arg & 15).count("1"), 1
+    return _EFFECTS.get(op)
+
+
+def _pop(stack, n, i):
+    """Pop the top n entries (start, what) of the followed stack for instruction i: (those entries, the start of the
+    expression i completes: the earliest of theirs, or i)."""
+    popped = stack[len(stack) - n:] if n else []
+    del stack[len(stack) - n:]
+    return popped, min([i] + [s for s, _ in popped])
+
+
 @functools.lru_cache(maxsize=1024)
 def _passes(code, names):
     """{(callee chain, argument, name)}: where `code` passes one of its locals `names` on as an argument of a call,
@@ -438,22 +452,11 @@ def _passes(code, names):
                 calls.setdefault(ins.argval, set()).add(source[:2] + (source[2] + (_EACH,),))
             stack = []
             continue
-        if op == "LOAD_GLOBAL":
-            effect = (0, 1 + (ins.arg & 1))  # (with NULL: `NULL + f`)
-        elif op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_SLICE", "BUILD_STRING"):
-            effect = (ins.arg, 1)
-        elif op == "COPY":
-            effect = (0, 1)
-        elif op == "MAKE_FUNCTION":  # (its code, and a tuple for each of defaults, annotations, closure it takes)
-            effect = (1 + bin(ins.arg & 15).count("1"), 1)
-        else:
-            effect = _EFFECTS.get(op)
+        effect = _stack_effect(ins)
         if effect is None or len(stack) < effect[0]:
             stack = []
             continue
-        popped = stack[len(stack) - effect[0]:] if effect[0] else []
-        del stack[len(stack) - effect[0]:]
-        start = min([i] + [s for s, _ in popped])
+        popped, start = _pop(stack, effect[0], i)
         if op in ("STORE_FAST", "STORE_DEREF"):
             if popped[0][1] is not None:  # `b = a`
                 tracked.add(ins.argval)

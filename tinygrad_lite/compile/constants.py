@@ -353,8 +353,7 @@ class _Found(_WholeReads):
                 value = self.arguments[name]
                 if isinstance(value, np.ndarray):
                     if _values_read(path):  # `float(a[0])`, `a.sum()`; `a[0] = v` (written: not replayed either)
-                        what = f"'{name}[...]' assigned" if path[-1:] in _ITEM_WRITES else _dotted(name, path)
-                        self.array_read = self.array_read or what + self.place()
+                        self.array_read = self.array_read or _array_use(name, path) + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
             else:  # a local variable; a parameter's reads through an alias (`c = t.cfg; c.scale`) are paths read
@@ -388,7 +387,7 @@ class _Found(_WholeReads):
         for kind, name, path in sorted(_chains(code), key=repr):
             if kind in ("fast", "deref") and name in names and _values_read(path):
                 where, self.where = self.where, f
-                self.array_read = _dotted(name, path) + self.place()
+                self.array_read = _array_use(name, path) + self.place()
                 self.where = where
                 return
         self.arrays_passed(f, inst, names, depth)
@@ -661,6 +660,11 @@ def _attributes(path):
             break
         out.append(a)
     return tuple(out)
+
+
+def _array_use(name, path):
+    """How the code uses NumPy array `name` in Python, for the reason: `a.sum`, `'a[...]' assigned`."""
+    return f"'{name}[...]' assigned" if path[-1:] in _ITEM_WRITES else _dotted(name, path)
 
 
 def _values_read(path):
