@@ -1,6 +1,7 @@
 """Tensor: a NumPy array plus its place on the gradient tape. Operators (operators.py) call primitives through
 `tape.apply`; composite operations (mean, softmax, ...) live in functional.py and are attached as methods there."""
 import numbers
+import sys
 
 import numpy as np
 
@@ -343,7 +344,11 @@ def _read_number(t, kind):
     """float()/int() of a tensor while a call is recorded: a plain number (a tl.compile read gives its guarded
     value; tl.onnx.export's recorder, which refuses values that steer Python, gives the number itself)."""
     r = _read(t, kind)
-    return r.__tl_read__() if hasattr(r, "__tl_read__") else r
+    if not hasattr(r, "__tl_read__"):
+        return r
+    if kind == "float":  # (`return float(loss)`: each call's own value, as a returned .item())
+        return state.capture.float_of(r, sys._getframe(2))
+    return r.__tl_read__()
 
 
 def _escapes(t, how):

@@ -8,6 +8,7 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
+import sys
 import threading
 import warnings
 
@@ -160,6 +161,7 @@ class Compiled:
                 args, kwargs = _flatten(args, [], True, swap), _flatten_kwargs(kwargs, [], True, swap)
                 del swap, made, swapped, x
             first_seq = next(_recorder._seq)
+            cap.call_frame = sys._getframe()  # (`return float(loss)` in fn's own frame: Observing.float_of)
             try:
                 with _capture.recording(cap):
                     out = self.fn(*args, **kwargs)
@@ -168,6 +170,8 @@ class Compiled:
                 raise
             finally:
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
+                cap.call_frame = None
+            out = cap.returned_numbers(out)
             counters = getattr(constants, "counters", None)
             if counters is not None:  # (`self.steps += 1`: how many times this call moved each, for its replays)
                 moved = counters.observe()

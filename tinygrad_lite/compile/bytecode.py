@@ -24,7 +24,8 @@ def _instructions(code):
 def _read_names(code):
     """(the attribute paths `code` and the code it defines read from what may be an object passed to it — a local
     (a parameter, a loop variable, an alias), a closure variable, a call's result, an item: `t.model`, `c.sub.scale`,
-    `get_cfg().scale`, `cs[0].scale`; not `t.n += 1`'s store; getattr and hasattr with a constant name read that
+    `get_cfg().scale`, `cs[0].scale`, and the method of an item write or an in-place operator on it (`t[k] = v`:
+    `__setitem__`); not `t.n += 1`'s store; getattr and hasattr with a constant name read that
     name, with a computed one the path ends in _ANY —, whether it reads attributes by names computed elsewhere:
     vars, __dict__, attrgetter, asdict, a match pattern's positions). Not the chains from globals, which the scan
     follows to their objects."""
@@ -37,6 +38,8 @@ def _read_names(code):
             path, j = _attribute_path(instructions, i + 1)
             if path:
                 paths.add(path)
+            if op != "CALL" or path:  # `b[k] = v`, `b.log[k] = v`, `b += x`: the methods that change what is there
+                paths.update(path + (method,) for method in _written_by(instructions, j))
             if i and instructions[i - 1].opname == "LOAD_GLOBAL" and instructions[i - 1].argval in ("getattr",
                                                                                                      "hasattr"):
                 name = instructions[j].argval if j < len(instructions) and instructions[j].opname == "LOAD_CONST" \
@@ -129,10 +132,10 @@ def _chains(code, top=True):
                                                    or _STORED),))
                 if op == "BEFORE_WITH":  # `with self.timer:` runs its __enter__ and __exit__ (their code is read)
                     found.update(key[:2] + (key[2] + (m,),) for m in ("__enter__", "__exit__"))
-                item = instructions[i + 1].opname if op in _LOADS and i + 1 < len(instructions) else None
-                if item in ("STORE_SUBSCR", "DELETE_SUBSCR"):  # `self.st[k] = v` (a one-instruction key) runs the
-                    # object's __setitem__ (or __delitem__), read like any method it calls
-                    found.add(key[:2] + (key[2] + ("__setitem__" if item == "STORE_SUBSCR" else "__delitem__",),))
+                if op not in ("STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD") and not augmented:  # `self.st[k] = v`,
+                    # `del m[h.k]`, `m = self.meter; m += x`: the object's __setitem__, __delitem__, __iadd__, read
+                    found.update(key[:2] + (key[2] + (method,),) for method in _written_by(instructions, i))  # as
+                    # any method it calls
                 if op in _ITERATES or (read_by and len(chain) == 2) or _indexed(instructions, i) \
                         or _with_constant(instructions, i, start) or op in _UNARY:
                     found.add(key[:2] + (key[2] + (_SUBSCRIPT,),))  # `a[i]`, `a[:, 0]`, `for v in a`: items read
@@ -218,6 +221,84 @@ def _made_by(code):
         start = _pop(stack, effect[0], i)[1]
         stack.extend([(start, None)] * effect[1])
     return {name: frozenset(origins) for name, origins in made.items()}
+
+
+_IN_PLACE = {"+=": "__iadd__", "-=": "__isub__", "*=": "__imul__", "/=": "__itruediv__", "//=": "__ifloordiv__",
+             "%=": "__imod__", "**=": "__ipow__", "@=": "__imatmul__", "&=": "__iand__", "|=": "__ior__",
+             "^=": "__ixor__", "<<=": "__ilshift__", ">>=": "__irshift__"}
+WRITES = frozenset(_IN_PLACE.values()) | {"__setitem__", "__delitem__"}  # the methods _written_by finds
+
+
+def _written_by(instructions, i):
+    """The methods that change the value a chain left on the stack before instructions[i], found by following the
+    stack from i: `__setitem__` (the container of `v[k] = x`, `v[h.k] += 1`, whatever the key's expression),
+    `__delitem__`, `__iadd__` and the other in-place operators (`v += x * 2`); () where the stack is not followed
+    (an instruction without a known effect, a jump target) before the value is taken."""
+    stack, found = [True], set()  # (True: the chain's value or a copy of it)
+    for j in range(i, len(instructions)):
+        ins = instructions[j]
+        op = ins.opname
+        if (ins.is_jump_target and j > i) or True not in stack:
+            break
+        if op in ("COPY", "SWAP"):
+            stack[:0] = [False] * (ins.arg - len(stack))  # (values below the chain's)
+        if op == "COPY":
+            stack.append(stack[-ins.arg])
+            continue
+        if op == "SWAP":
+            stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
+            continue
+        effect = {"STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0)}.get(op) or _stack_effect(ins)
+        if effect is None:
+            break
+        stack[:0] = [False] * (effect[0] - len(stack))  # (values below the chain's: `x` of `v[k] = x`)
+        popped = stack[len(stack) - effect[0]:]
+        if True in popped:
+            if op in ("STORE_SUBSCR", "DELETE_SUBSCR") and popped[-2]:  # (the container, below the key)
+                found.add("__setitem__" if op == "STORE_SUBSCR" else "__delitem__")
+            elif op == "BINARY_OP" and popped[0] and ins.argrepr in _IN_PLACE:
+                found.add(_IN_PLACE[ins.argrepr])
+            elif op not in ("BINARY_SUBSCR", "POP_TOP"):  # (an item read of a copy, `v[k] += 1`: the value goes on)
+                break  # (taken by another instruction: what it does is not followed)
+        del stack[len(stack) - effect[0]:]
+        stack.extend([False] * effect[1])
+    return tuple(sorted(found))
+
+
+_BUILDS = ("BUILD_TUPLE", "BUILD_LIST", "BUILD_MAP", "BUILD_CONST_KEY_MAP")
+
+
+@functools.lru_cache(maxsize=1024)
+def only_returned(code, offset):
+    """Whether the value of the call at bytecode `offset` of `code` is returned untouched and used for nothing else:
+    the operand of RETURN_VALUE, or an item of a tuple, list or dict built for it (`return float(loss)`,
+    `return float(loss), acc`, `return {"loss": float(loss)}`). Not where the stack is not followed (a conditional
+    expression, a call, an operator)."""
+    instructions = _instructions(code)
+    at = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
+    if at is None or instructions[at].opname != "CALL":
+        return False
+    stack = [True]  # (True: the call's value, or a container holding it)
+    for ins in instructions[at + 1:]:
+        if ins.is_jump_target:
+            return False
+        effect = (2 * ins.arg, 1) if ins.opname == "BUILD_MAP" else (ins.arg + 1, 1) \
+            if ins.opname == "BUILD_CONST_KEY_MAP" else (ins.arg + 2, 1) if ins.opname == "CALL" else \
+            _stack_effect(ins)  # (a call between: `return float(loss), out.detach()`)
+        if effect is None:
+            return False
+        stack[:0] = [False] * (effect[0] - len(stack))
+        popped = stack[len(stack) - effect[0]:]
+        del stack[len(stack) - effect[0]:]
+        if True in popped:
+            if ins.opname == "RETURN_VALUE":
+                return True
+            if ins.opname not in _BUILDS or (ins.opname == "BUILD_MAP" and True in popped[::2]):  # (not a key)
+                return False
+            stack.append(True)
+            continue
+        stack.extend([False] * effect[1])
+    return False
 
 
 def _increment(instructions, i):

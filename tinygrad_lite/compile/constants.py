@@ -58,8 +58,8 @@ import weakref
 
 import numpy as np
 
-from .bytecode import (_ANY, _BARE, _EACH, _STORED, _SUBSCRIPT, _USED, REBOUND, STORED_ON_VALUE, UNRESOLVED,
-                       _Increment, _Key, _chains, _passes, _read_names)
+from .bytecode import (_ANY, _BARE, _EACH, _IN_PLACE, _STORED, _SUBSCRIPT, _USED, REBOUND, STORED_ON_VALUE,
+                       UNRESOLVED, _Increment, _Key, _chains, _passes, _read_names)
 from .constants_check import _Self, _dotted, _root_value, changed  # noqa: F401 (changed: re-exported)
 from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F401 (re-exported)
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
@@ -73,7 +73,6 @@ from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _M
 _MAX_DEPTH, _MAX_FUNCTIONS = 32, 4000  # calls followed from the compiled function; the user's functions read
 _BUILTINS = vars(builtins)
 _WEAK = (weakref.ref,) + weakref.ProxyTypes  # `CFG_REF().scale`, `proxy.scale`
-_ITEM_WRITES = (("__setitem__",), ("__delitem__",))  # (bytecode._chains: `a[k] = v`, `del a[k]`)
 _TENSOR_SETTABLE = frozenset(("grad", "data", "requires_grad"))  # (assigned on a tensor: the capture follows them)
 _MAX_ARRAY_VALUES = 1 << 16  # elements of a NumPy array guarded by its values (a copy compared before each replay)
 
@@ -664,7 +663,14 @@ def _attributes(path):
 
 def _array_use(name, path):
     """How the code uses NumPy array `name` in Python, for the reason: `a.sum`, `'a[...]' assigned`."""
-    return f"'{name}[...]' assigned" if path[-1:] in _ITEM_WRITES else _dotted(name, path)
+    last = path[-1] if path else None
+    if last in ("__setitem__", "__delitem__"):  # (bytecode._written_by: `a[k] = v`, `del a[k]`, `a += b`)
+        return f"'{name}[...]' {'assigned' if last == '__setitem__' else 'deleted'}"
+    symbol = _IN_PLACE_SYMBOL.get(last)
+    return f"'{name} {symbol} ...' in place" if symbol is not None else _dotted(name, path)
+
+
+_IN_PLACE_SYMBOL = {method: symbol for symbol, method in _IN_PLACE.items()}
 
 
 def _values_read(path):

@@ -347,7 +347,8 @@ _TYPE = "<type>"  # in an attribute path: the object's class (of an object passe
 _PROTOCOL = ["__iter__", "__next__", "__len__", "__bool__", "__float__", "__int__", "__index__", "__complex__",
              "__getitem__", "__contains__", "__call__", "__array__", "__add__", "__radd__", "__sub__", "__rsub__",
              "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__", "__rpow__",
-             "__neg__"]  # (methods Python calls for an object; not comparisons: a dataclass's __eq__ reads every field)
+             "__neg__", "__hash__"]  # (methods Python calls for an object; not comparisons: a dataclass's __eq__ reads
+#                                         every field; those that change it, `obj[k] = v`, by their names: _read_names)
 
 
 def _item(obj, key):

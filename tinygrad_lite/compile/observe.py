@@ -2,6 +2,7 @@
 each call's own: a tensor's `.grad` None-ness and a module's `.training` when the call first meets them, values read
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
+from .bytecode import only_returned
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Op, Ref, _caller, user_site
 
@@ -159,7 +160,7 @@ class Observing:
         elif rec.kind == "state":
             fn, args = rec.ref, ()
         else:
-            fn, args = _item, (rec.ref,)
+            fn, args = _float if rec.kind == "float" else _item, (rec.ref,)
         k = self.read_slots[id(rec)] = self.nslots
         self.nslots += 1
         at = self._read_at(rec)
@@ -176,6 +177,40 @@ class Observing:
             self._note_read(rec, _caller(2))
             return value
         return self._read_proxy(rec, _caller(2))
+
+    def float_of(self, proxy, frame):
+        """float() of a tensor (`proxy`: its read; `frame`: the code that called float()): a plain number, which
+        Python may use unseen, so a guard; unless the compiled function itself returns it untouched
+        (bytecode.only_returned: `return float(loss)`, also in a tuple, list or dict it builds for the return): then
+        it is each call's own value, as a returned `.item()` (returned_numbers puts the proxy in its place)."""
+        value = proxy._value
+        if value.__class__ is float and frame.f_back is self.call_frame and \
+                only_returned(frame.f_code, frame.f_lasti):
+            self.plain_returns.append((value, proxy))
+            return value
+        return proxy.__tl_read__()
+
+    def returned_numbers(self, out):
+        """The call's result `out` with each number of `number` that it returns replaced by its read's proxy; one it
+        does not hold (the call returned by another path) is a guard."""
+        plain, self.plain_returns = {id(v): p for v, p in self.plain_returns}, []
+        if not plain:
+            return out
+
+        def put(obj):
+            cls = obj.__class__
+            if cls is float:
+                proxy = plain.pop(id(obj), None)
+                return obj if proxy is None else proxy
+            if cls is tuple or cls is list:
+                return cls(put(o) for o in obj)
+            if cls is dict:
+                return {k: put(v) for k, v in obj.items()}
+            return obj
+        out = put(out)
+        for proxy in plain.values():
+            proxy.__tl_read__()
+        return out
 
     def _note_read(self, rec, where):
         """Note read `rec`, read by a step of its own, last (`where`: the user's line)."""
@@ -196,8 +231,13 @@ class Observing:
 
 
 def _item(arr):
-    """`.item()`'s number (float() and int() give plain numbers at once, guarded: never an operand's slot)."""
+    """`.item()`'s number (int() gives a plain number at once, guarded: never an operand's slot)."""
     return arr.item()
+
+
+def _float(arr):
+    """float()'s number, returned (Observing.float_of)."""
+    return float(arr.item())
 
 
 class _Sizes:

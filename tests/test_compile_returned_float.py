@@ -1,0 +1,148 @@
+"""tl.compile: `return float(loss)` — float() of a tensor returned by the compiled function itself, untouched (also in
+a tuple, list or dict it builds for the return) — is each call's own value, as a returned `.item()`, and keeps the
+step replaying. float() gives Python a plain number whose uses the capture cannot follow, so anywhere else (a local,
+a helper's return, a conditional expression, arithmetic) it stays a guard: those calls run eagerly or record again,
+never returning a stale value. Each case runs beside its eager twin and compares every result bit for bit. (Before,
+every `return float(loss)` step ran eagerly: the read was a guard after the optimizer step.)"""
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from _compile_common import features as _x, seeded_model as _model
+
+F = tl.nn.functional
+CALLS = 8
+
+
+def _steps():
+    """{name: (make(model, opt) -> step)}: training steps that return float() of their loss in different ways."""
+    def train(model, opt, x, y):
+        opt.zero_grad()
+        out = model(x)
+        loss = F.mse_loss(out, y)
+        loss.backward()
+        opt.step()
+        return loss, out
+
+    def plain(model, opt):
+        def step(x, y):
+            loss, _ = train(model, opt, x, y)
+            return float(loss)
+        return step
+
+    def in_tuple(model, opt):
+        def step(x, y):
+            loss, out = train(model, opt, x, y)
+            return float(loss), float(out.sum()), loss.detach()
+        return step
+
+    def in_dict(model, opt):
+        def step(x, y):
+            loss, out = train(model, opt, x, y)
+            return {"loss": float(loss), "max": [float(out.max())]}
+        return step
+
+    def of_an_int(model, opt):
+        def step(x, y):
+            loss, out = train(model, opt, x, y)
+            return float((out > 0).sum()), float(loss)
+        return step
+    return {"plain": plain, "in a tuple": in_tuple, "in a dict and a list": in_dict, "of an int": of_an_int}
+
+
+def _guarded():
+    """Steps where float()'s number is used by Python before the return, or returned by a helper."""
+    def train(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def local(model, opt):
+        def step(x, y):
+            v = float(train(model, opt, x, y))
+            return v
+        return step
+
+    def arithmetic(model, opt):
+        def step(x, y):
+            return float(train(model, opt, x, y)) * 2
+        return step
+
+    def helper(model, opt):
+        def value(x, y):
+            return float(train(model, opt, x, y))
+
+        def step(x, y):
+            return value(x, y) * 3
+        return step
+
+    def conditional(model, opt):
+        def step(x, y):
+            loss = train(model, opt, x, y)
+            return float(loss) if x.shape[0] else 0.0
+        return step
+    return {"a local": local, "arithmetic": arithmetic, "a helper's return": helper, "a conditional": conditional}
+
+
+def _run(make, compiled):
+    model = _model()
+    opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    step = make(model, opt)
+    f = tl.compile(step) if compiled else step
+    y = tl.zeros(3, 2)
+    outs = [f(_x(seed=i), y) for i in range(CALLS)]
+    return outs, [p.detach().numpy() for p in model.parameters()], getattr(f, "stats", None)
+
+
+def _same(got, want):
+    if isinstance(want, tl.Tensor):
+        assert isinstance(got, tl.Tensor) and np.array_equal(got.numpy(), want.numpy())
+    elif isinstance(want, (tuple, list)):
+        assert type(got) is type(want) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w)
+    elif isinstance(want, dict):
+        assert got.keys() == want.keys()
+        for k in want:
+            _same(got[k], want[k])
+    else:
+        assert type(got) is type(want) and got == want, (got, want)
+
+
+def _twins(make):
+    (got, got_params, stats), (want, want_params, _) = _run(make, True), _run(make, False)
+    _same(got, want)
+    assert all(np.array_equal(g, w) for g, w in zip(got_params, want_params))
+    assert len({repr(o) for o in want}) == CALLS  # (each call's own values: a stale one would repeat)
+    return stats
+
+
+@pytest.mark.parametrize("name", list(_steps()))
+def test_float_of_a_tensor_returned_by_the_step_is_each_calls_value_and_replays(name):
+    stats = _twins(_steps()[name])
+    assert stats["traces"] == 1 and stats["eager_calls"] == 0 and stats["replays"] == CALLS - 1, stats
+
+
+@pytest.mark.parametrize("name", list(_guarded()))
+def test_float_used_before_the_return_or_by_a_helper_stays_a_guard(name):
+    stats = _twins(_guarded()[name])
+    assert stats["replays"] == 0, stats
+    assert "float() of a tensor" in stats["last_reason"], stats
+
+
+def test_float_in_python_control_flow_still_guards_the_branch():
+    model = _model()
+
+    def predict(x):
+        out = model(x)
+        if float(out.sum()) > 0:
+            return float(out.max())
+        return float(out.min())
+    f = tl.compile(predict)
+    xs = [_x(seed=i) for i in range(CALLS)] * 2
+    with tl.no_grad():
+        got, want = [f(x) for x in xs], [predict(x) for x in xs]
+    assert got == want and all(type(g) is float for g in got)
+    assert f.stats["replays"] > 0, f.stats  # (the branch's outcome is a guard; the returned values are each call's)
