@@ -226,7 +226,6 @@ def _made_by(code):
 _IN_PLACE = {"+=": "__iadd__", "-=": "__isub__", "*=": "__imul__", "/=": "__itruediv__", "//=": "__ifloordiv__",
              "%=": "__imod__", "**=": "__ipow__", "@=": "__imatmul__", "&=": "__iand__", "|=": "__ior__",
              "^=": "__ixor__", "<<=": "__ilshift__", ">>=": "__irshift__"}
-WRITES = frozenset(_IN_PLACE.values()) | {"__setitem__", "__delitem__"}  # the methods _written_by finds
 
 
 def _written_by(instructions, i):
@@ -248,11 +247,10 @@ def _written_by(instructions, i):
         if op == "SWAP":
             stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
             continue
-        effect = {"STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0)}.get(op) or _stack_effect(ins)
+        effect = _followed_effect(ins)
         if effect is None:
             break
-        stack[:0] = [False] * (effect[0] - len(stack))  # (values below the chain's: `x` of `v[k] = x`)
-        popped = stack[len(stack) - effect[0]:]
+        popped = _take(stack, effect[0])
         if True in popped:
             if op in ("STORE_SUBSCR", "DELETE_SUBSCR") and popped[-2]:  # (the container, below the key)
                 found.add("__setitem__" if op == "STORE_SUBSCR" else "__delitem__")
@@ -260,12 +258,30 @@ def _written_by(instructions, i):
                 found.add(_IN_PLACE[ins.argrepr])
             elif op not in ("BINARY_SUBSCR", "POP_TOP"):  # (an item read of a copy, `v[k] += 1`: the value goes on)
                 break  # (taken by another instruction: what it does is not followed)
-        del stack[len(stack) - effect[0]:]
         stack.extend([False] * effect[1])
     return tuple(sorted(found))
 
 
 _BUILDS = ("BUILD_TUPLE", "BUILD_LIST", "BUILD_MAP", "BUILD_CONST_KEY_MAP")
+
+
+def _followed_effect(ins):
+    """_stack_effect, and that of the instructions that may take a value whose use is followed (_written_by,
+    only_returned): an item written or deleted, a dict built, a call."""
+    op, n = ins.opname, ins.arg
+    special = {"STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0)}.get(op)
+    if special is None and n is not None:
+        special = {"BUILD_MAP": (2 * n, 1), "BUILD_CONST_KEY_MAP": (n + 1, 1), "CALL": (n + 2, 1)}.get(op)
+    return special or _stack_effect(ins)
+
+
+def _take(stack, n):
+    """Pop the top n flags of a followed stack (True: the value followed), padded below with False (the values on
+    the stack before the following began: `x` of `v[k] = x`)."""
+    stack[:0] = [False] * (n - len(stack))
+    popped = stack[len(stack) - n:]
+    del stack[len(stack) - n:]
+    return popped
 
 
 @functools.lru_cache(maxsize=1024)
@@ -282,14 +298,10 @@ def only_returned(code, offset):
     for ins in instructions[at + 1:]:
         if ins.is_jump_target:
             return False
-        effect = (2 * ins.arg, 1) if ins.opname == "BUILD_MAP" else (ins.arg + 1, 1) \
-            if ins.opname == "BUILD_CONST_KEY_MAP" else (ins.arg + 2, 1) if ins.opname == "CALL" else \
-            _stack_effect(ins)  # (a call between: `return float(loss), out.detach()`)
+        effect = _followed_effect(ins)  # (a call between: `return float(loss), out.detach()`)
         if effect is None:
             return False
-        stack[:0] = [False] * (effect[0] - len(stack))
-        popped = stack[len(stack) - effect[0]:]
-        del stack[len(stack) - effect[0]:]
+        popped = _take(stack, effect[0])
         if True in popped:
             if ins.opname == "RETURN_VALUE":
                 return True
