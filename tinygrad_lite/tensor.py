@@ -194,7 +194,7 @@ class Tensor:
 
     def numpy(self):
         if state.capture is not None:
-            _escapes(self, "numpy")
+            _escapes(self, "numpy", self._data)
         return self._data
 
     def item(self):
@@ -206,9 +206,10 @@ class Tensor:
         return self._data.item()
 
     def tolist(self):
+        out = self._data.tolist()
         if state.capture is not None:
-            _escapes(self, "tolist")
-        return self._data.tolist()
+            _escapes(self, "tolist", out)
+        return out
 
     def __array__(self, dtype=None, copy=None):
         if state.capture is not None:
@@ -351,8 +352,14 @@ def _read_number(t, kind):
     return r.__tl_read__()
 
 
-def _escapes(t, how):
+def _escapes(t, how, value=None):
+    """Tensor data taken into Python while a call is recorded: the capture fails, unless the compiled function
+    returns `value` (numpy()'s array, tolist()'s list) untouched (tl.compile's Observing.converted)."""
     cap = state.capture
+    converted = getattr(cap, "converted", None)
+    if value is not None and not cap.suspended and converted is not None and \
+            converted(t, value, how, sys._getframe(2)):
+        return
     if not cap.suspended:
         from .compile.capture import user_site
         cap.fail(f"tensor data taken into Python with {how}() at {user_site(3)} (the values could steer Python "

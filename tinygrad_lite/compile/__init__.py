@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from . import capture as _capture
-from .record import SLOT, Unsupported, graph_outputs, map_structure
+from .record import SLOT, Converted, Unsupported, graph_outputs, map_structure
 from .constants import module_class, python_constants
 from .constants_check import read_inside
 from .guards import Variant as _Variant
@@ -171,7 +171,7 @@ class Compiled:
             finally:
                 del args, kwargs  # (with dynamic=True they hold the Arg proxies)
                 cap.call_frame = None
-            out = cap.returned_numbers(out)
+            out = cap.returned_values(out)
             counters = getattr(constants, "counters", None)
             if counters is not None:  # (`self.steps += 1`: how many times this call moved each, for its replays)
                 moved = counters.observe()
@@ -251,7 +251,8 @@ def _holder(result, cap):
 
 def _held(obj, owner, depth, cap, seen):
     from ..tensor import Tensor
-    if obj.__class__ in PLAIN or isinstance(obj, (Read, np.generic, type)) or id(obj) in seen or depth > 4:
+    if obj.__class__ in PLAIN or isinstance(obj, (Read, Converted, np.generic, type)) or id(obj) in seen or \
+            depth > 4:  # (a Converted is rebuilt by each replay)
         return None
     if isinstance(obj, (Tensor, np.ndarray)):
         return owner if owner is not None and _made(obj, cap) else None
@@ -284,8 +285,9 @@ def _made(x, cap):
 
 
 def _plain(obj):
-    """The captured call's own result, with Read proxies turned back into Python values."""
-    return map_structure(obj, lambda t: t._value if isinstance(t, Read) else t)
+    """The captured call's own result, with Read proxies (and Converted) turned back into Python values."""
+    return map_structure(obj, lambda t: t._value if isinstance(t, Read) else
+                         t.value if t.__class__ is Converted else t)
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8, backend="inductor", mode=None,  # noqa: A001

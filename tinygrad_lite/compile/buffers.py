@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .record import CONST, SLOT, Ref
+from .record import CONST, SLOT, Converted, Ref
 
 
 _CONTAINERS = (tuple, list, slice, dict)
@@ -19,7 +19,7 @@ def refs(tmpl, out):
             c = t.__class__
             if c is Ref:
                 out.append(t)
-            elif isinstance(t, _CONTAINERS):
+            elif isinstance(t, _CONTAINERS) or c is Converted:
                 refs(t, out)
     elif isinstance(tmpl, Ref):
         out.append(tmpl)
@@ -32,6 +32,8 @@ def refs(tmpl, out):
     elif isinstance(tmpl, dict):
         for t in tmpl.values():
             refs(t, out)
+    elif tmpl.__class__ is Converted:  # (a plan's result: `return out.numpy()`)
+        refs(tmpl.tensor, out)
     return out
 
 

@@ -239,18 +239,10 @@ def _written_by(instructions, i):
         op = ins.opname
         if (ins.is_jump_target and j > i) or True not in stack:
             break
-        if op in ("COPY", "SWAP"):
-            stack[:0] = [False] * (ins.arg - len(stack))  # (values below the chain's)
-        if op == "COPY":
-            stack.append(stack[-ins.arg])
-            continue
-        if op == "SWAP":
-            stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
-            continue
-        effect = _followed_effect(ins)
-        if effect is None:
+        taken = _step(stack, ins)
+        if taken is None:
             break
-        popped = _take(stack, effect[0])
+        popped, pushed = taken
         if True in popped:
             if op in ("STORE_SUBSCR", "DELETE_SUBSCR") and popped[-2]:  # (the container, below the key)
                 found.add("__setitem__" if op == "STORE_SUBSCR" else "__delitem__")
@@ -258,7 +250,7 @@ def _written_by(instructions, i):
                 found.add(_IN_PLACE[ins.argrepr])
             elif op not in ("BINARY_SUBSCR", "POP_TOP"):  # (an item read of a copy, `v[k] += 1`: the value goes on)
                 break  # (taken by another instruction: what it does is not followed)
-        stack.extend([False] * effect[1])
+        stack.extend([False] * pushed)
     return tuple(sorted(found))
 
 
@@ -275,13 +267,27 @@ def _followed_effect(ins):
     return special or _stack_effect(ins)
 
 
-def _take(stack, n):
-    """Pop the top n flags of a followed stack (True: the value followed), padded below with False (the values on
-    the stack before the following began: `x` of `v[k] = x`)."""
+def _step(stack, ins):
+    """Instruction `ins` on a followed stack of flags (True: the value followed; padded below with False, the values
+    on the stack before the following began: `x` of `v[k] = x`): (the flags it pops, how many values it pushes), the
+    pushes left to the caller; COPY and SWAP move the flags themselves (nothing popped). None for an instruction whose
+    effect is not known."""
+    op = ins.opname
+    if op in ("COPY", "SWAP"):
+        stack[:0] = [False] * (ins.arg - len(stack))
+        if op == "COPY":
+            stack.append(stack[-ins.arg])
+        else:
+            stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
+        return [], 0
+    effect = _followed_effect(ins)
+    if effect is None:
+        return None
+    n = effect[0]
     stack[:0] = [False] * (n - len(stack))
     popped = stack[len(stack) - n:]
     del stack[len(stack) - n:]
-    return popped
+    return popped, effect[1]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -291,17 +297,19 @@ def only_returned(code, offset):
     `return float(loss), acc`, `return {"loss": float(loss)}`). Not where the stack is not followed (a conditional
     expression, a call, an operator)."""
     instructions = _instructions(code)
-    at = next((i for i, ins in enumerate(instructions) if ins.offset == offset), None)
+    # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
+    # dis does not list, when the call was specialized: `out.numpy()`)
+    at = max((i for i, ins in enumerate(instructions) if ins.offset <= offset), default=None)
     if at is None or instructions[at].opname != "CALL":
         return False
     stack = [True]  # (True: the call's value, or a container holding it)
     for ins in instructions[at + 1:]:
         if ins.is_jump_target:
             return False
-        effect = _followed_effect(ins)  # (a call between: `return float(loss), out.detach()`)
-        if effect is None:
+        taken = _step(stack, ins)  # (a call between: `return float(loss), out.detach()`; `with`'s exit call)
+        if taken is None:
             return False
-        popped = _take(stack, effect[0])
+        popped, pushed = taken
         if True in popped:
             if ins.opname == "RETURN_VALUE":
                 return True
@@ -309,7 +317,7 @@ def only_returned(code, offset):
                 return False
             stack.append(True)
             continue
-        stack.extend([False] * effect[1])
+        stack.extend([False] * pushed)
     return False
 
 

@@ -4,7 +4,7 @@ out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric argu
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
 from .bytecode import only_returned
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
-from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Op, Ref, _caller, user_site
+from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Converted, Op, Ref, _caller, user_site
 
 
 class Observing:
@@ -182,34 +182,40 @@ class Observing:
         """float() of a tensor (`proxy`: its read; `frame`: the code that called float()): a plain number, which
         Python may use unseen, so a guard; unless the compiled function itself returns it untouched
         (bytecode.only_returned: `return float(loss)`, also in a tuple, list or dict it builds for the return): then
-        it is each call's own value, as a returned `.item()` (returned_numbers puts the proxy in its place)."""
+        it is each call's own value, as a returned `.item()` (returned_values puts the proxy in its place)."""
         value = proxy._value
-        if value.__class__ is float and frame.f_back is self.call_frame and \
-                only_returned(frame.f_code, frame.f_lasti):
+        if value.__class__ is float and self._returned(frame):
             self.plain_returns.append((value, proxy))
             return value
         return proxy.__tl_read__()
 
-    def returned_numbers(self, out):
-        """The call's result `out` with each number of `number` that it returns replaced by its read's proxy; one it
-        does not hold (the call returned by another path) is a guard."""
-        plain, self.plain_returns = {id(v): p for v, p in self.plain_returns}, []
+    def converted(self, t, value, how, frame):
+        """`t.numpy()` or `t.tolist()` (`value`: what eager returns; `frame`: the code that called it): whether the
+        compiled function itself returns it untouched (see float_of), so that each replay returns that call's array
+        or list (a Converted in the result); otherwise the tensor's data escapes into Python."""
+        if not self._returned(frame):
+            return False
+        self.plain_returns.append((value, Converted(t, how, value)))
+        return True
+
+    def _returned(self, frame):
+        return frame.f_back is self.call_frame and only_returned(frame.f_code, frame.f_lasti)
+
+    def returned_values(self, out):
+        """The call's result `out` with each value of float_of and converted that it returns (found by identity)
+        replaced by its read's proxy or its Converted; a number it does not hold (the call returned by another path)
+        is a guard, an array or list the call fails."""
+        plain, self.plain_returns = {id(v): (v, p) for v, p in self.plain_returns}, []
         if not plain:
             return out
-
-        def put(obj):
-            cls = obj.__class__
-            if cls is float:
-                proxy = plain.pop(id(obj), None)
-                return obj if proxy is None else proxy
-            if cls is tuple or cls is list:
-                return cls(put(o) for o in obj)
-            if cls is dict:
-                return {k: put(v) for k, v in obj.items()}
-            return obj
-        out = put(out)
-        for proxy in plain.values():
-            proxy.__tl_read__()
+        found = set()
+        out = _put(out, plain, found)
+        for key, (_, stand_in) in plain.items():
+            if key not in found:
+                if stand_in.__class__ is Converted:
+                    self.fail(f"tensor data taken into Python with {stand_in.how}() and not returned as it is")
+                else:
+                    stand_in.__tl_read__()
         return out
 
     def _note_read(self, rec, where):
@@ -228,6 +234,22 @@ class Observing:
         """The index of the step that reads `rec`."""
         ops = self.ops
         return next(i for i in range(len(ops) - 1, -1, -1) if ops[i].kind == "read" and ops[i].args is rec)
+
+
+def _put(obj, plain, found):
+    """Observing.returned_values' walk of the result: `obj` with each object in `plain` (id -> (object, stand-in))
+    replaced by its stand-in, their ids added to `found`. (Module-level: a recursive closure is a reference cycle,
+    which would hold the proxies until the garbage collector runs, and reads.kept_outside counts references.)"""
+    entry = plain.get(id(obj))
+    if entry is not None and entry[0] is obj:
+        found.add(id(obj))
+        return entry[1]
+    cls = obj.__class__
+    if cls is tuple or cls is list:
+        return cls(_put(o, plain, found) for o in obj)
+    if cls is dict:
+        return {k: _put(v, plain, found) for k, v in obj.items()}
+    return obj
 
 
 def _item(arr):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._gc import paused_gc, promote
 from .buffers import live_ops, plan_buffers, refs as _refs, validate, view_roots
-from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Ref, Unsupported, live_graph, map_structure,
+from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Converted, Ref, Unsupported, live_graph, map_structure,
                      same_value)
 from .reads import Read, ReadRecord, read_value
 from .interpret import program, run_program
@@ -176,7 +176,9 @@ class Plan:
     def _generate(self):
         steps, release = self._pending
         returned = set()  # a returned slot is never a cached view: each call returns its own array object
-        map_structure(self.result, lambda t: returned.add(t.key) if t.__class__ is Ref and t.kind == SLOT else None)
+        for r in _refs(self.result, []):
+            if r.kind == SLOT:
+                returned.add(r.key)
         chunks, stable = [], set()
         for start in range(0, len(steps), CHUNK):
             em = _Emitter(self.buffer_of, self.buffers, stable, returned, self.fixed)
@@ -234,6 +236,9 @@ class Plan:
             if t.__class__ is _Shared:
                 r = t.ref
                 return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
+            if t.__class__ is Converted:  # `return out.numpy()`: this call's array (or its list), as eager's
+                arr = leaf(t.tensor)._data
+                return arr if t.how == "numpy" else arr.tolist()
             return vals.reads[t.index] if isinstance(t, _DynRead) else t
         return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
 
@@ -345,6 +350,8 @@ def _result_template(cap, obj):
     from ..tensor import Tensor
 
     def leaf(t):
+        if t.__class__ is Converted:
+            return Converted(leaf(t.tensor), t.how)
         if isinstance(t, Tensor):
             if live_graph(t):
                 cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "

@@ -104,6 +104,16 @@ def map_structure(obj, fn):
     return fn(obj)
 
 
+class Converted:
+    """In a captured call's result: `t.numpy()` or `t.tolist()` that the compiled function returns untouched
+    (Observing.converted), which each replay returns for that call's array: while capturing, `tensor` is the tensor
+    and `value` what eager returned; in a plan's result template, `tensor` is the tensor's template (a Ref)."""
+    __slots__ = ("tensor", "how", "value")
+
+    def __init__(self, tensor, how, value=None):
+        self.tensor, self.how, self.value = tensor, how, value
+
+
 def live_graph(t):
     """Whether tensor `t` has a graph a backward could still walk (it requires grad and its entry is not released)."""
     return t.requires_grad and t._entry is not None and not t._entry.released

@@ -1,9 +1,10 @@
-"""tl.compile: `return float(loss)` — float() of a tensor returned by the compiled function itself, untouched (also in
-a tuple, list or dict it builds for the return) — is each call's own value, as a returned `.item()`, and keeps the
-step replaying. float() gives Python a plain number whose uses the capture cannot follow, so anywhere else (a local,
-a helper's return, a conditional expression, arithmetic) it stays a guard: those calls run eagerly or record again,
-never returning a stale value. Each case runs beside its eager twin and compares every result bit for bit. (Before,
-every `return float(loss)` step ran eagerly: the read was a guard after the optimizer step.)"""
+"""tl.compile: `return float(loss)`, `return out.numpy()`, `return out.tolist()` — float() of a tensor, or its data as an
+array or a list, returned by the compiled function itself, untouched (also in a tuple, list or dict it builds for
+the return) — is each call's own value, as a returned `.item()` or tensor, and keeps the step replaying. Each of
+them hands Python data whose uses the capture cannot follow, so anywhere else (a local, a helper's return, a
+conditional expression, arithmetic) float() stays a guard and numpy()/tolist() run the call eagerly: never a stale
+value. Each case runs beside its eager twin and compares every result bit for bit, and the arrays of earlier calls
+after later ones. (Before, each of these steps ran eagerly at every call.)"""
 import numpy as np
 import pytest
 
@@ -146,3 +147,94 @@ def test_float_in_python_control_flow_still_guards_the_branch():
         got, want = [f(x) for x in xs], [predict(x) for x in xs]
     assert got == want and all(type(g) is float for g in got)
     assert f.stats["replays"] > 0, f.stats  # (the branch's outcome is a guard; the returned values are each call's)
+
+
+def _predictions():
+    """Inference and training functions returning their tensors' data as NumPy arrays or lists."""
+    def labels(model):
+        def predict(x):
+            with tl.no_grad():
+                return model(x).argmax(1).numpy()
+        return predict
+
+    def scores_and_list(model):
+        def predict(x):
+            with tl.no_grad():
+                out = model(x)
+                return {"scores": out.numpy(), "labels": out.argmax(1).tolist()}
+        return predict
+
+    def training(model):
+        opt = tl.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            out = model(x)
+            loss = (out ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss.item(), out.detach().numpy(), model[0].weight.grad.numpy()
+        return step
+    return {"labels": labels, "scores and a list": scores_and_list, "a training step": training}
+
+
+def _plain(o):
+    """A result with its arrays copied (to compare after later calls) and their types noted."""
+    if isinstance(o, np.ndarray):
+        return ("array", o.dtype.str, o.shape, o.tolist())
+    if isinstance(o, (tuple, list)):
+        return (type(o).__name__, [_plain(v) for v in o])
+    if isinstance(o, dict):
+        return {k: _plain(v) for k, v in o.items()}
+    return (type(o).__name__, o)
+
+
+@pytest.mark.parametrize("name", list(_predictions()))
+def test_numpy_and_tolist_returned_are_each_calls_own_and_replay(name):
+    runs = []
+    for compiled in (True, False):
+        model = _model()
+        fn = _predictions()[name](model)
+        f = tl.compile(fn) if compiled else fn
+        outs = [f(_x(seed=i)) for i in range(CALLS)]
+        at_call = [_plain(o) for o in outs]
+        runs.append((outs, at_call, getattr(f, "stats", None)))
+    (got, got_at_call, stats), (want, want_at_call, _) = runs
+    assert got_at_call == want_at_call
+    assert [_plain(o) for o in got] == [_plain(o) for o in want]  # (no later call overwrote an earlier array)
+    assert len({repr(o) for o in want_at_call}) > CALLS // 2  # (the values change: a stale replay would repeat)
+    assert stats["traces"] == 1 and stats["eager_calls"] == 0 and stats["replays"] == CALLS - 1, stats
+
+
+def test_returned_numpy_of_a_parameter_and_of_an_argument_share_their_memory_as_eager():
+    model = _model()
+
+    def read(x):
+        return model[0].weight.detach().numpy(), x.numpy()
+    f = tl.compile(read)
+    for i in range(4):
+        x = _x(seed=i)
+        w, a = f(x)
+        assert np.shares_memory(w, model[0].weight.data.numpy())
+        assert np.shares_memory(a, x.numpy())
+    assert f.stats["replays"] == 3, f.stats
+
+
+@pytest.mark.parametrize("how", ["a local", "arithmetic", "an item"])
+def test_numpy_used_before_the_return_runs_the_call_eagerly(how):
+    model = _model()
+
+    def predict(x):
+        with tl.no_grad():
+            out = model(x)
+            if how == "a local":
+                a = out.numpy()
+                return a
+            if how == "arithmetic":
+                return out.numpy() * 2
+            return out.numpy()[0]
+    f = tl.compile(predict)
+    xs = [_x(seed=i) for i in range(4)]
+    for x in xs:
+        assert np.array_equal(f(x), predict(x))
+    assert f.stats["replays"] == 0 and "numpy()" in f.stats["last_reason"], f.stats
