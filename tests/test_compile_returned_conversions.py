@@ -238,3 +238,16 @@ def test_numpy_used_before_the_return_runs_the_call_eagerly(how):
     for x in xs:
         assert np.array_equal(f(x), predict(x))
     assert f.stats["replays"] == 0 and "numpy()" in f.stats["last_reason"], f.stats
+
+
+def test_numpy_called_by_another_call_runs_the_call_eagerly():
+    model = _model()
+
+    def predict(x):
+        with tl.no_grad():
+            out = model(x)
+            return sorted(map(tl.Tensor.tolist, [out[0], out[1]]))  # (sorted decides with the values)
+    f = tl.compile(predict)
+    for i in range(4):
+        assert f(_x(seed=i)) == predict(_x(seed=i))
+    assert f.stats["replays"] == 0 and "tolist()" in f.stats["last_reason"], f.stats

@@ -38,8 +38,8 @@ def _read_names(code):
             path, j = _attribute_path(instructions, i + 1)
             if path:
                 paths.add(path)
-            if op != "CALL" or path:  # `b[k] = v`, `b.log[k] = v`, `b += x`: the methods that change what is there
-                paths.update(path + (method,) for method in _written_by(instructions, j))
+            paths.update(path + (method,) for method in _written_by(instructions, j))  # `b[k] = v`, `b.log[k] = v`,
+            # `b += x`, `get_box()[k] = v`: the methods that change what is there
             if i and instructions[i - 1].opname == "LOAD_GLOBAL" and instructions[i - 1].argval in ("getattr",
                                                                                                      "hasattr"):
                 name = instructions[j].argval if j < len(instructions) and instructions[j].opname == "LOAD_CONST" \
@@ -230,16 +230,21 @@ _IN_PLACE = {"+=": "__iadd__", "-=": "__isub__", "*=": "__imul__", "/=": "__itru
 
 def _written_by(instructions, i):
     """The methods that change the value a chain left on the stack before instructions[i], found by following the
-    stack from i: `__setitem__` (the container of `v[k] = x`, `v[h.k] += 1`, whatever the key's expression),
-    `__delitem__`, `__iadd__` and the other in-place operators (`v += x * 2`); () where the stack is not followed
-    (an instruction without a known effect, a jump target) before the value is taken."""
-    stack, found = [True], set()  # (True: the chain's value or a copy of it)
-    for j in range(i, len(instructions)):
+    stack from i: `__setitem__` (the container of `v[k] = x`, `v[h.k] += 1`, whatever the key's expression: calls,
+    a conditional expression), `__delitem__`, `__iadd__` and the other in-place operators (`v += x * 2`,
+    `v += loss.item()`); () where the stack is not followed (an instruction without a known effect) before the value
+    is taken."""
+    stack, found, j = [True], set(), i  # (True: the chain's value or a copy of it)
+    while j < len(instructions) and True in stack:
         ins = instructions[j]
         op = ins.opname
-        if (ins.is_jump_target and j > i) or True not in stack:
-            break
-        taken = _step(stack, ins)
+        j += 1
+        if op == "JUMP_FORWARD" or (op in _OR_POP and stack[-1]):  # (a branch of a conditional expression, or
+            # `(v or w)[k] = x`, where v goes on: one path is followed, the stack below what the expression pushes
+            # is the same at the end of each)
+            j = _at(instructions, j, ins.argval)
+            continue
+        taken = _step(stack, ins, (1, 0) if op in _CONDITIONAL else None)  # (the path not jumping)
         if taken is None:
             break
         popped, pushed = taken
@@ -254,24 +259,44 @@ def _written_by(instructions, i):
     return tuple(sorted(found))
 
 
+_OR_POP = ("JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP")
+_CONDITIONAL = _OR_POP + ("POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_FORWARD_IF_NONE",
+                          "POP_JUMP_FORWARD_IF_NOT_NONE")  # (forward: within an expression; each pops one value
+#                                                              on the path not jumping)
+
+
+def _at(instructions, j, offset):
+    """The index of the instruction at bytecode `offset`, from j on (a forward jump's target)."""
+    while j < len(instructions) and instructions[j].offset < offset:
+        j += 1
+    return j
+
+
+def _value_effect(ins):
+    """(values popped, values pushed) of `ins` for _written_by and only_returned: _stack_effect's, and those of an
+    item written or deleted, a call (Python 3.11: NULL or the callable, the callable or self, the arguments), a
+    dict built and a formatted value."""
+    op = ins.opname
+    if op == "CALL":
+        return ins.arg + 2, 1
+    if op == "BUILD_MAP":
+        return 2 * ins.arg, 1
+    if op == "BUILD_CONST_KEY_MAP":
+        return ins.arg + 1, 1
+    if op == "FORMAT_VALUE":  # (with a format spec: 2)
+        return 1 + (ins.arg & 4 == 4), 1
+    return {"STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0)}.get(op) or _stack_effect(ins)
+
+
 _BUILDS = ("BUILD_TUPLE", "BUILD_LIST", "BUILD_MAP", "BUILD_CONST_KEY_MAP")
 
 
-def _followed_effect(ins):
-    """_stack_effect, and that of the instructions that may take a value whose use is followed (_written_by,
-    only_returned): an item written or deleted, a dict built, a call."""
-    op, n = ins.opname, ins.arg
-    special = {"STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0)}.get(op)
-    if special is None and n is not None:
-        special = {"BUILD_MAP": (2 * n, 1), "BUILD_CONST_KEY_MAP": (n + 1, 1), "CALL": (n + 2, 1)}.get(op)
-    return special or _stack_effect(ins)
-
-
-def _step(stack, ins):
+def _step(stack, ins, effect=None):
     """Instruction `ins` on a followed stack of flags (True: the value followed; padded below with False, the values
     on the stack before the following began: `x` of `v[k] = x`): (the flags it pops, how many values it pushes), the
-    pushes left to the caller; COPY and SWAP move the flags themselves (nothing popped). None for an instruction whose
-    effect is not known."""
+    pushes left to the caller; COPY and SWAP move the flags themselves (nothing popped). `effect`: (popped, pushed)
+    when not _value_effect's (the path of a conditional jump not taken). None for an instruction whose effect is not
+    known."""
     op = ins.opname
     if op in ("COPY", "SWAP"):
         stack[:0] = [False] * (ins.arg - len(stack))
@@ -280,7 +305,7 @@ def _step(stack, ins):
         else:
             stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
         return [], 0
-    effect = _followed_effect(ins)
+    effect = effect or _value_effect(ins)
     if effect is None:
         return None
     n = effect[0]
@@ -291,22 +316,30 @@ def _step(stack, ins):
 
 
 @functools.lru_cache(maxsize=1024)
-def only_returned(code, offset):
-    """Whether the value of the call at bytecode `offset` of `code` is returned untouched and used for nothing else:
+def only_returned(code, offset, name):
+    """Whether the value of the call at bytecode `offset` of `code` is that of the builtin `name` ('float'), or of
+    the method `name` ('numpy', 'tolist') called on an object, and is returned untouched and used for nothing else:
     the operand of RETURN_VALUE, or an item of a tuple, list or dict built for it (`return float(loss)`,
-    `return float(loss), acc`, `return {"loss": float(loss)}`). Not where the stack is not followed (a conditional
-    expression, a call, an operator)."""
+    `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`). Not where the stack is not
+    followed (a conditional expression, a call, an operator, a copy: `return (v := float(loss)), v * 2`), nor for
+    another call that calls float() itself (`sorted(map(float, ts))`, `list(filter(f, map(float, ts)))`: it decides
+    with the numbers, which a replay would not)."""
     instructions = _instructions(code)
     # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
     # dis does not list, when the call was specialized: `out.numpy()`)
     at = max((i for i, ins in enumerate(instructions) if ins.offset <= offset), default=None)
     if at is None or instructions[at].opname != "CALL":
         return False
+    load = _callee_load(instructions, at)
+    if load is None or load.argval != name or \
+            load.opname not in (("LOAD_GLOBAL", "LOAD_NAME") if name == "float" else ("LOAD_METHOD",)):
+        return False
     stack = [True]  # (True: the call's value, or a container holding it)
     for ins in instructions[at + 1:]:
         if ins.is_jump_target:
             return False
-        taken = _step(stack, ins)  # (a call between: `return float(loss), out.detach()`; `with`'s exit call)
+        taken = _step(stack, ins)  # (a call between: `return float(loss), out.detach()`; `with`'s exit call; a
+        # copy, `(v := float(loss))`: v holds it too)
         if taken is None:
             return False
         popped, pushed = taken
@@ -319,6 +352,24 @@ def only_returned(code, offset):
             continue
         stack.extend([False] * pushed)
     return False
+
+
+def _callee_load(instructions, at):
+    """The instruction that loaded the object the CALL at instructions[at] calls (`float` of `float(loss)`), found by
+    following the stack back over the arguments' expressions; None where it is not followed (an instruction without
+    a known effect, a jump target)."""
+    need = instructions[at].arg + 2  # (the values the call takes: see _value_effect; `out.numpy`'s LOAD_METHOD
+    # pushes two)
+    for ins in reversed(instructions[:at]):
+        effect = _value_effect(ins)
+        if effect is None:
+            return None
+        if effect[1] >= need:
+            return ins if effect[1] == need else None
+        if ins.is_jump_target:
+            return None
+        need += effect[0] - effect[1]
+    return None
 
 
 def _increment(instructions, i):

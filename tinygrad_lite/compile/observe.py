@@ -184,7 +184,7 @@ class Observing:
         (bytecode.only_returned: `return float(loss)`, also in a tuple, list or dict it builds for the return): then
         it is each call's own value, as a returned `.item()` (returned_values puts the proxy in its place)."""
         value = proxy._value
-        if value.__class__ is float and self._returned(frame):
+        if value.__class__ is float and self._returned(frame, "float"):
             self.plain_returns.append((value, proxy))
             return value
         return proxy.__tl_read__()
@@ -193,13 +193,13 @@ class Observing:
         """`t.numpy()` or `t.tolist()` (`value`: what eager returns; `frame`: the code that called it): whether the
         compiled function itself returns it untouched (see float_of), so that each replay returns that call's array
         or list (a Converted in the result); otherwise the tensor's data escapes into Python."""
-        if not self._returned(frame):
+        if not self._returned(frame, how):
             return False
         self.plain_returns.append((value, Converted(t, how, value)))
         return True
 
-    def _returned(self, frame):
-        return frame.f_back is self.call_frame and only_returned(frame.f_code, frame.f_lasti)
+    def _returned(self, frame, name):
+        return frame.f_back is self.call_frame and only_returned(frame.f_code, frame.f_lasti, name)
 
     def returned_values(self, out):
         """The call's result `out` with each value of float_of and converted that it returns (found by identity)
