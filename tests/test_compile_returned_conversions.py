@@ -251,3 +251,15 @@ def test_numpy_called_by_another_call_runs_the_call_eagerly():
     for i in range(4):
         assert f(_x(seed=i)) == predict(_x(seed=i))
     assert f.stats["replays"] == 0 and "tolist()" in f.stats["last_reason"], f.stats
+
+
+def test_tolist_of_a_0d_integer_tensor_stays_out_of_the_replay():
+    """A 0-d integer tensor's tolist() is a small int, a shared object: the constant 2 beside it is the same object,
+    and a replay that stood in for it by identity returned each call's count in its place."""
+    def count(x):
+        with tl.no_grad():
+            return (x > 0).sum().tolist(), 2
+    f = tl.compile(count)
+    xs = [tl.tensor([1.0, 1.0, -1.0]), tl.tensor([1.0, -1.0, -1.0]), tl.tensor([1.0, 1.0, 1.0])] * 2
+    assert [f(x) for x in xs] == [count(x) for x in xs] == [(2, 2), (1, 2), (3, 2)] * 2
+    assert "tolist()" in f.stats["last_reason"], f.stats

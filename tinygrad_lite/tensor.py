@@ -343,7 +343,8 @@ def _read(t, kind):
 
 def _read_number(t, kind):
     """float()/int() of a tensor while a call is recorded: a plain number (a tl.compile read gives its guarded
-    value; tl.onnx.export's recorder, which refuses values that steer Python, gives the number itself)."""
+    value, or each call's own where the compiled function returns float()'s untouched; tl.onnx.export's recorder,
+    which refuses values that steer Python, gives the number itself)."""
     r = _read(t, kind)
     if not hasattr(r, "__tl_read__"):
         return r

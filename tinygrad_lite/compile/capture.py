@@ -87,7 +87,7 @@ class Capture(Observing):
         self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
         self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
-        self.plain_returns = []  # (number, its Read proxy) of float() that the call returns (Observing.float_of)
+        self.plain_returns = []  # (value, stand-in) of float(), numpy(), tolist() the call returns (Observing.float_of)
         self.call_frame = None  # the frame that calls the compiled function, while it runs
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
         self.changed = {}      # id -> object whose contents a replayed call changes (hooks.replayable's changes)

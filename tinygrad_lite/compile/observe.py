@@ -2,6 +2,8 @@
 each call's own: a tensor's `.grad` None-ness and a module's `.training` when the call first meets them, values read
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
+import numpy as np
+
 from .bytecode import only_returned
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Converted, Op, Ref, _caller, user_site
@@ -192,8 +194,10 @@ class Observing:
     def converted(self, t, value, how, frame):
         """`t.numpy()` or `t.tolist()` (`value`: what eager returns; `frame`: the code that called it): whether the
         compiled function itself returns it untouched (see float_of), so that each replay returns that call's array
-        or list (a Converted in the result); otherwise the tensor's data escapes into Python."""
-        if not self._returned(frame, how):
+        or list (a Converted in the result); otherwise the tensor's data escapes into Python. (Not the int or bool
+        of a 0-d tensor's tolist(): a small int is a shared object, which the result may hold elsewhere too, so it
+        could not be found by identity.)"""
+        if value.__class__ not in (np.ndarray, list, float) or not self._returned(frame, how):
             return False
         self.plain_returns.append((value, Converted(t, how, value)))
         return True
