@@ -194,11 +194,14 @@ class Observing:
     def converted(self, t, value, how, frame):
         """`t.numpy()` or `t.tolist()` (`value`: what eager returns; `frame`: the code that called it): whether the
         compiled function itself returns it untouched (see float_of), so that each replay returns that call's array
-        or list (a Converted in the result); otherwise the tensor's data escapes into Python. (Not the int or bool
-        of a 0-d tensor's tolist(): a small int is a shared object, which the result may hold elsewhere too, so it
-        could not be found by identity.)"""
+        or list (a Converted in the result); otherwise the tensor's data escapes into Python. Not tolist()'s int or
+        bool of a 0-d tensor: CPython shares small ints and True/False, so returned_values, which finds the value by
+        identity, would also take an equal literal or another tolist()'s value of the result for it (an array, a list
+        and a float are new objects)."""
         if value.__class__ not in (np.ndarray, list, float) or not self._returned(frame, how):
             return False
+        if how == "tolist":  # the list holds the values at this point of the call, not at its end: a copy recorded
+            t = self.kernel(np.copy, (t,), np.copy(t._data), "tolist()")  # here (`return w.tolist(), opt.step()`)
         self.plain_returns.append((value, Converted(t, how, value)))
         return True
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from .._gc import paused_gc, promote
 from .buffers import live_ops, plan_buffers, refs as _refs, validate, view_roots
-from .record import (ARG, ARGGRAD, ARGOBJ, GRAD, LIVE, SLOT, Converted, Ref, Unsupported, live_graph, map_structure,
-                     same_value)
+from .record import (ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Converted, Ref, Unsupported, live_graph,
+                     map_structure, same_value)
 from .reads import Read, ReadRecord, read_value
 from .interpret import program, run_program
 from .replay import CHUNK, ReplayGuardFailed, _Emitter, _array, _resolver, fixed_slots
@@ -232,7 +232,11 @@ class Plan:
                     return argv[t.key]._grad
                 if t.kind == LIVE:
                     return t.key
-                return t.key._grad if t.kind == GRAD else Tensor._wrap(t.key)
+                if t.kind == GRAD:
+                    return t.key._grad
+                # a constant (`tl.tensor([1.0, 2.0])`): eager makes a new array each call, which the caller may
+                # change; a read-only one is a cached scalar, shared by eager calls too
+                return Tensor._wrap(t.key.copy() if t.key.flags.writeable else t.key)
             if t.__class__ is _Shared:
                 r = t.ref
                 return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
@@ -360,6 +364,16 @@ def _result_template(cap, obj):
             if r.__class__ is Ref and ((r.kind == ARG and cap._arg_objs.get(r.key) is not t) or
                                        (r.kind == LIVE and r.key is not t)):
                 return _Shared(r)
-            return r
-        return cap.ref(t, "the returned value") if isinstance(t, np.ndarray) else t
+            return _own_constant(r)
+        return _own_constant(cap.ref(t, "the returned value")) if isinstance(t, np.ndarray) else t
     return map_structure(obj, leaf)
+
+
+def _own_constant(r):
+    """Ref `r` of a returned array; for a constant made in the call (`return tl.tensor([1.0, 2.0])`), whose array
+    the recording call hands its caller, who may change it, the plan's own copy from now on (set on the Ref itself,
+    which the steps that use the constant share; _build returns a copy of it each replay). A read-only constant is
+    a cached scalar, shared by eager calls too."""
+    if r.__class__ is Ref and r.kind == CONST and r.key.flags.writeable:
+        r.key = r.key.copy()
+    return r

@@ -107,7 +107,8 @@ def map_structure(obj, fn):
 class Converted:
     """In a captured call's result: `t.numpy()` or `t.tolist()` that the compiled function returns untouched
     (Observing.converted), which each replay returns for that call's array: while capturing, `tensor` is the tensor
-    and `value` what eager returned; in a plan's result template, `tensor` is the tensor's template (a Ref)."""
+    and `value` what eager returned (for tolist(), `tensor` is the copy of its array that Observing.converted
+    recorded at the call); in a plan's result template, `tensor` is the tensor's template (a Ref)."""
     __slots__ = ("tensor", "how", "value")
 
     def __init__(self, tensor, how, value=None):
