@@ -87,6 +87,7 @@ class Capture(Observing):
         self.created = set()   # id of every Tensor created during the call, while it lives
         self.reads = []
         self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
+        self.constant_values = {}  # id -> values of a constant a host call is about to write into (before_write)
         self.plain_returns = []  # (value, stand-in) of float(), numpy(), tolist() the call returns (Observing.float_of)
         self.call_frame = None  # the frame that calls the compiled function, while it runs
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
@@ -168,6 +169,28 @@ class Capture(Observing):
         if id(arr) not in self.known:
             self._know(arr, Ref(CONST, arr))
         return arr
+
+    def before_write(self, args):
+        """A host call is about to write into one of `args` in place (hooks.host_effect): the values of each constant
+        among them (made in the call from Python values), for _written_constant."""
+        self.constant_values = {id(a): a.copy() for a in args if a.__class__ is np.ndarray and
+                                getattr(self.known.get(id(a)), "kind", None) is CONST}
+
+    def _written_constant(self, arr, r, values):
+        """Constant `arr` (made in the call from Python values: `c = tl.tensor([1.0, 2.0])`, Ref `r`) written in place
+        (`c.add_(x)`; `values`: its values before, from before_write): a replay must start from those values, not
+        from the last replay's writes (it replayed them into the one array). The steps so far read `values` (`r`,
+        shared by their templates, gets them), and a step copies them into a slot of each replay's own, which the
+        write and the steps after it use."""
+        if values is None:  # (written through a view: its values before are gone)
+            self.fail(f"a constant made in the call from Python values is changed in place at {user_site(4)}: a "
+                      f"replay would start from the last call's values (make it with .clone() before the change)")
+            return
+        r.key = values
+        self._know(values, r)
+        fresh = np.copy(values)
+        self.kernel(np.copy, (values,), fresh, "a constant written in place")
+        self._know(arr, self.known[id(fresh)])
 
     def tensor_created(self, t):
         """The creation hook (called once the tensor has its array)."""
@@ -339,6 +362,16 @@ class Capture(Observing):
         argument: an effect when that array outlives the call)."""
         if self.suspended:
             return out
+        if writes:
+            values, self.constant_values = self.constant_values, {}
+            for o in (out if out.__class__ is tuple else (out,)):
+                if o.__class__ is not np.ndarray:
+                    continue
+                r = self.known.get(id(o))
+                if r is not None and r.kind is CONST:
+                    self._written_constant(o, r, values.get(id(o)))
+                elif o.base is not None and getattr(self.known.get(id(o.base)), "kind", None) is CONST:
+                    self._written_constant(o.base, self.known[id(o.base)], None)  # (`c[:2].add_(x)`)
         tmpl = self.template(args if args.__class__ is tuple else tuple(args), what)
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             k = self.nslots                                                 # loop below for one output, unrolled

@@ -78,6 +78,9 @@ def _run_recorded(fn, args, **kind):
 
 def host_effect(fn, *args):
     """Run `fn(*args)`, which writes into one of its array arguments and returns it (in-place NumPy), recorded."""
+    cap = state.capture
+    if cap is not None and not cap.suspended:
+        cap.before_write(args)  # (a constant written: its values before, which each replay starts from)
     return _run_recorded(fn, args, writes=True)
 
 
