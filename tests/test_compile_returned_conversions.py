@@ -263,3 +263,18 @@ def test_tolist_of_a_0d_integer_tensor_stays_out_of_the_replay():
     xs = [tl.tensor([1.0, 1.0, -1.0]), tl.tensor([1.0, -1.0, -1.0]), tl.tensor([1.0, 1.0, 1.0])] * 2
     assert [f(x) for x in xs] == [count(x) for x in xs] == [(2, 2), (1, 2), (3, 2)] * 2
     assert "tolist()" in f.stats["last_reason"], f.stats
+
+
+def test_numpy_of_a_tensor_whose_graph_is_alive_replays():
+    """A forward with grad mode on returning `out.numpy()`: the array is data alone, no backward can follow it (the
+    reason given was "returns a tensor whose graph is still alive")."""
+    model = _model()
+
+    def forward(x):
+        return model(x).numpy(), model(x).sum().tolist()
+    f = tl.compile(forward)
+    xs = [_x(seed=i) for i in range(CALLS)]
+    got = [f(x) for x in xs]
+    want = [forward(x) for x in xs]
+    assert all(np.array_equal(g[0], w[0]) and g[1] == w[1] for g, w in zip(got, want))
+    assert f.stats["replays"] == CALLS - 1, f.stats

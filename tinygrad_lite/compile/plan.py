@@ -353,11 +353,11 @@ def _result_template(cap, obj):
     """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
     from ..tensor import Tensor
 
-    def leaf(t):
-        if t.__class__ is Converted:
-            return Converted(leaf(t.tensor), t.how)
+    def leaf(t, data=False):
+        if t.__class__ is Converted:  # (its data alone: whether a backward could still walk its graph is no matter)
+            return Converted(leaf(t.tensor, True), t.how)
         if isinstance(t, Tensor):
-            if live_graph(t):
+            if not data and live_graph(t):
                 cap.fail("the function returns a tensor whose graph is still alive: a backward outside the compiled "
                          "function is not captured (call backward inside it, or return .detach() or .item())")
             r = cap.ref(t, "the returned value")
