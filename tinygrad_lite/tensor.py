@@ -364,7 +364,8 @@ def _escapes(t, how, value=None):
     if not cap.suspended:
         from .compile.capture import user_site
         cap.fail(f"tensor data taken into Python with {how}() at {user_site(3)} (the values could steer Python "
-                 f"that a replay does not re-run); use .item() for a number, or return the tensor")
+                 f"that a replay does not re-run); use .item() for a number, or return the tensor (or its "
+                 f".numpy(), .tolist() as they are: `return out.numpy()` replays)")
 
 
 def _dim(d, ndim, opname):
