@@ -88,6 +88,7 @@ class Capture(Observing):
         self.reads = []
         self.proxies = []      # the Read proxies handed to Python (reads.kept_outside checks where they went)
         self.constant_values = {}  # id -> values of a constant a host call is about to write into (before_write)
+        self.viewed_constants = set()  # ids of the constants a step of the call viewed (_owner)
         self.plain_returns = []  # (value, stand-in) of float(), numpy(), tolist() the call returns (Observing.float_of)
         self.call_frame = None  # the frame that calls the compiled function, while it runs
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
@@ -182,9 +183,11 @@ class Capture(Observing):
         from the last replay's writes (it replayed them into the one array). The steps so far read `values` (`r`,
         shared by their templates, gets them), and a step copies them into a slot of each replay's own, which the
         write and the steps after it use."""
-        if values is None:  # (written through a view: its values before are gone)
-            self.fail(f"a constant made in the call from Python values is changed in place at {user_site(4)}: a "
-                      f"replay would start from the last call's values (make it with .clone() before the change)")
+        if values is None or id(arr) in self.viewed_constants:  # (written through a view: its values before are
+            # gone; or viewed before: a replay's view would keep the values, eager's shows the write)
+            self.fail(f"a constant made in the call from Python values (`tl.tensor([...])`) and viewed is changed in "
+                      f"place at {user_site(4)}: a replay could not give the change to its views (make it with "
+                      f".clone() before the view)")
             return
         r.key = values
         self._know(values, r)
@@ -457,6 +460,8 @@ class Capture(Observing):
             self._know(base, known[id(o)])                          # copy) has it as its base: o's slot
             return False
         r = known_base(known, base)
+        if r is not None and r.kind is CONST:  # (a view of a constant: see _written_constant)
+            self.viewed_constants.add(id(r.key))
         return r.key if r is not None and r.kind == SLOT else None
 
     def _outside(self, o):
