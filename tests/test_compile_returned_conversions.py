@@ -10,6 +10,7 @@ import pytest
 
 import tinygrad_lite as tl
 from _compile_common import features as _x, seeded_model as _model
+from test_compile_reads import _mse_step
 
 F = tl.nn.functional
 CALLS = 8
@@ -53,12 +54,7 @@ def _steps():
 
 def _guarded():
     """Steps where float()'s number is used by Python before the return, or returned by a helper."""
-    def train(model, opt, x, y):
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    train = _mse_step
 
     def local(model, opt):
         def step(x, y):
@@ -179,7 +175,9 @@ def _predictions():
 
 
 def _plain(o):
-    """A result with its arrays copied (to compare after later calls) and their types noted."""
+    """A result with its arrays and tensors copied (to compare after later calls) and every type noted."""
+    if isinstance(o, tl.Tensor):
+        return ("tensor", _plain(o.numpy()))
     if isinstance(o, np.ndarray):
         return ("array", o.dtype.str, o.shape, o.tolist())
     if isinstance(o, (tuple, list)):

@@ -18,30 +18,17 @@ compiled function returned other values than its eager twin.
   the call runs eagerly.
 
 Each case runs beside its eager twin and compares every result, at the call and after all calls."""
-import numpy as np
 import pytest
 
 import tinygrad_lite as tl
 from _compile_common import features, seeded_model
+from test_compile_returned_conversions import _plain
 
 CALLS = 8
 
 
 def _inputs():
     return [features(seed=i) for i in range(CALLS)]
-
-
-def _plain(o):
-    """A result with its arrays and tensors copied (to compare after later calls) and every type noted."""
-    if isinstance(o, tl.Tensor):
-        return ("tensor", _plain(o.numpy()))
-    if isinstance(o, np.ndarray):
-        return ("array", o.dtype.str, o.shape, o.tolist())
-    if isinstance(o, (tuple, list)):
-        return (type(o).__name__, [_plain(v) for v in o])
-    if isinstance(o, dict):
-        return {k: _plain(v) for k, v in o.items()}
-    return (type(o).__name__, o)
 
 
 def _twins(make, change=None):

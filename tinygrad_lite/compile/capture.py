@@ -373,8 +373,10 @@ class Capture(Observing):
                 r = self.known.get(id(o))
                 if r is not None and r.kind is CONST:
                     self._written_constant(o, r, values.get(id(o)))
-                elif o.base is not None and getattr(self.known.get(id(o.base)), "kind", None) is CONST:
-                    self._written_constant(o.base, self.known[id(o.base)], None)  # (`c[:2].add_(x)`)
+                else:  # (a view of one: `c[:2].add_(x)`, an as_strided window: memory.known_base)
+                    r = known_base(self.known, o.base)
+                    if r is not None and r.kind is CONST:
+                        self._written_constant(r.key, r, None)
         tmpl = self.template(args if args.__class__ is tuple else tuple(args), what)
         if out.__class__ is np.ndarray and not writes and not check_shape:  # the common case, one new array: the
             k = self.nslots                                                 # loop below for one output, unrolled
