@@ -3,11 +3,15 @@ import numbers
 
 import numpy as np
 
+from .autograd.grad_mode import state as _state
+
 _rng = np.random.default_rng()
 
 
 def get_rng():
     """The `numpy.random.Generator` behind init, dropout, `randn` and DataLoader shuffling."""
+    if _state.capture is not None:  # inside tl.compile's recording: where the first draw comes (Capture.drew)
+        _state.capture.drew()
     return _rng
 
 

@@ -25,7 +25,7 @@ from .hooks import HOST_INTO
 from .memory import fresh, known_base, layout, tensor_class as _tensor_class
 from .observe import Observing
 from .reads import Arg, Read
-from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Obj, Op, Ref, _caller, user_site
+from .record import ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, START, Obj, Op, Ref, _caller, user_site
 from ..autograd.grad_mode import state
 
 _PLAIN = frozenset([int, float, bool, str, type(None), np.dtype, type(np.dtype("float32"))])
@@ -101,6 +101,7 @@ class Capture(Observing):
         self.args = {}         # id -> index of a Tensor argument (a replay acts on that call's argument)
         self.arg_grads = {}    # index of a Tensor argument -> its .grad was None when the call first looked
         self.failure = None
+        self.drawn_after = None  # the package generator was first drawn from after this op (START: before any)
         self.suspended = 0
         self._Tensor = _tensor_class()  # (read by template(), once per recorded operation)
         for path, arr in arg_arrays:
@@ -476,6 +477,12 @@ class Capture(Observing):
         for a call a replay may run again without harm (zero_grad, train/eval, a check that only raises)."""
         tmpl = self.template(tuple(args), what)
         self.ops.append(Op(fn, tmpl, None, None, effect, "host"))
+
+    def drew(self):
+        """The package's generator is drawn from (or reseeded) now: a replay whose guards all come before the first
+        draw has nothing to undo when one fails (Plan.restores_rng)."""
+        if self.drawn_after is None:
+            self.drawn_after = self.ops[-1] if self.ops else START
 
     def active(self):
         """Whether this capture is recording on this thread now."""

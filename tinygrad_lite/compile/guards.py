@@ -10,7 +10,7 @@ import functools
 import types
 
 from .constants_check import _Self, _root_value, changed
-from .objects import _Methods, _dict, _locate
+from .objects import _Methods, _dict, _find_dict_descriptor, _locate
 from .plan import INTERPRETED_REPLAYS
 from .signature import arg_layout, matcher
 from .. import dtypes
@@ -133,7 +133,7 @@ class _GuardCode:
     constants, modules' modes and hooks, their settings, parameters, live tensors, gradients that are None."""
 
     def __init__(self, variant):
-        self.v, self.lines, self.names, self.found = variant, [], {}, {}
+        self.v, self.lines, self.names, self.found, self.proxies, self.getters = variant, [], {}, {}, {}, {}
         self.ns = {"GONE": GONE, "MISSING": _MISSING, "changed": changed, "lookup": lookup, "locate": _locate,
                    "dict_of": _dict, "root_value": _root_value, "same": same, "arg_layout": arg_layout,
                    "_training": _training, "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced,
@@ -198,10 +198,10 @@ class _GuardCode:
         exact = f"changed(({self.name(row)},))"
         if value.__class__ is _Methods:
             for obj, klass, attr, entry, own, shadowed in value.entries:
-                self.method(obj, klass, attr, entry, f"{self.name(value)}.changed()")
-                if own is not None:  # (its dict now: one assigned to obj.__dict__ is not the recorded `own`)
-                    self.add(f"({attr!r} in (dict_of({self.name(obj)}) or ())) is not {shadowed!r}",
-                             f"{self.name(value)}.changed()")
+                # (`own`: obj's dict then, None without one; its dict now is read again: one assigned to
+                # obj.__dict__ is not the recorded `own`)
+                self.method(obj, klass, attr, entry, f"{self.name(value)}.changed()",
+                            None if own is None else shadowed)
             return
         if root.__class__ is dict:
             self.lines.append(f"now = {self.name(root)}.get({name!r}, GONE)")
@@ -220,22 +220,49 @@ class _GuardCode:
             same_data = f" and not same(now, {self.name(value)})" if data(value) else ""
             self.add(f"now is not {self.name(value)}{same_data}", exact)
 
-    def method(self, obj, klass, attr, entry, exact):
+    def method(self, obj, klass, attr, entry, exact, shadowed=None):
         """A method the code calls is the recorded entry: `klass` (obj's class, or obj itself when it is a class) is
         the same, with the same MRO and the entry found where it was (no class before it defines the name); when
-        not, the MRO lookup decides (values.lookup), as constants_check's test."""
+        not, the MRO lookup decides (values.lookup), as constants_check's test. `shadowed` (not None for an object
+        with an instance dict): whether that dict had the name too (objects._Methods), tested again."""
         now = self.name(klass) if obj is klass else f"type({self.name(obj)})"
         k_ = self.name(klass)
         found = self.found.get((k_, attr, id(entry)))
         if found is None:  # (the class's side once per class and name: W2's three Linear layers share it)
+            # (a class's __dict__ is a new mappingproxy at each read, a view of a dict that stays the class's for
+            # its life: the code reads one made here)
             tests = [f"{k_}.__mro__ is {self.name(klass.__mro__)}"]
             for c in klass.__mro__:
                 if attr in c.__dict__:
-                    tests.append(f"{self.name(c)}.__dict__.get({attr!r}, GONE) is {self.name(entry)}")
+                    tests.append(f"{self.proxy(c)}.get({attr!r}, GONE) is {self.name(entry)}")
                     break
-                tests.append(f"{attr!r} not in {self.name(c)}.__dict__")
+                tests.append(f"{attr!r} not in {self.proxy(c)}")
             else:  # (recorded as missing)
                 tests.append(f"{self.name(entry)} is GONE")
             found = self.found[k_, attr, id(entry)] = f"found{len(self.found)}"
             self.lines.append(f"{found} = {' and '.join(tests)}")
-        self.add(f"not ({now} is {k_} and {found}) and lookup({now}, {attr!r}) is not {self.name(entry)}", exact)
+        slow = f"lookup({now}, {attr!r}) is not {self.name(entry)}"
+        if shadowed is None:
+            self.add(f"not ({now} is {k_} and {found}) and {slow}", exact)
+            return
+        in_dict = f"({attr!r} in (dict_of({self.name(obj)}) or ())) is not {shadowed!r}"
+        desc = None if obj is klass or shadowed else _find_dict_descriptor(klass)
+        if type(desc) is not types.GetSetDescriptorType:
+            self.add(f"not ({now} is {k_} and {found}) and {slow}", exact)
+            self.add(in_dict, exact)
+            return
+        # the usual case, a method of obj's class not shadowed by its dict, in one test: obj's class the recorded
+        # one (its MRO checked by `found`, so its instance-dict descriptor is the one found here: a class's
+        # __dict__ cannot be reassigned), read through that descriptor's C getter (no code of obj's runs)
+        get = self.getters.get(id(desc))
+        if get is None:
+            get = self.getters[id(desc)] = self.name(desc.__get__, "g")
+        self.add(f"not ({now} is {k_} and {found} and {attr!r} not in {get}({self.name(obj)})) and "
+                 f"({slow} or {in_dict})", exact)
+
+    def proxy(self, klass):
+        """The name of a mappingproxy of klass's dict (one per class)."""
+        key = self.proxies.get(id(klass))
+        if key is None:
+            key = self.proxies[id(klass)] = self.name(klass.__dict__, "d")
+        return key

@@ -9,13 +9,15 @@ recorded order, leaving out only primitives whose results nothing reads; so its 
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
+import functools
 import operator
 
 import numpy as np
 
 from .._gc import paused_gc, promote
+from .._size import Size
 from .buffers import live_ops, plan_buffers, refs as _refs, validate, view_roots
-from .record import (ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, Converted, Ref, Unsupported, live_graph,
+from .record import (ARG, ARGGRAD, ARGOBJ, CONST, GRAD, LIVE, SLOT, START, Converted, Ref, Unsupported, live_graph,
                      map_structure, same_value)
 from .reads import Read, ReadRecord, read_value
 from .interpret import program, run_program
@@ -105,13 +107,14 @@ class Plan:
         self.replays = 0
         self.release = release
         self.keep = keep
-        self.guarded = guarded
+        self.restores_rng = guarded and _guard_after_draw(ops, getattr(cap, "drawn_after", START))
         validate(self)
         self.live = list(cap.live.values())
         self.leaves = list(cap.leaves.values())  # (tensor, its .grad was None when the call began)
         self.arg_grads = sorted(cap.arg_grads.items())  # (argument index, its .grad was None when the call began)
         self.modules = list(cap.modules.values())  # (module, its .training when the call began, or None)
         self.result = _detach_reads(self.result, self)
+        self._result = _result_code(self.result) or functools.partial(_walk_result, self.result)
 
     def _compare_step(self, rec, name, other, expected, site):
         index = self.dynamic_reads[id(rec)]
@@ -202,9 +205,9 @@ class Plan:
             promote()  # the steps just built live as long as the plan
         self.replays += 1
         vals = _Values(self.start, len(self.dynamic_reads))
-        if not self.guarded:
+        if not self.restores_rng:  # (no guard after a draw: a failing guard has no draw to undo)
             self._run_steps(vals, argv)
-            return self._build(self.result, vals, argv)
+            return self._result(vals, argv)
         from ..random import get_rng, set_rng
         rng = get_rng()
         saved = rng.bit_generator.state  # a guard that fails sends the call to eager: draws must start over
@@ -214,37 +217,121 @@ class Plan:
             rng.bit_generator.state = saved
             set_rng(rng)
             raise
-        return self._build(self.result, vals, argv)
+        return self._result(vals, argv)
 
-    def _build(self, tmpl, vals, argv):
-        """The returned structure of one replay: tensors of this call's arrays, each read's own value."""
-        if tmpl.__class__ is _DynRead:  # a loss's .item(): no structure to walk
-            return vals.reads[tmpl.index]
-        from ..tensor import Tensor
 
-        def leaf(t):
-            if isinstance(t, Ref):
-                if t.kind == SLOT:
-                    return Tensor._wrap(vals[t.key])
-                if t.kind in (ARG, ARGOBJ):
-                    return argv[t.key]
-                if t.kind == ARGGRAD:
-                    return argv[t.key]._grad
-                if t.kind == LIVE:
-                    return t.key
-                if t.kind == GRAD:
-                    return t.key._grad
-                # a constant (`tl.tensor([1.0, 2.0])`): eager makes a new array each call, which the caller may
-                # change; a read-only one is a cached scalar, shared by eager calls too
-                return Tensor._wrap(t.key.copy() if t.key.flags.writeable else t.key)
-            if t.__class__ is _Shared:
-                r = t.ref
-                return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
-            if t.__class__ is Converted:  # `return out.numpy()`: this call's array (or its list), as eager's
-                arr = leaf(t.tensor)._data
-                return arr if t.how == "numpy" else arr.tolist()
-            return vals.reads[t.index] if isinstance(t, _DynRead) else t
-        return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
+
+def _guard_after_draw(ops, mark):
+    """Whether a guard (a step that may send the call back to eager) may come after the package generator was
+    drawn from: after the op `mark` (Capture.drawn_after; START: before any op; None: no draw), or anywhere when
+    `mark` is not among `ops` (dropped as unused, or a part of a capture, aot's, which does not say)."""
+    if mark is None:
+        return False
+    drawn = mark is START or not any(op is mark for op in ops)
+    for op in ops:
+        drawn = drawn or op is mark
+        if drawn and (op.kind in ("compare", "decision") or (op.args.used if op.kind == "read" else
+                                                              op.shapes is not None)):
+            return True
+    return False
+
+
+def _walk_result(tmpl, vals, argv):
+    """The returned structure of one replay: tensors of this call's arrays, each read's own value (the walk, for the
+    structures _result_code leaves)."""
+    from ..tensor import Tensor
+
+    def leaf(t):
+        if isinstance(t, Ref):
+            if t.kind == SLOT:
+                return Tensor._wrap(vals[t.key])
+            if t.kind in (ARG, ARGOBJ):
+                return argv[t.key]
+            if t.kind == ARGGRAD:
+                return argv[t.key]._grad
+            if t.kind == LIVE:
+                return t.key
+            if t.kind == GRAD:
+                return t.key._grad
+            return _returned_constant(t.key)
+        if t.__class__ is _Shared:
+            r = t.ref
+            return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
+        if t.__class__ is Converted:  # `return out.numpy()`: this call's array (or its list), as eager's
+            arr = leaf(t.tensor)._data
+            return arr if t.how == "numpy" else arr.tolist()
+        return vals.reads[t.index] if isinstance(t, _DynRead) else t
+    return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
+
+
+def _result_code(tmpl):
+    """_walk_result for `tmpl` as one generated function result(vals, argv) — a replay's last Python, run with the
+    interpreter's caches cold after the kernels (`return (loss.item(),)` cost 40 us through the walk) — or None when
+    the structure holds a container map_structure rebuilds by hand (a set, a dict subclass, a dict with a read key):
+    the walk does those."""
+    ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array}, {}
+
+    def name(obj):
+        key = names.get(id(obj))
+        if key is None:
+            key = names[id(obj)] = f"c{len(ns)}"
+            ns[key] = obj
+        return key
+
+    def code(t):
+        cls = t.__class__
+        if cls is tuple or cls is list:
+            items = [code(o) for o in t]
+            if None in items:
+                return None
+            return (f"({', '.join(items)},)" if items else "()") if cls is tuple else f"[{', '.join(items)}]"
+        if isinstance(t, tuple) and hasattr(t, "_fields"):
+            items = [code(o) for o in t]
+            return None if None in items else f"{name(cls)}({', '.join(items)})"
+        if cls is dict:
+            if any(isinstance(k, Read) for k in t):
+                return None
+            items = [code(o) for o in t.values()]
+            return None if None in items else "{" + ", ".join(f"{name(k)}: {v}" for k, v in zip(t, items)) + "}"
+        if isinstance(t, (tuple, list, set, frozenset, dict)) and not isinstance(t, Size):
+            return None
+        if cls is Ref:
+            kind, key = t.kind, t.key
+            if kind == SLOT:
+                return f"_wrap(vals[{key}])"
+            if kind in (ARG, ARGOBJ):
+                return f"argv[{key}]"
+            if kind == ARGGRAD:
+                return f"argv[{key}]._grad"
+            if kind == LIVE:
+                return name(key)
+            if kind == GRAD:
+                return f"{name(key)}._grad"
+            return f"_const({name(key)})"
+        if cls is _Shared:
+            r = t.ref
+            return f"_wrap({name(r.key)}._data)" if r.kind == LIVE else f"_wrap(_array(argv[{r.key}]))"
+        if cls is Converted:
+            arr = code(t.tensor) + "._data"
+            return arr if t.how == "numpy" else arr + ".tolist()"
+        if cls is _DynRead:
+            return f"vals.reads[{t.index}]"
+        return name(t)
+
+    body = code(tmpl)
+    if body is None:
+        return None
+    from ..tensor import Tensor
+    ns["_wrap"] = Tensor._wrap
+    exec(compile(f"def result(vals, argv):\n    return {body}\n", "<tl.compile result>", "exec"), ns)
+    return ns["result"]
+
+
+def _returned_constant(arr):
+    """A constant the call returns (`tl.tensor([1.0, 2.0])`): eager makes a new array each call, which the caller
+    may change; a read-only one is a cached scalar, shared by eager calls too."""
+    from ..tensor import Tensor
+    return Tensor._wrap(arr.copy() if arr.flags.writeable else arr)
 
 
 def hoist_reads(ops):
@@ -372,7 +459,7 @@ def _result_template(cap, obj):
 def _own_constant(r):
     """Ref `r` of a returned array; for a constant made in the call (`return tl.tensor([1.0, 2.0])`), whose array
     the recording call hands its caller, who may change it, the plan's own copy from now on (set on the Ref itself,
-    which the steps that use the constant share; _build returns a copy of it each replay). A read-only constant is
+    which the steps that use the constant share; a replay returns a copy of it each replay). A read-only constant is
     a cached scalar, shared by eager calls too."""
     if r.__class__ is Ref and r.kind == CONST and r.key.flags.writeable:
         r.key = r.key.copy()

@@ -53,6 +53,17 @@ class Ref:
         return f"Ref({self.kind}, {self.key if self.kind != LIVE else type(self.key).__name__})"
 
 
+class _Start:
+    """Capture.drawn_after's mark for a draw before any recorded operation."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "START"
+
+
+START = _Start()
+
+
 class Op:
     """One recorded step: `fn(*args)` with Refs inside args; `outs`: slot numbers of the array results (kernels),
     or None (host calls, whose effect is on live objects); `site`: the user's line, for messages. `effect`: it

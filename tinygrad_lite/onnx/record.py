@@ -90,7 +90,7 @@ class Recorder:
         pass
 
     observe_training = module_ran = tensor_created = bump = delivered = grad_cleared = observe_grad
-    shared = training_set = before_write = observe_grad
+    shared = training_set = before_write = drew = observe_grad
 
 
 def record(fn, args):
