@@ -265,3 +265,45 @@ def test_a_method_two_layers_share_is_guarded_on_each(where):
     finally:
         _Doubler.forward = saved
     assert bad == [] and stats["traces"] + stats["eager_calls"] > 1, stats
+
+
+class _Plain:
+    """An object of a plain class: its method, read through its class, may be shadowed by its own dict."""
+
+    def helper(self, x):
+        return x * 2.0
+
+    def step(self, x):
+        return self.helper(x)
+
+
+@pytest.mark.parametrize("change", ["instance attribute", "instance dict reassigned", "class method replaced"])
+def test_a_method_shadowed_by_the_instance_or_replaced_is_guarded(change):
+    """The usual method test reads the object's dict through its class's own descriptor, in the line that checks
+    the class: each way the call would now reach other code is seen."""
+    obj = _Plain()
+    saved = _Plain.__dict__["helper"]
+
+    def edit():
+        if change == "instance attribute":
+            obj.helper = lambda x: x * 3.0
+        elif change == "instance dict reassigned":
+            obj.__dict__ = {"helper": lambda x: x * 4.0}
+        else:
+            _Plain.helper = lambda self, x: x * 5.0
+    try:
+        bad, stats = mismatches(obj.step, edit)
+    finally:
+        _Plain.helper = saved
+    assert bad == [] and stats["traces"] + stats["eager_calls"] > 1, stats
+
+
+def test_an_instance_dict_reassigned_without_the_method_keeps_replaying():
+    obj = _Plain()
+    obj.scale = 2.0
+    f, x = tl.compile(obj.step), ramp()
+    for i in range(12):
+        if i == 5:
+            obj.__dict__ = {"scale": 2.0}  # another dict, still without `helper`
+        assert np.array_equal(f(x).numpy(), obj.step(x).numpy())
+    assert f.stats["traces"] == 1 and f.stats["replays"] == 11, f.stats

@@ -76,3 +76,53 @@ def test_no_draw_or_no_guard_keeps_no_generator_state():
     for _ in range(3):
         g(x)
     assert not _plan(g).restores_rng and g.stats["replays"] == 2
+
+
+_Pair = __import__("collections").namedtuple("_Pair", "total tag")
+
+
+def _structured(model):
+    def fn(x):
+        with tl.no_grad():
+            out = model(x)
+            return {"loss": out.sum().item(), "parts": (out, [x, model.weight, x.detach()]),
+                    "pair": _Pair(out.sum(), "tag"), "shape": out.shape, "empty": (), "np": out.numpy()}
+    return fn
+
+
+def _leaf_values(obj):
+    if isinstance(obj, dict):
+        return {k: _leaf_values(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)) and not isinstance(obj, tl.Size):
+        return type(obj)(*[_leaf_values(o) for o in obj]) if hasattr(obj, "_fields") else \
+            type(obj)(_leaf_values(o) for o in obj)
+    return obj.numpy().tolist() if isinstance(obj, tl.Tensor) else \
+        obj.tolist() if isinstance(obj, np.ndarray) else obj
+
+
+def test_a_returned_structure_is_built_anew_each_replay_as_eager_builds_it():
+    model = nn.Linear(3, 2)
+    fn = _structured(model)
+    f = tl.compile(fn)
+    rng = np.random.default_rng(1)
+    earlier = []
+    for i in range(6):
+        x = tl.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+        got, want = f(x), fn(x)
+        assert _leaf_values(got) == _leaf_values(want) and type(got["pair"]) is _Pair
+        assert got["parts"][1][0] is x and got["parts"][1][1] is model.weight  # the objects themselves
+        assert got["parts"][1][2] is not x and np.shares_memory(got["parts"][1][2].numpy(), x.numpy())
+        assert type(got["shape"]) is tl.Size and got["shape"] == (4, 2) and got["empty"] == ()
+        assert type(got["parts"][0]) is tl.Tensor and type(got["np"]) is np.ndarray
+        earlier.append((got, _leaf_values(got)))
+    assert f.stats["replays"] == 5
+    assert all(_leaf_values(g) == v for g, v in earlier)  # later replays wrote into none of the earlier results
+    assert len({id(g["parts"][1]) for g, _ in earlier}) == 6  # a new list each call
+
+
+def test_a_set_in_the_result_is_walked_as_before():
+    f = tl.compile(lambda x: ({1, 2}, (x * 2).sum().item()))
+    for i in range(4):
+        s, v = f(tl.tensor([float(i), 1.0]))
+        assert s == {1, 2} and v == (2.0 * i + 2.0)
+    assert f.stats["replays"] == 3
