@@ -479,8 +479,8 @@ class Capture(Observing):
         self.ops.append(Op(fn, tmpl, None, None, effect, "host"))
 
     def drew(self):
-        """The package's generator is drawn from (or reseeded) now: a replay whose guards all come before the first
-        draw has nothing to undo when one fails (Plan.restores_rng)."""
+        """The package's generator is drawn from now (random.get_rng): a replay whose guards all come before the
+        first draw has nothing to undo when one fails (Plan.restores_rng)."""
         if self.drawn_after is None:
             self.drawn_after = self.ops[-1] if self.ops else START
 

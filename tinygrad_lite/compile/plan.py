@@ -220,7 +220,6 @@ class Plan:
         return self._result(vals, argv)
 
 
-
 def _guard_after_draw(ops, mark):
     """Whether a guard (a step that may send the call back to eager) may come after the package generator was
     drawn from: after the op `mark` (Capture.drawn_after; START: before any op; None: no draw), or anywhere when
@@ -459,7 +458,7 @@ def _result_template(cap, obj):
 def _own_constant(r):
     """Ref `r` of a returned array; for a constant made in the call (`return tl.tensor([1.0, 2.0])`), whose array
     the recording call hands its caller, who may change it, the plan's own copy from now on (set on the Ref itself,
-    which the steps that use the constant share; a replay returns a copy of it each replay). A read-only constant is
+    which the steps that use the constant share; each replay returns a copy of it). A read-only constant is
     a cached scalar, shared by eager calls too."""
     if r.__class__ is Ref and r.kind == CONST and r.key.flags.writeable:
         r.key = r.key.copy()
