@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes, devices as _device
 from .compile.hooks import astype, batching_rule, constant, data as _hooks_data, draws_random, host, host_check
 from .ops.registry import OpError
-from .random import get_rng
+from .random import generator_for
 from .shape import _sizes
 from .tensor import Tensor
 
@@ -51,14 +51,14 @@ def _draw(opname, method, *args, **kwargs):
 
 @draws_random
 def _rng_call(method, generator, args, kwargs):
-    return np.asarray(getattr(generator or get_rng(), method)(*args, **kwargs))
+    return np.asarray(getattr(generator_for(generator), method)(*args, **kwargs))
 
 
 @batching_rule(_rng_call)
 def _(args, size):
     """vmap(randomness='different'): the draws of every sample at once, the batch leading."""
     method, generator, a, kw = args
-    rng = generator or get_rng()
+    rng = generator_for(generator)
     if method == "permutation":  # one permutation per sample: each row of a (size, n) arange shuffled alone
         return rng.permuted(np.tile(np.arange(a[0]), (size, 1)), axis=1)
     if "size" in kw:
@@ -233,7 +233,7 @@ def _check_distribution(p):
 
 @draws_random
 def _multinomial_draw(p, num_samples, replacement, generator):
-    rng = generator or get_rng()
+    rng = generator_for(generator)
     rows = p.reshape(-1, p.shape[-1]).astype(np.float64)
     if replacement:  # first category whose cumulative weight exceeds u * total: a zero weight is never chosen
         cdf = np.cumsum(rows, axis=1)

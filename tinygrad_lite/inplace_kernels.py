@@ -5,7 +5,7 @@ draws and item assignment; and the broadcasting checks their error messages use.
 import numpy as np
 
 from .compile.hooks import batching_rule, elementwise
-from .random import get_rng
+from .random import generator_for
 
 
 @elementwise  # (vmap: the written array and the source broadcast as aligned batches)
@@ -47,7 +47,7 @@ def _(args, batched):
 
 
 def _draw_into(draw, generator, dst, args):
-    np.copyto(dst, np.asarray(draw(generator or get_rng(), dst.shape, *args), dtype=dst.dtype), casting="unsafe")
+    np.copyto(dst, np.asarray(draw(generator_for(generator), dst.shape, *args), dtype=dst.dtype), casting="unsafe")
     return dst
 
 

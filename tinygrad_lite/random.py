@@ -15,6 +15,15 @@ def get_rng():
     return _rng
 
 
+def generator_for(generator):
+    """The generator a library draw uses: `generator`, or the package's when None. Inside tl.compile's recording
+    either one is a draw (Capture.drew): a Generator passed in may be the package's own, got before the call
+    (`generator=holder.g`), and a replay's guard that fails after it must give the eager call its state back."""
+    if _state.capture is not None:
+        _state.capture.drew()
+    return _rng if generator is None else generator
+
+
 def manual_seed(seed):
     """Reseed every random draw of tinygrad_lite (init, dropout, factories, shuffling)."""
     global _rng
