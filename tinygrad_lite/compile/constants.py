@@ -120,6 +120,10 @@ def python_constants(fn, args=()):
     if found.array_read:
         return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
                f"the recording call's and write none (pass a Tensor, or compute with tensor operations)"
+    if found.methods.unreadable:
+        return f"the function calls a method ({found.methods.unreadable}) of an object whose instance dict its class's " \
+               f"`__dict__` attribute hides, so an attribute of that name set on the object later, which Python would " \
+               f"call instead, could not be seen"
     if found.limit:
         return f"the scan of the Python values the function reads stopped: {found.limit}, so a change to one " \
                f"could not be seen"

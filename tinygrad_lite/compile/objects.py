@@ -436,16 +436,20 @@ def _objects(args, budget=None):
 class _Methods:
     """The methods the scanned code calls on objects and classes (`self.helper()`, a Module's forward, a class's
     __init__), each with the entry its class had: one guard for all, so a method replaced on its class is seen."""
-    __slots__ = ("entries", "keys")
+    __slots__ = ("entries", "keys", "unreadable")
 
     def __init__(self):
-        self.entries, self.keys = [], set()
+        self.entries, self.keys, self.unreadable = [], set(), None
 
     def add(self, obj, name):
         if (id(obj), name) not in self.keys:
             self.keys.add((id(obj), name))
             klass = obj if isinstance(obj, type) else type(obj)
             own = None if obj is klass else _dict(obj)  # (an instance attribute of that name would be called instead)
+            if own is None and obj is not klass and klass.__dictoffset__ and self.unreadable is None:
+                # its instances have a dict, which the class's own `__dict__` attribute (a property) hides: an
+                # instance attribute set later would shadow the method unseen
+                self.unreadable = f"{klass.__name__}.{name}"
             self.entries.append((obj, klass, name, _lookup(klass, name), own, own is not None and name in own))
 
     def changed(self):
