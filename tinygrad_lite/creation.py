@@ -8,7 +8,7 @@ import numpy as np
 from . import dtypes, devices as _device
 from .compile.hooks import astype, batching_rule, constant, data as _hooks_data, draws_random, host, host_check
 from .ops.registry import OpError
-from .random import generator_for
+from .random import checked, generator_for
 from .shape import _sizes
 from .tensor import Tensor
 
@@ -43,8 +43,9 @@ def _allocate(opname, fn, *args, **kwargs):
 def _draw(opname, method, *args, **kwargs):
     """A random draw from the package generator (or `generator=`); tl.compile records it, so every replay draws
     anew from the same stream as eager calls."""
+    generator = checked(kwargs.pop("generator", None), opname)
     try:
-        return host(_rng_call, method, kwargs.pop("generator", None), args, kwargs)
+        return host(_rng_call, method, generator, args, kwargs)
     except (ValueError, OverflowError, MemoryError) as exc:
         raise OpError(f"{opname}: cannot create the tensor ({type(exc).__name__}: {exc})") from None
 
@@ -157,16 +158,16 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _make(_allocate("linspace", np.linspace, start, end, steps), dtype, requires_grad, opname="linspace")
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False):
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     _device.check(device, "rand")
     shape = _size(size, "rand")
-    return _make(_draw("rand", "random", shape), dtype, requires_grad, opname="rand")
+    return _make(_draw("rand", "random", shape, generator=generator), dtype, requires_grad, opname="rand")
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False):
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     _device.check(device, "randn")
     shape = _size(size, "randn")
-    return _make(_draw("randn", "standard_normal", shape), dtype, requires_grad, opname="randn")
+    return _make(_draw("randn", "standard_normal", shape, generator=generator), dtype, requires_grad, opname="randn")
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, requires_grad=False, *, generator=None):
@@ -201,6 +202,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
         raise TypeError(f"multinomial(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
     if out is not None:
         raise TypeError("multinomial: out= is not supported; use the returned tensor")
+    checked(generator, "multinomial")
     if input.dtype.kind != "f":
         raise OpError(f"multinomial: only supports floating-point dtypes for input, got {input.dtype} (input shape "
                       f"{tuple(input.shape)})")
@@ -248,13 +250,16 @@ def _multinomial_draw(p, num_samples, replacement, generator):
     return idx.astype(np.int64).reshape(p.shape[:-1] + (num_samples,))
 
 
-def _like(fn):
+def _like(fn, draws=False):
     name = fn.__name__ + "_like"
 
-    def like(t, dtype=None, device=None, requires_grad=False, memory_format=None):
+    def like(t, dtype=None, device=None, requires_grad=False, memory_format=None, *, generator=None):
         _check_tensor(t, name)
+        if generator is not None and not draws:  # (only rand_like and randn_like draw, as torch's)
+            raise TypeError(f"{name}() got an unexpected keyword argument 'generator'")
+        extra = {"generator": generator} if draws else {}
         return fn(*t.shape, dtype=dtype if dtype is not None else t.dtype, device=device,
-                  requires_grad=requires_grad)
+                  requires_grad=requires_grad, **extra)
     like.__name__ = name
     return like
 
@@ -264,7 +269,8 @@ def _check_tensor(t, opname):
         raise TypeError(f"{opname}: expected a Tensor, got {type(t).__name__}")
 
 
-zeros_like, ones_like, rand_like, randn_like, empty_like = (_like(f) for f in (zeros, ones, rand, randn, empty))
+zeros_like, ones_like, empty_like = (_like(f) for f in (zeros, ones, empty))
+rand_like, randn_like = _like(rand, draws=True), _like(randn, draws=True)  # (these take `generator=`, as torch's)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False, memory_format=None):

@@ -23,14 +23,8 @@ class Sampler:
 
 def _generator(generator, where):
     """`generator` (a numpy Generator) checked, or the package generator (samplers, random_split)."""
-    if generator is None:
-        from .random import get_rng  # fetched per iteration: tl.manual_seed replaces the generator
-
-        return get_rng()
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{where}: generator must be a numpy.random.Generator (tl.random.get_rng() or "
-                        f"np.random.default_rng(seed)), got {type(generator).__name__}")
-    return generator
+    from .random import checked, get_rng  # (get_rng fetched per iteration: tl.manual_seed replaces the generator)
+    return get_rng() if checked(generator, where) is None else generator
 
 
 class SequentialSampler(Sampler):

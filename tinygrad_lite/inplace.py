@@ -21,6 +21,7 @@ from .functional import where
 from .inplace_kernels import (_broadcast_text, _broadcasts_to, _copy_into, _draw_into, _fill_array, _getitem,
                               _new_buffer, _set_items, _ufunc_into, _view_of)
 from .ops import index as ix, registry
+from .random import checked
 from .operators import scaled
 from .tensor import Tensor, _as_array, _dim, _retains, _wrap
 
@@ -393,6 +394,7 @@ def _copy(self, src, non_blocking=False):
 
 def _random_fill(name, draw):
     def method(self, *args, generator=None):
+        checked(generator, name)
         if self._data.dtype.kind != "f":
             _fail(name, self, "expected a floating point tensor", TypeError)
         if state.grad_enabled and self.requires_grad:

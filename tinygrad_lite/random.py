@@ -15,6 +15,14 @@ def get_rng():
     return _rng
 
 
+def checked(generator, where):
+    """`generator=` of a draw checked: None (the package's) or a numpy Generator, else a TypeError naming `where`."""
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{where}: generator must be a numpy.random.Generator (tl.random.get_rng() or "
+                        f"np.random.default_rng(seed)), got {type(generator).__name__}")
+    return generator
+
+
 def generator_for(generator):
     """The generator a library draw uses: `generator`, or the package's when None. Inside tl.compile's recording
     either one is a draw (Capture.drew): a Generator passed in may be the package's own, got before the call
