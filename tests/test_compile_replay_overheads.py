@@ -3,6 +3,7 @@ may fail after a draw, the guards of the methods a step calls, the returned stru
 import numpy as np
 
 import tinygrad_lite as tl
+from _compile_common import train_step
 
 nn, F = tl.nn, tl.nn.functional
 
@@ -36,38 +37,33 @@ def _inputs():
     return [(s * (rng.random(6) + 0.1)).astype(np.float32) for s in signs]
 
 
-def test_a_guard_failing_after_a_draw_gives_the_eager_call_the_generator_as_it_was():
-    fn = _branchy(draw_first=True)
+def _against_eager(draw_first):
+    """The branchy step compiled and eager over the same calls (a guard failing at calls 5 and 7): the outputs and
+    the generator's next draws compared; the compiled function, for its plans."""
+    fn = _branchy(draw_first)
     f = tl.compile(fn)
     want_outs, want_next = _run(fn, _inputs())
     got_outs, got_next = _run(f, _inputs())
     assert all(np.array_equal(a, b) for a, b in zip(got_outs, want_outs))
     assert np.array_equal(got_next, want_next)
-    assert f.stats["replays"] >= 8 and all(v.plan.restores_rng for v in f._variants if v.plan is not None)
+    assert f.stats["replays"] >= 8, f.stats
+    return [v.plan for v in f._variants if v.plan is not None]
+
+
+def test_a_guard_failing_after_a_draw_gives_the_eager_call_the_generator_as_it_was():
+    plans = _against_eager(draw_first=True)
+    assert plans and all(p.restores_rng for p in plans)
 
 
 def test_a_guard_before_every_draw_keeps_no_generator_state_and_matches_eager():
-    fn = _branchy(draw_first=False)
-    f = tl.compile(fn)
-    want_outs, want_next = _run(fn, _inputs())
-    got_outs, got_next = _run(f, _inputs())
-    assert all(np.array_equal(a, b) for a, b in zip(got_outs, want_outs))
-    assert np.array_equal(got_next, want_next)
-    plans = [v.plan for v in f._variants if v.plan is not None]
-    assert plans and not any(p.restores_rng for p in plans) and f.stats["replays"] >= 8
+    plans = _against_eager(draw_first=False)
+    assert plans and not any(p.restores_rng for p in plans)
 
 
 def test_no_draw_or_no_guard_keeps_no_generator_state():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    opt = tl.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):  # cross_entropy checks the labels (a guard); nothing draws
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    f = tl.compile(step)
+    f = tl.compile(train_step(model, tl.optim.SGD(model.parameters(), lr=0.1)))  # cross_entropy checks the labels
+    # (a guard); nothing draws
     x, y = tl.tensor(np.ones((5, 4), np.float32)), tl.tensor(np.array([0, 1, 1, 0, 1]))
     for _ in range(3):
         f(x, y)
@@ -120,7 +116,7 @@ def test_a_returned_structure_is_built_anew_each_replay_as_eager_builds_it():
     assert len({id(g["parts"][1]) for g, _ in earlier}) == 6  # a new list each call
 
 
-def test_a_set_in_the_result_is_walked_as_before():
+def test_a_set_in_the_result_is_rebuilt_as_eager_builds_it():
     f = tl.compile(lambda x: ({1, 2}, (x * 2).sum().item()))
     for i in range(4):
         s, v = f(tl.tensor([float(i), 1.0]))
