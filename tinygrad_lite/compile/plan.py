@@ -9,7 +9,7 @@ recorded order, leaving out only primitives whose results nothing reads; so its 
 for bit. What could differ (a value read into Python and used there) is a guard checked where it was read, before
 anything with an effect beyond fresh arrays has run.
 """
-import functools
+import copy
 import operator
 
 import numpy as np
@@ -114,7 +114,7 @@ class Plan:
         self.arg_grads = sorted(cap.arg_grads.items())  # (argument index, its .grad was None when the call began)
         self.modules = list(cap.modules.values())  # (module, its .training when the call began, or None)
         self.result = _detach_reads(self.result, self)
-        self._result = _result_code(self.result) or functools.partial(_walk_result, self.result)
+        self._result = _result_code(self.result)
 
     def _compare_step(self, rec, name, other, expected, site):
         index = self.dynamic_reads[id(rec)]
@@ -235,40 +235,13 @@ def _guard_after_draw(ops, mark):
     return False
 
 
-def _walk_result(tmpl, vals, argv):
-    """The returned structure of one replay: tensors of this call's arrays, each read's own value (the walk, for the
-    structures _result_code leaves)."""
-    from ..tensor import Tensor
-
-    def leaf(t):
-        if isinstance(t, Ref):
-            if t.kind == SLOT:
-                return Tensor._wrap(vals[t.key])
-            if t.kind in (ARG, ARGOBJ):
-                return argv[t.key]
-            if t.kind == ARGGRAD:
-                return argv[t.key]._grad
-            if t.kind == LIVE:
-                return t.key
-            if t.kind == GRAD:
-                return t.key._grad
-            return _returned_constant(t.key)
-        if t.__class__ is _Shared:
-            r = t.ref
-            return Tensor._wrap(r.key._data if r.kind == LIVE else _array(argv[r.key]))
-        if t.__class__ is Converted:  # `return out.numpy()`: this call's array (or its list), as eager's
-            arr = leaf(t.tensor)._data
-            return arr if t.how == "numpy" else arr.tolist()
-        return vals.reads[t.index] if isinstance(t, _DynRead) else t
-    return leaf(tmpl) if tmpl.__class__ is Ref else map_structure(tmpl, leaf)
-
-
 def _result_code(tmpl):
-    """_walk_result for `tmpl` as one generated function result(vals, argv) — a replay's last Python, run with the
-    interpreter's caches cold after the kernels (`return (loss.item(),)` cost 40 us through the walk) — or None when
-    the structure holds a container map_structure rebuilds by hand (a set, a dict subclass, a dict with a read key):
-    the walk does those."""
-    ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array}, {}
+    """The returned structure of one replay — tensors of this call's arrays, each read's own value — as one function
+    result(vals, argv) generated once: a replay's last Python, run with the interpreter's caches cold after the
+    kernels (`return (loss.item(),)` cost 40 us through map_structure's walk, 2 us so). Its containers are rebuilt
+    as map_structure rebuilds them: namedtuples, tuples, lists, sets and their subclasses of their own types, a
+    dict's read key as its plain value, a dict subclass (OrderedDict, defaultdict, Counter) copied and refilled."""
+    ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array, "_refilled": _refilled}, {}
 
     def name(obj):
         key = names.get(id(obj))
@@ -279,21 +252,22 @@ def _result_code(tmpl):
 
     def code(t):
         cls = t.__class__
-        if cls is tuple or cls is list:
-            items = [code(o) for o in t]
-            if None in items:
-                return None
-            return (f"({', '.join(items)},)" if items else "()") if cls is tuple else f"[{', '.join(items)}]"
+        if isinstance(t, Size):  # a shape: a leaf
+            return name(t)
         if isinstance(t, tuple) and hasattr(t, "_fields"):
+            return f"{name(cls)}({', '.join(code(o) for o in t)})"
+        if isinstance(t, (tuple, list, set, frozenset)):
             items = [code(o) for o in t]
-            return None if None in items else f"{name(cls)}({', '.join(items)})"
-        if cls is dict:
-            if any(isinstance(k, Read) for k in t):
-                return None
-            items = [code(o) for o in t.values()]
-            return None if None in items else "{" + ", ".join(f"{name(k)}: {v}" for k, v in zip(t, items)) + "}"
-        if isinstance(t, (tuple, list, set, frozenset, dict)) and not isinstance(t, Size):
-            return None
+            if cls is tuple:
+                return f"({', '.join(items)},)" if items else "()"
+            if cls is list:
+                return f"[{', '.join(items)}]"
+            return f"{name(cls)}(({''.join(i + ', ' for i in items)}))"
+        if isinstance(t, dict):  # (a key read from a tensor was hashed, so guarded: its plain value)
+            pairs = [(name(k._value if isinstance(k, Read) else k), code(v)) for k, v in t.items()]
+            if cls is dict:
+                return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+            return f"_refilled({name(t)}, ({''.join(f'({k}, {v}), ' for k, v in pairs)}))"
         if cls is Ref:
             kind, key = t.kind, t.key
             if kind == SLOT:
@@ -310,7 +284,7 @@ def _result_code(tmpl):
         if cls is _Shared:
             r = t.ref
             return f"_wrap({name(r.key)}._data)" if r.kind == LIVE else f"_wrap(_array(argv[{r.key}]))"
-        if cls is Converted:
+        if cls is Converted:  # `return out.numpy()`: this call's array (or its list), as eager's
             arr = code(t.tensor) + "._data"
             return arr if t.how == "numpy" else arr + ".tolist()"
         if cls is _DynRead:
@@ -318,12 +292,19 @@ def _result_code(tmpl):
         return name(t)
 
     body = code(tmpl)
-    if body is None:
-        return None
     from ..tensor import Tensor
     ns["_wrap"] = Tensor._wrap
     exec(compile(f"def result(vals, argv):\n    return {body}\n", "<tl.compile result>", "exec"), ns)
     return ns["result"]
+
+
+def _refilled(obj, pairs):
+    """A dict subclass in a result, as map_structure rebuilds it: a copy of the recorded one, emptied, refilled."""
+    new = copy.copy(obj)
+    new.clear()
+    for k, v in pairs:
+        new[k] = v
+    return new
 
 
 def _returned_constant(arr):
