@@ -49,7 +49,13 @@ def _steps():
             loss, out = train(model, opt, x, y)
             return float((out > 0).sum()), float(loss)
         return step
-    return {"plain": plain, "in a tuple": in_tuple, "in a dict and a list": in_dict, "of an int": of_an_int}
+    def of_item(model, opt):  # float() of a read (`loss.item()`) and of a number computed from reads
+        def step(x, y):
+            loss, out = train(model, opt, x, y)
+            return float(loss.item()), {"twice": float(out.sum().item() * 2)}
+        return step
+    return {"plain": plain, "in a tuple": in_tuple, "in a dict and a list": in_dict, "of an int": of_an_int,
+            "of .item()": of_item}
 
 
 def _guarded():
@@ -127,6 +133,18 @@ def test_float_used_before_the_return_or_by_a_helper_stays_a_guard(name):
     stats = _twins(_guarded()[name])
     assert stats["replays"] == 0, stats
     assert "float() of a tensor" in stats["last_reason"], stats
+
+
+@pytest.mark.parametrize("use", ["a local", "arithmetic"])
+def test_float_of_an_item_used_before_the_return_stays_a_guard(use):
+    def make(model, opt):
+        def step(x, y):
+            v = float(_mse_step(model, opt, x, y).item())
+            return v * 2 if use == "arithmetic" else v
+        return step
+    stats = _twins(make)
+    assert stats["replays"] == 0, stats
+    assert "a value read with .item()" in stats["last_reason"], stats
 
 
 def test_float_in_python_control_flow_still_guards_the_branch():

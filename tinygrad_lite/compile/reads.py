@@ -155,6 +155,20 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
     setattr(Read, _name, _reader(_name))
 
 
+def _float(self):
+    """float() of a read, or of a number computed from reads (`float(loss.item())`): the compiled function returning
+    it untouched (`return float(loss.item())`) returns each call's own value, as for float() of a tensor
+    (Observing.float_of); used in any other way it is guarded, as the other conversions."""
+    cap = self._capture
+    if self.__class__ is Read and self._value.__class__ is float and cap.active():
+        return cap.float_of(self, sys._getframe(1))  # (builtin float() adds no frame: 1 is its caller's)
+    return _plain_float(self)
+
+
+_plain_float = Read.__float__
+Read.__float__ = _float
+
+
 def __array__(self, dtype=None, copy=None):  # np.asarray(read): the value, used
     return np.asarray(self.__tl_read__(), dtype=dtype)
 
