@@ -315,60 +315,75 @@ def _step(stack, ins, effect=None):
     return popped, effect[1]
 
 
-@functools.lru_cache(maxsize=1024)
 def only_returned(code, offset, name):
     """Whether the value of the call at bytecode `offset` of `code` is that of the builtin `name` ('float'), or of
-    the method `name` ('numpy', 'tolist') called on an object, and is returned untouched and used for nothing else:
-    the operand of RETURN_VALUE, or an item of a tuple, list or dict built for it (`return float(loss)`,
-    `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`). Not where the stack is not
-    followed (a conditional expression, a call, an operator, a copy: `return (v := float(loss)), v * 2`), nor for
-    another call that calls float() itself (`sorted(map(float, ts))`, `list(filter(f, map(float, ts)))`: it decides
-    with the numbers, which a replay would not)."""
+    the method `name` ('numpy', 'tolist') called on an object, and is returned untouched and used for nothing else
+    (returned_call)."""
+    load = returned_call(code, offset)
+    return load is not None and load.argval == name and \
+        load.opname in (("LOAD_GLOBAL", "LOAD_NAME") if name == "float" else ("LOAD_METHOD",))
+
+
+@functools.lru_cache(maxsize=1024)
+def returned_call(code, offset):
+    """The instruction that loaded the callee of the call at bytecode `offset` of `code` (`float` of
+    `float(loss)`, `step` of `step(x, y)`) when the call's value is returned untouched and used for nothing else: the
+    operand of RETURN_VALUE, or an item of a tuple, list or dict built for it (`return float(loss)`,
+    `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`); else None. None where the
+    stack is not followed (a conditional expression, a call, an operator, a copy: `return (v := float(loss)), v * 2`);
+    the caller checks the callee, so that another call that calls float() itself (`sorted(map(float, ts))`,
+    `list(filter(f, map(float, ts)))`), which decides with the numbers as a replay would not, is not taken."""
     instructions = _instructions(code)
     # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
     # dis does not list, when the call was specialized: `out.numpy()`)
     at = max((i for i, ins in enumerate(instructions) if ins.offset <= offset), default=None)
     if at is None or instructions[at].opname != "CALL":
-        return False
+        return None
     load = _callee_load(instructions, at)
-    if load is None or load.argval != name or \
-            load.opname not in (("LOAD_GLOBAL", "LOAD_NAME") if name == "float" else ("LOAD_METHOD",)):
-        return False
+    if load is None:
+        return None
     stack = [True]  # (True: the call's value, or a container holding it)
     for ins in instructions[at + 1:]:
         if ins.is_jump_target:
-            return False
+            return None
         taken = _step(stack, ins)  # (a call between: `return float(loss), out.detach()`; `with`'s exit call; a
         # copy, `(v := float(loss))`: v holds it too)
         if taken is None:
-            return False
+            return None
         popped, pushed = taken
         if True in popped:
             if ins.opname == "RETURN_VALUE":
-                return True
+                return load
             if ins.opname not in _BUILDS or (ins.opname == "BUILD_MAP" and True in popped[::2]):  # (not a key)
-                return False
+                return None
             stack.append(True)
             continue
         stack.extend([False] * pushed)
-    return False
+    return None
 
 
 def _callee_load(instructions, at):
     """The instruction that loaded the object the CALL at instructions[at] calls (`float` of `float(loss)`), found by
     following the stack back over the arguments' expressions; None where it is not followed (an instruction without
-    a known effect, a jump target)."""
+    a known effect, a jump target). A callable loaded after a PUSH_NULL (`step(x)` of a local or a closure's
+    variable) is that load, where it is one instruction."""
     need = instructions[at].arg + 2  # (the values the call takes: see _value_effect; `out.numpy`'s LOAD_METHOD
     # pushes two)
+    made = after = None  # (the instruction that pushed the callable above a PUSH_NULL; the one after PUSH_NULL)
     for ins in reversed(instructions[:at]):
         effect = _value_effect(ins)
         if effect is None:
             return None
         if effect[1] >= need:
+            if ins.opname == "PUSH_NULL" and need == 1:  # (a load of its own, not `f.g`'s attribute of a load)
+                return made if made is after and _value_effect(made) == (0, 1) else None
             return ins if effect[1] == need else None
         if ins.is_jump_target:
             return None
+        if need == 2 and made is None and effect[1]:
+            made = ins
         need += effect[0] - effect[1]
+        after = ins
     return None
 
 

@@ -4,7 +4,7 @@ out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric argu
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
 import numpy as np
 
-from .bytecode import only_returned
+from .bytecode import only_returned, returned_call
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Converted, Op, Ref, _caller, user_site
 
@@ -182,9 +182,10 @@ class Observing:
 
     def float_of(self, proxy, frame):
         """float() of a tensor (`proxy`: its read; `frame`: the code that called float()): a plain number, which
-        Python may use unseen, so a guard; unless the compiled function itself returns it untouched
-        (bytecode.only_returned: `return float(loss)`, also in a tuple, list or dict it builds for the return): then
-        it is each call's own value, as a returned `.item()` (returned_values puts the proxy in its place)."""
+        Python may use unseen, so a guard; unless the compiled function returns it untouched (bytecode.only_returned:
+        `return float(loss)`, also in a tuple, list or dict it builds for the return; itself or through helpers that
+        each return it so: _returned): then it is each call's own value, as a returned `.item()` (returned_values
+        puts the proxy in its place)."""
         value = proxy._value
         if value.__class__ is float and self._returned(frame, "float"):
             self.plain_returns.append((value, proxy))
@@ -206,7 +207,17 @@ class Observing:
         return True
 
     def _returned(self, frame, name):
-        return frame.f_back is self.call_frame and only_returned(frame.f_code, frame.f_lasti, name)
+        """Whether the value of float() or of the method `name` called in `frame` is returned untouched by that
+        frame, and by each frame between it and the compiled function's (`lambda x, y: step(x, y)`, where step
+        returns float(loss)): in each, the running call calls the function of the frame below (see _calls)."""
+        if not only_returned(frame.f_code, frame.f_lasti, name):
+            return False
+        caller = frame.f_back
+        while caller is not self.call_frame:
+            if caller is None or not _calls(caller, frame):
+                return False
+            frame, caller = caller, caller.f_back
+        return True
 
     def returned_values(self, out):
         """The call's result `out` with each value of float_of and converted that it returns (found by identity)
@@ -241,6 +252,29 @@ class Observing:
         """The index of the step that reads `rec`."""
         ops = self.ops
         return next(i for i in range(len(ops) - 1, -1, -1) if ops[i].kind == "read" and ops[i].args is rec)
+
+
+def _calls(caller, frame):
+    """Whether `caller` returns untouched the value of its running call (bytecode.returned_call) and that call is of
+    the function running in `frame`: the callee, loaded by a name, is a function or method whose code is the
+    frame's (read from the caller's variables), or a method of the frame's function name (`self.step(x)`). A call
+    through other code (`max(map(step, xs))`: max's value) or through a wrapper without the code (a partial) is not."""
+    load = returned_call(caller.f_code, caller.f_lasti)
+    if load is None:
+        return False
+    op, name = load.opname, load.argval
+    if op in ("LOAD_METHOD", "LOAD_ATTR"):
+        return name == frame.f_code.co_name
+    if op in ("LOAD_FAST", "LOAD_DEREF"):
+        fn = caller.f_locals.get(name)
+    elif op == "LOAD_GLOBAL":
+        fn = caller.f_globals.get(name)
+    elif op == "LOAD_NAME":  # (module or class body code: its namespace, then the globals)
+        fn = caller.f_locals.get(name, caller.f_globals.get(name))
+    else:
+        return False
+    fn = getattr(fn, "__func__", fn)  # (a bound method)
+    return getattr(fn, "__code__", None) is frame.f_code
 
 
 def _put(obj, plain, found):
