@@ -8,6 +8,7 @@ The first call with a new argument signature runs eagerly and is recorded (captu
 hold replay the record (plan.py). What cannot be replayed safely runs eagerly with `stats['last_reason']` set, or
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
+import copy
 import sys
 import threading
 import warnings
@@ -15,13 +16,14 @@ import warnings
 import numpy as np
 
 from . import capture as _capture
-from .record import SLOT, Converted, Unsupported, graph_outputs, map_structure
+from .record import SLOT, Converted, Unsupported, graph_outputs
 from .constants import module_class, python_constants
 from .constants_check import read_inside
 from .guards import Variant as _Variant
 from .values import PLAIN
 from .plan import Plan
-from .reads import Read, kept_outside
+from .reads import Read, held_elsewhere, kept_outside
+from .._size import Size
 from .replay import ReplayGuardFailed
 from .signature import aliases as _aliases, flatten as _flatten, flatten_kwargs as _flatten_kwargs
 from .. import dtypes as _dtypes
@@ -191,6 +193,8 @@ class Compiled:
                     cap.fail(f"the function returns an object of class {type(held).__name__} holding tensors the "
                              f"call made: a replay would return the recorded object itself, with the recorded "
                              f"values; return them in a tuple, a list, a dict or a namedtuple")
+            if cap.failure is None:
+                _returned_containers(out, cap)
             aot = None
             if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
                 from . import aot_record as _aot  # (imported here: with the package, W5's replays measured 15% slower
@@ -284,10 +288,93 @@ def _made(x, cap):
     return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
 
 
+def _returned_containers(out, cap):
+    """Note in `cap.outside` the containers of the result that come from outside the call (reads.held_elsewhere):
+    a replay returns each as itself, as eager does (a copy of the recorded contents left the caller's changes to it
+    out of the original). Fail the capture for one that holds what the call made (stored into it by the call, which
+    a replay would not repeat), and for a container of a subclass that carries attributes set on it (`d.out =
+    out.detach()`): a replay rebuilds a container's items, not its attributes (a dict subclass's copy kept the
+    recorded ones: the recording call's tensor, on every replay)."""
+    outside = held_elsewhere(out, callers=2)  # (_trace's `out`, this function's)
+    cap.outside = outside
+    seen, todo = set(), [(out, 0)]
+    while todo:
+        obj, depth = todo.pop()
+        if not isinstance(obj, _CONTAINERS) or isinstance(obj, Size) or id(obj) in seen or depth > 64:
+            continue
+        seen.add(id(obj))
+        items = list(obj.values()) if isinstance(obj, dict) else list(obj)
+        if id(obj) in outside:
+            made = next((x for x in items if _call_value(x, cap)), None)
+            if made is not None:
+                cap.fail(f"the function returns a {type(obj).__name__} from outside the call that holds "
+                         f"{'a value read' if isinstance(made, Read) else 'a tensor'} the call made: a replay would "
+                         f"not put it there; return the value itself")
+                return
+            continue  # (returned as itself: its attributes are its own)
+        names = _attribute_names(obj)
+        if names:
+            cap.fail(f"the function returns a {type(obj).__name__} with attributes set on it ({', '.join(names)}): "
+                     f"a replay rebuilds only its items; return those values as items")
+            return
+        todo.extend((x, depth + 1) for x in items)
+
+
+_CONTAINERS = (tuple, list, set, frozenset, dict)
+
+
+def _call_value(x, cap):
+    """Whether `x`, an item of a container from outside the call, is a value the call made (or holds one)."""
+    from ..tensor import Tensor
+    if isinstance(x, (Read, Converted)):
+        return True
+    if isinstance(x, (Tensor, np.ndarray)):
+        return _made(x, cap)
+    if isinstance(x, _CONTAINERS) and not isinstance(x, Size):
+        return any(_call_value(o, cap) for o in (x.values() if isinstance(x, dict) else x))
+    return False
+
+
+def _attribute_names(obj):
+    """The names of the attributes set on a container instance (its __dict__ and its classes' __slots__)."""
+    names = list(getattr(obj, "__dict__", None) or ())
+    for klass in type(obj).__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                names.append(name)
+    return names
+
+
 def _plain(obj):
-    """The captured call's own result, with Read proxies (and Converted) turned back into Python values."""
-    return map_structure(obj, lambda t: t._value if isinstance(t, Read) else
-                         t.value if t.__class__ is Converted else t)
+    """The captured call's own result, with Read proxies (and Converted) turned back into Python values; a container
+    that holds none is the very object (eager's: a dict from outside the call stays that dict), one that does is
+    rebuilt as map_structure rebuilds it, with the attributes set on it."""
+    if isinstance(obj, Read):
+        return obj._value
+    if obj.__class__ is Converted:
+        return obj.value
+    if not isinstance(obj, _CONTAINERS) or isinstance(obj, Size):
+        return obj
+    if isinstance(obj, dict):
+        pairs = [(k._value if isinstance(k, Read) else k, _plain(v)) for k, v in obj.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, obj.items())):
+            return obj
+        if obj.__class__ is dict:
+            return dict(pairs)
+        new = copy.copy(obj)  # (an OrderedDict, a defaultdict, a Counter: attributes and factory kept)
+        new.clear()
+        for k, v in pairs:
+            new[k] = v
+        return new
+    items = [_plain(o) for o in obj]
+    if all(a is b for a, b in zip(items, obj)):
+        return obj
+    new = type(obj)(*items) if isinstance(obj, tuple) and hasattr(obj, "_fields") else type(obj)(items)
+    if obj.__class__ not in _CONTAINERS:
+        for name in _attribute_names(obj):
+            setattr(new, name, getattr(obj, name))
+    return new
 
 
 def compile(fn=None, *, fullgraph=False, dynamic=False, max_variants=8, backend="inductor", mode=None,  # noqa: A001

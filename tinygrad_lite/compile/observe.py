@@ -279,17 +279,20 @@ def _calls(caller, frame):
 
 def _put(obj, plain, found):
     """Observing.returned_values' walk of the result: `obj` with each object in `plain` (id -> (object, stand-in))
-    replaced by its stand-in, their ids added to `found`. (Module-level: a recursive closure is a reference cycle,
-    which would hold the proxies until the garbage collector runs, and reads.kept_outside counts references.)"""
+    replaced by its stand-in, their ids added to `found`; a container that holds none of them is returned as itself.
+    (Module-level: a recursive closure is a reference cycle, which would hold the proxies until the garbage collector
+    runs, and reads.kept_outside counts references.)"""
     entry = plain.get(id(obj))
     if entry is not None and entry[0] is obj:
         found.add(id(obj))
         return entry[1]
-    cls = obj.__class__
+    cls = obj.__class__  # (a container with nothing to replace is itself: one from outside the call stays that one)
     if cls is tuple or cls is list:
-        return cls(_put(o, plain, found) for o in obj)
+        items = [_put(o, plain, found) for o in obj]
+        return obj if all(a is b for a, b in zip(items, obj)) else cls(items)
     if cls is dict:
-        return {k: _put(v, plain, found) for k, v in obj.items()}
+        new = {k: _put(v, plain, found) for k, v in obj.items()}
+        return obj if all(new[k] is v for k, v in obj.items()) else new
     return obj
 
 

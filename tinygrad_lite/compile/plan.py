@@ -242,6 +242,8 @@ def _result_code(tmpl):
     as map_structure rebuilds them: namedtuples, tuples, lists, sets and their subclasses of their own types, a
     dict's read key as its plain value, a dict subclass (OrderedDict, defaultdict, Counter) copied and refilled."""
     ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array, "_refilled": _refilled}, {}
+    counts, bound = {}, {}  # a leaf returned in several places (the same tensor twice): made once, a local after
+    _count(tmpl, counts)
 
     def name(obj):
         key = names.get(id(obj))
@@ -251,7 +253,18 @@ def _result_code(tmpl):
         return key
 
     def code(t):
+        if counts.get(id(t), 0) > 1 and t.__class__ in (Ref, _Shared, Converted):
+            local = bound.get(id(t))
+            if local is not None:
+                return local
+            local = bound[id(t)] = f"v{len(bound)}"
+            return f"({local} := {made(t)})"
+        return made(t)
+
+    def made(t):
         cls = t.__class__
+        if cls is _Itself:  # a container from outside the call: itself
+            return name(t.obj)
         if isinstance(t, Size):  # a shape: a leaf
             return name(t)
         if isinstance(t, tuple) and hasattr(t, "_fields"):
@@ -296,6 +309,21 @@ def _result_code(tmpl):
     ns["_wrap"] = Tensor._wrap
     exec(compile(f"def result(vals, argv):\n    return {body}\n", "<tl.compile result>", "exec"), ns)
     return ns["result"]
+
+
+def _count(t, counts):
+    """How many times each object occurs in result template `t` (its containers walked as _result_code walks them)."""
+    counts[id(t)] = counts.get(id(t), 0) + 1
+    if isinstance(t, Size):
+        return
+    if isinstance(t, (tuple, list, set, frozenset)):
+        for o in t:
+            _count(o, counts)
+    elif isinstance(t, dict):
+        for o in t.values():
+            _count(o, counts)
+    elif t.__class__ is Converted:
+        _count(t.tensor, counts)
 
 
 def _refilled(obj, pairs):
@@ -416,11 +444,32 @@ class _Values(list):
         self.reads = [None] * nreads
 
 
+class _Itself:
+    """In a plan's result: a container from outside the call that the call returns (observed by reference counts,
+    compile._returned_containers), returned as itself, as eager returns it."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+
 def _result_template(cap, obj):
-    """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values)."""
+    """The returned structure with arrays/Tensors as Refs; Reads stay (each replay's own values). One object
+    returned in several places is one leaf of the template (a replay returns one object there too), two tensors on
+    one array are two (the generated result makes one Tensor per leaf: _result_code)."""
     from ..tensor import Tensor
+    outside = getattr(cap, "outside", ())
+    memo = {}
 
     def leaf(t, data=False):
+        if t.__class__ is not Converted and not isinstance(t, (Tensor, np.ndarray)):
+            return t
+        out = memo.get(id(t))
+        if out is None:
+            out = memo[id(t)] = _leaf(t, data)
+        return out
+
+    def _leaf(t, data):
         if t.__class__ is Converted:  # (its data alone: whether a backward could still walk its graph is no matter)
             return Converted(leaf(t.tensor, True), t.how)
         if isinstance(t, Tensor):
@@ -431,9 +480,40 @@ def _result_template(cap, obj):
             if r.__class__ is Ref and ((r.kind == ARG and cap._arg_objs.get(r.key) is not t) or
                                        (r.kind == LIVE and r.key is not t)):
                 return _Shared(r)
-            return _own_constant(r)
-        return _own_constant(cap.ref(t, "the returned value")) if isinstance(t, np.ndarray) else t
-    return map_structure(obj, leaf)
+            return _own(r)
+        return _own(cap.ref(t, "the returned value"))
+
+    def walk(o):
+        if id(o) in outside and not isinstance(o, Size):
+            return _Itself(o)
+        if isinstance(o, Size):
+            return leaf(o)
+        if isinstance(o, tuple) and hasattr(o, "_fields"):
+            return type(o)(*[walk(x) for x in o])
+        if isinstance(o, (tuple, list, set, frozenset)):
+            return type(o)(walk(x) for x in o)
+        if isinstance(o, dict):
+            return _rebuilt_dict(o, walk)
+        return leaf(o)
+    return walk(obj)
+
+
+def _rebuilt_dict(obj, walk):
+    """A dict of a result as map_structure rebuilds it, its values through `walk`."""
+    if obj.__class__ is dict:
+        return {(k._value if isinstance(k, Read) else k): walk(v) for k, v in obj.items()}
+    new = copy.copy(obj)
+    new.clear()
+    for k, v in obj.items():
+        new[k._value if isinstance(k, Read) else k] = walk(v)
+    return new
+
+
+def _own(r):
+    """_own_constant, and a Ref of its own for a slot or a constant (a leaf of one returned tensor: two tensors of
+    the call on one array are two objects, as eager's)."""
+    r = _own_constant(r)
+    return Ref(r.kind, r.key) if r.__class__ is Ref and r.kind in (SLOT, CONST) else r
 
 
 def _own_constant(r):

@@ -350,6 +350,23 @@ def kept_outside(proxies, result):
     return out
 
 
+def held_elsewhere(result, callers=1):
+    """The ids of the containers (tuples, lists, dicts, sets) in a finished call's result that something besides the
+    result references (a global, a closure variable, an attribute: a container from before the call, which eager
+    returns as itself, so what the caller then does to it is done to that container). Found by reference counts,
+    as kept_outside; `callers`: the references to `result` of the frames that passed it on (the caller's variable,
+    each function's argument) before this function's argument."""
+    inner = {}
+    _walk(result, inner)
+    inner[id(result)][1] += 1 + callers
+    out = set()
+    for key, (o, n) in inner.items():
+        # beyond those: the [object, count] entry, the loop variable and getrefcount's argument
+        if isinstance(o, (tuple, list, set, frozenset, dict)) and sys.getrefcount(o) - n > 3:
+            out.add(key)
+    return out
+
+
 def _replace(old, new, skip, depth=0):
     """Put `new` where Python state holds `old`: in lists, deques, dicts (subclasses too), sets, instance
     attributes (a __dict__ or __slots__) and closure cells; a tuple holding it is rebuilt and replaced in turn
