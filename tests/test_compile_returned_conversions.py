@@ -210,6 +210,54 @@ def test_a_helpers_float_compared_by_a_builtin_on_its_way_to_the_return_is_a_gua
     assert "float() of a tensor" in stats["last_reason"], stats
 
 
+def _counting():
+    """{name: (make(model) -> f(x, y), returned untouched?)}: functions returning int() of a count of correct labels
+    (CPython shares small ints: the number is found at its place in the result, not by identity)."""
+    def correct(model, x, y):
+        with tl.no_grad():
+            return int((model(x).argmax(1) == y).sum())
+
+    def plain(model):
+        return lambda x, y: correct(model, x, y)
+
+    def placed(model):  # beside equal constants, in a one-key dict (BUILD_MAP) and a constant-key one
+        def f(x, y):
+            return 0, correct(model, x, y), {"n": 0, "c": int((model(x).argmax(1) == y).sum())}, \
+                {"also": correct(model, -x, y)}
+        return f
+
+    def arithmetic(model):
+        return lambda x, y: correct(model, x, y) + 1
+
+    def through_max(model):
+        return lambda x, y: max(correct(model, x, y), 3)
+
+    def key_twice(model):
+        def f(x, y, key="n"):
+            return {key: correct(model, x, y), key: correct(model, 2 * x, y)}  # (the later value wins)
+        return f
+    return {"plain": (plain, True), "placed": (placed, True), "arithmetic": (arithmetic, False),
+            "max": (through_max, False), "a key given twice": (key_twice, False)}
+
+
+@pytest.mark.parametrize("name", list(_counting()))
+def test_int_of_a_tensor_returned_untouched_is_each_calls_value_elsewhere_a_guard(name):
+    make, replays = _counting()[name]
+    model = _model()
+    fn = make(model)
+    f = tl.compile(fn)
+    rng = np.random.default_rng(0)
+    calls = [(tl.tensor(rng.standard_normal((16, 4)).astype(np.float32)), tl.tensor(rng.integers(0, 2, 16)))
+             for _ in range(3 * CALLS)]
+    got, want = [f(x, y) for x, y in calls], [fn(x, y) for x, y in calls]
+    assert got == want and repr(got) == repr(want)
+    assert len({repr(w) for w in want}) >= 4  # (the counts change: a stale replay would repeat one)
+    if replays:
+        assert f.stats["traces"] == 1 and f.stats["replays"] == len(calls) - 1, f.stats
+    else:  # (each count is a guard: a variant per value)
+        assert f.stats["traces"] > 1, f.stats
+
+
 def test_float_in_python_control_flow_still_guards_the_branch():
     model = _model()
 

@@ -350,6 +350,8 @@ def _read_number(t, kind):
         return r
     if kind == "float":  # (`return float(loss)`: each call's own value, as a returned .item())
         return state.capture.float_of(r, sys._getframe(2))
+    if kind == "int":  # (`return int(correct)`: as float's)
+        return state.capture.int_of(r, sys._getframe(2))
     return r.__tl_read__()
 
 

@@ -316,23 +316,30 @@ def _step(stack, ins, effect=None):
 
 
 def only_returned(code, offset, name):
-    """Whether the value of the call at bytecode `offset` of `code` is that of the builtin `name` ('float'), or of
-    the method `name` ('numpy', 'tolist') called on an object, and is returned untouched and used for nothing else
-    (returned_call)."""
-    load = returned_call(code, offset)
-    return load is not None and load.argval == name and \
-        load.opname in (("LOAD_GLOBAL", "LOAD_NAME") if name == "float" else ("LOAD_METHOD",))
+    """Whether the value of the call at bytecode `offset` of `code` is that of the builtin `name` ('float', 'int'),
+    or of the method `name` ('numpy', 'tolist') called on an object, and is returned untouched and used for nothing
+    else: its place in the returned structure (returned_call), or None."""
+    found = returned_call(code, offset)
+    if found is None:
+        return None
+    load, place = found
+    builtin = name in ("float", "int")
+    if load.argval != name or load.opname not in (("LOAD_GLOBAL", "LOAD_NAME") if builtin else ("LOAD_METHOD",)):
+        return None
+    return place
 
 
 @functools.lru_cache(maxsize=1024)
 def returned_call(code, offset):
-    """The instruction that loaded the callee of the call at bytecode `offset` of `code` (`float` of
-    `float(loss)`, `step` of `step(x, y)`) when the call's value is returned untouched and used for nothing else: the
-    operand of RETURN_VALUE, or an item of a tuple, list or dict built for it (`return float(loss)`,
-    `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`); else None. None where the
-    stack is not followed (a conditional expression, a call, an operator, a copy: `return (v := float(loss)), v * 2`);
-    the caller checks the callee, so that another call that calls float() itself (`sorted(map(float, ts))`,
-    `list(filter(f, map(float, ts)))`), which decides with the numbers as a replay would not, is not taken."""
+    """(the instruction that loaded the callee of the call at bytecode `offset` of `code`, `float` of `float(loss)`,
+    `step` of `step(x, y)`; the value's place in the returned structure) when the call's value is returned untouched
+    and used for nothing else: the operand of RETURN_VALUE, or an item of a tuple, list or dict built for it
+    (`return float(loss)`, `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`); else
+    None. The place is the keys from the returned object down to the value, `(1, Nth(0, 1))` for
+    `return acc, {"loss": float(loss)}`, or False where it is not one (the value built in twice). None where the stack is not followed (a conditional expression, a
+    call, an operator, a copy: `return (v := float(loss)), v * 2`); the caller checks the callee, so that another call
+    that calls float() itself (`sorted(map(float, ts))`, `list(filter(f, map(float, ts)))`), which decides with the
+    numbers as a replay would not, is not taken."""
     instructions = _instructions(code)
     # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
     # dis does not list, when the call was specialized: `out.numpy()`)
@@ -342,8 +349,9 @@ def returned_call(code, offset):
     load = _callee_load(instructions, at)
     if load is None:
         return None
-    stack = [True]  # (True: the call's value, or a container holding it)
-    for ins in instructions[at + 1:]:
+    stack, place = [True], ()  # (True: the call's value, or a container holding it)
+    for j in range(at + 1, len(instructions)):
+        ins = instructions[j]
         if ins.is_jump_target:
             return None
         taken = _step(stack, ins)  # (a call between: `return float(loss), out.detach()`; `with`'s exit call; a
@@ -353,13 +361,34 @@ def returned_call(code, offset):
         popped, pushed = taken
         if True in popped:
             if ins.opname == "RETURN_VALUE":
-                return load
+                return load, place
             if ins.opname not in _BUILDS or (ins.opname == "BUILD_MAP" and True in popped[::2]):  # (not a key)
                 return None
+            if place is not False:
+                place = _key(instructions, j, popped) + place if popped.count(True) == 1 else False
             stack.append(True)
             continue
         stack.extend([False] * pushed)
     return None
+
+
+def _key(instructions, j, popped):
+    """(the key of the followed value in the container instructions[j] builds from the values `popped`,): its index
+    in a tuple or list, an Nth in a dict."""
+    i = popped.index(True)
+    if instructions[j].opname in ("BUILD_TUPLE", "BUILD_LIST"):
+        return (i,)
+    if instructions[j].opname == "BUILD_MAP":  # (key, value, key, value, ...)
+        return (Nth(i // 2, len(popped) // 2),)
+    return (Nth(i, len(popped) - 1),)  # BUILD_CONST_KEY_MAP: the values, then the tuple of keys
+
+
+class Nth:
+    """The `i`th item of a dict built from `n` pairs: that item where the dict has n items (no key given twice)."""
+    __slots__ = ("i", "n")
+
+    def __init__(self, i, n):
+        self.i, self.n = i, n
 
 
 def _callee_load(instructions, at):

@@ -90,6 +90,7 @@ class Capture(Observing):
         self.constant_values = {}  # id -> values of a constant a host call is about to write into (before_write)
         self.viewed_constants = set()  # ids of the constants a step of the call viewed (_owner)
         self.plain_returns = []  # (value, stand-in) of float(), numpy(), tolist() the call returns (Observing.float_of)
+        self.placed_returns = []  # (place, value, proxy) of int() the call returns (Observing.int_of)
         self.call_frame = None  # the frame that calls the compiled function, while it runs
         self.read_slots = {}   # id of a ReadRecord -> the slot a replay puts its number in (observe.read_slot)
         self.changed = {}      # id -> object whose contents a replayed call changes (hooks.replayable's changes)

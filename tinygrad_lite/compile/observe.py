@@ -4,7 +4,7 @@ out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric argu
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
 import numpy as np
 
-from .bytecode import only_returned, returned_call
+from .bytecode import Nth, only_returned, returned_call
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Converted, Op, Ref, _caller, user_site
 
@@ -187,10 +187,22 @@ class Observing:
         each return it so: _returned): then it is each call's own value, as a returned `.item()` (returned_values
         puts the proxy in its place)."""
         value = proxy._value
-        if value.__class__ is float and self._returned(frame, "float"):
+        if value.__class__ is float and self._returned(frame, "float") is not None:
             self.plain_returns.append((value, proxy))
             return value
         return proxy.__tl_read__()
+
+    def int_of(self, proxy, frame):
+        """int() of a tensor (see float_of): returned untouched, it is each call's own value too. CPython shares
+        small ints, so the number is not found in the result by identity but at its place there, which the return's
+        bytecode tells (`return int(correct)`, `return loss.item(), {"correct": int(correct)}`); where the result has
+        another object there (a dict given a key twice) it is a guard."""
+        value = proxy._value
+        place = self._returned(frame, "int") if value.__class__ is int else None
+        if place is None or place is False:
+            return proxy.__tl_read__()
+        self.placed_returns.append((place, value, proxy))
+        return value
 
     def converted(self, t, value, how, frame):
         """`t.numpy()` or `t.tolist()` (`value`: what eager returns; `frame`: the code that called it): whether the
@@ -199,7 +211,7 @@ class Observing:
         bool of a 0-d tensor: CPython shares small ints and True/False, so returned_values, which finds the value by
         identity, would also take an equal literal or another tolist()'s value of the result for it (an array, a list
         and a float are new objects)."""
-        if value.__class__ not in (np.ndarray, list, float) or not self._returned(frame, how):
+        if value.__class__ not in (np.ndarray, list, float) or self._returned(frame, how) is None:
             return False
         if how == "tolist":  # the list holds the values at this point of the call, not at its end: a copy recorded
             t = self.kernel(np.copy, (t,), np.copy(t._data), "tolist()")  # here (`return w.tolist(), opt.step()`)
@@ -207,33 +219,44 @@ class Observing:
         return True
 
     def _returned(self, frame, name):
-        """Whether the value of float() or of the method `name` called in `frame` is returned untouched by that
-        frame, and by each frame between it and the compiled function's (`lambda x, y: step(x, y)`, where step
-        returns float(loss)): in each, the running call calls the function of the frame below (see _calls)."""
-        if not only_returned(frame.f_code, frame.f_lasti, name):
-            return False
+        """The place in the call's result (bytecode.returned_call: keys from the result down, or False where a build
+        does not tell it) of the value of float()/int() or of the method `name` called in `frame`, when that frame
+        returns it untouched, and each frame between it and the compiled function's (`lambda x, y: step(x, y)`, where
+        step returns float(loss)) returns the value of its running call untouched, a call of the function of the frame
+        below (see _calls); else None."""
+        place = only_returned(frame.f_code, frame.f_lasti, name)
+        if place is None:
+            return None
         caller = frame.f_back
         while caller is not self.call_frame:
-            if caller is None or not _calls(caller, frame):
-                return False
+            outer = None if caller is None else _calls(caller, frame)
+            if outer is None:
+                return None
+            place = False if outer is False or place is False else outer + place
             frame, caller = caller, caller.f_back
-        return True
+        return place
 
     def returned_values(self, out):
         """The call's result `out` with each value of float_of and converted that it returns (found by identity)
         replaced by its read's proxy or its Converted; a number it does not hold (the call returned by another path)
         is a guard, an array or list the call fails."""
         plain, self.plain_returns = {id(v): (v, p) for v, p in self.plain_returns}, []
-        if not plain:
-            return out
-        found = set()
-        out = _put(out, plain, found)
-        for key, (_, stand_in) in plain.items():
-            if key not in found:
-                if stand_in.__class__ is Converted:
-                    self.fail(f"tensor data taken into Python with {stand_in.how}() and not returned as it is")
-                else:
-                    stand_in.__tl_read__()
+        placed, self.placed_returns = self.placed_returns, []
+        if plain:
+            found = set()
+            out = _put(out, plain, found)
+            for key, (_, stand_in) in plain.items():
+                if key not in found:
+                    if stand_in.__class__ is Converted:
+                        self.fail(f"tensor data taken into Python with {stand_in.how}() and not returned as it is")
+                    else:
+                        stand_in.__tl_read__()
+        for place, value, proxy in placed:  # (int_of's, at their places)
+            new = _put_at(out, place, value, proxy)
+            if new is None:  # (the call returned by another path)
+                proxy.__tl_read__()
+            else:
+                out = new
         return out
 
     def _note_read(self, rec, where):
@@ -255,16 +278,18 @@ class Observing:
 
 
 def _calls(caller, frame):
-    """Whether `caller` returns untouched the value of its running call (bytecode.returned_call) and that call is of
-    the function running in `frame`: the callee, loaded by a name, is a function or method whose code is the
+    """The place in what `caller` returns of the value of its running call (see Observing._returned), when it
+    returns that value untouched (bytecode.returned_call) and that call is of the function running in `frame`: the callee, loaded by a name, is a function or method whose code is the
     frame's (read from the caller's variables), or a method of the frame's function name (`self.step(x)`). A call
-    through other code (`max(map(step, xs))`: max's value) or through a wrapper without the code (a partial) is not."""
-    load = returned_call(caller.f_code, caller.f_lasti)
-    if load is None:
-        return False
+    through other code (`max(map(step, xs))`: max's value) or through a wrapper without the code (a partial) is not:
+    None."""
+    found = returned_call(caller.f_code, caller.f_lasti)
+    if found is None:
+        return None
+    load, place = found
     op, name = load.opname, load.argval
     if op in ("LOAD_METHOD", "LOAD_ATTR"):
-        return name == frame.f_code.co_name
+        return place if name == frame.f_code.co_name else None
     if op in ("LOAD_FAST", "LOAD_DEREF"):
         fn = caller.f_locals.get(name)
     elif op == "LOAD_GLOBAL":
@@ -272,9 +297,28 @@ def _calls(caller, frame):
     elif op == "LOAD_NAME":  # (module or class body code: its namespace, then the globals)
         fn = caller.f_locals.get(name, caller.f_globals.get(name))
     else:
-        return False
+        return None
     fn = getattr(fn, "__func__", fn)  # (a bound method)
-    return getattr(fn, "__code__", None) is frame.f_code
+    return place if getattr(fn, "__code__", None) is frame.f_code else None
+
+
+def _put_at(obj, place, value, stand_in):
+    """`obj` with `value` at `place` (keys from obj down) replaced by `stand_in`, the plain tuples, lists and dicts
+    on the way rebuilt; None when `value` itself is not there (another object, or a container of another type)."""
+    if not place:
+        return stand_in if obj is value else None
+    key, rest = place[0], place[1:]
+    cls = obj.__class__
+    if cls is dict:
+        if key.__class__ is not Nth or len(obj) != key.n:  # (a key given twice: the places moved)
+            return None
+        key = list(obj)[key.i]
+        new = _put_at(obj[key], rest, value, stand_in)
+        return None if new is None else {**obj, key: new}
+    if (cls is tuple or cls is list) and key.__class__ is int and key < len(obj):
+        new = _put_at(obj[key], rest, value, stand_in)
+        return None if new is None else cls(obj[:key]) + cls([new]) + cls(obj[key + 1:])
+    return None
 
 
 def _put(obj, plain, found):
