@@ -3,7 +3,8 @@ of the metric given to `step(metrics)`. Re-exported by `tinygrad_lite.optim.lr_s
 import math
 import warnings
 
-from .lr_scheduler import LRScheduler, _set_lr
+from ..compile.hooks import replayable
+from .lr_scheduler import LRScheduler, _set_lr, changed_by_step
 from .optimizer import Optimizer
 
 
@@ -40,6 +41,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
+    @replayable(changes=changed_by_step)  # (inside tl.compile: re-run by each replay, as the other schedulers' step;
+    # recorded as operations, a replay left last_epoch, best, the bad-epoch count and the learning rates as they were)
     def step(self, metrics, epoch=None):
         """Record one epoch's metric (a number or a one-element Tensor) and reduce the lr after a plateau."""
         current = float(metrics)

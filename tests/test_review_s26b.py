@@ -1,0 +1,103 @@
+"""Review s26b of tl.compile: what users do to optimizers and schedulers between compiled calls and inside them,
+each compiled step against its eager twin (the same seed, the same batches), bit for bit: the returned values, the
+parameters, their gradients, the optimizer's state and the scheduler's."""
+import copy
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_lite as tl
+from tests._compile_common import batches, mlp
+
+F = tl.nn.functional
+S = tl.optim.lr_scheduler
+
+
+def _state(model, opt, sched):
+    out = [p.numpy().copy() for p in model.parameters()]
+    out += [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+    for st in opt.state.values():
+        out += [np.asarray(v.numpy() if isinstance(v, tl.Tensor) else v).copy() for v in st.values()]
+    out.append(np.array(repr([g["lr"] for g in opt.param_groups])))
+    out.append(np.array(repr(sorted((k, v) for k, v in sched.state_dict().items() if not callable(v)))))
+    return out
+
+
+def _twins(make_sched, step_of, between=None, args=lambda i: (), calls=10):
+    """[(compiled call's result and state, eager call's)] per call, and the compiled function's stats."""
+    runs = {}
+    for compiled in (True, False):
+        tl.manual_seed(0)
+        model = mlp()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        sched = make_sched(opt)
+        fn = step_of(model, opt, sched)
+        f = tl.compile(fn) if compiled else fn
+        seen = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", tl.CompileWarning)
+            for i, (x, y) in enumerate(batches(calls)):
+                if between is not None:
+                    between(i, opt, sched)
+                out = f(tl.tensor(x), tl.tensor(y), *args(i))
+                seen.append((np.array(repr(out)), _state(model, opt, sched)))
+        runs[compiled] = (seen, getattr(f, "stats", None))
+    return list(zip(runs[True][0], runs[False][0])), runs[True][1]
+
+
+def _assert_same(pairs):
+    for i, ((out_c, state_c), (out_e, state_e)) in enumerate(pairs):
+        assert out_c == out_e, f"call {i}: returned {out_c} where eager returned {out_e}"
+        assert len(state_c) == len(state_e)
+        for j, (a, b) in enumerate(zip(state_c, state_e)):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"call {i}: state array {j} differs"
+
+
+def _plateau_step(model, opt, sched):
+    def step(x, y, metric):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        sched.step(metric)
+        return loss.item()
+    return step
+
+
+# ---------------- 1. ReduceLROnPlateau.step inside the compiled step ----------------
+# Its step was not a replayable method (every other scheduler's is): its Python (last_epoch += 1, best, the
+# bad-epoch count, the reduced learning rate) ran inside the recording and was not re-run by a replay. Each call
+# recorded a new variant while last_epoch moved (its settings are guarded), but once the scheduler's state came back
+# to a recorded one (load_state_dict of a checkpoint, `sched.last_epoch = 0`), the replays left the scheduler and the
+# learning rate as they were, forever.
+
+def test_plateau_stepped_inside_after_its_state_dict_is_loaded_back_matches_eager():
+    saved = {}
+
+    def between(i, opt, sched):
+        if i == 2:
+            saved["sd"] = copy.deepcopy(sched.state_dict())
+        if i == 6:  # back to a checkpoint: the state the call at i == 2 was recorded with
+            sched.load_state_dict(saved["sd"])
+
+    pairs, stats = _twins(lambda opt: S.ReduceLROnPlateau(opt, patience=0, factor=0.5), _plateau_step, between,
+                          args=lambda i: (3.0,))
+    _assert_same(pairs)
+
+
+def test_plateau_stepped_inside_with_the_loss_tensor_replays_as_eager():
+    def step_of(model, opt, sched):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            sched.step(loss)  # (its float() is the replayed step's own: each call's loss)
+            return loss.item(), sched.get_last_lr()
+        return step
+
+    pairs, stats = _twins(lambda opt: S.ReduceLROnPlateau(opt, patience=1, factor=0.5, threshold=0.5), step_of)
+    _assert_same(pairs)
+    assert stats["replays"] == 9, stats  # (it ran eagerly: float(loss) was a read used after the optimizer's step)
+    assert pairs[-1][1][1][-2].item() != "[0.1]"  # (the learning rate was reduced on the way)
