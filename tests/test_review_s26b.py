@@ -101,3 +101,33 @@ def test_plateau_stepped_inside_with_the_loss_tensor_replays_as_eager():
     _assert_same(pairs)
     assert stats["replays"] == 9, stats  # (it ran eagerly: float(loss) was a read used after the optimizer's step)
     assert pairs[-1][1][1][-2].item() != "[0.1]"  # (the learning rate was reduced on the way)
+
+
+# ---------------- 2. a scheduler made inside the compiled function ----------------
+# An optimizer made inside makes the call run eagerly (`_made_during`); a scheduler did not: its constructor's initial
+# step and its step() were replayed on the recorded scheduler, whose epoch went on counting where each eager call
+# starts a new scheduler at epoch 0 (LambdaLR's 1 / (epoch + 1) gave lr / (k + 2) at replay k, not lr / 2; OneCycleLR
+# raised "Tried to step 6 times" in a replay that eager never raises).
+
+@pytest.mark.parametrize("make", [
+    lambda opt: S.LambdaLR(opt, lambda e: 1.0 / (e + 1)),
+    lambda opt: S.OneCycleLR(opt, 0.5, total_steps=5),
+    lambda opt: S.SequentialLR(opt, [S.ConstantLR(opt, 0.5, 1), S.ExponentialLR(opt, 0.9)], [1]),
+    lambda opt: S.ReduceLROnPlateau(opt, patience=0, factor=0.5),
+], ids=["LambdaLR", "OneCycleLR", "SequentialLR", "ReduceLROnPlateau"])
+def test_a_scheduler_made_inside_the_function_runs_eagerly_as_eager(make):
+    def step_of(model, opt, outer):
+        def step(x, y):
+            sched = make(opt)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            for _ in range(2):
+                sched.step(1.0) if isinstance(sched, S.ReduceLROnPlateau) else sched.step()
+            return loss.item()
+        return step
+
+    pairs, stats = _twins(lambda opt: S.StepLR(opt, 100), step_of)
+    _assert_same(pairs)
+    assert stats["replays"] == 0 and "made inside the function" in stats["last_reason"], stats

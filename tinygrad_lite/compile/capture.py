@@ -96,6 +96,7 @@ class Capture(Observing):
         self.changed = {}      # id -> object whose contents a replayed call changes (hooks.replayable's changes)
         self.modules = {}      # id -> module that ran (its .training is guarded)
         self.made_modules = set()  # ids of the modules made during the call (nn.Module.__new__)
+        self.made_objects = {}  # id -> a library object with replayable methods made during the call (hooks.made)
         self.leaves = {}       # id -> persistent leaf tensor whose .grad the call used
         self.live = {}         # id -> persistent tensor read live (its identity and version are tracked)
         self.cleared = set()   # ids of tensors whose .grad the call sets to None before it looks at it
@@ -156,6 +157,7 @@ class Capture(Observing):
         self._watch.clear()
         self._key_of.clear()
         self._held.clear()
+        self.made_objects.clear()
 
     def fail(self, reason):
         if self.failure is None:

@@ -168,7 +168,8 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
         cap = state.capture
         if cap is None or cap.suspended:
             return method(self, *args, **kwargs)
-        if getattr(self, "_made_during", None) == id(cap):  # (an optimizer made inside the compiled function)
+        if getattr(self, "_made_during", None) == id(cap) or id(self) in cap.made_objects:  # (an optimizer or a
+            # scheduler made inside the compiled function)
             cap.fail(f"{type(self).__name__} was made inside the function: a replay would step the recorded one, "
                      f"keeping its state, where each eager call starts a new one; make it outside")
             return method(self, *args, **kwargs)
@@ -202,6 +203,17 @@ def replayable(method=None, *, idempotent=False, clears_grads=False, reads_grads
             cap.suspended -= 1
     wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = method.__name__, method.__doc__, method
     return wrapper
+
+
+def made(obj):
+    """Note that library object `obj` (a learning rate scheduler, from its class's __new__) is being made inside the
+    call being captured, if any: its replayable methods (the constructor's initial step, `step()`) then make the call
+    run eagerly, since a replay would step the recorded object, keeping its state, where each eager call makes a new
+    one (an optimizer notes the same with `_made_during`; a scheduler's state_dict is its attributes, so not there)."""
+    cap = active()
+    if cap is not None:
+        cap.made_objects[id(obj)] = obj  # (held until the capture is dropped: its id stays unique meanwhile)
+    return obj
 
 
 def live_numbers(method=None, *, sizes=None):

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..compile.hooks import live_numbers, replayable
+from ..compile.hooks import live_numbers, made, replayable
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -54,6 +54,9 @@ def changed_by_step(scheduler):
 
 class LRScheduler:
     """Base class: subclasses implement `get_lr()`, the learning rate of each group at `self.last_epoch`."""
+
+    def __new__(cls, *args, **kwargs):
+        return made(super().__new__(cls))  # (one made inside a tl.compile'd function makes its calls run eagerly)
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
