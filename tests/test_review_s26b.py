@@ -131,3 +131,45 @@ def test_a_scheduler_made_inside_the_function_runs_eagerly_as_eager(make):
     pairs, stats = _twins(lambda opt: S.StepLR(opt, 100), step_of)
     _assert_same(pairs)
     assert stats["replays"] == 0 and "made inside the function" in stats["last_reason"], stats
+
+
+# ---------------- 3. a module's buffer rebound between calls ----------------
+# Parameters were guarded by identity (`model.fc.weight = nn.Parameter(...)` records again), buffers were not: after
+# `bn.running_mean = tl.zeros(8)` (or running_var, a loss's class weights, reached through a container) the replays
+# kept reading and updating the recorded tensor, which the module no longer holds: the running statistics the
+# module holds stayed zeros in training, and in eval mode the output used the old statistics.
+
+def _bn_model():
+    return tl.nn.Sequential(tl.nn.Linear(5, 8), tl.nn.BatchNorm1d(8), tl.nn.ReLU(), tl.nn.Linear(8, 3))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_batchnorm_buffer_rebound_between_calls_is_used_as_eager(mode):
+    runs = {}
+    for compiled in (True, False):
+        tl.manual_seed(0)
+        model = _bn_model()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        f = tl.compile(step) if compiled else step
+        seen = []
+        for i, (x, y) in enumerate(batches(10)):
+            if i == 3 and mode == "eval":
+                model.eval()
+            if i in (5, 7):
+                bn = model[1]
+                bn.running_mean = tl.tensor(np.full(8, 0.1 * i, np.float32))
+                bn.running_var = tl.tensor(np.full(8, 1.0 + i, np.float32))
+            loss = f(tl.tensor(x), tl.tensor(y))
+            seen.append([np.array(loss)] + [v.numpy().copy() for v in model.state_dict().values()])
+        runs[compiled] = seen
+    for i, (got, want) in enumerate(zip(runs[True], runs[False])):
+        for j, (a, b) in enumerate(zip(got, want)):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"call {i}: array {j} differs"

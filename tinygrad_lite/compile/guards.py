@@ -30,8 +30,8 @@ def _settings(module):
 
 class Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
-    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "attrs", "arg_grads",
-                 "constants", "_check", "match", "checks")
+    __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "buffers", "attrs",
+                 "arg_grads", "constants", "_check", "match", "checks")
 
     def __init__(self, key, plan, reason, constants=()):
         self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
@@ -44,6 +44,9 @@ class Variant:
             self.leaves = plan.leaves
             self.arg_grads = plan.arg_grads
             self.params = [(m, name, p) for m, _ in plan.modules for name, p in m._parameters.items()]
+            # (a buffer rebound between calls, `bn.running_mean = tl.zeros(n)`: the replay read and updated the
+            # recorded tensor, which the module no longer holds)
+            self.buffers = [(m, name, b) for m, _ in plan.modules for name, b in m._buffers.items()]
             self.attrs = [(m, tuple(_settings(m).items())) for m, _ in plan.modules]
 
     def holds(self, leaves):
@@ -85,6 +88,9 @@ class Variant:
         for m, name, p in self.params:
             if m._parameters.get(name) is not p:
                 return _replaced(m, name)
+        for m, name, b in self.buffers:
+            if m._buffers.get(name, _MISSING) is not b:
+                return _buffer_replaced(m, name)
         for t, (rg, shape, dtype, hooked, layout) in zip(self.live, self.live_meta):
             arr = t._data
             if t.requires_grad != rg or arr.shape != shape or arr.dtype != dtype or bool(t._hooks) != hooked:
@@ -117,6 +123,10 @@ def _replaced(m, name):
     return f"parameter '{name}' of {type(m).__name__} was replaced"
 
 
+def _buffer_replaced(m, name):
+    return f"buffer '{name}' of {type(m).__name__} was replaced"
+
+
 def _tensor(arr, t):
     return f"a tensor the function uses changed (shape {arr.shape}, dtype {arr.dtype}, requires_grad {t.requires_grad})"
 
@@ -137,6 +147,7 @@ class _GuardCode:
         self.ns = {"GONE": GONE, "MISSING": _MISSING, "changed": changed, "lookup": lookup, "locate": _locate,
                    "dict_of": _dict, "root_value": _root_value, "same": same, "arg_layout": arg_layout,
                    "_training": _training, "_hooked": _hooked, "_setting": _setting, "_replaced": _replaced,
+                   "_buffer_replaced": _buffer_replaced,
                    "_tensor": _tensor, "_layout": _layout, "NONE_CHANGED": _NONE_CHANGED}
 
     def name(self, obj, prefix="c"):
@@ -172,6 +183,9 @@ class _GuardCode:
         for m, name, p in v.params:
             m_ = self.name(m, "m")
             self.add(f"{m_}._parameters.get({name!r}) is not {self.name(p)}", f"_replaced({m_}, {name!r})")
+        for m, name, b in v.buffers:
+            m_ = self.name(m, "m")
+            self.add(f"{m_}._buffers.get({name!r}, MISSING) is not {self.name(b)}", f"_buffer_replaced({m_}, {name!r})")
         for t, (rg, shape, dtype, hooked, layout) in zip(v.live, v.live_meta):
             t_ = self.name(t, "t")
             self.lines.append(f"a = {t_}._data")
