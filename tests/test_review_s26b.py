@@ -173,3 +173,57 @@ def test_a_batchnorm_buffer_rebound_between_calls_is_used_as_eager(mode):
     for i, (got, want) in enumerate(zip(runs[True], runs[False])):
         for j, (a, b) in enumerate(zip(got, want)):
             assert a.dtype == b.dtype and np.array_equal(a, b), f"call {i}: array {j} differs"
+
+
+# ---------------- 4. a value the step reads and changes itself: an item stored, a hyperparameter set inside ----------
+# The constants scan guards what the step reads (a dict or a list read whole, an optimizer's param_groups iterated)
+# by its value before the recording call; an item the step stores into such a container (`g["lr"] = lr`,
+# `flag["on"] = not flag["on"]`) is no attribute store, so it did not make the call run eagerly. A replay, which
+# runs no Python, from the state the recording call started from then left the container as it found it, where the
+# eager call changes it: a toggle stayed put after two calls, a learning rate set inside the step stayed at the value
+# an outside edit gave it. Now a record whose call changed what its guards read runs eagerly from that state.
+
+_FLAG = {"on": False}
+
+
+def _toggling(x):
+    _FLAG["on"] = not _FLAG["on"]
+    return x * (2.0 if _FLAG["on"] else 3.0)
+
+
+def test_a_step_that_toggles_a_global_flag_is_never_replayed_stale():
+    runs = {}
+    for compiled in (True, False):
+        _FLAG["on"] = False
+        f = tl.compile(_toggling) if compiled else _toggling
+        runs[compiled] = [(f(tl.tensor(np.ones(2, np.float32))).numpy().tolist(), _FLAG["on"]) for _ in range(8)]
+    assert runs[True] == runs[False]
+
+
+@pytest.mark.parametrize("how", ["loop over groups from an argument", "one group, a constant", "momentum"])
+def test_a_hyperparameter_set_inside_the_step_after_an_outside_edit_is_set_again(how):
+    def step_of(model, opt, sched):
+        def step(x, y, lr):
+            if how == "loop over groups from an argument":
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            elif how == "one group, a constant":
+                opt.param_groups[0]["lr"] = 0.05
+            else:
+                g = opt.param_groups[0]
+                g["momentum"] = 0.5
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+
+    def between(i, opt, sched):
+        if i in (4, 6):  # an edit outside (a hand-set rate, a scheduler stepped outside the compiled function)
+            opt.param_groups[0]["lr"] = 0.5
+            opt.param_groups[0]["momentum"] = 0.9
+
+    pairs, stats = _twins(lambda opt: S.StepLR(opt, 1000), step_of, between, args=lambda i: (0.1,))
+    _assert_same(pairs)
+    assert stats["replays"] >= 5, stats  # (the calls from the step's own state still replay)

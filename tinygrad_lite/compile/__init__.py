@@ -17,7 +17,7 @@ import numpy as np
 
 from . import capture as _capture
 from .record import SLOT, Converted, Unsupported, graph_outputs
-from .constants import module_class, python_constants
+from .constants import changed, module_class, python_constants
 from .constants_check import read_inside
 from .guards import Variant as _Variant
 from .values import PLAIN
@@ -104,6 +104,8 @@ class Compiled:
             counters = v.plan.counters  # (those the function moves: constants._Counters)
             if reason is None and counters is not None:
                 reason = counters.check()  # (one set to None between calls: the eager call raises before any update)
+            if reason is None and v.moved is not None:  # (the recording call changed what it reads: see _trace)
+                return self._eager(args, kwargs, v.moved)
             if reason is None:
                 try:
                     out = v.plan.run(leaves)
@@ -144,6 +146,8 @@ class Compiled:
 
     def _trace(self, args, kwargs, key, leaves):
         constants = python_constants(self.fn, (args, kwargs))  # before the call: one it changes is a failed guard
+        # (and one the recording call changes, `cfg["lr"] = 0.05`, `flag["on"] = not flag["on"]`, an item stored or
+        # an append into a container that outlives the call, is seen after it: below)
         if isinstance(constants, str):  # the scan stopped at a limit: a replay could miss a changed setting
             self._variants.append(_Variant(key, None, constants))
             self.stats["variants"] = len(self._variants)
@@ -226,7 +230,17 @@ class Compiled:
             warnings.warn(f"tl.compile({self.name}): the function returns a tensor whose graph is still alive "
                           f"(a backward outside it), and this call cannot be compiled: {reason}. Such calls run "
                           f"eagerly", CompileWarning, stacklevel=4)
-        self._variants.append(_Variant(key, plan, reason, constants))
+        variant = _Variant(key, plan, reason, constants)
+        moved = changed(constants) if plan is not None and constants else None
+        if moved is not None:
+            # The recording call itself changed a value its guards read (an item stored into a dict or a list that
+            # outlives the call, an append, a value toggled): a replay, which runs no Python, starting from the
+            # state this call started from would leave that state as it was, where the eager call changes it. Calls
+            # from that state run eagerly; the next call starts from the changed state, and records a variant of
+            # its own (which replays when the step leaves the value as it found it, `cfg["lr"] = 0.05` again).
+            variant.moved = (f"the recorded call changed a value the function reads ({moved}): a replay runs no "
+                             f"Python, so it would not change it again")
+        self._variants.append(variant)
         self.stats["variants"] = len(self._variants)
         if plan is None:
             self.stats["last_reason"] = reason
