@@ -227,3 +227,36 @@ def test_a_hyperparameter_set_inside_the_step_after_an_outside_edit_is_set_again
     pairs, stats = _twins(lambda opt: S.StepLR(opt, 1000), step_of, between, args=lambda i: (0.1,))
     _assert_same(pairs)
     assert stats["replays"] >= 5, stats  # (the calls from the step's own state still replay)
+
+
+# ---------------- 5. `del p.grad` ----------------
+# PyTorch's `del p.grad` sets the gradient to None; here it raised AttributeError ("property 'grad' of 'Parameter'
+# object has no deleter"), between compiled calls and inside them.
+
+def test_del_grad_sets_it_to_none_between_and_inside_compiled_calls():
+    runs = {}
+    for compiled in (True, False):
+        tl.manual_seed(0)
+        model = mlp()
+        opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            del model[0].bias.grad  # (this one starts every step from zero)
+            return loss.item()
+
+        f = tl.compile(step) if compiled else step
+        seen = []
+        for i, (x, y) in enumerate(batches(8)):
+            if i in (3, 5):
+                del model[0].weight.grad
+            loss = f(tl.tensor(x), tl.tensor(y))
+            seen.append([np.array(loss)] + [p.numpy().copy() for p in model.parameters()] +
+                        [np.array("none") if p.grad is None else p.grad.numpy().copy() for p in model.parameters()])
+        runs[compiled] = seen
+        assert model[0].bias.grad is None
+    for i, (got, want) in enumerate(zip(runs[True], runs[False])):
+        for j, (a, b) in enumerate(zip(got, want)):
+            assert a.dtype == b.dtype and np.array_equal(a, b), f"call {i}: array {j} differs"

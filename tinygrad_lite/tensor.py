@@ -147,6 +147,10 @@ class Tensor:
             cap.host_call(set_grad, (cap.obj(self), None if value is None else value._data), "setting .grad")
         self._grad = value
 
+    @grad.deleter
+    def grad(self):  # `del p.grad`, as PyTorch: the gradient set to None (through the setter: tl.compile records it)
+        self.grad = None
+
     @property
     def shape(self):
         return _size_of(self._data.shape)
