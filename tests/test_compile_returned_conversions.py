@@ -1,10 +1,11 @@
-"""tl.compile: `return float(loss)`, `return out.numpy()`, `return out.tolist()` — float() of a tensor, or its data as an
-array or a list, returned by the compiled function itself, untouched (also in a tuple, list or dict it builds for
-the return) — is each call's own value, as a returned `.item()` or tensor, and keeps the step replaying. Each of
-them hands Python data whose uses the capture cannot follow, so anywhere else (a local, a helper's return, a
-conditional expression, arithmetic) float() stays a guard and numpy()/tolist() run the call eagerly: never a stale
-value. Each case runs beside its eager twin and compares every result bit for bit, and the arrays of earlier calls
-after later ones. (Before, each of these steps ran eagerly at every call.)"""
+"""tl.compile: `return float(loss)`, `return int(correct)`, `return out.numpy()`, `return out.tolist()` — float() or
+int() of a tensor (or float() of `.item()`), or its data as an array or a list, returned untouched by the compiled
+function (also in a tuple, list or dict it builds for the return, and from helpers that each return it untouched) —
+is each call's own value, as a returned `.item()` or tensor, and keeps the step replaying. Each of them hands Python
+data whose uses the capture cannot follow, so anywhere else (a local, arithmetic, a conditional expression, a
+builtin such as max() on the way) float() and int() stay guards and numpy()/tolist() run the call eagerly: never a
+stale value. Each case runs beside its eager twin and compares every result bit for bit, and the arrays of earlier
+calls after later ones. (Before, each of these steps ran eagerly at every call.)"""
 import functools
 
 import numpy as np

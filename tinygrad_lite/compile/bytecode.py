@@ -336,10 +336,10 @@ def returned_call(code, offset):
     and used for nothing else: the operand of RETURN_VALUE, or an item of a tuple, list or dict built for it
     (`return float(loss)`, `return float(loss), acc`, `return {"loss": float(loss)}`, `return out.numpy()`); else
     None. The place is the keys from the returned object down to the value, `(1, Nth(0, 1))` for
-    `return acc, {"loss": float(loss)}`, or False where it is not one (the value built in twice). None where the stack is not followed (a conditional expression, a
-    call, an operator, a copy: `return (v := float(loss)), v * 2`); the caller checks the callee, so that another call
-    that calls float() itself (`sorted(map(float, ts))`, `list(filter(f, map(float, ts)))`), which decides with the
-    numbers as a replay would not, is not taken."""
+    `return acc, {"loss": float(loss)}`, or False where it is not one (the value built in twice). None where the
+    stack is not followed (a conditional expression, a call, an operator, a copy: `return (v := float(loss)), v * 2`);
+    the caller checks the callee, so that another call that calls float() itself (`sorted(map(float, ts))`,
+    `list(filter(f, map(float, ts)))`), which decides with the numbers as a replay would not, is not taken."""
     instructions = _instructions(code)
     # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
     # dis does not list, when the call was specialized: `out.numpy()`)

@@ -279,10 +279,10 @@ class Observing:
 
 def _calls(caller, frame):
     """The place in what `caller` returns of the value of its running call (see Observing._returned), when it
-    returns that value untouched (bytecode.returned_call) and that call is of the function running in `frame`: the callee, loaded by a name, is a function or method whose code is the
-    frame's (read from the caller's variables), or a method of the frame's function name (`self.step(x)`). A call
-    through other code (`max(map(step, xs))`: max's value) or through a wrapper without the code (a partial) is not:
-    None."""
+    returns that value untouched (bytecode.returned_call) and that call is of the function running in `frame`: the
+    callee, loaded by a name, is a function or method whose code is the frame's (read from the caller's variables),
+    or a method of the frame's function name (`self.step(x)`). A call through other code (`max(map(step, xs))`:
+    max's value) or through a wrapper without the code (a partial) is not: None."""
     found = returned_call(caller.f_code, caller.f_lasti)
     if found is None:
         return None
@@ -317,7 +317,11 @@ def _put_at(obj, place, value, stand_in):
         return None if new is None else {**obj, key: new}
     if (cls is tuple or cls is list) and key.__class__ is int and key < len(obj):
         new = _put_at(obj[key], rest, value, stand_in)
-        return None if new is None else cls(obj[:key]) + cls([new]) + cls(obj[key + 1:])
+        if new is None:
+            return None
+        items = list(obj)
+        items[key] = new
+        return cls(items)
     return None
 
 
