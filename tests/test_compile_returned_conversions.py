@@ -224,7 +224,7 @@ def _counting():
     def placed(model):  # beside equal constants, in a one-key dict (BUILD_MAP) and a constant-key one
         def f(x, y):
             return 0, correct(model, x, y), {"n": 0, "c": int((model(x).argmax(1) == y).sum())}, \
-                {"also": correct(model, -x, y)}
+                {"also": correct(model, -x, y), "of .item()": int((model(x).argmax(1) != y).sum().item())}
         return f
 
     def arithmetic(model):

@@ -165,8 +165,17 @@ def _float(self):
     return _plain_float(self)
 
 
-_plain_float = Read.__float__
-Read.__float__ = _float
+def _int(self):
+    """int() of an int read (`int(correct.sum().item())`): as _float, returned untouched it is each call's own value
+    (Observing.int_of); otherwise guarded."""
+    cap = self._capture
+    if self.__class__ is IntRead and self._value.__class__ is int and cap.active():
+        return cap.int_of(self, sys._getframe(1))
+    return _plain_int(self)
+
+
+_plain_float, _plain_int = Read.__float__, Read.__int__
+Read.__float__, Read.__int__ = _float, _int
 
 
 def __array__(self, dtype=None, copy=None):  # np.asarray(read): the value, used
