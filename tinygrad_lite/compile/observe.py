@@ -2,9 +2,12 @@
 each call's own: a tensor's `.grad` None-ness and a module's `.training` when the call first meets them, values read
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
+import builtins
+import types
+
 import numpy as np
 
-from .bytecode import Nth, only_returned, returned_call
+from .bytecode import Nth, _instructions, only_returned, returned_call
 from .reads import Arg, Computed, Read, ReadRecord, proxy_class, read_value
 from .record import ARGGRAD, ARGOBJ, GRAD, SLOT, Converted, Op, Ref, _caller, user_site
 
@@ -289,8 +292,17 @@ def _calls(caller, frame):
     load, place = found
     op, name = load.opname, load.argval
     if op in ("LOAD_METHOD", "LOAD_ATTR"):
-        return place if name == frame.f_code.co_name else None
-    if op in ("LOAD_FAST", "LOAD_DEREF"):
+        # (the method looked up again on its receiver: a method wrapped by C code that calls the function itself,
+        # `@functools.lru_cache`, has no code of its own, and may return another value than the call it made: the
+        # cache's, where a replay would return each call's own)
+        obj = _receiver(caller, load)
+        if obj is _UNKNOWN:
+            return None
+        try:
+            fn = getattr(obj, name)
+        except Exception:  # noqa: BLE001 (looked up again: any failure is no match)
+            return None
+    elif op in ("LOAD_FAST", "LOAD_DEREF"):
         fn = caller.f_locals.get(name)
     elif op == "LOAD_GLOBAL":
         fn = caller.f_globals.get(name)
@@ -298,8 +310,61 @@ def _calls(caller, frame):
         fn = caller.f_locals.get(name, caller.f_globals.get(name))
     else:
         return None
-    fn = getattr(fn, "__func__", fn)  # (a bound method)
-    return place if getattr(fn, "__code__", None) is frame.f_code else None
+    if fn.__class__ is types.MethodType:  # (a bound method: the function it runs)
+        fn = fn.__func__
+    return place if fn.__class__ is types.FunctionType and fn.__code__ is frame.f_code else None
+
+
+_UNKNOWN = object()
+
+
+def _receiver(caller, load):
+    """The object whose method instruction `load` (LOAD_METHOD) of `caller`'s code looks up: a variable, a global or
+    a module's name, with attributes after it (`self.step`, `self.inner.step`, `utils.step`), or `super()` in a
+    method; _UNKNOWN for another expression."""
+    instructions = _instructions(caller.f_code)
+    at = next((i for i, ins in enumerate(instructions) if ins.offset == load.offset), None)
+    if at is None:
+        return _UNKNOWN
+    attrs = []
+    i = at - 1
+    while i >= 0 and instructions[i].opname == "LOAD_ATTR" and not instructions[i + 1].is_jump_target:
+        attrs.append(instructions[i].argval)
+        i -= 1
+    if i < 0 or instructions[i + 1].is_jump_target:
+        return _UNKNOWN
+    ins = instructions[i]
+    if ins.opname == "CALL" and ins.arg == 0 and not attrs and i >= 2 and \
+            instructions[i - 1].opname == "PRECALL" and instructions[i - 2].opname == "LOAD_GLOBAL" and \
+            instructions[i - 2].argval == "super" and not (instructions[i].is_jump_target or
+                                                           instructions[i - 1].is_jump_target):
+        code, local = caller.f_code, caller.f_locals
+        klass = local.get("__class__")
+        if caller.f_globals.get("super", builtins.super) is not builtins.super or not code.co_argcount or \
+                not isinstance(klass, type):
+            return _UNKNOWN
+        try:
+            return super(klass, local[code.co_varnames[0]])
+        except Exception:  # noqa: BLE001
+            return _UNKNOWN
+    if ins.opname in ("LOAD_FAST", "LOAD_DEREF"):
+        obj = caller.f_locals.get(ins.argval, _UNKNOWN)
+    elif ins.opname == "LOAD_GLOBAL" and not ins.arg & 1:
+        obj = caller.f_globals.get(ins.argval, _UNKNOWN)
+        if obj is _UNKNOWN:
+            obj = getattr(builtins, ins.argval, _UNKNOWN)
+    elif ins.opname == "LOAD_NAME":
+        obj = caller.f_locals.get(ins.argval, caller.f_globals.get(ins.argval, _UNKNOWN))
+    else:
+        return _UNKNOWN
+    for attr in reversed(attrs):
+        if obj is _UNKNOWN:
+            break
+        try:
+            obj = getattr(obj, attr)
+        except Exception:  # noqa: BLE001
+            return _UNKNOWN
+    return obj
 
 
 def _put_at(obj, place, value, stand_in):
