@@ -147,3 +147,36 @@ def test_a_method_cached_by_lru_cache_is_not_replayed_past_its_cache():
                 seen.append(f(0))
             results.append(seen)
         assert results[0] == results[1], (make.__name__, results)
+
+
+def test_a_returned_argument_passed_twice_when_recorded_is_the_one_returned():
+    """`f(d, d)` recorded, `f(d1, d2)` called: the argument the function returns is the second one."""
+    def step(x, a, b):
+        return (x * 2).sum().item(), b
+
+    f = tl.compile(step)
+    d = {"k": 1}
+    f(_x(0), d, d)
+    for i in range(1, CALLS):
+        d1, d2 = {"k": 1}, {"k": 1}
+        assert f(_x(i), d1, d2)[1] is d2, i
+
+
+def test_a_global_also_passed_as_an_argument_is_the_one_the_function_returns():
+    """The function returns the global; when recorded the caller passed that same dict as an argument; later it
+    passes another: the replay must still return the global."""
+    results = []
+    for compiled in (False, True):
+        box = _State()
+        box.g = {"k": 1}
+
+        def step(x, other):
+            return (x * 2).sum().item(), box.g
+
+        f = tl.compile(step) if compiled else step
+        seen = []
+        for i in range(CALLS):
+            _, m = f(_x(i), box.g if i == 0 else {"k": 1})
+            seen.append(m is box.g)
+        results.append(seen)
+    assert results[0] == results[1]

@@ -9,6 +9,7 @@ hold replay the record (plan.py). What cannot be replayed safely runs eagerly wi
 raises CompileError with `fullgraph=True`. See API.md, "Compiled steps".
 """
 import copy
+import gc
 import sys
 import threading
 import warnings
@@ -106,9 +107,11 @@ class Compiled:
                 reason = counters.check()  # (one set to None between calls: the eager call raises before any update)
             if reason is None and v.moved is not None:  # (the recording call changed what it reads: see _trace)
                 return self._eager(args, kwargs, v.moved)
+            if reason is None and v.itself is not None:  # (a returned container from outside: the same object)
+                reason = _itself_moved(v.itself, (args, kwargs))
             if reason is None:
                 try:
-                    out = v.plan.run(leaves)
+                    out = v.plan.run(leaves, (args, kwargs))
                 except ReplayGuardFailed as exc:
                     reason = str(exc)
                 else:
@@ -145,6 +148,7 @@ class Compiled:
         return self.fn(*args, **kwargs)
 
     def _trace(self, args, kwargs, key, leaves):
+        given = (args, kwargs)  # (as passed: a returned container of the arguments is found in them, _origins)
         constants = python_constants(self.fn, (args, kwargs))  # before the call: one it changes is a failed guard
         # (and one the recording call changes, `cfg["lr"] = 0.05`, `flag["on"] = not flag["on"]`, an item stored or
         # an append into a container that outlives the call, is seen after it: below)
@@ -198,7 +202,8 @@ class Compiled:
                              f"call made: a replay would return the recorded object itself, with the recorded "
                              f"values; return them in a tuple, a list, a dict or a namedtuple")
             if cap.failure is None:
-                _returned_containers(out, cap)
+                _returned_containers(out, cap, given, constants)
+            del given
             aot = None
             if cap.failure is None and graph_outputs(out):  # a backward outside the call: record it too
                 from . import aot_record as _aot  # (imported here: with the package, W5's replays measured 15% slower
@@ -231,6 +236,8 @@ class Compiled:
                           f"(a backward outside it), and this call cannot be compiled: {reason}. Such calls run "
                           f"eagerly", CompileWarning, stacklevel=4)
         variant = _Variant(key, plan, reason, constants)
+        if plan is not None:
+            variant.itself = getattr(cap, "outside_rows", None) or None
         moved = changed(constants) if plan is not None and constants else None
         if moved is not None:
             # The recording call itself changed a value its guards read (an item stored into a dict or a list that
@@ -302,7 +309,7 @@ def _made(x, cap):
     return (r is not None and r.kind == SLOT) or (isinstance(x, Tensor) and id(x) in cap.created)
 
 
-def _returned_containers(out, cap):
+def _returned_containers(out, cap, given, constants):
     """Note in `cap.outside` the containers of the result that come from outside the call (reads.held_elsewhere):
     a replay returns each as itself, as eager does (a copy of the recorded contents left the caller's changes to it
     out of the original). Fail the capture for one that holds what the call made (stored into it by the call, which
@@ -310,7 +317,24 @@ def _returned_containers(out, cap):
     out.detach()`): a replay rebuilds a container's items, not its attributes (a dict subclass's copy kept the
     recorded ones: the recording call's tensor, on every replay)."""
     outside = held_elsewhere(out, callers=2)  # (_trace's `out`, this function's)
-    cap.outside = outside
+    cap.outside, cap.outside_args, cap.outside_rows = outside, {}, []
+    if outside:
+        # Where each comes from: a replay returns this call's object from there. An argument's (`return loss, cfg`)
+        # is found again in the call's arguments; one read from a global, a closure variable or an attribute
+        # (`return loss, self.metrics`) is the recorded object only while that place holds it (its guard compares
+        # contents: the caller may put an equal new one there). Another is held by a reference cycle the collector
+        # has not freed yet (the call made it: a recursive closure holds it) or by what the guards do not watch (a
+        # default argument): run eagerly, as for a container the call stores.
+        unknown = _origins(out, cap, given, constants)
+        if unknown:
+            gc.collect()
+            still = held_elsewhere(out, callers=2) & unknown
+            outside -= unknown - still
+            if still:
+                cap.fail("the function returns a container from outside the call that it does not read from its "
+                         "arguments, a global, a closure variable or an attribute (a default argument?): a replay "
+                         "could not tell which object eager returns, or what the call put in it; return a copy")
+                return
     seen, todo = set(), [(out, 0)]
     while todo:
         obj, depth = todo.pop()
@@ -335,6 +359,112 @@ def _returned_containers(out, cap):
 
 
 _CONTAINERS = (tuple, list, set, frozenset, dict)
+
+
+def _origins(out, cap, given, constants):
+    """For each container of `out` from outside the call (cap.outside: ids), its place among the call's arguments
+    `given` (cap.outside_args: id -> path of keys) or the constant rows that reach it (cap.outside_rows: (root, name,
+    path, object)); the ids of those found in neither."""
+    objs, seen, todo = {}, set(), [out]
+    while todo:
+        o = todo.pop()
+        if id(o) in seen or not isinstance(o, _CONTAINERS) or isinstance(o, Size):
+            continue
+        seen.add(id(o))
+        if id(o) in cap.outside:
+            objs[id(o)] = o
+        todo.extend(o.values() if isinstance(o, dict) else o)
+    del todo, o
+    places = {}
+    _argument_paths(given, (), places, set(objs), set(), 0)
+    unknown = set()
+    for key, obj in objs.items():
+        rows = _rows_to(constants, obj)
+        if key in places:
+            paths = places[key]
+            cap.outside_args[key] = paths[0]
+            if len(paths) > 1 or rows:  # (also elsewhere: a replay holds while each place has the object there)
+                cap.outside_rows.append((_ARGUMENTS, paths, None if rows else _ANY, obj))
+                cap.outside_rows.extend(rows)
+            continue
+        if rows:
+            cap.outside_rows.extend(rows)
+        elif not _frozen(obj, 0):  # (a constant tuple, `()`: nothing in it can change, eager's may be the same)
+            unknown.add(key)
+    return unknown
+
+
+def _frozen(obj, depth):
+    """Whether `obj` is a tuple or frozenset holding no mutable container, however deep."""
+    if depth > 64 or not isinstance(obj, (tuple, frozenset)):
+        return False
+    return all(_frozen(o, depth + 1) if isinstance(o, _CONTAINERS) else True for o in obj)
+
+
+def _argument_paths(obj, path, places, wanted, seen, depth):
+    """The paths (keys from the arguments `(args, kwargs)` down) of the objects whose ids are in `wanted`."""
+    if depth > 64 or not isinstance(obj, _CONTAINERS) or isinstance(obj, Size):
+        return
+    if id(obj) in wanted:  # (each place: the same dict passed twice, `f(d, d)`)
+        places.setdefault(id(obj), []).append(path)
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, (set, frozenset)):
+        return
+    for k, v in (obj.items() if isinstance(obj, dict) else enumerate(obj)):
+        _argument_paths(v, path + (k,), places, wanted, seen, depth + 1)
+
+
+def _rows_to(constants, obj):
+    """The (root, name, path, obj) of each place that the constant rows read through and that holds `obj` now."""
+    from .constants_check import _root_value
+    from .objects import _Methods, _locate
+    from .values import GONE
+    found = []
+    for root, name, path, value in (constants if not isinstance(constants, str) else ()):
+        if value.__class__ is _Methods:
+            continue
+        now = _root_value(root, name)
+        for k in range(len(path) + 1):
+            if now is obj:
+                found.append((root, name, tuple(path[:k]), obj))
+                break
+            if k == len(path) or now is GONE:
+                break
+            try:
+                now = _locate(now, path[k])[0]
+            except Exception:  # noqa: BLE001
+                break
+    return found
+
+
+_ARGUMENTS, _ANY = object(), object()  # (a row of an argument found at several places: compile._origins)
+
+
+def _itself_moved(rows, call):
+    """Why a returned container from outside the call is not the recorded object now (its place holds another, an
+    equal one: the contents guard passes), or the arguments that held one object hold several now (`f(d, d)`
+    recorded, `f(d1, d2)` called); None when each is. `call`: this call's (args, kwargs)."""
+    from .constants_check import _dotted, _root_value
+    from .objects import _locate
+    from .plan import _argument_at
+    for root, name, path, obj in rows:
+        try:
+            if root is _ARGUMENTS:
+                first = _argument_at(call, name[0])
+                if any(_argument_at(call, p) is not first for p in name[1:]) or (path is not _ANY and
+                                                                                  first is not obj):
+                    return "a container the function returns is not at each place of the arguments it was"
+                continue
+            now = _root_value(root, name)
+            for attr in path:
+                now = _locate(now, attr)[0]
+        except Exception:  # noqa: BLE001 (a place not there any more)
+            now = None
+        if now is not obj:
+            return f"'{_dotted(name, path)}', which the function returns, is another {type(now).__name__} now"
+    return None
 
 
 def _call_value(x, cap):

@@ -136,9 +136,9 @@ class AotPlan:
         if self.nouts > 1:
             self.prim.release = self._release
 
-    def run(self, argv):
+    def run(self, argv, call=None):
         from ..tensor import Tensor
-        marked, outs, saved = self.forward.run(argv)
+        marked, outs, saved = self.forward.run(argv, call)
         watch = None  # arguments with a graph whose memory an output or a saved array views: (x, its version)
         if self.graph_args:
             arrays, watch = [t._data for t in outs] + [t._data for t in saved], []

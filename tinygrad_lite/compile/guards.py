@@ -31,12 +31,13 @@ def _settings(module):
 class Variant:
     """One recorded signature: its guards and its plan (or the reason it runs eagerly)."""
     __slots__ = ("key", "plan", "reason", "modules", "live", "leaves", "live_meta", "params", "buffers", "attrs",
-                 "arg_grads", "constants", "_check", "match", "checks", "moved")
+                 "arg_grads", "constants", "_check", "match", "checks", "moved", "itself")
 
     def __init__(self, key, plan, reason, constants=()):
         self.key, self.plan, self.reason, self.constants = key, plan, reason, constants
         self._check, self.match, self.checks = None, None, 0  # (match: signature.matcher's, made with _check)
         self.moved = None  # why a call whose guards hold runs eagerly: its recording changed a value it reads
+        self.itself = None  # (root, name, path, object) of each returned container from outside (compile._origins)
         if plan is not None:
             self.modules = plan.modules
             self.live = plan.live

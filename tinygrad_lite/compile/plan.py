@@ -195,7 +195,7 @@ class Plan:
             chunks.append(em.build())
         self.chunks, self._pending, self._steps_fns = chunks, None, None
 
-    def run(self, argv):
+    def run(self, argv, call=None):
         if self._pending is not None:
             with paused_gc():
                 if self.replays >= INTERPRETED_REPLAYS:
@@ -204,7 +204,7 @@ class Plan:
                     self._interpret()
             promote()  # the steps just built live as long as the plan
         self.replays += 1
-        vals = _Values(self.start, len(self.dynamic_reads))
+        vals = _Values(self.start, len(self.dynamic_reads), call)
         if not self.restores_rng:  # (no guard after a draw: a failing guard has no draw to undo)
             self._run_steps(vals, argv)
             return self._result(vals, argv)
@@ -241,7 +241,8 @@ def _result_code(tmpl):
     kernels (`return (loss.item(),)` cost 40 us through map_structure's walk, 2 us so). Its containers are rebuilt
     as map_structure rebuilds them: namedtuples, tuples, lists, sets and their subclasses of their own types, a
     dict's read key as its plain value, a dict subclass (OrderedDict, defaultdict, Counter) copied and refilled."""
-    ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array, "_refilled": _refilled}, {}
+    ns, names = {"_wrap": None, "_const": _returned_constant, "_array": _array, "_refilled": _refilled,
+                 "_argument_at": _argument_at}, {}
     counts, bound = {}, {}  # a leaf returned in several places (the same tensor twice): made once, a local after
     _count(tmpl, counts)
 
@@ -263,8 +264,8 @@ def _result_code(tmpl):
 
     def made(t):
         cls = t.__class__
-        if cls is _Itself:  # a container from outside the call: itself
-            return name(t.obj)
+        if cls is _Itself:  # a container from outside the call: itself (an argument's: this call's)
+            return name(t.obj) if t.path is None else f"_argument_at(vals.call, {name(t.path)})"
         if isinstance(t, Size):  # a shape: a leaf
             return name(t)
         if isinstance(t, tuple) and hasattr(t, "_fields"):
@@ -436,21 +437,30 @@ def _detach_reads(tmpl, plan):
 
 
 class _Values(list):
-    """The slot values of one replay, and the values its reads produced."""
-    __slots__ = ("reads",)
+    """The slot values of one replay, the values its reads produced and the call's (args, kwargs)."""
+    __slots__ = ("reads", "call")
 
-    def __init__(self, start, nreads):
+    def __init__(self, start, nreads, call=None):
         super().__init__(start)
         self.reads = [None] * nreads
+        self.call = call
 
 
 class _Itself:
     """In a plan's result: a container from outside the call that the call returns (observed by reference counts,
-    compile._returned_containers), returned as itself, as eager returns it."""
-    __slots__ = ("obj",)
+    compile._returned_containers), returned as itself, as eager returns it; one of the arguments (`path`: its keys
+    from (args, kwargs) down, compile._origins) is this call's object there."""
+    __slots__ = ("obj", "path")
 
-    def __init__(self, obj):
-        self.obj = obj
+    def __init__(self, obj, path=None):
+        self.obj, self.path = obj, path
+
+
+def _argument_at(call, path):
+    """The object at `path` (keys) of a call's (args, kwargs)."""
+    for key in path:
+        call = call[key]
+    return call
 
 
 def _result_template(cap, obj):
@@ -459,6 +469,7 @@ def _result_template(cap, obj):
     one array are two (the generated result makes one Tensor per leaf: _result_code)."""
     from ..tensor import Tensor
     outside = getattr(cap, "outside", ())
+    arguments = getattr(cap, "outside_args", {})
     memo = {}
 
     def leaf(t, data=False):
@@ -485,7 +496,7 @@ def _result_template(cap, obj):
 
     def walk(o):
         if id(o) in outside and not isinstance(o, Size):
-            return _Itself(o)
+            return _Itself(o, arguments.get(id(o)))
         if isinstance(o, Size):
             return leaf(o)
         if isinstance(o, tuple) and hasattr(o, "_fields"):
