@@ -173,6 +173,17 @@ def test_float_of_a_tensor_returned_by_the_step_is_each_calls_value_and_replays(
     assert stats["traces"] == 1 and stats["eager_calls"] == 0 and stats["replays"] == CALLS - 1, stats
 
 
+@pytest.mark.parametrize("name", list(_steps()))
+def test_float_returned_replays_after_eager_calls_of_the_same_code(name):
+    """Eager calls first: after a few runs CPython specialises the code, and a PRECALL makes `float(t)`'s call itself
+    (the frame's last instruction is the PRECALL, not the CALL): the scan must still find the call returned (these
+    steps ran eagerly at every call when compiled after eager use of the same function)."""
+    for _ in range(3):
+        _run(_steps()[name], False)
+    stats = _twins(_steps()[name])
+    assert stats["traces"] == 1 and stats["eager_calls"] == 0 and stats["replays"] == CALLS - 1, stats
+
+
 @pytest.mark.parametrize("name", list(_guarded()))
 def test_float_used_before_the_return_or_by_a_helper_stays_a_guard(name):
     stats = _twins(_guarded()[name])

@@ -195,3 +195,54 @@ def test_a_default_argument_list_the_call_appends_to_is_appended_to_by_each_call
     e, c = make(), tl.compile(make())
     for i in range(CALLS):
         assert c(_x(i)) == e(_x(i)), i
+
+
+_LOOKUPS = []
+
+
+class _Lazy:
+    """A holder whose `trainer` property logs each look-up (user code with an effect, run by Python's own lookup)."""
+
+    def __init__(self, trainer):
+        self._trainer = trainer
+
+    @property
+    def trainer(self):
+        _LOOKUPS.append(1)
+        return self._trainer
+
+
+class _Trainer:
+    def __init__(self, model, opt):
+        self.model, self.opt = model, opt
+
+    def step(self, x):
+        self.opt.zero_grad()
+        loss = (self.model(x) ** 2).mean()
+        loss.backward()
+        self.opt.step()
+        return float(loss)
+
+
+_HOLDER = None
+
+
+def _via_property(x):
+    return _HOLDER.trainer.step(x)
+
+
+def test_following_a_helper_reached_through_a_property_runs_no_user_code_again():
+    """`return holder.trainer.step(x)` with trainer a property: the recording call is the eager call, so finding which
+    function the frame below runs must not run the property's code a second time (it logged two look-ups a call)."""
+    global _HOLDER
+    counts = []
+    for compiled in (True, False):  # (compiled first: before eager calls specialise the function's bytecode)
+        _LOOKUPS.clear()
+        tl.manual_seed(0)
+        model = tl.nn.Linear(4, 2)
+        _HOLDER = _Lazy(_Trainer(model, tl.optim.SGD(model.parameters(), lr=0.1)))
+        f = tl.compile(_via_property) if compiled else _via_property
+        outs = [f(_x(i)) for i in range(CALLS)]
+        counts.append((len(_LOOKUPS), outs))
+    _HOLDER = None
+    assert counts[0] == counts[1]

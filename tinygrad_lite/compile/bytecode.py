@@ -344,6 +344,8 @@ def returned_call(code, offset):
     # the instruction at or before `offset` (a frame's f_lasti: the CALL, or one of its inline cache entries, which
     # dis does not list, when the call was specialized: `out.numpy()`)
     at = max((i for i, ins in enumerate(instructions) if ins.offset <= offset), default=None)
+    if at is not None and instructions[at].opname == "PRECALL" and at + 1 < len(instructions):
+        at += 1  # (a PRECALL specialised after a few runs of the code makes the call itself: `float(t)`'s)
     if at is None or instructions[at].opname != "CALL":
         return None
     load = _callee_load(instructions, at)

@@ -3,6 +3,7 @@ each call's own: a tensor's `.grad` None-ness and a module's `.training` when th
 out of tensors into Python (`loss.item()`: Read proxies, reads.py), numeric arguments under dynamic=True and the
 arithmetic on them, and the comparisons and decisions Python makes with those values."""
 import builtins
+import inspect
 import types
 
 import numpy as np
@@ -296,11 +297,8 @@ def _calls(caller, frame):
         # `@functools.lru_cache`, has no code of its own, and may return another value than the call it made: the
         # cache's, where a replay would return each call's own)
         obj = _receiver(caller, load)
-        if obj is _UNKNOWN:
-            return None
-        try:
-            fn = getattr(obj, name)
-        except Exception:  # noqa: BLE001 (looked up again: any failure is no match)
+        fn = _UNKNOWN if obj is _UNKNOWN else _static(obj, name, True)
+        if fn is _UNKNOWN:
             return None
     elif op in ("LOAD_FAST", "LOAD_DEREF"):
         fn = caller.f_locals.get(name)
@@ -345,7 +343,7 @@ def _receiver(caller, load):
             return _UNKNOWN
         try:
             return super(klass, local[code.co_varnames[0]])
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001  (super() of a bad pair: a TypeError, no user code)
             return _UNKNOWN
     if ins.opname in ("LOAD_FAST", "LOAD_DEREF"):
         obj = caller.f_locals.get(ins.argval, _UNKNOWN)
@@ -360,11 +358,48 @@ def _receiver(caller, load):
     for attr in reversed(attrs):
         if obj is _UNKNOWN:
             break
-        try:
-            obj = getattr(obj, attr)
-        except Exception:  # noqa: BLE001
-            return _UNKNOWN
+        obj = _static(obj, attr, False)
     return obj
+
+
+def _static(obj, name, method):
+    """`obj.name` found without running user code (the recording call is the eager call: a property or a
+    `__getattr__` run again here could change what it does): an instance's own attribute, a module's, a Module's
+    parameter, buffer or submodule, a class's plain attribute; with `method`, a function found on the class (a
+    staticmethod's or classmethod's function; along super()'s MRO for a super object). _UNKNOWN for anything else
+    (a property, a custom descriptor, a `__getattr__` of another class)."""
+    from ..nn.module import Module
+    if obj.__class__ is super:
+        start, mro = obj.__thisclass__, type(obj.__self__).__mro__ if not isinstance(obj.__self__, type) else \
+            obj.__self__.__mro__
+        found = _UNKNOWN
+        for klass in mro[mro.index(start) + 1:] if start in mro else ():
+            if name in klass.__dict__:
+                found = klass.__dict__[name]
+                break
+    else:
+        try:
+            found = inspect.getattr_static(obj, name)
+        except AttributeError:
+            found = _UNKNOWN
+            if isinstance(obj, Module):  # (its parameters, buffers and submodules: Module.__getattr__'s dicts)
+                for key in ("_parameters", "_buffers", "_modules"):
+                    members = obj.__dict__.get(key)
+                    if members is not None and name in members:
+                        return members[name]
+    if found.__class__ in (staticmethod, classmethod):
+        return found.__func__
+    if found.__class__ is types.FunctionType:
+        return found if method else _UNKNOWN if _on_class(obj, name) else found
+    if found is _UNKNOWN or hasattr(type(found), "__get__"):  # (a property, a descriptor: its value needs its code)
+        return _UNKNOWN
+    return found
+
+
+def _on_class(obj, name):
+    """Whether `obj.name` comes from its class (a function there is a method, bound on lookup), not the instance."""
+    d = getattr(obj, "__dict__", None)
+    return not (isinstance(d, dict) and name in d)
 
 
 def _put_at(obj, place, value, stand_in):
