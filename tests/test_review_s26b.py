@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinygrad_lite as tl
-from tests._compile_common import batches, mlp
+from tests._compile_common import batches, mlp, train_step
 
 F = tl.nn.functional
 S = tl.optim.lr_scheduler
@@ -150,14 +150,7 @@ def test_a_batchnorm_buffer_rebound_between_calls_is_used_as_eager(mode):
         tl.manual_seed(0)
         model = _bn_model()
         opt = tl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
+        step = train_step(model, opt)
         f = tl.compile(step) if compiled else step
         seen = []
         for i, (x, y) in enumerate(batches(10)):
