@@ -4,7 +4,6 @@ calls with changing inputs and compares what they return (values, and identity w
 import functools
 
 import numpy as np
-import pytest
 
 import tinygrad_lite as tl
 
@@ -183,10 +182,9 @@ def test_a_global_also_passed_as_an_argument_is_the_one_the_function_returns():
     assert results[0] == results[1]
 
 
-@pytest.mark.xfail(strict=True, reason="pre-existing (before today's changes): the constants scan does not read a "
-                   "function's default arguments, so a call that appends to a default list is not seen to change it; "
-                   "a replay leaves it as it was")
 def test_a_default_argument_list_the_call_appends_to_is_appended_to_by_each_call():
+    """Was a strict xfail (the constants scan did not read default arguments); fixed in session 27: a container or
+    array default the call leaves out is read like a global (tests/test_compile_default_arguments.py)."""
     def make():
         def step(x, _c=[]):
             _c.append(1)

@@ -8,7 +8,8 @@ methods, properties, `super()`'s), partials, callable objects and Modules it rea
 functions a library wrapper holds (`@tl.no_grad()`, `tl.func.grad(f)`, a nested tl.compile). A replay bakes them into
 its kernels, so each is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n;
 n += 1`, then never replays a stale value); an attribute is looked up again from its root on every check, so rebinding
-`cfg` is seen too, and the code reached (functions, Modules, each Module's children, an object whose method runs) is
+`cfg` is seen too; a parameter's default that is a container or an array (`def f(x, _seen=[])`), read where the call
+leaves the parameter out (any call below the compiled function may), is read as a global is; and the code reached (functions, Modules, each Module's children, an object whose method runs) is
 guarded by identity. The scan runs no user code (no property, `__getattr__` or descriptor). When it hits its limits it
 says so, and the call runs eagerly; so it does when a value it would guard is computed by a `__getattr__`,
 `__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property not yet cached is guarded
@@ -65,7 +66,7 @@ from .constants_whole import _CONSTRUCTION, _MAX_LEVELS, _WholeReads  # noqa: F4
 from .objects import (_ARRAY_METADATA, _CODE, _GENERATORS, _NAME_READERS, _UNSEEN, _Methods, _bind, _computes, _dict,
                       _function, _iterator, _library_object, _locate, _member, _objects, _outside_effect,
                       _passed_object, _random_draw, _unseeded, _user_class, _user_object, _user_path, _WHOLE,
-                      module_class)
+                      module_class, mutable_defaults as _mutable_defaults)
 from .values import (ArrayValues as _ArrayValues, GONE as _GONE, MAX_ITEMS as _MAX_ITEMS, MAX_NESTED as _MAX_NESTED,
                      TensorMeta as _TensorMeta, collection as _collection, contents as _contents, data as _data,
                      lookup as _lookup)
@@ -84,7 +85,7 @@ def python_constants(fn, args=()):
     at a limit (the reason the call cannot be replayed safely)."""
     from ..tensor import Tensor
     found = _Found(Tensor)
-    found.arguments = _bind(fn, *args, Tensor) if args else {}
+    found.arguments, found.given = _bind(fn, *args, Tensor) if args else ({}, frozenset())
     named = {id(v) for v in found.arguments.values()}
     try:
         found.call(fn, 0)
@@ -205,6 +206,7 @@ class _Found(_WholeReads):
     def __init__(self, tensor):
         self.tensor, self.out, self.seen, self.done, self.selves = tensor, [], set(), set(), {}
         self.methods, self.arguments, self.draws, self.array_read = _Methods(), {}, None, None
+        self.given = frozenset()  # the compiled function's parameters the call gives (the others take their default)
         self.array_hidden = None  # a NumPy argument passed to a callee that is no chain (bytecode.UNRESOLVED): where
         self.advances = None  # an iterator the code may advance (next(it), for v in it): where
         self.stores = None  # an attribute the code assigns on an object that outlives the call: where
@@ -328,6 +330,7 @@ class _Found(_WholeReads):
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
         me = self.selves.setdefault(id(inst), _Self(inst))
+        defaults = _mutable_defaults(f)
         if depth == 0:
             arrays = frozenset(n for n, v in self.arguments.items() if isinstance(v, np.ndarray))
             if arrays:
@@ -359,6 +362,10 @@ class _Found(_WholeReads):
                         self.array_read = self.array_read or _array_use(name, path) + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
+            elif kind == "fast" and name in defaults and not (depth == 0 and name in self.given):
+                # `def f(x, _seen=[])`: a default the call leaves out (any call of a function below the compiled one
+                # may) is an object that outlives the call, as a global is (`_seen.append(k)` read whole)
+                root = self.selves.setdefault(id(defaults[name]), _Self(defaults[name]))
             else:  # a local variable; a parameter's reads through an alias (`c = t.cfg; c.scale`) are paths read
                 if name in params:
                     self.paths.add(_attributes(path))

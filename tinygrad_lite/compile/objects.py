@@ -15,7 +15,7 @@ import numpy as np
 
 from .bytecode import _Key
 from .hooks import live_numbers as _live_numbers, replayable as _replayable
-from .values import GONE as _GONE, container as _container, data as _data, lookup as _lookup
+from .values import GONE as _GONE, collection as _collection, container as _container, data as _data, lookup as _lookup
 
 _LOCAL = threading.local  # (_thread._local)
 _MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
@@ -401,12 +401,13 @@ _ARRAY_METADATA = ("shape", "ndim", "dtype", "size", "nbytes", "itemsize", "stri
 
 
 def _bind(fn, args, kwargs, tensor):
-    """{parameter name: argument} of the compiled function for the arguments its signature keys by identity (the
+    """({parameter name: argument} of the compiled function for the arguments its signature keys by identity (the
     user's objects and code, not tensors, arrays, numbers, strings or containers): its code's reads from them
-    (`cfg.scale` with `cfg` a parameter) are guarded like those from a global."""
+    (`cfg.scale` with `cfg` a parameter) are guarded like those from a global; the names of all the parameters the
+    call gives)."""
     f, inst = _function(fn)
     if not isinstance(f, types.FunctionType):
-        return {}
+        return {}, frozenset()
     if isinstance(fn, functools.partial):
         args, kwargs = fn.args + tuple(args), {**fn.keywords, **kwargs}
     code = f.__code__
@@ -415,7 +416,17 @@ def _bind(fn, args, kwargs, tensor):
     bound = dict(zip(positional, args))
     bound.update((k, v) for k, v in kwargs.items() if k in names)
     return {k: v for k, v in bound.items()  # (and the NumPy arrays: read() refuses their values read in Python)
-            if not isinstance(v, (tensor, np.generic, tuple, list, dict)) and not _data(v)}
+            if not isinstance(v, (tensor, np.generic, tuple, list, dict)) and not _data(v)}, frozenset(bound)
+
+
+def mutable_defaults(f):
+    """{parameter name: default} of f's parameters whose default is a container or a NumPy array: an object made
+    once, with the function, that every call leaving the parameter out shares (and may change: `_seen=[]`)."""
+    code = f.__code__
+    positional = code.co_varnames[:code.co_argcount]
+    given = dict(zip(positional[len(positional) - len(f.__defaults__ or ()):], f.__defaults__ or ()))
+    given.update(f.__kwdefaults__ or {})
+    return {k: v for k, v in given.items() if _collection(v) or isinstance(v, np.ndarray)}
 
 
 def _objects(args, budget=None):
