@@ -9,9 +9,12 @@ functions a library wrapper holds (`@tl.no_grad()`, `tl.func.grad(f)`, a nested 
 its kernels, so each is a guard, snapshotted before the recording call runs (a step that changes one itself, `global n;
 n += 1`, then never replays a stale value); an attribute is looked up again from its root on every check, so rebinding
 `cfg` is seen too; a parameter's default that is a container or an array (`def f(x, _seen=[])`), read where the call
-leaves the parameter out (any call below the compiled function may), is read as a global is; and the code reached (functions, Modules, each Module's children, an object whose method runs) is
-guarded by identity. The scan runs no user code (no property, `__getattr__` or descriptor). When it hits its limits it
-says so, and the call runs eagerly; so it does when a value it would guard is computed by a `__getattr__`,
+leaves the parameter out (any call below the compiled function may; a nested function or lambda reading the
+parameter too), is read as a global is, and so is a container or array a partial passes (`partial(f, cache=[])`);
+which objects a function's defaults and a partial's keywords are is a guard (`f.__defaults__ = (0.5,)` between calls,
+`p.keywords["scale"] = 2.0`); and the code reached (functions, Modules, each Module's children, an object whose method
+runs) is guarded by identity. The scan runs no user code (no property, `__getattr__` or descriptor). When it hits its
+limits it says so, and the call runs eagerly; so it does when a value it would guard is computed by a `__getattr__`,
 `__getitem__`, `__missing__` or a user's descriptor's `__get__` (a functools.cached_property not yet cached is guarded
 as absent, and its function scanned). Settings also include a Fraction or Decimal, a namedtuple's fields, an
 array.array's or bytearray's items, a threading.local's attributes (the calling thread's). With `getattr(obj, name)`
@@ -119,8 +122,8 @@ def python_constants(fn, args=()):
                f"`self.blocks[0](x, a)`), which may read its values in Python, where a replay would use the " \
                f"recording call's (pass a Tensor)"
     if found.array_read:
-        return f"the function reads values of a NumPy argument in Python ({found.array_read}): a replay would use " \
-               f"the recording call's and write none (pass a Tensor, or compute with tensor operations)"
+        return f"the function reads values of a NumPy argument or default in Python ({found.array_read}): a replay " \
+               f"would use the recording call's and write none (pass a Tensor, or compute with tensor operations)"
     if found.methods.unreadable:
         return f"the function calls a method ({found.methods.unreadable}) of an object whose instance dict its class's " \
                f"`__dict__` attribute hides, so an attribute of that name set on the object later, which Python would " \
@@ -237,6 +240,7 @@ class _Found(_WholeReads):
         if isinstance(value, functools.partial):
             for item in value.args + tuple(value.keywords.values()):
                 self.bound(item, "a partial's argument", depth)
+            self.keep_partial(value, depth)
         Module = module_class()
         if Module is not None and isinstance(value, Module):
             if id(value) not in self.seen:
@@ -291,6 +295,8 @@ class _Found(_WholeReads):
                 return
             for item in (f.__defaults__ or ()) + tuple((f.__kwdefaults__ or {}).values()):
                 self.bound(item, f"a default of {f.__name__}", depth)
+            if f.__defaults__ or f.__kwdefaults__:
+                self.keep_defaults(f)
             self.read(f, code, inst, depth)
             if inst is not None and not isinstance(inst, type) and "super" in code.co_names:  # super().name(...)
                 for klass in type(inst).__mro__:  # every base's method of each name it uses (over-approximated)
@@ -320,6 +326,30 @@ class _Found(_WholeReads):
         return "" if code is None else \
             f" in {self.where.__qualname__} ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
 
+    def keep_partial(self, p, depth):
+        """Guard what a partial passes its function (read there as parameters, which the scan does not root): its
+        keywords, each by identity or value (`p.keywords["scale"] = 2.0` changes the dict in place), and a list, dict,
+        set or array among its arguments by contents, as a default's (`partial(f, cache=[])`, appended to by f)."""
+        for items, what in ((p.args, "a partial's arguments"), (p.keywords, "a partial's keywords")):
+            root = self.selves.setdefault(id(items), _Self(items))
+            for key, item in (items.items() if isinstance(items, dict) else enumerate(items)):
+                at = (root, what, (_Key(key),))
+                if isinstance(items, dict):
+                    self.keep(*at, item)
+                if _collection(item):
+                    self.keep_whole(at, item, depth)
+                elif isinstance(item, np.ndarray):
+                    self.keep_values(*at, item)
+
+    def keep_defaults(self, f):
+        """Guard which objects f's defaults are: `f.__defaults__` (a tuple, replaced whole) and each of
+        `f.__kwdefaults__` (a dict, changed in place too). A call leaving a parameter out takes the default f holds
+        then, and a replay has the recording call's baked in (`step.__defaults__ = (0.5,)` between calls)."""
+        root = self.selves.setdefault(id(f), _Self(f))
+        self.keep(root, f.__name__, ("__defaults__",), f.__defaults__)
+        for key, value in (f.__kwdefaults__ or {}).items():
+            self.keep(root, f.__name__, ("__kwdefaults__", _Key(key)), value)
+
     def read(self, f, code, inst, depth):
         self.where = f
         paths, dynamic = _read_names(code)
@@ -330,11 +360,12 @@ class _Found(_WholeReads):
         cells = dict(zip(code.co_freevars, f.__closure__ or ()))
         self_name = code.co_varnames[0] if inst is not None and code.co_argcount else None
         me = self.selves.setdefault(id(inst), _Self(inst))
-        defaults = _mutable_defaults(f)
-        if depth == 0:
-            arrays = frozenset(n for n, v in self.arguments.items() if isinstance(v, np.ndarray))
-            if arrays:
-                self.arrays_passed(f, inst, arrays, depth)
+        defaults = {k: v for k, v in _mutable_defaults(f).items() if not (depth == 0 and k in self.given)}
+        arrays = frozenset(n for n, v in defaults.items() if isinstance(v, np.ndarray))  # (`helper(w)` reading
+        if depth == 0:  # `float(a[0])`: a default array's values read there are guarded nowhere; so is an argument's)
+            arrays |= frozenset(n for n, v in self.arguments.items() if isinstance(v, np.ndarray))
+        if arrays:
+            self.arrays_passed(f, inst, arrays, depth)
         for kind, name, path in sorted(_chains(code), key=repr):
             if kind == STORED_ON_VALUE:
                 self.where = f  # (following another chain may have read other code)
@@ -362,7 +393,7 @@ class _Found(_WholeReads):
                         self.array_read = self.array_read or _array_use(name, path) + self.place()
                     continue
                 root = self.selves.setdefault(id(value), _Self(value))
-            elif kind == "fast" and name in defaults and not (depth == 0 and name in self.given):
+            elif kind in ("fast", "deref") and name in defaults:  # ('deref': a parameter a nested function reads)
                 # `def f(x, _seen=[])`: a default the call leaves out (any call of a function below the compiled one
                 # may) is an object that outlives the call, as a global is (`_seen.append(k)` read whole)
                 root = self.selves.setdefault(id(defaults[name]), _Self(defaults[name]))

@@ -20,6 +20,9 @@ from .values import GONE as _GONE, collection as _collection, container as _cont
 _LOCAL = threading.local  # (_thread._local)
 _MAX_ATTRIBUTES = 256  # of an object read with getattr (each one a guard)
 _CODE = (types.FunctionType, types.MethodType, functools.partial)  # code, not settings: not followed
+# a function's defaults, the one data of code a guard reads (`f.__defaults__ = (2.0,)` between calls: the calls
+# leaving the parameter out take the new value)
+_DEFAULTS = ("__defaults__", "__kwdefaults__")
 
 
 def _function(fn):
@@ -308,6 +311,8 @@ def _locate(obj, name):
         entry = _lookup(obj, name)
         return (_GONE if _lookup(type(entry), "__get__") is not _GONE else entry), None
     if isinstance(obj, _CODE) or isinstance(obj, types.ModuleType) and not _user_module(obj):
+        if obj.__class__ is types.FunctionType and name in _DEFAULTS:  # (slots of C: no code runs)
+            return getattr(obj, name), None
         return _GONE, None
     d, entry = _dict(obj), _lookup(type(obj), name)
     if isinstance(obj, tuple) and type(entry).__name__ == "_tuplegetter":  # a namedtuple's field, by its position
