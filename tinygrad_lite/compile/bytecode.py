@@ -608,8 +608,8 @@ def _pop(stack, n, i):
 
 @functools.lru_cache(maxsize=1024)
 def _passes(code, names):
-    """{(callee chain, argument, name)}: where `code` passes one of its locals `names` on as an argument of a call,
-    itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
+    """{(callee chain, argument, name)}: where `code` passes one of its locals or globals `names` on as an argument of
+    a call, itself and not inside an expression (`helper(x, a)`, `self.prep(a)`, `fn(scale=a)`): the chain of the called
     object as _callee writes it ((kind, name, attribute path), the last attribute may be the method called) and the
     argument's position (int) or keyword (str). A local assigned one of `names` (`b = a`) is followed as it; a local
     assigned a chain or a function made here (`prep = self.prep`, `def norm(b): ...`) is called as that; a called
@@ -662,7 +662,7 @@ def _passes(code, names):
                 source = _callee(instructions[start:i])
                 if source is not None:
                     calls.setdefault(ins.argval, set()).add(source)
-        own = ins.argval if op in ("LOAD_FAST", "LOAD_DEREF") and ins.argval in tracked else None
+        own = ins.argval if op in ("LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL") and ins.argval in tracked else None
         stack.extend([(start, own)] * effect[1])
     return frozenset(found)
 

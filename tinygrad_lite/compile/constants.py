@@ -366,6 +366,10 @@ class _Found(_WholeReads):
             arrays |= frozenset(n for n, v in self.arguments.items() if isinstance(v, np.ndarray))
         if arrays:
             self.arrays_passed(f, inst, arrays, depth)
+        for root, name in [(module, n) for n in code.co_names if n in module] + [(c, n) for n, c in cells.items()]:
+            value = _root_value(root, name)  # a global's or closure's array passed to the user's code (`helper(A)`)
+            if isinstance(value, np.ndarray) and self.values_read_by_callees(f, inst, name, depth):
+                self.keep_values(root, name, (), value)  # (guarded by its values, as if read here: `float(A[0])`)
         for kind, name, path in sorted(_chains(code), key=repr):
             if kind == STORED_ON_VALUE:
                 self.where = f  # (following another chain may have read other code)
@@ -418,6 +422,16 @@ class _Found(_WholeReads):
                 if param is not None and (fn.__code__, param) not in self.arrays_seen:
                     self.arrays_seen.add((fn.__code__, param))
                     self.array_reads(fn, bound, frozenset((param,)), depth + 1)
+
+    def values_read_by_callees(self, f, inst, name, depth):
+        """Whether the user's functions f passes the array its global or closure `name` holds to read its values in
+        Python, or cannot be found (arrays_passed's test of an argument, run aside: here the answer is a guard)."""
+        saved = self.array_read, self.array_hidden, set(self.arrays_seen), self.where
+        self.array_read = self.array_hidden = None
+        self.arrays_passed(f, inst, frozenset((name,)), depth)
+        found = self.array_read is not None or self.array_hidden is not None
+        self.array_read, self.array_hidden, self.arrays_seen, self.where = saved
+        return found
 
     def array_reads(self, f, inst, names, depth):
         """Whether the user's function f reads values of the NumPy arrays its parameters `names` receive (as read
