@@ -117,7 +117,7 @@ def python_constants(fn, args=()):
         return f"the function advances an iterator in Python ({found.advances}): a replay would repeat the recording " \
                f"call's items (pass each item in as an argument)"
     if found.array_hidden:
-        return f"the function passes a NumPy argument to code the scan cannot find without running it " \
+        return f"the function passes a NumPy argument or default to code the scan cannot find without running it " \
                f"({found.array_hidden}: a call's result or an item is called, e.g. `type(self).f(a)`, " \
                f"`self.blocks[0](x, a)`), which may read its values in Python, where a replay would use the " \
                f"recording call's (pass a Tensor)"
