@@ -9,6 +9,8 @@ expression the walk evaluates) decides and names what changed."""
 import functools
 import types
 
+import numpy as np
+
 from .constants_check import _Self, _root_value, changed
 from .objects import _Methods, _dict, _find_dict_descriptor, _locate
 from .plan import INTERPRETED_REPLAYS
@@ -19,13 +21,23 @@ from .values import GONE, SNAPSHOTS, TensorMeta, data, lookup, same
 
 _MISSING = object()
 
-_SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial)
+_SETTINGS = (bool, int, float, str, type(None), types.FunctionType, types.BuiltinFunctionType, functools.partial,
+             np.generic)  # (a NumPy scalar, `Dropout(np.float32(0.3))`: not a float, and baked in as one is)
+
+
+def _setting_value(v):
+    """Whether v is a plain setting: one of _SETTINGS, or a tuple of them (Conv2d's stride/padding/dilation,
+    AdaptiveAvgPool2d's output_size, LayerNorm's normalized_shape are tuples: a replay bakes them in as it does an
+    int, and `conv.stride = (2, 2)` between calls replayed the recorded stride)."""
+    if isinstance(v, _SETTINGS):
+        return True
+    return isinstance(v, tuple) and all(_setting_value(x) for x in v)
 
 
 def _settings(module):
-    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, ...) and the functions it holds (a Transformer
-    layer's activation, compared by identity): a replay uses their recorded values."""
-    return {k: v for k, v in vars(module).items() if isinstance(v, _SETTINGS) and k != "training"}
+    """A module's plain settings (Dropout.p, BatchNorm.momentum/eps, Conv2d.stride, ...) and the functions it holds
+    (a Transformer layer's activation, compared by identity): a replay uses their recorded values."""
+    return {k: v for k, v in vars(module).items() if k != "training" and _setting_value(v)}
 
 
 class Variant:
