@@ -613,3 +613,18 @@ def test_a_compiled_model_in_a_pytorch_loop_with_changes_between_calls(in_place)
             assert not _differs(_snap(me, oe), _snap(mc, oc)), i
             between(me, oe, i)
             between(mc, oc, i)
+
+
+@pytest.mark.parametrize("padding", [1, (2, 1), "same"])
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv_padding_mode_set_after_construction(padding, mode):
+    """Noticed in this review: `conv.padding_mode = "reflect"` after construction raised AttributeError in eager
+    (the F.pad widths were made only for a non-zeros mode); PyTorch makes them always. Same output as a layer built
+    with that mode."""
+    tl.manual_seed(0)
+    late = nn.Conv2d(2, 3, 3, padding=padding)
+    built = nn.Conv2d(2, 3, 3, padding=padding, padding_mode=mode)
+    built.load_state_dict(late.state_dict())
+    late.padding_mode = mode
+    x = tl.randn(2, 2, 6, 5)
+    assert np.array_equal(late(x).numpy(), built(x).numpy())

@@ -155,13 +155,14 @@ class _ConvNd(Module):
                         None if isinstance(self.padding, str) else (self.padding * 2)[-2:], name)
         self.output_padding, self.transposed = (0,) * self._dims, False
         self.groups, self.padding_mode = groups, padding_mode
-        if padding_mode != "zeros":  # F.pad widths, last dim first: (left, right[, top, bottom])
-            if self.padding == "same":
-                pads = _same_padding((self.kernel_size * 2)[-2:], (self.dilation * 2)[-2:])[2 - self._dims:]
-            else:
-                # 'valid' is a string: iterating it would give one pair per letter
-                pads = [(0, 0)] * self._dims if self.padding == "valid" else [(p, p) for p in self.padding]
-            self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pads) for v in pair)
+        # F.pad widths for a padding_mode other than 'zeros', last dim first: (left, right[, top, bottom]); made
+        # whatever the mode, as PyTorch makes them, so that `conv.padding_mode = "reflect"` set later works
+        if self.padding == "same":
+            pads = _same_padding((self.kernel_size * 2)[-2:], (self.dilation * 2)[-2:])[2 - self._dims:]
+        else:
+            # 'valid' is a string: iterating it would give one pair per letter
+            pads = [(0, 0)] * self._dims if self.padding == "valid" else [(p, p) for p in self.padding]
+        self._reversed_padding_repeated_twice = tuple(v for pair in reversed(pads) for v in pair)
         self.weight = Parameter(np.empty((out_channels, in_channels // groups) + self.kernel_size, dtype=dt))
         if bias:
             self.bias = Parameter(np.empty((out_channels,), dtype=dt))
