@@ -72,7 +72,9 @@ def _np_chunk(a, chunks, d):
     ax = norm_dims(d, a.ndim, single=True)
     if a.ndim == 0 or chunks <= 0:
         raise ValueError
-    return _np_split(a, max(-(-a.shape[ax] // chunks), 1), d)
+    if a.shape[ax] == 0:  # an empty dim gives `chunks` empty pieces, as PyTorch's chunk
+        return tuple(a for _ in range(chunks))
+    return _np_split(a, -(-a.shape[ax] // chunks), d)
 
 
 @st.composite

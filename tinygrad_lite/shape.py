@@ -258,7 +258,9 @@ def chunk(self, chunks, dim=0):
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = self._data.shape[_dim(dim, self._data.ndim, "chunk")]
-    return split(self, max(-(-n // chunks), 1), dim)
+    if n == 0:  # PyTorch gives `chunks` empty pieces of an empty dim (split would give one)
+        return split(self, [0] * int(chunks), dim)
+    return split(self, -(-n // chunks), dim)
 
 
 @labelled("UnbindBackward0")
@@ -367,7 +369,8 @@ def flip(self, dims):
     idx = [slice(None)] * self._data.ndim
     for d in dims:
         idx[d] = slice(None, None, -1)
-    return getitem(self, tuple(idx))
+    # a copy, as torch.flip's (NumPy's reversed slice is a view: an in-place change of the result reached self)
+    return getitem(self, tuple(idx)).clone()
 
 
 @labelled("RepeatBackward0")
@@ -380,7 +383,11 @@ def repeat(self, *sizes):
     x = reshape(self, (1,) * (len(sizes) - self._data.ndim) + self._data.shape)
     inter = tuple(v for s in x.shape for v in (1, s))
     big = tuple(v for r, s in zip(sizes, x.shape) for v in (r, s))
-    return reshape(expand(reshape(x, inter), big), tuple(r * s for r, s in zip(sizes, x.shape)))
+    out = reshape(expand(reshape(x, inter), big), tuple(r * s for r, s in zip(sizes, x.shape)))
+    # PyTorch's repeat always copies. The reshape copies only when a dim of size > 1 is repeated; otherwise it is
+    # self (all repeats 1: an in-place change of the result reached self) or a read-only stride-0 view (repeating
+    # only size-1 dims: an in-place change raised)
+    return out if any(r > 1 and s > 1 for r, s in zip(sizes, x.shape)) else out.clone()
 
 
 for _name in ("reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "expand", "broadcast_to",
