@@ -64,7 +64,9 @@ def test_reductions(data, name, arr, keepdim):
         lambda: getattr(x, name)(dim, keepdim=keepdim))
     wide = arr.astype(F64) if dt.kind == "f" else arr.astype(dt)
     tol = (2e-2, 2e-2) if dt == np.dtype("float16") else (1e-4, 1e-5)
-    axis = lambda: norm_dims(dim, arr.ndim, unique=True)  # noqa: E731
+    # dim=() or [] reduces every dim, as PyTorch's reductions (NumPy's axis=() reduces none)
+    every = dim.__class__ in (tuple, list) and not dim
+    axis = lambda: None if every else norm_dims(dim, arr.ndim, unique=True)  # noqa: E731
     got = run(name, fn, lambda: np.asarray(ref(wide, axis(), keepdim)).astype(dt), dtype=dt,
               tol=tol, must=dt.kind == "f")
     if got is not None and arr.dtype == F64:

@@ -30,8 +30,30 @@ def _float(x):
     return x if x._data.dtype.kind == "f" else x.astype(dtypes.default_float)
 
 
+def _opmath(x):
+    """(x, None), or for a float16 x (x in float32, float16): PyTorch's CPU kernels compute a float16 mean, var, std,
+    softmax and norm in float32 and round the result to float16 once; computed in float16, each step rounded (mean's
+    sum and its scaling, std's var and its root), about half the values differed from PyTorch's in the last bit.
+    (log_softmax and prod are left in float16: PyTorch's own rounding there is neither this nor NumPy's.) The caller
+    casts its result back with `_rounded`."""
+    return (x.astype(dtypes.float32), x._data.dtype) if x._data.dtype == dtypes.float16 else (x, None)
+
+
+def _rounded(out, back):
+    return out if back is None else out.astype(back)
+
+
+def _reduce_dims(dim, ndim, opname):
+    """A reduction's dims: as `_dims`, except that an empty tuple or list means every dim, as PyTorch's sum, mean,
+    var, std, amax, amin, logsumexp and norm take `dim=()` / `dim=[]` (they returned the input unreduced here).
+    squeeze and flip keep `_dims`: there () is no dim."""
+    if dim.__class__ in (tuple, list) and not dim:
+        return None
+    return _dims(dim, ndim, opname)
+
+
 def _reduce(prim, x, dim, keepdim, opname):
-    return _apply(prim, (x,), (_dims(dim, x._data.ndim, opname), keepdim))
+    return _apply(prim, (x,), (_reduce_dims(dim, x._data.ndim, opname), keepdim))
 
 
 # ---------------- reductions ----------------
@@ -62,10 +84,12 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
         x = x.astype(dtype)
     if x._data.dtype.kind != "f":
         raise TypeError(f"mean: input dtype should be floating point, got {x._data.dtype}; use .float() first")
-    dims = _dims(dim, x._data.ndim, "mean")
+    dims = _reduce_dims(dim, x._data.ndim, "mean")
     n = _count(x, dims)
+    x, back = _opmath(x)
     total = _apply(red.sum_, (x,), (dims, keepdim))
-    return total * (1.0 / n) if n else total / 0.0  # 0/0: NaN, recorded as what it is (anomaly mode names it)
+    # 0/0: NaN, recorded as what it is (anomaly mode names it)
+    return _rounded(total * (1.0 / n) if n else total / 0.0, back)
 
 
 @labelled("VarBackward0")
@@ -73,22 +97,23 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None
     return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "var")
 
 
-def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname):
+def _var(x, dim, unbiased, keepdim, correction, axis, keepdims, opname, root=False):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     if correction is None:
         correction = 1 if unbiased is None else int(bool(unbiased))
-    x = _float(x)
-    dims = _dims(dim, x._data.ndim, opname)
+    x, back = _opmath(_float(x))
+    dims = _reduce_dims(dim, x._data.ndim, opname)
     d = x - mean(x, dims, keepdim=True)
     n = _count(x, dims) - correction
     ss = _apply(red.sum_, (d * d,), (dims, keepdim))
     # no degrees of freedom left: sum / 0 as PyTorch (inf for a spread, NaN for 0/0), recorded as a division
-    return ss * (1.0 / n) if n > 0 else ss / 0.0
+    out = ss * (1.0 / n) if n > 0 else ss / 0.0
+    return _rounded(out.sqrt() if root else out, back)
 
 
 @labelled("StdBackward0")
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None, keepdims=None):
-    return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "std").sqrt()
+    return _var(x, dim, unbiased, keepdim, correction, axis, keepdims, "std", root=True)
 
 
 def _empty_check(x, dims, opname):
@@ -99,14 +124,14 @@ def _empty_check(x, dims, opname):
 
 def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
-    dims = _dims(dim, x._data.ndim, "amax")
+    dims = _reduce_dims(dim, x._data.ndim, "amax")
     _empty_check(x, dims, "amax")
     return _apply(red.amax, (x,), (dims, keepdim))
 
 
 def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
-    dims = _dims(dim, x._data.ndim, "amin")
+    dims = _reduce_dims(dim, x._data.ndim, "amin")
     _empty_check(x, dims, "amin")
     return _apply(red.amin, (x,), (dims, keepdim))
 
@@ -171,7 +196,7 @@ def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """log(sum(exp(x))) computed stably by shifting with the (constant) maximum."""
     dim, keepdim = _pick(dim, axis, keepdim, keepdims)
     x = _float(x)
-    dims = _dims(dim, x._data.ndim, "logsumexp")
+    dims = _reduce_dims(dim, x._data.ndim, "logsumexp")
     mc = _shift(x, dims)
     out = _apply(red.sum_, ((x - mc).exp(),), (dims, True)).log() + mc
     return out if keepdim else _squeeze_dims(out, dims)
@@ -310,11 +335,11 @@ def _softmax_dim(x, dim, opname):
 
 @labelled("SoftmaxBackward0")
 def softmax(x, dim=None, dtype=None):
-    x = _float(x if dtype is None else x.astype(dtype))
+    x, back = _opmath(_float(x if dtype is None else x.astype(dtype)))
     d = _softmax_dim(x, dim, "softmax")
     shift = hosted(_max_keep, data(x), d) if x._data.size else 0.0
     e = (x - shift).exp()
-    return e / e.sum(d, keepdim=True)
+    return _rounded(e / e.sum(d, keepdim=True), back)
 
 
 @labelled("LogSoftmaxBackward0")

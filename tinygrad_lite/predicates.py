@@ -335,7 +335,8 @@ def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
     if x._data.size == 0 and math.isinf(ord):
         raise registry.OpError(f"norm: cannot compute the {p} norm of an empty tensor (shape {tuple(x.shape)}): the "
                                f"operation has no identity{registry.user_site()}")
-    return _vector_norm(x, ord, _dims(dim, x._data.ndim, "norm"), bool(keepdim))
+    x, back = F._opmath(x)
+    return F._rounded(_vector_norm(x, ord, F._reduce_dims(dim, x._data.ndim, "norm"), bool(keepdim)), back)
 
 
 def _norm_method(self, p="fro", dim=None, keepdim=False, dtype=None):
