@@ -141,9 +141,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     for name, v in (("start", start), ("end", end), ("step", step)):
         _number(v, name, "arange")
+    is_int = all(isinstance(v, (numbers.Integral, np.integer)) for v in (start, end, step))
+    if not is_int and dtype is not None and dtypes.to_dtype(dtype, "arange") == dtypes.int64:
+        # PyTorch converts the bounds and the step to int64 first (toward zero): arange(0, 2.5, dtype=int64) is
+        # [0, 1], arange(0, 3, 0.5, dtype=int64) raises; NumPy's float range cast gave [0, 1, 2] and
+        # [0, 0, 1, 1, 2, 2]. (Its narrower integer dtypes count the elements from the float arguments but step by
+        # the truncated step, six zeros for the latter: a quirk not followed.)
+        start, end, step = int(start), int(end), int(step)
     if step == 0:
         raise ValueError("arange: step must be nonzero")
-    is_int = all(isinstance(v, (numbers.Integral, np.integer)) for v in (start, end, step))
     default = dtypes.int64 if is_int else dtypes.default_float
     arr = _allocate("arange", np.arange, start, end, step)
     return _make(arr, dtype, requires_grad, default, "arange")

@@ -41,7 +41,7 @@ def to_dtype(dtype, where="dtype"):
     if dtype is int:
         return int64
     if dtype is builtins.float:
-        return float32
+        return float64  # PyTorch's and NumPy's meaning of `dtype=float` (float32 here made it silently narrower)
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -31,7 +31,10 @@ def _as_array(data, dtype, where="tensor"):
                 arr = np.asarray(data, dtype=dtypes.to_dtype(dtype, where))
         except (ValueError, TypeError, OverflowError) as exc:
             raise TypeError(f"{where}: cannot convert {type(data).__name__} to a tensor: {exc}") from None
-        if dtype is None and not isinstance(data, np.generic):
+        own = _sequence_dtype(data) if dtype is None and data.__class__ in (list, tuple) else None
+        if own is not None:
+            arr = arr.astype(own, copy=False)
+        elif dtype is None and not isinstance(data, np.generic):
             if arr.dtype.kind == "f":
                 arr = arr.astype(dtypes.default_float)
             elif arr.dtype.kind in "iu":
@@ -44,6 +47,40 @@ def _as_array(data, dtype, where="tensor"):
         if arr.dtype != dt:
             arr = arr.astype(dt)
     return arr
+
+
+_PYTHON_LEAVES = (bool, int, float)
+
+
+def _sequence_dtype(seq):
+    """PyTorch's dtype for a nested list or tuple holding NumPy scalars or arrays or Tensors among its numbers: the
+    promotion (promoteTypes, no 0-d rule) of its leaves' dtypes, Python bools counting as bool, ints as int64 and
+    floats as the default float, the others as their own dtype (`[np.float64(1.5), 2.0]` and `[t64, t64]` are
+    float64, `[np.int32(1)]` is int32, `[t16, 1]` float16; NumPy's promotion followed by the Python-number rule made
+    them float32 and int64). None when every leaf is a Python number (the caller's rule is then PyTorch's)."""
+    kinds, stack = set(), [seq]
+    while stack:
+        items = stack.pop()
+        for cls in set(map(type, items)):
+            if cls in (list, tuple):
+                stack.extend(v for v in items if v.__class__ is cls)
+            elif cls in _PYTHON_LEAVES:
+                kinds.add(cls)
+            else:
+                for v in items:
+                    if v.__class__ is cls:
+                        dt = v._data.dtype if isinstance(v, Tensor) else getattr(v, "dtype", None)
+                        if not isinstance(dt, np.dtype) or dt.kind not in "biuf":
+                            return None  # another kind of leaf: NumPy's conversion decides (or rejects it)
+                        kinds.add(dt)
+    if not any(isinstance(k, np.dtype) for k in kinds):
+        return None
+    py = {bool: dtypes.bool_, int: dtypes.int64, float: dtypes.default_float}
+    out = None
+    for k in kinds:
+        dt = py[k] if k in py else k
+        out = dt if out is None else dtypes.promote(out, dt)
+    return out
 
 
 class Tensor:
