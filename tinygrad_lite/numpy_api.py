@@ -266,7 +266,8 @@ def _expand_dims(a, axis):
 def _flip(m, axis=None):
     m = _tensor(m)
     axes = tuple(range(m.ndim)) if axis is None else (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    return m.flip(axes) if axes else m
+    from .shape import reversed_view  # (a view, as np.flip's; Tensor.flip copies, as torch.flip)
+    return reversed_view(m, axes, "flip") if axes else m
 
 
 def _split(ary, indices_or_sections, axis=0):

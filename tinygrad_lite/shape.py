@@ -363,14 +363,20 @@ def movedim(self, source, destination):
 
 @labelled("FlipBackward0")
 def flip(self, dims):
+    # a copy, as torch.flip's (NumPy's reversed slice is a view: an in-place change of the result reached self)
+    return reversed_view(self, dims, "flip").clone()
+
+
+def reversed_view(self, dims, opname="flip"):
+    """self reversed along `dims` as a view (a reversed slice), for the library's own uses where no one writes through
+    it (cumsum's gradient, NumPy's np.flip, which is a view too); Tensor.flip copies."""
     if dims is None:
-        raise TypeError("flip: dims must be an int or a tuple of ints, got None")
-    dims = _dims(dims, self._data.ndim, "flip")
+        raise TypeError(f"{opname}: dims must be an int or a tuple of ints, got None")
+    dims = _dims(dims, self._data.ndim, opname)
     idx = [slice(None)] * self._data.ndim
     for d in dims:
         idx[d] = slice(None, None, -1)
-    # a copy, as torch.flip's (NumPy's reversed slice is a view: an in-place change of the result reached self)
-    return getitem(self, tuple(idx)).clone()
+    return getitem(self, tuple(idx))
 
 
 @labelled("RepeatBackward0")

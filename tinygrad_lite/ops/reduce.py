@@ -154,7 +154,8 @@ def _cum_sample(zeros):
 
 
 def _rev_cumsum(g, dim):
-    return cumsum(g.flip(dim), dim).flip(dim)
+    from ..shape import reversed_view  # (not at import: shape imports the ops) views: Tensor.flip copies
+    return reversed_view(cumsum(reversed_view(g, dim), dim), dim)
 
 
 def _scan(fn, x, dim):
