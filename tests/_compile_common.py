@@ -80,6 +80,24 @@ def ramp():
     return tl.tensor(np.linspace(-1.0, 1.0, 4).astype(np.float32))
 
 
+def seeded_vector(i):
+    """Call i's input of the twin tests: 4 float32 values drawn from seed i, scaled by 3."""
+    return tl.tensor(np.random.default_rng(i).standard_normal(4).astype(np.float32) * 3)
+
+
+def twins(make, *, calls=CALLS, args=lambda i: (seeded_vector(i),), kwargs=lambda i: {}):
+    """(eager results, compiled results, the compiled function) of `calls` calls of two functions `make()` returns
+    (two, so that they share no default argument or closure state)."""
+    eager, compiled = make(), tl.compile(make())
+    want, got = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tl.CompileWarning)  # (max_variants reached: eager from then on, correctly)
+        for i in range(calls):
+            want.append(eager(*args(i), **kwargs(i)))
+            got.append(compiled(*args(i), **kwargs(i)))
+    return want, got, compiled
+
+
 def mismatches(fn, change=None, args=lambda i: (), calls=12, at=5):
     """Calls where tl.compile(fn)(x, *args(i)) differs from fn(x, *args(i)) (12 calls); `change()` runs before call
     `at` (after the 4th replay)."""

@@ -6,12 +6,9 @@ import functools
 import numpy as np
 
 import tinygrad_lite as tl
+from _compile_common import seeded_vector as _x
 
 CALLS = 8
-
-
-def _x(i):
-    return tl.tensor(np.random.default_rng(i).standard_normal(4).astype(np.float32) * 3)
 
 
 # ---------------- containers from outside the call, returned ----------------

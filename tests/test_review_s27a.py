@@ -35,24 +35,7 @@ import pytest
 
 import tinygrad_lite as tl
 from tinygrad_lite import nn
-
-CALLS = 10
-
-
-def _x(i):
-    return tl.tensor(np.random.default_rng(i).standard_normal(4).astype(np.float32) * 3)
-
-
-def _twins(make, *, calls=CALLS, args=lambda i: (_x(i),), kwargs=lambda i: {}):
-    """(eager results, compiled results, the compiled function) of calls of two functions `make()` returns."""
-    eager, compiled = make(), tl.compile(make())
-    want, got = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", tl.CompileWarning)  # (max_variants reached: eager from then on, correctly)
-        for i in range(calls):
-            want.append(eager(*args(i), **kwargs(i)))
-            got.append(compiled(*args(i), **kwargs(i)))
-    return want, got, compiled
+from _compile_common import CALLS, seeded_vector as _x, twins as _twins
 
 
 def _changed_between_calls(make, change, calls=CALLS):
